@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Both set everything up from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+NATIVE_STAMP := $(VENV)/.native-stamp
+RUST_SRC := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock
+
+.PHONY: run test venv native lint rust-test py-test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "maturin>=1.9,<2"
+	# Dependencies from pyproject (the package itself is installed by `maturin develop` below).
+	$(PY) -c "import tomllib;d=tomllib.load(open('pyproject.toml','rb'))['project'];print('\n'.join(d['dependencies']+d['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+$(NATIVE_STAMP): $(STAMP) $(RUST_SRC)
+	# Editable install: the Python sources are used in place; only the extension is compiled.
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
+	touch $@
+
+native: $(NATIVE_STAMP)
+
+run: native
+	$(VENV)/bin/ampgate serve
+
+rust-test:
+	cargo test --release --quiet
+	cargo clippy --all-targets --quiet -- -D warnings
+	cargo clippy --all-targets --features python --quiet -- -D warnings
+	cargo fmt --check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/mypy
+
+py-test: native
+	$(PY) -m pytest -q
+
+test: native rust-test lint py-test
+
+bench: native
+	$(PY) bench/connections.py --connections 10000
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,51 @@
+"""`create_app(node)`: the whole HTTP API assembled in one place."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+
+from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
+from ampgate.api.chargers import ChargerController
+from ampgate.api.deps import NodeView, provide_node
+from ampgate.api.errors import EXCEPTION_HANDLERS
+from ampgate.api.health import HealthController
+
+API_VERSION = "0.1.0"
+SCHEMA_PATH = "/api/v1/schema"
+# The schema and its viewer are public: they describe the API, they expose no data.
+_PUBLIC_PATHS = [f"^{SCHEMA_PATH}(/|$)"]
+# Largest request body accepted. Today's bodies are a few hundred bytes; 1 MiB leaves room for bulk
+# operations while refusing a runaway upload before it reaches a handler.
+MAX_BODY_BYTES = 1 << 20
+
+
+def create_app(node: NodeView) -> Litestar:
+    """The Litestar app serving the API for `node` (stored in `app.state.node`, handed to handlers by the
+    `node` dependency). Logging is left to the node (`logging_config=None`): the app does not reconfigure it.
+    Never raises for a well-formed node."""
+    return Litestar(
+        route_handlers=[HealthController, ChargerController],
+        dependencies={"node": Provide(provide_node, sync_to_thread=False)},
+        middleware=[
+            DefineMiddleware(
+                BearerTokenMiddleware, exclude=_PUBLIC_PATHS, exclude_from_auth_key=EXCLUDE_FROM_AUTH
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="ampgate",
+            version=API_VERSION,
+            description="Central system and gateway for EV chargers (OCPP 1.6J and 2.0.1).",
+            path=SCHEMA_PATH,
+            render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+        state=State({"node": node}),
+        request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,187 @@
+"""The `ampgate` command: `ampgate serve` runs a node; `ampgate token create` makes an API token."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from ampgate.config import NodeConfig, connections_per_worker, default_workers
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    d = NodeConfig()
+    p = sub.add_parser("serve", help="run a node: the OCPP gateway, the control plane and the HTTP API")
+    p.add_argument(
+        "--ocpp-host", default=d.ocpp_host, help="address chargers connect to (default %(default)s)"
+    )
+    p.add_argument(
+        "--ocpp-port", type=int, default=d.ocpp_port, help="OCPP WebSocket port (default %(default)s)"
+    )
+    p.add_argument(
+        "--ocpp-path", default=d.ocpp_path, help="URL prefix before the charge point id (default %(default)s)"
+    )
+    p.add_argument("--api-host", default=d.api_host, help="HTTP API address (default %(default)s)")
+    p.add_argument("--api-port", type=int, default=d.api_port, help="HTTP API port (default %(default)s)")
+    p.add_argument("--db", default=d.db_path, help="SQLite database file (default %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="gateway worker processes (default: enough for --max-chargers, plus one)",
+    )
+    p.add_argument(
+        "--max-chargers",
+        type=int,
+        default=d.max_chargers,
+        help="chargers to size the workers for (default %(default)s)",
+    )
+    p.add_argument(
+        "--unknown-chargers",
+        choices=["accept", "reject"],
+        default=d.unknown_chargers,
+        help="admit chargers that are not registered (default %(default)s)",
+    )
+    p.add_argument(
+        "--protocols",
+        default=",".join(d.protocols),
+        help="subprotocols in order of preference (default %(default)s)",
+    )
+    p.add_argument(
+        "--heartbeat-interval", type=int, default=d.heartbeat_interval, help="seconds (default %(default)s)"
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=float,
+        default=d.ping_interval,
+        help="WebSocket ping seconds, 0 = off (default %(default)s)",
+    )
+    p.add_argument("--ping-timeout", type=float, default=d.ping_timeout, help="seconds (default %(default)s)")
+    p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
+    p.add_argument(
+        "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
+    )
+    p.add_argument(
+        "--ready-file", default=None, help="write ports and the first admin token here as JSON once ready"
+    )
+    p.add_argument("--log-level", default="INFO")
+
+
+def _config(a: argparse.Namespace) -> NodeConfig:
+    protocols = tuple(p.strip() for p in a.protocols.split(",") if p.strip())
+    bad = [p for p in protocols if p not in ("ocpp1.6", "ocpp2.0.1")]
+    if bad or not protocols:
+        raise SystemExit(
+            f"ampgate: --protocols: unknown subprotocol {bad[0] if bad else '(none)'}; use ocpp2.0.1 and/or ocpp1.6"
+        )
+    return NodeConfig(
+        ocpp_host=a.ocpp_host,
+        ocpp_port=a.ocpp_port,
+        ocpp_path=a.ocpp_path,
+        api_host=a.api_host,
+        api_port=a.api_port,
+        db_path=a.db,
+        workers=a.workers,
+        max_chargers=a.max_chargers,
+        unknown_chargers=a.unknown_chargers,
+        protocols=protocols,
+        heartbeat_interval=a.heartbeat_interval,
+        ping_interval=a.ping_interval,
+        ping_timeout=a.ping_timeout,
+        max_message=a.max_message,
+        worker_max_connections=a.worker_max_connections,
+        ready_file=a.ready_file,
+    )
+
+
+def _banner(node: object) -> str:
+    from ampgate.node import Node
+
+    assert isinstance(node, Node)
+    c = node.config
+    host = "localhost" if c.ocpp_host in ("0.0.0.0", "::") else c.ocpp_host
+    pids = ", ".join(str(w.pid) for w in node.gateway.workers.values())
+    lines = [
+        f"ampgate {node.health()['version']}: central system ready",
+        f"  chargers connect to   ws://{host}:{node.gateway.ocpp_port}{c.ocpp_path.rstrip('/')}/{{chargePointId}}"
+        f"   ({', '.join(c.protocols)}; unknown chargers: {c.unknown_chargers})",
+        f"  HTTP API              http://{c.api_host}:{node.api_port}/api/v1   (OpenAPI: /api/v1/schema)",
+        f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
+        f"  database              {c.db_path}",
+    ]
+    if node.first_admin_token:
+        lines.append(f"  admin API token       {node.first_admin_token}   (shown once: keep it)")
+    lines.append("  Ctrl-C stops (chargers get close 1001, the store is flushed)")
+    return "\n".join(lines)
+
+
+async def _serve(cfg: NodeConfig) -> None:
+    from ampgate.node import Node
+
+    node = Node(cfg)
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await nursery.start(node.run)
+            print(_banner(node), flush=True)
+            async for _sig in signals:
+                print("ampgate: shutting down", flush=True)
+                node.request_stop()
+                break
+
+
+def _token(a: argparse.Namespace) -> int:
+    from ampgate.errors import AmpgateError
+    from ampgate.store import Store
+
+    store = Store(a.db)
+    try:
+        token = store.create_token(a.role, label=a.label)
+    except AmpgateError as e:
+        print(f"ampgate: {e.message}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(token)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ampgate` command."""
+    parser = argparse.ArgumentParser(prog="ampgate", description="ampgate: OCPP central system and gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    tok = sub.add_parser("token", help="manage HTTP API tokens")
+    tsub = tok.add_subparsers(dest="token_command", required=True)
+    tc = tsub.add_parser("create", help="create a token and print it (works while a node runs)")
+    tc.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    tc.add_argument("--db", default=NodeConfig().db_path)
+    tc.add_argument("--label", default=None)
+    a = parser.parse_args(argv)
+    if a.command == "serve":
+        logging.basicConfig(
+            level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        cfg = _config(a)
+        if cfg.workers == 0:
+            cfg = NodeConfig(
+                **{
+                    **{f: getattr(cfg, f) for f in cfg.__struct_fields__},
+                    "workers": default_workers(cfg.max_chargers),
+                }
+            )
+        failed: list[BaseException] = []
+        try:
+            trio.run(_serve, cfg)
+        except* OSError as group:
+            failed.extend(group.exceptions)
+        for e in failed:
+            print(f"ampgate: cannot start: {e}", file=sys.stderr)
+        return 1 if failed else 0
+    return _token(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The node's settings: one frozen value built by the CLI (or a test) and handed to `ampgate.node.Node`."""
+
+from __future__ import annotations
+
+import math
+import resource
+from typing import Literal
+
+import msgspec
+
+# Files a gateway worker keeps free under its open-file limit (the link, epoll, logs); mirrors FD_RESERVE in
+# rust/gateway/worker.rs.
+WORKER_FD_RESERVE = 64
+# The OCPP subprotocols we speak, in our default order of preference: 2.0.1 first, as the newer protocol.
+DEFAULT_PROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
+
+
+def connections_per_worker() -> int:
+    """How many connections one worker process can hold under this machine's hard open-file limit."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    return max(1, hard - WORKER_FD_RESERVE)
+
+
+def default_workers(max_chargers: int) -> int:
+    """Enough workers for `max_chargers` at the per-process cap, plus one spare (so a dead worker's chargers
+    have somewhere to reconnect while it restarts)."""
+    return math.ceil(max_chargers / connections_per_worker()) + 1
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
+    ocpp_host: str = "0.0.0.0"
+    ocpp_port: int = 9000
+    ocpp_path: str = "/ocpp"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    db_path: str = "./ampgate.db"
+    workers: int = 0  # 0: default_workers(max_chargers)
+    max_chargers: int = 100_000
+    unknown_chargers: Literal["accept", "reject"] = "accept"
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    # BootNotification.interval: the heartbeat interval we ask chargers for. 5 minutes is the common default
+    # of CSMSs in the field; WebSocket pings carry liveness in between.
+    heartbeat_interval: int = 300
+    ping_interval: float = 60.0
+    ping_timeout: float = 30.0
+    handshake_timeout: float = 10.0
+    max_message: int = 1 << 20
+    max_write_queue: int = 4 << 20
+    # Per-worker connection cap; 0 = what the open-file limit allows.
+    worker_max_connections: int = 0
+    # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.
+    ready_file: str | None = None
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else default_workers(self.max_chargers)

@@ -1,0 +1,75 @@
+"""Errors a user, an operator or a charger can cause: typed values with a code, a message and, where one field
+is at fault, its name.
+
+Each class carries the HTTP status it maps to (`status_hint`); the API maps the whole family to responses in
+one place (`ampgate.api.errors`), so nothing else turns these into HTTP. Programmer errors stay ordinary
+exceptions (RuntimeError, ValueError, ...) and surface as 500s with a log line, never as one of these.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AmpgateError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "UnauthorizedError",
+    "ValidationError",
+]
+
+
+class AmpgateError(Exception):
+    """Base of every error a user or a charger can cause.
+
+    `code` is a stable snake_case identifier clients may branch on; `message` is for a human and may change;
+    `field` names the offending input field (JSON key, query parameter or path parameter) when there is one.
+    """
+
+    default_code: ClassVar[str] = "error"
+    status_hint: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code: str = code or self.default_code
+        self.message: str = message
+        self.field: str | None = field
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, field={self.field!r})"
+
+
+class ValidationError(AmpgateError):
+    """An input value is malformed or out of range."""
+
+    default_code = "invalid_field"
+    status_hint = 422
+
+
+class NotFoundError(AmpgateError):
+    """The named thing (charger, token, ...) does not exist."""
+
+    default_code = "not_found"
+    status_hint = 404
+
+
+class ConflictError(AmpgateError):
+    """The request contradicts the current state (e.g. a duplicate that must be unique)."""
+
+    default_code = "conflict"
+    status_hint = 409
+
+
+class UnauthorizedError(AmpgateError):
+    """No credentials, or credentials that identify nobody."""
+
+    default_code = "unauthorized"
+    status_hint = 401
+
+
+class ForbiddenError(AmpgateError):
+    """Valid credentials whose role is too low for the operation."""
+
+    default_code = "forbidden"
+    status_hint = 403

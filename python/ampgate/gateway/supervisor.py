@@ -1,0 +1,248 @@
+"""Gateway worker supervision and the event pump.
+
+The control plane owns the listening socket and hands it to every worker (they accept from it with
+EPOLLEXCLUSIVE, so one incoming connection wakes one worker). Each worker gets one end of a socketpair as its
+link; the other end goes to the Rust hub, which multiplexes all links into one event stream for `pump`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from ampgate import _native
+
+if TYPE_CHECKING:
+    from ampgate.node import Node
+
+log = logging.getLogger(__name__)
+
+# The kernel caps the accept backlog at net.core.somaxconn anyway; ask for plenty so a boot storm queues in
+# the kernel rather than being refused.
+LISTEN_BACKLOG = 65535
+# Wait this long before restarting a worker that died, so a worker that dies at once does not spin.
+RESTART_DELAY = 0.5
+# How long a barrier (e.g. a credential change reaching every worker) may take before we give up on it.
+BARRIER_TIMEOUT = 10.0
+# After asking workers to shut down, how long to wait for them to finish their close handshakes.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class WorkerInfo(msgspec.Struct):
+    worker: int
+    generation: int
+    pid: int | None = None
+    alive: bool = False
+    connections: int = 0
+    paused: bool = False
+    heap_bytes: int = 0
+    restarts: int = 0
+
+
+class Gateway:
+    """Starts K worker processes, restarts any that die, and turns their events into OCPP work."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._cfg = node.config
+        self.hub = _native.Hub()
+        self.workers: dict[int, WorkerInfo] = {}
+        self._generation = 0
+        self._listener: socket.socket | None = None
+        self._acks: dict[int, tuple[set[int], trio.Event]] = {}
+        self._stopping = False
+        self._procs: dict[int, trio.Process] = {}
+        self.ocpp_port = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def _listen(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self._cfg.ocpp_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._cfg.ocpp_host, self._cfg.ocpp_port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+        return sock
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind, start the workers, push the handshake table, start accepting; then supervise until
+        cancelled. Raises OSError when the OCPP port cannot be bound."""
+        self._listener = self._listen()
+        self.ocpp_port = self._listener.getsockname()[1]
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump)
+                for slot in range(self._cfg.worker_count()):
+                    await nursery.start(self._supervise, slot)
+                task_status.started()
+        finally:
+            self._listener.close()
+
+    async def _supervise(
+        self, slot: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        first = True
+        restarts = 0
+        while True:
+            proc, info = await self._spawn(slot)
+            info.restarts = restarts
+            # Load the handshake table before the worker accepts anyone: a known charger with a password must
+            # never be let in as "unknown" by a worker that has not heard of it yet.
+            await self.push_table(worker=slot)
+            self.hub.set_accepting(True, worker=slot)
+            if first:
+                task_status.started()
+                first = False
+            code = await proc.wait()
+            self._on_worker_exit(slot, info, code)
+            if self._stopping:
+                return
+            restarts += 1
+            await trio.sleep(RESTART_DELAY)
+
+    async def _spawn(self, slot: int) -> tuple[trio.Process, WorkerInfo]:
+        assert self._listener is not None
+        self._generation = (self._generation + 1) & 0xFFFF
+        gen = self._generation
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cfg = self._cfg
+        wcfg = {
+            "worker": slot,
+            "generation": gen,
+            "path_prefix": cfg.ocpp_path.rstrip("/"),
+            "protocols": list(cfg.protocols),
+            "max_message": cfg.max_message,
+            "ping_interval": cfg.ping_interval,
+            "ping_timeout": cfg.ping_timeout,
+            "handshake_timeout": cfg.handshake_timeout,
+            "max_write_queue": cfg.max_write_queue,
+            "max_connections": cfg.worker_max_connections,
+            "accept_unknown": cfg.unknown_chargers == "accept",
+            "parent_pid": os.getpid(),
+        }
+        lfd = self._listener.fileno()
+        args = [
+            sys.executable,
+            "-m",
+            "ampgate.gateway.worker_main",
+            str(lfd),
+            str(theirs.fileno()),
+            json.dumps(wcfg),
+        ]
+        try:
+            proc = await trio.lowlevel.open_process(args, pass_fds=(lfd, theirs.fileno()))
+        finally:
+            theirs.close()
+        self.hub.add_worker(slot, gen, ours.detach())
+        info = WorkerInfo(worker=slot, generation=gen, pid=proc.pid, alive=True)
+        self.workers[slot] = info
+        self._procs[slot] = proc
+        log.info("gateway worker %d (generation %d) started as pid %d", slot, gen, proc.pid)
+        return proc, info
+
+    def _on_worker_exit(self, slot: int, info: WorkerInfo, code: int) -> None:
+        info.alive = False
+        info.connections = 0
+        self.hub.remove_worker(slot)
+        self._procs.pop(slot, None)
+        if not self._stopping:
+            log.warning("gateway worker %d (pid %s) exited with %s; restarting", slot, info.pid, code)
+        # Every charger that worker held is gone; they reconnect to the other workers meanwhile.
+        self._node.on_worker_lost(slot, info.generation)
+        self._release_barriers(slot)
+
+    async def stop(self) -> None:
+        """Close every charger connection with 1001 and wait for the workers to exit."""
+        self._stopping = True
+        self.hub.shutdown(1001)
+        with trio.move_on_after(SHUTDOWN_TIMEOUT):
+            for proc in list(self._procs.values()):
+                await proc.wait()
+        for proc in list(self._procs.values()):
+            proc.kill()
+
+    # -- the handshake table -------------------------------------------------------------------------------
+
+    async def push_table(self, worker: int | None = None) -> None:
+        """Send the whole credential table and the unknown-charger policy, and wait until applied."""
+        creds = [(cid, h or "") for cid, h in self._node.store.charger_credentials()]
+        self.hub.auth_set(creds, clear=True, worker=worker)
+        self.hub.set_policy(self._cfg.unknown_chargers == "accept", worker=worker)
+        await self.barrier(worker)
+
+    async def push_credentials(self, entries: list[tuple[str, str]]) -> None:
+        """Add or replace credentials on every worker; returns once every live worker applied them."""
+        self.hub.auth_set(entries)
+        await self.barrier(None)
+
+    async def barrier(self, worker: int | None) -> None:
+        """Wait until `worker` (or every live worker) has applied everything queued to it so far. A worker
+        that dies meanwhile is not waited for (its successor loads the table before accepting).
+
+        Raises trio.TooSlowError after BARRIER_TIMEOUT."""
+        waiting = {worker} if worker is not None else {w for w, i in self.workers.items() if i.alive}
+        seq = self.hub.barrier(worker)
+        done = trio.Event()
+        self._acks[seq] = (waiting, done)
+        if not waiting:
+            done.set()
+        try:
+            with trio.fail_after(BARRIER_TIMEOUT):
+                await done.wait()
+        finally:
+            self._acks.pop(seq, None)
+
+    def _on_ack(self, worker: int, seq: int) -> None:
+        entry = self._acks.get(seq)
+        if entry is not None:
+            entry[0].discard(worker)
+            if not entry[0]:
+                entry[1].set()
+
+    def _release_barriers(self, worker: int) -> None:
+        for waiting, done in self._acks.values():
+            waiting.discard(worker)
+            if not waiting:
+                done.set()
+
+    # -- the pump ------------------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        fd = self.hub.wake_fd()
+        node = self._node
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            events = self.hub.drain()
+            if events:
+                node.on_events(events)
+
+    def on_worker_event(self, ev: tuple) -> None:
+        """Worker-level events (up, down, stats, acks) routed here by the node."""
+        kind = ev[0]
+        if kind == _native.STATS:
+            info = self.workers.get(ev[1])
+            if info is not None:
+                info.connections, info.paused, info.heap_bytes = ev[2], ev[3], ev[4]
+        elif kind == _native.ACK:
+            self._on_ack(ev[1], ev[2])
+        elif kind == _native.WORKER_UP:
+            log.debug("worker %d generation %d up (pid %d)", ev[1], ev[2], ev[3])
+        elif kind == _native.WORKER_DOWN:
+            slot, gen = ev[1], ev[2]
+            info = self.workers.get(slot)
+            proc = self._procs.get(slot)
+            if info is not None and info.generation == gen and proc is not None and proc.returncode is None:
+                # A worker whose link is gone can serve nobody: end it so the supervisor restarts it.
+                log.warning("worker %d link lost (%s); killing it", slot, ev[3])
+                proc.kill()
+
+    def health(self) -> list[dict]:
+        return [msgspec.structs.asdict(i) for _, i in sorted(self.workers.items())]

@@ -1,0 +1,26 @@
+"""Entry point of a gateway worker process: `python -m ampgate.gateway.worker_main FD FD JSON`.
+
+The process only hosts the Rust event loop (`_native.run_worker`), which runs with the GIL released until the
+control plane tells it to stop or dies (PR_SET_PDEATHSIG takes it down with the control plane).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+from ampgate import _native
+
+
+def main(argv: list[str]) -> int:
+    listen_fd, link_fd, config = int(argv[0]), int(argv[1]), json.loads(argv[2])
+    # Ctrl-C reaches the whole process group; the control plane orchestrates shutdown (close frames 1001), so
+    # the workers leave SIGINT to it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _native.run_worker(listen_fd, None if link_fd < 0 else link_fd, config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

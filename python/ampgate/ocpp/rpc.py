@@ -1,0 +1,105 @@
+"""The OCPP-J RPC envelope and its error codes, in one table for both protocol versions.
+
+CALL `[2, uniqueId, action, payload]`, CALLRESULT `[3, uniqueId, payload]`,
+CALLERROR `[4, uniqueId, errorCode, errorDescription, errorDetails]` (OCPP-J 1.6 §4, 2.0.1 part 4 §4).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any
+
+import msgspec
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+OCPP16 = "ocpp1.6"
+OCPP201 = "ocpp2.0.1"
+
+# A CALLERROR whose unique id cannot be read echoes this (OCPP-J 2.0.1 part 4 §4.2.3).
+UNKNOWN_ID = "-1"
+
+
+class Fault(enum.Enum):
+    """Why a message is refused, independent of protocol version; `code()` gives the wire error code."""
+
+    NOT_RPC = "not_rpc"  # not JSON, not an array, unique id unreadable
+    UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
+    UNKNOWN_ACTION = "unknown_action"
+    UNSUPPORTED_ACTION = "unsupported_action"  # known to OCPP, not handled by the node
+    FORMAT = "format"  # payload not an object, or a property the schema forbids
+    MISSING = "missing"  # required field missing
+    TYPE = "type"  # wrong JSON type, string over its maxLength
+    VALUE = "value"  # outside its enum or range
+    SECURITY = "security"  # not allowed in the charger's current state (2.0.1 [B03])
+    INTERNAL = "internal"
+
+
+# The one table (issue 3): condition -> (1.6 code, 2.0.1 code). Deliberately not the `ocpp` package's mapping,
+# which differs from the specifications in places.
+_CODES: dict[Fault, tuple[str, str]] = {
+    Fault.NOT_RPC: ("ProtocolError", "RpcFrameworkError"),
+    Fault.UNKNOWN_MESSAGE_TYPE: ("ProtocolError", "MessageTypeNotSupported"),
+    Fault.UNKNOWN_ACTION: ("NotImplemented", "NotImplemented"),
+    Fault.UNSUPPORTED_ACTION: ("NotSupported", "NotSupported"),
+    Fault.FORMAT: ("FormationViolation", "FormatViolation"),
+    Fault.MISSING: ("OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
+    Fault.TYPE: ("TypeConstraintViolation", "TypeConstraintViolation"),
+    Fault.VALUE: ("PropertyConstraintViolation", "PropertyConstraintViolation"),
+    Fault.SECURITY: ("SecurityError", "SecurityError"),
+    Fault.INTERNAL: ("InternalError", "InternalError"),
+}
+
+
+def error_code(fault: Fault, protocol: str) -> str:
+    """The CallError code for `fault` in `protocol` ("ocpp1.6" or "ocpp2.0.1")."""
+    v16, v201 = _CODES[fault]
+    return v16 if protocol == OCPP16 else v201
+
+
+class RpcFault(Exception):
+    """A message we answer with a CALLERROR. `description` is for humans; `details` goes in errorDetails."""
+
+    def __init__(self, fault: Fault, description: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(description)
+        self.fault = fault
+        self.description = description
+        self.details = details or {}
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def call_result(unique_id: str, payload: Any) -> bytes:
+    return _encode([CALLRESULT, unique_id, payload])
+
+
+def call_error(unique_id: str, fault: RpcFault, protocol: str) -> bytes:
+    return _encode(
+        [CALLERROR, unique_id, error_code(fault.fault, protocol), fault.description, fault.details]
+    )
+
+
+def fault_from_validation(err: msgspec.ValidationError) -> RpcFault:
+    """Classify a msgspec validation error per the error table. msgspec's messages are stable and name the
+    JSON path (`- at `$.field``), which we pass on in errorDetails."""
+    text = str(err)
+    path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
+    if "missing required field" in text:
+        fault = Fault.MISSING
+    elif "unknown field" in text or (text.startswith("Expected `object`") and path == "$"):
+        fault = Fault.FORMAT
+    elif "of length" in text:
+        fault = Fault.TYPE  # a string over its maxLength: TypeConstraintViolation per the table
+    elif "Invalid enum value" in text or _RANGE.search(text):
+        fault = Fault.VALUE
+    else:
+        fault = Fault.TYPE
+    return RpcFault(fault, text, {"field": path})
+
+
+# msgspec's wording for a number outside its bounds, e.g. "Expected `int` >= 0".
+_RANGE = re.compile(r"Expected `(int|float|number)` [<>]=? ")

@@ -1,0 +1,219 @@
+"""`Store`: the node's SQLite database. Writes go through one writer thread (group commit); reads run on the
+trio thread on their own connection (WAL: they never wait for the writer).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlite_utils
+import trio
+
+from ampgate.errors import ValidationError
+from ampgate.store import chargers as ch
+from ampgate.store.hashing import hash_password, new_token, token_digest
+from ampgate.store.schema import connect, iso_utc, migrate
+from ampgate.store.tokens import ROLES, validate_label, validate_role
+from ampgate.store.writer import StoreClosedError, Waiter, Writer, WriterStats
+
+T = TypeVar("T")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """The node's database at `path` (a file: the writer and the reader are separate connections).
+
+    Opening creates or migrates the schema synchronously. Writes queue until `run()` is started in a nursery
+    (`await nursery.start(store.run)`); cancelling `run()` flushes them. `now` supplies timestamps for rows this
+    store creates (registration, tokens); pass the node's clock so tests can fix it.
+    """
+
+    def __init__(self, path: str, *, now: Callable[[], datetime] | None = None) -> None:
+        self.path = path
+        self._now = now or _utc_now
+        write_conn = connect(path)
+        try:
+            migrate(write_conn)
+            self._read = connect(path, query_only=True)
+        except BaseException:
+            write_conn.close()
+            raise
+        self._writer = Writer(write_conn)
+        self._state = "new"  # -> "running" -> "closed"
+
+    @property
+    def stats(self) -> WriterStats:
+        """The writer's counters (commits, ops, failed_ops, largest_group)."""
+        return self._writer.stats
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the writer thread, report started, and wait until cancelled. On cancellation (or any exit) it
+        runs every write already submitted, stops the thread and closes both connections, so shutdown loses no
+        submitted write. Runs once; raises RuntimeError if the store was already run or closed."""
+        if self._state != "new":
+            raise RuntimeError(f"Store.run() called on a {self._state} store")
+        self._state = "running"
+        try:
+            self._writer.start(trio.lowlevel.current_trio_token())
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            self._writer.stop()
+            # Shielded: the flush must finish even though we are being cancelled. The outcomes of the last
+            # groups reach their waiters through the trio token meanwhile.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._writer.join)
+            self._read.close()
+            self._state = "closed"
+
+    def close(self) -> None:
+        """Close a store that was never run (e.g. the CLI's): writes queued meanwhile are run first on this
+        thread. A no-op on a closed store; raises RuntimeError while `run()` is active (cancel it instead)."""
+        if self._state == "running":
+            raise RuntimeError("the store is running; cancel its run() task to close it")
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        try:
+            self._writer.close_unstarted()
+        finally:
+            self._read.close()
+
+    # -- generic writes -------------------------------------------------------------------------------------
+
+    def submit(self, op: Callable[[sqlite_utils.Database], Any]) -> None:
+        """Queue `op(db)` for the writer and return at once (fire-and-forget): it commits with the next group.
+        Its result is dropped; an exception it raises rolls back that op alone and is logged.
+        Raises StoreClosedError after shutdown."""
+        self._writer.enqueue(op, None)
+
+    async def write(self, op: Callable[[sqlite_utils.Database], T]) -> T:
+        """Queue `op(db)` and wait until its group has committed; return what it returned, or raise what it
+        raised (its own changes then rolled back, the rest of its group unaffected), or the sqlite3.Error that
+        made the commit fail. If the caller is cancelled while waiting, the op may still commit.
+        Raises StoreClosedError after shutdown. Before `run()` starts this waits for it."""
+        waiter: Waiter[T] = Waiter()
+        self._writer.enqueue(op, waiter)
+        await waiter.done.wait()
+        assert waiter.result is not None
+        return waiter.result.unwrap()
+
+    # -- chargers -------------------------------------------------------------------------------------------
+
+    def record_boot(
+        self,
+        cp_id: str,
+        *,
+        vendor: str | None,
+        model: str | None,
+        serial: str | None,
+        firmware: str | None,
+        protocol: str | None,
+        at: datetime,
+    ) -> None:
+        """Record a BootNotification, fire-and-forget: the reply never waits for the disk. Creates the charger
+        if unknown (not accepted, no password) and sets what it reported plus last_boot_at = `at`.
+        Raises ValueError for a naive `at`, StoreClosedError after shutdown; write failures are logged."""
+        self._writer.enqueue(
+            functools.partial(
+                ch.upsert_boot,
+                cp_id=cp_id,
+                vendor=vendor,
+                model=model,
+                serial=serial,
+                firmware=firmware,
+                protocol=protocol,
+                at=iso_utc(at),
+            ),
+            None,
+        )
+
+    def record_connection(self, cp_id: str, *, protocol: str | None, at: datetime) -> None:
+        """Record, fire-and-forget, that charger `cp_id` connected with `protocol`: creates it if unknown (not
+        accepted, no password, registered_at = `at`), so a charger admitted as unknown is listed before it
+        boots; for a known one only its protocol is kept current. Raises ValueError for a naive `at`,
+        StoreClosedError after shutdown; write failures are logged."""
+        self._writer.enqueue(
+            functools.partial(ch.upsert_connection, cp_id=cp_id, protocol=protocol, at=iso_utc(at)), None
+        )
+
+    async def register_charger(self, cp_id: str, password: str | None) -> tuple[ch.ChargerRow, bool]:
+        """Create charger `cp_id` with `password` (stored hashed; None: it connects without a password), or
+        replace the password of an existing one; either way it becomes accepted. Returns the committed row and
+        whether it was created. Raises ValidationError with field "id" or "password" for a bad value."""
+        ch.validate_charger_id(cp_id)
+        password_hash = None if password is None else hash_password(ch.validate_password(password))
+        at = iso_utc(self._now())
+        return await self.write(
+            functools.partial(ch.upsert_registration, cp_id=cp_id, password_hash=password_hash, at=at)
+        )
+
+    def charger(self, cp_id: str) -> ch.ChargerRow | None:
+        """The charger `cp_id` as last committed, or None if unknown. Never raises for an odd id."""
+        return ch.read_charger(self._read, cp_id)
+
+    def list_chargers(self, limit: int, after: str | None = None) -> list[ch.ChargerRow]:
+        """Up to `limit` chargers ordered by id, those with an id greater than `after` (keyset pagination: pass
+        the last id of the previous page). Raises ValidationError(field="limit") if `limit` < 1."""
+        if limit < 1:
+            raise ValidationError("limit must be at least 1", field="limit")
+        return ch.read_page(self._read, limit, after)
+
+    def charger_credentials(self) -> list[tuple[str, str | None]]:
+        """Every known charger id with its password hash (None: no password), in id order. This scans the
+        whole table on the calling thread (~100 ms for 100k chargers): for the gateway table at start-up and
+        after a worker restart, not per request."""
+        return list(self._read.execute("SELECT id, password_hash FROM chargers ORDER BY id").fetchall())
+
+    def credential(self, cp_id: str) -> str | None:
+        """The password hash of charger `cp_id`, or None if it has none or is unknown."""
+        row = self._read.execute("SELECT password_hash FROM chargers WHERE id = ?", (cp_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def count_chargers(self) -> int:
+        """How many chargers are known."""
+        return int(self._read.execute("SELECT count(*) FROM chargers").fetchone()[0])
+
+    # -- API tokens -----------------------------------------------------------------------------------------
+
+    def create_token(self, role: str, label: str | None = None) -> str:
+        """Create an API token with `role` and return it in plaintext, the only time it exists in plaintext
+        (only its SHA-256 is stored). Synchronous on its own short-lived connection, so the CLI can create a
+        token while a node runs on the same file, and that node accepts it at once. Raises
+        ValidationError(field="role") for a role not in ROLES, ValidationError(field="label") for a label that
+        is too long, sqlite3.OperationalError if the database stays locked beyond the busy timeout."""
+        validate_role(role)
+        validate_label(label)
+        token = new_token()
+        with closing(connect(self.path)) as conn:
+            conn.execute(
+                "INSERT INTO api_tokens (token_hash, role, label, created_at) VALUES (?, ?, ?, ?)",
+                (token_digest(token), role, label, iso_utc(self._now())),
+            )
+        return token
+
+    def role_for_token(self, token: str) -> str | None:
+        """The role of `token`, or None if no such token exists (or its stored role is unknown: fail closed).
+        Reads the database on every call, an indexed lookup, so tokens made by another process work at once."""
+        row = self._read.execute(
+            "SELECT role FROM api_tokens WHERE token_hash = ?", (token_digest(token),)
+        ).fetchone()
+        if row is None or row[0] not in ROLES:
+            return None
+        return str(row[0])
+
+    def count_tokens(self) -> int:
+        """How many API tokens exist."""
+        return int(self._read.execute("SELECT count(*) FROM api_tokens").fetchone()[0])
+
+
+__all__ = ["Store", "StoreClosedError"]

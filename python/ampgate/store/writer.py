@@ -1,0 +1,227 @@
+"""The store's one writer: a dedicated thread that owns the write connection and commits in groups.
+
+Why a thread: SQLite's commit blocks on fsync, and the trio thread must never block on disk (a BootNotification
+reply must not wait for one). Why one: SQLite has one write lock per file anyway; a single owner makes that
+explicit and lets many small writes share one transaction and one fsync (group commit), which is what keeps a
+whole fleet's boot storm to a handful of commits a second.
+
+Protocol: the trio thread enqueues jobs (an op plus, optionally, a waiter) under a lock and returns. The thread
+takes everything queued (up to MAX_GROUP), runs each op inside its own SAVEPOINT within one transaction, commits
+once, then hands the outcomes back to the trio thread through the TrioToken in a single callback. A failing op
+is rolled back to its savepoint alone; the others in its group commit.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import outcome
+import sqlite_utils
+import trio
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Most ops one group takes into its transaction. It bounds how long one commit holds SQLite's write lock and
+# how long the first waiter of a group waits for the last op, while still folding a boot storm's thousands of
+# fire-and-forget upserts into few fsyncs: at roughly 10 µs an upsert, 1000 ops are ~10 ms of work.
+MAX_GROUP = 1000
+# Name of the per-op savepoint. Ops that nest their own (sqlite-utils' `atomic`) use unique names.
+SAVEPOINT = "ampgate_op"
+
+Op = Callable[[sqlite_utils.Database], Any]
+
+
+@dataclass
+class WriterStats:
+    """Counters kept by the writer thread (read them from anywhere; they only grow)."""
+
+    commits: int = 0  # transactions committed
+    ops: int = 0  # ops committed
+    failed_ops: int = 0  # ops whose outcome was an exception (rolled back)
+    largest_group: int = 0  # most jobs taken into one transaction
+
+
+class Waiter(Generic[T]):
+    """Where the trio side waits for one op's outcome. Created and completed on the trio thread."""
+
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: outcome.Outcome[T] | None = None
+
+
+class _Job:
+    __slots__ = ("op", "waiter")
+
+    def __init__(self, op: Op, waiter: Waiter[Any] | None) -> None:
+        self.op = op
+        self.waiter = waiter
+
+
+class StoreClosedError(RuntimeError):
+    """A write was submitted after the store shut down (a programmer error: nothing would ever run it)."""
+
+
+class Writer:
+    """The writer thread and its queue. `Store` is the only user; see the module docstring."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self.stats = WriterStats()
+
+    # -- trio side ------------------------------------------------------------------------------------------
+
+    def enqueue(self, op: Op, waiter: Waiter[Any] | None) -> None:
+        """Queue `op`; never waits for the disk. Raises StoreClosedError once the writer has shut down."""
+        with self._cond:
+            if self._closed:
+                raise StoreClosedError("the store is closed; this write would never run")
+            self._queue.append(_Job(op, waiter))
+            self._cond.notify()
+
+    def queued(self) -> int:
+        """How many jobs wait for the thread (a snapshot)."""
+        with self._cond:
+            return len(self._queue)
+
+    def start(self, token: trio.lowlevel.TrioToken) -> None:
+        """Start the thread; outcomes are delivered through `token`. Raises RuntimeError if already started."""
+        if self._thread is not None or self._closed:
+            raise RuntimeError("the writer runs once")
+        self._token = token
+        self._thread = threading.Thread(target=self._main, name="ampgate-store-writer", daemon=False)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish: it runs everything already queued, closes its connection and exits.
+        Returns at once; `join` waits."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def join(self) -> None:
+        """Block until the thread has exited (call from a worker thread, not the trio thread)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def close_unstarted(self) -> None:
+        """Shut a writer down that never started: run whatever was queued on the calling thread (a store
+        opened by the CLI may have queued nothing, or a few fire-and-forget ops), then close the connection."""
+        if self._thread is not None:
+            raise RuntimeError("the writer thread is running; stop() and join() it instead")
+        self._stopping = True
+        self._main()
+
+    # -- writer thread --------------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._stopping:
+                        self._cond.wait()
+                    if not self._queue:
+                        # Decided under the lock: nothing can be enqueued after this without an error.
+                        self._closed = True
+                        break
+                    group = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_GROUP))]
+                self.stats.largest_group = max(self.stats.largest_group, len(group))
+                try:
+                    results = self._run_group(group)
+                except BaseException as exc:  # a bug here must not leave waiters hanging forever
+                    log.exception("store writer: group failed unexpectedly")
+                    results = [outcome.Error(exc) for _ in group]
+                self._deliver(group, results)
+        finally:
+            with self._cond:
+                self._closed = True
+            self._conn.close()
+
+    def _run_group(self, jobs: list[_Job]) -> list[outcome.Outcome[Any]]:
+        conn = self._conn
+        results: list[outcome.Outcome[Any] | None] = [None] * len(jobs)
+        todo = list(range(len(jobs)))
+        while todo:
+            ok: list[int] = []
+            retry: list[int] | None = None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for pos, i in enumerate(todo):
+                    conn.execute(f"SAVEPOINT {SAVEPOINT}")
+                    result = outcome.capture(jobs[i].op, self._db)
+                    results[i] = result
+                    if not conn.in_transaction:
+                        if isinstance(result, outcome.Value):
+                            # The op committed or rolled back by itself: a bug in the op. What it committed is
+                            # on disk, so the ops before it must not run again.
+                            results[i] = outcome.Error(
+                                RuntimeError("a store op must not end its transaction")
+                            )
+                            ok = []
+                        # Otherwise its failure (disk full, I/O error, a RAISE(ROLLBACK) trigger) rolled back
+                        # the whole transaction, the ops before it included: run those again.
+                        retry = ok + todo[pos + 1 :]
+                        break
+                    if isinstance(result, outcome.Error):
+                        conn.execute(f"ROLLBACK TO {SAVEPOINT}")
+                    else:
+                        ok.append(i)
+                    conn.execute(f"RELEASE {SAVEPOINT}")
+                if retry is None:
+                    conn.execute("COMMIT")
+                    self.stats.commits += 1
+                    self.stats.ops += len(ok)
+            except sqlite3.Error as exc:
+                # BEGIN could not get the lock, or COMMIT failed (I/O): nothing of this attempt is on disk.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for i in todo:
+                    if results[i] is None or isinstance(results[i], outcome.Value):
+                        results[i] = outcome.Error(exc)
+                break
+            # Each retry drops at least the op that failed, so this loop ends.
+            todo = retry or []
+        final = [r if r is not None else outcome.Error(RuntimeError("op never ran")) for r in results]
+        self.stats.failed_ops += sum(isinstance(r, outcome.Error) for r in final)
+        return final
+
+    def _deliver(self, jobs: list[_Job], results: list[outcome.Outcome[Any]]) -> None:
+        waiters: list[tuple[Waiter[Any], outcome.Outcome[Any]]] = []
+        for job, result in zip(jobs, results, strict=True):
+            if job.waiter is not None:
+                waiters.append((job.waiter, result))
+            elif isinstance(result, outcome.Error):
+                log.error("store write failed: %r", job.op, exc_info=result.error)
+        if not waiters:
+            return
+        if self._token is None:  # close_unstarted(): we are on the caller's thread already
+            _complete(waiters)
+            return
+        try:
+            self._token.run_sync_soon(_complete, waiters)
+        except trio.RunFinishedError:
+            log.error(
+                "store writer: %d writes committed after trio stopped; nobody hears of them", len(waiters)
+            )
+
+
+def _complete(waiters: list[tuple[Waiter[Any], outcome.Outcome[Any]]]) -> None:
+    for waiter, result in waiters:
+        waiter.result = result
+        waiter.done.set()

@@ -1,0 +1,33 @@
+//! Sans-I/O WebSocket (RFC 6455) codec and HTTP/1.1 upgrade handshake: bytes in, events out.
+//! No sockets, no pyo3; the gateway and the load generator drive it.
+
+mod charger_id;
+mod decoder;
+mod error;
+mod frame;
+mod handshake;
+mod handshake_client;
+mod mask;
+
+#[cfg(test)]
+mod tests_errors;
+#[cfg(test)]
+mod tests_interop;
+#[cfg(test)]
+mod tests_prop;
+
+pub use charger_id::{charger_id_from_path, MAX_CHARGER_ID_CHARS};
+pub use decoder::{is_valid_close_code, Decoder, Event};
+pub use error::{
+    HandshakeError, ProtocolError, CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+};
+pub use frame::{
+    encode_close, encode_frame, FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+};
+pub use handshake::{
+    accept_key, parse_upgrade_request, response_101, response_error, UpgradeRequest, MAX_HEAD,
+};
+pub use handshake_client::{
+    client_request, key_from_nonce, parse_upgrade_response, UpgradeResponse,
+};
+pub use mask::apply_mask;

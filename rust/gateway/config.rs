@@ -1,0 +1,59 @@
+//! Settings of one gateway worker, passed down from the control plane when it starts the worker.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Slot number of this worker (0..K); goes into every conn_id.
+    pub worker: u8,
+    /// Bumped by the control plane every time it (re)starts a worker in a slot; goes into every conn_id.
+    pub generation: u16,
+    /// The OCPP URL prefix, e.g. "/ocpp": chargers connect to `{prefix}/{chargePointId}`.
+    pub path_prefix: String,
+    /// Subprotocols we agree to, in the server's order of preference.
+    pub protocols: Vec<String>,
+    /// Largest message accepted from a charger; larger ones are closed with 1009.
+    pub max_message: usize,
+    /// Server ping interval; `Duration::ZERO` turns pings off.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered (no bytes at all from the peer) before the connection is dropped.
+    pub ping_timeout: Duration,
+    /// How long an HTTP upgrade may take from accept to the end of its headers (slowloris guard).
+    pub handshake_timeout: Duration,
+    /// Bytes a connection may have queued for sending before it is closed with 1008.
+    pub max_write_queue: usize,
+    /// Connections this worker holds at most; 0 means "as many as the open-file limit allows".
+    pub max_connections: usize,
+    /// Link back-pressure: above `link_high` bytes queued to the control plane, stop reading chargers;
+    /// resume below `link_low`.
+    pub link_high: usize,
+    pub link_low: usize,
+    /// Admit chargers that are not in the table (until the control plane says otherwise).
+    pub accept_unknown: bool,
+    /// Bench only: answer every CALL with a canned CALLRESULT here, with no control plane at all.
+    pub canned: bool,
+    /// The pid of the control plane, to notice if it died before we set PR_SET_PDEATHSIG.
+    pub parent_pid: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker: 0,
+            generation: 0,
+            path_prefix: "/ocpp".into(),
+            protocols: vec!["ocpp2.0.1".into(), "ocpp1.6".into()],
+            max_message: 1 << 20,
+            ping_interval: Duration::from_secs(60),
+            ping_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_write_queue: 4 << 20,
+            max_connections: 0,
+            link_high: 16 << 20,
+            link_low: 4 << 20,
+            accept_unknown: true,
+            canned: false,
+            parent_pid: 0,
+        }
+    }
+}

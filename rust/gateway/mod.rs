@@ -1,0 +1,16 @@
+//! The gateway: worker processes that hold charger connections, and the control plane's hub that links them.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod link;
+pub mod worker;
+
+#[cfg(test)]
+mod tests_loop;
+
+pub use config::WorkerConfig;
+pub use error::{GatewayError, LinkError};
+pub use hub::{Hub, HubEvent};
+pub use worker::Worker;

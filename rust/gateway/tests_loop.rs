@@ -1,0 +1,316 @@
+//! The worker's event loop over real loopback sockets, driven by tungstenite as an independent client and by
+//! the link from the test's side (the test plays the control plane).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+use super::config::WorkerConfig;
+use super::link::{Down, LinkReader, LinkWriter, UpRef};
+use super::worker::Worker;
+
+struct Harness {
+    port: u16,
+    link: UnixStream,
+    reader: LinkReader,
+}
+
+/// What the test saw on the link, owned.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Connected(u64, String, u8),
+    Message(u64, String),
+    Disconnected(u64, u16),
+}
+
+impl Harness {
+    fn start(cfg: WorkerConfig) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let lfd = listener.into_raw_fd();
+        let wfd = theirs.into_raw_fd();
+        std::thread::spawn(move || {
+            let mut w = Worker::new(cfg, lfd, Some(wfd)).unwrap();
+            w.run().unwrap();
+        });
+        ours.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut h = Harness {
+            port,
+            link: ours,
+            reader: LinkReader::new(),
+        };
+        h.down(&[
+            Down::AuthPolicy {
+                accept_unknown: true,
+            },
+            Down::Accept { on: true },
+            Down::Barrier { seq: 1 },
+        ]);
+        h.wait_for(|s| s.is_empty(), Duration::from_millis(200)); // drain hello/ack
+        h
+    }
+
+    fn down(&mut self, recs: &[Down]) {
+        let mut w = LinkWriter::new();
+        for r in recs {
+            w.down(r);
+        }
+        w.seal();
+        self.link.write_all(w.pending()).unwrap();
+    }
+
+    /// Collect link records for up to `max`, returning once `done` holds for what was seen.
+    fn wait_for(&mut self, done: impl Fn(&[Seen]) -> bool, max: Duration) -> Vec<Seen> {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        while start.elapsed() < max {
+            match self.link.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.reader.extend(&buf[..n]),
+                Err(_) => {}
+            }
+            while let Some(mut b) = self.reader.next_batch().unwrap() {
+                while let Some(r) = b.next_up().unwrap() {
+                    match r {
+                        UpRef::Connected {
+                            conn_id,
+                            charger,
+                            protocol,
+                            ..
+                        } => seen.push(Seen::Connected(conn_id, charger.to_string(), protocol)),
+                        UpRef::Message { conn_id, data } => seen.push(Seen::Message(
+                            conn_id,
+                            String::from_utf8(data.to_vec()).unwrap(),
+                        )),
+                        UpRef::Disconnected { conn_id, code, .. } => {
+                            seen.push(Seen::Disconnected(conn_id, code))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !seen.is_empty() && done(&seen) {
+                break;
+            }
+        }
+        seen
+    }
+
+    fn client(&self, id: &str, protocol: &str) -> WebSocket<TcpStream> {
+        let mut req = format!("ws://127.0.0.1:{}/ocpp/{id}", self.port)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (ws, resp) = tungstenite::client(req, stream).unwrap();
+        assert_eq!(resp.status(), 101);
+        ws
+    }
+}
+
+fn close_code(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return Some(f.code.into()),
+            Ok(Message::Close(None)) => return None,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn messages_flow_both_ways_through_the_link() {
+    let mut h = Harness::start(WorkerConfig::default());
+    let mut ws = h.client("CP1", "ocpp1.6");
+    ws.send(Message::text(r#"[2,"a","Heartbeat",{}]"#)).unwrap();
+    let seen = h.wait_for(|s| s.len() >= 2, Duration::from_secs(5));
+    let Seen::Connected(id, charger, proto) = seen[0].clone() else {
+        panic!("{seen:?}")
+    };
+    assert_eq!((charger.as_str(), proto), ("CP1", 1));
+    assert_eq!(
+        seen[1],
+        Seen::Message(id, r#"[2,"a","Heartbeat",{}]"#.into())
+    );
+    h.down(&[Down::Send {
+        conn_id: id,
+        data: br#"[3,"a",{}]"#.to_vec(),
+    }]);
+    assert_eq!(ws.read().unwrap(), Message::text(r#"[3,"a",{}]"#));
+    // A close from the control plane reaches the charger with its code, and is reported back.
+    h.down(&[Down::Close {
+        conn_id: id,
+        code: 4001,
+        reason: "bye".into(),
+    }]);
+    assert_eq!(close_code(&mut ws), Some(4001));
+    let seen = h.wait_for(
+        |s| s.iter().any(|x| matches!(x, Seen::Disconnected(..))),
+        Duration::from_secs(5),
+    );
+    assert!(seen.contains(&Seen::Disconnected(id, 4001)), "{seen:?}");
+}
+
+#[test]
+fn charger_close_is_echoed_and_reported_with_its_code() {
+    let mut h = Harness::start(WorkerConfig::default());
+    let mut ws = h.client("CP2", "ocpp2.0.1");
+    let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    let Seen::Connected(id, _, 2) = seen[0].clone() else {
+        panic!("{seen:?}")
+    };
+    ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    }))
+    .unwrap();
+    assert_eq!(close_code(&mut ws), Some(1001));
+    let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    assert_eq!(seen, vec![Seen::Disconnected(id, 1001)]);
+}
+
+#[test]
+fn a_charger_that_does_not_read_is_closed_1008_at_its_write_bound() {
+    let cfg = WorkerConfig {
+        max_write_queue: 64 << 10,
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    let ws = h.client("SLOW", "ocpp1.6");
+    let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    let Seen::Connected(id, ..) = seen[0].clone() else {
+        panic!()
+    };
+    // The client never reads: the kernel buffers fill, then our queue, then the bound trips.
+    let big = vec![b'x'; 256 << 10];
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        h.down(&[Down::Send {
+            conn_id: id,
+            data: big.clone(),
+        }]);
+        got = h.wait_for(
+            |s| s.iter().any(|x| matches!(x, Seen::Disconnected(..))),
+            Duration::from_millis(50),
+        );
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![Seen::Disconnected(id, 1008)]);
+    drop(ws);
+}
+
+#[test]
+fn silent_peer_is_dropped_after_ping_timeout() {
+    let cfg = WorkerConfig {
+        ping_interval: Duration::from_secs(1),
+        ping_timeout: Duration::from_secs(1),
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    // A raw client that completes the handshake and then never answers (no pong).
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.write_all(
+        b"GET /ocpp/MUTE HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
+    )
+    .unwrap();
+    let seen = h.wait_for(
+        |s| s.iter().any(|x| matches!(x, Seen::Disconnected(..))),
+        Duration::from_secs(6),
+    );
+    let Seen::Connected(id, ..) = seen[0].clone() else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(seen.last(), Some(&Seen::Disconnected(id, 1006)));
+}
+
+#[test]
+fn slowloris_handshake_is_dropped() {
+    let cfg = WorkerConfig {
+        handshake_timeout: Duration::from_secs(1),
+        ..WorkerConfig::default()
+    };
+    let h = Harness::start(cfg);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.write_all(b"GET /ocpp/SLOW HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "connection closed without a response");
+    assert!(start.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn registered_password_is_enforced_and_unknown_rejected() {
+    let mut h = Harness::start(WorkerConfig::default());
+    // sha256("0011" bytes ++ "sixteen-char-key")
+    let salt = [0x00u8, 0x11];
+    use sha2::{Digest, Sha256};
+    let mut d = Sha256::new();
+    d.update(salt);
+    d.update(b"sixteen-char-key");
+    let hex: String = d.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    h.down(&[
+        Down::AuthSet {
+            charger: "KEYED".into(),
+            hash: format!("sha256$0011${hex}"),
+        },
+        Down::AuthPolicy {
+            accept_unknown: false,
+        },
+        Down::Barrier { seq: 2 },
+    ]);
+    h.wait_for(|_| false, Duration::from_millis(200));
+    let status = |id: &str, auth: Option<&str>| {
+        let mut req = format!("ws://127.0.0.1:{}/ocpp/{id}", h.port)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("ocpp1.6"),
+        );
+        if let Some(a) = auth {
+            use base64::Engine;
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(a)
+            );
+            req.headers_mut()
+                .insert("Authorization", HeaderValue::from_str(&v).unwrap());
+        }
+        let stream = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+        match tungstenite::client(req, stream) {
+            Ok((_, resp)) => resp.status().as_u16(),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                resp.status().as_u16()
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(status("KEYED", Some("KEYED:sixteen-char-key")), 101);
+    assert_eq!(status("KEYED", Some("KEYED:not-the-right-key")), 401);
+    assert_eq!(status("KEYED", None), 401);
+    assert_eq!(status("STRANGER", None), 404);
+}

@@ -1,0 +1,13 @@
+//! ampgate's native core. See DESIGN.md: the gateway (workers + hub), the sans-I/O codec, the load generator.
+
+pub mod codec;
+pub mod gateway;
+pub mod loadgen;
+#[cfg(feature = "python")]
+mod py;
+
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+fn _native(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    py::register(m)
+}

@@ -1,0 +1,18 @@
+//! The load generator: many client WebSocket connections in one process, driven by one mio event loop over
+//! the client side of the same sans-I/O codec the gateway uses. It is the mirror image of a gateway worker
+//! (shared read scratch, direct writes, a queue only on EAGAIN) and the seed of the fleet simulator.
+//!
+//! A run is a sequence of phases, each a method that drives the loop until done or a deadline and returns a
+//! report: [`LoadGen::connect_and_boot`], [`LoadGen::hold`], [`LoadGen::heartbeats`], [`LoadGen::close`].
+
+mod client;
+mod config;
+mod error;
+mod histogram;
+mod ocpp;
+
+pub use client::{BootReport, CloseReport, HeartbeatReport, HoldReport, LoadGen, FD_RESERVE};
+pub use config::LoadGenConfig;
+pub use error::LoadGenError;
+pub use histogram::Histogram;
+pub use ocpp::Protocol;

@@ -1,0 +1,164 @@
+//! `Hub`: Python's handle on the worker links (see `gateway::hub`).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::gateway::link::{protocol_name, Down};
+use crate::gateway::{Hub, HubEvent};
+
+/// Event kinds in the tuples `Hub.drain()` returns (mirrored in `_native.pyi`).
+pub const CONNECTED: u8 = 0;
+pub const MESSAGE: u8 = 1;
+pub const DISCONNECTED: u8 = 2;
+pub const WORKER_UP: u8 = 3;
+pub const WORKER_DOWN: u8 = 4;
+pub const STATS: u8 = 5;
+pub const ACK: u8 = 6;
+
+#[pyclass(name = "Hub", module = "ampgate._native", frozen)]
+pub struct PyHub {
+    hub: Hub,
+}
+
+#[pymethods]
+impl PyHub {
+    #[new]
+    #[pyo3(signature = (max_pending = 64 << 20))]
+    fn new(max_pending: usize) -> PyResult<Self> {
+        Ok(Self {
+            hub: Hub::new(max_pending)?,
+        })
+    }
+
+    /// The eventfd to wait on (readable when events are waiting).
+    fn wake_fd(&self) -> i32 {
+        self.hub.wake_fd()
+    }
+
+    /// Take every waiting event, as tuples (see the module stub for their shapes).
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = py.detach(|| self.hub.drain());
+        let list = PyList::empty(py);
+        for e in events {
+            let item = match e {
+                HubEvent::Connected {
+                    conn_id,
+                    protocol,
+                    charger,
+                    peer,
+                } => (CONNECTED, conn_id, charger, protocol_name(protocol), peer)
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::Message { conn_id, data } => (MESSAGE, conn_id, PyBytes::new(py, &data))
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::Disconnected {
+                    conn_id,
+                    code,
+                    reason,
+                } => (DISCONNECTED, conn_id, code, reason)
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::WorkerUp {
+                    worker,
+                    generation,
+                    pid,
+                } => (WORKER_UP, worker, generation, pid)
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::WorkerDown {
+                    worker,
+                    generation,
+                    reason,
+                } => (WORKER_DOWN, worker, generation, reason)
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::Stats {
+                    worker,
+                    connections,
+                    paused,
+                    heap_bytes,
+                } => (STATS, worker, connections, paused, heap_bytes)
+                    .into_pyobject(py)?
+                    .into_any(),
+                HubEvent::Ack { worker, seq } => (ACK, worker, seq).into_pyobject(py)?.into_any(),
+            };
+            list.append(item)?;
+        }
+        Ok(list)
+    }
+
+    fn add_worker(&self, worker: u8, generation: u16, link_fd: i32) {
+        self.hub.add_worker(worker, generation, link_fd);
+    }
+
+    fn remove_worker(&self, worker: u8) {
+        self.hub.remove_worker(worker);
+    }
+
+    /// Send text messages: a list of `(conn_id, bytes)`. Never blocks.
+    fn send(&self, batch: Vec<(u64, Bound<'_, PyBytes>)>) {
+        self.hub
+            .send(batch.iter().map(|(id, b)| (*id, b.as_bytes())));
+    }
+
+    /// Close connections: a list of `(conn_id, code, reason)`.
+    fn close(&self, batch: Vec<(u64, u16, String)>) {
+        self.hub
+            .close(batch.iter().map(|(id, code, r)| (*id, *code, r.as_str())));
+    }
+
+    /// Replace (clear=True) or update the credential table: `(charger_id, hash)`; hash "" = no password.
+    #[pyo3(signature = (entries, clear = false, worker = None))]
+    fn auth_set(&self, entries: Vec<(String, String)>, clear: bool, worker: Option<u8>) {
+        self.hub.with_writers(|w| {
+            for (slot, lw) in w.iter_mut() {
+                if worker.is_some_and(|x| x != *slot) {
+                    continue;
+                }
+                if clear {
+                    lw.down(&Down::AuthClear);
+                }
+                for (charger, hash) in &entries {
+                    lw.down(&Down::AuthSet {
+                        charger: charger.clone(),
+                        hash: hash.clone(),
+                    });
+                }
+            }
+        });
+    }
+
+    #[pyo3(signature = (chargers, worker = None))]
+    fn auth_delete(&self, chargers: Vec<String>, worker: Option<u8>) {
+        for charger in chargers {
+            self.hub.control(worker, &Down::AuthDelete { charger });
+        }
+    }
+
+    #[pyo3(signature = (accept_unknown, worker = None))]
+    fn set_policy(&self, accept_unknown: bool, worker: Option<u8>) {
+        self.hub
+            .control(worker, &Down::AuthPolicy { accept_unknown });
+    }
+
+    #[pyo3(signature = (on, worker = None))]
+    fn set_accepting(&self, on: bool, worker: Option<u8>) {
+        self.hub.control(worker, &Down::Accept { on });
+    }
+
+    /// Queue a barrier; every worker addressed answers `(ACK, worker, seq)` once all before it is applied.
+    #[pyo3(signature = (worker = None))]
+    fn barrier(&self, worker: Option<u8>) -> u64 {
+        self.hub.barrier(worker)
+    }
+
+    #[pyo3(signature = (code = 1001, worker = None))]
+    fn shutdown(&self, code: u16, worker: Option<u8>) {
+        self.hub.control(worker, &Down::Shutdown { code });
+    }
+
+    fn workers(&self) -> Vec<u8> {
+        self.hub.workers()
+    }
+}

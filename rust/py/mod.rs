@@ -1,0 +1,46 @@
+//! The only place that imports pyo3: the `ampgate._native` module's functions and classes, batch conversion
+//! between Python objects and the gateway's types, and `From<GatewayError> for PyErr`.
+
+mod hub;
+mod loadgen;
+mod worker;
+
+use pyo3::prelude::*;
+
+use crate::gateway::GatewayError;
+
+pyo3::create_exception!(
+    ampgate._native,
+    GatewayFailure,
+    pyo3::exceptions::PyRuntimeError
+);
+
+impl From<GatewayError> for PyErr {
+    fn from(e: GatewayError) -> PyErr {
+        match e {
+            GatewayError::Config(..) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
+            _ => GatewayFailure::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Register the module's contents (called by the `#[pymodule]` in lib.rs).
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("GatewayFailure", m.py().get_type::<GatewayFailure>())?;
+    m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::raise_nofile_limit, m)?)?;
+    m.add_class::<hub::PyHub>()?;
+    m.add_class::<loadgen::PyLoadGen>()?;
+    for (name, kind) in [
+        ("CONNECTED", hub::CONNECTED),
+        ("MESSAGE", hub::MESSAGE),
+        ("DISCONNECTED", hub::DISCONNECTED),
+        ("WORKER_UP", hub::WORKER_UP),
+        ("WORKER_DOWN", hub::WORKER_DOWN),
+        ("STATS", hub::STATS),
+        ("ACK", hub::ACK),
+    ] {
+        m.add(name, kind)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `run_worker`: the body of a gateway worker process.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::gateway::worker::{bind_to_parent, raise_nofile_limit as raise};
+use crate::gateway::{Worker, WorkerConfig};
+
+fn get<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+    default: T,
+) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            pyo3::exceptions::PyValueError::new_err(format!("worker setting {key}: {e}"))
+        }),
+        _ => Ok(default),
+    }
+}
+
+fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
+    let dflt = WorkerConfig::default();
+    let secs = |key: &str, dflt: Duration| -> PyResult<Duration> {
+        let v: f64 = get(d, key, dflt.as_secs_f64())?;
+        if !(0.0..=1e9).contains(&v) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "worker setting {key}: out of range"
+            )));
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    Ok(WorkerConfig {
+        worker: get(d, "worker", dflt.worker)?,
+        generation: get(d, "generation", dflt.generation)?,
+        path_prefix: get(d, "path_prefix", dflt.path_prefix.clone())?,
+        protocols: get(d, "protocols", dflt.protocols.clone())?,
+        max_message: get(d, "max_message", dflt.max_message)?,
+        ping_interval: secs("ping_interval", dflt.ping_interval)?,
+        ping_timeout: secs("ping_timeout", dflt.ping_timeout)?,
+        handshake_timeout: secs("handshake_timeout", dflt.handshake_timeout)?,
+        max_write_queue: get(d, "max_write_queue", dflt.max_write_queue)?,
+        max_connections: get(d, "max_connections", dflt.max_connections)?,
+        link_high: get(d, "link_high", dflt.link_high)?,
+        link_low: get(d, "link_low", dflt.link_low)?,
+        accept_unknown: get(d, "accept_unknown", dflt.accept_unknown)?,
+        canned: get(d, "canned", dflt.canned)?,
+        parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
+    })
+}
+
+/// Run a gateway worker on an inherited listening socket until the control plane says stop or goes away.
+/// Blocks with the GIL released. `link_fd` None with `config["canned"] = True` runs the bench's canned-reply
+/// server instead (no control plane).
+#[pyfunction]
+#[pyo3(signature = (listen_fd, link_fd, config))]
+pub fn run_worker(
+    py: Python<'_>,
+    listen_fd: i32,
+    link_fd: Option<i32>,
+    config: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let cfg = config_from(config)?;
+    if link_fd.is_none() && !cfg.canned {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "a worker without a link must run canned",
+        ));
+    }
+    bind_to_parent(cfg.parent_pid)?;
+    let mut worker = Worker::new(cfg, listen_fd, link_fd)?;
+    py.detach(move || worker.run())?;
+    Ok(())
+}
+
+/// Raise this process's soft open-file limit to the hard limit; returns the limit now in force.
+#[pyfunction]
+pub fn raise_nofile_limit() -> usize {
+    raise()
+}

@@ -1,0 +1,63 @@
+"""The CallError table and the classification of payload validation errors."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from ampgate.ocpp import messages as m
+from ampgate.ocpp.rpc import OCPP16, OCPP201, Fault, RpcFault, call_error, error_code, fault_from_validation
+
+
+@pytest.mark.parametrize(
+    ("fault", "v16", "v201"),
+    [
+        (Fault.NOT_RPC, "ProtocolError", "RpcFrameworkError"),
+        (Fault.UNKNOWN_MESSAGE_TYPE, "ProtocolError", "MessageTypeNotSupported"),
+        (Fault.UNKNOWN_ACTION, "NotImplemented", "NotImplemented"),
+        (Fault.UNSUPPORTED_ACTION, "NotSupported", "NotSupported"),
+        (Fault.FORMAT, "FormationViolation", "FormatViolation"),
+        (Fault.MISSING, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
+        (Fault.TYPE, "TypeConstraintViolation", "TypeConstraintViolation"),
+        (Fault.VALUE, "PropertyConstraintViolation", "PropertyConstraintViolation"),
+        (Fault.INTERNAL, "InternalError", "InternalError"),
+    ],
+)
+def test_error_table(fault, v16, v201):
+    assert error_code(fault, OCPP16) == v16
+    assert error_code(fault, OCPP201) == v201
+
+
+def classify(payload, typ):
+    with pytest.raises(msgspec.ValidationError) as e:
+        msgspec.convert(payload, typ)
+    return fault_from_validation(e.value)
+
+
+def test_missing_required_field():
+    f = classify({"chargePointVendor": "V"}, m.BootNotification16)
+    assert f.fault is Fault.MISSING and f.details["field"] == "$"
+    assert "chargePointModel" in f.description
+
+
+def test_wrong_type_and_too_long_are_type_constraint():
+    f = classify({"chargePointVendor": 5, "chargePointModel": "M"}, m.BootNotification16)
+    assert f.fault is Fault.TYPE and f.details["field"] == "$.chargePointVendor"
+    f = classify({"chargePointVendor": "V" * 21, "chargePointModel": "M"}, m.BootNotification16)
+    assert f.fault is Fault.TYPE
+
+
+def test_unknown_field_is_format():
+    f = classify({"chargePointVendor": "V", "chargePointModel": "M", "colour": "red"}, m.BootNotification16)
+    assert f.fault is Fault.FORMAT
+
+
+def test_bad_enum_is_property_constraint():
+    payload = {"reason": "Bored", "chargingStation": {"model": "M", "vendorName": "V"}}
+    f = classify(payload, m.BootNotification201)
+    assert f.fault is Fault.VALUE and f.details["field"] == "$.reason"
+
+
+def test_call_error_echoes_id_and_uses_protocol_code():
+    raw = call_error("abc", RpcFault(Fault.FORMAT, "no"), OCPP201)
+    assert msgspec.json.decode(raw) == [4, "abc", "FormatViolation", "no", {}]

@@ -1,0 +1,238 @@
+"""Chargers: boot records, registration, validation with field names, pagination, the credential table."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ampgate.errors import ValidationError
+from ampgate.store import Store, hash_password, validate_charger_id, verify_password
+
+from .conftest import Runner
+
+BOOT = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+GOOD_PW = "correct-horse-battery"
+
+
+def boot(store: Store, cp_id: str, **kw: object) -> None:
+    args: dict = {
+        "vendor": "Acme",
+        "model": "X1",
+        "serial": "S1",
+        "firmware": "1.0",
+        "protocol": "ocpp1.6",
+        "at": BOOT,
+    }
+    args.update(kw)
+    store.record_boot(cp_id, **args)
+
+
+def test_boot_creates_an_unknown_charger_then_updates_it(running: Runner, db_path: str) -> None:
+    async def body(store: Store) -> None:
+        boot(store, "CP1")
+        await store.write(lambda db: None)  # the boot record is fire-and-forget: wait for its group
+        row = store.charger("CP1")
+        assert row is not None
+        assert (row.vendor, row.model, row.serial, row.firmware, row.protocol) == (
+            "Acme",
+            "X1",
+            "S1",
+            "1.0",
+            "ocpp1.6",
+        )
+        assert row.last_boot_at == BOOT and row.registered_at == BOOT
+        assert not row.has_password and not row.accepted
+
+        later = datetime(2026, 3, 5, tzinfo=UTC)
+        boot(store, "CP1", firmware="2.0", serial=None, protocol="ocpp2.0.1", at=later)
+        await store.write(lambda db: None)
+        row = store.charger("CP1")
+        assert row is not None
+        assert (row.firmware, row.serial, row.protocol) == ("2.0", None, "ocpp2.0.1")
+        assert row.last_boot_at == later and row.registered_at == BOOT  # first seen stays
+
+    running(body)
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = conn.execute("SELECT registered_at, last_boot_at FROM chargers").fetchone()
+    finally:
+        conn.close()
+    assert stored == ("2026-03-04T05:06:07.890Z", "2026-03-05T00:00:00.000Z")
+
+
+def test_a_connection_lists_an_unknown_charger_and_tracks_its_protocol(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        store.record_connection("CP-NEW", protocol="ocpp2.0.1", at=BOOT)
+        await store.write(lambda db: None)
+        row = store.charger("CP-NEW")
+        assert row is not None and row.protocol == "ocpp2.0.1" and row.registered_at == BOOT
+        assert row.last_boot_at is None and not row.accepted and not row.has_password
+
+        await store.register_charger("CP-NEW", GOOD_PW)
+        later = datetime(2026, 5, 1, tzinfo=UTC)
+        store.record_connection("CP-NEW", protocol="ocpp1.6", at=later)
+        await store.write(lambda db: None)
+        row = store.charger("CP-NEW")
+        assert row is not None and row.protocol == "ocpp1.6"
+        assert row.registered_at == BOOT and row.has_password and row.accepted  # nothing else touched
+
+    running(body)
+
+
+def test_register_creates_then_replaces_the_password(db_path: str) -> None:
+    from .conftest import run_store
+
+    store = Store(db_path, now=lambda: NOW)
+
+    async def body(s: Store) -> None:
+        row, created = await s.register_charger("CP-7", GOOD_PW)
+        assert created and row.id == "CP-7" and row.has_password and row.accepted
+        assert row.registered_at == NOW and row.last_boot_at is None
+        first = s.credential("CP-7")
+        assert first is not None and verify_password(GOOD_PW, first)
+
+        row, created = await s.register_charger("CP-7", "another-key-0123456")
+        assert not created and row.has_password
+        second = s.credential("CP-7")
+        assert second is not None and verify_password("another-key-0123456", second)
+        assert not verify_password(GOOD_PW, second)
+
+        row, created = await s.register_charger("CP-7", None)
+        assert not created and not row.has_password
+        assert s.credential("CP-7") is None
+        assert s.count_chargers() == 1
+
+    run_store(db_path, body, store)
+
+
+def test_registering_a_booted_charger_accepts_it_and_keeps_its_details(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        boot(store, "CP1")
+        row, created = await store.register_charger("CP1", GOOD_PW)
+        assert not created and row.accepted and row.vendor == "Acme" and row.registered_at == BOOT
+
+    running(body)
+
+
+@pytest.mark.parametrize(
+    ("cp_id", "password", "field"),
+    [
+        ("", None, "id"),
+        ("x" * 49, None, "id"),
+        ("a/b", None, "id"),
+        ("a:b", None, "id"),
+        ("a\nb", None, "id"),
+        ("a\x7fb", None, "id"),
+        ("CP1", "short", "password"),
+        ("CP1", "x" * 41, "password"),
+        ("CP1", "non-ascii-passwörd-123", "password"),
+        ("CP1", "tab\tinside-password-123", "password"),
+    ],
+)
+def test_registration_rejects_bad_values_naming_the_field(
+    running: Runner, cp_id: str, password: str | None, field: str
+) -> None:
+    async def body(store: Store) -> None:
+        with pytest.raises(ValidationError) as info:
+            await store.register_charger(cp_id, password)
+        assert info.value.field == field
+        assert info.value.code == "invalid_field"
+        assert store.count_chargers() == 0
+
+    running(body)
+
+
+def test_limits_are_inclusive(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        await store.register_charger("x" * 48, "p" * 16)
+        await store.register_charger("y", "p" * 40)
+        await store.register_charger("ünïcode id with spaces", " " * 16)
+        assert store.count_chargers() == 3
+
+    running(body)
+
+
+@given(st.text(min_size=1, max_size=48))
+def test_id_rule_matches_its_definition(cp_id: str) -> None:
+    bad = any(c in "/:" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in cp_id)
+    if bad:
+        with pytest.raises(ValidationError):
+            validate_charger_id(cp_id)
+    else:
+        assert validate_charger_id(cp_id) == cp_id
+
+
+def test_pagination_walks_every_charger_once_in_id_order(running: Runner) -> None:
+    ids = [f"CP{i:03}" for i in range(25)]
+
+    async def body(store: Store) -> None:
+        for cp_id in reversed(ids):
+            boot(store, cp_id)
+        await store.write(lambda db: None)
+        seen: list[str] = []
+        after: str | None = None
+        pages = 0
+        while True:
+            page = store.list_chargers(10, after)
+            if not page:
+                break
+            pages += 1
+            seen += [r.id for r in page]
+            after = page[-1].id
+        assert seen == ids
+        assert pages == 3
+        assert store.list_chargers(5, "CP022") == [store.charger("CP023"), store.charger("CP024")]
+        with pytest.raises(ValidationError) as info:
+            store.list_chargers(0)
+        assert info.value.field == "limit"
+
+    running(body)
+
+
+def test_credentials_cover_every_known_charger(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        boot(store, "B-booted")
+        await store.register_charger("A-with-pw", GOOD_PW)
+        await store.register_charger("C-no-pw", None)
+        creds = store.charger_credentials()
+        assert [cid for cid, _ in creds] == ["A-with-pw", "B-booted", "C-no-pw"]
+        hashes = dict(creds)
+        assert hashes["B-booted"] is None and hashes["C-no-pw"] is None
+        assert hashes["A-with-pw"] is not None and verify_password(GOOD_PW, hashes["A-with-pw"])
+        assert store.credential("nobody") is None
+
+    running(body)
+
+
+def test_password_hash_has_the_format_the_gateway_parses() -> None:
+    stored = hash_password(GOOD_PW)
+    scheme, salt_hex, digest_hex = stored.split("$")
+    assert scheme == "sha256"
+    salt = bytes.fromhex(salt_hex)
+    assert len(salt) == 16 and salt_hex == salt_hex.lower()
+    assert digest_hex == hashlib.sha256(salt + GOOD_PW.encode()).hexdigest()
+    assert hash_password(GOOD_PW) != stored  # fresh salt each time
+
+
+def test_verify_password() -> None:
+    stored = hash_password(GOOD_PW)
+    assert verify_password(GOOD_PW, stored)
+    assert not verify_password(GOOD_PW + "x", stored)
+    assert not verify_password(GOOD_PW, "md5$00$ff")
+    assert not verify_password(GOOD_PW, "sha256$zz$ff")
+    assert not verify_password(GOOD_PW, "garbage")
+    # The gateway's own test vector (rust/gateway/auth.rs).
+    salt = b"0123456789abcdef"
+    vector = f"sha256${salt.hex()}${hashlib.sha256(salt + b'averylongsecretkey').hexdigest()}"
+    assert verify_password("averylongsecretkey", vector)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=16, max_size=40))
+def test_hash_then_verify_round_trips(password: str) -> None:
+    assert verify_password(password, hash_password(password))
