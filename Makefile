@@ -37,6 +37,7 @@ rust-test:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests
 	$(VENV)/bin/mypy
 
 py-test: native

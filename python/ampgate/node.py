@@ -89,6 +89,8 @@ class Node:
         hc = HypercornConfig()
         hc.bind = [f"fd://{sock.fileno()}"]
         hc.accesslog = None
+        # A Logger (not a path) makes Hypercorn log through our logging set-up instead of adding its own handler.
+        hc.errorlog = logging.getLogger("hypercorn.error")
         hc.graceful_timeout = 2.0
         # Hypercorn takes the socket over through fd:// and closes it itself.
         sock.detach()

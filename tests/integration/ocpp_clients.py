@@ -44,24 +44,60 @@ def basic(user: str, password: str) -> str:
 # -- raw WebSocket client ----------------------------------------------------------------------------------
 
 
-def raw_connect(
-    port: int, path: str, protocols: str = "ocpp1.6", timeout: float = 10.0
-) -> tuple[socket.socket, bytes]:
-    """Open a WebSocket by hand; returns the socket and the HTTP response head."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    key = base64.b64encode(os.urandom(16)).decode()
-    req = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
-    )
-    s.sendall(req.encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    return s, head
+class RawWs:
+    """A WebSocket client by hand, for frames no well-behaved library sends. Use as a context manager."""
+
+    def __init__(self, port: int, path: str, protocols: str = "ocpp1.6", timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
+        )
+        self.sock.sendall(req.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.buf += chunk
+        # Bytes after the head (a close frame may follow the 101 at once) stay buffered for read_frame.
+        self.head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+
+    def __enter__(self) -> RawWs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """Read one unmasked server frame: (opcode, payload)."""
+        b0, b1 = self._exactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", self._exactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", self._exactly(8))
+        return b0 & 0x0F, self._exactly(n)
+
+    def read_close_code(self) -> int:
+        """Skip frames until a close frame arrives; return its code."""
+        while True:
+            op, payload = self.read_frame()
+            if op == 0x8:
+                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
 
 
 def frame(opcode: int, payload: bytes, *, mask: bool = True, fin: bool = True) -> bytes:
@@ -78,35 +114,6 @@ def frame(opcode: int, payload: bytes, *, mask: bool = True, fin: bool = True) -
         return head + payload
     key = os.urandom(4)
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def read_frame(s: socket.socket) -> tuple[int, bytes]:
-    """Read one unmasked server frame: (opcode, payload)."""
-
-    def exactly(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-
-    b0, b1 = exactly(2)
-    n = b1 & 0x7F
-    if n == 126:
-        (n,) = struct.unpack("!H", exactly(2))
-    elif n == 127:
-        (n,) = struct.unpack("!Q", exactly(8))
-    return b0 & 0x0F, exactly(n)
-
-
-def read_close_code(s: socket.socket) -> int:
-    """Skip frames until a close frame arrives; return its code."""
-    while True:
-        op, payload = read_frame(s)
-        if op == 0x8:
-            return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
 
 
 async def trio_ws_rejected_status(port: int, resource: str, protocols: list[str]) -> int:

@@ -13,16 +13,15 @@ import time
 import pytest
 import trio
 import websockets
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import open_websocket_url
 
+from ampgate.store import Store
 from tests.integration.ocpp_clients import (
+    RawWs,
     basic,
     boot_payload,
     call,
     frame,
-    raw_connect,
-    read_close_code,
-    read_frame,
     trio_ws_rejected_status,
 )
 
@@ -137,9 +136,8 @@ def test_unknown_action_gets_not_implemented(node):
 
 def test_bad_path_is_404_without_upgrade(node):
     assert trio.run(trio_ws_rejected_status, node.ocpp_port, "/elsewhere/CP1", ["ocpp1.6"]) == 404
-    s, head = raw_connect(node.ocpp_port, "/ocpp/a%3Ab")  # ':' is not allowed in a charge point id
-    assert head.startswith(b"HTTP/1.1 404")
-    s.close()
+    with RawWs(node.ocpp_port, "/ocpp/a%3Ab") as ws:  # ':' is not allowed in a charge point id
+        assert ws.head.startswith(b"HTTP/1.1 404")
 
 
 def test_bad_handshake_gets_4xx_with_reason(node):
@@ -197,11 +195,10 @@ def test_unknown_chargers_rejected_when_not_admitted(node_factory):
 
 
 def test_no_agreeable_subprotocol_upgrades_without_header_then_closes_1002(node):
-    s, head = raw_connect(node.ocpp_port, "/ocpp/CP99", protocols="ocpp9.9")
-    assert head.startswith(b"HTTP/1.1 101")
-    assert b"sec-websocket-protocol" not in head.lower()
-    assert read_close_code(s) == 1002
-    s.close()
+    with RawWs(node.ocpp_port, "/ocpp/CP99", protocols="ocpp9.9") as ws:
+        assert ws.head.startswith(b"HTTP/1.1 101")
+        assert b"sec-websocket-protocol" not in ws.head.lower()
+        assert ws.read_close_code() == 1002
 
     async def with_websockets():
         async with websockets.connect(f"{node.ocpp_url}/CP98", subprotocols=["ocpp9.9"]) as ws:
@@ -221,11 +218,10 @@ def _healthy_neighbour_check(node):
 def test_unmasked_frame_closes_1002_and_others_keep_working(node):
     async def scenario():
         async with open_websocket_url(f"{node.ocpp_url}/STEADY", subprotocols=["ocpp1.6"]) as steady:
-            s, head = raw_connect(node.ocpp_port, "/ocpp/BADMASK")
-            assert head.startswith(b"HTTP/1.1 101")
-            s.sendall(frame(0x1, b'[2,"1","Heartbeat",{}]', mask=False))
-            code = await trio.to_thread.run_sync(read_close_code, s)
-            s.close()
+            with RawWs(node.ocpp_port, "/ocpp/BADMASK") as bad:
+                assert bad.head.startswith(b"HTTP/1.1 101")
+                bad.send(frame(0x1, b'[2,"1","Heartbeat",{}]', mask=False))
+                code = await trio.to_thread.run_sync(bad.read_close_code)
             uid, msg = call("Heartbeat", {})
             await steady.send_message(msg)
             assert json.loads(await steady.get_message())[1] == uid
@@ -236,10 +232,9 @@ def test_unmasked_frame_closes_1002_and_others_keep_working(node):
 
 
 def test_invalid_utf8_closes_1007(node):
-    s, _ = raw_connect(node.ocpp_port, "/ocpp/BADUTF8")
-    s.sendall(frame(0x1, b'[2,"1","Heartbeat",{"x":"\xff\xfe"}]'))
-    assert read_close_code(s) == 1007
-    s.close()
+    with RawWs(node.ocpp_port, "/ocpp/BADUTF8") as ws:
+        ws.send(frame(0x1, b'[2,"1","Heartbeat",{"x":"\xff\xfe"}]'))
+        assert ws.read_close_code() == 1007
     assert _healthy_neighbour_check(node)
 
 
@@ -256,12 +251,11 @@ def test_two_mib_message_closes_1009(node):
 
 
 def test_ping_is_answered_with_pong(node):
-    s, _ = raw_connect(node.ocpp_port, "/ocpp/PINGER")
-    s.sendall(frame(0x9, b"are-you-there"))
-    assert read_frame(s) == (0xA, b"are-you-there")
-    s.sendall(frame(0x8, b"\x03\xe8"))  # close 1000
-    assert read_close_code(s) == 1000
-    s.close()
+    with RawWs(node.ocpp_port, "/ocpp/PINGER") as ws:
+        ws.send(frame(0x9, b"are-you-there"))
+        assert ws.read_frame() == (0xA, b"are-you-there")
+        ws.send(frame(0x8, b"\x03\xe8"))  # close 1000
+        assert ws.read_close_code() == 1000
 
 
 def test_second_connection_of_a_charger_replaces_the_first(node):
@@ -296,6 +290,13 @@ def test_sigterm_closes_chargers_with_1001(node):
 
     assert asyncio.run(scenario()) == 1001
     assert node.proc.wait(15) == 0
+    # The store was flushed: the boot recorded just before the signal is on disk.
+    store = Store(str(node.db))
+    try:
+        row = store.charger("BYE")
+    finally:
+        store.close()
+    assert row is not None and row.vendor == "TestVendor" and row.protocol == "ocpp2.0.1"
     # Workers exit with their control plane.
     for pid in node.worker_pids:
         wait_for(lambda pid=pid: not _alive(pid), what=f"worker {pid} gone")

@@ -15,9 +15,11 @@ from ampgate import _native
 
 def main(argv: list[str]) -> int:
     listen_fd, link_fd, config = int(argv[0]), int(argv[1]), json.loads(argv[2])
-    # Ctrl-C reaches the whole process group; the control plane orchestrates shutdown (close frames 1001), so
-    # the workers leave SIGINT to it.
+    # Ctrl-C, and a service manager's stop, signal the whole process group. The control plane orchestrates
+    # shutdown (close frames 1001, then the workers exit), so workers leave SIGINT and SIGTERM to it; a worker
+    # that must go at once takes SIGKILL, and dies with its control plane either way (PR_SET_PDEATHSIG).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _native.run_worker(listen_fd, None if link_fd < 0 else link_fd, config)
     return 0
 
