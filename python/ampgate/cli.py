@@ -67,6 +67,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ready-file", default=None, help="write ports and the first admin token here as JSON once ready"
     )
+    p.add_argument(
+        "--listen-mode",
+        choices=["shared", "reuseport"],
+        default=d.listen_mode,
+        help="how workers share the OCPP port (default %(default)s; see README)",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -94,6 +100,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         max_message=a.max_message,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,
+        listen_mode=a.listen_mode,
     )
 
 

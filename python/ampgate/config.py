@@ -48,6 +48,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     handshake_timeout: float = 10.0
     max_message: int = 1 << 20
     max_write_queue: int = 4 << 20
+    # How workers share the OCPP port: "shared" = one listening socket inherited by every worker, polled with
+    # EPOLLEXCLUSIVE (the default: a worker at its cap simply stops polling and queued connections wait for
+    # another worker); "reuseport" = a SO_REUSEPORT socket per worker (the kernel spreads connections evenly,
+    # but a worker at its cap must close its socket, resetting what sat in its queue). bench/ compares them.
+    listen_mode: Literal["shared", "reuseport"] = "shared"
     # Per-worker connection cap; 0 = what the open-file limit allows.
     worker_max_connections: int = 0
     # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.

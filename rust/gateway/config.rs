@@ -32,6 +32,9 @@ pub struct WorkerConfig {
     pub accept_unknown: bool,
     /// Bench only: answer every CALL with a canned CALLRESULT here, with no control plane at all.
     pub canned: bool,
+    /// Reuseport mode: bind our own SO_REUSEPORT listener on this address ("host:port") instead of using an
+    /// inherited listening socket.
+    pub reuseport_addr: Option<String>,
     /// The pid of the control plane, to notice if it died before we set PR_SET_PDEATHSIG.
     pub parent_pid: u32,
 }
@@ -53,6 +56,7 @@ impl Default for WorkerConfig {
             link_low: 4 << 20,
             accept_unknown: true,
             canned: false,
+            reuseport_addr: None,
             parent_pid: 0,
         }
     }

@@ -34,8 +34,21 @@ impl Harness {
     fn start(cfg: WorkerConfig) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (lfd, cfg) = if cfg.reuseport_addr.is_some() {
+            // The worker binds its own socket on the port we just learned.
+            drop(listener);
+            let addr = Some(format!("127.0.0.1:{port}"));
+            (
+                None,
+                WorkerConfig {
+                    reuseport_addr: addr,
+                    ..cfg
+                },
+            )
+        } else {
+            (Some(listener.into_raw_fd()), cfg)
+        };
         let (ours, theirs) = UnixStream::pair().unwrap();
-        let lfd = listener.into_raw_fd();
         let wfd = theirs.into_raw_fd();
         std::thread::spawn(move || {
             let mut w = Worker::new(cfg, lfd, Some(wfd)).unwrap();
@@ -313,4 +326,49 @@ fn registered_password_is_enforced_and_unknown_rejected() {
     assert_eq!(status("KEYED", Some("KEYED:not-the-right-key")), 401);
     assert_eq!(status("KEYED", None), 401);
     assert_eq!(status("STRANGER", None), 404);
+}
+
+#[test]
+fn shared_listener_at_cap_leaves_new_connections_queued_for_others() {
+    let cfg = WorkerConfig {
+        max_connections: 1,
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    let _first = h.client("CAP1", "ocpp1.6");
+    h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    // At its cap the worker stops polling the shared listener: the kernel still completes the TCP handshake
+    // into the queue, where another worker (none here) would pick it up; nothing is refused or reset.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).expect("queued, not refused");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.write_all(b"GET /ocpp/CAP2 HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let err = s
+        .read(&mut buf)
+        .expect_err("no worker answers while at cap");
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn reuseport_worker_serves_and_leaves_the_group_at_its_cap() {
+    let cfg = WorkerConfig {
+        max_connections: 1,
+        reuseport_addr: Some(String::new()), // filled in by the harness
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut ws = h.client("RP1", "ocpp2.0.1");
+    ws.send(Message::text(r#"[2,"x","Heartbeat",{}]"#)).unwrap();
+    let seen = h.wait_for(|s| s.len() >= 2, Duration::from_secs(5));
+    assert!(matches!(seen[1], Seen::Message(_, _)), "{seen:?}");
+    // At its cap a reuseport worker must close its socket to leave the group; with no other worker a new
+    // connection is refused outright (and one queued at that moment would have been reset).
+    std::thread::sleep(Duration::from_millis(100));
+    let refused = TcpStream::connect(("127.0.0.1", h.port));
+    assert!(
+        refused.is_err(),
+        "connection should be refused while the only worker is at its cap"
+    );
 }

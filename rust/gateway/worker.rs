@@ -36,6 +36,8 @@ const FD_RESERVE: usize = 64;
 const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Timer resolution: pings, timeouts and stats are checked this often.
 const TICK: Duration = Duration::from_millis(250);
+/// Accept queue of a reuseport listener (the kernel caps it at net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 65535;
 /// After a shutdown request, how long to wait for close handshakes before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -74,8 +76,10 @@ struct Conn {
 pub struct Worker {
     cfg: WorkerConfig,
     poll: Poll,
-    listener: TcpListener,
+    listener: Listen,
     listener_armed: bool,
+    /// An edge-triggered listener still had connections queued when the accept batch ran out.
+    accept_pending: bool,
     accepting: bool,
     link: Option<UnixStream>,
     link_in: LinkReader,
@@ -155,7 +159,7 @@ impl Worker {
     /// `listen_fd` and `link_fd` must be open file descriptors this process owns; the worker takes them over.
     pub fn new(
         cfg: WorkerConfig,
-        listen_fd: RawFd,
+        listen_fd: Option<RawFd>,
         link_fd: Option<RawFd>,
     ) -> Result<Self, GatewayError> {
         let limit = raise_nofile_limit();
@@ -166,10 +170,26 @@ impl Worker {
             cfg.max_connections.min(by_fd)
         };
         let poll = Poll::new()?;
-        // SAFETY: the caller hands us ownership of these descriptors.
-        let std_listener = unsafe { std::net::TcpListener::from_raw_fd(listen_fd) };
-        std_listener.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(std_listener);
+        let listener = match (&cfg.reuseport_addr, listen_fd) {
+            (Some(addr), _) => {
+                let addr = addr
+                    .parse()
+                    .map_err(|e| GatewayError::Config("reuseport_addr", format!("{addr}: {e}")))?;
+                Listen::ReusePort { addr, sock: None }
+            }
+            (None, Some(fd)) => {
+                // SAFETY: the caller hands us ownership of these descriptors.
+                let std_listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+                std_listener.set_nonblocking(true)?;
+                Listen::Shared(TcpListener::from_std(std_listener))
+            }
+            (None, None) => {
+                return Err(GatewayError::Config(
+                    "listen_fd",
+                    "either a listening socket or reuseport_addr is needed".into(),
+                ))
+            }
+        };
         let link = match link_fd {
             Some(fd) => {
                 // SAFETY: as above.
@@ -189,6 +209,7 @@ impl Worker {
             poll,
             listener,
             listener_armed: false,
+            accept_pending: false,
             // A linked worker waits for the control plane's auth table and `Accept { on: true }`.
             accepting: canned,
             link,
@@ -215,29 +236,51 @@ impl Worker {
         Ok(w)
     }
 
-    /// The listener is registered with EPOLLEXCLUSIVE so one incoming connection wakes one worker, not all of
-    /// them. mio cannot set that flag, so the listener goes straight into mio's epoll with `epoll_ctl`; its
-    /// events then arrive through `Poll::poll` with the LISTENER token like any other.
+    /// Start or stop accepting, whichever the cap, the control plane and shutdown call for.
+    ///
+    /// Shared mode: the inherited listener is registered with EPOLLEXCLUSIVE so one incoming connection wakes
+    /// one worker, not all of them. mio cannot set that flag, so the listener goes straight into mio's epoll
+    /// with `epoll_ctl` (level-triggered); its events arrive through `Poll::poll` with the LISTENER token like
+    /// any other. Stopping is EPOLL_CTL_DEL: queued connections stay in the kernel for the other workers.
+    ///
+    /// Reuseport mode: this worker binds its own SO_REUSEPORT socket and the kernel hashes connections over
+    /// the group. Stopping must close the socket (to leave the group), which resets whatever sat in its queue
+    /// unless net.ipv4.tcp_migrate_req is on.
     fn update_listener(&mut self) -> io::Result<()> {
         let want = self.accepting && self.shutdown_at.is_none() && self.conns.len() < self.cap;
         if want == self.listener_armed {
             return Ok(());
         }
-        let epfd = self.poll.as_raw_fd();
-        let lfd = self.listener.as_raw_fd();
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
-            u64: LISTENER.0 as u64,
-        };
-        let op = if want {
-            libc::EPOLL_CTL_ADD
-        } else {
-            libc::EPOLL_CTL_DEL
-        };
-        // SAFETY: valid fds owned by this worker; `ev` outlives the call.
-        let rc = unsafe { libc::epoll_ctl(epfd, op, lfd, &mut ev) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+        match &mut self.listener {
+            Listen::Shared(l) => {
+                let mut ev = libc::epoll_event {
+                    events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+                    u64: LISTENER.0 as u64,
+                };
+                let op = if want {
+                    libc::EPOLL_CTL_ADD
+                } else {
+                    libc::EPOLL_CTL_DEL
+                };
+                // SAFETY: valid fds owned by this worker; `ev` outlives the call.
+                let rc =
+                    unsafe { libc::epoll_ctl(self.poll.as_raw_fd(), op, l.as_raw_fd(), &mut ev) };
+                if rc != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Listen::ReusePort { addr, sock } => {
+                if want {
+                    let mut l = reuseport_listener(*addr)?;
+                    self.poll
+                        .registry()
+                        .register(&mut l, LISTENER, Interest::READABLE)?;
+                    *sock = Some(l);
+                    // Registration reports a listener that is already readable, so nothing is missed.
+                } else if let Some(mut l) = sock.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+            }
         }
         self.listener_armed = want;
         Ok(())
@@ -248,7 +291,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut last_tick = Instant::now();
         loop {
-            let timeout = if !self.backlog.is_empty() && !self.paused {
+            let timeout = if (!self.backlog.is_empty() && !self.paused) || self.accept_pending {
                 Duration::ZERO
             } else {
                 TICK
@@ -257,6 +300,9 @@ impl Worker {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
+            }
+            if self.accept_pending {
+                self.accept_some();
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -305,13 +351,24 @@ impl Worker {
     }
 
     fn accept_some(&mut self) {
+        // Edge-triggered (reuseport) listeners report readiness once: remember to come back if the batch
+        // runs out before the queue does. The shared listener is level-triggered and reports again anyway.
+        self.accept_pending = matches!(self.listener, Listen::ReusePort { .. });
         for _ in 0..ACCEPT_BATCH {
             if !self.listener_armed {
                 return;
             }
-            match self.listener.accept() {
+            let accepted = match &self.listener {
+                Listen::Shared(l) => l.accept(),
+                Listen::ReusePort { sock: Some(l), .. } => l.accept(),
+                Listen::ReusePort { sock: None, .. } => return,
+            };
+            match accepted {
                 Ok((sock, _)) => self.add_conn(sock),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
                 Err(e)
                     if e.raw_os_error() == Some(libc::EMFILE)
                         || e.raw_os_error() == Some(libc::ENFILE) =>
@@ -319,6 +376,13 @@ impl Worker {
                     // Out of files despite the cap (another fd leaked in?): stop accepting until one closes
                     // rather than spin on EMFILE; the other workers take the load meanwhile.
                     self.cap = self.conns.len();
+                    let _ = self.update_listener();
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // The socket is not listening (a misconfigured hand-over): epoll would report it ready
+                    // forever. Stop using it rather than spin; the control plane sees no connections here.
+                    self.accepting = false;
                     let _ = self.update_listener();
                     return;
                 }
@@ -878,6 +942,26 @@ impl Worker {
         }
         let _ = self.update_listener();
     }
+}
+
+/// Where connections come from: see [`Worker::update_listener`].
+enum Listen {
+    Shared(TcpListener),
+    ReusePort {
+        addr: std::net::SocketAddr,
+        sock: Option<TcpListener>,
+    },
+}
+
+fn reuseport_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(s.into()))
 }
 
 /// What a decoded control event asks the loop to do (collected while the decoder is borrowed).

@@ -48,6 +48,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
         link_low: get(d, "link_low", dflt.link_low)?,
         accept_unknown: get(d, "accept_unknown", dflt.accept_unknown)?,
         canned: get(d, "canned", dflt.canned)?,
+        reuseport_addr: get(d, "reuseport_addr", dflt.reuseport_addr.clone())?,
         parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
     })
 }
@@ -59,7 +60,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
 #[pyo3(signature = (listen_fd, link_fd, config))]
 pub fn run_worker(
     py: Python<'_>,
-    listen_fd: i32,
+    listen_fd: Option<i32>,
     link_fd: Option<i32>,
     config: &Bound<'_, PyDict>,
 ) -> PyResult<()> {

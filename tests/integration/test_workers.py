@@ -99,3 +99,25 @@ def test_health_lists_every_worker_pid_and_needs_no_token(node_factory):
     assert sorted(w["pid"] for w in body["workers"]) == sorted(node.worker_pids)
     assert all(w["alive"] for w in body["workers"]) and body["status"] == "ok"
     assert httpx.get(f"{node.api_url}/chargers", timeout=10).status_code == 401
+
+
+def test_reuseport_mode_serves_chargers_on_every_worker(node_factory):
+    node = node_factory("--workers", "2", "--listen-mode", "reuseport")
+
+    async def scenario():
+        async with contextlib.AsyncExitStack() as stack:
+            for i in range(20):
+                ws = await stack.enter_async_context(
+                    websockets.connect(f"{node.ocpp_url}/RP{i:02d}", subprotocols=["ocpp2.0.1"])
+                )
+                assert await heartbeat(ws)
+            for _ in range(100):
+                h = await asyncio.to_thread(health, node)
+                if sum(w["connections"] for w in h["workers"]) == 20:
+                    break
+                await asyncio.sleep(0.1)
+            return [w["connections"] for w in h["workers"]]
+
+    counts = asyncio.run(scenario())
+    # The kernel hashes connections over both workers' sockets.
+    assert sum(counts) == 20 and all(c > 0 for c in counts), counts

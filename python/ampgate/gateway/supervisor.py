@@ -64,11 +64,16 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def _listen(self) -> socket.socket:
+        """The shared listening socket; in reuseport mode a socket that is bound but never listens, which
+        holds the port (and learns it, for port 0) while each worker binds and listens on its own."""
         family = socket.AF_INET6 if ":" in self._cfg.ocpp_host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self._cfg.listen_mode == "reuseport":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._cfg.ocpp_host, self._cfg.ocpp_port))
-        sock.listen(LISTEN_BACKLOG)
+        if self._cfg.listen_mode == "shared":
+            sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
         return sock
 
@@ -98,6 +103,8 @@ class Gateway:
             # never be let in as "unknown" by a worker that has not heard of it yet.
             await self.push_table(worker=slot)
             self.hub.set_accepting(True, worker=slot)
+            # Reported ready only once the worker listens (in reuseport mode it binds its socket just now).
+            await self.barrier(slot)
             if first:
                 task_status.started()
                 first = False
@@ -128,7 +135,14 @@ class Gateway:
             "accept_unknown": cfg.unknown_chargers == "accept",
             "parent_pid": os.getpid(),
         }
-        lfd = self._listener.fileno()
+        pass_fds: tuple[int, ...]
+        if cfg.listen_mode == "reuseport":
+            host = f"[{cfg.ocpp_host}]" if ":" in cfg.ocpp_host else cfg.ocpp_host
+            wcfg["reuseport_addr"] = f"{host}:{self.ocpp_port}"
+            lfd, pass_fds = -1, (theirs.fileno(),)
+        else:
+            lfd = self._listener.fileno()
+            pass_fds = (lfd, theirs.fileno())
         args = [
             sys.executable,
             "-m",
@@ -138,7 +152,7 @@ class Gateway:
             json.dumps(wcfg),
         ]
         try:
-            proc = await trio.lowlevel.open_process(args, pass_fds=(lfd, theirs.fileno()))
+            proc = await trio.lowlevel.open_process(args, pass_fds=pass_fds)
         finally:
             theirs.close()
         self.hub.add_worker(slot, gen, ours.detach())
