@@ -56,3 +56,50 @@ class Hub:
     def shutdown(self, code: int = 1001, worker: int | None = None) -> None:
         """Ask workers to close every connection with `code` and exit."""
     def workers(self) -> list[int]: ...
+
+class LoadGen:
+    """Client WebSocket connections for benchmarks (and the seed of `ampgate sim`): one Rust event loop over
+    `count` OCPP-J connections, on the client side of the gateway's own codec (masked frames). Each phase
+    method blocks with the GIL released and returns its report as a dict of plain numbers.
+
+    `config` keys: `port` and `count` (required); `host` (an IP address, default "127.0.0.1"); `path_prefix`
+    ("/ocpp"); `id_prefix` ("LG") and `first_index` (0): charger i is `{id_prefix}{first_index + i}`;
+    `protocol` ("ocpp1.6" | "ocpp2.0.1"); `password` (Basic auth with the charger id as user; None = none);
+    `source_ips` (IPv4 source addresses used round-robin, e.g. 127.0.0.2.., each with its own ephemeral port
+    range); `max_inflight` (512: connections in connect/upgrade/boot at once); `max_message` (1 MiB);
+    `vendor`, `model` (the BootNotification's).
+
+    Raises ValueError for an unknown or bad setting, and OSError when this process's hard open-file limit is
+    too low for `count` connections (the message says the limit, what is needed, and to use more processes).
+    """
+
+    def __init__(self, config: dict[str, object]) -> None: ...
+    @property
+    def open(self) -> int:
+        """Booted connections still open."""
+    def connect_and_boot(self, timeout: float = 60.0) -> dict[str, object]:
+        """Connect every connection not started yet, upgrade, send BootNotification and wait for Accepted,
+        until all are done or `timeout` s passed (unfinished ones are dropped as "timeout").
+
+        Returns attempted, connected, upgraded, booted, failures ({kind: count}), elapsed_s (first connect to
+        last boot), open, boot_p50_ms, boot_p90_ms, boot_p99_ms, boot_max_ms, boot_mean_ms and
+        boot_histogram ([(upper_us, count)]).
+        """
+    def hold(self, seconds: float) -> dict[str, object]:
+        """Keep every connection open, answering pings (and any server CALL with NotImplemented).
+
+        Returns seconds, open_at_start, open_at_end, lost ({kind: count}), pings_answered.
+        """
+    def heartbeats(self, duration: float, rate: float = 0.0, inflight: int = 0) -> dict[str, object]:
+        """Heartbeat CALLs for `duration` s over every open connection, at most one outstanding each, taking
+        turns. `rate` 0: saturation, `inflight` CALLs outstanding in total (0 = one per connection); `rate` > 0:
+        open loop at `rate` per second in total. Then waits up to 5 s for outstanding replies.
+
+        Returns duration_s, target_rate, inflight, sent, answered (within duration), answered_late, errors
+        (CALLERRORs), unanswered, skipped (open-loop sends that found every connection busy), rate
+        (answered / duration_s), lost, open, p50_ms, p90_ms, p99_ms, max_ms, mean_ms and histogram
+        ([(upper_us, count)]).
+        """
+    def close(self, timeout: float = 5.0) -> dict[str, object]:
+        """Close frame 1000 on every open connection, wait up to `timeout` s for the server to finish each,
+        then drop every socket. Returns closing, clean, elapsed_s."""

@@ -372,3 +372,67 @@ fn reuseport_worker_serves_and_leaves_the_group_at_its_cap() {
         "connection should be refused while the only worker is at its cap"
     );
 }
+
+#[test]
+fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
+    // A tiny link bound so the test can fill it: the test plays a control plane that stops reading.
+    let cfg = WorkerConfig {
+        link_high: 16 << 10,
+        link_low: 8 << 10,
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    let mut flooder = h.client("FLOOD", "ocpp1.6");
+    let mut quiet = h.client("QUIET", "ocpp1.6");
+    flooder.get_mut().set_nonblocking(true).unwrap();
+    // Flood until TCP pushes back: the link socket fills, the worker pauses, parks up to its limit, then
+    // stops reading the flooder.
+    let body = format!(
+        r#"[2,"{{}}","DataTransfer",{{"vendorId":"x","data":"{}"}}]"#,
+        "y".repeat(1000)
+    );
+    let mut sent = 0usize;
+    let start = Instant::now();
+    loop {
+        let msg = Message::text(body.replace("{}", &sent.to_string()));
+        match flooder.send(msg) {
+            Ok(()) => sent += 1,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no back-pressure after {sent} messages"
+        );
+    }
+    assert!(sent > 100, "pushed back too early: {sent}");
+    // The other charger's ping is still answered while the link is full.
+    quiet
+        .send(Message::Ping(b"still-there".to_vec().into()))
+        .unwrap();
+    let pong = loop {
+        match quiet.read().unwrap() {
+            Message::Pong(p) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(&pong[..], b"still-there");
+    // Now the control plane catches up: every message that TCP took arrives, once, in order.
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        // Keep the flooder's pending frames moving into the kernel as the worker reads again.
+        let _ = flooder.flush();
+        for s in h.wait_for(|_| false, Duration::from_millis(100)) {
+            if let Seen::Message(_, text) = s {
+                let id: usize = text[4..text.find("\",\"Data").unwrap()].parse().unwrap();
+                ids.push(id);
+            }
+        }
+        if ids.len() >= sent {
+            break;
+        }
+    }
+    assert_eq!(ids, (0..ids.len()).collect::<Vec<_>>(), "in order, no gaps");
+    assert!(ids.len() >= sent, "got {} of {sent}", ids.len());
+}

@@ -30,6 +30,9 @@ const SCRATCH: usize = 64 << 10;
 const READ_BUDGET: usize = 256 << 10;
 /// Connections accepted per loop turn, so a boot storm does not starve established chargers.
 const ACCEPT_BATCH: usize = 512;
+/// While the link is full, each connection may park this many bytes of messages and is still read (so its
+/// pings are answered); past it, it is not read until the link drains and TCP pushes back on the charger.
+const PARK_LIMIT: usize = 8 << 10;
 /// Files kept free under the open-file limit for the link, the epoll fd and the odd log file.
 const FD_RESERVE: usize = 64;
 /// How long a closing connection may linger for the peer's close frame or EOF.
@@ -71,6 +74,9 @@ struct Conn {
     shutdown_when_flushed: bool,
     /// Unread bytes may be waiting (edge-triggered readiness we did not drain).
     backlog: bool,
+    /// Whole messages held back while the link to the control plane is full, each as `u32 LE length` +
+    /// bytes, in arrival order. Empty (no allocation) unless Python lags.
+    parked: Vec<u8>,
 }
 
 pub struct Worker {
@@ -94,6 +100,8 @@ pub struct Worker {
     frame: Vec<u8>,
     paused: bool,
     backlog: Vec<usize>,
+    /// Connections with parked messages, in the order they first parked.
+    parked: Vec<usize>,
     start: Instant,
     shutdown_at: Option<Instant>,
     link_dead: bool,
@@ -225,6 +233,7 @@ impl Worker {
             frame: Vec::new(),
             paused: false,
             backlog: Vec::new(),
+            parked: Vec::new(),
             start: Instant::now(),
             shutdown_at: None,
             link_dead: false,
@@ -291,7 +300,8 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut last_tick = Instant::now();
         loop {
-            let timeout = if (!self.backlog.is_empty() && !self.paused) || self.accept_pending {
+            let more = !self.backlog.is_empty() || !self.parked.is_empty();
+            let timeout = if (more && !self.paused) || self.accept_pending {
                 Duration::ZERO
             } else {
                 TICK
@@ -323,7 +333,11 @@ impl Worker {
                     }
                 }
             }
-            if !self.paused && !self.backlog.is_empty() {
+            if !self.paused && !self.parked.is_empty() {
+                self.unpark_some();
+                self.flush_link()?;
+            }
+            if !self.paused && self.parked.is_empty() && !self.backlog.is_empty() {
                 let backlog = std::mem::take(&mut self.backlog);
                 for idx in backlog {
                     if let Some(c) = self.conns.get_mut(idx) {
@@ -420,16 +434,46 @@ impl Worker {
             announced: false,
             shutdown_when_flushed: false,
             backlog: false,
+            parked: Vec::new(),
         });
         if self.conns.len() >= self.cap {
             let _ = self.update_listener();
         }
     }
 
+    /// Move a connection's parked messages onto the link (in order), ahead of anything it sends later.
+    fn unpark(&mut self, idx: usize) {
+        let Some(c) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let parked = std::mem::take(&mut c.parked);
+        let mut rest = &parked[..];
+        while rest.len() >= 4 {
+            let n = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            self.link_out.message(c.id, &rest[4..4 + n]);
+            rest = &rest[4 + n..];
+        }
+    }
+
+    /// The link has room again: deliver parked messages, oldest connection first, until it fills up again.
+    fn unpark_some(&mut self) {
+        let list = std::mem::take(&mut self.parked);
+        let mut it = list.into_iter();
+        for idx in it.by_ref() {
+            self.unpark(idx);
+            if self.link_out.len() > self.cfg.link_high {
+                break;
+            }
+        }
+        self.parked = it.collect();
+    }
+
     fn drop_conn(&mut self, idx: usize) {
         if !self.conns.contains(idx) {
             return;
         }
+        // Whatever the charger sent before it went away is delivered before its disconnect.
+        self.unpark(idx);
         let mut c = self.conns.remove(idx);
         let _ = self.poll.registry().deregister(&mut c.sock);
         if matches!(c.state, State::Open { .. }) {
@@ -446,6 +490,7 @@ impl Worker {
     /// linger for the peer's close or EOF (the server closes TCP first, after the close handshake).
     fn close_conn(&mut self, idx: usize, report: (u16, &str), frame: Option<(u16, &str)>) {
         let linger = now_secs(self.start) + CLOSE_LINGER.as_secs() as u32;
+        self.unpark(idx);
         let Some(c) = self.conns.get_mut(idx) else {
             return;
         };
@@ -551,8 +596,9 @@ impl Worker {
         let Some(c) = self.conns.get_mut(idx) else {
             return;
         };
-        if self.paused && matches!(c.state, State::Open { .. }) {
-            // Python is behind: leave the bytes in the kernel so TCP pushes back on the charger.
+        if self.paused && matches!(c.state, State::Open { .. }) && c.parked.len() >= PARK_LIMIT {
+            // Python is behind and this charger has used its parking: leave the bytes in the kernel so TCP
+            // pushes back on the charger.
             if !c.backlog {
                 c.backlog = true;
                 self.backlog.push(idx);
@@ -583,10 +629,9 @@ impl Worker {
             budget = budget.saturating_sub(n);
             if budget == 0
                 || (self.paused
-                    && self
-                        .conns
-                        .get(idx)
-                        .is_some_and(|c| matches!(c.state, State::Open { .. })))
+                    && self.conns.get(idx).is_some_and(|c| {
+                        matches!(c.state, State::Open { .. }) && c.parked.len() >= PARK_LIMIT
+                    }))
             {
                 if let Some(c) = self.conns.get_mut(idx) {
                     if !c.backlog {
@@ -630,12 +675,19 @@ impl Worker {
             State::Open { decoder } => {
                 let id = c.id;
                 let canned = self.cfg.canned;
+                let paused = self.paused;
                 let link_out = &mut self.link_out;
+                let parked = &mut c.parked;
+                let was_parked = !parked.is_empty();
                 let mut ctl: Vec<Ctl> = Vec::new();
                 let res = decoder.feed(data, &mut |ev| match ev {
                     Event::Text(t) => {
                         if canned {
                             ctl.push(Ctl::Canned(call_unique_id(t).map(str::to_owned)));
+                        } else if paused || !parked.is_empty() {
+                            // Behind messages already parked, or the link is full: keep the order.
+                            parked.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                            parked.extend_from_slice(t.as_bytes());
                         } else {
                             link_out.message(id, t.as_bytes());
                         }
@@ -645,6 +697,9 @@ impl Worker {
                     Event::Pong(_) => {}
                     Event::Close(code, reason) => ctl.push(Ctl::PeerClose(code, reason.to_owned())),
                 });
+                if !was_parked && !c.parked.is_empty() {
+                    self.parked.push(idx);
+                }
                 for a in ctl {
                     self.on_ctl(idx, a);
                 }

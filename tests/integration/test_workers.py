@@ -8,7 +8,9 @@ import contextlib
 import json
 import os
 import signal
+import time
 
+import pytest
 import websockets
 
 from tests.integration.ocpp_clients import boot_payload, call
@@ -121,3 +123,14 @@ def test_reuseport_mode_serves_chargers_on_every_worker(node_factory):
     counts = asyncio.run(scenario())
     # The kernel hashes connections over both workers' sockets.
     assert sum(counts) == 20 and all(c > 0 for c in counts), counts
+
+
+@pytest.mark.slow
+def test_workers_outlive_the_spawning_threads_idle_timeout(node_factory):
+    # PR_SET_PDEATHSIG follows the thread that forked the worker; trio's spawner threads exit after ~10 s idle.
+    # Workers must be bound to the control plane's main thread, so they are still the same processes later.
+    node = node_factory("--workers", "2")
+    time.sleep(13)
+    h = health(node)
+    assert sorted(w["pid"] for w in h["workers"]) == sorted(node.worker_pids)
+    assert all(w["alive"] and w["restarts"] == 0 for w in h["workers"])

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -58,7 +59,7 @@ class Gateway:
         self._listener: socket.socket | None = None
         self._acks: dict[int, tuple[set[int], trio.Event]] = {}
         self._stopping = False
-        self._procs: dict[int, trio.Process] = {}
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self.ocpp_port = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -108,14 +109,14 @@ class Gateway:
             if first:
                 task_status.started()
                 first = False
-            code = await proc.wait()
+            code = await wait_exit(proc)
             self._on_worker_exit(slot, info, code)
             if self._stopping:
                 return
             restarts += 1
             await trio.sleep(RESTART_DELAY)
 
-    async def _spawn(self, slot: int) -> tuple[trio.Process, WorkerInfo]:
+    async def _spawn(self, slot: int) -> tuple[subprocess.Popen[bytes], WorkerInfo]:
         assert self._listener is not None
         self._generation = (self._generation + 1) & 0xFFFF
         gen = self._generation
@@ -152,7 +153,11 @@ class Gateway:
             json.dumps(wcfg),
         ]
         try:
-            proc = await trio.lowlevel.open_process(args, pass_fds=pass_fds)
+            # Spawned from the trio thread itself, not with trio.lowlevel.open_process: PR_SET_PDEATHSIG fires
+            # when the *thread* that forked the worker exits, and trio's spawner thread exits when idle (the
+            # workers were SIGKILLed ten seconds after start). The fork+exec costs a few milliseconds, once per
+            # worker start.
+            proc = subprocess.Popen(args, pass_fds=pass_fds)  # noqa: ASYNC220 - see above
         finally:
             theirs.close()
         self.hub.add_worker(slot, gen, ours.detach())
@@ -179,7 +184,7 @@ class Gateway:
         self.hub.shutdown(1001)
         with trio.move_on_after(SHUTDOWN_TIMEOUT):
             for proc in list(self._procs.values()):
-                await proc.wait()
+                await wait_exit(proc)
         for proc in list(self._procs.values()):
             proc.kill()
 
@@ -260,3 +265,16 @@ class Gateway:
 
     def health(self) -> list[dict]:
         return [msgspec.structs.asdict(i) for _, i in sorted(self.workers.items())]
+
+
+async def wait_exit(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for a child started with subprocess.Popen without blocking the trio loop (a pidfd becomes
+    readable when the process exits); returns its exit status."""
+    if proc.returncode is not None:
+        return proc.returncode
+    fd = os.pidfd_open(proc.pid)
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+    return proc.wait()
