@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -291,7 +292,7 @@ class LoadGenGroup:
 class Node:
     """An `ampgate serve` process on free loopback ports with a temporary database."""
 
-    def __init__(self, workdir: Path, chargers: int, workers: int) -> None:
+    def __init__(self, workdir: Path, chargers: int, workers: int, listen_mode: str = "shared") -> None:
         self.workdir = workdir
         self.ready = workdir / "ready.json"
         self.log_path = workdir / "node.log"
@@ -300,6 +301,7 @@ class Node:
             "--ocpp-host", "127.0.0.1", "--ocpp-port", "0", "--api-port", "0",
             "--db", str(workdir / "ampgate.db"), "--ready-file", str(self.ready),
             "--max-chargers", str(chargers), "--workers", str(workers), "--log-level", "WARNING",
+            "--listen-mode", listen_mode,
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
@@ -518,6 +520,7 @@ def run(a: argparse.Namespace) -> dict:
         "connections_requested": a.connections,
         "protocol": a.protocol,
         "workers": workers,
+        "listen_mode": a.listen_mode,
         "per_process": a.per_process,
         "loadgen_processes": max(1, math.ceil(a.connections / a.per_process)),
         "hold_s": a.hold,
@@ -538,7 +541,7 @@ def run(a: argparse.Namespace) -> dict:
                 host, port, path = socket.gethostbyname(u.hostname), u.port, (u.path or "/ocpp").rstrip("/")
                 node_pids: dict[str, int] = {}
             else:
-                node = Node(Path(tmp), a.connections, workers)
+                node = Node(Path(tmp), a.connections, workers, a.listen_mode)
                 info = node.wait_ready()
                 host, port, path = "127.0.0.1", info["ocpp_port"], "/ocpp"
                 time.sleep(IDLE_SETTLE)
@@ -578,6 +581,11 @@ def run(a: argparse.Namespace) -> dict:
                 grown = sum(pss_after.values()) - sum(pss_before.values())
                 result["pss_held_kb"] = pss_after
                 result["rss_kb_per_conn"] = round(grown / connections_held, 3) if connections_held else None
+                # How the listen mode spread the chargers over the workers (health needs no token).
+                health_url = f"http://127.0.0.1:{node.info['api_port']}/api/v1/health"
+                with urllib.request.urlopen(health_url, timeout=10) as r:
+                    health = json.load(r)
+                result["worker_connections"] = [w["connections"] for w in health["workers"]]
             else:
                 result["rss_kb_per_conn"] = None
 
@@ -700,7 +708,8 @@ def _meets(value: float | None, op: str, bound: float) -> bool | None:
 def table(r: dict) -> str:
     lines = [
         f"ampgate connections benchmark: {r['connections_requested']:,} chargers ({r['protocol']}), "
-        f"{r['workers']} gateway workers, {r['loadgen_processes']} load-generator processes",
+        f"{r['workers']} gateway workers ({r.get('listen_mode', 'shared')} listener), "
+        f"{r['loadgen_processes']} load-generator processes",
         "",
         f"{'measure':<34}{'value':>14}  {'target':<12}{'':>6}",
     ]
@@ -724,6 +733,8 @@ def table(r: dict) -> str:
     row(f"heartbeat p99 ms @ {r.get('heartbeat_rate_for_latency', 0):,}/s", "heartbeat_p99_ms", "{:.2f}")
     row("limit: canned heartbeats per s", "limit_heartbeats_per_s")
     row("limit: canned handshakes per s", "limit_handshakes_per_s")
+    if r.get("worker_connections"):
+        lines.append(f"{'connections per worker':<34}{' '.join(f'{c:,}' for c in r['worker_connections'])}")
     lines.append("")
     lines.append(f"errors: {r['errors'] or 'none'}   dropped: {r['dropped']}")
     lines.append("")
@@ -782,6 +793,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to hold the connections idle before measuring memory",
     )
     p.add_argument("--duration", type=float, default=10.0, help="seconds of each heartbeat phase")
+    p.add_argument(
+        "--listen-mode",
+        choices=["shared", "reuseport"],
+        default="shared",
+        help="how the node's workers share the OCPP port (ampgate serve --listen-mode)",
+    )
     a = p.parse_args(argv)
     if a.connections < 1 or a.per_process < 1:
         p.error("--connections and --per-process must be at least 1")

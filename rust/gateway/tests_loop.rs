@@ -436,3 +436,17 @@ fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
     assert_eq!(ids, (0..ids.len()).collect::<Vec<_>>(), "in order, no gaps");
     assert!(ids.len() >= sent, "got {} of {sent}", ids.len());
 }
+
+#[test]
+fn binary_frames_are_closed_1003_and_reported() {
+    let mut h = Harness::start(WorkerConfig::default());
+    let mut ws = h.client("BIN", "ocpp1.6");
+    let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    let Seen::Connected(id, ..) = seen[0].clone() else {
+        panic!("{seen:?}")
+    };
+    ws.send(Message::binary(vec![1u8, 2, 3])).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1003));
+    let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    assert_eq!(seen, vec![Seen::Disconnected(id, 1003)]);
+}
