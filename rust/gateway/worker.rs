@@ -528,24 +528,15 @@ impl Worker {
             return;
         };
         let mut rest = bytes;
-        let mut failed = false;
         if c.wbuf.is_empty() {
-            loop {
-                match c.sock.write(rest) {
-                    Ok(n) if n == rest.len() => return,
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
+            match write_some(&mut c.sock, bytes) {
+                Ok(n) if n == bytes.len() => return,
+                Ok(n) => rest = &bytes[n..],
+                Err(_) => {
+                    self.drop_conn(idx);
+                    return;
                 }
             }
-        }
-        if failed {
-            self.drop_conn(idx);
-            return;
         }
         if c.wbuf.len() + rest.len() > max {
             // The charger is not reading. Its queue must not grow without bound: give up on it.
@@ -567,24 +558,17 @@ impl Worker {
         let Some(c) = self.conns.get_mut(idx) else {
             return;
         };
-        let mut failed = false;
-        while !c.wbuf.is_empty() {
-            match c.sock.write(&c.wbuf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    c.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    failed = true;
-                    break;
+        match write_some(&mut c.sock, &c.wbuf) {
+            Ok(n) => {
+                c.wbuf.drain(..n);
+                if !c.wbuf.is_empty() {
+                    return; // The socket is full again; the next writable event resumes.
                 }
             }
-        }
-        if failed {
-            self.drop_conn(idx);
-            return;
+            Err(_) => {
+                self.drop_conn(idx);
+                return;
+            }
         }
         c.wbuf = Vec::new();
         if c.shutdown_when_flushed {
@@ -1006,6 +990,21 @@ enum Listen {
         addr: std::net::SocketAddr,
         sock: Option<TcpListener>,
     },
+}
+
+/// Write as much of `buf` as the socket takes without blocking; returns how many bytes it took.
+fn write_some(sock: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match sock.write(&buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn reuseport_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {

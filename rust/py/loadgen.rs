@@ -49,12 +49,7 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
     key: &str,
     default: T,
 ) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => v
-            .extract::<T>()
-            .map_err(|e| bad(key, Into::<PyErr>::into(e))),
-        _ => Ok(default),
-    }
+    super::setting(d, "load generator", key, default)
 }
 
 fn config_from(d: &Bound<'_, PyDict>) -> PyResult<LoadGenConfig> {

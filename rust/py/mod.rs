@@ -24,6 +24,23 @@ impl From<GatewayError> for PyErr {
     }
 }
 
+/// A setting from a config dict passed down from Python: `default` when the key is absent or None, a
+/// ValueError naming `what` and the key when the value has the wrong type.
+pub(crate) fn setting<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, pyo3::types::PyDict>,
+    what: &str,
+    key: &str,
+    default: T,
+) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            pyo3::exceptions::PyValueError::new_err(format!("{what} setting {key}: {e}"))
+        }),
+        _ => Ok(default),
+    }
+}
+
 /// Register the module's contents (called by the `#[pymodule]` in lib.rs).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GatewayFailure", m.py().get_type::<GatewayFailure>())?;

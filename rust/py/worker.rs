@@ -13,13 +13,7 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
     key: &str,
     default: T,
 ) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| {
-            let e: PyErr = e.into();
-            pyo3::exceptions::PyValueError::new_err(format!("worker setting {key}: {e}"))
-        }),
-        _ => Ok(default),
-    }
+    super::setting(d, "worker", key, default)
 }
 
 fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
