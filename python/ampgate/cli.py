@@ -68,6 +68,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "--ready-file", default=None, help="write ports and the first admin token here as JSON once ready"
     )
     p.add_argument(
+        "--call-timeout",
+        type=float,
+        default=d.call_timeout,
+        help="seconds a remote command waits for the charger (default %(default)s)",
+    )
+    p.add_argument(
         "--listen-mode",
         choices=["shared", "reuseport"],
         default=d.listen_mode,
@@ -101,6 +107,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,
+        call_timeout=a.call_timeout,
     )
 
 

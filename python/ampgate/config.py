@@ -43,6 +43,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # BootNotification.interval: the heartbeat interval we ask chargers for. 5 minutes is the common default
     # of CSMSs in the field; WebSocket pings carry liveness in between.
     heartbeat_interval: int = 300
+    # How long a remote command waits for the charger's answer (queueing included) before it fails with 504.
+    call_timeout: float = 30.0
     ping_interval: float = 60.0
     ping_timeout: float = 30.0
     handshake_timeout: float = 10.0

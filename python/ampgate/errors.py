@@ -12,6 +12,9 @@ from typing import ClassVar
 
 __all__ = [
     "AmpgateError",
+    "ChargerCallError",
+    "ChargerOfflineError",
+    "ChargerTimeoutError",
     "ConflictError",
     "ForbiddenError",
     "NotFoundError",
@@ -73,3 +76,30 @@ class ForbiddenError(AmpgateError):
 
     default_code = "forbidden"
     status_hint = 403
+
+
+class ChargerOfflineError(AmpgateError):
+    """A command for a charger that has no live connection."""
+
+    default_code = "charger_offline"
+    status_hint = 409
+
+
+class ChargerCallError(AmpgateError):
+    """The charger answered a command with a CALLERROR; `ocpp_code` is its error code, `details` its
+    errorDetails."""
+
+    default_code = "charger_error"
+    status_hint = 502
+
+    def __init__(self, message: str, *, ocpp_code: str, details: object = None) -> None:
+        super().__init__(message)
+        self.ocpp_code = ocpp_code
+        self.details = details
+
+
+class ChargerTimeoutError(AmpgateError):
+    """The charger did not answer a command in time (or its connection dropped before it answered)."""
+
+    default_code = "charger_timeout"
+    status_hint = 504

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -22,8 +23,9 @@ from ampgate import _native
 from ampgate.clock import Clock, iso
 from ampgate.config import NodeConfig
 from ampgate.connectivity import PresenceRegistry
+from ampgate.errors import ChargerOfflineError, ChargerTimeoutError, NotFoundError
 from ampgate.gateway import Gateway
-from ampgate.ocpp import OcppRouter
+from ampgate.ocpp import OcppRouter, actions
 from ampgate.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Node:
         self.first_admin_token: str | None = None
         self.started_at: float | None = None
         self._stop = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -59,6 +62,7 @@ class Node:
                 self.first_admin_token = self.store.create_token("admin", label="first start")
             try:
                 async with trio.open_nursery() as inner:
+                    self._nursery = inner
                     await inner.start(self.gateway.run)
                     await inner.start(self._serve_api)
                     self.started_at = self.clock.wall()
@@ -70,6 +74,12 @@ class Node:
             finally:
                 # Cancelling the store's task flushes every queued write before it returns.
                 outer.cancel_scope.cancel()
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `fn(*args)` as a task of the running node (cancelled at shutdown). For work started from the
+        synchronous event handlers, such as a reply that must wait for a commit."""
+        assert self._nursery is not None, "the node is not running"
+        self._nursery.start_soon(fn, *args)
 
     def request_stop(self) -> None:
         """Begin a clean shutdown: chargers get close 1001, the store is flushed, `run` returns."""
@@ -122,14 +132,21 @@ class Node:
         out: list[tuple[int, bytes]] = []
         for ev in events:
             kind = ev[0]
-            if kind == _native.MESSAGE:
-                ocpp.on_message(ev[1], ev[2], out)
-            elif kind == _native.CONNECTED:
-                self._on_connected(ev[1], ev[2], ev[3], ev[4], now)
-            elif kind == _native.DISCONNECTED:
-                self._on_disconnected(ev[1], ev[2], ev[3], now)
-            else:
-                self.gateway.on_worker_event(ev)
+            try:
+                if kind == _native.MESSAGE:
+                    ocpp.on_message(ev[1], ev[2], out)
+                elif kind == _native.CONNECTED:
+                    # A connection announced by a worker generation that has since died (its events were
+                    # still queued when the death was handled) no longer exists.
+                    if self.gateway.is_current(ev[1]):
+                        self._on_connected(ev[1], ev[2], ev[3], ev[4], now)
+                elif kind == _native.DISCONNECTED:
+                    self._on_disconnected(ev[1], ev[2], ev[3], now)
+                else:
+                    self.gateway.on_worker_event(ev)
+            except Exception:
+                # A bug handling one event must not stop the pump for every other charger.
+                log.exception("failed handling gateway event %r", ev[:2])
         if out:
             self.gateway.hub.send(out)
 
@@ -162,6 +179,29 @@ class Node:
         row, created = await self.store.register_charger(charger_id, password)
         await self.gateway.push_credentials([(charger_id, self.store.credential(charger_id) or "")])
         return row, created
+
+    async def command(self, charger_id: str, action: str, payload: Any) -> Any:
+        """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
+        version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
+        the central system does not send in that version), ChargerOfflineError, ValidationError naming the
+        field, ChargerCallError (a CALLERROR), ChargerTimeoutError."""
+        presence = self.presence.get(charger_id)
+        if presence is None and self.store.charger(charger_id) is None:
+            raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
+        if presence is None or not presence.online or presence.protocol is None:
+            raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+        try:
+            actions.validate_request(presence.protocol, action, payload)
+        except KeyError:
+            raise NotFoundError(
+                f"{action} is not a command the central system sends in {presence.protocol}",
+                field="name",
+                code="unknown_command",
+            ) from None
+        timeout = self.config.call_timeout
+        with trio.move_on_after(timeout):
+            return await self.ocpp.calls.call(charger_id, action, payload)
+        raise ChargerTimeoutError(f"{charger_id} did not answer {action} within {timeout:g} s")
 
     def health(self) -> dict[str, Any]:
         workers = self.gateway.health()

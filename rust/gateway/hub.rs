@@ -323,10 +323,13 @@ fn run(mut poll: Poll, shared: Arc<Shared>) {
             None
         };
         if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+            if e.kind() != io::ErrorKind::Interrupted {
+                // Should never happen (epoll_wait fails only on bad arguments); keep serving rather than leave
+                // Python without events, without spinning.
+                eprintln!("ampgate hub: poll failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            return;
+            continue;
         }
         if shared.stop.load(Ordering::SeqCst) {
             return;

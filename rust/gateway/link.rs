@@ -151,10 +151,14 @@ impl LinkWriter {
     fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    fn short(&mut self, s: &[u8]) {
-        let s = &s[..s.len().min(u16::MAX as usize)];
-        self.u16(s.len() as u16);
-        self.buf.extend_from_slice(s);
+    /// A string of at most 65,535 bytes, cut on a character boundary (the reader checks UTF-8).
+    fn short(&mut self, s: &str) {
+        let mut n = s.len().min(u16::MAX as usize);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.u16(n as u16);
+        self.buf.extend_from_slice(&s.as_bytes()[..n]);
     }
     fn long(&mut self, s: &[u8]) {
         self.u32(s.len() as u32);
@@ -246,8 +250,8 @@ impl LinkWriter {
         self.begin(kind::CONNECTED);
         self.u64(conn_id);
         self.buf.push(protocol);
-        self.short(charger.as_bytes());
-        self.short(peer.as_bytes());
+        self.short(charger);
+        self.short(peer);
     }
 
     pub fn message(&mut self, conn_id: u64, data: &[u8]) {
@@ -260,7 +264,7 @@ impl LinkWriter {
         self.begin(kind::DISCONNECTED);
         self.u64(conn_id);
         self.u16(code);
-        self.short(reason.as_bytes());
+        self.short(reason);
     }
 
     pub fn down(&mut self, r: &Down) {
@@ -274,12 +278,12 @@ impl LinkWriter {
             Down::AuthClear => self.begin(kind::AUTH_CLEAR),
             Down::AuthSet { charger, hash } => {
                 self.begin(kind::AUTH_SET);
-                self.short(charger.as_bytes());
-                self.short(hash.as_bytes());
+                self.short(charger);
+                self.short(hash);
             }
             Down::AuthDelete { charger } => {
                 self.begin(kind::AUTH_DELETE);
-                self.short(charger.as_bytes());
+                self.short(charger);
             }
             Down::AuthPolicy { accept_unknown } => {
                 self.begin(kind::AUTH_POLICY);
@@ -310,7 +314,7 @@ impl LinkWriter {
         self.begin(kind::CLOSE);
         self.u64(conn_id);
         self.u16(code);
-        self.short(reason.as_bytes());
+        self.short(reason);
     }
 }
 

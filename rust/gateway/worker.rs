@@ -86,6 +86,8 @@ pub struct Worker {
     listener_armed: bool,
     /// An edge-triggered listener still had connections queued when the accept batch ran out.
     accept_pending: bool,
+    /// After EMFILE/ENFILE, accepting pauses until this worker second.
+    accept_paused_until: u32,
     accepting: bool,
     link: Option<UnixStream>,
     link_in: LinkReader,
@@ -218,6 +220,7 @@ impl Worker {
             listener,
             listener_armed: false,
             accept_pending: false,
+            accept_paused_until: 0,
             // A linked worker waits for the control plane's auth table and `Accept { on: true }`.
             accepting: canned,
             link,
@@ -256,7 +259,10 @@ impl Worker {
     /// the group. Stopping must close the socket (to leave the group), which resets whatever sat in its queue
     /// unless net.ipv4.tcp_migrate_req is on.
     fn update_listener(&mut self) -> io::Result<()> {
-        let want = self.accepting && self.shutdown_at.is_none() && self.conns.len() < self.cap;
+        let want = self.accepting
+            && self.shutdown_at.is_none()
+            && self.conns.len() < self.cap
+            && now_secs(self.start) >= self.accept_paused_until;
         if want == self.listener_armed {
             return Ok(());
         }
@@ -370,6 +376,9 @@ impl Worker {
         self.accept_pending = matches!(self.listener, Listen::ReusePort { .. });
         for _ in 0..ACCEPT_BATCH {
             if !self.listener_armed {
+                // Re-arming re-registers (reuseport) or re-adds (shared) the listener, which reports a ready
+                // queue by itself: nothing to come back for.
+                self.accept_pending = false;
                 return;
             }
             let accepted = match &self.listener {
@@ -387,9 +396,11 @@ impl Worker {
                     if e.raw_os_error() == Some(libc::EMFILE)
                         || e.raw_os_error() == Some(libc::ENFILE) =>
                 {
-                    // Out of files despite the cap (another fd leaked in?): stop accepting until one closes
-                    // rather than spin on EMFILE; the other workers take the load meanwhile.
-                    self.cap = self.conns.len();
+                    // Out of files despite the cap (ENFILE is system-wide and passing): stop accepting for
+                    // a moment rather than spin on it; the other workers take the load meanwhile, and the next
+                    // tick after the pause tries again.
+                    self.accept_paused_until = now_secs(self.start) + 1;
+                    self.accept_pending = false;
                     let _ = self.update_listener();
                     return;
                 }
@@ -539,7 +550,12 @@ impl Worker {
             }
         }
         if c.wbuf.len() + rest.len() > max {
-            // The charger is not reading. Its queue must not grow without bound: give up on it.
+            // The charger is not reading. Its queue must not grow without bound: give up on it. What it sent
+            // before goes up first, then its disconnect.
+            self.unpark(idx);
+            let Some(c) = self.conns.get_mut(idx) else {
+                return;
+            };
             if c.announced {
                 c.announced = false;
                 self.link_out.disconnected(
@@ -864,7 +880,10 @@ impl Worker {
             DownRef::AuthPolicy { accept_unknown } => self.auth.set_accept_unknown(accept_unknown),
             DownRef::Accept { on } => {
                 self.accepting = on;
-                let _ = self.update_listener();
+                if let Err(e) = self.update_listener() {
+                    // Retried every tick; say why on the node's stderr (the worker's is inherited).
+                    eprintln!("ampgate worker {}: cannot listen yet: {e}", self.cfg.worker);
+                }
             }
             DownRef::Barrier { seq } => self.link_out.up(&link::Up::Ack { seq }),
             DownRef::Shutdown { code } => self.begin_shutdown(code),

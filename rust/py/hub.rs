@@ -14,6 +14,9 @@ pub const WORKER_UP: u8 = 3;
 pub const WORKER_DOWN: u8 = 4;
 pub const STATS: u8 = 5;
 pub const ACK: u8 = 6;
+/// Largest message Python may send: well inside one worker-link batch (`link::MAX_BATCH`), and far above
+/// any OCPP message (the gateway refuses incoming ones over 1 MiB by default).
+const MAX_SEND: usize = 16 << 20;
 
 #[pyclass(name = "Hub", module = "ampgate._native", frozen)]
 pub struct PyHub {
@@ -96,10 +99,18 @@ impl PyHub {
         self.hub.remove_worker(worker);
     }
 
-    /// Send text messages: a list of `(conn_id, bytes)`. Never blocks.
-    fn send(&self, batch: Vec<(u64, Bound<'_, PyBytes>)>) {
+    /// Send text messages: a list of `(conn_id, bytes)`. Never blocks. Raises ValueError (sending nothing)
+    /// when a message is larger than a worker link batch can carry.
+    fn send(&self, batch: Vec<(u64, Bound<'_, PyBytes>)>) -> PyResult<()> {
+        if let Some((id, b)) = batch.iter().find(|(_, b)| b.as_bytes().len() > MAX_SEND) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "message of {} bytes for connection {id} is larger than {MAX_SEND}",
+                b.as_bytes().len()
+            )));
+        }
         self.hub
             .send(batch.iter().map(|(id, b)| (*id, b.as_bytes())));
+        Ok(())
     }
 
     /// Close connections: a list of `(conn_id, code, reason)`.

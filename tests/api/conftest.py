@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from ampgate.api import create_app
+from ampgate.errors import ChargerOfflineError
 from ampgate.store import ChargerRow, Store
 
 BASE_URL = "http://ampgate.test"
@@ -47,6 +48,10 @@ class StandInNode:
         result = await self.store.register_charger(charger_id, password)
         self.registered.append((charger_id, password))
         return result
+
+    async def command(self, charger_id: str, action: str, payload: Any) -> Any:
+        # Commands need live chargers: they are tested end to end against a real node (tests/integration).
+        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
 
 
 @dataclass

@@ -321,3 +321,19 @@ def test_workers_die_with_a_killed_control_plane(node):
         wait_for(
             lambda pid=pid: not _alive(pid), what=f"worker {pid} gone after SIGKILL of the control plane"
         )
+
+
+def test_deeply_nested_json_is_a_protocol_error_not_a_crash(node):
+    async def scenario():
+        async with websockets.connect(f"{node.ocpp_url}/NEST", subprotocols=["ocpp1.6"]) as ws:
+            await ws.send("[" * 20000 + "]" * 20000)
+            r1 = json.loads(await ws.recv())
+            uid, msg = call("Heartbeat", {})
+            await ws.send(msg)
+            r2 = json.loads(await ws.recv())
+            return r1, uid, r2
+
+    r1, uid, r2 = asyncio.run(scenario())
+    assert r1[:3] == [4, "-1", "ProtocolError"]
+    assert r2[:2] == [3, uid]
+    assert node.proc.poll() is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from ampgate.ocpp import messages as m
+from ampgate.ocpp import v16, v201
 from ampgate.ocpp.rpc import OCPP16, OCPP201, Fault, RpcFault, call_error, error_code, fault_from_validation
 
 
@@ -35,26 +35,28 @@ def classify(payload, typ):
 
 
 def test_missing_required_field():
-    f = classify({"chargePointVendor": "V"}, m.BootNotification16)
+    f = classify({"chargePointVendor": "V"}, v16.BootNotificationRequest)
     assert f.fault is Fault.MISSING and f.details["field"] == "$"
     assert "chargePointModel" in f.description
 
 
 def test_wrong_type_and_too_long_are_type_constraint():
-    f = classify({"chargePointVendor": 5, "chargePointModel": "M"}, m.BootNotification16)
+    f = classify({"chargePointVendor": 5, "chargePointModel": "M"}, v16.BootNotificationRequest)
     assert f.fault is Fault.TYPE and f.details["field"] == "$.chargePointVendor"
-    f = classify({"chargePointVendor": "V" * 21, "chargePointModel": "M"}, m.BootNotification16)
+    f = classify({"chargePointVendor": "V" * 21, "chargePointModel": "M"}, v16.BootNotificationRequest)
     assert f.fault is Fault.TYPE
 
 
 def test_unknown_field_is_format():
-    f = classify({"chargePointVendor": "V", "chargePointModel": "M", "colour": "red"}, m.BootNotification16)
+    f = classify(
+        {"chargePointVendor": "V", "chargePointModel": "M", "colour": "red"}, v16.BootNotificationRequest
+    )
     assert f.fault is Fault.FORMAT
 
 
 def test_bad_enum_is_property_constraint():
     payload = {"reason": "Bored", "chargingStation": {"model": "M", "vendorName": "V"}}
-    f = classify(payload, m.BootNotification201)
+    f = classify(payload, v201.BootNotificationRequest)
     assert f.fault is Fault.VALUE and f.details["field"] == "$.reason"
 
 

@@ -11,6 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
+from ampgate.api.commands import CommandController
 from ampgate.api.deps import NodeView, provide_node
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
@@ -29,7 +30,7 @@ def create_app(node: NodeView) -> Litestar:
     `node` dependency). Logging is left to the node (`logging_config=None`): the app does not reconfigure it.
     Never raises for a well-formed node."""
     return Litestar(
-        route_handlers=[HealthController, ChargerController],
+        route_handlers=[HealthController, ChargerController, CommandController],
         dependencies={"node": Provide(provide_node, sync_to_thread=False)},
         middleware=[
             DefineMiddleware(

@@ -45,6 +45,8 @@ class NodeView(Protocol):
 
     async def register_charger(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
 
+    async def command(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
 
 def provide_node(state: State) -> NodeView:
     """The node the app was created for (put into `app.state.node` by `create_app`)."""

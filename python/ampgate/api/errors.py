@@ -17,7 +17,7 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from ampgate.api.schemas import ErrorBody
-from ampgate.errors import AmpgateError
+from ampgate.errors import AmpgateError, ChargerCallError
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,16 @@ _MALFORMED_JSON = "JSON is malformed"
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[ErrorBody]:
-    """An error response with the common body."""
-    return Response(ErrorBody(code=code, message=message, field=field), status_code=status, headers=headers)
+    """An error response with the common body (`extra`: ErrorBody's optional fields)."""
+    body = ErrorBody(code=code, message=message, field=field, **extra)
+    return Response(body, status_code=status, headers=headers)
 
 
 def _field_of(error: dict[str, Any]) -> str | None:
@@ -72,7 +78,8 @@ def _code_for_status(status: int) -> str:
 def handle_ampgate_error(request: Request[Any, Any, Any], exc: AmpgateError) -> Response[ErrorBody]:
     """An AmpgateError becomes its `status_hint` with its code, message and field."""
     headers = _WWW_AUTHENTICATE if exc.status_hint == 401 else None
-    return error_response(exc.status_hint, exc.code, exc.message, exc.field, headers)
+    extra = {"ocpp_code": exc.ocpp_code, "details": exc.details} if isinstance(exc, ChargerCallError) else {}
+    return error_response(exc.status_hint, exc.code, exc.message, exc.field, headers, **extra)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

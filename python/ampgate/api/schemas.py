@@ -4,7 +4,7 @@ send, Create shapes what we accept; they are separate even where they overlap, s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -17,6 +17,9 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
     field: str | None = None
+    # For 502 charger_error: the charger's OCPP error code and its errorDetails.
+    ocpp_code: str | None = None
+    details: Any = None
 
 
 class ChargerRead(msgspec.Struct, kw_only=True):

@@ -19,6 +19,7 @@ import msgspec
 import trio
 
 from ampgate import _native
+from ampgate.connectivity.presence import generation_of, worker_of
 
 if TYPE_CHECKING:
     from ampgate.node import Node
@@ -32,6 +33,8 @@ LISTEN_BACKLOG = 65535
 RESTART_DELAY = 0.5
 # How long a barrier (e.g. a credential change reaching every worker) may take before we give up on it.
 BARRIER_TIMEOUT = 10.0
+# How long all workers together may take to start and acknowledge their table at node start.
+STARTUP_TIMEOUT = 60.0
 # After asking workers to shut down, how long to wait for them to finish their close handshakes.
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -79,42 +82,52 @@ class Gateway:
         return sock
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind, start the workers, push the handshake table, start accepting; then supervise until
-        cancelled. Raises OSError when the OCPP port cannot be bound."""
+        """Bind, start the workers, push the handshake table, start accepting; report started once every
+        worker listens; then supervise until cancelled. Raises OSError when the OCPP port cannot be bound and
+        trio.TooSlowError when the workers are not all ready within STARTUP_TIMEOUT."""
         self._listener = self._listen()
         self.ocpp_port = self._listener.getsockname()[1]
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump)
-                for slot in range(self._cfg.worker_count()):
-                    await nursery.start(self._supervise, slot)
+                ready = [trio.Event() for _ in range(self._cfg.worker_count())]
+                for slot, event in enumerate(ready):
+                    nursery.start_soon(self._supervise, slot, event)
+                with trio.fail_after(STARTUP_TIMEOUT):
+                    for event in ready:
+                        await event.wait()
                 task_status.started()
         finally:
             self._listener.close()
 
-    async def _supervise(
-        self, slot: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        first = True
+    async def _supervise(self, slot: int, ready: trio.Event) -> None:
+        """Keep a worker running in `slot`: start it, arm it, and when it exits for any reason (even while
+        being armed), account for its connections and start the next generation."""
         restarts = 0
-        while True:
+        while not self._stopping:
             proc, info = await self._spawn(slot)
             info.restarts = restarts
-            # Load the handshake table before the worker accepts anyone: a known charger with a password must
-            # never be let in as "unknown" by a worker that has not heard of it yet.
-            await self.push_table(worker=slot)
-            self.hub.set_accepting(True, worker=slot)
-            # Reported ready only once the worker listens (in reuseport mode it binds its socket just now).
-            await self.barrier(slot)
-            if first:
-                task_status.started()
-                first = False
-            code = await wait_exit(proc)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._arm, slot, proc, ready)
+                code = await wait_exit(proc)
+                nursery.cancel_scope.cancel()
             self._on_worker_exit(slot, info, code)
-            if self._stopping:
-                return
             restarts += 1
             await trio.sleep(RESTART_DELAY)
+
+    async def _arm(self, slot: int, proc: subprocess.Popen[bytes], ready: trio.Event) -> None:
+        """Load the handshake table into a new worker, then let it accept. A known charger with a password
+        must never be let in as "unknown" by a worker that has not heard of it yet, so accepting comes last;
+        ready only once the worker acknowledged (in reuseport mode it binds its socket just then)."""
+        try:
+            await self.push_table(worker=slot)
+            self.hub.set_accepting(True, worker=slot)
+            await self.barrier(slot)
+        except trio.TooSlowError:
+            log.error("gateway worker %d (pid %d) did not come up in time; killing it", slot, proc.pid)
+            proc.kill()
+            return
+        ready.set()
 
     async def _spawn(self, slot: int) -> tuple[subprocess.Popen[bytes], WorkerInfo]:
         assert self._listener is not None
@@ -262,6 +275,11 @@ class Gateway:
                 # A worker whose link is gone can serve nobody: end it so the supervisor restarts it.
                 log.warning("worker %d link lost (%s); killing it", slot, ev[3])
                 proc.kill()
+
+    def is_current(self, conn_id: int) -> bool:
+        """Whether `conn_id` belongs to the live generation of its worker slot."""
+        info = self.workers.get(worker_of(conn_id))
+        return info is not None and info.alive and info.generation == generation_of(conn_id)
 
     def health(self) -> list[dict]:
         return [msgspec.structs.asdict(i) for _, i in sorted(self.workers.items())]

@@ -6,18 +6,23 @@ in the order they arrived. Replies are appended to the batch the pump sends back
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ampgate.ocpp import messages as m
+from ampgate.errors import ChargerCallError, ValidationError
+from ampgate.ocpp import actions, v16, v201
+from ampgate.ocpp import calls as calls_mod
+from ampgate.ocpp.calls import CallManager
 from ampgate.ocpp.rpc import (
     CALL,
     CALLERROR,
     CALLRESULT,
     OCPP16,
+    OCPP201,
     UNKNOWN_ID,
     Fault,
     RpcFault,
@@ -56,14 +61,16 @@ class OcppRouter:
         # action -> (payload type, handler) per protocol version.
         self._handlers: dict[str, dict[str, tuple[type, Handler]]] = {
             OCPP16: {
-                "BootNotification": (m.BootNotification16, self._boot16),
-                "Heartbeat": (m.Heartbeat16, self._heartbeat),
+                "BootNotification": (v16.BootNotificationRequest, self._boot16),
+                "Heartbeat": (v16.HeartbeatRequest, self._heartbeat),
             },
-            "ocpp2.0.1": {
-                "BootNotification": (m.BootNotification201, self._boot201),
-                "Heartbeat": (m.Heartbeat201, self._heartbeat),
+            OCPP201: {
+                "BootNotification": (v201.BootNotificationRequest, self._boot201),
+                "Heartbeat": (v201.HeartbeatRequest, self._heartbeat),
             },
         }
+        # CALLs we send to chargers (remote commands): one outstanding per charger, the rest queued.
+        self.calls = CallManager(self._send_to_charger)
         # Refreshed by the pump once per batch: one clock read serves every reply in the batch.
         self.now = 0.0
         self.now_iso = ""
@@ -72,9 +79,19 @@ class OcppRouter:
 
     def open(self, conn_id: int, presence: Presence, protocol: str) -> None:
         self.sessions[conn_id] = Session(conn_id, presence.charger_id, protocol, presence)
+        self.calls.connected(presence.charger_id)
 
     def close(self, conn_id: int) -> None:
-        self.sessions.pop(conn_id, None)
+        session = self.sessions.pop(conn_id, None)
+        if session is not None:
+            self.calls.connection_lost(session.charger_id)
+
+    def _send_to_charger(self, charger_id: str, frame: bytes) -> bool:
+        presence = self._node.presence.get(charger_id)
+        if presence is None or not presence.online or presence.conn_id is None:
+            return False
+        self._node.gateway.hub.send([(presence.conn_id, frame)])
+        return True
 
     # -- messages ------------------------------------------------------------------------------------------
 
@@ -92,7 +109,8 @@ class OcppRouter:
         protocol = session.protocol
         try:
             msg = _decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
+            # RecursionError: JSON nested deeper than the decoder's recursion limit (a few KB of "[[[[").
             return call_error(UNKNOWN_ID, RpcFault(Fault.NOT_RPC, "message is not valid JSON"), protocol)
         if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[1], str):
             return call_error(
@@ -105,7 +123,14 @@ class OcppRouter:
             if len(msg) != 4 or not isinstance(msg[2], str):
                 return call_error(unique_id, RpcFault(Fault.NOT_RPC, "a CALL has 4 elements"), protocol)
             try:
-                return call_result(unique_id, self._call(session, msg[2], msg[3]))
+                result = self._call(session, msg[2], msg[3])
+                if inspect.iscoroutine(result):
+                    # A handler that must await (e.g. commit a transaction before answering) replies later,
+                    # from its own task. The charger waits for this reply before its next CALL, so its messages
+                    # stay in order.
+                    self._node.spawn(self._reply_later, session, unique_id, msg[2], result)
+                    return None
+                return call_result(unique_id, result)
             except RpcFault as fault:
                 return call_error(unique_id, fault, protocol)
             except Exception:
@@ -114,17 +139,60 @@ class OcppRouter:
                     unique_id, RpcFault(Fault.INTERNAL, "the node failed handling it"), protocol
                 )
         if kind in (CALLRESULT, CALLERROR):
-            # No CSMS-initiated CALLs exist yet on this layer: nothing can be pending.
-            log.info("dropping reply %r from %s: no CALL pending with that id", unique_id, session.charger_id)
+            if not self._on_reply(session, msg):
+                log.info(
+                    "dropping reply %r from %s: no CALL pending with that id", unique_id, session.charger_id
+                )
             return None
         return call_error(
             unique_id, RpcFault(Fault.UNKNOWN_MESSAGE_TYPE, f"unknown message type {kind!r}"), protocol
         )
 
+    async def _reply_later(
+        self, session: Session, unique_id: str, action: str, pending: Coroutine[Any, Any, Any]
+    ) -> None:
+        try:
+            frame = call_result(unique_id, await pending)
+        except RpcFault as fault:
+            frame = call_error(unique_id, fault, session.protocol)
+        except Exception:
+            log.exception("handler for %s from %s failed", action, session.charger_id)
+            frame = call_error(
+                unique_id, RpcFault(Fault.INTERNAL, "the node failed handling it"), session.protocol
+            )
+        if self.sessions.get(session.conn_id) is session:
+            self._node.gateway.hub.send([(session.conn_id, frame)])
+
+    def _on_reply(self, session: Session, msg: list[Any]) -> bool:
+        """A CALLRESULT or CALLERROR for one of our CALLs; False if none with its id is outstanding."""
+        cid, unique_id = session.charger_id, msg[1]
+        action = self.calls.outstanding_action(cid, unique_id)
+        if action is None:
+            return False
+        if msg[0] == CALLERROR:
+            code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
+            description = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
+            details = msg[4] if len(msg) > 4 else None
+            return self.calls.answered(cid, unique_id, None, calls_mod.call_error(code, description, details))
+        payload = msg[2] if len(msg) > 2 else None
+        try:
+            actions.validate_response(session.protocol, action, payload)
+        except ValidationError as e:
+            err = ChargerCallError(
+                f"the charger's {action} reply does not match the schema: {e.message}",
+                ocpp_code="InvalidResponse",
+                details={"field": e.field},
+            )
+            err.code = "invalid_response"
+            return self.calls.answered(cid, unique_id, None, err)
+        return self.calls.answered(cid, unique_id, payload, None)
+
     def _call(self, session: Session, action: str, payload: Any) -> Any:
         entry = self._handlers[session.protocol].get(action)
         if entry is None:
-            raise RpcFault(Fault.UNKNOWN_ACTION, f"{action} is not implemented by this central system")
+            if action in actions.charger_actions(session.protocol):
+                raise RpcFault(Fault.UNSUPPORTED_ACTION, f"{action} is not supported by this central system")
+            raise RpcFault(Fault.UNKNOWN_ACTION, f"{action} is not an OCPP {session.protocol} action")
         typ, handler = entry
         if not isinstance(payload, dict):
             raise RpcFault(Fault.FORMAT, "payload is not a JSON object")
@@ -146,26 +214,26 @@ class OcppRouter:
             "interval": self._node.config.heartbeat_interval,
         }
 
-    def _boot16(self, session: Session, req: m.BootNotification16) -> dict[str, Any]:
+    def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> dict[str, Any]:
         self._node.store.record_boot(
             session.charger_id,
-            vendor=req.chargePointVendor,
-            model=req.chargePointModel,
-            serial=req.chargePointSerialNumber or req.chargeBoxSerialNumber,
-            firmware=req.firmwareVersion,
+            vendor=req.charge_point_vendor,
+            model=req.charge_point_model,
+            serial=req.charge_point_serial_number or req.charge_box_serial_number,
+            firmware=req.firmware_version,
             protocol=session.protocol,
             at=self._node.clock.now(),
         )
         return self._boot_reply()
 
-    def _boot201(self, session: Session, req: m.BootNotification201) -> dict[str, Any]:
-        cs = req.chargingStation
+    def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> dict[str, Any]:
+        cs = req.charging_station
         self._node.store.record_boot(
             session.charger_id,
-            vendor=cs.vendorName,
+            vendor=cs.vendor_name,
             model=cs.model,
-            serial=cs.serialNumber,
-            firmware=cs.firmwareVersion,
+            serial=cs.serial_number,
+            firmware=cs.firmware_version,
             protocol=session.protocol,
             at=self._node.clock.now(),
         )

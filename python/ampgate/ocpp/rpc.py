@@ -92,6 +92,8 @@ def fault_from_validation(err: msgspec.ValidationError) -> RpcFault:
         fault = Fault.MISSING
     elif "unknown field" in text or (text.startswith("Expected `object`") and path == "$"):
         fault = Fault.FORMAT
+    elif "`array` of length" in text:
+        fault = Fault.MISSING  # minItems / maxItems: how often a field occurs (OccurrenceConstraintViolation)
     elif "of length" in text:
         fault = Fault.TYPE  # a string over its maxLength: TypeConstraintViolation per the table
     elif "Invalid enum value" in text or _RANGE.search(text):
@@ -102,4 +104,4 @@ def fault_from_validation(err: msgspec.ValidationError) -> RpcFault:
 
 
 # msgspec's wording for a number outside its bounds, e.g. "Expected `int` >= 0".
-_RANGE = re.compile(r"Expected `(int|float|number)` [<>]=? ")
+_RANGE = re.compile(r"Expected `(int|float|number)` ([<>]=? |that's a multiple of )")

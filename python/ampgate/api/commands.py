@@ -1,0 +1,53 @@
+"""/api/v1/chargers/{id}/commands/{name}: send an OCPP command to a charger and answer with its reply."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, Parameter
+
+from ampgate.api.auth import requires_operator
+from ampgate.api.deps import NodeView
+from ampgate.api.schemas import ErrorBody
+
+_ERRORS = {
+    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
+    403: ResponseSpec(ErrorBody, description="The token's role is too low (operator needed)"),
+    404: ResponseSpec(ErrorBody, description="Unknown charger (`field`: id) or command (`field`: name)"),
+    409: ResponseSpec(ErrorBody, description="The charger is not connected"),
+    422: ResponseSpec(
+        ErrorBody, description="The body is not a valid request for this command; `field` names it"
+    ),
+    502: ResponseSpec(
+        ErrorBody, description="The charger answered with a CALLERROR (`ocpp_code`) or an invalid reply"
+    ),
+    504: ResponseSpec(ErrorBody, description="The charger did not answer in time"),
+}
+
+
+class CommandController(Controller):
+    path = "/api/v1/chargers/{charger_id:str}/commands"
+    tags = ("commands",)
+
+    @post(
+        "/{name:str}",
+        operation_id="send_command",
+        guards=[requires_operator],
+        status_code=200,
+        responses=_ERRORS,
+        summary="Send an OCPP command to a charger",
+    )
+    async def send_command(
+        self,
+        node: NamedDependency[NodeView],
+        charger_id: Annotated[str, Parameter(description="The charge point id")],
+        name: Annotated[str, Parameter(description="The OCPP action, e.g. Reset")],
+        data: JSONBody[dict[str, Any]],
+    ) -> Any:
+        """`name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request payload as the
+        specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a 1.6 Reset).
+        Waits for the charger and answers with its reply payload."""
+        return await node.command(charger_id, name, data)

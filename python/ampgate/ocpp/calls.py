@@ -1,0 +1,167 @@
+"""CALLs from the central system to chargers: one outstanding per charger, the rest queued in order.
+
+OCPP-J (1.6 §4.1.1, 2.0.1 part 4 §4.1.1): neither side sends a new CALL before its previous one was answered
+or timed out. So every charger has an outbox, keyed by charger id (not by connection, so a charger that drops
+and reconnects gets its queued commands in order on the new connection). The CALL that was on the wire when the
+connection dropped cannot be answered on another connection; it fails at once.
+
+Everything here runs on the trio thread. A caller awaits its command's outcome with a deadline; the outbox
+sends the next command when the previous one is answered, fails, or times out.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import trio
+
+from ampgate.errors import AmpgateError, ChargerCallError, ChargerTimeoutError
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+
+# Unique ids must be unique per sender across reconnects (OCPP-J 2.0.1 part 4 §4.1.3): a prefix drawn once per
+# node process plus a counter. 36 characters at most (the 2.0.1 limit); ours are ~16.
+_ID_PREFIX = os.urandom(4).hex()
+
+
+class OutboundCall:
+    """One command: its CALL frame and, once settled, its result payload or error."""
+
+    __slots__ = ("action", "done", "error", "frame", "result", "unique_id")
+
+    def __init__(self, unique_id: str, action: str, payload: Any) -> None:
+        self.unique_id = unique_id
+        self.action = action
+        self.frame = _encode([2, unique_id, action, payload])
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: AmpgateError | None = None
+
+    def settle(self, result: Any = None, error: AmpgateError | None = None) -> None:
+        if not self.done.is_set():
+            self.result, self.error = result, error
+            self.done.set()
+
+
+class Outbox:
+    """A charger's commands: at most one on the wire, the rest waiting in order."""
+
+    __slots__ = ("outstanding", "queue")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[OutboundCall] = collections.deque()
+        self.outstanding: OutboundCall | None = None
+
+
+Send = Callable[[str, bytes], bool]
+"""Sends a frame to a charger's live connection; False when it has none."""
+
+
+class CallManager:
+    """Every charger's outbox. `send(charger_id, frame)` puts a frame on the charger's live connection."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._outboxes: dict[str, Outbox] = {}
+        self._ids = itertools.count(1)
+
+    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+        """Queue `action` for `charger_id` and wait for its answer; returns the CALLRESULT payload (as JSON
+        values). Raises ChargerCallError for a CALLERROR and ChargerTimeoutError when the connection dropped
+        with the CALL on the wire. The caller bounds the wait (`trio.move_on_after`): a cancelled call leaves
+        the queue, and if it was on the wire the next one may go (OCPP-J allows that after a timeout)."""
+        c = OutboundCall(f"{_ID_PREFIX}-{next(self._ids)}", action, payload)
+        box = self._outboxes.setdefault(charger_id, Outbox())
+        box.queue.append(c)
+        self._next(charger_id, box)
+        try:
+            await c.done.wait()
+        finally:
+            if not c.done.is_set():
+                self._abandon(charger_id, box, c)
+        if c.error is not None:
+            raise c.error
+        return c.result
+
+    def _abandon(self, charger_id: str, box: Outbox, c: OutboundCall) -> None:
+        if box.outstanding is c:
+            # Timed out on the wire: the next CALL may go now (OCPP-J allows it after a timeout).
+            box.outstanding = None
+            self._next(charger_id, box)
+        else:
+            try:
+                box.queue.remove(c)
+            except ValueError:
+                pass
+        self._forget_if_idle(charger_id, box)
+
+    def _next(self, charger_id: str, box: Outbox) -> None:
+        if box.outstanding is not None or not box.queue:
+            return
+        c = box.queue[0]
+        if self._send(charger_id, c.frame):
+            box.queue.popleft()
+            box.outstanding = c
+        # Else the charger is offline: the queue waits for it to reconnect (or for the callers to time out).
+
+    def _forget_if_idle(self, charger_id: str, box: Outbox) -> None:
+        if box.outstanding is None and not box.queue:
+            self._outboxes.pop(charger_id, None)
+
+    # -- events from the OCPP router -------------------------------------------------------------------------
+
+    def answered(self, charger_id: str, unique_id: str, result: Any, error: AmpgateError | None) -> bool:
+        """A CALLRESULT (`result`) or CALLERROR (`error`) arrived. Returns False if no CALL of ours with that id
+        is outstanding for the charger (the caller logs and drops it)."""
+        box = self._outboxes.get(charger_id)
+        if box is None or box.outstanding is None or box.outstanding.unique_id != unique_id:
+            return False
+        c = box.outstanding
+        box.outstanding = None
+        c.settle(result, error)
+        self._next(charger_id, box)
+        self._forget_if_idle(charger_id, box)
+        return True
+
+    def outstanding_action(self, charger_id: str, unique_id: str) -> str | None:
+        """The action of our outstanding CALL `unique_id` to the charger, if it is one."""
+        box = self._outboxes.get(charger_id)
+        if box is None or box.outstanding is None or box.outstanding.unique_id != unique_id:
+            return None
+        return box.outstanding.action
+
+    def connection_lost(self, charger_id: str) -> None:
+        """The charger's connection dropped: the CALL on the wire can no longer be answered; queued ones wait."""
+        box = self._outboxes.get(charger_id)
+        if box is None or box.outstanding is None:
+            return
+        c = box.outstanding
+        box.outstanding = None
+        c.settle(error=ChargerTimeoutError(f"{charger_id} disconnected before answering {c.action}"))
+        self._forget_if_idle(charger_id, box)
+
+    def connected(self, charger_id: str) -> None:
+        """The charger has a live connection again: send what waited for it."""
+        box = self._outboxes.get(charger_id)
+        if box is not None:
+            self._next(charger_id, box)
+
+    def pending(self, charger_id: str) -> int:
+        """Commands waiting or on the wire for `charger_id`."""
+        box = self._outboxes.get(charger_id)
+        return 0 if box is None else len(box.queue) + (box.outstanding is not None)
+
+
+def call_error(ocpp_code: str, description: str, details: Any) -> ChargerCallError:
+    """The error a command's caller gets for a CALLERROR from the charger."""
+    return ChargerCallError(
+        f"the charger answered {ocpp_code}: {description}", ocpp_code=ocpp_code, details=details
+    )
