@@ -75,6 +75,16 @@ class OcppRouter:
         self.now = 0.0
         self.now_iso = ""
 
+    def register(self, protocol: str, action: str, handler: Handler) -> None:
+        """Handle charger-initiated `action` in `protocol` with `handler(session, request)`, where the request
+        is the generated Request Struct (already validated). The handler returns the response payload (a
+        Struct or a dict), or a coroutine when the reply must wait (e.g. for a commit); it raises RpcFault for
+        a CallError. Raises KeyError if `action` is not one a charger sends in `protocol`."""
+        mod = v16 if protocol == OCPP16 else v201
+        if action not in mod.CHARGER_INITIATED:
+            raise KeyError(f"{action} is not sent by {protocol} chargers")
+        self._handlers[protocol][action] = (mod.REQUESTS[action], handler)
+
     # -- connection lifecycle ------------------------------------------------------------------------------
 
     def open(self, conn_id: int, presence: Presence, protocol: str) -> None:
