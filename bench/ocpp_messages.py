@@ -49,6 +49,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.messages import _validate_payload, unpack
 from ocpp.routing import on
@@ -286,7 +287,8 @@ class Ours:
 
         A handler that returns a coroutine (it waits for a commit) or queues store writes cannot run a million
         times here without a running node, and would measure the store rather than the router."""
-        payload = json.loads(case.text)[3]
+        # The router hands handlers the payload as raw JSON, decoded straight into the request Struct.
+        payload = msgspec.Raw(msgspec.json.encode(json.loads(case.text)[3]))
         queued = self.node.store._writer.queued()
         try:
             result = self.router._call(session, case.action, payload)
