@@ -26,6 +26,10 @@ from ampgate.connectivity import PresenceRegistry
 from ampgate.errors import ChargerOfflineError, ChargerTimeoutError, NotFoundError
 from ampgate.gateway import Gateway
 from ampgate.ocpp import OcppRouter, actions
+from ampgate.ocpp.authorization import Authorizer
+from ampgate.ocpp.data_transfer import DataTransferRegistry
+from ampgate.ocpp.status import StatusHandlers
+from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,22 @@ class Node:
         self.store = Store(config.db_path, now=self.clock.now)
         self.presence = PresenceRegistry()
         self.ocpp = OcppRouter(self)
+        self.authorizer = Authorizer(self)
+        self.data_transfer = DataTransferRegistry()
+        self._register_handlers()
         self.gateway = Gateway(self)
         self.api_port = 0
         self.first_admin_token: str | None = None
         self.started_at: float | None = None
         self._stop = trio.Event()
         self._nursery: trio.Nursery | None = None
+
+    def _register_handlers(self) -> None:
+        """The OCPP business logic, wired into the router in one place."""
+        self.authorizer.register(self.ocpp)
+        TransactionHandlers(self, self.authorizer).register(self.ocpp)
+        StatusHandlers(self).register(self.ocpp)
+        self.data_transfer.attach(self.ocpp)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from ampgate.api.commands import CommandController
 from ampgate.api.deps import NodeView, provide_node
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
+from ampgate.api.id_tokens import IdTokenController
+from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
 SCHEMA_PATH = "/api/v1/schema"
@@ -30,7 +32,14 @@ def create_app(node: NodeView) -> Litestar:
     `node` dependency). Logging is left to the node (`logging_config=None`): the app does not reconfigure it.
     Never raises for a well-formed node."""
     return Litestar(
-        route_handlers=[HealthController, ChargerController, CommandController],
+        route_handlers=[
+            HealthController,
+            ChargerController,
+            CommandController,
+            IdTokenController,
+            TransactionController,
+            ChargerTransactionController,
+        ],
         dependencies={"node": Provide(provide_node, sync_to_thread=False)},
         middleware=[
             DefineMiddleware(

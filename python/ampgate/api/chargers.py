@@ -14,7 +14,7 @@ from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_admin, requires_viewer
 from ampgate.api.deps import NodeView
-from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ErrorBody
+from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ConnectorRead, ErrorBody
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.store import ChargerRow, validate_charger_id
 
@@ -113,11 +113,24 @@ class ChargerController(Controller):
         # Named `id` (shadowing the builtin here only) so the path, the docs and the error's `field` agree.
         id: Annotated[str, Parameter(description="The charge point id")],
     ) -> ChargerRead:
-        """The charger `id`. Raises 404 not_found (field "id") when the store does not know it."""
+        """The charger `id`, with `connectors` (each one's last status) once it reported any. Raises 404 not_found (field "id") when the store does not know it."""
         row = node.store.charger(id)
         if row is None:
             raise NotFoundError(f"charger '{id}' is not registered", field="id")
-        return charger_read(node, row)
+        read = charger_read(node, row)
+        statuses = node.store.connector_statuses(id)
+        if statuses:
+            read.connectors = [
+                ConnectorRead(
+                    evse_id=c.evse_id,
+                    connector_id=c.connector_id,
+                    status=c.status,
+                    error_code=c.error_code,
+                    updated_at=c.updated_at,
+                )
+                for c in statuses
+            ]
+        return read
 
     @post(
         "/",

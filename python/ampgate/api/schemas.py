@@ -22,7 +22,18 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     details: Any = None
 
 
-class ChargerRead(msgspec.Struct, kw_only=True):
+class ConnectorRead(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A connector's last reported status. `evse_id` only for 2.0.1 chargers (1.6 has no EVSE level)."""
+
+    evse_id: int | None = None
+    connector_id: int
+    status: str
+    error_code: str | None  # null: no error reported
+    updated_at: datetime
+
+
+# omit_defaults only drops `connectors` (the one field with a default): every other field is always sent.
+class ChargerRead(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A charger: what the store knows merged with its live presence."""
 
     id: str
@@ -37,6 +48,8 @@ class ChargerRead(msgspec.Struct, kw_only=True):
     last_seen: datetime | None
     registered_at: datetime
     last_boot_at: datetime | None
+    # Each connector's last status; only on GET /chargers/{id}, and only once the charger reported one.
+    connectors: list[ConnectorRead] | None = None
 
 
 class ChargerPage(msgspec.Struct, kw_only=True):
@@ -64,3 +77,94 @@ class ChargerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "the charger connects without a password (also clears an existing one).",
         ),
     ] = None
+
+
+# -- id tokens --------------------------------------------------------------------------------------------------
+
+
+class IdTokenRead(msgspec.Struct, kw_only=True):
+    """An id token (1.6 idTag, 2.0.1 idToken) and what the node answers when a charger presents it."""
+
+    id_token: str
+    type: str | None  # 2.0.1 IdTokenEnumType; null matches any type (and every 1.6 idTag)
+    status: str
+    expiry: datetime | None
+    group: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IdTokenPage(msgspec.Struct, kw_only=True):
+    """One page of id tokens in id_token order; `next_cursor` null on the last."""
+
+    items: list[IdTokenRead]
+    next_cursor: str | None
+
+
+class IdTokenCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Create an id token."""
+
+    id_token: Annotated[str, Meta(description="1–36 printable characters (1.6 idTags are at most 20)")]
+    type: Annotated[str | None, Meta(description="2.0.1 IdTokenEnumType, e.g. ISO14443; null: any")] = None
+    status: Annotated[str, Meta(description="Accepted, Blocked, Expired, Invalid or ConcurrentTx")]
+    expiry: Annotated[datetime | None, Meta(description="After this instant the token answers Expired")] = (
+        None
+    )
+    group: Annotated[str | None, Meta(description="Parent / group id token")] = None
+
+
+class IdTokenUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Change an id token: only the fields present change (null clears expiry, group or type)."""
+
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    expiry: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    group: str | msgspec.UnsetType | None = msgspec.UNSET
+    type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+# -- transactions -----------------------------------------------------------------------------------------------
+
+
+class SampleRead(msgspec.Struct, kw_only=True):
+    """One meter reading: Energy.Active.Import.Register in Wh, Power.Active.Import in W, Current.Import in A
+    (with its phase), SoC in Percent."""
+
+    at: datetime
+    measurand: str
+    phase: str | None
+    value: float
+    unit: str
+    context: str | None
+
+
+class TransactionRead(msgspec.Struct, kw_only=True):
+    """A charging transaction, the same shape for both protocol versions."""
+
+    id: int
+    charger_id: str
+    protocol: str
+    # The id the charger uses: the 1.6 transactionId the node issued, or the 2.0.1 one the charger chose.
+    transaction_id: str
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_wh: float | None  # (stop, or latest reading) - start
+    stop_reason: str | None
+    last_meter_values: list[SampleRead]
+
+
+class TransactionDetail(TransactionRead, kw_only=True):
+    """A transaction with every meter sample, in time order."""
+
+    samples: list[SampleRead]
+
+
+class TransactionPage(msgspec.Struct, kw_only=True):
+    """One page of transactions, newest first; `next_cursor` null on the last."""
+
+    items: list[TransactionRead]
+    next_cursor: str | None

@@ -38,6 +38,64 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 2: OCPP sessions: id tokens, transactions (both protocol versions), their meter samples, the 2.0.1
+    # TransactionEvent sequence numbers seen (de-duplication [E04]) and the last status of every connector.
+    """
+    CREATE TABLE id_tokens (
+        id_token TEXT PRIMARY KEY COLLATE NOCASE,
+        type TEXT NULL,
+        status TEXT NOT NULL,
+        expiry TEXT NULL,
+        group_id TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        remote_id TEXT NULL,
+        evse_id INTEGER NULL,
+        connector_id INTEGER NULL,
+        id_token TEXT NULL,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT NULL,
+        meter_start_wh REAL NULL,
+        meter_stop_wh REAL NULL,
+        meter_last_wh REAL NULL,
+        energy_wh REAL NULL,
+        stop_reason TEXT NULL
+    );
+    CREATE UNIQUE INDEX transactions_remote ON transactions (charger_id, remote_id) WHERE remote_id IS NOT NULL;
+    CREATE INDEX transactions_start16 ON transactions (charger_id, connector_id, started_at);
+    CREATE INDEX transactions_charger ON transactions (charger_id, id);
+    CREATE INDEX transactions_started ON transactions (started_at);
+    CREATE TABLE transaction_events (
+        transaction_id INTEGER NOT NULL,
+        seq_no INTEGER NOT NULL,
+        PRIMARY KEY (transaction_id, seq_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE meter_samples (
+        transaction_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT NOT NULL DEFAULT '',
+        value REAL NOT NULL,
+        unit TEXT NOT NULL,
+        context TEXT NULL,
+        PRIMARY KEY (transaction_id, at, measurand, phase)
+    ) WITHOUT ROWID;
+    CREATE TABLE connector_status (
+        charger_id TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        connector_id INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, evse_id, connector_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

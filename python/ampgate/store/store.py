@@ -15,6 +15,9 @@ import trio
 
 from ampgate.errors import ValidationError
 from ampgate.store import chargers as ch
+from ampgate.store import id_tokens as idt
+from ampgate.store import status as st
+from ampgate.store import transactions as tx
 from ampgate.store.hashing import hash_password, new_token, token_digest
 from ampgate.store.schema import connect, iso_utc, migrate
 from ampgate.store.tokens import ROLES, validate_label, validate_role
@@ -214,6 +217,133 @@ class Store:
     def count_tokens(self) -> int:
         """How many API tokens exist."""
         return int(self._read.execute("SELECT count(*) FROM api_tokens").fetchone()[0])
+
+    # -- id tokens ------------------------------------------------------------------------------------------
+
+    async def create_id_token(
+        self,
+        id_token: str,
+        *,
+        status: str,
+        type: str | None = None,
+        expiry: datetime | None = None,
+        group: str | None = None,
+    ) -> idt.IdTokenRow:
+        """Create an id token and return it as committed. Raises ValidationError naming `id_token`, `type`,
+        `status`, `expiry` or `group`; ConflictError(field="id_token") if it exists (case-insensitively)."""
+        idt.validate_id_token(id_token)
+        idt.validate_type(type)
+        idt.validate_status(status)
+        if group is not None:
+            idt.validate_id_token(group, "group")
+        exp = idt.expiry_text(expiry)
+        at = iso_utc(self._now())
+        return await self.write(
+            functools.partial(
+                idt.insert, id_token=id_token, type_=type, status=status, expiry=exp, group=group, at=at
+            )
+        )
+
+    async def update_id_token(self, id_token: str, changes: dict[str, Any]) -> idt.IdTokenRow:
+        """Change `status`, `expiry`, `group` or `type` (keys of `changes`; a None value clears expiry, group
+        or type). Raises ValidationError naming the field, NotFoundError(field="id_token")."""
+        columns: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "status":
+                columns["status"] = idt.validate_status(value)
+            elif key == "expiry":
+                columns["expiry"] = idt.expiry_text(value)
+            elif key == "group":
+                columns["group_id"] = None if value is None else idt.validate_id_token(value, "group")
+            elif key == "type":
+                columns["type"] = idt.validate_type(value)
+            else:
+                raise ValidationError(f"{key} cannot be changed", field=key)
+        return await self.write(
+            functools.partial(idt.update, id_token=id_token, changes=columns, at=iso_utc(self._now()))
+        )
+
+    async def delete_id_token(self, id_token: str) -> None:
+        """Delete an id token. Raises NotFoundError(field="id_token") if there is none."""
+        await self.write(functools.partial(idt.delete, id_token=id_token))
+
+    def id_token(self, id_token: str) -> idt.IdTokenRow | None:
+        """The id token (case-insensitive), or None."""
+        return idt.read_id_token(self._read, id_token)
+
+    def list_id_tokens(self, limit: int, after: str | None = None) -> list[idt.IdTokenRow]:
+        """Up to `limit` id tokens ordered by id_token, after `after` (keyset pagination)."""
+        return idt.read_page(self._read, limit, after)
+
+    def authorize(self, id_token: str, type: str | None = None) -> idt.Authorization:
+        """The answer for a token a charger presents now: Invalid when unknown, Expired when past its expiry,
+        else its status. Never raises."""
+        return idt.authorize(idt.read_id_token(self._read, id_token), self._now(), type)
+
+    # -- transactions ---------------------------------------------------------------------------------------
+
+    def transaction(self, tx_id: int) -> tx.TransactionRow | None:
+        """The transaction with the node's id `tx_id`, or None."""
+        return tx.read_transaction(self._read, tx_id)
+
+    def list_transactions(
+        self,
+        limit: int,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tx.TransactionRow]:
+        """Up to `limit` transactions, newest first, with an id below `before`, optionally of one charger and
+        started in [since, until). Raises ValueError for a naive `since`/`until`."""
+        return tx.read_page(
+            self._read,
+            limit,
+            before,
+            charger_id,
+            None if since is None else iso_utc(since),
+            None if until is None else iso_utc(until),
+        )
+
+    def transaction_samples(self, tx_id: int) -> list[tx.Sample]:
+        """Every meter sample of the transaction, in time order."""
+        return tx.read_samples(self._read, tx_id)
+
+    def last_samples(self, tx_ids: list[int]) -> dict[int, list[tx.Sample]]:
+        """Each transaction's samples at its latest sample time."""
+        return tx.read_last_samples(self._read, tx_ids)
+
+    # -- connector status -----------------------------------------------------------------------------------
+
+    def record_status(
+        self,
+        charger_id: str,
+        *,
+        evse_id: int | None,
+        connector_id: int,
+        protocol: str,
+        status: str,
+        error_code: str | None,
+        at: datetime,
+    ) -> None:
+        """Record a connector's status, fire-and-forget. Raises ValueError for a naive `at`."""
+        self.submit(
+            functools.partial(
+                st.upsert,
+                charger_id=charger_id,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                protocol=protocol,
+                status=status,
+                error_code=error_code,
+                at=iso_utc(at),
+            )
+        )
+
+    def connector_statuses(self, charger_id: str) -> list[st.ConnectorStatusRow]:
+        """The last status of each connector of the charger (empty when it reported none)."""
+        return st.read_statuses(self._read, charger_id)
 
 
 __all__ = ["Store", "StoreClosedError"]

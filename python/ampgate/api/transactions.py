@@ -1,0 +1,173 @@
+"""/api/v1/transactions and /api/v1/chargers/{id}/transactions: charging sessions of both protocol versions,
+newest first, with their energy and last meter values; one transaction with every sample."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from ampgate.api.auth import requires_viewer
+from ampgate.api.chargers import DEFAULT_LIMIT, MAX_LIMIT
+from ampgate.api.deps import NodeView
+from ampgate.api.schemas import ErrorBody, SampleRead, TransactionDetail, TransactionPage, TransactionRead
+from ampgate.errors import NotFoundError, ValidationError
+from ampgate.store.schema import parse_iso
+from ampgate.store.transactions import Sample, TransactionRow
+
+_ERRORS = {
+    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
+    403: ResponseSpec(ErrorBody, description="The token's role is too low"),
+    422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
+}
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")]
+Cursor = Annotated[
+    str | None, Parameter(description="`next_cursor` of the previous page; omit for the first")
+]
+Since = Annotated[str | None, Parameter(description="Only transactions started at or after (ISO 8601)")]
+Until = Annotated[str | None, Parameter(description="Only transactions started before (ISO 8601)")]
+
+
+def _instant(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{field} is not an ISO 8601 date-time", field=field) from None
+    # A time without a zone is read as UTC, the zone every timestamp of the API is in.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise ValidationError("cursor is not one this API returned", field="cursor")
+    return int(cursor)
+
+
+def sample_read(s: Sample) -> SampleRead:
+    at = parse_iso(s.at)
+    assert at is not None
+    return SampleRead(
+        at=at, measurand=s.measurand, phase=s.phase or None, value=s.value, unit=s.unit, context=s.context
+    )
+
+
+def _fields(row: TransactionRow, last: list[Sample]) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "charger_id": row.charger_id,
+        "protocol": row.protocol,
+        "transaction_id": row.remote_id if row.remote_id is not None else str(row.id),
+        "evse_id": row.evse_id,
+        "connector_id": row.connector_id,
+        "id_token": row.id_token,
+        "started_at": row.started_at,
+        "stopped_at": row.stopped_at,
+        "meter_start_wh": row.meter_start_wh,
+        "meter_stop_wh": row.meter_stop_wh,
+        "energy_wh": row.energy_wh,
+        "stop_reason": row.stop_reason,
+        "last_meter_values": [sample_read(s) for s in last],
+    }
+
+
+def _page(
+    node: NodeView,
+    limit: int,
+    cursor: str | None,
+    charger_id: str | None,
+    since: str | None,
+    until: str | None,
+) -> TransactionPage:
+    rows = node.store.list_transactions(
+        limit + 1,
+        before=_cursor(cursor),
+        charger_id=charger_id,
+        since=_instant(since, "since"),
+        until=_instant(until, "until"),
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = node.store.last_samples([r.id for r in rows])
+    return TransactionPage(
+        items=[TransactionRead(**_fields(r, last[r.id])) for r in rows],  # type: ignore[arg-type]
+        next_cursor=str(rows[-1].id) if more else None,
+    )
+
+
+class TransactionController(Controller):
+    path = "/api/v1/transactions"
+    tags = ("transactions",)
+
+    @get(
+        "/",
+        operation_id="list_transactions",
+        guards=[requires_viewer],
+        responses=_ERRORS,
+        summary="List transactions",
+    )
+    async def list_transactions(
+        self,
+        node: NamedDependency[NodeView],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> TransactionPage:
+        """Transactions of every charger, newest first. Raises 422 naming limit, cursor, since or until."""
+        return _page(node, limit, cursor, None, since, until)
+
+    @get(
+        "/{id:int}",
+        operation_id="get_transaction",
+        guards=[requires_viewer],
+        responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="No such transaction")},
+        summary="One transaction with its meter samples",
+    )
+    async def get_transaction(
+        self,
+        node: NamedDependency[NodeView],
+        id: Annotated[int, Parameter(description="The node's transaction id")],
+    ) -> TransactionDetail:
+        """The transaction `id` (the node's id) with every sample. Raises 404 not_found (field id)."""
+        row = node.store.transaction(id)
+        if row is None:
+            raise NotFoundError(f"transaction {id} does not exist", field="id")
+        samples = node.store.transaction_samples(id)
+        last = node.store.last_samples([id])[id]
+        return TransactionDetail(**_fields(row, last), samples=[sample_read(s) for s in samples])  # type: ignore[arg-type]
+
+
+class ChargerTransactionController(Controller):
+    path = "/api/v1/chargers/{charger_id:str}/transactions"
+    tags = ("transactions",)
+
+    @get(
+        "/",
+        operation_id="list_charger_transactions",
+        guards=[requires_viewer],
+        responses=_ERRORS,
+        summary="A charger's transactions",
+    )
+    async def list_charger_transactions(
+        self,
+        node: NamedDependency[NodeView],
+        charger_id: Annotated[str, Parameter(description="The charge point id")],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> TransactionPage:
+        """The charger's transactions, newest first. Raises 404 (field id) for an unknown charger, 422 naming
+        limit, cursor, since or until."""
+        if node.store.charger(charger_id) is None:
+            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        return _page(node, limit, cursor, charger_id, since, until)

@@ -1,0 +1,79 @@
+"""Meter values of both protocol versions normalised into store samples: energy in Wh, power in W, current in
+A (per phase), state of charge in percent. Other measurands are not kept (nothing in the node reads them yet).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ampgate.store.schema import iso_utc
+from ampgate.store.transactions import ENERGY, Sample
+
+log = logging.getLogger(__name__)
+
+# Measurand -> the unit it is stored in. Both versions default an unnamed measurand to the energy register.
+KEPT: dict[str, str] = {
+    ENERGY: "Wh",
+    "Power.Active.Import": "W",
+    "Current.Import": "A",
+    "SoC": "Percent",
+}
+# Units a charger may report that we scale into the stored unit (1.6 UnitOfMeasure; 2.0.1 uses the same names).
+_SCALE: dict[str, tuple[str, float]] = {
+    "Wh": ("Wh", 1.0),
+    "kWh": ("Wh", 1000.0),
+    "W": ("W", 1.0),
+    "kW": ("W", 1000.0),
+    "A": ("A", 1.0),
+    "Percent": ("Percent", 1.0),
+}
+
+
+def _sample(
+    at: str, measurand: str | None, phase: str | None, value: float, unit: str | None, context: Any
+) -> Sample | None:
+    measurand = measurand or ENERGY
+    wanted = KEPT.get(measurand)
+    if wanted is None:
+        return None
+    stored, factor = _SCALE.get(unit or wanted, (None, 1.0))
+    if stored != wanted:
+        log.info("dropping %s sample in unit %r", measurand, unit)
+        return None
+    return Sample(at, measurand, phase or "", value * factor, stored, context)
+
+
+def samples16(meter_values: Iterable[Any]) -> list[Sample]:
+    """Samples of 1.6 MeterValue / transactionData entries (values are strings; SignedData is skipped)."""
+    out = []
+    for mv in meter_values:
+        at = iso_utc(mv.timestamp)
+        for sv in mv.sampled_value:
+            if sv.format == "SignedData":
+                continue
+            try:
+                value = float(sv.value)
+            except ValueError:
+                log.info("dropping unreadable sampled value %r", sv.value)
+                continue
+            s = _sample(at, sv.measurand, sv.phase, value, sv.unit, sv.context)
+            if s is not None:
+                out.append(s)
+    return out
+
+
+def samples201(meter_values: Iterable[Any] | None) -> list[Sample]:
+    """Samples of 2.0.1 MeterValueType entries (unitOfMeasure with its power-of-ten multiplier)."""
+    out = []
+    for mv in meter_values or ():
+        at = iso_utc(mv.timestamp)
+        for sv in mv.sampled_value:
+            uom = sv.unit_of_measure
+            unit = uom.unit if uom is not None else None
+            multiplier = uom.multiplier if uom is not None and uom.multiplier is not None else 0
+            s = _sample(at, sv.measurand, sv.phase, sv.value * 10.0**multiplier, unit, sv.context)
+            if s is not None:
+                out.append(s)
+    return out

@@ -1,0 +1,150 @@
+"""Transactions in both protocol versions, recorded as one kind of transaction record.
+
+1.6: StartTransaction (the node issues the integer transactionId), MeterValues, StopTransaction (with its
+transactionData). 2.0.1: TransactionEvent Started / Updated / Ended (the charger names the transaction;
+`seqNo` de-duplicates [E04]). Every one of these is committed to the database before its reply goes out
+(the handler returns a coroutine that awaits the write), so a charger that got its reply never needs to send
+it again; one that resends anyway (after a reconnect, per 1.6 §3.7 / 2.0.1 [E04]) creates no duplicate (see
+`ampgate.store.transactions`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ampgate.ocpp import v16, v201
+from ampgate.ocpp.authorization import Authorizer, id_tag_info, id_token_info
+from ampgate.ocpp.meter import samples16, samples201
+from ampgate.ocpp.rpc import OCPP16, OCPP201
+from ampgate.store import transactions as txs
+from ampgate.store.schema import iso_utc
+
+if TYPE_CHECKING:
+    from ampgate.node import Node
+    from ampgate.ocpp.router import OcppRouter, Session
+
+log = logging.getLogger(__name__)
+
+# 1.6 StopTransaction.reason: "Local" when absent (1.6 §7.41: the normal stop at the charge point).
+DEFAULT_STOP_REASON_16 = "Local"
+# 2.0.1 TransactionType.stoppedReason: "Local" when absent (2.0.1 part 2 §2.51, ReasonEnumType).
+DEFAULT_STOP_REASON_201 = "Local"
+
+
+class TransactionHandlers:
+    """The transaction messages of both versions."""
+
+    def __init__(self, node: Node, authorizer: Authorizer) -> None:
+        self._node = node
+        self._auth = authorizer
+
+    def register(self, router: OcppRouter) -> None:
+        """Handle StartTransaction, MeterValues, StopTransaction (1.6), TransactionEvent, MeterValues (2.0.1)."""
+        router.register(OCPP16, "StartTransaction", self._start16)
+        router.register(OCPP16, "MeterValues", self._meter_values16)
+        router.register(OCPP16, "StopTransaction", self._stop16)
+        router.register(OCPP201, "TransactionEvent", self._event201)
+        router.register(OCPP201, "MeterValues", self._meter_values201)
+
+    # -- 1.6 ----------------------------------------------------------------------------------------------------
+
+    def _start16(self, session: Session, req: v16.StartTransactionRequest) -> Any:
+        # Decided when the message arrives, from the token table as it is now.
+        info = id_tag_info(self._auth.check16(req.id_tag))
+        op = functools.partial(
+            txs.start16,
+            charger_id=session.charger_id,
+            connector_id=req.connector_id,
+            id_token=req.id_tag,
+            started_at=iso_utc(req.timestamp),
+            meter_start_wh=float(req.meter_start),
+        )
+
+        async def reply() -> dict[str, Any]:
+            tx_id, created = await self._node.store.write(op)
+            if not created:
+                log.info("%s resent StartTransaction: transaction %d", session.charger_id, tx_id)
+            return {"transactionId": tx_id, "idTagInfo": info}
+
+        return reply()
+
+    def _meter_values16(self, session: Session, req: v16.MeterValuesRequest) -> Any:
+        if req.transaction_id is None:
+            return {}  # connector-level readings outside a transaction are not kept (yet)
+        samples = samples16(req.meter_value)
+        op = functools.partial(
+            txs.meter_values16, charger_id=session.charger_id, tx_id=req.transaction_id, samples=samples
+        )
+
+        async def reply() -> dict[str, Any]:
+            if not await self._node.store.write(op):
+                log.info(
+                    "%s sent MeterValues for unknown transaction %d", session.charger_id, req.transaction_id
+                )
+            return {}
+
+        return reply()
+
+    def _stop16(self, session: Session, req: v16.StopTransactionRequest) -> Any:
+        info = None if req.id_tag is None else id_tag_info(self._auth.check16(req.id_tag))
+        op = functools.partial(
+            txs.stop16,
+            charger_id=session.charger_id,
+            tx_id=req.transaction_id,
+            stopped_at=iso_utc(req.timestamp),
+            meter_stop_wh=float(req.meter_stop),
+            reason=req.reason or DEFAULT_STOP_REASON_16,
+            samples=samples16(req.transaction_data or ()),
+        )
+
+        async def reply() -> dict[str, Any]:
+            outcome = await self._node.store.write(op)
+            if outcome != "stopped":
+                # Accepted either way: the charger must be able to empty its queue (1.6 §3.7).
+                log.info("%s StopTransaction %d: %s", session.charger_id, req.transaction_id, outcome)
+            return {} if info is None else {"idTagInfo": info}
+
+        return reply()
+
+    # -- 2.0.1 --------------------------------------------------------------------------------------------------
+
+    def _event201(self, session: Session, req: v201.TransactionEventRequest) -> Any:
+        info = None if req.id_token is None else id_token_info(self._auth.check201(req.id_token))
+        tinfo = req.transaction_info
+        stop_reason: str | None = tinfo.stopped_reason
+        if req.event_type == "Ended" and stop_reason is None:
+            stop_reason = DEFAULT_STOP_REASON_201
+        op = functools.partial(
+            txs.event201,
+            charger_id=session.charger_id,
+            remote_id=tinfo.transaction_id,
+            seq_no=req.seq_no,
+            event_type=req.event_type,
+            at=iso_utc(req.timestamp),
+            evse_id=None if req.evse is None else req.evse.id,
+            connector_id=None if req.evse is None else req.evse.connector_id,
+            id_token=None if req.id_token is None else req.id_token.id_token,
+            stop_reason=stop_reason,
+            samples=samples201(req.meter_value),
+        )
+
+        async def reply() -> dict[str, Any]:
+            tx_id, duplicate = await self._node.store.write(op)
+            if duplicate:
+                log.info(
+                    "%s resent TransactionEvent %s seqNo %d (transaction %d): ignored",
+                    session.charger_id,
+                    tinfo.transaction_id,
+                    req.seq_no,
+                    tx_id,
+                )
+            # idTokenInfo answers an idToken in the request (the response carries it iff the request had one).
+            return {} if info is None else {"idTokenInfo": info}
+
+        return reply()
+
+    def _meter_values201(self, session: Session, req: v201.MeterValuesRequest) -> dict[str, Any]:
+        # 2.0.1 MeterValues are never transaction-related (those go in TransactionEvent): not kept (yet).
+        return {}

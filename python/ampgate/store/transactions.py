@@ -1,0 +1,304 @@
+"""Charging transactions as stored, the same record for OCPP 1.6 (StartTransaction / MeterValues /
+StopTransaction) and 2.0.1 (TransactionEvent), with their meter samples.
+
+Every op here is idempotent against a charger that resends after a reconnect (1.6 §3.7, 2.0.1 [E04]):
+- 1.6 StartTransaction: the same connector + idTag + timestamp + meterStart finds the transaction it created;
+- 1.6 StopTransaction of a stopped transaction changes nothing;
+- 2.0.1 TransactionEvent: (transactionId, seqNo) is recorded and a repeat changes nothing;
+- meter samples are keyed by (transaction, timestamp, measurand, phase), so a resent sample is one sample.
+
+Write ops run on the writer thread (they take a `sqlite_utils.Database`); reads take the reader connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlite_utils
+
+from ampgate.store.schema import parse_iso
+
+# The measurand whose register readings give a transaction's energy (both versions' default measurand).
+ENERGY = "Energy.Active.Import.Register"
+OCPP16 = "ocpp1.6"
+OCPP201 = "ocpp2.0.1"
+
+_COLUMNS = (
+    "id, charger_id, protocol, remote_id, evse_id, connector_id, id_token, started_at, stopped_at,"
+    " meter_start_wh, meter_stop_wh, energy_wh, stop_reason"
+)
+
+
+class Sample(msgspec.Struct, frozen=True, array_like=True):
+    """One normalised meter reading: Wh, W, A or Percent; `phase` "" when the reading is not per phase."""
+
+    at: str  # ISO 8601 UTC as stored
+    measurand: str
+    phase: str
+    value: float
+    unit: str
+    context: str | None = None
+
+
+class TransactionRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One transaction, whichever protocol version produced it."""
+
+    id: int  # the node's id; also the 1.6 transactionId the charger was given
+    charger_id: str
+    protocol: str
+    remote_id: str | None  # the 2.0.1 transactionId the charger chose
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_wh: float | None  # (stop, or latest register reading) - start, when both are known
+    stop_reason: str | None
+
+
+def _row(v: tuple[Any, ...]) -> TransactionRow:
+    started = parse_iso(v[7])
+    assert started is not None  # NOT NULL in the schema
+    return TransactionRow(
+        id=v[0],
+        charger_id=v[1],
+        protocol=v[2],
+        remote_id=v[3],
+        evse_id=v[4],
+        connector_id=v[5],
+        id_token=v[6],
+        started_at=started,
+        stopped_at=parse_iso(v[8]),
+        meter_start_wh=v[9],
+        meter_stop_wh=v[10],
+        energy_wh=v[11],
+        stop_reason=v[12],
+    )
+
+
+# -- reads ----------------------------------------------------------------------------------------------------
+
+
+def read_transaction(conn: sqlite3.Connection, tx_id: int) -> TransactionRow | None:
+    """The transaction with the node's id `tx_id`, or None."""
+    v = conn.execute(f"SELECT {_COLUMNS} FROM transactions WHERE id = ?", (tx_id,)).fetchone()
+    return None if v is None else _row(v)
+
+
+def read_page(
+    conn: sqlite3.Connection,
+    limit: int,
+    before: int | None,
+    charger_id: str | None,
+    since: str | None,
+    until: str | None,
+) -> list[TransactionRow]:
+    """Up to `limit` transactions, newest id first, with an id below `before` (keyset pagination), of
+    `charger_id` if given, started at or after `since` and before `until` (ISO 8601 UTC as stored)."""
+    where, args = [], []
+    for cond, arg in (
+        ("id < ?", before),
+        ("charger_id = ?", charger_id),
+        ("started_at >= ?", since),
+        ("started_at < ?", until),
+    ):
+        if arg is not None:
+            where.append(cond)
+            args.append(arg)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = conn.execute(
+        f"SELECT {_COLUMNS} FROM transactions {clause} ORDER BY id DESC LIMIT ?", (*args, limit)
+    )
+    return [_row(v) for v in cur.fetchall()]
+
+
+def read_samples(conn: sqlite3.Connection, tx_id: int) -> list[Sample]:
+    """Every sample of the transaction in time order."""
+    cur = conn.execute(
+        "SELECT at, measurand, phase, value, unit, context FROM meter_samples WHERE transaction_id = ?"
+        " ORDER BY at, measurand, phase",
+        (tx_id,),
+    )
+    return [Sample(*v) for v in cur.fetchall()]
+
+
+def read_last_samples(conn: sqlite3.Connection, tx_ids: list[int]) -> dict[int, list[Sample]]:
+    """For each transaction, its samples taken at its latest sample time (its last meter values)."""
+    out: dict[int, list[Sample]] = {i: [] for i in tx_ids}
+    for tx_id in tx_ids:
+        cur = conn.execute(
+            "SELECT at, measurand, phase, value, unit, context FROM meter_samples WHERE transaction_id = ?1"
+            " AND at = (SELECT max(at) FROM meter_samples WHERE transaction_id = ?1) ORDER BY measurand, phase",
+            (tx_id,),
+        )
+        out[tx_id] = [Sample(*v) for v in cur.fetchall()]
+    return out
+
+
+# -- writes ---------------------------------------------------------------------------------------------------
+
+
+def _add_samples(conn: sqlite3.Connection, tx_id: int, samples: list[Sample]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO meter_samples (transaction_id, at, measurand, phase, value, unit, context)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(tx_id, s.at, s.measurand, s.phase, s.value, s.unit, s.context) for s in samples],
+    )
+
+
+def _energy_reading(conn: sqlite3.Connection, tx_id: int, order: str) -> float | None:
+    v = conn.execute(
+        f"SELECT value FROM meter_samples WHERE transaction_id = ? AND measurand = ? AND phase = ''"
+        f" ORDER BY at {order} LIMIT 1",
+        (tx_id, ENERGY),
+    ).fetchone()
+    return None if v is None else float(v[0])
+
+
+def _recompute(conn: sqlite3.Connection, tx_id: int) -> None:
+    """Fill the start reading from the first register sample when the charger gave none (2.0.1), keep the
+    latest reading, and compute energy = (stop or latest) - start."""
+    first, last = _energy_reading(conn, tx_id, "ASC"), _energy_reading(conn, tx_id, "DESC")
+    conn.execute(
+        """
+        UPDATE transactions SET
+            meter_start_wh = coalesce(meter_start_wh, ?1),
+            meter_last_wh = ?2,
+            energy_wh = coalesce(meter_stop_wh, ?2, meter_start_wh) - coalesce(meter_start_wh, ?1)
+        WHERE id = ?3
+        """,
+        (first, last, tx_id),
+    )
+
+
+def _owned(conn: sqlite3.Connection, charger_id: str, tx_id: int) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "SELECT id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?", (tx_id, charger_id)
+    ).fetchone()
+
+
+def start16(
+    db: sqlite_utils.Database,
+    charger_id: str,
+    connector_id: int,
+    id_token: str,
+    started_at: str,
+    meter_start_wh: float,
+) -> tuple[int, bool]:
+    """Record a 1.6 StartTransaction; returns (transactionId, created). The same start resent (same connector,
+    idTag, timestamp and meterStart) returns the id it got the first time and creates nothing."""
+    conn = db.conn
+    found = conn.execute(
+        "SELECT id FROM transactions WHERE charger_id = ? AND connector_id = ? AND started_at = ?"
+        " AND protocol = ? AND id_token = ? AND meter_start_wh = ?",
+        (charger_id, connector_id, started_at, OCPP16, id_token, meter_start_wh),
+    ).fetchone()
+    if found is not None:
+        return int(found[0]), False
+    cur = conn.execute(
+        "INSERT INTO transactions (charger_id, protocol, connector_id, id_token, started_at, meter_start_wh,"
+        " energy_wh) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        (charger_id, OCPP16, connector_id, id_token, started_at, meter_start_wh),
+    )
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid), True
+
+
+def meter_values16(db: sqlite_utils.Database, charger_id: str, tx_id: int, samples: list[Sample]) -> bool:
+    """Add 1.6 MeterValues samples to transaction `tx_id` of the charger; False (nothing written) when the
+    charger has no such transaction."""
+    conn = db.conn
+    if _owned(conn, charger_id, tx_id) is None:
+        return False
+    _add_samples(conn, tx_id, samples)
+    _recompute(conn, tx_id)
+    return True
+
+
+def stop16(
+    db: sqlite_utils.Database,
+    charger_id: str,
+    tx_id: int,
+    stopped_at: str,
+    meter_stop_wh: float,
+    reason: str,
+    samples: list[Sample],
+) -> str:
+    """Record a 1.6 StopTransaction (with its transactionData). Returns "stopped", "already" (it was stopped
+    before: nothing changes, so a resent stop is not a second stop) or "unknown" (no such transaction)."""
+    conn = db.conn
+    found = _owned(conn, charger_id, tx_id)
+    if found is None:
+        return "unknown"
+    if found[1] is not None:
+        return "already"
+    _add_samples(conn, tx_id, samples)
+    conn.execute(
+        "UPDATE transactions SET stopped_at = ?, meter_stop_wh = ?, stop_reason = ? WHERE id = ?",
+        (stopped_at, meter_stop_wh, reason, tx_id),
+    )
+    _recompute(conn, tx_id)
+    return "stopped"
+
+
+def event201(
+    db: sqlite_utils.Database,
+    charger_id: str,
+    remote_id: str,
+    seq_no: int,
+    event_type: str,
+    at: str,
+    evse_id: int | None,
+    connector_id: int | None,
+    id_token: str | None,
+    stop_reason: str | None,
+    samples: list[Sample],
+) -> tuple[int, bool]:
+    """Apply a 2.0.1 TransactionEvent; returns (the node's id, duplicate). The transaction is created by the
+    first event that names it (normally Started; offline delivery may reorder). A (transactionId, seqNo) seen
+    before is a duplicate [E04] and changes nothing."""
+    conn = db.conn
+    found = conn.execute(
+        "SELECT id FROM transactions WHERE charger_id = ? AND remote_id = ?", (charger_id, remote_id)
+    ).fetchone()
+    if found is None:
+        cur = conn.execute(
+            "INSERT INTO transactions (charger_id, protocol, remote_id, evse_id, connector_id, id_token,"
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (charger_id, OCPP201, remote_id, evse_id, connector_id, id_token, at),
+        )
+        assert cur.lastrowid is not None
+        tx_id = int(cur.lastrowid)
+    else:
+        tx_id = int(found[0])
+    seen = conn.execute(
+        "INSERT OR IGNORE INTO transaction_events (transaction_id, seq_no) VALUES (?, ?)", (tx_id, seq_no)
+    )
+    if seen.rowcount == 0:
+        return tx_id, True
+    conn.execute(
+        "UPDATE transactions SET evse_id = coalesce(evse_id, ?), connector_id = coalesce(connector_id, ?),"
+        " id_token = coalesce(id_token, ?) WHERE id = ?",
+        (evse_id, connector_id, id_token, tx_id),
+    )
+    if event_type == "Started":
+        # A Started that arrives after a later event (offline reordering) still gives the start time.
+        conn.execute("UPDATE transactions SET started_at = min(started_at, ?) WHERE id = ?", (at, tx_id))
+    _add_samples(conn, tx_id, samples)
+    if event_type == "Ended":
+        conn.execute(
+            "UPDATE transactions SET stopped_at = coalesce(stopped_at, ?), stop_reason = coalesce(?, stop_reason)"
+            " WHERE id = ?",
+            (at, stop_reason, tx_id),
+        )
+        conn.execute(
+            "UPDATE transactions SET meter_stop_wh = ? WHERE id = ?",
+            (_energy_reading(conn, tx_id, "DESC"), tx_id),
+        )
+    _recompute(conn, tx_id)
+    return tx_id, False
