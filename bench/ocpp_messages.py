@@ -261,6 +261,7 @@ class Ours:
         self.sessions: dict[str, Session] = {}
         for conn_id, protocol in enumerate((OCPP16, OCPP201), start=1):
             cid = f"{CHARGER_ID}-{conn_id}"
+            self.node.accepted.add(cid)  # a charger accepted at an earlier boot
             self.node.presence.connected(conn_id, cid, protocol, "127.0.0.1:0", self.router.now)
             presence = self.node.presence.get(cid)
             assert presence is not None

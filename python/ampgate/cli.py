@@ -68,6 +68,18 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "--ready-file", default=None, help="write ports and the first admin token here as JSON once ready"
     )
     p.add_argument(
+        "--unknown-boot",
+        choices=["accept", "pending", "reject"],
+        default=d.unknown_boot,
+        help="BootNotification answer for chargers never accepted before (default %(default)s)",
+    )
+    p.add_argument(
+        "--boot-retry-interval",
+        type=int,
+        default=d.boot_retry_interval,
+        help="interval sent with Pending/Rejected (default %(default)s s)",
+    )
+    p.add_argument(
         "--call-timeout",
         type=float,
         default=d.call_timeout,
@@ -108,6 +120,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,
         call_timeout=a.call_timeout,
+        unknown_boot=a.unknown_boot,
+        boot_retry_interval=a.boot_retry_interval,
     )
 
 

@@ -43,6 +43,12 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # BootNotification.interval: the heartbeat interval we ask chargers for. 5 minutes is the common default
     # of CSMSs in the field; WebSocket pings carry liveness in between.
     heartbeat_interval: int = 300
+    # BootNotification answer for chargers never accepted before (registered or accepted chargers always get
+    # Accepted): "accept" accepts and remembers them, "pending" and "reject" make an operator decide.
+    unknown_boot: Literal["accept", "pending", "reject"] = "accept"
+    # BootNotification.interval for Pending / Rejected: when the charger may boot again. A minute keeps a
+    # waiting fleet's retries cheap while an operator registers chargers.
+    boot_retry_interval: int = 60
     # How long a remote command waits for the charger's answer (queueing included) before it fails with 504.
     call_timeout: float = 30.0
     ping_interval: float = 60.0

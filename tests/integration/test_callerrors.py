@@ -51,6 +51,11 @@ CASES = [
 def test_malformed_message_gets_its_call_error(node, protocol, raw, echo, code):
     async def scenario():
         async with websockets.connect(f"{node.ocpp_url}/BAD-{protocol}", subprotocols=[protocol]) as ws:
+            # Booted first: a charger never accepted gets SecurityError for anything but its boot.
+            await ws.send(
+                json.dumps([2, "boot", "BootNotification", BOOT_16 if protocol == "ocpp1.6" else BOOT_201])
+            )
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))[2]["status"] == "Accepted"
             await ws.send(raw)
             reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
             # The connection and the node keep serving after the bad message.
@@ -67,6 +72,8 @@ def test_malformed_message_gets_its_call_error(node, protocol, raw, echo, code):
 def test_reply_to_nothing_pending_is_dropped_and_the_connection_stays(node):
     async def scenario():
         async with websockets.connect(f"{node.ocpp_url}/STRAY", subprotocols=["ocpp1.6"]) as ws:
+            await ws.send(json.dumps([2, "boot", "BootNotification", BOOT_16]))
+            await asyncio.wait_for(ws.recv(), 10)
             await ws.send(json.dumps([3, "never-sent", {}]))
             await ws.send(json.dumps([4, "never-sent-either", "GenericError", "", {}]))
             await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))

@@ -218,13 +218,15 @@ def _healthy_neighbour_check(node):
 def test_unmasked_frame_closes_1002_and_others_keep_working(node):
     async def scenario():
         async with open_websocket_url(f"{node.ocpp_url}/STEADY", subprotocols=["ocpp1.6"]) as steady:
+            await steady.send_message(call("BootNotification", boot_payload("ocpp1.6"))[1])
+            await steady.get_message()
             with RawWs(node.ocpp_port, "/ocpp/BADMASK") as bad:
                 assert bad.head.startswith(b"HTTP/1.1 101")
                 bad.send(frame(0x1, b'[2,"1","Heartbeat",{}]', mask=False))
                 code = await trio.to_thread.run_sync(bad.read_close_code)
             uid, msg = call("Heartbeat", {})
             await steady.send_message(msg)
-            assert json.loads(await steady.get_message())[1] == uid
+            assert json.loads(await steady.get_message())[:2] == [3, uid]
             return code
 
     assert trio.run(scenario) == 1002
@@ -267,9 +269,9 @@ def test_second_connection_of_a_charger_replaces_the_first(node):
         ):
             with pytest.raises(websockets.exceptions.ConnectionClosed):
                 await first.recv()
-            uid, msg = call("Heartbeat", {})
+            uid, msg = call("BootNotification", boot_payload("ocpp1.6"))
             await second.send(msg)
-            assert json.loads(await second.recv())[1] == uid
+            assert json.loads(await second.recv())[:2] == [3, uid]
             # The old socket's close must not take the new session offline.
             r = await asyncio.to_thread(lambda: node.get("/chargers/DUP").json())
             assert r["online"] is True
@@ -326,6 +328,8 @@ def test_workers_die_with_a_killed_control_plane(node):
 def test_deeply_nested_json_is_a_protocol_error_not_a_crash(node):
     async def scenario():
         async with websockets.connect(f"{node.ocpp_url}/NEST", subprotocols=["ocpp1.6"]) as ws:
+            await ws.send(call("BootNotification", boot_payload("ocpp1.6"))[1])
+            await ws.recv()
             await ws.send("[" * 20000 + "]" * 20000)
             r1 = json.loads(await ws.recv())
             uid, msg = call("Heartbeat", {})

@@ -28,7 +28,7 @@ async def heartbeat(ws) -> bool:
     uid, msg = call("Heartbeat", {})
     await ws.send(msg)
     reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    return reply[1] == uid
+    return reply[:2] == [3, uid]
 
 
 def test_chargers_spread_over_workers_and_survive_a_worker_kill(node_factory):
@@ -112,6 +112,9 @@ def test_reuseport_mode_serves_chargers_on_every_worker(node_factory):
                 ws = await stack.enter_async_context(
                     websockets.connect(f"{node.ocpp_url}/RP{i:02d}", subprotocols=["ocpp2.0.1"])
                 )
+                uid, msg = call("BootNotification", boot_payload("ocpp2.0.1"))
+                await ws.send(msg)
+                assert json.loads(await ws.recv())[:2] == [3, uid]
                 assert await heartbeat(ws)
             for _ in range(100):
                 h = await asyncio.to_thread(health, node)

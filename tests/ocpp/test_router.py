@@ -10,6 +10,7 @@ from ampgate.node import Node
 
 def test_a_failing_handler_answers_internal_error_and_the_session_goes_on(tmp_path):
     node = Node(NodeConfig(db_path=str(tmp_path / "t.db")))
+    node.accepted.add("CP1")  # accepted before: served without a new BootNotification
     node.presence.connected(1, "CP1", "ocpp1.6", "127.0.0.1:1", 0.0)
     presence = node.presence.get("CP1")
     assert presence is not None

@@ -46,6 +46,30 @@ def _decoder(typ: type) -> Callable[[msgspec.Raw], Any]:
     return msgspec.json.Decoder(typ).decode
 
 
+# Boot states of a session. A charger accepted once (at a boot, or registered by an operator) is served on
+# any later connection without a new BootNotification, as 2.0.1 allows [B01]; until then it is NEW.
+ACCEPTED = "Accepted"
+PENDING = "Pending"
+REJECTED = "Rejected"
+NEW = "New"
+
+# What a Pending charger may still send [B02]: its boot, liveness, and what a TriggerMessage or GetBaseReport
+# asks of it. Anything else, and anything at all from a Rejected or new charger, gets SecurityError [B03].
+PENDING_CHARGER_ACTIONS = frozenset(
+    {
+        "BootNotification",
+        "Heartbeat",
+        "StatusNotification",
+        "NotifyReport",
+        "NotifyEvent",
+        "SecurityEventNotification",
+        "FirmwareStatusNotification",
+        "LogStatusNotification",
+        "DiagnosticsStatusNotification",
+    }
+)
+
+
 class Session(msgspec.Struct, gc=False):
     """One live charger connection."""
 
@@ -53,6 +77,7 @@ class Session(msgspec.Struct, gc=False):
     charger_id: str
     protocol: str
     presence: Presence
+    boot_state: str = NEW
 
 
 Handler = Callable[[Session, Any], Any]
@@ -94,7 +119,8 @@ class OcppRouter:
     # -- connection lifecycle ------------------------------------------------------------------------------
 
     def open(self, conn_id: int, presence: Presence, protocol: str) -> None:
-        self.sessions[conn_id] = Session(conn_id, presence.charger_id, protocol, presence)
+        state = ACCEPTED if presence.charger_id in self._node.accepted else NEW
+        self.sessions[conn_id] = Session(conn_id, presence.charger_id, protocol, presence, state)
         self.calls.connected(presence.charger_id)
 
     def close(self, conn_id: int) -> None:
@@ -221,6 +247,15 @@ class OcppRouter:
             req = decode(payload)
         except msgspec.ValidationError as err:
             raise fault_from_validation(err) from None
+        state = session.boot_state
+        if not (
+            state == ACCEPTED
+            or action == "BootNotification"
+            or (state == PENDING and action in PENDING_CHARGER_ACTIONS)
+        ):
+            raise RpcFault(
+                Fault.SECURITY, f"{action} refused: the charger is not accepted (boot status {state})"
+            )
         return handler(session, req)
 
     # -- handlers ------------------------------------------------------------------------------------------
@@ -228,11 +263,24 @@ class OcppRouter:
     def _heartbeat(self, session: Session, req: Any) -> dict[str, Any]:
         return {"currentTime": self.now_iso}
 
-    def _boot_reply(self) -> dict[str, Any]:
+    def _boot_reply(self, session: Session) -> dict[str, Any]:
+        """Decide the boot: a charger accepted before (or registered) is Accepted; a new one gets the
+        configured policy, and is remembered when accepted."""
+        node = self._node
+        cid = session.charger_id
+        if cid in node.accepted:
+            status = ACCEPTED
+        else:
+            status = {"accept": ACCEPTED, "pending": PENDING, "reject": REJECTED}[node.config.unknown_boot]
+            if status == ACCEPTED:
+                node.accepted.add(cid)
+                node.store.mark_accepted(cid)
+        session.boot_state = status
+        accepted = status == ACCEPTED
         return {
-            "status": "Accepted",
+            "status": status,
             "currentTime": self.now_iso,
-            "interval": self._node.config.heartbeat_interval,
+            "interval": node.config.heartbeat_interval if accepted else node.config.boot_retry_interval,
         }
 
     def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> dict[str, Any]:
@@ -245,7 +293,7 @@ class OcppRouter:
             protocol=session.protocol,
             at=self._node.clock.now(),
         )
-        return self._boot_reply()
+        return self._boot_reply(session)
 
     def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> dict[str, Any]:
         cs = req.charging_station
@@ -258,4 +306,4 @@ class OcppRouter:
             protocol=session.protocol,
             at=self._node.clock.now(),
         )
-        return self._boot_reply()
+        return self._boot_reply(session)

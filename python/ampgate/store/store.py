@@ -182,6 +182,18 @@ class Store:
         row = self._read.execute("SELECT password_hash FROM chargers WHERE id = ?", (cp_id,)).fetchone()
         return None if row is None else row[0]
 
+    def accepted_ids(self) -> list[str]:
+        """Ids of every charger that has been accepted (registered by an operator, or accepted at boot): the
+        node keeps them in memory to decide boots and serve reconnects. Scans the table; start-up only."""
+        return [r[0] for r in self._read.execute("SELECT id FROM chargers WHERE accepted = 1").fetchall()]
+
+    def mark_accepted(self, cp_id: str) -> None:
+        """Remember, fire-and-forget, that charger `cp_id` was accepted at boot (queued after its boot record,
+        so the row exists when this runs)."""
+        self._writer.enqueue(
+            lambda db: db.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,)), None
+        )
+
     def count_chargers(self) -> int:
         """How many chargers are known."""
         return int(self._read.execute("SELECT count(*) FROM chargers").fetchone()[0])
