@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
@@ -14,38 +11,12 @@ from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_admin, requires_viewer
 from ampgate.api.deps import NodeView
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ConnectorRead, ErrorBody
-from ampgate.errors import NotFoundError, ValidationError
+from ampgate.errors import NotFoundError
 from ampgate.store import ChargerRow, validate_charger_id
 
-# Page size when the client names none, and the most it may ask for: 1000 rows are ~250 KB of JSON and a few
-# milliseconds of SQLite on the trio thread, small enough not to stall charger traffic.
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-_CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
-
-_ERRORS = {
-    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
-    403: ResponseSpec(ErrorBody, description="The token's role is too low"),
-    422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
-}
-
-
-def encode_cursor(last_id: str) -> str:
-    """The opaque cursor for the page after `last_id`: unpadded URL-safe base64 of its UTF-8 bytes."""
-    return base64.urlsafe_b64encode(last_id.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The charger id inside `cursor`. Raises ValidationError(field="cursor") if it is not one we made."""
-    try:
-        if not _CURSOR_ALPHABET.fullmatch(cursor):
-            raise ValueError("not URL-safe base64")
-        last_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        validate_charger_id(last_id)
-    except (ValueError, binascii.Error, ValidationError):
-        raise ValidationError("cursor is not one this API returned", field="cursor") from None
-    return last_id
+_ERRORS = COMMON_ERRORS
 
 
 def charger_read(node: NodeView, row: ChargerRow) -> ChargerRead:
@@ -81,15 +52,11 @@ class ChargerController(Controller):
     async def list_chargers(
         self,
         node: NamedDependency[NodeView],
-        limit: Annotated[
-            int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
-        ] = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None, Parameter(description="`next_cursor` of the previous page; omit for the first")
-        ] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
     ) -> ChargerPage:
         """Chargers in id order, one page at a time. Raises 422 naming `limit` or `cursor` when invalid."""
-        after = None if cursor is None else decode_cursor(cursor)
+        after = None if cursor is None else decode_cursor(cursor, validate_charger_id)
         # One row more than asked tells whether another page exists, so the last page says null, not a
         # cursor to an empty page.
         rows = node.store.list_chargers(limit + 1, after)

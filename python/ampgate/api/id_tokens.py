@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated
 
 import msgspec
@@ -14,28 +11,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
-from ampgate.api.chargers import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
 from ampgate.api.deps import NodeView
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ErrorBody, IdTokenCreate, IdTokenPage, IdTokenRead, IdTokenUpdate
-from ampgate.errors import ValidationError
 from ampgate.store.id_tokens import IdTokenRow, validate_id_token
 
-_CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
-_ERRORS = {
-    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
-    403: ResponseSpec(ErrorBody, description="The token's role is too low"),
-    422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
-}
+_ERRORS = COMMON_ERRORS
 _NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No such id token")}
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        if not _CURSOR_ALPHABET.fullmatch(cursor):
-            raise ValueError("not URL-safe base64")
-        return validate_id_token(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8"))
-    except (ValueError, binascii.Error, ValidationError):
-        raise ValidationError("cursor is not one this API returned", field="cursor") from None
 
 
 def id_token_read(row: IdTokenRow) -> IdTokenRead:
@@ -65,13 +47,11 @@ class IdTokenController(Controller):
     async def list_id_tokens(
         self,
         node: NamedDependency[NodeView],
-        limit: Annotated[
-            int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
-        ] = DEFAULT_LIMIT,
-        cursor: Annotated[str | None, Parameter(description="`next_cursor` of the previous page")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
     ) -> IdTokenPage:
         """Id tokens in id_token order, one page at a time. Raises 422 naming `limit` or `cursor`."""
-        after = None if cursor is None else _decode_cursor(cursor)
+        after = None if cursor is None else decode_cursor(cursor, validate_id_token)
         rows = node.store.list_id_tokens(limit + 1, after)
         more = len(rows) > limit
         rows = rows[:limit]

@@ -12,23 +12,15 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
-from ampgate.api.chargers import DEFAULT_LIMIT, MAX_LIMIT
 from ampgate.api.deps import NodeView
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit
 from ampgate.api.schemas import ErrorBody, SampleRead, TransactionDetail, TransactionPage, TransactionRead
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.store.schema import parse_iso
 from ampgate.store.transactions import Sample, TransactionRow
 
-_ERRORS = {
-    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
-    403: ResponseSpec(ErrorBody, description="The token's role is too low"),
-    422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
-}
+_ERRORS = COMMON_ERRORS
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")]
-Cursor = Annotated[
-    str | None, Parameter(description="`next_cursor` of the previous page; omit for the first")
-]
 Since = Annotated[str | None, Parameter(description="Only transactions started at or after (ISO 8601)")]
 Until = Annotated[str | None, Parameter(description="Only transactions started before (ISO 8601)")]
 

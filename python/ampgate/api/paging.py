@@ -1,0 +1,51 @@
+"""What every list route shares: page-size and cursor parameters, opaque keyset cursors, the common errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from ampgate.api.schemas import ErrorBody
+from ampgate.errors import ValidationError
+
+# Page size when the client names none, and the most it may ask for: 1000 rows are ~250 KB of JSON and a few
+# milliseconds of SQLite on the trio thread, small enough not to stall charger traffic.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")]
+Cursor = Annotated[
+    str | None, Parameter(description="`next_cursor` of the previous page; omit for the first")
+]
+
+# Errors every authenticated route may answer.
+COMMON_ERRORS = {
+    401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
+    403: ResponseSpec(ErrorBody, description="The token's role is too low"),
+    422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
+}
+
+
+def encode_cursor(last_key: str) -> str:
+    """The opaque cursor for the page after `last_key`: unpadded URL-safe base64 of its UTF-8 bytes."""
+    return base64.urlsafe_b64encode(last_key.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, validate: Callable[[str], object]) -> str:
+    """The key inside `cursor`, checked with `validate` (which raises ValidationError or ValueError for a key
+    that cannot be one). Raises ValidationError(field="cursor") if the cursor is not one this API made."""
+    try:
+        if not _CURSOR_ALPHABET.fullmatch(cursor):
+            raise ValueError("not URL-safe base64")
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        validate(key)
+    except (ValueError, binascii.Error, ValidationError):
+        raise ValidationError("cursor is not one this API returned", field="cursor") from None
+    return key
