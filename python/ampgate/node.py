@@ -25,7 +25,7 @@ from ampgate.config import NodeConfig
 from ampgate.connectivity import PresenceRegistry
 from ampgate.errors import ChargerOfflineError, ChargerTimeoutError, ConflictError, NotFoundError
 from ampgate.gateway import Gateway
-from ampgate.ocpp import OcppRouter, actions
+from ampgate.ocpp import OcppRouter, actions, local_list
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.data_transfer import DataTransferRegistry
 from ampgate.ocpp.router import ACCEPTED, PENDING
@@ -243,6 +243,27 @@ class Node:
         with trio.move_on_after(timeout):
             return await self.ocpp.calls.call(charger_id, action, payload)
         raise ChargerTimeoutError(f"{charger_id} did not answer {action} within {timeout:g} s")
+
+    async def send_local_list(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
+        """Send the charger a local authorization list built from the whole id-token table (SendLocalList in
+        its protocol version; `version` defaults to the current epoch second, so every list is newer than the
+        last). Returns {"version", "entries", "skipped", "status"}. Raises what `command` raises."""
+        presence = self.presence.get(charger_id)
+        protocol = presence.protocol if presence is not None and presence.online else None
+        if protocol is None:
+            # Let `command` give the precise error (unknown charger or offline).
+            await self.command(charger_id, "SendLocalList", {})
+            raise AssertionError("unreachable: command() refuses an offline charger")
+        rows = []
+        after: str | None = None
+        while page := self.store.list_id_tokens(1000, after):
+            rows.extend(page)
+            after = page[-1].id_token
+        version = version if version is not None else int(self.clock.wall())
+        payload, skipped = local_list.build(protocol, rows, version, update_type)
+        reply = await self.command(charger_id, "SendLocalList", payload)
+        entries = len(payload.get("localAuthorizationList", []))
+        return {"version": version, "entries": entries, "skipped": skipped, "status": reply.get("status")}
 
     def health(self) -> dict[str, Any]:
         workers = self.gateway.health()

@@ -53,6 +53,9 @@ class StandInNode:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
 
+    async def send_local_list(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
+        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+
 
 @dataclass
 class Api:

@@ -11,7 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
-from ampgate.api.commands import CommandController
+from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.deps import NodeView, provide_node
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
@@ -36,6 +36,7 @@ def create_app(node: NodeView) -> Litestar:
             HealthController,
             ChargerController,
             CommandController,
+            LocalListController,
             IdTokenController,
             TransactionController,
             ChargerTransactionController,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -51,3 +52,40 @@ class CommandController(Controller):
         specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a 1.6 Reset).
         Waits for the charger and answers with its reply payload."""
         return await node.command(charger_id, name, data)
+
+
+class LocalListRequest(msgspec.Struct, forbid_unknown_fields=True):
+    update_type: Literal["Full", "Differential"] = "Full"
+    version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
+
+
+class LocalListResult(msgspec.Struct):
+    version: int
+    entries: int
+    skipped: int  # tokens too long for the charger's protocol version (never truncated)
+    status: str | None  # the charger's SendLocalList status
+
+
+class LocalListController(Controller):
+    path = "/api/v1/chargers/{charger_id:str}/local-list"
+    tags = ("commands",)
+
+    @post(
+        "/",
+        operation_id="send_local_list",
+        guards=[requires_operator],
+        status_code=200,
+        responses=_ERRORS,
+        summary="Send the charger its local authorization list, built from the id-token table",
+    )
+    async def send_local_list(
+        self,
+        node: NamedDependency[NodeView],
+        charger_id: Annotated[str, Parameter(description="The charge point id")],
+        data: JSONBody[LocalListRequest],
+    ) -> LocalListResult:
+        """Build SendLocalList (1.6 or 2.0.1, as the charger speaks) from every id token, send it and return
+        the version sent, how many entries went and were skipped, and the charger's status. Errors as for
+        commands. Read the charger's version back with the `GetLocalListVersion` command."""
+        r = await node.send_local_list(charger_id, data.update_type, data.version)
+        return LocalListResult(**r)

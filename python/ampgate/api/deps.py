@@ -47,6 +47,10 @@ class NodeView(Protocol):
 
     async def command(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
 
+    async def send_local_list(
+        self, charger_id: str, update_type: str, version: int | None, /
+    ) -> dict[str, Any]: ...
+
 
 def provide_node(state: State) -> NodeView:
     """The node the app was created for (put into `app.state.node` by `create_app`)."""
