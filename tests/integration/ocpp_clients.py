@@ -4,6 +4,7 @@ raw-socket client for frames no well-behaved library would send."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -138,3 +139,29 @@ async def trio_ws_rejected_status(port: int, resource: str, protocols: list[str]
     if not statuses:
         raise AssertionError("the handshake was accepted")
     return statuses[0]
+
+
+@contextlib.asynccontextmanager
+async def ocpp_charge_point(cp_class, url: str, charger_id: str, protocol: str, *, boot: bool = False):
+    """Run a charge point written with the `ocpp` package (its ChargePoint subclass `cp_class`) on a
+    `websockets` connection to `url/charger_id`; with `boot`, send a BootNotification first."""
+    import asyncio
+
+    import websockets
+    from ocpp.v16 import call as call16
+    from ocpp.v201 import call as call201
+
+    async with websockets.connect(f"{url}/{charger_id}", subprotocols=[protocol]) as ws:
+        cp = cp_class(charger_id, ws)
+        task = asyncio.create_task(cp.start())
+        try:
+            if boot and protocol == "ocpp1.6":
+                await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            elif boot:
+                station = {"model": "M", "vendor_name": "V"}
+                await cp.call(call201.BootNotification(charging_station=station, reason="PowerUp"))
+            yield cp
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
+                await task

@@ -4,22 +4,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import sys
 
 import httpx
-import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
-from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
 from ocpp.v16.enums import ResetStatus
 from ocpp.v201 import ChargePoint as ChargePoint201
-from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+
+from tests.integration.ocpp_clients import ocpp_charge_point
 
 
 class Charger16(ChargePoint16):
@@ -40,22 +38,8 @@ class Charger201(ChargePoint201):
         return result201.Reset(status="Accepted")
 
 
-@contextlib.asynccontextmanager
-async def running(cp_class, url: str, charger_id: str, protocol: str):
-    async with websockets.connect(f"{url}/{charger_id}", subprotocols=[protocol]) as ws:
-        cp = cp_class(charger_id, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            if protocol == "ocpp1.6":
-                await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-            else:
-                station = {"model": "M", "vendor_name": "V"}
-                await cp.call(call201.BootNotification(charging_station=station, reason="PowerUp"))
-            yield cp
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
-                await task
+def running(cp_class, url: str, charger_id: str, protocol: str):
+    return ocpp_charge_point(cp_class, url, charger_id, protocol, boot=True)
 
 
 async def post(node, charger_id: str, name: str, body, token: str | None = None) -> httpx.Response:

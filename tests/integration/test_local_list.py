@@ -4,20 +4,18 @@ package's ChargePoint classes, in both protocol versions."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import ClassVar
 
 import httpx
-import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
-from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import ChargePoint as ChargePoint201
-from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+
+from tests.integration.ocpp_clients import ocpp_charge_point
 
 
 class Charger16(ChargePoint16):
@@ -55,35 +53,14 @@ def test_local_list_from_the_token_table_reaches_16_and_201_chargers(node):
         for t in TOKENS:
             assert api.post("/id-tokens", json=t).status_code == 201
 
-    async def session(cls, charger_id, protocol, boot):
-        async with websockets.connect(f"{node.ocpp_url}/{charger_id}", subprotocols=[protocol]) as ws:
-            cp = cls(charger_id, ws)
-            task = asyncio.create_task(cp.start())
-            await cp.call(boot)
+    async def session(cls, charger_id, protocol):
+        async with ocpp_charge_point(cls, node.ocpp_url, charger_id, protocol, boot=True):
             headers = {"Authorization": f"Bearer {node.admin_token}"}
             async with httpx.AsyncClient(base_url=node.api_url, headers=headers, timeout=30) as api:
-                r = await api.post(f"/chargers/{charger_id}/local-list", json={"version": 7})
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
-                await task
-            return r
+                return await api.post(f"/chargers/{charger_id}/local-list", json={"version": 7})
 
-    r16 = asyncio.run(
-        session(
-            Charger16,
-            "LL16",
-            "ocpp1.6",
-            call16.BootNotification(charge_point_model="M", charge_point_vendor="V"),
-        )
-    )
-    r201 = asyncio.run(
-        session(
-            Charger201,
-            "LL201",
-            "ocpp2.0.1",
-            call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"),
-        )
-    )
+    r16 = asyncio.run(session(Charger16, "LL16", "ocpp1.6"))
+    r201 = asyncio.run(session(Charger201, "LL201", "ocpp2.0.1"))
     assert r16.status_code == 200 and r16.json() == {
         "version": 7,
         "entries": 2,

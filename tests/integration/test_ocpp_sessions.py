@@ -6,10 +6,8 @@ reconnect, remote start/stop and configuration through the command API, reset, D
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import httpx
-import websockets
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -19,6 +17,8 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+
+from tests.integration.ocpp_clients import ocpp_charge_point
 
 T_START = "2026-03-04T05:00:00Z"
 T_MID = "2026-03-04T05:30:00Z"
@@ -127,17 +127,8 @@ class Charger201(ChargePoint201):
         return result201.Reset(status="Accepted")
 
 
-@contextlib.asynccontextmanager
-async def connected(cp_class, url: str, charger_id: str, protocol: str):
-    async with websockets.connect(f"{url}/{charger_id}", subprotocols=[protocol]) as ws:
-        cp = cp_class(charger_id, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            yield cp
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
-                await task
+def connected(cp_class, url: str, charger_id: str, protocol: str):
+    return ocpp_charge_point(cp_class, url, charger_id, protocol)
 
 
 def api(node) -> httpx.AsyncClient:
