@@ -1,6 +1,6 @@
-"""OCPP-J for both 1.6 and 2.0.1: the RPC envelope, CallError codes (one table, here), per-connection
-sessions and the action handlers. Issue 2 wires BootNotification and Heartbeat end to end; every other action
-answers NotImplemented until the full OCPP layer lands."""
+"""OCPP-J for 1.6 and 2.0.1: generated message types (v16, v201), the RPC envelope and the one CallError
+table (rpc), the router with per-connection sessions and the boot policy (router), CALLs to chargers
+(calls), and the handlers: authorization, transactions, status, data transfer, local lists."""
 
 from ampgate.ocpp.router import OcppRouter, Session
 

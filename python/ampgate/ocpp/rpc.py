@@ -38,7 +38,7 @@ class Fault(enum.Enum):
     INTERNAL = "internal"
 
 
-# The one table (issue 3): condition -> (1.6 code, 2.0.1 code). Deliberately not the `ocpp` package's mapping,
+# The one table: condition -> (1.6 code, 2.0.1 code). Deliberately not the `ocpp` package's mapping,
 # which differs from the specifications in places.
 _CODES: dict[Fault, tuple[str, str]] = {
     Fault.NOT_RPC: ("ProtocolError", "RpcFrameworkError"),
