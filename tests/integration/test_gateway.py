@@ -122,6 +122,8 @@ def test_server_prefers_its_own_protocol_order(node):
 def test_unknown_action_gets_not_implemented(node):
     async def scenario():
         async with websockets.connect(f"{node.ocpp_url}/NI", subprotocols=["ocpp1.6"]) as ws:
+            await ws.send(call("BootNotification", boot_payload("ocpp1.6"))[1])
+            await ws.recv()
             uid, msg = call("FooBar", {})
             await ws.send(msg)
             r1 = json.loads(await ws.recv())

@@ -55,7 +55,9 @@ class CommandController(Controller):
 
 
 class LocalListRequest(msgspec.Struct, forbid_unknown_fields=True):
-    update_type: Literal["Full", "Differential"] = "Full"
+    # Only Full: a list built from the whole table cannot express deletions, so a Differential one would leave
+    # deleted tokens authorized on the charger. Differential updates go through the SendLocalList command.
+    update_type: Literal["Full"] = "Full"
     version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
 
 

@@ -28,8 +28,9 @@ def id_tag_info(auth: Authorization) -> dict[str, Any]:
     info: dict[str, Any] = {"status": auth.status}
     if auth.expiry is not None:
         info["expiryDate"] = iso_utc(auth.expiry)
-    if auth.group is not None:
-        info["parentIdTag"] = auth.group[:20]
+    if auth.group is not None and len(auth.group) <= 20:
+        # A longer group cannot be a 1.6 parentIdTag; cutting it could merge two groups, so it is left out.
+        info["parentIdTag"] = auth.group
     return info
 
 

@@ -5,6 +5,7 @@ A (per phase), state of charge in percent. Other measurands are not kept (nothin
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +21,9 @@ KEPT: dict[str, str] = {
     "Current.Import": "A",
     "SoC": "Percent",
 }
+# A 2.0.1 unitOfMeasure.multiplier is a power of ten the schema does not bound; beyond this no meter reading
+# is meaningful (and 10.0**309 overflows a float).
+MAX_MULTIPLIER = 30
 # Units a charger may report that we scale into the stored unit (1.6 UnitOfMeasure; 2.0.1 uses the same names).
 _SCALE: dict[str, tuple[str, float]] = {
     "Wh": ("Wh", 1.0),
@@ -32,8 +36,23 @@ _SCALE: dict[str, tuple[str, float]] = {
 
 
 def _sample(
-    at: str, measurand: str | None, phase: str | None, value: float, unit: str | None, context: Any
+    at: str,
+    measurand: str | None,
+    phase: str | None,
+    value: float,
+    unit: str | None,
+    context: Any,
+    location: str | None,
 ) -> Sample | None:
+    if not math.isfinite(value):
+        # "NaN" and "Infinity" parse as floats; stored, they would fail the NOT NULL column (NaN becomes NULL
+        # in SQLite) and take the whole message, a StopTransaction with them, down with it.
+        log.info("dropping non-finite sampled value %r", value)
+        return None
+    if location not in (None, "Outlet"):
+        # The energy delivered is the outlet's; Inlet/EV/Body readings of the same measurand and instant would
+        # otherwise compete for the one sample kept per (transaction, time, measurand, phase).
+        return None
     measurand = measurand or ENERGY
     wanted = KEPT.get(measurand)
     if wanted is None:
@@ -58,7 +77,7 @@ def samples16(meter_values: Iterable[Any]) -> list[Sample]:
             except ValueError:
                 log.info("dropping unreadable sampled value %r", sv.value)
                 continue
-            s = _sample(at, sv.measurand, sv.phase, value, sv.unit, sv.context)
+            s = _sample(at, sv.measurand, sv.phase, value, sv.unit, sv.context, sv.location)
             if s is not None:
                 out.append(s)
     return out
@@ -73,7 +92,11 @@ def samples201(meter_values: Iterable[Any] | None) -> list[Sample]:
             uom = sv.unit_of_measure
             unit = uom.unit if uom is not None else None
             multiplier = uom.multiplier if uom is not None and uom.multiplier is not None else 0
-            s = _sample(at, sv.measurand, sv.phase, sv.value * 10.0**multiplier, unit, sv.context)
+            if not -MAX_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
+                log.info("dropping sampled value with multiplier %d", multiplier)
+                continue
+            value = sv.value * 10.0**multiplier
+            s = _sample(at, sv.measurand, sv.phase, value, unit, sv.context, sv.location)
             if s is not None:
                 out.append(s)
     return out

@@ -237,6 +237,16 @@ class OcppRouter:
         return self.calls.answered(cid, unique_id, payload, None)
 
     def _call(self, session: Session, action: str, payload: msgspec.Raw) -> Any:
+        # A charger that is not accepted gets SecurityError for any other CALL, whatever it holds [B03].
+        state = session.boot_state
+        if not (
+            state == ACCEPTED
+            or action == "BootNotification"
+            or (state == PENDING and action in PENDING_CHARGER_ACTIONS)
+        ):
+            raise RpcFault(
+                Fault.SECURITY, f"{action} refused: the charger is not accepted (boot status {state})"
+            )
         entry = self._handlers[session.protocol].get(action)
         if entry is None:
             if action in actions.charger_actions(session.protocol):
@@ -247,15 +257,6 @@ class OcppRouter:
             req = decode(payload)
         except msgspec.ValidationError as err:
             raise fault_from_validation(err) from None
-        state = session.boot_state
-        if not (
-            state == ACCEPTED
-            or action == "BootNotification"
-            or (state == PENDING and action in PENDING_CHARGER_ACTIONS)
-        ):
-            raise RpcFault(
-                Fault.SECURITY, f"{action} refused: the charger is not accepted (boot status {state})"
-            )
         return handler(session, req)
 
     # -- handlers ------------------------------------------------------------------------------------------

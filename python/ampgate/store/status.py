@@ -47,6 +47,7 @@ def upsert(
         ON CONFLICT (charger_id, evse_id, connector_id) DO UPDATE SET
             protocol = excluded.protocol, status = excluded.status, error_code = excluded.error_code,
             updated_at = excluded.updated_at
+        WHERE excluded.updated_at >= connector_status.updated_at
         """,
         (charger_id, NO_EVSE if evse_id is None else evse_id, connector_id, protocol, status, error_code, at),
     )
