@@ -7,27 +7,20 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import sqlite_utils
 
 from ampgate.errors import ConflictError, NotFoundError, ValidationError
+from ampgate.ocpp.v201 import IdTokenEnumType
 from ampgate.store.schema import iso_utc, parse_iso
 
 # Statuses an operator may give a token: the 1.6 AuthorizationStatus values, which 2.0.1 also has.
 STATUSES: tuple[str, ...] = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
-# 2.0.1 IdTokenEnumType (the 1.6 idTag has no type; a token stored without one matches any type).
-TYPES: tuple[str, ...] = (
-    "Central",
-    "eMAID",
-    "ISO14443",
-    "ISO15693",
-    "KeyCode",
-    "Local",
-    "MacAddress",
-    "NoAuthorization",
-)
+# 2.0.1 IdTokenEnumType, from the generated types (the 1.6 idTag has no type; a token stored without one
+# matches any type).
+TYPES: tuple[str, ...] = get_args(IdTokenEnumType)
 # 1.6 idTag is CiString20, 2.0.1 idToken is identifierString 36: store up to the longer; a 1.6 charger simply
 # never presents one longer than 20.
 ID_TOKEN_MAX = 36
