@@ -209,11 +209,9 @@ class Node:
         await self.gateway.push_credentials([(charger_id, self.store.credential(charger_id) or "")])
         return row, created
 
-    async def command(self, charger_id: str, action: str, payload: Any) -> Any:
-        """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
-        version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
-        the central system does not send in that version), ChargerOfflineError, ValidationError naming the
-        field, ChargerCallError (a CALLERROR), ChargerTimeoutError."""
+    def _commandable(self, charger_id: str, action: str) -> str:
+        """The protocol of `charger_id` if `action` may be sent to it now. Raises NotFoundError (unknown
+        charger), ChargerOfflineError, ConflictError `charger_not_accepted` (its boot state forbids it)."""
         presence = self.presence.get(charger_id)
         if presence is None and self.store.charger(charger_id) is None:
             raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
@@ -222,20 +220,24 @@ class Node:
         session = self.ocpp.sessions.get(presence.conn_id) if presence.conn_id is not None else None
         state = session.boot_state if session is not None else None
         if state != ACCEPTED and not (state == PENDING and action in PENDING_COMMANDS):
+            allowed = "only " + ", ".join(sorted(PENDING_COMMANDS)) if state == PENDING else "no command"
             raise ConflictError(
-                f"charger {charger_id!r} is not accepted (boot status {state}): "
-                + (
-                    "only " + ", ".join(sorted(PENDING_COMMANDS)) + " may be sent"
-                    if state == PENDING
-                    else "no command may be sent"
-                ),
+                f"charger {charger_id!r} is not accepted (boot status {state}): {allowed} may be sent",
                 code="charger_not_accepted",
             )
+        return presence.protocol
+
+    async def command(self, charger_id: str, action: str, payload: Any) -> Any:
+        """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
+        version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
+        the central system does not send in that version), ChargerOfflineError, ValidationError naming the
+        field, ChargerCallError (a CALLERROR), ChargerTimeoutError."""
+        protocol = self._commandable(charger_id, action)
         try:
-            actions.validate_request(presence.protocol, action, payload)
+            actions.validate_request(protocol, action, payload)
         except KeyError:
             raise NotFoundError(
-                f"{action} is not a command the central system sends in {presence.protocol}",
+                f"{action} is not a command the central system sends in {protocol}",
                 field="name",
                 code="unknown_command",
             ) from None
@@ -248,12 +250,7 @@ class Node:
         """Send the charger a local authorization list built from the whole id-token table (SendLocalList in
         its protocol version; `version` defaults to the current epoch second, so every list is newer than the
         last). Returns {"version", "entries", "skipped", "status"}. Raises what `command` raises."""
-        presence = self.presence.get(charger_id)
-        protocol = presence.protocol if presence is not None and presence.online else None
-        if protocol is None:
-            # Let `command` give the precise error (unknown charger or offline).
-            await self.command(charger_id, "SendLocalList", {})
-            raise AssertionError("unreachable: command() refuses an offline charger")
+        protocol = self._commandable(charger_id, "SendLocalList")
         rows = []
         after: str | None = None
         while page := self.store.list_id_tokens(1000, after):

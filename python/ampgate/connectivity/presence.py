@@ -84,9 +84,6 @@ class PresenceRegistry:
         p.last_seen_at = now
         return p
 
-    def seen(self, p: Presence, now: float) -> None:
-        p.last_seen_at = now
-
     def conns_of_worker(self, worker: int, generation: int) -> list[int]:
         """Live connection ids held by one worker process (slot + generation)."""
         return [c for c in self._by_conn if worker_of(c) == worker and generation_of(c) == generation]
