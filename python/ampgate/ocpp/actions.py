@@ -18,11 +18,6 @@ _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
-def csms_actions(protocol: str) -> frozenset[str]:
-    """Actions the central system may send to a charger speaking `protocol`."""
-    return frozenset(_VERSIONS[protocol].CSMS_INITIATED)
-
-
 def charger_actions(protocol: str) -> frozenset[str]:
     """Actions a charger speaking `protocol` may send to the central system."""
     return frozenset(_VERSIONS[protocol].CHARGER_INITIATED)
