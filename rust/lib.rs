@@ -1,10 +1,11 @@
-//! ampgate's native core. See DESIGN.md: the gateway (workers + hub), the sans-I/O codec, the load generator.
+//! ampgate's native core. See DESIGN.md: the gateway (workers + hub), the sans-I/O codec, the load generator, the fleet simulator.
 
 pub mod codec;
 pub mod gateway;
 pub mod loadgen;
 #[cfg(feature = "python")]
 mod py;
+pub mod sim;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule]

@@ -28,6 +28,7 @@ from ampgate.gateway import Gateway
 from ampgate.ocpp import OcppRouter, actions, local_list
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.data_transfer import DataTransferRegistry
+from ampgate.ocpp.firmware import FirmwareHandlers
 from ampgate.ocpp.router import ACCEPTED, PENDING
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
@@ -78,6 +79,7 @@ class Node:
         self.authorizer.register(self.ocpp)
         TransactionHandlers(self, self.authorizer).register(self.ocpp)
         StatusHandlers(self).register(self.ocpp)
+        FirmwareHandlers(self).register(self.ocpp)
         self.data_transfer.attach(self.ocpp)
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -935,7 +935,10 @@ impl LoadGen {
 }
 
 /// A non-blocking connect from `source` (port chosen at connect time) to `target`.
-fn connect(target: SocketAddr, source: Option<std::net::Ipv4Addr>) -> io::Result<TcpStream> {
+pub(crate) fn connect(
+    target: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+) -> io::Result<TcpStream> {
     let domain = if target.is_ipv4() {
         Domain::IPV4
     } else {
@@ -970,7 +973,7 @@ fn connect(target: SocketAddr, source: Option<std::net::Ipv4Addr>) -> io::Result
     Ok(TcpStream::from_std(sock.into()))
 }
 
-fn connect_failure(e: &io::Error) -> String {
+pub(crate) fn connect_failure(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => "connect refused".into(),
         Some(libc::ETIMEDOUT) => "connect timed out".into(),

@@ -5,11 +5,11 @@
 //! A run is a sequence of phases, each a method that drives the loop until done or a deadline and returns a
 //! report: [`LoadGen::connect_and_boot`], [`LoadGen::hold`], [`LoadGen::heartbeats`], [`LoadGen::close`].
 
-mod client;
+pub(crate) mod client;
 mod config;
 mod error;
 mod histogram;
-mod ocpp;
+pub(crate) mod ocpp;
 
 pub use client::{BootReport, CloseReport, HeartbeatReport, HoldReport, LoadGen, FD_RESERVE};
 pub use config::LoadGenConfig;

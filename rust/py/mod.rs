@@ -3,6 +3,7 @@
 
 mod hub;
 mod loadgen;
+mod sim;
 mod worker;
 
 use pyo3::prelude::*;
@@ -48,6 +49,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(worker::raise_nofile_limit, m)?)?;
     m.add_class::<hub::PyHub>()?;
     m.add_class::<loadgen::PyLoadGen>()?;
+    m.add_class::<sim::PySim>()?;
     for (name, kind) in [
         ("CONNECTED", hub::CONNECTED),
         ("MESSAGE", hub::MESSAGE),

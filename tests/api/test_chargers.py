@@ -47,6 +47,9 @@ def test_one_charger_merges_store_and_presence(api: Scenario) -> None:
             "model": "X1",
             "serial": "S-1",
             "firmware": "1.2",
+            "firmware_status": None,
+            "firmware_request_id": None,
+            "firmware_status_at": None,
             "connected_since": "2026-03-04T05:06:00Z",
             "last_seen": "2026-03-04T06:00:00Z",
             "registered_at": "2026-03-04T05:06:07.890000Z",
@@ -57,6 +60,45 @@ def test_one_charger_merges_store_and_presence(api: Scenario) -> None:
         assert off["connected_since"] is None and off["last_seen"] == "2026-03-04T06:00:00Z"
         never = (await a.client.get(f"{CHARGERS}/CP-NEVER", headers=a.auth("viewer"))).json()
         assert never["online"] is False and never["last_seen"] is None and never["protocol"] == "ocpp1.6"
+
+    api(scenario)
+
+
+def test_firmware_status_is_shown_and_filters_the_list(api: Scenario) -> None:
+    async def scenario(a: Api) -> None:
+        for i in range(5):
+            a.node.store.record_boot(
+                f"CP{i}", vendor="V", model="M", serial=None, firmware=f"{i % 2}.0", protocol=None, at=BOOT
+            )
+        a.node.store.record_firmware_status("CP1", status="Installing", request_id=3, at=SEEN)
+        a.node.store.record_firmware_status("CP2", status="Installing", request_id=None, at=SEEN)
+        a.node.store.record_firmware_status("CP3", status="Downloaded", request_id=3, at=SEEN)
+        await settle(a)
+        one = (await a.client.get(f"{CHARGERS}/CP1", headers=a.auth("viewer"))).json()
+        assert (one["firmware"], one["firmware_status"], one["firmware_request_id"]) == (
+            "1.0",
+            "Installing",
+            3,
+        )
+        assert one["firmware_status_at"] == "2026-03-04T06:00:00Z"
+
+        async def ids(**params: str | int) -> list[str]:
+            seen: list[str] = []
+            query: dict[str, str | int] = {"limit": 1, **params}
+            while True:
+                r = await a.client.get(CHARGERS, params=query, headers=a.auth("viewer"))
+                assert r.status_code == 200, r.text
+                seen += [c["id"] for c in r.json()["items"]]
+                if r.json()["next_cursor"] is None:
+                    return seen
+                query = {"limit": 1, **params, "cursor": r.json()["next_cursor"]}
+
+        assert await ids(firmware="1.0") == ["CP1", "CP3"]
+        assert await ids(firmware_status="Installing") == ["CP1", "CP2"]
+        assert await ids(firmware="1.0", firmware_status="Installing") == ["CP1"]
+        assert await ids(firmware="7.7") == []
+        r = await a.client.get(CHARGERS, params={"firmware_status": "Done"}, headers=a.auth("viewer"))
+        assert r.status_code == 422 and r.json()["field"] == "firmware_status"
 
     api(scenario)
 

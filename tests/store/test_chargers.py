@@ -195,6 +195,78 @@ def test_pagination_walks_every_charger_once_in_id_order(running: Runner) -> Non
     running(body)
 
 
+def test_firmware_status_is_recorded_as_sent_and_the_latest_wins(running: Runner, db_path: str) -> None:
+    async def body(store: Store) -> None:
+        boot(store, "CP1")
+        await store.write(lambda db: None)
+        row = store.charger("CP1")
+        assert row is not None
+        assert (row.firmware_status, row.firmware_request_id, row.firmware_status_at) == (None, None, None)
+
+        store.record_firmware_status("CP1", status="Downloading", request_id=7, at=BOOT)
+        await store.write(lambda db: None)
+        row = store.charger("CP1")
+        assert row is not None
+        assert (row.firmware_status, row.firmware_request_id, row.firmware_status_at) == (
+            "Downloading",
+            7,
+            BOOT,
+        )
+
+        # A notification without a request id (1.6 FirmwareStatusNotification, a triggered Idle) clears it.
+        later = datetime(2026, 3, 4, 6, tzinfo=UTC)
+        store.record_firmware_status("CP1", status="Idle", request_id=None, at=later)
+        # A reboot with the new version changes the version and keeps the status.
+        boot(store, "CP1", firmware="2.0", at=later)
+        await store.write(lambda db: None)
+        row = store.charger("CP1")
+        assert row is not None
+        assert (row.firmware, row.firmware_status, row.firmware_request_id) == ("2.0", "Idle", None)
+        assert row.firmware_status_at == later
+
+        store.record_firmware_status("NOBODY", status="Installed", request_id=1, at=later)
+        await store.write(lambda db: None)
+        assert store.charger("NOBODY") is None  # an unknown charger is not created by a status
+        with pytest.raises(ValueError):
+            store.record_firmware_status("CP1", status="Installed", request_id=1, at=datetime(2026, 1, 1))
+
+    running(body)
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = conn.execute("SELECT firmware_status_at FROM chargers WHERE id = 'CP1'").fetchone()
+    finally:
+        conn.close()
+    assert stored == ("2026-03-04T06:00:00.000Z",)
+
+
+def test_pages_filtered_by_firmware_version_and_status(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        for i in range(12):
+            boot(store, f"CP{i:02}", firmware="2.0" if i % 3 == 0 else "1.0")
+            if i % 2 == 0:
+                store.record_firmware_status(f"CP{i:02}", status="Installed", request_id=1, at=BOOT)
+        await store.write(lambda db: None)
+
+        def walk(**filters: str) -> list[str]:
+            seen: list[str] = []
+            after: str | None = None
+            while page := store.list_chargers(2, after, **filters):
+                seen += [r.id for r in page]
+                after = page[-1].id
+            return seen
+
+        assert walk(firmware="2.0") == ["CP00", "CP03", "CP06", "CP09"]
+        assert walk(firmware_status="Installed") == ["CP00", "CP02", "CP04", "CP06", "CP08", "CP10"]
+        assert walk(firmware="2.0", firmware_status="Installed") == ["CP00", "CP06"]
+        assert walk(firmware="9.9") == [] and walk(firmware_status="Downloading") == []
+        assert len(walk()) == 12
+        with pytest.raises(ValidationError) as info:
+            store.list_chargers(10, firmware_status="Installd")
+        assert info.value.field == "firmware_status"
+
+    running(body)
+
+
 def test_credentials_cover_every_known_charger(running: Runner) -> None:
     async def body(store: Store) -> None:
         boot(store, "B-booted")

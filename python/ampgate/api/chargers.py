@@ -1,4 +1,5 @@
-"""/api/v1/chargers: list (keyset pages), read one, register (or replace a password)."""
+"""/api/v1/chargers: list (keyset pages, optionally filtered by firmware version and status), read one,
+register (or replace a password)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from ampgate.errors import NotFoundError
 from ampgate.store import ChargerRow, validate_charger_id
 
 _ERRORS = COMMON_ERRORS
+Firmware = Annotated[
+    str | None, Parameter(description="Only chargers whose last boot reported this firmware version")
+]
+FirmwareStatus = Annotated[
+    str | None,
+    Parameter(description="Only chargers whose last firmware status is this one, e.g. Installed"),
+]
 
 
 def charger_read(node: NodeView, row: ChargerRow) -> ChargerRead:
@@ -31,6 +39,9 @@ def charger_read(node: NodeView, row: ChargerRow) -> ChargerRead:
         model=row.model,
         serial=row.serial,
         firmware=row.firmware,
+        firmware_status=row.firmware_status,
+        firmware_request_id=row.firmware_request_id,
+        firmware_status_at=row.firmware_status_at,
         connected_since=presence.connected_since if presence is not None else None,
         last_seen=presence.last_seen if presence is not None else None,
         registered_at=row.registered_at,
@@ -54,12 +65,16 @@ class ChargerController(Controller):
         node: NamedDependency[NodeView],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
+        firmware: Firmware = None,
+        firmware_status: FirmwareStatus = None,
     ) -> ChargerPage:
-        """Chargers in id order, one page at a time. Raises 422 naming `limit` or `cursor` when invalid."""
+        """Chargers in id order, one page at a time, only those with `firmware` and `firmware_status` when
+        given (pass the same filters with each page's cursor). Raises 422 naming `limit`, `cursor` or
+        `firmware_status` (not a status OCPP defines) when invalid."""
         after = None if cursor is None else decode_cursor(cursor, validate_charger_id)
         # One row more than asked tells whether another page exists, so the last page says null, not a
         # cursor to an empty page.
-        rows = node.store.list_chargers(limit + 1, after)
+        rows = node.store.list_chargers(limit + 1, after, firmware=firmware, firmware_status=firmware_status)
         more = len(rows) > limit
         rows = rows[:limit]
         return ChargerPage(

@@ -43,7 +43,13 @@ class ChargerRead(msgspec.Struct, kw_only=True, omit_defaults=True):
     vendor: str | None
     model: str | None
     serial: str | None
-    firmware: str | None
+    firmware: str | None  # the version it reported at its last boot
+    # Its last FirmwareStatusNotification: the status as sent (e.g. Downloading, Installed), the requestId of
+    # the update it belongs to (null when it sent none, always for a 1.6 FirmwareStatusNotification) and when
+    # the node received it. All null until it sends one.
+    firmware_status: str | None
+    firmware_request_id: int | None
+    firmware_status_at: datetime | None
     connected_since: datetime | None
     last_seen: datetime | None
     registered_at: datetime
@@ -53,7 +59,8 @@ class ChargerRead(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ChargerPage(msgspec.Struct, kw_only=True):
-    """One page of chargers in id order; pass `next_cursor` as `cursor` for the next (null: this was the last)."""
+    """One page of chargers in id order; pass `next_cursor` as `cursor` for the next (null: this was the last),
+    with the same filters."""
 
     items: list[ChargerRead]
     next_cursor: str | None

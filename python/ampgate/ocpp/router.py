@@ -64,6 +64,7 @@ PENDING_CHARGER_ACTIONS = frozenset(
         "NotifyEvent",
         "SecurityEventNotification",
         "FirmwareStatusNotification",
+        "SignedFirmwareStatusNotification",
         "LogStatusNotification",
         "DiagnosticsStatusNotification",
     }

@@ -8,12 +8,13 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import sqlite_utils
 
 from ampgate.errors import ValidationError
+from ampgate.ocpp.v201 import FirmwareStatusEnumType
 from ampgate.store.schema import parse_iso
 
 # OCPP's identityString / charge point id is at most 48 characters (CiString48Type in 1.6, identifierString
@@ -25,10 +26,13 @@ PASSWORD_MAX = 40
 # Characters the id may not contain: '/' would split the URL path the charger connects to, ':' would split the
 # HTTP Basic credentials (user:password) it authenticates with.
 FORBIDDEN_ID_CHARS = frozenset("/:")
+# Every firmware status a charger can report: 2.0.1's FirmwareStatusEnumType, which is also the enum of 1.6's
+# SignedFirmwareStatusNotification and holds every value of 1.6's FirmwareStatusNotification.
+FIRMWARE_STATUSES: tuple[str, ...] = get_args(FirmwareStatusEnumType)
 
 _COLUMNS = (
     "id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at,"
-    " password_hash IS NOT NULL, accepted"
+    " password_hash IS NOT NULL, accepted, firmware_status, firmware_request_id, firmware_status_at"
 )
 
 
@@ -45,6 +49,11 @@ class ChargerRow(msgspec.Struct, frozen=True, kw_only=True):
     last_boot_at: datetime | None
     has_password: bool
     accepted: bool  # registered by an operator (True) rather than only seen booting (False)
+    # The last FirmwareStatusNotification (or 1.6 SignedFirmwareStatusNotification): its status as sent, its
+    # requestId (None when it carried none) and when the node received it. All None until the first one.
+    firmware_status: str | None
+    firmware_request_id: int | None
+    firmware_status_at: datetime | None
 
 
 def validate_charger_id(cp_id: str) -> str:
@@ -72,8 +81,20 @@ def validate_password(password: str) -> str:
     return password
 
 
+def validate_firmware_status(status: str | None) -> str | None:
+    """Return `status` if it is None or one of FIRMWARE_STATUSES, else raise
+    ValidationError(field="firmware_status"): a filter on any other value is a typo, not a question whose
+    answer is "no charger"."""
+    if status is not None and status not in FIRMWARE_STATUSES:
+        raise ValidationError(
+            f"firmware_status must be one of {', '.join(FIRMWARE_STATUSES)}", field="firmware_status"
+        )
+    return status
+
+
 def _row(values: tuple[Any, ...]) -> ChargerRow:
-    cp_id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at, has_pw, accepted = values
+    cp_id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at = values[:8]
+    has_pw, accepted, fw_status, fw_request_id, fw_status_at = values[8:]
     registered = parse_iso(registered_at)
     assert registered is not None  # NOT NULL in the schema
     return ChargerRow(
@@ -87,6 +108,9 @@ def _row(values: tuple[Any, ...]) -> ChargerRow:
         last_boot_at=parse_iso(last_boot_at),
         has_password=bool(has_pw),
         accepted=bool(accepted),
+        firmware_status=fw_status,
+        firmware_request_id=fw_request_id,
+        firmware_status_at=parse_iso(fw_status_at),
     )
 
 
@@ -99,14 +123,26 @@ def read_charger(conn: sqlite3.Connection, cp_id: str) -> ChargerRow | None:
     return None if values is None else _row(values)
 
 
-def read_page(conn: sqlite3.Connection, limit: int, after: str | None) -> list[ChargerRow]:
-    """Up to `limit` chargers in id order, starting after id `after` (keyset pagination on the primary key)."""
-    if after is None:
-        cursor = conn.execute(f"SELECT {_COLUMNS} FROM chargers ORDER BY id LIMIT ?", (limit,))
-    else:
-        cursor = conn.execute(
-            f"SELECT {_COLUMNS} FROM chargers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-        )
+def read_page(
+    conn: sqlite3.Connection,
+    limit: int,
+    after: str | None,
+    firmware: str | None = None,
+    firmware_status: str | None = None,
+) -> list[ChargerRow]:
+    """Up to `limit` chargers in id order, starting after id `after` (keyset pagination on the primary key),
+    only those whose `firmware` version and last `firmware_status` equal the ones given (None: any)."""
+    where, args = [], []
+    for cond, arg in (
+        ("id > ?", after),
+        ("firmware = ?", firmware),
+        ("firmware_status = ?", firmware_status),
+    ):
+        if arg is not None:
+            where.append(cond)
+            args.append(arg)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cursor = conn.execute(f"SELECT {_COLUMNS} FROM chargers {clause} ORDER BY id LIMIT ?", (*args, limit))
     return [_row(v) for v in cursor.fetchall()]
 
 
@@ -146,6 +182,19 @@ def upsert_connection(db: sqlite_utils.Database, cp_id: str, protocol: str | Non
         WHERE chargers.protocol IS NOT excluded.protocol
         """,
         (cp_id, protocol, at),
+    )
+
+
+def update_firmware_status(
+    db: sqlite_utils.Database, cp_id: str, status: str, request_id: int | None, at: str
+) -> None:
+    """Set the charger's last firmware status, request id (None: the notification had none) and the time it
+    was received. The latest notification received wins: the writer runs ops in the order they were queued.
+    An unknown charger is left alone (a connected charger has a row: its connection was queued first)."""
+    db.execute(
+        "UPDATE chargers SET firmware_status = ?, firmware_request_id = ?, firmware_status_at = ?"
+        " WHERE id = ?",
+        (status, request_id, at, cp_id),
     )
 
 

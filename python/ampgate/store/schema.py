@@ -96,6 +96,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (charger_id, evse_id, connector_id)
     ) WITHOUT ROWID;
     """,
+    # 3: the last firmware status each charger reported (1.6 FirmwareStatusNotification and
+    # SignedFirmwareStatusNotification, 2.0.1 FirmwareStatusNotification): the status as sent, the update's
+    # requestId when it sent one, and when the node received it. No index on these or on `firmware` for the
+    # API's filters: an index on `firmware` is rewritten by every BootNotification, which nearly doubled what a
+    # boot storm's upserts cost the writer (measured 6 -> 12 µs each), while a filtered page of chargers scans
+    # at most the table once (~15 ms for 100k chargers).
+    """
+    ALTER TABLE chargers ADD COLUMN firmware_status TEXT NULL;
+    ALTER TABLE chargers ADD COLUMN firmware_request_id INTEGER NULL;
+    ALTER TABLE chargers ADD COLUMN firmware_status_at TEXT NULL;
+    """,
 )
 
 

@@ -164,12 +164,23 @@ class Store:
         """The charger `cp_id` as last committed, or None if unknown. Never raises for an odd id."""
         return ch.read_charger(self._read, cp_id)
 
-    def list_chargers(self, limit: int, after: str | None = None) -> list[ch.ChargerRow]:
+    def list_chargers(
+        self,
+        limit: int,
+        after: str | None = None,
+        *,
+        firmware: str | None = None,
+        firmware_status: str | None = None,
+    ) -> list[ch.ChargerRow]:
         """Up to `limit` chargers ordered by id, those with an id greater than `after` (keyset pagination: pass
-        the last id of the previous page). Raises ValidationError(field="limit") if `limit` < 1."""
+        the last id of the previous page), only those running `firmware` (the version of their last boot) and
+        whose last firmware status is `firmware_status`, when given. Without an index on either, a filter
+        scans the table from `after` until the page is full. Raises ValidationError(field="limit") if
+        `limit` < 1, ValidationError(field="firmware_status") for a status OCPP does not define."""
         if limit < 1:
             raise ValidationError("limit must be at least 1", field="limit")
-        return ch.read_page(self._read, limit, after)
+        ch.validate_firmware_status(firmware_status)
+        return ch.read_page(self._read, limit, after, firmware, firmware_status)
 
     def charger_credentials(self) -> list[tuple[str, str | None]]:
         """Every known charger id with its password hash (None: no password), in id order. This scans the
@@ -197,6 +208,19 @@ class Store:
     def count_chargers(self) -> int:
         """How many chargers are known."""
         return int(self._read.execute("SELECT count(*) FROM chargers").fetchone()[0])
+
+    def record_firmware_status(
+        self, cp_id: str, *, status: str, request_id: int | None, at: datetime
+    ) -> None:
+        """Record, fire-and-forget, the firmware status charger `cp_id` reported (as sent), the requestId of
+        the update it belongs to (None: the notification carried none) and `at`, when the node received it.
+        It replaces the previous one; a charger the store does not know is left alone. Raises ValueError for a
+        naive `at`, StoreClosedError after shutdown; write failures are logged."""
+        self.submit(
+            functools.partial(
+                ch.update_firmware_status, cp_id=cp_id, status=status, request_id=request_id, at=iso_utc(at)
+            )
+        )
 
     # -- API tokens -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,204 @@
+//! `Sim`: Python's handle on the fleet simulator's engine (see `crate::sim`). `run` drives the loop with the
+//! GIL released; the rest are cheap reads between slices.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::loadgen::Protocol;
+use crate::sim::{FailStep, LoadMessage, Sim, SimConfig};
+
+const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "path_prefix",
+    "id_prefix",
+    "first_index",
+    "count",
+    "protocol",
+    "password",
+    "id_tag",
+    "source_ips",
+    "seed",
+    "vendor",
+    "model",
+    "firmware_version",
+    "connectors",
+    "duration",
+    "connect_rate",
+    "max_inflight",
+    "heartbeat_interval",
+    "call_timeout",
+    "tx_per_hour",
+    "tx_duration",
+    "meter_period",
+    "power_w",
+    "load_message",
+    "load_rate",
+    "load_start",
+    "storm_at",
+    "storm_backoff",
+    "rolling_period",
+    "rolling_fraction",
+    "reboot_delay",
+    "flap_period",
+    "flap_down",
+    "slow_pause",
+    "firmware_step",
+    "firmware_fail_step",
+    "reconnect_backoff",
+    "max_message",
+];
+
+fn bad(key: &str, msg: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(format!("simulator setting {key}: {msg}"))
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+    default: T,
+) -> PyResult<T> {
+    super::setting(d, "simulator", key, default)
+}
+
+fn required<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => get(d, key, None::<T>)?.ok_or_else(|| bad(key, "required")),
+        _ => Err(bad(key, "required")),
+    }
+}
+
+fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
+    for k in d.keys() {
+        let k: String = k.extract()?;
+        if !KEYS.contains(&k.as_str()) {
+            return Err(bad(&k, "unknown setting"));
+        }
+    }
+    let host: String = get(d, "host", "127.0.0.1".to_string())?;
+    let ip: IpAddr = host.parse().map_err(|_| bad("host", "not an IP address"))?;
+    let port: u16 = required(d, "port")?;
+    let count: usize = required(d, "count")?;
+    let mut c = SimConfig::new(SocketAddr::new(ip, port), count);
+    c.path_prefix = get(d, "path_prefix", c.path_prefix)?;
+    c.id_prefix = get(d, "id_prefix", c.id_prefix)?;
+    c.first_index = get(d, "first_index", c.first_index)?;
+    let protocol: String = get(d, "protocol", c.protocol.name().to_string())?;
+    c.protocol =
+        Protocol::parse(&protocol).ok_or_else(|| bad("protocol", "ocpp1.6 or ocpp2.0.1"))?;
+    c.password = get(d, "password", None)?;
+    c.id_tag = get(d, "id_tag", c.id_tag)?;
+    let ips: Vec<String> = get(d, "source_ips", Vec::new())?;
+    c.source_ips = ips
+        .iter()
+        .map(|s| s.parse::<Ipv4Addr>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("source_ips", "IPv4 addresses"))?;
+    c.seed = get(d, "seed", c.seed)?;
+    c.vendor = get(d, "vendor", c.vendor)?;
+    c.model = get(d, "model", c.model)?;
+    c.firmware_version = get(d, "firmware_version", c.firmware_version)?;
+    c.connectors = get(d, "connectors", c.connectors)?;
+    c.duration = get(d, "duration", c.duration)?;
+    c.connect_rate = get(d, "connect_rate", c.connect_rate)?;
+    c.max_inflight = get(d, "max_inflight", c.max_inflight)?;
+    c.heartbeat_interval = get(d, "heartbeat_interval", c.heartbeat_interval)?;
+    c.call_timeout = get(d, "call_timeout", c.call_timeout)?;
+    c.tx_per_hour = get(d, "tx_per_hour", c.tx_per_hour)?;
+    c.tx_duration = get(d, "tx_duration", c.tx_duration)?;
+    c.meter_period = get(d, "meter_period", c.meter_period)?;
+    c.power_w = get(d, "power_w", c.power_w)?;
+    let load: Option<String> = get(d, "load_message", None)?;
+    c.load_message = match load.as_deref() {
+        None => None,
+        Some("Heartbeat") => Some(LoadMessage::Heartbeat),
+        Some("MeterValues") => Some(LoadMessage::MeterValues),
+        Some(_) => return Err(bad("load_message", "Heartbeat or MeterValues")),
+    };
+    c.load_rate = get(d, "load_rate", c.load_rate)?;
+    c.load_start = get(d, "load_start", c.load_start)?;
+    c.storm_at = get(d, "storm_at", c.storm_at)?;
+    c.storm_backoff = get(d, "storm_backoff", c.storm_backoff)?;
+    c.rolling_period = get(d, "rolling_period", c.rolling_period)?;
+    c.rolling_fraction = get(d, "rolling_fraction", c.rolling_fraction)?;
+    c.reboot_delay = get(d, "reboot_delay", c.reboot_delay)?;
+    c.flap_period = get(d, "flap_period", c.flap_period)?;
+    c.flap_down = get(d, "flap_down", c.flap_down)?;
+    c.slow_pause = get(d, "slow_pause", c.slow_pause)?;
+    c.firmware_step = get(d, "firmware_step", c.firmware_step)?;
+    let step: String = get(d, "firmware_fail_step", "Installing".to_string())?;
+    c.firmware_fail_step = match step.as_str() {
+        "Downloading" => FailStep::Downloading,
+        "Installing" => FailStep::Installing,
+        _ => return Err(bad("firmware_fail_step", "Downloading or Installing")),
+    };
+    c.reconnect_backoff = get(d, "reconnect_backoff", c.reconnect_backoff)?;
+    c.max_message = get(d, "max_message", c.max_message)?;
+    c.check().map_err(|(k, why)| bad(k, why))?;
+    Ok(c)
+}
+
+/// A fleet of simulated chargers in this process.
+#[pyclass(name = "Sim", module = "ampgate._native")]
+pub struct PySim {
+    inner: Sim,
+}
+
+#[pymethods]
+impl PySim {
+    #[new]
+    fn new(settings: &Bound<'_, PyDict>, traits: &Bound<'_, PyBytes>) -> PyResult<Self> {
+        let cfg = config_from(settings)?;
+        Ok(Self {
+            inner: Sim::new(cfg, traits.as_bytes().to_vec())?,
+        })
+    }
+
+    /// Drive the loop for up to `seconds` with the GIL released; True once the run is over.
+    fn run(&mut self, py: Python<'_>, seconds: f64) -> PyResult<bool> {
+        if !(seconds.is_finite() && (0.0..=3600.0).contains(&seconds)) {
+            return Err(bad("seconds", "between 0 and 3600"));
+        }
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.run(Duration::from_secs_f64(seconds)))?)
+    }
+
+    /// End the run early: close every link as at the end of the duration (then keep calling `run`).
+    fn stop(&mut self) {
+        self.inner.stop();
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("chargers", s.chargers)?;
+        d.set_item("connected", s.connected)?;
+        d.set_item("booted", s.booted)?;
+        d.set_item("sent", s.sent)?;
+        d.set_item("received", s.received)?;
+        d.set_item("errors", s.errors)?;
+        d.set_item("elapsed_s", s.elapsed_s)?;
+        d.set_item("done", s.done)?;
+        Ok(d)
+    }
+
+    /// Every message the CSMS sent since the last call: (protocol, "call" | "result", action, payload JSON).
+    fn take_checks(&mut self) -> Vec<(&'static str, &'static str, String, String)> {
+        let protocol = self.inner.config().protocol.name();
+        self.inner
+            .take_checks()
+            .into_iter()
+            .map(|(kind, action, payload)| (protocol, kind, action, payload))
+            .collect()
+    }
+
+    /// This process's report (see the simulator's documentation for the keys).
+    fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.inner.report_json().to_string();
+        py.import("json")?.call_method1("loads", (text,))
+    }
+}

@@ -1,0 +1,2566 @@
+//! The simulator's event loop: one mio poll over every simulated charger of this process, a timer heap, and
+//! each charger's OCPP state machine (boot, status, heartbeats, transactions, firmware, the CSMS's commands).
+//!
+//! Python drives it in slices ([`Sim::run`]) and takes, between slices, the CSMS's messages for the schema
+//! check ([`Sim::take_checks`]) and the counters ([`Sim::stats`], [`Sim::report`]).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::config::{
+    FailStep, LoadMessage, SimConfig, TRAIT_FLAP, TRAIT_FW_FAIL, TRAIT_NO_ANSWER, TRAIT_SLOW_READ,
+};
+use super::msg::{self, Action, ACTIONS};
+use crate::codec::{self, Decoder, Event, OpCode, Role};
+use crate::gateway::worker::raise_nofile_limit;
+use crate::loadgen::client::{connect, connect_failure, FD_RESERVE};
+use crate::loadgen::{Histogram, LoadGenError, Protocol};
+
+const SCRATCH: usize = 64 << 10;
+const EVENTS: usize = 1024;
+const MAX_WAIT: Duration = Duration::from_millis(10);
+/// How long closing at the end of the run waits for the CSMS to finish the close handshakes.
+const CLOSE_WAIT_US: u64 = 5_000_000;
+/// CSMS messages kept for the schema check when Python does not take them; beyond this they are counted.
+const MAX_CHECKS: usize = 1 << 20;
+const GLOBAL: u32 = u32::MAX;
+
+// Timer kinds. Link-bound timers carry the link epoch and die with the link; the others carry a generation.
+const K_CONNECT: u8 = 0;
+const K_HEARTBEAT: u8 = 1;
+const K_BOOT_RETRY: u8 = 2;
+const K_CALL_TIMEOUT: u8 = 3;
+const K_FLAP: u8 = 4;
+const K_SLOW_RESUME: u8 = 5;
+const K_TX_BEGIN: u8 = 6;
+const K_METER: u8 = 7;
+const K_TX_END: u8 = 8;
+const K_FW_STEP: u8 = 9;
+const K_REBOOT: u8 = 10;
+const G_END: u8 = 100;
+const G_STORM: u8 = 101;
+const G_ROLLING: u8 = 102;
+
+/// Error kinds of the report: what a real charger would log as a fault.
+pub const E_CONNECT: &str = "connect_failed";
+pub const E_HANDSHAKE: &str = "handshake_failed";
+pub const E_TIMEOUT: &str = "timeout";
+pub const E_CALL_ERROR: &str = "call_error";
+pub const E_CLOSE: &str = "unexpected_close";
+pub const E_PROTOCOL: &str = "protocol_error";
+
+enum Link {
+    Down,
+    Connecting,
+    Upgrading {
+        key: Box<str>,
+        buf: Vec<u8>,
+    },
+    Open,
+    /// Our close frame is out; reconnect this long after the close finishes (a reboot), or stay down.
+    Closing {
+        reconnect_after: Option<f64>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Boot {
+    None,
+    Sent,
+    Pending,
+    Accepted,
+}
+
+struct Out {
+    action: Action,
+    seq: u32,
+    sent_us: u64,
+    load: bool,
+    /// Transaction and firmware messages are resent after a reconnect when unanswered (at-least-once, as
+    /// chargers do); the CSMS de-duplicates.
+    resend: Option<String>,
+}
+
+struct Queued {
+    action: Action,
+    payload: String,
+    load: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TxPhase {
+    Authorizing,
+    Starting,
+    Charging,
+    Stopping,
+}
+
+struct Tx {
+    phase: TxPhase,
+    connector: u32,
+    id16: Option<i64>,
+    id201: Box<str>,
+    seq_no: u32,
+    tag: Box<str>,
+    remote_start_id: Option<i64>,
+    last_meter_us: u64,
+    /// The 1.6 stop waits for the transaction id when the start is still unanswered.
+    stop_reason: Option<&'static str>,
+}
+
+struct Fw {
+    request_id: Option<i64>,
+    signed: bool,
+    /// 0 Downloading sent, 1 Downloaded sent, 2 Installing sent, 3 rebooting to install.
+    step: u8,
+    new_version: Box<str>,
+}
+
+struct Charger {
+    sock: Option<TcpStream>,
+    link: Link,
+    decoder: Decoder,
+    wbuf: Vec<u8>,
+    link_epoch: u32,
+    boot: Boot,
+    need_boot: bool,
+    boot_reason: &'static str,
+    ever_connected: bool,
+    ever_booted: bool,
+    outstanding: Option<Out>,
+    queue: VecDeque<Queued>,
+    seq: u32,
+    hb_interval: f64,
+    meter_period: f64,
+    tx: Option<Tx>,
+    tx_gen: u32,
+    tx_count: u32,
+    tx_scheduled: bool,
+    fw: Option<Fw>,
+    fw_gen: u32,
+    fw_version: Box<str>,
+    limit_w: Option<f64>,
+    energy_wh: f64,
+    available: bool,
+    reboot_pending: Option<&'static str>,
+    connect_started_us: u64,
+    load_busy: bool,
+    local_list_version: i64,
+    traits: u8,
+}
+
+/// Live counters for the progress line.
+#[derive(Debug, Clone, Default)]
+pub struct SimStats {
+    pub chargers: u64,
+    pub connected: u64,
+    pub booted: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    pub done: bool,
+}
+
+/// One message from the CSMS for the schema check: (kind "call"/"result", action, payload JSON).
+pub type Check = (&'static str, String, String);
+
+/// (due µs, charger index or GLOBAL, kind, link epoch, argument).
+type Timer = (u64, u32, u8, u32, u32);
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Running,
+    Closing { until_us: u64 },
+    Done,
+}
+
+pub struct Sim {
+    cfg: SimConfig,
+    poll: Poll,
+    events: Events,
+    ch: Vec<Charger>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
+    text: String,
+    payload: String,
+    host_header: String,
+    rng: u64,
+    epoch: Instant,
+    phase: Phase,
+    connect_wait: VecDeque<u32>,
+    connects_started: u64,
+    inflight: usize,
+    open: usize,
+    booted_open: usize,
+    rolling_cursor: usize,
+    load_on: bool,
+    load_free: VecDeque<u32>,
+    load_due_done: u64,
+    checks: Vec<Check>,
+    // Report counters.
+    r: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    connects: u64,
+    first_connects: u64,
+    boots: u64,
+    ever_booted: u64,
+    first_connect_us: Option<u64>,
+    last_first_connect_us: u64,
+    last_first_boot_us: u64,
+    sent: u64,
+    received: u64,
+    errors: BTreeMap<&'static str, u64>,
+    error_details: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    error_total: u64,
+    latency: Vec<Histogram>,
+    connect_latency: Histogram,
+    responses: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    csms_calls: BTreeMap<String, u64>,
+    tx_started: u64,
+    tx_stopped: u64,
+    tx_refused: u64,
+    fw_updates: u64,
+    fw_installed: u64,
+    fw_failed: u64,
+    fw_statuses: BTreeMap<&'static str, u64>,
+    reboots: u64,
+    flaps: u64,
+    storm_drops: u64,
+    load_skipped: u64,
+    checks_dropped: u64,
+    end_connected: u64,
+    end_booted: u64,
+    closed_clean: u64,
+    elapsed_end_s: f64,
+}
+
+/// What the report says about one run of one process (serialised by [`Sim::report_json`]).
+impl Sim {
+    pub fn new(cfg: SimConfig, traits: Vec<u8>) -> Result<Self, LoadGenError> {
+        cfg.check()
+            .map_err(|(k, why)| LoadGenError::Config(k, why))?;
+        if traits.len() != cfg.count {
+            return Err(LoadGenError::Config(
+                "traits",
+                format!("{} bytes for {} chargers", traits.len(), cfg.count),
+            ));
+        }
+        let limit = raise_nofile_limit();
+        let needed = cfg.count + FD_RESERVE;
+        if needed > limit {
+            return Err(LoadGenError::FileLimit {
+                limit,
+                count: cfg.count,
+                needed,
+                reserve: FD_RESERVE,
+                per_process: limit.saturating_sub(FD_RESERVE),
+            });
+        }
+        let ch = traits
+            .iter()
+            .map(|&t| Charger {
+                sock: None,
+                link: Link::Down,
+                decoder: Decoder::new(Role::Client, 0),
+                wbuf: Vec::new(),
+                link_epoch: 0,
+                boot: Boot::None,
+                need_boot: true,
+                boot_reason: "PowerUp",
+                ever_connected: false,
+                ever_booted: false,
+                outstanding: None,
+                queue: VecDeque::new(),
+                seq: 0,
+                hb_interval: cfg.heartbeat_interval.unwrap_or(60.0),
+                meter_period: cfg.meter_period,
+                tx: None,
+                tx_gen: 0,
+                tx_count: 0,
+                tx_scheduled: false,
+                fw: None,
+                fw_gen: 0,
+                fw_version: cfg.firmware_version.clone().into_boxed_str(),
+                limit_w: None,
+                energy_wh: 0.0,
+                available: true,
+                reboot_pending: None,
+                connect_started_us: 0,
+                load_busy: false,
+                local_list_version: 0,
+                traits: t,
+            })
+            .collect();
+        let seed = cfg
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(cfg.first_index.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        Ok(Self {
+            host_header: cfg.target.to_string(),
+            poll: Poll::new()?,
+            events: Events::with_capacity(EVENTS),
+            ch,
+            timers: BinaryHeap::new(),
+            scratch: vec![0; SCRATCH],
+            frame: Vec::new(),
+            text: String::new(),
+            payload: String::new(),
+            rng: seed | 1,
+            epoch: Instant::now(),
+            phase: Phase::NotStarted,
+            connect_wait: VecDeque::new(),
+            connects_started: 0,
+            inflight: 0,
+            open: 0,
+            booted_open: 0,
+            rolling_cursor: 0,
+            load_on: false,
+            load_free: VecDeque::new(),
+            load_due_done: 0,
+            checks: Vec::new(),
+            r: Counters {
+                latency: (0..ACTIONS).map(|_| Histogram::new()).collect(),
+                ..Counters::default()
+            },
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    // -- driving -------------------------------------------------------------------------------------------
+
+    /// Run the loop for up to `slice`; true once the run is over (duration reached, every link closed).
+    pub fn run(&mut self, slice: Duration) -> Result<bool, LoadGenError> {
+        if self.phase == Phase::NotStarted {
+            self.start();
+        }
+        let deadline = Instant::now() + slice;
+        loop {
+            let now = self.now_us();
+            self.fire_timers(now);
+            self.pump_connects(now);
+            self.pump_load(now);
+            if let Phase::Closing { until_us } = self.phase {
+                let closing = self
+                    .ch
+                    .iter()
+                    .any(|c| matches!(c.link, Link::Closing { .. }));
+                if !closing || now >= until_us {
+                    self.finish();
+                }
+            }
+            if self.phase == Phase::Done {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let mut wait = left.min(MAX_WAIT);
+            if let Some(Reverse((at, ..))) = self.timers.peek() {
+                let until = Duration::from_micros(at.saturating_sub(self.now_us()));
+                wait = wait.min(until);
+            }
+            self.turn(wait)?;
+        }
+    }
+
+    /// End the run now: the same closing as when the duration is reached.
+    pub fn stop(&mut self) {
+        match self.phase {
+            Phase::NotStarted => self.phase = Phase::Done,
+            Phase::Running => self.begin_closing(),
+            _ => {}
+        }
+    }
+
+    pub fn stats(&self) -> SimStats {
+        SimStats {
+            chargers: self.ch.len() as u64,
+            connected: self.open as u64,
+            booted: self.booted_open as u64,
+            sent: self.r.sent,
+            received: self.r.received,
+            errors: self.r.error_total,
+            elapsed_s: self.elapsed_s(),
+            done: self.phase == Phase::Done,
+        }
+    }
+
+    pub fn take_checks(&mut self) -> Vec<Check> {
+        std::mem::take(&mut self.checks)
+    }
+
+    fn elapsed_s(&self) -> f64 {
+        if self.phase == Phase::NotStarted {
+            0.0
+        } else if self.phase == Phase::Done {
+            self.r.elapsed_end_s
+        } else {
+            self.epoch.elapsed().as_secs_f64()
+        }
+    }
+
+    fn start(&mut self) {
+        self.epoch = Instant::now();
+        self.phase = Phase::Running;
+        self.connect_wait = (0..self.ch.len() as u32).collect();
+        self.at(secs(self.cfg.duration), GLOBAL, G_END, 0, 0);
+        if let Some(t) = self.cfg.storm_at {
+            self.at(secs(t), GLOBAL, G_STORM, 0, 0);
+        }
+        if self.cfg.rolling_period > 0.0 && self.cfg.rolling_fraction > 0.0 {
+            self.at(secs(self.cfg.rolling_period), GLOBAL, G_ROLLING, 0, 0);
+        }
+    }
+
+    fn begin_closing(&mut self) {
+        self.r.end_connected = self.open as u64;
+        self.r.end_booted = self.booted_open as u64;
+        self.timers.clear();
+        self.connect_wait.clear();
+        self.load_on = false;
+        self.phase = Phase::Closing {
+            until_us: self.now_us() + CLOSE_WAIT_US,
+        };
+        for idx in 0..self.ch.len() {
+            match self.ch[idx].link {
+                Link::Open => {
+                    self.set_link_down_counts(idx);
+                    self.ch[idx].link = Link::Closing {
+                        reconnect_after: None,
+                    };
+                    self.send_close(idx, 1000);
+                }
+                Link::Connecting | Link::Upgrading { .. } => self.drop_link(idx),
+                Link::Closing { .. } => {
+                    self.ch[idx].link = Link::Closing {
+                        reconnect_after: None,
+                    }
+                }
+                Link::Down => {}
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for idx in 0..self.ch.len() {
+            if matches!(self.ch[idx].link, Link::Closing { .. }) {
+                self.drop_link(idx);
+            }
+        }
+        self.r.elapsed_end_s = self.epoch.elapsed().as_secs_f64();
+        self.phase = Phase::Done;
+    }
+
+    // -- timers --------------------------------------------------------------------------------------------
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn at(&mut self, at_us: u64, idx: u32, kind: u8, epoch: u32, arg: u32) {
+        self.timers.push(Reverse((at_us, idx, kind, epoch, arg)));
+    }
+
+    fn after(&mut self, delay_s: f64, idx: usize, kind: u8, epoch: u32, arg: u32) {
+        let at = self.now_us() + secs(delay_s);
+        self.at(at, idx as u32, kind, epoch, arg);
+    }
+
+    fn fire_timers(&mut self, now: u64) {
+        while let Some(&Reverse((at, idx, kind, epoch, arg))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !matches!(self.phase, Phase::Running) {
+                continue;
+            }
+            if idx == GLOBAL {
+                self.global_timer(kind);
+            } else {
+                self.charger_timer(idx as usize, kind, epoch, arg);
+            }
+        }
+    }
+
+    fn global_timer(&mut self, kind: u8) {
+        match kind {
+            G_END => self.begin_closing(),
+            G_STORM => {
+                for idx in 0..self.ch.len() {
+                    if matches!(self.ch[idx].link, Link::Open) {
+                        self.r.storm_drops += 1;
+                        self.drop_link(idx);
+                        let wait = self.rand_f64() * self.cfg.storm_backoff;
+                        self.after(wait, idx, K_CONNECT, 0, 0);
+                    }
+                }
+            }
+            G_ROLLING => {
+                let n = self.ch.len();
+                let k = ((self.cfg.rolling_fraction * n as f64).ceil() as usize).min(n);
+                for _ in 0..k {
+                    let idx = self.rolling_cursor % n;
+                    self.rolling_cursor += 1;
+                    if matches!(self.ch[idx].boot, Boot::Accepted) {
+                        self.begin_reboot(idx, "ScheduledReset");
+                    }
+                }
+                self.after(self.cfg.rolling_period, GLOBAL as usize, G_ROLLING, 0, 0);
+            }
+            _ => {}
+        }
+    }
+
+    fn charger_timer(&mut self, idx: usize, kind: u8, epoch: u32, arg: u32) {
+        let c = &self.ch[idx];
+        let link_ok = epoch == c.link_epoch && matches!(c.link, Link::Open);
+        match kind {
+            K_CONNECT => {
+                if matches!(c.link, Link::Down) {
+                    self.connect_wait.push_back(idx as u32);
+                }
+            }
+            K_HEARTBEAT if link_ok => {
+                if c.boot == Boot::Accepted {
+                    let busy = c
+                        .queue
+                        .iter()
+                        .any(|q| q.action == Action::Heartbeat && !q.load)
+                        || matches!(&c.outstanding, Some(o) if o.action == Action::Heartbeat && !o.load);
+                    if !busy {
+                        self.call(idx, Action::Heartbeat, "{}".into(), false);
+                    }
+                }
+                let interval = self.ch[idx].hb_interval;
+                self.after(interval, idx, K_HEARTBEAT, epoch, 0);
+            }
+            K_BOOT_RETRY
+                if link_ok
+                    && matches!(c.boot, Boot::Pending | Boot::None)
+                    && c.outstanding.is_none() =>
+            {
+                self.send_boot(idx)
+            }
+            K_CALL_TIMEOUT if link_ok => {
+                if matches!(&c.outstanding, Some(o) if o.seq == arg) {
+                    let out = self.ch[idx].outstanding.take().unwrap();
+                    self.error(E_TIMEOUT, out.action.name());
+                    self.after_answer(idx, &out);
+                    if out.action == Action::BootNotification {
+                        self.ch[idx].boot = Boot::None;
+                        let wait = self.backoff();
+                        let e = self.ch[idx].link_epoch;
+                        self.after(wait, idx, K_BOOT_RETRY, e, 0);
+                    }
+                    self.pump_queue(idx);
+                }
+            }
+            K_FLAP if link_ok => {
+                self.r.flaps += 1;
+                self.drop_link(idx);
+                self.after(self.cfg.flap_down, idx, K_CONNECT, 0, 0);
+            }
+            K_SLOW_RESUME if link_ok => {
+                if let Some(sock) = self.ch[idx].sock.as_mut() {
+                    let _ = self.poll.registry().reregister(
+                        sock,
+                        Token(idx),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+                self.read(idx, false, true);
+            }
+            K_TX_BEGIN if arg == c.tx_gen => {
+                self.ch[idx].tx_scheduled = false;
+                self.begin_tx(idx, None, None);
+            }
+            K_METER if arg == c.tx_gen => self.meter_tick(idx),
+            K_TX_END if arg == c.tx_gen => {
+                if matches!(&c.tx, Some(t) if t.phase == TxPhase::Charging) {
+                    self.stop_tx(idx, "Local", "StopAuthorized");
+                }
+            }
+            K_FW_STEP if arg == c.fw_gen => self.fw_step(idx),
+            K_REBOOT if c.reboot_pending.is_some() => self.do_reboot(idx),
+            _ => {}
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn rand_f64(&mut self) -> f64 {
+        (self.rand() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Reconnect wait after a failure: uniform in [1, reconnect_backoff] s (or 0 when it is 0).
+    fn backoff(&mut self) -> f64 {
+        let max = self.cfg.reconnect_backoff;
+        if max <= 0.0 {
+            return 0.0;
+        }
+        let lo = max.min(1.0);
+        lo + self.rand_f64() * (max - lo)
+    }
+
+    fn mask(&mut self) -> [u8; 4] {
+        (self.rand() as u32).to_ne_bytes()
+    }
+
+    // -- connecting ----------------------------------------------------------------------------------------
+
+    fn pump_connects(&mut self, now: u64) {
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        while self.inflight < self.cfg.max_inflight {
+            if self.cfg.connect_rate > 0.0 {
+                let due = (self.cfg.connect_rate * now as f64 / 1e6) as u64 + 1;
+                if self.connects_started >= due {
+                    break;
+                }
+            }
+            let Some(idx) = self.connect_wait.pop_front() else {
+                break;
+            };
+            let idx = idx as usize;
+            if matches!(self.ch[idx].link, Link::Down) {
+                self.connects_started += 1;
+                self.start_connect(idx);
+            }
+        }
+    }
+
+    fn start_connect(&mut self, idx: usize) {
+        let now = self.now_us();
+        self.r.first_connect_us.get_or_insert(now);
+        self.ch[idx].connect_started_us = now;
+        match connect(self.cfg.target, self.cfg.source_ip(idx)) {
+            Ok(mut sock) => {
+                if let Err(e) = self.poll.registry().register(
+                    &mut sock,
+                    Token(idx),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.error(E_CONNECT, &format!("register: {e}"));
+                    return;
+                }
+                let c = &mut self.ch[idx];
+                c.sock = Some(sock);
+                c.link = Link::Connecting;
+                self.inflight += 1;
+            }
+            Err(e) => {
+                self.error(E_CONNECT, &connect_failure(&e));
+                let wait = self.backoff();
+                self.after(wait, idx, K_CONNECT, 0, 0);
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, idx: usize) {
+        let Some(sock) = self.ch[idx].sock.as_ref() else {
+            return;
+        };
+        match sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
+        }
+        match sock.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+            Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
+        }
+        let _ = sock.set_nodelay(true);
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&self.rand().to_ne_bytes());
+        nonce[8..].copy_from_slice(&self.rand().to_ne_bytes());
+        let key = codec::key_from_nonce(&nonce);
+        let id = self.cfg.charger_id(idx);
+        let path = format!("{}/{}", self.cfg.path_prefix.trim_end_matches('/'), id);
+        let mut req = std::mem::take(&mut self.frame);
+        req.clear();
+        codec::client_request(
+            &mut req,
+            &self.host_header,
+            &path,
+            &key,
+            &[self.cfg.protocol.name()],
+            self.cfg.password.as_deref().map(|p| (id.as_str(), p)),
+        );
+        self.ch[idx].link = Link::Upgrading {
+            key: key.into_boxed_str(),
+            buf: Vec::new(),
+        };
+        self.write(idx, &req);
+        self.frame = req;
+    }
+
+    fn on_upgraded(&mut self, idx: usize) {
+        let now = self.now_us();
+        self.inflight -= 1;
+        self.open += 1;
+        self.r.connects += 1;
+        let c = &mut self.ch[idx];
+        c.link = Link::Open;
+        c.decoder = Decoder::new(Role::Client, self.cfg.max_message);
+        self.r
+            .connect_latency
+            .record(now.saturating_sub(c.connect_started_us));
+        if !c.ever_connected {
+            c.ever_connected = true;
+            self.r.first_connects += 1;
+            self.r.last_first_connect_us = now;
+        }
+        if c.need_boot || c.boot != Boot::Accepted {
+            self.send_boot(idx);
+        } else {
+            // A link that came back: the charger was accepted before, so it carries on without a new boot.
+            self.booted_open += 1;
+            self.link_up_timers(idx);
+            self.pump_queue(idx);
+        }
+    }
+
+    /// Timers that live as long as an accepted link: heartbeats, flapping.
+    fn link_up_timers(&mut self, idx: usize) {
+        let e = self.ch[idx].link_epoch;
+        let hb = self.ch[idx].hb_interval;
+        self.after(hb, idx, K_HEARTBEAT, e, 0);
+        if self.ch[idx].traits & TRAIT_FLAP != 0 {
+            let period = self.cfg.flap_period * (0.5 + self.rand_f64());
+            self.after(period, idx, K_FLAP, e, 0);
+        }
+        if self.load_on {
+            self.load_ready(idx);
+        }
+    }
+
+    // -- sending CALLs -------------------------------------------------------------------------------------
+
+    fn send_boot(&mut self, idx: usize) {
+        let mut p = std::mem::take(&mut self.payload);
+        p.clear();
+        let serial = self.cfg.charger_id(idx);
+        let c = &self.ch[idx];
+        msg::boot(
+            &mut p,
+            self.cfg.protocol,
+            &self.cfg.vendor,
+            &self.cfg.model,
+            &serial,
+            &c.fw_version,
+            c.boot_reason,
+        );
+        self.ch[idx].boot = Boot::Sent;
+        self.send_call(idx, Action::BootNotification, &p, false);
+        self.payload = p;
+    }
+
+    fn call(&mut self, idx: usize, action: Action, payload: String, load: bool) {
+        self.ch[idx].queue.push_back(Queued {
+            action,
+            payload,
+            load,
+        });
+        self.pump_queue(idx);
+    }
+
+    fn pump_queue(&mut self, idx: usize) {
+        let c = &mut self.ch[idx];
+        if c.outstanding.is_some() || !matches!(c.link, Link::Open) || c.boot != Boot::Accepted {
+            return;
+        }
+        if let Some(q) = c.queue.pop_front() {
+            self.send_call(idx, q.action, &q.payload, q.load);
+        } else if c.reboot_pending.is_some() {
+            self.do_reboot(idx);
+        }
+    }
+
+    fn send_call(&mut self, idx: usize, action: Action, payload: &str, load: bool) {
+        let c = &mut self.ch[idx];
+        c.seq = c.seq.wrapping_add(1);
+        let seq = c.seq;
+        let mut text = std::mem::take(&mut self.text);
+        msg::call_head(&mut text, seq, action);
+        text.push_str(payload);
+        text.push(']');
+        let resend = matches!(
+            action,
+            Action::StartTransaction
+                | Action::StopTransaction
+                | Action::TransactionEvent
+                | Action::FirmwareStatusNotification
+                | Action::SignedFirmwareStatusNotification
+        ) || (action == Action::MeterValues && !load);
+        let now = self.now_us();
+        self.ch[idx].outstanding = Some(Out {
+            action,
+            seq,
+            sent_us: now,
+            load,
+            resend: resend.then(|| payload.to_owned()),
+        });
+        self.r.sent += 1;
+        self.send(idx, OpCode::Text, text.as_bytes());
+        self.text = text;
+        let e = self.ch[idx].link_epoch;
+        self.after(self.cfg.call_timeout, idx, K_CALL_TIMEOUT, e, seq);
+    }
+
+    fn send_reply(&mut self, idx: usize, unique_id: &str, payload: &str) {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        text.push_str("[3,");
+        text.push_str(&serde_json::to_string(unique_id).unwrap_or_default());
+        text.push(',');
+        text.push_str(payload);
+        text.push(']');
+        self.r.sent += 1;
+        self.send(idx, OpCode::Text, text.as_bytes());
+        self.text = text;
+    }
+
+    fn send_call_error(&mut self, idx: usize, unique_id: &str, code: &str, why: &str) {
+        let text = format!(
+            "[4,{},{},{},{{}}]",
+            serde_json::to_string(unique_id).unwrap_or_default(),
+            serde_json::to_string(code).unwrap_or_default(),
+            serde_json::to_string(why).unwrap_or_default()
+        );
+        self.r.sent += 1;
+        self.send(idx, OpCode::Text, text.as_bytes());
+    }
+
+    // -- the bench load -----------------------------------------------------------------------------------
+
+    fn pump_load(&mut self, now: u64) {
+        let Some(_) = self.cfg.load_message else {
+            return;
+        };
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        let start = secs(self.cfg.load_start);
+        if now < start {
+            return;
+        }
+        if !self.load_on {
+            self.load_on = true;
+            for idx in 0..self.ch.len() {
+                if matches!(self.ch[idx].link, Link::Open) && self.ch[idx].boot == Boot::Accepted {
+                    self.load_ready(idx);
+                }
+            }
+        }
+        if self.cfg.load_rate > 0.0 {
+            let due = (self.cfg.load_rate * (now - start) as f64 / 1e6) as u64;
+            while self.load_due_done < due {
+                self.load_due_done += 1;
+                let mut sent = false;
+                while let Some(i) = self.load_free.pop_front() {
+                    let idx = i as usize;
+                    let c = &self.ch[idx];
+                    if matches!(c.link, Link::Open) && c.boot == Boot::Accepted && !c.load_busy {
+                        self.load_call(idx);
+                        sent = true;
+                        break;
+                    }
+                }
+                if !sent {
+                    self.r.load_skipped += 1;
+                }
+            }
+        }
+    }
+
+    /// A booted charger becomes available for the load: at saturation it sends at once, else it waits its
+    /// turn in the FIFO.
+    fn load_ready(&mut self, idx: usize) {
+        if self.ch[idx].load_busy {
+            return;
+        }
+        if self.cfg.load_rate > 0.0 {
+            self.load_free.push_back(idx as u32);
+        } else {
+            self.load_call(idx);
+        }
+    }
+
+    fn load_call(&mut self, idx: usize) {
+        let mut p = String::new();
+        let action = match self.cfg.load_message {
+            Some(LoadMessage::Heartbeat) | None => {
+                p.push_str("{}");
+                Action::Heartbeat
+            }
+            Some(LoadMessage::MeterValues) => {
+                let c = &self.ch[idx];
+                msg::meter_values(&mut p, self.cfg.protocol, 1, None, c.energy_wh, 0.0, 50.0);
+                Action::MeterValues
+            }
+        };
+        self.ch[idx].load_busy = true;
+        self.call(idx, action, p, true);
+    }
+
+    // -- the socket ----------------------------------------------------------------------------------------
+
+    fn turn(&mut self, timeout: Duration) -> Result<(), LoadGenError> {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        match self.poll.poll(&mut events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.events = events;
+                return Err(e.into());
+            }
+        }
+        for ev in events.iter() {
+            let idx = ev.token().0;
+            if idx >= self.ch.len() || self.ch[idx].sock.is_none() {
+                continue;
+            }
+            let read_closed = ev.is_read_closed();
+            if matches!(self.ch[idx].link, Link::Connecting) {
+                if ev.is_writable() || ev.is_error() || read_closed || ev.is_write_closed() {
+                    self.finish_connect(idx);
+                }
+                continue;
+            }
+            if ev.is_writable() {
+                self.flush(idx);
+            }
+            if ev.is_readable() || read_closed || ev.is_error() {
+                self.read(idx, read_closed || ev.is_error(), false);
+            }
+        }
+        self.events = events;
+        Ok(())
+    }
+
+    fn read(&mut self, idx: usize, to_eof: bool, resumed: bool) {
+        let slow =
+            self.ch[idx].traits & TRAIT_SLOW_READ != 0 && matches!(self.ch[idx].link, Link::Open);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(sock) = self.ch[idx].sock.as_mut() {
+            match sock.read(&mut scratch) {
+                Ok(0) => {
+                    self.on_eof(idx);
+                    break;
+                }
+                Ok(n) => {
+                    self.on_bytes(idx, &mut scratch[..n]);
+                    if slow {
+                        break;
+                    }
+                    if n < scratch.len() && !to_eof {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let detail = format!("read: {}", e.kind());
+                    self.fail_link(idx, E_CLOSE, &detail);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+        // A slow reader takes one read, then stops reading for a while (TCP pushes back on the CSMS).
+        let _ = resumed;
+        if slow && matches!(self.ch[idx].link, Link::Open) {
+            if let Some(sock) = self.ch[idx].sock.as_mut() {
+                let _ = self
+                    .poll
+                    .registry()
+                    .reregister(sock, Token(idx), Interest::WRITABLE);
+                let e = self.ch[idx].link_epoch;
+                self.after(self.cfg.slow_pause, idx, K_SLOW_RESUME, e, 0);
+            }
+        }
+    }
+
+    fn on_eof(&mut self, idx: usize) {
+        match self.ch[idx].link {
+            Link::Closing { .. } => self.closed(idx),
+            _ => self.fail_link(idx, E_CLOSE, "connection closed without a close frame"),
+        }
+    }
+
+    fn on_bytes(&mut self, idx: usize, data: &mut [u8]) {
+        match self.ch[idx].link {
+            Link::Upgrading { .. } => self.on_upgrade_bytes(idx, data),
+            Link::Open | Link::Closing { .. } => self.on_frames(idx, data),
+            Link::Down | Link::Connecting => {}
+        }
+    }
+
+    fn on_upgrade_bytes(&mut self, idx: usize, data: &mut [u8]) {
+        let Link::Upgrading { key, buf } = &mut self.ch[idx].link else {
+            return;
+        };
+        let mut owned: Vec<u8>;
+        let head: &mut [u8] = if buf.is_empty() {
+            data
+        } else {
+            buf.extend_from_slice(data);
+            owned = std::mem::take(buf);
+            &mut owned
+        };
+        match codec::parse_upgrade_response(head, key) {
+            Ok(None) => {
+                let kept = head.to_vec();
+                if let Link::Upgrading { buf, .. } = &mut self.ch[idx].link {
+                    *buf = kept;
+                }
+            }
+            Ok(Some((resp, used))) => {
+                if resp.status != 101 {
+                    return self.fail_link(idx, E_HANDSHAKE, &format!("http {}", resp.status));
+                }
+                if resp.protocol.as_deref() != Some(self.cfg.protocol.name()) {
+                    return self.fail_link(idx, E_HANDSHAKE, "subprotocol not agreed");
+                }
+                self.on_upgraded(idx);
+                if used < head.len() {
+                    self.on_frames(idx, &mut head[used..]);
+                }
+            }
+            Err(e) => self.fail_link(idx, E_HANDSHAKE, e.reason),
+        }
+    }
+
+    fn on_frames(&mut self, idx: usize, data: &mut [u8]) {
+        // Frames are decoded first and handled after, since handling needs `self` mutably.
+        let mut texts: Vec<String> = Vec::new();
+        let mut pings: Vec<Vec<u8>> = Vec::new();
+        let mut close: Option<Option<u16>> = None;
+        let mut binary = false;
+        let res = self.ch[idx].decoder.feed(data, &mut |ev| match ev {
+            Event::Text(t) => texts.push(t.to_owned()),
+            Event::Binary(_) => binary = true,
+            Event::Ping(p) => pings.push(p.to_vec()),
+            Event::Pong(_) => {}
+            Event::Close(code, _) => close = Some(code),
+        });
+        for p in pings {
+            self.send(idx, OpCode::Pong, &p);
+        }
+        for t in texts {
+            if self.ch[idx].sock.is_none() {
+                return;
+            }
+            self.r.received += 1;
+            self.on_text(idx, &t);
+        }
+        if binary {
+            self.error(E_PROTOCOL, "binary frame from the CSMS");
+        }
+        if let Err(e) = res {
+            self.send_close(idx, e.close_code);
+            return self.fail_link(idx, E_PROTOCOL, e.reason);
+        }
+        if let Some(code) = close {
+            if matches!(self.ch[idx].link, Link::Closing { .. }) {
+                return self.closed(idx);
+            }
+            let echo = code
+                .filter(|c| codec::is_valid_close_code(*c))
+                .unwrap_or(1000);
+            self.send_close(idx, echo);
+            let detail = format!(
+                "closed by the CSMS (code {})",
+                code.map_or("none".into(), |c| c.to_string())
+            );
+            self.fail_link(idx, E_CLOSE, &detail);
+        }
+    }
+
+    fn send(&mut self, idx: usize, op: OpCode, payload: &[u8]) {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        codec::encode_frame(&mut frame, op, payload, true, Some(self.mask()));
+        self.write(idx, &frame);
+        if frame.capacity() > SCRATCH {
+            frame = Vec::new();
+        }
+        self.frame = frame;
+    }
+
+    fn send_close(&mut self, idx: usize, code: u16) {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        codec::encode_close(&mut frame, code, "", Some(self.mask()));
+        self.write(idx, &frame);
+        self.frame = frame;
+    }
+
+    fn write(&mut self, idx: usize, bytes: &[u8]) {
+        let c = &mut self.ch[idx];
+        let Some(sock) = c.sock.as_mut() else {
+            return;
+        };
+        let mut rest = bytes;
+        if c.wbuf.is_empty() {
+            loop {
+                match sock.write(rest) {
+                    Ok(n) if n == rest.len() => return,
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let detail = format!("write: {}", e.kind());
+                        return self.fail_link(idx, E_CLOSE, &detail);
+                    }
+                }
+            }
+        }
+        c.wbuf.extend_from_slice(rest);
+    }
+
+    fn flush(&mut self, idx: usize) {
+        let c = &mut self.ch[idx];
+        let Some(sock) = c.sock.as_mut() else {
+            return;
+        };
+        let mut done = 0;
+        while done < c.wbuf.len() {
+            match sock.write(&c.wbuf[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let detail = format!("write: {}", e.kind());
+                    return self.fail_link(idx, E_CLOSE, &detail);
+                }
+            }
+        }
+        if done == c.wbuf.len() {
+            c.wbuf = Vec::new();
+        } else {
+            c.wbuf.drain(..done);
+        }
+    }
+
+    // -- losing a link ---------------------------------------------------------------------------------------
+
+    fn set_link_down_counts(&mut self, idx: usize) {
+        let c = &self.ch[idx];
+        match c.link {
+            Link::Connecting | Link::Upgrading { .. } => self.inflight -= 1,
+            Link::Open => {
+                self.open -= 1;
+                if c.boot == Boot::Accepted {
+                    self.booted_open -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Drop the socket (no close frame) and forget what was in flight on it.
+    fn drop_link(&mut self, idx: usize) {
+        self.set_link_down_counts(idx);
+        let c = &mut self.ch[idx];
+        c.link = Link::Down;
+        c.link_epoch = c.link_epoch.wrapping_add(1);
+        c.wbuf = Vec::new();
+        c.decoder = Decoder::new(Role::Client, 0);
+        if c.boot == Boot::Sent || c.boot == Boot::Pending {
+            c.boot = Boot::None;
+        }
+        if let Some(out) = c.outstanding.take() {
+            if let Some(payload) = out.resend {
+                c.queue.push_front(Queued {
+                    action: out.action,
+                    payload,
+                    load: false,
+                });
+            }
+        }
+        // Liveness and load CALLs are not kept for the next link; transaction and firmware messages are.
+        c.queue.retain(|q| !q.load && q.action != Action::Heartbeat);
+        c.load_busy = false;
+        if let Some(mut sock) = c.sock.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+    }
+
+    /// The link failed: count it, drop it, reconnect after a back-off while the run goes on.
+    fn fail_link(&mut self, idx: usize, kind: &'static str, detail: &str) {
+        if self.ch[idx].sock.is_none() {
+            return;
+        }
+        let closing_end = matches!(
+            self.ch[idx].link,
+            Link::Closing {
+                reconnect_after: None
+            }
+        );
+        if closing_end {
+            return self.closed(idx);
+        }
+        if let Link::Closing { reconnect_after } = self.ch[idx].link {
+            // A reboot's close that ended abruptly: still a reboot.
+            self.drop_link(idx);
+            self.after(reconnect_after.unwrap_or(0.0), idx, K_CONNECT, 0, 0);
+            return;
+        }
+        self.error(kind, detail);
+        self.drop_link(idx);
+        if matches!(self.phase, Phase::Running) {
+            let wait = self.backoff();
+            self.after(wait, idx, K_CONNECT, 0, 0);
+        }
+    }
+
+    /// A close we started has finished.
+    fn closed(&mut self, idx: usize) {
+        let after = match self.ch[idx].link {
+            Link::Closing { reconnect_after } => reconnect_after,
+            _ => None,
+        };
+        if after.is_none() && !matches!(self.phase, Phase::Running) {
+            self.r.closed_clean += 1;
+        }
+        self.drop_link(idx);
+        if let Some(delay) = after {
+            if matches!(self.phase, Phase::Running) {
+                self.after(delay, idx, K_CONNECT, 0, 0);
+            }
+        }
+    }
+
+    fn error(&mut self, kind: &'static str, detail: &str) {
+        self.r.error_total += 1;
+        *self.r.errors.entry(kind).or_default() += 1;
+        let details = self.r.error_details.entry(kind).or_default();
+        if let Some(n) = details.get_mut(detail) {
+            *n += 1;
+        } else if details.len() < 64 {
+            details.insert(detail.to_owned(), 1);
+        } else {
+            *details.entry("(other)".to_owned()).or_default() += 1;
+        }
+    }
+
+    fn check(&mut self, kind: &'static str, action: &str, payload: &RawValue) {
+        if self.checks.len() >= MAX_CHECKS {
+            self.r.checks_dropped += 1;
+            return;
+        }
+        self.checks
+            .push((kind, action.to_owned(), payload.get().to_owned()));
+    }
+
+    // -- messages from the CSMS ------------------------------------------------------------------------------
+
+    fn on_text(&mut self, idx: usize, text: &str) {
+        let parts: Vec<&RawValue> = match serde_json::from_str(text) {
+            Ok(p) => p,
+            Err(_) => return self.error(E_PROTOCOL, "not a JSON array"),
+        };
+        let kind = parts.first().map(|k| k.get());
+        let id: Option<String> = parts
+            .get(1)
+            .and_then(|v| serde_json::from_str(v.get()).ok());
+        let Some(id) = id else {
+            return self.error(E_PROTOCOL, "unique id unreadable");
+        };
+        match (kind, parts.len()) {
+            (Some("2"), 4) => {
+                let Ok(action) = serde_json::from_str::<String>(parts[2].get()) else {
+                    return self.error(E_PROTOCOL, "CALL action unreadable");
+                };
+                self.on_csms_call(idx, &id, &action, parts[3]);
+            }
+            (Some("3"), 3) => self.on_result(idx, &id, parts[2]),
+            (Some("4"), 4 | 5) => {
+                let code: String = serde_json::from_str(parts[2].get()).unwrap_or_default();
+                self.on_call_error(idx, &id, &code);
+            }
+            _ => self.error(E_PROTOCOL, "not an OCPP-J message"),
+        }
+    }
+
+    fn take_outstanding(&mut self, idx: usize, id: &str) -> Option<Out> {
+        let c = &mut self.ch[idx];
+        match &c.outstanding {
+            Some(o) if id.parse::<u32>() == Ok(o.seq) => c.outstanding.take(),
+            _ => None,
+        }
+    }
+
+    fn on_call_error(&mut self, idx: usize, id: &str, code: &str) {
+        let Some(out) = self.take_outstanding(idx, id) else {
+            return self.error(E_PROTOCOL, "CALLERROR for no outstanding CALL");
+        };
+        self.error(E_CALL_ERROR, &format!("{} {code}", out.action.name()));
+        self.after_answer(idx, &out);
+        match out.action {
+            Action::BootNotification => {
+                self.ch[idx].boot = Boot::None;
+                let wait = self.backoff();
+                let e = self.ch[idx].link_epoch;
+                self.after(wait, idx, K_BOOT_RETRY, e, 0);
+            }
+            Action::Authorize => self.end_tx_refused(idx),
+            Action::StartTransaction => {
+                // No transaction id: the transaction cannot go on.
+                self.r.tx_refused += 1;
+                self.tx_done(idx);
+            }
+            Action::StopTransaction => self.tx_done(idx),
+            Action::TransactionEvent => match self.ch[idx].tx.as_ref().map(|t| t.phase) {
+                Some(TxPhase::Stopping) => self.tx_done(idx),
+                Some(TxPhase::Starting) => {
+                    self.r.tx_refused += 1;
+                    self.tx_done(idx);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        self.pump_queue(idx);
+    }
+
+    /// Bookkeeping common to every answer (result, error or timeout) of our CALL.
+    fn after_answer(&mut self, idx: usize, out: &Out) {
+        if out.load {
+            self.ch[idx].load_busy = false;
+            if self.load_on && matches!(self.ch[idx].link, Link::Open) {
+                self.load_ready(idx);
+            }
+        }
+    }
+
+    fn on_result(&mut self, idx: usize, id: &str, payload: &RawValue) {
+        let Some(out) = self.take_outstanding(idx, id) else {
+            return self.error(E_PROTOCOL, "CALLRESULT for no outstanding CALL");
+        };
+        let now = self.now_us();
+        self.r.latency[out.action.slot()].record(now.saturating_sub(out.sent_us));
+        self.check("result", out.action.name(), payload);
+        let needs_body = matches!(
+            out.action,
+            Action::BootNotification
+                | Action::Authorize
+                | Action::StartTransaction
+                | Action::TransactionEvent
+        );
+        let body: Value = if needs_body {
+            serde_json::from_str(payload.get()).unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        match out.action {
+            Action::BootNotification => self.on_boot_result(idx, &body),
+            Action::Authorize => {
+                let status = match self.cfg.protocol {
+                    Protocol::Ocpp16 => str_at(&body, &["idTagInfo", "status"]),
+                    Protocol::Ocpp201 => str_at(&body, &["idTokenInfo", "status"]),
+                };
+                self.count_response("Authorize", status.unwrap_or("(none)"));
+                if status == Some("Accepted") {
+                    self.start_tx(idx);
+                } else {
+                    self.end_tx_refused(idx);
+                }
+            }
+            Action::StartTransaction => {
+                let status = str_at(&body, &["idTagInfo", "status"]);
+                self.count_response("StartTransaction", status.unwrap_or("(none)"));
+                let tx_id = body.get("transactionId").and_then(Value::as_i64);
+                self.r.tx_started += 1;
+                let stop_reason = match &mut self.ch[idx].tx {
+                    Some(t) => {
+                        t.id16 = tx_id;
+                        t.stop_reason.take()
+                    }
+                    None => None,
+                };
+                if status != Some("Accepted") {
+                    self.r.tx_refused += 1;
+                    self.stop_tx(idx, "DeAuthorized", "Deauthorized");
+                } else if let Some(reason) = stop_reason {
+                    self.stop_tx(idx, reason, "StopAuthorized");
+                } else {
+                    self.charging(idx);
+                }
+            }
+            Action::StopTransaction => {
+                self.r.tx_stopped += 1;
+                self.tx_done(idx);
+            }
+            Action::TransactionEvent => {
+                let phase = self.ch[idx].tx.as_ref().map(|t| t.phase);
+                if let Some(status) = str_at(&body, &["idTokenInfo", "status"]) {
+                    self.count_response("TransactionEvent", status);
+                }
+                match phase {
+                    Some(TxPhase::Starting) => {
+                        self.r.tx_started += 1;
+                        match str_at(&body, &["idTokenInfo", "status"]) {
+                            Some(s) if s != "Accepted" => {
+                                self.r.tx_refused += 1;
+                                self.stop_tx(idx, "DeAuthorized", "Deauthorized");
+                            }
+                            _ => {
+                                let stop =
+                                    self.ch[idx].tx.as_mut().and_then(|t| t.stop_reason.take());
+                                match stop {
+                                    Some(r) => self.stop_tx(idx, r, "StopAuthorized"),
+                                    None => self.charging(idx),
+                                }
+                            }
+                        }
+                    }
+                    Some(TxPhase::Stopping) => {
+                        self.r.tx_stopped += 1;
+                        self.tx_done(idx);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        self.after_answer(idx, &out);
+        self.pump_queue(idx);
+    }
+
+    fn count_response(&mut self, action: &'static str, status: &str) {
+        let m = self.r.responses.entry(action).or_default();
+        if let Some(n) = m.get_mut(status) {
+            *n += 1;
+        } else if m.len() < 32 {
+            m.insert(status.chars().take(40).collect(), 1);
+        }
+    }
+
+    fn on_boot_result(&mut self, idx: usize, body: &Value) {
+        let status = body
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("(none)");
+        self.count_response("BootNotification", status);
+        if self.ch[idx].boot == Boot::Accepted {
+            // The answer to a triggered boot of a charger accepted already: nothing changes.
+            return;
+        }
+        let interval = body
+            .get("interval")
+            .and_then(Value::as_f64)
+            .filter(|i| i.is_finite() && *i > 0.0);
+        let e = self.ch[idx].link_epoch;
+        if status != "Accepted" {
+            // Pending or Rejected: boot again after the interval the CSMS gave [B02/B03].
+            self.ch[idx].boot = Boot::Pending;
+            let wait = interval.unwrap_or(10.0).min(3600.0);
+            self.after(wait, idx, K_BOOT_RETRY, e, 0);
+            return;
+        }
+        let now = self.now_us();
+        self.r.boots += 1;
+        self.booted_open += 1;
+        let c = &mut self.ch[idx];
+        c.boot = Boot::Accepted;
+        c.need_boot = false;
+        if let (None, Some(i)) = (self.cfg.heartbeat_interval, interval) {
+            c.hb_interval = i;
+        }
+        if !c.ever_booted {
+            c.ever_booted = true;
+            self.r.ever_booted += 1;
+            self.r.last_first_boot_us = now;
+        }
+        // Status of every connector, then whatever waited for the boot.
+        for connector in 1..=self.cfg.connectors {
+            let s = self.connector_status(idx, connector);
+            self.status_call(idx, connector, s);
+        }
+        if matches!(&self.ch[idx].fw, Some(f) if f.step == 3) {
+            let fw = self.ch[idx].fw.take().unwrap();
+            self.r.fw_installed += 1;
+            self.fw_status(idx, "Installed", fw.request_id, fw.signed);
+        }
+        if self.cfg.tx_per_hour > 0.0 && self.ch[idx].tx.is_none() && !self.ch[idx].tx_scheduled {
+            self.schedule_tx(idx);
+        }
+        self.link_up_timers(idx);
+    }
+
+    fn connector_status(&self, idx: usize, connector: u32) -> &'static str {
+        let c = &self.ch[idx];
+        if !c.available {
+            "Unavailable"
+        } else if matches!(&c.tx, Some(t) if t.connector == connector) {
+            "Charging"
+        } else {
+            "Available"
+        }
+    }
+
+    fn status_call(&mut self, idx: usize, connector: u32, status: &str) {
+        let mut p = String::new();
+        msg::status(&mut p, self.cfg.protocol, connector, status);
+        self.call(idx, Action::StatusNotification, p, false);
+    }
+
+    // -- transactions ----------------------------------------------------------------------------------------
+
+    fn schedule_tx(&mut self, idx: usize) {
+        if self.cfg.tx_per_hour <= 0.0 {
+            return;
+        }
+        let mean = 3600.0 / self.cfg.tx_per_hour;
+        let u = self.rand_f64().max(1e-12);
+        let gap = -mean * u.ln();
+        self.ch[idx].tx_scheduled = true;
+        let g = self.ch[idx].tx_gen;
+        self.after(gap, idx, K_TX_BEGIN, 0, g);
+    }
+
+    /// A driver plugs in (`remote`: the CSMS started it, with this id tag and remote start id).
+    fn begin_tx(
+        &mut self,
+        idx: usize,
+        remote: Option<String>,
+        remote_start_id: Option<i64>,
+    ) -> bool {
+        let c = &mut self.ch[idx];
+        if c.tx.is_some() || !c.available || c.boot != Boot::Accepted {
+            return false;
+        }
+        c.tx_count += 1;
+        let tx_id = format!("{}-{}", self.cfg.first_index + idx as u64, c.tx_count);
+        let tag = remote.clone().unwrap_or_else(|| self.cfg.id_tag.clone());
+        c.tx = Some(Tx {
+            phase: TxPhase::Authorizing,
+            connector: 1,
+            id16: None,
+            id201: tx_id.into_boxed_str(),
+            seq_no: 0,
+            tag: tag.clone().into_boxed_str(),
+            remote_start_id,
+            last_meter_us: 0,
+            stop_reason: None,
+        });
+        if remote.is_some() {
+            // A remote start is authorised by the CSMS already (AuthorizeRemoteTxRequests = false).
+            self.start_tx(idx);
+        } else {
+            let mut p = String::new();
+            msg::authorize(&mut p, self.cfg.protocol, &tag);
+            self.call(idx, Action::Authorize, p, false);
+        }
+        true
+    }
+
+    fn start_tx(&mut self, idx: usize) {
+        let now = self.now_us();
+        let energy = self.ch[idx].energy_wh;
+        let Some(t) = self.ch[idx].tx.as_mut() else {
+            return;
+        };
+        t.phase = TxPhase::Starting;
+        t.last_meter_us = now;
+        let connector = t.connector;
+        let mut p = String::new();
+        match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                msg::start16(&mut p, connector, &t.tag, energy as i64);
+                self.status_call(idx, connector, "Charging");
+                self.call(idx, Action::StartTransaction, p, false);
+            }
+            Protocol::Ocpp201 => {
+                let trigger = if t.remote_start_id.is_some() {
+                    "RemoteStart"
+                } else {
+                    "Authorized"
+                };
+                let ev = msg::TxEvent {
+                    event_type: "Started",
+                    trigger,
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: None,
+                    remote_start_id: t.remote_start_id,
+                    id_tag: Some(&t.tag),
+                    evse: connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, 0.0, 20.0);
+                self.status_call(idx, connector, "Charging");
+                self.call(idx, Action::TransactionEvent, p, false);
+            }
+        }
+    }
+
+    fn charging(&mut self, idx: usize) {
+        let Some(t) = self.ch[idx].tx.as_mut() else {
+            return;
+        };
+        t.phase = TxPhase::Charging;
+        let g = self.ch[idx].tx_gen;
+        let period = self.ch[idx].meter_period;
+        self.after(period, idx, K_METER, 0, g);
+        self.after(self.cfg.tx_duration, idx, K_TX_END, 0, g);
+    }
+
+    fn draw_w(&self, idx: usize) -> f64 {
+        let c = &self.ch[idx];
+        let base = self.cfg.power_w;
+        c.limit_w.map_or(base, |l| l.min(base)).max(0.0)
+    }
+
+    fn accumulate(&mut self, idx: usize) {
+        let now = self.now_us();
+        let draw = self.draw_w(idx);
+        let c = &mut self.ch[idx];
+        if let Some(t) = c.tx.as_mut() {
+            if matches!(t.phase, TxPhase::Charging | TxPhase::Starting) {
+                let dt = now.saturating_sub(t.last_meter_us) as f64 / 1e6;
+                c.energy_wh += draw * dt / 3600.0;
+            }
+            t.last_meter_us = now;
+        }
+    }
+
+    fn soc(&self, idx: usize) -> f64 {
+        (20.0 + self.ch[idx].energy_wh / 500.0).min(100.0)
+    }
+
+    fn meter_tick(&mut self, idx: usize) {
+        if !matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Charging) {
+            return;
+        }
+        self.accumulate(idx);
+        let (energy, draw, soc) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
+        let mut p = String::new();
+        let t = self.ch[idx].tx.as_mut().unwrap();
+        let action = match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                msg::meter_values(
+                    &mut p,
+                    Protocol::Ocpp16,
+                    t.connector,
+                    t.id16,
+                    energy,
+                    draw,
+                    soc,
+                );
+                Action::MeterValues
+            }
+            Protocol::Ocpp201 => {
+                let ev = msg::TxEvent {
+                    event_type: "Updated",
+                    trigger: "MeterValuePeriodic",
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: None,
+                    remote_start_id: None,
+                    id_tag: None,
+                    evse: t.connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, draw, soc);
+                Action::TransactionEvent
+            }
+        };
+        self.call(idx, action, p, false);
+        let g = self.ch[idx].tx_gen;
+        let period = self.ch[idx].meter_period;
+        self.after(period, idx, K_METER, 0, g);
+    }
+
+    /// End the transaction: `reason` is the 1.6 Reason / 2.0.1 stoppedReason, `trigger` the 2.0.1
+    /// triggerReason.
+    fn stop_tx(&mut self, idx: usize, reason: &'static str, trigger: &'static str) {
+        self.accumulate(idx);
+        let (energy, soc) = (self.ch[idx].energy_wh, self.soc(idx));
+        let c = &mut self.ch[idx];
+        let Some(t) = c.tx.as_mut() else {
+            return;
+        };
+        if t.phase == TxPhase::Stopping {
+            return;
+        }
+        if t.phase == TxPhase::Authorizing {
+            c.tx = None;
+            return;
+        }
+        if t.phase == TxPhase::Starting {
+            // The start is not answered yet (1.6 has no transaction id): stop once it is.
+            t.stop_reason = Some(reason);
+            return;
+        }
+        t.phase = TxPhase::Stopping;
+        let mut p = String::new();
+        let action = match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                let Some(id) = t.id16 else {
+                    c.tx = None;
+                    return;
+                };
+                msg::stop16(&mut p, id, energy as i64, reason, &t.tag);
+                Action::StopTransaction
+            }
+            Protocol::Ocpp201 => {
+                let ev = msg::TxEvent {
+                    event_type: "Ended",
+                    trigger,
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: Some(reason),
+                    remote_start_id: None,
+                    id_tag: None,
+                    evse: t.connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, 0.0, soc);
+                Action::TransactionEvent
+            }
+        };
+        self.call(idx, action, p, false);
+    }
+
+    fn end_tx_refused(&mut self, idx: usize) {
+        if matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Authorizing) {
+            self.r.tx_refused += 1;
+            self.ch[idx].tx = None;
+            self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+            self.schedule_tx(idx);
+        }
+    }
+
+    fn tx_done(&mut self, idx: usize) {
+        let Some(t) = self.ch[idx].tx.take() else {
+            return;
+        };
+        self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+        let s = if self.ch[idx].available {
+            "Available"
+        } else {
+            "Unavailable"
+        };
+        self.status_call(idx, t.connector, s);
+        if self.ch[idx].reboot_pending.is_none() {
+            self.schedule_tx(idx);
+        }
+    }
+
+    // -- firmware --------------------------------------------------------------------------------------------
+
+    fn fw_status(
+        &mut self,
+        idx: usize,
+        status: &'static str,
+        request_id: Option<i64>,
+        signed: bool,
+    ) {
+        *self.r.fw_statuses.entry(status).or_default() += 1;
+        let mut p = String::new();
+        let (action, rid) = match (self.cfg.protocol, signed) {
+            (Protocol::Ocpp16, false) => (Action::FirmwareStatusNotification, None),
+            (Protocol::Ocpp16, true) => (Action::SignedFirmwareStatusNotification, request_id),
+            (Protocol::Ocpp201, _) => (Action::FirmwareStatusNotification, request_id),
+        };
+        msg::firmware_status(&mut p, status, rid);
+        self.call(idx, action, p, false);
+    }
+
+    fn fw_step(&mut self, idx: usize) {
+        let fail = self.ch[idx].traits & TRAIT_FW_FAIL != 0;
+        let fw_gen = self.ch[idx].fw_gen;
+        let Some(fw) = self.ch[idx].fw.as_mut() else {
+            return;
+        };
+        let (rid, signed) = (fw.request_id, fw.signed);
+        match fw.step {
+            0 => {
+                if fail && self.cfg.firmware_fail_step == FailStep::Downloading {
+                    self.ch[idx].fw = None;
+                    self.r.fw_failed += 1;
+                    return self.fw_status(idx, "DownloadFailed", rid, signed);
+                }
+                fw.step = 1;
+                self.fw_status(idx, "Downloaded", rid, signed);
+                if signed {
+                    self.fw_status(idx, "SignatureVerified", rid, signed);
+                }
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+            }
+            1 => {
+                fw.step = 2;
+                self.fw_status(idx, "Installing", rid, signed);
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+            }
+            2 => {
+                if fail && self.cfg.firmware_fail_step == FailStep::Installing {
+                    self.ch[idx].fw = None;
+                    self.r.fw_failed += 1;
+                    return self.fw_status(idx, "InstallationFailed", rid, signed);
+                }
+                fw.step = 3;
+                let version = fw.new_version.clone();
+                if signed || self.cfg.protocol == Protocol::Ocpp201 {
+                    self.fw_status(idx, "InstallRebooting", rid, signed);
+                }
+                // The new image runs after the reboot; "Installed" follows the boot it announces.
+                self.ch[idx].fw_version = version;
+                self.begin_reboot(idx, "FirmwareUpdate");
+            }
+            _ => {}
+        }
+    }
+
+    // -- rebooting -------------------------------------------------------------------------------------------
+
+    /// Reboot once what is queued has gone out (a transaction in progress is stopped first).
+    fn begin_reboot(&mut self, idx: usize, reason: &'static str) {
+        if self.ch[idx].reboot_pending.is_some() {
+            return;
+        }
+        self.ch[idx].reboot_pending = Some(reason);
+        if matches!(&self.ch[idx].tx, Some(t) if t.phase != TxPhase::Stopping) {
+            self.stop_tx(idx, "Reboot", "ResetCommand");
+        }
+        let c = &self.ch[idx];
+        if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.link, Link::Open) {
+            self.do_reboot(idx);
+        } else {
+            // Whatever happens to the queue, reboot within the call timeout.
+            self.after(self.cfg.call_timeout, idx, K_REBOOT, 0, 0);
+        }
+    }
+
+    fn do_reboot(&mut self, idx: usize) {
+        let Some(reason) = self.ch[idx].reboot_pending.take() else {
+            return;
+        };
+        self.r.reboots += 1;
+        let c = &mut self.ch[idx];
+        c.need_boot = true;
+        c.boot_reason = match (self.cfg.protocol, reason) {
+            (Protocol::Ocpp201, r) => r,
+            _ => "PowerUp",
+        };
+        // An unfinished transaction is lost with the power; the CSMS closes it on its own terms.
+        if c.tx.is_some() {
+            c.tx = None;
+            c.tx_gen = c.tx_gen.wrapping_add(1);
+        }
+        c.queue.retain(|q| {
+            matches!(
+                q.action,
+                Action::StopTransaction
+                    | Action::TransactionEvent
+                    | Action::FirmwareStatusNotification
+                    | Action::SignedFirmwareStatusNotification
+            )
+        });
+        c.tx_scheduled = false;
+        match c.link {
+            Link::Open => {
+                self.set_link_down_counts(idx);
+                self.ch[idx].link = Link::Closing {
+                    reconnect_after: Some(self.cfg.reboot_delay),
+                };
+                if self.ch[idx].boot == Boot::Accepted {
+                    // set_link_down_counts counted it while Open; boot state resets with the reboot.
+                }
+                self.ch[idx].boot = Boot::None;
+                self.send_close(idx, 1000);
+            }
+            Link::Down => {
+                self.ch[idx].boot = Boot::None;
+            }
+            _ => {
+                self.drop_link(idx);
+                self.ch[idx].boot = Boot::None;
+                self.after(self.cfg.reboot_delay, idx, K_CONNECT, 0, 0);
+            }
+        }
+    }
+
+    // -- the CSMS's CALLs ------------------------------------------------------------------------------------
+
+    fn on_csms_call(&mut self, idx: usize, id: &str, action: &str, payload: &RawValue) {
+        self.check("call", action, payload);
+        if let Some(n) = self.r.csms_calls.get_mut(action) {
+            *n += 1;
+        } else if self.r.csms_calls.len() < 128 {
+            self.r
+                .csms_calls
+                .insert(action.chars().take(64).collect(), 1);
+        }
+        if self.ch[idx].traits & TRAIT_NO_ANSWER != 0 {
+            return;
+        }
+        let body: Value = serde_json::from_str(payload.get()).unwrap_or(Value::Null);
+        let v16 = self.cfg.protocol == Protocol::Ocpp16;
+        let format_violation = if v16 {
+            "FormationViolation"
+        } else {
+            "FormatViolation"
+        };
+        if !body.is_object() {
+            return self.send_call_error(idx, id, format_violation, "payload is not an object");
+        }
+        match self.answer(idx, action, &body) {
+            Ok((reply, then)) => {
+                self.send_reply(idx, id, &reply);
+                self.then(idx, then);
+            }
+            Err((code, why)) => {
+                let code = if code.is_empty() {
+                    format_violation
+                } else {
+                    code
+                };
+                self.send_call_error(idx, id, code, &why);
+            }
+        }
+    }
+
+    /// The reply payload to one CSMS CALL and what the charger does after replying.
+    fn answer(
+        &mut self,
+        idx: usize,
+        action: &str,
+        b: &Value,
+    ) -> Result<(String, Then), (&'static str, String)> {
+        let v16 = self.cfg.protocol == Protocol::Ocpp16;
+        let missing = |f: &str| ("", format!("{f} missing or of the wrong type"));
+        let st = |s: &str| format!(r#"{{"status":"{s}"}}"#);
+        let ok = |s: String| Ok((s, Then::Nothing));
+        match action {
+            "Reset" => {
+                b.get("type")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("type"))?;
+                let reason = if v16 { "PowerUp" } else { "RemoteReset" };
+                Ok((st("Accepted"), Then::Reboot(reason)))
+            }
+            "ChangeAvailability" => {
+                let op = if v16 {
+                    b.get("type")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("type"))?
+                } else {
+                    b.get("operationalStatus")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("operationalStatus"))?
+                };
+                let available = matches!(op, "Operative");
+                if self.ch[idx].tx.is_some() && !available {
+                    return ok(st("Scheduled"));
+                }
+                Ok((st("Accepted"), Then::Availability(available)))
+            }
+            "TriggerMessage" | "ExtendedTriggerMessage" => {
+                let what = b
+                    .get("requestedMessage")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("requestedMessage"))?;
+                let trig = match what {
+                    "BootNotification" if !v16 && self.ch[idx].boot == Boot::Accepted => {
+                        return ok(st("Rejected"))
+                    }
+                    "BootNotification" => Trigger::Boot,
+                    "Heartbeat" => Trigger::Heartbeat,
+                    "StatusNotification" => Trigger::Status,
+                    "MeterValues" => Trigger::Meter,
+                    "FirmwareStatusNotification" | "SignedFirmwareStatusNotification" => {
+                        Trigger::Firmware
+                    }
+                    _ => return ok(st("NotImplemented")),
+                };
+                Ok((st("Accepted"), Then::Trigger(trig)))
+            }
+            "GetConfiguration" if v16 => {
+                let asked: Option<Vec<String>> = b.get("key").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                });
+                let table = self.config_table(idx);
+                let mut known = Vec::new();
+                let mut unknown = Vec::new();
+                match asked {
+                    None => known.extend(table.iter().cloned()),
+                    Some(keys) if keys.is_empty() => known.extend(table.iter().cloned()),
+                    Some(keys) => {
+                        for k in keys {
+                            match table.iter().find(|(name, ..)| *name == k) {
+                                Some(e) => known.push(e.clone()),
+                                None => unknown.push(k),
+                            }
+                        }
+                    }
+                }
+                let keys: Vec<Value> = known
+                    .into_iter()
+                    .map(|(k, ro, v)| serde_json::json!({"key": k, "readonly": ro, "value": v}))
+                    .collect();
+                let mut out = serde_json::json!({"configurationKey": keys});
+                if !unknown.is_empty() {
+                    out["unknownKey"] = serde_json::json!(unknown);
+                }
+                ok(out.to_string())
+            }
+            "ChangeConfiguration" if v16 => {
+                let key = b
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("key"))?;
+                let value = b
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("value"))?;
+                ok(st(self.set_setting(idx, key, value)))
+            }
+            "GetVariables" if !v16 => {
+                let items = b
+                    .get("getVariableData")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| missing("getVariableData"))?;
+                let mut results = Vec::new();
+                for item in items {
+                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
+                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
+                    let (cn, vn) = (name_of(&comp), name_of(&var));
+                    let mut r = serde_json::json!({"component": comp, "variable": var});
+                    match self.variable(idx, cn, vn) {
+                        Ok(v) => {
+                            r["attributeStatus"] = "Accepted".into();
+                            r["attributeValue"] = v.into();
+                        }
+                        Err(s) => r["attributeStatus"] = s.into(),
+                    }
+                    results.push(r);
+                }
+                ok(serde_json::json!({"getVariableResult": results}).to_string())
+            }
+            "SetVariables" if !v16 => {
+                let items = b
+                    .get("setVariableData")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| missing("setVariableData"))?;
+                let mut results = Vec::new();
+                for item in items {
+                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
+                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
+                    let value = item
+                        .get("attributeValue")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let status = match self.variable(idx, name_of(&comp), name_of(&var)) {
+                        Err(s) => s,
+                        Ok(_) => match self.set_setting(idx, var_key(name_of(&var)), value) {
+                            "Accepted" => "Accepted",
+                            _ => "Rejected",
+                        },
+                    };
+                    results.push(serde_json::json!({
+                        "attributeStatus": status, "component": comp, "variable": var
+                    }));
+                }
+                ok(serde_json::json!({"setVariableResult": results}).to_string())
+            }
+            "SetChargingProfile" => {
+                let (profile, schedule) = if v16 {
+                    let p = b
+                        .get("csChargingProfiles")
+                        .ok_or_else(|| missing("csChargingProfiles"))?;
+                    (p, p.get("chargingSchedule"))
+                } else {
+                    let p = b
+                        .get("chargingProfile")
+                        .ok_or_else(|| missing("chargingProfile"))?;
+                    (p, p.get("chargingSchedule").and_then(|s| s.get(0)))
+                };
+                let _ = profile;
+                let schedule = schedule.ok_or_else(|| missing("chargingSchedule"))?;
+                let unit = schedule
+                    .get("chargingRateUnit")
+                    .and_then(Value::as_str)
+                    .unwrap_or("W");
+                let first = schedule
+                    .get("chargingSchedulePeriod")
+                    .and_then(|p| p.get(0))
+                    .ok_or_else(|| missing("chargingSchedulePeriod"))?;
+                let limit = first
+                    .get("limit")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| missing("limit"))?;
+                let phases = first
+                    .get("numberPhases")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(3.0);
+                let watts = if unit == "A" {
+                    limit * 230.0 * phases
+                } else {
+                    limit
+                };
+                Ok((st("Accepted"), Then::Limit(Some(watts))))
+            }
+            "ClearChargingProfile" => {
+                let s = if self.ch[idx].limit_w.is_some() {
+                    "Accepted"
+                } else {
+                    "Unknown"
+                };
+                Ok((st(s), Then::Limit(None)))
+            }
+            "UpdateFirmware" | "SignedUpdateFirmware" => {
+                let signed = action == "SignedUpdateFirmware";
+                let (loc, rid) = if v16 && !signed {
+                    let loc = b
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("location"))?;
+                    (loc, None)
+                } else {
+                    let fw = b.get("firmware").ok_or_else(|| missing("firmware"))?;
+                    let loc = fw
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("firmware.location"))?;
+                    (loc, b.get("requestId").and_then(Value::as_i64))
+                };
+                if self.ch[idx].fw.is_some() {
+                    let busy = if v16 && !signed {
+                        "{}".to_owned()
+                    } else {
+                        st("Rejected")
+                    };
+                    return ok(busy);
+                }
+                let version = version_from_location(loc);
+                let reply = if v16 && !signed {
+                    "{}".to_owned()
+                } else {
+                    st("Accepted")
+                };
+                Ok((
+                    reply,
+                    Then::Firmware {
+                        version,
+                        request_id: rid,
+                        signed,
+                    },
+                ))
+            }
+            "RemoteStartTransaction" if v16 => {
+                let tag = b
+                    .get("idTag")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("idTag"))?;
+                let free = self.ch[idx].tx.is_none() && self.ch[idx].available;
+                if !free || !safe(tag) {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), None)))
+            }
+            "RequestStartTransaction" if !v16 => {
+                let tag = b
+                    .get("idToken")
+                    .and_then(|t| t.get("idToken"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("idToken.idToken"))?;
+                let rid = b
+                    .get("remoteStartId")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing("remoteStartId"))?;
+                let free = self.ch[idx].tx.is_none() && self.ch[idx].available;
+                if !free || !safe(tag) {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), Some(rid))))
+            }
+            "RemoteStopTransaction" if v16 => {
+                let id = b
+                    .get("transactionId")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing("transactionId"))?;
+                let matches = matches!(&self.ch[idx].tx, Some(t) if t.id16 == Some(id) && t.phase == TxPhase::Charging);
+                if !matches {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStop))
+            }
+            "RequestStopTransaction" if !v16 => {
+                let id = b
+                    .get("transactionId")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("transactionId"))?;
+                let matches = matches!(&self.ch[idx].tx, Some(t) if &*t.id201 == id && t.phase == TxPhase::Charging);
+                if !matches {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStop))
+            }
+            "UnlockConnector" => ok(st("Unlocked")),
+            "ClearCache" => ok(st("Accepted")),
+            "DataTransfer" => ok(st("UnknownVendorId")),
+            "GetLocalListVersion" => ok(format!(
+                r#"{{"listVersion":{}}}"#,
+                self.ch[idx].local_list_version
+            )),
+            "SendLocalList" => {
+                let v = b
+                    .get("listVersion")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing("listVersion"))?;
+                self.ch[idx].local_list_version = v;
+                ok(st("Accepted"))
+            }
+            _ => Err((
+                "NotImplemented",
+                format!("the simulated charger does not implement {action}"),
+            )),
+        }
+    }
+
+    fn then(&mut self, idx: usize, then: Then) {
+        match then {
+            Then::Nothing => {}
+            Then::Reboot(reason) => self.begin_reboot(idx, reason),
+            Then::Availability(available) => {
+                self.ch[idx].available = available;
+                for connector in 1..=self.cfg.connectors {
+                    let s = self.connector_status(idx, connector);
+                    self.status_call(idx, connector, s);
+                }
+            }
+            Then::Trigger(t) => match t {
+                Trigger::Boot => {
+                    self.ch[idx].boot_reason = "Triggered";
+                    if self.ch[idx].outstanding.is_none() {
+                        self.send_boot(idx);
+                        // Still accepted meanwhile: a triggered boot is not a reboot.
+                        self.ch[idx].boot = Boot::Accepted;
+                    }
+                }
+                Trigger::Heartbeat => self.call(idx, Action::Heartbeat, "{}".into(), false),
+                Trigger::Status => {
+                    for connector in 1..=self.cfg.connectors {
+                        let s = self.connector_status(idx, connector);
+                        self.status_call(idx, connector, s);
+                    }
+                }
+                Trigger::Meter => {
+                    let (e, d, s) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
+                    let tx = self.ch[idx].tx.as_ref().and_then(|t| t.id16);
+                    let mut p = String::new();
+                    msg::meter_values(&mut p, self.cfg.protocol, 1, tx, e, d, s);
+                    self.call(idx, Action::MeterValues, p, false);
+                }
+                Trigger::Firmware => {
+                    let (status, rid, signed) = match &self.ch[idx].fw {
+                        Some(f) => (
+                            ["Downloading", "Downloaded", "Installing", "Installing"]
+                                [f.step as usize],
+                            f.request_id,
+                            f.signed,
+                        ),
+                        None => ("Idle", None, false),
+                    };
+                    // Not an event of an update: not counted in the firmware statuses.
+                    let mut p = String::new();
+                    let action = if signed && self.cfg.protocol == Protocol::Ocpp16 {
+                        Action::SignedFirmwareStatusNotification
+                    } else {
+                        Action::FirmwareStatusNotification
+                    };
+                    let rid = if self.cfg.protocol == Protocol::Ocpp16 && !signed {
+                        None
+                    } else {
+                        rid
+                    };
+                    msg::firmware_status(&mut p, status, rid);
+                    self.call(idx, action, p, false);
+                }
+            },
+            Then::Limit(l) => {
+                self.accumulate(idx);
+                self.ch[idx].limit_w = l;
+            }
+            Then::Firmware {
+                version,
+                request_id,
+                signed,
+            } => {
+                self.r.fw_updates += 1;
+                let c = &mut self.ch[idx];
+                c.fw_gen = c.fw_gen.wrapping_add(1);
+                c.fw = Some(Fw {
+                    request_id,
+                    signed,
+                    step: 0,
+                    new_version: version.into_boxed_str(),
+                });
+                let g = c.fw_gen;
+                self.fw_status(idx, "Downloading", request_id, signed);
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, g);
+            }
+            Then::RemoteStart(tag, rid) => {
+                self.begin_tx(idx, Some(tag), rid);
+            }
+            Then::RemoteStop => self.stop_tx(idx, "Remote", "RemoteStop"),
+        }
+    }
+
+    /// The 1.6 configuration keys of a simulated charger: (key, readonly, value).
+    fn config_table(&self, idx: usize) -> Vec<(String, bool, String)> {
+        let c = &self.ch[idx];
+        vec![
+            (
+                "HeartbeatInterval".into(),
+                false,
+                format!("{}", c.hb_interval.round() as i64),
+            ),
+            (
+                "MeterValueSampleInterval".into(),
+                false,
+                format!("{}", c.meter_period.round() as i64),
+            ),
+            (
+                "NumberOfConnectors".into(),
+                true,
+                self.cfg.connectors.to_string(),
+            ),
+            ("AuthorizeRemoteTxRequests".into(), false, "false".into()),
+        ]
+    }
+
+    /// Set a writable setting: Accepted, Rejected (read-only or a bad value) or NotSupported (unknown).
+    fn set_setting(&mut self, idx: usize, key: &str, value: &str) -> &'static str {
+        let c = &mut self.ch[idx];
+        match key {
+            "HeartbeatInterval" | "MeterValueSampleInterval" => match value.trim().parse::<u32>() {
+                Ok(v) if v > 0 => {
+                    if key == "HeartbeatInterval" {
+                        c.hb_interval = f64::from(v);
+                    } else {
+                        c.meter_period = f64::from(v);
+                    }
+                    "Accepted"
+                }
+                _ => "Rejected",
+            },
+            "AuthorizeRemoteTxRequests" => "Accepted",
+            "NumberOfConnectors" => "Rejected",
+            _ => "NotSupported",
+        }
+    }
+
+    /// A 2.0.1 variable's value, or the status saying why there is none.
+    fn variable(
+        &self,
+        idx: usize,
+        component: &str,
+        variable: &str,
+    ) -> Result<String, &'static str> {
+        let c = &self.ch[idx];
+        match (component, variable) {
+            ("OCPPCommCtrlr", "HeartbeatInterval") => {
+                Ok(format!("{}", c.hb_interval.round() as i64))
+            }
+            ("SampledDataCtrlr", "TxUpdatedInterval") => {
+                Ok(format!("{}", c.meter_period.round() as i64))
+            }
+            ("ChargingStation", "Model") => Ok(self.cfg.model.clone()),
+            ("OCPPCommCtrlr" | "SampledDataCtrlr" | "ChargingStation", _) => Err("UnknownVariable"),
+            _ => Err("UnknownComponent"),
+        }
+    }
+
+    // -- the report ------------------------------------------------------------------------------------------
+
+    pub fn report_json(&self) -> Value {
+        let mut latency = serde_json::Map::new();
+        let mut latency_max = serde_json::Map::new();
+        for a in Action::ALL {
+            let h = &self.r.latency[a.slot()];
+            if h.count() > 0 {
+                latency.insert(a.name().into(), serde_json::json!(h.buckets()));
+                latency_max.insert(a.name().into(), h.max().into());
+            }
+        }
+        if self.r.connect_latency.count() > 0 {
+            latency.insert(
+                "connect".into(),
+                serde_json::json!(self.r.connect_latency.buckets()),
+            );
+            latency_max.insert("connect".into(), self.r.connect_latency.max().into());
+        }
+        let window = |last: u64| match self.r.first_connect_us {
+            Some(first) if last > first => (last - first) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let (connected, booted) = if matches!(self.phase, Phase::Running | Phase::NotStarted) {
+            (self.open as u64, self.booted_open as u64)
+        } else {
+            (self.r.end_connected, self.r.end_booted)
+        };
+        serde_json::json!({
+            "chargers": self.ch.len(),
+            "protocol": self.cfg.protocol.name(),
+            "elapsed_s": self.elapsed_s(),
+            "connected": connected,
+            "booted": booted,
+            "ever_booted": self.r.ever_booted,
+            "connects": self.r.connects,
+            "first_connects": self.r.first_connects,
+            "boots": self.r.boots,
+            "connect_window_s": window(self.r.last_first_connect_us),
+            "boot_window_s": window(self.r.last_first_boot_us),
+            "messages_sent": self.r.sent,
+            "messages_received": self.r.received,
+            "errors": self.r.errors,
+            "error_details": self.r.error_details,
+            "latency_us": latency,
+            "latency_max_us": latency_max,
+            "responses": self.r.responses,
+            "csms_calls": self.r.csms_calls,
+            "transactions": {
+                "started": self.r.tx_started,
+                "stopped": self.r.tx_stopped,
+                "refused": self.r.tx_refused,
+            },
+            "firmware": {
+                "updates": self.r.fw_updates,
+                "installed": self.r.fw_installed,
+                "failed": self.r.fw_failed,
+                "statuses": self.r.fw_statuses,
+            },
+            "reboots": self.r.reboots,
+            "flaps": self.r.flaps,
+            "storm_drops": self.r.storm_drops,
+            "load_skipped": self.r.load_skipped,
+            "checks_dropped": self.r.checks_dropped,
+            "closed_clean": self.r.closed_clean,
+        })
+    }
+}
+
+enum Trigger {
+    Boot,
+    Heartbeat,
+    Status,
+    Meter,
+    Firmware,
+}
+
+/// What a charger does after its reply to a CSMS CALL has gone out.
+enum Then {
+    Nothing,
+    Reboot(&'static str),
+    Availability(bool),
+    Trigger(Trigger),
+    Limit(Option<f64>),
+    Firmware {
+        version: String,
+        request_id: Option<i64>,
+        signed: bool,
+    },
+    RemoteStart(String, Option<i64>),
+    RemoteStop,
+}
+
+fn secs(s: f64) -> u64 {
+    (s.clamp(0.0, 1e9) * 1e6) as u64
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_str()
+}
+
+fn name_of(v: &Value) -> &str {
+    v.get("name").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The 1.6 key a 2.0.1 variable maps to in the simulated settings.
+fn var_key(variable: &str) -> &str {
+    match variable {
+        "TxUpdatedInterval" => "MeterValueSampleInterval",
+        other => other,
+    }
+}
+
+/// Whether a string can go into our hand-written JSON without escaping.
+fn safe(s: &str) -> bool {
+    !s.bytes()
+        .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+}
+
+/// The version a firmware image installs: the last path segment of its location without query or
+/// extension (`https://fw.example/ac22/2.1.0.bin` → `2.1.0`), at most 50 characters; "unknown" if empty.
+pub fn version_from_location(location: &str) -> String {
+    let path = location.split(['?', '#']).next().unwrap_or("");
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let stem = match last.rsplit_once('.') {
+        Some((stem, "bin" | "img" | "zip" | "tar" | "gz" | "fw" | "hex")) => stem,
+        _ => last,
+    };
+    let v: String = stem
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(50)
+        .collect();
+    if v.is_empty() {
+        "unknown".into()
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_versions_come_from_the_location() {
+        assert_eq!(
+            version_from_location("https://fw.example/ac22/2.1.0.bin"),
+            "2.1.0"
+        );
+        assert_eq!(version_from_location("ftp://x/images/v3?token=1"), "v3");
+        assert_eq!(version_from_location("http://x/"), "x");
+        assert_eq!(version_from_location(""), "unknown");
+    }
+}
