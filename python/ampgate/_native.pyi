@@ -1,6 +1,6 @@
 """Typed description of the Rust extension `ampgate._native` (rust/py/)."""
 
-from typing import Final
+from typing import Any, Final
 
 class GatewayFailure(RuntimeError):
     """The gateway's own machinery failed (a socket, the worker link): not a charger's fault."""
@@ -103,3 +103,29 @@ class LoadGen:
     def close(self, timeout: float = 5.0) -> dict[str, object]:
         """Close frame 1000 on every open connection, wait up to `timeout` s for the server to finish each,
         then drop every socket. Returns closing, clean, elapsed_s."""
+
+class Sim:
+    """A fleet of simulated chargers in this process (the engine of `ampgate sim`): one Rust event loop over
+    `count` client connections, each charger an OCPP 1.6J or 2.0.1 state machine (boot honouring
+    Pending/Rejected and its interval, StatusNotification per connector, heartbeats, transactions with meter
+    values, a firmware update walk, reboots, and answers to the CSMS's commands).
+
+    `settings`: the compiled scenario (python/ampgate/sim/scenario.py lists every key; `host`, `port` and
+    `count` are required). `traits`: one byte per charger, bit flags 1 flapping link, 2 slow reader,
+    4 never answers CSMS CALLs, 8 its firmware update fails. ValueError names a bad setting; OSError when the
+    open-file limit is too low for `count` connections.
+    """
+
+    def __init__(self, settings: dict[str, object], traits: bytes) -> None: ...
+    def run(self, seconds: float) -> bool:
+        """Drive the loop for up to `seconds` (GIL released); True once the run is over (its duration
+        reached and every link closed)."""
+    def stop(self) -> None:
+        """End the run early: close every link as at the end of the duration; keep calling `run`."""
+    def stats(self) -> dict[str, Any]:
+        """chargers, connected, booted, sent, received, errors, elapsed_s, done."""
+    def take_checks(self) -> list[tuple[str, str, str, str]]:
+        """Every message the CSMS sent since the last call, for the schema check: (protocol, "call" |
+        "result", action, payload JSON). A result's action is that of our CALL it answers."""
+    def report(self) -> dict[str, Any]:
+        """This process's report: counters, errors by kind, latency histogram buckets per action, ..."""

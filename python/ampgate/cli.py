@@ -1,4 +1,5 @@
-"""The `ampgate` command: `ampgate serve` runs a node; `ampgate token create` makes an API token."""
+"""The `ampgate` command: `ampgate serve` runs a node; `ampgate token create` makes an API token; `ampgate sim`
+load-tests a central system with a simulated charger fleet."""
 
 from __future__ import annotations
 
@@ -94,6 +95,57 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="INFO")
 
 
+def _sim_parser(sub: argparse._SubParsersAction) -> None:
+    from ampgate.sim.scenario import BUILTINS
+
+    p = sub.add_parser(
+        "sim",
+        help="load-test a central system (any OCPP CSMS) with a simulated charger fleet",
+        description="Simulate N chargers against the central system at --url and report what it did: rates, "
+        "round-trip latency per action, errors by kind. Exit 0 when the run completed (even with errors), 2 for "
+        "a bad option or scenario, 1 when the simulation could not run.",
+    )
+    p.add_argument(
+        "--url", required=True, help="the central system, ws://host:port/path (the charger id is appended)"
+    )
+    p.add_argument("--chargers", type=int, required=True, help="chargers to simulate")
+    p.add_argument(
+        "--protocol", default="1.6", choices=["1.6", "2.0.1"], help="OCPP version (default %(default)s)"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--scenario", choices=list(BUILTINS), default=None, help="a built-in scenario (default steady)"
+    )
+    which.add_argument("--scenario-file", default=None, help="a TOML scenario file")
+    p.add_argument(
+        "--duration", type=float, default=None, help="seconds before closing (default: the scenario's)"
+    )
+    p.add_argument(
+        "--connectors", type=int, default=None, help="connectors per charger (default: the scenario's)"
+    )
+    p.add_argument(
+        "--no-backoff",
+        action="store_true",
+        help="reconnect storm: every charger comes back at once (no random back-off)",
+    )
+    p.add_argument(
+        "--id-prefix", default="SIM", help="charger ids are PREFIX0, PREFIX1, ... (default %(default)s)"
+    )
+    p.add_argument("--password", default=None, help="Basic auth password of every charger (default: none)")
+    p.add_argument("--id-tag", default="SIMTAG", help="id token for transactions (default %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="picks the chargers of each fraction and the timings (default 0)"
+    )
+    p.add_argument("--report", default=None, help="write the report as JSON to this file")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="simulator processes (default: as few as the open-file limit allows)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
+
+
 def _config(a: argparse.Namespace) -> NodeConfig:
     protocols = tuple(p.strip() for p in a.protocols.split(",") if p.strip())
     bad = [p for p in protocols if p not in ("ocpp1.6", "ocpp2.0.1")]
@@ -187,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
     tc.add_argument("--db", default=NodeConfig().db_path)
     tc.add_argument("--label", default=None)
+    _sim_parser(sub)
     a = parser.parse_args(argv)
     if a.command == "serve":
         logging.basicConfig(
@@ -208,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         for e in failed:
             print(f"ampgate: cannot start: {e}", file=sys.stderr)
         return 1 if failed else 0
+    if a.command == "sim":
+        from ampgate.sim.command import run_command
+
+        return run_command(a)
     return _token(a)
 
 
