@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "id_prefix",
     "first_index",
     "count",
+    "fleet_size",
     "protocol",
     "password",
     "id_tag",
@@ -87,6 +88,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
     c.path_prefix = get(d, "path_prefix", c.path_prefix)?;
     c.id_prefix = get(d, "id_prefix", c.id_prefix)?;
     c.first_index = get(d, "first_index", c.first_index)?;
+    c.fleet_size = get(d, "fleet_size", c.first_index + count as u64)?;
     let protocol: String = get(d, "protocol", c.protocol.name().to_string())?;
     c.protocol =
         Protocol::parse(&protocol).ok_or_else(|| bad("protocol", "ocpp1.6 or ocpp2.0.1"))?;

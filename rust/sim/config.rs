@@ -32,6 +32,8 @@ pub struct SimConfig {
     pub id_prefix: String,
     pub first_index: u64,
     pub count: usize,
+    /// Chargers over every simulator process (a rolling restart counts its fraction of the whole fleet).
+    pub fleet_size: u64,
     pub protocol: Protocol,
     pub password: Option<String>,
     pub id_tag: String,
@@ -79,6 +81,7 @@ impl SimConfig {
             id_prefix: "SIM".into(),
             first_index: 0,
             count,
+            fleet_size: count as u64,
             protocol: Protocol::Ocpp16,
             password: None,
             id_tag: "SIMTAG".into(),
@@ -123,6 +126,8 @@ impl SimConfig {
             ("meter_period", self.meter_period),
             ("flap_period", self.flap_period),
             ("firmware_step", self.firmware_step),
+            ("slow_pause", self.slow_pause),
+            ("reconnect_backoff", self.reconnect_backoff),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -143,8 +148,6 @@ impl SimConfig {
             ("rolling_period", self.rolling_period),
             ("reboot_delay", self.reboot_delay),
             ("flap_down", self.flap_down),
-            ("slow_pause", self.slow_pause),
-            ("reconnect_backoff", self.reconnect_backoff),
         ];
         for (name, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
@@ -162,6 +165,39 @@ impl SimConfig {
         if let Some(t) = self.storm_at {
             if !(t.is_finite() && t >= 0.0) {
                 return Err(("storm_at", "must be a non-negative time".into()));
+            }
+        }
+        if self.fleet_size < self.first_index + self.count as u64 {
+            return Err((
+                "fleet_size",
+                "smaller than this process's last charger index".into(),
+            ));
+        }
+        if self.max_message < 1024 {
+            return Err(("max_message", "must be at least 1024 bytes".into()));
+        }
+        // The schemas' lengths: 1.6 idTag 20, 2.0.1 idToken 36; vendor and model 20 in 1.6.
+        let tag_max = if self.protocol == Protocol::Ocpp16 {
+            20
+        } else {
+            36
+        };
+        if self.id_tag.is_empty() || self.id_tag.chars().count() > tag_max {
+            return Err((
+                "id_tag",
+                format!(
+                    "must be 1 to {tag_max} characters in {}",
+                    self.protocol.name()
+                ),
+            ));
+        }
+        for (name, v) in [
+            ("vendor", &self.vendor),
+            ("model", &self.model),
+            ("firmware_version", &self.firmware_version),
+        ] {
+            if v.is_empty() || v.chars().count() > 20 {
+                return Err((name, "must be 1 to 20 characters".into()));
             }
         }
         if self.max_inflight == 0 {

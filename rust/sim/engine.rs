@@ -44,6 +44,8 @@ const K_METER: u8 = 7;
 const K_TX_END: u8 = 8;
 const K_FW_STEP: u8 = 9;
 const K_REBOOT: u8 = 10;
+const K_HANDSHAKE: u8 = 11;
+const K_CLOSE: u8 = 12;
 const G_END: u8 = 100;
 const G_STORM: u8 = 101;
 const G_ROLLING: u8 = 102;
@@ -152,6 +154,8 @@ struct Charger {
     reboot_pending: Option<&'static str>,
     connect_started_us: u64,
     load_busy: bool,
+    /// In `load_free` already (rate mode): never twice.
+    load_listed: bool,
     local_list_version: i64,
     traits: u8,
 }
@@ -300,6 +304,7 @@ impl Sim {
                 reboot_pending: None,
                 connect_started_us: 0,
                 load_busy: false,
+                load_listed: false,
                 local_list_version: 0,
                 traits: t,
             })
@@ -515,13 +520,23 @@ impl Sim {
                 }
             }
             G_ROLLING => {
-                let n = self.ch.len();
-                let k = ((self.cfg.rolling_fraction * n as f64).ceil() as usize).min(n);
-                for _ in 0..k {
-                    let idx = self.rolling_cursor % n;
-                    self.rolling_cursor += 1;
-                    if matches!(self.ch[idx].boot, Boot::Accepted) {
-                        self.begin_reboot(idx, "ScheduledReset");
+                // Round r reboots fleet indices [r·f·N, (r+1)·f·N) modulo N, where N is the whole fleet over
+                // every process: the same chargers whatever the number of processes. This process takes
+                // the ones it holds.
+                let fleet = self.cfg.fleet_size.max(1) as f64;
+                let round = self.rolling_cursor as f64;
+                let lo = (round * self.cfg.rolling_fraction * fleet).floor() as u64;
+                let hi = ((round + 1.0) * self.cfg.rolling_fraction * fleet).floor() as u64;
+                self.rolling_cursor += 1;
+                let n = self.cfg.fleet_size.max(1);
+                let (first, count) = (self.cfg.first_index, self.ch.len() as u64);
+                for g in lo..hi.min(lo + n) {
+                    let g = g % n;
+                    if g >= first && g < first + count {
+                        let idx = (g - first) as usize;
+                        if matches!(self.ch[idx].boot, Boot::Accepted) {
+                            self.begin_reboot(idx, "ScheduledReset");
+                        }
                     }
                 }
                 self.after(self.cfg.rolling_period, GLOBAL as usize, G_ROLLING, 0, 0);
@@ -564,13 +579,7 @@ impl Sim {
                 if matches!(&c.outstanding, Some(o) if o.seq == arg) {
                     let out = self.ch[idx].outstanding.take().unwrap();
                     self.error(E_TIMEOUT, out.action.name());
-                    self.after_answer(idx, &out);
-                    if out.action == Action::BootNotification {
-                        self.ch[idx].boot = Boot::None;
-                        let wait = self.backoff();
-                        let e = self.ch[idx].link_epoch;
-                        self.after(wait, idx, K_BOOT_RETRY, e, 0);
-                    }
+                    self.unanswered(idx, out);
                     self.pump_queue(idx);
                 }
             }
@@ -591,7 +600,10 @@ impl Sim {
             }
             K_TX_BEGIN if arg == c.tx_gen => {
                 self.ch[idx].tx_scheduled = false;
-                self.begin_tx(idx, None, None);
+                if !self.begin_tx(idx, None, None) && self.ch[idx].tx.is_none() {
+                    // Unavailable or not booted: the driver tries again later.
+                    self.schedule_tx(idx);
+                }
             }
             K_METER if arg == c.tx_gen => self.meter_tick(idx),
             K_TX_END if arg == c.tx_gen => {
@@ -601,6 +613,16 @@ impl Sim {
             }
             K_FW_STEP if arg == c.fw_gen => self.fw_step(idx),
             K_REBOOT if c.reboot_pending.is_some() => self.do_reboot(idx),
+            K_HANDSHAKE
+                if epoch == c.link_epoch
+                    && matches!(c.link, Link::Connecting | Link::Upgrading { .. }) =>
+            {
+                self.fail_link(idx, E_TIMEOUT, "connect and upgrade")
+            }
+            K_CLOSE if epoch == c.link_epoch && matches!(c.link, Link::Closing { .. }) => {
+                // The CSMS never finished the close handshake: let go of the link all the same.
+                self.fail_link(idx, E_CLOSE, "close handshake not finished")
+            }
             _ => {}
         }
     }
@@ -668,12 +690,16 @@ impl Sim {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     self.error(E_CONNECT, &format!("register: {e}"));
+                    let wait = self.backoff();
+                    self.after(wait, idx, K_CONNECT, 0, 0);
                     return;
                 }
                 let c = &mut self.ch[idx];
                 c.sock = Some(sock);
                 c.link = Link::Connecting;
+                let e = c.link_epoch;
                 self.inflight += 1;
+                self.after(self.cfg.call_timeout, idx, K_HANDSHAKE, e, 0);
             }
             Err(e) => {
                 self.error(E_CONNECT, &connect_failure(&e));
@@ -749,6 +775,9 @@ impl Sim {
 
     /// Timers that live as long as an accepted link: heartbeats, flapping.
     fn link_up_timers(&mut self, idx: usize) {
+        if !matches!(self.ch[idx].link, Link::Open) {
+            return; // The link failed while the boot was being handled.
+        }
         let e = self.ch[idx].link_epoch;
         let hb = self.ch[idx].hb_interval;
         self.after(hb, idx, K_HEARTBEAT, e, 0);
@@ -766,7 +795,7 @@ impl Sim {
     fn send_boot(&mut self, idx: usize) {
         let mut p = std::mem::take(&mut self.payload);
         p.clear();
-        let serial = self.cfg.charger_id(idx);
+        let serial = self.serial(idx);
         let c = &self.ch[idx];
         msg::boot(
             &mut p,
@@ -780,6 +809,14 @@ impl Sim {
         self.ch[idx].boot = Boot::Sent;
         self.send_call(idx, Action::BootNotification, &p, false);
         self.payload = p;
+    }
+
+    /// The serial number a charger reports: its id, cut to the schemas' 25 characters from the left so the
+    /// distinguishing number stays.
+    fn serial(&self, idx: usize) -> String {
+        let id = self.cfg.charger_id(idx);
+        let skip = id.chars().count().saturating_sub(25);
+        id.chars().skip(skip).collect()
     }
 
     fn call(&mut self, idx: usize, action: Action, payload: String, load: bool) {
@@ -886,6 +923,7 @@ impl Sim {
                 let mut sent = false;
                 while let Some(i) = self.load_free.pop_front() {
                     let idx = i as usize;
+                    self.ch[idx].load_listed = false;
                     let c = &self.ch[idx];
                     if matches!(c.link, Link::Open) && c.boot == Boot::Accepted && !c.load_busy {
                         self.load_call(idx);
@@ -907,7 +945,10 @@ impl Sim {
             return;
         }
         if self.cfg.load_rate > 0.0 {
-            self.load_free.push_back(idx as u32);
+            if !self.ch[idx].load_listed {
+                self.ch[idx].load_listed = true;
+                self.load_free.push_back(idx as u32);
+            }
         } else {
             self.load_call(idx);
         }
@@ -1326,12 +1367,7 @@ impl Sim {
         self.error(E_CALL_ERROR, &format!("{} {code}", out.action.name()));
         self.after_answer(idx, &out);
         match out.action {
-            Action::BootNotification => {
-                self.ch[idx].boot = Boot::None;
-                let wait = self.backoff();
-                let e = self.ch[idx].link_epoch;
-                self.after(wait, idx, K_BOOT_RETRY, e, 0);
-            }
+            Action::BootNotification => self.boot_failed(idx),
             Action::Authorize => self.end_tx_refused(idx),
             Action::StartTransaction => {
                 // No transaction id: the transaction cannot go on.
@@ -1339,9 +1375,9 @@ impl Sim {
                 self.tx_done(idx);
             }
             Action::StopTransaction => self.tx_done(idx),
-            Action::TransactionEvent => match self.ch[idx].tx.as_ref().map(|t| t.phase) {
-                Some(TxPhase::Stopping) => self.tx_done(idx),
-                Some(TxPhase::Starting) => {
+            Action::TransactionEvent => match event_type(&out) {
+                "Ended" => self.tx_done(idx),
+                "Started" => {
                     self.r.tx_refused += 1;
                     self.tx_done(idx);
                 }
@@ -1350,6 +1386,43 @@ impl Sim {
             _ => {}
         }
         self.pump_queue(idx);
+    }
+
+    /// A boot answered with a CALLERROR or not at all: boot again after a back-off, unless the charger was
+    /// accepted already (a triggered boot).
+    fn boot_failed(&mut self, idx: usize) {
+        if self.ch[idx].boot == Boot::Accepted {
+            return;
+        }
+        self.ch[idx].boot = Boot::None;
+        let wait = self.backoff();
+        let e = self.ch[idx].link_epoch;
+        self.after(wait, idx, K_BOOT_RETRY, e, 0);
+    }
+
+    /// Our CALL timed out: a boot is retried, an Authorize abandoned, a transaction or firmware message sent
+    /// again (it must reach the CSMS; the CSMS de-duplicates).
+    fn unanswered(&mut self, idx: usize, out: Out) {
+        self.after_answer(idx, &out);
+        match out.action {
+            Action::BootNotification => self.boot_failed(idx),
+            Action::Authorize => {
+                if matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Authorizing) {
+                    self.ch[idx].tx = None;
+                    self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+                    self.schedule_tx(idx);
+                }
+            }
+            _ => {
+                if let Some(payload) = out.resend {
+                    self.ch[idx].queue.push_front(Queued {
+                        action: out.action,
+                        payload,
+                        load: false,
+                    });
+                }
+            }
+        }
     }
 
     /// Bookkeeping common to every answer (result, error or timeout) of our CALL.
@@ -1403,6 +1476,7 @@ impl Sim {
                 let stop_reason = match &mut self.ch[idx].tx {
                     Some(t) => {
                         t.id16 = tx_id;
+                        t.phase = TxPhase::Charging;
                         t.stop_reason.take()
                     }
                     None => None,
@@ -1421,13 +1495,17 @@ impl Sim {
                 self.tx_done(idx);
             }
             Action::TransactionEvent => {
-                let phase = self.ch[idx].tx.as_ref().map(|t| t.phase);
                 if let Some(status) = str_at(&body, &["idTokenInfo", "status"]) {
                     self.count_response("TransactionEvent", status);
                 }
-                match phase {
-                    Some(TxPhase::Starting) => {
+                match event_type(&out) {
+                    "Started" => {
                         self.r.tx_started += 1;
+                        if let Some(t) = self.ch[idx].tx.as_mut() {
+                            if t.phase == TxPhase::Starting {
+                                t.phase = TxPhase::Charging;
+                            }
+                        }
                         match str_at(&body, &["idTokenInfo", "status"]) {
                             Some(s) if s != "Accepted" => {
                                 self.r.tx_refused += 1;
@@ -1443,7 +1521,7 @@ impl Sim {
                             }
                         }
                     }
-                    Some(TxPhase::Stopping) => {
+                    "Ended" => {
                         self.r.tx_stopped += 1;
                         self.tx_done(idx);
                     }
@@ -1873,20 +1951,34 @@ impl Sim {
             (Protocol::Ocpp201, r) => r,
             _ => "PowerUp",
         };
-        // An unfinished transaction is lost with the power; the CSMS closes it on its own terms.
-        if c.tx.is_some() {
+        // Transaction messages survive the reboot (a charger keeps them until the CSMS has them); the stop that
+        // begin_reboot asked for goes out after the boot. Only a transaction still waiting for its
+        // authorisation is forgotten.
+        if matches!(&c.tx, Some(t) if t.phase == TxPhase::Authorizing) {
             c.tx = None;
             c.tx_gen = c.tx_gen.wrapping_add(1);
         }
         c.queue.retain(|q| {
-            matches!(
-                q.action,
-                Action::StopTransaction
-                    | Action::TransactionEvent
-                    | Action::FirmwareStatusNotification
-                    | Action::SignedFirmwareStatusNotification
-            )
+            !q.load
+                && matches!(
+                    q.action,
+                    Action::StartTransaction
+                        | Action::StopTransaction
+                        | Action::MeterValues
+                        | Action::TransactionEvent
+                        | Action::FirmwareStatusNotification
+                        | Action::SignedFirmwareStatusNotification
+                )
         });
+        if let Some(out) = c.outstanding.take() {
+            if let Some(payload) = out.resend {
+                c.queue.push_front(Queued {
+                    action: out.action,
+                    payload,
+                    load: false,
+                });
+            }
+        }
         c.tx_scheduled = false;
         match c.link {
             Link::Open => {
@@ -1899,6 +1991,8 @@ impl Sim {
                 }
                 self.ch[idx].boot = Boot::None;
                 self.send_close(idx, 1000);
+                let e = self.ch[idx].link_epoch;
+                self.after(self.cfg.call_timeout, idx, K_CLOSE, e, 0);
             }
             Link::Down => {
                 self.ch[idx].boot = Boot::None;
@@ -1964,9 +2058,21 @@ impl Sim {
         let ok = |s: String| Ok((s, Then::Nothing));
         match action {
             "Reset" => {
-                b.get("type")
+                let kind = b
+                    .get("type")
                     .and_then(Value::as_str)
                     .ok_or_else(|| missing("type"))?;
+                let known = if v16 {
+                    ["Hard", "Soft"]
+                } else {
+                    ["Immediate", "OnIdle"]
+                };
+                if !known.contains(&kind) {
+                    return Err((
+                        "PropertyConstraintViolation",
+                        format!("unknown Reset type {kind:?}"),
+                    ));
+                }
                 let reason = if v16 { "PowerUp" } else { "RemoteReset" };
                 Ok((st("Accepted"), Then::Reboot(reason)))
             }
@@ -2185,8 +2291,9 @@ impl Sim {
                     .get("idTag")
                     .and_then(Value::as_str)
                     .ok_or_else(|| missing("idTag"))?;
-                let free = self.ch[idx].tx.is_none() && self.ch[idx].available;
-                if !free || !safe(tag) {
+                let c = &self.ch[idx];
+                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                if !free || !safe(tag) || tag.len() > 20 {
                     return ok(st("Rejected"));
                 }
                 Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), None)))
@@ -2201,8 +2308,9 @@ impl Sim {
                     .get("remoteStartId")
                     .and_then(Value::as_i64)
                     .ok_or_else(|| missing("remoteStartId"))?;
-                let free = self.ch[idx].tx.is_none() && self.ch[idx].available;
-                if !free || !safe(tag) {
+                let c = &self.ch[idx];
+                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                if !free || !safe(tag) || tag.len() > 36 {
                     return ok(st("Rejected"));
                 }
                 Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), Some(rid))))
@@ -2232,15 +2340,19 @@ impl Sim {
             "UnlockConnector" => ok(st("Unlocked")),
             "ClearCache" => ok(st("Accepted")),
             "DataTransfer" => ok(st("UnknownVendorId")),
-            "GetLocalListVersion" => ok(format!(
-                r#"{{"listVersion":{}}}"#,
-                self.ch[idx].local_list_version
-            )),
+            "GetLocalListVersion" => {
+                let key = if v16 { "listVersion" } else { "versionNumber" };
+                ok(format!(
+                    r#"{{"{key}":{}}}"#,
+                    self.ch[idx].local_list_version
+                ))
+            }
             "SendLocalList" => {
+                let key = if v16 { "listVersion" } else { "versionNumber" };
                 let v = b
-                    .get("listVersion")
+                    .get(key)
                     .and_then(Value::as_i64)
-                    .ok_or_else(|| missing("listVersion"))?;
+                    .ok_or_else(|| missing(key))?;
                 self.ch[idx].local_list_version = v;
                 ok(st("Accepted"))
             }
@@ -2265,10 +2377,26 @@ impl Sim {
             Then::Trigger(t) => match t {
                 Trigger::Boot => {
                     self.ch[idx].boot_reason = "Triggered";
-                    if self.ch[idx].outstanding.is_none() {
+                    if self.ch[idx].boot == Boot::Accepted {
+                        // Still accepted meanwhile: a triggered boot of an accepted charger is a message in
+                        // its queue like any other, not a reboot.
+                        let mut p = String::new();
+                        let serial = self.serial(idx);
+                        let c = &self.ch[idx];
+                        let (v, m) = (&self.cfg.vendor, &self.cfg.model);
+                        msg::boot(
+                            &mut p,
+                            self.cfg.protocol,
+                            v,
+                            m,
+                            &serial,
+                            &c.fw_version,
+                            "Triggered",
+                        );
+                        self.call(idx, Action::BootNotification, p, false);
+                    } else if self.ch[idx].outstanding.is_none() {
+                        // Pending: the trigger ends the wait for the retry interval [B02].
                         self.send_boot(idx);
-                        // Still accepted meanwhile: a triggered boot is not a reboot.
-                        self.ch[idx].boot = Boot::Accepted;
                     }
                 }
                 Trigger::Heartbeat => self.call(idx, Action::Heartbeat, "{}".into(), false),
@@ -2496,6 +2624,17 @@ enum Then {
     },
     RemoteStart(String, Option<i64>),
     RemoteStop,
+}
+
+/// The eventType of a 2.0.1 TransactionEvent we sent (its payload starts with it).
+fn event_type(out: &Out) -> &'static str {
+    let p = out.resend.as_deref().unwrap_or("");
+    for t in ["Started", "Updated", "Ended"] {
+        if p.starts_with(&format!(r#"{{"eventType":"{t}""#)) {
+            return t;
+        }
+    }
+    ""
 }
 
 fn secs(s: f64) -> u64 {

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 KEYS = {
-    "host", "port", "path_prefix", "id_prefix", "first_index", "count", "protocol", "password", "id_tag",
+    "host", "port", "path_prefix", "id_prefix", "first_index", "count", "fleet_size", "protocol", "password", "id_tag",
     "source_ips", "seed", "vendor", "model", "firmware_version", "connectors", "duration", "connect_rate",
     "max_inflight", "heartbeat_interval", "call_timeout", "tx_per_hour", "tx_duration", "meter_period",
     "power_w", "load_message", "load_rate", "load_start", "storm_at", "storm_backoff", "rolling_period",

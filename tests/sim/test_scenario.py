@@ -23,7 +23,7 @@ from ampgate.sim.scenario import (
 
 # The engine's settings keys (the contract): compile must produce exactly these and nothing else.
 ENGINE_KEYS = {
-    "host", "port", "path_prefix", "id_prefix", "first_index", "count", "protocol", "password", "id_tag",
+    "host", "port", "path_prefix", "id_prefix", "first_index", "count", "fleet_size", "protocol", "password", "id_tag",
     "source_ips", "seed", "vendor", "model", "firmware_version", "connectors", "duration", "connect_rate",
     "max_inflight", "heartbeat_interval", "call_timeout", "tx_per_hour", "tx_duration", "meter_period",
     "power_w", "load_message", "load_rate", "load_start", "storm_at", "storm_backoff", "rolling_period",
@@ -293,3 +293,20 @@ def test_compile_gives_each_process_its_share_with_the_engine_keys(tmp_path):
 def test_boot_storm_lets_every_charger_of_a_process_connect_at_once():
     opts = FleetOptions(host="127.0.0.1", port=9000, chargers=10, processes=2)
     assert [s["max_inflight"] for s, _ in compile(load_scenario("boot-storm"), opts)] == [5, 5]
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+def test_the_engine_takes_every_compiled_setting_and_refuses_others(protocol):
+    """The key list above is what the real engine accepts: every built-in compiles to settings it takes."""
+    from ampgate import _native
+
+    opts = FleetOptions(host="127.0.0.1", port=9, chargers=10, protocol=protocol, processes=2)
+    for name in BUILTINS:
+        for settings, traits in compile(load_scenario(name), opts):
+            assert set(settings) <= ENGINE_KEYS
+            _native.Sim(settings, traits)  # built, not run: nothing connects
+    settings, traits = compile(load_scenario("steady"), opts)[0]
+    with pytest.raises(ValueError, match="bogus"):
+        _native.Sim({**settings, "bogus": 1}, traits)
+    with pytest.raises(ValueError, match="id_tag"):
+        _native.Sim({**settings, "id_tag": "X" * 37}, traits)

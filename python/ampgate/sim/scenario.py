@@ -383,6 +383,7 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
             "id_prefix": options.id_prefix,
             "first_index": first,
             "count": count,
+            "fleet_size": n,
             "protocol": options.protocol,
             "password": options.password,
             "id_tag": options.id_tag,
