@@ -1,0 +1,405 @@
+//! What a simulated charger does on its own: transactions (authorise, start, meter values, stop), the firmware
+//! update walk, and reboots.
+
+use super::{
+    Boot, Link, Queued, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT,
+    K_TX_BEGIN, K_TX_END,
+};
+use crate::loadgen::Protocol;
+use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
+use crate::sim::msg::{self, Action};
+
+impl Sim {
+    // -- transactions ----------------------------------------------------------------------------------------
+
+    pub(super) fn schedule_tx(&mut self, idx: usize) {
+        if self.cfg.tx_per_hour <= 0.0 {
+            return;
+        }
+        let mean = 3600.0 / self.cfg.tx_per_hour;
+        let u = self.rand_f64().max(1e-12);
+        let gap = -mean * u.ln();
+        self.ch[idx].tx_scheduled = true;
+        let g = self.ch[idx].tx_gen;
+        self.after(gap, idx, K_TX_BEGIN, 0, g);
+    }
+
+    /// A driver plugs in (`remote`: the CSMS started it, with this id tag and remote start id).
+    pub(super) fn begin_tx(
+        &mut self,
+        idx: usize,
+        remote: Option<String>,
+        remote_start_id: Option<i64>,
+    ) -> bool {
+        let c = &mut self.ch[idx];
+        if c.tx.is_some() || !c.available || c.boot != Boot::Accepted {
+            return false;
+        }
+        c.tx_count += 1;
+        let tx_id = format!("{}-{}", self.cfg.first_index + idx as u64, c.tx_count);
+        let tag = remote.clone().unwrap_or_else(|| self.cfg.id_tag.clone());
+        c.tx = Some(Tx {
+            phase: TxPhase::Authorizing,
+            connector: 1,
+            id16: None,
+            id201: tx_id.into_boxed_str(),
+            seq_no: 0,
+            tag: tag.clone().into_boxed_str(),
+            remote_start_id,
+            last_meter_us: 0,
+            stop_reason: None,
+        });
+        if remote.is_some() {
+            // A remote start is authorised by the CSMS already (AuthorizeRemoteTxRequests = false).
+            self.start_tx(idx);
+        } else {
+            let mut p = String::new();
+            msg::authorize(&mut p, self.cfg.protocol, &tag);
+            self.call(idx, Action::Authorize, p, false);
+        }
+        true
+    }
+
+    pub(super) fn start_tx(&mut self, idx: usize) {
+        let now = self.now_us();
+        let energy = self.ch[idx].energy_wh;
+        let Some(t) = self.ch[idx].tx.as_mut() else {
+            return;
+        };
+        t.phase = TxPhase::Starting;
+        t.last_meter_us = now;
+        let connector = t.connector;
+        let mut p = String::new();
+        match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                msg::start16(&mut p, connector, &t.tag, energy as i64);
+                self.status_call(idx, connector, "Charging");
+                self.call(idx, Action::StartTransaction, p, false);
+            }
+            Protocol::Ocpp201 => {
+                let trigger = if t.remote_start_id.is_some() {
+                    "RemoteStart"
+                } else {
+                    "Authorized"
+                };
+                let ev = msg::TxEvent {
+                    event_type: "Started",
+                    trigger,
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: None,
+                    remote_start_id: t.remote_start_id,
+                    id_tag: Some(&t.tag),
+                    evse: connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, 0.0, 20.0);
+                self.status_call(idx, connector, "Charging");
+                self.call(idx, Action::TransactionEvent, p, false);
+            }
+        }
+    }
+
+    pub(super) fn charging(&mut self, idx: usize) {
+        let Some(t) = self.ch[idx].tx.as_mut() else {
+            return;
+        };
+        t.phase = TxPhase::Charging;
+        let g = self.ch[idx].tx_gen;
+        let period = self.ch[idx].meter_period;
+        self.after(period, idx, K_METER, 0, g);
+        self.after(self.cfg.tx_duration, idx, K_TX_END, 0, g);
+    }
+
+    pub(super) fn draw_w(&self, idx: usize) -> f64 {
+        let c = &self.ch[idx];
+        let base = self.cfg.power_w;
+        c.limit_w.map_or(base, |l| l.min(base)).max(0.0)
+    }
+
+    pub(super) fn accumulate(&mut self, idx: usize) {
+        let now = self.now_us();
+        let draw = self.draw_w(idx);
+        let c = &mut self.ch[idx];
+        if let Some(t) = c.tx.as_mut() {
+            if matches!(t.phase, TxPhase::Charging | TxPhase::Starting) {
+                let dt = now.saturating_sub(t.last_meter_us) as f64 / 1e6;
+                c.energy_wh += draw * dt / 3600.0;
+            }
+            t.last_meter_us = now;
+        }
+    }
+
+    pub(super) fn soc(&self, idx: usize) -> f64 {
+        (20.0 + self.ch[idx].energy_wh / 500.0).min(100.0)
+    }
+
+    pub(super) fn meter_tick(&mut self, idx: usize) {
+        if !matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Charging) {
+            return;
+        }
+        self.accumulate(idx);
+        let (energy, draw, soc) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
+        let mut p = String::new();
+        let t = self.ch[idx].tx.as_mut().unwrap();
+        let action = match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                msg::meter_values(
+                    &mut p,
+                    Protocol::Ocpp16,
+                    t.connector,
+                    t.id16,
+                    energy,
+                    draw,
+                    soc,
+                );
+                Action::MeterValues
+            }
+            Protocol::Ocpp201 => {
+                let ev = msg::TxEvent {
+                    event_type: "Updated",
+                    trigger: "MeterValuePeriodic",
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: None,
+                    remote_start_id: None,
+                    id_tag: None,
+                    evse: t.connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, draw, soc);
+                Action::TransactionEvent
+            }
+        };
+        self.call(idx, action, p, false);
+        let g = self.ch[idx].tx_gen;
+        let period = self.ch[idx].meter_period;
+        self.after(period, idx, K_METER, 0, g);
+    }
+
+    /// End the transaction: `reason` is the 1.6 Reason / 2.0.1 stoppedReason, `trigger` the 2.0.1
+    /// triggerReason.
+    pub(super) fn stop_tx(&mut self, idx: usize, reason: &'static str, trigger: &'static str) {
+        self.accumulate(idx);
+        let (energy, soc) = (self.ch[idx].energy_wh, self.soc(idx));
+        let c = &mut self.ch[idx];
+        let Some(t) = c.tx.as_mut() else {
+            return;
+        };
+        if t.phase == TxPhase::Stopping {
+            return;
+        }
+        if t.phase == TxPhase::Authorizing {
+            c.tx = None;
+            return;
+        }
+        if t.phase == TxPhase::Starting {
+            // The start is not answered yet (1.6 has no transaction id): stop once it is.
+            t.stop_reason = Some(reason);
+            return;
+        }
+        t.phase = TxPhase::Stopping;
+        let mut p = String::new();
+        let action = match self.cfg.protocol {
+            Protocol::Ocpp16 => {
+                let Some(id) = t.id16 else {
+                    c.tx = None;
+                    return;
+                };
+                msg::stop16(&mut p, id, energy as i64, reason, &t.tag);
+                Action::StopTransaction
+            }
+            Protocol::Ocpp201 => {
+                let ev = msg::TxEvent {
+                    event_type: "Ended",
+                    trigger,
+                    seq_no: t.seq_no,
+                    tx_id: &t.id201,
+                    stopped_reason: Some(reason),
+                    remote_start_id: None,
+                    id_tag: None,
+                    evse: t.connector,
+                };
+                t.seq_no += 1;
+                msg::tx_event(&mut p, &ev, energy, 0.0, soc);
+                Action::TransactionEvent
+            }
+        };
+        self.call(idx, action, p, false);
+    }
+
+    pub(super) fn end_tx_refused(&mut self, idx: usize) {
+        if matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Authorizing) {
+            self.r.tx_refused += 1;
+            self.ch[idx].tx = None;
+            self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+            self.schedule_tx(idx);
+        }
+    }
+
+    pub(super) fn tx_done(&mut self, idx: usize) {
+        let Some(t) = self.ch[idx].tx.take() else {
+            return;
+        };
+        self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+        let s = if self.ch[idx].available {
+            "Available"
+        } else {
+            "Unavailable"
+        };
+        self.status_call(idx, t.connector, s);
+        if self.ch[idx].reboot_pending.is_none() {
+            self.schedule_tx(idx);
+        }
+    }
+
+    // -- firmware --------------------------------------------------------------------------------------------
+
+    pub(super) fn fw_status(
+        &mut self,
+        idx: usize,
+        status: &'static str,
+        request_id: Option<i64>,
+        signed: bool,
+    ) {
+        *self.r.fw_statuses.entry(status).or_default() += 1;
+        let mut p = String::new();
+        let (action, rid) = match (self.cfg.protocol, signed) {
+            (Protocol::Ocpp16, false) => (Action::FirmwareStatusNotification, None),
+            (Protocol::Ocpp16, true) => (Action::SignedFirmwareStatusNotification, request_id),
+            (Protocol::Ocpp201, _) => (Action::FirmwareStatusNotification, request_id),
+        };
+        msg::firmware_status(&mut p, status, rid);
+        self.call(idx, action, p, false);
+    }
+
+    pub(super) fn fw_step(&mut self, idx: usize) {
+        let fail = self.ch[idx].traits & TRAIT_FW_FAIL != 0;
+        let fw_gen = self.ch[idx].fw_gen;
+        let Some(fw) = self.ch[idx].fw.as_mut() else {
+            return;
+        };
+        let (rid, signed) = (fw.request_id, fw.signed);
+        match fw.step {
+            0 => {
+                if fail && self.cfg.firmware_fail_step == FailStep::Downloading {
+                    self.ch[idx].fw = None;
+                    self.r.fw_failed += 1;
+                    return self.fw_status(idx, "DownloadFailed", rid, signed);
+                }
+                fw.step = 1;
+                self.fw_status(idx, "Downloaded", rid, signed);
+                if signed {
+                    self.fw_status(idx, "SignatureVerified", rid, signed);
+                }
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+            }
+            1 => {
+                fw.step = 2;
+                self.fw_status(idx, "Installing", rid, signed);
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+            }
+            2 => {
+                if fail && self.cfg.firmware_fail_step == FailStep::Installing {
+                    self.ch[idx].fw = None;
+                    self.r.fw_failed += 1;
+                    return self.fw_status(idx, "InstallationFailed", rid, signed);
+                }
+                fw.step = 3;
+                let version = fw.new_version.clone();
+                if signed || self.cfg.protocol == Protocol::Ocpp201 {
+                    self.fw_status(idx, "InstallRebooting", rid, signed);
+                }
+                // The new image runs after the reboot; "Installed" follows the boot it announces.
+                self.ch[idx].fw_version = version;
+                self.begin_reboot(idx, "FirmwareUpdate");
+            }
+            _ => {}
+        }
+    }
+
+    // -- rebooting -------------------------------------------------------------------------------------------
+
+    /// Reboot once what is queued has gone out (a transaction in progress is stopped first).
+    pub(super) fn begin_reboot(&mut self, idx: usize, reason: &'static str) {
+        if self.ch[idx].reboot_pending.is_some() {
+            return;
+        }
+        self.ch[idx].reboot_pending = Some(reason);
+        if matches!(&self.ch[idx].tx, Some(t) if t.phase != TxPhase::Stopping) {
+            self.stop_tx(idx, "Reboot", "ResetCommand");
+        }
+        let c = &self.ch[idx];
+        if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.link, Link::Open) {
+            self.do_reboot(idx);
+        } else {
+            // Whatever happens to the queue, reboot within the call timeout.
+            self.after(self.cfg.call_timeout, idx, K_REBOOT, 0, 0);
+        }
+    }
+
+    pub(super) fn do_reboot(&mut self, idx: usize) {
+        let Some(reason) = self.ch[idx].reboot_pending.take() else {
+            return;
+        };
+        self.r.reboots += 1;
+        let c = &mut self.ch[idx];
+        c.need_boot = true;
+        c.boot_reason = match (self.cfg.protocol, reason) {
+            (Protocol::Ocpp201, r) => r,
+            _ => "PowerUp",
+        };
+        // Transaction messages survive the reboot (a charger keeps them until the CSMS has them); the stop that
+        // begin_reboot asked for goes out after the boot. Only a transaction still waiting for its
+        // authorisation is forgotten.
+        if matches!(&c.tx, Some(t) if t.phase == TxPhase::Authorizing) {
+            c.tx = None;
+            c.tx_gen = c.tx_gen.wrapping_add(1);
+        }
+        c.queue.retain(|q| {
+            !q.load
+                && matches!(
+                    q.action,
+                    Action::StartTransaction
+                        | Action::StopTransaction
+                        | Action::MeterValues
+                        | Action::TransactionEvent
+                        | Action::FirmwareStatusNotification
+                        | Action::SignedFirmwareStatusNotification
+                )
+        });
+        if let Some(out) = c.outstanding.take() {
+            if let Some(payload) = out.resend {
+                c.queue.push_front(Queued {
+                    action: out.action,
+                    payload,
+                    load: false,
+                });
+            }
+        }
+        c.tx_scheduled = false;
+        match c.link {
+            Link::Open => {
+                self.set_link_down_counts(idx);
+                self.ch[idx].link = Link::Closing {
+                    reconnect_after: Some(self.cfg.reboot_delay),
+                };
+                if self.ch[idx].boot == Boot::Accepted {
+                    // set_link_down_counts counted it while Open; boot state resets with the reboot.
+                }
+                self.ch[idx].boot = Boot::None;
+                self.send_close(idx, 1000);
+                let e = self.ch[idx].link_epoch;
+                self.after(self.cfg.call_timeout, idx, K_CLOSE, e, 0);
+            }
+            Link::Down => {
+                self.ch[idx].boot = Boot::None;
+            }
+            _ => {
+                self.drop_link(idx);
+                self.ch[idx].boot = Boot::None;
+                self.after(self.cfg.reboot_delay, idx, K_CONNECT, 0, 0);
+            }
+        }
+    }
+}

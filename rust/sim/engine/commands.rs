@@ -1,0 +1,618 @@
+//! The simulated charger's answers to the CSMS's CALLs, and what it does after each answer.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{Boot, Fw, Sim, TxPhase, K_FW_STEP};
+use crate::loadgen::Protocol;
+use crate::sim::config::TRAIT_NO_ANSWER;
+use crate::sim::msg::{self, Action};
+
+impl Sim {
+    // -- the CSMS's CALLs ------------------------------------------------------------------------------------
+
+    pub(super) fn on_csms_call(&mut self, idx: usize, id: &str, action: &str, payload: &RawValue) {
+        self.check("call", action, payload);
+        if let Some(n) = self.r.csms_calls.get_mut(action) {
+            *n += 1;
+        } else if self.r.csms_calls.len() < 128 {
+            self.r
+                .csms_calls
+                .insert(action.chars().take(64).collect(), 1);
+        }
+        if self.ch[idx].traits & TRAIT_NO_ANSWER != 0 {
+            return;
+        }
+        let body: Value = serde_json::from_str(payload.get()).unwrap_or(Value::Null);
+        let v16 = self.cfg.protocol == Protocol::Ocpp16;
+        let format_violation = if v16 {
+            "FormationViolation"
+        } else {
+            "FormatViolation"
+        };
+        if !body.is_object() {
+            return self.send_call_error(idx, id, format_violation, "payload is not an object");
+        }
+        match self.answer(idx, action, &body) {
+            Ok((reply, then)) => {
+                self.send_reply(idx, id, &reply);
+                self.then(idx, then);
+            }
+            Err((code, why)) => {
+                let code = if code.is_empty() {
+                    format_violation
+                } else {
+                    code
+                };
+                self.send_call_error(idx, id, code, &why);
+            }
+        }
+    }
+
+    /// The reply payload to one CSMS CALL and what the charger does after replying.
+    fn answer(
+        &mut self,
+        idx: usize,
+        action: &str,
+        b: &Value,
+    ) -> Result<(String, Then), (&'static str, String)> {
+        let v16 = self.cfg.protocol == Protocol::Ocpp16;
+        let missing = |f: &str| ("", format!("{f} missing or of the wrong type"));
+        let st = |s: &str| format!(r#"{{"status":"{s}"}}"#);
+        let ok = |s: String| Ok((s, Then::Nothing));
+        match action {
+            "Reset" => {
+                let kind = b
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("type"))?;
+                let known = if v16 {
+                    ["Hard", "Soft"]
+                } else {
+                    ["Immediate", "OnIdle"]
+                };
+                if !known.contains(&kind) {
+                    return Err((
+                        "PropertyConstraintViolation",
+                        format!("unknown Reset type {kind:?}"),
+                    ));
+                }
+                let reason = if v16 { "PowerUp" } else { "RemoteReset" };
+                Ok((st("Accepted"), Then::Reboot(reason)))
+            }
+            "ChangeAvailability" => {
+                let op = if v16 {
+                    b.get("type")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("type"))?
+                } else {
+                    b.get("operationalStatus")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("operationalStatus"))?
+                };
+                let available = matches!(op, "Operative");
+                if self.ch[idx].tx.is_some() && !available {
+                    return ok(st("Scheduled"));
+                }
+                Ok((st("Accepted"), Then::Availability(available)))
+            }
+            "TriggerMessage" | "ExtendedTriggerMessage" => {
+                let what = b
+                    .get("requestedMessage")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("requestedMessage"))?;
+                let trig = match what {
+                    "BootNotification" if !v16 && self.ch[idx].boot == Boot::Accepted => {
+                        return ok(st("Rejected"))
+                    }
+                    "BootNotification" => Trigger::Boot,
+                    "Heartbeat" => Trigger::Heartbeat,
+                    "StatusNotification" => Trigger::Status,
+                    "MeterValues" => Trigger::Meter,
+                    "FirmwareStatusNotification" | "SignedFirmwareStatusNotification" => {
+                        Trigger::Firmware
+                    }
+                    _ => return ok(st("NotImplemented")),
+                };
+                Ok((st("Accepted"), Then::Trigger(trig)))
+            }
+            "GetConfiguration" if v16 => {
+                let asked: Option<Vec<String>> = b.get("key").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                });
+                let table = self.config_table(idx);
+                let mut known = Vec::new();
+                let mut unknown = Vec::new();
+                match asked {
+                    None => known.extend(table.iter().cloned()),
+                    Some(keys) if keys.is_empty() => known.extend(table.iter().cloned()),
+                    Some(keys) => {
+                        for k in keys {
+                            match table.iter().find(|(name, ..)| *name == k) {
+                                Some(e) => known.push(e.clone()),
+                                None => unknown.push(k),
+                            }
+                        }
+                    }
+                }
+                let keys: Vec<Value> = known
+                    .into_iter()
+                    .map(|(k, ro, v)| serde_json::json!({"key": k, "readonly": ro, "value": v}))
+                    .collect();
+                let mut out = serde_json::json!({"configurationKey": keys});
+                if !unknown.is_empty() {
+                    out["unknownKey"] = serde_json::json!(unknown);
+                }
+                ok(out.to_string())
+            }
+            "ChangeConfiguration" if v16 => {
+                let key = b
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("key"))?;
+                let value = b
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("value"))?;
+                ok(st(self.set_setting(idx, key, value)))
+            }
+            "GetVariables" if !v16 => {
+                let items = b
+                    .get("getVariableData")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| missing("getVariableData"))?;
+                let mut results = Vec::new();
+                for item in items {
+                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
+                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
+                    let (cn, vn) = (name_of(&comp), name_of(&var));
+                    let mut r = serde_json::json!({"component": comp, "variable": var});
+                    match self.variable(idx, cn, vn) {
+                        Ok(v) => {
+                            r["attributeStatus"] = "Accepted".into();
+                            r["attributeValue"] = v.into();
+                        }
+                        Err(s) => r["attributeStatus"] = s.into(),
+                    }
+                    results.push(r);
+                }
+                ok(serde_json::json!({"getVariableResult": results}).to_string())
+            }
+            "SetVariables" if !v16 => {
+                let items = b
+                    .get("setVariableData")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| missing("setVariableData"))?;
+                let mut results = Vec::new();
+                for item in items {
+                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
+                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
+                    let value = item
+                        .get("attributeValue")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let status = match self.variable(idx, name_of(&comp), name_of(&var)) {
+                        Err(s) => s,
+                        Ok(_) => match self.set_setting(idx, var_key(name_of(&var)), value) {
+                            "Accepted" => "Accepted",
+                            _ => "Rejected",
+                        },
+                    };
+                    results.push(serde_json::json!({
+                        "attributeStatus": status, "component": comp, "variable": var
+                    }));
+                }
+                ok(serde_json::json!({"setVariableResult": results}).to_string())
+            }
+            "SetChargingProfile" => {
+                let (profile, schedule) = if v16 {
+                    let p = b
+                        .get("csChargingProfiles")
+                        .ok_or_else(|| missing("csChargingProfiles"))?;
+                    (p, p.get("chargingSchedule"))
+                } else {
+                    let p = b
+                        .get("chargingProfile")
+                        .ok_or_else(|| missing("chargingProfile"))?;
+                    (p, p.get("chargingSchedule").and_then(|s| s.get(0)))
+                };
+                let _ = profile;
+                let schedule = schedule.ok_or_else(|| missing("chargingSchedule"))?;
+                let unit = schedule
+                    .get("chargingRateUnit")
+                    .and_then(Value::as_str)
+                    .unwrap_or("W");
+                let first = schedule
+                    .get("chargingSchedulePeriod")
+                    .and_then(|p| p.get(0))
+                    .ok_or_else(|| missing("chargingSchedulePeriod"))?;
+                let limit = first
+                    .get("limit")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| missing("limit"))?;
+                let phases = first
+                    .get("numberPhases")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(3.0);
+                let watts = if unit == "A" {
+                    limit * 230.0 * phases
+                } else {
+                    limit
+                };
+                Ok((st("Accepted"), Then::Limit(Some(watts))))
+            }
+            "ClearChargingProfile" => {
+                let s = if self.ch[idx].limit_w.is_some() {
+                    "Accepted"
+                } else {
+                    "Unknown"
+                };
+                Ok((st(s), Then::Limit(None)))
+            }
+            "UpdateFirmware" | "SignedUpdateFirmware" => {
+                let signed = action == "SignedUpdateFirmware";
+                let (loc, rid) = if v16 && !signed {
+                    let loc = b
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("location"))?;
+                    (loc, None)
+                } else {
+                    let fw = b.get("firmware").ok_or_else(|| missing("firmware"))?;
+                    let loc = fw
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| missing("firmware.location"))?;
+                    (loc, b.get("requestId").and_then(Value::as_i64))
+                };
+                if self.ch[idx].fw.is_some() {
+                    let busy = if v16 && !signed {
+                        "{}".to_owned()
+                    } else {
+                        st("Rejected")
+                    };
+                    return ok(busy);
+                }
+                let version = version_from_location(loc);
+                let reply = if v16 && !signed {
+                    "{}".to_owned()
+                } else {
+                    st("Accepted")
+                };
+                Ok((
+                    reply,
+                    Then::Firmware {
+                        version,
+                        request_id: rid,
+                        signed,
+                    },
+                ))
+            }
+            "RemoteStartTransaction" if v16 => {
+                let tag = b
+                    .get("idTag")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("idTag"))?;
+                let c = &self.ch[idx];
+                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                if !free || !safe(tag) || tag.len() > 20 {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), None)))
+            }
+            "RequestStartTransaction" if !v16 => {
+                let tag = b
+                    .get("idToken")
+                    .and_then(|t| t.get("idToken"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("idToken.idToken"))?;
+                let rid = b
+                    .get("remoteStartId")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing("remoteStartId"))?;
+                let c = &self.ch[idx];
+                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                if !free || !safe(tag) || tag.len() > 36 {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStart(tag.to_owned(), Some(rid))))
+            }
+            "RemoteStopTransaction" if v16 => {
+                let id = b
+                    .get("transactionId")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing("transactionId"))?;
+                let matches = matches!(&self.ch[idx].tx, Some(t) if t.id16 == Some(id) && t.phase == TxPhase::Charging);
+                if !matches {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStop))
+            }
+            "RequestStopTransaction" if !v16 => {
+                let id = b
+                    .get("transactionId")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| missing("transactionId"))?;
+                let matches = matches!(&self.ch[idx].tx, Some(t) if &*t.id201 == id && t.phase == TxPhase::Charging);
+                if !matches {
+                    return ok(st("Rejected"));
+                }
+                Ok((st("Accepted"), Then::RemoteStop))
+            }
+            "UnlockConnector" => ok(st("Unlocked")),
+            "ClearCache" => ok(st("Accepted")),
+            "DataTransfer" => ok(st("UnknownVendorId")),
+            "GetLocalListVersion" => {
+                let key = if v16 { "listVersion" } else { "versionNumber" };
+                ok(format!(
+                    r#"{{"{key}":{}}}"#,
+                    self.ch[idx].local_list_version
+                ))
+            }
+            "SendLocalList" => {
+                let key = if v16 { "listVersion" } else { "versionNumber" };
+                let v = b
+                    .get(key)
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| missing(key))?;
+                self.ch[idx].local_list_version = v;
+                ok(st("Accepted"))
+            }
+            _ => Err((
+                "NotImplemented",
+                format!("the simulated charger does not implement {action}"),
+            )),
+        }
+    }
+
+    fn then(&mut self, idx: usize, then: Then) {
+        match then {
+            Then::Nothing => {}
+            Then::Reboot(reason) => self.begin_reboot(idx, reason),
+            Then::Availability(available) => {
+                self.ch[idx].available = available;
+                for connector in 1..=self.cfg.connectors {
+                    let s = self.connector_status(idx, connector);
+                    self.status_call(idx, connector, s);
+                }
+            }
+            Then::Trigger(t) => match t {
+                Trigger::Boot => {
+                    self.ch[idx].boot_reason = "Triggered";
+                    if self.ch[idx].boot == Boot::Accepted {
+                        // Still accepted meanwhile: a triggered boot of an accepted charger is a message in
+                        // its queue like any other, not a reboot.
+                        let mut p = String::new();
+                        let serial = self.serial(idx);
+                        let c = &self.ch[idx];
+                        let (v, m) = (&self.cfg.vendor, &self.cfg.model);
+                        msg::boot(
+                            &mut p,
+                            self.cfg.protocol,
+                            v,
+                            m,
+                            &serial,
+                            &c.fw_version,
+                            "Triggered",
+                        );
+                        self.call(idx, Action::BootNotification, p, false);
+                    } else if self.ch[idx].outstanding.is_none() {
+                        // Pending: the trigger ends the wait for the retry interval [B02].
+                        self.send_boot(idx);
+                    }
+                }
+                Trigger::Heartbeat => self.call(idx, Action::Heartbeat, "{}".into(), false),
+                Trigger::Status => {
+                    for connector in 1..=self.cfg.connectors {
+                        let s = self.connector_status(idx, connector);
+                        self.status_call(idx, connector, s);
+                    }
+                }
+                Trigger::Meter => {
+                    let (e, d, s) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
+                    let tx = self.ch[idx].tx.as_ref().and_then(|t| t.id16);
+                    let mut p = String::new();
+                    msg::meter_values(&mut p, self.cfg.protocol, 1, tx, e, d, s);
+                    self.call(idx, Action::MeterValues, p, false);
+                }
+                Trigger::Firmware => {
+                    let (status, rid, signed) = match &self.ch[idx].fw {
+                        Some(f) => (
+                            ["Downloading", "Downloaded", "Installing", "Installing"]
+                                [f.step as usize],
+                            f.request_id,
+                            f.signed,
+                        ),
+                        None => ("Idle", None, false),
+                    };
+                    // Not an event of an update: not counted in the firmware statuses.
+                    let mut p = String::new();
+                    let action = if signed && self.cfg.protocol == Protocol::Ocpp16 {
+                        Action::SignedFirmwareStatusNotification
+                    } else {
+                        Action::FirmwareStatusNotification
+                    };
+                    let rid = if self.cfg.protocol == Protocol::Ocpp16 && !signed {
+                        None
+                    } else {
+                        rid
+                    };
+                    msg::firmware_status(&mut p, status, rid);
+                    self.call(idx, action, p, false);
+                }
+            },
+            Then::Limit(l) => {
+                self.accumulate(idx);
+                self.ch[idx].limit_w = l;
+            }
+            Then::Firmware {
+                version,
+                request_id,
+                signed,
+            } => {
+                self.r.fw_updates += 1;
+                let c = &mut self.ch[idx];
+                c.fw_gen = c.fw_gen.wrapping_add(1);
+                c.fw = Some(Fw {
+                    request_id,
+                    signed,
+                    step: 0,
+                    new_version: version.into_boxed_str(),
+                });
+                let g = c.fw_gen;
+                self.fw_status(idx, "Downloading", request_id, signed);
+                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, g);
+            }
+            Then::RemoteStart(tag, rid) => {
+                self.begin_tx(idx, Some(tag), rid);
+            }
+            Then::RemoteStop => self.stop_tx(idx, "Remote", "RemoteStop"),
+        }
+    }
+
+    /// The 1.6 configuration keys of a simulated charger: (key, readonly, value).
+    pub(super) fn config_table(&self, idx: usize) -> Vec<(String, bool, String)> {
+        let c = &self.ch[idx];
+        vec![
+            (
+                "HeartbeatInterval".into(),
+                false,
+                format!("{}", c.hb_interval.round() as i64),
+            ),
+            (
+                "MeterValueSampleInterval".into(),
+                false,
+                format!("{}", c.meter_period.round() as i64),
+            ),
+            (
+                "NumberOfConnectors".into(),
+                true,
+                self.cfg.connectors.to_string(),
+            ),
+            ("AuthorizeRemoteTxRequests".into(), false, "false".into()),
+        ]
+    }
+
+    /// Set a writable setting: Accepted, Rejected (read-only or a bad value) or NotSupported (unknown).
+    pub(super) fn set_setting(&mut self, idx: usize, key: &str, value: &str) -> &'static str {
+        let c = &mut self.ch[idx];
+        match key {
+            "HeartbeatInterval" | "MeterValueSampleInterval" => match value.trim().parse::<u32>() {
+                Ok(v) if v > 0 => {
+                    if key == "HeartbeatInterval" {
+                        c.hb_interval = f64::from(v);
+                    } else {
+                        c.meter_period = f64::from(v);
+                    }
+                    "Accepted"
+                }
+                _ => "Rejected",
+            },
+            "AuthorizeRemoteTxRequests" => "Accepted",
+            "NumberOfConnectors" => "Rejected",
+            _ => "NotSupported",
+        }
+    }
+
+    /// A 2.0.1 variable's value, or the status saying why there is none.
+    pub(super) fn variable(
+        &self,
+        idx: usize,
+        component: &str,
+        variable: &str,
+    ) -> Result<String, &'static str> {
+        let c = &self.ch[idx];
+        match (component, variable) {
+            ("OCPPCommCtrlr", "HeartbeatInterval") => {
+                Ok(format!("{}", c.hb_interval.round() as i64))
+            }
+            ("SampledDataCtrlr", "TxUpdatedInterval") => {
+                Ok(format!("{}", c.meter_period.round() as i64))
+            }
+            ("ChargingStation", "Model") => Ok(self.cfg.model.clone()),
+            ("OCPPCommCtrlr" | "SampledDataCtrlr" | "ChargingStation", _) => Err("UnknownVariable"),
+            _ => Err("UnknownComponent"),
+        }
+    }
+}
+
+enum Trigger {
+    Boot,
+    Heartbeat,
+    Status,
+    Meter,
+    Firmware,
+}
+
+/// What a charger does after its reply to a CSMS CALL has gone out.
+enum Then {
+    Nothing,
+    Reboot(&'static str),
+    Availability(bool),
+    Trigger(Trigger),
+    Limit(Option<f64>),
+    Firmware {
+        version: String,
+        request_id: Option<i64>,
+        signed: bool,
+    },
+    RemoteStart(String, Option<i64>),
+    RemoteStop,
+}
+
+fn name_of(v: &Value) -> &str {
+    v.get("name").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The 1.6 key a 2.0.1 variable maps to in the simulated settings.
+fn var_key(variable: &str) -> &str {
+    match variable {
+        "TxUpdatedInterval" => "MeterValueSampleInterval",
+        other => other,
+    }
+}
+
+/// Whether a string can go into our hand-written JSON without escaping.
+fn safe(s: &str) -> bool {
+    !s.bytes()
+        .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+}
+
+/// The version a firmware image installs: the last path segment of its location without query or
+/// extension (`https://fw.example/ac22/2.1.0.bin` → `2.1.0`), at most 50 characters; "unknown" if empty.
+pub fn version_from_location(location: &str) -> String {
+    let path = location.split(['?', '#']).next().unwrap_or("");
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let stem = match last.rsplit_once('.') {
+        Some((stem, "bin" | "img" | "zip" | "tar" | "gz" | "fw" | "hex")) => stem,
+        _ => last,
+    };
+    let v: String = stem
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(50)
+        .collect();
+    if v.is_empty() {
+        "unknown".into()
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_versions_come_from_the_location() {
+        assert_eq!(
+            version_from_location("https://fw.example/ac22/2.1.0.bin"),
+            "2.1.0"
+        );
+        assert_eq!(version_from_location("ftp://x/images/v3?token=1"), "v3");
+        assert_eq!(version_from_location("http://x/"), "x");
+        assert_eq!(version_from_location(""), "unknown");
+    }
+}
