@@ -162,6 +162,32 @@ fn call_unique_id(text: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// Bench only: the canned CALLRESULT payload for a CALL, valid against the action's response schema in
+/// both versions (so a simulator checking every reply finds nothing wrong with the physical-limit server).
+fn canned_payload(call: &str) -> &'static str {
+    let action = call_unique_id(call)
+        .and_then(|id| call.split_once(&format!("\"{id}\"")))
+        .and_then(|(_, rest)| {
+            rest.trim_start()
+                .strip_prefix(',')?
+                .trim_start()
+                .strip_prefix('"')
+        })
+        .and_then(|rest| rest.split_once('"'))
+        .map_or("", |(action, _)| action);
+    match action {
+        "BootNotification" => {
+            r#"{"status":"Accepted","currentTime":"2026-01-01T00:00:00.000Z","interval":300}"#
+        }
+        "Heartbeat" => r#"{"currentTime":"2026-01-01T00:00:00.000Z"}"#,
+        "Authorize" if call.contains(r#""idToken""#) => r#"{"idTokenInfo":{"status":"Accepted"}}"#,
+        "Authorize" => r#"{"idTagInfo":{"status":"Accepted"}}"#,
+        "StartTransaction" => r#"{"transactionId":1,"idTagInfo":{"status":"Accepted"}}"#,
+        "DataTransfer" => r#"{"status":"Accepted"}"#,
+        _ => "{}",
+    }
+}
+
 impl Worker {
     /// Build a worker around an inherited listening socket and (unless `cfg.canned`) the link socket.
     ///
@@ -683,7 +709,9 @@ impl Worker {
                 let res = decoder.feed(data, &mut |ev| match ev {
                     Event::Text(t) => {
                         if canned {
-                            ctl.push(Ctl::Canned(call_unique_id(t).map(str::to_owned)));
+                            let reply = call_unique_id(t)
+                                .map(|uid| format!("[3,\"{uid}\",{}]", canned_payload(t)));
+                            ctl.push(Ctl::Canned(reply));
                         } else if paused || !parked.is_empty() {
                             // Behind messages already parked, or the link is full: keep the order.
                             parked.extend_from_slice(&(t.len() as u32).to_le_bytes());
@@ -731,12 +759,7 @@ impl Worker {
                 let echo = code.unwrap_or(1000);
                 self.close_conn(idx, (code.unwrap_or(1005), &reason), Some((echo, "")));
             }
-            Ctl::Canned(Some(uid)) => {
-                let reply = format!(
-                    "[3,\"{uid}\",{{\"status\":\"Accepted\",\"currentTime\":\"2026-01-01T00:00:00.000Z\",\"interval\":300}}]"
-                );
-                self.send_frame(idx, OpCode::Text, reply.as_bytes());
-            }
+            Ctl::Canned(Some(reply)) => self.send_frame(idx, OpCode::Text, reply.as_bytes()),
             Ctl::Canned(None) => {}
         }
     }
@@ -1042,6 +1065,7 @@ enum Ctl {
     Pong(Vec<u8>),
     Fail(u16, &'static str),
     PeerClose(Option<u16>, String),
+    /// Bench only: the whole canned CALLRESULT to send (None: the CALL's unique id was unreadable).
     Canned(Option<String>),
 }
 
@@ -1080,5 +1104,18 @@ mod tests {
         );
         assert_eq!(call_unique_id(r#" [ 2 , "x" ,"A",{}]"#), Some("x"));
         assert_eq!(call_unique_id(r#"[3,"x",{}]"#), None);
+    }
+
+    #[test]
+    fn canned_replies_follow_the_action() {
+        assert!(canned_payload(r#"[2,"1","BootNotification",{}]"#).contains("interval"));
+        assert_eq!(
+            canned_payload(r#"[2,"h1", "Heartbeat",{}]"#),
+            r#"{"currentTime":"2026-01-01T00:00:00.000Z"}"#
+        );
+        assert!(canned_payload(r#"[2,"a","Authorize",{"idToken":{}}]"#).contains("idTokenInfo"));
+        assert!(canned_payload(r#"[2,"a","Authorize",{"idTag":"T"}]"#).contains("idTagInfo"));
+        assert_eq!(canned_payload(r#"[2,"m","MeterValues",{}]"#), "{}");
+        assert_eq!(canned_payload("garbage"), "{}");
     }
 }
