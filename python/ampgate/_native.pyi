@@ -58,9 +58,9 @@ class Hub:
     def workers(self) -> list[int]: ...
 
 class LoadGen:
-    """Client WebSocket connections for benchmarks (and the seed of `ampgate sim`): one Rust event loop over
-    `count` OCPP-J connections, on the client side of the gateway's own codec (masked frames). Each phase
-    method blocks with the GIL released and returns its report as a dict of plain numbers.
+    """Client WebSocket connections for bench/connections.py (the simulator's engine, `Sim`, grew out of it):
+    one Rust event loop over `count` OCPP-J connections, on the client side of the gateway's own codec (masked
+    frames). Each phase method blocks with the GIL released and returns its report as a dict of plain numbers.
 
     `config` keys: `port` and `count` (required); `host` (an IP address, default "127.0.0.1"); `path_prefix`
     ("/ocpp"); `id_prefix` ("LG") and `first_index` (0): charger i is `{id_prefix}{first_index + i}`;
