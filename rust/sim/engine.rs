@@ -155,12 +155,21 @@ struct Charger {
     energy_wh: f64,
     available: bool,
     reboot_pending: Option<&'static str>,
+    after_tx: AfterTx,
     connect_started_us: u64,
     load_busy: bool,
     /// In `load_free` already (rate mode): never twice.
     load_listed: bool,
     local_list_version: i64,
     traits: u8,
+}
+
+/// What the CSMS asked for while a transaction ran ("Scheduled"), done when it ends.
+#[derive(Default)]
+struct AfterTx {
+    available: Option<bool>,
+    /// A Reset OnIdle: the boot reason of the reboot.
+    reboot: Option<&'static str>,
 }
 
 /// Live counters for the progress line.
@@ -305,6 +314,7 @@ impl Sim {
                 energy_wh: 0.0,
                 available: true,
                 reboot_pending: None,
+                after_tx: AfterTx::default(),
                 connect_started_us: 0,
                 load_busy: false,
                 load_listed: false,
@@ -538,7 +548,7 @@ impl Sim {
                     if g >= first && g < first + count {
                         let idx = (g - first) as usize;
                         if matches!(self.ch[idx].boot, Boot::Accepted) {
-                            self.begin_reboot(idx, "ScheduledReset");
+                            self.begin_reboot(idx, "ScheduledReset", "Reboot");
                         }
                     }
                 }

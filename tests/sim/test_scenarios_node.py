@@ -366,3 +366,79 @@ def test_a_schema_invalid_call_and_result_are_reported_with_action_and_field(bad
     details = report["error_details"]["invalid_from_csms"]
     assert any("Reset" in d and "type" in d and "Sideways" in d for d in details), details
     assert any("Heartbeat" in d and "currentTime" in d for d in details), details
+
+
+CHARGING = """
+[run]
+duration = 14
+heartbeat_interval = 5
+
+[transactions]
+per_hour = 36000
+duration = 4
+meter_period = 1
+"""
+
+
+def open_transaction(node, prefix: str) -> dict[str, Any] | None:
+    """A transaction of this fleet the node has open (started, not stopped), with time left to command it."""
+    with node.api() as api:
+        r = api.get("/transactions", params={"limit": 100})
+    assert r.status_code == 200, r.text
+    for t in r.json()["items"]:
+        started = ts(t["started_at"])
+        if t["charger_id"].startswith(prefix) and t["stopped_at"] is None and time.time() - started < 1.5:
+            return t
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("protocol", "command", "body"),
+    [
+        ("1.6", "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}),
+        ("2.0.1", "ChangeAvailability", {"operationalStatus": "Inoperative"}),
+        ("2.0.1", "Reset", {"type": "OnIdle"}),
+    ],
+)
+def test_a_command_for_a_charging_charger_is_scheduled_and_carried_out_when_the_transaction_ends(
+    node, tmp_path, sims, protocol, command, body
+):
+    with node.api() as api:
+        assert api.post("/id-tokens", json={"id_token": "SIMTAG", "status": "Accepted"}).status_code == 201
+    prefix = f"SCHED{protocol.replace('.', '')}{command[0]}-"
+    sim = start_sim(tmp_path, node, CHARGING, "--protocol", protocol, "--id-prefix", prefix, n=3)
+    sims.append(sim)
+    tx = wait_for("an open transaction", sim.proc, lambda: open_transaction(node, prefix), ONLINE_TIMEOUT)
+    cp = tx["charger_id"]
+    booted_before = chargers(node)[cp]["last_boot_at"]
+    with node.api() as api:
+        r = api.post(f"/chargers/{cp}/commands/{command}", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "Scheduled"}
+
+    def stopped() -> bool:
+        with node.api() as api:
+            t = api.get(f"/transactions/{tx['id']}").json()
+        return t["stopped_at"] is not None
+
+    wait_for("the transaction's end", sim.proc, stopped, 10.0)
+    if command == "ChangeAvailability":
+
+        def unavailable() -> bool:
+            with node.api() as api:
+                c = api.get(f"/chargers/{cp}").json()
+            return [x["status"] for x in c.get("connectors") or []] == ["Unavailable"]
+
+        wait_for("the connector Unavailable", sim.proc, unavailable, STORE_TIMEOUT)
+    else:
+        wait_for(
+            "a reboot after the transaction",
+            sim.proc,
+            lambda: chargers(node)[cp]["last_boot_at"] != booted_before,
+            STORE_TIMEOUT,
+        )
+    report = sim.finish(SIM_SLACK)
+    assert report["errors"] == {}, report["error_details"]
+    assert report["csms_calls"] == {command: 1}
+    assert report["reboots"] == (1 if command == "Reset" else 0)

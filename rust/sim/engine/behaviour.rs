@@ -242,12 +242,19 @@ impl Sim {
             return;
         };
         self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
+        // What the CSMS asked for while the transaction ran.
+        if let Some(available) = self.ch[idx].after_tx.available.take() {
+            self.ch[idx].available = available;
+        }
         let s = if self.ch[idx].available {
             "Available"
         } else {
             "Unavailable"
         };
         self.status_call(idx, t.connector, s);
+        if let Some(reason) = self.ch[idx].after_tx.reboot.take() {
+            self.begin_reboot(idx, reason, "Reboot");
+        }
         if self.ch[idx].reboot_pending.is_none() {
             self.schedule_tx(idx);
         }
@@ -312,7 +319,7 @@ impl Sim {
                 }
                 // The new image runs after the reboot; "Installed" follows the boot it announces.
                 self.ch[idx].fw_version = version;
-                self.begin_reboot(idx, "FirmwareUpdate");
+                self.begin_reboot(idx, "FirmwareUpdate", "Reboot");
             }
             _ => {}
         }
@@ -321,13 +328,14 @@ impl Sim {
     // -- rebooting -------------------------------------------------------------------------------------------
 
     /// Reboot once what is queued has gone out (a transaction in progress is stopped first).
-    pub(super) fn begin_reboot(&mut self, idx: usize, reason: &'static str) {
+    /// `reason`: the boot reason after it; `stop`: the stop reason of a transaction it ends.
+    pub(super) fn begin_reboot(&mut self, idx: usize, reason: &'static str, stop: &'static str) {
         if self.ch[idx].reboot_pending.is_some() {
             return;
         }
         self.ch[idx].reboot_pending = Some(reason);
         if matches!(&self.ch[idx].tx, Some(t) if t.phase != TxPhase::Stopping) {
-            self.stop_tx(idx, "Reboot", "ResetCommand");
+            self.stop_tx(idx, stop, "ResetCommand");
         }
         let c = &self.ch[idx];
         if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.link, Link::Open) {

@@ -77,8 +77,17 @@ impl Sim {
                         format!("unknown Reset type {kind:?}"),
                     ));
                 }
-                let reason = if v16 { "PowerUp" } else { "RemoteReset" };
-                Ok((st("Accepted"), Then::Reboot(reason)))
+                let (boot, stop) = match kind {
+                    "Hard" => ("PowerUp", "HardReset"),
+                    "Soft" => ("PowerUp", "SoftReset"),
+                    _ => ("RemoteReset", "ImmediateReset"),
+                };
+                if kind == "OnIdle" && self.ch[idx].tx.is_some() {
+                    // Reboot once the transaction has ended [B12].
+                    self.ch[idx].after_tx.reboot = Some(boot);
+                    return ok(st("Scheduled"));
+                }
+                Ok((st("Accepted"), Then::Reboot(boot, stop)))
             }
             "ChangeAvailability" => {
                 let op = if v16 {
@@ -92,8 +101,11 @@ impl Sim {
                 };
                 let available = matches!(op, "Operative");
                 if self.ch[idx].tx.is_some() && !available {
+                    // Applied once the transaction has ended.
+                    self.ch[idx].after_tx.available = Some(false);
                     return ok(st("Scheduled"));
                 }
+                self.ch[idx].after_tx.available = None;
                 Ok((st("Accepted"), Then::Availability(available)))
             }
             "TriggerMessage" | "ExtendedTriggerMessage" => {
@@ -370,7 +382,7 @@ impl Sim {
     fn then(&mut self, idx: usize, then: Then) {
         match then {
             Then::Nothing => {}
-            Then::Reboot(reason) => self.begin_reboot(idx, reason),
+            Then::Reboot(boot, stop) => self.begin_reboot(idx, boot, stop),
             Then::Availability(available) => {
                 self.ch[idx].available = available;
                 for connector in 1..=self.cfg.connectors {
@@ -549,7 +561,8 @@ enum Trigger {
 /// What a charger does after its reply to a CSMS CALL has gone out.
 enum Then {
     Nothing,
-    Reboot(&'static str),
+    /// (boot reason, stop reason of a running transaction).
+    Reboot(&'static str, &'static str),
     Availability(bool),
     Trigger(Trigger),
     Limit(Option<f64>),
