@@ -1,18 +1,16 @@
 //! The load generator's event loop: one mio poll over every client connection of this process.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Socket, Type};
 
 use super::config::LoadGenConfig;
 use super::error::LoadGenError;
 use super::histogram::Histogram;
+use super::net::{self, connect, connect_failure, XorShift};
 use super::ocpp::{self, Incoming, BOOT_ID};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::gateway::worker::raise_nofile_limit;
@@ -152,7 +150,7 @@ pub struct LoadGen {
     text: String,
     acts: Vec<Act>,
     host_header: String,
-    rng: u64,
+    rng: XorShift,
     epoch: Instant,
     // Per-phase counters, reset at the start of each phase.
     failures: BTreeMap<String, u64>,
@@ -220,7 +218,7 @@ impl LoadGen {
             frame: Vec::new(),
             text: String::new(),
             acts: Vec::new(),
-            rng: seed | 1,
+            rng: XorShift::new(seed),
             epoch: Instant::now(),
             failures: BTreeMap::new(),
             booted: 0,
@@ -508,18 +506,8 @@ impl LoadGen {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64*: masks and nonces only need to differ, not to be unpredictable, in a load generator.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     fn mask(&mut self) -> [u8; 4] {
-        (self.next_rand() as u32).to_ne_bytes()
+        self.rng.mask()
     }
 
     fn start_connect(&mut self, idx: usize) {
@@ -551,35 +539,25 @@ impl LoadGen {
         let Some(sock) = self.conns[idx].sock.as_ref() else {
             return;
         };
-        match sock.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.lose_owned(idx, connect_failure(&e)),
-        }
-        match sock.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // Not yet: wait for the next event.
+        match net::connected(sock) {
+            Ok(true) => {}
+            Ok(false) => return, // Not yet: wait for the next event.
             Err(e) => return self.lose_owned(idx, connect_failure(&e)),
         }
-        let _ = sock.set_nodelay(true);
         self.connected += 1;
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.next_rand().to_ne_bytes());
-        nonce[8..].copy_from_slice(&self.next_rand().to_ne_bytes());
-        let key = codec::key_from_nonce(&nonce);
         let id = self.cfg.charger_id(idx);
-        let path = format!("{}/{}", self.cfg.path_prefix.trim_end_matches('/'), id);
         let mut req = std::mem::take(&mut self.frame);
-        req.clear();
-        codec::client_request(
+        let key = net::upgrade_request(
             &mut req,
+            &mut self.rng,
             &self.host_header,
-            &path,
-            &key,
-            &[self.cfg.protocol.name()],
-            self.cfg.password.as_deref().map(|p| (id.as_str(), p)),
+            &self.cfg.path_prefix,
+            &id,
+            self.cfg.protocol,
+            self.cfg.password.as_deref(),
         );
         self.conns[idx].state = State::Upgrading {
-            key: key.into_boxed_str(),
+            key,
             buf: Vec::new(),
         };
         self.write(idx, &req);
@@ -646,25 +624,9 @@ impl LoadGen {
         let State::Upgrading { key, buf } = &mut self.conns[idx].state else {
             return;
         };
-        // The whole response head nearly always arrives in one read: parse it in place, and copy only when
-        // it is cut.
-        let mut owned: Vec<u8>;
-        let head: &mut [u8] = if buf.is_empty() {
-            data
-        } else {
-            buf.extend_from_slice(data);
-            owned = std::mem::take(buf);
-            &mut owned
-        };
-        let parsed = codec::parse_upgrade_response(head, key);
-        match parsed {
-            Ok(None) => {
-                let kept = head.to_vec();
-                if let State::Upgrading { buf, .. } = &mut self.conns[idx].state {
-                    *buf = kept;
-                }
-            }
-            Ok(Some((resp, used))) => {
+        match net::feed_upgrade(buf, data, key) {
+            Ok(None) => {}
+            Ok(Some((resp, mut rest))) => {
                 if resp.status != 101 {
                     return self.lose_owned(idx, format!("http {}", resp.status));
                 }
@@ -682,8 +644,8 @@ impl LoadGen {
                 );
                 self.send(idx, OpCode::Text, text.as_bytes());
                 self.text = text;
-                if used < head.len() {
-                    self.on_frames(idx, &mut head[used..]);
+                if !rest.is_empty() {
+                    self.on_frames(idx, &mut rest);
                 }
             }
             Err(e) => self.lose_owned(idx, format!("bad upgrade response: {}", e.reason)),
@@ -844,22 +806,9 @@ impl LoadGen {
         let Some(sock) = c.sock.as_mut() else {
             return;
         };
-        let mut rest = bytes;
-        if c.wbuf.is_empty() {
-            loop {
-                match sock.write(rest) {
-                    Ok(n) if n == rest.len() => return,
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let kind = format!("write failed ({})", e.kind());
-                        return self.lose_owned(idx, kind);
-                    }
-                }
-            }
+        if let Err(e) = net::write_or_queue(sock, &mut c.wbuf, bytes) {
+            self.lose_owned(idx, format!("write failed ({})", e.kind()));
         }
-        c.wbuf.extend_from_slice(rest);
     }
 
     fn flush(&mut self, idx: usize) {
@@ -870,22 +819,8 @@ impl LoadGen {
         if c.wbuf.is_empty() {
             return;
         }
-        let mut done = 0;
-        while done < c.wbuf.len() {
-            match sock.write(&c.wbuf[done..]) {
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let kind = format!("write failed ({})", e.kind());
-                    return self.lose_owned(idx, kind);
-                }
-            }
-        }
-        if done == c.wbuf.len() {
-            c.wbuf = Vec::new();
-        } else {
-            c.wbuf.drain(..done);
+        if let Err(e) = net::flush_queue(sock, &mut c.wbuf) {
+            self.lose_owned(idx, format!("write failed ({})", e.kind()));
         }
     }
 
@@ -934,59 +869,11 @@ impl LoadGen {
     }
 }
 
-/// A non-blocking connect from `source` (port chosen at connect time) to `target`.
-pub(crate) fn connect(
-    target: SocketAddr,
-    source: Option<std::net::Ipv4Addr>,
-) -> io::Result<TcpStream> {
-    let domain = if target.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let sock = Socket::new(domain, Type::STREAM.nonblocking(), None)?;
-    if let Some(ip) = source {
-        // IP_BIND_ADDRESS_NO_PORT: without it, bind(ip, 0) picks a port unique to `ip` alone, so one
-        // source address gives ~28k connections in all; with it the port is picked at connect time for the
-        // whole 4-tuple, and each source address gets its own ~28k towards each destination.
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        sock.bind(&SocketAddr::V4(SocketAddrV4::new(ip, 0)).into())?;
-    }
-    match sock.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(sock.into()))
-}
-
-pub(crate) fn connect_failure(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => "connect refused".into(),
-        Some(libc::ETIMEDOUT) => "connect timed out".into(),
-        Some(libc::EADDRNOTAVAIL) => "no free local port (add source addresses)".into(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) => "out of files".into(),
-        _ => format!("connect failed ({})", e.kind()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, TcpListener};
+    use std::io::Write;
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener};
     use std::thread;
 
     /// A tiny blocking server for `n` connections: accepts, answers the upgrade and the boot, then answers

@@ -9,6 +9,7 @@ pub(crate) mod client;
 mod config;
 mod error;
 mod histogram;
+pub(crate) mod net;
 pub(crate) mod ocpp;
 
 pub use client::{BootReport, CloseReport, HeartbeatReport, HoldReport, LoadGen, FD_RESERVE};

@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -22,7 +22,8 @@ mod commands;
 
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::gateway::worker::raise_nofile_limit;
-use crate::loadgen::client::{connect, connect_failure, FD_RESERVE};
+use crate::loadgen::client::FD_RESERVE;
+use crate::loadgen::net::{self, connect, connect_failure, XorShift};
 use crate::loadgen::{Histogram, LoadGenError, Protocol};
 pub use commands::version_from_location;
 
@@ -164,6 +165,20 @@ struct Charger {
     traits: u8,
 }
 
+impl Charger {
+    /// A CALL of ours that will get no answer on this link: if it must reach the CSMS (a transaction or firmware
+    /// message), it goes out again first on the next one.
+    fn resend_first(&mut self, out: Out) {
+        if let Some(payload) = out.resend {
+            self.queue.push_front(Queued {
+                action: out.action,
+                payload,
+                load: false,
+            });
+        }
+    }
+}
+
 /// What the CSMS asked for while a transaction ran ("Scheduled"), done when it ends.
 #[derive(Default)]
 struct AfterTx {
@@ -210,7 +225,7 @@ pub struct Sim {
     text: String,
     payload: String,
     host_header: String,
-    rng: u64,
+    rng: XorShift,
     epoch: Instant,
     phase: Phase,
     connect_wait: VecDeque<u32>,
@@ -336,7 +351,7 @@ impl Sim {
             frame: Vec::new(),
             text: String::new(),
             payload: String::new(),
-            rng: seed | 1,
+            rng: XorShift::new(seed),
             epoch: Instant::now(),
             phase: Phase::NotStarted,
             connect_wait: VecDeque::new(),
@@ -640,17 +655,8 @@ impl Sim {
         }
     }
 
-    fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     fn rand_f64(&mut self) -> f64 {
-        (self.rand() >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.next_f64()
     }
 
     /// Reconnect wait after a failure: uniform in [1, reconnect_backoff] s (or 0 when it is 0).
@@ -664,7 +670,7 @@ impl Sim {
     }
 
     fn mask(&mut self) -> [u8; 4] {
-        (self.rand() as u32).to_ne_bytes()
+        self.rng.mask()
     }
 
     // -- connecting ----------------------------------------------------------------------------------------
@@ -726,34 +732,24 @@ impl Sim {
         let Some(sock) = self.ch[idx].sock.as_ref() else {
             return;
         };
-        match sock.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
-        }
-        match sock.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+        match net::connected(sock) {
+            Ok(true) => {}
+            Ok(false) => return, // Not yet: wait for the next event.
             Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
         }
-        let _ = sock.set_nodelay(true);
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.rand().to_ne_bytes());
-        nonce[8..].copy_from_slice(&self.rand().to_ne_bytes());
-        let key = codec::key_from_nonce(&nonce);
         let id = self.cfg.charger_id(idx);
-        let path = format!("{}/{}", self.cfg.path_prefix.trim_end_matches('/'), id);
         let mut req = std::mem::take(&mut self.frame);
-        req.clear();
-        codec::client_request(
+        let key = net::upgrade_request(
             &mut req,
+            &mut self.rng,
             &self.host_header,
-            &path,
-            &key,
-            &[self.cfg.protocol.name()],
-            self.cfg.password.as_deref().map(|p| (id.as_str(), p)),
+            &self.cfg.path_prefix,
+            &id,
+            self.cfg.protocol,
+            self.cfg.password.as_deref(),
         );
         self.ch[idx].link = Link::Upgrading {
-            key: key.into_boxed_str(),
+            key,
             buf: Vec::new(),
         };
         self.write(idx, &req);
@@ -1081,22 +1077,9 @@ impl Sim {
         let Link::Upgrading { key, buf } = &mut self.ch[idx].link else {
             return;
         };
-        let mut owned: Vec<u8>;
-        let head: &mut [u8] = if buf.is_empty() {
-            data
-        } else {
-            buf.extend_from_slice(data);
-            owned = std::mem::take(buf);
-            &mut owned
-        };
-        match codec::parse_upgrade_response(head, key) {
-            Ok(None) => {
-                let kept = head.to_vec();
-                if let Link::Upgrading { buf, .. } = &mut self.ch[idx].link {
-                    *buf = kept;
-                }
-            }
-            Ok(Some((resp, used))) => {
+        match net::feed_upgrade(buf, data, key) {
+            Ok(None) => {}
+            Ok(Some((resp, mut rest))) => {
                 if resp.status != 101 {
                     return self.fail_link(idx, E_HANDSHAKE, &format!("http {}", resp.status));
                 }
@@ -1104,8 +1087,8 @@ impl Sim {
                     return self.fail_link(idx, E_HANDSHAKE, "subprotocol not agreed");
                 }
                 self.on_upgraded(idx);
-                if used < head.len() {
-                    self.on_frames(idx, &mut head[used..]);
+                if !rest.is_empty() {
+                    self.on_frames(idx, &mut rest);
                 }
             }
             Err(e) => self.fail_link(idx, E_HANDSHAKE, e.reason),
@@ -1182,22 +1165,9 @@ impl Sim {
         let Some(sock) = c.sock.as_mut() else {
             return;
         };
-        let mut rest = bytes;
-        if c.wbuf.is_empty() {
-            loop {
-                match sock.write(rest) {
-                    Ok(n) if n == rest.len() => return,
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let detail = format!("write: {}", e.kind());
-                        return self.fail_link(idx, E_CLOSE, &detail);
-                    }
-                }
-            }
+        if let Err(e) = net::write_or_queue(sock, &mut c.wbuf, bytes) {
+            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
         }
-        c.wbuf.extend_from_slice(rest);
     }
 
     fn flush(&mut self, idx: usize) {
@@ -1205,22 +1175,8 @@ impl Sim {
         let Some(sock) = c.sock.as_mut() else {
             return;
         };
-        let mut done = 0;
-        while done < c.wbuf.len() {
-            match sock.write(&c.wbuf[done..]) {
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let detail = format!("write: {}", e.kind());
-                    return self.fail_link(idx, E_CLOSE, &detail);
-                }
-            }
-        }
-        if done == c.wbuf.len() {
-            c.wbuf = Vec::new();
-        } else {
-            c.wbuf.drain(..done);
+        if let Err(e) = net::flush_queue(sock, &mut c.wbuf) {
+            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
         }
     }
 
@@ -1252,13 +1208,7 @@ impl Sim {
             c.boot = Boot::None;
         }
         if let Some(out) = c.outstanding.take() {
-            if let Some(payload) = out.resend {
-                c.queue.push_front(Queued {
-                    action: out.action,
-                    payload,
-                    load: false,
-                });
-            }
+            c.resend_first(out);
         }
         // Liveness and load CALLs are not kept for the next link; transaction and firmware messages are.
         c.queue.retain(|q| !q.load && q.action != Action::Heartbeat);
@@ -1426,15 +1376,7 @@ impl Sim {
                     self.schedule_tx(idx);
                 }
             }
-            _ => {
-                if let Some(payload) = out.resend {
-                    self.ch[idx].queue.push_front(Queued {
-                        action: out.action,
-                        payload,
-                        load: false,
-                    });
-                }
-            }
+            _ => self.ch[idx].resend_first(out),
         }
     }
 
@@ -1720,6 +1662,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::net::{SocketAddr, TcpListener};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! update walk, and reboots.
 
 use super::{
-    Boot, Link, Queued, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT,
-    K_TX_BEGIN, K_TX_END,
+    Boot, Link, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT, K_TX_BEGIN,
+    K_TX_END,
 };
 use crate::loadgen::Protocol;
 use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
@@ -377,13 +377,7 @@ impl Sim {
                 )
         });
         if let Some(out) = c.outstanding.take() {
-            if let Some(payload) = out.resend {
-                c.queue.push_front(Queued {
-                    action: out.action,
-                    payload,
-                    load: false,
-                });
-            }
+            c.resend_first(out);
         }
         c.tx_scheduled = false;
         match c.link {
