@@ -1,7 +1,6 @@
 //! `LoadGen`: Python's handle on the load generator (see `crate::loadgen`). Every phase blocks with the GIL
 //! released and returns its report as a dict of plain numbers.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -10,7 +9,7 @@ use pyo3::types::PyDict;
 
 use crate::loadgen::{
     BootReport, CloseReport, HeartbeatReport, Histogram, HoldReport, LoadGen, LoadGenConfig,
-    LoadGenError, Protocol,
+    LoadGenError,
 };
 
 impl From<LoadGenError> for PyErr {
@@ -41,7 +40,7 @@ const KEYS: &[&str] = &[
 ];
 
 fn bad(key: &str, msg: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("load generator setting {key}: {msg}"))
+    super::bad_setting("load generator", key, msg)
 }
 
 fn get<'py, T: FromPyObjectOwned<'py>>(
@@ -53,36 +52,14 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
 }
 
 fn config_from(d: &Bound<'_, PyDict>) -> PyResult<LoadGenConfig> {
-    for k in d.keys() {
-        let k: String = k.extract()?;
-        if !KEYS.contains(&k.as_str()) {
-            return Err(bad(&k, "unknown setting"));
-        }
-    }
-    let host: String = get(d, "host", "127.0.0.1".to_string())?;
-    let ip: IpAddr = host.parse().map_err(|_| bad("host", "not an IP address"))?;
-    let port: u16 = match d.get_item("port")? {
-        Some(v) => v.extract().map_err(|e| bad("port", e))?,
-        None => return Err(bad("port", "required")),
-    };
-    let count: usize = match d.get_item("count")? {
-        Some(v) => v.extract().map_err(|e| bad("count", e))?,
-        None => return Err(bad("count", "required")),
-    };
-    let mut cfg = LoadGenConfig::new(SocketAddr::new(ip, port), count);
+    let common = super::client_settings(d, "load generator", KEYS)?;
+    let mut cfg = LoadGenConfig::new(common.target, common.count);
+    cfg.protocol = common.protocol;
+    cfg.source_ips = common.source_ips;
     cfg.path_prefix = get(d, "path_prefix", cfg.path_prefix)?;
     cfg.id_prefix = get(d, "id_prefix", cfg.id_prefix)?;
     cfg.first_index = get(d, "first_index", cfg.first_index)?;
-    let protocol: String = get(d, "protocol", cfg.protocol.name().to_string())?;
-    cfg.protocol =
-        Protocol::parse(&protocol).ok_or_else(|| bad("protocol", "ocpp1.6 or ocpp2.0.1"))?;
     cfg.password = get(d, "password", None)?;
-    let ips: Vec<String> = get(d, "source_ips", Vec::new())?;
-    cfg.source_ips = ips
-        .iter()
-        .map(|s| s.parse::<Ipv4Addr>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("source_ips", "IPv4 addresses"))?;
     cfg.max_inflight = get(d, "max_inflight", cfg.max_inflight)?;
     cfg.max_message = get(d, "max_message", cfg.max_message)?;
     cfg.vendor = get(d, "vendor", cfg.vendor)?;

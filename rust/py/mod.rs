@@ -42,6 +42,65 @@ pub(crate) fn setting<'py, T: FromPyObjectOwned<'py>>(
     }
 }
 
+/// A ValueError about one setting of `what` ("load generator", "simulator").
+pub(crate) fn bad_setting(what: &str, key: &str, msg: impl std::fmt::Display) -> PyErr {
+    pyo3::exceptions::PyValueError::new_err(format!("{what} setting {key}: {msg}"))
+}
+
+/// What both client engines (the load generator and the simulator) read the same way from their settings.
+pub(crate) struct ClientSettings {
+    pub target: std::net::SocketAddr,
+    pub count: usize,
+    pub protocol: crate::loadgen::Protocol,
+    pub source_ips: Vec<std::net::Ipv4Addr>,
+}
+
+/// Check that `d` has only `keys`, and read `host` (an IP, default 127.0.0.1), `port` and `count` (required),
+/// `protocol` (default ocpp1.6) and `source_ips` (IPv4 addresses).
+pub(crate) fn client_settings(
+    d: &Bound<'_, pyo3::types::PyDict>,
+    what: &str,
+    keys: &[&str],
+) -> PyResult<ClientSettings> {
+    for k in d.keys() {
+        let k: String = k.extract()?;
+        if !keys.contains(&k.as_str()) {
+            return Err(bad_setting(what, &k, "unknown setting"));
+        }
+    }
+    let required = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        match d.get_item(key)? {
+            Some(v) if !v.is_none() => Ok(v),
+            _ => Err(bad_setting(what, key, "required")),
+        }
+    };
+    let port: u16 = required("port")?
+        .extract()
+        .map_err(|e| bad_setting(what, "port", e))?;
+    let count: usize = required("count")?
+        .extract()
+        .map_err(|e| bad_setting(what, "count", e))?;
+    let host: String = setting(d, what, "host", "127.0.0.1".to_string())?;
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| bad_setting(what, "host", "not an IP address"))?;
+    let protocol: String = setting(d, what, "protocol", "ocpp1.6".to_string())?;
+    let protocol = crate::loadgen::Protocol::parse(&protocol)
+        .ok_or_else(|| bad_setting(what, "protocol", "ocpp1.6 or ocpp2.0.1"))?;
+    let ips: Vec<String> = setting(d, what, "source_ips", Vec::new())?;
+    let source_ips = ips
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad_setting(what, "source_ips", "IPv4 addresses"))?;
+    Ok(ClientSettings {
+        target: std::net::SocketAddr::new(ip, port),
+        count,
+        protocol,
+        source_ips,
+    })
+}
+
 /// Register the module's contents (called by the `#[pymodule]` in lib.rs).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GatewayFailure", m.py().get_type::<GatewayFailure>())?;

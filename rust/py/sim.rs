@@ -1,14 +1,11 @@
 //! `Sim`: Python's handle on the fleet simulator's engine (see `crate::sim`). `run` drives the loop with the
 //! GIL released; the rest are cheap reads between slices.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::loadgen::Protocol;
 use crate::sim::{FailStep, LoadMessage, Sim, SimConfig};
 
 const KEYS: &[&str] = &[
@@ -55,7 +52,7 @@ const KEYS: &[&str] = &[
 ];
 
 fn bad(key: &str, msg: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("simulator setting {key}: {msg}"))
+    super::bad_setting("simulator", key, msg)
 }
 
 fn get<'py, T: FromPyObjectOwned<'py>>(
@@ -66,40 +63,18 @@ fn get<'py, T: FromPyObjectOwned<'py>>(
     super::setting(d, "simulator", key, default)
 }
 
-fn required<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => get(d, key, None::<T>)?.ok_or_else(|| bad(key, "required")),
-        _ => Err(bad(key, "required")),
-    }
-}
-
 fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
-    for k in d.keys() {
-        let k: String = k.extract()?;
-        if !KEYS.contains(&k.as_str()) {
-            return Err(bad(&k, "unknown setting"));
-        }
-    }
-    let host: String = get(d, "host", "127.0.0.1".to_string())?;
-    let ip: IpAddr = host.parse().map_err(|_| bad("host", "not an IP address"))?;
-    let port: u16 = required(d, "port")?;
-    let count: usize = required(d, "count")?;
-    let mut c = SimConfig::new(SocketAddr::new(ip, port), count);
+    let common = super::client_settings(d, "simulator", KEYS)?;
+    let count = common.count;
+    let mut c = SimConfig::new(common.target, count);
+    c.protocol = common.protocol;
+    c.source_ips = common.source_ips;
     c.path_prefix = get(d, "path_prefix", c.path_prefix)?;
     c.id_prefix = get(d, "id_prefix", c.id_prefix)?;
     c.first_index = get(d, "first_index", c.first_index)?;
     c.fleet_size = get(d, "fleet_size", c.first_index + count as u64)?;
-    let protocol: String = get(d, "protocol", c.protocol.name().to_string())?;
-    c.protocol =
-        Protocol::parse(&protocol).ok_or_else(|| bad("protocol", "ocpp1.6 or ocpp2.0.1"))?;
     c.password = get(d, "password", None)?;
     c.id_tag = get(d, "id_tag", c.id_tag)?;
-    let ips: Vec<String> = get(d, "source_ips", Vec::new())?;
-    c.source_ips = ips
-        .iter()
-        .map(|s| s.parse::<Ipv4Addr>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("source_ips", "IPv4 addresses"))?;
     c.seed = get(d, "seed", c.seed)?;
     c.vendor = get(d, "vendor", c.vendor)?;
     c.model = get(d, "model", c.model)?;
