@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,8 @@ from typing import Any
 import pytest
 
 from ampgate.sim.scenario import FW_FAIL, load_scenario, pick_traits
+
+from .nodes import chargers, wait_for
 
 CHARGERS = 20
 FAIL_FRACTION = 0.1
@@ -42,36 +42,6 @@ ONLINE_TIMEOUT = 20.0
 STORE_TIMEOUT = 10.0
 # The run's 8 s, closing, and the processes' start and exit.
 SIM_TIMEOUT = 60.0
-
-
-def chargers(node, **filters: str) -> dict[str, dict[str, Any]]:
-    """Every charger the node lists (with the list's own filters), by id."""
-    out: dict[str, dict[str, Any]] = {}
-    cursor = None
-    with node.api() as api:
-        while True:
-            params: dict[str, Any] = {"limit": 1000, **filters, **({"cursor": cursor} if cursor else {})}
-            r = api.get("/chargers", params=params)
-            assert r.status_code == 200, r.text
-            out.update((c["id"], c) for c in r.json()["items"])
-            cursor = r.json()["next_cursor"]
-            if not cursor:
-                return out
-
-
-def wait_for(what: str, sim: subprocess.Popen | None, check: Callable[[], Any], timeout: float) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` s, or as soon as the simulator
-    (when given) exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if sim is not None and sim.poll() is not None:
-            pytest.fail(f"the simulator exited ({sim.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def update_payload(protocol: str, request_id: int) -> dict[str, Any]:

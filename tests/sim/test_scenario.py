@@ -21,15 +21,8 @@ from ampgate.sim.scenario import (
     split_fleet,
 )
 
-# The engine's settings keys (the contract): compile must produce exactly these and nothing else.
-ENGINE_KEYS = {
-    "host", "port", "path_prefix", "id_prefix", "first_index", "count", "fleet_size", "protocol", "password", "id_tag",
-    "source_ips", "seed", "vendor", "model", "firmware_version", "connectors", "duration", "connect_rate",
-    "max_inflight", "heartbeat_interval", "call_timeout", "tx_per_hour", "tx_duration", "meter_period",
-    "power_w", "load_message", "load_rate", "load_start", "storm_at", "storm_backoff", "rolling_period",
-    "rolling_fraction", "reboot_delay", "flap_period", "flap_down", "slow_pause", "firmware_step",
-    "firmware_fail_step", "reconnect_backoff", "max_message",
-}  # fmt: skip
+# The engine's settings keys: one list with the stand-in engine's, held to the real engine's below.
+from .fake_engine import KEYS as ENGINE_KEYS
 
 FULL = """
 [run]

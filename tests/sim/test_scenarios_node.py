@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from ampgate.sim.scenario import FLAP, NO_ANSWER, load_scenario, pick_traits
 
+from .nodes import chargers, ts, wait_for
+
 CHARGERS = 20
 SEED = 3
 # Starting the simulator's processes and booting the fleet; the node's fire-and-forget store writes.
@@ -32,34 +34,6 @@ ONLINE_TIMEOUT = 20.0
 STORE_TIMEOUT = 10.0
 # Beyond a run's duration: closing, and the processes' start and exit.
 SIM_SLACK = 60.0
-
-
-def chargers(node) -> dict[str, dict[str, Any]]:
-    """Every charger the node lists, by id (one page holds this module's fleets)."""
-    with node.api() as api:
-        r = api.get("/chargers", params={"limit": 1000})
-    assert r.status_code == 200, r.text
-    assert r.json()["next_cursor"] is None
-    return {c["id"]: c for c in r.json()["items"]}
-
-
-def ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
-def wait_for(what: str, sim: subprocess.Popen | None, check: Callable[[], Any], timeout: float) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` s, or as soon as the simulator
-    (when given) exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if sim is not None and sim.poll() is not None:
-            pytest.fail(f"the simulator exited ({sim.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout:g} s")
-        time.sleep(0.1)
 
 
 class SimRun:

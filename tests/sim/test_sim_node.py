@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from .nodes import all_pages
+
 CHARGERS = 20
 # Heartbeats every second, and a transaction about every 0.1 s of a charger's idle time (exponential gaps), so
 # every charger has finished at least one 2 s transaction well before the run's 8 s are up.
@@ -22,19 +24,6 @@ per_hour = 36000
 duration = 2
 meter_period = 1
 """
-
-
-def all_pages(node, path: str) -> list[dict]:
-    items: list[dict] = []
-    cursor = None
-    with node.api() as api:
-        while True:
-            r = api.get(path, params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
-            assert r.status_code == 200, r.text
-            items += r.json()["items"]
-            cursor = r.json()["next_cursor"]
-            if not cursor:
-                return items
 
 
 @pytest.mark.slow
