@@ -8,6 +8,7 @@ exceptions (RuntimeError, ValueError, ...) and surface as 500s with a log line, 
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 __all__ = [
@@ -103,3 +104,26 @@ class ChargerTimeoutError(AmpgateError):
 
     default_code = "charger_timeout"
     status_hint = 504
+
+
+# msgspec ends a validation message with the JSON path of the offending value ("... - at `$.idTagInfo.status`")
+# and names a missing or unknown field only in the message ("Object missing required field `status`").
+_MSGSPEC_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+_MSGSPEC_FIELD = (
+    (re.compile(r"^Object missing required field `([^`]+)`$"), "missing required field"),
+    (re.compile(r"^Object contains unknown field `([^`]+)`$"), "unknown field"),
+)
+
+
+def msgspec_problem(text: str) -> tuple[str, str]:
+    """Where and what of a msgspec error's text: (path, message). `path` is the dotted path below the document
+    ("" for the document itself), ending in the field's name when a field is missing or unknown; `message` is
+    the text without the path ("missing required field" / "unknown field" for those)."""
+    at = _MSGSPEC_AT.search(text)
+    path = at.group(1) if at else ""
+    message = text[: at.start()] if at else text
+    for pattern, what in _MSGSPEC_FIELD:
+        m = pattern.match(message)
+        if m:
+            return (f"{path}.{m.group(1)}" if path else m.group(1)), what
+    return path, message

@@ -12,23 +12,18 @@ and the valid case costs one dict lookup and one msgspec decode (about a microse
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 import msgspec
 
+from ampgate.errors import msgspec_problem
 from ampgate.ocpp import v16, v201
 
 __all__ = ["SchemaCheck", "describe"]
 
 _VERSIONS: dict[str, ModuleType] = {"ocpp1.6": v16, "ocpp2.0.1": v201}
-# msgspec ends a message with the JSON path of the offending value ("... - at `$.idTagInfo.status`") and names
-# a missing field in the message itself ("Object missing required field `status`").
-_AT = re.compile(r" - at `(\$[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `([^`]+)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]+)`$")
 
 Decode = Callable[[str], Any]
 
@@ -36,15 +31,8 @@ Decode = Callable[[str], Any]
 def describe(action: str, err: msgspec.MsgspecError) -> str:
     """The `invalid_from_csms` detail for msgspec's error `err` on a payload of `action`:
     "{action}: {JSON path}: {message}", where a missing or unknown field is part of the path."""
-    text = str(err)
-    at = _AT.search(text)
-    path = at.group(1) if at else "$"
-    message = text[: at.start()] if at else text
-    for pattern, what in ((_MISSING, "missing required field"), (_UNKNOWN, "unknown field")):
-        m = pattern.match(message)
-        if m:
-            path, message = f"{path}.{m.group(1)}", what
-            break
+    where, message = msgspec_problem(str(err))
+    path = f"$.{where}" if where else "$"
     message = message[:1].lower() + message[1:]
     if isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError):
         message = f"not JSON ({message})"

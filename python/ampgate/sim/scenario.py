@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ampgate.errors import ValidationError
+from ampgate.errors import ValidationError, msgspec_problem
 
 __all__ = [
     "BUILTINS",
@@ -166,21 +166,11 @@ BUILTINS: dict[str, dict[str, Any]] = {
 DEFAULT_SCENARIO = "steady"
 
 # msgspec's messages: "Expected `float` <= 1.0 - at `$.flapping.fraction`", "Object contains unknown field `x`".
-_AT = re.compile(r" - at `\$\.?([^`]*)`$")
-_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
 _BOUND = re.compile(r"Expected `\w+` ([<>]=? .*)")
 
 
 def _scenario_error(err: msgspec.ValidationError) -> ScenarioError:
-    text = str(err)
-    at = _AT.search(text)
-    where = at.group(1) if at else ""
-    message = text[: at.start()] if at else text
-    for pattern, what in ((_UNKNOWN, "unknown field"), (_MISSING, "missing field")):
-        m = pattern.match(message)
-        if m:
-            where, message = f"{where}.{m.group(1)}" if where else m.group(1), what
+    where, message = msgspec_problem(str(err))
     bound = _BOUND.match(message)
     if bound:
         message = f"expected {bound.group(1)}"
