@@ -299,6 +299,7 @@ class Node:
         cmd = [
             sys.executable, "-m", "ampgate.cli", "serve",
             "--ocpp-host", "127.0.0.1", "--ocpp-port", "0", "--api-port", "0",
+            "--public-host", "127.0.0.1", "--public-port", "0",
             "--db", str(workdir / "ampgate.db"), "--ready-file", str(self.ready),
             "--max-chargers", str(chargers), "--workers", str(workers), "--log-level", "WARNING",
             "--listen-mode", listen_mode,

@@ -11,10 +11,11 @@ CALLRESULT, for three charger-initiated CALLs:
   transaction_event_201  2.0.1 TransactionEvent Updated with the same 10 sampledValues, transactionInfo, evse,
                             idToken, seqNo, timestamp, triggerReason
 
-ours:   `OcppRouter._handle(session, data)` on a real `ampgate.node.Node` (temporary database, no sockets, no
-        running trio loop: a session is opened directly). The handler is the node's own when it has one that
-        answers synchronously without touching the store or the nursery (Heartbeat today); otherwise a stand-in
-        handler returning the response Struct is registered with `OcppRouter.register`, so every other step is
+ours:   `OcppRouter.handle(session, data)` on the node's router, built in-process as the node builds it (boot
+        policy, router, boot and heartbeat handlers; no sockets, no store, no running trio loop: a session is
+        opened directly). The handler is the node's own when it answers synchronously (Heartbeat); MeterValues
+        and TransactionEvent reply after a store commit from a task of the running node, so a stand-in handler
+        returning the response Struct is registered with `OcppRouter.register` for them, and every other step is
         still the router's own code. The JSON says which, per case (`ours_path`).
 theirs: the `ocpp` package's server-side path for a CALL, i.e. `ChargePoint.route_message` -> `_handle_call`,
         reproduced step by step but synchronously: `unpack` (json.loads into a Call), `_validate_payload`
@@ -40,7 +41,6 @@ import json
 import math
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +49,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.messages import _validate_payload, unpack
 from ocpp.routing import on
@@ -60,11 +59,14 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as datatypes201
 from ocpp.v201 import enums as enums201
 
-from ampgate.config import NodeConfig
-from ampgate.node import Node
+from ampgate.bus import EventBus
+from ampgate.clock import Clock
 from ampgate.ocpp import v16, v201
+from ampgate.ocpp.boot import BootHandlers
+from ampgate.ocpp.boot_policy import BootPolicy
+from ampgate.ocpp.envelope import OCPP16, OCPP201
+from ampgate.ocpp.outbox import CallManager
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.ocpp.rpc import OCPP16, OCPP201
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "ocpp_messages.json"
@@ -250,68 +252,68 @@ CASES = [
 ]
 
 
-class Ours:
-    """A node without sockets: one open session per protocol, replies from `OcppRouter._handle`."""
+class _Accepted:
+    """The boot policy's store: these chargers were accepted at an earlier boot."""
 
-    def __init__(self, db_path: str) -> None:
-        self.node = Node(NodeConfig(db_path=db_path))
-        self.router: OcppRouter = self.node.ocpp
-        self.router.now_iso = NOW_ISO
-        self.router.now = time.time()
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def accepted_ids(self) -> list[str]:
+        return self.ids
+
+    def mark_accepted(self, cp_id: str) -> None:
+        pass
+
+
+class _Nowhere:
+    """Boot records, replies sent later and CALLs to chargers go nowhere: the bench calls the router directly."""
+
+    def record_boot(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send(self, batch: list[tuple[int, bytes]]) -> None:
+        pass
+
+
+class _Seen:
+    last_seen_at: float | None = None
+
+
+class Ours:
+    """The node's OCPP router and its boot and heartbeat handlers, built as the node builds them, without sockets
+    or a store: one open session per protocol, replies from `OcppRouter.handle`."""
+
+    def __init__(self) -> None:
+        clock = Clock()
+        charger_ids = [f"{CHARGER_ID}-{i}" for i in (1, 2)]
+        policy = BootPolicy(_Accepted(charger_ids), unknown_boot="accept", heartbeat_interval=300, retry_interval=60)
+        nowhere = _Nowhere()
+        self.router = OcppRouter(policy, nowhere, CallManager(lambda cid, frame: False), clock)
+        self.router.time.set(NOW.timestamp())  # the time the package-side handler answers with
+        BootHandlers(policy, nowhere, EventBus(), clock, self.router.time).register(self.router)
         self.sessions: dict[str, Session] = {}
-        for conn_id, protocol in enumerate((OCPP16, OCPP201), start=1):
-            cid = f"{CHARGER_ID}-{conn_id}"
-            self.node.accepted.add(cid)  # a charger accepted at an earlier boot
-            self.node.presence.connected(conn_id, cid, protocol, "127.0.0.1:0", self.router.now)
-            presence = self.node.presence.get(cid)
-            assert presence is not None
-            self.router.open(conn_id, presence, protocol)
-            self.sessions[protocol] = self.router.sessions[conn_id]
+        for conn_id, (cid, protocol) in enumerate(zip(charger_ids, (OCPP16, OCPP201), strict=True), start=1):
+            self.sessions[protocol] = self.router.open(conn_id, cid, protocol, _Seen())
 
     def prepare(self, case: Case) -> str:
         """Make sure the router can answer `case` here, synchronously; returns which path `ours` measures."""
-        session = self.sessions[case.protocol]
-        if case.action not in self.router._handlers[case.protocol]:
-            why = "the node has no handler for it yet"
-        else:
-            why = self._why_not_node_handler(case, session)
-            if why is None:
-                return "OcppRouter._handle with the node's own handler"
+        if self.router.handles(case.protocol, case.action):
+            return "OcppRouter.handle with the node's own handler"
+        # MeterValues and TransactionEvent: the node's handlers reply after a store commit, from a task of the
+        # running node; a million of them would measure the store, not the router.
         self.router.register(case.protocol, case.action, case.stand_in)
         return (
-            "OcppRouter._handle with a stand-in handler (registered with OcppRouter.register) returning the "
-            f"response Struct: {why}"
+            "OcppRouter.handle with a stand-in handler (registered with OcppRouter.register) returning the "
+            "response Struct: the node's handler replies later, after a store commit"
         )
 
-    def _why_not_node_handler(self, case: Case, session: Session) -> str | None:
-        """None if the node's own handler answers `case` at once without the running node, else why not.
-
-        A handler that returns a coroutine (it waits for a commit) or queues store writes cannot run a million
-        times here without a running node, and would measure the store rather than the router."""
-        # The router hands handlers the payload as raw JSON, decoded straight into the request Struct.
-        payload = msgspec.Raw(msgspec.json.encode(json.loads(case.text)[3]))
-        queued = self.node.store._writer.queued()
-        try:
-            result = self.router._call(session, case.action, payload)
-        except Exception as e:
-            return f"the node's handler needs the running node ({type(e).__name__} without it)"
-        if inspect.iscoroutine(result):
-            result.close()
-            return "the node's handler replies later, from a task of the running node (after a store commit)"
-        if self.node.store._writer.queued() != queued:
-            return "the node's handler writes to the store"
-        return None
-
     def handler(self, case: Case) -> Callable[[bytes], bytes | None]:
-        handle, session = self.router._handle, self.sessions[case.protocol]
+        handle, session = self.router.handle, self.sessions[case.protocol]
 
         def run(data: bytes) -> bytes | None:
             return handle(session, data)
 
         return run
-
-    def close(self) -> None:
-        self.node.store.close()
 
 
 # -- timing ------------------------------------------------------------------------------------------------
@@ -345,46 +347,42 @@ def measure(fn: Callable[[Any], Any], arg: Any, *, seconds: float, runs: int, qu
 def run(seconds: float, runs: int, quick: bool) -> dict[str, Any]:
     theirs_cp = {OCPP16: _Central16(CHARGER_ID, None), OCPP201: _Central201(CHARGER_ID, None)}
     cases = []
-    with tempfile.TemporaryDirectory(prefix="ampgate-bench-") as tmp:
-        ours = Ours(str(Path(tmp) / "bench.db"))
-        try:
-            for case in CASES:
-                ours_path = ours.prepare(case)
-                ours_fn = ours.handler(case)
-                theirs_fn = theirs_handler(theirs_cp[case.protocol])
-                data = case.text.encode()
-                ours_reply, theirs_reply = ours_fn(data), theirs_fn(case.text)
-                agree = ours_reply is not None and json.loads(ours_reply) == json.loads(theirs_reply)
-                row: dict[str, Any] = {
-                    "case": case.name,
-                    "protocol": case.protocol,
-                    "action": case.action,
-                    "message_bytes": len(data),
-                    "ours_path": ours_path,
-                    "theirs_path": "ocpp package: unpack + jsonschema validate_payload (request and response) "
-                    "+ camel/snake conversion + @on handler returning its call_result dataclass + to_json, "
-                    "as ChargePoint._handle_call does it, run synchronously (no asyncio, no executor)",
-                    "agree": agree,
-                    "ours_reply": ours_reply.decode() if ours_reply is not None else None,
-                    "theirs_reply": theirs_reply,
-                }
-                if agree:
-                    o = measure(ours_fn, data, seconds=seconds, runs=runs, quick=quick)
-                    t = measure(theirs_fn, case.text, seconds=seconds, runs=runs, quick=quick)
-                    ratio = t["ns"] / o["ns"]
-                    row.update(
-                        ours_ns=round(o["ns"], 1),
-                        theirs_ns=round(t["ns"], 1),
-                        ratio=round(ratio, 1),
-                        meets_target=ratio >= TARGET_RATIO,
-                        ours_n=o["n"],
-                        theirs_n=t["n"],
-                        ours_runs_ns=o["runs_ns"],
-                        theirs_runs_ns=t["runs_ns"],
-                    )
-                cases.append(row)
-        finally:
-            ours.close()
+    ours = Ours()
+    for case in CASES:
+        ours_path = ours.prepare(case)
+        ours_fn = ours.handler(case)
+        theirs_fn = theirs_handler(theirs_cp[case.protocol])
+        data = case.text.encode()
+        ours_reply, theirs_reply = ours_fn(data), theirs_fn(case.text)
+        agree = ours_reply is not None and json.loads(ours_reply) == json.loads(theirs_reply)
+        row: dict[str, Any] = {
+            "case": case.name,
+            "protocol": case.protocol,
+            "action": case.action,
+            "message_bytes": len(data),
+            "ours_path": ours_path,
+            "theirs_path": "ocpp package: unpack + jsonschema validate_payload (request and response) "
+            "+ camel/snake conversion + @on handler returning its call_result dataclass + to_json, "
+            "as ChargePoint._handle_call does it, run synchronously (no asyncio, no executor)",
+            "agree": agree,
+            "ours_reply": ours_reply.decode() if ours_reply is not None else None,
+            "theirs_reply": theirs_reply,
+        }
+        if agree:
+            o = measure(ours_fn, data, seconds=seconds, runs=runs, quick=quick)
+            t = measure(theirs_fn, case.text, seconds=seconds, runs=runs, quick=quick)
+            ratio = t["ns"] / o["ns"]
+            row.update(
+                ours_ns=round(o["ns"], 1),
+                theirs_ns=round(t["ns"], 1),
+                ratio=round(ratio, 1),
+                meets_target=ratio >= TARGET_RATIO,
+                ours_n=o["n"],
+                theirs_n=t["n"],
+                ours_runs_ns=o["runs_ns"],
+                theirs_runs_ns=t["runs_ns"],
+            )
+        cases.append(row)
     return {
         "bench": "ocpp_messages",
         "quick": quick,

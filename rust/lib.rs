@@ -1,4 +1,4 @@
-//! ampgate's native core. See DESIGN.md: the gateway (workers + hub), the sans-I/O codec, the load generator, the fleet simulator.
+//! ampgate's native core (docs/architecture.md): the gateway (workers + hub), the sans-I/O codec, the load generator, the fleet simulator.
 
 pub mod codec;
 pub mod gateway;

@@ -27,6 +27,8 @@ class RunningNode:
     db: Path
     ocpp_port: int
     api_port: int
+    public_port: int
+    public_base_url: str
     admin_token: str
     worker_pids: list[int]
     log_path: Path
@@ -83,6 +85,10 @@ def start_node(tmp_path: Path, *args: str, db: Path | None = None) -> RunningNod
         "0",
         "--api-port",
         "0",
+        "--public-host",
+        "127.0.0.1",
+        "--public-port",
+        "0",
         "--db",
         str(db),
         "--ready-file",
@@ -105,7 +111,15 @@ def start_node(tmp_path: Path, *args: str, db: Path | None = None) -> RunningNod
         time.sleep(0.05)
     info = json.loads(ready.read_text())
     return RunningNode(
-        proc, db, info["ocpp_port"], info["api_port"], info["admin_token"], info["workers"], log_path
+        proc,
+        db,
+        info["ocpp_port"],
+        info["api_port"],
+        info["public_port"],
+        info["public_base_url"],
+        info["admin_token"],
+        info["workers"],
+        log_path,
     )
 
 

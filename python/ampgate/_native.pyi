@@ -16,10 +16,11 @@ def run_worker(listen_fd: int | None, link_fd: int | None, config: dict[str, obj
 def raise_nofile_limit() -> int:
     """Raise this process's soft open-file limit to the hard limit; return the limit now in force."""
 
-# Event tuples returned by Hub.drain(), by their first item:
-CONNECTED: Final = 0  # (0, conn_id, charger_id, protocol, peer)
+# Event tuples returned by Hub.drain(), by their first item. `at` is the worker's CLOCK_MONOTONIC in seconds
+# (comparable with time.monotonic() on this host) when the handshake completed / the connection ended.
+CONNECTED: Final = 0  # (0, conn_id, charger_id, protocol, peer, at)
 MESSAGE: Final = 1  # (1, conn_id, data: bytes)
-DISCONNECTED: Final = 2  # (2, conn_id, code, reason)
+DISCONNECTED: Final = 2  # (2, conn_id, code, reason, at)
 WORKER_UP: Final = 3  # (3, worker, generation, pid)
 WORKER_DOWN: Final = 4  # (4, worker, generation, reason)
 STATS: Final = 5  # (5, worker, connections, paused, heap_bytes)

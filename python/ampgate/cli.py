@@ -27,6 +27,27 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--api-host", default=d.api_host, help="HTTP API address (default %(default)s)")
     p.add_argument("--api-port", type=int, default=d.api_port, help="HTTP API port (default %(default)s)")
+    p.add_argument(
+        "--public-host", default=d.public_host, help="public surface address (default %(default)s)"
+    )
+    p.add_argument(
+        "--public-port", type=int, default=d.public_port, help="public surface port (default %(default)s)"
+    )
+    p.add_argument(
+        "--public-base-url",
+        default=None,
+        help="URL chargers and outside parties reach the public surface at (default: this host's name and port)",
+    )
+    p.add_argument(
+        "--public-tls-cert", default=None, help="PEM certificate: serve the public surface over TLS"
+    )
+    p.add_argument("--public-tls-key", default=None, help="PEM private key of --public-tls-cert")
+    p.add_argument(
+        "--public-max-transfers",
+        type=int,
+        default=d.public_max_transfers,
+        help="concurrent file transfers on the public surface (default %(default)s)",
+    )
     p.add_argument("--db", default=d.db_path, help="SQLite database file (default %(default)s)")
     p.add_argument(
         "--workers",
@@ -153,12 +174,30 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit(
             f"ampgate: --protocols: unknown subprotocol {bad[0] if bad else '(none)'}; use ocpp2.0.1 and/or ocpp1.6"
         )
+    if (a.public_tls_cert is None) != (a.public_tls_key is None):
+        raise SystemExit("ampgate: --public-tls-cert and --public-tls-key go together")
+    if a.public_max_transfers < 1:
+        raise SystemExit("ampgate: --public-max-transfers must be at least 1")
+    if a.public_base_url is not None:
+        from ampgate.errors import ValidationError
+        from ampgate.public.app import PublicRoutes
+
+        try:
+            PublicRoutes(a.public_base_url)
+        except ValidationError as e:
+            raise SystemExit(f"ampgate: {e.message}") from None
     return NodeConfig(
         ocpp_host=a.ocpp_host,
         ocpp_port=a.ocpp_port,
         ocpp_path=a.ocpp_path,
         api_host=a.api_host,
         api_port=a.api_port,
+        public_host=a.public_host,
+        public_port=a.public_port,
+        public_base_url=a.public_base_url,
+        public_tls_cert=a.public_tls_cert,
+        public_tls_key=a.public_tls_key,
+        public_max_transfers=a.public_max_transfers,
         db_path=a.db,
         workers=a.workers,
         max_chargers=a.max_chargers,
@@ -185,10 +224,12 @@ def _banner(node: object) -> str:
     host = "localhost" if c.ocpp_host in ("0.0.0.0", "::") else c.ocpp_host
     pids = ", ".join(str(w.pid) for w in node.gateway.workers.values())
     lines = [
-        f"ampgate {node.health()['version']}: central system ready",
+        f"ampgate {node.health.report()['version']}: central system ready",
         f"  chargers connect to   ws://{host}:{node.gateway.ocpp_port}{c.ocpp_path.rstrip('/')}/{{chargePointId}}"
         f"   ({', '.join(c.protocols)}; unknown chargers: {c.unknown_chargers})",
         f"  HTTP API              http://{c.api_host}:{node.api_port}/api/v1   (OpenAPI: /api/v1/schema)",
+        f"  public surface        {c.public_host}:{node.public_port}{' (TLS)' if c.public_tls else ''}, reached at "
+        f"{node.public_routes.base_url if node.public_routes else '?'}",
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
         f"  database              {c.db_path}",
     ]
@@ -214,11 +255,11 @@ async def _serve(cfg: NodeConfig) -> None:
 
 def _token(a: argparse.Namespace) -> int:
     from ampgate.errors import AmpgateError
-    from ampgate.store import Store
+    from ampgate.store import ApiTokenRepository, Store
 
     store = Store(a.db)
     try:
-        token = store.create_token(a.role, label=a.label)
+        token = ApiTokenRepository(store).create(a.role, label=a.label)
     except AmpgateError as e:
         print(f"ampgate: {e.message}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""One clock for the whole node, so tests can drive time (trio's MockClock drives `monotonic`)."""
+"""One clock for the whole node, so tests can drive time (trio's MockClock drives `monotonic`), and the one way
+a timestamp is written, on the wire (OCPP, the API's events) and on disk alike."""
 
 from __future__ import annotations
 
@@ -25,9 +26,25 @@ class Clock:
 
     def iso_now(self) -> str:
         """Current UTC time as OCPP writes it: RFC 3339 with milliseconds and a Z."""
-        return iso(self.wall())
+        return iso_utc(self.wall())
 
 
-def iso(ts: float) -> str:
-    """`ts` (epoch seconds) as RFC 3339 UTC with milliseconds, e.g. 2026-11-27T08:00:00.000Z."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso_utc(at: datetime | float) -> str:
+    """`at` (an aware datetime, or epoch seconds) as ISO 8601 / RFC 3339 UTC with milliseconds and a 'Z', e.g.
+    2026-11-27T08:00:00.000Z. Fixed width, so text order is time order (the store relies on it).
+
+    Raises ValueError for a naive datetime: its zone is unknown, and guessing would write a wrong instant.
+    """
+    if isinstance(at, datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("a naive datetime has no zone; pass an aware datetime (e.g. clock.now())")
+        at = at.astimezone(UTC)
+    else:
+        at = datetime.fromtimestamp(at, UTC)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """A timestamp written by `iso_utc` back as an aware UTC datetime; None stays None. Raises ValueError if
+    malformed."""
+    return None if text is None else datetime.fromisoformat(text)

@@ -35,6 +35,17 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_path: str = "/ocpp"
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # The public surface (shared/API-CONVENTIONS.md): what chargers and outside parties call. Listens on every
+    # address by default, as the OCPP port does; its URLs are built from public_base_url.
+    public_host: str = "0.0.0.0"
+    public_port: int = 8081
+    # What chargers and outside parties reach the public surface at, e.g. https://cs.example.com; None: this
+    # host's name and the public port (logged at start, so an operator sees what chargers will be told).
+    public_base_url: str | None = None
+    public_tls_cert: str | None = None
+    public_tls_key: str | None = None
+    # Concurrent file transfers over the public surface (ampgate.public.transfers).
+    public_max_transfers: int = 512
     db_path: str = "./ampgate.db"
     workers: int = 0  # 0: default_workers(max_chargers)
     max_chargers: int = 100_000
@@ -68,3 +79,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)
+
+    @property
+    def public_tls(self) -> bool:
+        return self.public_tls_cert is not None

@@ -8,7 +8,9 @@ exceptions (RuntimeError, ValueError, ...) and surface as 500s with a log line, 
 
 from __future__ import annotations
 
+import enum
 import re
+from dataclasses import dataclass
 from typing import ClassVar
 
 __all__ = [
@@ -18,9 +20,14 @@ __all__ = [
     "ChargerTimeoutError",
     "ConflictError",
     "ForbiddenError",
+    "MsgspecKind",
+    "MsgspecProblem",
     "NotFoundError",
     "UnauthorizedError",
+    "UnavailableError",
     "ValidationError",
+    "msgspec_problem",
+    "read_msgspec_error",
 ]
 
 
@@ -79,6 +86,17 @@ class ForbiddenError(AmpgateError):
     status_hint = 403
 
 
+class UnavailableError(AmpgateError):
+    """The node cannot take this now (a capacity is full); `retry_after` says in how many seconds to retry."""
+
+    default_code = "unavailable"
+    status_hint = 503
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class ChargerOfflineError(AmpgateError):
     """A command for a charger that has no live connection."""
 
@@ -106,24 +124,79 @@ class ChargerTimeoutError(AmpgateError):
     status_hint = 504
 
 
-# msgspec ends a validation message with the JSON path of the offending value ("... - at `$.idTagInfo.status`")
-# and names a missing or unknown field only in the message ("Object missing required field `status`").
-_MSGSPEC_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+# msgspec's error text is read here and nowhere else. It ends a validation message with the JSON path of the
+# offending value ("... - at `$.idTagInfo.status`") and names a missing or unknown field only in the message
+# ("Object missing required field `status`"); its wording says what kind of rule was broken.
+_MSGSPEC_AT = re.compile(r" - at `(\$[^`]*)`$")
 _MSGSPEC_FIELD = (
     (re.compile(r"^Object missing required field `([^`]+)`$"), "missing required field"),
     (re.compile(r"^Object contains unknown field `([^`]+)`$"), "unknown field"),
 )
+# A number outside its bounds, e.g. "Expected `int` >= 0", "Expected `float` that's a multiple of 0.1".
+_MSGSPEC_RANGE = re.compile(r"Expected `(int|float|number)` ([<>]=? |that's a multiple of )")
+
+
+class MsgspecKind(enum.Enum):
+    """What kind of rule a value broke, read from msgspec's wording."""
+
+    MISSING = "missing"  # a required field is absent
+    UNKNOWN_FIELD = "unknown_field"  # a field the type does not have
+    NOT_OBJECT = "not_object"  # an object was expected
+    ITEMS = "items"  # an array with too few or too many items
+    LENGTH = "length"  # a string too long or too short
+    ENUM = "enum"  # a value outside its enumeration
+    RANGE = "range"  # a number outside its bounds
+    TYPE = "type"  # any other wrong type or malformed value
+
+
+@dataclass(frozen=True, slots=True)
+class MsgspecProblem:
+    """One msgspec error, read. `path` is the dotted path below the document ("" for the document itself),
+    ending in the field's name when a field is missing or unknown; `json_path` is msgspec's own path ("$",
+    "$.a.b": the object holding a missing field); `text` is the message without the path; `message` the same,
+    shortened to "missing required field" / "unknown field" for those two kinds."""
+
+    path: str
+    json_path: str
+    text: str
+    message: str
+    kind: MsgspecKind
+
+
+def read_msgspec_error(err: BaseException | str) -> MsgspecProblem:
+    """Read a msgspec error (or its text). Never raises: text msgspec did not write is a TYPE problem of the
+    document."""
+    text = str(err)
+    at = _MSGSPEC_AT.search(text)
+    json_path = at.group(1) if at else "$"
+    path = json_path[2:] if json_path.startswith("$.") else ""
+    bare = text[: at.start()] if at else text
+    message = bare
+    kind = None
+    for (pattern, what), k in zip(
+        _MSGSPEC_FIELD, (MsgspecKind.MISSING, MsgspecKind.UNKNOWN_FIELD), strict=True
+    ):
+        m = pattern.match(bare)
+        if m:
+            path, message, kind = (f"{path}.{m.group(1)}" if path else m.group(1)), what, k
+            break
+    if kind is None:
+        if bare.startswith("Expected `object`"):
+            kind = MsgspecKind.NOT_OBJECT
+        elif "`array` of length" in bare:
+            kind = MsgspecKind.ITEMS
+        elif "of length" in bare:
+            kind = MsgspecKind.LENGTH
+        elif "Invalid enum value" in bare:
+            kind = MsgspecKind.ENUM
+        elif _MSGSPEC_RANGE.search(bare):
+            kind = MsgspecKind.RANGE
+        else:
+            kind = MsgspecKind.TYPE
+    return MsgspecProblem(path, json_path, bare, message, kind)
 
 
 def msgspec_problem(text: str) -> tuple[str, str]:
-    """Where and what of a msgspec error's text: (path, message). `path` is the dotted path below the document
-    ("" for the document itself), ending in the field's name when a field is missing or unknown; `message` is
-    the text without the path ("missing required field" / "unknown field" for those)."""
-    at = _MSGSPEC_AT.search(text)
-    path = at.group(1) if at else ""
-    message = text[: at.start()] if at else text
-    for pattern, what in _MSGSPEC_FIELD:
-        m = pattern.match(message)
-        if m:
-            return (f"{path}.{m.group(1)}" if path else m.group(1)), what
-    return path, message
+    """Where and what of a msgspec error's text: (path, message) of `read_msgspec_error`."""
+    p = read_msgspec_error(text)
+    return p.path, p.message

@@ -31,6 +31,7 @@ pub enum HubEvent {
         protocol: u8,
         charger: String,
         peer: String,
+        at_us: u64,
     },
     Message {
         conn_id: u64,
@@ -40,6 +41,7 @@ pub enum HubEvent {
         conn_id: u64,
         code: u16,
         reason: String,
+        at_us: u64,
     },
     WorkerUp {
         worker: u8,
@@ -496,11 +498,13 @@ fn read_link(slot: u8, l: &mut LinkState, out: &mut Vec<HubEvent>) -> Result<(),
                     protocol,
                     charger,
                     peer,
+                    at_us,
                 } => HubEvent::Connected {
                     conn_id,
                     protocol,
                     charger: charger.into(),
                     peer: peer.into(),
+                    at_us,
                 },
                 UpRef::Message { conn_id, data } => HubEvent::Message {
                     conn_id,
@@ -510,10 +514,12 @@ fn read_link(slot: u8, l: &mut LinkState, out: &mut Vec<HubEvent>) -> Result<(),
                     conn_id,
                     code,
                     reason,
+                    at_us,
                 } => HubEvent::Disconnected {
                     conn_id,
                     code,
                     reason: reason.into(),
+                    at_us,
                 },
                 UpRef::Stats {
                     connections,

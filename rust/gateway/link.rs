@@ -44,20 +44,23 @@ pub fn protocol_number(name: &str) -> Option<u8> {
 pub enum Up {
     /// First record a worker sends: who it is.
     Hello { pid: u32 },
-    /// A charger completed its handshake with an agreed subprotocol.
+    /// A charger completed its handshake with an agreed subprotocol, at the worker's `at_us`
+    /// (CLOCK_MONOTONIC microseconds: the same clock in every process of the host).
     Connected {
         conn_id: u64,
         protocol: u8,
         charger: String,
         peer: String,
+        at_us: u64,
     },
     /// A whole text message (UTF-8 already validated by the codec).
     Message { conn_id: u64, data: Vec<u8> },
-    /// A connection that was announced `Connected` is gone.
+    /// A connection that was announced `Connected` is gone, since the worker's `at_us` (CLOCK_MONOTONIC).
     Disconnected {
         conn_id: u64,
         code: u16,
         reason: String,
+        at_us: u64,
     },
     /// Periodic counters.
     Stats {
@@ -220,15 +223,17 @@ impl LinkWriter {
                 protocol,
                 charger,
                 peer,
+                at_us,
             } => {
-                self.connected(*conn_id, *protocol, charger, peer);
+                self.connected(*conn_id, *protocol, charger, peer, *at_us);
             }
             Up::Message { conn_id, data } => self.message(*conn_id, data),
             Up::Disconnected {
                 conn_id,
                 code,
                 reason,
-            } => self.disconnected(*conn_id, *code, reason),
+                at_us,
+            } => self.disconnected(*conn_id, *code, reason, *at_us),
             Up::Stats {
                 connections,
                 paused,
@@ -246,12 +251,13 @@ impl LinkWriter {
         }
     }
 
-    pub fn connected(&mut self, conn_id: u64, protocol: u8, charger: &str, peer: &str) {
+    pub fn connected(&mut self, conn_id: u64, protocol: u8, charger: &str, peer: &str, at_us: u64) {
         self.begin(kind::CONNECTED);
         self.u64(conn_id);
         self.buf.push(protocol);
         self.short(charger);
         self.short(peer);
+        self.u64(at_us);
     }
 
     pub fn message(&mut self, conn_id: u64, data: &[u8]) {
@@ -260,11 +266,12 @@ impl LinkWriter {
         self.long(data);
     }
 
-    pub fn disconnected(&mut self, conn_id: u64, code: u16, reason: &str) {
+    pub fn disconnected(&mut self, conn_id: u64, code: u16, reason: &str, at_us: u64) {
         self.begin(kind::DISCONNECTED);
         self.u64(conn_id);
         self.u16(code);
         self.short(reason);
+        self.u64(at_us);
     }
 
     pub fn down(&mut self, r: &Down) {
@@ -447,6 +454,7 @@ pub enum UpRef<'a> {
         protocol: u8,
         charger: &'a str,
         peer: &'a str,
+        at_us: u64,
     },
     Message {
         conn_id: u64,
@@ -456,6 +464,7 @@ pub enum UpRef<'a> {
         conn_id: u64,
         code: u16,
         reason: &'a str,
+        at_us: u64,
     },
     Stats {
         connections: u32,
@@ -552,6 +561,7 @@ impl<'a> Batch<'a> {
                 protocol: self.u8()?,
                 charger: self.text()?,
                 peer: self.text()?,
+                at_us: self.u64()?,
             },
             kind::MESSAGE => UpRef::Message {
                 conn_id: self.u64()?,
@@ -561,6 +571,7 @@ impl<'a> Batch<'a> {
                 conn_id: self.u64()?,
                 code: self.u16()?,
                 reason: self.text()?,
+                at_us: self.u64()?,
             },
             kind::STATS => UpRef::Stats {
                 connections: self.u32()?,
@@ -688,6 +699,7 @@ mod tests {
                 protocol: PROTO_OCPP201,
                 charger: "CP/é".into(),
                 peer: "127.0.0.1:5".into(),
+                at_us: u64::MAX - 1,
             },
             Up::Message {
                 conn_id: 1,
@@ -697,6 +709,7 @@ mod tests {
                 conn_id: 1,
                 code: 1006,
                 reason: "gone".into(),
+                at_us: 12_345_678,
             },
             Up::Stats {
                 connections: 9,
@@ -724,11 +737,13 @@ mod tests {
                         protocol,
                         charger,
                         peer,
+                        at_us,
                     } => Up::Connected {
                         conn_id,
                         protocol,
                         charger: charger.into(),
                         peer: peer.into(),
+                        at_us,
                     },
                     UpRef::Message { conn_id, data } => Up::Message {
                         conn_id,
@@ -738,10 +753,12 @@ mod tests {
                         conn_id,
                         code,
                         reason,
+                        at_us,
                     } => Up::Disconnected {
                         conn_id,
                         code,
                         reason: reason.into(),
+                        at_us,
                     },
                     UpRef::Stats {
                         connections,

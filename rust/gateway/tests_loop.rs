@@ -14,12 +14,14 @@ use tungstenite::{Message, WebSocket};
 
 use super::config::WorkerConfig;
 use super::link::{Down, LinkReader, LinkWriter, UpRef};
-use super::worker::Worker;
+use super::worker::{monotonic_us, Worker};
 
 struct Harness {
     port: u16,
     link: UnixStream,
     reader: LinkReader,
+    /// The worker's monotonic time of every Connected and Disconnected seen, in order.
+    times: Vec<u64>,
 }
 
 /// What the test saw on the link, owned.
@@ -60,6 +62,7 @@ impl Harness {
             port,
             link: ours,
             reader: LinkReader::new(),
+            times: Vec::new(),
         };
         h.down(&[
             Down::AuthPolicy {
@@ -99,13 +102,23 @@ impl Harness {
                             conn_id,
                             charger,
                             protocol,
+                            at_us,
                             ..
-                        } => seen.push(Seen::Connected(conn_id, charger.to_string(), protocol)),
+                        } => {
+                            self.times.push(at_us);
+                            seen.push(Seen::Connected(conn_id, charger.to_string(), protocol))
+                        }
                         UpRef::Message { conn_id, data } => seen.push(Seen::Message(
                             conn_id,
                             String::from_utf8(data.to_vec()).unwrap(),
                         )),
-                        UpRef::Disconnected { conn_id, code, .. } => {
+                        UpRef::Disconnected {
+                            conn_id,
+                            code,
+                            at_us,
+                            ..
+                        } => {
+                            self.times.push(at_us);
                             seen.push(Seen::Disconnected(conn_id, code))
                         }
                         _ => {}
@@ -179,6 +192,33 @@ fn messages_flow_both_ways_through_the_link() {
         Duration::from_secs(5),
     );
     assert!(seen.contains(&Seen::Disconnected(id, 4001)), "{seen:?}");
+}
+
+#[test]
+fn connection_events_carry_the_workers_monotonic_time() {
+    let mut h = Harness::start(WorkerConfig::default());
+    let before = monotonic_us();
+    let mut ws = h.client("CP-T", "ocpp1.6");
+    h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
+    let after_connect = monotonic_us();
+    std::thread::sleep(Duration::from_millis(20));
+    ws.close(None).unwrap();
+    h.wait_for(
+        |s| s.iter().any(|x| matches!(x, Seen::Disconnected(..))),
+        Duration::from_secs(5),
+    );
+    let after = monotonic_us();
+    let [connected, disconnected] = h.times[..] else {
+        panic!("{:?}", h.times)
+    };
+    assert!(
+        before <= connected && connected <= after_connect,
+        "{before} {connected} {after_connect}"
+    );
+    assert!(
+        connected + 20_000 <= disconnected && disconnected <= after,
+        "{connected} {disconnected} {after}"
+    );
 }
 
 #[test]

@@ -133,6 +133,18 @@ pub fn raise_nofile_limit() -> usize {
     }
 }
 
+/// CLOCK_MONOTONIC in microseconds: the clock Python's `time.monotonic()` reads, shared by every process of
+/// the host, so the control plane can order connection events from different workers.
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
 fn now_secs(start: Instant) -> u32 {
     // Start at 1 so that 0 can mean "never".
     start.elapsed().as_secs() as u32 + 1
@@ -517,7 +529,8 @@ impl Worker {
             self.open -= 1;
         }
         if c.announced {
-            self.link_out.disconnected(c.id, 1006, "connection lost");
+            self.link_out
+                .disconnected(c.id, 1006, "connection lost", monotonic_us());
         }
         self.by_id.remove(&c.id);
         let _ = self.update_listener();
@@ -539,7 +552,8 @@ impl Worker {
         }
         if c.announced {
             c.announced = false;
-            self.link_out.disconnected(c.id, report.0, report.1);
+            self.link_out
+                .disconnected(c.id, report.0, report.1, monotonic_us());
         }
         c.state = State::Closing;
         c.deadline = linger;
@@ -588,6 +602,7 @@ impl Worker {
                     c.id,
                     1008,
                     "write queue full: the charger is not reading",
+                    monotonic_us(),
                 );
             }
             self.drop_conn(idx);
@@ -829,7 +844,8 @@ impl Worker {
                     c.announced = true;
                     let peer = peer_string(&c.sock);
                     let pnum = link::protocol_number(&p).unwrap_or(link::PROTO_NONE);
-                    self.link_out.connected(id, pnum, &charger, &peer);
+                    self.link_out
+                        .connected(id, pnum, &charger, &peer, monotonic_us());
                 }
             }
         }

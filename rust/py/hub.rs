@@ -4,6 +4,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::gateway::link::{protocol_name, Down};
+
+/// A worker's CLOCK_MONOTONIC microseconds as Python's `time.monotonic()` seconds.
+fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
+}
 use crate::gateway::{Hub, HubEvent};
 
 /// Event kinds in the tuples `Hub.drain()` returns (mirrored in `_native.pyi`).
@@ -49,7 +54,15 @@ impl PyHub {
                     protocol,
                     charger,
                     peer,
-                } => (CONNECTED, conn_id, charger, protocol_name(protocol), peer)
+                    at_us,
+                } => (
+                    CONNECTED,
+                    conn_id,
+                    charger,
+                    protocol_name(protocol),
+                    peer,
+                    seconds(at_us),
+                )
                     .into_pyobject(py)?
                     .into_any(),
                 HubEvent::Message { conn_id, data } => (MESSAGE, conn_id, PyBytes::new(py, &data))
@@ -59,7 +72,8 @@ impl PyHub {
                     conn_id,
                     code,
                     reason,
-                } => (DISCONNECTED, conn_id, code, reason)
+                    at_us,
+                } => (DISCONNECTED, conn_id, code, reason, seconds(at_us))
                     .into_pyobject(py)?
                     .into_any(),
                 HubEvent::WorkerUp {

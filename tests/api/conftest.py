@@ -1,5 +1,5 @@
-"""API fixtures: the Litestar app over a tiny node stand-in (a real Store on a temp file, a presence dict and a
-health function), driven in-process by httpx on our own trio loop, as Hypercorn will serve it.
+"""API fixtures: the Litestar app over stand-in services (real repositories on a Store on a temp file, a presence
+dict, a health report), driven in-process by httpx on our own trio loop, as Hypercorn will serve it.
 
 Litestar's TestClient / AsyncTestClient run the app on a separate event loop thread (an anyio portal); the
 store's writer delivers commits to the trio loop that started it, so the app must run on ours.
@@ -17,9 +17,18 @@ import httpx
 import pytest
 import trio
 
-from ampgate.api import create_app
+from ampgate.api import ApiServices, create_app
 from ampgate.errors import ChargerOfflineError
-from ampgate.store import ChargerRow, Store
+from ampgate.ocpp.id_tokens import IdTokens
+from ampgate.store import (
+    ApiTokenRepository,
+    ChargerRepository,
+    ChargerRow,
+    ConnectorStatusRepository,
+    IdTokenRepository,
+    Store,
+    TransactionRepository,
+)
 
 BASE_URL = "http://ampgate.test"
 
@@ -32,29 +41,62 @@ class FakePresence:
     last_seen: datetime | None
 
 
+class StandInHealth:
+    def __init__(self, node: StandInNode) -> None:
+        self._node = node
+
+    def report(self) -> dict[str, Any]:
+        online = sum(p.online for p in self._node.presence.values())
+        return {"status": "ok", "workers": [], "connections": online, "chargers_online": online}
+
+
+class PresenceVia:
+    """Looks presence up in `node.presence` as it is at the time (a test may swap the dict)."""
+
+    def __init__(self, node: StandInNode) -> None:
+        self._node = node
+
+    def get(self, charger_id: str) -> FakePresence | None:
+        return self._node.presence.get(charger_id)
+
+
 class StandInNode:
-    """The node contract the API relies on, and no more."""
+    """The services the API relies on, and no more: real repositories on a real Store, a presence dict, a
+    registration that records what it was asked, and commands that find every charger offline."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.chargers = ChargerRepository(store)
+        self.id_token_table = IdTokenRepository(store)
         self.presence: dict[str, FakePresence] = {}
         self.registered: list[tuple[str, str | None]] = []
+        self.health = StandInHealth(self)
 
-    def health(self) -> dict[str, Any]:
-        online = sum(p.online for p in self.presence.values())
-        return {"status": "ok", "workers": [], "connections": online, "chargers_online": online}
-
-    async def register_charger(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
-        result = await self.store.register_charger(charger_id, password)
+    async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
+        result = await self.chargers.register(charger_id, password)
         self.registered.append((charger_id, password))
         return result
 
-    async def command(self, charger_id: str, action: str, payload: Any) -> Any:
+    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
 
-    async def send_local_list(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
+    async def send(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+
+    def services(self) -> ApiServices:
+        return ApiServices(
+            api_tokens=ApiTokenRepository(self.store),
+            chargers=self.chargers,
+            presence=PresenceVia(self),
+            connectors=ConnectorStatusRepository(self.store),
+            registration=self,
+            commander=self,
+            local_lists=self,
+            id_tokens=IdTokens(self.id_token_table),
+            transactions=TransactionRepository(self.store),
+            health=self.health,
+        )
 
 
 @dataclass
@@ -80,12 +122,12 @@ def api(tmp_path: Path) -> Callable[[Scenario], None]:
             store = Store(str(tmp_path / "api.db"))
             node = StandInNode(store)
             tokens = {
-                role: store.create_token(role, label=f"test {role}")
+                role: ApiTokenRepository(store).create(role, label=f"test {role}")
                 for role in ("viewer", "operator", "admin")
             }
             async with trio.open_nursery() as nursery:
                 await nursery.start(store.run)
-                transport = httpx.ASGITransport(app=create_app(node))
+                transport = httpx.ASGITransport(app=create_app(node.services()))
                 async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
                     with trio.fail_after(30):
                         await scenario(Api(client, node, tokens))

@@ -51,7 +51,7 @@ def test_below_admin_cannot_register_a_charger(api: Scenario, role: str) -> None
         assert r.status_code == 403
         assert r.json()["code"] == "forbidden"
         assert a.node.registered == []
-        assert a.node.store.charger("CP-NEW") is None
+        assert a.node.chargers.get("CP-NEW") is None
 
     api(scenario)
 
@@ -76,11 +76,11 @@ def test_every_role_reads(api: Scenario, role: str) -> None:
 
 def test_a_token_created_while_serving_works_at_once(api: Scenario) -> None:
     async def scenario(a: Api) -> None:
-        from ampgate.store import Store
+        from ampgate.store import ApiTokenRepository, Store
 
         cli = Store(a.node.store.path)
         try:
-            token = cli.create_token("viewer")
+            token = ApiTokenRepository(cli).create("viewer")
         finally:
             cli.close()
         r = await a.client.get(CHARGERS, headers={"Authorization": f"Bearer {token}"})
@@ -93,7 +93,7 @@ def test_health_needs_no_token(api: Scenario) -> None:
     async def scenario(a: Api) -> None:
         r = await a.client.get("/api/v1/health")
         assert r.status_code == 200
-        assert r.json() == a.node.health()
+        assert r.json() == a.node.health.report()
 
     api(scenario)
 

@@ -24,7 +24,7 @@ async def settle(a: Api) -> None:
 
 
 def boot(a: Api, cp_id: str, protocol: str = "ocpp1.6") -> None:
-    a.node.store.record_boot(
+    a.node.chargers.record_boot(
         cp_id, vendor="Acme", model="X1", serial="S-1", firmware="1.2", protocol=protocol, at=BOOT
     )
 
@@ -67,12 +67,12 @@ def test_one_charger_merges_store_and_presence(api: Scenario) -> None:
 def test_firmware_status_is_shown_and_filters_the_list(api: Scenario) -> None:
     async def scenario(a: Api) -> None:
         for i in range(5):
-            a.node.store.record_boot(
+            a.node.chargers.record_boot(
                 f"CP{i}", vendor="V", model="M", serial=None, firmware=f"{i % 2}.0", protocol=None, at=BOOT
             )
-        a.node.store.record_firmware_status("CP1", status="Installing", request_id=3, at=SEEN)
-        a.node.store.record_firmware_status("CP2", status="Installing", request_id=None, at=SEEN)
-        a.node.store.record_firmware_status("CP3", status="Downloaded", request_id=3, at=SEEN)
+        a.node.chargers.record_firmware_status("CP1", status="Installing", request_id=3, at=SEEN)
+        a.node.chargers.record_firmware_status("CP2", status="Installing", request_id=None, at=SEEN)
+        a.node.chargers.record_firmware_status("CP3", status="Downloaded", request_id=3, at=SEEN)
         await settle(a)
         one = (await a.client.get(f"{CHARGERS}/CP1", headers=a.auth("viewer"))).json()
         assert (one["firmware"], one["firmware_status"], one["firmware_request_id"]) == (
@@ -210,19 +210,19 @@ def test_register_creates_then_replaces(api: Scenario) -> None:
         body = r.json()
         assert body["id"] == "CP-9" and body["online"] is False and body["last_boot_at"] is None
         assert "password" not in body and "password_hash" not in body
-        stored = a.node.store.credential("CP-9")
+        stored = a.node.chargers.credential("CP-9")
         assert stored is not None and verify_password(PASSWORD, stored)
 
         r = await a.client.post(
             CHARGERS, json={"id": "CP-9", "password": "another-password-42"}, headers=a.auth("admin")
         )
         assert r.status_code == 200
-        stored = a.node.store.credential("CP-9")
+        stored = a.node.chargers.credential("CP-9")
         assert stored is not None and verify_password("another-password-42", stored)
 
         r = await a.client.post(CHARGERS, json={"id": "CP-10"}, headers=a.auth("admin"))
         assert r.status_code == 201
-        assert a.node.store.credential("CP-10") is None
+        assert a.node.chargers.credential("CP-10") is None
         assert a.node.registered == [("CP-9", PASSWORD), ("CP-9", "another-password-42"), ("CP-10", None)]
 
     api(scenario)
@@ -251,7 +251,7 @@ def test_registration_errors_name_the_field(api: Scenario, body: object, field: 
         assert err["code"] == "invalid_field"
         assert err.get("field") == field
         assert err["message"] and "Validation failed" not in err["message"]
-        assert a.node.store.count_chargers() == 0
+        assert a.node.chargers.count() == 0
 
     api(scenario)
 

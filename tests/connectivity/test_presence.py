@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ampgate.connectivity.presence import PresenceRegistry, generation_of, worker_of
+from ampgate.connectivity.presence import PresenceRegistry
+from ampgate.gateway.conn_ids import generation_of, worker_of
 
 
 def test_connect_and_disconnect():

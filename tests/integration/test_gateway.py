@@ -15,7 +15,7 @@ import trio
 import websockets
 from trio_websocket import open_websocket_url
 
-from ampgate.store import Store
+from ampgate.store import ChargerRepository, Store
 from tests.integration.ocpp_clients import (
     RawWs,
     basic,
@@ -297,7 +297,7 @@ def test_sigterm_closes_chargers_with_1001(node):
     # The store was flushed: the boot recorded just before the signal is on disk.
     store = Store(str(node.db))
     try:
-        row = store.charger("BYE")
+        row = ChargerRepository(store).get("BYE")
     finally:
         store.close()
     assert row is not None and row.vendor == "TestVendor" and row.protocol == "ocpp2.0.1"

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ampgate.ocpp import generate, v16, v201
-from ampgate.ocpp.rpc import Fault, fault_from_validation
+from ampgate.ocpp.envelope import Fault, fault_from_validation
 
 # Sized for CI (2 cores): 206 schemas x this many drawn payloads, each also mutated once.
 EXAMPLES_PER_SCHEMA = 60

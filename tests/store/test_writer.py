@@ -16,7 +16,7 @@ import sqlite_utils
 import trio
 import trio.testing
 
-from ampgate.store import Store, StoreClosedError
+from ampgate.store import ChargerRepository, Store, StoreClosedError
 from ampgate.store.writer import MAX_GROUP
 
 from .conftest import Runner, run_store
@@ -243,7 +243,7 @@ def test_fire_and_forget_failures_are_logged(
 def test_shutdown_flushes_every_submitted_write(db_path: str) -> None:
     async def body(store: Store) -> None:
         for i in range(1000):
-            store.record_boot(
+            ChargerRepository(store).record_boot(
                 f"CP{i:04}", vendor="v", model="m", serial=None, firmware=None, protocol="ocpp1.6", at=AT
             )
         # run() is cancelled right after this returns, with (nearly) all of them still queued.
@@ -251,7 +251,7 @@ def test_shutdown_flushes_every_submitted_write(db_path: str) -> None:
     run_store(db_path, body)
     reopened = Store(db_path)
     try:
-        assert reopened.count_chargers() == 1000
+        assert ChargerRepository(reopened).count() == 1000
     finally:
         reopened.close()
 
@@ -304,11 +304,11 @@ def test_reads_and_submits_do_not_wait_for_an_open_write(running: Runner) -> Non
         async with writer_held(store, first=add_charger("PENDING")):
             # The writer sits in an open transaction holding the write lock, with PENDING inserted.
             started = time.monotonic()
-            assert store.charger("COMMITTED") is not None
-            assert store.charger("PENDING") is None
+            assert ChargerRepository(store).get("COMMITTED") is not None
+            assert ChargerRepository(store).get("PENDING") is None
             store.submit(lambda db: None)
             assert time.monotonic() - started < 1.0  # nothing waited for the lock (busy timeout: 5 s)
-        assert store.charger("PENDING") is not None
+        assert ChargerRepository(store).get("PENDING") is not None
 
     running(body)
 

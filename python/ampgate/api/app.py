@@ -1,6 +1,8 @@
-"""`create_app(node)`: the whole HTTP API assembled in one place."""
+"""`create_app(services)`: the whole operator API assembled in one place."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -12,7 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
 from ampgate.api.commands import CommandController, LocalListController
-from ampgate.api.deps import NodeView, provide_node
+from ampgate.api.deps import ApiServices
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
@@ -27,10 +29,14 @@ _PUBLIC_PATHS = [f"^{SCHEMA_PATH}(/|$)"]
 MAX_BODY_BYTES = 1 << 20
 
 
-def create_app(node: NodeView) -> Litestar:
-    """The Litestar app serving the API for `node` (stored in `app.state.node`, handed to handlers by the
-    `node` dependency). Logging is left to the node (`logging_config=None`): the app does not reconfigure it.
-    Never raises for a well-formed node."""
+def _provider(value: object) -> Provide:
+    return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+
+def create_app(services: ApiServices) -> Litestar:
+    """The Litestar app serving the operator API over `services`: each field is a dependency of the same name
+    (`chargers`, `commander`, ...), and the API tokens are also `app.state.api_tokens` for the authentication
+    middleware. Logging is left to the node (`logging_config=None`): the app does not reconfigure it."""
     return Litestar(
         route_handlers=[
             HealthController,
@@ -41,7 +47,7 @@ def create_app(node: NodeView) -> Litestar:
             TransactionController,
             ChargerTransactionController,
         ],
-        dependencies={"node": Provide(provide_node, sync_to_thread=False)},
+        dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[
             DefineMiddleware(
                 BearerTokenMiddleware, exclude=_PUBLIC_PATHS, exclude_from_auth_key=EXCLUDE_FROM_AUTH
@@ -55,7 +61,7 @@ def create_app(node: NodeView) -> Litestar:
             path=SCHEMA_PATH,
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
         ),
-        state=State({"node": node}),
+        state=State({"api_tokens": services.api_tokens}),
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,
         debug=False,

@@ -44,7 +44,7 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         token = bearer_token(connection.headers.get("authorization"))
         if token is None:
             raise NotAuthorizedException("this endpoint needs 'Authorization: Bearer <token>'")
-        role = connection.app.state.node.store.role_for_token(token)
+        role = connection.app.state.api_tokens.role_for(token)
         if role is None:
             raise NotAuthorizedException("unknown API token")
         return AuthenticationResult(user=role, auth=None)

@@ -3,7 +3,7 @@ register (or replace a password)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
@@ -11,13 +11,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_admin, requires_viewer
-from ampgate.api.deps import NodeView
+from ampgate.api.deps import ChargerReads, ChargerRegistrar, ConnectorReads, PresenceLookup
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ConnectorRead, ErrorBody
-from ampgate.errors import NotFoundError
+from ampgate.errors import NotFoundError, ValidationError
+from ampgate.ocpp.v201 import FirmwareStatusEnumType
 from ampgate.store import ChargerRow, validate_charger_id
 
 _ERRORS = COMMON_ERRORS
+# Every firmware status a charger can report: 2.0.1's FirmwareStatusEnumType, which is also the enum of 1.6's
+# SignedFirmwareStatusNotification and holds every value of 1.6's FirmwareStatusNotification.
+FIRMWARE_STATUSES: tuple[str, ...] = get_args(FirmwareStatusEnumType)
 Firmware = Annotated[
     str | None, Parameter(description="Only chargers whose last boot reported this firmware version")
 ]
@@ -27,9 +31,20 @@ FirmwareStatus = Annotated[
 ]
 
 
-def charger_read(node: NodeView, row: ChargerRow) -> ChargerRead:
+def validate_firmware_status(status: str | None) -> str | None:
+    """Return `status` if it is None or one of FIRMWARE_STATUSES, else raise
+    ValidationError(field="firmware_status"): a filter on any other value is a typo, not a question whose
+    answer is "no charger"."""
+    if status is not None and status not in FIRMWARE_STATUSES:
+        raise ValidationError(
+            f"firmware_status must be one of {', '.join(FIRMWARE_STATUSES)}", field="firmware_status"
+        )
+    return status
+
+
+def charger_read(presence_lookup: PresenceLookup, row: ChargerRow) -> ChargerRead:
     """The API's view of a charger: the stored row merged with its live presence (none: offline)."""
-    presence = node.presence.get(row.id)
+    presence = presence_lookup.get(row.id)
     online = presence is not None and presence.online
     return ChargerRead(
         id=row.id,
@@ -62,7 +77,8 @@ class ChargerController(Controller):
     )
     async def list_chargers(
         self,
-        node: NamedDependency[NodeView],
+        chargers: NamedDependency[ChargerReads],
+        presence: NamedDependency[PresenceLookup],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
         firmware: Firmware = None,
@@ -72,13 +88,14 @@ class ChargerController(Controller):
         given (pass the same filters with each page's cursor). Raises 422 naming `limit`, `cursor` or
         `firmware_status` (not a status OCPP defines) when invalid."""
         after = None if cursor is None else decode_cursor(cursor, validate_charger_id)
+        validate_firmware_status(firmware_status)
         # One row more than asked tells whether another page exists, so the last page says null, not a
         # cursor to an empty page.
-        rows = node.store.list_chargers(limit + 1, after, firmware=firmware, firmware_status=firmware_status)
+        rows = chargers.page(limit + 1, after, firmware=firmware, firmware_status=firmware_status)
         more = len(rows) > limit
         rows = rows[:limit]
         return ChargerPage(
-            items=[charger_read(node, r) for r in rows],
+            items=[charger_read(presence, r) for r in rows],
             next_cursor=encode_cursor(rows[-1].id) if more else None,
         )
 
@@ -91,16 +108,18 @@ class ChargerController(Controller):
     )
     async def get_charger(
         self,
-        node: NamedDependency[NodeView],
+        chargers: NamedDependency[ChargerReads],
+        presence: NamedDependency[PresenceLookup],
+        connectors: NamedDependency[ConnectorReads],
         # Named `id` (shadowing the builtin here only) so the path, the docs and the error's `field` agree.
         id: Annotated[str, Parameter(description="The charge point id")],
     ) -> ChargerRead:
         """The charger `id`, with `connectors` (each one's last status) once it reported any. Raises 404 not_found (field "id") when the store does not know it."""
-        row = node.store.charger(id)
+        row = chargers.get(id)
         if row is None:
             raise NotFoundError(f"charger '{id}' is not registered", field="id")
-        read = charger_read(node, row)
-        statuses = node.store.connector_statuses(id)
+        read = charger_read(presence, row)
+        statuses = connectors.statuses(id)
         if statuses:
             read.connectors = [
                 ConnectorRead(
@@ -126,9 +145,12 @@ class ChargerController(Controller):
         summary="Register a charger",
     )
     async def register_charger(
-        self, node: NamedDependency[NodeView], data: JSONBody[ChargerCreate]
+        self,
+        registration: NamedDependency[ChargerRegistrar],
+        presence: NamedDependency[PresenceLookup],
+        data: JSONBody[ChargerCreate],
     ) -> Response[ChargerRead]:
         """Register charger `id` with `password` (201), or replace the password of a known one (200). Every
         gateway worker knows the new credentials when this returns. Raises 422 naming `id` or `password`."""
-        row, created = await node.register_charger(data.id, data.password)
-        return Response(charger_read(node, row), status_code=201 if created else 200)
+        row, created = await registration.register(data.id, data.password)
+        return Response(charger_read(presence, row), status_code=201 if created else 200)

@@ -11,7 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator
-from ampgate.api.deps import NodeView
+from ampgate.api.deps import CommandSender, LocalListSender
 from ampgate.api.schemas import ErrorBody
 
 _ERRORS = {
@@ -43,7 +43,7 @@ class CommandController(Controller):
     )
     async def send_command(
         self,
-        node: NamedDependency[NodeView],
+        commander: NamedDependency[CommandSender],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         name: Annotated[str, Parameter(description="The OCPP action, e.g. Reset")],
         data: JSONBody[dict[str, Any]],
@@ -51,7 +51,7 @@ class CommandController(Controller):
         """`name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request payload as the
         specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a 1.6 Reset).
         Waits for the charger and answers with its reply payload."""
-        return await node.command(charger_id, name, data)
+        return await commander.call(charger_id, name, data)
 
 
 class LocalListRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,12 +82,12 @@ class LocalListController(Controller):
     )
     async def send_local_list(
         self,
-        node: NamedDependency[NodeView],
+        local_lists: NamedDependency[LocalListSender],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         data: JSONBody[LocalListRequest],
     ) -> LocalListResult:
         """Build SendLocalList (1.6 or 2.0.1, as the charger speaks) from every id token, send it and return
         the version sent, how many entries went and were skipped, and the charger's status. Errors as for
         commands. Read the charger's version back with the `GetLocalListVersion` command."""
-        r = await node.send_local_list(charger_id, data.update_type, data.version)
+        r = await local_lists.send(charger_id, data.update_type, data.version)
         return LocalListResult(**r)

@@ -1,17 +1,43 @@
-"""What the API needs from the node, and the dependency that hands the node to handlers.
+"""What the API needs from the node, one narrow interface per service, and how handlers receive them.
 
-The API is written against these Protocols, not `ampgate.node.Node`, so it can be driven by a small stand-in
-in tests and never imports the gateway.
+The API is written against these Protocols, never against the node, so it can be driven by small stand-ins in
+tests and never imports the gateway. `create_app` registers each field of `ApiServices` as a Litestar
+dependency of the same name: a handler declares exactly the services it uses (`chargers:
+NamedDependency[ChargerReads]`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from litestar.datastructures import State
+from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
-from ampgate.store import ChargerRow, Store
+# runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
+
+
+@runtime_checkable
+class TokenRoles(Protocol):
+    """API tokens (`ampgate.store.ApiTokenRepository`)."""
+
+    def role_for(self, token: str, /) -> str | None: ...
+
+
+@runtime_checkable
+class ChargerReads(Protocol):
+    """The charger table (`ampgate.store.ChargerRepository`)."""
+
+    def get(self, cp_id: str, /) -> ChargerRow | None: ...
+    def page(
+        self,
+        limit: int,
+        after: str | None = None,
+        /,
+        *,
+        firmware: str | None = None,
+        firmware_status: str | None = None,
+    ) -> list[ChargerRow]: ...
 
 
 class PresenceView(Protocol):
@@ -27,32 +53,95 @@ class PresenceView(Protocol):
     def last_seen(self) -> datetime | None: ...
 
 
+@runtime_checkable
 class PresenceLookup(Protocol):
     def get(self, charger_id: str, /) -> PresenceView | None: ...
 
 
-# runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
 @runtime_checkable
-class NodeView(Protocol):
-    """The part of the node the API uses."""
+class ConnectorReads(Protocol):
+    """Connector statuses (`ampgate.store.ConnectorStatusRepository`)."""
 
-    @property
-    def store(self) -> Store: ...
-    @property
-    def presence(self) -> PresenceLookup: ...
-
-    def health(self) -> dict[str, Any]: ...
-
-    async def register_charger(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
-
-    async def command(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
-
-    async def send_local_list(
-        self, charger_id: str, update_type: str, version: int | None, /
-    ) -> dict[str, Any]: ...
+    def statuses(self, charger_id: str, /) -> list[ConnectorStatusRow]: ...
 
 
-def provide_node(state: State) -> NodeView:
-    """The node the app was created for (put into `app.state.node` by `create_app`)."""
-    node: NodeView = state.node
-    return node
+@runtime_checkable
+class ChargerRegistrar(Protocol):
+    """`ampgate.connectivity.ChargerRegistration`."""
+
+    async def register(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
+
+
+@runtime_checkable
+class CommandSender(Protocol):
+    """`ampgate.ocpp.commander.Commander`."""
+
+    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
+
+@runtime_checkable
+class LocalListSender(Protocol):
+    """`ampgate.ocpp.local_list.LocalLists`."""
+
+    async def send(self, charger_id: str, update_type: str, version: int | None, /) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class IdTokenService(Protocol):
+    """`ampgate.ocpp.id_tokens.IdTokens`."""
+
+    async def create(
+        self,
+        id_token: str,
+        /,
+        *,
+        status: str,
+        type: str | None = None,
+        expiry: datetime | None = None,
+        group: str | None = None,
+    ) -> IdTokenRow: ...
+    async def update(self, id_token: str, changes: dict[str, Any], /) -> IdTokenRow: ...
+    async def delete(self, id_token: str, /) -> None: ...
+    def page(self, limit: int, after: str | None = None, /) -> list[IdTokenRow]: ...
+
+
+@runtime_checkable
+class TransactionReads(Protocol):
+    """The transactions (`ampgate.store.TransactionRepository`)."""
+
+    def get(self, tx_id: int, /) -> TransactionRow | None: ...
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[TransactionRow]: ...
+    def samples(self, tx_id: int, /) -> list[Sample]: ...
+    def last_samples(self, tx_ids: list[int], /) -> dict[int, list[Sample]]: ...
+
+
+@runtime_checkable
+class HealthReport(Protocol):
+    """`ampgate.health.NodeHealth`."""
+
+    def report(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """Everything the operator API uses, each a narrow interface; the node builds it."""
+
+    api_tokens: TokenRoles
+    chargers: ChargerReads
+    presence: PresenceLookup
+    connectors: ConnectorReads
+    registration: ChargerRegistrar
+    commander: CommandSender
+    local_lists: LocalListSender
+    id_tokens: IdTokenService
+    transactions: TransactionReads
+    health: HealthReport

@@ -17,15 +17,12 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from ampgate.api.schemas import ErrorBody
-from ampgate.errors import AmpgateError, ChargerCallError
+from ampgate.errors import AmpgateError, ChargerCallError, UnavailableError, read_msgspec_error
 
 log = logging.getLogger(__name__)
 
 # Litestar reports a body-level problem (missing or unknown field, wrong top-level type) under the key of the
-# handler argument ("data") and names the field only inside the message, e.g. "Object missing required field
-# `id`"; a raw msgspec message ends with " - at `$.id`".
-_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
-_PATH_IN_MESSAGE = re.compile(r"at `\$\.([^`]+)`")
+# handler argument ("data") and names the field only inside msgspec's message, which `read_msgspec_error` reads.
 # Handler arguments that stand for the whole body rather than one field of it.
 _BODY_KEYS = frozenset({"data", "$"})
 # RFC 6750: a 401 for a bearer-protected resource says which scheme to use.
@@ -47,24 +44,18 @@ def error_response(
     return Response(body, status_code=status, headers=headers)
 
 
-def _field_of(error: dict[str, Any]) -> str | None:
-    key = error.get("key")
-    if isinstance(key, str) and key and key not in _BODY_KEYS:
-        return key
-    message = str(error.get("message", ""))
-    match = _FIELD_IN_MESSAGE.search(message) or _PATH_IN_MESSAGE.search(message)
-    return match.group(1) if match else None
-
-
 def validation_details(exc: ValidationException) -> tuple[str, str | None]:
     """The message and offending field of Litestar's validation failure (its first error, when several)."""
     errors = exc.extra if isinstance(exc.extra, list) else []
     for error in errors:
         if isinstance(error, dict):
-            message = str(error.get("message") or exc.detail)
-            return message.split(" - at ", 1)[0], _field_of(error)
-    match = _PATH_IN_MESSAGE.search(exc.detail)
-    return exc.detail, match.group(1) if match else None
+            problem = read_msgspec_error(str(error.get("message") or exc.detail))
+            key = error.get("key")
+            if isinstance(key, str) and key and key not in _BODY_KEYS:
+                return problem.text, key
+            return problem.text, problem.path or None
+    problem = read_msgspec_error(exc.detail)
+    return exc.detail, problem.path or None
 
 
 def _code_for_status(status: int) -> str:
@@ -78,6 +69,8 @@ def _code_for_status(status: int) -> str:
 def handle_ampgate_error(request: Request[Any, Any, Any], exc: AmpgateError) -> Response[ErrorBody]:
     """An AmpgateError becomes its `status_hint` with its code, message and field."""
     headers = _WWW_AUTHENTICATE if exc.status_hint == 401 else None
+    if isinstance(exc, UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after)}
     extra = {"ocpp_code": exc.ocpp_code, "details": exc.details} if isinstance(exc, ChargerCallError) else {}
     return error_response(exc.status_hint, exc.code, exc.message, exc.field, headers, **extra)
 

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH
-from ampgate.api.deps import NodeView
+from ampgate.api.deps import HealthReport
 
 
 class HealthController(Controller):
@@ -16,6 +16,7 @@ class HealthController(Controller):
     tags = ("health",)
 
     @get("/", operation_id="health", opt={EXCLUDE_FROM_AUTH: True}, summary="Node health")
-    async def health(self, node: NamedDependency[NodeView]) -> dict[str, Any]:
-        """Status, gateway workers and connection counts, as `Node.health()` reports them."""
-        return node.health()
+    async def health(self, health: NamedDependency[HealthReport]) -> dict[str, Any]:
+        """Status, version, uptime, gateway workers (pid, generation, connections, restarts) and how many
+        chargers are online."""
+        return health.report()

@@ -11,10 +11,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
-from ampgate.api.deps import NodeView
+from ampgate.api.deps import IdTokenService
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ErrorBody, IdTokenCreate, IdTokenPage, IdTokenRead, IdTokenUpdate
-from ampgate.store.id_tokens import IdTokenRow, validate_id_token
+from ampgate.ocpp.id_tokens import validate_id_token
+from ampgate.store import IdTokenRow
 
 _ERRORS = COMMON_ERRORS
 _NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No such id token")}
@@ -46,13 +47,13 @@ class IdTokenController(Controller):
     )
     async def list_id_tokens(
         self,
-        node: NamedDependency[NodeView],
+        id_tokens: NamedDependency[IdTokenService],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> IdTokenPage:
         """Id tokens in id_token order, one page at a time. Raises 422 naming `limit` or `cursor`."""
         after = None if cursor is None else decode_cursor(cursor, validate_id_token)
-        rows = node.store.list_id_tokens(limit + 1, after)
+        rows = id_tokens.page(limit + 1, after)
         more = len(rows) > limit
         rows = rows[:limit]
         return IdTokenPage(
@@ -69,10 +70,10 @@ class IdTokenController(Controller):
         summary="Create an id token",
     )
     async def create_id_token(
-        self, node: NamedDependency[NodeView], data: JSONBody[IdTokenCreate]
+        self, id_tokens: NamedDependency[IdTokenService], data: JSONBody[IdTokenCreate]
     ) -> IdTokenRead:
         """Create a token (201). Raises 409 id_token_exists, 422 naming the field."""
-        row = await node.store.create_id_token(
+        row = await id_tokens.create(
             data.id_token, status=data.status, type=data.type, expiry=data.expiry, group=data.group
         )
         return id_token_read(row)
@@ -86,13 +87,13 @@ class IdTokenController(Controller):
     )
     async def update_id_token(
         self,
-        node: NamedDependency[NodeView],
+        id_tokens: NamedDependency[IdTokenService],
         id_token: Annotated[str, Parameter(description="The id token")],
         data: JSONBody[IdTokenUpdate],
     ) -> IdTokenRead:
         """Change the fields present in the body. Raises 404 (field id_token), 422 naming the field."""
         changes = {f: v for f in data.__struct_fields__ if (v := getattr(data, f)) is not msgspec.UNSET}
-        return id_token_read(await node.store.update_id_token(id_token, changes))
+        return id_token_read(await id_tokens.update(id_token, changes))
 
     @delete(
         "/{id_token:str}",
@@ -103,8 +104,10 @@ class IdTokenController(Controller):
         summary="Delete an id token",
     )
     async def delete_id_token(
-        self, node: NamedDependency[NodeView], id_token: Annotated[str, Parameter(description="The id token")]
+        self,
+        id_tokens: NamedDependency[IdTokenService],
+        id_token: Annotated[str, Parameter(description="The id token")],
     ) -> Response[None]:
         """Delete the token (204): chargers presenting it get Invalid from now on. Raises 404."""
-        await node.store.delete_id_token(id_token)
+        await id_tokens.delete(id_token)
         return Response(None, status_code=204)

@@ -12,12 +12,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
-from ampgate.api.deps import NodeView
+from ampgate.api.deps import ChargerReads, TransactionReads
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit
 from ampgate.api.schemas import ErrorBody, SampleRead, TransactionDetail, TransactionPage, TransactionRead
+from ampgate.clock import parse_iso
 from ampgate.errors import NotFoundError, ValidationError
-from ampgate.store.schema import parse_iso
-from ampgate.store.transactions import Sample, TransactionRow
+from ampgate.store import Sample, TransactionRow
 
 _ERRORS = COMMON_ERRORS
 
@@ -57,7 +57,7 @@ def _fields(row: TransactionRow, last: list[Sample]) -> dict[str, object]:
         "id": row.id,
         "charger_id": row.charger_id,
         "protocol": row.protocol,
-        "transaction_id": row.remote_id if row.remote_id is not None else str(row.id),
+        "transaction_id": row.charger_transaction_id,
         "evse_id": row.evse_id,
         "connector_id": row.connector_id,
         "id_token": row.id_token,
@@ -72,14 +72,14 @@ def _fields(row: TransactionRow, last: list[Sample]) -> dict[str, object]:
 
 
 def _page(
-    node: NodeView,
+    transactions: TransactionReads,
     limit: int,
     cursor: str | None,
     charger_id: str | None,
     since: str | None,
     until: str | None,
 ) -> TransactionPage:
-    rows = node.store.list_transactions(
+    rows = transactions.page(
         limit + 1,
         before=_cursor(cursor),
         charger_id=charger_id,
@@ -88,7 +88,7 @@ def _page(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    last = node.store.last_samples([r.id for r in rows])
+    last = transactions.last_samples([r.id for r in rows])
     return TransactionPage(
         items=[TransactionRead(**_fields(r, last[r.id])) for r in rows],  # type: ignore[arg-type]
         next_cursor=str(rows[-1].id) if more else None,
@@ -108,14 +108,14 @@ class TransactionController(Controller):
     )
     async def list_transactions(
         self,
-        node: NamedDependency[NodeView],
+        transactions: NamedDependency[TransactionReads],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
         since: Since = None,
         until: Until = None,
     ) -> TransactionPage:
         """Transactions of every charger, newest first. Raises 422 naming limit, cursor, since or until."""
-        return _page(node, limit, cursor, None, since, until)
+        return _page(transactions, limit, cursor, None, since, until)
 
     @get(
         "/{id:int}",
@@ -126,15 +126,15 @@ class TransactionController(Controller):
     )
     async def get_transaction(
         self,
-        node: NamedDependency[NodeView],
+        transactions: NamedDependency[TransactionReads],
         id: Annotated[int, Parameter(description="The node's transaction id")],
     ) -> TransactionDetail:
         """The transaction `id` (the node's id) with every sample. Raises 404 not_found (field id)."""
-        row = node.store.transaction(id)
+        row = transactions.get(id)
         if row is None:
             raise NotFoundError(f"transaction {id} does not exist", field="id")
-        samples = node.store.transaction_samples(id)
-        last = node.store.last_samples([id])[id]
+        samples = transactions.samples(id)
+        last = transactions.last_samples([id])[id]
         return TransactionDetail(**_fields(row, last), samples=[sample_read(s) for s in samples])  # type: ignore[arg-type]
 
 
@@ -151,7 +151,8 @@ class ChargerTransactionController(Controller):
     )
     async def list_charger_transactions(
         self,
-        node: NamedDependency[NodeView],
+        transactions: NamedDependency[TransactionReads],
+        chargers: NamedDependency[ChargerReads],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
@@ -160,6 +161,6 @@ class ChargerTransactionController(Controller):
     ) -> TransactionPage:
         """The charger's transactions, newest first. Raises 404 (field id) for an unknown charger, 422 naming
         limit, cursor, since or until."""
-        if node.store.charger(charger_id) is None:
+        if chargers.get(charger_id) is None:
             raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
-        return _page(node, limit, cursor, charger_id, since, until)
+        return _page(transactions, limit, cursor, charger_id, since, until)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from ampgate.gateway.conn_ids import generation_of, worker_of
+
 
 class Presence(msgspec.Struct, gc=False):
     """One charger's link. `online` is False once its connection is gone (the record stays, for last_seen)."""
@@ -90,16 +92,3 @@ class PresenceRegistry:
 
     def online_count(self) -> int:
         return len(self._by_conn)
-
-
-# conn_id layout, mirrored from rust/gateway/link.rs: worker (8 bits) | generation (16 bits) | sequence (40 bits).
-_SEQ_BITS = 40
-_GEN_BITS = 16
-
-
-def worker_of(conn_id: int) -> int:
-    return conn_id >> (_SEQ_BITS + _GEN_BITS)
-
-
-def generation_of(conn_id: int) -> int:
-    return (conn_id >> _SEQ_BITS) & ((1 << _GEN_BITS) - 1)

@@ -2,7 +2,11 @@
 
 The control plane owns the listening socket and hands it to every worker (they accept from it with
 EPOLLEXCLUSIVE, so one incoming connection wakes one worker). Each worker gets one end of a socketpair as its
-link; the other end goes to the Rust hub, which multiplexes all links into one event stream for `pump`.
+link; the other end goes to the Rust hub, which multiplexes all links into one event stream for the pump.
+
+The pump handles the workers' own events (up, down, stats, barrier acks) here and hands on the rest through two
+narrow interfaces: connection events to a `LinkListener` (connectivity) and messages to a `MessageSink` (the
+OCPP router), whose replies go back to the workers as one batch per drained batch.
 """
 
 from __future__ import annotations
@@ -13,16 +17,15 @@ import os
 import socket
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import msgspec
 import trio
 
 from ampgate import _native
-from ampgate.connectivity.presence import generation_of, worker_of
-
-if TYPE_CHECKING:
-    from ampgate.node import Node
+from ampgate.config import NodeConfig
+from ampgate.gateway.conn_ids import generation_of, worker_of
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,44 @@ class WorkerInfo(msgspec.Struct):
     restarts: int = 0
 
 
-class Gateway:
-    """Starts K worker processes, restarts any that die, and turns their events into OCPP work."""
+class LinkListener(Protocol):
+    """Hears of charger connections: opened (`worker_at`: the worker's CLOCK_MONOTONIC seconds), closed, and
+    every connection of a worker process lost at once."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
-        self._cfg = node.config
-        self.hub = _native.Hub()
+    def connected(
+        self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None, /
+    ) -> None: ...
+    def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None, /) -> None: ...
+    def worker_lost(self, worker: int, generation: int, /) -> None: ...
+
+
+class MessageSink(Protocol):
+    """Handles charger messages, appending replies to `out`; `begin_batch` before each drained batch."""
+
+    def begin_batch(self) -> None: ...
+    def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]], /) -> None: ...
+
+
+Credentials = Callable[[], list[tuple[str, str | None]]]
+"""Every known charger id with its password hash (None: no password): the handshake table."""
+
+
+class Gateway:
+    """Starts K worker processes, restarts any that die, and pumps their events to the listener and the sink."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        hub: _native.Hub,
+        links: LinkListener,
+        messages: MessageSink,
+        credentials: Credentials,
+    ) -> None:
+        self._cfg = config
+        self.hub = hub
+        self._links = links
+        self._messages = messages
+        self._credentials = credentials
         self.workers: dict[int, WorkerInfo] = {}
         self._generation = 0
         self._listener: socket.socket | None = None
@@ -188,7 +222,7 @@ class Gateway:
         if not self._stopping:
             log.warning("gateway worker %d (pid %s) exited with %s; restarting", slot, info.pid, code)
         # Every charger that worker held is gone; they reconnect to the other workers meanwhile.
-        self._node.on_worker_lost(slot, info.generation)
+        self._links.worker_lost(slot, info.generation)
         self._release_barriers(slot)
 
     async def stop(self) -> None:
@@ -205,7 +239,7 @@ class Gateway:
 
     async def push_table(self, worker: int | None = None) -> None:
         """Send the whole credential table and the unknown-charger policy, and wait until applied."""
-        creds = [(cid, h or "") for cid, h in self._node.store.charger_credentials()]
+        creds = [(cid, h or "") for cid, h in self._credentials()]
         self.hub.auth_set(creds, clear=True, worker=worker)
         self.hub.set_policy(self._cfg.unknown_chargers == "accept", worker=worker)
         await self.barrier(worker)
@@ -249,15 +283,40 @@ class Gateway:
 
     async def _pump(self) -> None:
         fd = self.hub.wake_fd()
-        node = self._node
         while True:
             await trio.lowlevel.wait_readable(fd)
             events = self.hub.drain()
             if events:
-                node.on_events(events)
+                self.dispatch(events)
 
-    def on_worker_event(self, ev: tuple) -> None:
-        """Worker-level events (up, down, stats, acks) routed here by the node."""
+    def dispatch(self, events: list[tuple[Any, ...]]) -> None:
+        """Handle one drained batch, in order, and send every reply in one batch."""
+        links, messages = self._links, self._messages
+        on_message = messages.on_message
+        messages.begin_batch()
+        out: list[tuple[int, bytes]] = []
+        for ev in events:
+            kind = ev[0]
+            try:
+                if kind == _native.MESSAGE:
+                    on_message(ev[1], ev[2], out)
+                elif kind == _native.CONNECTED:
+                    # A connection announced by a worker generation that has since died (its events were
+                    # still queued when the death was handled) no longer exists.
+                    if self.is_current(ev[1]):
+                        links.connected(ev[1], ev[2], ev[3], ev[4], ev[5])
+                elif kind == _native.DISCONNECTED:
+                    links.disconnected(ev[1], ev[2], ev[3], ev[4])
+                else:
+                    self._on_worker_event(ev)
+            except Exception:
+                # A bug handling one event must not stop the pump for every other charger.
+                log.exception("failed handling gateway event %r", ev[:2])
+        if out:
+            self.hub.send(out)
+
+    def _on_worker_event(self, ev: tuple[Any, ...]) -> None:
+        """Worker-level events: up, down, stats, barrier acks."""
         kind = ev[0]
         if kind == _native.STATS:
             info = self.workers.get(ev[1])
@@ -281,7 +340,8 @@ class Gateway:
         info = self.workers.get(worker_of(conn_id))
         return info is not None and info.alive and info.generation == generation_of(conn_id)
 
-    def health(self) -> list[dict]:
+    def health(self) -> list[dict[str, Any]]:
+        """Each worker slot's pid, generation, liveness, connection count and restarts."""
         return [msgspec.structs.asdict(i) for _, i in sorted(self.workers.items())]
 
 

@@ -1,5 +1,5 @@
-"""Authorize, for both protocol versions, answered from the store's id-token table (no cache: an operator's
-change applies to the next message).
+"""Authorize, for both protocol versions, answered from the id-token table (no cache: an operator's change
+applies to the next message), and the decision itself.
 
 Unknown token: Invalid. Past its expiry: Expired. Else its stored status (Accepted, Blocked, Invalid,
 ConcurrentTx, Expired). A 2.0.1 token of type NoAuthorization is Accepted without a lookup: it means the
@@ -8,19 +8,38 @@ station needs none (e.g. a free-vend connector), and there is nothing to look up
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
+import msgspec
+
+from ampgate.clock import iso_utc
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.rpc import OCPP16, OCPP201
-from ampgate.store.id_tokens import Authorization
-from ampgate.store.schema import iso_utc
-
-if TYPE_CHECKING:
-    from ampgate.node import Node
-    from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.ocpp.envelope import OCPP16, OCPP201
+from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.store.id_tokens import IdTokenRow
 
 # 2.0.1 groupIdToken needs a type; a group is the operator's own grouping, known to the central system.
 GROUP_TOKEN_TYPE = "Central"
+
+
+class Authorization(msgspec.Struct, frozen=True):
+    """What the node answers for a presented token: the status after expiry, plus expiry and group."""
+
+    status: str
+    expiry: datetime | None = None
+    group: str | None = None
+
+
+def decide(row: IdTokenRow | None, now: datetime, type_: str | None = None) -> Authorization:
+    """The answer for a presented token: Invalid when unknown (or of another 2.0.1 type than stored), Expired
+    when its expiry has passed, else its stored status. Never raises."""
+    if row is None or (type_ is not None and row.type is not None and row.type != type_):
+        return Authorization("Invalid")
+    if row.expiry is not None and row.expiry <= now:
+        return Authorization("Expired", row.expiry, row.group)
+    return Authorization(row.status, row.expiry, row.group)
 
 
 def id_tag_info(auth: Authorization) -> dict[str, Any]:
@@ -44,11 +63,17 @@ def id_token_info(auth: Authorization) -> dict[str, Any]:
     return info
 
 
-class Authorizer:
-    """The node's answer to presented tokens, and its Authorize handlers."""
+class IdTokenLookup(Protocol):
+    def get(self, id_token: str, /) -> IdTokenRow | None: ...
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+
+class Authorizer:
+    """The node's answer to presented tokens, and its Authorize handlers. `now` gives the time expiries are
+    judged against."""
+
+    def __init__(self, tokens: IdTokenLookup, now: Callable[[], datetime]) -> None:
+        self._tokens = tokens
+        self._now = now
 
     def register(self, router: OcppRouter) -> None:
         """Handle Authorize in both versions."""
@@ -57,13 +82,13 @@ class Authorizer:
 
     def check16(self, id_tag: str) -> Authorization:
         """The decision for a 1.6 idTag. Never raises."""
-        return self._node.store.authorize(id_tag)
+        return decide(self._tokens.get(id_tag), self._now())
 
     def check201(self, token: v201.IdTokenType) -> Authorization:
         """The decision for a 2.0.1 idToken (matching its type when the stored token has one)."""
         if token.type == "NoAuthorization":
             return Authorization("Accepted")
-        return self._node.store.authorize(token.id_token, token.type)
+        return decide(self._tokens.get(token.id_token), self._now(), token.type)
 
     def _authorize16(self, session: Session, req: v16.AuthorizeRequest) -> dict[str, Any]:
         return {"idTagInfo": id_tag_info(self.check16(req.id_tag))}

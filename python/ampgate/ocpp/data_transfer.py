@@ -1,6 +1,6 @@
-"""DataTransfer from chargers (both versions): a registry of vendor handlers on the node.
+"""DataTransfer from chargers (both versions): a registry of vendor handlers.
 
-`node.data_transfer.register(vendor_id, fn)`; `fn(charger_id, message_id, data)` returns `(status, data)`
+`registry.register(vendor_id, fn)`; `fn(charger_id, message_id, data)` returns `(status, data)`
 where status is Accepted, Rejected, UnknownMessageId or UnknownVendorId. A vendor nobody registered gets
 UnknownVendorId (1.6 §4.3, 2.0.1 P02.FR.06).
 """
@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.rpc import OCPP16, OCPP201
-
-if TYPE_CHECKING:
-    from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.ocpp.envelope import OCPP16, OCPP201
+from ampgate.ocpp.router import OcppRouter, Session
 
 log = logging.getLogger(__name__)
 

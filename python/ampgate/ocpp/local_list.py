@@ -1,12 +1,13 @@
 """The local authorization list a charger keeps for offline use, built from the node's id-token table
-(1.6 SendLocalList `localAuthorizationList` of idTag + idTagInfo; 2.0.1 of idToken + idTokenInfo)."""
+(1.6 SendLocalList `localAuthorizationList` of idTag + idTagInfo; 2.0.1 of idToken + idTokenInfo), and sent
+through the Commander."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
-from ampgate.clock import iso
+from ampgate.clock import Clock, iso_utc
 from ampgate.store.id_tokens import IdTokenRow
 
 # OCPP caps: a 1.6 idTag (and parentIdTag) is at most 20 characters, a 2.0.1 idToken at most 36. Longer
@@ -34,14 +35,14 @@ def build(
         if protocol == "ocpp1.6":
             info: dict[str, Any] = {"status": row.status if row.status in _STATUS_16 else "Invalid"}
             if row.expiry is not None:
-                info["expiryDate"] = iso(row.expiry.timestamp())
+                info["expiryDate"] = iso_utc(row.expiry)
             if row.group is not None:
                 info["parentIdTag"] = row.group
             entries.append({"idTag": row.id_token, "idTagInfo": info})
         else:
             info = {"status": row.status}
             if row.expiry is not None:
-                info["cacheExpiryDateTime"] = iso(row.expiry.timestamp())
+                info["cacheExpiryDateTime"] = iso_utc(row.expiry)
             if row.group is not None:
                 info["groupIdToken"] = {"idToken": row.group, "type": _DEFAULT_TYPE_201}
             token = {"idToken": row.id_token, "type": row.type or _DEFAULT_TYPE_201}
@@ -53,3 +54,43 @@ def build(
     if entries:
         payload["localAuthorizationList"] = entries
     return payload, skipped
+
+
+# Rows read from the id-token table per query while building a list.
+_PAGE = 1000
+
+
+class TokenPages(Protocol):
+    def page(self, limit: int, after: str | None = None, /) -> list[IdTokenRow]: ...
+
+
+class CommandSender(Protocol):
+    """The Commander (`ampgate.ocpp.commander.Commander`)."""
+
+    def ready(self, charger_id: str, action: str, /) -> str: ...
+    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
+
+class LocalLists:
+    """Sends chargers their local authorization list, built from the whole id-token table."""
+
+    def __init__(self, tokens: TokenPages, commander: CommandSender, clock: Clock) -> None:
+        self._tokens = tokens
+        self._commander = commander
+        self._clock = clock
+
+    async def send(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
+        """Send the charger its list (SendLocalList in its protocol version; `version` defaults to the current
+        epoch second, so every list is newer than the last). Returns {"version", "entries", "skipped",
+        "status"}. Raises what `Commander.call` raises."""
+        protocol = self._commander.ready(charger_id, "SendLocalList")
+        rows: list[IdTokenRow] = []
+        after: str | None = None
+        while page := self._tokens.page(_PAGE, after):
+            rows.extend(page)
+            after = page[-1].id_token
+        version = version if version is not None else int(self._clock.wall())
+        payload, skipped = build(protocol, rows, version, update_type)
+        reply = await self._commander.call(charger_id, "SendLocalList", payload)
+        entries = len(payload.get("localAuthorizationList", []))
+        return {"version": version, "entries": entries, "skipped": skipped, "status": reply.get("status")}

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ampgate.store.schema import iso_utc
+from ampgate.clock import iso_utc
 from ampgate.store.transactions import ENERGY, Sample
 
 log = logging.getLogger(__name__)

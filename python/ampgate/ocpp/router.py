@@ -1,7 +1,11 @@
 """Routes OCPP-J messages from the gateway to handlers and collects the replies.
 
 Runs on the trio thread, synchronously, one gateway batch at a time, so the messages of one charger are handled
-in the order they arrived. Replies are appended to the batch the pump sends back in one crossing.
+in the order they arrived. Replies are appended to the batch the pump sends back in one crossing; a handler that
+must wait (a commit) replies later from a task of the router's own nursery.
+
+The gate in front of the handlers is the boot policy's table (`ampgate.ocpp.boot_policy`): a charger not
+accepted gets SecurityError for what its boot state does not allow.
 """
 
 from __future__ import annotations
@@ -9,15 +13,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
+import trio
 
+from ampgate.clock import Clock, iso_utc
 from ampgate.errors import ChargerCallError, ValidationError
-from ampgate.ocpp import actions, v16, v201
-from ampgate.ocpp import calls as calls_mod
-from ampgate.ocpp.calls import CallManager
-from ampgate.ocpp.rpc import (
+from ampgate.ocpp import boot_policy, payloads, v16, v201
+from ampgate.ocpp.boot_policy import BootState
+from ampgate.ocpp.envelope import (
     CALL,
     CALLERROR,
     CALLRESULT,
@@ -30,10 +35,8 @@ from ampgate.ocpp.rpc import (
     call_result,
     fault_from_validation,
 )
-
-if TYPE_CHECKING:
-    from ampgate.connectivity import Presence
-    from ampgate.node import Node
+from ampgate.ocpp.outbox import CallManager
+from ampgate.ocpp.outbox import call_error as outbox_call_error
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +49,20 @@ def _decoder(typ: type) -> Callable[[msgspec.Raw], Any]:
     return msgspec.json.Decoder(typ).decode
 
 
-# Boot states of a session. A charger accepted once (at a boot, or registered by an operator) is served on
-# any later connection without a new BootNotification, as 2.0.1 allows [B01]; until then it is NEW.
-ACCEPTED = "Accepted"
-PENDING = "Pending"
-REJECTED = "Rejected"
-NEW = "New"
+class Link(Protocol):
+    """The gateway: sends text messages on live connections."""
 
-# What a Pending charger may still send [B02]: its boot, liveness, and what a TriggerMessage or GetBaseReport
-# asks of it. Anything else, and anything at all from a Rejected or new charger, gets SecurityError [B03].
-PENDING_CHARGER_ACTIONS = frozenset(
-    {
-        "BootNotification",
-        "Heartbeat",
-        "StatusNotification",
-        "NotifyReport",
-        "NotifyEvent",
-        "SecurityEventNotification",
-        "FirmwareStatusNotification",
-        "SignedFirmwareStatusNotification",
-        "LogStatusNotification",
-        "DiagnosticsStatusNotification",
-    }
-)
+    def send(self, batch: list[tuple[int, bytes]], /) -> None: ...
+
+
+class Liveness(Protocol):
+    """A charger's presence record: every message it sends refreshes `last_seen_at` (epoch seconds)."""
+
+    last_seen_at: float | None
+
+
+class BootPolicyView(Protocol):
+    def initial_state(self, charger_id: str, /) -> BootState: ...
 
 
 class Session(msgspec.Struct, gc=False):
@@ -77,35 +71,52 @@ class Session(msgspec.Struct, gc=False):
     conn_id: int
     charger_id: str
     protocol: str
-    presence: Presence
-    boot_state: str = NEW
+    presence: Liveness
+    boot_state: BootState = boot_policy.NEW
 
 
 Handler = Callable[[Session, Any], Any]
 
 
-class OcppRouter:
-    """OCPP message handling for every connected charger."""
+class BatchTime:
+    """The time of the batch being handled: read once per gateway batch, so every reply in it (a heartbeat's
+    currentTime, ...) costs no clock read and no formatting of its own."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
-        self.sessions: dict[int, Session] = {}
-        # action -> (payload type, handler) per protocol version.
-        self._handlers: dict[str, dict[str, tuple[Callable[[msgspec.Raw], Any], Handler]]] = {
-            OCPP16: {
-                "BootNotification": (_decoder(v16.BootNotificationRequest), self._boot16),
-                "Heartbeat": (_decoder(v16.HeartbeatRequest), self._heartbeat),
-            },
-            OCPP201: {
-                "BootNotification": (_decoder(v201.BootNotificationRequest), self._boot201),
-                "Heartbeat": (_decoder(v201.HeartbeatRequest), self._heartbeat),
-            },
-        }
-        # CALLs we send to chargers (remote commands): one outstanding per charger, the rest queued.
-        self.calls = CallManager(self._send_to_charger)
-        # Refreshed by the pump once per batch: one clock read serves every reply in the batch.
+    __slots__ = ("iso", "now")
+
+    def __init__(self) -> None:
         self.now = 0.0
-        self.now_iso = ""
+        self.iso = ""
+
+    def set(self, now: float) -> None:
+        self.now = now
+        self.iso = iso_utc(now)
+
+
+class OcppRouter:
+    """OCPP message handling for every connected charger: its sessions, the handlers by protocol and action,
+    and the replies to our own CALLs (handed to the outbox)."""
+
+    def __init__(self, policy: BootPolicyView, link: Link, outbox: CallManager, clock: Clock) -> None:
+        self._policy = policy
+        self._link = link
+        self._outbox = outbox
+        self._clock = clock
+        self.sessions: dict[int, Session] = {}
+        self.time = BatchTime()
+        # action -> (payload decoder, handler) per protocol version.
+        self._handlers: dict[str, dict[str, tuple[Callable[[msgspec.Raw], Any], Handler]]] = {
+            OCPP16: {},
+            OCPP201: {},
+        }
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the handlers' late replies until cancelled (they are cancelled with it)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
 
     def register(self, protocol: str, action: str, handler: Handler) -> None:
         """Handle charger-initiated `action` in `protocol` with `handler(session, request)`, where the request
@@ -117,38 +128,44 @@ class OcppRouter:
             raise KeyError(f"{action} is not sent by {protocol} chargers")
         self._handlers[protocol][action] = (_decoder(mod.REQUESTS[action]), handler)
 
+    def handles(self, protocol: str, action: str) -> bool:
+        """Whether a handler is registered for charger-initiated `action` in `protocol`."""
+        return action in self._handlers[protocol]
+
     # -- connection lifecycle ------------------------------------------------------------------------------
 
-    def open(self, conn_id: int, presence: Presence, protocol: str) -> None:
-        state = ACCEPTED if presence.charger_id in self._node.accepted else NEW
-        self.sessions[conn_id] = Session(conn_id, presence.charger_id, protocol, presence, state)
-        self.calls.connected(presence.charger_id)
+    def open(self, conn_id: int, charger_id: str, protocol: str, presence: Liveness) -> Session:
+        """A new connection of `charger_id`: its session starts in the boot state the policy gives, and
+        commands that waited for the charger go out."""
+        session = Session(conn_id, charger_id, protocol, presence, self._policy.initial_state(charger_id))
+        self.sessions[conn_id] = session
+        self._outbox.connected(charger_id)
+        return session
 
     def close(self, conn_id: int) -> None:
+        """The connection is gone (or replaced): the CALL it had on the wire can no longer be answered."""
         session = self.sessions.pop(conn_id, None)
         if session is not None:
-            self.calls.connection_lost(session.charger_id)
-
-    def _send_to_charger(self, charger_id: str, frame: bytes) -> bool:
-        presence = self._node.presence.get(charger_id)
-        if presence is None or not presence.online or presence.conn_id is None:
-            return False
-        self._node.gateway.hub.send([(presence.conn_id, frame)])
-        return True
+            self._outbox.connection_lost(session.charger_id)
 
     # -- messages ------------------------------------------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """A gateway batch begins: read the clock once for all of it."""
+        self.time.set(self._clock.wall())
 
     def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]]) -> None:
         """Handle one message from `conn_id`; append any reply to `out`."""
         session = self.sessions.get(conn_id)
         if session is None:
             return  # The connection closed while this message was in flight.
-        session.presence.last_seen_at = self.now
-        reply = self._handle(session, data)
+        session.presence.last_seen_at = self.time.now
+        reply = self.handle(session, data)
         if reply is not None:
             out.append((conn_id, reply))
 
-    def _handle(self, session: Session, data: bytes) -> bytes | None:
+    def handle(self, session: Session, data: bytes) -> bytes | None:
+        """The reply to one message of `session` (None: no reply now, or none at all)."""
         protocol = session.protocol
         # The envelope is decoded with its elements left as raw JSON, so a CALL's payload is decoded once,
         # straight into its generated Struct, without building Python dicts first (about 40% less work for a
@@ -178,7 +195,8 @@ class OcppRouter:
                     # A handler that must await (e.g. commit a transaction before answering) replies later,
                     # from its own task. The charger waits for this reply before its next CALL, so its messages
                     # stay in order.
-                    self._node.spawn(self._reply_later, session, unique_id, action, result)
+                    assert self._nursery is not None, "the router is not running"
+                    self._nursery.start_soon(self._reply_later, session, unique_id, action, result)
                     return None
                 return call_result(unique_id, result)
             except RpcFault as fault:
@@ -211,22 +229,22 @@ class OcppRouter:
                 unique_id, RpcFault(Fault.INTERNAL, "the node failed handling it"), session.protocol
             )
         if self.sessions.get(session.conn_id) is session:
-            self._node.gateway.hub.send([(session.conn_id, frame)])
+            self._link.send([(session.conn_id, frame)])
 
     def _on_reply(self, session: Session, msg: list[Any]) -> bool:
         """A CALLRESULT or CALLERROR for one of our CALLs; False if none with its id is outstanding."""
         cid, unique_id = session.charger_id, msg[1]
-        action = self.calls.outstanding_action(cid, unique_id)
+        action = self._outbox.outstanding_action(cid, unique_id)
         if action is None:
             return False
         if msg[0] == CALLERROR:
             code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
             description = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
             details = msg[4] if len(msg) > 4 else None
-            return self.calls.answered(cid, unique_id, None, calls_mod.call_error(code, description, details))
+            return self._outbox.answered(cid, unique_id, None, outbox_call_error(code, description, details))
         payload = msg[2] if len(msg) > 2 else None
         try:
-            actions.validate_response(session.protocol, action, payload)
+            payloads.validate_response(session.protocol, action, payload)
         except ValidationError as e:
             err = ChargerCallError(
                 f"the charger's {action} reply does not match the schema: {e.message}",
@@ -234,23 +252,20 @@ class OcppRouter:
                 details={"field": e.field},
             )
             err.code = "invalid_response"
-            return self.calls.answered(cid, unique_id, None, err)
-        return self.calls.answered(cid, unique_id, payload, None)
+            return self._outbox.answered(cid, unique_id, None, err)
+        return self._outbox.answered(cid, unique_id, payload, None)
 
     def _call(self, session: Session, action: str, payload: msgspec.Raw) -> Any:
-        # A charger that is not accepted gets SecurityError for any other CALL, whatever it holds [B03].
+        # A charger not accepted gets SecurityError for what its boot state does not allow, whatever the
+        # payload holds [B03].
         state = session.boot_state
-        if not (
-            state == ACCEPTED
-            or action == "BootNotification"
-            or (state == PENDING and action in PENDING_CHARGER_ACTIONS)
-        ):
+        if not boot_policy.rule(state).charger_may_send(action):
             raise RpcFault(
                 Fault.SECURITY, f"{action} refused: the charger is not accepted (boot status {state})"
             )
         entry = self._handlers[session.protocol].get(action)
         if entry is None:
-            if action in actions.charger_actions(session.protocol):
+            if action in payloads.charger_actions(session.protocol):
                 raise RpcFault(Fault.UNSUPPORTED_ACTION, f"{action} is not supported by this central system")
             raise RpcFault(Fault.UNKNOWN_ACTION, f"{action} is not an OCPP {session.protocol} action")
         decode, handler = entry
@@ -259,53 +274,3 @@ class OcppRouter:
         except msgspec.ValidationError as err:
             raise fault_from_validation(err) from None
         return handler(session, req)
-
-    # -- handlers ------------------------------------------------------------------------------------------
-
-    def _heartbeat(self, session: Session, req: Any) -> dict[str, Any]:
-        return {"currentTime": self.now_iso}
-
-    def _boot_reply(self, session: Session) -> dict[str, Any]:
-        """Decide the boot: a charger accepted before (or registered) is Accepted; a new one gets the
-        configured policy, and is remembered when accepted."""
-        node = self._node
-        cid = session.charger_id
-        if cid in node.accepted:
-            status = ACCEPTED
-        else:
-            status = {"accept": ACCEPTED, "pending": PENDING, "reject": REJECTED}[node.config.unknown_boot]
-            if status == ACCEPTED:
-                node.accepted.add(cid)
-                node.store.mark_accepted(cid)
-        session.boot_state = status
-        accepted = status == ACCEPTED
-        return {
-            "status": status,
-            "currentTime": self.now_iso,
-            "interval": node.config.heartbeat_interval if accepted else node.config.boot_retry_interval,
-        }
-
-    def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> dict[str, Any]:
-        self._node.store.record_boot(
-            session.charger_id,
-            vendor=req.charge_point_vendor,
-            model=req.charge_point_model,
-            serial=req.charge_point_serial_number or req.charge_box_serial_number,
-            firmware=req.firmware_version,
-            protocol=session.protocol,
-            at=self._node.clock.now(),
-        )
-        return self._boot_reply(session)
-
-    def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> dict[str, Any]:
-        cs = req.charging_station
-        self._node.store.record_boot(
-            session.charger_id,
-            vendor=cs.vendor_name,
-            model=cs.model,
-            serial=cs.serial_number,
-            firmware=cs.firmware_version,
-            protocol=session.protocol,
-            at=self._node.clock.now(),
-        )
-        return self._boot_reply(session)

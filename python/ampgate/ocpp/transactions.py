@@ -5,25 +5,25 @@ transactionData). 2.0.1: TransactionEvent Started / Updated / Ended (the charger
 `seqNo` de-duplicates [E04]). Every one of these is committed to the database before its reply goes out
 (the handler returns a coroutine that awaits the write), so a charger that got its reply never needs to send
 it again; one that resends anyway (after a reconnect, per 1.6 §3.7 / 2.0.1 [E04]) creates no duplicate (see
-`ampgate.store.transactions`).
+`ampgate.store.transactions`). What was recorded is then published: `transaction.started`, `.updated` (with the
+new samples) and `.ended`; a resent message publishes nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
+from ampgate.bus import Publisher
+from ampgate.clock import Clock
+from ampgate.events import TransactionEnded, TransactionStarted, TransactionUpdated
 from ampgate.ocpp import v16, v201
 from ampgate.ocpp.authorization import Authorizer, id_tag_info, id_token_info
+from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.meter import samples16, samples201
-from ampgate.ocpp.rpc import OCPP16, OCPP201
-from ampgate.store import transactions as txs
-from ampgate.store.schema import iso_utc
-
-if TYPE_CHECKING:
-    from ampgate.node import Node
-    from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.store.transactions import Sample, StopOutcome, TransactionRow
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,59 @@ DEFAULT_STOP_REASON_16 = "Local"
 DEFAULT_STOP_REASON_201 = "Local"
 
 
+class TransactionRecords(Protocol):
+    """What the handlers need of the transaction repository (`ampgate.store.TransactionRepository`)."""
+
+    async def start(
+        self,
+        charger_id: str,
+        /,
+        *,
+        connector_id: int,
+        id_token: str,
+        started_at: datetime,
+        meter_start_wh: float,
+    ) -> tuple[int, bool]: ...
+    async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample], /) -> bool: ...
+    async def stop(
+        self,
+        charger_id: str,
+        tx_id: int,
+        /,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: float,
+        reason: str,
+        samples: list[Sample],
+    ) -> StopOutcome: ...
+    async def apply_event(
+        self,
+        charger_id: str,
+        remote_id: str,
+        /,
+        *,
+        seq_no: int,
+        event_type: str,
+        at: datetime,
+        evse_id: int | None,
+        connector_id: int | None,
+        id_token: str | None,
+        stop_reason: str | None,
+        samples: list[Sample],
+    ) -> tuple[int, bool]: ...
+    def get(self, tx_id: int, /) -> TransactionRow | None: ...
+
+
 class TransactionHandlers:
     """The transaction messages of both versions."""
 
-    def __init__(self, node: Node, authorizer: Authorizer) -> None:
-        self._node = node
+    def __init__(
+        self, records: TransactionRecords, authorizer: Authorizer, bus: Publisher, clock: Clock
+    ) -> None:
+        self._records = records
         self._auth = authorizer
+        self._bus = bus
+        self._clock = clock
 
     def register(self, router: OcppRouter) -> None:
         """Handle StartTransaction, MeterValues, StopTransaction (1.6), TransactionEvent, MeterValues (2.0.1)."""
@@ -48,60 +95,107 @@ class TransactionHandlers:
         router.register(OCPP201, "TransactionEvent", self._event201)
         router.register(OCPP201, "MeterValues", self._meter_values201)
 
+    # -- what was recorded, published ---------------------------------------------------------------------------
+
+    def _started(self, tx_id: int) -> None:
+        row = self._records.get(tx_id)
+        if row is None:
+            return
+        self._bus.publish(
+            TransactionStarted(
+                at=self._clock.now(),
+                charger_id=row.charger_id,
+                transaction_id=row.id,
+                remote_id=row.charger_transaction_id,
+                evse_id=row.evse_id,
+                connector_id=row.connector_id,
+                id_token=row.id_token,
+                started_at=row.started_at,
+                meter_start_wh=row.meter_start_wh,
+            )
+        )
+
+    def _updated(self, charger_id: str, tx_id: int, remote_id: str, samples: list[Sample]) -> None:
+        self._bus.publish(
+            TransactionUpdated(
+                at=self._clock.now(),
+                charger_id=charger_id,
+                transaction_id=tx_id,
+                remote_id=remote_id,
+                samples=samples,
+            )
+        )
+
+    def _ended(self, tx_id: int) -> None:
+        row = self._records.get(tx_id)
+        if row is None or row.stopped_at is None:
+            return
+        self._bus.publish(
+            TransactionEnded(
+                at=self._clock.now(),
+                charger_id=row.charger_id,
+                transaction_id=row.id,
+                remote_id=row.charger_transaction_id,
+                stopped_at=row.stopped_at,
+                stop_reason=row.stop_reason,
+                meter_stop_wh=row.meter_stop_wh,
+                energy_wh=row.energy_wh,
+            )
+        )
+
     # -- 1.6 ----------------------------------------------------------------------------------------------------
 
     def _start16(self, session: Session, req: v16.StartTransactionRequest) -> Any:
         # Decided when the message arrives, from the token table as it is now.
         info = id_tag_info(self._auth.check16(req.id_tag))
-        op = functools.partial(
-            txs.start16,
-            charger_id=session.charger_id,
-            connector_id=req.connector_id,
-            id_token=req.id_tag,
-            started_at=iso_utc(req.timestamp),
-            meter_start_wh=float(req.meter_start),
-        )
 
         async def reply() -> dict[str, Any]:
-            tx_id, created = await self._node.store.write(op)
-            if not created:
+            tx_id, created = await self._records.start(
+                session.charger_id,
+                connector_id=req.connector_id,
+                id_token=req.id_tag,
+                started_at=req.timestamp,
+                meter_start_wh=float(req.meter_start),
+            )
+            if created:
+                self._started(tx_id)
+            else:
                 log.info("%s resent StartTransaction: transaction %d", session.charger_id, tx_id)
             return {"transactionId": tx_id, "idTagInfo": info}
 
         return reply()
 
     def _meter_values16(self, session: Session, req: v16.MeterValuesRequest) -> Any:
-        if req.transaction_id is None:
+        tx_id = req.transaction_id
+        if tx_id is None:
             return {}  # connector-level readings outside a transaction are not kept (yet)
         samples = samples16(req.meter_value)
-        op = functools.partial(
-            txs.meter_values16, charger_id=session.charger_id, tx_id=req.transaction_id, samples=samples
-        )
 
         async def reply() -> dict[str, Any]:
-            if not await self._node.store.write(op):
-                log.info(
-                    "%s sent MeterValues for unknown transaction %d", session.charger_id, req.transaction_id
-                )
+            if await self._records.add_samples(session.charger_id, tx_id, samples):
+                self._updated(session.charger_id, tx_id, str(tx_id), samples)
+            else:
+                log.info("%s sent MeterValues for unknown transaction %d", session.charger_id, tx_id)
             return {}
 
         return reply()
 
     def _stop16(self, session: Session, req: v16.StopTransactionRequest) -> Any:
         info = None if req.id_tag is None else id_tag_info(self._auth.check16(req.id_tag))
-        op = functools.partial(
-            txs.stop16,
-            charger_id=session.charger_id,
-            tx_id=req.transaction_id,
-            stopped_at=iso_utc(req.timestamp),
-            meter_stop_wh=float(req.meter_stop),
-            reason=req.reason or DEFAULT_STOP_REASON_16,
-            samples=samples16(req.transaction_data or ()),
-        )
+        samples = samples16(req.transaction_data or ())
 
         async def reply() -> dict[str, Any]:
-            outcome = await self._node.store.write(op)
-            if outcome != "stopped":
+            outcome = await self._records.stop(
+                session.charger_id,
+                req.transaction_id,
+                stopped_at=req.timestamp,
+                meter_stop_wh=float(req.meter_stop),
+                reason=req.reason or DEFAULT_STOP_REASON_16,
+                samples=samples,
+            )
+            if outcome == "stopped":
+                self._ended(req.transaction_id)
+            else:
                 # Accepted either way: the charger must be able to empty its queue (1.6 §3.7).
                 log.info("%s StopTransaction %d: %s", session.charger_id, req.transaction_id, outcome)
             return {} if info is None else {"idTagInfo": info}
@@ -116,22 +210,21 @@ class TransactionHandlers:
         stop_reason: str | None = tinfo.stopped_reason
         if req.event_type == "Ended" and stop_reason is None:
             stop_reason = DEFAULT_STOP_REASON_201
-        op = functools.partial(
-            txs.event201,
-            charger_id=session.charger_id,
-            remote_id=tinfo.transaction_id,
-            seq_no=req.seq_no,
-            event_type=req.event_type,
-            at=iso_utc(req.timestamp),
-            evse_id=None if req.evse is None else req.evse.id,
-            connector_id=None if req.evse is None else req.evse.connector_id,
-            id_token=None if req.id_token is None else req.id_token.id_token,
-            stop_reason=stop_reason,
-            samples=samples201(req.meter_value),
-        )
+        samples = samples201(req.meter_value)
 
         async def reply() -> dict[str, Any]:
-            tx_id, duplicate = await self._node.store.write(op)
+            tx_id, duplicate = await self._records.apply_event(
+                session.charger_id,
+                tinfo.transaction_id,
+                seq_no=req.seq_no,
+                event_type=req.event_type,
+                at=req.timestamp,
+                evse_id=None if req.evse is None else req.evse.id,
+                connector_id=None if req.evse is None else req.evse.connector_id,
+                id_token=None if req.id_token is None else req.id_token.id_token,
+                stop_reason=stop_reason,
+                samples=samples,
+            )
             if duplicate:
                 log.info(
                     "%s resent TransactionEvent %s seqNo %d (transaction %d): ignored",
@@ -140,6 +233,12 @@ class TransactionHandlers:
                     req.seq_no,
                     tx_id,
                 )
+            elif req.event_type == "Started":
+                self._started(tx_id)
+            elif req.event_type == "Ended":
+                self._ended(tx_id)
+            else:
+                self._updated(session.charger_id, tx_id, tinfo.transaction_id, samples)
             # idTokenInfo answers an idToken in the request (the response carries it iff the request had one).
             return {} if info is None else {"idTokenInfo": info}
 

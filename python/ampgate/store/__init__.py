@@ -1,21 +1,34 @@
-"""The node's database (SQLite, WAL): chargers and API tokens.
+"""The node's database (SQLite, WAL), knowing no protocol: `Store` (the file, its one writer thread, its reader)
+and a repository per feature's tables (chargers, API tokens, id tokens, transactions, connector status).
 
-Owns its tables and the one writer thread. Writes are ops queued to that thread and committed in groups
-(`Store.submit` fire-and-forget, `await Store.write` to wait for the commit); reads are short indexed queries on
-the trio thread. Nothing else in the node opens the database.
+Writes are ops queued to the writer thread and committed in groups (fire-and-forget, or awaited until the
+commit); reads are short indexed queries on the trio thread. Nothing else in the node opens the database, and
+nothing outside a repository writes SQL.
 """
 
-from ampgate.store.chargers import ChargerRow, validate_charger_id, validate_password
+from ampgate.store.api_tokens import ROLES, ApiTokenRepository, role_at_least
+from ampgate.store.chargers import ChargerRepository, ChargerRow, validate_charger_id, validate_password
+from ampgate.store.connector_status import ConnectorStatusRepository, ConnectorStatusRow
 from ampgate.store.hashing import hash_password, verify_password
+from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
 from ampgate.store.store import Store
-from ampgate.store.tokens import ROLES, role_at_least
+from ampgate.store.transactions import Sample, TransactionRepository, TransactionRow
 from ampgate.store.writer import StoreClosedError, WriterStats
 
 __all__ = [
     "ROLES",
+    "ApiTokenRepository",
+    "ChargerRepository",
     "ChargerRow",
+    "ConnectorStatusRepository",
+    "ConnectorStatusRow",
+    "IdTokenRepository",
+    "IdTokenRow",
+    "Sample",
     "Store",
     "StoreClosedError",
+    "TransactionRepository",
+    "TransactionRow",
     "WriterStats",
     "hash_password",
     "role_at_least",

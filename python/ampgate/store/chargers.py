@@ -1,21 +1,23 @@
-"""Chargers as stored: the row type, the rules for ids and passwords, and the SQL behind `Store`'s charger
-methods. Write ops here run on the writer thread (they take a `sqlite_utils.Database`); read helpers take the
+"""Chargers as stored: the row type, the rules for ids and passwords, and `ChargerRepository`, the one way to
+their table. Write ops here run on the writer thread (they take a `sqlite_utils.Database`); read helpers take the
 reader's `sqlite3.Connection`.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import unicodedata
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 import msgspec
 import sqlite_utils
 
+from ampgate.clock import iso_utc, parse_iso
 from ampgate.errors import ValidationError
-from ampgate.ocpp.v201 import FirmwareStatusEnumType
-from ampgate.store.schema import parse_iso
+from ampgate.store.hashing import hash_password
+from ampgate.store.store import Store
 
 # OCPP's identityString / charge point id is at most 48 characters (CiString48Type in 1.6, identifierString
 # in 2.0.1); the gateway's handshake enforces the same bound on the URL path.
@@ -26,9 +28,6 @@ PASSWORD_MAX = 40
 # Characters the id may not contain: '/' would split the URL path the charger connects to, ':' would split the
 # HTTP Basic credentials (user:password) it authenticates with.
 FORBIDDEN_ID_CHARS = frozenset("/:")
-# Every firmware status a charger can report: 2.0.1's FirmwareStatusEnumType, which is also the enum of 1.6's
-# SignedFirmwareStatusNotification and holds every value of 1.6's FirmwareStatusNotification.
-FIRMWARE_STATUSES: tuple[str, ...] = get_args(FirmwareStatusEnumType)
 
 _COLUMNS = (
     "id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at,"
@@ -79,17 +78,6 @@ def validate_password(password: str) -> str:
     if not all(" " <= ch <= "~" for ch in password):
         raise ValidationError("a charger password is printable ASCII only", field="password")
     return password
-
-
-def validate_firmware_status(status: str | None) -> str | None:
-    """Return `status` if it is None or one of FIRMWARE_STATUSES, else raise
-    ValidationError(field="firmware_status"): a filter on any other value is a typo, not a question whose
-    answer is "no charger"."""
-    if status is not None and status not in FIRMWARE_STATUSES:
-        raise ValidationError(
-            f"firmware_status must be one of {', '.join(FIRMWARE_STATUSES)}", field="firmware_status"
-        )
-    return status
 
 
 def _row(values: tuple[Any, ...]) -> ChargerRow:
@@ -217,3 +205,127 @@ def upsert_registration(
     row = read_charger(conn, cp_id)
     assert row is not None
     return row, not existed
+
+
+class ChargerRepository:
+    """The chargers table. Reads are synchronous (the trio thread, indexed); boot, connection and firmware
+    records are fire-and-forget writes (a reply never waits for the disk); registration waits for its commit."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def record_boot(
+        self,
+        cp_id: str,
+        *,
+        vendor: str | None,
+        model: str | None,
+        serial: str | None,
+        firmware: str | None,
+        protocol: str | None,
+        at: datetime,
+    ) -> None:
+        """Record a BootNotification, fire-and-forget. Creates the charger if unknown (not accepted, no
+        password) and sets what it reported plus last_boot_at = `at`. Raises ValueError for a naive `at`,
+        StoreClosedError after shutdown; write failures are logged."""
+        self._store.submit(
+            functools.partial(
+                upsert_boot,
+                cp_id=cp_id,
+                vendor=vendor,
+                model=model,
+                serial=serial,
+                firmware=firmware,
+                protocol=protocol,
+                at=iso_utc(at),
+            )
+        )
+
+    def record_connection(self, cp_id: str, *, protocol: str | None, at: datetime) -> None:
+        """Record, fire-and-forget, that charger `cp_id` connected with `protocol`: creates it if unknown (not
+        accepted, no password, registered_at = `at`), so a charger admitted as unknown is listed before it
+        boots; for a known one only its protocol is kept current. Raises ValueError for a naive `at`,
+        StoreClosedError after shutdown; write failures are logged."""
+        self._store.submit(
+            functools.partial(upsert_connection, cp_id=cp_id, protocol=protocol, at=iso_utc(at))
+        )
+
+    def record_firmware_status(
+        self, cp_id: str, *, status: str, request_id: int | None, at: datetime
+    ) -> None:
+        """Record, fire-and-forget, the firmware status charger `cp_id` reported (as sent), the requestId of
+        the update it belongs to (None: the notification carried none) and `at`, when the node received it.
+        It replaces the previous one; a charger the store does not know is left alone. Raises ValueError for a
+        naive `at`, StoreClosedError after shutdown; write failures are logged."""
+        self._store.submit(
+            functools.partial(
+                update_firmware_status, cp_id=cp_id, status=status, request_id=request_id, at=iso_utc(at)
+            )
+        )
+
+    def mark_accepted(self, cp_id: str) -> None:
+        """Remember, fire-and-forget, that charger `cp_id` was accepted at boot (queued after its boot record,
+        so the row exists when this runs)."""
+        self._store.submit(lambda db: db.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,)))
+
+    async def register(self, cp_id: str, password: str | None) -> tuple[ChargerRow, bool]:
+        """Create charger `cp_id` with `password` (stored hashed; None: it connects without a password), or
+        replace the password of an existing one; either way it becomes accepted. Returns the committed row and
+        whether it was created. Raises ValidationError with field "id" or "password" for a bad value."""
+        validate_charger_id(cp_id)
+        password_hash = None if password is None else hash_password(validate_password(password))
+        at = iso_utc(self._store.now())
+        return await self._store.write(
+            functools.partial(upsert_registration, cp_id=cp_id, password_hash=password_hash, at=at)
+        )
+
+    def get(self, cp_id: str) -> ChargerRow | None:
+        """The charger `cp_id` as last committed, or None if unknown. Never raises for an odd id."""
+        return read_charger(self._store.reader, cp_id)
+
+    def exists(self, cp_id: str) -> bool:
+        """Whether the store knows charger `cp_id`."""
+        row = self._store.reader.execute("SELECT 1 FROM chargers WHERE id = ?", (cp_id,)).fetchone()
+        return row is not None
+
+    def page(
+        self,
+        limit: int,
+        after: str | None = None,
+        *,
+        firmware: str | None = None,
+        firmware_status: str | None = None,
+    ) -> list[ChargerRow]:
+        """Up to `limit` chargers ordered by id, those with an id greater than `after` (keyset pagination: pass
+        the last id of the previous page), only those running `firmware` (the version of their last boot) and
+        whose last firmware status is `firmware_status`, when given. Without an index on either, a filter
+        scans the table from `after` until the page is full. Raises ValidationError(field="limit") if
+        `limit` < 1."""
+        if limit < 1:
+            raise ValidationError("limit must be at least 1", field="limit")
+        return read_page(self._store.reader, limit, after, firmware, firmware_status)
+
+    def credentials(self) -> list[tuple[str, str | None]]:
+        """Every known charger id with its password hash (None: no password), in id order. This scans the
+        whole table on the calling thread (~100 ms for 100k chargers): for the gateway table at start-up and
+        after a worker restart, not per request."""
+        return list(
+            self._store.reader.execute("SELECT id, password_hash FROM chargers ORDER BY id").fetchall()
+        )
+
+    def credential(self, cp_id: str) -> str | None:
+        """The password hash of charger `cp_id`, or None if it has none or is unknown."""
+        row = self._store.reader.execute(
+            "SELECT password_hash FROM chargers WHERE id = ?", (cp_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def accepted_ids(self) -> list[str]:
+        """Ids of every charger that has been accepted (registered by an operator, or accepted at boot). Scans
+        the table; start-up only."""
+        rows = self._store.reader.execute("SELECT id FROM chargers WHERE accepted = 1").fetchall()
+        return [r[0] for r in rows]
+
+    def count(self) -> int:
+        """How many chargers are known."""
+        return int(self._store.reader.execute("SELECT count(*) FROM chargers").fetchone()[0])

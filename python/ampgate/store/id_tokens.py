@@ -1,29 +1,22 @@
-"""Id tokens as stored (1.6 idTag; 2.0.1 idToken + type): the row type, the rules for their fields, the
-authorization decision, and the SQL behind `Store`'s id-token methods. Write ops run on the writer thread
-(they take a `sqlite_utils.Database`); read helpers take the reader's `sqlite3.Connection`.
+"""Id tokens as stored (the identifiers a driver presents at a charger): the row type and `IdTokenRepository`.
+The rules for their values and the answer a charger gets live with OCPP (`ampgate.ocpp.id_tokens`,
+`ampgate.ocpp.authorization`). Write ops run on the writer thread (they take a `sqlite_utils.Database`); read
+helpers take the reader's `sqlite3.Connection`.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 import msgspec
 import sqlite_utils
 
+from ampgate.clock import iso_utc, parse_iso
 from ampgate.errors import ConflictError, NotFoundError, ValidationError
-from ampgate.ocpp.v201 import IdTokenEnumType
-from ampgate.store.schema import iso_utc, parse_iso
-
-# Statuses an operator may give a token: the 1.6 AuthorizationStatus values, which 2.0.1 also has.
-STATUSES: tuple[str, ...] = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
-# 2.0.1 IdTokenEnumType, from the generated types (the 1.6 idTag has no type; a token stored without one
-# matches any type).
-TYPES: tuple[str, ...] = get_args(IdTokenEnumType)
-# 1.6 idTag is CiString20, 2.0.1 idToken is identifierString 36: store up to the longer; a 1.6 charger simply
-# never presents one longer than 20.
-ID_TOKEN_MAX = 36
+from ampgate.store.store import Store
 
 _COLUMNS = "id_token, type, status, expiry, group_id, created_at, updated_at"
 
@@ -32,43 +25,12 @@ class IdTokenRow(msgspec.Struct, frozen=True, kw_only=True):
     """One id token as the store knows it."""
 
     id_token: str
-    type: str | None  # None: any 2.0.1 type matches (and every 1.6 idTag)
-    status: str  # one of STATUSES
+    type: str | None  # None: a token of any type matches
+    status: str
     expiry: datetime | None  # after this instant the token answers Expired
     group: str | None  # 1.6 parentIdTag / 2.0.1 groupIdToken
     created_at: datetime
     updated_at: datetime
-
-
-class Authorization(msgspec.Struct, frozen=True):
-    """What the node answers for a presented token: the status after expiry, plus expiry and group."""
-
-    status: str
-    expiry: datetime | None = None
-    group: str | None = None
-
-
-def validate_id_token(value: str, field: str = "id_token") -> str:
-    """Return `value` if it is 1–36 printable characters, else raise ValidationError(field=`field`)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= ID_TOKEN_MAX:
-        raise ValidationError(f"an id token is 1 to {ID_TOKEN_MAX} characters", field=field)
-    if not value.isprintable():
-        raise ValidationError("an id token is printable characters only", field=field)
-    return value
-
-
-def validate_status(status: str) -> str:
-    """Return `status` if it is one of STATUSES, else raise ValidationError(field="status")."""
-    if status not in STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(STATUSES)}", field="status")
-    return status
-
-
-def validate_type(type_: str | None) -> str | None:
-    """Return `type_` if it is None or one of TYPES, else raise ValidationError(field="type")."""
-    if type_ is not None and type_ not in TYPES:
-        raise ValidationError(f"type must be one of {', '.join(TYPES)}", field="type")
-    return type_
 
 
 def _row(values: tuple[Any, ...]) -> IdTokenRow:
@@ -104,16 +66,6 @@ def read_page(conn: sqlite3.Connection, limit: int, after: str | None) -> list[I
             f"SELECT {_COLUMNS} FROM id_tokens WHERE id_token > ? ORDER BY id_token LIMIT ?", (after, limit)
         )
     return [_row(v) for v in cur.fetchall()]
-
-
-def authorize(row: IdTokenRow | None, now: datetime, type_: str | None = None) -> Authorization:
-    """The answer for a presented token: Invalid when unknown (or of another 2.0.1 type than stored), Expired
-    when its expiry has passed, else its stored status. Never raises."""
-    if row is None or (type_ is not None and row.type is not None and row.type != type_):
-        return Authorization("Invalid")
-    if row.expiry is not None and row.expiry <= now:
-        return Authorization("Expired", row.expiry, row.group)
-    return Authorization(row.status, row.expiry, row.group)
 
 
 # -- writes ---------------------------------------------------------------------------------------------------
@@ -169,3 +121,52 @@ def expiry_text(expiry: datetime | None) -> str | None:
         return iso_utc(expiry)
     except ValueError:
         raise ValidationError("expiry needs a time zone (e.g. a trailing Z)", field="expiry") from None
+
+
+class IdTokenRepository:
+    """The id_tokens table. Values are stored as given: the caller (`ampgate.ocpp.id_tokens`) checks them."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(
+        self, id_token: str, *, status: str, type: str | None, expiry: datetime | None, group: str | None
+    ) -> IdTokenRow:
+        """Create an id token and return it as committed. Raises ValidationError(field="expiry") for a naive
+        expiry, ConflictError(field="id_token") if it exists (case-insensitively)."""
+        exp = expiry_text(expiry)
+        at = iso_utc(self._store.now())
+        return await self._store.write(
+            functools.partial(
+                insert, id_token=id_token, type_=type, status=status, expiry=exp, group=group, at=at
+            )
+        )
+
+    async def update(self, id_token: str, changes: dict[str, Any]) -> IdTokenRow:
+        """Set `status`, `expiry`, `group` or `type` (keys of `changes`; None clears expiry, group or type).
+        Raises ValidationError naming the field (a naive expiry, an unknown key), NotFoundError(field="id_token")."""
+        columns: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "expiry":
+                columns["expiry"] = expiry_text(value)
+            elif key == "group":
+                columns["group_id"] = value
+            elif key in ("status", "type"):
+                columns[key] = value
+            else:
+                raise ValidationError(f"{key} cannot be changed", field=key)
+        return await self._store.write(
+            functools.partial(update, id_token=id_token, changes=columns, at=iso_utc(self._store.now()))
+        )
+
+    async def delete(self, id_token: str) -> None:
+        """Delete an id token. Raises NotFoundError(field="id_token") if there is none."""
+        await self._store.write(functools.partial(delete, id_token=id_token))
+
+    def get(self, id_token: str) -> IdTokenRow | None:
+        """The id token (case-insensitive), or None."""
+        return read_id_token(self._store.reader, id_token)
+
+    def page(self, limit: int, after: str | None = None) -> list[IdTokenRow]:
+        """Up to `limit` id tokens ordered by id_token, after `after` (keyset pagination)."""
+        return read_page(self._store.reader, limit, after)

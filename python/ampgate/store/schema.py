@@ -7,7 +7,6 @@ script that has shipped: add a new one.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 
 # How long a connection waits for another one's write lock before failing with "database is locked". The
 # writer thread's transactions last milliseconds; 5 s covers a CLI `token create` racing a busy node (and a
@@ -182,18 +181,3 @@ def _statements(script: str) -> list[str]:
     # sqlite3's executescript() commits any open transaction first, which would split a migration from its
     # version bump; run the statements one by one instead. Migrations contain no ';' inside literals.
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def iso_utc(at: datetime) -> str:
-    """`at` as stored: ISO 8601 UTC with milliseconds and a 'Z' (fixed width, so text order is time order).
-
-    Raises ValueError for a naive datetime: its zone is unknown, and guessing would store a wrong instant.
-    """
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("a naive datetime has no zone; pass an aware datetime (e.g. clock.now())")
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str | None) -> datetime | None:
-    """A stored timestamp back as an aware UTC datetime; None stays None. Raises ValueError if malformed."""
-    return None if text is None else datetime.fromisoformat(text)

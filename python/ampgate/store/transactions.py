@@ -12,19 +12,23 @@ Write ops run on the writer thread (they take a `sqlite_utils.Database`); reads 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import sqlite_utils
 
-from ampgate.store.schema import parse_iso
+from ampgate.clock import iso_utc, parse_iso
+from ampgate.store.store import Store
 
 # The measurand whose register readings give a transaction's energy (both versions' default measurand).
 ENERGY = "Energy.Active.Import.Register"
+# The protocol column: transactions numbered by the node (1.6) and named by the charger (2.0.1).
 OCPP16 = "ocpp1.6"
 OCPP201 = "ocpp2.0.1"
+StopOutcome = Literal["stopped", "already", "unknown"]
 
 _COLUMNS = (
     "id, charger_id, protocol, remote_id, evse_id, connector_id, id_token, started_at, stopped_at,"
@@ -59,6 +63,11 @@ class TransactionRow(msgspec.Struct, frozen=True, kw_only=True):
     meter_stop_wh: float | None
     energy_wh: float | None  # (stop, or latest register reading) - start, when both are known
     stop_reason: str | None
+
+    @property
+    def charger_transaction_id(self) -> str:
+        """The id the charger uses: the one it chose (2.0.1), else the node's (1.6) as text."""
+        return self.remote_id if self.remote_id is not None else str(self.id)
 
 
 def _row(v: tuple[Any, ...]) -> TransactionRow:
@@ -228,7 +237,7 @@ def stop16(
     meter_stop_wh: float,
     reason: str,
     samples: list[Sample],
-) -> str:
+) -> StopOutcome:
     """Record a 1.6 StopTransaction (with its transactionData). Returns "stopped", "already" (it was stopped
     before: nothing changes, so a resent stop is not a second stop) or "unknown" (no such transaction)."""
     conn = db.conn
@@ -302,3 +311,129 @@ def event201(
         )
     _recompute(conn, tx_id)
     return tx_id, False
+
+
+class TransactionRepository:
+    """The transactions table and their meter samples. Every write waits for its commit: these are the
+    messages a charger must not have to send twice (the handler replies after the commit)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def start(
+        self,
+        charger_id: str,
+        *,
+        connector_id: int,
+        id_token: str,
+        started_at: datetime,
+        meter_start_wh: float,
+    ) -> tuple[int, bool]:
+        """Record a transaction the node numbers (1.6 StartTransaction); returns (its id, created). The same
+        start resent (same connector, token, time and meter start) returns the first id and creates nothing.
+        Raises ValueError for a naive `started_at`."""
+        return await self._store.write(
+            functools.partial(
+                start16,
+                charger_id=charger_id,
+                connector_id=connector_id,
+                id_token=id_token,
+                started_at=iso_utc(started_at),
+                meter_start_wh=meter_start_wh,
+            )
+        )
+
+    async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample]) -> bool:
+        """Add meter samples to the charger's transaction `tx_id`; False (nothing written) when it has none."""
+        return await self._store.write(
+            functools.partial(meter_values16, charger_id=charger_id, tx_id=tx_id, samples=samples)
+        )
+
+    async def stop(
+        self,
+        charger_id: str,
+        tx_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: float,
+        reason: str,
+        samples: list[Sample],
+    ) -> StopOutcome:
+        """Record the end of the charger's transaction `tx_id` with its last samples: "stopped", "already"
+        (stopped before: nothing changes) or "unknown". Raises ValueError for a naive `stopped_at`."""
+        return await self._store.write(
+            functools.partial(
+                stop16,
+                charger_id=charger_id,
+                tx_id=tx_id,
+                stopped_at=iso_utc(stopped_at),
+                meter_stop_wh=meter_stop_wh,
+                reason=reason,
+                samples=samples,
+            )
+        )
+
+    async def apply_event(
+        self,
+        charger_id: str,
+        remote_id: str,
+        *,
+        seq_no: int,
+        event_type: str,
+        at: datetime,
+        evse_id: int | None,
+        connector_id: int | None,
+        id_token: str | None,
+        stop_reason: str | None,
+        samples: list[Sample],
+    ) -> tuple[int, bool]:
+        """Apply an event (Started, Updated or Ended) of the transaction the charger names `remote_id` (2.0.1
+        TransactionEvent); returns (the node's id, duplicate). The first event naming it creates it; a seq_no
+        seen before changes nothing. Raises ValueError for a naive `at`."""
+        return await self._store.write(
+            functools.partial(
+                event201,
+                charger_id=charger_id,
+                remote_id=remote_id,
+                seq_no=seq_no,
+                event_type=event_type,
+                at=iso_utc(at),
+                evse_id=evse_id,
+                connector_id=connector_id,
+                id_token=id_token,
+                stop_reason=stop_reason,
+                samples=samples,
+            )
+        )
+
+    def get(self, tx_id: int) -> TransactionRow | None:
+        """The transaction with the node's id `tx_id`, or None."""
+        return read_transaction(self._store.reader, tx_id)
+
+    def page(
+        self,
+        limit: int,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[TransactionRow]:
+        """Up to `limit` transactions, newest first, with an id below `before`, optionally of one charger and
+        started in [since, until). Raises ValueError for a naive `since`/`until`."""
+        return read_page(
+            self._store.reader,
+            limit,
+            before,
+            charger_id,
+            None if since is None else iso_utc(since),
+            None if until is None else iso_utc(until),
+        )
+
+    def samples(self, tx_id: int) -> list[Sample]:
+        """Every meter sample of the transaction, in time order."""
+        return read_samples(self._store.reader, tx_id)
+
+    def last_samples(self, tx_ids: list[int]) -> dict[int, list[Sample]]:
+        """Each transaction's samples at its latest sample time."""
+        return read_last_samples(self._store.reader, tx_ids)

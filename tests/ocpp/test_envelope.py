@@ -6,7 +6,15 @@ import msgspec
 import pytest
 
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.rpc import OCPP16, OCPP201, Fault, RpcFault, call_error, error_code, fault_from_validation
+from ampgate.ocpp.envelope import (
+    OCPP16,
+    OCPP201,
+    Fault,
+    RpcFault,
+    call_error,
+    error_code,
+    fault_from_validation,
+)
 
 
 @pytest.mark.parametrize(

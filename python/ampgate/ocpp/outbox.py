@@ -1,4 +1,4 @@
-"""CALLs from the central system to chargers: one outstanding per charger, the rest queued in order.
+"""The outbox: CALLs from the central system to chargers, one outstanding per charger, the rest queued in order.
 
 OCPP-J (1.6 §4.1.1, 2.0.1 part 4 §4.1.1): neither side sends a new CALL before its previous one was answered
 or timed out. So every charger has an outbox, keyed by charger id (not by connection, so a charger that drops
@@ -16,12 +16,14 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import trio
 
 from ampgate.errors import AmpgateError, ChargerCallError, ChargerTimeoutError
+from ampgate.events import CommandSent, Event
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +68,48 @@ Send = Callable[[str, bytes], bool]
 
 
 class CallManager:
-    """Every charger's outbox. `send(charger_id, frame)` puts a frame on the charger's live connection."""
+    """Every charger's outbox. `send(charger_id, frame)` puts a frame on the charger's live connection;
+    `publish` (with `now` for the time) hears a `command.sent` event for each CALL put on the wire."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        publish: Callable[[Event], None] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self._send = send
+        self._publish = publish
+        self._now = now
         self._outboxes: dict[str, Outbox] = {}
         self._ids = itertools.count(1)
 
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
-        """Queue `action` for `charger_id` and wait for its answer; returns the CALLRESULT payload (as JSON
-        values). Raises ChargerCallError for a CALLERROR and ChargerTimeoutError when the connection dropped
-        with the CALL on the wire. The caller bounds the wait (`trio.move_on_after`): a cancelled call leaves
-        the queue, and if it was on the wire the next one may go (OCPP-J allows that after a timeout)."""
+        """Queue `action` for `charger_id` and wait for its answer: `wait(enqueue(...))`."""
+        c = self.enqueue(charger_id, action, payload)
+        return await self.wait(charger_id, c)
+
+    def enqueue(self, charger_id: str, action: str, payload: Any) -> OutboundCall:
+        """Queue `action` for `charger_id` (it goes on the wire at once if the charger is connected and has
+        nothing outstanding) and return it; `wait` for its outcome."""
         c = OutboundCall(f"{_ID_PREFIX}-{next(self._ids)}", action, payload)
         box = self._outboxes.setdefault(charger_id, Outbox())
         box.queue.append(c)
         self._next(charger_id, box)
+        return c
+
+    async def wait(self, charger_id: str, c: OutboundCall) -> Any:
+        """Wait for the answer to `c` (queued for `charger_id`); returns the CALLRESULT payload (as JSON
+        values). Raises ChargerCallError for a CALLERROR and ChargerTimeoutError when the connection dropped
+        with the CALL on the wire. The caller bounds the wait (`trio.move_on_after`): a cancelled call leaves
+        the queue, and if it was on the wire the next one may go (OCPP-J allows that after a timeout)."""
         try:
             await c.done.wait()
         finally:
             if not c.done.is_set():
-                self._abandon(charger_id, box, c)
+                box = self._outboxes.get(charger_id)
+                if box is not None:
+                    self._abandon(charger_id, box, c)
         if c.error is not None:
             raise c.error
         return c.result
@@ -110,13 +133,17 @@ class CallManager:
         if self._send(charger_id, c.frame):
             box.queue.popleft()
             box.outstanding = c
+            if self._publish is not None and self._now is not None:
+                self._publish(
+                    CommandSent(at=self._now(), charger_id=charger_id, unique_id=c.unique_id, action=c.action)
+                )
         # Else the charger is offline: the queue waits for it to reconnect (or for the callers to time out).
 
     def _forget_if_idle(self, charger_id: str, box: Outbox) -> None:
         if box.outstanding is None and not box.queue:
             self._outboxes.pop(charger_id, None)
 
-    # -- events from the OCPP router -------------------------------------------------------------------------
+    # -- from the OCPP router -------------------------------------------------------------------------
 
     def answered(self, charger_id: str, unique_id: str, result: Any, error: AmpgateError | None) -> bool:
         """A CALLRESULT (`result`) or CALLERROR (`error`) arrived. Returns False if no CALL of ours with that id

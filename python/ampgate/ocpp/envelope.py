@@ -7,10 +7,11 @@ CALLERROR `[4, uniqueId, errorCode, errorDescription, errorDetails]` (OCPP-J 1.6
 from __future__ import annotations
 
 import enum
-import re
 from typing import Any
 
 import msgspec
+
+from ampgate.errors import MsgspecKind, read_msgspec_error
 
 CALL = 2
 CALLRESULT = 3
@@ -83,25 +84,26 @@ def call_error(unique_id: str, fault: RpcFault, protocol: str) -> bytes:
     )
 
 
+# How each kind of schema violation is answered (OCPP-J 1.6 §4.2.3 / 2.0.1 part 4 §4.2.3): a missing field or an
+# array with too few or too many items is an occurrence violation; a string over its maxLength is a type
+# constraint violation; a value outside its enum or range is a property constraint violation.
+_FAULT_OF_KIND: dict[MsgspecKind, Fault] = {
+    MsgspecKind.MISSING: Fault.MISSING,
+    MsgspecKind.UNKNOWN_FIELD: Fault.FORMAT,
+    MsgspecKind.ITEMS: Fault.MISSING,
+    MsgspecKind.LENGTH: Fault.TYPE,
+    MsgspecKind.ENUM: Fault.VALUE,
+    MsgspecKind.RANGE: Fault.VALUE,
+    MsgspecKind.NOT_OBJECT: Fault.TYPE,
+    MsgspecKind.TYPE: Fault.TYPE,
+}
+
+
 def fault_from_validation(err: msgspec.ValidationError) -> RpcFault:
-    """Classify a msgspec validation error per the error table. msgspec's messages are stable and name the
-    JSON path (`- at `$.field``), which we pass on in errorDetails."""
-    text = str(err)
-    path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
-    if "missing required field" in text:
-        fault = Fault.MISSING
-    elif "unknown field" in text or (text.startswith("Expected `object`") and path == "$"):
+    """Classify a msgspec validation error per the error table, with the JSON path msgspec names
+    (`$.field`) in errorDetails. A payload that is not an object at all is a format violation."""
+    problem = read_msgspec_error(err)
+    fault = _FAULT_OF_KIND[problem.kind]
+    if problem.kind is MsgspecKind.NOT_OBJECT and problem.json_path == "$":
         fault = Fault.FORMAT
-    elif "`array` of length" in text:
-        fault = Fault.MISSING  # minItems / maxItems: how often a field occurs (OccurrenceConstraintViolation)
-    elif "of length" in text:
-        fault = Fault.TYPE  # a string over its maxLength: TypeConstraintViolation per the table
-    elif "Invalid enum value" in text or _RANGE.search(text):
-        fault = Fault.VALUE
-    else:
-        fault = Fault.TYPE
-    return RpcFault(fault, text, {"field": path})
-
-
-# msgspec's wording for a number outside its bounds, e.g. "Expected `int` >= 0".
-_RANGE = re.compile(r"Expected `(int|float|number)` ([<>]=? |that's a multiple of )")
+    return RpcFault(fault, str(err), {"field": problem.json_path})

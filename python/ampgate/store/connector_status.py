@@ -7,22 +7,27 @@ Write ops run on the writer thread; reads take the reader connection.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
 
 import msgspec
 import sqlite_utils
 
-from ampgate.store.schema import parse_iso
+from ampgate.clock import iso_utc, parse_iso
+from ampgate.store.store import Store
 
-# 1.6 has no EVSE level: its connectors are stored under this evse id and reported without one.
+# A charger without an EVSE level (OCPP 1.6) has its connectors stored under this evse id and reported without
+# one.
 NO_EVSE = 0
+# The subprotocols without an EVSE level.
+NO_EVSE_PROTOCOLS = frozenset({"ocpp1.6"})
 
 
 class ConnectorStatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One connector's last status."""
 
-    evse_id: int | None  # None for 1.6
+    evse_id: int | None  # None for a charger without an EVSE level (1.6)
     connector_id: int
     status: str
     error_code: str | None
@@ -39,7 +44,7 @@ def upsert(
     error_code: str | None,
     at: str,
 ) -> None:
-    """Set a connector's status (creating its row)."""
+    """Set a connector's status (creating its row), unless the row holds a later report."""
     db.conn.execute(
         """
         INSERT INTO connector_status (charger_id, evse_id, connector_id, protocol, status, error_code, updated_at)
@@ -66,7 +71,7 @@ def read_statuses(conn: sqlite3.Connection, charger_id: str) -> list[ConnectorSt
         assert at is not None  # NOT NULL in the schema
         out.append(
             ConnectorStatusRow(
-                evse_id=None if protocol == "ocpp1.6" else evse_id,
+                evse_id=None if protocol in NO_EVSE_PROTOCOLS else evse_id,
                 connector_id=connector_id,
                 status=status,
                 error_code=error_code,
@@ -74,3 +79,40 @@ def read_statuses(conn: sqlite3.Connection, charger_id: str) -> list[ConnectorSt
             )
         )
     return out
+
+
+class ConnectorStatusRepository:
+    """The connector_status table."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def record(
+        self,
+        charger_id: str,
+        *,
+        evse_id: int | None,
+        connector_id: int,
+        protocol: str,
+        status: str,
+        error_code: str | None,
+        at: datetime,
+    ) -> None:
+        """Record a connector's status, fire-and-forget (`evse_id` None: the charger has no EVSE level). A
+        report older than the stored one changes nothing. Raises ValueError for a naive `at`."""
+        self._store.submit(
+            functools.partial(
+                upsert,
+                charger_id=charger_id,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                protocol=protocol,
+                status=status,
+                error_code=error_code,
+                at=iso_utc(at),
+            )
+        )
+
+    def statuses(self, charger_id: str) -> list[ConnectorStatusRow]:
+        """The last status of each connector of the charger (empty when it reported none)."""
+        return read_statuses(self._store.reader, charger_id)

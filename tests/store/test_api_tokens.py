@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from ampgate.errors import ValidationError
-from ampgate.store import Store, role_at_least
+from ampgate.store import ApiTokenRepository, Store, role_at_least
 
 from .conftest import Runner
 
@@ -15,12 +15,12 @@ from .conftest import Runner
 def test_token_resolves_to_its_role_and_is_stored_hashed(db_path: str) -> None:
     store = Store(db_path)
     try:
-        token = store.create_token("operator", label="ci")
+        token = ApiTokenRepository(store).create("operator", label="ci")
         assert token.startswith("agt_") and len(token) > 40
-        assert store.role_for_token(token) == "operator"
-        assert store.role_for_token(token + "x") is None
-        assert store.role_for_token("") is None
-        assert store.count_tokens() == 1
+        assert ApiTokenRepository(store).role_for(token) == "operator"
+        assert ApiTokenRepository(store).role_for(token + "x") is None
+        assert ApiTokenRepository(store).role_for("") is None
+        assert ApiTokenRepository(store).count() == 1
     finally:
         store.close()
     conn = sqlite3.connect(db_path)
@@ -35,17 +35,17 @@ def test_a_token_made_by_another_store_on_the_file_works_at_once(running: Runner
     """The CLI creates tokens with its own Store while a node runs; the node must accept them immediately."""
 
     async def body(node_store: Store) -> None:
-        assert node_store.count_tokens() == 0
+        assert ApiTokenRepository(node_store).count() == 0
         cli = Store(db_path)
         try:
-            token = cli.create_token("admin")
+            token = ApiTokenRepository(cli).create("admin")
         finally:
             cli.close()
-        assert node_store.role_for_token(token) == "admin"
-        assert node_store.count_tokens() == 1
+        assert ApiTokenRepository(node_store).role_for(token) == "admin"
+        assert ApiTokenRepository(node_store).count() == 1
         # And the other way round: the running store's own tokens land in the same table.
-        mine = node_store.create_token("viewer")
-        assert node_store.role_for_token(mine) == "viewer"
+        mine = ApiTokenRepository(node_store).create("viewer")
+        assert ApiTokenRepository(node_store).role_for(mine) == "viewer"
 
     running(body)
 
@@ -54,12 +54,12 @@ def test_invalid_role_and_label_name_their_field(db_path: str) -> None:
     store = Store(db_path)
     try:
         with pytest.raises(ValidationError) as info:
-            store.create_token("root")
+            ApiTokenRepository(store).create("root")
         assert info.value.field == "role"
         with pytest.raises(ValidationError) as info:
-            store.create_token("viewer", label="x" * 201)
+            ApiTokenRepository(store).create("viewer", label="x" * 201)
         assert info.value.field == "label"
-        assert store.count_tokens() == 0
+        assert ApiTokenRepository(store).count() == 0
     finally:
         store.close()
 
@@ -67,7 +67,7 @@ def test_invalid_role_and_label_name_their_field(db_path: str) -> None:
 def test_tokens_are_unique(db_path: str) -> None:
     store = Store(db_path)
     try:
-        tokens = {store.create_token("viewer") for _ in range(20)}
+        tokens = {ApiTokenRepository(store).create("viewer") for _ in range(20)}
         assert len(tokens) == 20
     finally:
         store.close()

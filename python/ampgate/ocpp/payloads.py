@@ -1,36 +1,22 @@
-"""The OCPP actions of each protocol version and their payload types, from the generated modules."""
+"""Payload checks by action for each protocol version, with the generated types: the requests the central
+system sends (remote commands) and the replies chargers give to them."""
 
 from __future__ import annotations
 
-import re
 from types import ModuleType
 from typing import Any
 
 import msgspec
 
-from ampgate.errors import ValidationError
+from ampgate.errors import ValidationError, read_msgspec_error
 from ampgate.ocpp import v16, v201
 
 _VERSIONS: dict[str, ModuleType] = {"ocpp1.6": v16, "ocpp2.0.1": v201}
-# msgspec names the JSON path of the offending value at the end of its message ("... - at `$.type`") and,
-# for a missing field, the field itself ("Object missing required field `type`").
-_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
 def charger_actions(protocol: str) -> frozenset[str]:
     """Actions a charger speaking `protocol` may send to the central system."""
     return frozenset(_VERSIONS[protocol].CHARGER_INITIATED)
-
-
-def _field(err: msgspec.ValidationError) -> str | None:
-    text = str(err)
-    path = _PATH.search(text)
-    where = path.group(1) if path else ""
-    missing = _MISSING.search(text)
-    if missing:
-        return f"{where}.{missing.group(1)}" if where else missing.group(1)
-    return where or None
 
 
 def _validate(types: dict[str, type], action: str, payload: Any, what: str) -> None:
@@ -40,7 +26,8 @@ def _validate(types: dict[str, type], action: str, payload: Any, what: str) -> N
     try:
         msgspec.convert(payload, typ)
     except msgspec.ValidationError as e:
-        raise ValidationError(str(e).split(" - at ", 1)[0], field=_field(e)) from None
+        problem = read_msgspec_error(e)
+        raise ValidationError(problem.text, field=problem.path or None) from None
 
 
 def validate_request(protocol: str, action: str, payload: Any) -> None:

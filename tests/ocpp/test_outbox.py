@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from ampgate.errors import ChargerCallError, ChargerTimeoutError
-from ampgate.ocpp.calls import CallManager, call_error
+from ampgate.ocpp.outbox import CallManager, call_error
 
 
 class Wire:

@@ -1,0 +1,189 @@
+"""The events published on the bus (`ampgate.bus`): typed, frozen msgspec Structs, one per kind of change.
+
+Every event has `type` (dotted, the Struct's tag: `charger.connected`), `at` (when the node saw the change) and
+`charger_id` when it concerns one charger; the other fields are its payload. A feature adds its own events by
+subclassing `Event` with a tag of its own (`campaign.paused`); the names follow shared/API-CONVENTIONS.md.
+Encoded with msgspec (`msgspec.json.encode(ev)`) an event carries its `type`; `msgspec.json.decode(data,
+type=AnyEvent)` gives it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from ampgate.store.transactions import Sample
+
+__all__ = [
+    "ChargerBooted",
+    "ChargerConnected",
+    "ChargerDisconnected",
+    "CommandAnswered",
+    "CommandFailed",
+    "CommandSent",
+    "ConnectorStatusChanged",
+    "Event",
+    "FirmwareStatusReported",
+    "TransactionEnded",
+    "TransactionStarted",
+    "TransactionUpdated",
+    "event_type",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event."""
+
+    at: datetime
+    charger_id: str | None = None
+
+
+_TYPES: dict[type, str] = {}
+
+
+def event_type(event: Event) -> str:
+    """The `type` of `event`, e.g. "charger.connected"."""
+    cls = type(event)
+    name = _TYPES.get(cls)
+    if name is None:
+        tag = cls.__struct_config__.tag
+        assert isinstance(tag, str), f"{cls.__name__} has no event type"
+        name = _TYPES[cls] = tag
+    return name
+
+
+# -- connectivity -------------------------------------------------------------------------------------------------
+
+
+class ChargerConnected(Event, frozen=True, kw_only=True, tag="charger.connected"):
+    """A charger's WebSocket is open and authenticated. `worker_at` is the gateway worker's monotonic clock
+    (CLOCK_MONOTONIC seconds, comparable with `time.monotonic()` on this host) when the handshake completed."""
+
+    conn_id: int
+    protocol: str
+    remote_address: str
+    worker_at: float | None = None
+
+
+class ChargerDisconnected(Event, frozen=True, kw_only=True, tag="charger.disconnected"):
+    """A charger's connection is gone: `code` and `reason` as the worker reported them (the charger's close
+    code and reason, 1006 "connection lost", a ping timeout), or as the node decided them ("replaced by a newer
+    connection of this charger", "gateway worker exited"). `worker_at` is the worker's monotonic time of the
+    disconnect (None when the node decided it)."""
+
+    conn_id: int
+    code: int
+    reason: str
+    worker_at: float | None = None
+
+
+# -- OCPP -----------------------------------------------------------------------------------------------------
+
+
+class ChargerBooted(Event, frozen=True, kw_only=True, tag="charger.booted"):
+    """A BootNotification and the node's answer to it (`boot_status`: Accepted, Pending or Rejected)."""
+
+    protocol: str
+    vendor: str | None
+    model: str | None
+    serial: str | None
+    firmware_version: str | None
+    boot_status: str
+
+
+class ConnectorStatusChanged(Event, frozen=True, kw_only=True, tag="connector.status"):
+    """A connector reported a status other than its last one (`old_status` None: the first the node heard
+    since it started). `evse_id` is None for 1.6. `reported_at` is the charger's timestamp."""
+
+    evse_id: int | None
+    connector_id: int
+    old_status: str | None
+    status: str
+    error_code: str | None
+    reported_at: datetime
+
+
+class TransactionStarted(Event, frozen=True, kw_only=True, tag="transaction.started"):
+    """A transaction was recorded (committed). `transaction_id` is the node's id, `remote_id` the charger's
+    (2.0.1; for 1.6 the node's id as text)."""
+
+    transaction_id: int
+    remote_id: str
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str | None
+    started_at: datetime
+    meter_start_wh: float | None
+
+
+class TransactionUpdated(Event, frozen=True, kw_only=True, tag="transaction.updated"):
+    """New meter samples of a running transaction were recorded: the latest ones, normalised (Wh, W, A per
+    phase, Percent)."""
+
+    transaction_id: int
+    remote_id: str
+    samples: list[Sample]
+
+
+class TransactionEnded(Event, frozen=True, kw_only=True, tag="transaction.ended"):
+    """A transaction's end was recorded, with its energy (stop, or last, register reading minus start)."""
+
+    transaction_id: int
+    remote_id: str
+    stopped_at: datetime
+    stop_reason: str | None
+    meter_stop_wh: float | None
+    energy_wh: float | None
+
+
+class FirmwareStatusReported(Event, frozen=True, kw_only=True, tag="firmware.status"):
+    """A FirmwareStatusNotification (1.6 signed: SignedFirmwareStatusNotification) as the charger sent it."""
+
+    status: str
+    request_id: int | None
+
+
+# -- commands -----------------------------------------------------------------------------------------------------
+
+
+class CommandSent(Event, frozen=True, kw_only=True, tag="command.sent"):
+    """A CALL went on the wire to the charger (`unique_id` is its OCPP message id)."""
+
+    unique_id: str
+    action: str
+
+
+class CommandAnswered(Event, frozen=True, kw_only=True, tag="command.answered"):
+    """The charger answered a CALL with a valid CALLRESULT; `status` is the reply's `status` field, if any."""
+
+    unique_id: str
+    action: str
+    status: str | None
+
+
+class CommandFailed(Event, frozen=True, kw_only=True, tag="command.failed"):
+    """A command that was queued failed: `code` is the API error code (charger_error, invalid_response,
+    charger_timeout), `ocpp_code` the charger's CALLERROR code when it sent one. `unique_id` is the OCPP message
+    id it had (or would have had, when it timed out before going on the wire)."""
+
+    unique_id: str
+    action: str
+    code: str
+    message: str
+    ocpp_code: str | None = None
+
+
+AnyEvent = (
+    ChargerConnected
+    | ChargerDisconnected
+    | ChargerBooted
+    | ConnectorStatusChanged
+    | TransactionStarted
+    | TransactionUpdated
+    | TransactionEnded
+    | FirmwareStatusReported
+    | CommandSent
+    | CommandAnswered
+    | CommandFailed
+)

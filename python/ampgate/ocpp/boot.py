@@ -1,0 +1,103 @@
+"""BootNotification and Heartbeat, both versions. The boot is recorded on the charger (fire-and-forget: the reply
+never waits for the disk), answered as the boot policy decides, and published as `charger.booted`."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ampgate.bus import Publisher
+from ampgate.clock import Clock
+from ampgate.events import ChargerBooted
+from ampgate.ocpp import v16, v201
+from ampgate.ocpp.boot_policy import BootDecision
+from ampgate.ocpp.envelope import OCPP16, OCPP201
+from ampgate.ocpp.router import BatchTime, OcppRouter, Session
+
+
+class BootRecords(Protocol):
+    """Where boots are recorded (the charger repository)."""
+
+    def record_boot(
+        self,
+        cp_id: str,
+        /,
+        *,
+        vendor: str | None,
+        model: str | None,
+        serial: str | None,
+        firmware: str | None,
+        protocol: str | None,
+        at: Any,
+    ) -> None: ...
+
+
+class BootDecider(Protocol):
+    def decide(self, charger_id: str, /) -> BootDecision: ...
+
+
+class BootHandlers:
+    """BootNotification and Heartbeat for both versions."""
+
+    def __init__(
+        self, policy: BootDecider, records: BootRecords, bus: Publisher, clock: Clock, time: BatchTime
+    ) -> None:
+        self._policy = policy
+        self._records = records
+        self._bus = bus
+        self._clock = clock
+        self._time = time
+
+    def register(self, router: OcppRouter) -> None:
+        router.register(OCPP16, "BootNotification", self._boot16)
+        router.register(OCPP201, "BootNotification", self._boot201)
+        router.register(OCPP16, "Heartbeat", self._heartbeat)
+        router.register(OCPP201, "Heartbeat", self._heartbeat)
+
+    def _heartbeat(self, session: Session, req: Any) -> dict[str, Any]:
+        return {"currentTime": self._time.iso}
+
+    def _boot(
+        self,
+        session: Session,
+        vendor: str | None,
+        model: str | None,
+        serial: str | None,
+        firmware: str | None,
+    ) -> dict[str, Any]:
+        at = self._clock.now()
+        cid = session.charger_id
+        # The boot record is queued before the decision, which may mark the charger accepted: its row exists.
+        self._records.record_boot(
+            cid,
+            vendor=vendor,
+            model=model,
+            serial=serial,
+            firmware=firmware,
+            protocol=session.protocol,
+            at=at,
+        )
+        decision = self._policy.decide(cid)
+        session.boot_state = decision.status
+        self._bus.publish(
+            ChargerBooted(
+                at=at,
+                charger_id=cid,
+                protocol=session.protocol,
+                vendor=vendor,
+                model=model,
+                serial=serial,
+                firmware_version=firmware,
+                boot_status=decision.status,
+            )
+        )
+        return {"status": decision.status, "currentTime": self._time.iso, "interval": decision.interval}
+
+    def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> dict[str, Any]:
+        serial = req.charge_point_serial_number or req.charge_box_serial_number
+        return self._boot(
+            session, req.charge_point_vendor, req.charge_point_model, serial, req.firmware_version
+        )
+
+    def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> dict[str, Any]:
+        cs = req.charging_station
+        return self._boot(session, cs.vendor_name, cs.model, cs.serial_number, cs.firmware_version)
