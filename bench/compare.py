@@ -11,17 +11,28 @@ Against each, the same `ampgate sim` runs (a subprocess each, `--quiet --report 
   boot storm   N chargers connect and boot as fast as the server takes them (2,048 in flight, --storm-inflight),
                then idle: connections held at the end, handshake+boot rate, and the growth of the server
                processes' PSS from idle to the held plateau / connections = KB per connection;
-  saturation   Heartbeat, then MeterValues, each charger sending the next as soon as one is answered (scenario
-               [load] rate = 0): round trips per s, and server CPU seconds per 1k round trips (CPU time of the
-               server processes over the load window / round trips in it);
+  saturation   Heartbeat, then meter values in a transaction, each charger sending the next as soon as one is
+               answered (scenario [load] rate = 0): round trips per s, and server CPU seconds per 1k round
+               trips (CPU time of the server processes over the load window / round trips in it). For the meter
+               values every charger first starts a transaction of the load's own on connector 1 (1.6
+               StartTransaction, 2.0.1 TransactionEvent Started; at boot, before the load window, and not
+               counted), then each round trip is one reading in it: 1.6 MeterValues with its transactionId,
+               2.0.1 TransactionEvent Updated. The figures come from the report's `load` (the load CALLs
+               alone, whatever action they went out as);
   50% rate     the same message at half the saturation rate: p99 round-trip latency.
+The systems do not do the same work per message (PER_MESSAGE, in the JSON as `per_message` and under the
+table): ampgate validates every message and commits every transaction message (its meter values included) to
+SQLite before it replies; the peers validate with jsonschema and answer from memory, storing nothing; the limit
+answers with a canned reply and validates nothing.
 The peers are single processes under the per-process open-file limit: they are compared at sizes all systems
 hold (N, or the file limit less some room), each peer's ceiling is shown by a boot storm above the limit, and
 ampgate (and the limit server) alone run the size beyond it, on a fresh server. Ratios ampgate/peer are the
 headline. The simulator shares the machine's cores with the server: its CPU is recorded beside each run.
-Sizes: --smoke (at most 2k; asserts correctness only: everything booted, messages answered, no errors), the
-default 10k, --full 100k. Results: bench/results/compare-N.json (a smoke run given --json writes only there),
-and a table on stdout. Every wait is bounded; every child process is stopped on exit, on Ctrl-C and SIGTERM.
+The chargers' id tag (ID_TAG) is registered in ampgate before the runs, since the peers and the limit accept any.
+Sizes: --smoke (at most 2k; asserts correctness only: everything booted, every load transaction started,
+messages answered, no errors), the default 10k, --full 100k. Results: bench/results/compare-N.json (a smoke run
+given --json writes only there), and a table on stdout. Every wait is bounded; every child process is stopped on
+exit, on Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +73,27 @@ LABELS = {
     "picows": "ocpp+picows",
     "limit": "limit (canned Rust)",
 }
+# What each system does with a message before it replies: the figures compare systems doing this, not equal
+# work. Written into the JSON (`per_message`) and under the table.
+_PEER_WORK = (
+    "the ocpp package validates every message and its reply against the OCPP JSON schemas (jsonschema) and "
+    "answers from memory: it stores nothing (its 1.6 StartTransaction ids come from a counter)"
+)
+PER_MESSAGE = {
+    "ampgate": (
+        "validates every message (msgspec types generated from the OCPP JSON schemas); answers Heartbeat from "
+        "memory; queues each boot and status record to its SQLite writer without waiting; commits each "
+        "transaction message (start, meter values, stop) with every sample to SQLite before it replies"
+    ),
+    "websockets": _PEER_WORK,
+    "picows": _PEER_WORK,
+    "limit": "a canned reply per action from the gateway's Rust worker: no validation, no Python, nothing stored",
+}
+# The id tag of the simulated chargers. ampgate answers an unknown tag Invalid (the load's transaction would go
+# on all the same) while the peers and the limit accept any: it is registered in ampgate so that every system
+# gives the same answer.
+ID_TAG = "SIMTAG"
+API_TIMEOUT = 15.0
 
 SMOKE_CHARGERS = 1000
 SMOKE_MAX = 2000
@@ -77,6 +110,11 @@ CEILING_EXTRA = 1000
 ASSUMED_BOOT_RATE = {"ampgate": 2000.0, "limit": 2000.0, "websockets": 300.0, "picows": 300.0}
 # Later runs give the boot this many times the measured boot window (plus BOOT_SLACK s) before the load starts.
 BOOT_MARGIN = 1.5
+# Round trips each charger makes after its boot to start the meter-value load's transaction (its connector's
+# StatusNotification and the start itself): the meter runs give them the time of as many heartbeats at the
+# system's own heartbeat saturation, times BOOT_MARGIN, before the load starts, so that the window measures
+# readings only (a peer answers ~2,000 messages per s: 2 × 19,000 of them take ~20 s).
+LOAD_TX_SETUP_TRIPS = 2
 BOOT_SLACK = 3.0  # (1 s in a smoke run)
 # Time allowed on top of a sim run's duration before it counts as hung: start-up, and closing every link.
 SIM_SLACK = 120.0
@@ -165,6 +203,28 @@ class AmpgateSystem(System):
             raise
         self.port = info["ocpp_port"]
         self.server = f"ampgate serve, {self.workers} gateway workers"
+        try:
+            self._accept_id_tag(info)
+        except BaseException:
+            self.node.stop()
+            raise
+
+    @staticmethod
+    def _accept_id_tag(info: dict[str, Any]) -> None:
+        """Register ID_TAG as Accepted through the node's API (POST /api/v1/id-tokens)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{info['api_port']}/api/v1/id-tokens",
+            data=json.dumps({"id_token": ID_TAG, "status": "Accepted"}).encode(),
+            headers={"Authorization": f"Bearer {info['admin_token']}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=API_TIMEOUT) as resp:
+                status = resp.status
+        except OSError as e:
+            raise BenchError(f"registering the id tag {ID_TAG} in ampgate: {e}") from None
+        if status != 201:
+            raise BenchError(f"registering the id tag {ID_TAG} in ampgate: HTTP {status}")
 
     @property
     def pids(self) -> dict[str, int]:
@@ -309,7 +369,7 @@ def wait_drained(pids: dict[str, int], files: int) -> None:
 
 @dataclass(frozen=True)
 class Load:
-    message: str  # "Heartbeat" | "MeterValues"
+    message: str  # "Heartbeat" | "MeterValues" (in a transaction of the load's own: see the module's doc)
     rate: float  # total per s; 0 = saturation
     start: float  # s after the start of the run
 
@@ -377,6 +437,7 @@ def run_sim(
     report = system.workdir / f"{system.name}-{name}.report.json"
     log = system.workdir / f"{system.name}-{name}.sim.log"
     cmd = [*sim_command(a), "--url", system.url, "--chargers", str(chargers), "--protocol", a.protocol]
+    cmd += ["--id-tag", ID_TAG]
     scenario = system.workdir / f"{system.name}-{name}.toml"
     scenario.write_text(scenario_toml(load, a.storm_inflight))
     cmd += ["--scenario-file", str(scenario), "--duration", f"{duration:.2f}"]
@@ -411,13 +472,6 @@ def run_sim(
 # -- figures from a run ----------------------------------------------------------------------------------
 
 
-def round_trips(report: dict, action: str) -> int:
-    buckets = report.get("latency_us", {}).get(action)
-    if buckets is not None:
-        return sum(count for _upper, count in buckets)
-    return int(report.get("latency_ms", {}).get(action, {}).get("count", 0))
-
-
 def errors_of(report: dict) -> dict[str, int]:
     return {kind: n for kind, n in report.get("errors", {}).items() if n}
 
@@ -450,11 +504,16 @@ def storm_figures(run: SimRun) -> dict[str, Any]:
 
 
 def load_figures(run: SimRun) -> dict[str, Any]:
-    """Round trips per s over the load window, server CPU per 1k of them, and the latency percentiles."""
+    """Round trips per s over the load window, server CPU per 1k of them, and the latency percentiles, from
+    the report's `load`: the load CALLs alone (a 2.0.1 meter value goes out as a TransactionEvent, and the
+    per-action figures would count the load's TransactionEvent Started, and any the scenario sends, too)."""
     assert run.load is not None
-    r, action = run.report, run.load.message
+    r = run.report
+    load = r.get("load") or {}
+    action = load.get("action", run.load.message)
     window = run.duration - run.load.start
-    trips = round_trips(r, action)
+    # Answers that came while the links closed are outside the window.
+    trips = int(load.get("answered", 0)) - int(load.get("answered_after_end", 0))
     per_s = trips / window if window > 0 else 0.0
     # A short window (a smoke run) keeps at least its later part.
     lead = min(CPU_WINDOW_LEAD, 0.5 * window)
@@ -464,11 +523,13 @@ def load_figures(run: SimRun) -> dict[str, Any]:
     if len(inside) >= 2 and per_s > 0:
         cores = (inside[-1].cpu_s - inside[0].cpu_s) / (inside[-1].t - inside[0].t)
         cpu_per_1k = cores / per_s * 1000
-    lat = r.get("latency_ms", {}).get(action, {})
+    lat = load.get("latency_ms", {}).get(action, {})
     return {
         "chargers": int(r.get("chargers", 0)),
         "booted": int(r.get("booted", 0)),
-        "message": action,
+        "message": run.load.message,
+        "sent_as": action,
+        "load_transactions": load.get("transactions"),
         "rate_asked": run.load.rate,
         "load_window_s": round(window, 2),
         "round_trips": trips,
@@ -517,10 +578,15 @@ def storm_duration(n: int, rate: float, plan: Plan) -> float:
 
 
 def load_series(a: argparse.Namespace, system: System, n: int, boot_s: float, plan: Plan) -> dict[str, Any]:
-    """Saturation then 50% rate, for Heartbeat and for MeterValues, each a run of n chargers."""
+    """Saturation then 50% rate, for Heartbeat and for MeterValues (in the load's transaction), each a run of n
+    chargers."""
     out: dict[str, Any] = {}
-    start, phase = boot_s * BOOT_MARGIN + plan.boot_slack, plan.phase
+    boot_start, phase = boot_s * BOOT_MARGIN + plan.boot_slack, plan.phase
     for message, key in (("Heartbeat", "heartbeat"), ("MeterValues", "meter_values")):
+        start = boot_start
+        heartbeat_rate = out.get("heartbeat_saturation", {}).get("per_s")
+        if message == "MeterValues" and heartbeat_rate:
+            start += LOAD_TX_SETUP_TRIPS * n / heartbeat_rate * BOOT_MARGIN
         saturation = Load(message, 0, start)
         sat = load_figures(run_sim(a, system, f"{key}-saturation", n, start + phase, saturation))
         rounds = sat["round_trips"] / n
@@ -660,6 +726,9 @@ def smoke_failures(result: dict[str, Any]) -> list[str]:
                 failures.append(f"{where}: {booted} of {n} chargers booted")
             if "round_trips" in run and run["round_trips"] <= 0:
                 failures.append(f"{where}: no {run['message']} answered")
+            started = (run.get("load_transactions") or {}).get("started")
+            if run.get("message") == "MeterValues" and started != n:
+                failures.append(f"{where}: {started} of {n} load transactions started")
             if run["errors"]:
                 failures.append(f"{where}: errors {run['errors']}")
         if sysres.get("runs", {}).get("boot_storm", {}).get("kb_per_conn") is None:
@@ -684,6 +753,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "load_window_s": plan.phase,
         "machine": {"cores": os.cpu_count(), "open_file_limit": nofile},
         "versions": versions(),
+        "per_message": {name: PER_MESSAGE[name] for name in a.systems},
         "systems": {},
     }
     with tempfile.TemporaryDirectory(prefix="ampgate-compare-") as tmp:
@@ -721,16 +791,20 @@ ROWS = (
     ("connections held", "connections_held", "{:,.0f}"),
     ("handshakes+boots per s", "handshakes_per_s", "{:,.0f}"),
     ("heartbeats per s (saturation)", "heartbeats_per_s", "{:,.0f}"),
-    ("meter values per s (saturation)", "meter_values_per_s", "{:,.0f}"),
+    ("meter values in a transaction per s (saturation)", "meter_values_per_s", "{:,.0f}"),
     ("heartbeat p99 ms at 50%", "heartbeat_p99_ms_at_half", "{:,.2f}"),
     ("  (at heartbeats per s)", "heartbeats_per_s_at_half", "{:,.0f}"),
-    ("meter values p99 ms at 50%", "meter_values_p99_ms_at_half", "{:,.2f}"),
+    ("meter values in a transaction p99 ms at 50%", "meter_values_p99_ms_at_half", "{:,.2f}"),
     ("  (at meter values per s)", "meter_values_per_s_at_half", "{:,.0f}"),
     (f"heartbeat p99 ms at {COMMON_RATE:,.0f}/s (all)", "heartbeat_p99_ms_at_common_rate", "{:,.2f}"),
     ("KB per connection (PSS)", "kb_per_conn", "{:,.2f}"),
     ("CPU s per 1k heartbeats", "cpu_s_per_1k_heartbeats", "{:,.4f}"),
-    ("CPU s per 1k meter values", "cpu_s_per_1k_meter_values", "{:,.4f}"),
+    ("CPU s per 1k meter values in a transaction", "cpu_s_per_1k_meter_values", "{:,.4f}"),
 )
+
+
+# The row labels' column: the longest label and a gap.
+LABEL_WIDTH = max(len(row[0]) for row in ROWS) + 2
 
 
 def _fmt(v: Any, fmt: str) -> str:
@@ -751,7 +825,7 @@ def table(r: dict[str, Any]) -> str:
         f"ampgate beside peer OCPP central systems: {r['compare_size']:,} chargers ({r['protocol']}), one "
         f"{r['machine']['cores']}-core machine, `ampgate sim` as the load ({r['mode']} run)",
         "",
-        f"{'':<34}"
+        f"{'':<{LABEL_WIDTH}}"
         + "".join(f"{LABELS[n]:>{w}}" for n in names)
         + "".join(f"{'vs ' + n:>{w}}" for n in others),
     ]
@@ -761,12 +835,15 @@ def table(r: dict[str, Any]) -> str:
             f"{_times(r['headline'][o][key]['advantage']) if key in HIGHER_IS_BETTER else '':>{w}}"
             for o in others
         )
-        lines.append(f"{label:<34}{cells}{adv}".rstrip())
+        lines.append(f"{label:<{LABEL_WIDTH}}{cells}{adv}".rstrip())
     lines.append("")
     lines.append(
         "vs: how many times better ampgate is (ampgate/peer for rates and connections, peer/ampgate for "
         "latency, memory and CPU); JSON `headline` has the plain ampgate/peer ratios."
     )
+    lines.append("what each system does with a message before it replies (JSON `per_message`):")
+    for n in names:
+        lines.append(f"  {LABELS[n]}: {r.get('per_message', {}).get(n, 'n/a')}")
     for n, s in r["systems"].items():
         for run_name, run in s.get("runs", {}).items():
             asked, got = run.get("rate_asked"), run.get("per_s")
@@ -792,7 +869,7 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"beyond the peers: {LABELS[n]} alone at {size}:")
         for label, key, fmt in ROWS:
             if figs.get(key) is not None:
-                lines.append(f"  {label:<32}{_fmt(figs[key], fmt):>12}")
+                lines.append(f"  {label:<{LABEL_WIDTH}}{_fmt(figs[key], fmt):>12}")
     lines.append("")
     lines.append("errors by system and run:")
     any_errors = False

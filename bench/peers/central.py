@@ -3,13 +3,16 @@
 Both peer servers (ocpp_websockets.py and ocpp_picows.py) route each connection to `CentralSystem16` or
 `CentralSystem201` by the negotiated subprotocol and `await cp.start()`, the library's documented pattern. The
 handlers answer what the simulator sends, both versions: BootNotification (Accepted, interval 300), Heartbeat,
-StatusNotification, Authorize (Accepted), StartTransaction (an incrementing transactionId, Accepted),
-MeterValues, StopTransaction, TransactionEvent (2.0.1), FirmwareStatusNotification.
+StatusNotification, Authorize (any id tag Accepted), StartTransaction (an id from one counter, Accepted),
+MeterValues, StopTransaction, TransactionEvent (2.0.1; idTokenInfo Accepted when the event carries an idToken),
+FirmwareStatusNotification.
 
-Nothing is tuned: the library validates every message against its JSON schemas (its default), handlers are plain
-`async def`s, logging is the standard module at WARNING (a production setting; the library's examples log every
-frame at INFO). What a peer does NOT get from us is a store: it answers from memory, so the comparison flatters
-the peers (ampgate writes every boot, transaction and meter value to its database).
+Nothing is tuned: the library validates every message and every reply against its JSON schemas (its default),
+handlers are plain `async def`s, logging is the standard module at WARNING (a production setting; the library's
+examples log every frame at INFO). What a peer does NOT get from us is a store: every handler answers from
+memory and keeps nothing (no boot, status, transaction or meter value is recorded anywhere), so the comparison
+flatters the peers: ampgate commits every transaction start and every meter value of a transaction to SQLite
+before it replies, and records boots and statuses through its SQLite writer without waiting.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-# One counter per server process: StartTransaction ids are unique over all its chargers.
+# One counter per server process: StartTransaction ids are unique over all its chargers (and remembered nowhere).
 _transaction_ids = itertools.count(1)
 
 

@@ -109,7 +109,8 @@ class Sim:
     """A fleet of simulated chargers in this process (the engine of `ampgate sim`): one Rust event loop over
     `count` client connections, each charger an OCPP 1.6J or 2.0.1 state machine (boot honouring
     Pending/Rejected and its interval, StatusNotification per connector, heartbeats, transactions with meter
-    values, a firmware update walk, reboots, and answers to the CSMS's commands).
+    values, a firmware update walk, reboots, and answers to the CSMS's commands), plus the bench load if
+    `load_message` is set (a MeterValues load sends its readings in a transaction of its own on connector 1).
 
     `settings`: the compiled scenario (python/ampgate/sim/scenario.py lists every key; `host`, `port` and
     `count` are required). `traits`: one byte per charger, bit flags 1 flapping link, 2 slow reader,
@@ -129,4 +130,6 @@ class Sim:
         """Every message the CSMS sent since the last call, for the schema check: (protocol, "call" |
         "result", action, payload JSON). A result's action is that of our CALL it answers."""
     def report(self) -> dict[str, Any]:
-        """This process's report: counters, errors by kind, latency histogram buckets per action, ..."""
+        """This process's report: counters, errors by kind, latency histogram buckets per action, ..., and
+        with a load, `load`: message, action (what it went out as), connector, sent, answered, latency_us and
+        latency_max_us of the load CALLs alone (by action), and its transactions (started, stopped, refused)."""

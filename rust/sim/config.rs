@@ -18,11 +18,22 @@ pub enum FailStep {
     Installing,
 }
 
-/// The CALL a bench load sends besides the scenario's own traffic.
+/// The CALL a bench load sends besides the scenario's own traffic. MeterValues are sent inside a transaction
+/// of the load's own on connector 1 (1.6 MeterValues with its transactionId, 2.0.1 TransactionEvent Updated),
+/// so that a central system keeps every sample; see `engine/load.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMessage {
     Heartbeat,
     MeterValues,
+}
+
+impl LoadMessage {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadMessage::Heartbeat => "Heartbeat",
+            LoadMessage::MeterValues => "MeterValues",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +217,17 @@ impl SimConfig {
         if self.connectors == 0 || self.connectors > 64 {
             return Err(("connectors", "must be between 1 and 64".into()));
         }
+        if self.load_message == Some(LoadMessage::MeterValues)
+            && self.tx_per_hour > 0.0
+            && self.connectors < 2
+        {
+            return Err((
+                "connectors",
+                "must be at least 2 with a MeterValues load and transactions: the load's transaction holds \
+                 connector 1, the scenario's transactions use connector 2"
+                    .into(),
+            ));
+        }
         if !self.source_ips.is_empty() && !matches!(self.target.ip(), IpAddr::V4(_)) {
             return Err((
                 "source_ips",
@@ -239,5 +261,30 @@ impl SimConfig {
 
     pub fn source_ip(&self, i: usize) -> Option<Ipv4Addr> {
         (!self.source_ips.is_empty()).then(|| self.source_ips[i % self.source_ips.len()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SimConfig {
+        SimConfig::new(SocketAddr::from(([127, 0, 0, 1], 9000)), 1)
+    }
+
+    #[test]
+    fn a_meter_values_load_and_transactions_need_a_second_connector() {
+        let mut c = cfg();
+        c.load_message = Some(LoadMessage::MeterValues);
+        assert!(c.check().is_ok(), "the load alone fits on one connector");
+        c.tx_per_hour = 1.0;
+        assert_eq!(c.check().unwrap_err().0, "connectors");
+        c.connectors = 2;
+        assert!(c.check().is_ok());
+        // A heartbeat load holds no connector.
+        let mut c = cfg();
+        c.load_message = Some(LoadMessage::Heartbeat);
+        c.tx_per_hour = 1.0;
+        assert!(c.check().is_ok());
     }
 }

@@ -14,11 +14,14 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::config::{LoadMessage, SimConfig, TRAIT_FLAP, TRAIT_SLOW_READ};
+use super::config::{SimConfig, TRAIT_FLAP, TRAIT_SLOW_READ};
 use super::msg::{self, Action, ACTIONS};
 
 mod behaviour;
 mod commands;
+mod load;
+#[cfg(test)]
+mod tests_load;
 
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::gateway::worker::raise_nofile_limit;
@@ -84,11 +87,22 @@ enum Boot {
     Accepted,
 }
 
+/// Why a charger sends a CALL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Purpose {
+    /// Its own behaviour: boot, status, heartbeats, the scenario's transactions, firmware, answers to the CSMS.
+    Own,
+    /// A round trip of the bench load: counted and timed as the load.
+    Load,
+    /// The transaction a MeterValues load runs in (its start, and its stop on a reboot): not load round trips.
+    LoadTx,
+}
+
 struct Out {
     action: Action,
     seq: u32,
     sent_us: u64,
-    load: bool,
+    purpose: Purpose,
     /// Transaction and firmware messages are resent after a reconnect when unanswered (at-least-once, as
     /// chargers do); the CSMS de-duplicates.
     resend: Option<String>,
@@ -97,7 +111,7 @@ struct Out {
 struct Queued {
     action: Action,
     payload: String,
-    load: bool,
+    purpose: Purpose,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -158,9 +172,10 @@ struct Charger {
     reboot_pending: Option<&'static str>,
     after_tx: AfterTx,
     connect_started_us: u64,
-    load_busy: bool,
-    /// In `load_free` already (rate mode): never twice.
-    load_listed: bool,
+    /// Its part in the bench load.
+    load: load::LoadState,
+    /// The instant of the last meter reading it sent (ms since the epoch): the next is strictly later.
+    last_meter_ms: i64,
     local_list_version: i64,
     traits: u8,
 }
@@ -173,7 +188,7 @@ impl Charger {
             self.queue.push_front(Queued {
                 action: out.action,
                 payload,
-                load: false,
+                purpose: out.purpose,
             });
         }
     }
@@ -237,6 +252,8 @@ pub struct Sim {
     load_on: bool,
     load_free: VecDeque<u32>,
     load_due_done: u64,
+    /// Names this run in the 2.0.1 transaction ids a MeterValues load picks (the start time, in hex ms).
+    run_tag: String,
     checks: Vec<Check>,
     // Report counters.
     r: Counters,
@@ -271,6 +288,7 @@ struct Counters {
     flaps: u64,
     storm_drops: u64,
     load_skipped: u64,
+    load: load::LoadCounters,
     checks_dropped: u64,
     end_connected: u64,
     end_booted: u64,
@@ -331,8 +349,8 @@ impl Sim {
                 reboot_pending: None,
                 after_tx: AfterTx::default(),
                 connect_started_us: 0,
-                load_busy: false,
-                load_listed: false,
+                load: load::LoadState::default(),
+                last_meter_ms: 0,
                 local_list_version: 0,
                 traits: t,
             })
@@ -363,6 +381,7 @@ impl Sim {
             load_on: false,
             load_free: VecDeque::new(),
             load_due_done: 0,
+            run_tag: String::new(),
             checks: Vec::new(),
             r: Counters {
                 latency: (0..ACTIONS).map(|_| Histogram::new()).collect(),
@@ -393,7 +412,7 @@ impl Sim {
                 let closing = self
                     .ch
                     .iter()
-                    .any(|c| matches!(c.link, Link::Closing { .. }));
+                    .any(|c| matches!(c.link, Link::Closing { .. }) || c.load.close_when_answered);
                 if !closing || now >= until_us {
                     self.finish();
                 }
@@ -452,6 +471,7 @@ impl Sim {
 
     fn start(&mut self) {
         self.epoch = Instant::now();
+        self.run_tag = format!("{:x}", msg::now_ms());
         self.phase = Phase::Running;
         self.connect_wait = (0..self.ch.len() as u32).collect();
         self.at(secs(self.cfg.duration), GLOBAL, G_END, 0, 0);
@@ -474,13 +494,13 @@ impl Sim {
         };
         for idx in 0..self.ch.len() {
             match self.ch[idx].link {
-                Link::Open => {
-                    self.set_link_down_counts(idx);
-                    self.ch[idx].link = Link::Closing {
-                        reconnect_after: None,
-                    };
-                    self.send_close(idx, 1000);
+                // The load ends with the run, and its last CALL is seen through: the charger closes once it
+                // is answered (within CLOSE_WAIT_US), so that the CSMS holds no reading whose answer its
+                // charger never saw (see `Sim::after_answer`).
+                Link::Open if self.load_outstanding(idx) => {
+                    self.ch[idx].load.close_when_answered = true
                 }
+                Link::Open => self.close_at_end(idx),
                 Link::Connecting | Link::Upgrading { .. } => self.drop_link(idx),
                 Link::Closing { .. } => {
                     self.ch[idx].link = Link::Closing {
@@ -492,9 +512,19 @@ impl Sim {
         }
     }
 
+    /// Close an open link because the run is over.
+    fn close_at_end(&mut self, idx: usize) {
+        self.set_link_down_counts(idx);
+        self.ch[idx].link = Link::Closing {
+            reconnect_after: None,
+        };
+        self.send_close(idx, 1000);
+    }
+
     fn finish(&mut self) {
         for idx in 0..self.ch.len() {
-            if matches!(self.ch[idx].link, Link::Closing { .. }) {
+            let c = &self.ch[idx];
+            if matches!(c.link, Link::Closing { .. }) || c.load.close_when_answered {
                 self.drop_link(idx);
             }
         }
@@ -587,10 +617,10 @@ impl Sim {
                     let busy = c
                         .queue
                         .iter()
-                        .any(|q| q.action == Action::Heartbeat && !q.load)
-                        || matches!(&c.outstanding, Some(o) if o.action == Action::Heartbeat && !o.load);
+                        .any(|q| q.action == Action::Heartbeat && q.purpose == Purpose::Own)
+                        || matches!(&c.outstanding, Some(o) if o.action == Action::Heartbeat && o.purpose == Purpose::Own);
                     if !busy {
-                        self.call(idx, Action::Heartbeat, "{}".into(), false);
+                        self.call(idx, Action::Heartbeat, "{}".into());
                     }
                 }
                 let interval = self.ch[idx].hb_interval;
@@ -794,9 +824,7 @@ impl Sim {
             let period = self.cfg.flap_period * (0.5 + self.rand_f64());
             self.after(period, idx, K_FLAP, e, 0);
         }
-        if self.load_on {
-            self.load_ready(idx);
-        }
+        self.load_resume(idx);
     }
 
     // -- sending CALLs -------------------------------------------------------------------------------------
@@ -816,7 +844,7 @@ impl Sim {
             c.boot_reason,
         );
         self.ch[idx].boot = Boot::Sent;
-        self.send_call(idx, Action::BootNotification, &p, false);
+        self.send_call(idx, Action::BootNotification, &p, Purpose::Own);
         self.payload = p;
     }
 
@@ -828,11 +856,16 @@ impl Sim {
         id.chars().skip(skip).collect()
     }
 
-    fn call(&mut self, idx: usize, action: Action, payload: String, load: bool) {
+    /// Queue one of the charger's own CALLs (sent once the ones before it are answered).
+    fn call(&mut self, idx: usize, action: Action, payload: String) {
+        self.call_for(idx, action, payload, Purpose::Own);
+    }
+
+    fn call_for(&mut self, idx: usize, action: Action, payload: String, purpose: Purpose) {
         self.ch[idx].queue.push_back(Queued {
             action,
             payload,
-            load,
+            purpose,
         });
         self.pump_queue(idx);
     }
@@ -843,13 +876,13 @@ impl Sim {
             return;
         }
         if let Some(q) = c.queue.pop_front() {
-            self.send_call(idx, q.action, &q.payload, q.load);
+            self.send_call(idx, q.action, &q.payload, q.purpose);
         } else if c.reboot_pending.is_some() {
             self.do_reboot(idx);
         }
     }
 
-    fn send_call(&mut self, idx: usize, action: Action, payload: &str, load: bool) {
+    fn send_call(&mut self, idx: usize, action: Action, payload: &str, purpose: Purpose) {
         let c = &mut self.ch[idx];
         c.seq = c.seq.wrapping_add(1);
         let seq = c.seq;
@@ -857,20 +890,26 @@ impl Sim {
         msg::call_head(&mut text, seq, action);
         text.push_str(payload);
         text.push(']');
-        let resend = matches!(
-            action,
-            Action::StartTransaction
-                | Action::StopTransaction
-                | Action::TransactionEvent
-                | Action::FirmwareStatusNotification
-                | Action::SignedFirmwareStatusNotification
-        ) || (action == Action::MeterValues && !load);
+        // A load round trip is a measurement: one lost with its link is counted, not sent again.
+        let resend = purpose != Purpose::Load
+            && matches!(
+                action,
+                Action::StartTransaction
+                    | Action::StopTransaction
+                    | Action::TransactionEvent
+                    | Action::MeterValues
+                    | Action::FirmwareStatusNotification
+                    | Action::SignedFirmwareStatusNotification
+            );
         let now = self.now_us();
+        if purpose == Purpose::Load {
+            self.load_sent();
+        }
         self.ch[idx].outstanding = Some(Out {
             action,
             seq,
             sent_us: now,
-            load,
+            purpose,
             resend: resend.then(|| payload.to_owned()),
         });
         self.r.sent += 1;
@@ -902,82 +941,6 @@ impl Sim {
         );
         self.r.sent += 1;
         self.send(idx, OpCode::Text, text.as_bytes());
-    }
-
-    // -- the bench load -----------------------------------------------------------------------------------
-
-    fn pump_load(&mut self, now: u64) {
-        let Some(_) = self.cfg.load_message else {
-            return;
-        };
-        if !matches!(self.phase, Phase::Running) {
-            return;
-        }
-        let start = secs(self.cfg.load_start);
-        if now < start {
-            return;
-        }
-        if !self.load_on {
-            self.load_on = true;
-            for idx in 0..self.ch.len() {
-                if matches!(self.ch[idx].link, Link::Open) && self.ch[idx].boot == Boot::Accepted {
-                    self.load_ready(idx);
-                }
-            }
-        }
-        if self.cfg.load_rate > 0.0 {
-            let due = (self.cfg.load_rate * (now - start) as f64 / 1e6) as u64;
-            while self.load_due_done < due {
-                self.load_due_done += 1;
-                let mut sent = false;
-                while let Some(i) = self.load_free.pop_front() {
-                    let idx = i as usize;
-                    self.ch[idx].load_listed = false;
-                    let c = &self.ch[idx];
-                    if matches!(c.link, Link::Open) && c.boot == Boot::Accepted && !c.load_busy {
-                        self.load_call(idx);
-                        sent = true;
-                        break;
-                    }
-                }
-                if !sent {
-                    self.r.load_skipped += 1;
-                }
-            }
-        }
-    }
-
-    /// A booted charger becomes available for the load: at saturation it sends at once, else it waits its
-    /// turn in the FIFO.
-    fn load_ready(&mut self, idx: usize) {
-        if self.ch[idx].load_busy {
-            return;
-        }
-        if self.cfg.load_rate > 0.0 {
-            if !self.ch[idx].load_listed {
-                self.ch[idx].load_listed = true;
-                self.load_free.push_back(idx as u32);
-            }
-        } else {
-            self.load_call(idx);
-        }
-    }
-
-    fn load_call(&mut self, idx: usize) {
-        let mut p = String::new();
-        let action = match self.cfg.load_message {
-            Some(LoadMessage::Heartbeat) | None => {
-                p.push_str("{}");
-                Action::Heartbeat
-            }
-            Some(LoadMessage::MeterValues) => {
-                let c = &self.ch[idx];
-                msg::meter_values(&mut p, self.cfg.protocol, 1, None, c.energy_wh, 0.0, 50.0);
-                Action::MeterValues
-            }
-        };
-        self.ch[idx].load_busy = true;
-        self.call(idx, action, p, true);
     }
 
     // -- the socket ----------------------------------------------------------------------------------------
@@ -1211,8 +1174,9 @@ impl Sim {
             c.resend_first(out);
         }
         // Liveness and load CALLs are not kept for the next link; transaction and firmware messages are.
-        c.queue.retain(|q| !q.load && q.action != Action::Heartbeat);
-        c.load_busy = false;
+        c.queue
+            .retain(|q| q.purpose != Purpose::Load && q.action != Action::Heartbeat);
+        c.load.link_lost();
         if let Some(mut sock) = c.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
         }
@@ -1329,6 +1293,10 @@ impl Sim {
         };
         self.error(E_CALL_ERROR, &format!("{} {code}", out.action.name()));
         self.after_answer(idx, &out);
+        if out.purpose != Purpose::Own {
+            self.on_load_error(idx, &out);
+            return self.pump_queue(idx);
+        }
         match out.action {
             Action::BootNotification => self.boot_failed(idx),
             Action::Authorize => self.end_tx_refused(idx),
@@ -1382,9 +1350,15 @@ impl Sim {
 
     /// Bookkeeping common to every answer (result, error or timeout) of our CALL.
     fn after_answer(&mut self, idx: usize, out: &Out) {
-        if out.load {
-            self.ch[idx].load_busy = false;
-            if self.load_on && matches!(self.ch[idx].link, Link::Open) {
+        if out.purpose == Purpose::Load {
+            let open = matches!(self.ch[idx].link, Link::Open);
+            let l = &mut self.ch[idx].load;
+            l.busy = false;
+            if std::mem::take(&mut l.close_when_answered) {
+                if open {
+                    self.close_at_end(idx);
+                }
+            } else if self.load_on && open {
                 self.load_ready(idx);
             }
         }
@@ -1394,27 +1368,39 @@ impl Sim {
         let Some(out) = self.take_outstanding(idx, id) else {
             return self.error(E_PROTOCOL, "CALLRESULT for no outstanding CALL");
         };
-        let now = self.now_us();
-        self.r.latency[out.action.slot()].record(now.saturating_sub(out.sent_us));
+        let took_us = self.now_us().saturating_sub(out.sent_us);
+        self.r.latency[out.action.slot()].record(took_us);
         self.check("result", out.action.name(), payload);
-        let needs_body = matches!(
-            out.action,
-            Action::BootNotification
-                | Action::Authorize
-                | Action::StartTransaction
-                | Action::TransactionEvent
-        );
+        // A load round trip's answer says nothing the charger acts on: not parsed (saturation sends many).
+        let needs_body = out.purpose != Purpose::Load
+            && matches!(
+                out.action,
+                Action::BootNotification
+                    | Action::Authorize
+                    | Action::StartTransaction
+                    | Action::TransactionEvent
+            );
         let body: Value = if needs_body {
             serde_json::from_str(payload.get()).unwrap_or(Value::Null)
         } else {
             Value::Null
         };
+        match out.purpose {
+            Purpose::Own => self.on_own_result(idx, &out, &body),
+            Purpose::Load | Purpose::LoadTx => self.on_load_result(idx, &out, &body, took_us),
+        }
+        self.after_answer(idx, &out);
+        self.pump_queue(idx);
+    }
+
+    /// The CSMS answered one of the charger's own CALLs.
+    fn on_own_result(&mut self, idx: usize, out: &Out, body: &Value) {
         match out.action {
-            Action::BootNotification => self.on_boot_result(idx, &body),
+            Action::BootNotification => self.on_boot_result(idx, body),
             Action::Authorize => {
                 let status = match self.cfg.protocol {
-                    Protocol::Ocpp16 => str_at(&body, &["idTagInfo", "status"]),
-                    Protocol::Ocpp201 => str_at(&body, &["idTokenInfo", "status"]),
+                    Protocol::Ocpp16 => str_at(body, &["idTagInfo", "status"]),
+                    Protocol::Ocpp201 => str_at(body, &["idTokenInfo", "status"]),
                 };
                 self.count_response("Authorize", status.unwrap_or("(none)"));
                 if status == Some("Accepted") {
@@ -1424,7 +1410,7 @@ impl Sim {
                 }
             }
             Action::StartTransaction => {
-                let status = str_at(&body, &["idTagInfo", "status"]);
+                let status = str_at(body, &["idTagInfo", "status"]);
                 self.count_response("StartTransaction", status.unwrap_or("(none)"));
                 let tx_id = body.get("transactionId").and_then(Value::as_i64);
                 self.r.tx_started += 1;
@@ -1450,10 +1436,10 @@ impl Sim {
                 self.tx_done(idx);
             }
             Action::TransactionEvent => {
-                if let Some(status) = str_at(&body, &["idTokenInfo", "status"]) {
+                if let Some(status) = str_at(body, &["idTokenInfo", "status"]) {
                     self.count_response("TransactionEvent", status);
                 }
-                match event_type(&out) {
+                match event_type(out) {
                     "Started" => {
                         self.r.tx_started += 1;
                         if let Some(t) = self.ch[idx].tx.as_mut() {
@@ -1461,7 +1447,7 @@ impl Sim {
                                 t.phase = TxPhase::Charging;
                             }
                         }
-                        match str_at(&body, &["idTokenInfo", "status"]) {
+                        match str_at(body, &["idTokenInfo", "status"]) {
                             Some(s) if s != "Accepted" => {
                                 self.r.tx_refused += 1;
                                 self.stop_tx(idx, "DeAuthorized", "Deauthorized");
@@ -1485,8 +1471,6 @@ impl Sim {
             }
             _ => {}
         }
-        self.after_answer(idx, &out);
-        self.pump_queue(idx);
     }
 
     fn count_response(&mut self, action: &'static str, status: &str) {
@@ -1554,7 +1538,9 @@ impl Sim {
         let c = &self.ch[idx];
         if !c.available {
             "Unavailable"
-        } else if matches!(&c.tx, Some(t) if t.connector == connector) {
+        } else if matches!(&c.tx, Some(t) if t.connector == connector)
+            || (connector == load::LOAD_CONNECTOR && c.load.in_transaction())
+        {
             "Charging"
         } else {
             "Available"
@@ -1564,7 +1550,7 @@ impl Sim {
     fn status_call(&mut self, idx: usize, connector: u32, status: &str) {
         let mut p = String::new();
         msg::status(&mut p, self.cfg.protocol, connector, status);
-        self.call(idx, Action::StatusNotification, p, false);
+        self.call(idx, Action::StatusNotification, p);
     }
 
     // -- the report ------------------------------------------------------------------------------------------
@@ -1595,7 +1581,7 @@ impl Sim {
         } else {
             (self.r.end_connected, self.r.end_booted)
         };
-        serde_json::json!({
+        let mut report = serde_json::json!({
             "chargers": self.ch.len(),
             "protocol": self.cfg.protocol.name(),
             "elapsed_s": self.elapsed_s(),
@@ -1632,7 +1618,11 @@ impl Sim {
             "load_skipped": self.r.load_skipped,
             "checks_dropped": self.r.checks_dropped,
             "closed_clean": self.r.closed_clean,
-        })
+        });
+        if let Some(load) = self.load_report() {
+            report["load"] = load;
+        }
+        report
     }
 }
 

@@ -58,12 +58,22 @@ impl Action {
     }
 }
 
-/// Now as an OCPP timestamp: UTC, millisecond precision, `Z` suffix.
-pub fn timestamp(out: &mut String) {
+/// Now, in milliseconds since the Unix epoch (the resolution of every timestamp we send).
+pub fn now_ms() -> i64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    write_timestamp(out, now.as_secs() as i64, now.subsec_millis());
+    now.as_millis() as i64
+}
+
+/// Now as an OCPP timestamp: UTC, millisecond precision, `Z` suffix.
+pub fn timestamp(out: &mut String) {
+    write_ms(out, now_ms());
+}
+
+/// The instant `ms` (milliseconds since the Unix epoch) as an OCPP timestamp.
+pub fn write_ms(out: &mut String, ms: i64) {
+    write_timestamp(out, ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
 }
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), then `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -154,12 +164,29 @@ pub fn authorize(out: &mut String, p: Protocol, tag: &str) {
     };
 }
 
+/// One meter reading: when it was taken (the caller picks the instant, so that a charger's readings can be
+/// kept strictly in time order) and what it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub energy_wh: f64,
+    pub power_w: f64,
+    pub soc: f64,
+}
+
 /// A meter sample: the energy register, power, SoC, and per-phase current and voltage (10 values in 1.6,
 /// like the MeterValues of the OCPP messages bench).
-pub fn meter_value(out: &mut String, p: Protocol, energy_wh: f64, power_w: f64, soc: f64) {
+pub fn meter_value(out: &mut String, p: Protocol, r: &Reading) {
+    let Reading {
+        at_ms,
+        energy_wh,
+        power_w,
+        soc,
+    } = *r;
     let amps = power_w / (3.0 * 230.0);
     out.push_str(r#"[{"timestamp":""#);
-    timestamp(out);
+    write_ms(out, at_ms);
     out.push_str(r#"","sampledValue":["#);
     let mut first = true;
     let mut sample = |out: &mut String,
@@ -200,15 +227,7 @@ pub fn meter_value(out: &mut String, p: Protocol, energy_wh: f64, power_w: f64, 
 }
 
 /// 1.6 MeterValues (with the transaction id when charging) / 2.0.1 MeterValues of EVSE `connector`.
-pub fn meter_values(
-    out: &mut String,
-    p: Protocol,
-    connector: u32,
-    tx16: Option<i64>,
-    energy_wh: f64,
-    power_w: f64,
-    soc: f64,
-) {
+pub fn meter_values(out: &mut String, p: Protocol, connector: u32, tx16: Option<i64>, r: &Reading) {
     match p {
         Protocol::Ocpp16 => {
             let _ = write!(out, r#"{{"connectorId":{connector},"#);
@@ -221,7 +240,7 @@ pub fn meter_values(
         }
     }
     out.push_str(r#""meterValue":"#);
-    meter_value(out, p, energy_wh, power_w, soc);
+    meter_value(out, p, r);
     out.push('}');
 }
 
@@ -255,9 +274,10 @@ pub struct TxEvent<'a> {
     pub evse: u32,
 }
 
-pub fn tx_event(out: &mut String, e: &TxEvent<'_>, energy_wh: f64, power_w: f64, soc: f64) {
+/// A 2.0.1 TransactionEvent, timestamped with its reading (now when it has none: meterValue is optional).
+pub fn tx_event(out: &mut String, e: &TxEvent<'_>, reading: Option<&Reading>) {
     let _ = write!(out, r#"{{"eventType":"{}","timestamp":""#, e.event_type);
-    timestamp(out);
+    write_ms(out, reading.map_or_else(now_ms, |r| r.at_ms));
     let _ = write!(
         out,
         r#"","triggerReason":"{}","seqNo":{},"transactionInfo":{{"transactionId":"{}","chargingState":"{}""#,
@@ -280,12 +300,11 @@ pub fn tx_event(out: &mut String, e: &TxEvent<'_>, energy_wh: f64, power_w: f64,
     if let Some(tag) = e.id_tag {
         let _ = write!(out, r#","idToken":{{"idToken":"{tag}","type":"ISO14443"}}"#);
     }
-    let _ = write!(
-        out,
-        r#","evse":{{"id":{},"connectorId":1}},"meterValue":"#,
-        e.evse
-    );
-    meter_value(out, Protocol::Ocpp201, energy_wh, power_w, soc);
+    let _ = write!(out, r#","evse":{{"id":{},"connectorId":1}}"#, e.evse);
+    if let Some(r) = reading {
+        out.push_str(r#","meterValue":"#);
+        meter_value(out, Protocol::Ocpp201, r);
+    }
     out.push('}');
 }
 
@@ -320,12 +339,14 @@ mod tests {
         let mut s = String::new();
         for p in [Protocol::Ocpp16, Protocol::Ocpp201] {
             s.clear();
-            meter_values(&mut s, p, 1, Some(7), 1234.5, 11000.0, 50.0);
+            meter_values(&mut s, p, 1, Some(7), &READING);
             let v: serde_json::Value = serde_json::from_str(&s).unwrap();
             assert_eq!(
                 v["meterValue"][0]["sampledValue"].as_array().unwrap().len(),
                 10
             );
+            // The reading's own instant, not the time of writing.
+            assert_eq!(v["meterValue"][0]["timestamp"], "2026-11-27T09:55:59.007Z");
             s.clear();
             status(&mut s, p, 2, "Charging");
             serde_json::from_str::<serde_json::Value>(&s).unwrap();
@@ -346,12 +367,47 @@ mod tests {
                 id_tag: Some("T"),
                 evse: 1,
             },
-            1.0,
-            0.0,
-            0.0,
+            Some(&READING),
         );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["transactionInfo"]["stoppedReason"], "Local");
         assert_eq!(v["transactionInfo"]["chargingState"], "Idle");
+        assert_eq!(v["timestamp"], v["meterValue"][0]["timestamp"]);
+        // Without a reading: no meterValue (it is optional), stamped now.
+        s.clear();
+        let ev = TxEvent {
+            event_type: "Started",
+            trigger: "Authorized",
+            seq_no: 0,
+            tx_id: "L1-1",
+            stopped_reason: None,
+            remote_start_id: None,
+            id_tag: Some("T"),
+            evse: 1,
+        };
+        let before = now_ms();
+        tx_event(&mut s, &ev, None);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert!(v.get("meterValue").is_none(), "{v}");
+        let mut earliest = String::new();
+        write_ms(&mut earliest, before);
+        assert!(v["timestamp"].as_str().unwrap() >= earliest.as_str(), "{v}");
+    }
+
+    const READING: Reading = Reading {
+        at_ms: 1_795_773_359_007,
+        energy_wh: 1234.5,
+        power_w: 11000.0,
+        soc: 50.0,
+    };
+
+    #[test]
+    fn milliseconds_write_as_timestamps() {
+        let mut s = String::new();
+        write_ms(&mut s, 1_795_773_359_007);
+        assert_eq!(s, "2026-11-27T09:55:59.007Z");
+        s.clear();
+        write_ms(&mut s, 999);
+        assert_eq!(s, "1970-01-01T00:00:00.999Z");
     }
 }

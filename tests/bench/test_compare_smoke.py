@@ -2,7 +2,8 @@
 
 The peers are checked with the `ocpp` package's own client ChargePoint (so what they answer is what a charger
 built on the same library would accept), both OCPP versions. The smoke run asserts correctness only: every system
-boots every simulated charger in every run, answers the load, and nothing fails; no timing is asserted.
+boots every simulated charger in every run, starts every charger's load transaction and answers the load, and
+nothing fails; no timing is asserted.
 """
 
 from __future__ import annotations
@@ -177,5 +178,12 @@ def test_smoke_run_every_system_boots_and_answers_everything(tmp_path: Path) -> 
             assert runs[run]["round_trips"] > 0, (name, run)
         for key in FIGURES:
             assert r["figures"][name][key] is not None, (name, key)
+        for run in ("meter_values_saturation", "meter_values_half"):
+            # Meter values in a transaction of the load's own, one per charger, its start not counted.
+            assert runs[run]["sent_as"] == "MeterValues", (name, run)
+            assert runs[run]["load_transactions"]["started"] == SMOKE_CHARGERS, (name, run)
     for peer in ("websockets", "picows", "limit"):
         assert r["headline"][peer]["heartbeats_per_s"]["ampgate_over_other"] > 0
+    assert set(r["per_message"]) == set(SYSTEMS)
+    assert "meter values in a transaction per s" in proc.stdout
+    assert "what each system does with a message" in proc.stdout

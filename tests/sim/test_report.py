@@ -142,6 +142,39 @@ def test_finish_report_adds_latency_in_ms_and_rates():
         assert key in r
 
 
+def load_of(answered: int, buckets: list[list[int]], top: int) -> dict:
+    """A process report's `load` of a 2.0.1 MeterValues load, as the engine writes it."""
+    return {
+        "message": "MeterValues",
+        "action": "TransactionEvent",
+        "connector": 1,
+        "sent": answered + 1,
+        "answered": answered,
+        "latency_us": {"TransactionEvent": buckets},
+        "latency_max_us": {"TransactionEvent": top},
+        "transactions": {"started": 5, "stopped": 1, "refused": 0},
+    }
+
+
+def test_the_load_merges_apart_from_the_other_round_trips_of_its_action():
+    a = process_report(load=load_of(8, [[1000, 6], [2000, 2]], 1900))
+    b = process_report(load=load_of(4, [[2000, 3], [4000, 1]], 3100))
+    r = finish_report(merge_reports([a, b]))
+    load = r["load"]
+    assert (load["message"], load["action"], load["connector"]) == ("MeterValues", "TransactionEvent", 1)
+    assert (load["sent"], load["answered"]) == (14, 12)
+    assert load["transactions"] == {"started": 10, "stopped": 2, "refused": 0}
+    expected = {"count": 12, "p50": 1.0, "p90": 2.0, "p99": 3.1, "max": 3.1}
+    assert load["latency_ms"]["TransactionEvent"] == expected
+    # The per-action figures are the processes' own (here no TransactionEvent at all): not the load's.
+    assert "TransactionEvent" not in r["latency_ms"]
+    text = render(render_summary(r))
+    shown = ("bench load", "MeterValues (sent as TransactionEvent)", "12 / 14", "started 10, stopped 2")
+    for needle in shown:
+        assert needle in text, needle
+    assert "load" not in finish_report(merge_reports([process_report()]))
+
+
 def test_finish_report_of_nothing_is_zeros():
     r = finish_report({})
     assert r["messages_per_s"] == 0 and r["connects_per_s"] == 0 and r["latency_ms"] == {}

@@ -153,6 +153,28 @@ def test_checks_between_fields_name_the_field(tmp_path):
     assert apply_overrides(storm, duration=61).run.duration == 61
 
 
+def test_a_meter_values_load_beside_transactions_needs_a_second_connector(tmp_path):
+    both = '[transactions]\nper_hour = 10\n[load]\nmessage = "MeterValues"\n'
+    assert error_of(tmp_path, both).startswith("run.connectors: expected >= 2")
+    two = load_scenario(path=write(tmp_path, both + "[run]\nconnectors = 2\n"))
+    assert two.run.connectors == 2
+    # --connectors is named when it is the override that does not fit.
+    with pytest.raises(ScenarioError) as e:
+        apply_overrides(two, connectors=1)
+    assert e.value.field == "--connectors" and "connector 1" in e.value.message
+    # The load alone, or a heartbeat load beside transactions, holds no second connector.
+    assert load_scenario(path=write(tmp_path, '[load]\nmessage = "MeterValues"')).run.connectors == 1
+    heartbeats = '[transactions]\nper_hour = 10\n[load]\nmessage = "Heartbeat"'
+    assert load_scenario(path=write(tmp_path, heartbeats)).run.connectors == 1
+    # The engine holds to the same rule.
+    from ampgate import _native
+
+    opts = FleetOptions(host="127.0.0.1", port=9, chargers=1)
+    settings, traits = compile(two, opts)[0]
+    with pytest.raises(ValueError, match="connectors"):
+        _native.Sim({**settings, "connectors": 1}, traits)
+
+
 def test_unreadable_files_say_so(tmp_path):
     assert "not valid TOML" in error_of(tmp_path, "[run\nduration = 1")
     with pytest.raises(ScenarioError) as e:

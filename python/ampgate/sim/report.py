@@ -26,8 +26,9 @@ __all__ = [
     "render_summary",
 ]
 
-# Keys whose merged value is the largest over the processes, not the sum.
-MAX_KEYS = frozenset({"elapsed_s", "connect_window_s", "boot_window_s", "latency_max_us"})
+# Keys whose merged value is the largest over the processes, not the sum ("connector", the load's, is a number
+# that is the same in every process).
+MAX_KEYS = frozenset({"elapsed_s", "connect_window_s", "boot_window_s", "latency_max_us", "connector"})
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 # Distinct error details shown per kind in the summary (the JSON report has them all).
 DETAILS_SHOWN = 5
@@ -120,7 +121,9 @@ def _rate(n: float, seconds: float) -> float:
 def finish_report(merged: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """The final report: the merged one plus `latency_ms` per action, `connects_per_s` (chargers' first
     connects / connect window), `boots_per_s` (chargers booted / boot window) and `messages_per_s` ((sent +
-    received) / elapsed), and `extra` (scenario, seed, processes...) first."""
+    received) / elapsed), and `extra` (scenario, seed, processes...) first. With a load, `load` gains its own
+    `latency_ms`: the load CALLs' round trips alone (`latency_ms` per action mixes in the charger's own CALLs
+    of the same action, e.g. a 2.0.1 MeterValues load's TransactionEvent Started)."""
     elapsed = float(merged.get("elapsed_s", 0.0))
     first_connects = merged.get("first_connects", merged.get("ever_booted", 0))
     messages = merged.get("messages_sent", 0) + merged.get("messages_received", 0)
@@ -131,6 +134,12 @@ def finish_report(merged: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     out["boots_per_s"] = _rate(merged.get("ever_booted", 0), float(merged.get("boot_window_s", 0.0)))
     out["messages_per_s"] = _rate(messages, elapsed)
     out["latency_ms"] = latency_summary(merged.get("latency_us", {}), merged.get("latency_max_us", {}))
+    load = merged.get("load")
+    if load:
+        out["load"] = {
+            **load,
+            "latency_ms": latency_summary(load.get("latency_us", {}), load.get("latency_max_us", {})),
+        }
     return out
 
 
@@ -176,9 +185,33 @@ def _count_table(title: str, counts: Mapping[str, Any], label: str) -> Table:
     return t
 
 
+def _load_table(load: Mapping[str, Any]) -> Table:
+    action = load.get("action", "")
+    sent_as = "" if action == load.get("message") else f" (sent as {action})"
+    rows: list[tuple[str, Any]] = [
+        ("message", f"{load.get('message', '')}{sent_as}"),
+        ("answered / sent", f"{load.get('answered', 0)} / {load.get('sent', 0)}"),
+    ]
+    if load.get("answered_after_end"):
+        rows.append(("answered while closing", load["answered_after_end"]))
+    lat = load.get("latency_ms", {}).get(action)
+    if lat:
+        rows.append(("round trip p50 / p99 ms", f"{lat['p50']:.3f} / {lat['p99']:.3f}"))
+    if load.get("connector") is not None:
+        tx = load.get("transactions") or {}
+        rows.append(
+            (
+                f"its transactions (connector {load['connector']})",
+                ", ".join(f"{k} {tx.get(k, 0)}" for k in ("started", "stopped", "refused")),
+            )
+        )
+    return _kv_table("bench load", rows)
+
+
 def render_summary(report: Mapping[str, Any]) -> RenderableType:
-    """The end-of-run summary: the fleet, rates, latency per action, errors by kind (with their most frequent
-    details), CALLs the central system sent, the statuses it answered, transactions and firmware."""
+    """The end-of-run summary: the fleet, rates, latency per action, the bench load, errors by kind (with their
+    most frequent details), CALLs the central system sent, the statuses it answered, transactions and
+    firmware."""
     r = report
     parts: list[RenderableType] = []
     n = r.get("chargers", 0)
@@ -214,6 +247,9 @@ def render_summary(report: Mapping[str, Any]) -> RenderableType:
         for action, row in lat.items():
             t.add_row(action, str(row["count"]), *(f"{row[k]:.3f}" for k in ("p50", "p90", "p99", "max")))
         parts.append(t)
+    load = r.get("load")
+    if load:
+        parts.append(_load_table(load))
     errors = {k: v for k, v in r.get("errors", {}).items() if v}
     if errors:
         t = Table(title="errors", title_justify="left")

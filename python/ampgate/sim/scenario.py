@@ -6,7 +6,7 @@ A scenario file sets any of these sections; every field has a default, unknown f
     base = "steady"            # optional: start from a built-in scenario instead of the defaults
     [run]              duration, connect_rate, max_inflight, connectors, heartbeat_interval, call_timeout
     [transactions]     per_hour, duration, meter_period, power_w
-    [load]             message ("Heartbeat" | "MeterValues"), rate, start
+    [load]             message ("Heartbeat" | "MeterValues"), rate, start (MeterValues: see LoadSection)
     [reconnect_storm]  at, backoff
     [rolling_restart]  period, fraction, reboot_delay
     [flapping]         fraction, period, down
@@ -97,9 +97,17 @@ class TransactionsSection(_Section, frozen=True):
 
 
 class LoadSection(_Section, frozen=True):
-    message: Literal["Heartbeat", "MeterValues"] | None = (
-        None  # an extra CALL sent for load, besides the above
-    )
+    """An extra CALL each charger sends for load, one at a time, besides the above.
+
+    MeterValues are sent the way a central system keeps them: in a transaction. Each charger starts one of the
+    load's own on connector 1 as soon as it is booted (1.6 StartTransaction with the run's id tag, 2.0.1
+    TransactionEvent Started), then each load CALL is a reading in it (1.6 MeterValues with its transactionId,
+    2.0.1 TransactionEvent Updated), strictly later than the charger's last and with a register that never
+    goes back. The scenario's own transactions use connector 2 meanwhile (so run.connectors must be at least 2
+    with both). A reboot stops the load's transaction and a new one starts after the boot; the end of the run
+    does not stop it (the central system keeps it open). The report's `load` counts the load CALLs alone."""
+
+    message: Literal["Heartbeat", "MeterValues"] | None = None
     rate: NonNegative = 0.0  # per second over the fleet; 0 = saturation (next one as soon as one is answered)
     start: NonNegative = 0.0  # seconds after the start of the run
 
@@ -239,6 +247,12 @@ def check(s: Scenario, *, with_duration: bool = True) -> None:
         )
     if s.load.message is None and s.load.rate > 0:
         raise ScenarioError("load.rate is set but no load.message to send", field="load.message")
+    if s.load.message == "MeterValues" and s.transactions.per_hour > 0 and s.run.connectors < 2:
+        raise ScenarioError(
+            "expected >= 2 with a MeterValues load and transactions: the load's transaction holds connector 1, "
+            "the scenario's transactions use connector 2",
+            field="run.connectors",
+        )
     if with_duration and s.reconnect_storm.at is not None and s.reconnect_storm.at >= s.run.duration:
         raise ScenarioError(
             f"expected < run.duration ({s.run.duration:g} s): the storm would never happen",
@@ -273,6 +287,8 @@ def apply_overrides(
             raise ScenarioError(
                 f"expected > reconnect_storm.at ({storm.at:g} s)", field="--duration"
             ) from None
+        if connectors is not None and e.field == "run.connectors":
+            raise ScenarioError(e.message, field="--connectors") from None
         raise
     return out
 

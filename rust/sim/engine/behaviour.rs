@@ -2,12 +2,12 @@
 //! update walk, and reboots.
 
 use super::{
-    Boot, Link, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT, K_TX_BEGIN,
-    K_TX_END,
+    Boot, Link, Purpose, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT,
+    K_TX_BEGIN, K_TX_END,
 };
 use crate::loadgen::Protocol;
 use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
-use crate::sim::msg::{self, Action};
+use crate::sim::msg::{self, Action, Reading};
 
 impl Sim {
     // -- transactions ----------------------------------------------------------------------------------------
@@ -31,6 +31,9 @@ impl Sim {
         remote: Option<String>,
         remote_start_id: Option<i64>,
     ) -> bool {
+        let Some(connector) = self.tx_connector() else {
+            return false;
+        };
         let c = &mut self.ch[idx];
         if c.tx.is_some() || !c.available || c.boot != Boot::Accepted {
             return false;
@@ -40,7 +43,7 @@ impl Sim {
         let tag = remote.clone().unwrap_or_else(|| self.cfg.id_tag.clone());
         c.tx = Some(Tx {
             phase: TxPhase::Authorizing,
-            connector: 1,
+            connector,
             id16: None,
             id201: tx_id.into_boxed_str(),
             seq_no: 0,
@@ -55,14 +58,20 @@ impl Sim {
         } else {
             let mut p = String::new();
             msg::authorize(&mut p, self.cfg.protocol, &tag);
-            self.call(idx, Action::Authorize, p, false);
+            self.call(idx, Action::Authorize, p);
         }
         true
     }
 
     pub(super) fn start_tx(&mut self, idx: usize) {
         let now = self.now_us();
-        let energy = self.ch[idx].energy_wh;
+        let reading = Reading {
+            at_ms: self.stamp_meter(idx),
+            energy_wh: self.ch[idx].energy_wh,
+            power_w: 0.0,
+            soc: 20.0,
+        };
+        let energy = reading.energy_wh;
         let Some(t) = self.ch[idx].tx.as_mut() else {
             return;
         };
@@ -74,7 +83,7 @@ impl Sim {
             Protocol::Ocpp16 => {
                 msg::start16(&mut p, connector, &t.tag, energy as i64);
                 self.status_call(idx, connector, "Charging");
-                self.call(idx, Action::StartTransaction, p, false);
+                self.call(idx, Action::StartTransaction, p);
             }
             Protocol::Ocpp201 => {
                 let trigger = if t.remote_start_id.is_some() {
@@ -93,9 +102,9 @@ impl Sim {
                     evse: connector,
                 };
                 t.seq_no += 1;
-                msg::tx_event(&mut p, &ev, energy, 0.0, 20.0);
+                msg::tx_event(&mut p, &ev, Some(&reading));
                 self.status_call(idx, connector, "Charging");
-                self.call(idx, Action::TransactionEvent, p, false);
+                self.call(idx, Action::TransactionEvent, p);
             }
         }
     }
@@ -134,25 +143,39 @@ impl Sim {
         (20.0 + self.ch[idx].energy_wh / 500.0).min(100.0)
     }
 
+    /// The instant of a new meter reading of charger `idx` (ms since the epoch): now, or 1 ms after its
+    /// previous reading if that is not earlier. A central system keys samples by transaction, time, measurand
+    /// and phase at millisecond resolution (ampgate does): two readings in one millisecond would be one
+    /// sample, and a clock stepping back would put a reading before the one it follows.
+    pub(super) fn stamp_meter(&mut self, idx: usize) -> i64 {
+        let c = &mut self.ch[idx];
+        let at = msg::now_ms().max(c.last_meter_ms + 1);
+        c.last_meter_ms = at;
+        at
+    }
+
+    /// A reading of the scenario's transaction meter (`energy_wh`), stamped by [`Sim::stamp_meter`].
+    pub(super) fn reading(&mut self, idx: usize, power_w: f64) -> Reading {
+        Reading {
+            at_ms: self.stamp_meter(idx),
+            energy_wh: self.ch[idx].energy_wh,
+            power_w,
+            soc: self.soc(idx),
+        }
+    }
+
     pub(super) fn meter_tick(&mut self, idx: usize) {
         if !matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Charging) {
             return;
         }
         self.accumulate(idx);
-        let (energy, draw, soc) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
+        let draw = self.draw_w(idx);
+        let reading = self.reading(idx, draw);
         let mut p = String::new();
         let t = self.ch[idx].tx.as_mut().unwrap();
         let action = match self.cfg.protocol {
             Protocol::Ocpp16 => {
-                msg::meter_values(
-                    &mut p,
-                    Protocol::Ocpp16,
-                    t.connector,
-                    t.id16,
-                    energy,
-                    draw,
-                    soc,
-                );
+                msg::meter_values(&mut p, Protocol::Ocpp16, t.connector, t.id16, &reading);
                 Action::MeterValues
             }
             Protocol::Ocpp201 => {
@@ -167,11 +190,11 @@ impl Sim {
                     evse: t.connector,
                 };
                 t.seq_no += 1;
-                msg::tx_event(&mut p, &ev, energy, draw, soc);
+                msg::tx_event(&mut p, &ev, Some(&reading));
                 Action::TransactionEvent
             }
         };
-        self.call(idx, action, p, false);
+        self.call(idx, action, p);
         let g = self.ch[idx].tx_gen;
         let period = self.ch[idx].meter_period;
         self.after(period, idx, K_METER, 0, g);
@@ -181,7 +204,11 @@ impl Sim {
     /// triggerReason.
     pub(super) fn stop_tx(&mut self, idx: usize, reason: &'static str, trigger: &'static str) {
         self.accumulate(idx);
-        let (energy, soc) = (self.ch[idx].energy_wh, self.soc(idx));
+        let energy = self.ch[idx].energy_wh;
+        // The 2.0.1 Ended carries the last reading; stamped only when it goes out (a Charging transaction).
+        let charging = matches!(&self.ch[idx].tx, Some(t) if t.phase == TxPhase::Charging);
+        let reading =
+            (charging && self.cfg.protocol == Protocol::Ocpp201).then(|| self.reading(idx, 0.0));
         let c = &mut self.ch[idx];
         let Some(t) = c.tx.as_mut() else {
             return;
@@ -221,11 +248,11 @@ impl Sim {
                     evse: t.connector,
                 };
                 t.seq_no += 1;
-                msg::tx_event(&mut p, &ev, energy, 0.0, soc);
+                msg::tx_event(&mut p, &ev, reading.as_ref());
                 Action::TransactionEvent
             }
         };
-        self.call(idx, action, p, false);
+        self.call(idx, action, p);
     }
 
     pub(super) fn end_tx_refused(&mut self, idx: usize) {
@@ -277,7 +304,7 @@ impl Sim {
             (Protocol::Ocpp201, _) => (Action::FirmwareStatusNotification, request_id),
         };
         msg::firmware_status(&mut p, status, rid);
-        self.call(idx, action, p, false);
+        self.call(idx, action, p);
     }
 
     pub(super) fn fw_step(&mut self, idx: usize) {
@@ -337,6 +364,7 @@ impl Sim {
         if matches!(&self.ch[idx].tx, Some(t) if t.phase != TxPhase::Stopping) {
             self.stop_tx(idx, stop, "ResetCommand");
         }
+        self.stop_load_tx(idx, stop, "ResetCommand");
         let c = &self.ch[idx];
         if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.link, Link::Open) {
             self.do_reboot(idx);
@@ -365,7 +393,7 @@ impl Sim {
             c.tx_gen = c.tx_gen.wrapping_add(1);
         }
         c.queue.retain(|q| {
-            !q.load
+            q.purpose != Purpose::Load
                 && matches!(
                     q.action,
                     Action::StartTransaction

@@ -308,7 +308,10 @@ impl Sim {
                     .and_then(Value::as_str)
                     .ok_or_else(|| missing("idTag"))?;
                 let c = &self.ch[idx];
-                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                let free = c.tx.is_none()
+                    && c.available
+                    && c.boot == Boot::Accepted
+                    && self.tx_connector().is_some();
                 if !free || !safe(tag) || tag.len() > 20 {
                     return ok(st("Rejected"));
                 }
@@ -325,7 +328,10 @@ impl Sim {
                     .and_then(Value::as_i64)
                     .ok_or_else(|| missing("remoteStartId"))?;
                 let c = &self.ch[idx];
-                let free = c.tx.is_none() && c.available && c.boot == Boot::Accepted;
+                let free = c.tx.is_none()
+                    && c.available
+                    && c.boot == Boot::Accepted
+                    && self.tx_connector().is_some();
                 if !free || !safe(tag) || tag.len() > 36 {
                     return ok(st("Rejected"));
                 }
@@ -409,13 +415,13 @@ impl Sim {
                             &c.fw_version,
                             "Triggered",
                         );
-                        self.call(idx, Action::BootNotification, p, false);
+                        self.call(idx, Action::BootNotification, p);
                     } else if self.ch[idx].outstanding.is_none() {
                         // Pending: the trigger ends the wait for the retry interval [B02].
                         self.send_boot(idx);
                     }
                 }
-                Trigger::Heartbeat => self.call(idx, Action::Heartbeat, "{}".into(), false),
+                Trigger::Heartbeat => self.call(idx, Action::Heartbeat, "{}".into()),
                 Trigger::Status => {
                     for connector in 1..=self.cfg.connectors {
                         let s = self.connector_status(idx, connector);
@@ -423,11 +429,17 @@ impl Sim {
                     }
                 }
                 Trigger::Meter => {
-                    let (e, d, s) = (self.ch[idx].energy_wh, self.draw_w(idx), self.soc(idx));
-                    let tx = self.ch[idx].tx.as_ref().and_then(|t| t.id16);
+                    // The scenario's transaction meter: its transaction's connector, else the first one
+                    // the scenario's transactions use.
+                    let (connector, tx) = match &self.ch[idx].tx {
+                        Some(t) => (t.connector, t.id16),
+                        None => (self.tx_connector().unwrap_or(1), None),
+                    };
+                    let draw = self.draw_w(idx);
+                    let reading = self.reading(idx, draw);
                     let mut p = String::new();
-                    msg::meter_values(&mut p, self.cfg.protocol, 1, tx, e, d, s);
-                    self.call(idx, Action::MeterValues, p, false);
+                    msg::meter_values(&mut p, self.cfg.protocol, connector, tx, &reading);
+                    self.call(idx, Action::MeterValues, p);
                 }
                 Trigger::Firmware => {
                     let (status, rid, signed) = match &self.ch[idx].fw {
@@ -452,7 +464,7 @@ impl Sim {
                         rid
                     };
                     msg::firmware_status(&mut p, status, rid);
-                    self.call(idx, action, p, false);
+                    self.call(idx, action, p);
                 }
             },
             Then::Limit(l) => {
