@@ -141,10 +141,11 @@ class EventBus:
         self.published += 1
         for sub in self._all:
             sub._offer(event)
-        subs = self._by_type.get(event_type(event))
-        if subs:
-            for sub in subs:
-                sub._offer(event)
+        if self._by_type:
+            subs = self._by_type.get(event_type(event))
+            if subs:
+                for sub in subs:
+                    sub._offer(event)
 
     def subscribe(self, types: Iterable[str] | None = None, capacity: int = DEFAULT_CAPACITY) -> Subscription:
         """A subscription to events of `types` (their `type` names, e.g. "charger.connected"; None: every

@@ -10,7 +10,7 @@ with that reason, and its own later close from the worker changes nothing (prese
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from ampgate.bus import Publisher
@@ -71,8 +71,9 @@ class LinkTracker:
         self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
     ) -> None:
         """A worker completed the handshake of `conn_id` for `charger_id`."""
-        now = self._clock.now()
-        old = self._presence.connected(conn_id, charger_id, protocol, peer, now.timestamp())
+        wall = self._clock.wall()
+        now = datetime.fromtimestamp(wall, UTC)
+        old = self._presence.connected(conn_id, charger_id, protocol, peer, wall)
         if old is not None:
             self._sessions.close(old)
             self._link.close([(old, REPLACED_CODE, REPLACED_REASON)])
@@ -100,9 +101,10 @@ class LinkTracker:
     def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None) -> None:
         """A worker reports `conn_id` gone (or the node decided it is)."""
         self._sessions.close(conn_id)
-        now = self._clock.now()
-        presence = self._presence.disconnected(conn_id, now.timestamp())
+        wall = self._clock.wall()
+        presence = self._presence.disconnected(conn_id, wall)
         if presence is not None:
+            now = datetime.fromtimestamp(wall, UTC)
             self._bus.publish(
                 ChargerDisconnected(
                     at=now,
