@@ -286,7 +286,9 @@ class Ours:
     def __init__(self) -> None:
         clock = Clock()
         charger_ids = [f"{CHARGER_ID}-{i}" for i in (1, 2)]
-        policy = BootPolicy(_Accepted(charger_ids), unknown_boot="accept", heartbeat_interval=300, retry_interval=60)
+        policy = BootPolicy(
+            _Accepted(charger_ids), unknown_boot="accept", heartbeat_interval=300, retry_interval=60
+        )
         nowhere = _Nowhere()
         self.router = OcppRouter(policy, nowhere, CallManager(lambda cid, frame: False), clock)
         self.router.time.set(NOW.timestamp())  # the time the package-side handler answers with

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ampgate.store import verify_password
+from ampgate.store import BootReport, verify_password
 
 from .conftest import Api, FakePresence, Scenario
 
@@ -25,7 +25,15 @@ async def settle(a: Api) -> None:
 
 def boot(a: Api, cp_id: str, protocol: str = "ocpp1.6") -> None:
     a.node.chargers.record_boot(
-        cp_id, vendor="Acme", model="X1", serial="S-1", firmware="1.2", protocol=protocol, at=BOOT
+        BootReport(
+            charger_id=cp_id,
+            vendor="Acme",
+            model="X1",
+            serial="S-1",
+            firmware="1.2",
+            protocol=protocol,
+            at=BOOT,
+        )
     )
 
 
@@ -68,7 +76,15 @@ def test_firmware_status_is_shown_and_filters_the_list(api: Scenario) -> None:
     async def scenario(a: Api) -> None:
         for i in range(5):
             a.node.chargers.record_boot(
-                f"CP{i}", vendor="V", model="M", serial=None, firmware=f"{i % 2}.0", protocol=None, at=BOOT
+                BootReport(
+                    charger_id=f"CP{i}",
+                    vendor="V",
+                    model="M",
+                    serial=None,
+                    firmware=f"{i % 2}.0",
+                    protocol=None,
+                    at=BOOT,
+                )
             )
         a.node.chargers.record_firmware_status("CP1", status="Installing", request_id=3, at=SEEN)
         a.node.chargers.record_firmware_status("CP2", status="Installing", request_id=None, at=SEEN)

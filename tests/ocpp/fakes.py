@@ -14,6 +14,7 @@ from ampgate.events import Event
 from ampgate.ocpp.boot_policy import BootPolicy
 from ampgate.ocpp.outbox import CallManager
 from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.store import BootReport
 
 NOW = datetime(2026, 11, 30, 8, 0, 0, tzinfo=UTC)
 
@@ -47,7 +48,7 @@ class ChargerTable:
 
     def __init__(self, accepted: list[str] | None = None) -> None:
         self.accepted = list(accepted or [])
-        self.boots: list[dict[str, Any]] = []
+        self.boots: list[BootReport] = []
         self.connections: list[tuple[str, str | None]] = []
         self.firmware: list[tuple[str, str, int | None]] = []
 
@@ -57,8 +58,8 @@ class ChargerTable:
     def mark_accepted(self, cp_id: str) -> None:
         self.accepted.append(cp_id)
 
-    def record_boot(self, cp_id: str, **fields: Any) -> None:
-        self.boots.append({"id": cp_id, **fields})
+    def record_boot(self, boot: BootReport) -> None:
+        self.boots.append(boot)
 
     def record_connection(self, cp_id: str, *, protocol: str | None, at: datetime) -> None:
         self.connections.append((cp_id, protocol))

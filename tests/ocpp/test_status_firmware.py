@@ -4,21 +4,21 @@ change with the old and new status; a late older report changes nothing; firmwar
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from ampgate.events import ConnectorStatusChanged, FirmwareStatusReported
 from ampgate.ocpp.firmware import FirmwareHandlers
 from ampgate.ocpp.status import StatusHandlers
+from ampgate.store import StatusReport
 
 from .fakes import Harness
 
 
 class StatusTable:
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[StatusReport] = []
 
-    def record(self, charger_id: str, **fields: Any) -> None:
-        self.records.append({"charger_id": charger_id, **fields})
+    def record(self, report: StatusReport) -> None:
+        self.records.append(report)
 
 
 def test_status_changes_are_published_with_old_and_new_and_late_reports_change_nothing() -> None:
@@ -45,7 +45,7 @@ def test_status_changes_are_published_with_old_and_new_and_late_reports_change_n
     assert isinstance(first, ConnectorStatusChanged)
     assert (first.charger_id, first.evse_id, first.connector_id, first.error_code) == ("CP1", None, 1, None)
     assert status.last("CP1", None, 1) == "Charging"
-    assert len(table.records) == 4 and table.records[-1]["error_code"] == "GroundFailure"
+    assert len(table.records) == 4 and table.records[-1].error_code == "GroundFailure"
 
     notify = {
         "generatedAt": "2026-11-30T07:03:00Z",

@@ -15,6 +15,7 @@ from ampgate.events import TransactionEnded, TransactionStarted, TransactionUpda
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.store import IdTokenRow, Sample, TransactionRow
+from ampgate.store.transactions import TransactionChange, TransactionStart, TransactionStop
 
 from .fakes import NOW, Harness
 
@@ -65,18 +66,18 @@ class Records:
         self.samples[tx_id] = []
         return tx_id
 
-    async def start(self, charger_id, *, connector_id, id_token, started_at, meter_start_wh):
+    async def start(self, start: TransactionStart) -> tuple[int, bool]:
         await self._write()
         for row in self.rows.values():
             if (row["charger_id"], row["connector_id"], row["started_at"], row["meter_start_wh"]) == (
-                charger_id,
-                connector_id,
-                started_at,
-                meter_start_wh,
+                start.charger_id,
+                start.connector_id,
+                start.started_at,
+                start.meter_start_wh,
             ):
                 return row["id"], False
-        fields = dict(charger_id=charger_id, connector_id=connector_id, id_token=id_token)
-        return self._new(**fields, started_at=started_at, meter_start_wh=meter_start_wh, remote_id=None), True
+        fields = msgspec.structs.asdict(start)
+        return self._new(**fields, remote_id=None), True
 
     async def add_samples(self, charger_id, tx_id, samples):
         await self._write()
@@ -85,45 +86,37 @@ class Records:
         self.samples[tx_id] += samples
         return True
 
-    async def stop(self, charger_id, tx_id, *, stopped_at, meter_stop_wh, reason, samples):
+    async def stop(self, stop: TransactionStop) -> str:
         await self._write()
-        row = self.rows.get(tx_id)
-        if row is None or row["charger_id"] != charger_id:
+        row = self.rows.get(stop.tx_id)
+        if row is None or row["charger_id"] != stop.charger_id:
             return "unknown"
         if row["stopped_at"] is not None:
             return "already"
-        row.update(stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, stop_reason=reason)
+        row.update(stopped_at=stop.stopped_at, meter_stop_wh=stop.meter_stop_wh, stop_reason=stop.reason)
         return "stopped"
 
-    async def apply_event(
-        self,
-        charger_id,
-        remote_id,
-        *,
-        seq_no,
-        event_type,
-        at,
-        evse_id,
-        connector_id,
-        id_token,
-        stop_reason,
-        samples,
-    ):
+    async def apply_event(self, change: TransactionChange) -> tuple[int, bool]:
         await self._write()
-        found = [r["id"] for r in self.rows.values() if r.get("remote_id") == remote_id]
+        found = [r["id"] for r in self.rows.values() if r.get("remote_id") == change.remote_id]
         if found:
             tx_id = found[0]
         else:
-            fields = dict(charger_id=charger_id, connector_id=connector_id, id_token=id_token)
             tx_id = self._new(
-                **fields, started_at=at, meter_start_wh=None, remote_id=remote_id, evse_id=evse_id
+                charger_id=change.charger_id,
+                connector_id=change.connector_id,
+                id_token=change.id_token,
+                started_at=change.at,
+                meter_start_wh=None,
+                remote_id=change.remote_id,
+                evse_id=change.evse_id,
             )
-        if (tx_id, seq_no) in self.seen:
+        if (tx_id, change.seq_no) in self.seen:
             return tx_id, True
-        self.seen.add((tx_id, seq_no))
-        self.samples[tx_id] += samples
-        if event_type == "Ended":
-            self.rows[tx_id].update(stopped_at=at, stop_reason=stop_reason)
+        self.seen.add((tx_id, change.seq_no))
+        self.samples[tx_id] += change.samples
+        if change.event_type == "Ended":
+            self.rows[tx_id].update(stopped_at=change.at, stop_reason=change.stop_reason)
         return tx_id, False
 
     def get(self, tx_id):

@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ampgate.errors import ValidationError
-from ampgate.store import ChargerRepository, Store, hash_password, validate_charger_id, verify_password
+from ampgate.store import (
+    BootReport,
+    ChargerRepository,
+    Store,
+    hash_password,
+    validate_charger_id,
+    verify_password,
+)
 
 from .conftest import Runner
 
@@ -34,7 +41,7 @@ def boot(store: Store, cp_id: str, **kw: object) -> None:
         "at": BOOT,
     }
     args.update(kw)
-    repo(store).record_boot(cp_id, **args)
+    repo(store).record_boot(BootReport(charger_id=cp_id, **args))
 
 
 def test_boot_creates_an_unknown_charger_then_updates_it(running: Runner, db_path: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from ampgate.clock import iso_utc
 from ampgate.store import (
     ApiTokenRepository,
+    BootReport,
     ChargerRepository,
     ConnectorStatusRepository,
     IdTokenRepository,
@@ -72,7 +73,15 @@ def test_a_version_2_database_gains_the_firmware_status_columns_and_keeps_its_ro
     monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:2])
     old = Store(db_path)
     ChargerRepository(old).record_boot(
-        "CP-OLD", vendor="V", model="M", serial=None, firmware="1.0", protocol="ocpp1.6", at=BOOT
+        BootReport(
+            charger_id="CP-OLD",
+            vendor="V",
+            model="M",
+            serial=None,
+            firmware="1.0",
+            protocol="ocpp1.6",
+            at=BOOT,
+        )
     )
     old.close()  # runs the queued boot record
     with sqlite3.connect(db_path) as conn:

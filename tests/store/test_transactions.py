@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
+
+from ampgate.clock import parse_iso
 from ampgate.store import Store, TransactionRepository
 from ampgate.store import transactions as txs
-from ampgate.store.transactions import ENERGY, Sample
+from ampgate.store.transactions import ENERGY, Sample, TransactionChange, TransactionStart, TransactionStop
 
 from .conftest import Runner
+
+
+def parse(at: str) -> datetime:
+    value = parse_iso(at)
+    assert value is not None
+    return value
+
 
 T0 = "2026-03-04T05:00:00.000Z"
 T1 = "2026-03-04T05:30:00.000Z"
@@ -23,14 +34,17 @@ def energy(at: str, wh: float) -> Sample:
 
 def test_a_resent_16_start_returns_the_same_id_and_a_resent_stop_changes_nothing(running: Runner) -> None:
     async def body(store: Store) -> None:
-        start = functools.partial(
-            txs.start16, charger_id="CP", connector_id=1, id_token="TAG", started_at=T0, meter_start_wh=1000.0
+        record = TransactionStart(
+            charger_id="CP", connector_id=1, id_token="TAG", started_at=parse(T0), meter_start_wh=1000.0
         )
+        start = functools.partial(txs.start16, start=record)
         first, created = await store.write(start)
         again, created_again = await store.write(start)
         assert (again, created, created_again) == (first, True, False)
         # Another start on the same connector (different meterStart) is another transaction.
-        other, _ = await store.write(functools.partial(start, meter_start_wh=5000.0))
+        other, _ = await store.write(
+            functools.partial(txs.start16, start=msgspec.structs.replace(record, meter_start_wh=5000.0))
+        )
         assert other != first
 
         assert await store.write(
@@ -47,18 +61,21 @@ def test_a_resent_16_start_returns_the_same_id_and_a_resent_stop_changes_nothing
         assert row is not None and row.energy_wh == 1500.0 and row.stopped_at is None
         assert len(TransactionRepository(store).samples(first)) == 1
 
-        stop = functools.partial(
-            txs.stop16,
+        stop = TransactionStop(
             charger_id="CP",
             tx_id=first,
-            stopped_at=T2,
+            stopped_at=parse(T2),
             meter_stop_wh=4000.0,
             reason="Local",
             samples=[energy(T2, 4000.0)],
         )
-        assert await store.write(stop) == "stopped"
-        assert await store.write(functools.partial(stop, stopped_at=T1, meter_stop_wh=9999.0)) == "already"
-        assert await store.write(functools.partial(stop, tx_id=424242)) == "unknown"
+
+        def stopping(**changes: Any) -> Any:
+            return functools.partial(txs.stop16, stop=msgspec.structs.replace(stop, **changes))
+
+        assert await store.write(stopping()) == "stopped"
+        assert await store.write(stopping(stopped_at=parse(T1), meter_stop_wh=9999.0)) == "already"
+        assert await store.write(stopping(tx_id=424242)) == "unknown"
         row = TransactionRepository(store).get(first)
         assert row is not None
         assert (row.meter_start_wh, row.meter_stop_wh, row.energy_wh, row.stop_reason) == (
@@ -76,19 +93,19 @@ def test_a_resent_16_start_returns_the_same_id_and_a_resent_stop_changes_nothing
 def test_201_events_are_deduplicated_on_transaction_id_and_seq_no(running: Runner) -> None:
     async def body(store: Store) -> None:
         def event(seq: int, kind: str, at: str, wh: float, reason: str | None = None):  # type: ignore[no-untyped-def]
-            return functools.partial(
-                txs.event201,
+            change = TransactionChange(
                 charger_id="CP2",
                 remote_id="tx-abc",
                 seq_no=seq,
                 event_type=kind,
-                at=at,
+                at=parse(at),
                 evse_id=1,
                 connector_id=1,
                 id_token="TOK",
                 stop_reason=reason,
                 samples=[energy(at, wh)],
             )
+            return functools.partial(txs.event201, change=change)
 
         tx_id, dup = await store.write(event(0, "Started", T0, 100.0))
         assert not dup

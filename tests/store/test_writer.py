@@ -16,7 +16,7 @@ import sqlite_utils
 import trio
 import trio.testing
 
-from ampgate.store import ChargerRepository, Store, StoreClosedError
+from ampgate.store import BootReport, ChargerRepository, Store, StoreClosedError
 from ampgate.store.writer import MAX_GROUP
 
 from .conftest import Runner, run_store
@@ -244,7 +244,15 @@ def test_shutdown_flushes_every_submitted_write(db_path: str) -> None:
     async def body(store: Store) -> None:
         for i in range(1000):
             ChargerRepository(store).record_boot(
-                f"CP{i:04}", vendor="v", model="m", serial=None, firmware=None, protocol="ocpp1.6", at=AT
+                BootReport(
+                    charger_id=f"CP{i:04}",
+                    vendor="v",
+                    model="m",
+                    serial=None,
+                    firmware=None,
+                    protocol="ocpp1.6",
+                    at=AT,
+                )
             )
         # run() is cancelled right after this returns, with (nearly) all of them still queued.
 

@@ -12,23 +12,13 @@ from ampgate.ocpp import v16, v201
 from ampgate.ocpp.boot_policy import BootDecision
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import BatchTime, OcppRouter, Session
+from ampgate.store.chargers import BootReport
 
 
 class BootRecords(Protocol):
     """Where boots are recorded (the charger repository)."""
 
-    def record_boot(
-        self,
-        cp_id: str,
-        /,
-        *,
-        vendor: str | None,
-        model: str | None,
-        serial: str | None,
-        firmware: str | None,
-        protocol: str | None,
-        at: Any,
-    ) -> None: ...
+    def record_boot(self, boot: BootReport, /) -> None: ...
 
 
 class BootDecider(Protocol):
@@ -68,13 +58,15 @@ class BootHandlers:
         cid = session.charger_id
         # The boot record is queued before the decision, which may mark the charger accepted: its row exists.
         self._records.record_boot(
-            cid,
-            vendor=vendor,
-            model=model,
-            serial=serial,
-            firmware=firmware,
-            protocol=session.protocol,
-            at=at,
+            BootReport(
+                charger_id=cid,
+                vendor=vendor,
+                model=model,
+                serial=serial,
+                firmware=firmware,
+                protocol=session.protocol,
+                at=at,
+            )
         )
         decision = self._policy.decide(cid)
         session.boot_state = decision.status

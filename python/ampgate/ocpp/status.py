@@ -21,6 +21,7 @@ from ampgate.events import ConnectorStatusChanged
 from ampgate.ocpp import v16, v201
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
+from ampgate.store.connector_status import StatusReport
 
 # 2.0.1 device model: the component and variable that carry a connector's status in NotifyEvent (part 2,
 # appendix: Connector.AvailabilityState, values as ConnectorStatusEnumType).
@@ -33,18 +34,7 @@ NO_ERROR = "NoError"
 class StatusRecords(Protocol):
     """Where connector statuses are recorded (`ampgate.store.ConnectorStatusRepository`)."""
 
-    def record(
-        self,
-        charger_id: str,
-        /,
-        *,
-        evse_id: int | None,
-        connector_id: int,
-        protocol: str,
-        status: str,
-        error_code: str | None,
-        at: datetime,
-    ) -> None: ...
+    def record(self, report: StatusReport, /) -> None: ...
 
 
 class StatusHandlers:
@@ -78,13 +68,15 @@ class StatusHandlers:
         at: datetime,
     ) -> None:
         self._records.record(
-            session.charger_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            protocol=session.protocol,
-            status=status,
-            error_code=error_code,
-            at=at,
+            StatusReport(
+                charger_id=session.charger_id,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                protocol=session.protocol,
+                status=status,
+                error_code=error_code,
+                at=at,
+            )
         )
         key = (session.charger_id, evse_id, connector_id)
         seen = self._last.get(key)

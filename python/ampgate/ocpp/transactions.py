@@ -12,7 +12,6 @@ new samples) and `.ended`; a resent message publishes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any, Protocol
 
 from ampgate.bus import Publisher
@@ -23,7 +22,14 @@ from ampgate.ocpp.authorization import Authorizer, id_tag_info, id_token_info
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.meter import samples16, samples201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.store.transactions import Sample, StopOutcome, TransactionRow
+from ampgate.store.transactions import (
+    Sample,
+    StopOutcome,
+    TransactionChange,
+    TransactionRow,
+    TransactionStart,
+    TransactionStop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,43 +42,10 @@ DEFAULT_STOP_REASON_201 = "Local"
 class TransactionRecords(Protocol):
     """What the handlers need of the transaction repository (`ampgate.store.TransactionRepository`)."""
 
-    async def start(
-        self,
-        charger_id: str,
-        /,
-        *,
-        connector_id: int,
-        id_token: str,
-        started_at: datetime,
-        meter_start_wh: float,
-    ) -> tuple[int, bool]: ...
+    async def start(self, start: TransactionStart, /) -> tuple[int, bool]: ...
     async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample], /) -> bool: ...
-    async def stop(
-        self,
-        charger_id: str,
-        tx_id: int,
-        /,
-        *,
-        stopped_at: datetime,
-        meter_stop_wh: float,
-        reason: str,
-        samples: list[Sample],
-    ) -> StopOutcome: ...
-    async def apply_event(
-        self,
-        charger_id: str,
-        remote_id: str,
-        /,
-        *,
-        seq_no: int,
-        event_type: str,
-        at: datetime,
-        evse_id: int | None,
-        connector_id: int | None,
-        id_token: str | None,
-        stop_reason: str | None,
-        samples: list[Sample],
-    ) -> tuple[int, bool]: ...
+    async def stop(self, stop: TransactionStop, /) -> StopOutcome: ...
+    async def apply_event(self, change: TransactionChange, /) -> tuple[int, bool]: ...
     def get(self, tx_id: int, /) -> TransactionRow | None: ...
 
 
@@ -151,11 +124,13 @@ class TransactionHandlers:
 
         async def reply() -> dict[str, Any]:
             tx_id, created = await self._records.start(
-                session.charger_id,
-                connector_id=req.connector_id,
-                id_token=req.id_tag,
-                started_at=req.timestamp,
-                meter_start_wh=float(req.meter_start),
+                TransactionStart(
+                    charger_id=session.charger_id,
+                    connector_id=req.connector_id,
+                    id_token=req.id_tag,
+                    started_at=req.timestamp,
+                    meter_start_wh=float(req.meter_start),
+                )
             )
             if created:
                 self._started(tx_id)
@@ -186,12 +161,14 @@ class TransactionHandlers:
 
         async def reply() -> dict[str, Any]:
             outcome = await self._records.stop(
-                session.charger_id,
-                req.transaction_id,
-                stopped_at=req.timestamp,
-                meter_stop_wh=float(req.meter_stop),
-                reason=req.reason or DEFAULT_STOP_REASON_16,
-                samples=samples,
+                TransactionStop(
+                    charger_id=session.charger_id,
+                    tx_id=req.transaction_id,
+                    stopped_at=req.timestamp,
+                    meter_stop_wh=float(req.meter_stop),
+                    reason=req.reason or DEFAULT_STOP_REASON_16,
+                    samples=samples,
+                )
             )
             if outcome == "stopped":
                 self._ended(req.transaction_id)
@@ -214,16 +191,18 @@ class TransactionHandlers:
 
         async def reply() -> dict[str, Any]:
             tx_id, duplicate = await self._records.apply_event(
-                session.charger_id,
-                tinfo.transaction_id,
-                seq_no=req.seq_no,
-                event_type=req.event_type,
-                at=req.timestamp,
-                evse_id=None if req.evse is None else req.evse.id,
-                connector_id=None if req.evse is None else req.evse.connector_id,
-                id_token=None if req.id_token is None else req.id_token.id_token,
-                stop_reason=stop_reason,
-                samples=samples,
+                TransactionChange(
+                    charger_id=session.charger_id,
+                    remote_id=tinfo.transaction_id,
+                    seq_no=req.seq_no,
+                    event_type=req.event_type,
+                    at=req.timestamp,
+                    evse_id=None if req.evse is None else req.evse.id,
+                    connector_id=None if req.evse is None else req.evse.connector_id,
+                    id_token=None if req.id_token is None else req.id_token.id_token,
+                    stop_reason=stop_reason,
+                    samples=samples,
+                )
             )
             if duplicate:
                 log.info(

@@ -7,17 +7,31 @@ nothing outside a repository writes SQL.
 """
 
 from ampgate.store.api_tokens import ROLES, ApiTokenRepository, role_at_least
-from ampgate.store.chargers import ChargerRepository, ChargerRow, validate_charger_id, validate_password
-from ampgate.store.connector_status import ConnectorStatusRepository, ConnectorStatusRow
+from ampgate.store.chargers import (
+    BootReport,
+    ChargerRepository,
+    ChargerRow,
+    validate_charger_id,
+    validate_password,
+)
+from ampgate.store.connector_status import ConnectorStatusRepository, ConnectorStatusRow, StatusReport
 from ampgate.store.hashing import hash_password, verify_password
 from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
 from ampgate.store.store import Store
-from ampgate.store.transactions import Sample, TransactionRepository, TransactionRow
+from ampgate.store.transactions import (
+    Sample,
+    TransactionChange,
+    TransactionRepository,
+    TransactionRow,
+    TransactionStart,
+    TransactionStop,
+)
 from ampgate.store.writer import StoreClosedError, WriterStats
 
 __all__ = [
     "ROLES",
     "ApiTokenRepository",
+    "BootReport",
     "ChargerRepository",
     "ChargerRow",
     "ConnectorStatusRepository",
@@ -25,10 +39,14 @@ __all__ = [
     "IdTokenRepository",
     "IdTokenRow",
     "Sample",
+    "StatusReport",
     "Store",
     "StoreClosedError",
+    "TransactionChange",
     "TransactionRepository",
     "TransactionRow",
+    "TransactionStart",
+    "TransactionStop",
     "WriterStats",
     "hash_password",
     "role_at_least",

@@ -35,6 +35,18 @@ _COLUMNS = (
 )
 
 
+class BootReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a charger said of itself when it booted, and when (aware)."""
+
+    charger_id: str
+    vendor: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    protocol: str | None
+    at: datetime
+
+
 class ChargerRow(msgspec.Struct, frozen=True, kw_only=True):
     """One charger as the store knows it (no live state: that is `connectivity`'s)."""
 
@@ -137,16 +149,7 @@ def read_page(
 # -- writes (the writer thread) -------------------------------------------------------------------------------
 
 
-def upsert_boot(
-    db: sqlite_utils.Database,
-    cp_id: str,
-    vendor: str | None,
-    model: str | None,
-    serial: str | None,
-    firmware: str | None,
-    protocol: str | None,
-    at: str,
-) -> None:
+def upsert_boot(db: sqlite_utils.Database, boot: BootReport, at: str) -> None:
     """Record a BootNotification: create the charger (registered_at = the boot) or update what it reported."""
     db.execute(
         """
@@ -156,7 +159,7 @@ def upsert_boot(
             vendor = excluded.vendor, model = excluded.model, serial = excluded.serial,
             firmware = excluded.firmware, protocol = excluded.protocol, last_boot_at = excluded.last_boot_at
         """,
-        (cp_id, vendor, model, serial, firmware, protocol, at, at),
+        (boot.charger_id, boot.vendor, boot.model, boot.serial, boot.firmware, boot.protocol, at, at),
     )
 
 
@@ -214,32 +217,11 @@ class ChargerRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def record_boot(
-        self,
-        cp_id: str,
-        *,
-        vendor: str | None,
-        model: str | None,
-        serial: str | None,
-        firmware: str | None,
-        protocol: str | None,
-        at: datetime,
-    ) -> None:
+    def record_boot(self, boot: BootReport) -> None:
         """Record a BootNotification, fire-and-forget. Creates the charger if unknown (not accepted, no
-        password) and sets what it reported plus last_boot_at = `at`. Raises ValueError for a naive `at`,
+        password) and sets what it reported plus last_boot_at = `boot.at`. Raises ValueError for a naive time,
         StoreClosedError after shutdown; write failures are logged."""
-        self._store.submit(
-            functools.partial(
-                upsert_boot,
-                cp_id=cp_id,
-                vendor=vendor,
-                model=model,
-                serial=serial,
-                firmware=firmware,
-                protocol=protocol,
-                at=iso_utc(at),
-            )
-        )
+        self._store.submit(functools.partial(upsert_boot, boot=boot, at=iso_utc(boot.at)))
 
     def record_connection(self, cp_id: str, *, protocol: str | None, at: datetime) -> None:
         """Record, fire-and-forget, that charger `cp_id` connected with `protocol`: creates it if unknown (not

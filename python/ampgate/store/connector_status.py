@@ -24,6 +24,18 @@ NO_EVSE = 0
 NO_EVSE_PROTOCOLS = frozenset({"ocpp1.6"})
 
 
+class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A connector's status as its charger reported it, at the charger's time `at` (aware)."""
+
+    charger_id: str
+    evse_id: int | None  # None for a charger without an EVSE level (1.6)
+    connector_id: int
+    protocol: str
+    status: str
+    error_code: str | None
+    at: datetime
+
+
 class ConnectorStatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One connector's last status."""
 
@@ -34,16 +46,7 @@ class ConnectorStatusRow(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
 
 
-def upsert(
-    db: sqlite_utils.Database,
-    charger_id: str,
-    evse_id: int | None,
-    connector_id: int,
-    protocol: str,
-    status: str,
-    error_code: str | None,
-    at: str,
-) -> None:
+def upsert(db: sqlite_utils.Database, report: StatusReport, at: str) -> None:
     """Set a connector's status (creating its row), unless the row holds a later report."""
     db.conn.execute(
         """
@@ -54,7 +57,15 @@ def upsert(
             updated_at = excluded.updated_at
         WHERE excluded.updated_at >= connector_status.updated_at
         """,
-        (charger_id, NO_EVSE if evse_id is None else evse_id, connector_id, protocol, status, error_code, at),
+        (
+            report.charger_id,
+            NO_EVSE if report.evse_id is None else report.evse_id,
+            report.connector_id,
+            report.protocol,
+            report.status,
+            report.error_code,
+            at,
+        ),
     )
 
 
@@ -87,31 +98,10 @@ class ConnectorStatusRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def record(
-        self,
-        charger_id: str,
-        *,
-        evse_id: int | None,
-        connector_id: int,
-        protocol: str,
-        status: str,
-        error_code: str | None,
-        at: datetime,
-    ) -> None:
+    def record(self, report: StatusReport) -> None:
         """Record a connector's status, fire-and-forget (`evse_id` None: the charger has no EVSE level). A
         report older than the stored one changes nothing. Raises ValueError for a naive `at`."""
-        self._store.submit(
-            functools.partial(
-                upsert,
-                charger_id=charger_id,
-                evse_id=evse_id,
-                connector_id=connector_id,
-                protocol=protocol,
-                status=status,
-                error_code=error_code,
-                at=iso_utc(at),
-            )
-        )
+        self._store.submit(functools.partial(upsert, report=report, at=iso_utc(report.at)))
 
     def statuses(self, charger_id: str) -> list[ConnectorStatusRow]:
         """The last status of each connector of the charger (empty when it reported none)."""

@@ -47,6 +47,42 @@ class Sample(msgspec.Struct, frozen=True, array_like=True):
     context: str | None = None
 
 
+class TransactionStart(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction the node numbers, as the charger started it (1.6 StartTransaction)."""
+
+    charger_id: str
+    connector_id: int
+    id_token: str
+    started_at: datetime
+    meter_start_wh: float
+
+
+class TransactionStop(msgspec.Struct, frozen=True, kw_only=True):
+    """The end of a transaction the node numbered, with its last samples (1.6 StopTransaction)."""
+
+    charger_id: str
+    tx_id: int
+    stopped_at: datetime
+    meter_stop_wh: float
+    reason: str
+    samples: list[Sample]
+
+
+class TransactionChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One event (Started, Updated or Ended) of a transaction the charger names (2.0.1 TransactionEvent)."""
+
+    charger_id: str
+    remote_id: str
+    seq_no: int
+    event_type: str
+    at: datetime
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str | None
+    stop_reason: str | None
+    samples: list[Sample]
+
+
 class TransactionRow(msgspec.Struct, frozen=True, kw_only=True):
     """One transaction, whichever protocol version produced it."""
 
@@ -191,28 +227,23 @@ def _owned(conn: sqlite3.Connection, charger_id: str, tx_id: int) -> tuple[Any, 
     ).fetchone()
 
 
-def start16(
-    db: sqlite_utils.Database,
-    charger_id: str,
-    connector_id: int,
-    id_token: str,
-    started_at: str,
-    meter_start_wh: float,
-) -> tuple[int, bool]:
+def start16(db: sqlite_utils.Database, start: TransactionStart) -> tuple[int, bool]:
     """Record a 1.6 StartTransaction; returns (transactionId, created). The same start resent (same connector,
-    idTag, timestamp and meterStart) returns the id it got the first time and creates nothing."""
+    idTag, timestamp and meterStart) returns the id it got the first time and creates nothing. Raises
+    ValueError for a naive `started_at`."""
     conn = db.conn
+    key = (start.charger_id, start.connector_id, iso_utc(start.started_at), OCPP16, start.id_token)
     found = conn.execute(
         "SELECT id FROM transactions WHERE charger_id = ? AND connector_id = ? AND started_at = ?"
         " AND protocol = ? AND id_token = ? AND meter_start_wh = ?",
-        (charger_id, connector_id, started_at, OCPP16, id_token, meter_start_wh),
+        (*key, start.meter_start_wh),
     ).fetchone()
     if found is not None:
         return int(found[0]), False
     cur = conn.execute(
-        "INSERT INTO transactions (charger_id, protocol, connector_id, id_token, started_at, meter_start_wh,"
+        "INSERT INTO transactions (charger_id, connector_id, started_at, protocol, id_token, meter_start_wh,"
         " energy_wh) VALUES (?, ?, ?, ?, ?, ?, 0)",
-        (charger_id, OCPP16, connector_id, id_token, started_at, meter_start_wh),
+        (*key, start.meter_start_wh),
     )
     assert cur.lastrowid is not None
     return int(cur.lastrowid), True
@@ -229,81 +260,67 @@ def meter_values16(db: sqlite_utils.Database, charger_id: str, tx_id: int, sampl
     return True
 
 
-def stop16(
-    db: sqlite_utils.Database,
-    charger_id: str,
-    tx_id: int,
-    stopped_at: str,
-    meter_stop_wh: float,
-    reason: str,
-    samples: list[Sample],
-) -> StopOutcome:
+def stop16(db: sqlite_utils.Database, stop: TransactionStop) -> StopOutcome:
     """Record a 1.6 StopTransaction (with its transactionData). Returns "stopped", "already" (it was stopped
-    before: nothing changes, so a resent stop is not a second stop) or "unknown" (no such transaction)."""
+    before: nothing changes, so a resent stop is not a second stop) or "unknown" (no such transaction). Raises
+    ValueError for a naive `stopped_at`."""
     conn = db.conn
-    found = _owned(conn, charger_id, tx_id)
+    stopped_at = iso_utc(stop.stopped_at)
+    found = _owned(conn, stop.charger_id, stop.tx_id)
     if found is None:
         return "unknown"
     if found[1] is not None:
         return "already"
-    _add_samples(conn, tx_id, samples)
+    _add_samples(conn, stop.tx_id, stop.samples)
     conn.execute(
         "UPDATE transactions SET stopped_at = ?, meter_stop_wh = ?, stop_reason = ? WHERE id = ?",
-        (stopped_at, meter_stop_wh, reason, tx_id),
+        (stopped_at, stop.meter_stop_wh, stop.reason, stop.tx_id),
     )
-    _recompute(conn, tx_id)
+    _recompute(conn, stop.tx_id)
     return "stopped"
 
 
-def event201(
-    db: sqlite_utils.Database,
-    charger_id: str,
-    remote_id: str,
-    seq_no: int,
-    event_type: str,
-    at: str,
-    evse_id: int | None,
-    connector_id: int | None,
-    id_token: str | None,
-    stop_reason: str | None,
-    samples: list[Sample],
-) -> tuple[int, bool]:
+def event201(db: sqlite_utils.Database, change: TransactionChange) -> tuple[int, bool]:
     """Apply a 2.0.1 TransactionEvent; returns (the node's id, duplicate). The transaction is created by the
     first event that names it (normally Started; offline delivery may reorder). A (transactionId, seqNo) seen
-    before is a duplicate [E04] and changes nothing."""
+    before is a duplicate [E04] and changes nothing. Raises ValueError for a naive `at`."""
+    at = iso_utc(change.at)
+    reported = (change.evse_id, change.connector_id, change.id_token)
     conn = db.conn
     found = conn.execute(
-        "SELECT id FROM transactions WHERE charger_id = ? AND remote_id = ?", (charger_id, remote_id)
+        "SELECT id FROM transactions WHERE charger_id = ? AND remote_id = ?",
+        (change.charger_id, change.remote_id),
     ).fetchone()
     if found is None:
         cur = conn.execute(
             "INSERT INTO transactions (charger_id, protocol, remote_id, evse_id, connector_id, id_token,"
             " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (charger_id, OCPP201, remote_id, evse_id, connector_id, id_token, at),
+            (change.charger_id, OCPP201, change.remote_id, *reported, at),
         )
         assert cur.lastrowid is not None
         tx_id = int(cur.lastrowid)
     else:
         tx_id = int(found[0])
     seen = conn.execute(
-        "INSERT OR IGNORE INTO transaction_events (transaction_id, seq_no) VALUES (?, ?)", (tx_id, seq_no)
+        "INSERT OR IGNORE INTO transaction_events (transaction_id, seq_no) VALUES (?, ?)",
+        (tx_id, change.seq_no),
     )
     if seen.rowcount == 0:
         return tx_id, True
     conn.execute(
         "UPDATE transactions SET evse_id = coalesce(evse_id, ?), connector_id = coalesce(connector_id, ?),"
         " id_token = coalesce(id_token, ?) WHERE id = ?",
-        (evse_id, connector_id, id_token, tx_id),
+        (*reported, tx_id),
     )
-    if event_type == "Started":
+    if change.event_type == "Started":
         # A Started that arrives after a later event (offline reordering) still gives the start time.
         conn.execute("UPDATE transactions SET started_at = min(started_at, ?) WHERE id = ?", (at, tx_id))
-    _add_samples(conn, tx_id, samples)
-    if event_type == "Ended":
+    _add_samples(conn, tx_id, change.samples)
+    if change.event_type == "Ended":
         conn.execute(
             "UPDATE transactions SET stopped_at = coalesce(stopped_at, ?), stop_reason = coalesce(?, stop_reason)"
             " WHERE id = ?",
-            (at, stop_reason, tx_id),
+            (at, change.stop_reason, tx_id),
         )
         conn.execute(
             "UPDATE transactions SET meter_stop_wh = ? WHERE id = ?",
@@ -320,28 +337,11 @@ class TransactionRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def start(
-        self,
-        charger_id: str,
-        *,
-        connector_id: int,
-        id_token: str,
-        started_at: datetime,
-        meter_start_wh: float,
-    ) -> tuple[int, bool]:
+    async def start(self, start: TransactionStart) -> tuple[int, bool]:
         """Record a transaction the node numbers (1.6 StartTransaction); returns (its id, created). The same
         start resent (same connector, token, time and meter start) returns the first id and creates nothing.
         Raises ValueError for a naive `started_at`."""
-        return await self._store.write(
-            functools.partial(
-                start16,
-                charger_id=charger_id,
-                connector_id=connector_id,
-                id_token=id_token,
-                started_at=iso_utc(started_at),
-                meter_start_wh=meter_start_wh,
-            )
-        )
+        return await self._store.write(functools.partial(start16, start=start))
 
     async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample]) -> bool:
         """Add meter samples to the charger's transaction `tx_id`; False (nothing written) when it has none."""
@@ -349,62 +349,16 @@ class TransactionRepository:
             functools.partial(meter_values16, charger_id=charger_id, tx_id=tx_id, samples=samples)
         )
 
-    async def stop(
-        self,
-        charger_id: str,
-        tx_id: int,
-        *,
-        stopped_at: datetime,
-        meter_stop_wh: float,
-        reason: str,
-        samples: list[Sample],
-    ) -> StopOutcome:
+    async def stop(self, stop: TransactionStop) -> StopOutcome:
         """Record the end of the charger's transaction `tx_id` with its last samples: "stopped", "already"
         (stopped before: nothing changes) or "unknown". Raises ValueError for a naive `stopped_at`."""
-        return await self._store.write(
-            functools.partial(
-                stop16,
-                charger_id=charger_id,
-                tx_id=tx_id,
-                stopped_at=iso_utc(stopped_at),
-                meter_stop_wh=meter_stop_wh,
-                reason=reason,
-                samples=samples,
-            )
-        )
+        return await self._store.write(functools.partial(stop16, stop=stop))
 
-    async def apply_event(
-        self,
-        charger_id: str,
-        remote_id: str,
-        *,
-        seq_no: int,
-        event_type: str,
-        at: datetime,
-        evse_id: int | None,
-        connector_id: int | None,
-        id_token: str | None,
-        stop_reason: str | None,
-        samples: list[Sample],
-    ) -> tuple[int, bool]:
-        """Apply an event (Started, Updated or Ended) of the transaction the charger names `remote_id` (2.0.1
+    async def apply_event(self, change: TransactionChange) -> tuple[int, bool]:
+        """Apply an event (Started, Updated or Ended) of the transaction the charger names (2.0.1
         TransactionEvent); returns (the node's id, duplicate). The first event naming it creates it; a seq_no
         seen before changes nothing. Raises ValueError for a naive `at`."""
-        return await self._store.write(
-            functools.partial(
-                event201,
-                charger_id=charger_id,
-                remote_id=remote_id,
-                seq_no=seq_no,
-                event_type=event_type,
-                at=iso_utc(at),
-                evse_id=evse_id,
-                connector_id=connector_id,
-                id_token=id_token,
-                stop_reason=stop_reason,
-                samples=samples,
-            )
-        )
+        return await self._store.write(functools.partial(event201, change=change))
 
     def get(self, tx_id: int) -> TransactionRow | None:
         """The transaction with the node's id `tx_id`, or None."""
