@@ -113,6 +113,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.listen_mode,
         help="how workers share the OCPP port (default %(default)s; see README)",
     )
+    p.add_argument(
+        "--no-subprotocol",
+        choices=["refuse", "close"],
+        default=d.no_subprotocol,
+        help="an upgrade offering no OCPP version we serve: refuse with HTTP 400 (default, what the OCA test"
+        " tool expects) or upgrade without the header and close with 1002 (the OCPP-J 1.6 text)",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -203,6 +210,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         max_chargers=a.max_chargers,
         unknown_chargers=a.unknown_chargers,
         protocols=protocols,
+        no_subprotocol=a.no_subprotocol,
         heartbeat_interval=a.heartbeat_interval,
         ping_interval=a.ping_interval,
         ping_timeout=a.ping_timeout,

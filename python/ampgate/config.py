@@ -51,6 +51,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_chargers: int = 100_000
     unknown_chargers: Literal["accept", "reject"] = "accept"
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    # An upgrade offering none of `protocols`: "refuse" answers HTTP 400 and never opens the WebSocket (what
+    # the OCA's certification tool expects, so the default); "close" upgrades without the header and closes at
+    # once with 1002 (the OCPP-J 1.6 text).
+    no_subprotocol: Literal["refuse", "close"] = "refuse"
     # BootNotification.interval: the heartbeat interval we ask chargers for. 5 minutes is the common default
     # of CSMSs in the field; WebSocket pings carry liveness in between.
     heartbeat_interval: int = 300

@@ -30,6 +30,10 @@ pub struct WorkerConfig {
     pub link_low: usize,
     /// Admit chargers that are not in the table (until the control plane says otherwise).
     pub accept_unknown: bool,
+    /// An upgrade offering none of `protocols`: refused with HTTP 400 before the upgrade (the default: the
+    /// OCA's certification tool expects no WebSocket), or, when set, upgraded without the header and closed
+    /// at once with 1002 (the OCPP-J 1.6 text).
+    pub upgrade_without_protocol: bool,
     /// Bench only: answer every CALL with a canned CALLRESULT here, with no control plane at all.
     pub canned: bool,
     /// Reuseport mode: bind our own SO_REUSEPORT listener on this address ("host:port") instead of using an
@@ -55,6 +59,7 @@ impl Default for WorkerConfig {
             link_high: 16 << 20,
             link_low: 4 << 20,
             accept_unknown: true,
+            upgrade_without_protocol: false,
             canned: false,
             reuseport_addr: None,
             parent_pid: 0,

@@ -819,6 +819,9 @@ impl Worker {
             Decision::Unknown => return self.reject_http(idx, 404, "unknown charge point", &[]),
         }
         let protocol = choose_protocol(&self.cfg.protocols, &req.protocols).map(str::to_owned);
+        if protocol.is_none() && !self.cfg.upgrade_without_protocol {
+            return self.reject_http(idx, 400, "no agreeable OCPP subprotocol offered", &[]);
+        }
         let mut out = Vec::new();
         codec::response_101(&mut out, &codec::accept_key(&req.key), protocol.as_deref());
         self.write_conn(idx, &out);
@@ -833,7 +836,8 @@ impl Worker {
         self.open += 1;
         match protocol {
             None => {
-                // OCPP-J: complete the handshake without the header, then close.
+                // `upgrade_without_protocol` (the OCPP-J 1.6 text): complete the handshake without the
+                // header, then close.
                 let reason = "no agreeable OCPP subprotocol offered";
                 self.close_conn(idx, (1002, reason), Some((1002, reason)));
             }

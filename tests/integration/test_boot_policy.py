@@ -8,7 +8,8 @@ import json
 
 import httpx
 import websockets
-from ocpp.routing import on
+from ocpp.exceptions import SecurityError
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -34,6 +35,21 @@ class Charger(ChargePoint201):
     @on(Action201.reset)
     async def on_reset(self, type, **_):
         return result201.Reset(status="Accepted")
+
+    @on(Action201.trigger_message)
+    async def on_trigger_message(self, requested_message, **_):
+        return result201.TriggerMessage(status="Accepted")
+
+    @after(Action201.trigger_message)
+    async def after_trigger_message(self, requested_message, **_):
+        # What the trigger asked for, sent after its reply (as a charger does).
+        if requested_message == "StatusNotification":
+            self.triggered = await self.call(
+                call201.StatusNotification(
+                    timestamp="2026-11-30T08:00:00Z", connector_status="Available", evse_id=1, connector_id=1
+                ),
+                suppress=False,
+            )
 
 
 async def command(node, charger_id: str, name: str, body) -> httpx.Response:
@@ -111,6 +127,45 @@ def test_pending_charger_may_only_be_configured_until_registered(node_factory):
     )
     assert boot3[2]["status"] == "Accepted" and boot3[2]["interval"] == 300
     assert authorize3[0] == 3
+
+
+def test_pending_charger_sends_what_a_trigger_asked_for_and_nothing_else(node_factory):
+    """B02.FR.09: while Pending, a charger's own messages are refused with SecurityError unless the central
+    system asked for them (here with TriggerMessage through the command API)."""
+    node = node_factory("--unknown-boot", "pending")
+
+    async def scenario():
+        async with websockets.connect(f"{node.ocpp_url}/WAIT3", subprotocols=["ocpp2.0.1"]) as ws:
+            cp = Charger("WAIT3", ws)
+            task = asyncio.create_task(cp.start())
+            boot = await cp.call(
+                call201.BootNotification(
+                    charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+                ),
+                suppress=False,
+            )
+            refused = None
+            try:
+                await cp.call(call201.Heartbeat(), suppress=False)
+            except SecurityError as e:
+                refused = e
+            trigger = await command(
+                node, "WAIT3", "TriggerMessage", {"requestedMessage": "StatusNotification"}
+            )
+            for _ in range(100):
+                if getattr(cp, "triggered", None) is not None:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+        return boot, refused, trigger, getattr(cp, "triggered", None)
+
+    boot, refused, trigger, triggered = asyncio.run(scenario())
+    assert boot.status == "Pending"
+    assert refused is not None  # the unasked heartbeat
+    assert trigger.status_code == 200 and trigger.json()["status"] == "Accepted"
+    assert triggered is not None  # the StatusNotification it was asked for was answered, not refused
+    statuses = node.get("/chargers/WAIT3").json()["connectors"]
+    assert [(c["evse_id"], c["connector_id"], c["status"]) for c in statuses] == [(1, 1, "Available")]
 
 
 def test_rejected_charger_is_told_when_to_retry_and_gets_nothing_else(node_factory):

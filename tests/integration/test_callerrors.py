@@ -27,6 +27,9 @@ CASES = [
     ("ocpp2.0.1", json.dumps([2, "u9", "NotifyCustomerInformation",
                               {"data": "x", "seqNo": 0, "generatedAt": "2026-01-01T00:00:00Z", "requestId": 1}]),
      "u9", "NotSupported"),
+    # Sent by the central system only: recognised, not supported in this direction (the error table).
+    ("ocpp1.6", '[2, "u8", "Reset", {"type": "Hard"}]', "u8", "NotSupported"),
+    ("ocpp2.0.1", '[2, "u8", "Reset", {"type": "Immediate"}]', "u8", "NotSupported"),
     ("ocpp1.6", '[2, "u3", "BootNotification", []]', "u3", "FormationViolation"),
     ("ocpp2.0.1", '[2, "u3", "BootNotification", []]', "u3", "FormatViolation"),
     ("ocpp1.6", json.dumps([2, "u4", "BootNotification", {**BOOT_16, "colour": "red"}]), "u4", "FormationViolation"),

@@ -196,7 +196,26 @@ def test_unknown_chargers_rejected_when_not_admitted(node_factory):
     assert trio.run(trio_boot, n.ocpp_url, "FRIEND", "ocpp2.0.1")["status"] == "Accepted"
 
 
-def test_no_agreeable_subprotocol_upgrades_without_header_then_closes_1002(node):
+def test_no_agreeable_subprotocol_is_refused_before_the_upgrade(node):
+    """The default, as the OCA's certification tool expects: HTTP 400, no WebSocket."""
+    with RawWs(node.ocpp_port, "/ocpp/CP97", protocols="ocpp9.9") as ws:
+        assert ws.head.startswith(b"HTTP/1.1 400")
+
+    async def with_websockets():
+        with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+            async with websockets.connect(f"{node.ocpp_url}/CP96", subprotocols=["ocpp9.9"]):
+                pass
+        return e.value.response.status_code
+
+    assert asyncio.run(with_websockets()) == 400
+    # A charger offering a version we serve among others gets in with that one.
+    with RawWs(node.ocpp_port, "/ocpp/CP95", protocols="ocpp9.9, ocpp1.6") as ws:
+        assert ws.head.startswith(b"HTTP/1.1 101") and b"ocpp1.6" in ws.head.lower()
+
+
+def test_no_agreeable_subprotocol_upgrades_without_header_then_closes_1002_when_set(node_factory):
+    """`--no-subprotocol close`: the OCPP-J 1.6 text (upgrade without the header, then close)."""
+    node = node_factory("--no-subprotocol", "close")
     with RawWs(node.ocpp_port, "/ocpp/CP99", protocols="ocpp9.9") as ws:
         assert ws.head.startswith(b"HTTP/1.1 101")
         assert b"sec-websocket-protocol" not in ws.head.lower()

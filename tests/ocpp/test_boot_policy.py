@@ -15,31 +15,24 @@ from ampgate.ocpp.boot_policy import (
     BootPolicy,
     command_refusal,
     rule,
+    solicited,
 )
 
 from .fakes import ChargerTable
 
 CHARGER_ACTIONS = sorted(set(v16.CHARGER_INITIATED) | set(v201.CHARGER_INITIATED))
 CSMS_ACTIONS = sorted(set(v16.CSMS_INITIATED) | set(v201.CSMS_INITIATED))
-# What a Pending charger may send [B02]: its boot, liveness, and what TriggerMessage or GetBaseReport ask for.
-PENDING_SENDS = {
-    "BootNotification",
-    "Heartbeat",
-    "StatusNotification",
-    "NotifyReport",
-    "NotifyEvent",
-    "SecurityEventNotification",
-    "FirmwareStatusNotification",
-    "SignedFirmwareStatusNotification",
-    "LogStatusNotification",
-    "DiagnosticsStatusNotification",
-}
+# What a Pending charger may send unasked [B02.FR.09]: its boot (the rest only when solicited, below).
+PENDING_SENDS = {"BootNotification"}
 PENDING_IS_SENT = {
     "GetVariables",
     "SetVariables",
+    "GetBaseReport",
+    "GetReport",
     "GetConfiguration",
     "ChangeConfiguration",
     "TriggerMessage",
+    "ExtendedTriggerMessage",
 }
 
 
@@ -63,8 +56,8 @@ def test_the_table_covers_every_state_and_an_unknown_one_may_do_nothing() -> Non
     assert set(RULES) == {ACCEPTED, PENDING, REJECTED, NEW}
     assert not rule("Bogus").charger_may_send("Heartbeat") and not rule("Bogus").may_be_sent("Reset")
     assert command_refusal(PENDING) == (
-        "is not accepted (boot status Pending): only ChangeConfiguration, GetConfiguration, GetVariables, "
-        "SetVariables, TriggerMessage may be sent"
+        "is not accepted (boot status Pending): only ChangeConfiguration, ExtendedTriggerMessage, "
+        "GetBaseReport, GetConfiguration, GetReport, GetVariables, SetVariables, TriggerMessage may be sent"
     )
     assert command_refusal(None) == "is not accepted (boot status None): no command may be sent"
 
@@ -94,3 +87,25 @@ def test_registering_accepts_a_pending_charger_from_its_next_boot() -> None:
     policy.accept(["CP1"])
     assert policy.decide("CP1").status == ACCEPTED
     assert policy.initial_state("CP1") == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "asked"),
+    [
+        (
+            "TriggerMessage",
+            {"requestedMessage": "StatusNotification", "connectorId": 1},
+            {"StatusNotification"},
+        ),
+        ("TriggerMessage", {"requestedMessage": "Heartbeat"}, {"Heartbeat"}),
+        ("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}, {"SignCertificate"}),
+        ("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}, {"SignCertificate"}),
+        ("ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"}, {"LogStatusNotification"}),
+        ("GetBaseReport", {"requestId": 1, "reportBase": "FullInventory"}, {"NotifyReport"}),
+        ("GetReport", {"requestId": 2}, {"NotifyReport"}),
+        ("GetVariables", {"getVariableData": []}, set()),
+        ("TriggerMessage", {"requestedMessage": 7}, set()),
+    ],
+)
+def test_what_a_command_asks_the_charger_to_send(action: str, payload: object, asked: set[str]) -> None:
+    assert solicited(action, payload) == asked

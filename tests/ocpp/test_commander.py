@@ -75,10 +75,28 @@ def test_who_may_be_sent_what() -> None:
     assert commander.ready("PEND", "GetVariables") == "ocpp2.0.1"
     with pytest.raises(ConflictError) as c:
         commander.ready("PEND", "Reset")
-    assert (
-        "only ChangeConfiguration, GetConfiguration, GetVariables, SetVariables, TriggerMessage"
-        in c.value.message
-    )
+    assert "only ChangeConfiguration, ExtendedTriggerMessage, GetBaseReport" in c.value.message
+
+
+def test_a_trigger_sent_to_a_pending_charger_lets_it_send_what_was_asked() -> None:
+    async def main() -> None:
+        links = {"PEND": Link(True, "ocpp2.0.1", 3)}
+        h, commander = setup(known={"PEND"}, links=links, accepted=[], unknown_boot="pending")
+        s = h.open("PEND", "ocpp2.0.1", conn_id=3)
+        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+        assert h.call(s, "BootNotification", boot)[2]["status"] == "Pending"
+        assert h.call(s, "Heartbeat", {})[2] == "SecurityError"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(commander.call, "PEND", "TriggerMessage", {"requestedMessage": "Heartbeat"})
+            await trio.testing.wait_all_tasks_blocked()
+            ((_, call),) = h.wire.sent
+            # The triggered message may arrive before the trigger's reply: it is already allowed.
+            assert h.call(s, "Heartbeat", {}, unique_id="h2")[0] == 3
+            h.router.handle(s, msgspec.json.encode([3, call[1], {"status": "Accepted"}]))
+        assert s.solicited == {"Heartbeat"}
+        assert h.call(s, "StatusNotification", {"x": 1})[2] == "SecurityError"  # not asked for
+
+    run(main)
 
 
 def test_a_command_is_checked_sent_answered_and_published() -> None:

@@ -24,6 +24,7 @@ from ampgate.ocpp.envelope import (
         (Fault.UNKNOWN_MESSAGE_TYPE, "ProtocolError", "MessageTypeNotSupported"),
         (Fault.UNKNOWN_ACTION, "NotImplemented", "NotImplemented"),
         (Fault.UNSUPPORTED_ACTION, "NotSupported", "NotSupported"),
+        (Fault.CSMS_ONLY_ACTION, "NotSupported", "NotSupported"),
         (Fault.FORMAT, "FormationViolation", "FormatViolation"),
         (Fault.MISSING, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
         (Fault.TYPE, "TypeConstraintViolation", "TypeConstraintViolation"),

@@ -56,7 +56,7 @@ def test_a_new_charger_may_send_only_its_boot() -> None:
     assert h.chargers.accepted == ["CP-NEW"]  # remembered
 
 
-def test_a_pending_charger_sends_liveness_status_and_reports_only() -> None:
+def test_a_pending_charger_sends_only_its_boot_and_what_it_was_asked_for() -> None:
     h = Harness(unknown_boot="pending")
     booted(h)
     s = h.open("CP-P", "ocpp2.0.1")
@@ -64,12 +64,13 @@ def test_a_pending_charger_sends_liveness_status_and_reports_only() -> None:
         s, "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
     )
     assert (boot[2]["status"], boot[2]["interval"]) == ("Pending", 60)
+    # Unasked, even a heartbeat is refused [B02.FR.09].
+    assert h.call(s, "Heartbeat", {})[2] == "SecurityError"
+    s.solicited = frozenset({"Heartbeat"})  # as the Commander records a TriggerMessage(Heartbeat)
     assert h.call(s, "Heartbeat", {})[0] == 3
-    # Allowed while Pending, but the node handles no NotifyReport yet: NotSupported, not SecurityError.
-    report = {"requestId": 1, "generatedAt": "2026-01-01T00:00:00Z", "seqNo": 0}
-    assert h.call(s, "NotifyReport", report)[2] == "NotSupported"
     authorize = {"idToken": {"idToken": "T", "type": "ISO14443"}}
     assert h.call(s, "Authorize", authorize)[2] == "SecurityError"
+    assert h.call(s, "StatusNotification", {"x": 1})[2] == "SecurityError"
     assert h.chargers.accepted == []
 
 
@@ -88,6 +89,12 @@ def test_unknown_unsupported_and_invalid_calls() -> None:
     booted(h)
     s = h.open("CP1", "ocpp2.0.1")
     assert h.call(s, "Teleport", {})[2] == "NotImplemented"
+    # What only the central system sends: recognised, not supported in that direction.
+    reset = h.call(s, "Reset", {"type": "Immediate"})
+    assert reset[2] == "NotSupported" and "sent by the central system" in reset[3]
+    s16 = h.open("CP1", "ocpp1.6", conn_id=2)
+    assert h.call(s16, "RemoteStartTransaction", {"idTag": "T"})[2] == "NotSupported"
+    assert h.call(s16, "TransactionEvent", {})[2] == "NotImplemented"  # a 2.0.1 action on a 1.6 link
     assert (
         h.call(s, "NotifyChargingLimit", {"chargingLimit": {"chargingLimitSource": "EMS"}})[2]
         == "NotSupported"

@@ -181,6 +181,7 @@ class Gateway:
             "max_write_queue": cfg.max_write_queue,
             "max_connections": cfg.worker_max_connections,
             "accept_unknown": cfg.unknown_chargers == "accept",
+            "upgrade_without_protocol": cfg.no_subprotocol == "close",
             "parent_pid": os.getpid(),
         }
         pass_fds: tuple[int, ...]

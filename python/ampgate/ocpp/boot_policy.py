@@ -7,8 +7,9 @@ NEW. A charger never accepted before gets the node's policy for unknown chargers
 Pending or Rejected. The rules per state are the table `RULES`:
 
 - Accepted: everything, both ways.
-- Pending [B02]: the charger sends its boot, liveness, and what a TriggerMessage or GetBaseReport asks of it;
-  the central system sends only configuration requests and TriggerMessage.
+- Pending [B02]: the charger sends its boot and nothing else but what the central system asked of it in this
+  session with TriggerMessage (or a report it asked for with GetBaseReport / GetReport) [B02.FR.09]; the central
+  system sends only configuration and report requests and TriggerMessage.
 - Rejected [B03] and NEW: the charger may send BootNotification only; the central system sends nothing.
 Anything a charger may not send is answered SecurityError (by the router).
 """
@@ -49,23 +50,21 @@ _BOOT_ONLY = frozenset({"BootNotification"})
 
 RULES: dict[BootState, Rule] = {
     ACCEPTED: Rule(charger_sends=ANY, csms_sends=ANY),
+    # A Pending charger sends nothing but its boot, and what the central system asked of it in this session
+    # (`solicited`) [B02.FR.09]; everything else is answered SecurityError.
     PENDING: Rule(
-        charger_sends=frozenset(
-            {
-                "BootNotification",
-                "Heartbeat",
-                "StatusNotification",
-                "NotifyReport",
-                "NotifyEvent",
-                "SecurityEventNotification",
-                "FirmwareStatusNotification",
-                "SignedFirmwareStatusNotification",
-                "LogStatusNotification",
-                "DiagnosticsStatusNotification",
-            }
-        ),
+        charger_sends=_BOOT_ONLY,
         csms_sends=frozenset(
-            {"GetVariables", "SetVariables", "GetConfiguration", "ChangeConfiguration", "TriggerMessage"}
+            {
+                "GetVariables",
+                "SetVariables",
+                "GetBaseReport",
+                "GetReport",
+                "GetConfiguration",
+                "ChangeConfiguration",
+                "TriggerMessage",
+                "ExtendedTriggerMessage",
+            }
         ),
     ),
     REJECTED: Rule(charger_sends=_BOOT_ONLY, csms_sends=frozenset()),
@@ -74,6 +73,30 @@ RULES: dict[BootState, Rule] = {
 
 # The answer to a BootNotification of a charger never accepted before, by the node's setting.
 _UNKNOWN_BOOT: dict[UnknownBoot, BootState] = {"accept": ACCEPTED, "pending": PENDING, "reject": REJECTED}
+
+
+# What TriggerMessage's requestedMessage (1.6, 1.6 security ExtendedTriggerMessage, 2.0.1) asks a charger to
+# send, where the action is not named the same.
+_TRIGGERED_ACTION = {
+    "SignChargePointCertificate": "SignCertificate",
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
+}
+# Commands whose answer comes back as a message of the charger's own.
+_REPORTS = {"GetBaseReport": "NotifyReport", "GetReport": "NotifyReport"}
+
+
+def solicited(action: str, payload: object) -> frozenset[str]:
+    """What the charger is asked to send by command `action` with `payload` (as the spec writes it): the
+    message a TriggerMessage requests, the NotifyReport a report request is answered with; else nothing."""
+    if action in _REPORTS:
+        return frozenset({_REPORTS[action]})
+    if action in ("TriggerMessage", "ExtendedTriggerMessage") and isinstance(payload, dict):
+        requested = payload.get("requestedMessage")
+        if isinstance(requested, str):
+            return frozenset({_TRIGGERED_ACTION.get(requested, requested)})
+    return frozenset()
 
 
 def rule(state: BootState) -> Rule:

@@ -47,6 +47,8 @@ class SessionView(Protocol):
     @property
     def boot_state(self) -> str: ...
 
+    solicited: frozenset[str]
+
 
 class SessionLookup(Protocol):
     """The router's live sessions by connection id."""
@@ -86,6 +88,9 @@ class Commander:
     def ready(self, charger_id: str, action: str) -> str:
         """The protocol of `charger_id` if `action` may be sent to it now. Raises NotFoundError (unknown
         charger), ChargerOfflineError, ConflictError `charger_not_accepted` (its boot state forbids it)."""
+        return self._ready(charger_id, action)[0]
+
+    def _ready(self, charger_id: str, action: str) -> tuple[str, SessionView]:
         presence = self._presence.get(charger_id)
         if presence is None and not self._known(charger_id):
             raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
@@ -97,7 +102,8 @@ class Commander:
             raise ConflictError(
                 f"charger {charger_id!r} {boot_policy.command_refusal(state)}", code="charger_not_accepted"
             )
-        return presence.protocol
+        assert session is not None
+        return presence.protocol, session
 
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
@@ -105,7 +111,7 @@ class Commander:
         the central system does not send in that version), ChargerOfflineError, ConflictError, ValidationError
         naming the field, ChargerCallError (a CALLERROR, or a reply that breaks the schema),
         ChargerTimeoutError."""
-        protocol = self.ready(charger_id, action)
+        protocol, session = self._ready(charger_id, action)
         try:
             payloads.validate_request(protocol, action, payload)
         except KeyError:
@@ -114,6 +120,9 @@ class Commander:
                 field="name",
                 code="unknown_command",
             ) from None
+        if session.boot_state != boot_policy.ACCEPTED:
+            # Asked before it goes out: the charger may answer with the message before the reply arrives.
+            session.solicited |= boot_policy.solicited(action, payload)
         c = self._outbox.enqueue(charger_id, action, payload)
         try:
             with trio.move_on_after(self.timeout):

@@ -31,6 +31,7 @@ class Fault(enum.Enum):
     UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
     UNKNOWN_ACTION = "unknown_action"
     UNSUPPORTED_ACTION = "unsupported_action"  # known to OCPP, not handled by the node
+    CSMS_ONLY_ACTION = "csms_only_action"  # an action only the central system sends (e.g. Reset)
     FORMAT = "format"  # payload not an object, or a property the schema forbids
     MISSING = "missing"  # required field missing
     TYPE = "type"  # wrong JSON type, string over its maxLength
@@ -46,6 +47,9 @@ _CODES: dict[Fault, tuple[str, str]] = {
     Fault.UNKNOWN_MESSAGE_TYPE: ("ProtocolError", "MessageTypeNotSupported"),
     Fault.UNKNOWN_ACTION: ("NotImplemented", "NotImplemented"),
     Fault.UNSUPPORTED_ACTION: ("NotSupported", "NotSupported"),
+    # A charger sending what only the central system sends (Reset, ...): the action is recognised, and not
+    # supported in that direction: NotSupported. NotImplemented is for an action the version does not have.
+    Fault.CSMS_ONLY_ACTION: ("NotSupported", "NotSupported"),
     Fault.FORMAT: ("FormationViolation", "FormatViolation"),
     Fault.MISSING: ("OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
     Fault.TYPE: ("TypeConstraintViolation", "TypeConstraintViolation"),

@@ -19,6 +19,11 @@ def charger_actions(protocol: str) -> frozenset[str]:
     return frozenset(_VERSIONS[protocol].CHARGER_INITIATED)
 
 
+def csms_actions(protocol: str) -> frozenset[str]:
+    """Actions the central system sends to a charger speaking `protocol`."""
+    return frozenset(_VERSIONS[protocol].CSMS_INITIATED)
+
+
 def _validate(types: dict[str, type], action: str, payload: Any, what: str) -> None:
     typ = types[action]
     if not isinstance(payload, dict):

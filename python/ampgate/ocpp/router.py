@@ -73,6 +73,9 @@ class Session(msgspec.Struct, gc=False):
     protocol: str
     presence: Liveness
     boot_state: BootState = boot_policy.NEW
+    # What the central system asked this charger to send while it is not accepted (TriggerMessage,
+    # GetBaseReport): the boot policy lets a Pending charger send these [B02.FR.09].
+    solicited: frozenset[str] = frozenset()
 
 
 Handler = Callable[[Session, Any], Any]
@@ -259,7 +262,7 @@ class OcppRouter:
         # A charger not accepted gets SecurityError for what its boot state does not allow, whatever the
         # payload holds [B03].
         state = session.boot_state
-        if not boot_policy.rule(state).charger_may_send(action):
+        if not boot_policy.rule(state).charger_may_send(action) and action not in session.solicited:
             raise RpcFault(
                 Fault.SECURITY, f"{action} refused: the charger is not accepted (boot status {state})"
             )
@@ -267,6 +270,8 @@ class OcppRouter:
         if entry is None:
             if action in payloads.charger_actions(session.protocol):
                 raise RpcFault(Fault.UNSUPPORTED_ACTION, f"{action} is not supported by this central system")
+            if action in payloads.csms_actions(session.protocol):
+                raise RpcFault(Fault.CSMS_ONLY_ACTION, f"{action} is sent by the central system, not to it")
             raise RpcFault(Fault.UNKNOWN_ACTION, f"{action} is not an OCPP {session.protocol} action")
         decode, handler = entry
         try:
