@@ -255,6 +255,7 @@ async def _serve(cfg: NodeConfig) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             await nursery.start(node.run)
             print(_banner(node), flush=True)
+            node.write_ready_file()
             async for _sig in signals:
                 print("ampgate: shutting down", flush=True)
                 node.request_stop()

@@ -25,6 +25,7 @@ __all__ = [
     "ConnectorStatusChanged",
     "Event",
     "FirmwareStatusReported",
+    "SecurityEventReported",
     "TransactionEnded",
     "TransactionStarted",
     "TransactionUpdated",
@@ -146,6 +147,19 @@ class FirmwareStatusReported(Event, frozen=True, kw_only=True, tag="firmware.sta
     request_id: int | None
 
 
+# -- security -----------------------------------------------------------------------------------------------------
+
+
+class SecurityEventReported(Event, frozen=True, kw_only=True, tag="security.event"):
+    """A SecurityEventNotification, stored as `id`; `critical` when the spec lists its type as critical."""
+
+    id: int
+    event_type: str
+    occurred_at: datetime
+    tech_info: str | None
+    critical: bool
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -185,6 +199,7 @@ AnyEvent = (
     | TransactionUpdated
     | TransactionEnded
     | FirmwareStatusReported
+    | SecurityEventReported
     | CommandSent
     | CommandAnswered
     | CommandFailed

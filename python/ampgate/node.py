@@ -40,6 +40,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -65,6 +66,7 @@ class Node:
         id_tokens = IdTokenRepository(self.store)
         transactions = TransactionRepository(self.store)
         connectors = ConnectorStatusRepository(self.store)
+        security_events = SecurityEventRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
         self.policy = BootPolicy(
@@ -89,6 +91,7 @@ class Node:
             TransactionHandlers(transactions, authorizer, self.bus, clock),
             StatusHandlers(connectors, self.bus, clock),
             FirmwareHandlers(chargers, self.bus, clock),
+            SecurityEventHandlers(security_events, self.bus, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
@@ -114,6 +117,7 @@ class Node:
             local_lists=LocalLists(id_tokens, self.commander, clock),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
+            security_events=security_events,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -152,7 +156,6 @@ class Node:
                         )
                     )
                     self.health.started()
-                    self._write_ready_file()
                     task_status.started(self)
                     await self._stop.wait()
                     await self.gateway.stop()
@@ -173,7 +176,9 @@ class Node:
         log.warning("--public-base-url not set: chargers will be sent URLs under %s", url)
         return url
 
-    def _write_ready_file(self) -> None:
+    def write_ready_file(self) -> None:
+        """Write the ports (and the first admin token) as JSON to --ready-file, atomically; the CLI calls it
+        once the node runs and its banner is out, so a script that waits for the file finds both."""
         if not self.config.ready_file:
             return
         info = {

@@ -20,6 +20,7 @@ import trio
 from ampgate.api import ApiServices, create_app
 from ampgate.errors import ChargerOfflineError
 from ampgate.ocpp.id_tokens import IdTokens
+from ampgate.security import SecurityEventRepository
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -95,6 +96,7 @@ class StandInNode:
             local_lists=self,
             id_tokens=IdTokens(self.id_token_table),
             transactions=TransactionRepository(self.store),
+            security_events=SecurityEventRepository(self.store),
             health=self.health,
         )
 

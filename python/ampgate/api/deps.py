@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.security import SecurityEventRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
@@ -125,6 +126,23 @@ class TransactionReads(Protocol):
 
 
 @runtime_checkable
+class SecurityEventReads(Protocol):
+    """Security events (`ampgate.security.SecurityEventRepository`)."""
+
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        critical: bool | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[SecurityEventRow]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -144,4 +162,5 @@ class ApiServices:
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads
+    security_events: SecurityEventReads
     health: HealthReport

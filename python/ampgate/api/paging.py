@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar.openapi.datastructures import ResponseSpec
@@ -49,3 +50,25 @@ def decode_cursor(cursor: str, validate: Callable[[str], object]) -> str:
     except (ValueError, binascii.Error, ValidationError):
         raise ValidationError("cursor is not one this API returned", field="cursor") from None
     return key
+
+
+def instant(text: str | None, field: str) -> datetime | None:
+    """A `since` / `until` query value: ISO 8601, a time without a zone read as UTC (the zone of every time
+    the API gives). Raises ValidationError naming `field`."""
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{field} is not an ISO 8601 date-time", field=field) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def int_cursor(cursor: str | None) -> int | None:
+    """The row id inside a cursor of a list ordered by a numeric id (the cursor is the last id of the previous
+    page). Raises ValidationError(field="cursor") for one this API did not make."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise ValidationError("cursor is not one this API returned", field="cursor")
+    return int(cursor)

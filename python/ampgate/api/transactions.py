@@ -3,7 +3,6 @@ newest first, with their energy and last meter values; one transaction with ever
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, get
@@ -13,35 +12,16 @@ from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
 from ampgate.api.deps import ChargerReads, TransactionReads
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, instant, int_cursor
 from ampgate.api.schemas import ErrorBody, SampleRead, TransactionDetail, TransactionPage, TransactionRead
 from ampgate.clock import parse_iso
-from ampgate.errors import NotFoundError, ValidationError
+from ampgate.errors import NotFoundError
 from ampgate.store import Sample, TransactionRow
 
 _ERRORS = COMMON_ERRORS
 
 Since = Annotated[str | None, Parameter(description="Only transactions started at or after (ISO 8601)")]
 Until = Annotated[str | None, Parameter(description="Only transactions started before (ISO 8601)")]
-
-
-def _instant(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{field} is not an ISO 8601 date-time", field=field) from None
-    # A time without a zone is read as UTC, the zone every timestamp of the API is in.
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise ValidationError("cursor is not one this API returned", field="cursor")
-    return int(cursor)
 
 
 def sample_read(s: Sample) -> SampleRead:
@@ -81,10 +61,10 @@ def _page(
 ) -> TransactionPage:
     rows = transactions.page(
         limit + 1,
-        before=_cursor(cursor),
+        before=int_cursor(cursor),
         charger_id=charger_id,
-        since=_instant(since, "since"),
-        until=_instant(until, "until"),
+        since=instant(since, "since"),
+        until=instant(until, "until"),
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -106,6 +106,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE chargers ADD COLUMN firmware_request_id INTEGER NULL;
     ALTER TABLE chargers ADD COLUMN firmware_status_at TEXT NULL;
     """,
+    # 4: security events (SecurityEventNotification): unique on what the charger sent, so a resend is one row;
+    # listed newest first, per charger or fleet-wide.
+    """
+    CREATE TABLE security_events (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        occurred_at TEXT NOT NULL,
+        tech_info TEXT NOT NULL DEFAULT '',
+        critical INTEGER NOT NULL,
+        received_at TEXT NOT NULL,
+        UNIQUE (charger_id, type, occurred_at, tech_info)
+    );
+    CREATE INDEX security_events_charger ON security_events (charger_id, id);
+    """,
 )
 
 
