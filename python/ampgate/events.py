@@ -16,6 +16,7 @@ import msgspec
 from ampgate.store.transactions import Sample
 
 __all__ = [
+    "CertificateRequested",
     "ChargerBooted",
     "ChargerConnected",
     "ChargerDisconnected",
@@ -160,6 +161,16 @@ class SecurityEventReported(Event, frozen=True, kw_only=True, tag="security.even
     critical: bool
 
 
+class CertificateRequested(Event, frozen=True, kw_only=True, tag="certificate.requested"):
+    """A charger's SignCertificate, Get15118EVCertificate or GetCertificateStatus and the answer it got
+    (`reason_code` the statusInfo reasonCode, when one was given)."""
+
+    action: str
+    certificate_type: str | None
+    status: str
+    reason_code: str | None
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -200,6 +211,7 @@ AnyEvent = (
     | TransactionEnded
     | FirmwareStatusReported
     | SecurityEventReported
+    | CertificateRequested
     | CommandSent
     | CommandAnswered
     | CommandFailed

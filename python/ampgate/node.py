@@ -21,6 +21,7 @@ import trio
 from ampgate import _native
 from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
+from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
@@ -92,6 +93,9 @@ class Node:
             StatusHandlers(connectors, self.bus, clock),
             FirmwareHandlers(chargers, self.bus, clock),
             SecurityEventHandlers(security_events, self.bus, clock),
+            # No certificate authority, contract-certificate provider or OCSP responder yet: each request
+            # gets the spec's explicit "not enabled" answer.
+            CertificateHandlers(self.bus, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
