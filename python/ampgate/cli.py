@@ -108,6 +108,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds a remote command waits for the charger (default %(default)s)",
     )
     p.add_argument(
+        "--report-timeout",
+        type=float,
+        default=d.report_timeout,
+        help="seconds a device-model refresh waits for the charger's whole report (default %(default)s)",
+    )
+    p.add_argument(
         "--listen-mode",
         choices=["shared", "reuseport"],
         default=d.listen_mode,
@@ -219,6 +225,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,
         call_timeout=a.call_timeout,
+        report_timeout=a.report_timeout,
         unknown_boot=a.unknown_boot,
         boot_retry_interval=a.boot_retry_interval,
     )

@@ -66,6 +66,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     boot_retry_interval: int = 60
     # How long a remote command waits for the charger's answer (queueing included) before it fails with 504.
     call_timeout: float = 30.0
+    # How long a refresh of a charger's device model waits for the whole report after the charger accepted.
+    report_timeout: float = 120.0
     ping_interval: float = 60.0
     ping_timeout: float = 30.0
     handshake_timeout: float = 10.0

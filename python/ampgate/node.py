@@ -25,6 +25,7 @@ from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
+from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -41,6 +42,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.store import (
     ApiTokenRepository,
@@ -68,6 +70,8 @@ class Node:
         transactions = TransactionRepository(self.store)
         connectors = ConnectorStatusRepository(self.store)
         security_events = SecurityEventRepository(self.store)
+        reports = Reports(ReportRepository(self.store), clock)
+        variables = DeviceModelRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
         self.policy = BootPolicy(
@@ -96,6 +100,7 @@ class Node:
             # No certificate authority, contract-certificate provider or OCSP responder yet: each request
             # gets the spec's explicit "not enabled" answer.
             CertificateHandlers(self.bus, clock),
+            DeviceModelHandlers(variables, reports, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
@@ -109,6 +114,11 @@ class Node:
             timeout=config.call_timeout,
         )
 
+        # The API's commands go through the device model: split to the charger's limits, and learned from.
+        device_model = DeviceModel(
+            self.commander, variables, reports, clock, report_timeout=config.report_timeout
+        )
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.api_services = ApiServices(
@@ -117,11 +127,12 @@ class Node:
             presence=self.presence,
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
-            commander=self.commander,
+            commander=device_model,
             local_lists=LocalLists(id_tokens, self.commander, clock),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
             security_events=security_events,
+            device_model=device_model,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)

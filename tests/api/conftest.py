@@ -18,8 +18,11 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
+from ampgate.clock import Clock
+from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.errors import ChargerOfflineError
 from ampgate.ocpp.id_tokens import IdTokens
+from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventRepository
 from ampgate.store import (
     ApiTokenRepository,
@@ -78,6 +81,12 @@ class StandInNode:
         self.registered.append((charger_id, password))
         return result
 
+    def ready(self, charger_id: str, action: str) -> str:
+        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+
+    def check(self, charger_id: str, action: str, payload: Any) -> str:
+        return self.ready(charger_id, action)
+
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
@@ -97,6 +106,13 @@ class StandInNode:
             id_tokens=IdTokens(self.id_token_table),
             transactions=TransactionRepository(self.store),
             security_events=SecurityEventRepository(self.store),
+            device_model=DeviceModel(
+                self,
+                DeviceModelRepository(self.store),
+                Reports(ReportRepository(self.store), Clock()),
+                Clock(),
+                report_timeout=5.0,
+            ),
             health=self.health,
         )
 

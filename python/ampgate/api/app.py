@@ -15,6 +15,7 @@ from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
 from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.deps import ApiServices
+from ampgate.api.device_model import DeviceModelController
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
@@ -49,6 +50,7 @@ def create_app(services: ApiServices) -> Litestar:
             ChargerTransactionController,
             SecurityEventController,
             ChargerSecurityEventController,
+            DeviceModelController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

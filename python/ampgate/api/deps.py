@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.devicemodel import VariableRow
 from ampgate.security import SecurityEventRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
@@ -143,6 +144,23 @@ class SecurityEventReads(Protocol):
 
 
 @runtime_checkable
+class DeviceModelService(Protocol):
+    """`ampgate.devicemodel.DeviceModel`."""
+
+    def page(
+        self,
+        charger_id: str,
+        limit: int,
+        /,
+        *,
+        component: str | None = None,
+        variable: str | None = None,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[VariableRow]: ...
+    async def refresh(self, charger_id: str, /) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -163,4 +181,5 @@ class ApiServices:
     id_tokens: IdTokenService
     transactions: TransactionReads
     security_events: SecurityEventReads
+    device_model: DeviceModelService
     health: HealthReport

@@ -105,12 +105,12 @@ class Commander:
         assert session is not None
         return presence.protocol, session
 
-    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
-        """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
-        version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
-        the central system does not send in that version), ChargerOfflineError, ConflictError, ValidationError
-        naming the field, ChargerCallError (a CALLERROR, or a reply that breaks the schema),
-        ChargerTimeoutError."""
+    def check(self, charger_id: str, action: str, payload: Any) -> str:
+        """The charger's protocol if `action` with `payload` may be sent to it now: `call`'s checks without
+        sending (for a caller that sends one request as several calls and must not send half of it)."""
+        return self._checked(charger_id, action, payload)[0]
+
+    def _checked(self, charger_id: str, action: str, payload: Any) -> tuple[str, SessionView]:
         protocol, session = self._ready(charger_id, action)
         try:
             payloads.validate_request(protocol, action, payload)
@@ -120,6 +120,15 @@ class Commander:
                 field="name",
                 code="unknown_command",
             ) from None
+        return protocol, session
+
+    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+        """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
+        version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
+        the central system does not send in that version), ChargerOfflineError, ConflictError, ValidationError
+        naming the field, ChargerCallError (a CALLERROR, or a reply that breaks the schema),
+        ChargerTimeoutError."""
+        _, session = self._checked(charger_id, action, payload)
         if session.boot_state != boot_policy.ACCEPTED:
             # Asked before it goes out: the charger may answer with the message before the reply arrives.
             session.solicited |= boot_policy.solicited(action, payload)

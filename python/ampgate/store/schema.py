@@ -121,6 +121,49 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX security_events_charger ON security_events (charger_id, id);
     """,
+    # 5: multi-part reports chargers send in answer to our requests (NotifyReport, NotifyMonitoringReport,
+    # NotifyDisplayMessages, NotifyCustomerInformation, ReportChargingProfiles), each part as received; and the
+    # device model the reports, GetVariables / SetVariables and 1.6 GetConfiguration build. Absent levels
+    # are stored as '' / -1 so that they take part in the key.
+    """
+    CREATE TABLE charger_reports (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        request_id INTEGER NOT NULL,
+        requested_at TEXT NULL,
+        completed_at TEXT NULL,
+        parts INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (charger_id, kind, request_id)
+    );
+    CREATE TABLE charger_report_parts (
+        report_id INTEGER NOT NULL,
+        seq_no INTEGER NOT NULL,
+        tbc INTEGER NOT NULL,
+        generated_at TEXT NULL,
+        received_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (report_id, seq_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE device_variables (
+        charger_id TEXT NOT NULL,
+        component TEXT NOT NULL,
+        component_instance TEXT NOT NULL DEFAULT '',
+        evse_id INTEGER NOT NULL DEFAULT -1,
+        connector_id INTEGER NOT NULL DEFAULT -1,
+        variable TEXT NOT NULL,
+        variable_instance TEXT NOT NULL DEFAULT '',
+        attribute_type TEXT NOT NULL,
+        value TEXT NULL,
+        mutability TEXT NULL,
+        persistent INTEGER NULL,
+        constant INTEGER NULL,
+        characteristics TEXT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, component, component_instance, evse_id, connector_id, variable,
+                     variable_instance, attribute_type)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

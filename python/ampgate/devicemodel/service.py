@@ -1,0 +1,171 @@
+"""`DeviceModel`: sends the commands that read and write a charger's variables, split to the charger's limits
+and merged back, learns from every answer, and refreshes the whole model on request."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+import trio
+
+from ampgate.clock import Clock
+from ampgate.devicemodel import convert
+from ampgate.devicemodel.limits import SPLIT, merge_replies, split_request
+from ampgate.devicemodel.repository import Variable, VariableRow
+from ampgate.errors import ChargerTimeoutError, ConflictError
+from ampgate.ocpp.envelope import OCPP16
+
+log = logging.getLogger(__name__)
+
+NOTIFY_REPORT = "NotifyReport"
+# 2.0.1 DeviceDataCtrlr variables that bound a request, instanced by the action (appendix 3.1.7).
+DEVICE_DATA = "DeviceDataCtrlr"
+# 1.6: how many keys one GetConfiguration may ask for.
+GET_CONFIGURATION_MAX_KEYS = "GetConfigurationMaxKeys"
+
+
+class Commands(Protocol):
+    def ready(self, charger_id: str, action: str, /) -> str: ...
+    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
+    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
+
+class VariableStore(Protocol):
+    async def record_now(
+        self, charger_id: str, variables: list[Variable], at: datetime, /, *, full: bool
+    ) -> None: ...
+    def value(self, charger_id: str, component: str, variable: str, instance: str = ..., /) -> str | None: ...
+    def page(
+        self,
+        charger_id: str,
+        limit: int,
+        /,
+        *,
+        component: str | None = ...,
+        variable: str | None = ...,
+        after: tuple[Any, ...] | None = ...,
+    ) -> list[VariableRow]: ...
+
+
+class ReportWaits(Protocol):
+    def next_request_id(self) -> int: ...
+    async def expect(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
+    async def wait(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
+
+
+def _positive(text: str | None) -> int | None:
+    try:
+        n = int(text) if text is not None else None
+    except ValueError:
+        return None
+    return n if n is not None and n > 0 else None
+
+
+class DeviceModel:
+    """Implements the Commander's `call` for the API (every other command passes through unchanged)."""
+
+    def __init__(
+        self,
+        commander: Commands,
+        variables: VariableStore,
+        reports: ReportWaits,
+        clock: Clock,
+        *,
+        report_timeout: float,
+    ) -> None:
+        self._commander = commander
+        self._variables = variables
+        self._reports = reports
+        self._clock = clock
+        self.report_timeout = report_timeout
+
+    def limits(self, charger_id: str, protocol: str, action: str) -> tuple[int | None, int | None]:
+        """(items, bytes) one call of `action` may carry to the charger, as its device model says (None: no
+        limit known)."""
+        if protocol == OCPP16:
+            return _positive(self._variables.value(charger_id, "", GET_CONFIGURATION_MAX_KEYS)), None
+        items = self._variables.value(charger_id, DEVICE_DATA, "ItemsPerMessage", action)
+        size = self._variables.value(charger_id, DEVICE_DATA, "BytesPerMessage", action)
+        return _positive(items), _positive(size)
+
+    def page(
+        self,
+        charger_id: str,
+        limit: int,
+        *,
+        component: str | None = None,
+        variable: str | None = None,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[VariableRow]:
+        """The charger's variables as known, in order (see `DeviceModelRepository.page`)."""
+        return self._variables.page(charger_id, limit, component=component, variable=variable, after=after)
+
+    def ready(self, charger_id: str, action: str) -> str:
+        return self._commander.ready(charger_id, action)
+
+    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+        """Send `action` like the Commander does (same errors); GetVariables, SetVariables,
+        SetVariableMonitoring and GetConfiguration go as several calls when the charger's limits say so (the
+        whole request is checked first: nothing is sent of an invalid one), with the results merged. What the
+        answers say of the charger's variables is recorded before this returns."""
+        if action in SPLIT and isinstance(payload, dict):
+            protocol = self._commander.check(charger_id, action, payload)
+            items, size = self.limits(charger_id, protocol, action)
+            parts = split_request(action, payload, items, size)
+            if len(parts) > 1:
+                log.info(
+                    "%s: %s sent as %d calls (limits %s items, %s bytes)",
+                    charger_id,
+                    action,
+                    len(parts),
+                    items,
+                    size,
+                )
+            reply = merge_replies(action, [await self._commander.call(charger_id, action, p) for p in parts])
+        else:
+            reply = await self._commander.call(charger_id, action, payload)
+        await self._learn(charger_id, action, payload, reply)
+        return reply
+
+    async def _learn(self, charger_id: str, action: str, payload: Any, reply: Any) -> None:
+        if not isinstance(reply, dict):
+            return
+        learned: list[Variable] = []
+        if action == "GetVariables":
+            learned = convert.from_get_variables(reply)
+        elif action == "SetVariables":
+            learned = convert.from_set_variables(payload, reply)
+        elif action == "GetConfiguration":
+            learned = convert.from_configuration(reply)
+        elif action == "ChangeConfiguration":
+            learned = convert.from_change_configuration(payload, reply)
+        if learned:
+            await self._variables.record_now(charger_id, learned, self._clock.now(), full=False)
+
+    async def refresh(self, charger_id: str) -> dict[str, Any]:
+        """Ask the charger for its whole device model and wait until it has all arrived: 2.0.1 GetBaseReport
+        FullInventory (answered by NotifyReport parts), 1.6 GetConfiguration of every key. Returns the request
+        id (2.0.1) and the charger's status. Raises the Commander's errors, ConflictError `report_refused` when
+        the charger does not accept, ChargerTimeoutError when the report does not complete in time."""
+        # The protocol (and whether the charger may be sent a report request now).
+        protocol = self._commander.ready(charger_id, "GetBaseReport")
+        if protocol == OCPP16:
+            await self.call(charger_id, "GetConfiguration", {})
+            return {"request_id": None, "status": "Accepted"}
+        request_id = self._reports.next_request_id()
+        await self._reports.expect(charger_id, NOTIFY_REPORT, request_id)
+        reply = await self._commander.call(
+            charger_id, "GetBaseReport", {"requestId": request_id, "reportBase": "FullInventory"}
+        )
+        status = reply.get("status") if isinstance(reply, dict) else None
+        if status != "Accepted":
+            raise ConflictError(
+                f"charger {charger_id!r} answered GetBaseReport with {status}", code="report_refused"
+            )
+        with trio.move_on_after(self.report_timeout):
+            await self._reports.wait(charger_id, NOTIFY_REPORT, request_id)
+            return {"request_id": request_id, "status": status}
+        raise ChargerTimeoutError(
+            f"{charger_id} did not complete its report {request_id} within {self.report_timeout:g} s"
+        )

@@ -1,0 +1,59 @@
+"""`Reports`: request ids, the parts as they come, and waiting for a report to be whole."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Protocol
+
+import trio
+
+from ampgate.clock import Clock
+from ampgate.reports.repository import Part, ReportRow
+
+
+class ReportRecords(Protocol):
+    def max_request_id(self) -> int: ...
+    async def open(self, charger_id: str, kind: str, request_id: int, at: datetime, /) -> int: ...
+    async def add(self, part: Part, /) -> tuple[int, bool, bool]: ...
+    def get(self, charger_id: str, kind: str, request_id: int, /) -> tuple[ReportRow, list[bytes]] | None: ...
+
+
+class Reports:
+    """Hands out request ids (unique across the node's life: they continue from the highest one stored),
+    records parts and wakes whoever waits for a report to complete."""
+
+    def __init__(self, records: ReportRecords, clock: Clock) -> None:
+        self._records = records
+        self._clock = clock
+        self._ids = itertools.count(records.max_request_id() + 1)
+        self._waiting: dict[tuple[str, str, int], trio.Event] = {}
+
+    def next_request_id(self) -> int:
+        return next(self._ids)
+
+    async def expect(self, charger_id: str, kind: str, request_id: int) -> None:
+        """A request of ours that a report of `kind` will answer is about to go out."""
+        await self._records.open(charger_id, kind, request_id, self._clock.now())
+        self._waiting.setdefault((charger_id, kind, request_id), trio.Event())
+
+    async def wait(self, charger_id: str, kind: str, request_id: int) -> None:
+        """Until the report is complete (call `expect` first; bound the wait with a cancel scope)."""
+        key = (charger_id, kind, request_id)
+        event = self._waiting.setdefault(key, trio.Event())
+        try:
+            found = self._records.get(charger_id, kind, request_id)
+            if found is not None and found[0].completed_at is not None:
+                return
+            await event.wait()
+        finally:
+            self._waiting.pop(key, None)
+
+    async def add(self, part: Part) -> tuple[bool, bool]:
+        """Store a part; (stored, completed by it). Wakes the waiter of a completed report."""
+        _, stored, completed = await self._records.add(part)
+        if completed:
+            event = self._waiting.get((part.charger_id, part.kind, part.request_id))
+            if event is not None:
+                event.set()
+        return stored, completed
