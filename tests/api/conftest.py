@@ -18,7 +18,10 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
+from ampgate.bus import EventBus
+from ampgate.clock import Clock
 from ampgate.errors import ChargerOfflineError
+from ampgate.logs import LogRepository, LogService
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.store import (
     ApiTokenRepository,
@@ -71,11 +74,18 @@ class StandInNode:
         self.presence: dict[str, FakePresence] = {}
         self.registered: list[tuple[str, str | None]] = []
         self.health = StandInHealth(self)
+        self.log_requests = LogRepository(store)
+        self.logs = LogService(
+            self.log_requests, self, EventBus(), Clock(), lambda path: "http://public.test" + path
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
         self.registered.append((charger_id, password))
         return result
+
+    def ready(self, charger_id: str, action: str) -> str:
+        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
 
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
@@ -95,6 +105,7 @@ class StandInNode:
             local_lists=self,
             id_tokens=IdTokens(self.id_token_table),
             transactions=TransactionRepository(self.store),
+            logs=self.logs,
             health=self.health,
         )
 

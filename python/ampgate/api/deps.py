@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.logs import LogRow, LogSpec
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
@@ -125,6 +126,16 @@ class TransactionReads(Protocol):
 
 
 @runtime_checkable
+class LogRequests(Protocol):
+    """`ampgate.logs.LogService`."""
+
+    async def request(self, charger_id: str, spec: LogSpec, /) -> LogRow: ...
+    async def command(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+    def get(self, log_id: int, /) -> LogRow | None: ...
+    def page(self, charger_id: str, limit: int, before: int | None = None, /) -> list[LogRow]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -144,4 +155,5 @@ class ApiServices:
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads
+    logs: LogRequests
     health: HealthReport
