@@ -50,6 +50,17 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--db", default=d.db_path, help="SQLite database file (default %(default)s)")
     p.add_argument(
+        "--upload-dir",
+        default=None,
+        help="where files chargers upload (logs, diagnostics) are kept (default: 'uploads' beside --db)",
+    )
+    p.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=d.max_upload_bytes,
+        help="largest file a charger may upload (default %(default)s)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -191,6 +202,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit("ampgate: --public-tls-cert and --public-tls-key go together")
     if a.public_max_transfers < 1:
         raise SystemExit("ampgate: --public-max-transfers must be at least 1")
+    if a.max_upload_bytes < 1:
+        raise SystemExit("ampgate: --max-upload-bytes must be at least 1")
     if a.public_base_url is not None:
         from ampgate.errors import ValidationError
         from ampgate.public.app import PublicRoutes
@@ -212,6 +225,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         public_tls_key=a.public_tls_key,
         public_max_transfers=a.public_max_transfers,
         db_path=a.db,
+        upload_dir=a.upload_dir,
+        max_upload_bytes=a.max_upload_bytes,
         workers=a.workers,
         max_chargers=a.max_chargers,
         unknown_chargers=a.unknown_chargers,
@@ -247,6 +262,7 @@ def _banner(node: object) -> str:
         f"{node.public_routes.base_url if node.public_routes else '?'}",
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
         f"  database              {c.db_path}",
+        f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
     ]
     if node.first_admin_token:
         lines.append(f"  admin API token       {node.first_admin_token}   (shown once: keep it)")

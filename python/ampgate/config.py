@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import resource
 from typing import Literal
 
@@ -47,6 +48,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Concurrent file transfers over the public surface (ampgate.public.transfers).
     public_max_transfers: int = 512
     db_path: str = "./ampgate.db"
+    # Where files chargers upload to the node (logs, diagnostics) are kept; None: `uploads` next to the database.
+    upload_dir: str | None = None
+    # The largest file a charger may upload (bytes): diagnostics archives are a few MB, full logs tens of MB.
+    max_upload_bytes: int = 100 << 20
     workers: int = 0  # 0: default_workers(max_chargers)
     max_chargers: int = 100_000
     unknown_chargers: Literal["accept", "reject"] = "accept"
@@ -85,6 +90,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)
+
+    @property
+    def uploads_path(self) -> str:
+        """The upload directory: `upload_dir`, or `uploads` beside the database file."""
+        if self.upload_dir is not None:
+            return self.upload_dir
+        return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "uploads")
 
     @property
     def public_tls(self) -> bool:

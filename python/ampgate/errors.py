@@ -23,6 +23,7 @@ __all__ = [
     "MsgspecKind",
     "MsgspecProblem",
     "NotFoundError",
+    "PayloadTooLargeError",
     "UnauthorizedError",
     "UnavailableError",
     "ValidationError",
@@ -70,6 +71,13 @@ class ConflictError(AmpgateError):
 
     default_code = "conflict"
     status_hint = 409
+
+
+class PayloadTooLargeError(AmpgateError):
+    """A request body (an uploaded file) is larger than the node accepts."""
+
+    default_code = "too_large"
+    status_hint = 413
 
 
 class UnauthorizedError(AmpgateError):

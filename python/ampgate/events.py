@@ -26,6 +26,8 @@ __all__ = [
     "ConnectorStatusChanged",
     "Event",
     "FirmwareStatusReported",
+    "LogStatusReported",
+    "LogUploaded",
     "SecurityEventReported",
     "TransactionEnded",
     "TransactionStarted",
@@ -169,6 +171,27 @@ class CertificateRequested(Event, frozen=True, kw_only=True, tag="certificate.re
     certificate_type: str | None
     status: str
     reason_code: str | None
+class LogStatusReported(Event, frozen=True, kw_only=True, tag="log.status"):
+    """A log request's status changed (see `ampgate.logs.state`): the node made it (Requested), the charger
+    answered it (Accepted, Rejected, AcceptedCanceled) or the call failed (Failed, TimedOut), the charger
+    reported on it (LogStatusNotification, 1.6 DiagnosticsStatusNotification) or a newer request cancelled it
+    (Canceled). `log_id` is None for a notification that belongs to no request the node knows (e.g. Idle).
+    `command` is GetLog or GetDiagnostics; `request_id` the id the charger knows."""
+
+    log_id: int | None
+    command: str
+    request_id: int | None
+    status: str
+
+
+class LogUploaded(Event, frozen=True, kw_only=True, tag="log.uploaded"):
+    """The file of log request `log_id` was received on the public surface and stored: `size` bytes with SHA-256
+    `sha256` (hex); `file_name` as the charger named it (multipart filename or URL), if it did."""
+
+    log_id: int
+    size: int
+    sha256: str
+    file_name: str | None
 
 
 # -- commands -----------------------------------------------------------------------------------------------------
@@ -212,6 +235,8 @@ AnyEvent = (
     | FirmwareStatusReported
     | SecurityEventReported
     | CertificateRequested
+    | LogStatusReported
+    | LogUploaded
     | CommandSent
     | CommandAnswered
     | CommandFailed

@@ -29,6 +29,7 @@ from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRep
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
+from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.boot import BootHandlers
 from ampgate.ocpp.boot_policy import BootPolicy
@@ -42,6 +43,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.store import (
@@ -72,6 +74,7 @@ class Node:
         security_events = SecurityEventRepository(self.store)
         reports = Reports(ReportRepository(self.store), clock)
         variables = DeviceModelRepository(self.store)
+        log_requests = LogRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
         self.policy = BootPolicy(
@@ -101,6 +104,7 @@ class Node:
             # gets the spec's explicit "not enabled" answer.
             CertificateHandlers(self.bus, clock),
             DeviceModelHandlers(variables, reports, clock),
+            LogStatusHandlers(log_requests, self.bus, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
@@ -118,6 +122,12 @@ class Node:
         device_model = DeviceModel(
             self.commander, variables, reports, clock, report_timeout=config.report_timeout
         )
+        # Logs: requests go out through the Commander; chargers upload to the public surface, whose URLs exist
+        # once its port is bound (`_public_url` is only called after that).
+        self.logs = LogService(log_requests, self.commander, self.bus, clock, self._public_url)
+        self.uploads = UploadReceiver(
+            log_requests, self.bus, clock, config.uploads_path, config.max_upload_bytes
+        )
 
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
@@ -133,6 +143,7 @@ class Node:
             transactions=transactions,
             security_events=security_events,
             device_model=device_model,
+            logs=self.logs,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -155,16 +166,20 @@ class Node:
                 async with trio.open_nursery() as inner:
                     await inner.start(self.router.run)
                     await inner.start(self.gateway.run)
+                    # Both ports are bound before either listener serves, so the public URLs the API hands
+                    # out (log upload URLs) exist from the API's first request.
                     api = bind(config.api_host, config.api_port)
                     self.api_port = api.getsockname()[1]
-                    await inner.start(serve, create_app(self.api_services), api)
                     public = bind(config.public_host, config.public_port)
                     self.public_port = public.getsockname()[1]
                     self.public_routes = PublicRoutes(config.public_base_url or self._default_base_url())
+                    await inner.start(serve, create_app(self.api_services), api)
                     await inner.start(
                         functools.partial(
                             serve,
-                            create_public_app(self.health, self.transfers),
+                            create_public_app(
+                                self.health, self.transfers, [upload_log], {"uploads": self.uploads}
+                            ),
                             public,
                             certfile=config.public_tls_cert,
                             keyfile=config.public_tls_key,
@@ -182,6 +197,10 @@ class Node:
     def request_stop(self) -> None:
         """Begin a clean shutdown: chargers get close 1001, the store is flushed, `run` returns."""
         self._stop.set()
+
+    def _public_url(self, path: str) -> str:
+        assert self.public_routes is not None, "public URLs exist once the public port is bound"
+        return self.public_routes.url_for(path)
 
     def _default_base_url(self) -> str:
         """Without --public-base-url, chargers are told this host's name (never a loopback or wildcard

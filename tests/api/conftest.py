@@ -18,9 +18,11 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
+from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.errors import ChargerOfflineError
+from ampgate.logs import LogRepository, LogService
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventRepository
@@ -75,6 +77,10 @@ class StandInNode:
         self.presence: dict[str, FakePresence] = {}
         self.registered: list[tuple[str, str | None]] = []
         self.health = StandInHealth(self)
+        self.log_requests = LogRepository(store)
+        self.logs = LogService(
+            self.log_requests, self, EventBus(), Clock(), lambda path: "http://public.test" + path
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -113,6 +119,7 @@ class StandInNode:
                 Clock(),
                 report_timeout=5.0,
             ),
+            logs=self.logs,
             health=self.health,
         )
 

@@ -22,11 +22,6 @@ CASES = [
     ("ocpp2.0.1", '[7, "u1", "Heartbeat", {}]', "u1", "MessageTypeNotSupported"),
     ("ocpp1.6", '[2, "u2", "MakeCoffee", {}]', "u2", "NotImplemented"),
     ("ocpp2.0.1", '[2, "u2", "MakeCoffee", {}]', "u2", "NotImplemented"),
-    # Known to OCPP, sent by chargers, not handled by this node (yet).
-    ("ocpp1.6", '[2, "u9", "DiagnosticsStatusNotification", {"status": "Idle"}]', "u9", "NotSupported"),
-    ("ocpp2.0.1", json.dumps([2, "u9", "NotifyCustomerInformation",
-                              {"data": "x", "seqNo": 0, "generatedAt": "2026-01-01T00:00:00Z", "requestId": 1}]),
-     "u9", "NotSupported"),
     # Sent by the central system only: recognised, not supported in this direction (the error table).
     ("ocpp1.6", '[2, "u8", "Reset", {"type": "Hard"}]', "u8", "NotSupported"),
     ("ocpp2.0.1", '[2, "u8", "Reset", {"type": "Immediate"}]', "u8", "NotSupported"),

@@ -19,6 +19,7 @@ from ampgate.api.device_model import DeviceModelController
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
+from ampgate.api.logs import ChargerLogController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
@@ -51,6 +52,7 @@ def create_app(services: ApiServices) -> Litestar:
             SecurityEventController,
             ChargerSecurityEventController,
             DeviceModelController,
+            ChargerLogController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

@@ -11,8 +11,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator
-from ampgate.api.deps import CommandSender, LocalListSender
+from ampgate.api.deps import CommandSender, LocalListSender, LogRequests
 from ampgate.api.schemas import ErrorBody
+from ampgate.logs.state import LOG_COMMANDS
 
 _ERRORS = {
     401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
@@ -44,13 +45,18 @@ class CommandController(Controller):
     async def send_command(
         self,
         commander: NamedDependency[CommandSender],
+        logs: NamedDependency[LogRequests],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         name: Annotated[str, Parameter(description="The OCPP action, e.g. Reset")],
         data: JSONBody[dict[str, Any]],
     ) -> Any:
         """`name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request payload as the
         specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a 1.6 Reset).
-        Waits for the charger and answers with its reply payload."""
+        Waits for the charger and answers with its reply payload. GetLog and GetDiagnostics are recorded as
+        log requests (GET …/logs), and without a location (`log.remoteLocation`, `location`) the charger is
+        told the node's own one-time upload URL."""
+        if name in LOG_COMMANDS:
+            return await logs.command(charger_id, name, data)
         return await commander.call(charger_id, name, data)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ampgate.devicemodel import VariableRow
+from ampgate.logs import LogRow, LogSpec
 from ampgate.security import SecurityEventRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
@@ -158,6 +159,13 @@ class DeviceModelService(Protocol):
         after: tuple[Any, ...] | None = None,
     ) -> list[VariableRow]: ...
     async def refresh(self, charger_id: str, /) -> dict[str, Any]: ...
+class LogRequests(Protocol):
+    """`ampgate.logs.LogService`."""
+
+    async def request(self, charger_id: str, spec: LogSpec, /) -> LogRow: ...
+    async def command(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+    def get(self, log_id: int, /) -> LogRow | None: ...
+    def page(self, charger_id: str, limit: int, before: int | None = None, /) -> list[LogRow]: ...
 
 
 @runtime_checkable
@@ -182,4 +190,5 @@ class ApiServices:
     transactions: TransactionReads
     security_events: SecurityEventReads
     device_model: DeviceModelService
+    logs: LogRequests
     health: HealthReport

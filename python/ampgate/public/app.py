@@ -3,7 +3,7 @@ here (there is no bearer middleware at all); each route states its own authentic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,16 +70,22 @@ class PublicHealthController(Controller):
         return {"status": report["status"], "version": report["version"]}
 
 
+def _provider(value: object) -> Provide:
+    return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+
 def create_public_app(
     health: HealthReport,
     transfers: TransferLimiter,
     routes: Sequence[ControllerRouterHandler] = (),
+    services: Mapping[str, object] | None = None,
 ) -> Litestar:
-    """The public app: its health route plus the features' `routes`. `transfers` caps the routes marked
-    `opt={FILE_TRANSFER: True}`."""
+    """The public app: its health route plus the features' `routes`, which receive `services` as dependencies
+    of the same names (e.g. `uploads`). `transfers` caps the routes marked `opt={FILE_TRANSFER: True}`."""
+    dependencies = {name: _provider(value) for name, value in (services or {}).items()}
     return Litestar(
         route_handlers=[PublicHealthController, *routes],
-        dependencies={"health": Provide(lambda: health, sync_to_thread=False, use_cache=True)},
+        dependencies={"health": _provider(health), **dependencies},
         middleware=[TransferLimitMiddleware(transfers)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,

@@ -164,6 +164,38 @@ MIGRATIONS: tuple[str, ...] = (
                      variable_instance, attribute_type)
     ) WITHOUT ROWID;
     """,
+    # 6: log and diagnostics requests (GetLog, GetDiagnostics), one row each: what was sent, the status
+    # timeline (JSON [[status, at], ...]), the upload token's SHA-256 (never the token) and the file received.
+    # `request_id` is the charger's requestId (the row's own id when the node numbers it). Indexed for the
+    # API's per-charger pages, the notifications' lookup by request id, and an upload's lookup by token.
+    """
+    CREATE TABLE log_requests (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        command TEXT NOT NULL,
+        log_type TEXT NOT NULL,
+        request_id INTEGER NULL,
+        location TEXT NOT NULL,
+        upload_token_hash TEXT NULL UNIQUE,
+        upload_state TEXT NULL,
+        upload_expires_at TEXT NULL,
+        status TEXT NOT NULL,
+        timeline TEXT NOT NULL,
+        error_code TEXT NULL,
+        error_message TEXT NULL,
+        charger_filename TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        file_path TEXT NULL,
+        file_name TEXT NULL,
+        file_size INTEGER NULL,
+        file_sha256 TEXT NULL,
+        file_received_at TEXT NULL
+    );
+    CREATE INDEX log_requests_charger ON log_requests (charger_id, id);
+    CREATE INDEX log_requests_request ON log_requests (charger_id, request_id);
+    """,
 )
 
 
