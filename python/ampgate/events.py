@@ -171,6 +171,8 @@ class CertificateRequested(Event, frozen=True, kw_only=True, tag="certificate.re
     certificate_type: str | None
     status: str
     reason_code: str | None
+
+
 class LogStatusReported(Event, frozen=True, kw_only=True, tag="log.status"):
     """A log request's status changed (see `ampgate.logs.state`): the node made it (Requested), the charger
     answered it (Accepted, Rejected, AcceptedCanceled) or the call failed (Failed, TimedOut), the charger

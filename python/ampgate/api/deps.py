@@ -159,6 +159,9 @@ class DeviceModelService(Protocol):
         after: tuple[Any, ...] | None = None,
     ) -> list[VariableRow]: ...
     async def refresh(self, charger_id: str, /) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class LogRequests(Protocol):
     """`ampgate.logs.LogService`."""
 
