@@ -20,10 +20,14 @@ __all__ = [
     "ChargerBooted",
     "ChargerConnected",
     "ChargerDisconnected",
+    "ChargingLimitCleared",
+    "ChargingLimitSet",
     "CommandAnswered",
     "CommandFailed",
     "CommandSent",
     "ConnectorStatusChanged",
+    "EvChargingNeedsReported",
+    "EvChargingScheduleReported",
     "Event",
     "FirmwareStatusReported",
     "LogStatusReported",
@@ -196,6 +200,40 @@ class LogUploaded(Event, frozen=True, kw_only=True, tag="log.uploaded"):
     file_name: str | None
 
 
+# -- smart charging -----------------------------------------------------------------------------------------------
+
+
+class ChargingLimitSet(Event, frozen=True, kw_only=True, tag="charging_limit.set"):
+    """A limit set on the charger by another source (NotifyChargingLimit: EMS, SO, CSO, Other); `evse_id` None
+    for the whole charger; `schedules` how many charging schedules came with it."""
+
+    evse_id: int | None
+    source: str
+    grid_critical: bool | None
+    schedules: int
+
+
+class ChargingLimitCleared(Event, frozen=True, kw_only=True, tag="charging_limit.cleared"):
+    evse_id: int | None
+    source: str
+
+
+class EvChargingNeedsReported(Event, frozen=True, kw_only=True, tag="ev_charging_needs.reported"):
+    """An EV's charging needs (ISO 15118 via NotifyEVChargingNeeds), with the node's transaction on that EVSE."""
+
+    evse_id: int
+    transaction_id: int | None
+    requested_energy_transfer: str
+    departure_time: datetime | None
+    energy_amount_wh: float | None
+
+
+class EvChargingScheduleReported(Event, frozen=True, kw_only=True, tag="ev_charging_schedule.reported"):
+    evse_id: int
+    transaction_id: int | None
+    periods: int
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -237,6 +275,10 @@ AnyEvent = (
     | FirmwareStatusReported
     | SecurityEventReported
     | CertificateRequested
+    | ChargingLimitSet
+    | ChargingLimitCleared
+    | EvChargingNeedsReported
+    | EvChargingScheduleReported
     | LogStatusReported
     | LogUploaded
     | CommandSent

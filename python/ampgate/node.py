@@ -38,6 +38,7 @@ from ampgate.ocpp.data_transfer import DataTransferRegistry
 from ampgate.ocpp.firmware import FirmwareHandlers
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.ocpp.local_list import LocalLists
+from ampgate.ocpp.observed import ObservedCommands
 from ampgate.ocpp.outbox import CallManager
 from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
@@ -46,6 +47,7 @@ from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
+from ampgate.smartcharging import SmartCharging, SmartChargingHandlers, SmartChargingRepository
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -72,8 +74,10 @@ class Node:
         transactions = TransactionRepository(self.store)
         connectors = ConnectorStatusRepository(self.store)
         security_events = SecurityEventRepository(self.store)
-        reports = Reports(ReportRepository(self.store), clock)
         variables = DeviceModelRepository(self.store)
+        report_reads = ReportRepository(self.store)
+        reports = Reports(report_reads, clock)
+        charging_notes = SmartChargingRepository(self.store)
         log_requests = LogRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
@@ -104,6 +108,7 @@ class Node:
             # gets the spec's explicit "not enabled" answer.
             CertificateHandlers(self.bus, clock),
             DeviceModelHandlers(variables, reports, clock),
+            SmartChargingHandlers(charging_notes, transactions, reports, self.bus, clock),
             LogStatusHandlers(log_requests, self.bus, clock),
         ):
             handlers.register(self.router)
@@ -122,6 +127,12 @@ class Node:
         device_model = DeviceModel(
             self.commander, variables, reports, clock, report_timeout=config.report_timeout
         )
+        smart_charging = SmartCharging(
+            self.commander, charging_notes, reports, report_reads, clock, report_timeout=config.report_timeout
+        )
+        # Answers some parts learn from (the device model learns its own).
+        commands = ObservedCommands(device_model)
+        commands.observe("GetCompositeSchedule", smart_charging.learn_composite)
         # Logs: requests go out through the Commander; chargers upload to the public surface, whose URLs exist
         # once its port is bound (`_public_url` is only called after that).
         self.logs = LogService(log_requests, self.commander, self.bus, clock, self._public_url)
@@ -137,12 +148,13 @@ class Node:
             presence=self.presence,
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
-            commander=device_model,
+            commander=commands,
             local_lists=LocalLists(id_tokens, self.commander, clock),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
             security_events=security_events,
             device_model=device_model,
+            smart_charging=smart_charging,
             logs=self.logs,
             health=self.health,
         )

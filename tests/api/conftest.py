@@ -26,6 +26,7 @@ from ampgate.logs import LogRepository, LogService
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventRepository
+from ampgate.smartcharging import SmartCharging, SmartChargingRepository
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -116,6 +117,14 @@ class StandInNode:
                 self,
                 DeviceModelRepository(self.store),
                 Reports(ReportRepository(self.store), Clock()),
+                Clock(),
+                report_timeout=5.0,
+            ),
+            smart_charging=SmartCharging(
+                self,
+                SmartChargingRepository(self.store),
+                Reports(ReportRepository(self.store), Clock()),
+                ReportRepository(self.store),
                 Clock(),
                 report_timeout=5.0,
             ),

@@ -21,6 +21,7 @@ from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
+from ampgate.api.smart_charging import SmartChargingController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
@@ -52,6 +53,7 @@ def create_app(services: ApiServices) -> Litestar:
             SecurityEventController,
             ChargerSecurityEventController,
             DeviceModelController,
+            SmartChargingController,
             ChargerLogController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

@@ -73,7 +73,7 @@ class ChargerController(Controller):
         operation_id="list_chargers",
         guards=[requires_viewer],
         responses=_ERRORS,
-        summary="List chargers",
+        summary="List chargers (role: viewer)",
     )
     async def list_chargers(
         self,
@@ -104,7 +104,7 @@ class ChargerController(Controller):
         operation_id="get_charger",
         guards=[requires_viewer],
         responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")},
-        summary="One charger",
+        summary="One charger (role: viewer)",
     )
     async def get_charger(
         self,
@@ -142,7 +142,7 @@ class ChargerController(Controller):
             **_ERRORS,
             200: ResponseSpec(ChargerRead, description="The charger existed: its password was replaced"),
         },
-        summary="Register a charger",
+        summary="Register a charger (role: admin)",
     )
     async def register_charger(
         self,

@@ -40,7 +40,7 @@ class CommandController(Controller):
         guards=[requires_operator],
         status_code=200,
         responses=_ERRORS,
-        summary="Send an OCPP command to a charger",
+        summary="Send an OCPP command to a charger (role: operator)",
     )
     async def send_command(
         self,
@@ -84,7 +84,7 @@ class LocalListController(Controller):
         guards=[requires_operator],
         status_code=200,
         responses=_ERRORS,
-        summary="Send the charger its local authorization list, built from the id-token table",
+        summary="Send the charger its local authorization list, built from the id-token table (role: operator)",
     )
     async def send_local_list(
         self,

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from ampgate.devicemodel import VariableRow
 from ampgate.logs import LogRow, LogSpec
 from ampgate.security import SecurityEventRow
+from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
@@ -172,6 +173,27 @@ class LogRequests(Protocol):
 
 
 @runtime_checkable
+class SmartChargingService(Protocol):
+    """`ampgate.smartcharging.SmartCharging`."""
+
+    def limits(self, charger_id: str, /) -> list[ChargingLimitRow]: ...
+    def notes(
+        self,
+        charger_id: str,
+        limit: int,
+        /,
+        *,
+        kind: str | None,
+        transaction_id: int | None,
+        before: int | None,
+    ) -> list[ChargingNoteRow]: ...
+    def profiles(self, charger_id: str, /) -> tuple[datetime | None, list[dict[str, Any]]]: ...
+    async def refresh_profiles(
+        self, charger_id: str, criterion: dict[str, Any], evse_id: int | None, /
+    ) -> int: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -193,5 +215,6 @@ class ApiServices:
     transactions: TransactionReads
     security_events: SecurityEventReads
     device_model: DeviceModelService
+    smart_charging: SmartChargingService
     logs: LogRequests
     health: HealthReport

@@ -43,7 +43,7 @@ class IdTokenController(Controller):
         operation_id="list_id_tokens",
         guards=[requires_viewer],
         responses=_ERRORS,
-        summary="List id tokens",
+        summary="List id tokens (role: viewer)",
     )
     async def list_id_tokens(
         self,
@@ -67,7 +67,7 @@ class IdTokenController(Controller):
         guards=[requires_operator],
         status_code=201,
         responses={**_ERRORS, 409: ResponseSpec(ErrorBody, description="The id token exists")},
-        summary="Create an id token",
+        summary="Create an id token (role: operator)",
     )
     async def create_id_token(
         self, id_tokens: NamedDependency[IdTokenService], data: JSONBody[IdTokenCreate]
@@ -83,7 +83,7 @@ class IdTokenController(Controller):
         operation_id="update_id_token",
         guards=[requires_operator],
         responses={**_ERRORS, **_NOT_FOUND},
-        summary="Change an id token's status, expiry, group or type",
+        summary="Change an id token's status, expiry, group or type (role: operator)",
     )
     async def update_id_token(
         self,
@@ -101,7 +101,7 @@ class IdTokenController(Controller):
         guards=[requires_operator],
         status_code=204,
         responses={**_ERRORS, **_NOT_FOUND},
-        summary="Delete an id token",
+        summary="Delete an id token (role: operator)",
     )
     async def delete_id_token(
         self,

@@ -176,7 +176,7 @@ class ChargerLogController(Controller):
         guards=[requires_operator],
         status_code=201,
         responses=_COMMAND_ERRORS,
-        summary="Ask a charger for a log (operator)",
+        summary="Ask a charger for a log (operator) (role: operator)",
         description="Role: operator. Sends GetLog (2.0.1, 1.6 security extension) or GetDiagnostics (1.6 "
         "core, also when a 1.6 charger answers GetLog NotImplemented/NotSupported) and waits for the reply. "
         "Without `location` the charger uploads to a one-time URL on the node's public surface.",
@@ -210,7 +210,7 @@ class ChargerLogController(Controller):
         operation_id="list_logs",
         guards=[requires_viewer],
         responses={**COMMON_ERRORS, **_NOT_FOUND},
-        summary="A charger's log requests (viewer)",
+        summary="A charger's log requests (viewer) (role: viewer)",
         description="Role: viewer. Newest first, each with its status timeline and file.",
     )
     async def list_logs(
@@ -238,7 +238,7 @@ class ChargerLogController(Controller):
         operation_id="get_log",
         guards=[requires_viewer],
         responses={**COMMON_ERRORS, **_NOT_FOUND},
-        summary="One log request (viewer)",
+        summary="One log request (viewer) (role: viewer)",
         description="Role: viewer.",
     )
     async def get_log(

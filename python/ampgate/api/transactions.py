@@ -84,7 +84,7 @@ class TransactionController(Controller):
         operation_id="list_transactions",
         guards=[requires_viewer],
         responses=_ERRORS,
-        summary="List transactions",
+        summary="List transactions (role: viewer)",
     )
     async def list_transactions(
         self,
@@ -102,7 +102,7 @@ class TransactionController(Controller):
         operation_id="get_transaction",
         guards=[requires_viewer],
         responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="No such transaction")},
-        summary="One transaction with its meter samples",
+        summary="One transaction with its meter samples (role: viewer)",
     )
     async def get_transaction(
         self,
@@ -127,7 +127,7 @@ class ChargerTransactionController(Controller):
         operation_id="list_charger_transactions",
         guards=[requires_viewer],
         responses=_ERRORS,
-        summary="A charger's transactions",
+        summary="A charger's transactions (role: viewer)",
     )
     async def list_charger_transactions(
         self,

@@ -196,6 +196,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX log_requests_charger ON log_requests (charger_id, id);
     CREATE INDEX log_requests_request ON log_requests (charger_id, request_id);
     """,
+    # 7: smart-charging notifications: the limits other sources set, in force per charger, EVSE (-1: the whole
+    # charger) and source; and what chargers reported (limits set / cleared, EV charging needs and schedules
+    # with the node's transaction, composite schedules), newest first.
+    """
+    CREATE TABLE charging_limits (
+        charger_id TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        grid_critical INTEGER NULL,
+        schedules TEXT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, evse_id, source)
+    ) WITHOUT ROWID;
+    CREATE TABLE charging_notes (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        transaction_id INTEGER NULL,
+        received_at TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX charging_notes_charger ON charging_notes (charger_id, kind, id);
+    CREATE INDEX charging_notes_transaction ON charging_notes (transaction_id) WHERE transaction_id IS NOT NULL;
+    """,
 )
 
 

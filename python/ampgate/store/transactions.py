@@ -364,6 +364,15 @@ class TransactionRepository:
         """The transaction with the node's id `tx_id`, or None."""
         return read_transaction(self._store.reader, tx_id)
 
+    def ongoing(self, charger_id: str, evse_id: int) -> TransactionRow | None:
+        """The charger's latest transaction on `evse_id` that has not ended (2.0.1), or None."""
+        v = self._store.reader.execute(
+            f"SELECT {_COLUMNS} FROM transactions WHERE charger_id = ? AND evse_id = ? AND stopped_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (charger_id, evse_id),
+        ).fetchone()
+        return None if v is None else _row(v)
+
     def page(
         self,
         limit: int,

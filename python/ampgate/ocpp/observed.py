@@ -1,0 +1,33 @@
+"""`ObservedCommands`: a Commander's `call` that hands each answer to the parts that learn from it, by action
+(the smart-charging part keeps GetCompositeSchedule answers), with the Commander's errors unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+Observer = Callable[[str, Any, Any], Awaitable[None]]
+
+
+class Commands(Protocol):
+    def ready(self, charger_id: str, action: str, /) -> str: ...
+    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
+
+class ObservedCommands:
+    def __init__(self, inner: Commands) -> None:
+        self._inner = inner
+        self._observers: dict[str, list[Observer]] = {}
+
+    def observe(self, action: str, observer: Observer) -> None:
+        """`await observer(charger_id, payload, reply)` after every answered `action`."""
+        self._observers.setdefault(action, []).append(observer)
+
+    def ready(self, charger_id: str, action: str) -> str:
+        return self._inner.ready(charger_id, action)
+
+    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+        reply = await self._inner.call(charger_id, action, payload)
+        for observer in self._observers.get(action, ()):
+            await observer(charger_id, payload, reply)
+        return reply
