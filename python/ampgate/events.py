@@ -26,6 +26,7 @@ __all__ = [
     "CommandFailed",
     "CommandSent",
     "ConnectorStatusChanged",
+    "DeviceEventReported",
     "EvChargingNeedsReported",
     "EvChargingScheduleReported",
     "Event",
@@ -234,6 +235,23 @@ class EvChargingScheduleReported(Event, frozen=True, kw_only=True, tag="ev_charg
     periods: int
 
 
+# -- monitoring ---------------------------------------------------------------------------------------------------
+
+
+class DeviceEventReported(Event, frozen=True, kw_only=True, tag="device_event.reported"):
+    """One event of a NotifyEvent; `monitor_id` the monitor that raised it (None: a hard-wired or periodic
+    report); `occurred_at` the charger's time."""
+
+    event_id: int
+    occurred_at: datetime
+    trigger: str
+    monitor_id: int | None
+    component: str
+    variable: str
+    actual_value: str
+    cleared: bool | None
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -276,6 +294,7 @@ AnyEvent = (
     | SecurityEventReported
     | CertificateRequested
     | ChargingLimitSet
+    | DeviceEventReported
     | ChargingLimitCleared
     | EvChargingNeedsReported
     | EvChargingScheduleReported

@@ -30,6 +30,7 @@ from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
+from ampgate.monitoring import Monitoring, MonitoringHandlers, MonitoringRepository
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.boot import BootHandlers
 from ampgate.ocpp.boot_policy import BootPolicy
@@ -78,6 +79,8 @@ class Node:
         report_reads = ReportRepository(self.store)
         reports = Reports(report_reads, clock)
         charging_notes = SmartChargingRepository(self.store)
+        monitors = MonitoringRepository(self.store)
+        monitoring_handlers = MonitoringHandlers(monitors, reports, self.bus, clock)
         log_requests = LogRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
@@ -101,7 +104,8 @@ class Node:
             BootHandlers(self.policy, chargers, self.bus, clock, self.router.time),
             authorizer,
             TransactionHandlers(transactions, authorizer, self.bus, clock),
-            StatusHandlers(connectors, self.bus, clock),
+            StatusHandlers(connectors, self.bus, clock, events=monitoring_handlers.events),
+            monitoring_handlers,
             FirmwareHandlers(chargers, self.bus, clock),
             SecurityEventHandlers(security_events, self.bus, clock),
             # No certificate authority, contract-certificate provider or OCSP responder yet: each request
@@ -133,6 +137,11 @@ class Node:
         # Answers some parts learn from (the device model learns its own).
         commands = ObservedCommands(device_model)
         commands.observe("GetCompositeSchedule", smart_charging.learn_composite)
+        monitoring = Monitoring(
+            self.commander, monitors, reports, clock, report_timeout=config.report_timeout
+        )
+        commands.observe("SetVariableMonitoring", monitoring.learn_set)
+        commands.observe("ClearVariableMonitoring", monitoring.learn_clear)
         # Logs: requests go out through the Commander; chargers upload to the public surface, whose URLs exist
         # once its port is bound (`_public_url` is only called after that).
         self.logs = LogService(log_requests, self.commander, self.bus, clock, self._public_url)
@@ -155,6 +164,7 @@ class Node:
             security_events=security_events,
             device_model=device_model,
             smart_charging=smart_charging,
+            monitoring=monitoring,
             logs=self.logs,
             health=self.health,
         )

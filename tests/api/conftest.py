@@ -23,6 +23,7 @@ from ampgate.clock import Clock
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.errors import ChargerOfflineError
 from ampgate.logs import LogRepository, LogService
+from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.reports import ReportRepository, Reports
 from ampgate.security import SecurityEventRepository
@@ -116,6 +117,13 @@ class StandInNode:
             device_model=DeviceModel(
                 self,
                 DeviceModelRepository(self.store),
+                Reports(ReportRepository(self.store), Clock()),
+                Clock(),
+                report_timeout=5.0,
+            ),
+            monitoring=Monitoring(
+                self,
+                MonitoringRepository(self.store),
                 Reports(ReportRepository(self.store), Clock()),
                 Clock(),
                 report_timeout=5.0,

@@ -20,6 +20,7 @@ from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.logs import ChargerLogController
+from ampgate.api.monitoring import MonitoringController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
 from ampgate.api.smart_charging import SmartChargingController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
@@ -54,6 +55,7 @@ def create_app(services: ApiServices) -> Litestar:
             ChargerSecurityEventController,
             DeviceModelController,
             SmartChargingController,
+            MonitoringController,
             ChargerLogController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

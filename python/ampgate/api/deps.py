@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ampgate.devicemodel import VariableRow
 from ampgate.logs import LogRow, LogSpec
+from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.security import SecurityEventRow
 from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
@@ -194,6 +195,17 @@ class SmartChargingService(Protocol):
 
 
 @runtime_checkable
+class MonitoringService(Protocol):
+    """`ampgate.monitoring.Monitoring`."""
+
+    def monitors(self, charger_id: str, /) -> list[MonitorRow]: ...
+    def events(
+        self, charger_id: str, limit: int, /, *, monitor_id: int | None, before: int | None
+    ) -> list[DeviceEventRow]: ...
+    async def refresh(self, charger_id: str, criteria: list[str] | None, /) -> int: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -216,5 +228,6 @@ class ApiServices:
     security_events: SecurityEventReads
     device_model: DeviceModelService
     smart_charging: SmartChargingService
+    monitoring: MonitoringService
     logs: LogRequests
     health: HealthReport

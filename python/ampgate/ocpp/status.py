@@ -12,6 +12,7 @@ disk.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,8 +41,17 @@ class StatusRecords(Protocol):
 class StatusHandlers:
     """StatusNotification (both versions) and NotifyEvent (2.0.1, AvailabilityState only)."""
 
-    def __init__(self, records: StatusRecords, bus: Publisher, clock: Clock) -> None:
+    def __init__(
+        self,
+        records: StatusRecords,
+        bus: Publisher,
+        clock: Clock,
+        *,
+        events: Callable[[Session, v201.NotifyEventRequest], None] | None = None,
+    ) -> None:
         self._records = records
+        # Every NotifyEvent also goes here (the monitoring part keeps all events, linked to their monitors).
+        self._events = events
         self._bus = bus
         self._clock = clock
         # (charger, evse, connector) -> (status, the charger's time of it in epoch seconds). The status is
@@ -110,6 +120,8 @@ class StatusHandlers:
         return {}
 
     def _notify_event201(self, session: Session, req: v201.NotifyEventRequest) -> dict[str, Any]:
+        if self._events is not None:
+            self._events(session, req)
         for ev in req.event_data:
             evse = ev.component.evse
             if (

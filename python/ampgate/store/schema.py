@@ -221,6 +221,51 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX charging_notes_charger ON charging_notes (charger_id, kind, id);
     CREATE INDEX charging_notes_transaction ON charging_notes (transaction_id) WHERE transaction_id IS NOT NULL;
     """,
+    # 8: variable monitoring: each charger's monitors by id, and its NotifyEvent events (a resent event, same id and
+    # time, is one row), linked to the monitor that raised them.
+    """
+    CREATE TABLE variable_monitors (
+        charger_id TEXT NOT NULL,
+        monitor_id INTEGER NOT NULL,
+        component TEXT NOT NULL,
+        component_instance TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        connector_id INTEGER NOT NULL,
+        variable TEXT NOT NULL,
+        variable_instance TEXT NOT NULL,
+        type TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        value REAL NOT NULL,
+        in_transaction INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, monitor_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        cause INTEGER NULL,
+        actual_value TEXT NOT NULL,
+        tech_code TEXT NULL,
+        tech_info TEXT NULL,
+        cleared INTEGER NULL,
+        transaction_id TEXT NULL,
+        monitor_id INTEGER NULL,
+        notification_type TEXT NOT NULL,
+        component TEXT NOT NULL,
+        component_instance TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        connector_id INTEGER NOT NULL,
+        variable TEXT NOT NULL,
+        variable_instance TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        UNIQUE (charger_id, event_id, at)
+    );
+    CREATE INDEX device_events_charger ON device_events (charger_id, id);
+    CREATE INDEX device_events_monitor ON device_events (charger_id, monitor_id, id);
+    """,
 )
 
 

@@ -1,0 +1,171 @@
+"""/api/v1/chargers/{id}/monitors and /device-events: a 2.0.1 charger's variable monitors (from its monitoring
+report and the SetVariableMonitoring / ClearVariableMonitoring commands sent through the API) and the events it
+reported with NotifyEvent, each linked to the monitor that raised it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, Parameter
+
+from ampgate.api.auth import requires_operator, requires_viewer
+from ampgate.api.deps import ChargerReads, MonitoringService
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
+from ampgate.api.schemas import ErrorBody
+from ampgate.errors import NotFoundError
+
+_NOT_FOUND = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")}
+ChargerId = Annotated[str, Parameter(description="The charge point id")]
+
+
+class MonitorRead(msgspec.Struct, kw_only=True):
+    id: int
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    type: str  # UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned
+    severity: int
+    value: float
+    transaction: bool
+    updated_at: datetime
+
+
+class MonitorList(msgspec.Struct, kw_only=True):
+    items: list[MonitorRead]
+
+
+class DeviceEventRead(msgspec.Struct, kw_only=True):
+    """An event as reported; `monitor` the monitor that raised it when the node knows it."""
+
+    id: int
+    event_id: int
+    at: datetime
+    trigger: str
+    cause: int | None
+    actual_value: str
+    tech_code: str | None
+    tech_info: str | None
+    cleared: bool | None
+    transaction_id: str | None
+    monitor_id: int | None
+    notification_type: str
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    received_at: datetime
+    monitor: MonitorRead | None = None
+
+
+class DeviceEventPage(msgspec.Struct, kw_only=True):
+    items: list[DeviceEventRead]
+    next_cursor: str | None
+
+
+class MonitorRefresh(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    criteria: list[Literal["ThresholdMonitoring", "DeltaMonitoring", "PeriodicMonitoring"]] | None = None
+
+
+class MonitorRefreshResult(msgspec.Struct, kw_only=True):
+    request_id: int | None  # null: the charger had no monitor to report
+    monitors: int
+
+
+def _known(chargers: ChargerReads, charger_id: str) -> None:
+    if chargers.get(charger_id) is None:
+        raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+
+
+def _monitor(m: object) -> MonitorRead:
+    return MonitorRead(**msgspec.structs.asdict(m))  # type: ignore[arg-type]
+
+
+class MonitoringController(Controller):
+    path = "/api/v1/chargers/{charger_id:str}"
+    tags = ("monitoring",)
+
+    @get(
+        "/monitors",
+        operation_id="list_monitors",
+        guards=[requires_viewer],
+        responses=_NOT_FOUND,
+        summary="The charger's variable monitors (role: viewer)",
+    )
+    async def list_monitors(
+        self,
+        monitoring: NamedDependency[MonitoringService],
+        chargers: NamedDependency[ChargerReads],
+        charger_id: ChargerId,
+    ) -> MonitorList:
+        """Monitors by id, as the last monitoring report and the monitoring commands left them. Role: viewer."""
+        _known(chargers, charger_id)
+        return MonitorList(items=[_monitor(m) for m in monitoring.monitors(charger_id)])
+
+    @post(
+        "/monitors/refresh",
+        operation_id="refresh_monitors",
+        guards=[requires_operator],
+        status_code=200,
+        responses={
+            **_NOT_FOUND,
+            409: ResponseSpec(ErrorBody, description="Not connected, not accepted, or the charger refused"),
+            502: ResponseSpec(ErrorBody, description="The charger answered with a CALLERROR"),
+            504: ResponseSpec(ErrorBody, description="No answer, or the report did not complete in time"),
+        },
+        summary="Ask the charger for its monitors and wait for the report (role: operator)",
+    )
+    async def refresh_monitors(
+        self,
+        monitoring: NamedDependency[MonitoringService],
+        charger_id: ChargerId,
+        data: JSONBody[MonitorRefresh],
+    ) -> MonitorRefreshResult:
+        """GetMonitoringReport with a new request id; answered once every NotifyMonitoringReport part is in.
+        Role: operator."""
+        request_id = await monitoring.refresh(charger_id, list(data.criteria) if data.criteria else None)
+        return MonitorRefreshResult(
+            request_id=request_id or None, monitors=len(monitoring.monitors(charger_id))
+        )
+
+    @get(
+        "/device-events",
+        operation_id="list_device_events",
+        guards=[requires_viewer],
+        responses=_NOT_FOUND,
+        summary="Events the charger reported with NotifyEvent (role: viewer)",
+    )
+    async def list_device_events(
+        self,
+        monitoring: NamedDependency[MonitoringService],
+        chargers: NamedDependency[ChargerReads],
+        charger_id: ChargerId,
+        monitor_id: Annotated[int | None, Parameter(description="Only those this monitor raised")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> DeviceEventPage:
+        """Newest first, each with its monitor when known. Role: viewer. Raises 404 (field id), 422."""
+        _known(chargers, charger_id)
+        rows = monitoring.events(charger_id, limit + 1, monitor_id=monitor_id, before=int_cursor(cursor))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        monitors = {m.id: m for m in monitoring.monitors(charger_id)}
+        return DeviceEventPage(
+            items=[
+                DeviceEventRead(
+                    **msgspec.structs.asdict(r),
+                    monitor=None if r.monitor_id not in monitors else _monitor(monitors[r.monitor_id]),
+                )
+                for r in rows
+            ],
+            next_cursor=str(rows[-1].id) if more else None,
+        )
