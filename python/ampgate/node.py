@@ -2,9 +2,9 @@
 narrow interfaces it uses, and runs them in one nursery; it holds no business logic, and no module but the CLI
 imports it.
 
-`Node.run` starts, in order: the store (and its writer thread), the OCPP router's task, the gateway (listening
-socket, worker processes, the handshake table, the event pump), the operator API and the public surface (each
-Litestar on Hypercorn, same trio loop). Shutdown is the reverse: workers close every charger with 1001, the
+`Node.run` starts, in order: the store (and its writer thread), the OCPP router's task, the reservations
+(reloaded, then swept for expiry), the gateway (listening socket, worker processes, the handshake table, the
+event pump), the operator API and the public surface (each Litestar on Hypercorn, same trio loop). Shutdown is the reverse: workers close every charger with 1001, the
 listeners stop, the store flushes.
 """
 
@@ -40,6 +40,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -81,11 +82,16 @@ class Node:
         )
         self.router = OcppRouter(self.policy, self.hub, outbox, clock)
         links = LinkTracker(self.presence, self.router, self.hub, chargers, self.bus, clock)
-        authorizer = Authorizer(id_tokens, clock.now)
+        # Reservations: the book (live reservations in memory) is what Authorize and transaction starts ask;
+        # the service (built below, with the commander) is what the API drives.
+        reservation_rows = ReservationRepository(self.store)
+        reservation_book = ReservationBook(reservation_rows, self.bus, clock.now)
+        authorizer = Authorizer(id_tokens, clock.now, reservation_book)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
             BootHandlers(self.policy, chargers, self.bus, clock, self.router.time),
             authorizer,
+            reservation_book,
             TransactionHandlers(transactions, authorizer, self.bus, clock),
             StatusHandlers(connectors, self.bus, clock),
             FirmwareHandlers(chargers, self.bus, clock),
@@ -101,6 +107,9 @@ class Node:
             clock=clock,
             timeout=config.call_timeout,
         )
+        self.reservations = Reservations(
+            reservation_book, reservation_rows, self.commander, id_tokens, clock, self.bus
+        )
 
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
@@ -114,6 +123,7 @@ class Node:
             local_lists=LocalLists(id_tokens, self.commander, clock),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
+            reservations=self.reservations,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -135,6 +145,8 @@ class Node:
             try:
                 async with trio.open_nursery() as inner:
                     await inner.start(self.router.run)
+                    # Before the gateway: the first charger message must meet the reservations reloaded.
+                    await inner.start(self.reservations.run)
                     await inner.start(self.gateway.run)
                     api = bind(config.api_host, config.api_port)
                     self.api_port = api.getsockname()[1]

@@ -18,8 +18,11 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
-from ampgate.errors import ChargerOfflineError
+from ampgate.bus import EventBus
+from ampgate.clock import Clock
+from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.ocpp.id_tokens import IdTokens
+from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.store import (
     ApiTokenRepository,
     ChargerRepository,
@@ -62,7 +65,9 @@ class PresenceVia:
 
 class StandInNode:
     """The services the API relies on, and no more: real repositories on a real Store, a presence dict, a
-    registration that records what it was asked, and commands that find every charger offline."""
+    registration that records what it was asked, and commands that find every charger offline unless a test
+    scripts their replies (`replies[(charger_id, action)]`: a payload, or an exception to raise; the charger
+    then speaks `protocols[charger_id]`). Reservations are the real service over this stand-in commander."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -71,15 +76,39 @@ class StandInNode:
         self.presence: dict[str, FakePresence] = {}
         self.registered: list[tuple[str, str | None]] = []
         self.health = StandInHealth(self)
+        self.protocols: dict[str, str] = {}
+        self.replies: dict[tuple[str, str], Any] = {}
+        self.calls: list[tuple[str, str, Any]] = []
+        self.bus = EventBus()
+        self.events = self.bus.subscribe()
+        self.reservation_rows = ReservationRepository(store)
+        self.reservation_book = ReservationBook(self.reservation_rows, self.bus, Clock().now)
+        self.reservations = Reservations(
+            self.reservation_book, self.reservation_rows, self, self.id_token_table, Clock()
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
         self.registered.append((charger_id, password))
         return result
 
+    def ready(self, charger_id: str, action: str) -> str:
+        if charger_id in self.protocols:
+            return self.protocols[charger_id]
+        if self.chargers.get(charger_id) is None:
+            raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
+        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
-        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+        self.ready(charger_id, action)
+        self.calls.append((charger_id, action, payload))
+        reply = self.replies.get((charger_id, action))
+        if reply is None:
+            raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     async def send(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
@@ -95,6 +124,7 @@ class StandInNode:
             local_lists=self,
             id_tokens=IdTokens(self.id_token_table),
             transactions=TransactionRepository(self.store),
+            reservations=self.reservations,
             health=self.health,
         )
 

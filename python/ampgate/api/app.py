@@ -18,6 +18,7 @@ from ampgate.api.deps import ApiServices
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
+from ampgate.api.reservations import ReservationController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
@@ -46,6 +47,7 @@ def create_app(services: ApiServices) -> Litestar:
             IdTokenController,
             TransactionController,
             ChargerTransactionController,
+            ReservationController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.reservations import ReservationRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
@@ -125,6 +126,35 @@ class TransactionReads(Protocol):
 
 
 @runtime_checkable
+class ReservationService(Protocol):
+    """`ampgate.reservations.Reservations`."""
+
+    async def create(
+        self,
+        *,
+        charger_id: str,
+        expires_at: datetime,
+        id_token: str,
+        evse_id: int | None = None,
+        connector_id: int | None = None,
+        connector_type: str | None = None,
+        id_token_type: str | None = None,
+        group_id_token: str | None = None,
+    ) -> ReservationRow: ...
+    async def cancel(self, rid: int, /) -> ReservationRow: ...
+    def get(self, rid: int, /) -> ReservationRow | None: ...
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        state: str | None = None,
+    ) -> list[ReservationRow]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -144,4 +174,5 @@ class ApiServices:
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads
+    reservations: ReservationService
     health: HealthReport
