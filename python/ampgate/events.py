@@ -33,6 +33,8 @@ __all__ = [
     "FirmwareStatusReported",
     "LogStatusReported",
     "LogUploaded",
+    "ReservationCreated",
+    "ReservationEnded",
     "SecurityEventReported",
     "TransactionEnded",
     "TransactionStarted",
@@ -252,6 +254,30 @@ class DeviceEventReported(Event, frozen=True, kw_only=True, tag="device_event.re
     cleared: bool | None
 
 
+# -- reservations -------------------------------------------------------------------------------------------------
+
+
+class ReservationCreated(Event, frozen=True, kw_only=True, tag="reservation.created"):
+    """The charger accepted a reservation (ReserveNow answered Accepted). `evse_id` (2.0.1) or `connector_id`
+    (1.6) is the place reserved; neither: any connector of the charger."""
+
+    reservation_id: int
+    evse_id: int | None
+    connector_id: int | None
+    id_token: str
+    group_id_token: str | None
+    expires_at: datetime
+
+
+class ReservationEnded(Event, frozen=True, kw_only=True, tag="reservation.ended"):
+    """An active reservation ended: `reason` is expired (its time passed, by the node's clock or the charger's
+    ReservationStatusUpdate), cancelled (CancelReservation), used (a transaction started with it) or removed
+    (the charger's ReservationStatusUpdate Removed)."""
+
+    reservation_id: int
+    reason: str
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -300,6 +326,8 @@ AnyEvent = (
     | EvChargingScheduleReported
     | LogStatusReported
     | LogUploaded
+    | ReservationCreated
+    | ReservationEnded
     | CommandSent
     | CommandAnswered
     | CommandFailed

@@ -2,9 +2,9 @@
 narrow interfaces it uses, and runs them in one nursery; it holds no business logic, and no module but the CLI
 imports it.
 
-`Node.run` starts, in order: the store (and its writer thread), the OCPP router's task, the gateway (listening
-socket, worker processes, the handshake table, the event pump), the operator API and the public surface (each
-Litestar on Hypercorn, same trio loop). Shutdown is the reverse: workers close every charger with 1001, the
+`Node.run` starts, in order: the store (and its writer thread), the OCPP router's task, the reservations
+(reloaded, then swept for expiry), the gateway (listening socket, worker processes, the handshake table, the
+event pump), the operator API and the public surface (each Litestar on Hypercorn, same trio loop). Shutdown is the reverse: workers close every charger with 1001, the
 listeners stop, the store flushes.
 """
 
@@ -47,6 +47,7 @@ from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
+from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.smartcharging import SmartCharging, SmartChargingHandlers, SmartChargingRepository
 from ampgate.store import (
@@ -98,11 +99,16 @@ class Node:
         )
         self.router = OcppRouter(self.policy, self.hub, outbox, clock)
         links = LinkTracker(self.presence, self.router, self.hub, chargers, self.bus, clock)
-        authorizer = Authorizer(id_tokens, clock.now)
+        # Reservations: the book (live reservations in memory) is what Authorize and transaction starts ask;
+        # the service (built below, with the commander) is what the API drives.
+        reservation_rows = ReservationRepository(self.store)
+        reservation_book = ReservationBook(reservation_rows, self.bus, clock.now)
+        authorizer = Authorizer(id_tokens, clock.now, reservation_book)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
             BootHandlers(self.policy, chargers, self.bus, clock, self.router.time),
             authorizer,
+            reservation_book,
             TransactionHandlers(transactions, authorizer, self.bus, clock),
             StatusHandlers(connectors, self.bus, clock, events=monitoring_handlers.events),
             monitoring_handlers,
@@ -125,6 +131,9 @@ class Node:
             publish=self.bus.publish,
             clock=clock,
             timeout=config.call_timeout,
+        )
+        self.reservations = Reservations(
+            reservation_book, reservation_rows, self.commander, id_tokens, clock, self.bus
         )
 
         # The API's commands go through the device model: split to the charger's limits, and learned from.
@@ -166,6 +175,7 @@ class Node:
             smart_charging=smart_charging,
             monitoring=monitoring,
             logs=self.logs,
+            reservations=self.reservations,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -187,6 +197,8 @@ class Node:
             try:
                 async with trio.open_nursery() as inner:
                     await inner.start(self.router.run)
+                    # Before the gateway: the first charger message must meet the reservations reloaded.
+                    await inner.start(self.reservations.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.

@@ -21,11 +21,12 @@ from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
-from ampgate.errors import ChargerOfflineError
+from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.reports import ReportRepository, Reports
+from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.security import SecurityEventRepository
 from ampgate.smartcharging import SmartCharging, SmartChargingRepository
 from ampgate.store import (
@@ -70,7 +71,9 @@ class PresenceVia:
 
 class StandInNode:
     """The services the API relies on, and no more: real repositories on a real Store, a presence dict, a
-    registration that records what it was asked, and commands that find every charger offline."""
+    registration that records what it was asked, and commands that find every charger offline unless a test
+    scripts their replies (`replies[(charger_id, action)]`: a payload, or an exception to raise; the charger
+    then speaks `protocols[charger_id]`). Reservations are the real service over this stand-in commander."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -83,6 +86,16 @@ class StandInNode:
         self.logs = LogService(
             self.log_requests, self, EventBus(), Clock(), lambda path: "http://public.test" + path
         )
+        self.protocols: dict[str, str] = {}
+        self.replies: dict[tuple[str, str], Any] = {}
+        self.calls: list[tuple[str, str, Any]] = []
+        self.bus = EventBus()
+        self.events = self.bus.subscribe()
+        self.reservation_rows = ReservationRepository(store)
+        self.reservation_book = ReservationBook(self.reservation_rows, self.bus, Clock().now)
+        self.reservations = Reservations(
+            self.reservation_book, self.reservation_rows, self, self.id_token_table, Clock()
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -90,6 +103,10 @@ class StandInNode:
         return result
 
     def ready(self, charger_id: str, action: str) -> str:
+        if charger_id in self.protocols:
+            return self.protocols[charger_id]
+        if self.chargers.get(charger_id) is None:
+            raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
 
     def check(self, charger_id: str, action: str, payload: Any) -> str:
@@ -97,7 +114,14 @@ class StandInNode:
 
     async def call(self, charger_id: str, action: str, payload: Any) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
-        raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+        self.ready(charger_id, action)
+        self.calls.append((charger_id, action, payload))
+        reply = self.replies.get((charger_id, action))
+        if reply is None:
+            raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     async def send(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
         raise ChargerOfflineError(f"charger {charger_id!r} is not connected")
@@ -137,6 +161,7 @@ class StandInNode:
                 report_timeout=5.0,
             ),
             logs=self.logs,
+            reservations=self.reservations,
             health=self.health,
         )
 

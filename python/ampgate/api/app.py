@@ -21,6 +21,7 @@ from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
 from ampgate.api.smart_charging import SmartChargingController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
@@ -57,6 +58,7 @@ def create_app(services: ApiServices) -> Litestar:
             SmartChargingController,
             MonitoringController,
             ChargerLogController,
+            ReservationController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

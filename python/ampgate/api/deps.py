@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from ampgate.devicemodel import VariableRow
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
+from ampgate.reservations import ReservationRow
 from ampgate.security import SecurityEventRow
 from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
@@ -206,6 +207,35 @@ class MonitoringService(Protocol):
 
 
 @runtime_checkable
+class ReservationService(Protocol):
+    """`ampgate.reservations.Reservations`."""
+
+    async def create(
+        self,
+        *,
+        charger_id: str,
+        expires_at: datetime,
+        id_token: str,
+        evse_id: int | None = None,
+        connector_id: int | None = None,
+        connector_type: str | None = None,
+        id_token_type: str | None = None,
+        group_id_token: str | None = None,
+    ) -> ReservationRow: ...
+    async def cancel(self, rid: int, /) -> ReservationRow: ...
+    def get(self, rid: int, /) -> ReservationRow | None: ...
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        charger_id: str | None = None,
+        state: str | None = None,
+    ) -> list[ReservationRow]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -230,4 +260,5 @@ class ApiServices:
     smart_charging: SmartChargingService
     monitoring: MonitoringService
     logs: LogRequests
+    reservations: ReservationService
     health: HealthReport

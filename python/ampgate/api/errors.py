@@ -67,11 +67,17 @@ def _code_for_status(status: int) -> str:
 
 
 def handle_ampgate_error(request: Request[Any, Any, Any], exc: AmpgateError) -> Response[ErrorBody]:
-    """An AmpgateError becomes its `status_hint` with its code, message and field."""
+    """An AmpgateError becomes its `status_hint` with its code, message and field (and `details` when it has
+    them)."""
     headers = _WWW_AUTHENTICATE if exc.status_hint == 401 else None
     if isinstance(exc, UnavailableError):
         headers = {"Retry-After": str(exc.retry_after)}
-    extra = {"ocpp_code": exc.ocpp_code, "details": exc.details} if isinstance(exc, ChargerCallError) else {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ChargerCallError):
+        extra = {"ocpp_code": exc.ocpp_code, "details": exc.details}
+    elif getattr(exc, "details", None) is not None:
+        # An error that says more than its code (e.g. reservation_refused: the charger's status).
+        extra = {"details": exc.details}  # type: ignore[attr-defined]
     return error_response(exc.status_hint, exc.code, exc.message, exc.field, headers, **extra)
 
 

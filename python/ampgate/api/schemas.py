@@ -175,3 +175,65 @@ class TransactionPage(msgspec.Struct, kw_only=True):
 
     items: list[TransactionRead]
     next_cursor: str | None
+
+
+# -- reservations -----------------------------------------------------------------------------------------------
+
+
+class ReservationRead(msgspec.Struct, kw_only=True):
+    """A reservation. `state`: pending (ReserveNow sent), active, refused (the charger's status in
+    `charger_status`), failed (the error in `charger_status`: charger_timeout, charger_error, ...), ended
+    (`end_reason`: expired, cancelled, used, removed). A 1.6 reservation has `connector_id` (null: any
+    connector), a 2.0.1 one `evse_id` (null: any EVSE) and maybe `connector_type`."""
+
+    id: int  # the reservationId the charger knows it by
+    charger_id: str
+    protocol: str
+    evse_id: int | None
+    connector_id: int | None
+    connector_type: str | None
+    id_token: str
+    id_token_type: str | None
+    group_id_token: str | None
+    expires_at: datetime
+    state: str
+    charger_status: str | None
+    end_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+class ReservationPage(msgspec.Struct, kw_only=True):
+    """One page of reservations, newest first; `next_cursor` null on the last."""
+
+    items: list[ReservationRead]
+    next_cursor: str | None
+
+
+class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Reserve a connector (1.6) or an EVSE (2.0.1) of a charger for an id token until `expires_at`."""
+
+    charger_id: Annotated[str, Meta(description="The charge point id")]
+    connector_id: (
+        Annotated[int, Meta(ge=0, description="1.6 chargers: the connector; null or 0 for any connector")]
+        | None
+    ) = None
+    evse_id: Annotated[int, Meta(ge=1, description="2.0.1 chargers: the EVSE; null for any EVSE")] | None = (
+        None
+    )
+    connector_type: Annotated[
+        str | None, Meta(description="2.0.1 chargers: a ConnectorEnumType the EVSE must have, e.g. cType2")
+    ] = None
+    id_token: Annotated[str, Meta(description="The token that may use it (1.6: at most 20 characters)")]
+    id_token_type: Annotated[
+        str | None,
+        Meta(description="2.0.1: the token's IdTokenEnumType; null takes the id-token table's type for it"),
+    ] = None
+    group_id_token: Annotated[
+        str | None,
+        Meta(
+            description="Tokens of this group may use it too (1.6 parentIdTag); null takes the token's group"
+        ),
+    ] = None
+    expires_at: Annotated[datetime, Meta(tz=True, description="When it ends; in the future, with a zone")]

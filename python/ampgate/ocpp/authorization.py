@@ -4,6 +4,10 @@ applies to the next message), and the decision itself.
 Unknown token: Invalid. Past its expiry: Expired. Else its stored status (Accepted, Blocked, Invalid,
 ConcurrentTx, Expired). A 2.0.1 token of type NoAuthorization is Accepted without a lookup: it means the
 station needs none (e.g. a free-vend connector), and there is nothing to look up.
+
+Reservations then have their say (`ReservationRules`, the node's `ampgate.reservations.ReservationBook`): at
+a transaction start, a place another token reserved refuses the start; a token the table does not know is
+Accepted where it holds a reservation. The rules and the statuses chosen are documented there.
 """
 
 from __future__ import annotations
@@ -67,13 +71,42 @@ class IdTokenLookup(Protocol):
     def get(self, id_token: str, /) -> IdTokenRow | None: ...
 
 
+class ReservationRules(Protocol):
+    """The charger's live reservations (`ampgate.reservations.ReservationBook`): given the token table's
+    answer `auth` (and whether the table `known` the token), the answer once reservations count. `at_start`
+    also ends the reservation the start uses (or names: `reservation_id`)."""
+
+    def at_authorize(
+        self, charger_id: str, id_token: str, auth: Authorization, known: bool, /
+    ) -> Authorization: ...
+
+    def at_start(
+        self,
+        charger_id: str,
+        protocol: str,
+        evse_id: int | None,
+        connector_id: int | None,
+        id_token: str | None,
+        auth: Authorization | None,
+        known: bool,
+        reservation_id: int | None,
+        /,
+    ) -> Authorization | None: ...
+
+
 class Authorizer:
     """The node's answer to presented tokens, and its Authorize handlers. `now` gives the time expiries are
-    judged against."""
+    judged against; `reservations`, when given, has its say after the token table."""
 
-    def __init__(self, tokens: IdTokenLookup, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        tokens: IdTokenLookup,
+        now: Callable[[], datetime],
+        reservations: ReservationRules | None = None,
+    ) -> None:
         self._tokens = tokens
         self._now = now
+        self._reservations = reservations
 
     def register(self, router: OcppRouter) -> None:
         """Handle Authorize in both versions."""
@@ -86,12 +119,65 @@ class Authorizer:
 
     def check201(self, token: v201.IdTokenType) -> Authorization:
         """The decision for a 2.0.1 idToken (matching its type when the stored token has one)."""
+        return self._lookup201(token)[0]
+
+    def _lookup16(self, id_tag: str) -> tuple[Authorization, bool]:
+        row = self._tokens.get(id_tag)
+        return decide(row, self._now()), row is not None
+
+    def _lookup201(self, token: v201.IdTokenType) -> tuple[Authorization, bool]:
+        """The decision and whether the table knows the token (of this type)."""
         if token.type == "NoAuthorization":
-            return Authorization("Accepted")
-        return decide(self._tokens.get(token.id_token), self._now(), token.type)
+            return Authorization("Accepted"), True
+        row = self._tokens.get(token.id_token)
+        known = row is not None and (row.type is None or row.type == token.type)
+        return decide(row, self._now(), token.type), known
+
+    def start16(
+        self, charger_id: str, connector_id: int, id_tag: str, reservation_id: int | None
+    ) -> Authorization:
+        """The decision for a 1.6 StartTransaction: the token's, then the charger's reservations (which
+        end the one the start uses). Never raises."""
+        auth, known = self._lookup16(id_tag)
+        if self._reservations is None:
+            return auth
+        out = self._reservations.at_start(
+            charger_id, OCPP16, None, connector_id, id_tag, auth, known, reservation_id
+        )
+        return auth if out is None else out
+
+    def start201(
+        self,
+        charger_id: str,
+        evse_id: int | None,
+        connector_id: int | None,
+        token: v201.IdTokenType | None,
+        reservation_id: int | None,
+    ) -> Authorization | None:
+        """The decision for a 2.0.1 TransactionEvent (not Ended) at `evse_id`: None when it carries no
+        idToken; the reservation it names (`reservation_id`) ends either way. Never raises."""
+        auth, known = (None, False) if token is None else self._lookup201(token)
+        if self._reservations is None:
+            return auth
+        return self._reservations.at_start(
+            charger_id,
+            OCPP201,
+            evse_id,
+            connector_id,
+            None if token is None else token.id_token,
+            auth,
+            known,
+            reservation_id,
+        )
 
     def _authorize16(self, session: Session, req: v16.AuthorizeRequest) -> dict[str, Any]:
-        return {"idTagInfo": id_tag_info(self.check16(req.id_tag))}
+        auth, known = self._lookup16(req.id_tag)
+        if self._reservations is not None:
+            auth = self._reservations.at_authorize(session.charger_id, req.id_tag, auth, known)
+        return {"idTagInfo": id_tag_info(auth)}
 
     def _authorize201(self, session: Session, req: v201.AuthorizeRequest) -> dict[str, Any]:
-        return {"idTokenInfo": id_token_info(self.check201(req.id_token))}
+        auth, known = self._lookup201(req.id_token)
+        if self._reservations is not None:
+            auth = self._reservations.at_authorize(session.charger_id, req.id_token.id_token, auth, known)
+        return {"idTokenInfo": id_token_info(auth)}

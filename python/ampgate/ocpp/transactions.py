@@ -119,8 +119,10 @@ class TransactionHandlers:
     # -- 1.6 ----------------------------------------------------------------------------------------------------
 
     def _start16(self, session: Session, req: v16.StartTransactionRequest) -> Any:
-        # Decided when the message arrives, from the token table as it is now.
-        info = id_tag_info(self._auth.check16(req.id_tag))
+        # Decided when the message arrives, from the token table and the reservations as they are now.
+        info = id_tag_info(
+            self._auth.start16(session.charger_id, req.connector_id, req.id_tag, req.reservation_id)
+        )
 
         async def reply() -> dict[str, Any]:
             tx_id, created = await self._records.start(
@@ -182,7 +184,19 @@ class TransactionHandlers:
     # -- 2.0.1 --------------------------------------------------------------------------------------------------
 
     def _event201(self, session: Session, req: v201.TransactionEventRequest) -> Any:
-        info = None if req.id_token is None else id_token_info(self._auth.check201(req.id_token))
+        if req.event_type == "Ended":
+            info = None if req.id_token is None else id_token_info(self._auth.check201(req.id_token))
+        else:
+            # A start (or the idToken of a transaction started before authorization) at an EVSE: the
+            # reservations count, and the one it uses or names ends.
+            auth = self._auth.start201(
+                session.charger_id,
+                None if req.evse is None else req.evse.id,
+                None if req.evse is None else req.evse.connector_id,
+                req.id_token,
+                req.reservation_id,
+            )
+            info = None if auth is None else id_token_info(auth)
         tinfo = req.transaction_info
         stop_reason: str | None = tinfo.stopped_reason
         if req.event_type == "Ended" and stop_reason is None:

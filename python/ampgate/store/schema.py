@@ -266,6 +266,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX device_events_charger ON device_events (charger_id, id);
     CREATE INDEX device_events_monitor ON device_events (charger_id, monitor_id, id);
     """,
+    # 9: reservations (ampgate.reservations). `id` is the reservationId sent to the charger: AUTOINCREMENT so an
+    # id is never reused, even after a row is gone, and a charger never confuses a new reservation with an old
+    # one. `state`: pending (ReserveNow on the wire), active, refused (the charger's status in `outcome`),
+    # failed (the error code in `outcome`), ended (`end_reason`). The partial index serves the load at start
+    # and the active/pending filter; the charger index serves a charger's list, newest first.
+    """
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        evse_id INTEGER NULL,
+        connector_id INTEGER NULL,
+        connector_type TEXT NULL,
+        id_token TEXT NOT NULL,
+        id_token_type TEXT NULL,
+        group_id_token TEXT NULL,
+        expires_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT NULL,
+        end_reason TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        ended_at TEXT NULL
+    );
+    CREATE INDEX reservations_live ON reservations (state, id) WHERE state IN ('pending', 'active');
+    CREATE INDEX reservations_charger ON reservations (charger_id, id);
+    """,
 )
 
 
