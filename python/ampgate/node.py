@@ -167,7 +167,7 @@ class Node:
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
             commander=commands,
-            local_lists=LocalLists(id_tokens, self.commander, clock),
+            local_lists=LocalLists(id_tokens, self.commander, clock, device_model.local_list_limits),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
             security_events=security_events,

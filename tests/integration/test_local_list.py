@@ -90,3 +90,43 @@ def test_local_list_for_an_offline_charger_is_409(node):
         assert api.post("/chargers", json={"id": "AWAY"}).status_code == 201
         r = api.post("/chargers/AWAY/local-list", json={})
     assert r.status_code == 409 and r.json()["code"] == "charger_offline"
+
+
+class Limited16(ChargePoint16):
+    """Holds at most 3 entries and takes 1 per SendLocalList, as its configuration says."""
+
+    received: ClassVar[list] = []
+    KEYS: ClassVar[dict] = {"SendLocalListMaxLength": "1", "LocalAuthListMaxLength": "3"}
+
+    @on(Action16.get_configuration)
+    async def on_get_configuration(self, key=None, **_):
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": v} for k, v in self.KEYS.items()]
+        )
+
+    @on(Action16.send_local_list)
+    async def on_send_local_list(self, list_version, update_type, local_authorization_list=None, **_):
+        self.received.append((list_version, update_type, len(local_authorization_list or [])))
+        return result16.SendLocalList(status="Accepted")
+
+
+def test_local_list_follows_the_chargers_configured_limits(node):
+    with node.api() as api:
+        for t in TOKENS[:2]:
+            assert api.post("/id-tokens", json=t).status_code == 201
+
+    async def session():
+        async with ocpp_charge_point(Limited16, node.ocpp_url, "LIM16", "ocpp1.6", boot=True):
+            headers = {"Authorization": f"Bearer {node.admin_token}"}
+            async with httpx.AsyncClient(base_url=node.api_url, headers=headers, timeout=30) as api:
+                assert (await api.post("/chargers/LIM16/device-model/refresh")).status_code == 200
+                sent = await api.post("/chargers/LIM16/local-list", json={"version": 9})
+                for t in ({"id_token": "T3", "status": "Accepted"}, {"id_token": "T4", "status": "Accepted"}):
+                    assert (await api.post("/id-tokens", json=t)).status_code == 201
+                too_long = await api.post("/chargers/LIM16/local-list", json={"version": 10})
+                return sent, too_long
+
+    sent, too_long = asyncio.run(session())
+    assert sent.status_code == 200 and sent.json()["entries"] == 2
+    assert Limited16.received == [(9, "Full", 1), (9, "Differential", 1)]
+    assert too_long.status_code == 409 and too_long.json()["code"] == "local_list_too_long"

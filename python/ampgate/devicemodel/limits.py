@@ -15,6 +15,8 @@ SPLIT: dict[str, tuple[str, tuple[str, ...]]] = {
     "SetVariables": ("setVariableData", ("setVariableResult",)),
     "SetVariableMonitoring": ("setMonitoringData", ("setMonitoringResult",)),
     "GetConfiguration": ("key", ("configurationKey", "unknownKey")),
+    # Sent by the local-list part, not through `DeviceModel.call`: its later parts go as Differential updates.
+    "SendLocalList": ("localAuthorizationList", ()),
 }
 
 _size = msgspec.json.Encoder().encode

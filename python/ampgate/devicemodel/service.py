@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 NOTIFY_REPORT = "NotifyReport"
 # 2.0.1 DeviceDataCtrlr variables that bound a request, instanced by the action (appendix 3.1.7).
 DEVICE_DATA = "DeviceDataCtrlr"
+# 2.0.1: the local authorization list's limits (appendix 3.1).
+LOCAL_AUTH_LIST = "LocalAuthListCtrlr"
 # 1.6: how many keys one GetConfiguration may ask for.
 GET_CONFIGURATION_MAX_KEYS = "GetConfigurationMaxKeys"
 
@@ -35,7 +37,15 @@ class VariableStore(Protocol):
     async def record_now(
         self, charger_id: str, variables: list[Variable], at: datetime, /, *, full: bool
     ) -> None: ...
-    def value(self, charger_id: str, component: str, variable: str, instance: str = ..., /) -> str | None: ...
+    def value(
+        self,
+        charger_id: str,
+        component: str,
+        variable: str,
+        instance: str = ...,
+        attribute_type: str = ...,
+        /,
+    ) -> str | None: ...
     def page(
         self,
         charger_id: str,
@@ -88,6 +98,22 @@ class DeviceModel:
         items = self._variables.value(charger_id, DEVICE_DATA, "ItemsPerMessage", action)
         size = self._variables.value(charger_id, DEVICE_DATA, "BytesPerMessage", action)
         return _positive(items), _positive(size)
+
+    def local_list_limits(self, charger_id: str, protocol: str) -> tuple[int | None, int | None, int | None]:
+        """(entries per SendLocalList, bytes per SendLocalList, entries the charger's list holds at most), as
+        its device model says (None: no limit known). 1.6: SendLocalListMaxLength, LocalAuthListMaxLength;
+        2.0.1: LocalAuthListCtrlr.ItemsPerMessage, BytesPerMessage and Entries' maxLimit."""
+        if protocol == OCPP16:
+            return (
+                _positive(self._variables.value(charger_id, "", "SendLocalListMaxLength")),
+                None,
+                _positive(self._variables.value(charger_id, "", "LocalAuthListMaxLength")),
+            )
+        return (
+            _positive(self._variables.value(charger_id, LOCAL_AUTH_LIST, "ItemsPerMessage")),
+            _positive(self._variables.value(charger_id, LOCAL_AUTH_LIST, "BytesPerMessage")),
+            _positive(self._variables.value(charger_id, LOCAL_AUTH_LIST, "Entries", "", "MaxSet")),
+        )
 
     def page(
         self,

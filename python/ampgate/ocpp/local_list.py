@@ -4,10 +4,12 @@ through the Commander."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ampgate.clock import Clock, iso_utc
+from ampgate.devicemodel.limits import split_request
+from ampgate.errors import ConflictError
 from ampgate.store.id_tokens import IdTokenRow
 
 # OCPP caps: a 1.6 idTag (and parentIdTag) is at most 20 characters, a 2.0.1 idToken at most 36. Longer
@@ -71,13 +73,25 @@ class CommandSender(Protocol):
     async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
 
 
-class LocalLists:
-    """Sends chargers their local authorization list, built from the whole id-token table."""
+# (entries per message, bytes per message, entries the charger holds) for a charger and its protocol.
+Limits = Callable[[str, str], tuple[int | None, int | None, int | None]]
 
-    def __init__(self, tokens: TokenPages, commander: CommandSender, clock: Clock) -> None:
+
+def _no_limits(charger_id: str, protocol: str) -> tuple[int | None, int | None, int | None]:
+    return None, None, None
+
+
+class LocalLists:
+    """Sends chargers their local authorization list, built from the whole id-token table, in as many
+    SendLocalList calls as the charger's limits need."""
+
+    def __init__(
+        self, tokens: TokenPages, commander: CommandSender, clock: Clock, limits: Limits = _no_limits
+    ) -> None:
         self._tokens = tokens
         self._commander = commander
         self._clock = clock
+        self._limits = limits
 
     async def send(self, charger_id: str, update_type: str, version: int | None) -> dict[str, Any]:
         """Send the charger its list (SendLocalList in its protocol version; `version` defaults to the current
@@ -91,6 +105,23 @@ class LocalLists:
             after = page[-1].id_token
         version = version if version is not None else int(self._clock.wall())
         payload, skipped = build(protocol, rows, version, update_type)
-        reply = await self._commander.call(charger_id, "SendLocalList", payload)
-        entries = len(payload.get("localAuthorizationList", []))
-        return {"version": version, "entries": entries, "skipped": skipped, "status": reply.get("status")}
+        entries = payload.get("localAuthorizationList", [])
+        per_message, size, capacity = self._limits(charger_id, protocol)
+        if capacity is not None and len(entries) > capacity:
+            raise ConflictError(
+                f"the list has {len(entries)} entries; charger {charger_id!r} holds at most {capacity}",
+                code="local_list_too_long",
+            )
+        # More entries than one message may carry: the first part replaces the list (Full), the others add to it
+        # (Differential), all with the same version, which the charger holds once the last is in.
+        sent = 0
+        status = None
+        for i, part in enumerate(split_request("SendLocalList", payload, per_message, size)):
+            if i:
+                part = {**part, "updateType": "Differential"}
+            reply = await self._commander.call(charger_id, "SendLocalList", part)
+            status = reply.get("status")
+            if status != "Accepted":
+                break
+            sent += len(part.get("localAuthorizationList", []))
+        return {"version": version, "entries": sent, "skipped": skipped, "status": status}
