@@ -138,7 +138,12 @@ class Node:
 
         # The API's commands go through the device model: split to the charger's limits, and learned from.
         device_model = DeviceModel(
-            self.commander, variables, reports, clock, report_timeout=config.report_timeout
+            self.commander,
+            variables,
+            reports,
+            clock,
+            report_timeout=config.report_timeout,
+            protocol_of=lambda cid: row.protocol if (row := chargers.get(cid)) is not None else None,
         )
         smart_charging = SmartCharging(
             self.commander, charging_notes, reports, report_reads, clock, report_timeout=config.report_timeout

@@ -43,11 +43,21 @@ REPORT_PARTS = [
     # seqNo 1 (the last)
     [
         {
+            "component": {"name": "SampledDataCtrlr"},
+            "variable": {"name": "TxUpdatedMeasurands"},
+            "variable_attribute": attr("Energy.Active.Import.Register", "ReadWrite"),
+            "variable_characteristics": {
+                "data_type": "MemberList",
+                "values_list": "Energy.Active.Import.Register,Power.Active.Import",
+                "supports_monitoring": False,
+            },
+        },
+        {
             "component": {"name": "EVSE", "evse": {"id": 1}},
             "variable": {"name": "Power"},
             "variable_attribute": [{"type": "MaxSet", "value": "22000"}, {"type": "Actual", "value": "0"}],
             "variable_characteristics": {"unit": "W", "data_type": "decimal", "supports_monitoring": True},
-        }
+        },
     ],
 ]
 
@@ -118,9 +128,17 @@ def test_201_refresh_waits_for_the_report_and_requests_follow_its_limits(node) -
             viewer_refresh = await http.post(
                 "/chargers/DM201/device-model/refresh", headers={"Authorization": "Bearer nope"}
             )
-            return refresh, model, got, learned, page, rest, cp.get_calls, viewer_refresh
+            caps = (await http.get("/chargers/DM201/device-model/capabilities")).json()
+            return refresh, model, got, learned, page, rest, cp.get_calls, viewer_refresh, caps
 
-    refresh, model, got, learned, page, rest, calls, unauthorised = asyncio.run(scenario())
+    refresh, model, got, learned, page, rest, calls, unauthorised, caps = asyncio.run(scenario())
+    assert caps == {
+        "security_profile": None,
+        "signed_firmware": True,
+        "supported_measurands": ["Energy.Active.Import.Register", "Power.Active.Import"],
+        "items_per_message": {"GetVariables": 2},
+        "bytes_per_message": {},
+    }
     assert refresh.status_code == 200 and refresh.json()["status"] == "Accepted"
     assert isinstance(refresh.json()["request_id"], int)
     rows = {(r["component"], r["variable"], r["attribute_type"]): r for r in model["items"]}
@@ -146,6 +164,7 @@ def test_201_refresh_waits_for_the_report_and_requests_follow_its_limits(node) -
 
 KEYS16 = {
     "HeartbeatInterval": ("60", False),
+    "SecurityProfile": ("1", False),
     "GetConfigurationMaxKeys": ("2", True),
     "NumberOfConnectors": ("2", True),
 }
@@ -180,12 +199,19 @@ def test_16_refresh_reads_the_configuration_and_get_configuration_is_split(node)
                 "/chargers/DM16/commands/GetConfiguration",
                 json={"key": ["HeartbeatInterval", "Nope", "NumberOfConnectors"]},
             )
-            return refresh, keys, got, cp.calls
+            caps = (await http.get("/chargers/DM16/device-model/capabilities")).json()
+            return refresh, keys, got, cp.calls, caps
 
-    refresh, keys, got, calls = asyncio.run(scenario())
+    refresh, keys, got, calls, caps = asyncio.run(scenario())
+    assert (caps["security_profile"], caps["signed_firmware"], caps["items_per_message"]) == (
+        1,
+        True,
+        {"GetConfiguration": 2},
+    )
     assert refresh.status_code == 200 and refresh.json() == {"request_id": None, "status": "Accepted"}
     assert {(k["component"], k["variable"], k["value"], k["mutability"]) for k in keys["items"]} == {
         (None, "HeartbeatInterval", "60", "ReadWrite"),
+        (None, "SecurityProfile", "1", "ReadWrite"),
         (None, "GetConfigurationMaxKeys", "2", "ReadOnly"),
         (None, "NumberOfConnectors", "2", "ReadOnly"),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ampgate.devicemodel import VariableRow
+from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.reservations import ReservationRow
@@ -162,6 +162,7 @@ class DeviceModelService(Protocol):
         after: tuple[Any, ...] | None = None,
     ) -> list[VariableRow]: ...
     async def refresh(self, charger_id: str, /) -> dict[str, Any]: ...
+    def capabilities_of(self, charger_id: str, /) -> Capabilities | None: ...
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, DeviceModelService
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ErrorBody
+from ampgate.devicemodel import Capabilities
 from ampgate.devicemodel.repository import sort_key
 from ampgate.errors import NotFoundError
 
@@ -102,6 +103,28 @@ class DeviceModelController(Controller):
             items=[VariableRead(**msgspec.structs.asdict(r)) for r in rows],
             next_cursor=encode_cursor(json.dumps(sort_key(rows[-1]))) if more else None,
         )
+
+    @get(
+        "/capabilities",
+        operation_id="get_capabilities",
+        guards=[requires_viewer],
+        responses={
+            **COMMON_ERRORS,
+            404: ResponseSpec(ErrorBody, description="No such charger, or never connected"),
+        },
+        summary="What the device model says the charger can do (role: viewer)",
+    )
+    async def get_capabilities(
+        self,
+        device_model: NamedDependency[DeviceModelService],
+        charger_id: Annotated[str, Parameter(description="The charge point id")],
+    ) -> Capabilities:
+        """Security profile, signed firmware support, supported measurands, per-message limits by action, as
+        known from the device model (refresh it first for a full picture). Role: viewer."""
+        found = device_model.capabilities_of(charger_id)
+        if found is None:
+            raise NotFoundError(f"charger '{charger_id}' is unknown or never connected", field="id")
+        return found
 
     @post(
         "/refresh",

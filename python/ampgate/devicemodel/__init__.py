@@ -6,6 +6,13 @@ ItemsPerMessage / BytesPerMessage limits requests are split by, among others).""
 from ampgate.devicemodel.handlers import DeviceModelHandlers
 from ampgate.devicemodel.limits import split_request
 from ampgate.devicemodel.repository import DeviceModelRepository, VariableRow
-from ampgate.devicemodel.service import DeviceModel
+from ampgate.devicemodel.service import Capabilities, DeviceModel
 
-__all__ = ["DeviceModel", "DeviceModelHandlers", "DeviceModelRepository", "VariableRow", "split_request"]
+__all__ = [
+    "Capabilities",
+    "DeviceModel",
+    "DeviceModelHandlers",
+    "DeviceModelRepository",
+    "VariableRow",
+    "split_request",
+]

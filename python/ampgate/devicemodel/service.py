@@ -4,9 +4,11 @@ and merged back, learns from every answer, and refreshes the whole model on requ
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
 import trio
 
 from ampgate.clock import Clock
@@ -72,6 +74,20 @@ def _positive(text: str | None) -> int | None:
     return n if n is not None and n > 0 else None
 
 
+class Capabilities(msgspec.Struct, kw_only=True):
+    """What other parts read from a charger's device model (None: not known)."""
+
+    security_profile: int | None
+    signed_firmware: bool | None  # 2.0.1: always; 1.6: when it has the security extension's keys
+    supported_measurands: list[str] | None  # SampledDataCtrlr.TxUpdatedMeasurands' valuesList (2.0.1)
+    items_per_message: dict[str, int]  # DeviceDataCtrlr.ItemsPerMessage by action (1.6: GetConfiguration)
+    bytes_per_message: dict[str, int]
+
+
+# Keys only the 1.6 security extension defines: a charger that has them takes SignedUpdateFirmware.
+_SECURITY_KEYS_16 = ("SecurityProfile", "CertificateStoreMaxLength", "CpoName")
+
+
 class DeviceModel:
     """Implements the Commander's `call` for the API (every other command passes through unchanged)."""
 
@@ -83,7 +99,9 @@ class DeviceModel:
         clock: Clock,
         *,
         report_timeout: float,
+        protocol_of: Callable[[str], str | None] = lambda charger_id: None,
     ) -> None:
+        self._protocol_of = protocol_of
         self._commander = commander
         self._variables = variables
         self._reports = reports
@@ -98,6 +116,50 @@ class DeviceModel:
         items = self._variables.value(charger_id, DEVICE_DATA, "ItemsPerMessage", action)
         size = self._variables.value(charger_id, DEVICE_DATA, "BytesPerMessage", action)
         return _positive(items), _positive(size)
+
+    def capabilities_of(self, charger_id: str) -> Capabilities | None:
+        """The charger's capabilities by the protocol it last spoke (None: it never connected)."""
+        protocol = self._protocol_of(charger_id)
+        return None if protocol is None else self.capabilities(charger_id, protocol)
+
+    def capabilities(self, charger_id: str, protocol: str) -> Capabilities:
+        """What the device model says the charger can do."""
+        if protocol == OCPP16:
+            keys = {r.variable: r.value for r in self._variables.page(charger_id, 1000, component="")}
+            maxkeys = _positive(keys.get(GET_CONFIGURATION_MAX_KEYS))
+            return Capabilities(
+                security_profile=_positive(keys.get("SecurityProfile")),
+                signed_firmware=True if any(k in keys for k in _SECURITY_KEYS_16) else None,
+                supported_measurands=None,
+                items_per_message={} if maxkeys is None else {"GetConfiguration": maxkeys},
+                bytes_per_message={},
+            )
+        items: dict[str, int] = {}
+        size: dict[str, int] = {}
+        for r in self._variables.page(charger_id, 1000, component=DEVICE_DATA):
+            action = r.variable_instance
+            n = _positive(r.value) if r.attribute_type == "Actual" else None
+            if n is None or action is None:
+                continue
+            if r.variable == "ItemsPerMessage":
+                items[action] = n
+            elif r.variable == "BytesPerMessage":
+                size[action] = n
+        measurands = None
+        for r in self._variables.page(
+            charger_id, 10, component="SampledDataCtrlr", variable="TxUpdatedMeasurands"
+        ):
+            values = (r.characteristics or {}).get("valuesList")
+            if isinstance(values, str):
+                measurands = [v.strip() for v in values.split(",") if v.strip()]
+        profile = self._variables.value(charger_id, "SecurityCtrlr", "SecurityProfile")
+        return Capabilities(
+            security_profile=None if profile is None else _positive(profile) or 0,
+            signed_firmware=True,
+            supported_measurands=measurands,
+            items_per_message=items,
+            bytes_per_message=size,
+        )
 
     def local_list_limits(self, charger_id: str, protocol: str) -> tuple[int | None, int | None, int | None]:
         """(entries per SendLocalList, bytes per SendLocalList, entries the charger's list holds at most), as
