@@ -99,3 +99,15 @@ def test_what_answers_teach() -> None:
         ("", "HeartbeatInterval", "60", "ReadWrite")
     ]
     assert convert.from_change_configuration({"key": "K", "value": "1"}, {"status": "Rejected"}) == []
+
+
+def test_get_report_parts_and_their_merged_status() -> None:
+    cv = [{"component": {"name": f"C{i}"}} for i in range(3)]
+    parts = split_request("GetReport", {"requestId": 5, "componentVariable": cv}, 2, None)
+    assert [len(p["componentVariable"]) for p in parts] == [2, 1] and parts[1]["requestId"] == 5
+    assert merge_replies("GetReport", [{"status": "Accepted"}, {"status": "Accepted"}]) == {
+        "status": "Accepted"
+    }
+    assert merge_replies("GetReport", [{"status": "Accepted"}, {"status": "EmptyResultSet"}]) == {
+        "status": "EmptyResultSet"
+    }

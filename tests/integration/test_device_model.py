@@ -66,6 +66,7 @@ class Station(ChargePoint201):
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.get_calls: list[int] = []
+        self.report_calls: list[tuple[int, int]] = []
 
     @on(Action201.get_base_report)
     async def on_get_base_report(self, request_id, report_base, **_):
@@ -84,6 +85,11 @@ class Station(ChargePoint201):
                 ),
                 suppress=False,
             )
+
+    @on(Action201.get_report)
+    async def on_get_report(self, request_id, component_variable=None, **_):
+        self.report_calls.append((request_id, len(component_variable or [])))
+        return result201.GetReport(status="Accepted")
 
     @on(Action201.get_variables)
     async def on_get_variables(self, get_variable_data, **_):
@@ -129,6 +135,29 @@ def test_201_refresh_waits_for_the_report_and_requests_follow_its_limits(node) -
                 "/chargers/DM201/device-model/refresh", headers={"Authorization": "Bearer nope"}
             )
             caps = (await http.get("/chargers/DM201/device-model/capabilities")).json()
+            # A charger that takes 2 componentVariables per GetReport: 3 go as two reports.
+            await cp.call(
+                call201.NotifyReport(
+                    request_id=998,
+                    generated_at="2026-11-30T07:00:00Z",
+                    seq_no=0,
+                    report_data=[
+                        {
+                            "component": {"name": "DeviceDataCtrlr"},
+                            "variable": {"name": "ItemsPerMessage", "instance": "GetReport"},
+                            "variable_attribute": attr("2"),
+                        }
+                    ],
+                ),
+                suppress=False,
+            )
+            cvs = [{"component": {"name": f"C{i}"}} for i in range(3)]
+            report = await http.post(
+                "/chargers/DM201/commands/GetReport", json={"requestId": 4242, "componentVariable": cvs}
+            )
+            assert report.status_code == 200 and report.json() == {"status": "Accepted"}
+            assert [r[1] for r in cp.report_calls] == [2, 1] and cp.report_calls[0][0] == 4242
+            assert cp.report_calls[1][0] != 4242
             return refresh, model, got, learned, page, rest, cp.get_calls, viewer_refresh, caps
 
     refresh, model, got, learned, page, rest, calls, unauthorised, caps = asyncio.run(scenario())
@@ -136,7 +165,7 @@ def test_201_refresh_waits_for_the_report_and_requests_follow_its_limits(node) -
         "security_profile": None,
         "signed_firmware": True,
         "supported_measurands": ["Energy.Active.Import.Register", "Power.Active.Import"],
-        "items_per_message": {"GetVariables": 2},
+        "items_per_message": {"GetVariables": 2},  # GetReport's limit arrives later
         "bytes_per_message": {},
     }
     assert refresh.status_code == 200 and refresh.json()["status"] == "Accepted"

@@ -15,6 +15,8 @@ SPLIT: dict[str, tuple[str, tuple[str, ...]]] = {
     "SetVariables": ("setVariableData", ("setVariableResult",)),
     "SetVariableMonitoring": ("setMonitoringData", ("setMonitoringResult",)),
     "GetConfiguration": ("key", ("configurationKey", "unknownKey")),
+    # Each part is a report of its own: the parts after the first get request ids of their own (see DeviceModel).
+    "GetReport": ("componentVariable", ()),
     # Sent by the local-list part, not through `DeviceModel.call`: its later parts go as Differential updates.
     "SendLocalList": ("localAuthorizationList", ()),
 }
@@ -49,6 +51,9 @@ def merge_replies(action: str, replies: list[dict[str, Any]]) -> dict[str, Any]:
     """The replies to the split calls as one reply: their result lists concatenated in order."""
     if len(replies) == 1:
         return replies[0]
+    if action == "GetReport":
+        # Accepted when every part was; else the first other status (with its statusInfo).
+        return next((r for r in replies if r.get("status") != "Accepted"), replies[0])
     merged: dict[str, Any] = {}
     for name in SPLIT[action][1]:
         values = [v for r in replies for v in (r.get(name) or [])]

@@ -201,6 +201,9 @@ class DeviceModel:
             protocol = self._commander.check(charger_id, action, payload)
             items, size = self.limits(charger_id, protocol, action)
             parts = split_request(action, payload, items, size)
+            if action == "GetReport":
+                # One report per part: the first keeps the caller's requestId, the others get new ones.
+                parts = [parts[0], *({**p, "requestId": self._reports.next_request_id()} for p in parts[1:])]
             if len(parts) > 1:
                 log.info(
                     "%s: %s sent as %d calls (limits %s items, %s bytes)",
