@@ -35,6 +35,7 @@ __all__ = [
     "LogUploaded",
     "ReservationCreated",
     "ReservationEnded",
+    "SecurityAlert",
     "SecurityEventReported",
     "TransactionEnded",
     "TransactionStarted",
@@ -168,6 +169,16 @@ class SecurityEventReported(Event, frozen=True, kw_only=True, tag="security.even
     occurred_at: datetime
     tech_info: str | None
     critical: bool
+
+
+class SecurityAlert(Event, frozen=True, kw_only=True, tag="security.alert"):
+    """A security event of a type the spec marks critical (tampering, an invalid certificate or firmware
+    signature, a maintenance login, ...): raised for whoever alerts operators, after its `security.event`."""
+
+    id: int
+    event_type: str
+    occurred_at: datetime
+    tech_info: str | None
 
 
 class CertificateRequested(Event, frozen=True, kw_only=True, tag="certificate.requested"):
@@ -318,6 +329,7 @@ AnyEvent = (
     | TransactionEnded
     | FirmwareStatusReported
     | SecurityEventReported
+    | SecurityAlert
     | CertificateRequested
     | ChargingLimitSet
     | DeviceEventReported

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from ampgate.events import SecurityEventReported
+from ampgate.events import SecurityAlert, SecurityEventReported
 from ampgate.security import SecurityEventHandlers, SecurityEventReport, SecurityEventRepository, is_critical
 from ampgate.store import Store
 from tests.ocpp.fakes import NOW, Harness
@@ -115,8 +115,9 @@ def test_the_reply_waits_for_the_commit_and_a_resend_publishes_nothing(protocol:
             records.gate.set()
             await trio.testing.wait_all_tasks_blocked()
             assert h.link.sent == [(1, [3, "e1", {}])]
-            (event,) = h.published()
-            assert isinstance(event, SecurityEventReported)
+            event, alert = h.published()
+            assert isinstance(event, SecurityEventReported) and isinstance(alert, SecurityAlert)
+            assert (alert.id, alert.event_type, alert.charger_id) == (1, "TamperDetectionActivated", "CP1")
             assert (event.charger_id, event.id, event.event_type, event.critical, event.tech_info) == (
                 "CP1",
                 1,

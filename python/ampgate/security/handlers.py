@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
-from ampgate.events import SecurityEventReported
+from ampgate.events import SecurityAlert, SecurityEventReported
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
 from ampgate.security.catalogue import is_critical
@@ -51,17 +51,27 @@ class SecurityEventHandlers:
                         report.type,
                         report.tech_info,
                     )
-                self._bus.publish(
-                    SecurityEventReported(
-                        at=report.received_at,
-                        charger_id=report.charger_id,
-                        id=event_id,
-                        event_type=report.type,
-                        occurred_at=report.occurred_at,
-                        tech_info=report.tech_info,
-                        critical=report.critical,
-                    )
+                event = SecurityEventReported(
+                    at=report.received_at,
+                    charger_id=report.charger_id,
+                    id=event_id,
+                    event_type=report.type,
+                    occurred_at=report.occurred_at,
+                    tech_info=report.tech_info,
+                    critical=report.critical,
                 )
+                self._bus.publish(event)
+                if report.critical:
+                    self._bus.publish(
+                        SecurityAlert(
+                            at=event.at,
+                            charger_id=event.charger_id,
+                            id=event_id,
+                            event_type=report.type,
+                            occurred_at=report.occurred_at,
+                            tech_info=report.tech_info,
+                        )
+                    )
             return {}
 
         return reply()
