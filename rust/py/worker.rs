@@ -41,7 +41,11 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
         link_high: get(d, "link_high", dflt.link_high)?,
         link_low: get(d, "link_low", dflt.link_low)?,
         accept_unknown: get(d, "accept_unknown", dflt.accept_unknown)?,
-        upgrade_without_protocol: get(d, "upgrade_without_protocol", dflt.upgrade_without_protocol)?,
+        upgrade_without_protocol: get(
+            d,
+            "upgrade_without_protocol",
+            dflt.upgrade_without_protocol,
+        )?,
         canned: get(d, "canned", dflt.canned)?,
         reuseport_addr: get(d, "reuseport_addr", dflt.reuseport_addr.clone())?,
         parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
