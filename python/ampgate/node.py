@@ -25,7 +25,14 @@ from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
+from ampgate.customer import (
+    CustomerInformationHandlers,
+    CustomerInformationRepository,
+    CustomerInformationService,
+)
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
+from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
+from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -72,9 +79,13 @@ class Node:
         transactions = TransactionRepository(self.store)
         connectors = ConnectorStatusRepository(self.store)
         security_events = SecurityEventRepository(self.store)
-        reports = Reports(ReportRepository(self.store), clock)
+        report_parts = ReportRepository(self.store)
+        reports = Reports(report_parts, clock)
         variables = DeviceModelRepository(self.store)
         log_requests = LogRepository(self.store)
+        display_view = DisplayMessageRepository(self.store)
+        customer_requests = CustomerInformationRepository(self.store)
+        publications = PublicationRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
         self.policy = BootPolicy(
@@ -105,6 +116,9 @@ class Node:
             CertificateHandlers(self.bus, clock),
             DeviceModelHandlers(variables, reports, clock),
             LogStatusHandlers(log_requests, self.bus, clock),
+            DisplayMessageHandlers(display_view, reports, clock),
+            CustomerInformationHandlers(reports, report_parts, self.bus, clock),
+            PublishStatusHandlers(publications, self.bus, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
@@ -129,6 +143,28 @@ class Node:
             log_requests, self.bus, clock, config.uploads_path, config.max_upload_bytes
         )
 
+        # 2.0.1 display messages, customer information and firmware publishing: commands through the Commander,
+        # reports through `reports`.
+        display_messages = DisplayMessages(
+            display_view,
+            self.commander,
+            reports,
+            report_parts,
+            self.bus,
+            clock,
+            report_timeout=config.report_timeout,
+        )
+        customer_information = CustomerInformationService(
+            customer_requests,
+            self.commander,
+            reports,
+            report_parts,
+            self.bus,
+            clock,
+            report_timeout=config.report_timeout,
+        )
+        firmware_publications = FirmwarePublications(publications, self.commander, self.bus, clock)
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.api_services = ApiServices(
@@ -144,6 +180,9 @@ class Node:
             security_events=security_events,
             device_model=device_model,
             logs=self.logs,
+            display_messages=display_messages,
+            customer_information=customer_information,
+            firmware_publications=firmware_publications,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
