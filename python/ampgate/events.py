@@ -26,10 +26,17 @@ __all__ = [
     "CommandFailed",
     "CommandSent",
     "ConnectorStatusChanged",
+    "CustomerInformationDeleted",
+    "CustomerInformationReceived",
+    "CustomerInformationRequested",
     "DeviceEventReported",
+    "DisplayMessageCleared",
+    "DisplayMessageSet",
+    "DisplayMessagesRefreshed",
     "EvChargingNeedsReported",
     "EvChargingScheduleReported",
     "Event",
+    "FirmwarePublicationStatus",
     "FirmwareStatusReported",
     "LogStatusReported",
     "LogUploaded",
@@ -289,6 +296,72 @@ class ReservationEnded(Event, frozen=True, kw_only=True, tag="reservation.ended"
     reason: str
 
 
+# -- display messages, customer information, firmware publishing (2.0.1) -----------------------------------------
+
+
+class DisplayMessageSet(Event, frozen=True, kw_only=True, tag="display_message.set"):
+    """The charger accepted a SetDisplayMessage: message `message_id` (new, or replacing one of that id) is in
+    the node's view. The text is not repeated here: read it from the API."""
+
+    message_id: int
+    priority: str
+
+
+class DisplayMessageCleared(Event, frozen=True, kw_only=True, tag="display_message.cleared"):
+    """A ClearDisplayMessage was answered: `status` Accepted, or Unknown (the charger did not have the message);
+    either way the node's view no longer has it."""
+
+    message_id: int
+    status: str
+
+
+class DisplayMessagesRefreshed(Event, frozen=True, kw_only=True, tag="display_message.refreshed"):
+    """The node's view of a charger's messages was replaced by what it listed for GetDisplayMessages
+    `request_id` (`status` Unknown: it has none): `messages` is how many it shows now."""
+
+    request_id: int
+    status: str
+    messages: int
+
+
+class CustomerInformationRequested(Event, frozen=True, kw_only=True, tag="customer_information.requested"):
+    """A CustomerInformation request was answered (`status` Accepted, Rejected, Invalid) or failed (Failed,
+    TimedOut). Who it was about is personal data and is not in the event: read it from the API (operator)."""
+
+    request_id: int
+    report: bool
+    clear: bool
+    status: str
+
+
+class CustomerInformationReceived(Event, frozen=True, kw_only=True, tag="customer_information.received"):
+    """Every NotifyCustomerInformation part of `request_id` is in: `parts` messages, `size` characters of text
+    (the text itself is personal data: read it from the API)."""
+
+    request_id: int
+    parts: int
+    size: int
+
+
+class CustomerInformationDeleted(Event, frozen=True, kw_only=True, tag="customer_information.deleted"):
+    """An admin deleted what the node kept of customer-information request `request_id` (its report too)."""
+
+    request_id: int
+
+
+class FirmwarePublicationStatus(Event, frozen=True, kw_only=True, tag="firmware_publication.status"):
+    """A firmware publication's status changed: the node sent it (Requested), the local controller answered
+    (Accepted, Rejected) or the call failed (Failed, TimedOut), it reported with
+    PublishFirmwareStatusNotification (Downloading, Downloaded, Published with `locations`, ...) or answered an
+    UnpublishFirmware (Unpublished, NoFirmware). `publication_id` is None for a notification that belongs to no
+    publication the node knows (an Idle without a request id, or another system's request)."""
+
+    publication_id: int | None
+    request_id: int | None
+    status: str
+    locations: tuple[str, ...] | None = None
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -340,6 +413,13 @@ AnyEvent = (
     | LogUploaded
     | ReservationCreated
     | ReservationEnded
+    | DisplayMessageSet
+    | DisplayMessageCleared
+    | DisplayMessagesRefreshed
+    | CustomerInformationRequested
+    | CustomerInformationReceived
+    | CustomerInformationDeleted
+    | FirmwarePublicationStatus
     | CommandSent
     | CommandAnswered
     | CommandFailed

@@ -25,7 +25,14 @@ from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
+from ampgate.customer import (
+    CustomerInformationHandlers,
+    CustomerInformationRepository,
+    CustomerInformationService,
+)
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
+from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
+from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -83,6 +90,9 @@ class Node:
         monitors = MonitoringRepository(self.store)
         monitoring_handlers = MonitoringHandlers(monitors, reports, self.bus, clock)
         log_requests = LogRepository(self.store)
+        display_view = DisplayMessageRepository(self.store)
+        customer_requests = CustomerInformationRepository(self.store)
+        publications = PublicationRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
         self.policy = BootPolicy(
@@ -120,6 +130,9 @@ class Node:
             DeviceModelHandlers(variables, reports, clock),
             SmartChargingHandlers(charging_notes, transactions, reports, self.bus, clock),
             LogStatusHandlers(log_requests, self.bus, clock),
+            DisplayMessageHandlers(display_view, reports, clock),
+            CustomerInformationHandlers(reports, report_reads, self.bus, clock),
+            PublishStatusHandlers(publications, self.bus, clock),
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
@@ -163,6 +176,28 @@ class Node:
             log_requests, self.bus, clock, config.uploads_path, config.max_upload_bytes
         )
 
+        # 2.0.1 display messages, customer information and firmware publishing: commands through the Commander,
+        # reports through `reports`.
+        display_messages = DisplayMessages(
+            display_view,
+            self.commander,
+            reports,
+            report_reads,
+            self.bus,
+            clock,
+            report_timeout=config.report_timeout,
+        )
+        customer_information = CustomerInformationService(
+            customer_requests,
+            self.commander,
+            reports,
+            report_reads,
+            self.bus,
+            clock,
+            report_timeout=config.report_timeout,
+        )
+        firmware_publications = FirmwarePublications(publications, self.commander, self.bus, clock)
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.api_services = ApiServices(
@@ -181,6 +216,9 @@ class Node:
             monitoring=monitoring,
             logs=self.logs,
             reservations=self.reservations,
+            display_messages=display_messages,
+            customer_information=customer_information,
+            firmware_publications=firmware_publications,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)

@@ -20,8 +20,11 @@ import trio
 from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
+from ampgate.customer import CustomerInformationRepository, CustomerInformationService
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
+from ampgate.display import DisplayMessageRepository, DisplayMessages
 from ampgate.errors import ChargerOfflineError, NotFoundError
+from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp.id_tokens import IdTokens
@@ -96,6 +99,13 @@ class StandInNode:
         self.reservations = Reservations(
             self.reservation_book, self.reservation_rows, self, self.id_token_table, Clock()
         )
+        # 2.0.1 display messages, customer information, firmware publishing: real repositories, this node's
+        # commands (every charger offline), so tests can seed what the routes read.
+        self.report_parts = ReportRepository(store)
+        self.reports = Reports(self.report_parts, Clock())
+        self.display_view = DisplayMessageRepository(store)
+        self.customer_requests = CustomerInformationRepository(store)
+        self.publications = PublicationRepository(store)
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -162,6 +172,25 @@ class StandInNode:
             ),
             logs=self.logs,
             reservations=self.reservations,
+            display_messages=DisplayMessages(
+                self.display_view,
+                self,
+                self.reports,
+                self.report_parts,
+                EventBus(),
+                Clock(),
+                report_timeout=5.0,
+            ),
+            customer_information=CustomerInformationService(
+                self.customer_requests,
+                self,
+                self.reports,
+                self.report_parts,
+                EventBus(),
+                Clock(),
+                report_timeout=5.0,
+            ),
+            firmware_publications=FirmwarePublications(self.publications, self, EventBus(), Clock()),
             health=self.health,
         )
 

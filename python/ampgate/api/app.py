@@ -14,9 +14,12 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
 from ampgate.api.commands import CommandController, LocalListController
+from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.deps import ApiServices
 from ampgate.api.device_model import DeviceModelController
+from ampgate.api.display_messages import DisplayMessageController
 from ampgate.api.errors import EXCEPTION_HANDLERS
+from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.logs import ChargerLogController
@@ -59,6 +62,9 @@ def create_app(services: ApiServices) -> Litestar:
             MonitoringController,
             ChargerLogController,
             ReservationController,
+            DisplayMessageController,
+            CustomerInformationController,
+            FirmwarePublicationController,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

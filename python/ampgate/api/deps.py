@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.devicemodel import Capabilities, VariableRow
+from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
+from ampgate.firmware_publish import PublicationRow, PublishSpec
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.reservations import ReservationRow
@@ -237,6 +240,41 @@ class ReservationService(Protocol):
 
 
 @runtime_checkable
+class DisplayMessageService(Protocol):
+    """`ampgate.display.DisplayMessages`."""
+
+    def get(self, charger_id: str, message_id: int, /) -> DisplayMessageRow | None: ...
+    def page(self, charger_id: str, limit: int, after: int | None = None, /) -> list[DisplayMessageRow]: ...
+    async def set(
+        self, charger_id: str, msg: DisplayMessage, /, *, assign_id: bool = False
+    ) -> DisplayMessageRow: ...
+    async def clear(self, charger_id: str, message_id: int, /) -> None: ...
+    async def refresh(self, charger_id: str, /) -> RefreshResult: ...
+
+
+@runtime_checkable
+class CustomerInformationRequests(Protocol):
+    """`ampgate.customer.CustomerInformationService`."""
+
+    def get(self, charger_id: str, request_id: int, /) -> CustomerInformation | None: ...
+    def page(
+        self, charger_id: str, limit: int, before: int | None = None, /
+    ) -> list[CustomerInformation]: ...
+    async def request(self, charger_id: str, spec: CustomerRequest, /) -> CustomerInformation: ...
+    async def delete(self, charger_id: str, request_id: int, /) -> None: ...
+
+
+@runtime_checkable
+class FirmwarePublicationService(Protocol):
+    """`ampgate.firmware_publish.FirmwarePublications`."""
+
+    def get(self, charger_id: str, request_id: int, /) -> PublicationRow | None: ...
+    def page(self, charger_id: str, limit: int, before: int | None = None, /) -> list[PublicationRow]: ...
+    async def publish(self, charger_id: str, spec: PublishSpec, /) -> PublicationRow: ...
+    async def unpublish(self, charger_id: str, request_id: int, /) -> PublicationRow: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -262,4 +300,7 @@ class ApiServices:
     monitoring: MonitoringService
     logs: LogRequests
     reservations: ReservationService
+    display_messages: DisplayMessageService
+    customer_information: CustomerInformationRequests
+    firmware_publications: FirmwarePublicationService
     health: HealthReport

@@ -126,6 +126,20 @@ def add_part(db: sqlite_utils.Database, part: Part) -> tuple[int, bool, bool]:
     return report_id, True, now_complete and not was_complete
 
 
+def delete_report(db: sqlite_utils.Database, charger_id: str, kind: str, request_id: int) -> bool:
+    """Remove a report and its parts (a writer op, for features that delete a report together with rows of
+    their own); False if there was none."""
+    found = db.conn.execute(
+        "SELECT id FROM charger_reports WHERE charger_id = ? AND kind = ? AND request_id = ?",
+        (charger_id, kind, request_id),
+    ).fetchone()
+    if found is None:
+        return False
+    db.conn.execute("DELETE FROM charger_report_parts WHERE report_id = ?", (found[0],))
+    db.conn.execute("DELETE FROM charger_reports WHERE id = ?", (found[0],))
+    return True
+
+
 def read_report(
     conn: sqlite3.Connection, charger_id: str, kind: str, request_id: int
 ) -> tuple[ReportRow, list[bytes]] | None:
@@ -185,15 +199,6 @@ class ReportRepository:
     async def delete(self, charger_id: str, kind: str, request_id: int) -> bool:
         """Remove a report and its parts (personal data on request); False if there was none."""
 
-        def op(db: sqlite_utils.Database) -> bool:
-            found = db.conn.execute(
-                "SELECT id FROM charger_reports WHERE charger_id = ? AND kind = ? AND request_id = ?",
-                (charger_id, kind, request_id),
-            ).fetchone()
-            if found is None:
-                return False
-            db.conn.execute("DELETE FROM charger_report_parts WHERE report_id = ?", (found[0],))
-            db.conn.execute("DELETE FROM charger_reports WHERE id = ?", (found[0],))
-            return True
-
-        return await self._store.write(op)
+        return await self._store.write(
+            functools.partial(delete_report, charger_id=charger_id, kind=kind, request_id=request_id)
+        )

@@ -49,6 +49,11 @@ class Reports:
         finally:
             self._waiting.pop(key, None)
 
+    def forget(self, charger_id: str, kind: str, request_id: int) -> None:
+        """Nobody will wait for this report (its request was refused or failed): drop what `expect` set up.
+        The report's row and any parts stay."""
+        self._waiting.pop((charger_id, kind, request_id), None)
+
     async def add(self, part: Part) -> tuple[bool, bool]:
         """Store a part; (stored, completed by it). Wakes the waiter of a completed report."""
         _, stored, completed = await self._records.add(part)

@@ -293,6 +293,61 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reservations_live ON reservations (state, id) WHERE state IN ('pending', 'active');
     CREATE INDEX reservations_charger ON reservations (charger_id, id);
     """,
+    # 10: 2.0.1 display messages, customer information and firmware publishing. `display_messages` is the node's
+    # view of what each charger shows (a message the charger accepted, or reported with NotifyDisplayMessages),
+    # keyed by the charger's message id. `customer_information_requests` is one row per CustomerInformation
+    # sent: who it was about and the charger's answer (the report's text stays in charger_report_parts, kind
+    # NotifyCustomerInformation; both go together on deletion). `firmware_publications` is one row per
+    # PublishFirmware sent to a local controller, its status timeline (JSON [[status, at], ...]) and the
+    # locations it published; `request_id` is the row's id.
+    """
+    CREATE TABLE display_messages (
+        charger_id TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        priority TEXT NOT NULL,
+        state TEXT NULL,
+        start_at TEXT NULL,
+        end_at TEXT NULL,
+        transaction_id TEXT NULL,
+        format TEXT NOT NULL,
+        language TEXT NULL,
+        content TEXT NOT NULL,
+        display TEXT NULL,
+        source TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE customer_information_requests (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        request_id INTEGER NOT NULL,
+        report INTEGER NOT NULL,
+        clear INTEGER NOT NULL,
+        customer TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT NULL,
+        requested_at TEXT NOT NULL,
+        answered_at TEXT NULL,
+        UNIQUE (charger_id, request_id)
+    );
+    CREATE TABLE firmware_publications (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        location TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        retries INTEGER NULL,
+        retry_interval_s INTEGER NULL,
+        status TEXT NOT NULL,
+        timeline TEXT NOT NULL,
+        published_locations TEXT NULL,
+        error_code TEXT NULL,
+        error_message TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX firmware_publications_charger ON firmware_publications (charger_id, id);
+    CREATE INDEX firmware_publications_checksum ON firmware_publications (charger_id, checksum);
+    """,
 )
 
 
