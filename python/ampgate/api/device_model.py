@@ -5,7 +5,6 @@ it and waits until the report is complete."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -19,31 +18,12 @@ from ampgate.api.deps import ChargerReads, DeviceModelService
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ampgate.api.schemas import ErrorBody
 from ampgate.devicemodel import Capabilities
-from ampgate.devicemodel.repository import sort_key
+from ampgate.devicemodel.repository import VariableRow, sort_key
 from ampgate.errors import NotFoundError
 
 
-class VariableRead(msgspec.Struct, kw_only=True):
-    """One attribute of a variable. `component` null: a 1.6 configuration key; `characteristics` as the charger
-    reported them (unit, dataType, minLimit, maxLimit, valuesList, supportsMonitoring)."""
-
-    component: str | None
-    component_instance: str | None
-    evse_id: int | None
-    connector_id: int | None
-    variable: str
-    variable_instance: str | None
-    attribute_type: str
-    value: str | None
-    mutability: str | None
-    persistent: bool | None
-    constant: bool | None
-    characteristics: dict[str, Any] | None
-    updated_at: datetime
-
-
 class VariablePage(msgspec.Struct, kw_only=True):
-    items: list[VariableRead]
+    items: list[VariableRow]
     next_cursor: str | None
 
 
@@ -100,7 +80,7 @@ class DeviceModelController(Controller):
         more = len(rows) > limit
         rows = rows[:limit]
         return VariablePage(
-            items=[VariableRead(**msgspec.structs.asdict(r)) for r in rows],
+            items=rows,
             next_cursor=encode_cursor(json.dumps(sort_key(rows[-1]))) if more else None,
         )
 

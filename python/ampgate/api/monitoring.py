@@ -4,7 +4,6 @@ reported with NotifyEvent, each linked to the monitor that raised it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -18,53 +17,20 @@ from ampgate.api.deps import ChargerReads, MonitoringService
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
 from ampgate.api.schemas import ErrorBody
 from ampgate.errors import NotFoundError
+from ampgate.monitoring import DeviceEventRow, MonitorRow
 
 _NOT_FOUND = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")}
 ChargerId = Annotated[str, Parameter(description="The charge point id")]
 
 
-class MonitorRead(msgspec.Struct, kw_only=True):
-    id: int
-    component: str
-    component_instance: str | None
-    evse_id: int | None
-    connector_id: int | None
-    variable: str
-    variable_instance: str | None
-    type: str  # UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned
-    severity: int
-    value: float
-    transaction: bool
-    updated_at: datetime
-
-
 class MonitorList(msgspec.Struct, kw_only=True):
-    items: list[MonitorRead]
+    items: list[MonitorRow]
 
 
-class DeviceEventRead(msgspec.Struct, kw_only=True):
+class DeviceEventRead(DeviceEventRow, frozen=True, kw_only=True):
     """An event as reported; `monitor` the monitor that raised it when the node knows it."""
 
-    id: int
-    event_id: int
-    at: datetime
-    trigger: str
-    cause: int | None
-    actual_value: str
-    tech_code: str | None
-    tech_info: str | None
-    cleared: bool | None
-    transaction_id: str | None
-    monitor_id: int | None
-    notification_type: str
-    component: str
-    component_instance: str | None
-    evse_id: int | None
-    connector_id: int | None
-    variable: str
-    variable_instance: str | None
-    received_at: datetime
-    monitor: MonitorRead | None = None
+    monitor: MonitorRow | None = None
 
 
 class DeviceEventPage(msgspec.Struct, kw_only=True):
@@ -86,10 +52,6 @@ def _known(chargers: ChargerReads, charger_id: str) -> None:
         raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
 
 
-def _monitor(m: object) -> MonitorRead:
-    return MonitorRead(**msgspec.structs.asdict(m))  # type: ignore[arg-type]
-
-
 class MonitoringController(Controller):
     path = "/api/v1/chargers/{charger_id:str}"
     tags = ("monitoring",)
@@ -109,7 +71,7 @@ class MonitoringController(Controller):
     ) -> MonitorList:
         """Monitors by id, as the last monitoring report and the monitoring commands left them. Role: viewer."""
         _known(chargers, charger_id)
-        return MonitorList(items=[_monitor(m) for m in monitoring.monitors(charger_id)])
+        return MonitorList(items=monitoring.monitors(charger_id))
 
     @post(
         "/monitors/refresh",
@@ -163,7 +125,7 @@ class MonitoringController(Controller):
             items=[
                 DeviceEventRead(
                     **msgspec.structs.asdict(r),
-                    monitor=None if r.monitor_id not in monitors else _monitor(monitors[r.monitor_id]),
+                    monitor=None if r.monitor_id is None else monitors.get(r.monitor_id),
                 )
                 for r in rows
             ],

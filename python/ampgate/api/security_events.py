@@ -3,7 +3,6 @@ SecurityEventNotification, newest first; `critical=true` is the alert list (the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -15,6 +14,7 @@ from ampgate.api.auth import requires_viewer
 from ampgate.api.deps import ChargerReads, SecurityEventReads
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, instant, int_cursor
 from ampgate.errors import NotFoundError
+from ampgate.security import SecurityEventRow
 
 Critical = Annotated[
     bool | None,
@@ -24,23 +24,10 @@ Since = Annotated[str | None, Parameter(description="Only events that occurred a
 Until = Annotated[str | None, Parameter(description="Only events that occurred before (ISO 8601)")]
 
 
-class SecurityEventRead(msgspec.Struct, kw_only=True):
-    """A security event: `type` as the charger sent it, `occurred_at` the charger's time, `received_at` the
-    node's."""
-
-    id: int
-    charger_id: str
-    type: str
-    occurred_at: datetime
-    tech_info: str | None
-    critical: bool
-    received_at: datetime
-
-
 class SecurityEventPage(msgspec.Struct, kw_only=True):
     """One page of security events, newest first; `next_cursor` null on the last."""
 
-    items: list[SecurityEventRead]
+    items: list[SecurityEventRow]
     next_cursor: str | None
 
 
@@ -64,7 +51,7 @@ def _page(
     more = len(rows) > limit
     rows = rows[:limit]
     return SecurityEventPage(
-        items=[SecurityEventRead(**msgspec.structs.asdict(r)) for r in rows],
+        items=rows,
         next_cursor=str(rows[-1].id) if more else None,
     )
 

@@ -18,6 +18,7 @@ from ampgate.api.deps import ChargerReads, SmartChargingService
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
 from ampgate.api.schemas import ErrorBody
 from ampgate.errors import NotFoundError
+from ampgate.smartcharging import ChargingLimitRow
 
 ReportKind = Literal[
     "ev_charging_needs",
@@ -29,19 +30,8 @@ ReportKind = Literal[
 _NOT_FOUND = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")}
 
 
-class ChargingLimitRead(msgspec.Struct, kw_only=True):
-    """A limit in force, set by `source` (EMS, SO, CSO, Other); `evse_id` null for the whole charger;
-    `schedules` as the charger sent them."""
-
-    evse_id: int | None
-    source: str
-    grid_critical: bool | None
-    schedules: list[Any] | None
-    set_at: datetime
-
-
 class ChargingLimitList(msgspec.Struct, kw_only=True):
-    items: list[ChargingLimitRead]
+    items: list[ChargingLimitRow]
 
 
 class ChargingReportRead(msgspec.Struct, kw_only=True):
@@ -113,9 +103,7 @@ class SmartChargingController(Controller):
     ) -> ChargingLimitList:
         """The limits in force (NotifyChargingLimit, until ClearedChargingLimit). Role: viewer."""
         _known(chargers, charger_id)
-        return ChargingLimitList(
-            items=[ChargingLimitRead(**msgspec.structs.asdict(r)) for r in smart_charging.limits(charger_id)]
-        )
+        return ChargingLimitList(items=smart_charging.limits(charger_id))
 
     @get(
         "/charging-reports",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import msgspec
-
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.customer.state import NOTIFY_CUSTOMER_INFORMATION, assemble
@@ -15,15 +13,7 @@ from ampgate.events import CustomerInformationReceived
 from ampgate.ocpp import v201
 from ampgate.ocpp.envelope import OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.reports import Part, ReportRow
-
-_encode = msgspec.json.Encoder().encode
-
-
-class ReportParts(Protocol):
-    """`ampgate.reports.Reports`."""
-
-    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
+from ampgate.reports import ReportParts, ReportRow, part_of
 
 
 class ReportReads(Protocol):
@@ -44,16 +34,7 @@ class CustomerInformationHandlers:
 
     def _notify(self, session: Session, req: v201.NotifyCustomerInformationRequest) -> Any:
         now = self._clock.now()
-        part = Part(
-            charger_id=session.charger_id,
-            kind=NOTIFY_CUSTOMER_INFORMATION,
-            request_id=req.request_id,
-            seq_no=req.seq_no,
-            tbc=bool(req.tbc),
-            generated_at=req.generated_at,
-            received_at=now,
-            payload=_encode(req),
-        )
+        part = part_of(session.charger_id, NOTIFY_CUSTOMER_INFORMATION, req, now)
 
         async def reply() -> dict[str, Any]:
             _, completed = await self._reports.add(part)

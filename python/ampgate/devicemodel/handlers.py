@@ -7,26 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
-
 from ampgate.clock import Clock
 from ampgate.devicemodel.convert import from_report
 from ampgate.devicemodel.repository import Variable
 from ampgate.ocpp import v201
 from ampgate.ocpp.envelope import OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.reports import Part
+from ampgate.reports import ReportParts, part_of
 
 NOTIFY_REPORT = "NotifyReport"
-_encode = msgspec.json.Encoder().encode
 
 
 class VariableRecords(Protocol):
     def record(self, charger_id: str, variables: list[Variable], at: datetime, /, *, full: bool) -> None: ...
-
-
-class ReportParts(Protocol):
-    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
 
 
 class DeviceModelHandlers:
@@ -43,16 +36,7 @@ class DeviceModelHandlers:
         if req.report_data:
             # Queued before the part, so a waiter woken by the part's commit reads these too.
             self._variables.record(session.charger_id, from_report(req.report_data), now, full=True)
-        part = Part(
-            charger_id=session.charger_id,
-            kind=NOTIFY_REPORT,
-            request_id=req.request_id,
-            seq_no=req.seq_no,
-            tbc=bool(req.tbc),
-            generated_at=req.generated_at,
-            received_at=now,
-            payload=_encode(req),
-        )
+        part = part_of(session.charger_id, NOTIFY_REPORT, req, now)
 
         async def reply() -> dict[str, Any]:
             await self._reports.add(part)

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
-import trio
 
 from ampgate.clock import Clock
 from ampgate.devicemodel import convert
@@ -17,6 +16,7 @@ from ampgate.devicemodel.limits import SPLIT, merge_replies, split_request
 from ampgate.devicemodel.repository import Variable, VariableRow
 from ampgate.errors import ChargerTimeoutError, ConflictError
 from ampgate.ocpp.envelope import OCPP16
+from ampgate.reports import Asker
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,8 @@ class VariableStore(Protocol):
     ) -> list[VariableRow]: ...
 
 
-class ReportWaits(Protocol):
+class ReportWaits(Asker, Protocol):
     def next_request_id(self) -> int: ...
-    async def expect(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
-    async def wait(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
 
 
 def _positive(text: str | None) -> int | None:
@@ -244,19 +242,20 @@ class DeviceModel:
         if protocol == OCPP16:
             await self.call(charger_id, "GetConfiguration", {})
             return {"request_id": None, "status": "Accepted"}
-        request_id = self._reports.next_request_id()
-        await self._reports.expect(charger_id, NOTIFY_REPORT, request_id)
-        reply = await self._commander.call(
-            charger_id, "GetBaseReport", {"requestId": request_id, "reportBase": "FullInventory"}
+        request_id, status, complete = await self._reports.ask(
+            self._commander,
+            charger_id,
+            "GetBaseReport",
+            {"reportBase": "FullInventory"},
+            NOTIFY_REPORT,
+            self.report_timeout,
         )
-        status = reply.get("status") if isinstance(reply, dict) else None
         if status != "Accepted":
             raise ConflictError(
                 f"charger {charger_id!r} answered GetBaseReport with {status}", code="report_refused"
             )
-        with trio.move_on_after(self.report_timeout):
-            await self._reports.wait(charger_id, NOTIFY_REPORT, request_id)
-            return {"request_id": request_id, "status": status}
-        raise ChargerTimeoutError(
-            f"{charger_id} did not complete its report {request_id} within {self.report_timeout:g} s"
-        )
+        if not complete:
+            raise ChargerTimeoutError(
+                f"{charger_id} did not complete its report {request_id} within {self.report_timeout:g} s"
+            )
+        return {"request_id": request_id, "status": status}

@@ -9,25 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
-
 from ampgate.clock import Clock
 from ampgate.display.messages import DisplayMessage, from_wire
 from ampgate.ocpp import v201
 from ampgate.ocpp.envelope import OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.reports import Part
+from ampgate.reports import ReportParts, part_of
 
 NOTIFY_DISPLAY_MESSAGES = "NotifyDisplayMessages"
-_encode = msgspec.json.Encoder().encode
 
 
 class ReportedMessages(Protocol):
     def record_reported(self, charger_id: str, msgs: list[DisplayMessage], at: datetime, /) -> None: ...
-
-
-class ReportParts(Protocol):
-    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
 
 
 class DisplayMessageHandlers:
@@ -44,16 +37,7 @@ class DisplayMessageHandlers:
         if req.message_info:
             # Queued before the part, so a refresh woken by the part's commit reads these too.
             self._view.record_reported(session.charger_id, [from_wire(i) for i in req.message_info], now)
-        part = Part(
-            charger_id=session.charger_id,
-            kind=NOTIFY_DISPLAY_MESSAGES,
-            request_id=req.request_id,
-            seq_no=None,
-            tbc=bool(req.tbc),
-            generated_at=None,
-            received_at=now,
-            payload=_encode(req),
-        )
+        part = part_of(session.charger_id, NOTIFY_DISPLAY_MESSAGES, req, now)
 
         async def reply() -> dict[str, Any]:
             await self._reports.add(part)

@@ -5,10 +5,9 @@ parts). The view changes only on what the charger said: an accepted message, an 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
-import trio
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
@@ -25,20 +24,13 @@ from ampgate.display.messages import (
 from ampgate.display.repository import DisplayMessageRow
 from ampgate.errors import ChargerTimeoutError, NotFoundError, ValidationError
 from ampgate.events import DisplayMessageCleared, DisplayMessageSet, DisplayMessagesRefreshed
-from ampgate.ocpp.commander import reply_status
+from ampgate.ocpp.commander import Commands, reply_status
 from ampgate.ocpp.versions import require_201
-from ampgate.reports import ReportRow
+from ampgate.reports import Asker, ReportRow
 
 SET_DISPLAY_MESSAGE = "SetDisplayMessage"
 CLEAR_DISPLAY_MESSAGE = "ClearDisplayMessage"
 GET_DISPLAY_MESSAGES = "GetDisplayMessages"
-
-
-class Commands(Protocol):
-    """The Commander (`ampgate.ocpp.commander.Commander`)."""
-
-    def ready(self, charger_id: str, action: str, /) -> str: ...
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
 
 
 class DisplayRecords(Protocol):
@@ -50,15 +42,6 @@ class DisplayRecords(Protocol):
     def ids(self, charger_id: str, /) -> list[int]: ...
     def get(self, charger_id: str, message_id: int, /) -> DisplayMessageRow | None: ...
     def page(self, charger_id: str, limit: int, after: int | None = None, /) -> list[DisplayMessageRow]: ...
-
-
-class ReportWaits(Protocol):
-    """`ampgate.reports.Reports`, and the stored parts (`ampgate.reports.ReportRepository.get`)."""
-
-    def next_request_id(self) -> int: ...
-    async def expect(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
-    async def wait(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
-    def forget(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
 
 
 class ReportReads(Protocol):
@@ -80,7 +63,7 @@ class DisplayMessages:
         self,
         view: DisplayRecords,
         commander: Commands,
-        reports: ReportWaits,
+        reports: Asker,
         parts: ReportReads,
         bus: Publisher,
         clock: Clock,
@@ -172,24 +155,24 @@ class DisplayMessages:
         ChargerTimeoutError when the list does not complete within the report timeout (the view then keeps
         what the parts received so far said, and nothing is removed)."""
         require_201(self._commander.ready(charger_id, GET_DISPLAY_MESSAGES), charger_id, GET_DISPLAY_MESSAGES)
-        request_id = self._reports.next_request_id()
-        await self._reports.expect(charger_id, NOTIFY_DISPLAY_MESSAGES, request_id)
-        try:
-            reply = await self._commander.call(charger_id, GET_DISPLAY_MESSAGES, {"requestId": request_id})
-            status = str(reply_status(reply))
-            msgs: list[DisplayMessage] = []
-            if status == "Accepted":
-                with trio.move_on_after(self.report_timeout) as waited:
-                    await self._reports.wait(charger_id, NOTIFY_DISPLAY_MESSAGES, request_id)
-                if waited.cancelled_caught:
-                    raise ChargerTimeoutError(
-                        f"{charger_id} did not list its display messages (request {request_id}) within "
-                        f"{self.report_timeout:g} s"
-                    )
-                found = self._parts.get(charger_id, NOTIFY_DISPLAY_MESSAGES, request_id)
-                msgs = from_report_parts(found[1] if found is not None else [])
-        finally:
-            self._reports.forget(charger_id, NOTIFY_DISPLAY_MESSAGES, request_id)
+        request_id, answer, complete = await self._reports.ask(
+            self._commander,
+            charger_id,
+            GET_DISPLAY_MESSAGES,
+            {},
+            NOTIFY_DISPLAY_MESSAGES,
+            self.report_timeout,
+        )
+        status = str(answer)
+        msgs: list[DisplayMessage] = []
+        if status == "Accepted":
+            if not complete:
+                raise ChargerTimeoutError(
+                    f"{charger_id} did not list its display messages (request {request_id}) within "
+                    f"{self.report_timeout:g} s"
+                )
+            found = self._parts.get(charger_id, NOTIFY_DISPLAY_MESSAGES, request_id)
+            msgs = from_report_parts(found[1] if found is not None else [])
         await self._view.replace(charger_id, msgs, self._clock.now())
         self._bus.publish(
             DisplayMessagesRefreshed(

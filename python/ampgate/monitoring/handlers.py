@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
-
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.events import DeviceEventReported
@@ -16,19 +14,14 @@ from ampgate.monitoring.repository import DeviceEvent, Monitor
 from ampgate.ocpp import v201
 from ampgate.ocpp.envelope import OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.reports import Part
+from ampgate.reports import ReportParts, part_of
 
 NOTIFY_MONITORING_REPORT = "NotifyMonitoringReport"
-_encode = msgspec.json.Encoder().encode
 
 
 class MonitorRecords(Protocol):
     def record_monitors(self, charger_id: str, monitors: list[Monitor], at: datetime, /) -> None: ...
     def record_events(self, charger_id: str, events: list[DeviceEvent], at: datetime, /) -> None: ...
-
-
-class ReportParts(Protocol):
-    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
 
 
 class MonitoringHandlers:
@@ -45,16 +38,7 @@ class MonitoringHandlers:
         now = self._clock.now()
         if req.monitor:
             self._records.record_monitors(session.charger_id, convert.from_report(req.monitor), now)
-        part = Part(
-            charger_id=session.charger_id,
-            kind=NOTIFY_MONITORING_REPORT,
-            request_id=req.request_id,
-            seq_no=req.seq_no,
-            tbc=bool(req.tbc),
-            generated_at=req.generated_at,
-            received_at=now,
-            payload=_encode(req),
-        )
+        part = part_of(session.charger_id, NOTIFY_MONITORING_REPORT, req, now)
 
         async def reply() -> dict[str, Any]:
             await self._reports.add(part)

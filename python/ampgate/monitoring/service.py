@@ -6,24 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-import trio
-
 from ampgate.clock import Clock
 from ampgate.errors import ChargerTimeoutError, ConflictError
 from ampgate.monitoring import convert
 from ampgate.monitoring.handlers import NOTIFY_MONITORING_REPORT
 from ampgate.monitoring.repository import DeviceEventRow, Monitor, MonitorRow
-
-
-class Commands(Protocol):
-    def ready(self, charger_id: str, action: str, /) -> str: ...
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
-
-
-class Reports(Protocol):
-    def next_request_id(self) -> int: ...
-    async def expect(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
-    async def wait(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
+from ampgate.ocpp.commander import Commands
+from ampgate.reports import Asker
 
 
 class Store(Protocol):
@@ -37,7 +26,7 @@ class Store(Protocol):
 
 class Monitoring:
     def __init__(
-        self, commander: Commands, store: Store, reports: Reports, clock: Clock, *, report_timeout: float
+        self, commander: Commands, store: Store, reports: Asker, clock: Clock, *, report_timeout: float
     ) -> None:
         self._commander = commander
         self._store = store
@@ -58,22 +47,22 @@ class Monitoring:
         PeriodicMonitoring) and wait for the whole report; returns its request id, or 0 when the charger has
         no monitor to report (EmptyResultSet). Raises the Commander's errors, ConflictError `report_refused`,
         ChargerTimeoutError."""
-        self._commander.ready(charger_id, "GetMonitoringReport")
-        request_id = self._reports.next_request_id()
-        payload: dict[str, Any] = {"requestId": request_id}
-        if criteria:
-            payload["monitoringCriteria"] = criteria
-        await self._reports.expect(charger_id, NOTIFY_MONITORING_REPORT, request_id)
-        reply = await self._commander.call(charger_id, "GetMonitoringReport", payload)
-        status = reply.get("status") if isinstance(reply, dict) else None
+        payload: dict[str, Any] = {"monitoringCriteria": criteria} if criteria else {}
+        request_id, status, complete = await self._reports.ask(
+            self._commander,
+            charger_id,
+            "GetMonitoringReport",
+            payload,
+            NOTIFY_MONITORING_REPORT,
+            self.report_timeout,
+        )
         if status == "EmptyResultSet":
             return 0
         if status != "Accepted":
             raise ConflictError(f"charger answered GetMonitoringReport with {status}", code="report_refused")
-        with trio.move_on_after(self.report_timeout):
-            await self._reports.wait(charger_id, NOTIFY_MONITORING_REPORT, request_id)
-            return request_id
-        raise ChargerTimeoutError(f"{charger_id} did not complete its monitoring report in time")
+        if not complete:
+            raise ChargerTimeoutError(f"{charger_id} did not complete its monitoring report in time")
+        return request_id
 
     async def learn_set(self, charger_id: str, payload: Any, reply: Any) -> None:
         if isinstance(payload, dict) and isinstance(reply, dict):

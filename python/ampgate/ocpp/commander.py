@@ -56,6 +56,13 @@ class SessionLookup(Protocol):
     def get(self, conn_id: int, /) -> SessionView | None: ...
 
 
+class Commands(Protocol):
+    """What a part that sends commands needs of the Commander (or of what wraps it)."""
+
+    def ready(self, charger_id: str, action: str, /) -> str: ...
+    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+
+
 def reply_status(payload: Any) -> str | None:
     """The `status` field of a reply payload, when it has a string one."""
     status = payload.get("status") if isinstance(payload, dict) else None

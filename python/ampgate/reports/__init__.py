@@ -5,7 +5,7 @@ woken then. Features read the assembled parts; the device model also keeps what 
 table."""
 
 from ampgate.reports.parts import complete
-from ampgate.reports.repository import Part, ReportRepository, ReportRow
-from ampgate.reports.service import Reports
+from ampgate.reports.repository import Part, ReportRepository, ReportRow, part_of
+from ampgate.reports.service import Asker, ReportParts, Reports
 
-__all__ = ["Part", "ReportRepository", "ReportRow", "Reports", "complete"]
+__all__ = ["Asker", "Part", "ReportParts", "ReportRepository", "ReportRow", "Reports", "complete", "part_of"]

@@ -30,6 +30,24 @@ class Part(msgspec.Struct, frozen=True, kw_only=True):
     payload: bytes  # the request as JSON
 
 
+_encode_part = msgspec.json.Encoder().encode
+
+
+def part_of(charger_id: str, kind: str, req: Any, received_at: datetime) -> Part:
+    """The part a report message `req` (its generated request Struct) is: its requestId, seqNo (None for the
+    messages numbered by arrival), tbc, generatedAt, and the message itself as JSON."""
+    return Part(
+        charger_id=charger_id,
+        kind=kind,
+        request_id=req.request_id,
+        seq_no=getattr(req, "seq_no", None),
+        tbc=bool(req.tbc),
+        generated_at=getattr(req, "generated_at", None),
+        received_at=received_at,
+        payload=_encode_part(req),
+    )
+
+
 class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     charger_id: str

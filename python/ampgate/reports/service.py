@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
 from ampgate.clock import Clock
+from ampgate.ocpp.commander import Commands, reply_status
 from ampgate.reports.repository import Part, ReportRow
 
 
@@ -17,6 +18,27 @@ class ReportRecords(Protocol):
     async def open(self, charger_id: str, kind: str, request_id: int, at: datetime, /) -> int: ...
     async def add(self, part: Part, /) -> tuple[int, bool, bool]: ...
     def get(self, charger_id: str, kind: str, request_id: int, /) -> tuple[ReportRow, list[bytes]] | None: ...
+
+
+class ReportParts(Protocol):
+    """What a report message's handler needs: `Reports.add`."""
+
+    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
+
+
+class Asker(Protocol):
+    """What a part that asks chargers for reports needs: `Reports.ask`."""
+
+    async def ask(
+        self,
+        commander: Commands,
+        charger_id: str,
+        action: str,
+        payload: dict[str, Any],
+        kind: str,
+        within_s: float,
+        /,
+    ) -> tuple[int, str | None, bool]: ...
 
 
 class Reports:
@@ -53,6 +75,32 @@ class Reports:
         """Nobody will wait for this report (its request was refused or failed): drop what `expect` set up.
         The report's row and any parts stay."""
         self._waiting.pop((charger_id, kind, request_id), None)
+
+    async def ask(
+        self,
+        commander: Commands,
+        charger_id: str,
+        action: str,
+        payload: dict[str, Any],
+        kind: str,
+        within_s: float,
+    ) -> tuple[int, str | None, bool]:
+        """Send `action` (a request the charger answers with a report of `kind`) with `payload` and a new
+        requestId, and when it is Accepted wait up to `within_s` seconds for the report to be whole. Returns (the request
+        id, the charger's status, complete). Raises the Commander's errors."""
+        request_id = self.next_request_id()
+        await self.expect(charger_id, kind, request_id)
+        try:
+            reply = await commander.call(charger_id, action, {**payload, "requestId": request_id})
+            status = reply_status(reply)
+            if status != "Accepted":
+                return request_id, status, False
+            with trio.move_on_after(within_s):
+                await self.wait(charger_id, kind, request_id)
+                return request_id, status, True
+            return request_id, status, False
+        finally:
+            self.forget(charger_id, kind, request_id)
 
     async def add(self, part: Part) -> tuple[bool, bool]:
         """Store a part; (stored, completed by it). Wakes the waiter of a completed report."""

@@ -17,7 +17,7 @@ from ampgate.events import (
 from ampgate.ocpp import v201
 from ampgate.ocpp.envelope import OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
-from ampgate.reports import Part
+from ampgate.reports import ReportParts, part_of
 from ampgate.smartcharging.repository import EV_NEEDS, EV_SCHEDULE, LIMIT_CLEARED, LIMIT_SET, Note
 from ampgate.store import TransactionRow
 
@@ -40,10 +40,6 @@ class Notes(Protocol):
 
 class OngoingTransactions(Protocol):
     def ongoing(self, charger_id: str, evse_id: int, /) -> TransactionRow | None: ...
-
-
-class ReportParts(Protocol):
-    async def add(self, part: Part, /) -> tuple[bool, bool]: ...
 
 
 def _energy_wh(needs: v201.ChargingNeedsType) -> float | None:
@@ -167,16 +163,7 @@ class SmartChargingHandlers:
         return reply()
 
     def _profiles(self, session: Session, req: v201.ReportChargingProfilesRequest) -> Any:
-        part = Part(
-            charger_id=session.charger_id,
-            kind=REPORT_CHARGING_PROFILES,
-            request_id=req.request_id,
-            seq_no=None,  # numbered as they arrive: this message carries no seqNo
-            tbc=bool(req.tbc),
-            generated_at=None,
-            received_at=self._clock.now(),
-            payload=_encode(req),
-        )
+        part = part_of(session.charger_id, REPORT_CHARGING_PROFILES, req, self._clock.now())
 
         async def reply() -> dict[str, Any]:
             await self._reports.add(part)

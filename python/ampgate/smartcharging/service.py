@@ -7,27 +7,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
-import trio
 
 from ampgate.clock import Clock
 from ampgate.errors import ChargerTimeoutError, ConflictError, ValidationError
-from ampgate.reports import ReportRow
+from ampgate.ocpp.commander import Commands
+from ampgate.reports import Asker, ReportRow
 from ampgate.smartcharging.handlers import REPORT_CHARGING_PROFILES
 from ampgate.smartcharging.repository import COMPOSITE, ChargingLimitRow, ChargingNoteRow, Note
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-
-
-class Commands(Protocol):
-    def ready(self, charger_id: str, action: str, /) -> str: ...
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
-
-
-class Reports(Protocol):
-    def next_request_id(self) -> int: ...
-    async def expect(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
-    async def wait(self, charger_id: str, kind: str, request_id: int, /) -> None: ...
 
 
 class ReportReads(Protocol):
@@ -57,7 +46,7 @@ class SmartCharging:
         self,
         commander: Commands,
         notes: NoteStore,
-        reports: Reports,
+        reports: Asker,
         report_reads: ReportReads,
         clock: Clock,
         *,
@@ -116,24 +105,27 @@ class SmartCharging:
                 "a 1.6 charger has no GetChargingProfiles: ask it for its composite schedule",
                 field="charger_id",
             )
-        request_id = self._reports.next_request_id()
-        payload: dict[str, Any] = {"requestId": request_id, "chargingProfile": criterion}
+        payload: dict[str, Any] = {"chargingProfile": criterion}
         if evse_id is not None:
             payload["evseId"] = evse_id
-        await self._reports.expect(charger_id, REPORT_CHARGING_PROFILES, request_id)
-        reply = await self._commander.call(charger_id, "GetChargingProfiles", payload)
-        status = reply.get("status") if isinstance(reply, dict) else None
+        request_id, status, complete = await self._reports.ask(
+            self._commander,
+            charger_id,
+            "GetChargingProfiles",
+            payload,
+            REPORT_CHARGING_PROFILES,
+            self.report_timeout,
+        )
         if status == "NoProfiles":
             return 0
         if status != "Accepted":
             raise ConflictError(f"charger answered GetChargingProfiles with {status}", code="report_refused")
-        with trio.move_on_after(self.report_timeout):
-            await self._reports.wait(charger_id, REPORT_CHARGING_PROFILES, request_id)
-            found = self._report_reads.get(charger_id, REPORT_CHARGING_PROFILES, request_id)
-            return 0 if found is None else sum(len(_decode(p)["chargingProfile"]) for p in found[1])
-        raise ChargerTimeoutError(
-            f"{charger_id} did not complete its charging-profile report within {self.report_timeout:g} s"
-        )
+        if not complete:
+            raise ChargerTimeoutError(
+                f"{charger_id} did not complete its charging-profile report within {self.report_timeout:g} s"
+            )
+        found = self._report_reads.get(charger_id, REPORT_CHARGING_PROFILES, request_id)
+        return 0 if found is None else sum(len(_decode(p)["chargingProfile"]) for p in found[1])
 
     async def learn_composite(self, charger_id: str, payload: Any, reply: Any) -> None:
         """A GetCompositeSchedule answer (either version), kept when the charger gave a schedule."""
