@@ -15,7 +15,17 @@ from litestar.params import Parameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, DeviceModelService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from ampgate.api.paging import (
+    CHARGER_ERRORS,
+    COMMON_ERRORS,
+    DEFAULT_LIMIT,
+    REFRESH_ERRORS,
+    Cursor,
+    Limit,
+    decode_cursor,
+    encode_cursor,
+    require_charger,
+)
 from ampgate.api.schemas import ErrorBody
 from ampgate.devicemodel import Capabilities
 from ampgate.devicemodel.repository import VariableRow, sort_key
@@ -54,7 +64,7 @@ class DeviceModelController(Controller):
         "/",
         operation_id="get_device_model",
         guards=[requires_viewer],
-        responses={**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")},
+        responses=CHARGER_ERRORS,
         summary="A charger's device model as known (role: viewer)",
     )
     async def get_device_model(
@@ -72,8 +82,7 @@ class DeviceModelController(Controller):
     ) -> VariablePage:
         """The charger's variables in (component, EVSE, connector, variable, attribute type) order. Role:
         viewer. Raises 404 (field id) for an unknown charger, 422 naming limit or cursor."""
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        require_charger(chargers, charger_id)
         rows = device_model.page(
             charger_id, limit + 1, component=component, variable=variable, after=_after(cursor)
         )
@@ -111,15 +120,7 @@ class DeviceModelController(Controller):
         operation_id="refresh_device_model",
         guards=[requires_operator],
         status_code=200,
-        responses={
-            **COMMON_ERRORS,
-            404: ResponseSpec(ErrorBody, description="Unknown charger"),
-            409: ResponseSpec(ErrorBody, description="Not connected, not accepted, or the charger refused"),
-            502: ResponseSpec(ErrorBody, description="The charger answered with a CALLERROR"),
-            504: ResponseSpec(
-                ErrorBody, description="The charger did not answer or finish its report in time"
-            ),
-        },
+        responses=REFRESH_ERRORS,
         summary="Ask the charger for its whole device model and wait for it (role: operator)",
     )
     async def refresh_device_model(

@@ -9,17 +9,21 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, MonitoringService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
-from ampgate.api.schemas import ErrorBody
-from ampgate.errors import NotFoundError
+from ampgate.api.paging import (
+    CHARGER_ERRORS,
+    DEFAULT_LIMIT,
+    REFRESH_ERRORS,
+    Cursor,
+    Limit,
+    int_cursor,
+    require_charger,
+)
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 
-_NOT_FOUND = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")}
 ChargerId = Annotated[str, Parameter(description="The charge point id")]
 
 
@@ -47,11 +51,6 @@ class MonitorRefreshResult(msgspec.Struct, kw_only=True):
     monitors: int
 
 
-def _known(chargers: ChargerReads, charger_id: str) -> None:
-    if chargers.get(charger_id) is None:
-        raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
-
-
 class MonitoringController(Controller):
     path = "/api/v1/chargers/{charger_id:str}"
     tags = ("monitoring",)
@@ -60,7 +59,7 @@ class MonitoringController(Controller):
         "/monitors",
         operation_id="list_monitors",
         guards=[requires_viewer],
-        responses=_NOT_FOUND,
+        responses=CHARGER_ERRORS,
         summary="The charger's variable monitors (role: viewer)",
     )
     async def list_monitors(
@@ -70,7 +69,7 @@ class MonitoringController(Controller):
         charger_id: ChargerId,
     ) -> MonitorList:
         """Monitors by id, as the last monitoring report and the monitoring commands left them. Role: viewer."""
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         return MonitorList(items=monitoring.monitors(charger_id))
 
     @post(
@@ -78,12 +77,7 @@ class MonitoringController(Controller):
         operation_id="refresh_monitors",
         guards=[requires_operator],
         status_code=200,
-        responses={
-            **_NOT_FOUND,
-            409: ResponseSpec(ErrorBody, description="Not connected, not accepted, or the charger refused"),
-            502: ResponseSpec(ErrorBody, description="The charger answered with a CALLERROR"),
-            504: ResponseSpec(ErrorBody, description="No answer, or the report did not complete in time"),
-        },
+        responses=REFRESH_ERRORS,
         summary="Ask the charger for its monitors and wait for the report (role: operator)",
     )
     async def refresh_monitors(
@@ -103,7 +97,7 @@ class MonitoringController(Controller):
         "/device-events",
         operation_id="list_device_events",
         guards=[requires_viewer],
-        responses=_NOT_FOUND,
+        responses=CHARGER_ERRORS,
         summary="Events the charger reported with NotifyEvent (role: viewer)",
     )
     async def list_device_events(
@@ -116,7 +110,7 @@ class MonitoringController(Controller):
         cursor: Cursor = None,
     ) -> DeviceEventPage:
         """Newest first, each with its monitor when known. Role: viewer. Raises 404 (field id), 422."""
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         rows = monitoring.events(charger_id, limit + 1, monitor_id=monitor_id, before=int_cursor(cursor))
         more = len(rows) > limit
         rows = rows[:limit]

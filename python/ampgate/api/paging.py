@@ -7,13 +7,13 @@ import binascii
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from ampgate.api.schemas import ErrorBody
-from ampgate.errors import ValidationError
+from ampgate.errors import NotFoundError, ValidationError
 
 # Page size when the client names none, and the most it may ask for: 1000 rows are ~250 KB of JSON and a few
 # milliseconds of SQLite on the trio thread, small enough not to stall charger traffic.
@@ -32,6 +32,27 @@ COMMON_ERRORS = {
     403: ResponseSpec(ErrorBody, description="The token's role is too low"),
     422: ResponseSpec(ErrorBody, description="An input is invalid; `field` names it"),
 }
+
+
+# What a route about one charger may answer besides COMMON_ERRORS.
+CHARGER_ERRORS = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger (`field`: id)")}
+# A route that asks a charger for a report and waits for it.
+REFRESH_ERRORS = {
+    **CHARGER_ERRORS,
+    409: ResponseSpec(ErrorBody, description="Not connected, not accepted, or the charger refused"),
+    502: ResponseSpec(ErrorBody, description="The charger answered with a CALLERROR"),
+    504: ResponseSpec(ErrorBody, description="No answer, or the report did not complete in time"),
+}
+
+
+class ChargerLookup(Protocol):
+    def get(self, cp_id: str, /) -> object | None: ...
+
+
+def require_charger(chargers: ChargerLookup, charger_id: str) -> None:
+    """Raises NotFoundError (field id) when the store does not know the charger."""
+    if chargers.get(charger_id) is None:
+        raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
 
 
 def encode_cursor(last_key: str) -> str:

@@ -12,8 +12,15 @@ from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
 from ampgate.api.deps import ChargerReads, SecurityEventReads
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, instant, int_cursor
-from ampgate.errors import NotFoundError
+from ampgate.api.paging import (
+    COMMON_ERRORS,
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    instant,
+    int_cursor,
+    require_charger,
+)
 from ampgate.security import SecurityEventRow
 
 Critical = Annotated[
@@ -106,6 +113,5 @@ class ChargerSecurityEventController(Controller):
     ) -> SecurityEventPage:
         """The charger's security events, newest first. Role: viewer. Raises 404 (field id) for an unknown
         charger, 422 naming limit, cursor, critical, since or until."""
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        require_charger(chargers, charger_id)
         return _page(security_events, limit, cursor, charger_id, critical, since, until)

@@ -10,14 +10,19 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, SmartChargingService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
-from ampgate.api.schemas import ErrorBody
-from ampgate.errors import NotFoundError
+from ampgate.api.paging import (
+    CHARGER_ERRORS,
+    DEFAULT_LIMIT,
+    REFRESH_ERRORS,
+    Cursor,
+    Limit,
+    int_cursor,
+    require_charger,
+)
 from ampgate.smartcharging import ChargingLimitRow
 
 ReportKind = Literal[
@@ -27,7 +32,6 @@ ReportKind = Literal[
     "charging_limit.set",
     "charging_limit.cleared",
 ]
-_NOT_FOUND = {**COMMON_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")}
 
 
 class ChargingLimitList(msgspec.Struct, kw_only=True):
@@ -76,11 +80,6 @@ class ProfileRefreshResult(msgspec.Struct, kw_only=True):
     profiles: int
 
 
-def _known(chargers: ChargerReads, charger_id: str) -> None:
-    if chargers.get(charger_id) is None:
-        raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
-
-
 ChargerId = Annotated[str, Parameter(description="The charge point id")]
 
 
@@ -92,7 +91,7 @@ class SmartChargingController(Controller):
         "/charging-limits",
         operation_id="list_charging_limits",
         guards=[requires_viewer],
-        responses=_NOT_FOUND,
+        responses=CHARGER_ERRORS,
         summary="Limits other sources set on the charger (role: viewer)",
     )
     async def list_charging_limits(
@@ -102,14 +101,14 @@ class SmartChargingController(Controller):
         charger_id: ChargerId,
     ) -> ChargingLimitList:
         """The limits in force (NotifyChargingLimit, until ClearedChargingLimit). Role: viewer."""
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         return ChargingLimitList(items=smart_charging.limits(charger_id))
 
     @get(
         "/charging-reports",
         operation_id="list_charging_reports",
         guards=[requires_viewer],
-        responses=_NOT_FOUND,
+        responses=CHARGER_ERRORS,
         summary="What the charger reported about limits and schedules (role: viewer)",
     )
     async def list_charging_reports(
@@ -124,7 +123,7 @@ class SmartChargingController(Controller):
     ) -> ChargingReportPage:
         """Newest first: EV charging needs and schedules (with the transaction), limits set and cleared, composite
         schedules. Role: viewer. Raises 404 (field id), 422 naming kind, limit or cursor."""
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         rows = smart_charging.notes(
             charger_id, limit + 1, kind=kind, transaction_id=transaction_id, before=int_cursor(cursor)
         )
@@ -149,7 +148,7 @@ class SmartChargingController(Controller):
         "/charging-profiles",
         operation_id="list_charging_profiles",
         guards=[requires_viewer],
-        responses=_NOT_FOUND,
+        responses=CHARGER_ERRORS,
         summary="The charging profiles the charger last reported (role: viewer)",
     )
     async def list_charging_profiles(
@@ -159,7 +158,7 @@ class SmartChargingController(Controller):
         charger_id: ChargerId,
     ) -> ChargingProfileList:
         """The profiles of its latest complete ReportChargingProfiles report. Role: viewer."""
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         at, items = smart_charging.profiles(charger_id)
         return ChargingProfileList(reported_at=at, items=[ChargingProfileRead(**i) for i in items])
 
@@ -168,12 +167,7 @@ class SmartChargingController(Controller):
         operation_id="refresh_charging_profiles",
         guards=[requires_operator],
         status_code=200,
-        responses={
-            **_NOT_FOUND,
-            409: ResponseSpec(ErrorBody, description="Not connected, not accepted, or the charger refused"),
-            502: ResponseSpec(ErrorBody, description="The charger answered with a CALLERROR"),
-            504: ResponseSpec(ErrorBody, description="No answer, or the report did not complete in time"),
-        },
+        responses=REFRESH_ERRORS,
         summary="Ask a 2.0.1 charger for its charging profiles and wait for the report (role: operator)",
     )
     async def refresh_charging_profiles(

@@ -12,7 +12,15 @@ from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
 from ampgate.api.deps import ChargerReads, TransactionReads
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, instant, int_cursor
+from ampgate.api.paging import (
+    COMMON_ERRORS,
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    instant,
+    int_cursor,
+    require_charger,
+)
 from ampgate.api.schemas import ErrorBody, SampleRead, TransactionDetail, TransactionPage, TransactionRead
 from ampgate.clock import parse_iso
 from ampgate.errors import NotFoundError
@@ -141,6 +149,5 @@ class ChargerTransactionController(Controller):
     ) -> TransactionPage:
         """The charger's transactions, newest first. Raises 404 (field id) for an unknown charger, 422 naming
         limit, cursor, since or until."""
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        require_charger(chargers, charger_id)
         return _page(transactions, limit, cursor, charger_id, since, until)
