@@ -116,6 +116,9 @@ def test_a_waiter_is_woken_by_the_completing_part(running: Runner) -> None:
             assert woke == []
             assert await reports.add(part(0, True, request_id=rid)) == (True, True)
         assert woke == [True]
+        # A report under an id the node did not hand out (an operator's GetReport) moves the ids past it.
+        await reports.add(part(0, False, request_id=40))
+        assert reports.next_request_id() == 41
         # Waiting for a report already whole returns at once.
         with trio.fail_after(1):
             await reports.wait("CP1", "NotifyReport", rid)

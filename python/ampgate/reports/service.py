@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,11 +47,15 @@ class Reports:
     def __init__(self, records: ReportRecords, clock: Clock) -> None:
         self._records = records
         self._clock = clock
-        self._ids = itertools.count(records.max_request_id() + 1)
+        self._next_id = records.max_request_id() + 1
         self._waiting: dict[tuple[str, str, int], trio.Event] = {}
 
     def next_request_id(self) -> int:
-        return next(self._ids)
+        """A request id no report the node has seen uses: above every stored one and every one a charger sent
+        since (a request an operator numbered through the command route is answered under their id)."""
+        request_id = self._next_id
+        self._next_id += 1
+        return request_id
 
     async def expect(self, charger_id: str, kind: str, request_id: int) -> None:
         """A request of ours that a report of `kind` will answer is about to go out."""
@@ -104,6 +107,7 @@ class Reports:
 
     async def add(self, part: Part) -> tuple[bool, bool]:
         """Store a part; (stored, completed by it). Wakes the waiter of a completed report."""
+        self._next_id = max(self._next_id, part.request_id + 1)
         _, stored, completed = await self._records.add(part)
         if completed:
             event = self._waiting.get((part.charger_id, part.kind, part.request_id))
