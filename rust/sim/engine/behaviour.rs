@@ -1,10 +1,7 @@
 //! What a simulated charger does on its own: transactions (authorise, start, meter values, stop), the firmware
 //! update walk, and reboots.
 
-use super::{
-    Boot, Link, Purpose, Sim, Tx, TxPhase, K_CLOSE, K_CONNECT, K_FW_STEP, K_METER, K_REBOOT,
-    K_TX_BEGIN, K_TX_END,
-};
+use super::{Boot, Link, Purpose, Sim, Timer, Tx, TxPhase};
 use crate::loadgen::Protocol;
 use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
 use crate::sim::msg::{self, Action, Reading};
@@ -21,7 +18,7 @@ impl Sim {
         let gap = -mean * u.ln();
         self.ch[idx].tx_scheduled = true;
         let g = self.ch[idx].tx_gen;
-        self.after(gap, idx, K_TX_BEGIN, 0, g);
+        self.after(gap, idx, Timer::TxBegin { gen: g });
     }
 
     /// A driver plugs in (`remote`: the CSMS started it, with this id tag and remote start id).
@@ -116,8 +113,8 @@ impl Sim {
         t.phase = TxPhase::Charging;
         let g = self.ch[idx].tx_gen;
         let period = self.ch[idx].meter_period;
-        self.after(period, idx, K_METER, 0, g);
-        self.after(self.cfg.tx_duration, idx, K_TX_END, 0, g);
+        self.after(period, idx, Timer::Meter { gen: g });
+        self.after(self.cfg.tx_duration, idx, Timer::TxEnd { gen: g });
     }
 
     pub(super) fn draw_w(&self, idx: usize) -> f64 {
@@ -197,7 +194,7 @@ impl Sim {
         self.call(idx, action, p);
         let g = self.ch[idx].tx_gen;
         let period = self.ch[idx].meter_period;
-        self.after(period, idx, K_METER, 0, g);
+        self.after(period, idx, Timer::Meter { gen: g });
     }
 
     /// End the transaction: `reason` is the 1.6 Reason / 2.0.1 stoppedReason, `trigger` the 2.0.1
@@ -326,12 +323,12 @@ impl Sim {
                 if signed {
                     self.fw_status(idx, "SignatureVerified", rid, signed);
                 }
-                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+                self.after(self.cfg.firmware_step, idx, Timer::FwStep { gen: fw_gen });
             }
             1 => {
                 fw.step = 2;
                 self.fw_status(idx, "Installing", rid, signed);
-                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, fw_gen);
+                self.after(self.cfg.firmware_step, idx, Timer::FwStep { gen: fw_gen });
             }
             2 => {
                 if fail && self.cfg.firmware_fail_step == FailStep::Installing {
@@ -370,7 +367,7 @@ impl Sim {
             self.do_reboot(idx);
         } else {
             // Whatever happens to the queue, reboot within the call timeout.
-            self.after(self.cfg.call_timeout, idx, K_REBOOT, 0, 0);
+            self.after(self.cfg.call_timeout, idx, Timer::Reboot);
         }
     }
 
@@ -420,7 +417,7 @@ impl Sim {
                 self.ch[idx].boot = Boot::None;
                 self.send_close(idx, 1000);
                 let e = self.ch[idx].link_epoch;
-                self.after(self.cfg.call_timeout, idx, K_CLOSE, e, 0);
+                self.after(self.cfg.call_timeout, idx, Timer::Close { epoch: e });
             }
             Link::Down => {
                 self.ch[idx].boot = Boot::None;
@@ -428,7 +425,7 @@ impl Sim {
             _ => {
                 self.drop_link(idx);
                 self.ch[idx].boot = Boot::None;
-                self.after(self.cfg.reboot_delay, idx, K_CONNECT, 0, 0);
+                self.after(self.cfg.reboot_delay, idx, Timer::Connect);
             }
         }
     }

@@ -1,9 +1,12 @@
 //! The simulated charger's answers to the CSMS's CALLs, and what it does after each answer.
+//!
+//! Over 600 lines on purpose: it is one table, a handler per command of both protocol versions, read side by
+//! side; splitting it by size would scatter one seam.
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Boot, Fw, Sim, TxPhase, K_FW_STEP};
+use super::{Boot, Fw, Sim, Timer, TxPhase};
 use crate::loadgen::Protocol;
 use crate::sim::config::TRAIT_NO_ANSWER;
 use crate::sim::msg::{self, Action};
@@ -487,7 +490,7 @@ impl Sim {
                 });
                 let g = c.fw_gen;
                 self.fw_status(idx, "Downloading", request_id, signed);
-                self.after(self.cfg.firmware_step, idx, K_FW_STEP, 0, g);
+                self.after(self.cfg.firmware_step, idx, Timer::FwStep { gen: g });
             }
             Then::RemoteStart(tag, rid) => {
                 self.begin_tx(idx, Some(tag), rid);

@@ -1,0 +1,435 @@
+//! A charger's link: connecting, the WebSocket upgrade, reading and writing frames, and losing the link.
+
+use super::*;
+
+impl Sim {
+    // -- connecting ----------------------------------------------------------------------------------------
+
+    pub(super) fn pump_connects(&mut self, now: u64) {
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        while self.inflight < self.cfg.max_inflight {
+            if self.cfg.connect_rate > 0.0 {
+                let due = (self.cfg.connect_rate * now as f64 / 1e6) as u64 + 1;
+                if self.connects_started >= due {
+                    break;
+                }
+            }
+            let Some(idx) = self.connect_wait.pop_front() else {
+                break;
+            };
+            let idx = idx as usize;
+            if matches!(self.ch[idx].link, Link::Down) {
+                self.connects_started += 1;
+                self.start_connect(idx);
+            }
+        }
+    }
+
+    pub(super) fn start_connect(&mut self, idx: usize) {
+        let now = self.now_us();
+        self.r.first_connect_us.get_or_insert(now);
+        self.ch[idx].connect_started_us = now;
+        match connect(self.cfg.target, self.cfg.source_ip(idx)) {
+            Ok(mut sock) => {
+                if let Err(e) = self.poll.registry().register(
+                    &mut sock,
+                    Token(idx),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.error(E_CONNECT, &format!("register: {e}"));
+                    let wait = self.backoff();
+                    self.after(wait, idx, Timer::Connect);
+                    return;
+                }
+                let c = &mut self.ch[idx];
+                c.sock = Some(sock);
+                c.link = Link::Connecting;
+                let e = c.link_epoch;
+                self.inflight += 1;
+                self.after(self.cfg.call_timeout, idx, Timer::Handshake { epoch: e });
+            }
+            Err(e) => {
+                self.error(E_CONNECT, &connect_failure(&e));
+                let wait = self.backoff();
+                self.after(wait, idx, Timer::Connect);
+            }
+        }
+    }
+
+    pub(super) fn finish_connect(&mut self, idx: usize) {
+        let Some(sock) = self.ch[idx].sock.as_ref() else {
+            return;
+        };
+        match net::connected(sock) {
+            Ok(true) => {}
+            Ok(false) => return, // Not yet: wait for the next event.
+            Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
+        }
+        let id = self.cfg.charger_id(idx);
+        let mut req = std::mem::take(&mut self.frame);
+        let key = net::upgrade_request(
+            &mut req,
+            &mut self.rng,
+            &self.host_header,
+            &self.cfg.path_prefix,
+            &id,
+            self.cfg.protocol,
+            self.cfg.password.as_deref(),
+        );
+        self.ch[idx].link = Link::Upgrading {
+            key,
+            buf: Vec::new(),
+        };
+        self.write(idx, &req);
+        self.frame = req;
+    }
+
+    pub(super) fn on_upgraded(&mut self, idx: usize) {
+        let now = self.now_us();
+        self.inflight -= 1;
+        self.open += 1;
+        self.r.connects += 1;
+        let c = &mut self.ch[idx];
+        c.link = Link::Open;
+        c.decoder = Decoder::new(Role::Client, self.cfg.max_message);
+        self.r
+            .connect_latency
+            .record(now.saturating_sub(c.connect_started_us));
+        if !c.ever_connected {
+            c.ever_connected = true;
+            self.r.first_connects += 1;
+            self.r.last_first_connect_us = now;
+        }
+        if c.need_boot || c.boot != Boot::Accepted {
+            self.send_boot(idx);
+        } else {
+            // A link that came back: the charger was accepted before, so it carries on without a new boot.
+            self.booted_open += 1;
+            self.link_up_timers(idx);
+            self.pump_queue(idx);
+        }
+    }
+
+    /// Timers that live as long as an accepted link: heartbeats, flapping.
+    pub(super) fn link_up_timers(&mut self, idx: usize) {
+        if !matches!(self.ch[idx].link, Link::Open) {
+            return; // The link failed while the boot was being handled.
+        }
+        let e = self.ch[idx].link_epoch;
+        let hb = self.ch[idx].hb_interval;
+        self.after(hb, idx, Timer::Heartbeat { epoch: e });
+        if self.ch[idx].traits & TRAIT_FLAP != 0 {
+            let period = self.cfg.flap_period * (0.5 + self.rand_f64());
+            self.after(period, idx, Timer::Flap { epoch: e });
+        }
+        self.load_resume(idx);
+    }
+
+    // -- the socket ----------------------------------------------------------------------------------------
+
+    pub(super) fn turn(&mut self, timeout: Duration) -> Result<(), LoadGenError> {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        match self.poll.poll(&mut events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.events = events;
+                return Err(e.into());
+            }
+        }
+        for ev in events.iter() {
+            let idx = ev.token().0;
+            if idx >= self.ch.len() || self.ch[idx].sock.is_none() {
+                continue;
+            }
+            let read_closed = ev.is_read_closed();
+            if matches!(self.ch[idx].link, Link::Connecting) {
+                if ev.is_writable() || ev.is_error() || read_closed || ev.is_write_closed() {
+                    self.finish_connect(idx);
+                }
+                continue;
+            }
+            if ev.is_writable() {
+                self.flush(idx);
+            }
+            if ev.is_readable() || read_closed || ev.is_error() {
+                self.read(idx, read_closed || ev.is_error(), false);
+            }
+        }
+        self.events = events;
+        Ok(())
+    }
+
+    pub(super) fn read(&mut self, idx: usize, to_eof: bool, resumed: bool) {
+        let slow =
+            self.ch[idx].traits & TRAIT_SLOW_READ != 0 && matches!(self.ch[idx].link, Link::Open);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(sock) = self.ch[idx].sock.as_mut() {
+            match sock.read(&mut scratch) {
+                Ok(0) => {
+                    self.on_eof(idx);
+                    break;
+                }
+                Ok(n) => {
+                    self.on_bytes(idx, &mut scratch[..n]);
+                    if slow {
+                        break;
+                    }
+                    if n < scratch.len() && !to_eof {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let detail = format!("read: {}", e.kind());
+                    self.fail_link(idx, E_CLOSE, &detail);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+        // A slow reader takes one read, then stops reading for a while (TCP pushes back on the CSMS).
+        let _ = resumed;
+        if slow && matches!(self.ch[idx].link, Link::Open) {
+            if let Some(sock) = self.ch[idx].sock.as_mut() {
+                let _ = self
+                    .poll
+                    .registry()
+                    .reregister(sock, Token(idx), Interest::WRITABLE);
+                let e = self.ch[idx].link_epoch;
+                self.after(self.cfg.slow_pause, idx, Timer::SlowResume { epoch: e });
+            }
+        }
+    }
+
+    pub(super) fn on_eof(&mut self, idx: usize) {
+        match self.ch[idx].link {
+            Link::Closing { .. } => self.closed(idx),
+            _ => self.fail_link(idx, E_CLOSE, "connection closed without a close frame"),
+        }
+    }
+
+    pub(super) fn on_bytes(&mut self, idx: usize, data: &mut [u8]) {
+        match self.ch[idx].link {
+            Link::Upgrading { .. } => self.on_upgrade_bytes(idx, data),
+            Link::Open | Link::Closing { .. } => self.on_frames(idx, data),
+            Link::Down | Link::Connecting => {}
+        }
+    }
+
+    pub(super) fn on_upgrade_bytes(&mut self, idx: usize, data: &mut [u8]) {
+        let Link::Upgrading { key, buf } = &mut self.ch[idx].link else {
+            return;
+        };
+        match net::feed_upgrade(buf, data, key) {
+            Ok(None) => {}
+            Ok(Some((resp, mut rest))) => {
+                if resp.status != 101 {
+                    return self.fail_link(idx, E_HANDSHAKE, &format!("http {}", resp.status));
+                }
+                if resp.protocol.as_deref() != Some(self.cfg.protocol.name()) {
+                    return self.fail_link(idx, E_HANDSHAKE, "subprotocol not agreed");
+                }
+                self.on_upgraded(idx);
+                if !rest.is_empty() {
+                    self.on_frames(idx, &mut rest);
+                }
+            }
+            Err(e) => self.fail_link(idx, E_HANDSHAKE, e.reason),
+        }
+    }
+
+    pub(super) fn on_frames(&mut self, idx: usize, data: &mut [u8]) {
+        // Frames are decoded first and handled after, since handling needs `self` mutably.
+        let mut texts: Vec<String> = Vec::new();
+        let mut pings: Vec<Vec<u8>> = Vec::new();
+        let mut close: Option<Option<u16>> = None;
+        let mut binary = false;
+        let res = self.ch[idx].decoder.feed(data, &mut |ev| match ev {
+            Event::Text(t) => texts.push(t.to_owned()),
+            Event::Binary(_) => binary = true,
+            Event::Ping(p) => pings.push(p.to_vec()),
+            Event::Pong(_) => {}
+            Event::Close(code, _) => close = Some(code),
+        });
+        for p in pings {
+            self.send(idx, OpCode::Pong, &p);
+        }
+        for t in texts {
+            if self.ch[idx].sock.is_none() {
+                return;
+            }
+            self.r.received += 1;
+            self.on_text(idx, &t);
+        }
+        if binary {
+            self.error(E_PROTOCOL, "binary frame from the CSMS");
+        }
+        if let Err(e) = res {
+            self.send_close(idx, e.close_code);
+            return self.fail_link(idx, E_PROTOCOL, e.reason);
+        }
+        if let Some(code) = close {
+            if matches!(self.ch[idx].link, Link::Closing { .. }) {
+                return self.closed(idx);
+            }
+            let echo = code
+                .filter(|c| codec::is_valid_close_code(*c))
+                .unwrap_or(1000);
+            self.send_close(idx, echo);
+            let detail = format!(
+                "closed by the CSMS (code {})",
+                code.map_or("none".into(), |c| c.to_string())
+            );
+            self.fail_link(idx, E_CLOSE, &detail);
+        }
+    }
+
+    pub(super) fn send(&mut self, idx: usize, op: OpCode, payload: &[u8]) {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        codec::encode_frame(&mut frame, op, payload, true, Some(self.mask()));
+        self.write(idx, &frame);
+        if frame.capacity() > SCRATCH {
+            frame = Vec::new();
+        }
+        self.frame = frame;
+    }
+
+    pub(super) fn send_close(&mut self, idx: usize, code: u16) {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        codec::encode_close(&mut frame, code, "", Some(self.mask()));
+        self.write(idx, &frame);
+        self.frame = frame;
+    }
+
+    pub(super) fn write(&mut self, idx: usize, bytes: &[u8]) {
+        let c = &mut self.ch[idx];
+        let Some(sock) = c.sock.as_mut() else {
+            return;
+        };
+        if let Err(e) = net::write_or_queue(sock, &mut c.wbuf, bytes) {
+            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+        }
+    }
+
+    pub(super) fn flush(&mut self, idx: usize) {
+        let c = &mut self.ch[idx];
+        let Some(sock) = c.sock.as_mut() else {
+            return;
+        };
+        if let Err(e) = net::flush_queue(sock, &mut c.wbuf) {
+            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+        }
+    }
+
+    // -- losing a link ---------------------------------------------------------------------------------------
+
+    pub(super) fn set_link_down_counts(&mut self, idx: usize) {
+        let c = &self.ch[idx];
+        match c.link {
+            Link::Connecting | Link::Upgrading { .. } => self.inflight -= 1,
+            Link::Open => {
+                self.open -= 1;
+                if c.boot == Boot::Accepted {
+                    self.booted_open -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Drop the socket (no close frame) and forget what was in flight on it.
+    pub(super) fn drop_link(&mut self, idx: usize) {
+        self.set_link_down_counts(idx);
+        let c = &mut self.ch[idx];
+        c.link = Link::Down;
+        c.link_epoch = c.link_epoch.wrapping_add(1);
+        c.wbuf = Vec::new();
+        c.decoder = Decoder::new(Role::Client, 0);
+        if c.boot == Boot::Sent || c.boot == Boot::Pending {
+            c.boot = Boot::None;
+        }
+        if let Some(out) = c.outstanding.take() {
+            c.resend_first(out);
+        }
+        // Liveness and load CALLs are not kept for the next link; transaction and firmware messages are.
+        c.queue
+            .retain(|q| q.purpose != Purpose::Load && q.action != Action::Heartbeat);
+        c.load.link_lost();
+        if let Some(mut sock) = c.sock.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+    }
+
+    /// The link failed: count it, drop it, reconnect after a back-off while the run goes on.
+    pub(super) fn fail_link(&mut self, idx: usize, kind: &'static str, detail: &str) {
+        if self.ch[idx].sock.is_none() {
+            return;
+        }
+        let closing_end = matches!(
+            self.ch[idx].link,
+            Link::Closing {
+                reconnect_after: None
+            }
+        );
+        if closing_end {
+            return self.closed(idx);
+        }
+        if let Link::Closing { reconnect_after } = self.ch[idx].link {
+            // A reboot's close that ended abruptly: still a reboot.
+            self.drop_link(idx);
+            self.after(reconnect_after.unwrap_or(0.0), idx, Timer::Connect);
+            return;
+        }
+        self.error(kind, detail);
+        self.drop_link(idx);
+        if matches!(self.phase, Phase::Running) {
+            let wait = self.backoff();
+            self.after(wait, idx, Timer::Connect);
+        }
+    }
+
+    /// A close we started has finished.
+    pub(super) fn closed(&mut self, idx: usize) {
+        let after = match self.ch[idx].link {
+            Link::Closing { reconnect_after } => reconnect_after,
+            _ => None,
+        };
+        if after.is_none() && !matches!(self.phase, Phase::Running) {
+            self.r.closed_clean += 1;
+        }
+        self.drop_link(idx);
+        if let Some(delay) = after {
+            if matches!(self.phase, Phase::Running) {
+                self.after(delay, idx, Timer::Connect);
+            }
+        }
+    }
+
+    pub(super) fn error(&mut self, kind: &'static str, detail: &str) {
+        self.r.error_total += 1;
+        *self.r.errors.entry(kind).or_default() += 1;
+        let details = self.r.error_details.entry(kind).or_default();
+        if let Some(n) = details.get_mut(detail) {
+            *n += 1;
+        } else if details.len() < 64 {
+            details.insert(detail.to_owned(), 1);
+        } else {
+            *details.entry("(other)".to_owned()).or_default() += 1;
+        }
+    }
+
+    pub(super) fn check(&mut self, kind: &'static str, action: &str, payload: &RawValue) {
+        if self.checks.len() >= MAX_CHECKS {
+            self.r.checks_dropped += 1;
+            return;
+        }
+        self.checks
+            .push((kind, action.to_owned(), payload.get().to_owned()));
+    }
+}

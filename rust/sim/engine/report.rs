@@ -1,0 +1,77 @@
+//! The run's report: what Python serialises at the end ([`Sim::report_json`]).
+
+use super::*;
+
+impl Sim {
+    // -- the report ------------------------------------------------------------------------------------------
+
+    pub fn report_json(&self) -> Value {
+        let mut latency = serde_json::Map::new();
+        let mut latency_max = serde_json::Map::new();
+        for a in Action::ALL {
+            let h = &self.r.latency[a.slot()];
+            if h.count() > 0 {
+                latency.insert(a.name().into(), serde_json::json!(h.buckets()));
+                latency_max.insert(a.name().into(), h.max().into());
+            }
+        }
+        if self.r.connect_latency.count() > 0 {
+            latency.insert(
+                "connect".into(),
+                serde_json::json!(self.r.connect_latency.buckets()),
+            );
+            latency_max.insert("connect".into(), self.r.connect_latency.max().into());
+        }
+        let window = |last: u64| match self.r.first_connect_us {
+            Some(first) if last > first => (last - first) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let (connected, booted) = if matches!(self.phase, Phase::Running | Phase::NotStarted) {
+            (self.open as u64, self.booted_open as u64)
+        } else {
+            (self.r.end_connected, self.r.end_booted)
+        };
+        let mut report = serde_json::json!({
+            "chargers": self.ch.len(),
+            "protocol": self.cfg.protocol.name(),
+            "elapsed_s": self.elapsed_s(),
+            "connected": connected,
+            "booted": booted,
+            "ever_booted": self.r.ever_booted,
+            "connects": self.r.connects,
+            "first_connects": self.r.first_connects,
+            "boots": self.r.boots,
+            "connect_window_s": window(self.r.last_first_connect_us),
+            "boot_window_s": window(self.r.last_first_boot_us),
+            "messages_sent": self.r.sent,
+            "messages_received": self.r.received,
+            "errors": self.r.errors,
+            "error_details": self.r.error_details,
+            "latency_us": latency,
+            "latency_max_us": latency_max,
+            "responses": self.r.responses,
+            "csms_calls": self.r.csms_calls,
+            "transactions": {
+                "started": self.r.tx_started,
+                "stopped": self.r.tx_stopped,
+                "refused": self.r.tx_refused,
+            },
+            "firmware": {
+                "updates": self.r.fw_updates,
+                "installed": self.r.fw_installed,
+                "failed": self.r.fw_failed,
+                "statuses": self.r.fw_statuses,
+            },
+            "reboots": self.r.reboots,
+            "flaps": self.r.flaps,
+            "storm_drops": self.r.storm_drops,
+            "load_skipped": self.r.load_skipped,
+            "checks_dropped": self.r.checks_dropped,
+            "closed_clean": self.r.closed_clean,
+        });
+        if let Some(load) = self.load_report() {
+            report["load"] = load;
+        }
+        report
+    }
+}
