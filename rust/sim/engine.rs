@@ -33,6 +33,8 @@ mod report;
 #[cfg(test)]
 mod tests_load;
 #[cfg(test)]
+mod tests_protocol;
+#[cfg(test)]
 mod tests_socket;
 mod timers;
 
@@ -187,12 +189,19 @@ struct Fw {
     new_version: Box<str>,
 }
 
-struct Charger {
+/// A charger's connection: the socket, where its link is (down, connecting, upgrading, open, closing), the
+/// frame decoder and what waits to be written. Bumping `epoch` kills every timer set on the link before.
+struct Conn {
     sock: Option<TcpStream>,
     link: Link,
     decoder: Decoder,
     wbuf: Vec<u8>,
-    link_epoch: u32,
+    epoch: u32,
+}
+
+/// One simulated charger: its connection, and its protocol state (what it has said and been told).
+struct Charger {
+    conn: Conn,
     boot: Boot,
     need_boot: bool,
     boot_reason: &'static str,
@@ -362,11 +371,13 @@ impl Sim {
         let ch = traits
             .iter()
             .map(|&t| Charger {
-                sock: None,
-                link: Link::Down,
-                decoder: Decoder::new(Role::Client, 0),
-                wbuf: Vec::new(),
-                link_epoch: 0,
+                conn: Conn {
+                    sock: None,
+                    link: Link::Down,
+                    decoder: Decoder::new(Role::Client, 0),
+                    wbuf: Vec::new(),
+                    epoch: 0,
+                },
                 boot: Boot::None,
                 need_boot: true,
                 boot_reason: "PowerUp",
@@ -450,10 +461,9 @@ impl Sim {
             self.pump_connects(now);
             self.pump_load(now);
             if let Phase::Closing { until_us } = self.phase {
-                let closing = self
-                    .ch
-                    .iter()
-                    .any(|c| matches!(c.link, Link::Closing { .. }) || c.load.close_when_answered);
+                let closing = self.ch.iter().any(|c| {
+                    matches!(c.conn.link, Link::Closing { .. }) || c.load.close_when_answered
+                });
                 if !closing || now >= until_us {
                     self.finish();
                 }
@@ -534,7 +544,7 @@ impl Sim {
             until_us: self.now_us() + CLOSE_WAIT_US,
         };
         for idx in 0..self.ch.len() {
-            match self.ch[idx].link {
+            match self.ch[idx].conn.link {
                 // The load ends with the run, and its last CALL is seen through: the charger closes once it
                 // is answered (within CLOSE_WAIT_US), so that the CSMS holds no reading whose answer its
                 // charger never saw (see `Sim::after_answer`).
@@ -544,7 +554,7 @@ impl Sim {
                 Link::Open => self.close_at_end(idx),
                 Link::Connecting | Link::Upgrading { .. } => self.drop_link(idx),
                 Link::Closing { .. } => {
-                    self.ch[idx].link = Link::Closing {
+                    self.ch[idx].conn.link = Link::Closing {
                         reconnect_after: None,
                     }
                 }
@@ -556,7 +566,7 @@ impl Sim {
     /// Close an open link because the run is over.
     fn close_at_end(&mut self, idx: usize) {
         self.set_link_down_counts(idx);
-        self.ch[idx].link = Link::Closing {
+        self.ch[idx].conn.link = Link::Closing {
             reconnect_after: None,
         };
         self.send_close(idx, 1000);
@@ -565,7 +575,7 @@ impl Sim {
     fn finish(&mut self) {
         for idx in 0..self.ch.len() {
             let c = &self.ch[idx];
-            if matches!(c.link, Link::Closing { .. }) || c.load.close_when_answered {
+            if matches!(c.conn.link, Link::Closing { .. }) || c.load.close_when_answered {
                 self.drop_link(idx);
             }
         }

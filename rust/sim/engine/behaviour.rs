@@ -363,7 +363,7 @@ impl Sim {
         }
         self.stop_load_tx(idx, stop, "ResetCommand");
         let c = &self.ch[idx];
-        if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.link, Link::Open) {
+        if c.outstanding.is_none() && c.queue.is_empty() || !matches!(c.conn.link, Link::Open) {
             self.do_reboot(idx);
         } else {
             // Whatever happens to the queue, reboot within the call timeout.
@@ -405,10 +405,10 @@ impl Sim {
             c.resend_first(out);
         }
         c.tx_scheduled = false;
-        match c.link {
+        match c.conn.link {
             Link::Open => {
                 self.set_link_down_counts(idx);
-                self.ch[idx].link = Link::Closing {
+                self.ch[idx].conn.link = Link::Closing {
                     reconnect_after: Some(self.cfg.reboot_delay),
                 };
                 if self.ch[idx].boot == Boot::Accepted {
@@ -416,7 +416,7 @@ impl Sim {
                 }
                 self.ch[idx].boot = Boot::None;
                 self.send_close(idx, 1000);
-                let e = self.ch[idx].link_epoch;
+                let e = self.ch[idx].conn.epoch;
                 self.after(self.cfg.call_timeout, idx, Timer::Close { epoch: e });
             }
             Link::Down => {

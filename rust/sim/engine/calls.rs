@@ -54,7 +54,8 @@ impl Sim {
 
     pub(super) fn pump_queue(&mut self, idx: usize) {
         let c = &mut self.ch[idx];
-        if c.outstanding.is_some() || !matches!(c.link, Link::Open) || c.boot != Boot::Accepted {
+        if c.outstanding.is_some() || !matches!(c.conn.link, Link::Open) || c.boot != Boot::Accepted
+        {
             return;
         }
         if let Some(q) = c.queue.pop_front() {
@@ -103,7 +104,7 @@ impl Sim {
         self.r.sent += 1;
         self.send(idx, OpCode::Text, text.as_bytes());
         self.text = text;
-        let e = self.ch[idx].link_epoch;
+        let e = self.ch[idx].conn.epoch;
         self.after(
             self.cfg.call_timeout,
             idx,

@@ -153,7 +153,9 @@ impl Sim {
         if !self.load_on {
             self.load_on = true;
             for idx in 0..self.ch.len() {
-                if matches!(self.ch[idx].link, Link::Open) && self.ch[idx].boot == Boot::Accepted {
+                if matches!(self.ch[idx].conn.link, Link::Open)
+                    && self.ch[idx].boot == Boot::Accepted
+                {
                     self.load_ready(idx);
                 }
             }
@@ -168,7 +170,7 @@ impl Sim {
                     let idx = i as usize;
                     self.ch[idx].load.listed = false;
                     let c = &self.ch[idx];
-                    if matches!(c.link, Link::Open)
+                    if matches!(c.conn.link, Link::Open)
                         && c.boot == Boot::Accepted
                         && !c.load.busy
                         && self.load_can_send(idx)
@@ -410,7 +412,8 @@ impl Sim {
     fn load_tx_started(&mut self, idx: usize, id16: Option<i64>) {
         let now = self.now_us();
         let v16 = self.cfg.protocol == Protocol::Ocpp16;
-        let booted = matches!(self.ch[idx].link, Link::Open) && self.ch[idx].boot == Boot::Accepted;
+        let booted =
+            matches!(self.ch[idx].conn.link, Link::Open) && self.ch[idx].boot == Boot::Accepted;
         let l = &mut self.ch[idx].load;
         let Some(t) = l.tx.as_mut().filter(|t| t.phase == LoadPhase::Starting) else {
             return;

@@ -82,7 +82,7 @@ impl Sim {
         }
         self.ch[idx].boot = Boot::None;
         let wait = self.backoff();
-        let e = self.ch[idx].link_epoch;
+        let e = self.ch[idx].conn.epoch;
         self.after(wait, idx, Timer::BootRetry { epoch: e });
     }
 
@@ -106,7 +106,7 @@ impl Sim {
     /// Bookkeeping common to every answer (result, error or timeout) of our CALL.
     pub(super) fn after_answer(&mut self, idx: usize, out: &Out) {
         if out.purpose == Purpose::Load {
-            let open = matches!(self.ch[idx].link, Link::Open);
+            let open = matches!(self.ch[idx].conn.link, Link::Open);
             let l = &mut self.ch[idx].load;
             l.busy = false;
             if std::mem::take(&mut l.close_when_answered) {
@@ -251,7 +251,7 @@ impl Sim {
             .get("interval")
             .and_then(Value::as_f64)
             .filter(|i| i.is_finite() && *i > 0.0);
-        let e = self.ch[idx].link_epoch;
+        let e = self.ch[idx].conn.epoch;
         if status != "Accepted" {
             // Pending or Rejected: boot again after the interval the CSMS gave [B02/B03].
             self.ch[idx].boot = Boot::Pending;

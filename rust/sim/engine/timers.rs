@@ -40,7 +40,7 @@ impl Sim {
             RunTimer::End => self.begin_closing(),
             RunTimer::Storm => {
                 for idx in 0..self.ch.len() {
-                    if matches!(self.ch[idx].link, Link::Open) {
+                    if matches!(self.ch[idx].conn.link, Link::Open) {
                         self.r.storm_drops += 1;
                         self.drop_link(idx);
                         let wait = self.rand_f64() * self.cfg.storm_backoff;
@@ -76,11 +76,11 @@ impl Sim {
 
     pub(super) fn charger_timer(&mut self, idx: usize, timer: Timer) {
         let c = &self.ch[idx];
-        let on_link = timer.link_epoch() == Some(c.link_epoch);
-        let link_ok = on_link && matches!(c.link, Link::Open);
+        let on_link = timer.link_epoch() == Some(c.conn.epoch);
+        let link_ok = on_link && matches!(c.conn.link, Link::Open);
         match timer {
             Timer::Connect => {
-                if matches!(c.link, Link::Down) {
+                if matches!(c.conn.link, Link::Down) {
                     self.connect_wait.push_back(idx as u32);
                 }
             }
@@ -119,7 +119,7 @@ impl Sim {
                 self.after(self.cfg.flap_down, idx, Timer::Connect);
             }
             Timer::SlowResume { .. } if link_ok => {
-                if let Some(sock) = self.ch[idx].sock.as_mut() {
+                if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
                     let _ = self.poll.registry().reregister(
                         sock,
                         Token(idx),
@@ -144,11 +144,11 @@ impl Sim {
             Timer::FwStep { gen } if gen == c.fw_gen => self.fw_step(idx),
             Timer::Reboot if c.reboot_pending.is_some() => self.do_reboot(idx),
             Timer::Handshake { .. }
-                if on_link && matches!(c.link, Link::Connecting | Link::Upgrading { .. }) =>
+                if on_link && matches!(c.conn.link, Link::Connecting | Link::Upgrading { .. }) =>
             {
                 self.fail_link(idx, E_TIMEOUT, "connect and upgrade")
             }
-            Timer::Close { .. } if on_link && matches!(c.link, Link::Closing { .. }) => {
+            Timer::Close { .. } if on_link && matches!(c.conn.link, Link::Closing { .. }) => {
                 // The CSMS never finished the close handshake: let go of the link all the same.
                 self.fail_link(idx, E_CLOSE, "close handshake not finished")
             }

@@ -1,0 +1,147 @@
+//! The simulated charger's protocol behaviour without a socket: a charger is put on an open link with no
+//! socket, the CSMS's messages are fed to it as text, and what it wrote is read back from its write buffer.
+
+use serde_json::json;
+
+use super::*;
+
+fn sim(protocol: Protocol) -> Sim {
+    let mut cfg = SimConfig::new("127.0.0.1:9".parse().unwrap(), 1);
+    cfg.protocol = protocol;
+    cfg.heartbeat_interval = None;
+    let mut sim = Sim::new(cfg, vec![0]).unwrap();
+    sim.phase = Phase::Running;
+    sim
+}
+
+/// The charger's link comes up (as after a successful upgrade).
+fn open(sim: &mut Sim) {
+    sim.inflight += 1;
+    sim.ch[0].conn.link = Link::Open;
+    sim.on_upgraded(0);
+}
+
+/// The OCPP-J messages the charger wrote since the last call, decoded (its frames are masked, as a client's).
+fn sent(sim: &mut Sim) -> Vec<Value> {
+    let mut bytes = std::mem::take(&mut sim.ch[0].conn.wbuf);
+    let mut out = Vec::new();
+    Decoder::new(Role::Server, 1 << 20)
+        .feed(&mut bytes, &mut |ev| {
+            if let Event::Text(t) = ev {
+                out.push(serde_json::from_str(t).unwrap());
+            }
+        })
+        .unwrap();
+    out
+}
+
+fn answer(sim: &mut Sim, call: &Value, payload: Value) {
+    sim.on_text(0, &json!([3, call[1], payload]).to_string());
+}
+
+fn timers_of(sim: &Sim) -> Vec<Timer> {
+    let mut out: Vec<Timer> = sim
+        .timers
+        .iter()
+        .filter_map(|Reverse((_, due))| match due {
+            Due::Charger(0, t) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_201_charger_boots_takes_the_interval_and_reports_its_connectors() {
+    let mut sim = sim(Protocol::Ocpp201);
+    open(&mut sim);
+    let boot = sent(&mut sim);
+    assert_eq!(boot.len(), 1);
+    assert_eq!(
+        (boot[0][0].as_i64(), boot[0][2].as_str()),
+        (Some(2), Some("BootNotification"))
+    );
+    assert_eq!(boot[0][3]["reason"], "PowerUp");
+    assert!(timers_of(&sim).contains(&Timer::CallTimeout { epoch: 0, seq: 1 }));
+
+    answer(
+        &mut sim,
+        &boot[0],
+        json!({"status": "Accepted", "interval": 42, "currentTime": "2026-11-30T07:00:00Z"}),
+    );
+    assert!(sim.ch[0].boot == Boot::Accepted);
+    assert_eq!(sim.ch[0].hb_interval, 42.0);
+    assert!(timers_of(&sim).contains(&Timer::Heartbeat { epoch: 0 }));
+    // Then a StatusNotification per connector, one CALL at a time.
+    let status = sent(&mut sim);
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0][2], "StatusNotification");
+    assert_eq!(status[0][3]["connectorStatus"], "Available");
+}
+
+#[test]
+fn a_pending_16_charger_sends_nothing_else_and_boots_again_after_the_interval() {
+    let mut sim = sim(Protocol::Ocpp16);
+    open(&mut sim);
+    let boot = sent(&mut sim);
+    assert_eq!(boot[0][2], "BootNotification");
+    assert!(boot[0][3]["chargePointVendor"].is_string());
+    answer(
+        &mut sim,
+        &boot[0],
+        json!({"status": "Pending", "interval": 7, "currentTime": "2026-11-30T07:00:00Z"}),
+    );
+    assert!(sim.ch[0].boot == Boot::Pending);
+    assert!(sent(&mut sim).is_empty());
+    assert!(timers_of(&sim).contains(&Timer::BootRetry { epoch: 0 }));
+    // The retry timer fires: it boots again.
+    sim.charger_timer(0, Timer::BootRetry { epoch: 0 });
+    assert_eq!(sent(&mut sim)[0][2], "BootNotification");
+}
+
+#[test]
+fn a_csms_call_is_answered_and_an_unknown_one_gets_a_call_error() {
+    let mut sim = sim(Protocol::Ocpp201);
+    open(&mut sim);
+    let boot = sent(&mut sim);
+    answer(
+        &mut sim,
+        &boot[0],
+        json!({"status": "Accepted", "interval": 60, "currentTime": "2026-11-30T07:00:00Z"}),
+    );
+    sent(&mut sim);
+    sim.on_text(
+        0,
+        &json!([2, "c1", "GetVariables", {"getVariableData": [
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+        ]}])
+        .to_string(),
+    );
+    sim.on_text(0, &json!([2, "c2", "MakeCoffee", {}]).to_string());
+    let out = sent(&mut sim);
+    let reply = out
+        .iter()
+        .find(|m| m[1] == "c1")
+        .expect("GetVariables answered");
+    assert_eq!(reply[0], 3);
+    let error = out
+        .iter()
+        .find(|m| m[1] == "c2")
+        .expect("unknown CALL answered");
+    assert_eq!(
+        (error[0].as_i64(), error[2].as_str()),
+        (Some(4), Some("NotImplemented"))
+    );
+}
+
+#[test]
+fn a_timer_of_an_older_link_does_nothing() {
+    let mut sim = sim(Protocol::Ocpp16);
+    open(&mut sim);
+    sent(&mut sim);
+    sim.ch[0].conn.epoch += 1; // the link was replaced
+    sim.charger_timer(0, Timer::BootRetry { epoch: 0 });
+    sim.charger_timer(0, Timer::Heartbeat { epoch: 0 });
+    assert!(sent(&mut sim).is_empty());
+}
