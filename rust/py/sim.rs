@@ -6,6 +6,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::sim::ev::{EvProfile, Phases};
 use crate::sim::{FailStep, LoadMessage, Sim, SimConfig};
 
 const KEYS: &[&str] = &[
@@ -49,7 +50,42 @@ const KEYS: &[&str] = &[
     "firmware_fail_step",
     "reconnect_backoff",
     "max_message",
+    "ev_mix",
+    "ev_charging_needs",
 ];
+
+/// An EV profile as Python passes it: a dict of `weight`, `phases` ("L1" / "L2" / "L3" / "3"),
+/// `max_current_a`, `capacity_wh`, `soc_start`, `taper_soc`, `departure_after_s` and `energy_need_wh` (None:
+/// not reported).
+fn ev_profile(d: &Bound<'_, PyDict>) -> PyResult<EvProfile> {
+    let field = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(k)?
+            .ok_or_else(|| bad("ev_mix", format!("an EV without {k}")))
+    };
+    let num = |k: &str| -> PyResult<f64> {
+        field(k)?
+            .extract()
+            .map_err(|_| bad("ev_mix", format!("{k} is a number")))
+    };
+    let opt = |k: &str| -> PyResult<Option<f64>> {
+        field(k)?
+            .extract()
+            .map_err(|_| bad("ev_mix", format!("{k} is a number or None")))
+    };
+    let phases: String = field("phases")?
+        .extract()
+        .map_err(|_| bad("ev_mix", "phases is a string"))?;
+    Ok(EvProfile {
+        weight: num("weight")?,
+        phases: Phases::parse(&phases).ok_or_else(|| bad("ev_mix", "phases is L1, L2, L3 or 3"))?,
+        max_current_a: num("max_current_a")?,
+        capacity_wh: num("capacity_wh")?,
+        soc_start: num("soc_start")?,
+        taper_soc: num("taper_soc")?,
+        departure_after_s: opt("departure_after_s")?,
+        energy_need_wh: opt("energy_need_wh")?,
+    })
+}
 
 fn bad(key: &str, msg: impl std::fmt::Display) -> PyErr {
     super::bad_setting("simulator", key, msg)
@@ -115,6 +151,18 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
     };
     c.reconnect_backoff = get(d, "reconnect_backoff", c.reconnect_backoff)?;
     c.max_message = get(d, "max_message", c.max_message)?;
+    if let Some(mix) = d.get_item("ev_mix")? {
+        let mix = mix
+            .cast_into::<pyo3::types::PyList>()
+            .map_err(|_| bad("ev_mix", "a list of EV profiles"))?;
+        for ev in mix.iter() {
+            let ev = ev
+                .cast_into::<PyDict>()
+                .map_err(|_| bad("ev_mix", "each EV profile is a dict"))?;
+            c.ev_mix.push(ev_profile(&ev)?);
+        }
+    }
+    c.ev_charging_needs = get(d, "ev_charging_needs", c.ev_charging_needs)?;
     c.check().map_err(|(k, why)| bad(k, why))?;
     Ok(c)
 }

@@ -1,6 +1,7 @@
 //! Settings of one simulator process: the fleet slice it simulates and the scenario, already compiled by
 //! Python into plain numbers (see python/ampgate/sim/scenario.py).
 
+use crate::sim::ev::EvProfile;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::loadgen::Protocol;
@@ -82,6 +83,10 @@ pub struct SimConfig {
     pub firmware_fail_step: FailStep,
     pub reconnect_backoff: f64,
     pub max_message: usize,
+    /// The EVs transactions are charged with, picked by weight (empty: every transaction draws `power_w`).
+    pub ev_mix: Vec<EvProfile>,
+    /// 2.0.1: each EV reports its charging needs (NotifyEVChargingNeeds) once its transaction started.
+    pub ev_charging_needs: bool,
 }
 
 impl SimConfig {
@@ -126,6 +131,8 @@ impl SimConfig {
             firmware_fail_step: FailStep::Installing,
             reconnect_backoff: 5.0,
             max_message: 1 << 20,
+            ev_mix: Vec::new(),
+            ev_charging_needs: false,
         }
     }
 
@@ -164,6 +171,9 @@ impl SimConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err((name, format!("must be a non-negative number, not {v}")));
             }
+        }
+        for ev in &self.ev_mix {
+            ev.check()?;
         }
         if !(0.0..=1.0).contains(&self.rolling_fraction) {
             return Err(("rolling_fraction", "must be between 0 and 1".into()));

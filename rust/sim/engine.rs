@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::config::{SimConfig, TRAIT_FLAP, TRAIT_SLOW_READ};
+use super::ev::Ev;
 use super::msg::{self, Action, ACTIONS};
 
 mod behaviour;
@@ -179,6 +180,10 @@ struct Tx {
     last_meter_us: u64,
     /// The 1.6 stop waits for the transaction id when the start is still unanswered.
     stop_reason: Option<&'static str>,
+    /// The EV plugged in (None: the transaction draws the scenario's `power_w`), and the meter register when it
+    /// arrived (what it took since gives its state of charge).
+    ev: Option<Ev>,
+    meter_start_wh: f64,
 }
 
 struct Fw {

@@ -5,6 +5,7 @@
 
 mod config;
 mod engine;
+pub mod ev;
 mod msg;
 
 pub use config::{

@@ -20,9 +20,10 @@ pub enum Action {
     TransactionEvent,
     FirmwareStatusNotification,
     SignedFirmwareStatusNotification,
+    NotifyEVChargingNeeds,
 }
 
-pub const ACTIONS: usize = 10;
+pub const ACTIONS: usize = 11;
 
 impl Action {
     pub const ALL: [Action; ACTIONS] = [
@@ -36,6 +37,7 @@ impl Action {
         Action::TransactionEvent,
         Action::FirmwareStatusNotification,
         Action::SignedFirmwareStatusNotification,
+        Action::NotifyEVChargingNeeds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Action {
             Action::TransactionEvent => "TransactionEvent",
             Action::FirmwareStatusNotification => "FirmwareStatusNotification",
             Action::SignedFirmwareStatusNotification => "SignedFirmwareStatusNotification",
+            Action::NotifyEVChargingNeeds => "NotifyEVChargingNeeds",
         }
     }
 
@@ -173,6 +176,8 @@ pub struct Reading {
     pub energy_wh: f64,
     pub power_w: f64,
     pub soc: f64,
+    /// Current on L1, L2, L3.
+    pub currents: [f64; 3],
 }
 
 /// A meter sample: the energy register, power, SoC, and per-phase current and voltage (10 values in 1.6,
@@ -183,8 +188,8 @@ pub fn meter_value(out: &mut String, p: Protocol, r: &Reading) {
         energy_wh,
         power_w,
         soc,
+        currents,
     } = *r;
-    let amps = power_w / (3.0 * 230.0);
     out.push_str(r#"[{"timestamp":""#);
     write_ms(out, at_ms);
     out.push_str(r#"","sampledValue":["#);
@@ -216,7 +221,7 @@ pub fn meter_value(out: &mut String, p: Protocol, r: &Reading) {
     sample(out, energy_wh, "Energy.Active.Import.Register", None, "Wh");
     sample(out, power_w, "Power.Active.Import", None, "W");
     sample(out, soc, "SoC", None, "Percent");
-    for ph in ["L1", "L2", "L3"] {
+    for (ph, amps) in ["L1", "L2", "L3"].into_iter().zip(currents) {
         sample(out, amps, "Current.Import", Some(ph), "A");
     }
     for ph in ["L1-N", "L2-N", "L3-N"] {
@@ -316,6 +321,43 @@ pub fn firmware_status(out: &mut String, status: &str, request_id: Option<i64>) 
     out.push('}');
 }
 
+/// 2.0.1 NotifyEVChargingNeeds of EVSE `evse` for `ev` (ISO 15118 AC charging parameters): the energy it wants
+/// (its need, or what fills its battery), its current range, and its departure time when it has one.
+pub fn ev_charging_needs(
+    out: &mut String,
+    evse: u32,
+    ev: &crate::sim::ev::Ev,
+    energy_wh: f64,
+    now_ms: i64,
+) {
+    let p = &ev.profile;
+    let transfer = if p.phases == crate::sim::ev::Phases::Three {
+        "AC_three_phase"
+    } else {
+        "AC_single_phase"
+    };
+    let need = p
+        .energy_need_wh
+        .unwrap_or((100.0 - ev.soc(energy_wh)) / 100.0 * p.capacity_wh);
+    let _ = write!(
+        out,
+        r#"{{"evseId":{evse},"chargingNeeds":{{"requestedEnergyTransfer":"{transfer}","#
+    );
+    if let Some(d) = p.departure_after_s {
+        out.push_str(r#""departureTime":""#);
+        write_ms(out, now_ms + (d * 1000.0) as i64);
+        out.push_str(r#"","#);
+    }
+    let _ = write!(
+        out,
+        r#""acChargingParameters":{{"energyAmount":{},"evMinCurrent":{},"evMaxCurrent":{},"evMaxVoltage":{}}}}}}}"#,
+        need.round() as i64,
+        crate::sim::ev::MIN_CURRENT_A as i64,
+        p.max_current_a.round() as i64,
+        crate::sim::ev::VOLTAGE as i64,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +441,7 @@ mod tests {
         energy_wh: 1234.5,
         power_w: 11000.0,
         soc: 50.0,
+        currents: [11000.0 / (3.0 * 230.0); 3],
     };
 
     #[test]

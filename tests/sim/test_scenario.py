@@ -67,6 +67,22 @@ pause = 4
 fail_fraction = 0.1
 fail_step = "Downloading"
 step = 0.5
+
+[evs]
+charging_needs = true
+
+[[evs.mix]]
+share = 3
+phases = "L2"
+max_current_a = 32
+capacity_kwh = 40
+soc_start = 10
+taper_soc = 85
+departure_after_s = 3600
+energy_need_kwh = 25
+
+[[evs.mix]]
+share = 1
 """
 
 
@@ -98,6 +114,11 @@ def test_every_section_and_field_is_read(tmp_path):
     assert (s.flapping.fraction, s.flapping.period, s.flapping.down) == (0.2, 6, 2)
     assert (s.slow.fraction, s.slow.mode, s.slow.pause) == (0.1, "no-answer", 4)
     assert (s.firmware.fail_fraction, s.firmware.fail_step, s.firmware.step) == (0.1, "Downloading", 0.5)
+    assert s.evs.charging_needs and len(s.evs.mix) == 2
+    ev = s.evs.mix[0]
+    assert (ev.share, ev.phases, ev.max_current_a, ev.capacity_kwh) == (3, "L2", 32, 40)
+    assert (ev.soc_start, ev.taper_soc, ev.departure_after_s, ev.energy_need_kwh) == (10, 85, 3600, 25)
+    assert s.evs.mix[1].phases == "3" and s.evs.mix[1].energy_need_kwh is None
 
 
 def test_an_empty_file_is_the_defaults(tmp_path):
@@ -133,6 +154,9 @@ def test_an_empty_file_is_the_defaults(tmp_path):
         ("[flapping]\nfractoin = 0.5", "flapping.fractoin: unknown field"),
         ("[flaping]\nfraction = 0.5", "flaping: unknown field"),
         ("flapping = 3", "flapping: expected `object`, got `int`"),
+        ('[[evs.mix]]\nphases = "L4"', "evs.mix[0].phases: invalid enum value 'L4'"),
+        ("[[evs.mix]]\nmax_current_a = 5", "evs.mix[0].max_current_a: expected >= 6.0"),
+        ("[[evs.mix]]\ntaper_soc = 100", "evs.mix[0].taper_soc: expected < 100.0"),
     ],
 )
 def test_a_bad_value_names_its_field(tmp_path, text, expected):
@@ -151,6 +175,12 @@ def test_checks_between_fields_name_the_field(tmp_path):
         apply_overrides(storm)
     assert str(e.value).startswith("reconnect_storm.at: expected < run.duration")
     assert apply_overrides(storm, duration=61).run.duration == 61
+
+
+def test_charging_needs_need_evs(tmp_path):
+    assert error_of(tmp_path, "[evs]\ncharging_needs = true") == (
+        "evs.charging_needs: expected an [[evs.mix]] to report the needs of"
+    )
 
 
 def test_a_meter_values_load_beside_transactions_needs_a_second_connector(tmp_path):
@@ -303,6 +333,14 @@ def test_compile_gives_each_process_its_share_with_the_engine_keys(tmp_path):
         20,
     )
     assert (a["duration"], a["heartbeat_interval"], a["call_timeout"], a["connectors"]) == (120, 30, 10, 2)
+    assert [tuple(e.values()) for e in a["ev_mix"]] == [
+        (3, "L2", 32, 40_000, 10, 85, 3600, 25_000),
+        (1, "3", 16, 60_000, 20, 80, None, None),
+    ]
+    assert a["ev_charging_needs"] is True
+    # 1.6 has no NotifyEVChargingNeeds: the EVs draw the same and report nothing.
+    opts16 = FleetOptions(host="127.0.0.1", port=9000, chargers=10, protocol="ocpp1.6")
+    assert compile(s, opts16)[0][0]["ev_charging_needs"] is False
 
 
 def test_boot_storm_lets_every_charger_of_a_process_connect_at_once():

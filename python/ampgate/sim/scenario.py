@@ -12,6 +12,8 @@ A scenario file sets any of these sections; every field has a default, unknown f
     [flapping]         fraction, period, down
     [slow]             fraction, mode ("slow-read" | "no-answer"), pause
     [firmware]         fail_fraction, fail_step ("Downloading" | "Installing"), step
+    [evs]              charging_needs, and [[evs.mix]] tables: share, phases ("L1" | "L2" | "L3" | "3"),
+                       max_current_a, capacity_kwh, soc_start, taper_soc, departure_after_s, energy_need_kwh
 
 Rates and `max_inflight` are for the whole fleet and are shared out over the processes by their charger
 counts. A fraction of the fleet becomes an exact number of chargers, round(fraction * N), picked by the seed:
@@ -141,6 +143,28 @@ class FirmwareSection(_Section, frozen=True):
     step: NonNegative = 1.0  # seconds per step (Downloading, Downloaded, Installing)
 
 
+class EvSpec(_Section, frozen=True):
+    """One kind of EV in the mix (see rust/sim/ev.rs): it charges on `phases`, up to `max_current_a` and what the
+    charger offers, tapering above `taper_soc` until full and pausing below 6 A."""
+
+    share: Positive = 1.0  # relative share of the transactions it charges
+    phases: Literal["L1", "L2", "L3", "3"] = "3"
+    max_current_a: Annotated[float, msgspec.Meta(ge=6, le=1000)] = 16.0
+    capacity_kwh: Positive = 60.0
+    soc_start: Annotated[float, msgspec.Meta(ge=0, le=100)] = 20.0
+    taper_soc: Annotated[float, msgspec.Meta(ge=0, lt=100)] = 80.0
+    departure_after_s: Positive | None = None  # the driver leaves this long after the start
+    energy_need_kwh: Positive | None = None  # what the driver wants (default: a full battery)
+
+
+class EvsSection(_Section, frozen=True):
+    """The EVs the scenario's transactions charge, picked by share with the run's seed (none: every transaction
+    draws transactions.power_w over three phases)."""
+
+    charging_needs: bool = False  # 2.0.1: each EV reports its needs (NotifyEVChargingNeeds) after the start
+    mix: tuple[EvSpec, ...] = ()
+
+
 class Scenario(_Section, frozen=True):
     """A whole scenario; every section defaults to "off" (a fleet that boots, heartbeats and holds)."""
 
@@ -153,6 +177,7 @@ class Scenario(_Section, frozen=True):
     flapping: FlappingSection = msgspec.field(default_factory=FlappingSection)
     slow: SlowSection = msgspec.field(default_factory=SlowSection)
     firmware: FirmwareSection = msgspec.field(default_factory=FirmwareSection)
+    evs: EvsSection = msgspec.field(default_factory=EvsSection)
 
 
 # The built-in scenarios, written as the scenario file that would make them.
@@ -245,6 +270,8 @@ def check(s: Scenario, *, with_duration: bool = True) -> None:
             f"expected < flapping.period ({s.flapping.period:g}): a link must come up between drops",
             field="flapping.down",
         )
+    if s.evs.charging_needs and not s.evs.mix:
+        raise ScenarioError("expected an [[evs.mix]] to report the needs of", field="evs.charging_needs")
     if s.load.message is None and s.load.rate > 0:
         raise ScenarioError("load.rate is set but no load.message to send", field="load.message")
     if s.load.message == "MeterValues" and s.transactions.per_hour > 0 and s.run.connectors < 2:
@@ -418,6 +445,21 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
             "slow_pause": s.slow.pause,
             "firmware_step": s.firmware.step,
             "firmware_fail_step": s.firmware.fail_step,
+            "ev_mix": [
+                {
+                    "weight": e.share,
+                    "phases": e.phases,
+                    "max_current_a": e.max_current_a,
+                    "capacity_wh": e.capacity_kwh * 1000,
+                    "soc_start": e.soc_start,
+                    "taper_soc": e.taper_soc,
+                    "departure_after_s": e.departure_after_s,
+                    "energy_need_wh": None if e.energy_need_kwh is None else e.energy_need_kwh * 1000,
+                }
+                for e in s.evs.mix
+            ],
+            # NotifyEVChargingNeeds exists in 2.0.1 only: a 1.6 fleet's EVs draw the same and report nothing.
+            "ev_charging_needs": s.evs.charging_needs and options.protocol == "ocpp2.0.1",
         }
         out.append((settings, traits[first : first + count]))
     return out

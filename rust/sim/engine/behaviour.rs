@@ -4,6 +4,7 @@
 use super::{Boot, Link, Purpose, Sim, Timer, Tx, TxPhase};
 use crate::loadgen::Protocol;
 use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
+use crate::sim::ev::{self, Ev};
 use crate::sim::msg::{self, Action, Reading};
 
 impl Sim {
@@ -38,6 +39,14 @@ impl Sim {
         c.tx_count += 1;
         let tx_id = format!("{}-{}", self.cfg.first_index + idx as u64, c.tx_count);
         let tag = remote.clone().unwrap_or_else(|| self.cfg.id_tag.clone());
+        let meter_start_wh = c.energy_wh;
+        let ev = if self.cfg.ev_mix.is_empty() {
+            None
+        } else {
+            let r = self.rng.next_f64();
+            ev::pick(&self.cfg.ev_mix, r).map(Ev::new)
+        };
+        let c = &mut self.ch[idx];
         c.tx = Some(Tx {
             phase: TxPhase::Authorizing,
             connector,
@@ -48,6 +57,8 @@ impl Sim {
             remote_start_id,
             last_meter_us: 0,
             stop_reason: None,
+            ev,
+            meter_start_wh,
         });
         if remote.is_some() {
             // A remote start is authorised by the CSMS already (AuthorizeRemoteTxRequests = false).
@@ -62,11 +73,17 @@ impl Sim {
 
     pub(super) fn start_tx(&mut self, idx: usize) {
         let now = self.now_us();
+        let soc = if self.ev_of(idx).is_some() {
+            self.soc(idx)
+        } else {
+            20.0
+        };
         let reading = Reading {
             at_ms: self.stamp_meter(idx),
             energy_wh: self.ch[idx].energy_wh,
             power_w: 0.0,
-            soc: 20.0,
+            soc,
+            currents: [0.0; 3],
         };
         let energy = reading.energy_wh;
         let Some(t) = self.ch[idx].tx.as_mut() else {
@@ -102,6 +119,14 @@ impl Sim {
                 msg::tx_event(&mut p, &ev, Some(&reading));
                 self.status_call(idx, connector, "Charging");
                 self.call(idx, Action::TransactionEvent, p);
+                if self.cfg.ev_charging_needs {
+                    if let Some(ev) = self.ev_of(idx) {
+                        let mut p = String::new();
+                        let delta = self.ev_energy(idx);
+                        msg::ev_charging_needs(&mut p, connector, ev, delta, msg::now_ms());
+                        self.call(idx, Action::NotifyEVChargingNeeds, p);
+                    }
+                }
             }
         }
     }
@@ -117,10 +142,38 @@ impl Sim {
         self.after(self.cfg.tx_duration, idx, Timer::TxEnd { gen: g });
     }
 
-    pub(super) fn draw_w(&self, idx: usize) -> f64 {
-        let c = &self.ch[idx];
+    /// What the charger offers: the scenario's power, or less when the CSMS limited it.
+    pub(super) fn offered_w(&self, idx: usize) -> f64 {
         let base = self.cfg.power_w;
-        c.limit_w.map_or(base, |l| l.min(base)).max(0.0)
+        self.ch[idx].limit_w.map_or(base, |l| l.min(base)).max(0.0)
+    }
+
+    /// The EV of charger `idx`'s transaction, if the scenario has EVs.
+    pub(super) fn ev_of(&self, idx: usize) -> Option<&Ev> {
+        self.ch[idx].tx.as_ref().and_then(|t| t.ev.as_ref())
+    }
+
+    /// Energy the EV took since it arrived.
+    fn ev_energy(&self, idx: usize) -> f64 {
+        let c = &self.ch[idx];
+        c.tx.as_ref()
+            .map_or(0.0, |t| c.energy_wh - t.meter_start_wh)
+    }
+
+    /// The current on each phase: the EV's, or the scenario's power spread over three phases.
+    fn currents(&self, idx: usize) -> [f64; 3] {
+        let offered = self.offered_w(idx);
+        match self.ev_of(idx) {
+            Some(ev) => ev.currents(ev.soc(self.ev_energy(idx)), offered),
+            None => [offered / (3.0 * ev::VOLTAGE); 3],
+        }
+    }
+
+    pub(super) fn draw_w(&self, idx: usize) -> f64 {
+        match self.ev_of(idx) {
+            Some(_) => ev::power_w(self.currents(idx)),
+            None => self.offered_w(idx),
+        }
     }
 
     pub(super) fn accumulate(&mut self, idx: usize) {
@@ -137,7 +190,10 @@ impl Sim {
     }
 
     pub(super) fn soc(&self, idx: usize) -> f64 {
-        (20.0 + self.ch[idx].energy_wh / 500.0).min(100.0)
+        match self.ev_of(idx) {
+            Some(ev) => ev.soc(self.ev_energy(idx)),
+            None => (20.0 + self.ch[idx].energy_wh / 500.0).min(100.0),
+        }
     }
 
     /// The instant of a new meter reading of charger `idx` (ms since the epoch): now, or 1 ms after its
@@ -153,11 +209,20 @@ impl Sim {
 
     /// A reading of the scenario's transaction meter (`energy_wh`), stamped by [`Sim::stamp_meter`].
     pub(super) fn reading(&mut self, idx: usize, power_w: f64) -> Reading {
+        let currents = if power_w > 0.0 {
+            match self.ev_of(idx) {
+                Some(_) => self.currents(idx),
+                None => [power_w / (3.0 * ev::VOLTAGE); 3],
+            }
+        } else {
+            [0.0; 3]
+        };
         Reading {
             at_ms: self.stamp_meter(idx),
             energy_wh: self.ch[idx].energy_wh,
             power_w,
             soc: self.soc(idx),
+            currents,
         }
     }
 

@@ -249,7 +249,7 @@ impl Sim {
     /// The energy the load's connector delivered since its last count.
     fn load_accumulate(&mut self, idx: usize) {
         let now = self.now_us();
-        let draw = self.draw_w(idx);
+        let draw = self.offered_w(idx);
         let l = &mut self.ch[idx].load;
         if let Some(t) = l.tx.as_mut().filter(|t| t.phase == LoadPhase::Running) {
             l.energy_wh += draw * now.saturating_sub(t.meter_us) as f64 / 3.6e9;
@@ -269,11 +269,14 @@ impl Sim {
             return false;
         }
         self.load_accumulate(idx);
+        // The load's transaction has no EV: it draws what the charger offers, over three phases.
+        let power_w = self.offered_w(idx);
         let reading = Reading {
             at_ms: self.stamp_meter(idx),
             energy_wh: self.load_register(idx),
-            power_w: self.draw_w(idx),
+            power_w,
             soc: LOAD_SOC,
+            currents: [power_w / (3.0 * crate::sim::ev::VOLTAGE); 3],
         };
         let protocol = self.cfg.protocol;
         let Some(t) = self.ch[idx].load.tx.as_mut() else {

@@ -134,6 +134,7 @@ impl Sim {
                     | Action::Authorize
                     | Action::StartTransaction
                     | Action::TransactionEvent
+                    | Action::NotifyEVChargingNeeds
             );
         let body: Value = if needs_body {
             serde_json::from_str(payload.get()).unwrap_or(Value::Null)
@@ -223,6 +224,10 @@ impl Sim {
                     }
                     _ => {}
                 }
+            }
+            Action::NotifyEVChargingNeeds => {
+                let status = str_at(body, &["status"]).unwrap_or("(none)");
+                self.count_response("NotifyEVChargingNeeds", status);
             }
             _ => {}
         }

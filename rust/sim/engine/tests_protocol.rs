@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::sim::ev;
 
 fn sim(protocol: Protocol) -> Sim {
     let mut cfg = SimConfig::new("127.0.0.1:9".parse().unwrap(), 1);
@@ -144,4 +145,105 @@ fn a_timer_of_an_older_link_does_nothing() {
     sim.charger_timer(0, Timer::BootRetry { epoch: 0 });
     sim.charger_timer(0, Timer::Heartbeat { epoch: 0 });
     assert!(sent(&mut sim).is_empty());
+}
+
+/// Answer every CALL the charger sent until it has nothing outstanding; what it sent, in order.
+fn answer_all(sim: &mut Sim, reply: impl Fn(&Value) -> Value) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let out = sent(sim);
+        if out.is_empty() {
+            return all;
+        }
+        for m in &out {
+            if m[0] == 2 {
+                let payload = reply(m);
+                answer(sim, m, payload);
+            }
+        }
+        all.extend(out);
+    }
+}
+
+#[test]
+fn an_ev_on_one_phase_draws_there_and_reports_its_charging_needs() {
+    let mut s = sim(Protocol::Ocpp201);
+    s.cfg.ev_charging_needs = true;
+    s.cfg.power_w = 22_000.0;
+    s.cfg.ev_mix = vec![ev::EvProfile {
+        weight: 1.0,
+        phases: ev::Phases::L2,
+        max_current_a: 16.0,
+        capacity_wh: 50_000.0,
+        soc_start: 30.0,
+        taper_soc: 80.0,
+        departure_after_s: Some(7200.0),
+        energy_need_wh: Some(20_000.0),
+    }];
+    open(&mut s);
+    let accepted = |m: &Value| match m[2].as_str() {
+        Some("BootNotification") => {
+            json!({"status": "Accepted", "interval": 60, "currentTime": "2026-11-30T07:00:00Z"})
+        }
+        Some("Authorize") => json!({"idTokenInfo": {"status": "Accepted"}}),
+        Some("NotifyEVChargingNeeds") => json!({"status": "Accepted"}),
+        _ => json!({}),
+    };
+    answer_all(&mut s, accepted);
+    assert!(s.begin_tx(0, None, None));
+    let sent = answer_all(&mut s, accepted);
+    let actions: Vec<&str> = sent.iter().filter_map(|m| m[2].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "Authorize",
+            "StatusNotification",
+            "TransactionEvent",
+            "NotifyEVChargingNeeds"
+        ]
+    );
+    let needs = &sent[3][3];
+    assert_eq!(needs["evseId"], 1);
+    assert_eq!(
+        needs["chargingNeeds"]["requestedEnergyTransfer"],
+        "AC_single_phase"
+    );
+    assert_eq!(
+        needs["chargingNeeds"]["acChargingParameters"]["energyAmount"],
+        20_000
+    );
+    assert_eq!(
+        needs["chargingNeeds"]["acChargingParameters"]["evMaxCurrent"],
+        16
+    );
+    assert!(needs["chargingNeeds"]["departureTime"].is_string());
+
+    // A meter reading: 16 A on L2 only, and the power that makes.
+    s.meter_tick(0);
+    let reading = sent_once(&mut s);
+    let values = &reading[3]["meterValue"][0]["sampledValue"];
+    let current = |phase: &str| {
+        values
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["measurand"] == "Current.Import" && v["phase"] == phase)
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(
+        (current("L1"), current("L2"), current("L3")),
+        (0.0, 16.0, 0.0)
+    );
+    assert_eq!(s.draw_w(0), 16.0 * ev::VOLTAGE);
+    // The CSMS limits the charger to 1 kW: under 6 A the EV pauses.
+    s.ch[0].limit_w = Some(1000.0);
+    assert_eq!(s.draw_w(0), 0.0);
+}
+
+fn sent_once(sim: &mut Sim) -> Value {
+    let mut out = sent(sim);
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.remove(0)
 }
