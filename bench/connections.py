@@ -59,8 +59,6 @@ DEFAULT_INFLIGHT_TOTAL = 2048
 # Heartbeat CALLs outstanding over all processes at saturation: enough to keep every stage of the pipeline
 # (load generator, worker, hub, Python) busy and the control plane's batches large.
 DEFAULT_HB_INFLIGHT_TOTAL = 1024
-# Files a load-generator process keeps free beside its connections; mirrors FD_RESERVE in rust/loadgen/client.rs.
-LOADGEN_FD_RESERVE = 64
 # Source addresses per load-generator process: each (source, node) pair has ~28k ephemeral ports.
 SOURCE_IPS_PER_PROCESS = 40
 # Time allowed on top of a phase's own length before a silent child counts as hung.
@@ -803,12 +801,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.connections < 1 or a.per_process < 1:
         p.error("--connections and --per-process must be at least 1")
+    # Files a load-generator process keeps free beside its connections (rust/limits.rs).
+    from ampgate._native import FD_RESERVE
+
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and min(a.per_process, a.connections) + LOADGEN_FD_RESERVE > hard:
+    if hard != resource.RLIM_INFINITY and min(a.per_process, a.connections) + FD_RESERVE > hard:
         print(
             f"connections benchmark: a process may open at most {hard} files here (the hard limit), so one "
-            f"load-generator process can hold at most {hard - LOADGEN_FD_RESERVE} connections: "
-            f"use --per-process {hard - LOADGEN_FD_RESERVE} or less (more processes), or raise the hard limit",
+            f"load-generator process can hold at most {hard - FD_RESERVE} connections: "
+            f"use --per-process {hard - FD_RESERVE} or less (more processes), or raise the hard limit",
             file=sys.stderr,
         )
         return 2

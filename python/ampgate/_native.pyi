@@ -16,6 +16,10 @@ def run_worker(listen_fd: int | None, link_fd: int | None, config: dict[str, obj
 def raise_nofile_limit() -> int:
     """Raise this process's soft open-file limit to the hard limit; return the limit now in force."""
 
+# Files a gateway worker, load-generator or simulator process keeps free under its open-file limit beside one
+# socket per connection (rust/limits.rs).
+FD_RESERVE: Final[int]
+
 # Event tuples returned by Hub.drain(), by their first item. `at` is the worker's CLOCK_MONOTONIC in seconds
 # (comparable with time.monotonic() on this host) when the handshake completed / the connection ended.
 CONNECTED: Final = 0  # (0, conn_id, charger_id, protocol, peer, at)

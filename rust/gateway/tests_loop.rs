@@ -15,6 +15,7 @@ use tungstenite::{Message, WebSocket};
 use super::config::WorkerConfig;
 use super::link::{Down, LinkReader, LinkWriter, UpRef};
 use super::worker::{monotonic_us, Worker};
+use crate::codec;
 
 struct Harness {
     port: u16,
@@ -234,9 +235,9 @@ fn charger_close_is_echoed_and_reported_with_its_code() {
         reason: "".into(),
     }))
     .unwrap();
-    assert_eq!(close_code(&mut ws), Some(1001));
+    assert_eq!(close_code(&mut ws), Some(codec::CLOSE_GOING_AWAY));
     let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
-    assert_eq!(seen, vec![Seen::Disconnected(id, 1001)]);
+    assert_eq!(seen, vec![Seen::Disconnected(id, codec::CLOSE_GOING_AWAY)]);
 }
 
 #[test]
@@ -267,7 +268,10 @@ fn a_charger_that_does_not_read_is_closed_1008_at_its_write_bound() {
             break;
         }
     }
-    assert_eq!(got, vec![Seen::Disconnected(id, 1008)]);
+    assert_eq!(
+        got,
+        vec![Seen::Disconnected(id, codec::CLOSE_POLICY_VIOLATION)]
+    );
     drop(ws);
 }
 
@@ -294,7 +298,10 @@ fn silent_peer_is_dropped_after_ping_timeout() {
     let Seen::Connected(id, ..) = seen[0].clone() else {
         panic!("{seen:?}")
     };
-    assert_eq!(seen.last(), Some(&Seen::Disconnected(id, 1006)));
+    assert_eq!(
+        seen.last(),
+        Some(&Seen::Disconnected(id, codec::CLOSE_ABNORMAL))
+    );
 }
 
 #[test]
@@ -486,7 +493,10 @@ fn binary_frames_are_closed_1003_and_reported() {
         panic!("{seen:?}")
     };
     ws.send(Message::binary(vec![1u8, 2, 3])).unwrap();
-    assert_eq!(close_code(&mut ws), Some(1003));
+    assert_eq!(close_code(&mut ws), Some(codec::CLOSE_UNSUPPORTED_DATA));
     let seen = h.wait_for(|s| !s.is_empty(), Duration::from_secs(5));
-    assert_eq!(seen, vec![Seen::Disconnected(id, 1003)]);
+    assert_eq!(
+        seen,
+        vec![Seen::Disconnected(id, codec::CLOSE_UNSUPPORTED_DATA)]
+    );
 }

@@ -19,6 +19,9 @@ use super::config::WorkerConfig;
 use super::error::GatewayError;
 use super::link::{self, conn_id, DownRef, LinkReader, LinkWriter};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
+// Re-exported: the simulator (rust/sim/) and the bindings reach it by this path.
+pub use crate::limits::raise_nofile_limit;
+use crate::limits::FD_RESERVE;
 
 const LISTENER: Token = Token(0);
 const LINK: Token = Token(1);
@@ -33,8 +36,6 @@ const ACCEPT_BATCH: usize = 512;
 /// While the link is full, each connection may park this many bytes of messages and is still read (so its
 /// pings are answered); past it, it is not read until the link drains and TCP pushes back on the charger.
 const PARK_LIMIT: usize = 8 << 10;
-/// Files kept free under the open-file limit for the link, the epoll fd and the odd log file.
-const FD_RESERVE: usize = 64;
 /// How long a closing connection may linger for the peer's close frame or EOF.
 const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Timer resolution: pings, timeouts and stats are checked this often.
@@ -107,30 +108,6 @@ pub struct Worker {
     start: Instant,
     shutdown_at: Option<Instant>,
     link_dead: bool,
-}
-
-/// Raise the soft open-file limit to the hard one; returns the limit now in force.
-pub fn raise_nofile_limit() -> usize {
-    // SAFETY: plain libc calls on a stack struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
-        lim.rlim_cur as usize
-    }
 }
 
 /// CLOCK_MONOTONIC in microseconds: the clock Python's `time.monotonic()` reads, shared by every process of
@@ -397,7 +374,7 @@ impl Worker {
             self.flush_link()?;
             if self.link_dead && self.shutdown_at.is_none() {
                 // The control plane is gone: nobody can serve these chargers, so let them reconnect elsewhere.
-                self.begin_shutdown(1001);
+                self.begin_shutdown(codec::CLOSE_GOING_AWAY);
             }
             if let Some(at) = self.shutdown_at {
                 if self.conns.is_empty() || at.elapsed() >= SHUTDOWN_GRACE {
@@ -529,8 +506,12 @@ impl Worker {
             self.open -= 1;
         }
         if c.announced {
-            self.link_out
-                .disconnected(c.id, 1006, "connection lost", monotonic_us());
+            self.link_out.disconnected(
+                c.id,
+                codec::CLOSE_ABNORMAL,
+                "connection lost",
+                monotonic_us(),
+            );
         }
         self.by_id.remove(&c.id);
         let _ = self.update_listener();
@@ -600,7 +581,7 @@ impl Worker {
                 c.announced = false;
                 self.link_out.disconnected(
                     c.id,
-                    1008,
+                    codec::CLOSE_POLICY_VIOLATION,
                     "write queue full: the charger is not reading",
                     monotonic_us(),
                 );
@@ -651,7 +632,14 @@ impl Worker {
         while let Some(c) = self.conns.get_mut(idx) {
             let n = match c.sock.read(&mut scratch) {
                 Ok(0) => {
-                    self.close_conn(idx, (1006, "connection closed without a close frame"), None);
+                    self.close_conn(
+                        idx,
+                        (
+                            codec::CLOSE_ABNORMAL,
+                            "connection closed without a close frame",
+                        ),
+                        None,
+                    );
                     self.drop_conn(idx);
                     break;
                 }
@@ -659,7 +647,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.close_conn(idx, (1006, "connection reset"), None);
+                    self.close_conn(idx, (codec::CLOSE_ABNORMAL, "connection reset"), None);
                     self.drop_conn(idx);
                     break;
                 }
@@ -735,7 +723,10 @@ impl Worker {
                             link_out.message(id, t.as_bytes());
                         }
                     }
-                    Event::Binary(_) => ctl.push(Ctl::Fail(1003, "binary frames are not OCPP-J")),
+                    Event::Binary(_) => ctl.push(Ctl::Fail(
+                        codec::CLOSE_UNSUPPORTED_DATA,
+                        "binary frames are not OCPP-J",
+                    )),
                     Event::Ping(p) => ctl.push(Ctl::Pong(p.to_vec())),
                     Event::Pong(_) => {}
                     Event::Close(code, reason) => ctl.push(Ctl::PeerClose(code, reason.to_owned())),
@@ -771,8 +762,12 @@ impl Worker {
             Ctl::PeerClose(code, reason) => {
                 // Report the peer's code and reason; echo its code as RFC 6455 §5.5.1 suggests (a close
                 // without a code is answered with 1000).
-                let echo = code.unwrap_or(1000);
-                self.close_conn(idx, (code.unwrap_or(1005), &reason), Some((echo, "")));
+                let echo = code.unwrap_or(codec::CLOSE_NORMAL);
+                self.close_conn(
+                    idx,
+                    (code.unwrap_or(codec::CLOSE_NO_STATUS), &reason),
+                    Some((echo, "")),
+                );
             }
             Ctl::Canned(Some(reply)) => self.send_frame(idx, OpCode::Text, reply.as_bytes()),
             Ctl::Canned(None) => {}
@@ -839,7 +834,11 @@ impl Worker {
                 // `upgrade_without_protocol` (the OCPP-J 1.6 text): complete the handshake without the
                 // header, then close.
                 let reason = "no agreeable OCPP subprotocol offered";
-                self.close_conn(idx, (1002, reason), Some((1002, reason)));
+                self.close_conn(
+                    idx,
+                    (codec::CLOSE_PROTOCOL_ERROR, reason),
+                    Some((codec::CLOSE_PROTOCOL_ERROR, reason)),
+                );
             }
             Some(p) => {
                 let id = c.id;
@@ -1031,7 +1030,7 @@ impl Worker {
             self.send_frame(idx, OpCode::Ping, b"");
         }
         for idx in to_timeout {
-            self.close_conn(idx, (1006, "no answer to ping"), None);
+            self.close_conn(idx, (codec::CLOSE_ABNORMAL, "no answer to ping"), None);
             self.drop_conn(idx);
         }
         if self.link.is_some() {

@@ -5,8 +5,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::gateway::worker::{bind_to_parent, raise_nofile_limit as raise};
+use crate::gateway::worker::bind_to_parent;
 use crate::gateway::{Worker, WorkerConfig};
+use crate::limits::raise_nofile_limit as raise;
 
 fn get<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
