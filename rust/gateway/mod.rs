@@ -1,12 +1,19 @@
 //! The gateway: worker processes that hold charger connections, and the control plane's hub that links them.
 
 pub mod auth;
+pub mod canned;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod hub;
 pub mod link;
+pub mod listen;
+pub mod sys;
+mod uplink;
 pub mod worker;
 
+#[cfg(test)]
+mod tests_conn;
 #[cfg(test)]
 mod tests_loop;
 

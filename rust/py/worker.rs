@@ -5,7 +5,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::gateway::worker::bind_to_parent;
+use crate::gateway::sys::bind_to_parent;
 use crate::gateway::{Worker, WorkerConfig};
 use crate::limits::raise_nofile_limit as raise;
 
