@@ -5,7 +5,7 @@ from typing import Any, Final
 class GatewayFailure(RuntimeError):
     """The gateway's own machinery failed (a socket, the worker link): not a charger's fault."""
 
-def run_worker(listen_fd: int | None, link_fd: int | None, config: dict[str, object]) -> None:
+def run_worker(listen_fd: int | None, link_fd: int, config: dict[str, object]) -> None:
     """Run a gateway worker on an inherited listening socket (or, with `config["reuseport_addr"]`, its own
     SO_REUSEPORT socket), blocking with the GIL released, until the control plane sends shutdown or closes
     the link. Takes ownership of both descriptors.

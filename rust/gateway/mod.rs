@@ -1,7 +1,6 @@
 //! The gateway: worker processes that hold charger connections, and the control plane's hub that links them.
 
 pub mod auth;
-pub mod canned;
 pub mod config;
 pub mod conn;
 pub mod error;

@@ -1,11 +1,10 @@
 //! Where one connection's events go in a gateway worker: up the link to the control plane, or into the
-//! connection's parking while the link is full (bench mode: answered in place with a canned reply).
+//! connection's parking while the link is full.
 
 use std::collections::HashMap;
 
 use mio::net::TcpStream;
 
-use super::canned::canned_reply;
 use super::conn::ConnEvent;
 use super::link::{self, LinkWriter};
 use super::sys::monotonic_us;
@@ -34,8 +33,6 @@ pub struct Uplink<'a> {
     pub id: u64,
     pub idx: usize,
     pub paused: bool,
-    /// Bench only: canned replies to send, instead of messages to the link.
-    pub canned: Option<Vec<String>>,
 }
 
 impl Uplink<'_> {
@@ -43,17 +40,13 @@ impl Uplink<'_> {
         match ev {
             ConnEvent::Connected { charger, protocol } => {
                 self.by_id.insert(self.id, self.idx);
-                if self.canned.is_none() {
-                    let pnum = link::protocol_number(protocol).unwrap_or(link::PROTO_NONE);
-                    let peer = peer_string(self.sock);
-                    self.link
-                        .connected(self.id, pnum, charger, &peer, monotonic_us());
-                }
+                let pnum = link::protocol_number(protocol).unwrap_or(link::PROTO_NONE);
+                let peer = peer_string(self.sock);
+                self.link
+                    .connected(self.id, pnum, charger, &peer, monotonic_us());
             }
             ConnEvent::Message(t) => {
-                if let Some(replies) = self.canned.as_mut() {
-                    replies.extend(canned_reply(t));
-                } else if self.paused || !self.parked.is_empty() {
+                if self.paused || !self.parked.is_empty() {
                     // Behind messages already parked, or the link is full: keep the order.
                     self.parked
                         .extend_from_slice(&(t.len() as u32).to_le_bytes());

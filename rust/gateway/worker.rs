@@ -88,7 +88,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Build a worker around an inherited listening socket and (unless `cfg.canned`) the link socket.
+    /// Build a worker around an inherited listening socket (or `cfg.reuseport_addr`) and the link socket.
     ///
     /// # Safety-relevant contract
     /// `listen_fd` and `link_fd` must be open file descriptors this process owns; the worker takes them over.
@@ -131,7 +131,6 @@ impl Worker {
             None => None,
         };
         let accept_unknown = cfg.accept_unknown;
-        let canned = cfg.canned;
         let mut w = Self {
             cfg,
             poll,
@@ -140,13 +139,13 @@ impl Worker {
             accept_pending: false,
             accept_paused_until: 0,
             // A linked worker waits for the control plane's auth table and `Accept { on: true }`.
-            accepting: canned,
+            accepting: false,
             link,
             link_in: LinkReader::new(),
             link_out: LinkWriter::new(),
             conns: Slab::new(),
             by_id: HashMap::new(),
-            auth: AuthTable::new(accept_unknown || canned),
+            auth: AuthTable::new(accept_unknown),
             seq: 0,
             cap,
             scratch: vec![0; SCRATCH],
@@ -354,12 +353,8 @@ impl Worker {
             id: *id,
             idx,
             paused: self.paused,
-            canned: ctx.cfg.canned.then(Vec::new),
         };
         f(conn, &ctx, &mut |ev| up.event(ev));
-        for r in up.canned.take().unwrap_or_default() {
-            conn.send_text(r.as_bytes());
-        }
         if !conn.output().is_empty() {
             match write_some(up.sock, conn.output()) {
                 Ok(n) => conn.wrote(n, &ctx, &mut |ev| up.event(ev)),

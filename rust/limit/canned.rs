@@ -1,6 +1,6 @@
-//! Bench only: the canned CALLRESULT for a CALL, read without a JSON parser (the physical-limit server).
+//! The canned CALLRESULT for a CALL, read without a JSON parser.
 
-/// A CALL's unique id, read without a JSON parser: `[2,"<id>",` (bench mode only).
+/// A CALL's unique id, read without a JSON parser: `[2,"<id>",`.
 pub fn call_unique_id(text: &str) -> Option<&str> {
     let rest = text
         .trim_start()
@@ -13,7 +13,7 @@ pub fn call_unique_id(text: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-/// Bench only: the canned CALLRESULT payload for a CALL, valid against the action's response schema in
+/// The canned CALLRESULT payload for a CALL, valid against the action's response schema in
 /// both versions (so a simulator checking every reply finds nothing wrong with the physical-limit server).
 pub fn canned_payload(call: &str) -> &'static str {
     let action = call_unique_id(call)
