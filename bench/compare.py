@@ -87,7 +87,10 @@ PER_MESSAGE = {
     ),
     "websockets": _PEER_WORK,
     "picows": _PEER_WORK,
-    "limit": "a canned reply per action from the gateway's Rust worker: no validation, no Python, nothing stored",
+    "limit": (
+        "a canned reply per action from the gateway's Rust connection state machine (ampgate-limit): no "
+        "validation, no Python, nothing stored"
+    ),
 }
 # The id tag of the simulated chargers. ampgate answers an unknown tag Invalid (the load's transaction would go
 # on all the same) while the peers and the limit accept any: it is registered in ampgate so that every system
@@ -291,7 +294,9 @@ class LimitSystem(System):
             self.canned.stop()
             raise
         self.port = self.canned.port
-        self.server = f"{workers} gateway workers in canned-reply mode"
+        self.server = (
+            f"{workers} canned-reply servers (ampgate-limit: the gateway's connection state machine)"
+        )
 
     @property
     def pids(self) -> dict[str, int]:

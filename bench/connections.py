@@ -15,8 +15,10 @@ Steps (every wait bounded in time, every child killed on exit):
   5. heartbeats at saturation (a closed loop with a fixed number of CALLs outstanding, one per connection at
      most): every round trip goes through the control plane's Python, so this is heartbeats_per_s;
   6. heartbeats open-loop at 50% of that rate for the latency percentiles;
-  7. the physical limit: K canned-reply workers (the gateway's Rust worker in bench mode, answering every CALL
-     itself, no Python at all) on one shared listening socket, driven with the same boot and saturation phases.
+  7. the physical limit: K canned-reply servers (`ampgate-limit`, rust/limit/: the gateway's connection state
+     machine answering every CALL itself, no Python, no control plane) on one shared listening socket, driven
+     with the same boot and saturation phases. The binary is bench/'s own: built on demand with cargo (or taken
+     from $AMPGATE_LIMIT_BIN), never by `make`.
 User and system CPU of every process is printed per phase (from /proc), so a reader sees which process saturates.
 """
 
@@ -41,7 +43,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 LOADGEN = HERE / "loadgen_proc.py"
+# A prebuilt limit server to use instead of building one with cargo (the tests build it once per session).
+LIMIT_BIN_ENV = "AMPGATE_LIMIT_BIN"
+# A cold release build of the limit server (the crate with fat LTO) on a small box.
+LIMIT_BUILD_TIMEOUT = 900.0
 
 # The issue's targets on the 2-core reference box.
 TARGETS = {
@@ -59,8 +66,6 @@ DEFAULT_INFLIGHT_TOTAL = 2048
 # Heartbeat CALLs outstanding over all processes at saturation: enough to keep every stage of the pipeline
 # (load generator, worker, hub, Python) busy and the control plane's batches large.
 DEFAULT_HB_INFLIGHT_TOTAL = 1024
-# Files a load-generator process keeps free beside its connections; mirrors FD_RESERVE in rust/loadgen/client.rs.
-LOADGEN_FD_RESERVE = 64
 # Source addresses per load-generator process: each (source, node) pair has ~28k ephemeral ports.
 SOURCE_IPS_PER_PROCESS = 40
 # Time allowed on top of a phase's own length before a silent child counts as hung.
@@ -356,8 +361,30 @@ def _polls_fd(pid: int, fd: int) -> bool:
     return False
 
 
+def limit_binary() -> Path:
+    """The `ampgate-limit` executable: $AMPGATE_LIMIT_BIN if set, else what `cargo build --release --bin
+    ampgate-limit` leaves (cargo rebuilds it only when missing or stale). Raises BenchError when it cannot be
+    built."""
+    prebuilt = os.environ.get(LIMIT_BIN_ENV)
+    if prebuilt:
+        return Path(prebuilt)
+    cmd = ["cargo", "build", "--release", "--bin", "ampgate-limit", "--message-format=json"]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=LIMIT_BUILD_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"cannot build the limit server ({' '.join(cmd)}): {e}") from None
+    if proc.returncode != 0:
+        raise BenchError(f"cannot build the limit server ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+    for line in proc.stdout.splitlines():
+        msg = json.loads(line)
+        artifact = msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "ampgate-limit"
+        if artifact and msg.get("executable"):
+            return Path(msg["executable"])
+    raise BenchError(f"{' '.join(cmd)} named no ampgate-limit executable")
+
+
 class CannedServer:
-    """K gateway workers in canned-reply mode on one listening socket: the physical limit for the traffic."""
+    """K canned-reply servers (`ampgate-limit`) on one listening socket: the physical limit for the traffic."""
 
     def __init__(self, workers: int) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -366,30 +393,25 @@ class CannedServer:
         self.sock.listen(65535)
         self.port = self.sock.getsockname()[1]
         fd = self.sock.fileno()
+        exe = limit_binary()
         self.procs: list[subprocess.Popen] = []
-        for i in range(workers):
-            cfg = {"canned": True, "worker": i, "parent_pid": os.getpid(), "ping_interval": 60}
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "ampgate.gateway.worker_main", str(fd), "-1", json.dumps(cfg)],
-                    pass_fds=(fd,),
-                )
-            )
+        for _ in range(workers):
+            self.procs.append(subprocess.Popen([str(exe), str(fd), str(os.getpid())], pass_fds=(fd,)))
 
     def wait_ready(self, timeout: float = NODE_START_TIMEOUT) -> None:
-        """Wait until every worker has the listening socket in its epoll set (it accepts from then on), so
-        the boot phase does not time a Python interpreter starting."""
+        """Wait until every server has the listening socket in its epoll set (it accepts from then on), so
+        the boot phase does not time a process starting."""
         fd = self.sock.fileno()
         deadline = time.monotonic() + timeout
         waiting = list(self.procs)
         while waiting:
             for p in list(waiting):
                 if p.poll() is not None:
-                    raise BenchError(f"canned-reply worker {p.pid} exited with {p.returncode}")
+                    raise BenchError(f"canned-reply server {p.pid} exited with {p.returncode}")
                 if _polls_fd(p.pid, fd):
                     waiting.remove(p)
             if waiting and time.monotonic() > deadline:
-                raise BenchError(f"canned-reply workers not accepting after {timeout:.0f} s")
+                raise BenchError(f"canned-reply servers not accepting after {timeout:.0f} s")
             time.sleep(0.02)
 
     @property
@@ -803,12 +825,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.connections < 1 or a.per_process < 1:
         p.error("--connections and --per-process must be at least 1")
+    # Files a load-generator process keeps free beside its connections (rust/limits.rs).
+    from ampgate._native import FD_RESERVE
+
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and min(a.per_process, a.connections) + LOADGEN_FD_RESERVE > hard:
+    if hard != resource.RLIM_INFINITY and min(a.per_process, a.connections) + FD_RESERVE > hard:
         print(
             f"connections benchmark: a process may open at most {hard} files here (the hard limit), so one "
-            f"load-generator process can hold at most {hard - LOADGEN_FD_RESERVE} connections: "
-            f"use --per-process {hard - LOADGEN_FD_RESERVE} or less (more processes), or raise the hard limit",
+            f"load-generator process can hold at most {hard - FD_RESERVE} connections: "
+            f"use --per-process {hard - FD_RESERVE} or less (more processes), or raise the hard limit",
             file=sys.stderr,
         )
         return 2

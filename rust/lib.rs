@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod gateway;
+pub mod limits;
 pub mod loadgen;
 #[cfg(feature = "python")]
 mod py;

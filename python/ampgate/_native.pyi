@@ -5,7 +5,7 @@ from typing import Any, Final
 class GatewayFailure(RuntimeError):
     """The gateway's own machinery failed (a socket, the worker link): not a charger's fault."""
 
-def run_worker(listen_fd: int | None, link_fd: int | None, config: dict[str, object]) -> None:
+def run_worker(listen_fd: int | None, link_fd: int, config: dict[str, object]) -> None:
     """Run a gateway worker on an inherited listening socket (or, with `config["reuseport_addr"]`, its own
     SO_REUSEPORT socket), blocking with the GIL released, until the control plane sends shutdown or closes
     the link. Takes ownership of both descriptors.
@@ -15,6 +15,10 @@ def run_worker(listen_fd: int | None, link_fd: int | None, config: dict[str, obj
 
 def raise_nofile_limit() -> int:
     """Raise this process's soft open-file limit to the hard limit; return the limit now in force."""
+
+# Files a gateway worker, load-generator or simulator process keeps free under its open-file limit beside one
+# socket per connection (rust/limits.rs).
+FD_RESERVE: Final[int]
 
 # Event tuples returned by Hub.drain(), by their first item. `at` is the worker's CLOCK_MONOTONIC in seconds
 # (comparable with time.monotonic() on this host) when the handshake completed / the connection ended.

@@ -9,19 +9,19 @@ from typing import Literal
 
 import msgspec
 
-# Files a gateway worker keeps free under its open-file limit (the link, epoll, logs); mirrors FD_RESERVE in
-# rust/gateway/worker.rs.
-WORKER_FD_RESERVE = 64
 # The OCPP subprotocols we speak, in our default order of preference: 2.0.1 first, as the newer protocol.
 DEFAULT_PROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 
 
 def connections_per_worker() -> int:
     """How many connections one worker process can hold under this machine's hard open-file limit."""
+    # Imported here so that the settings stay importable without the compiled extension.
+    from ampgate._native import FD_RESERVE
+
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20
-    return max(1, hard - WORKER_FD_RESERVE)
+    return max(1, hard - FD_RESERVE)
 
 
 def default_workers(max_chargers: int) -> int:

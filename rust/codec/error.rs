@@ -7,12 +7,7 @@
 
 use thiserror::Error;
 
-/// Close code 1002: the peer broke RFC 6455 framing or sequencing.
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-/// Close code 1007: a text message or close reason is not valid UTF-8.
-pub const CLOSE_INVALID_DATA: u16 = 1007;
-/// Close code 1009: a message is larger than the decoder's `max_message`.
-pub const CLOSE_TOO_BIG: u16 = 1009;
+use super::close::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
 
 /// A WebSocket protocol violation by the peer.
 ///

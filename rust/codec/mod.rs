@@ -2,6 +2,7 @@
 //! No sockets, no pyo3; the gateway and the load generator drive it.
 
 mod charger_id;
+mod close;
 mod decoder;
 mod error;
 mod frame;
@@ -17,10 +18,13 @@ mod tests_interop;
 mod tests_prop;
 
 pub use charger_id::{charger_id_from_path, MAX_CHARGER_ID_CHARS};
-pub use decoder::{is_valid_close_code, Decoder, Event};
-pub use error::{
-    HandshakeError, ProtocolError, CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+pub use close::{
+    CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_INVALID_DATA, CLOSE_NORMAL,
+    CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED_DATA,
 };
+pub use decoder::{is_valid_close_code, Decoder, Event};
+pub use error::{HandshakeError, ProtocolError};
 pub use frame::{
     encode_close, encode_frame, FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };

@@ -34,8 +34,6 @@ pub struct WorkerConfig {
     /// OCA's certification tool expects no WebSocket), or, when set, upgraded without the header and closed
     /// at once with 1002 (the OCPP-J 1.6 text).
     pub upgrade_without_protocol: bool,
-    /// Bench only: answer every CALL with a canned CALLRESULT here, with no control plane at all.
-    pub canned: bool,
     /// Reuseport mode: bind our own SO_REUSEPORT listener on this address ("host:port") instead of using an
     /// inherited listening socket.
     pub reuseport_addr: Option<String>,
@@ -60,7 +58,6 @@ impl Default for WorkerConfig {
             link_low: 4 << 20,
             accept_unknown: true,
             upgrade_without_protocol: false,
-            canned: false,
             reuseport_addr: None,
             parent_pid: 0,
         }

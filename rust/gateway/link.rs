@@ -610,6 +610,7 @@ pub mod conn_id {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec;
 
     fn roundtrip_down(records: &[Down]) -> Vec<Down> {
         let mut w = LinkWriter::new();
@@ -669,7 +670,7 @@ mod tests {
             },
             Down::Close {
                 conn_id: u64::MAX,
-                code: 1001,
+                code: codec::CLOSE_GOING_AWAY,
                 reason: "bye".into(),
             },
             Down::AuthClear,
@@ -685,7 +686,9 @@ mod tests {
             },
             Down::Accept { on: false },
             Down::Barrier { seq: 42 },
-            Down::Shutdown { code: 1001 },
+            Down::Shutdown {
+                code: codec::CLOSE_GOING_AWAY,
+            },
         ];
         assert_eq!(roundtrip_down(&recs), recs);
     }
@@ -707,7 +710,7 @@ mod tests {
             },
             Up::Disconnected {
                 conn_id: 1,
-                code: 1006,
+                code: codec::CLOSE_ABNORMAL,
                 reason: "gone".into(),
                 at_us: 12_345_678,
             },

@@ -2,11 +2,17 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod hub;
 pub mod link;
+pub mod listen;
+pub mod sys;
+mod uplink;
 pub mod worker;
 
+#[cfg(test)]
+mod tests_conn;
 #[cfg(test)]
 mod tests_loop;
 

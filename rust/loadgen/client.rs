@@ -13,10 +13,9 @@ use super::histogram::Histogram;
 use super::net::{self, connect, connect_failure, XorShift};
 use super::ocpp::{self, Incoming, BOOT_ID};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
-use crate::gateway::worker::raise_nofile_limit;
-
-/// Files kept free under the open-file limit for epoll, the pipes to the orchestrator and Python's own.
-pub const FD_RESERVE: usize = 64;
+// Re-exported: the simulator (rust/sim/) reaches it by this path.
+use crate::limits::raise_nofile_limit;
+pub use crate::limits::FD_RESERVE;
 /// One read buffer for the whole process: an idle connection holds no read buffer of its own.
 const SCRATCH: usize = 64 << 10;
 /// Readiness events taken per poll.
@@ -413,7 +412,7 @@ impl LoadGen {
         })
     }
 
-    /// Send a close frame (1000) on every open connection, wait up to `timeout` for the server to finish
+    /// Send a close frame (`CLOSE_NORMAL`) on every open connection, wait up to `timeout` for the server to finish
     /// each close, then drop every socket.
     pub fn close(&mut self, timeout: Duration) -> Result<CloseReport, LoadGenError> {
         self.reset_phase();
@@ -427,7 +426,7 @@ impl LoadGen {
                     self.conns[idx].state = State::Closing;
                     let mut frame = std::mem::take(&mut self.frame);
                     frame.clear();
-                    codec::encode_close(&mut frame, 1000, "", Some(self.mask()));
+                    codec::encode_close(&mut frame, codec::CLOSE_NORMAL, "", Some(self.mask()));
                     self.write(idx, &frame);
                     self.frame = frame;
                 }
@@ -751,7 +750,7 @@ impl LoadGen {
                 // Echo the code (RFC 6455 §5.5.1), then let go: the server closes TCP after the handshake.
                 let echo = code
                     .filter(|c| codec::is_valid_close_code(*c))
-                    .unwrap_or(1000);
+                    .unwrap_or(codec::CLOSE_NORMAL);
                 let mut frame = std::mem::take(&mut self.frame);
                 frame.clear();
                 codec::encode_close(&mut frame, echo, "", Some(self.mask()));
@@ -931,7 +930,7 @@ mod tests {
                         }
                         if closed {
                             out.clear();
-                            codec::encode_close(&mut out, 1000, "", None);
+                            codec::encode_close(&mut out, codec::CLOSE_NORMAL, "", None);
                             let _ = s.write_all(&out);
                             return calls;
                         }

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::codec;
 use crate::gateway::link::{protocol_name, Down};
 
 /// A worker's CLOCK_MONOTONIC microseconds as Python's `time.monotonic()` seconds.
@@ -178,7 +179,7 @@ impl PyHub {
         self.hub.barrier(worker)
     }
 
-    #[pyo3(signature = (code = 1001, worker = None))]
+    #[pyo3(signature = (code = codec::CLOSE_GOING_AWAY, worker = None))]
     fn shutdown(&self, code: u16, worker: Option<u8>) {
         self.hub.control(worker, &Down::Shutdown { code });
     }

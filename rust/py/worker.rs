@@ -5,8 +5,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::gateway::worker::{bind_to_parent, raise_nofile_limit as raise};
+use crate::gateway::sys::bind_to_parent;
 use crate::gateway::{Worker, WorkerConfig};
+use crate::limits::raise_nofile_limit as raise;
 
 fn get<'py, T: FromPyObjectOwned<'py>>(
     d: &Bound<'py, PyDict>,
@@ -46,15 +47,14 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
             "upgrade_without_protocol",
             dflt.upgrade_without_protocol,
         )?,
-        canned: get(d, "canned", dflt.canned)?,
         reuseport_addr: get(d, "reuseport_addr", dflt.reuseport_addr.clone())?,
         parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
     })
 }
 
 /// Run a gateway worker on an inherited listening socket until the control plane says stop or goes away.
-/// Blocks with the GIL released. `link_fd` None with `config["canned"] = True` runs the bench's canned-reply
-/// server instead (no control plane).
+/// Blocks with the GIL released. `link_fd` is required (None is a ValueError): the bench's canned-reply
+/// server is its own binary, `ampgate-limit` (rust/limit/).
 #[pyfunction]
 #[pyo3(signature = (listen_fd, link_fd, config))]
 pub fn run_worker(
@@ -64,9 +64,9 @@ pub fn run_worker(
     config: &Bound<'_, PyDict>,
 ) -> PyResult<()> {
     let cfg = config_from(config)?;
-    if link_fd.is_none() && !cfg.canned {
+    if link_fd.is_none() {
         return Err(pyo3::exceptions::PyValueError::new_err(
-            "a worker without a link must run canned",
+            "a gateway worker needs its link to the control plane",
         ));
     }
     bind_to_parent(cfg.parent_pid)?;

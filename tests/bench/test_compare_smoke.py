@@ -154,7 +154,9 @@ def test_peer_refuses_a_client_without_an_ocpp_subprotocol(peer_url: str) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+# The limit server's build (the `limit_binary` fixture, a cold cargo build on a fresh clone) is not timed.
+@pytest.mark.timeout(300, func_only=True)
+@pytest.mark.usefixtures("limit_binary")
 def test_smoke_run_every_system_boots_and_answers_everything(tmp_path: Path) -> None:
     out = tmp_path / "compare.json"
     cmd = [

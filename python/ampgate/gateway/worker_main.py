@@ -1,5 +1,5 @@
 """Entry point of a gateway worker process: `python -m ampgate.gateway.worker_main LISTEN_FD LINK_FD JSON`
-(a descriptor of -1 means none: reuseport mode binds its own listener, the bench's canned server has no link).
+(a LISTEN_FD of -1 means none: reuseport mode binds its own listener).
 
 The process only hosts the Rust event loop (`_native.run_worker`), which runs with the GIL released until the
 control plane tells it to stop or dies (PR_SET_PDEATHSIG takes it down with the control plane).
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     # that must go at once takes SIGKILL, and dies with its control plane either way (PR_SET_PDEATHSIG).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _native.run_worker(None if listen_fd < 0 else listen_fd, None if link_fd < 0 else link_fd, config)
+    _native.run_worker(None if listen_fd < 0 else listen_fd, link_fd, config)
     return 0
 
 

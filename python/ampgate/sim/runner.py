@@ -43,8 +43,6 @@ from ampgate.sim.scenario import (
 
 __all__ = ["SimError", "SimPlan", "execute", "limit_hints", "make_plan", "parse_url", "run_sim"]
 
-# Files a simulator process keeps for itself beside one socket per charger (the interpreter, pipes, epoll).
-FD_RESERVE = 64
 # A run ends `duration` s after it starts, then closes its links; this is how long closing (and the slowest
 # process's start) may take before the children count as hung and are stopped.
 CLOSE_ALLOWANCE = 60.0
@@ -175,6 +173,9 @@ def make_plan(
     ip = resolve(host, port)
 
     limit = file_limit if file_limit is not None else raise_file_limit()
+    # Files a simulator process keeps for itself beside one socket per charger (the interpreter, pipes, epoll).
+    from ampgate._native import FD_RESERVE
+
     per_process = limit - FD_RESERVE
     if per_process < 1:
         raise SimError(

@@ -1,0 +1,441 @@
+//! One charger connection as a sans-I/O state machine: bytes and time in; bytes to write, events for the
+//! control plane, a timer deadline and "shut / drop the socket" out.
+//!
+//! ```text
+//!   Handshake ──upgrade accepted──▶ Open ──close (either side), protocol error, no pong──▶ Closing ──▶ Done
+//!       │  └─HTTP error / no subprotocol (1002)─────────────────────────────────────────────▲          ▲
+//!       └──────────────── handshake timeout, socket lost (any state) ──────────────────────┴──────────┘
+//! ```
+//!
+//! The driver (the gateway worker's mio loop, or the bench's limit server) owns the socket: it feeds what it
+//! reads to [`Connection::receive`], writes [`Connection::output`] and reports how much the socket took with
+//! [`Connection::wrote`], half-closes when [`Connection::take_shutdown_write`] says so, calls
+//! [`Connection::tick`] on its timer, and drops the socket once [`Connection::is_done`]. Events come out
+//! through a callback, as the codec's do, so a text message goes from the read buffer to the link uncopied.
+//! Time is whole seconds of the driver's clock (0 means "never"), which keeps an idle connection small.
+
+use super::auth::{AuthTable, Decision};
+use super::config::WorkerConfig;
+use crate::codec::{self, Decoder, Event, OpCode, Role, UpgradeRequest};
+
+/// How long (seconds) a closing connection may linger for the peer's close frame or EOF: the server closes
+/// TCP first, after the close handshake (RFC 6455 §7.1.1), but a peer that never answers must not hold a file.
+pub const CLOSE_LINGER_SECS: u32 = 3;
+
+/// What the connection tells the control plane, in order. `Connected` comes once, when the upgrade succeeds
+/// with an agreed subprotocol; `Disconnected` comes once after it, whatever ends the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEvent<'a> {
+    Connected {
+        charger: &'a str,
+        /// One of the configured subprotocols.
+        protocol: &'a str,
+    },
+    /// A whole text message from the charger.
+    Message(&'a str),
+    Disconnected {
+        code: u16,
+        reason: &'a str,
+    },
+}
+
+/// Why the socket went away under the connection: reported as 1006 with this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// EOF without a close frame.
+    Eof,
+    /// Reading failed (a reset).
+    ReadError,
+    /// Writing failed.
+    WriteError,
+}
+
+impl Lost {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Lost::Eof => "connection closed without a close frame",
+            Lost::ReadError => "connection reset",
+            Lost::WriteError => "connection lost",
+        }
+    }
+}
+
+/// Reasons the connection itself reports (the gateway's close codes, in one place).
+const NO_PROTOCOL: &str = "no agreeable OCPP subprotocol offered";
+const BINARY: &str = "binary frames are not OCPP-J";
+const NO_PONG: &str = "no answer to ping";
+const WRITE_QUEUE_FULL: &str = "write queue full: the charger is not reading";
+const SHUTTING_DOWN: &str = "server shutting down";
+/// Never reported (the control plane does not know a connection in its handshake or closing).
+const TIMED_OUT: &str = "handshake or close timed out";
+
+/// What a connection reads from its driver on every call: the clock, the settings and the handshake table.
+pub struct Ctx<'a> {
+    /// Seconds of the driver's clock, starting at 1.
+    pub now: u32,
+    pub cfg: &'a WorkerConfig,
+    pub auth: &'a AuthTable,
+}
+
+enum State {
+    /// Reading the HTTP upgrade request; `buf` holds what arrived so far.
+    Handshake {
+        buf: Vec<u8>,
+    },
+    Open {
+        decoder: Decoder,
+    },
+    /// Close frame (or HTTP error) queued; waiting for the peer to finish, or for the linger deadline.
+    Closing,
+    /// Finished: the driver drops the socket.
+    Done,
+}
+
+/// How a decoded frame ends the connection (decided while the decoder is borrowed, applied after).
+enum Ending {
+    Fail(u16, &'static str),
+    PeerClose(Option<u16>, String),
+}
+
+pub struct Connection {
+    state: State,
+    /// Bytes the socket has not taken yet. Empty (no allocation) while the connection is idle.
+    out: Vec<u8>,
+    /// Seconds of the last byte received.
+    last_rx: u32,
+    /// Seconds at which our unanswered ping was sent; 0 when none is outstanding.
+    ping_sent: u32,
+    /// Handshake or closing deadline, in seconds.
+    deadline: u32,
+    /// The control plane was told `Connected` and has not yet been told `Disconnected`.
+    announced: bool,
+    /// The write side was (or is to be) shut; `take_shutdown_write` says so once.
+    shut: bool,
+}
+
+/// Pick the subprotocol: the first of ours (in our order) that the charger offered.
+pub fn choose_protocol<'a>(ours: &'a [String], offered: &[String]) -> Option<&'a str> {
+    ours.iter()
+        .find(|p| offered.iter().any(|o| o == *p))
+        .map(|s| s.as_str())
+}
+
+impl Connection {
+    /// A connection just accepted: it must finish its upgrade within `cfg.handshake_timeout`.
+    pub fn new(ctx: &Ctx<'_>) -> Self {
+        Self {
+            state: State::Handshake { buf: Vec::new() },
+            out: Vec::new(),
+            last_rx: ctx.now,
+            ping_sent: 0,
+            deadline: ctx.now + ctx.cfg.handshake_timeout.as_secs().max(1) as u32,
+            announced: false,
+            shut: false,
+        }
+    }
+
+    /// Bytes read from the socket. `data` is unmasked in place.
+    pub fn receive(&mut self, data: &mut [u8], ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        self.last_rx = ctx.now;
+        self.ping_sent = 0;
+        self.receive_bytes(data, ctx, emit);
+    }
+
+    fn receive_bytes(
+        &mut self,
+        data: &mut [u8],
+        ctx: &Ctx<'_>,
+        emit: &mut dyn FnMut(ConnEvent<'_>),
+    ) {
+        match &mut self.state {
+            State::Closing | State::Done => {} // Discard: we only wait for EOF.
+            State::Handshake { buf } => {
+                buf.extend_from_slice(data);
+                match codec::parse_upgrade_request(buf) {
+                    Ok(None) => {}
+                    Ok(Some((req, used))) => {
+                        let mut rest = buf.split_off(used);
+                        self.upgrade(req, ctx, emit);
+                        if !rest.is_empty() {
+                            self.receive_bytes(&mut rest, ctx, emit);
+                        }
+                    }
+                    Err(e) => self.reject(e.status, e.reason, e.extra_headers(), ctx),
+                }
+            }
+            State::Open { decoder } => {
+                let out = &mut self.out;
+                let mut ending = None;
+                let res = decoder.feed(data, &mut |ev| {
+                    if ending.is_some() {
+                        return; // The connection is ending: nothing after it counts.
+                    }
+                    match ev {
+                        Event::Text(t) => emit(ConnEvent::Message(t)),
+                        Event::Binary(_) => {
+                            ending = Some(Ending::Fail(codec::CLOSE_UNSUPPORTED_DATA, BINARY))
+                        }
+                        Event::Ping(p) => codec::encode_frame(out, OpCode::Pong, p, true, None),
+                        Event::Pong(_) => {}
+                        Event::Close(code, reason) => {
+                            ending = Some(Ending::PeerClose(code, reason.to_owned()))
+                        }
+                    }
+                });
+                match (ending, res) {
+                    (Some(Ending::Fail(code, reason)), _) => {
+                        self.close_with((code, reason), Some((code, reason)), ctx, emit)
+                    }
+                    (Some(Ending::PeerClose(code, reason)), _) => {
+                        // Report the peer's code and reason; echo its code as RFC 6455 §5.5.1 suggests (a
+                        // close without a code is answered with 1000).
+                        let echo = code.unwrap_or(codec::CLOSE_NORMAL);
+                        let report = (code.unwrap_or(codec::CLOSE_NO_STATUS), reason.as_str());
+                        self.close_with(report, Some((echo, "")), ctx, emit);
+                    }
+                    (None, Err(e)) => self.close_with(
+                        (e.close_code, e.reason),
+                        Some((e.close_code, e.reason)),
+                        ctx,
+                        emit,
+                    ),
+                    (None, Ok(())) => {}
+                }
+            }
+        }
+    }
+
+    /// The handshake decision: charger id from the path, the auth table, the subprotocol.
+    fn upgrade(&mut self, req: UpgradeRequest, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        let cfg = ctx.cfg;
+        let charger = match codec::charger_id_from_path(&req.path, &cfg.path_prefix) {
+            Ok(id) => id,
+            Err(e) => return self.reject(e.status, e.reason, e.extra_headers(), ctx),
+        };
+        let basic = req
+            .basic_auth
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_slice()));
+        match ctx.auth.decide(&charger, basic) {
+            Decision::Accept => {}
+            Decision::BadCredentials => {
+                return self.reject(
+                    401,
+                    "bad or missing credentials for this charge point",
+                    &[("WWW-Authenticate", "Basic realm=\"ampgate\"")],
+                    ctx,
+                )
+            }
+            Decision::Unknown => return self.reject(404, "unknown charge point", &[], ctx),
+        }
+        let protocol = choose_protocol(&cfg.protocols, &req.protocols);
+        if protocol.is_none() && !cfg.upgrade_without_protocol {
+            return self.reject(400, NO_PROTOCOL, &[], ctx);
+        }
+        codec::response_101(&mut self.out, &codec::accept_key(&req.key), protocol);
+        self.state = State::Open {
+            decoder: Decoder::new(Role::Server, cfg.max_message),
+        };
+        match protocol {
+            // `upgrade_without_protocol` (the OCPP-J 1.6 text): complete the handshake without the header,
+            // then close.
+            None => {
+                let close = (codec::CLOSE_PROTOCOL_ERROR, NO_PROTOCOL);
+                self.close_with(close, Some(close), ctx, emit);
+            }
+            Some(protocol) => {
+                self.announced = true;
+                emit(ConnEvent::Connected {
+                    charger: &charger,
+                    protocol,
+                });
+            }
+        }
+    }
+
+    /// Answer the upgrade with an HTTP error, then close.
+    fn reject(&mut self, status: u16, reason: &str, extra: &[(&str, &str)], ctx: &Ctx<'_>) {
+        codec::response_error(&mut self.out, status, reason, extra);
+        self.close_with((0, ""), None, ctx, &mut |_| {});
+    }
+
+    /// Begin closing: tell the control plane (once) with `report`, queue the close frame `frame` if any, and
+    /// linger for the peer's close or EOF.
+    fn close_with(
+        &mut self,
+        report: (u16, &str),
+        frame: Option<(u16, &str)>,
+        ctx: &Ctx<'_>,
+        emit: &mut dyn FnMut(ConnEvent<'_>),
+    ) {
+        if matches!(self.state, State::Closing | State::Done) {
+            return;
+        }
+        self.report(report.0, report.1, emit);
+        self.state = State::Closing;
+        self.deadline = ctx.now + CLOSE_LINGER_SECS;
+        if let Some((code, reason)) = frame {
+            codec::encode_close(&mut self.out, code, reason, None);
+        }
+    }
+
+    fn report(&mut self, code: u16, reason: &str, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        if self.announced {
+            self.announced = false;
+            emit(ConnEvent::Disconnected { code, reason });
+        }
+    }
+
+    /// Finish at once: report `code` (if the control plane knows the connection) and drop the socket.
+    fn finish(&mut self, code: u16, reason: &str, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        self.report(code, reason, emit);
+        self.state = State::Done;
+        self.out = Vec::new();
+    }
+
+    /// The control plane (or the driver) closes the connection with `code` and `reason`, which are reported
+    /// back and sent in the close frame.
+    pub fn close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        ctx: &Ctx<'_>,
+        emit: &mut dyn FnMut(ConnEvent<'_>),
+    ) {
+        self.close_with((code, reason), Some((code, reason)), ctx, emit);
+    }
+
+    /// The server shuts down: a connection still in its handshake is dropped, any other is closed with `code`.
+    pub fn shutdown(&mut self, code: u16, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        if matches!(self.state, State::Handshake { .. }) {
+            self.finish(codec::CLOSE_ABNORMAL, SHUTTING_DOWN, emit);
+        } else {
+            self.close(code, SHUTTING_DOWN, ctx, emit);
+        }
+    }
+
+    /// The socket failed or the peer went away without a close frame.
+    pub fn lost(&mut self, why: Lost, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        self.finish(codec::CLOSE_ABNORMAL, why.reason(), emit);
+    }
+
+    /// Queue a text message to the charger; dropped unless the connection is open.
+    pub fn send_text(&mut self, payload: &[u8]) -> bool {
+        if !self.is_open() {
+            return false;
+        }
+        codec::encode_frame(&mut self.out, OpCode::Text, payload, true, None);
+        true
+    }
+
+    /// Bytes waiting for the socket.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The socket took `n` bytes of [`Self::output`]. What it did not take stays queued, up to
+    /// `cfg.max_write_queue`: past that the charger is not reading, and it is given up on with 1008.
+    pub fn wrote(&mut self, n: usize, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        self.out.drain(..n);
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        } else if self.out.len() > ctx.cfg.max_write_queue {
+            self.finish(codec::CLOSE_POLICY_VIOLATION, WRITE_QUEUE_FULL, emit);
+        }
+    }
+
+    /// True once, when the connection is closing and its last bytes are written: shut the write side.
+    pub fn take_shutdown_write(&mut self) -> bool {
+        if matches!(self.state, State::Closing) && self.out.is_empty() && !self.shut {
+            self.shut = true;
+            return true;
+        }
+        false
+    }
+
+    /// The timer: handshake and linger deadlines, pings and ping timeouts. `reading` is false while the
+    /// driver does not read this connection (a full link): silence then proves nothing, so no ping is sent or
+    /// timed.
+    pub fn tick(&mut self, reading: bool, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        let now = ctx.now;
+        match self.state {
+            State::Handshake { .. } | State::Closing => {
+                if now >= self.deadline {
+                    self.finish(codec::CLOSE_ABNORMAL, TIMED_OUT, emit);
+                }
+            }
+            State::Done => {}
+            State::Open { .. } => {
+                let ping_every = ctx.cfg.ping_interval.as_secs() as u32;
+                if ping_every == 0 || !reading {
+                    self.ping_sent = 0;
+                } else if self.ping_sent != 0 {
+                    if now - self.ping_sent >= ping_timeout(ctx.cfg) {
+                        self.finish(codec::CLOSE_ABNORMAL, NO_PONG, emit);
+                    }
+                } else if now - self.last_rx >= ping_every {
+                    self.ping_sent = now;
+                    codec::encode_frame(&mut self.out, OpCode::Ping, b"", true, None);
+                }
+            }
+        }
+    }
+
+    /// Whether [`Self::tick`] has something to do now (a driver with many connections ticks only these).
+    pub fn is_due(&self, reading: bool, ctx: &Ctx<'_>) -> bool {
+        match self.state {
+            // A ping outstanding while the driver does not read is forgotten (see `tick`).
+            State::Open { .. } if !reading => self.ping_sent != 0,
+            _ => self.next_deadline(ctx.cfg).is_some_and(|at| at <= ctx.now),
+        }
+    }
+
+    /// When [`Self::tick`] next has something to do (seconds), if ever.
+    pub fn next_deadline(&self, cfg: &WorkerConfig) -> Option<u32> {
+        match self.state {
+            State::Handshake { .. } | State::Closing => Some(self.deadline),
+            State::Done => None,
+            State::Open { .. } => {
+                let ping_every = cfg.ping_interval.as_secs() as u32;
+                if ping_every == 0 {
+                    None
+                } else if self.ping_sent != 0 {
+                    Some(self.ping_sent + ping_timeout(cfg))
+                } else {
+                    Some(self.last_rx + ping_every)
+                }
+            }
+        }
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.state, State::Handshake { .. })
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open { .. })
+    }
+
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, State::Closing)
+    }
+
+    /// Drop the socket (and this connection).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Heap held by this connection (buffers), for the worker's stats.
+    pub fn heap_bytes(&self) -> usize {
+        self.out.capacity()
+            + match &self.state {
+                State::Handshake { buf } => buf.capacity(),
+                State::Open { decoder } => decoder.heap_bytes(),
+                State::Closing | State::Done => 0,
+            }
+    }
+}
+
+fn ping_timeout(cfg: &WorkerConfig) -> u32 {
+    cfg.ping_timeout.as_secs().max(1) as u32
+}
