@@ -40,8 +40,7 @@ mod tests_socket;
 mod timers;
 
 use crate::codec::{self, Decoder, Event, OpCode, Role};
-use crate::gateway::worker::raise_nofile_limit;
-use crate::loadgen::client::FD_RESERVE;
+use crate::limits::{raise_nofile_limit, FD_RESERVE};
 use crate::loadgen::net::{self, connect, connect_failure, XorShift};
 use crate::loadgen::{Histogram, LoadGenError, Protocol};
 pub use commands::version_from_location;
@@ -574,7 +573,7 @@ impl Sim {
         self.ch[idx].conn.link = Link::Closing {
             reconnect_after: None,
         };
-        self.send_close(idx, 1000);
+        self.send_close(idx, codec::CLOSE_NORMAL);
     }
 
     fn finish(&mut self) {

@@ -278,7 +278,7 @@ impl Sim {
             }
             let echo = code
                 .filter(|c| codec::is_valid_close_code(*c))
-                .unwrap_or(1000);
+                .unwrap_or(codec::CLOSE_NORMAL);
             self.send_close(idx, echo);
             let detail = format!(
                 "closed by the CSMS (code {})",

@@ -74,7 +74,7 @@ fn csms(listener: TcpListener, boots: Arc<AtomicUsize>) {
                     }
                     if closed {
                         out.clear();
-                        codec::encode_close(&mut out, 1000, "", None);
+                        codec::encode_close(&mut out, codec::CLOSE_NORMAL, "", None);
                         let _ = s.write_all(&out);
                         return;
                     }
