@@ -101,3 +101,28 @@ def test_commands_need_an_operator(node):
     ).stdout.strip()
     r = asyncio.run(post(node, "ANY", "Reset", {"type": "Soft"}, token=viewer))
     assert r.status_code == 403
+
+
+class CountingCharger201(ChargePoint201):
+    resets: list[str] = []  # noqa: RUF012 (what the charger got, read after the session)
+
+    @on(Action201.reset)
+    async def on_reset(self, type, **_):
+        self.resets.append(type)
+        return result201.Reset(status="Accepted")
+
+
+def test_a_command_retried_with_its_idempotency_key_reaches_the_charger_once(node):
+    async def scenario():
+        async with running(CountingCharger201, node.ocpp_url, "IDEM1", "ocpp2.0.1"):
+            headers = {"Authorization": f"Bearer {node.admin_token}", "Idempotency-Key": "reset-IDEM1-1"}
+            async with httpx.AsyncClient(base_url=node.api_url, headers=headers, timeout=30) as api:
+                first = await api.post("/chargers/IDEM1/commands/Reset", json={"type": "Immediate"})
+                retry = await api.post("/chargers/IDEM1/commands/Reset", json={"type": "Immediate"})
+            return first, retry
+
+    first, retry = asyncio.run(scenario())
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json() == {"status": "Accepted"}
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert CountingCharger201.resets == ["Immediate"]

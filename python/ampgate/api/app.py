@@ -22,6 +22,7 @@ from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
+from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.monitoring import MonitoringController
 from ampgate.api.reservations import ReservationController
@@ -70,7 +71,9 @@ def create_app(services: ApiServices) -> Litestar:
         middleware=[
             DefineMiddleware(
                 BearerTokenMiddleware, exclude=_PUBLIC_PATHS, exclude_from_auth_key=EXCLUDE_FROM_AUTH
-            )
+            ),
+            # Inside authentication: only an authenticated request's outcome is remembered.
+            DefineMiddleware(IdempotencyMiddleware, store=IdempotencyStore(), max_body=MAX_BODY_BYTES),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
