@@ -19,7 +19,7 @@ from msgspec import Meta
 
 from ampgate.api.auth import requires_admin, requires_operator
 from ampgate.api.deps import ChargerReads, CustomerInformationRequests
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor, require_charger
 from ampgate.api.schemas import ErrorBody
 from ampgate.customer import CertificateHash, Customer, CustomerInformation, CustomerRequest, IdToken
 from ampgate.errors import NotFoundError
@@ -207,8 +207,7 @@ class CustomerInformationController(Controller):
         """The charger's requests, newest first. 404 (field id) for an unknown charger, 422 naming limit or
         cursor."""
         before = int_cursor(cursor)
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        require_charger(chargers, charger_id)
         rows = customer_information.page(charger_id, limit + 1, before)
         more = len(rows) > limit
         rows = rows[:limit]

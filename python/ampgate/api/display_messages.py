@@ -21,7 +21,7 @@ from msgspec import Meta
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, DisplayMessageService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor, require_charger
 from ampgate.api.schemas import ErrorBody
 from ampgate.display import Display, DisplayMessage, DisplayMessageRow
 from ampgate.display.messages import MAX_CONTENT, MAX_INT32, MAX_LANGUAGE, MAX_NAME, MAX_TRANSACTION_ID
@@ -165,11 +165,6 @@ def _message(data: DisplayMessageCreate) -> DisplayMessage:
     )
 
 
-def _known(chargers: ChargerReads, charger_id: str) -> None:
-    if chargers.get(charger_id) is None:
-        raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
-
-
 _COMMAND_ERRORS = {
     **COMMON_ERRORS,
     404: ResponseSpec(ErrorBody, description="Unknown charger (`field`: id), or message (message_id)"),
@@ -207,7 +202,7 @@ class DisplayMessageController(Controller):
     ) -> DisplayMessagePage:
         """The charger's messages by id. 404 (field id) for an unknown charger, 422 naming limit or cursor."""
         after = int_cursor(cursor)
-        _known(chargers, charger_id)
+        require_charger(chargers, charger_id)
         rows = display_messages.page(charger_id, limit + 1, after)
         more = len(rows) > limit
         rows = rows[:limit]

@@ -24,7 +24,7 @@ from msgspec import Meta
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, FirmwarePublicationService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor, require_charger
 from ampgate.api.schemas import ErrorBody
 from ampgate.errors import NotFoundError
 from ampgate.firmware_publish import PublicationRow, PublishSpec
@@ -187,8 +187,7 @@ class FirmwarePublicationController(Controller):
         """The charger's publications, newest first. 404 (field id) for an unknown charger, 422 naming limit or
         cursor."""
         before = int_cursor(cursor)
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        require_charger(chargers, charger_id)
         rows = firmware_publications.page(charger_id, limit + 1, before)
         more = len(rows) > limit
         rows = rows[:limit]

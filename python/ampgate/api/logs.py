@@ -22,9 +22,9 @@ from msgspec import Meta
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ChargerReads, LogRequests
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor, require_charger
 from ampgate.api.schemas import ErrorBody
-from ampgate.errors import NotFoundError, ValidationError
+from ampgate.errors import NotFoundError
 from ampgate.logs import LogRow, LogSpec
 from ampgate.logs.state import MAX_INT32, MAX_LOCATION
 
@@ -141,14 +141,6 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise ValidationError("cursor is not one this API returned", field="cursor")
-    return int(cursor)
-
-
 def _charger_log(logs: LogRequests, charger_id: str, log_id: int) -> LogRow:
     row = logs.get(log_id)
     if row is None or row.charger_id != charger_id:
@@ -176,7 +168,7 @@ class ChargerLogController(Controller):
         guards=[requires_operator],
         status_code=201,
         responses=_COMMAND_ERRORS,
-        summary="Ask a charger for a log (operator) (role: operator)",
+        summary="Ask a charger for a log (role: operator)",
         description="Role: operator. Sends GetLog (2.0.1, 1.6 security extension) or GetDiagnostics (1.6 "
         "core, also when a 1.6 charger answers GetLog NotImplemented/NotSupported) and waits for the reply. "
         "Without `location` the charger uploads to a one-time URL on the node's public surface.",
@@ -210,7 +202,7 @@ class ChargerLogController(Controller):
         operation_id="list_logs",
         guards=[requires_viewer],
         responses={**COMMON_ERRORS, **_NOT_FOUND},
-        summary="A charger's log requests (viewer) (role: viewer)",
+        summary="A charger's log requests (role: viewer)",
         description="Role: viewer. Newest first, each with its status timeline and file.",
     )
     async def list_logs(
@@ -223,9 +215,8 @@ class ChargerLogController(Controller):
     ) -> LogRequestPage:
         """The charger's log requests, newest first. 404 (field id) for an unknown charger, 422 naming limit
         or cursor."""
-        before = _cursor(cursor)
-        if chargers.get(charger_id) is None:
-            raise NotFoundError(f"charger '{charger_id}' is not registered", field="id")
+        before = int_cursor(cursor)
+        require_charger(chargers, charger_id)
         rows = logs.page(charger_id, limit + 1, before)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -238,7 +229,7 @@ class ChargerLogController(Controller):
         operation_id="get_log",
         guards=[requires_viewer],
         responses={**COMMON_ERRORS, **_NOT_FOUND},
-        summary="One log request (viewer) (role: viewer)",
+        summary="One log request (role: viewer)",
         description="Role: viewer.",
     )
     async def get_log(

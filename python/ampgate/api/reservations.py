@@ -12,7 +12,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 
 from ampgate.api.auth import requires_operator, requires_viewer
 from ampgate.api.deps import ReservationService
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit
+from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor
 from ampgate.api.schemas import ErrorBody, ReservationCreate, ReservationPage, ReservationRead
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.reservations import ReservationRow
@@ -60,14 +60,6 @@ def reservation_read(row: ReservationRow) -> ReservationRead:
         updated_at=row.updated_at,
         ended_at=row.ended_at,
     )
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise ValidationError("cursor is not one this API returned", field="cursor")
-    return int(cursor)
 
 
 def _row(reservations: ReservationService, rid: int) -> ReservationRow:
@@ -137,7 +129,7 @@ class ReservationController(Controller):
         state = state_filter
         if state is not None and state not in STATES:
             raise ValidationError(f"state must be one of {', '.join(STATES)}", field="state")
-        rows = reservations.page(limit + 1, before=_cursor(cursor), charger_id=charger_id, state=state)
+        rows = reservations.page(limit + 1, before=int_cursor(cursor), charger_id=charger_id, state=state)
         more = len(rows) > limit
         rows = rows[:limit]
         return ReservationPage(
