@@ -1,5 +1,6 @@
 //! ampgate's native core (docs/architecture.md): the gateway (workers + hub), the sans-I/O codec, the load generator, the fleet simulator.
 
+pub mod client;
 pub mod codec;
 pub mod gateway;
 pub mod limits;

@@ -8,14 +8,12 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::config::LoadGenConfig;
-use super::error::LoadGenError;
-use super::histogram::Histogram;
-use super::net::{self, connect, connect_failure, XorShift};
 use super::ocpp::{self, Incoming, BOOT_ID};
+use crate::client::net::{self, connect, connect_failure, XorShift};
+use crate::client::ClientError;
+use crate::client::Histogram;
 use crate::codec::{self, Decoder, Event, OpCode, Role};
-// Re-exported: the simulator (rust/sim/) reaches it by this path.
-use crate::limits::raise_nofile_limit;
-pub use crate::limits::FD_RESERVE;
+use crate::limits::{raise_nofile_limit, FD_RESERVE};
 /// One read buffer for the whole process: an idle connection holds no read buffer of its own.
 const SCRATCH: usize = 64 << 10;
 /// Readiness events taken per poll.
@@ -173,14 +171,14 @@ impl LoadGen {
     /// Prepare `cfg.count` connections (nothing is opened yet). Raises the soft open-file limit to the hard
     /// one first.
     ///
-    /// Errors: [`LoadGenError::FileLimit`] when the hard limit is too low for `count` connections;
-    /// [`LoadGenError::Config`] for a bad setting; `Io` when epoll cannot be created.
-    pub fn new(cfg: LoadGenConfig) -> Result<Self, LoadGenError> {
+    /// Errors: [`ClientError::FileLimit`] when the hard limit is too low for `count` connections;
+    /// [`ClientError::Config`] for a bad setting; `Io` when epoll cannot be created.
+    pub fn new(cfg: LoadGenConfig) -> Result<Self, ClientError> {
         cfg.check()?;
         let limit = raise_nofile_limit();
         let needed = cfg.count + FD_RESERVE;
         if needed > limit {
-            return Err(LoadGenError::FileLimit {
+            return Err(ClientError::FileLimit {
                 limit,
                 count: cfg.count,
                 needed,
@@ -249,7 +247,7 @@ impl LoadGen {
     /// Connect every connection not started yet (at most `max_inflight` in the connect / upgrade / boot
     /// stages at once), upgrade, send a BootNotification and wait for it to be accepted, until all are done
     /// or `timeout` has passed. Connections still unfinished then are dropped and counted as "timeout".
-    pub fn connect_and_boot(&mut self, timeout: Duration) -> Result<BootReport, LoadGenError> {
+    pub fn connect_and_boot(&mut self, timeout: Duration) -> Result<BootReport, ClientError> {
         self.reset_phase();
         let t0 = Instant::now();
         let end = t0 + timeout;
@@ -303,7 +301,7 @@ impl LoadGen {
 
     /// Keep every connection open for `duration`, answering the server's pings and CALLs; counts the
     /// connections the server closes meanwhile.
-    pub fn hold(&mut self, duration: Duration) -> Result<HoldReport, LoadGenError> {
+    pub fn hold(&mut self, duration: Duration) -> Result<HoldReport, ClientError> {
         self.reset_phase();
         let open_at_start = self.open as u64;
         let end = Instant::now() + duration;
@@ -335,7 +333,7 @@ impl LoadGen {
         duration: Duration,
         rate: f64,
         inflight: usize,
-    ) -> Result<HeartbeatReport, LoadGenError> {
+    ) -> Result<HeartbeatReport, ClientError> {
         self.reset_phase();
         self.latency.clear();
         self.free = (0..self.conns.len())
@@ -414,7 +412,7 @@ impl LoadGen {
 
     /// Send a close frame (`CLOSE_NORMAL`) on every open connection, wait up to `timeout` for the server to finish
     /// each close, then drop every socket.
-    pub fn close(&mut self, timeout: Duration) -> Result<CloseReport, LoadGenError> {
+    pub fn close(&mut self, timeout: Duration) -> Result<CloseReport, ClientError> {
         self.reset_phase();
         let t0 = Instant::now();
         let mut closing = 0u64;
@@ -471,7 +469,7 @@ impl LoadGen {
         self.hb_errors = 0;
     }
 
-    fn turn(&mut self, timeout: Duration) -> Result<(), LoadGenError> {
+    fn turn(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         match self.poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}

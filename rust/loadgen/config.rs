@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::error::LoadGenError;
 use super::ocpp::Protocol;
+use crate::client::ClientError;
 
 #[derive(Debug, Clone)]
 pub struct LoadGenConfig {
@@ -51,15 +51,15 @@ impl LoadGenConfig {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), LoadGenError> {
+    pub(crate) fn check(&self) -> Result<(), ClientError> {
         if self.max_inflight == 0 {
-            return Err(LoadGenError::Config(
+            return Err(ClientError::Config(
                 "max_inflight",
                 "must be at least 1".into(),
             ));
         }
         if !self.source_ips.is_empty() && !matches!(self.target.ip(), IpAddr::V4(_)) {
-            return Err(LoadGenError::Config(
+            return Err(ClientError::Config(
                 "source_ips",
                 "source addresses are IPv4 but the target is not".into(),
             ));
@@ -69,7 +69,7 @@ impl LoadGenConfig {
                 .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
         };
         if bad(&self.vendor) || bad(&self.model) {
-            return Err(LoadGenError::Config(
+            return Err(ClientError::Config(
                 "vendor/model",
                 "must not need JSON escaping".into(),
             ));

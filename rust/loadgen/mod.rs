@@ -7,13 +7,8 @@
 
 pub(crate) mod client;
 mod config;
-mod error;
-mod histogram;
-pub(crate) mod net;
 pub(crate) mod ocpp;
 
-pub use client::{BootReport, CloseReport, HeartbeatReport, HoldReport, LoadGen, FD_RESERVE};
+pub use crate::client::{ClientError, Histogram, Protocol};
+pub use client::{BootReport, CloseReport, HeartbeatReport, HoldReport, LoadGen};
 pub use config::LoadGenConfig;
-pub use error::LoadGenError;
-pub use histogram::Histogram;
-pub use ocpp::Protocol;

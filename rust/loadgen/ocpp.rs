@@ -3,29 +3,7 @@
 
 use std::fmt::Write;
 
-/// The OCPP version a simulated charger speaks (its WebSocket subprotocol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Ocpp16,
-    Ocpp201,
-}
-
-impl Protocol {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ocpp1.6" => Some(Self::Ocpp16),
-            "ocpp2.0.1" => Some(Self::Ocpp201),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ocpp16 => "ocpp1.6",
-            Self::Ocpp201 => "ocpp2.0.1",
-        }
-    }
-}
+pub use crate::client::Protocol;
 
 /// Unique id of every BootNotification: one per connection, so it needs no counter.
 pub const BOOT_ID: &str = "boot";

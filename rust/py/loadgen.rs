@@ -8,17 +8,15 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::loadgen::{
-    BootReport, CloseReport, HeartbeatReport, Histogram, HoldReport, LoadGen, LoadGenConfig,
-    LoadGenError,
+    BootReport, ClientError, CloseReport, HeartbeatReport, Histogram, HoldReport, LoadGen,
+    LoadGenConfig,
 };
 
-impl From<LoadGenError> for PyErr {
-    fn from(e: LoadGenError) -> PyErr {
+impl From<ClientError> for PyErr {
+    fn from(e: ClientError) -> PyErr {
         match e {
-            LoadGenError::Config(..) => PyValueError::new_err(e.to_string()),
-            LoadGenError::FileLimit { .. } | LoadGenError::Io(_) => {
-                PyOSError::new_err(e.to_string())
-            }
+            ClientError::Config(..) => PyValueError::new_err(e.to_string()),
+            ClientError::FileLimit { .. } | ClientError::Io(_) => PyOSError::new_err(e.to_string()),
         }
     }
 }

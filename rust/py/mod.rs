@@ -51,7 +51,7 @@ pub(crate) fn bad_setting(what: &str, key: &str, msg: impl std::fmt::Display) ->
 pub(crate) struct ClientSettings {
     pub target: std::net::SocketAddr,
     pub count: usize,
-    pub protocol: crate::loadgen::Protocol,
+    pub protocol: crate::client::Protocol,
     pub source_ips: Vec<std::net::Ipv4Addr>,
 }
 
@@ -85,7 +85,7 @@ pub(crate) fn client_settings(
         .parse()
         .map_err(|_| bad_setting(what, "host", "not an IP address"))?;
     let protocol: String = setting(d, what, "protocol", "ocpp1.6".to_string())?;
-    let protocol = crate::loadgen::Protocol::parse(&protocol)
+    let protocol = crate::client::Protocol::parse(&protocol)
         .ok_or_else(|| bad_setting(what, "protocol", "ocpp1.6 or ocpp2.0.1"))?;
     let ips: Vec<String> = setting(d, what, "source_ips", Vec::new())?;
     let source_ips = ips

@@ -4,7 +4,7 @@
 use crate::sim::ev::EvProfile;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::loadgen::Protocol;
+use crate::client::Protocol;
 
 /// Per-charger traits, one byte each, chosen by Python from the seed so a fraction is an exact count.
 pub const TRAIT_FLAP: u8 = 1;

@@ -39,10 +39,10 @@ mod tests_protocol;
 mod tests_socket;
 mod timers;
 
+use crate::client::net::{self, connect, connect_failure, XorShift};
+use crate::client::{ClientError, Histogram, Protocol};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::limits::{raise_nofile_limit, FD_RESERVE};
-use crate::loadgen::net::{self, connect, connect_failure, XorShift};
-use crate::loadgen::{Histogram, LoadGenError, Protocol};
 pub use commands::version_from_location;
 
 const SCRATCH: usize = 64 << 10;
@@ -352,11 +352,11 @@ struct Counters {
 
 /// What the report says about one run of one process (serialised by [`Sim::report_json`]).
 impl Sim {
-    pub fn new(cfg: SimConfig, traits: Vec<u8>) -> Result<Self, LoadGenError> {
+    pub fn new(cfg: SimConfig, traits: Vec<u8>) -> Result<Self, ClientError> {
         cfg.check()
-            .map_err(|(k, why)| LoadGenError::Config(k, why))?;
+            .map_err(|(k, why)| ClientError::Config(k, why))?;
         if traits.len() != cfg.count {
-            return Err(LoadGenError::Config(
+            return Err(ClientError::Config(
                 "traits",
                 format!("{} bytes for {} chargers", traits.len(), cfg.count),
             ));
@@ -364,7 +364,7 @@ impl Sim {
         let limit = raise_nofile_limit();
         let needed = cfg.count + FD_RESERVE;
         if needed > limit {
-            return Err(LoadGenError::FileLimit {
+            return Err(ClientError::FileLimit {
                 limit,
                 count: cfg.count,
                 needed,
@@ -454,7 +454,7 @@ impl Sim {
     // -- driving -------------------------------------------------------------------------------------------
 
     /// Run the loop for up to `slice`; true once the run is over (duration reached, every link closed).
-    pub fn run(&mut self, slice: Duration) -> Result<bool, LoadGenError> {
+    pub fn run(&mut self, slice: Duration) -> Result<bool, ClientError> {
         if self.phase == Phase::NotStarted {
             self.start();
         }

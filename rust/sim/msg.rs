@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::loadgen::Protocol;
+use crate::client::Protocol;
 
 /// The CALLs a simulated charger sends. The index is the slot of its latency histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! update walk, and reboots.
 
 use super::{Boot, Link, Purpose, Sim, Timer, Tx, TxPhase};
-use crate::loadgen::Protocol;
+use crate::client::Protocol;
 use crate::sim::config::{FailStep, TRAIT_FW_FAIL};
 use crate::sim::ev::{self, Ev};
 use crate::sim::msg::{self, Action, Reading};

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Boot, Fw, Sim, Timer, TxPhase};
-use crate::loadgen::Protocol;
+use crate::client::Protocol;
 use crate::sim::config::TRAIT_NO_ANSWER;
 use crate::sim::msg::{self, Action};
 

@@ -129,7 +129,7 @@ impl Sim {
 
     // -- the socket ----------------------------------------------------------------------------------------
 
-    pub(super) fn turn(&mut self, timeout: Duration) -> Result<(), LoadGenError> {
+    pub(super) fn turn(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         match self.poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}

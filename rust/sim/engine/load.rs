@@ -35,7 +35,7 @@
 use serde_json::{Map, Value};
 
 use super::{event_type, str_at, Boot, Link, Out, Purpose, Sim};
-use crate::loadgen::{Histogram, Protocol};
+use crate::client::{Histogram, Protocol};
 use crate::sim::config::LoadMessage;
 use crate::sim::msg::{self, Action, Reading, TxEvent};
 

@@ -15,7 +15,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::Message;
 
 use super::Sim;
-use crate::loadgen::Protocol;
+use crate::client::Protocol;
 use crate::sim::config::{LoadMessage, SimConfig};
 
 const CHARGERS: usize = 3;

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 use socket2::{Domain, Socket, Type};
 
-use super::ocpp::Protocol;
+use super::Protocol;
 use crate::codec::{self, HandshakeError, UpgradeResponse};
 
 /// xorshift64*: masks, nonces and jitter only need to differ, not to be unpredictable, in a load generator.

@@ -1,4 +1,4 @@
-//! Errors of the load generator itself. A connection that fails is not an error: it is counted by kind in
+//! Errors of a client engine itself. A connection that fails is not an error: it is counted by kind in
 //! the phase's report.
 
 use std::io;
@@ -6,7 +6,7 @@ use std::io;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum LoadGenError {
+pub enum ClientError {
     /// Fatal for this process: it cannot open the files its connections need. The message says it in plain
     /// words because the fix is operational (more processes, or a higher hard limit), not a code change.
     #[error(
@@ -22,9 +22,9 @@ pub enum LoadGenError {
         per_process: usize,
     },
     /// Programmer error: a bad setting.
-    #[error("bad load generator setting {0}: {1}")]
+    #[error("bad client setting {0}: {1}")]
     Config(&'static str, String),
     /// Fatal: the event loop itself failed (epoll).
-    #[error("load generator I/O: {0}")]
+    #[error("client engine I/O: {0}")]
     Io(#[from] io::Error),
 }
