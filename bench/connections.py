@@ -5,11 +5,13 @@
 Steps (every wait bounded in time, every child killed on exit):
   1. start a node (`ampgate serve`, its own temporary database, sized for N) unless --url is given, and take the
      PSS of all its processes (control plane and workers) while it is idle;
-  2. start ceil(N / --per-process) load-generator processes (bench/loadgen_proc.py: Rust event loops over the
-     client side of ampgate's codec, each under its own open-file limit and with its own source addresses in
-     127.0.0.0/8 so that the ~28k ephemeral ports per address pair are no limit);
-  3. connect + upgrade + BootNotification for every charger with a cap on handshakes in flight
-     (handshakes_per_s = chargers booted / wall time of the slowest process);
+  2. start ceil(N / --per-process) simulator processes (bench/sim_proc.py: the fleet simulator's Rust engine,
+     the one `ampgate sim` runs, in its unchecked bench mode: the CSMS's replies are not kept for the schema
+     check; each process under its own open-file limit and with its own source addresses in 127.0.0.0/8 so
+     that the ~28k ephemeral ports per address pair are no limit);
+  3. connect + upgrade + BootNotification (then the StatusNotification a real charger sends) for every charger
+     with a cap on handshakes in flight (handshakes_per_s = chargers booted / the slowest process's time from
+     its first connect to its last boot accepted);
   4. hold them idle for --hold seconds, then take the node's PSS again: growth / connections held =
      rss_kb_per_conn (the kernel's socket memory is not in PSS and is not counted);
   5. heartbeats at saturation (a closed loop with a fixed number of CALLs outstanding, one per connection at
@@ -44,7 +46,7 @@ from urllib.parse import urlparse
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-LOADGEN = HERE / "loadgen_proc.py"
+SIM_PROC = HERE / "sim_proc.py"
 # A prebuilt limit server to use instead of building one with cargo (the tests build it once per session).
 LIMIT_BIN_ENV = "AMPGATE_LIMIT_BIN"
 # A cold release build of the limit server (the crate with fat LTO) on a small box.
@@ -57,16 +59,16 @@ TARGETS = {
     "handshakes_per_s": (">=", 10_000),
     "heartbeats_per_s": (">=", 50_000),
 }
-# Load-generator connections per process: under the 20,000-file cap with room to spare.
+# Simulated chargers per process: under the 20,000-file cap with room to spare.
 DEFAULT_PER_PROCESS = 18_000
-# Handshakes in flight over all load-generator processes. The node's listen backlog is capped by
+# Handshakes in flight over all simulator processes. The node's listen backlog is capped by
 # net.core.somaxconn (4096 here); staying well under it means no SYN is dropped and retried after 1 s, which
 # would measure the kernel's retry timer rather than the node.
 DEFAULT_INFLIGHT_TOTAL = 2048
 # Heartbeat CALLs outstanding over all processes at saturation: enough to keep every stage of the pipeline
-# (load generator, worker, hub, Python) busy and the control plane's batches large.
+# (simulator, worker, hub, Python) busy and the control plane's batches large.
 DEFAULT_HB_INFLIGHT_TOTAL = 1024
-# Source addresses per load-generator process: each (source, node) pair has ~28k ephemeral ports.
+# Source addresses per simulator process: each (source, node) pair has ~28k ephemeral ports.
 SOURCE_IPS_PER_PROCESS = 40
 # Time allowed on top of a phase's own length before a silent child counts as hung.
 PHASE_SLACK = 60.0
@@ -75,6 +77,8 @@ NODE_STOP_TIMEOUT = 30.0
 # Settle time after the node is ready before its idle PSS is taken (imports finish, the API warms up).
 IDLE_SETTLE = 2.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# A simulator run, its own heartbeats and its load's start: never (the phases end the run and drive the load).
+RUN_FOREVER = 1e7
 
 
 class BenchError(Exception):
@@ -208,20 +212,20 @@ class CpuMeter:
 # -- child processes -------------------------------------------------------------------------------------
 
 
-class LoadGenGroup:
-    """The load-generator processes; `ask` sends one command to all and waits for every answer."""
+class SimGroup:
+    """The simulator processes; `ask` sends one command to all and waits for every answer."""
 
     def __init__(self, procs: list[subprocess.Popen], counts: list[int]) -> None:
         self.procs = procs
         self.counts = counts
 
     @classmethod
-    def start(cls, configs: list[dict], timeout: float) -> LoadGenGroup:
+    def start(cls, configs: list[dict], timeout: float) -> SimGroup:
         procs = []
         for cfg in configs:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, str(LOADGEN), json.dumps(cfg)],
+                    [sys.executable, str(SIM_PROC), json.dumps(cfg)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -233,7 +237,7 @@ class LoadGenGroup:
         errors = [h["error"] for h in hellos if "error" in h]
         if errors:
             group.kill()
-            raise BenchError(f"a load-generator process could not start: {errors[0]}")
+            raise BenchError(f"a simulator process could not start: {errors[0]}")
         return group
 
     @property
@@ -249,7 +253,7 @@ class LoadGenGroup:
         answers = self._collect(timeout)
         bad = [a for a in answers if "error" in a]
         if bad:
-            raise BenchError(f"load generator failed: {bad[0]['error']}")
+            raise BenchError(f"simulator failed: {bad[0]['error']}")
         return answers
 
     def _collect(self, timeout: float) -> list[dict]:
@@ -263,13 +267,13 @@ class LoadGenGroup:
             while len(answers) < len(self.procs):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BenchError(f"load generators silent for {timeout:.0f} s (hung?)")
+                    raise BenchError(f"simulators silent for {timeout:.0f} s (hung?)")
                 for key, _ in sel.select(left):
                     i = key.data
                     line = key.fileobj.readline()  # type: ignore[union-attr]
                     if not line:
                         raise BenchError(
-                            f"load-generator process {self.procs[i].pid} exited ({self.procs[i].wait()})"
+                            f"simulator process {self.procs[i].pid} exited ({self.procs[i].wait()})"
                         )
                     answers[i] = json.loads(line)
                     sel.unregister(key.fileobj)
@@ -429,7 +433,9 @@ class CannedServer:
 # -- the run ---------------------------------------------------------------------------------------------
 
 
-def loadgen_configs(a: argparse.Namespace, host: str, port: int, path: str, id_prefix: str) -> list[dict]:
+def sim_settings(a: argparse.Namespace, host: str, port: int, path: str, id_prefix: str) -> list[dict]:
+    """The `_native.Sim` settings of each process: a Heartbeat load that runs only when a phase turns it on, no
+    heartbeats of the chargers' own (the load is the only traffic after the boot), the unchecked bench mode."""
     procs = max(1, math.ceil(a.connections / a.per_process))
     base, extra = divmod(a.connections, procs)
     inflight = a.inflight or max(32, DEFAULT_INFLIGHT_TOTAL // procs)
@@ -449,6 +455,11 @@ def loadgen_configs(a: argparse.Namespace, host: str, port: int, path: str, id_p
                 # 127.0.<p+1>.1-40: a distinct set per process; 127.0.0.0/8 is all loopback on Linux.
                 "source_ips": [f"127.0.{p + 1}.{i}" for i in range(1, SOURCE_IPS_PER_PROCESS + 1)],
                 "max_inflight": inflight,
+                "duration": RUN_FOREVER,
+                "heartbeat_interval": RUN_FOREVER,
+                "load_message": "Heartbeat",
+                "load_start": RUN_FOREVER,
+                "check_replies": False,
             }
         )
         first += count
@@ -482,7 +493,7 @@ def add_failures(into: dict[str, int], where: str, answers: list[dict], key: str
             into[f"{where}: {kind}"] = into.get(f"{where}: {kind}", 0) + n
 
 
-def boot_phase(group: LoadGenGroup, timeout: float, errors: dict[str, int], where: str) -> dict:
+def boot_phase(group: SimGroup, timeout: float, errors: dict[str, int], where: str) -> dict:
     answers = group.ask({"cmd": "boot", "timeout": timeout}, timeout + PHASE_SLACK)
     booted = sum(a["booted"] for a in answers)
     slowest = max(a["elapsed_s"] for a in answers)
@@ -498,7 +509,7 @@ def boot_phase(group: LoadGenGroup, timeout: float, errors: dict[str, int], wher
 
 
 def heartbeat_phase(
-    group: LoadGenGroup,
+    group: SimGroup,
     duration: float,
     rates: list[float],
     inflight: list[int],
@@ -545,14 +556,14 @@ def run(a: argparse.Namespace) -> dict:
         "workers": workers,
         "listen_mode": a.listen_mode,
         "per_process": a.per_process,
-        "loadgen_processes": max(1, math.ceil(a.connections / a.per_process)),
+        "sim_processes": max(1, math.ceil(a.connections / a.per_process)),
         "hold_s": a.hold,
         "duration_s": a.duration,
         "url": a.url,
     }
     boot_timeout = max(60.0, a.connections / 1000)
     node: Node | None = None
-    group: LoadGenGroup | None = None
+    group: SimGroup | None = None
     canned: CannedServer | None = None
     with tempfile.TemporaryDirectory(prefix="ampgate-bench-") as tmp:
         try:
@@ -574,11 +585,11 @@ def run(a: argparse.Namespace) -> dict:
             for label, pid in node_pids.items():
                 cpu.watch(label, pid, with_threads=label == "control plane")
 
-            configs = loadgen_configs(a, host, port, path, "BENCH")
+            configs = sim_settings(a, host, port, path, "BENCH")
             hb_inflight_total = a.hb_inflight or DEFAULT_HB_INFLIGHT_TOTAL
-            group = LoadGenGroup.start(configs, PHASE_SLACK)
+            group = SimGroup.start(configs, PHASE_SLACK)
             for i, pid in enumerate(group.pids):
-                cpu.watch(f"loadgen {i}", pid)
+                cpu.watch(f"sim {i}", pid)
             result["inflight_per_process"] = configs[0]["max_inflight"]
             result["heartbeat_inflight_total"] = hb_inflight_total
 
@@ -664,11 +675,9 @@ def run(a: argparse.Namespace) -> dict:
             canned.wait_ready()
             for label, pid in canned.pids.items():
                 cpu.watch(label, pid)
-            group = LoadGenGroup.start(
-                loadgen_configs(a, "127.0.0.1", canned.port, "/ocpp", "LIMIT"), PHASE_SLACK
-            )
+            group = SimGroup.start(sim_settings(a, "127.0.0.1", canned.port, "/ocpp", "LIMIT"), PHASE_SLACK)
             for i, pid in enumerate(group.pids):
-                cpu.watch(f"loadgen {i}", pid)
+                cpu.watch(f"sim {i}", pid)
             cpu.start()
             lboot = boot_phase(group, boot_timeout, errors, "limit boot")
             cpu.stop("limit boot")
@@ -732,7 +741,7 @@ def table(r: dict) -> str:
     lines = [
         f"ampgate connections benchmark: {r['connections_requested']:,} chargers ({r['protocol']}), "
         f"{r['workers']} gateway workers ({r.get('listen_mode', 'shared')} listener), "
-        f"{r['loadgen_processes']} load-generator processes",
+        f"{r.get('sim_processes', r.get('loadgen_processes'))} simulator processes",
         "",
         f"{'measure':<34}{'value':>14}  {'target':<12}{'':>6}",
     ]
@@ -800,9 +809,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=0, help="gateway workers (default: what `ampgate serve` picks for N)"
     )
     p.add_argument(
-        "--per-process", type=int, default=DEFAULT_PER_PROCESS, help="connections per load-generator process"
+        "--per-process", type=int, default=DEFAULT_PER_PROCESS, help="chargers per simulator process"
     )
-    p.add_argument("--inflight", type=int, default=0, help="handshakes in flight per load-generator process")
+    p.add_argument("--inflight", type=int, default=0, help="handshakes in flight per simulator process")
     p.add_argument(
         "--hb-inflight",
         type=int,
@@ -825,14 +834,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.connections < 1 or a.per_process < 1:
         p.error("--connections and --per-process must be at least 1")
-    # Files a load-generator process keeps free beside its connections (rust/limits.rs).
+    # Files a simulator process keeps free beside its connections (rust/limits.rs).
     from ampgate._native import FD_RESERVE
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and min(a.per_process, a.connections) + FD_RESERVE > hard:
         print(
             f"connections benchmark: a process may open at most {hard} files here (the hard limit), so one "
-            f"load-generator process can hold at most {hard - FD_RESERVE} connections: "
+            f"simulator process can hold at most {hard - FD_RESERVE} connections: "
             f"use --per-process {hard - FD_RESERVE} or less (more processes), or raise the hard limit",
             file=sys.stderr,
         )

@@ -1,10 +1,9 @@
-//! ampgate's native core (docs/architecture.md): the gateway (workers + hub), the sans-I/O codec, the load generator, the fleet simulator.
+//! ampgate's native core (docs/architecture.md): the gateway (workers + hub), the sans-I/O codec, the client engine (the fleet simulator, which the benchmarks drive too).
 
 pub mod client;
 pub mod codec;
 pub mod gateway;
 pub mod limits;
-pub mod loadgen;
 #[cfg(feature = "python")]
 mod py;
 pub mod sim;

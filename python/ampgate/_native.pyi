@@ -62,59 +62,14 @@ class Hub:
         """Ask workers to close every connection with `code` and exit."""
     def workers(self) -> list[int]: ...
 
-class LoadGen:
-    """Client WebSocket connections for bench/connections.py (the simulator's engine, `Sim`, grew out of it):
-    one Rust event loop over `count` OCPP-J connections, on the client side of the gateway's own codec (masked
-    frames). Each phase method blocks with the GIL released and returns its report as a dict of plain numbers.
-
-    `config` keys: `port` and `count` (required); `host` (an IP address, default "127.0.0.1"); `path_prefix`
-    ("/ocpp"); `id_prefix` ("LG") and `first_index` (0): charger i is `{id_prefix}{first_index + i}`;
-    `protocol` ("ocpp1.6" | "ocpp2.0.1"); `password` (Basic auth with the charger id as user; None = none);
-    `source_ips` (IPv4 source addresses used round-robin, e.g. 127.0.0.2.., each with its own ephemeral port
-    range); `max_inflight` (512: connections in connect/upgrade/boot at once); `max_message` (1 MiB);
-    `vendor`, `model` (the BootNotification's).
-
-    Raises ValueError for an unknown or bad setting, and OSError when this process's hard open-file limit is
-    too low for `count` connections (the message says the limit, what is needed, and to use more processes).
-    """
-
-    def __init__(self, config: dict[str, object]) -> None: ...
-    @property
-    def open(self) -> int:
-        """Booted connections still open."""
-    def connect_and_boot(self, timeout: float = 60.0) -> dict[str, object]:
-        """Connect every connection not started yet, upgrade, send BootNotification and wait for Accepted,
-        until all are done or `timeout` s passed (unfinished ones are dropped as "timeout").
-
-        Returns attempted, connected, upgraded, booted, failures ({kind: count}), elapsed_s (first connect to
-        last boot), open, boot_p50_ms, boot_p90_ms, boot_p99_ms, boot_max_ms, boot_mean_ms and
-        boot_histogram ([(upper_us, count)]).
-        """
-    def hold(self, seconds: float) -> dict[str, object]:
-        """Keep every connection open, answering pings (and any server CALL with NotImplemented).
-
-        Returns seconds, open_at_start, open_at_end, lost ({kind: count}), pings_answered.
-        """
-    def heartbeats(self, duration: float, rate: float = 0.0, inflight: int = 0) -> dict[str, object]:
-        """Heartbeat CALLs for `duration` s over every open connection, at most one outstanding each, taking
-        turns. `rate` 0: saturation, `inflight` CALLs outstanding in total (0 = one per connection); `rate` > 0:
-        open loop at `rate` per second in total. Then waits up to 5 s for outstanding replies.
-
-        Returns duration_s, target_rate, inflight, sent, answered (within duration), answered_late, errors
-        (CALLERRORs), unanswered, skipped (open-loop sends that found every connection busy), rate
-        (answered / duration_s), lost, open, p50_ms, p90_ms, p99_ms, max_ms, mean_ms and histogram
-        ([(upper_us, count)]).
-        """
-    def close(self, timeout: float = 5.0) -> dict[str, object]:
-        """Close frame 1000 on every open connection, wait up to `timeout` s for the server to finish each,
-        then drop every socket. Returns closing, clean, elapsed_s."""
-
 class Sim:
     """A fleet of simulated chargers in this process (the engine of `ampgate sim`): one Rust event loop over
     `count` client connections, each charger an OCPP 1.6J or 2.0.1 state machine (boot honouring
     Pending/Rejected and its interval, StatusNotification per connector, heartbeats, transactions with meter
     values, a firmware update walk, reboots, and answers to the CSMS's commands), plus the bench load if
     `load_message` is set (a MeterValues load sends its readings in a transaction of its own on connector 1).
+    bench/connections.py drives the load in phases (`set_load`, `pause_load`, `take_load_window`) with
+    `check_replies` off (the bench mode: the CSMS's messages are not kept for the schema check).
 
     `settings`: the compiled scenario (python/ampgate/sim/scenario.py lists every key; `host`, `port` and
     `count` are required). `traits`: one byte per charger, bit flags 1 flapping link, 2 slow reader,
@@ -133,6 +88,17 @@ class Sim:
     def take_checks(self) -> list[tuple[str, str, str, str]]:
         """Every message the CSMS sent since the last call, for the schema check: (protocol, "call" |
         "result", action, payload JSON). A result's action is that of our CALL it answers."""
+    def set_load(self, rate: float = 0.0, inflight: int = 0) -> None:
+        """Run the load from now on at `rate` CALLs/s over this process (0: saturation), with at most
+        `inflight` outstanding at saturation (0: one per booted charger). ValueError without `load_message`."""
+    def pause_load(self) -> None:
+        """Stop sending load CALLs; the outstanding ones are still answered and counted."""
+    def load_in_flight(self) -> int:
+        """Load CALLs queued or outstanding now."""
+    def take_load_window(self) -> dict[str, Any]:
+        """What the load did since the last call: sent, answered, errors (CALLERRORs), unanswered (timed out),
+        lost (with their link), skipped (rate mode: due while every charger had one out), latency_us
+        ([(upper_us, count)]) and latency_max_us; starts a new window."""
     def report(self) -> dict[str, Any]:
         """This process's report: counters, errors by kind, latency histogram buckets per action, ..., and
         with a load, `load`: message, action (what it went out as), connector, sent, answered, latency_us and

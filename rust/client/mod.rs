@@ -1,7 +1,7 @@
-//! What every client engine of ampgate (the fleet simulator, and the load generator while it remains) shares:
+//! The client side of ampgate's connections, as the fleet simulator (rust/sim/) uses it:
 //! the non-blocking connect from a chosen source address, the upgrade, the write queue ([`net`]), the latency
-//! histogram, the protocol a connection speaks and the engine's errors. Each engine keeps its own state
-//! machine and its own accounting.
+//! histogram, the protocol a connection speaks and the engine's errors. The simulator keeps its own state
+//! machine and accounting on top.
 
 mod error;
 mod histogram;

@@ -2,12 +2,12 @@
 //! between Python objects and the gateway's types, and `From<GatewayError> for PyErr`.
 
 mod hub;
-mod loadgen;
 mod sim;
 mod worker;
 
 use pyo3::prelude::*;
 
+use crate::client::ClientError;
 use crate::gateway::GatewayError;
 
 pyo3::create_exception!(
@@ -21,6 +21,17 @@ impl From<GatewayError> for PyErr {
         match e {
             GatewayError::Config(..) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
             _ => GatewayFailure::new_err(e.to_string()),
+        }
+    }
+}
+
+impl From<ClientError> for PyErr {
+    fn from(e: ClientError) -> PyErr {
+        match e {
+            ClientError::Config(..) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
+            ClientError::FileLimit { .. } | ClientError::Io(_) => {
+                pyo3::exceptions::PyOSError::new_err(e.to_string())
+            }
         }
     }
 }
@@ -42,12 +53,12 @@ pub(crate) fn setting<'py, T: FromPyObjectOwned<'py>>(
     }
 }
 
-/// A ValueError about one setting of `what` ("load generator", "simulator").
+/// A ValueError about one setting of `what` ("simulator").
 pub(crate) fn bad_setting(what: &str, key: &str, msg: impl std::fmt::Display) -> PyErr {
     pyo3::exceptions::PyValueError::new_err(format!("{what} setting {key}: {msg}"))
 }
 
-/// What both client engines (the load generator and the simulator) read the same way from their settings.
+/// What a client engine reads from its settings the common way.
 pub(crate) struct ClientSettings {
     pub target: std::net::SocketAddr,
     pub count: usize,
@@ -108,7 +119,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(worker::raise_nofile_limit, m)?)?;
     m.add("FD_RESERVE", crate::limits::FD_RESERVE)?;
     m.add_class::<hub::PyHub>()?;
-    m.add_class::<loadgen::PyLoadGen>()?;
     m.add_class::<sim::PySim>()?;
     for (name, kind) in [
         ("CONNECTED", hub::CONNECTED),

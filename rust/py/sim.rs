@@ -37,6 +37,7 @@ const KEYS: &[&str] = &[
     "power_w",
     "load_message",
     "load_rate",
+    "load_inflight",
     "load_start",
     "storm_at",
     "storm_backoff",
@@ -52,6 +53,7 @@ const KEYS: &[&str] = &[
     "max_message",
     "ev_mix",
     "ev_charging_needs",
+    "check_replies",
 ];
 
 /// An EV profile as Python passes it: a dict of `weight`, `phases` ("L1" / "L2" / "L3" / "3"),
@@ -133,6 +135,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
         Some(_) => return Err(bad("load_message", "Heartbeat or MeterValues")),
     };
     c.load_rate = get(d, "load_rate", c.load_rate)?;
+    c.load_inflight = get(d, "load_inflight", c.load_inflight)?;
     c.load_start = get(d, "load_start", c.load_start)?;
     c.storm_at = get(d, "storm_at", c.storm_at)?;
     c.storm_backoff = get(d, "storm_backoff", c.storm_backoff)?;
@@ -163,6 +166,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
         }
     }
     c.ev_charging_needs = get(d, "ev_charging_needs", c.ev_charging_needs)?;
+    c.check_replies = get(d, "check_replies", c.check_replies)?;
     c.check().map_err(|(k, why)| bad(k, why))?;
     Ok(c)
 }
@@ -219,6 +223,39 @@ impl PySim {
             .into_iter()
             .map(|(kind, action, payload)| (protocol, kind, action, payload))
             .collect()
+    }
+
+    /// Run the load from now on at `rate` CALLs per second over this process (0: saturation) with at most
+    /// `inflight` outstanding at saturation (0: one per booted charger).
+    #[pyo3(signature = (rate = 0.0, inflight = 0))]
+    fn set_load(&mut self, rate: f64, inflight: usize) -> PyResult<()> {
+        Ok(self.inner.set_load(rate, inflight)?)
+    }
+
+    /// Stop sending load CALLs; the outstanding ones are still answered and counted.
+    fn pause_load(&mut self) {
+        self.inner.pause_load();
+    }
+
+    /// Load CALLs queued or outstanding now.
+    fn load_in_flight(&self) -> usize {
+        self.inner.load_in_flight()
+    }
+
+    /// What the load did since the last call (sent, answered, errors, unanswered, lost, skipped, and the
+    /// round trips: `latency_us` as [[upper_us, count], ...] and `latency_max_us`); starts a new window.
+    fn take_load_window<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = self.inner.take_load_window();
+        let d = PyDict::new(py);
+        d.set_item("sent", w.sent)?;
+        d.set_item("answered", w.answered)?;
+        d.set_item("errors", w.errors)?;
+        d.set_item("unanswered", w.unanswered)?;
+        d.set_item("lost", w.lost)?;
+        d.set_item("skipped", w.skipped)?;
+        d.set_item("latency_us", w.latency.buckets())?;
+        d.set_item("latency_max_us", w.latency.max())?;
+        Ok(d)
     }
 
     /// This process's report (see the simulator's documentation for the keys).

@@ -70,6 +70,9 @@ pub struct SimConfig {
     pub load_message: Option<LoadMessage>,
     /// Total load CALLs per second; 0 = saturation (closed loop, one per booted charger).
     pub load_rate: f64,
+    /// Saturation only: load CALLs outstanding at once over this process (chargers take turns from a FIFO);
+    /// 0 = one per booted charger.
+    pub load_inflight: usize,
     pub load_start: f64,
     pub storm_at: Option<f64>,
     pub storm_backoff: f64,
@@ -87,6 +90,9 @@ pub struct SimConfig {
     pub ev_mix: Vec<EvProfile>,
     /// 2.0.1: each EV reports its charging needs (NotifyEVChargingNeeds) once its transaction started.
     pub ev_charging_needs: bool,
+    /// Keep every message of the CSMS for the schema check (`Sim::take_checks`). Off in the bench mode, where
+    /// the run measures the CSMS and the check would make the simulator the bottleneck.
+    pub check_replies: bool,
 }
 
 impl SimConfig {
@@ -118,6 +124,7 @@ impl SimConfig {
             power_w: 11_000.0,
             load_message: None,
             load_rate: 0.0,
+            load_inflight: 0,
             load_start: 0.0,
             storm_at: None,
             storm_backoff: 0.0,
@@ -133,6 +140,7 @@ impl SimConfig {
             max_message: 1 << 20,
             ev_mix: Vec::new(),
             ev_charging_needs: false,
+            check_replies: true,
         }
     }
 

@@ -44,6 +44,7 @@ use crate::client::{ClientError, Histogram, Protocol};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::limits::{raise_nofile_limit, FD_RESERVE};
 pub use commands::version_from_location;
+pub use load::LoadWindow;
 
 const SCRATCH: usize = 64 << 10;
 const EVENTS: usize = 1024;
@@ -306,6 +307,8 @@ pub struct Sim {
     load_on: bool,
     load_free: VecDeque<u32>,
     load_due_done: u64,
+    /// Chargers with a load CALL queued or outstanding.
+    load_busy: usize,
     /// Names this run in the 2.0.1 transaction ids a MeterValues load picks (the start time, in hex ms).
     run_tag: String,
     checks: Vec<Check>,
@@ -329,6 +332,8 @@ struct Counters {
     error_total: u64,
     latency: Vec<Histogram>,
     connect_latency: Histogram,
+    /// From the start of the connect to the boot's acceptance, for every boot accepted.
+    boot_latency: Histogram,
     responses: BTreeMap<&'static str, BTreeMap<String, u64>>,
     csms_calls: BTreeMap<String, u64>,
     tx_started: u64,
@@ -437,6 +442,7 @@ impl Sim {
             load_on: false,
             load_free: VecDeque::new(),
             load_due_done: 0,
+            load_busy: 0,
             run_tag: String::new(),
             checks: Vec::new(),
             r: Counters {

@@ -11,5 +11,5 @@ mod msg;
 pub use config::{
     FailStep, LoadMessage, SimConfig, TRAIT_FLAP, TRAIT_FW_FAIL, TRAIT_NO_ANSWER, TRAIT_SLOW_READ,
 };
-pub use engine::{version_from_location, Check, Sim, SimStats};
+pub use engine::{version_from_location, Check, LoadWindow, Sim, SimStats};
 pub use msg::Action;

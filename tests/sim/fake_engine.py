@@ -17,7 +17,8 @@ KEYS = {
     "max_inflight", "heartbeat_interval", "call_timeout", "tx_per_hour", "tx_duration", "meter_period",
     "power_w", "load_message", "load_rate", "load_start", "storm_at", "storm_backoff", "rolling_period",
     "rolling_fraction", "reboot_delay", "flap_period", "flap_down", "slow_pause", "firmware_step",
-    "firmware_fail_step", "reconnect_backoff", "max_message", "ev_mix", "ev_charging_needs",
+    "firmware_fail_step", "reconnect_backoff", "max_message", "ev_mix", "ev_charging_needs", "load_inflight",
+    "check_replies",
 }  # fmt: skip
 NOW = "2024-05-01T12:00:00Z"
 

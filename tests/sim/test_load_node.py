@@ -23,10 +23,12 @@ LOAD_START = 1.5
 SIM_TIMEOUT = 90.0
 
 
-def run_load(node, tmp_path, protocol: str, rate: float, prefix: str) -> dict[str, Any]:
+def run_load(node, tmp_path, protocol: str, rate: float, prefix: str, bench: bool = False) -> dict[str, Any]:
+    """`bench`: the unchecked bench mode with a cap of 4 load CALLs outstanding over the fleet."""
     scenario = tmp_path / "load.toml"
     scenario.write_text(
-        f'[run]\nduration = {DURATION}\n[load]\nmessage = "MeterValues"\nrate = {rate}\nstart = {LOAD_START}\n'
+        f"[run]\nduration = {DURATION}\ncheck = {'false' if bench else 'true'}\n"
+        f'[load]\nmessage = "MeterValues"\nrate = {rate}\nstart = {LOAD_START}\ninflight = {4 if bench else 0}\n'
     )
     out = tmp_path / "report.json"
     args = [
@@ -42,12 +44,18 @@ def run_load(node, tmp_path, protocol: str, rate: float, prefix: str) -> dict[st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("protocol", "rate"), [("1.6", 0), ("2.0.1", 0), ("2.0.1", 400)])
-def test_every_answered_load_reading_is_stored_in_the_load_transactions(node, tmp_path, protocol, rate):
+@pytest.mark.parametrize(
+    ("protocol", "rate", "bench"),
+    [("1.6", 0, False), ("2.0.1", 0, False), ("2.0.1", 400, False), ("1.6", 0, True)],
+)
+def test_every_answered_load_reading_is_stored_in_the_load_transactions(
+    node, tmp_path, protocol, rate, bench
+):
     with node.api() as api:
         assert api.post("/id-tokens", json={"id_token": "SIMTAG", "status": "Accepted"}).status_code == 201
-    prefix = f"LOAD{protocol.replace('.', '')}-"
-    report = run_load(node, tmp_path, protocol, rate, prefix)
+    prefix = f"LOAD{protocol.replace('.', '')}{'B' if bench else ''}-"
+    report = run_load(node, tmp_path, protocol, rate, prefix, bench)
+    assert report["checked"] is (not bench)
 
     assert report["errors"] == {}, report["error_details"]
     assert report["booted"] == CHARGERS

@@ -32,6 +32,7 @@ max_inflight = 64
 connectors = 2
 heartbeat_interval = 30
 call_timeout = 10
+check = false
 
 [transactions]
 per_hour = 12
@@ -101,7 +102,7 @@ def error_of(tmp_path, text: str) -> str:
 def test_every_section_and_field_is_read(tmp_path):
     s = load_scenario(path=write(tmp_path, FULL))
     assert (s.run.duration, s.run.connect_rate, s.run.max_inflight, s.run.connectors) == (120, 500, 64, 2)
-    assert (s.run.heartbeat_interval, s.run.call_timeout) == (30, 10)
+    assert (s.run.heartbeat_interval, s.run.call_timeout, s.run.check) == (30, 10, False)
     assert (s.transactions.per_hour, s.transactions.duration, s.transactions.meter_period) == (12, 90, 5)
     assert s.transactions.power_w == 7400
     assert (s.load.message, s.load.rate, s.load.start) == ("MeterValues", 1000, 20)
@@ -125,6 +126,7 @@ def test_an_empty_file_is_the_defaults(tmp_path):
     s = load_scenario(path=write(tmp_path, ""))
     assert s.run.duration == 60 and s.transactions.per_hour == 0 and s.flapping.fraction == 0
     assert s.run.heartbeat_interval is None and s.reconnect_storm.at is None and s.load.message is None
+    assert s.run.check is True and s.load.inflight == 0
 
 
 @pytest.mark.parametrize(
@@ -145,6 +147,8 @@ def test_an_empty_file_is_the_defaults(tmp_path):
         ("[transactions]\nmeter_period = 0", "transactions.meter_period: expected > 0.0"),
         ('[load]\nmessage = "Reset"', "load.message: invalid enum value 'Reset'"),
         ("[load]\nstart = -1", "load.start: expected >= 0.0"),
+        ("[load]\ninflight = -1", "load.inflight: expected >= 0"),
+        ('[run]\ncheck = "no"', "run.check: expected `bool`, got `str`"),
         ("[reconnect_storm]\nbackoff = -1", "reconnect_storm.backoff: expected >= 0.0"),
         ("[rolling_restart]\nreboot_delay = -1", "rolling_restart.reboot_delay: expected >= 0.0"),
         ('[slow]\nmode = "sleepy"', "slow.mode: invalid enum value 'sleepy'"),
@@ -169,6 +173,8 @@ def test_checks_between_fields_name_the_field(tmp_path):
     )
     assert error_of(tmp_path, "[flapping]\nfraction = 0.1\nperiod = 2\ndown = 2").startswith("flapping.down:")
     assert error_of(tmp_path, "[load]\nrate = 5").startswith("load.message:")
+    capped_rate = '[load]\nmessage = "Heartbeat"\nrate = 5\ninflight = 3'
+    assert error_of(tmp_path, capped_rate).startswith("load.inflight: expected 0 with a load.rate")
     # Checked once --duration can no longer change run.duration.
     storm = load_scenario(path=write(tmp_path, "[reconnect_storm]\nat = 60"))
     with pytest.raises(ScenarioError) as e:
@@ -338,9 +344,19 @@ def test_compile_gives_each_process_its_share_with_the_engine_keys(tmp_path):
         (1, "3", 16, 60_000, 20, 80, None, None),
     ]
     assert a["ev_charging_needs"] is True
+    assert (a["check_replies"], a["load_inflight"]) == (False, 0)
     # 1.6 has no NotifyEVChargingNeeds: the EVs draw the same and report nothing.
     opts16 = FleetOptions(host="127.0.0.1", port=9000, chargers=10, protocol="ocpp1.6")
     assert compile(s, opts16)[0][0]["ev_charging_needs"] is False
+
+
+def test_a_saturation_cap_is_shared_out_and_never_zero_once_set(tmp_path):
+    s = load_scenario(path=write(tmp_path, '[load]\nmessage = "Heartbeat"\ninflight = 100'))
+    opts = FleetOptions(host="127.0.0.1", port=9000, chargers=1000, processes=3)
+    assert [settings["load_inflight"] for settings, _ in compile(s, opts)] == [34, 34, 34]
+    tiny = FleetOptions(host="127.0.0.1", port=9000, chargers=1000, processes=3)
+    one = load_scenario(path=write(tmp_path, '[load]\nmessage = "Heartbeat"\ninflight = 1'))
+    assert [settings["load_inflight"] for settings, _ in compile(one, tiny)] == [1, 1, 1]
 
 
 def test_boot_storm_lets_every_charger_of_a_process_connect_at_once():

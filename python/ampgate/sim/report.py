@@ -263,6 +263,13 @@ def render_summary(report: Mapping[str, Any]) -> RenderableType:
         parts.append(t)
     else:
         parts.append(Text("errors: none", style="green"))
+    if r.get("checked") is False:
+        parts.append(
+            Text(
+                "bench mode (run.check = false): the central system's messages were not schema-checked",
+                style="yellow",
+            )
+        )
     if r.get("checks_dropped"):
         parts.append(
             Text(

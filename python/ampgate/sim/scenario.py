@@ -4,9 +4,9 @@ settings and trait bytes of each simulator process (the engine, `_native.Sim`, t
 A scenario file sets any of these sections; every field has a default, unknown fields are errors:
 
     base = "steady"            # optional: start from a built-in scenario instead of the defaults
-    [run]              duration, connect_rate, max_inflight, connectors, heartbeat_interval, call_timeout
+    [run]              duration, connect_rate, max_inflight, connectors, heartbeat_interval, call_timeout, check
     [transactions]     per_hour, duration, meter_period, power_w
-    [load]             message ("Heartbeat" | "MeterValues"), rate, start (MeterValues: see LoadSection)
+    [load]             message ("Heartbeat" | "MeterValues"), rate, start, inflight (MeterValues: see LoadSection)
     [reconnect_storm]  at, backoff
     [rolling_restart]  period, fraction, reboot_delay
     [flapping]         fraction, period, down
@@ -89,6 +89,10 @@ class RunSection(_Section, frozen=True):
     connectors: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
     heartbeat_interval: Positive | None = None  # None: the interval the central system gives at boot
     call_timeout: Positive = 30.0
+    # Validate every message of the central system against the OCPP schemas (invalid_from_csms). false is the
+    # bench mode: the run measures the central system, and at 100k chargers the check is what limits the
+    # simulator; the report says "checked": false.
+    check: bool = True
 
 
 class TransactionsSection(_Section, frozen=True):
@@ -112,6 +116,9 @@ class LoadSection(_Section, frozen=True):
     message: Literal["Heartbeat", "MeterValues"] | None = None
     rate: NonNegative = 0.0  # per second over the fleet; 0 = saturation (next one as soon as one is answered)
     start: NonNegative = 0.0  # seconds after the start of the run
+    # Saturation only: load CALLs outstanding at once over the fleet, chargers taking turns; 0 = one per booted
+    # charger (every charger sends its next as soon as its last is answered).
+    inflight: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class ReconnectStormSection(_Section, frozen=True):
@@ -274,6 +281,11 @@ def check(s: Scenario, *, with_duration: bool = True) -> None:
         raise ScenarioError("expected an [[evs.mix]] to report the needs of", field="evs.charging_needs")
     if s.load.message is None and s.load.rate > 0:
         raise ScenarioError("load.rate is set but no load.message to send", field="load.message")
+    if s.load.inflight and s.load.rate > 0:
+        raise ScenarioError(
+            "expected 0 with a load.rate: the cap on CALLs outstanding is for saturation (rate 0)",
+            field="load.inflight",
+        )
     if s.load.message == "MeterValues" and s.transactions.per_hour > 0 and s.run.connectors < 2:
         raise ScenarioError(
             "expected >= 2 with a MeterValues load and transactions: the load's transaction holds connector 1, "
@@ -409,6 +421,8 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
         inflight = (
             count if s.run.max_inflight == 0 else max(1, math.ceil(_share(s.run.max_inflight, count, n)))
         )
+        # A cap on the load's CALLs outstanding, shared out like max_inflight but never to 0 (that is "no cap").
+        load_inflight = s.load.inflight and max(1, math.ceil(_share(s.load.inflight, count, n)))
         settings: dict[str, Any] = {
             "host": options.host,
             "port": options.port,
@@ -435,6 +449,8 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
             "load_message": s.load.message,
             "load_rate": _share(s.load.rate, count, n),
             "load_start": s.load.start,
+            "load_inflight": load_inflight,
+            "check_replies": s.run.check,
             "storm_at": s.reconnect_storm.at,
             "storm_backoff": s.reconnect_storm.backoff,
             "rolling_period": s.rolling_restart.period,

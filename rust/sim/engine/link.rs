@@ -349,6 +349,7 @@ impl Sim {
     /// Drop the socket (no close frame) and forget what was in flight on it.
     pub(super) fn drop_link(&mut self, idx: usize) {
         self.set_link_down_counts(idx);
+        self.load_lost_with_link(idx);
         let c = &mut self.ch[idx];
         c.conn.link = Link::Down;
         c.conn.epoch = c.conn.epoch.wrapping_add(1);
@@ -428,6 +429,9 @@ impl Sim {
     }
 
     pub(super) fn check(&mut self, kind: &'static str, action: &str, payload: &RawValue) {
+        if !self.cfg.check_replies {
+            return;
+        }
         if self.checks.len() >= MAX_CHECKS {
             self.r.checks_dropped += 1;
             return;

@@ -35,6 +35,7 @@
 use serde_json::{Map, Value};
 
 use super::{event_type, str_at, Boot, Link, Out, Purpose, Sim};
+use crate::client::ClientError;
 use crate::client::{Histogram, Protocol};
 use crate::sim::config::LoadMessage;
 use crate::sim::msg::{self, Action, Reading, TxEvent};
@@ -63,9 +64,9 @@ pub(super) struct LoadState {
 }
 
 impl LoadState {
-    /// The link is gone: whatever was in flight is forgotten, and a refused start may be tried again.
+    /// The link is gone: a refused start may be tried again (the load CALL in flight is counted lost by
+    /// `Sim::load_lost_with_link` first).
     pub(super) fn link_lost(&mut self) {
-        self.busy = false;
         self.refused = false;
         self.close_when_answered = false;
     }
@@ -115,6 +116,28 @@ pub(super) struct LoadCounters {
     tx_started: u64,
     tx_stopped: u64,
     tx_refused: u64,
+    /// The same since the last [`Sim::take_load_window`], for a caller that runs the load in phases.
+    pub(super) window: LoadWindow,
+}
+
+/// What the load did in one window (see [`Sim::take_load_window`]): the bench's phases are windows.
+#[derive(Default, Debug, Clone)]
+pub struct LoadWindow {
+    /// Load CALLs that went out.
+    pub sent: u64,
+    /// Answered with a CALLRESULT.
+    pub answered: u64,
+    /// Answered with a CALLERROR.
+    pub errors: u64,
+    /// Not answered within the call timeout.
+    pub unanswered: u64,
+    /// Queued or outstanding on a link that dropped.
+    pub lost: u64,
+    /// Rate mode: a CALL that fell due when every booted charger already had one out (OCPP-J allows one
+    /// outstanding per connection), so it was not made.
+    pub skipped: u64,
+    /// Round trips of the answered ones.
+    pub latency: Histogram,
 }
 
 impl Sim {
@@ -164,27 +187,100 @@ impl Sim {
             let due = (self.cfg.load_rate * (now - start) as f64 / 1e6) as u64;
             while self.load_due_done < due {
                 self.load_due_done += 1;
-                let mut sent = false;
-                // Bounded: each turn takes one charger off the list, and only `load_ready` puts one back.
-                while let Some(i) = self.load_free.pop_front() {
-                    let idx = i as usize;
-                    self.ch[idx].load.listed = false;
-                    let c = &self.ch[idx];
-                    if matches!(c.conn.link, Link::Open)
-                        && c.boot == Boot::Accepted
-                        && !c.load.busy
-                        && self.load_can_send(idx)
-                    {
-                        self.load_call(idx);
-                        sent = true;
-                        break;
-                    }
-                }
-                if !sent {
+                if !self.load_next() {
                     self.r.load_skipped += 1;
+                    self.r.load.window.skipped += 1;
                 }
             }
         }
+    }
+
+    /// Send a load CALL for the first charger in the FIFO that may send one now; false when none may.
+    fn load_next(&mut self) -> bool {
+        // Bounded: each turn takes one charger off the list, and only `load_ready` puts one back.
+        while let Some(i) = self.load_free.pop_front() {
+            let idx = i as usize;
+            self.ch[idx].load.listed = false;
+            let c = &self.ch[idx];
+            if matches!(c.conn.link, Link::Open)
+                && c.boot == Boot::Accepted
+                && !c.load.busy
+                && self.load_can_send(idx)
+            {
+                self.load_call(idx);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Saturation with a cap on CALLs outstanding: while under the cap, the chargers at the head of the FIFO
+    /// send.
+    fn load_fill(&mut self) {
+        if !self.load_on || self.cfg.load_rate > 0.0 || self.cfg.load_inflight == 0 {
+            return;
+        }
+        while self.load_busy < self.cfg.load_inflight && self.load_next() {}
+    }
+
+    /// A charger's load CALL is done with (answered, timed out, or lost with its link): its slot is free.
+    pub(super) fn load_freed(&mut self) {
+        self.load_busy -= 1;
+        self.load_fill();
+    }
+
+    /// A link dropped: a load CALL it had queued or outstanding is lost.
+    pub(super) fn load_lost_with_link(&mut self, idx: usize) {
+        if self.ch[idx].load.busy {
+            self.r.load.window.lost += 1;
+            self.ch[idx].load.busy = false;
+            self.load_freed();
+        }
+    }
+
+    // -- driving the load from outside (the bench's phases) ----------------------------------------------
+
+    /// Run the load from now on at `rate` CALLs per second over this process (0: saturation), with at most
+    /// `inflight` outstanding at saturation (0: one per booted charger). The scenario's load message must be
+    /// set; what is outstanding from an earlier phase carries on.
+    pub fn set_load(&mut self, rate: f64, inflight: usize) -> Result<(), ClientError> {
+        if self.cfg.load_message.is_none() {
+            return Err(ClientError::Config(
+                "load_message",
+                "a load needs its message set in the settings".into(),
+            ));
+        }
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(ClientError::Config(
+                "load_rate",
+                format!("must be a non-negative number, not {rate}"),
+            ));
+        }
+        self.pause_load();
+        self.cfg.load_rate = rate;
+        self.cfg.load_inflight = inflight;
+        self.cfg.load_start = self.now_us() as f64 / 1e6;
+        Ok(())
+    }
+
+    /// Stop sending load CALLs (the outstanding ones are still answered and counted).
+    pub fn pause_load(&mut self) {
+        self.load_on = false;
+        self.load_due_done = 0;
+        self.cfg.load_start = 1e9;
+        for i in std::mem::take(&mut self.load_free) {
+            self.ch[i as usize].load.listed = false;
+        }
+    }
+
+    /// Load CALLs queued or outstanding now.
+    pub fn load_in_flight(&self) -> usize {
+        self.load_busy
+    }
+
+    /// What the load did since the last call (or the start), and start a new window.
+    pub fn take_load_window(&mut self) -> LoadWindow {
+        std::mem::take(&mut self.r.load.window)
     }
 
     /// A charger is booted on an open link: a MeterValues load's transaction begins if it has none, and the
@@ -207,6 +303,7 @@ impl Sim {
     /// Count a load CALL as it goes out (one queued behind the charger's own CALLs may never go out).
     pub(super) fn load_sent(&mut self) {
         self.r.load.sent += 1;
+        self.r.load.window.sent += 1;
     }
 
     fn load_can_send(&self, idx: usize) -> bool {
@@ -222,11 +319,12 @@ impl Sim {
         if c.load.busy || c.reboot_pending.is_some() || !self.load_can_send(idx) {
             return;
         }
-        if self.cfg.load_rate > 0.0 {
+        if self.cfg.load_rate > 0.0 || self.cfg.load_inflight > 0 {
             if !self.ch[idx].load.listed {
                 self.ch[idx].load.listed = true;
                 self.load_free.push_back(idx as u32);
             }
+            self.load_fill();
         } else {
             self.load_call(idx);
         }
@@ -243,6 +341,7 @@ impl Sim {
         }
         let action = self.load_action();
         self.ch[idx].load.busy = true;
+        self.load_busy += 1;
         self.call_for(idx, action, p, Purpose::Load);
     }
 
@@ -393,6 +492,8 @@ impl Sim {
                 self.r.load.answered_after_end += 1;
             }
             self.r.load.latency.record(took_us);
+            self.r.load.window.answered += 1;
+            self.r.load.window.latency.record(took_us);
             return;
         }
         match out.action {
@@ -447,6 +548,9 @@ impl Sim {
     /// The CSMS answered a load CALL or a message of the load's transaction with a CALLERROR (counted among the
     /// errors by the caller).
     pub(super) fn on_load_error(&mut self, idx: usize, out: &Out) {
+        if out.purpose == Purpose::Load {
+            self.r.load.window.errors += 1;
+        }
         let start = out.action == Action::StartTransaction
             || (out.action == Action::TransactionEvent && event_type(out) == "Started");
         if out.purpose != Purpose::LoadTx || !start {

@@ -89,6 +89,9 @@ impl Sim {
     /// Our CALL timed out: a boot is retried, an Authorize abandoned, a transaction or firmware message sent
     /// again (it must reach the CSMS; the CSMS de-duplicates).
     pub(super) fn unanswered(&mut self, idx: usize, out: Out) {
+        if out.purpose == Purpose::Load {
+            self.r.load.window.unanswered += 1;
+        }
         self.after_answer(idx, &out);
         match out.action {
             Action::BootNotification => self.boot_failed(idx),
@@ -109,7 +112,9 @@ impl Sim {
             let open = matches!(self.ch[idx].conn.link, Link::Open);
             let l = &mut self.ch[idx].load;
             l.busy = false;
-            if std::mem::take(&mut l.close_when_answered) {
+            let close = std::mem::take(&mut l.close_when_answered);
+            self.load_freed();
+            if close {
                 if open {
                     self.close_at_end(idx);
                 }
@@ -267,6 +272,8 @@ impl Sim {
         let now = self.now_us();
         self.r.boots += 1;
         self.booted_open += 1;
+        let since = now.saturating_sub(self.ch[idx].connect_started_us);
+        self.r.boot_latency.record(since);
         let c = &mut self.ch[idx];
         c.boot = Boot::Accepted;
         c.need_boot = false;

@@ -22,6 +22,13 @@ impl Sim {
             );
             latency_max.insert("connect".into(), self.r.connect_latency.max().into());
         }
+        if self.r.boot_latency.count() > 0 {
+            latency.insert(
+                "boot".into(),
+                serde_json::json!(self.r.boot_latency.buckets()),
+            );
+            latency_max.insert("boot".into(), self.r.boot_latency.max().into());
+        }
         let window = |last: u64| match self.r.first_connect_us {
             Some(first) if last > first => (last - first) as f64 / 1e6,
             _ => 0.0,
@@ -67,6 +74,7 @@ impl Sim {
             "storm_drops": self.r.storm_drops,
             "load_skipped": self.r.load_skipped,
             "checks_dropped": self.r.checks_dropped,
+            "checked": self.cfg.check_replies,
             "closed_clean": self.r.closed_clean,
         });
         if let Some(load) = self.load_report() {

@@ -512,3 +512,94 @@ fn the_scenario_transactions_move_to_connector_2_beside_a_meter_values_load() {
     cfg.connectors = 2;
     assert_eq!(connector(&cfg), Some(2));
 }
+
+/// The bench drives the load in phases from outside: off until told, saturation under a cap on CALLs
+/// outstanding (the chargers take turns), a fixed rate, paused; each phase's window counts what it did.
+#[test]
+fn a_load_driven_in_phases_keeps_its_cap_and_counts_each_window() {
+    let (addr, log) = csms(Protocol::Ocpp16, Script::default());
+    let mut cfg = SimConfig::new(addr, CHARGERS);
+    cfg.duration = 1e7;
+    cfg.heartbeat_interval = Some(1e7);
+    cfg.load_message = Some(LoadMessage::Heartbeat);
+    cfg.load_start = 1e7;
+    cfg.check_replies = false;
+    let mut sim = Sim::new(cfg, vec![0; CHARGERS]).unwrap();
+    let heartbeats = |log: &Log| {
+        let log = log.lock().unwrap();
+        log.iter().filter(|(_, a, _)| a == "Heartbeat").count()
+    };
+    for _ in 0..MAX_SLICES {
+        sim.run(Duration::from_millis(20)).unwrap();
+        if sim.stats().booted == CHARGERS as u64 {
+            break;
+        }
+    }
+    assert_eq!(sim.stats().booted, CHARGERS as u64);
+    sim.run(Duration::from_millis(200)).unwrap();
+    assert_eq!(heartbeats(&log), 0, "no load before a phase turns it on");
+
+    // Saturation with one CALL outstanding at a time over the three chargers.
+    sim.set_load(0.0, 1).unwrap();
+    for _ in 0..25 {
+        sim.run(Duration::from_millis(20)).unwrap();
+        assert!(
+            sim.load_in_flight() <= 1,
+            "{} in flight",
+            sim.load_in_flight()
+        );
+    }
+    sim.pause_load();
+    for _ in 0..MAX_SLICES {
+        if sim.load_in_flight() == 0 {
+            break;
+        }
+        sim.run(Duration::from_millis(10)).unwrap();
+    }
+    let w = sim.take_load_window();
+    assert!(w.answered > 10, "{w:?}");
+    assert_eq!(
+        (w.sent, w.errors, w.unanswered, w.lost),
+        (w.answered, 0, 0, 0)
+    );
+    assert_eq!(w.latency.count(), w.answered);
+    let sent = sent_by(&log, "SIM0").len();
+    for id in ["SIM1", "SIM2"] {
+        let theirs = sent_by(&log, id).len();
+        assert!(
+            theirs.abs_diff(sent) <= 2,
+            "turns not taken: {sent} vs {theirs}"
+        );
+    }
+    let saturated = heartbeats(&log);
+    assert_eq!(saturated as u64, w.sent);
+
+    // Paused: nothing more goes out.
+    sim.run(Duration::from_millis(200)).unwrap();
+    assert_eq!(heartbeats(&log), saturated);
+
+    // A fixed rate: 50/s for 0.6 s is about 30 CALLs.
+    sim.set_load(50.0, 0).unwrap();
+    for _ in 0..30 {
+        sim.run(Duration::from_millis(20)).unwrap();
+    }
+    sim.pause_load();
+    sim.run(Duration::from_millis(200)).unwrap();
+    let w = sim.take_load_window();
+    assert!((20..=40).contains(&w.sent), "{w:?}");
+    assert_eq!(w.answered, w.sent);
+    assert_eq!(heartbeats(&log) - saturated, w.sent as usize);
+
+    sim.stop();
+    for _ in 0..MAX_SLICES {
+        if sim.run(Duration::from_millis(50)).unwrap() {
+            break;
+        }
+    }
+    assert_eq!(sim.report_json()["closed_clean"], json!(CHARGERS));
+    assert_eq!(sim.report_json()["checked"], json!(false));
+    assert!(
+        sim.take_checks().is_empty(),
+        "nothing kept for the schema check"
+    );
+}

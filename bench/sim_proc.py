@@ -1,0 +1,170 @@
+"""One simulator process of bench/connections.py, driven over its stdin and stdout through the bench's phases.
+
+    python bench/sim_proc.py SETTINGS_JSON
+
+SETTINGS_JSON is a `ampgate._native.Sim` settings dict (bench/connections.py builds it: a Heartbeat load that
+only runs when told, no heartbeats of the chargers' own, and `check_replies` off, the simulator's unchecked
+bench mode). The process prints one JSON line when ready (`{"ready": true, "pid": ...}`, or `{"error": "..."}`
+and exits 2), then reads one JSON command per line and answers each with one JSON line, so the orchestrator
+can move every process through the phases together:
+
+    {"cmd": "boot", "timeout": 60}                                   connect, upgrade and boot every charger
+    {"cmd": "hold", "seconds": 10}                                   hold the links, no load
+    {"cmd": "heartbeats", "duration": 10, "rate": 0, "inflight": 0}  the load for `duration` s (rate 0:
+                                                                     saturation with `inflight` outstanding)
+    {"cmd": "close", "timeout": 5}                                   close every link (1000) and finish
+    {"cmd": "exit"}
+
+The engine is the fleet simulator's (rust/sim/, the same chargers `ampgate sim` runs: each also sends a
+StatusNotification after its boot, as a real one does); every phase runs in Rust with the GIL released in
+slices of SLICE s, and this process's Python does nothing per connection or per message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from ampgate import _native
+
+SLICE = 0.05
+# After a load phase's duration, how long the CALLs still outstanding may take to be answered, so that the next
+# phase starts with none (each charger has at most one outstanding, as OCPP-J requires).
+DRAIN = 5.0
+
+
+def _reply(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _run_for(sim: Any, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        sim.run(min(SLICE, left))
+
+
+def _errors(sim: Any) -> dict[str, int]:
+    return dict(sim.report()["errors"])
+
+
+def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    out = {k: n - before.get(k, 0) for k, n in after.items()}
+    return {k: n for k, n in out.items() if n}
+
+
+def boot(sim: Any, count: int, timeout: float) -> dict[str, Any]:
+    t0 = time.monotonic()
+    while sim.stats()["booted"] < count and time.monotonic() - t0 < timeout:
+        sim.run(SLICE)
+    wall = time.monotonic() - t0
+    stats, report = sim.stats(), sim.report()
+    # First connect to the last first boot: the engine's own clock, not this process's slicing.
+    window = report["boot_window_s"] if stats["booted"] >= count else wall
+    return {
+        "attempted": count,
+        "connected": stats["connected"],
+        "booted": stats["booted"],
+        "failures": dict(report["errors"]),
+        "elapsed_s": window or wall,
+        "boot_histogram": report["latency_us"].get("boot", []),
+    }
+
+
+def hold(sim: Any, seconds: float) -> dict[str, Any]:
+    before, at_start = _errors(sim), sim.stats()["booted"]
+    _run_for(sim, seconds)
+    return {
+        "seconds": seconds,
+        "open_at_start": at_start,
+        "open_at_end": sim.stats()["booted"],
+        "lost": _delta(_errors(sim), before),
+    }
+
+
+def heartbeats(sim: Any, duration: float, rate: float, inflight: int) -> dict[str, Any]:
+    before = _errors(sim)
+    sim.take_load_window()
+    sim.set_load(rate, inflight)
+    _run_for(sim, duration)
+    sim.pause_load()
+    within = sim.take_load_window()
+    t0 = time.monotonic()
+    while sim.load_in_flight() and time.monotonic() - t0 < DRAIN:
+        sim.run(SLICE)
+    late = sim.take_load_window()
+    merged: dict[int, int] = {}
+    for upper, n in [*within["latency_us"], *late["latency_us"]]:
+        merged[upper] = merged.get(upper, 0) + n
+    lost = _delta(_errors(sim), before)
+    for kind in ("call_error", "timeout"):  # counted below as errors and unanswered
+        lost.pop(kind, None)
+    return {
+        "duration_s": duration,
+        "target_rate": rate,
+        "inflight": inflight,
+        "sent": within["sent"] + late["sent"],
+        "answered": within["answered"],
+        "answered_late": late["answered"],
+        "errors": within["errors"] + late["errors"],
+        "unanswered": within["unanswered"] + late["unanswered"] + sim.load_in_flight(),
+        "skipped": within["skipped"],
+        "lost": lost,
+        "open": sim.stats()["booted"],
+        "histogram": sorted(merged.items()),
+        "max_ms": max(within["latency_max_us"], late["latency_max_us"]) / 1000,
+    }
+
+
+def close(sim: Any, timeout: float) -> dict[str, Any]:
+    closing = sim.stats()["connected"]
+    sim.stop()
+    t0 = time.monotonic()
+    while not sim.run(SLICE) and time.monotonic() - t0 < timeout:
+        pass
+    return {"closing": closing, "clean": sim.report()["closed_clean"], "elapsed_s": time.monotonic() - t0}
+
+
+def main(argv: list[str]) -> int:
+    # The orchestrator owns Ctrl-C; it tells us to exit (or kills us) itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings = json.loads(argv[0])
+    count = int(settings["count"])
+    _native.raise_nofile_limit()
+    try:
+        sim = _native.Sim(settings, bytes(count))
+    except (OSError, ValueError) as e:
+        _reply({"error": str(e)})
+        return 2
+    _reply({"ready": True, "pid": os.getpid(), "count": count})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        name = cmd.get("cmd")
+        t0 = time.monotonic()
+        if name == "boot":
+            out = boot(sim, count, float(cmd.get("timeout", 60.0)))
+        elif name == "hold":
+            out = hold(sim, float(cmd["seconds"]))
+        elif name == "heartbeats":
+            out = heartbeats(
+                sim, float(cmd["duration"]), float(cmd.get("rate", 0.0)), int(cmd.get("inflight", 0))
+            )
+        elif name == "close":
+            out = close(sim, float(cmd.get("timeout", 5.0)))
+        elif name == "exit":
+            _reply({"bye": True})
+            return 0
+        else:
+            out = {"error": f"unknown command {name!r}"}
+        out["cmd"] = name
+        out["wall_s"] = time.monotonic() - t0
+        _reply(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
