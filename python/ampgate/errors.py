@@ -47,6 +47,8 @@ class AmpgateError(Exception):
         self.code: str = code or self.default_code
         self.message: str = message
         self.field: str | None = field
+        # Response headers the API adds to this error's response (e.g. X-Command-Id of the failed command).
+        self.headers: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, field={self.field!r})"
@@ -92,6 +94,13 @@ class ForbiddenError(AmpgateError):
 
     default_code = "forbidden"
     status_hint = 403
+
+
+class TooManyError(AmpgateError):
+    """A bound on what may wait was reached (a charger's command queue is full): take something out first."""
+
+    default_code = "too_many"
+    status_hint = 429
 
 
 class UnavailableError(AmpgateError):

@@ -23,7 +23,10 @@ __all__ = [
     "ChargingLimitCleared",
     "ChargingLimitSet",
     "CommandAnswered",
+    "CommandCancelled",
+    "CommandExpired",
     "CommandFailed",
+    "CommandQueued",
     "CommandSent",
     "ConnectorStatusChanged",
     "CustomerInformationDeleted",
@@ -373,11 +376,13 @@ class CommandSent(Event, frozen=True, kw_only=True, tag="command.sent"):
 
 
 class CommandAnswered(Event, frozen=True, kw_only=True, tag="command.answered"):
-    """The charger answered a CALL with a valid CALLRESULT; `status` is the reply's `status` field, if any."""
+    """The charger answered a CALL with a valid CALLRESULT; `status` is the reply's `status` field, if any.
+    `command_id` names the command record (`GET /api/v1/commands/{command_id}`) when it has one."""
 
     unique_id: str
     action: str
     status: str | None
+    command_id: str | None = None
 
 
 class CommandFailed(Event, frozen=True, kw_only=True, tag="command.failed"):
@@ -390,6 +395,32 @@ class CommandFailed(Event, frozen=True, kw_only=True, tag="command.failed"):
     code: str
     message: str
     ocpp_code: str | None = None
+    command_id: str | None = None
+
+
+class CommandQueued(Event, frozen=True, kw_only=True, tag="command.queued"):
+    """A command was queued for its charger (delivered, in order, once the charger is online and accepted)."""
+
+    command_id: str
+    action: str
+    expires_at: datetime
+
+
+class CommandExpired(Event, frozen=True, kw_only=True, tag="command.expired"):
+    """A queued command's time to live passed before its charger could take it: it is never sent."""
+
+    command_id: str
+    action: str
+
+
+class CommandCancelled(Event, frozen=True, kw_only=True, tag="command.cancelled"):
+    """A queued command was cancelled: `reason` is "cancelled" (an operator) or "superseded" (a newer command of
+    the same kind for the same target, `superseded_by`)."""
+
+    command_id: str
+    action: str
+    reason: str
+    superseded_by: str | None = None
 
 
 AnyEvent = (
@@ -423,4 +454,7 @@ AnyEvent = (
     | CommandSent
     | CommandAnswered
     | CommandFailed
+    | CommandQueued
+    | CommandExpired
+    | CommandCancelled
 )

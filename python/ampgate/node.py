@@ -23,6 +23,7 @@ from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
+from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
 from ampgate.customer import (
@@ -38,6 +39,7 @@ from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.monitoring import Monitoring, MonitoringHandlers, MonitoringRepository
+from ampgate.ocpp import payloads
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.boot import BootHandlers
 from ampgate.ocpp.boot_policy import BootPolicy
@@ -198,6 +200,18 @@ class Node:
         )
         firmware_publications = FirmwarePublications(publications, self.commander, self.bus, clock)
 
+        # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
+        # through `commands` (the device model's splitting, the parts that learn from answers).
+        self.commands = CommandQueue(
+            CommandRepository(self.store),
+            commands,
+            chargers,
+            self.presence,
+            payloads.validate_request,
+            self.bus,
+            clock,
+        )
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.api_services = ApiServices(
@@ -206,7 +220,7 @@ class Node:
             presence=self.presence,
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
-            commander=commands,
+            commands=self.commands,
             local_lists=LocalLists(id_tokens, self.commander, clock, device_model.local_list_limits),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
@@ -242,6 +256,7 @@ class Node:
                     await inner.start(self.router.run)
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
+                    await inner.start(self.commands.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.

@@ -20,6 +20,7 @@ import trio
 from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
+from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.customer import CustomerInformationRepository, CustomerInformationService
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.display import DisplayMessageRepository, DisplayMessages
@@ -27,6 +28,7 @@ from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
+from ampgate.ocpp import payloads
 from ampgate.ocpp.id_tokens import IdTokens
 from ampgate.reports import ReportRepository, Reports
 from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
@@ -122,7 +124,15 @@ class StandInNode:
     def check(self, charger_id: str, action: str, payload: Any) -> str:
         return self.ready(charger_id, action)
 
-    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Any = None,
+    ) -> Any:
         # Commands need live chargers: they are tested end to end against a real node (tests/integration).
         self.ready(charger_id, action)
         self.calls.append((charger_id, action, payload))
@@ -143,7 +153,15 @@ class StandInNode:
             presence=PresenceVia(self),
             connectors=ConnectorStatusRepository(self.store),
             registration=self,
-            commander=self,
+            commands=CommandQueue(
+                CommandRepository(self.store),
+                self,
+                self.chargers,
+                PresenceVia(self),
+                payloads.validate_request,
+                self.bus,
+                Clock(),
+            ),
             local_lists=self,
             id_tokens=IdTokens(self.id_token_table),
             transactions=TransactionRepository(self.store),

@@ -13,6 +13,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
+from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.deps import ApiServices
@@ -52,6 +53,8 @@ def create_app(services: ApiServices) -> Litestar:
             HealthController,
             ChargerController,
             CommandController,
+            CommandRecordController,
+            ChargerCommandController,
             LocalListController,
             IdTokenController,
             TransactionController,

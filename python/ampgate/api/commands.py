@@ -1,25 +1,36 @@
-"""/api/v1/chargers/{id}/commands/{name}: send an OCPP command to a charger and answer with its reply."""
+"""/api/v1/chargers/{id}/commands/{name}: send an OCPP command to a charger and answer with its reply, or queue
+it for a charger that is away (`?queue=true`); the command records themselves are `ampgate.api.command_records`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, post
+from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from ampgate.api.auth import requires_operator
-from ampgate.api.deps import CommandSender, LocalListSender, LogRequests
-from ampgate.api.schemas import ErrorBody
+from ampgate.api.command_records import COMMANDS_PATH, command_read
+from ampgate.api.deps import CommandRecords, LocalListSender, LogRequests
+from ampgate.api.schemas import CommandRead, ErrorBody
+from ampgate.commands.model import MAX_TTL_S
+from ampgate.errors import ValidationError
 from ampgate.logs.state import LOG_COMMANDS
+
+COMMAND_ID_HEADER = "X-Command-Id"
 
 _ERRORS = {
     401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
     403: ResponseSpec(ErrorBody, description="The token's role is too low (operator needed)"),
     404: ResponseSpec(ErrorBody, description="Unknown charger (`field`: id) or command (`field`: name)"),
-    409: ResponseSpec(ErrorBody, description="The charger is not connected"),
+    409: ResponseSpec(
+        ErrorBody,
+        description="The charger is not connected (`charger_offline`) or not accepted; queueing: it never "
+        "connected, so its OCPP version is unknown (`protocol_unknown`)",
+    ),
+    429: ResponseSpec(ErrorBody, description="Queueing: the charger's queue is full (`queue_full`)"),
     422: ResponseSpec(
         ErrorBody, description="The body is not a valid request for this command; `field` names it"
     ),
@@ -39,25 +50,60 @@ class CommandController(Controller):
         operation_id="send_command",
         guards=[requires_operator],
         status_code=200,
-        responses=_ERRORS,
-        summary="Send an OCPP command to a charger (role: operator)",
+        responses={
+            **_ERRORS,
+            202: ResponseSpec(CommandRead, description="Queued (`queue=true`): the command, state queued"),
+        },
+        summary="Send an OCPP command to a charger, or queue it (role: operator)",
     )
     async def send_command(
         self,
-        commander: NamedDependency[CommandSender],
+        commands: NamedDependency[CommandRecords],
         logs: NamedDependency[LogRequests],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         name: Annotated[str, Parameter(description="The OCPP action, e.g. Reset")],
         data: JSONBody[dict[str, Any]],
-    ) -> Any:
-        """`name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request payload as the
-        specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a 1.6 Reset).
-        Waits for the charger and answers with its reply payload. GetLog and GetDiagnostics are recorded as
-        log requests (GET …/logs), and without a location (`log.remoteLocation`, `location`) the charger is
-        told the node's own one-time upload URL."""
+        queue: Annotated[
+            bool,
+            Parameter(
+                description="Queue the command for the charger: delivered in order once it is online and "
+                "accepted (at once if it is now), kept across node restarts, never sent after its time to live"
+            ),
+        ] = False,
+        ttl_s: Annotated[
+            float | None,
+            Parameter(
+                description=f"With queue=true: seconds it may wait, default 86400, at most {MAX_TTL_S}"
+            ),
+        ] = None,
+    ) -> Response[Any]:
+        """Role: operator. `name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request
+        payload as the specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a
+        1.6 Reset). Every command is recorded: its id is in the `X-Command-Id` header (also on an error once the
+        command was recorded) and `GET /api/v1/commands/{id}` shows it.
+
+        Without `queue`: waits for the charger and answers with its reply payload. With `queue=true`: the
+        request is checked against the protocol version the charger last spoke and answered 202 with the
+        command (state queued); `ttl_s` bounds its wait. GetLog and GetDiagnostics are recorded as log requests
+        (GET …/logs), and without a location (`log.remoteLocation`, `location`) the charger is told the node's
+        own one-time upload URL; they are sent now only (422 naming `queue`)."""
+        if ttl_s is not None and not queue:
+            raise ValidationError("ttl_s is for a queued command (queue=true)", field="ttl_s")
         if name in LOG_COMMANDS:
-            return await logs.command(charger_id, name, data)
-        return await commander.call(charger_id, name, data)
+            if queue:
+                raise ValidationError(
+                    f"{name} is sent now only: its upload URL is one-time and short-lived", field="queue"
+                )
+            return Response(await logs.command(charger_id, name, data))
+        if queue:
+            row = await commands.enqueue(charger_id, name, data, ttl_s=ttl_s)
+            return Response(
+                command_read(row),
+                status_code=202,
+                headers={COMMAND_ID_HEADER: row.id, "Location": f"{COMMANDS_PATH}/{row.id}"},
+            )
+        command_id, reply = await commands.send(charger_id, name, data)
+        return Response(reply, headers={COMMAND_ID_HEADER: command_id})
 
 
 class LocalListRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.commands import CommandRow
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
@@ -79,13 +80,6 @@ class ChargerRegistrar(Protocol):
     """`ampgate.connectivity.ChargerRegistration`."""
 
     async def register(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
-
-
-@runtime_checkable
-class CommandSender(Protocol):
-    """`ampgate.ocpp.commander.Commander`."""
-
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
 
 
 @runtime_checkable
@@ -211,6 +205,21 @@ class MonitoringService(Protocol):
 
 
 @runtime_checkable
+class CommandRecords(Protocol):
+    """`ampgate.commands.CommandQueue`."""
+
+    async def send(self, charger_id: str, action: str, payload: Any, /) -> tuple[str, Any]: ...
+    async def enqueue(
+        self, charger_id: str, action: str, payload: Any, /, *, ttl_s: float | None = None
+    ) -> CommandRow: ...
+    async def cancel(self, command_id: str, /) -> CommandRow: ...
+    def get(self, command_id: str, /) -> CommandRow | None: ...
+    def page(
+        self, charger_id: str, limit: int, before: int | None, state: str | None, /
+    ) -> list[CommandRow]: ...
+
+
+@runtime_checkable
 class ReservationService(Protocol):
     """`ampgate.reservations.Reservations`."""
 
@@ -290,7 +299,7 @@ class ApiServices:
     presence: PresenceLookup
     connectors: ConnectorReads
     registration: ChargerRegistrar
-    commander: CommandSender
+    commands: CommandRecords
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads

@@ -78,6 +78,8 @@ def handle_ampgate_error(request: Request[Any, Any, Any], exc: AmpgateError) -> 
     elif getattr(exc, "details", None) is not None:
         # An error that says more than its code (e.g. reservation_refused: the charger's status).
         extra = {"details": exc.details}  # type: ignore[attr-defined]
+    if exc.headers:
+        headers = {**(headers or {}), **exc.headers}
     return error_response(exc.status_hint, exc.code, exc.message, exc.field, headers, **extra)
 
 

@@ -204,6 +204,40 @@ class ReservationRead(msgspec.Struct, kw_only=True):
     ended_at: datetime | None
 
 
+class CommandRead(msgspec.Struct, kw_only=True):
+    """A command to a charger (its `id` is the command_id of the `X-Command-Id` header). `state`: queued
+    (waiting for the charger to be online and accepted), sent (on the wire), answered (`reply` is the charger's
+    answer), failed (`error_code`, `error_message`, and `ocpp_code` for a CALLERROR; `node_restarted` when the
+    node stopped while it was on the wire), expired (its `expires_at` passed first: never sent), cancelled (an
+    operator, or `superseded_by` a newer command of the same kind). `unique_id` is the OCPP message id it went
+    out with."""
+
+    id: str
+    charger_id: str
+    action: str
+    payload: Any
+    protocol: str
+    queued: bool
+    state: str
+    reply: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    ocpp_code: str | None = None
+    unique_id: str | None = None
+    superseded_by: str | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    sent_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class CommandPage(msgspec.Struct, kw_only=True):
+    """One page of a charger's commands, newest first; `next_cursor` null on the last."""
+
+    items: list[CommandRead]
+    next_cursor: str | None
+
+
 class ReservationPage(msgspec.Struct, kw_only=True):
     """One page of reservations, newest first; `next_cursor` null on the last."""
 

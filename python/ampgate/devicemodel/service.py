@@ -3,6 +3,7 @@ and merged back, learns from every answer, and refreshes the whole model on requ
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -30,9 +31,20 @@ GET_CONFIGURATION_MAX_KEYS = "GetConfigurationMaxKeys"
 
 
 class Commands(Protocol):
+    """`ampgate.ocpp.commander.Commander`."""
+
     def ready(self, charger_id: str, action: str, /) -> str: ...
     def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        /,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[Any], None] | None = None,
+    ) -> Any: ...
 
 
 class VariableStore(Protocol):
@@ -190,11 +202,24 @@ class DeviceModel:
     def ready(self, charger_id: str, action: str) -> str:
         return self._commander.ready(charger_id, action)
 
-    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+    def check(self, charger_id: str, action: str, payload: Any) -> str:
+        return self._commander.check(charger_id, action, payload)
+
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Send `action` like the Commander does (same errors); GetVariables, SetVariables,
         SetVariableMonitoring and GetConfiguration go as several calls when the charger's limits say so (the
         whole request is checked first: nothing is sent of an invalid one), with the results merged. What the
-        answers say of the charger's variables is recorded before this returns."""
+        answers say of the charger's variables is recorded before this returns. `command_id` and `on_enqueued`
+        go to every call the request is sent as (see `Commander.call`)."""
+        send = functools.partial(self._commander.call, command_id=command_id, on_enqueued=on_enqueued)
         if action in SPLIT and isinstance(payload, dict):
             protocol = self._commander.check(charger_id, action, payload)
             items, size = self.limits(charger_id, protocol, action)
@@ -211,9 +236,9 @@ class DeviceModel:
                     items,
                     size,
                 )
-            reply = merge_replies(action, [await self._commander.call(charger_id, action, p) for p in parts])
+            reply = merge_replies(action, [await send(charger_id, action, p) for p in parts])
         else:
-            reply = await self._commander.call(charger_id, action, payload)
+            reply = await send(charger_id, action, payload)
         await self._learn(charger_id, action, payload, reply)
         return reply
 

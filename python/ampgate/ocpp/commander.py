@@ -25,7 +25,7 @@ from ampgate.errors import (
 )
 from ampgate.events import CommandAnswered, CommandFailed, Event
 from ampgate.ocpp import boot_policy, payloads
-from ampgate.ocpp.outbox import CallManager
+from ampgate.ocpp.outbox import CallManager, OutboundCall
 
 
 class ChargerLink(Protocol):
@@ -129,17 +129,28 @@ class Commander:
             ) from None
         return protocol, session
 
-    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[OutboundCall], None] | None = None,
+    ) -> Any:
         """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
         version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
         the central system does not send in that version), ChargerOfflineError, ConflictError, ValidationError
         naming the field, ChargerCallError (a CALLERROR, or a reply that breaks the schema),
-        ChargerTimeoutError."""
+        ChargerTimeoutError. `command_id` (the command's record, `ampgate.commands`) goes into its events;
+        `on_enqueued` is handed the outbox's call (whose `sent` says afterwards whether it went on the wire)."""
         _, session = self._checked(charger_id, action, payload)
         if session.boot_state != boot_policy.ACCEPTED:
             # Asked before it goes out: the charger may answer with the message before the reply arrives.
             session.solicited |= boot_policy.solicited(action, payload)
         c = self._outbox.enqueue(charger_id, action, payload)
+        if on_enqueued is not None:
+            on_enqueued(c)
         try:
             with trio.move_on_after(self.timeout):
                 result = await self._outbox.wait(charger_id, c)
@@ -150,6 +161,7 @@ class Commander:
                         unique_id=c.unique_id,
                         action=action,
                         status=reply_status(result),
+                        command_id=command_id,
                     )
                 )
                 return result
@@ -164,6 +176,7 @@ class Commander:
                     code=e.code,
                     message=e.message,
                     ocpp_code=e.ocpp_code if isinstance(e, ChargerCallError) else None,
+                    command_id=command_id,
                 )
             )
             raise

@@ -11,7 +11,17 @@ Observer = Callable[[str, Any, Any], Awaitable[None]]
 
 class Commands(Protocol):
     def ready(self, charger_id: str, action: str, /) -> str: ...
-    async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
+    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        /,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[Any], None] | None = None,
+    ) -> Any: ...
 
 
 class ObservedCommands:
@@ -26,8 +36,22 @@ class ObservedCommands:
     def ready(self, charger_id: str, action: str) -> str:
         return self._inner.ready(charger_id, action)
 
-    async def call(self, charger_id: str, action: str, payload: Any) -> Any:
-        reply = await self._inner.call(charger_id, action, payload)
+    def check(self, charger_id: str, action: str, payload: Any) -> str:
+        return self._inner.check(charger_id, action, payload)
+
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """The inner `call` (with the Commander's `command_id` and `on_enqueued`), then the observers."""
+        reply = await self._inner.call(
+            charger_id, action, payload, command_id=command_id, on_enqueued=on_enqueued
+        )
         for observer in self._observers.get(action, ()):
             await observer(charger_id, payload, reply)
         return reply

@@ -37,12 +37,14 @@ _ID_PREFIX = os.urandom(4).hex()
 class OutboundCall:
     """One command: its CALL frame and, once settled, its result payload or error."""
 
-    __slots__ = ("action", "done", "error", "frame", "result", "unique_id")
+    __slots__ = ("action", "done", "error", "frame", "result", "sent", "unique_id")
 
     def __init__(self, unique_id: str, action: str, payload: Any) -> None:
         self.unique_id = unique_id
         self.action = action
         self.frame = _encode([2, unique_id, action, payload])
+        # It went on the wire (the charger may have acted on it, answered or not).
+        self.sent = False
         self.done = trio.Event()
         self.result: Any = None
         self.error: AmpgateError | None = None
@@ -133,6 +135,7 @@ class CallManager:
         if self._send(charger_id, c.frame):
             box.queue.popleft()
             box.outstanding = c
+            c.sent = True
             if self._publish is not None and self._now is not None:
                 self._publish(
                     CommandSent(at=self._now(), charger_id=charger_id, unique_id=c.unique_id, action=c.action)

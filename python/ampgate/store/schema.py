@@ -348,6 +348,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX firmware_publications_charger ON firmware_publications (charger_id, id);
     CREATE INDEX firmware_publications_checksum ON firmware_publications (charger_id, checksum);
     """,
+    # 11: commands to chargers (ampgate.commands): one row per command asked through the API or queued by a
+    # feature, `seq` its order (a charger's queue is delivered by seq), `id` the command_id the API shows. The
+    # partial index holds what delivery and the sweep look at: queued and sent rows.
+    """
+    CREATE TABLE commands (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        charger_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        queued INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        supersede_key TEXT NULL,
+        superseded_by TEXT NULL,
+        unique_id TEXT NULL,
+        reply TEXT NULL,
+        error_code TEXT NULL,
+        error_message TEXT NULL,
+        ocpp_code TEXT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NULL,
+        sent_at TEXT NULL,
+        finished_at TEXT NULL
+    );
+    CREATE INDEX commands_charger ON commands (charger_id, seq);
+    CREATE INDEX commands_live ON commands (state, charger_id, seq) WHERE state IN ('queued', 'sent');
+    CREATE INDEX commands_finished ON commands (finished_at) WHERE finished_at IS NOT NULL;
+    """,
 )
 
 
