@@ -13,6 +13,27 @@ import trio
 from ampgate.config import NodeConfig, connections_per_worker, default_workers
 
 
+def _positive(text: str) -> float:
+    """An argparse type: a number > 0 (the error names the value)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return v
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = NodeConfig()
     p = sub.add_parser("serve", help="run a node: the OCPP gateway, the control plane and the HTTP API")
@@ -93,6 +114,36 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="WebSocket ping seconds, 0 = off (default %(default)s)",
     )
     p.add_argument("--ping-timeout", type=float, default=d.ping_timeout, help="seconds (default %(default)s)")
+    p.add_argument(
+        "--stale-grace",
+        type=_positive,
+        default=d.stale_grace,
+        help="a connected charger silent for heartbeat interval x this is stale (default %(default)s)",
+    )
+    p.add_argument(
+        "--flap-count",
+        type=_positive_int,
+        default=d.flap_count,
+        help="more disconnects than this ... (default %(default)s)",
+    )
+    p.add_argument(
+        "--flap-window",
+        type=_positive,
+        default=d.flap_window,
+        help="... within this many seconds mark a charger flapping (default %(default)s)",
+    )
+    p.add_argument(
+        "--flap-clear",
+        type=_positive,
+        default=d.flap_clear,
+        help="seconds connected without a drop that end flapping (default %(default)s)",
+    )
+    p.add_argument(
+        "--history-days",
+        type=_positive,
+        default=d.history_days,
+        help="connectivity history kept (default %(default)s)",
+    )
     p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
     p.add_argument(
         "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
@@ -235,6 +286,11 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         heartbeat_interval=a.heartbeat_interval,
         ping_interval=a.ping_interval,
         ping_timeout=a.ping_timeout,
+        stale_grace=a.stale_grace,
+        flap_count=a.flap_count,
+        flap_window=a.flap_window,
+        flap_clear=a.flap_clear,
+        history_days=a.history_days,
         max_message=a.max_message,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,

@@ -75,6 +75,15 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     report_timeout: float = 120.0
     ping_interval: float = 60.0
     ping_timeout: float = 30.0
+    # A connected charger silent for heartbeat_interval × stale_grace is stale (its pings may still pass).
+    stale_grace: float = 2.0
+    # More than flap_count disconnects within flap_window seconds: flapping, until connected flap_clear
+    # seconds without a drop.
+    flap_count: int = 5
+    flap_window: float = 600.0
+    flap_clear: float = 1800.0
+    # Days of connectivity history kept (pruned in the background).
+    history_days: float = 30.0
     handshake_timeout: float = 10.0
     max_message: int = 1 << 20
     max_write_queue: int = 4 << 20

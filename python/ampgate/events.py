@@ -20,6 +20,8 @@ __all__ = [
     "ChargerBooted",
     "ChargerConnected",
     "ChargerDisconnected",
+    "ChargerFlapping",
+    "ChargerStale",
     "ChargingLimitCleared",
     "ChargingLimitSet",
     "CommandAnswered",
@@ -100,6 +102,23 @@ class ChargerDisconnected(Event, frozen=True, kw_only=True, tag="charger.disconn
     code: int
     reason: str
     worker_at: float | None = None
+
+
+class ChargerStale(Event, frozen=True, kw_only=True, tag="charger.stale"):
+    """A connected charger went silent past its heartbeat interval × the grace factor (`stale` True, `reason`
+    "heartbeat timeout"), or spoke again (`stale` False, "message received"). Its link may still pass pings."""
+
+    stale: bool
+    reason: str
+    last_message_at: datetime | None
+
+
+class ChargerFlapping(Event, frozen=True, kw_only=True, tag="charger.flapping"):
+    """A charger started flapping (`flapping` True: more than the node's limit of disconnects within its window;
+    `drops` of them) or stopped (False: connected for the clearing period without a drop)."""
+
+    flapping: bool
+    drops: int
 
 
 # -- OCPP -----------------------------------------------------------------------------------------------------
@@ -427,6 +446,8 @@ AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
     | ChargerBooted
+    | ChargerStale
+    | ChargerFlapping
     | ConnectorStatusChanged
     | TransactionStarted
     | TransactionUpdated

@@ -25,7 +25,10 @@ from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.config import NodeConfig
-from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry
+from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry, rules
+from ampgate.connectivity.history import HistoryRepository
+from ampgate.connectivity.monitor import ConnectivityMonitor
+from ampgate.connectivity.view import ConnectivityView
 from ampgate.customer import (
     CustomerInformationHandlers,
     CustomerInformationRepository,
@@ -110,7 +113,33 @@ class Node:
             ChargerSender(self.presence, self.hub).send, publish=self.bus.publish, now=clock.now
         )
         self.router = OcppRouter(self.policy, self.hub, outbox, clock)
-        links = LinkTracker(self.presence, self.router, self.hub, chargers, self.bus, clock)
+        # Connectivity: state (online / stale / offline), flapping and history; the monitor sweeps.
+        connectivity_settings = rules.Settings(
+            heartbeat_interval=config.heartbeat_interval,
+            grace=config.stale_grace,
+            flap_count=config.flap_count,
+            flap_window=config.flap_window,
+            flap_clear=config.flap_clear,
+        )
+        self.connectivity_history = HistoryRepository(self.store)
+        self.links = links = LinkTracker(
+            self.presence,
+            self.router,
+            self.hub,
+            chargers,
+            self.bus,
+            clock,
+            history=self.connectivity_history,
+            settings=connectivity_settings,
+        )
+        self.connectivity = ConnectivityMonitor(
+            self.presence,
+            self.connectivity_history,
+            self.bus,
+            clock,
+            connectivity_settings,
+            history_days=config.history_days,
+        )
         # Reservations: the book (live reservations in memory) is what Authorize and transaction starts ask;
         # the service (built below, with the commander) is what the API drives.
         reservation_rows = ReservationRepository(self.store)
@@ -221,6 +250,9 @@ class Node:
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
             commands=self.commands,
+            connectivity=ConnectivityView(
+                self.presence, self.connectivity_history, chargers, links.rates, connectivity_settings, clock
+            ),
             local_lists=LocalLists(id_tokens, self.commander, clock, device_model.local_list_limits),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
@@ -257,6 +289,7 @@ class Node:
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
+                    await inner.start(self.connectivity.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.
@@ -281,6 +314,7 @@ class Node:
                     task_status.started(self)
                     await self._stop.wait()
                     await self.gateway.stop()
+                    self.links.node_stopping()
                     inner.cancel_scope.cancel()
             finally:
                 # Cancelling the store's task flushes every queued write before it returns.

@@ -21,6 +21,11 @@ from ampgate.api import ApiServices, create_app
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
+from ampgate.connectivity import PresenceRegistry
+from ampgate.connectivity.history import HistoryRepository
+from ampgate.connectivity.links import MinuteCounts
+from ampgate.connectivity.rules import Settings
+from ampgate.connectivity.view import ConnectivityView
 from ampgate.customer import CustomerInformationRepository, CustomerInformationService
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.display import DisplayMessageRepository, DisplayMessages
@@ -153,6 +158,14 @@ class StandInNode:
             presence=PresenceVia(self),
             connectors=ConnectorStatusRepository(self.store),
             registration=self,
+            connectivity=ConnectivityView(
+                PresenceRegistry(),
+                HistoryRepository(self.store),
+                self.chargers,
+                MinuteCounts(),
+                Settings(),
+                Clock(),
+            ),
             commands=CommandQueue(
                 CommandRepository(self.store),
                 self,

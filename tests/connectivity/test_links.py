@@ -80,3 +80,21 @@ def test_frames_reach_a_charger_by_id_while_it_is_online() -> None:
     assert h.link.sent == [(W0 | 1, [2, "a", "Reset", {}])]
     links.disconnected(W0 | 1, 1006, "connection lost", None)
     assert not send("CP1", b"[]")
+
+
+def test_a_late_connected_of_an_older_connection_is_closed_and_the_newer_stays() -> None:
+    from ampgate.connectivity.links import OLDER_REASON
+
+    h, presence, links = setup()
+    links.connected(W1 | 7, "CP1", "ocpp1.6", "new", 200.0)
+    h.published()
+    # The older handshake (worker time 150.0) is reported after the newer one, through another worker.
+    links.connected(W0 | 1, "CP1", "ocpp1.6", "old", 150.0)
+    assert h.link.closed == [(W0 | 1, REPLACED_CODE, OLDER_REASON)]
+    assert list(h.router.sessions) == [W1 | 7]
+    assert h.published() == []
+    p = presence.get("CP1")
+    assert p is not None and p.conn_id == W1 | 7 and p.peer == "new"
+    # Its own disconnect later changes nothing.
+    links.disconnected(W0 | 1, 1000, "", 151.0)
+    assert p.online and h.published() == []

@@ -74,6 +74,7 @@ class Seen:
     """A presence record: the router refreshes `last_seen_at` on every message."""
 
     last_seen_at: float | None = None
+    last_heartbeat_at: float | None = None
 
 
 class Wire:

@@ -15,6 +15,7 @@ from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
+from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController
 from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.deps import ApiServices
 from ampgate.api.device_model import DeviceModelController
@@ -54,6 +55,8 @@ def create_app(services: ApiServices) -> Litestar:
             ChargerController,
             CommandController,
             CommandRecordController,
+            ChargerConnectivityController,
+            ConnectivityController,
             ChargerCommandController,
             LocalListController,
             IdTokenController,

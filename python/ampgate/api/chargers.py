@@ -8,17 +8,28 @@ from typing import Annotated, get_args
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 
 from ampgate.api.auth import requires_admin, requires_viewer
-from ampgate.api.deps import ChargerReads, ChargerRegistrar, ConnectorReads, PresenceLookup
-from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from ampgate.api.deps import ChargerReads, ChargerRegistrar, ConnectivityReads, ConnectorReads, PresenceLookup
+from ampgate.api.paging import (
+    COMMON_ERRORS,
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    decode_cursor,
+    encode_cursor,
+    instant,
+)
 from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ConnectorRead, ErrorBody
+from ampgate.connectivity.rules import STATES as CONNECTIVITY_STATES
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.ocpp.v201 import FirmwareStatusEnumType
 from ampgate.store import ChargerRow, validate_charger_id
 
 _ERRORS = COMMON_ERRORS
+# Rows read from the store per step when a connectivity filter pages through the table.
+SCAN_BATCH = 1000
 # Every firmware status a charger can report: 2.0.1's FirmwareStatusEnumType, which is also the enum of 1.6's
 # SignedFirmwareStatusNotification and holds every value of 1.6's FirmwareStatusNotification.
 FIRMWARE_STATUSES: tuple[str, ...] = get_args(FirmwareStatusEnumType)
@@ -79,19 +90,52 @@ class ChargerController(Controller):
         self,
         chargers: NamedDependency[ChargerReads],
         presence: NamedDependency[PresenceLookup],
+        connectivity: NamedDependency[ConnectivityReads],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
         firmware: Firmware = None,
         firmware_status: FirmwareStatus = None,
+        online: Annotated[bool | None, Parameter(description="Only chargers connected (true) or not")] = None,
+        state_filter: Annotated[
+            str | None, QueryParameter(name="state", description="Only chargers online, stale or offline")
+        ] = None,
+        offline_since: Annotated[
+            str | None, Parameter(description="Only chargers offline since this time or earlier")
+        ] = None,
+        flapping: Annotated[
+            bool | None, Parameter(description="Only chargers flapping (true) or not")
+        ] = None,
     ) -> ChargerPage:
         """Chargers in id order, one page at a time, only those with `firmware` and `firmware_status` when
-        given (pass the same filters with each page's cursor). Raises 422 naming `limit`, `cursor` or
-        `firmware_status` (not a status OCPP defines) when invalid."""
+        given and passing the connectivity filters (`online`, `state`, `offline_since`, `flapping`; pass the
+        same filters with each page's cursor). Raises 422 naming `limit`, `cursor`, `firmware_status` (not a
+        status OCPP defines), `state` or `offline_since` when invalid. The connectivity filters read the live
+        presence and scan the table from the cursor until the page is full."""
         after = None if cursor is None else decode_cursor(cursor, validate_charger_id)
         validate_firmware_status(firmware_status)
+        state = state_filter
+        if state is not None and state not in CONNECTIVITY_STATES:
+            raise ValidationError(f"state must be one of {', '.join(CONNECTIVITY_STATES)}", field="state")
+        since = instant(offline_since, "offline_since")
+        filtered = online is not None or state is not None or since is not None or flapping is not None
         # One row more than asked tells whether another page exists, so the last page says null, not a
         # cursor to an empty page.
-        rows = chargers.page(limit + 1, after, firmware=firmware, firmware_status=firmware_status)
+        if not filtered:
+            rows = chargers.page(limit + 1, after, firmware=firmware, firmware_status=firmware_status)
+        else:
+            rows = []
+            while len(rows) <= limit:
+                batch = chargers.page(SCAN_BATCH, after, firmware=firmware, firmware_status=firmware_status)
+                rows += [
+                    r
+                    for r in batch
+                    if connectivity.matches(
+                        r.id, online=online, state=state, offline_since=since, flapping=flapping
+                    )
+                ]
+                if len(batch) < SCAN_BATCH:
+                    break
+                after = batch[-1].id
         more = len(rows) > limit
         rows = rows[:limit]
         return ChargerPage(

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ampgate.commands import CommandRow
+from ampgate.connectivity.history import HistoryRow
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
@@ -205,6 +206,27 @@ class MonitoringService(Protocol):
 
 
 @runtime_checkable
+class ConnectivityReads(Protocol):
+    """`ampgate.connectivity.view.ConnectivityView`."""
+
+    def charger(self, charger_id: str, days: int, /) -> dict[str, Any]: ...
+    def history(
+        self, charger_id: str, limit: int, before: int | None, since: datetime | None, /
+    ) -> list[HistoryRow]: ...
+    def summary(self) -> dict[str, Any]: ...
+    def matches(
+        self,
+        charger_id: str,
+        /,
+        *,
+        online: bool | None = None,
+        state: str | None = None,
+        offline_since: datetime | None = None,
+        flapping: bool | None = None,
+    ) -> bool: ...
+
+
+@runtime_checkable
 class CommandRecords(Protocol):
     """`ampgate.commands.CommandQueue`."""
 
@@ -300,6 +322,7 @@ class ApiServices:
     connectors: ConnectorReads
     registration: ChargerRegistrar
     commands: CommandRecords
+    connectivity: ConnectivityReads
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads

@@ -3,7 +3,7 @@ send, Create shapes what we accept; they are separate even where they overlap, s
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -236,6 +236,84 @@ class CommandPage(msgspec.Struct, kw_only=True):
 
     items: list[CommandRead]
     next_cursor: str | None
+
+
+class LastDisconnect(msgspec.Struct, kw_only=True):
+    at: datetime
+    reason: str | None
+    code: int | None
+
+
+class UptimeDay(msgspec.Struct, kw_only=True):
+    date: date
+    ratio: float  # the share of the UTC day connected (today: of the day so far)
+
+
+class ConnectivityRead(msgspec.Struct, kw_only=True):
+    """A charger's connectivity. `state`: online (connected and spoke within heartbeat interval × grace),
+    stale (connected but silent past that), offline; `since` when it got there (null: offline since before the
+    history). `ping_rtt_ms` and `last_pong_at` are null: the gateway does not report ping round trips yet."""
+
+    charger_id: str
+    state: str
+    since: datetime | None
+    online: bool
+    protocol: str | None
+    remote_address: str | None
+    connected_at: datetime | None
+    last_message_at: datetime | None
+    last_heartbeat_at: datetime | None
+    connects_today: int
+    flapping: bool
+    flapping_since: datetime | None
+    last_disconnect: LastDisconnect | None
+    ping_rtt_ms: float | None = None
+    last_pong_at: datetime | None = None
+    uptime: list[UptimeDay]
+
+
+class ConnectivityHistoryRead(msgspec.Struct, kw_only=True):
+    """One state change: `state` at `at` because of `reason` (`code`: the close code when a connection ended,
+    `duration_s` how long it had lasted). A replaced connection's end keeps the state online."""
+
+    id: int
+    at: datetime
+    state: str
+    reason: str
+    code: int | None
+    conn_id: int | None
+    protocol: str | None
+    remote_address: str | None
+    duration_s: float | None
+
+
+class ConnectivityHistoryPage(msgspec.Struct, kw_only=True):
+    items: list[ConnectivityHistoryRead]
+    next_cursor: str | None
+
+
+class ProtocolCounts(msgspec.Struct, kw_only=True):
+    online: int
+    stale: int
+
+
+class ConnectivitySummary(msgspec.Struct, kw_only=True):
+    """The fleet now: registered chargers online, stale, offline; flapping; connects and disconnects in the last
+    whole minute, the current minute so far and the last hour."""
+
+    at: datetime
+    registered: int
+    online: int
+    stale: int
+    offline: int
+    flapping: int
+    by_protocol: dict[str, ProtocolCounts]
+    connects_last_minute: int
+    disconnects_last_minute: int
+    connects_this_minute: int
+    disconnects_this_minute: int
+    connects_last_hour: int
+    disconnects_last_hour: int
 
 
 class ReservationPage(msgspec.Struct, kw_only=True):

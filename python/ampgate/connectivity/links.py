@@ -1,22 +1,28 @@
 """The charger links as the gateway reports them: who connected and disconnected, kept in the presence registry,
-told to the OCPP router (a session per connection), recorded on the charger, and published on the bus
-(`charger.connected`, `charger.disconnected`); and the way to put a frame on a charger's live connection.
+told to the OCPP router (a session per connection), recorded on the charger and in the connectivity history,
+and published on the bus (`charger.connected`, `charger.disconnected`, `charger.flapping`); and the way to put a
+frame on a charger's live connection.
 
 A charger has at most one live connection. When a second one authenticates (a silent network drop leaves the
-old socket half-open), the new one wins: the old one is closed with REPLACED_CODE and published as disconnected
-with that reason, and its own later close from the worker changes nothing (presence is keyed by connection).
+old socket half-open), the newer one wins: the old one is closed with REPLACED_CODE and published as disconnected
+with that reason, and its own later close from the worker changes nothing (presence is keyed by connection). A
+Connected that arrives late for a connection older than the live one (by the workers' monotonic handshake
+times) is that connection's end instead: it is closed, and the charger stays on the newer one.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 from datetime import UTC, datetime
 from typing import Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
+from ampgate.connectivity import rules
+from ampgate.connectivity.history import Change
 from ampgate.connectivity.presence import Presence, PresenceRegistry
-from ampgate.events import ChargerConnected, ChargerDisconnected
+from ampgate.events import ChargerConnected, ChargerDisconnected, ChargerFlapping
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,15 @@ REPLACED_REASON = "replaced by a newer connection of this charger"
 # What the chargers of a gateway worker that died are told they lost (the worker can tell them nothing).
 WORKER_LOST_CODE = 1006
 WORKER_LOST_REASON = "gateway worker exited"
+# A Connected that came late for a connection older than the charger's live one.
+OLDER_REASON = "an older connection of this charger"
+# The reason of a charger's own close that gave none.
+CHARGER_CLOSED = "closed by the charger"
+# Every charger still connected when the node stops.
+SHUTDOWN_CODE = 1001
+SHUTDOWN_REASON = "node shutdown"
+# Per-minute connect and disconnect counts kept for the summary.
+RATE_MINUTES = 60
 
 
 class GatewayLink(Protocol):
@@ -48,6 +63,39 @@ class ConnectionRecords(Protocol):
     def record_connection(self, cp_id: str, /, *, protocol: str | None, at: datetime) -> None: ...
 
 
+class HistoryRecords(Protocol):
+    """The connectivity history (`ampgate.connectivity.history.HistoryRepository`)."""
+
+    def record(self, change: Change, /) -> None: ...
+
+
+class MinuteCounts:
+    """Connects and disconnects per minute over the last RATE_MINUTES (for the connectivity summary)."""
+
+    def __init__(self) -> None:
+        self._minutes: collections.deque[list[int]] = collections.deque(maxlen=RATE_MINUTES)
+
+    def add(self, now: float, connects: int = 0, disconnects: int = 0) -> None:
+        minute = int(now // 60)
+        if not self._minutes or self._minutes[-1][0] != minute:
+            self._minutes.append([minute, 0, 0])
+        self._minutes[-1][1] += connects
+        self._minutes[-1][2] += disconnects
+
+    def recent(self, now: float, minutes: int = 1) -> tuple[int, int]:
+        """(connects, disconnects) in the last `minutes` whole minutes before the current one."""
+        current = int(now // 60)
+        window = range(current - minutes, current)
+        rows = [m for m in self._minutes if m[0] in window]
+        return sum(m[1] for m in rows), sum(m[2] for m in rows)
+
+    def current(self, now: float) -> tuple[int, int]:
+        """(connects, disconnects) so far in the current minute."""
+        if self._minutes and self._minutes[-1][0] == int(now // 60):
+            return self._minutes[-1][1], self._minutes[-1][2]
+        return 0, 0
+
+
 class LinkTracker:
     """Handles the gateway's connection events (it implements `ampgate.gateway.LinkListener`)."""
 
@@ -59,6 +107,9 @@ class LinkTracker:
         records: ConnectionRecords,
         bus: Publisher,
         clock: Clock,
+        *,
+        history: HistoryRecords | None = None,
+        settings: rules.Settings | None = None,
     ) -> None:
         self._presence = presence
         self._sessions = sessions
@@ -66,6 +117,9 @@ class LinkTracker:
         self._records = records
         self._bus = bus
         self._clock = clock
+        self._history = history
+        self.settings = settings or rules.Settings()
+        self.rates = MinuteCounts()
 
     def connected(
         self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
@@ -73,7 +127,15 @@ class LinkTracker:
         """A worker completed the handshake of `conn_id` for `charger_id`."""
         wall = self._clock.wall()
         now = datetime.fromtimestamp(wall, UTC)
-        old = self._presence.connected(conn_id, charger_id, protocol, peer, wall)
+        previous = self._presence.get(charger_id)
+        old_since = previous.connected_at if previous is not None and previous.online else None
+        old, live = self._presence.connected(conn_id, charger_id, protocol, peer, wall, worker_at)
+        if not live:
+            # An older connection whose Connected came after the newer one's: it is the one to go.
+            self._link.close([(conn_id, REPLACED_CODE, OLDER_REASON)])
+            log.info("charger %s: closed a late-reported older connection", charger_id)
+            return
+        self.rates.add(wall, connects=1)
         if old is not None:
             self._sessions.close(old)
             self._link.close([(old, REPLACED_CODE, REPLACED_REASON)])
@@ -82,11 +144,30 @@ class LinkTracker:
                     at=now, charger_id=charger_id, conn_id=old, code=REPLACED_CODE, reason=REPLACED_REASON
                 )
             )
+            self._record(
+                charger_id,
+                now,
+                rules.ONLINE,
+                REPLACED_REASON,
+                code=REPLACED_CODE,
+                conn_id=old,
+                duration_s=None if old_since is None else wall - old_since,
+            )
             log.info("charger %s reconnected; closed its previous connection", charger_id)
         presence = self._presence.get(charger_id)
         assert presence is not None
+        self._presence.set_state(presence, rules.ONLINE, wall)
         self._sessions.open(conn_id, charger_id, protocol, presence)
         self._records.record_connection(charger_id, protocol=protocol, at=now)
+        self._record(
+            charger_id,
+            now,
+            rules.ONLINE,
+            rules.CONNECTED,
+            conn_id=conn_id,
+            protocol=protocol,
+            remote_address=peer,
+        )
         self._bus.publish(
             ChargerConnected(
                 at=now,
@@ -103,23 +184,78 @@ class LinkTracker:
         self._sessions.close(conn_id)
         wall = self._clock.wall()
         presence = self._presence.disconnected(conn_id, wall)
-        if presence is not None:
-            now = datetime.fromtimestamp(wall, UTC)
-            self._bus.publish(
-                ChargerDisconnected(
-                    at=now,
-                    charger_id=presence.charger_id,
-                    conn_id=conn_id,
-                    code=code,
-                    reason=reason,
-                    worker_at=worker_at,
-                )
+        if presence is None:
+            return
+        now = datetime.fromtimestamp(wall, UTC)
+        # A close frame without a reason (the usual case) still says who closed.
+        reason = reason or CHARGER_CLOSED
+        self.rates.add(wall, disconnects=1)
+        self._presence.set_state(presence, rules.OFFLINE, wall)
+        presence.last_drop_at, presence.last_drop_reason, presence.last_drop_code = wall, reason, code
+        duration = None if presence.connected_at is None else wall - presence.connected_at
+        self._record(
+            presence.charger_id, now, rules.OFFLINE, reason, code=code, conn_id=conn_id, duration_s=duration
+        )
+        self._bus.publish(
+            ChargerDisconnected(
+                at=now,
+                charger_id=presence.charger_id,
+                conn_id=conn_id,
+                code=code,
+                reason=reason,
+                worker_at=worker_at,
             )
+        )
+        if code != SHUTDOWN_CODE or reason != SHUTDOWN_REASON:
+            presence.drops, flapping = rules.note_drop(presence.drops, wall, self.settings)
+            if flapping and not presence.flapping:
+                presence.flapping, presence.flapping_since = True, wall
+                self._bus.publish(
+                    ChargerFlapping(
+                        at=now, charger_id=presence.charger_id, flapping=True, drops=len(presence.drops)
+                    )
+                )
 
     def worker_lost(self, worker: int, generation: int) -> None:
         """A worker process died: every connection it held is gone."""
         for conn_id in self._presence.conns_of_worker(worker, generation):
             self.disconnected(conn_id, WORKER_LOST_CODE, WORKER_LOST_REASON, None)
+
+    def node_stopping(self) -> None:
+        """The node stops: every charger still connected goes offline with the reason "node shutdown" (in the
+        history too, so uptime does not count the time the node was down)."""
+        for p in self._presence.live():
+            if p.conn_id is not None:
+                self.disconnected(p.conn_id, SHUTDOWN_CODE, SHUTDOWN_REASON, None)
+
+    def _record(
+        self,
+        charger_id: str,
+        at: datetime,
+        state: str,
+        reason: str,
+        *,
+        code: int | None = None,
+        conn_id: int | None = None,
+        protocol: str | None = None,
+        remote_address: str | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        if self._history is None:
+            return
+        self._history.record(
+            Change(
+                charger_id=charger_id,
+                at=at,
+                state=state,
+                reason=reason,
+                code=code,
+                conn_id=conn_id,
+                protocol=protocol,
+                remote_address=remote_address,
+                duration_s=None if duration_s is None else round(duration_s, 3),
+            )
+        )
 
 
 class ChargerSender:

@@ -44,6 +44,7 @@ class BootHandlers:
         router.register(OCPP201, "Heartbeat", self._heartbeat)
 
     def _heartbeat(self, session: Session, req: Any) -> dict[str, Any]:
+        session.presence.last_heartbeat_at = self._time.now
         return {"currentTime": self._time.iso}
 
     def _boot(

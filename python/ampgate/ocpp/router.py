@@ -56,9 +56,11 @@ class Link(Protocol):
 
 
 class Liveness(Protocol):
-    """A charger's presence record: every message it sends refreshes `last_seen_at` (epoch seconds)."""
+    """A charger's presence record: every message it sends refreshes `last_seen_at` (epoch seconds), every
+    Heartbeat `last_heartbeat_at`."""
 
     last_seen_at: float | None
+    last_heartbeat_at: float | None
 
 
 class BootPolicyView(Protocol):

@@ -377,6 +377,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX commands_live ON commands (state, charger_id, seq) WHERE state IN ('queued', 'sent');
     CREATE INDEX commands_finished ON commands (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # 12: connectivity history (ampgate.connectivity.history): every state change of every charger (online,
+    # offline, stale) with its reason and close code, and how long the connection it ended lasted.
+    """
+    CREATE TABLE connectivity_history (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        code INTEGER NULL,
+        conn_id INTEGER NULL,
+        protocol TEXT NULL,
+        remote_address TEXT NULL,
+        duration_s REAL NULL
+    );
+    CREATE INDEX connectivity_history_charger ON connectivity_history (charger_id, id);
+    CREATE INDEX connectivity_history_at ON connectivity_history (at);
+    """,
 )
 
 
