@@ -31,6 +31,7 @@ mod link;
 mod load;
 mod replies;
 mod report;
+mod settings;
 #[cfg(test)]
 mod tests_load;
 #[cfg(test)]
