@@ -40,6 +40,9 @@ mod tests_protocol;
 mod tests_socket;
 mod timers;
 
+use report::Counters;
+use timers::{Due, RunTimer, Timer};
+
 use crate::client::net::{self, connect, connect_failure, XorShift};
 use crate::client::{ClientError, Histogram, Protocol};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
@@ -53,56 +56,6 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 const CLOSE_WAIT_US: u64 = 5_000_000;
 /// CSMS messages kept for the schema check when Python does not take them; beyond this they are counted.
 const MAX_CHECKS: usize = 1 << 20;
-
-/// What a charger's timer does when it fires. The link-bound ones carry the epoch of the link they were set on
-/// and die with it; transaction and firmware ones carry the generation of what they belong to.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Timer {
-    Connect,
-    Heartbeat { epoch: u32 },
-    BootRetry { epoch: u32 },
-    CallTimeout { epoch: u32, seq: u32 },
-    Flap { epoch: u32 },
-    SlowResume { epoch: u32 },
-    TxBegin { gen: u32 },
-    Meter { gen: u32 },
-    TxEnd { gen: u32 },
-    FwStep { gen: u32 },
-    Reboot,
-    Handshake { epoch: u32 },
-    Close { epoch: u32 },
-}
-
-impl Timer {
-    /// The link epoch a link-bound timer was set on.
-    fn link_epoch(self) -> Option<u32> {
-        match self {
-            Timer::Heartbeat { epoch }
-            | Timer::BootRetry { epoch }
-            | Timer::CallTimeout { epoch, .. }
-            | Timer::Flap { epoch }
-            | Timer::SlowResume { epoch }
-            | Timer::Handshake { epoch }
-            | Timer::Close { epoch } => Some(epoch),
-            _ => None,
-        }
-    }
-}
-
-/// The run's own timers.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum RunTimer {
-    End,
-    Storm,
-    Rolling,
-}
-
-/// A due timer: a charger's (by index) or the run's; at the same instant chargers' fire first.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Due {
-    Charger(u32, Timer),
-    Run(RunTimer),
-}
 
 /// Error kinds of the report: what a real charger would log as a fault.
 pub const E_CONNECT: &str = "connect_failed";
@@ -314,44 +267,6 @@ pub struct Sim {
     r: Counters,
 }
 
-#[derive(Default)]
-struct Counters {
-    connects: u64,
-    first_connects: u64,
-    boots: u64,
-    ever_booted: u64,
-    first_connect_us: Option<u64>,
-    last_first_connect_us: u64,
-    last_first_boot_us: u64,
-    sent: u64,
-    received: u64,
-    errors: BTreeMap<&'static str, u64>,
-    error_details: BTreeMap<&'static str, BTreeMap<String, u64>>,
-    error_total: u64,
-    latency: Vec<Histogram>,
-    connect_latency: Histogram,
-    responses: BTreeMap<&'static str, BTreeMap<String, u64>>,
-    csms_calls: BTreeMap<String, u64>,
-    tx_started: u64,
-    tx_stopped: u64,
-    tx_refused: u64,
-    fw_updates: u64,
-    fw_installed: u64,
-    fw_failed: u64,
-    fw_statuses: BTreeMap<&'static str, u64>,
-    reboots: u64,
-    flaps: u64,
-    storm_drops: u64,
-    load_skipped: u64,
-    load: load::LoadCounters,
-    checks_dropped: u64,
-    end_connected: u64,
-    end_booted: u64,
-    closed_clean: u64,
-    elapsed_end_s: f64,
-}
-
-/// What the report says about one run of one process (serialised by [`Sim::report_json`]).
 impl Sim {
     pub fn new(cfg: SimConfig, traits: Vec<u8>) -> Result<Self, ClientError> {
         cfg.check()

@@ -2,6 +2,56 @@
 
 use super::*;
 
+/// What a charger's timer does when it fires. The link-bound ones carry the epoch of the link they were set on
+/// and die with it; transaction and firmware ones carry the generation of what they belong to.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Timer {
+    Connect,
+    Heartbeat { epoch: u32 },
+    BootRetry { epoch: u32 },
+    CallTimeout { epoch: u32, seq: u32 },
+    Flap { epoch: u32 },
+    SlowResume { epoch: u32 },
+    TxBegin { gen: u32 },
+    Meter { gen: u32 },
+    TxEnd { gen: u32 },
+    FwStep { gen: u32 },
+    Reboot,
+    Handshake { epoch: u32 },
+    Close { epoch: u32 },
+}
+
+impl Timer {
+    /// The link epoch a link-bound timer was set on.
+    fn link_epoch(self) -> Option<u32> {
+        match self {
+            Timer::Heartbeat { epoch }
+            | Timer::BootRetry { epoch }
+            | Timer::CallTimeout { epoch, .. }
+            | Timer::Flap { epoch }
+            | Timer::SlowResume { epoch }
+            | Timer::Handshake { epoch }
+            | Timer::Close { epoch } => Some(epoch),
+            _ => None,
+        }
+    }
+}
+
+/// The run's own timers.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum RunTimer {
+    End,
+    Storm,
+    Rolling,
+}
+
+/// A due timer: a charger's (by index) or the run's; at the same instant chargers' fire first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Due {
+    Charger(u32, Timer),
+    Run(RunTimer),
+}
+
 impl Sim {
     // -- timers --------------------------------------------------------------------------------------------
 
