@@ -82,6 +82,7 @@ impl Sim {
                 Due::Run(timer) => self.run_timer(timer),
                 Due::Charger(idx, timer) => self.charger_timer(idx as usize, timer),
             }
+            self.drain();
         }
     }
 
@@ -168,16 +169,7 @@ impl Sim {
                 self.drop_link(idx);
                 self.after(self.cfg.flap_down, idx, Timer::Connect);
             }
-            Timer::SlowResume { .. } if link_ok => {
-                if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
-                    let _ = self.poll.registry().reregister(
-                        sock,
-                        Token(idx),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                }
-                self.read(idx, false, true);
-            }
+            Timer::SlowResume { .. } if link_ok => self.slow_resume(idx),
             Timer::TxBegin { gen } if gen == c.tx_gen => {
                 self.ch[idx].tx_scheduled = false;
                 if !self.begin_tx(idx, None, None) && self.ch[idx].tx.is_none() {
