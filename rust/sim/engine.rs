@@ -52,6 +52,8 @@ mod settings;
 #[cfg(test)]
 mod tests_load;
 #[cfg(test)]
+mod tests_outbox;
+#[cfg(test)]
 mod tests_protocol;
 #[cfg(test)]
 mod tests_socket;

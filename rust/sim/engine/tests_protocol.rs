@@ -170,7 +170,7 @@ fn a_timer_of_an_older_link_does_nothing() {
 }
 
 /// Answer every CALL the charger sent until it has nothing outstanding; what it sent, in order.
-fn answer_all(sim: &mut Sim, reply: impl Fn(&Value) -> Value) -> Vec<Value> {
+pub(super) fn answer_all(sim: &mut Sim, reply: impl Fn(&Value) -> Value) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
         let out = sent(sim);
