@@ -15,7 +15,7 @@
 //!   feeds the protocol side, and after each input (the texts of one read, a timer, the connects' and the
 //!   load's pumps, an upgrade) drains the outbox: it frames each output, masked, a charger's outputs of one
 //!   drain in one write, drops those of a link that died meanwhile, and fails a link whose write fails. Pongs
-//!   and the echo of the CSMS's close are the shell's own. The timer dispatch hands the link's own timers
+//!   and the echo of the CSMS's close are the shell's own, written after a drain. The timer dispatch hands the link's own timers
 //!   (handshake, close handshake, a slow reader's pause) and the faults a scenario injects (flaps, storms) to
 //!   the shell, and a reboot of a charger still connecting has it drop the half-open socket: none of these
 //!   writes, so none can fail in the middle of the protocol's handling.

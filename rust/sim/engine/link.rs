@@ -135,6 +135,8 @@ impl Sim {
             }
         }
         self.events = events;
+        // Reads drain what they make the protocol emit; this catches whatever else an event made it emit.
+        self.drain();
         Ok(())
     }
 
@@ -325,7 +327,7 @@ impl Sim {
             }
             self.frame = frames;
             out.clear();
-            // Failing a link emits nothing; were it to, those outputs would go round again.
+            // Whatever failing a link made the protocol emit meanwhile goes round again.
             if self.outbox.is_empty() {
                 self.outbox = out;
             }
@@ -333,9 +335,9 @@ impl Sim {
     }
 
     /// A frame of the link's own (a pong, our close on a protocol error, the echo of the CSMS's close), written
-    /// at once: it follows whatever the protocol emitted, which is drained already.
+    /// at once, after whatever the protocol emitted before it (drained first).
     pub(super) fn write_frame(&mut self, idx: usize, op: OpCode, payload: &[u8]) {
-        debug_assert!(self.outbox.is_empty());
+        self.drain();
         let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
         codec::encode_frame(&mut frame, op, payload, true, Some(self.mask()));
@@ -344,7 +346,7 @@ impl Sim {
     }
 
     pub(super) fn write_close(&mut self, idx: usize, code: u16) {
-        debug_assert!(self.outbox.is_empty());
+        self.drain();
         let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
         codec::encode_close(&mut frame, code, "", Some(self.mask()));

@@ -1,11 +1,11 @@
 //! What the chargers' protocol side asks of their links: OCPP-J messages to send and closes, each tagged with
 //! the charger and the link epoch it was emitted on, in the order they were emitted.
 //!
-//! The protocol code (`calls`, `replies`, `commands`, `behaviour`, `load`, `timers`) only appends here; it never
-//! touches a socket, a write buffer or the frame encoder. The I/O shell (`link.rs`) drains the outbox after each
-//! thing that can make the protocol speak (the texts of one read, a timer, the load's and the connects' pumps,
-//! an upgrade): it frames each output for its charger, drops those whose link has died meanwhile (another
-//! epoch) and writes; a write that fails fails the link there.
+//! The protocol code (`calls`, `replies`, `commands`, `settings`, `behaviour`, `load`, `timers`) only appends
+//! here; it never touches a socket, a write buffer or the frame encoder. The I/O shell (`link.rs`) drains the
+//! outbox after each thing that can make the protocol speak (the texts of one read, a timer, the load's and the
+//! connects' pumps, an upgrade) and before a frame of its own: it frames each output for its charger, drops
+//! those whose link has died meanwhile (another epoch) and writes; a write that fails fails the link there.
 
 use super::Sim;
 
