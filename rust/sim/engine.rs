@@ -2,13 +2,29 @@
 //! each charger's OCPP state machine (boot, status, heartbeats, transactions, firmware, the CSMS's commands).
 //!
 //! Python drives it in slices ([`Sim::run`]) and takes, between slices, the CSMS's messages for the schema
-//! check ([`Sim::take_checks`]) and the counters ([`Sim::stats`], [`Sim::report`]).
+//! check ([`Sim::take_checks`]) and the counters ([`Sim::stats`], [`Sim::report_json`]).
 //!
-//! This file holds the state (a [`Charger`] per simulated charger, the run's counters) and the driving; each
-//! seam has a file of its own: `timers` (what fires when), `link` (connect, upgrade, frames, losing a link),
-//! `calls` (what the charger sends), `replies` (the CSMS's answers to it), `commands` (the CSMS's CALLs),
-//! `behaviour` (transactions, firmware, reboots), `load` (the bench load) and `report`. The protocol state is
-//! not yet apart from the socket state (issue 10's sans-I/O step).
+//! Each charger has two sides:
+//! - its protocol side, a sans-I/O state machine (boot, CALLs one at a time, transactions, firmware, reboots,
+//!   the load). Its inputs are the CSMS's messages as text (`Sim::on_text`), its link coming up
+//!   (`Sim::link_up`) or going down (`Charger::link_lost`), and its timers firing (`Sim::charger_timer`); its
+//!   outputs are OCPP-J messages to send and closes, appended to the outbox (`outbox`) tagged with the charger
+//!   and the link epoch they were emitted on, and timers set in the heap. It never touches a socket, a write
+//!   buffer, the frame encoder or the poll;
+//! - the I/O shell (`link`): the socket, the poll, the WebSocket upgrade and frames, the close handshake. It
+//!   feeds the protocol side, and after each input (the texts of one read, a timer, the connects' and the
+//!   load's pumps, an upgrade) drains the outbox: it frames each output, masked, a charger's outputs of one
+//!   drain in one write, drops those of a link that died meanwhile, and fails a link whose write fails. Pongs
+//!   and the echo of the CSMS's close are the shell's own, written after a drain. The timer dispatch hands the link's own timers
+//!   (handshake, close handshake, a slow reader's pause) and the faults a scenario injects (flaps, storms) to
+//!   the shell, and a reboot of a charger still connecting has it drop the half-open socket: none of these
+//!   writes, so none can fail in the middle of the protocol's handling.
+//!
+//! This file holds the state (a [`Charger`] per simulated charger) and the driving; each seam has a file of its
+//! own: `timers` (the timer kinds, what fires when), `link` (the shell), `outbox` (the seam between the two),
+//! `calls` (what the charger sends, its link coming up), `replies` (the CSMS's answers to it), `commands` (the
+//! CSMS's CALLs), `settings` (its configuration keys and variables), `behaviour` (transactions, firmware,
+//! reboots), `load` (the bench load) and `report` (the run's counters and the report).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -29,15 +45,23 @@ mod calls;
 mod commands;
 mod link;
 mod load;
+mod outbox;
 mod replies;
 mod report;
+mod settings;
 #[cfg(test)]
 mod tests_load;
+#[cfg(test)]
+mod tests_outbox;
 #[cfg(test)]
 mod tests_protocol;
 #[cfg(test)]
 mod tests_socket;
 mod timers;
+
+use outbox::Outbox;
+use report::Counters;
+use timers::{Due, RunTimer, Timer};
 
 use crate::client::net::{self, connect, connect_failure, XorShift};
 use crate::client::{ClientError, Histogram, Protocol};
@@ -53,56 +77,6 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 const CLOSE_WAIT_US: u64 = 5_000_000;
 /// CSMS messages kept for the schema check when Python does not take them; beyond this they are counted.
 const MAX_CHECKS: usize = 1 << 20;
-
-/// What a charger's timer does when it fires. The link-bound ones carry the epoch of the link they were set on
-/// and die with it; transaction and firmware ones carry the generation of what they belong to.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Timer {
-    Connect,
-    Heartbeat { epoch: u32 },
-    BootRetry { epoch: u32 },
-    CallTimeout { epoch: u32, seq: u32 },
-    Flap { epoch: u32 },
-    SlowResume { epoch: u32 },
-    TxBegin { gen: u32 },
-    Meter { gen: u32 },
-    TxEnd { gen: u32 },
-    FwStep { gen: u32 },
-    Reboot,
-    Handshake { epoch: u32 },
-    Close { epoch: u32 },
-}
-
-impl Timer {
-    /// The link epoch a link-bound timer was set on.
-    fn link_epoch(self) -> Option<u32> {
-        match self {
-            Timer::Heartbeat { epoch }
-            | Timer::BootRetry { epoch }
-            | Timer::CallTimeout { epoch, .. }
-            | Timer::Flap { epoch }
-            | Timer::SlowResume { epoch }
-            | Timer::Handshake { epoch }
-            | Timer::Close { epoch } => Some(epoch),
-            _ => None,
-        }
-    }
-}
-
-/// The run's own timers.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum RunTimer {
-    End,
-    Storm,
-    Rolling,
-}
-
-/// A due timer: a charger's (by index) or the run's; at the same instant chargers' fire first.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Due {
-    Charger(u32, Timer),
-    Run(RunTimer),
-}
 
 /// Error kinds of the report: what a real charger would log as a fault.
 pub const E_CONNECT: &str = "connect_failed";
@@ -120,7 +94,8 @@ enum Link {
         buf: Vec<u8>,
     },
     Open,
-    /// Our close frame is out; reconnect this long after the close finishes (a reboot), or stay down.
+    /// Our close is asked for (in the outbox, or written); reconnect this long after the close finishes (a
+    /// reboot), or stay down.
     Closing {
         reconnect_after: Option<f64>,
     },
@@ -195,7 +170,8 @@ struct Fw {
 }
 
 /// A charger's connection: the socket, where its link is (down, connecting, upgrading, open, closing), the
-/// frame decoder and what waits to be written. Bumping `epoch` kills every timer set on the link before.
+/// frame decoder and what waits to be written. Bumping `epoch` kills every timer set on the link before, and
+/// every output emitted on it that the shell has not written yet.
 struct Conn {
     sock: Option<TcpStream>,
     link: Link,
@@ -239,6 +215,21 @@ struct Charger {
 }
 
 impl Charger {
+    /// The protocol's side of losing the link: a boot in flight is forgotten, the outstanding CALL goes out
+    /// again first on the next link if it must, and the liveness and load CALLs are not kept for it
+    /// (transaction and firmware messages are).
+    fn link_lost(&mut self) {
+        if self.boot == Boot::Sent || self.boot == Boot::Pending {
+            self.boot = Boot::None;
+        }
+        if let Some(out) = self.outstanding.take() {
+            self.resend_first(out);
+        }
+        self.queue
+            .retain(|q| q.purpose != Purpose::Load && q.action != Action::Heartbeat);
+        self.load.link_lost();
+    }
+
     /// A CALL of ours that will get no answer on this link: if it must reach the CSMS (a transaction or firmware
     /// message), it goes out again first on the next one.
     fn resend_first(&mut self, out: Out) {
@@ -292,7 +283,8 @@ pub struct Sim {
     timers: BinaryHeap<Reverse<(u64, Due)>>,
     scratch: Vec<u8>,
     frame: Vec<u8>,
-    text: String,
+    /// What the chargers' protocol side emitted since the shell last wrote it out.
+    outbox: Outbox,
     payload: String,
     host_header: String,
     rng: XorShift,
@@ -316,46 +308,6 @@ pub struct Sim {
     r: Counters,
 }
 
-#[derive(Default)]
-struct Counters {
-    connects: u64,
-    first_connects: u64,
-    boots: u64,
-    ever_booted: u64,
-    first_connect_us: Option<u64>,
-    last_first_connect_us: u64,
-    last_first_boot_us: u64,
-    sent: u64,
-    received: u64,
-    errors: BTreeMap<&'static str, u64>,
-    error_details: BTreeMap<&'static str, BTreeMap<String, u64>>,
-    error_total: u64,
-    latency: Vec<Histogram>,
-    connect_latency: Histogram,
-    /// From the start of the connect to the boot's acceptance, for every boot accepted.
-    boot_latency: Histogram,
-    responses: BTreeMap<&'static str, BTreeMap<String, u64>>,
-    csms_calls: BTreeMap<String, u64>,
-    tx_started: u64,
-    tx_stopped: u64,
-    tx_refused: u64,
-    fw_updates: u64,
-    fw_installed: u64,
-    fw_failed: u64,
-    fw_statuses: BTreeMap<&'static str, u64>,
-    reboots: u64,
-    flaps: u64,
-    storm_drops: u64,
-    load_skipped: u64,
-    load: load::LoadCounters,
-    checks_dropped: u64,
-    end_connected: u64,
-    end_booted: u64,
-    closed_clean: u64,
-    elapsed_end_s: f64,
-}
-
-/// What the report says about one run of one process (serialised by [`Sim::report_json`]).
 impl Sim {
     pub fn new(cfg: SimConfig, traits: Vec<u8>) -> Result<Self, ClientError> {
         cfg.check()
@@ -428,7 +380,7 @@ impl Sim {
             timers: BinaryHeap::new(),
             scratch: vec![0; SCRATCH],
             frame: Vec::new(),
-            text: String::new(),
+            outbox: Outbox::default(),
             payload: String::new(),
             rng: XorShift::new(seed),
             epoch: Instant::now(),
@@ -470,6 +422,7 @@ impl Sim {
             self.fire_timers(now);
             self.pump_connects(now);
             self.pump_load(now);
+            self.drain();
             if let Phase::Closing { until_us } = self.phase {
                 let closing = self.ch.iter().any(|c| {
                     matches!(c.conn.link, Link::Closing { .. }) || c.load.close_when_answered
@@ -498,7 +451,10 @@ impl Sim {
     pub fn stop(&mut self) {
         match self.phase {
             Phase::NotStarted => self.phase = Phase::Done,
-            Phase::Running => self.begin_closing(),
+            Phase::Running => {
+                self.begin_closing();
+                self.drain();
+            }
             _ => {}
         }
     }
@@ -579,7 +535,7 @@ impl Sim {
         self.ch[idx].conn.link = Link::Closing {
             reconnect_after: None,
         };
-        self.send_close(idx, codec::CLOSE_NORMAL);
+        self.emit_close(idx, codec::CLOSE_NORMAL);
     }
 
     fn finish(&mut self) {

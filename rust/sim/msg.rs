@@ -101,9 +101,8 @@ pub fn write_timestamp(out: &mut String, secs: i64, millis: u32) {
     );
 }
 
-/// `[2,"<id>","<action>",` — the caller appends the payload and `]`.
+/// Append `[2,"<id>","<action>",` to `out` — the caller appends the payload and `]`.
 pub fn call_head(out: &mut String, id: u32, action: Action) {
-    out.clear();
     let _ = write!(out, r#"[2,"{id}","{}","#, action.name());
 }
 

@@ -480,7 +480,7 @@ impl Sim {
                     // set_link_down_counts counted it while Open; boot state resets with the reboot.
                 }
                 self.ch[idx].boot = Boot::None;
-                self.send_close(idx, crate::codec::CLOSE_NORMAL);
+                self.emit_close(idx, crate::codec::CLOSE_NORMAL);
                 let e = self.ch[idx].conn.epoch;
                 self.after(self.cfg.call_timeout, idx, Timer::Close { epoch: e });
             }

@@ -1,8 +1,47 @@
-//! Sending: our CALLs (one outstanding per link, the rest queued in order), the replies to the CSMS's CALLs.
+//! Sending: our CALLs (one outstanding per link, the rest queued in order), the replies to the CSMS's CALLs;
+//! what the charger does when its link comes up. What it sends goes to the outbox (`outbox.rs`).
+
+use std::fmt::Write as _;
 
 use super::*;
 
 impl Sim {
+    // -- the link, as the protocol sees it -----------------------------------------------------------------
+
+    /// The charger's link is up (open, upgraded): it boots, or, accepted before, carries on without a new boot.
+    pub(super) fn link_up(&mut self, idx: usize) {
+        let now = self.now_us();
+        let c = &mut self.ch[idx];
+        if !c.ever_connected {
+            c.ever_connected = true;
+            self.r.first_connects += 1;
+            self.r.last_first_connect_us = now;
+        }
+        if c.need_boot || c.boot != Boot::Accepted {
+            self.send_boot(idx);
+        } else {
+            self.booted_open += 1;
+            self.link_up_timers(idx);
+            self.pump_queue(idx);
+        }
+    }
+
+    /// Timers that live as long as an accepted link: heartbeats, flapping.
+    pub(super) fn link_up_timers(&mut self, idx: usize) {
+        if !matches!(self.ch[idx].conn.link, Link::Open) {
+            // A boot answered while the link closes (the run ended): nothing more on this link.
+            return;
+        }
+        let e = self.ch[idx].conn.epoch;
+        let hb = self.ch[idx].hb_interval;
+        self.after(hb, idx, Timer::Heartbeat { epoch: e });
+        if self.ch[idx].traits & TRAIT_FLAP != 0 {
+            let period = self.cfg.flap_period * (0.5 + self.rand_f64());
+            self.after(period, idx, Timer::Flap { epoch: e });
+        }
+        self.load_resume(idx);
+    }
+
     // -- sending CALLs -------------------------------------------------------------------------------------
 
     pub(super) fn send_boot(&mut self, idx: usize) {
@@ -75,10 +114,6 @@ impl Sim {
         let c = &mut self.ch[idx];
         c.seq = c.seq.wrapping_add(1);
         let seq = c.seq;
-        let mut text = std::mem::take(&mut self.text);
-        msg::call_head(&mut text, seq, action);
-        text.push_str(payload);
-        text.push(']');
         // A load round trip is a measurement: one lost with its link is counted, not sent again.
         let resend = purpose != Purpose::Load
             && matches!(
@@ -102,8 +137,11 @@ impl Sim {
             resend: resend.then(|| payload.to_owned()),
         });
         self.r.sent += 1;
-        self.send(idx, OpCode::Text, text.as_bytes());
-        self.text = text;
+        self.emit_text(idx, |t| {
+            msg::call_head(t, seq, action);
+            t.push_str(payload);
+            t.push(']');
+        });
         let e = self.ch[idx].conn.epoch;
         self.after(
             self.cfg.call_timeout,
@@ -113,26 +151,23 @@ impl Sim {
     }
 
     pub(super) fn send_reply(&mut self, idx: usize, unique_id: &str, payload: &str) {
-        let mut text = std::mem::take(&mut self.text);
-        text.clear();
-        text.push_str("[3,");
-        text.push_str(&serde_json::to_string(unique_id).unwrap_or_default());
-        text.push(',');
-        text.push_str(payload);
-        text.push(']');
+        let id = serde_json::to_string(unique_id).unwrap_or_default();
         self.r.sent += 1;
-        self.send(idx, OpCode::Text, text.as_bytes());
-        self.text = text;
+        self.emit_text(idx, |t| {
+            t.push_str("[3,");
+            t.push_str(&id);
+            t.push(',');
+            t.push_str(payload);
+            t.push(']');
+        });
     }
 
     pub(super) fn send_call_error(&mut self, idx: usize, unique_id: &str, code: &str, why: &str) {
-        let text = format!(
-            "[4,{},{},{},{{}}]",
-            serde_json::to_string(unique_id).unwrap_or_default(),
-            serde_json::to_string(code).unwrap_or_default(),
-            serde_json::to_string(why).unwrap_or_default()
-        );
+        let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let (id, code, why) = (json(unique_id), json(code), json(why));
         self.r.sent += 1;
-        self.send(idx, OpCode::Text, text.as_bytes());
+        self.emit_text(idx, |t| {
+            let _ = write!(t, "[4,{id},{code},{why},{{}}]");
+        });
     }
 }

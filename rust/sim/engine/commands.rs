@@ -1,11 +1,11 @@
-//! The simulated charger's answers to the CSMS's CALLs, and what it does after each answer.
-//!
-//! Over 600 lines on purpose: it is one table, a handler per command of both protocol versions, read side by
-//! side; splitting it by size would scatter one seam.
+//! The simulated charger's answers to the CSMS's CALLs, and what it does after each answer: one table, a
+//! handler per command of both protocol versions side by side. The answers about its settings (1.6
+//! configuration keys, 2.0.1 variables) are in `settings.rs`.
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::settings::Refusal;
 use super::{Boot, Fw, Sim, Timer, TxPhase};
 use crate::client::Protocol;
 use crate::sim::config::TRAIT_NO_ANSWER;
@@ -53,12 +53,7 @@ impl Sim {
     }
 
     /// The reply payload to one CSMS CALL and what the charger does after replying.
-    fn answer(
-        &mut self,
-        idx: usize,
-        action: &str,
-        b: &Value,
-    ) -> Result<(String, Then), (&'static str, String)> {
+    fn answer(&mut self, idx: usize, action: &str, b: &Value) -> Result<(String, Then), Refusal> {
         let v16 = self.cfg.protocol == Protocol::Ocpp16;
         let missing = |f: &str| ("", format!("{f} missing or of the wrong type"));
         let st = |s: &str| format!(r#"{{"status":"{s}"}}"#);
@@ -131,96 +126,10 @@ impl Sim {
                 };
                 Ok((st("Accepted"), Then::Trigger(trig)))
             }
-            "GetConfiguration" if v16 => {
-                let asked: Option<Vec<String>> = b.get("key").and_then(Value::as_array).map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(str::to_owned))
-                        .collect()
-                });
-                let table = self.config_table(idx);
-                let mut known = Vec::new();
-                let mut unknown = Vec::new();
-                match asked {
-                    None => known.extend(table.iter().cloned()),
-                    Some(keys) if keys.is_empty() => known.extend(table.iter().cloned()),
-                    Some(keys) => {
-                        for k in keys {
-                            match table.iter().find(|(name, ..)| *name == k) {
-                                Some(e) => known.push(e.clone()),
-                                None => unknown.push(k),
-                            }
-                        }
-                    }
-                }
-                let keys: Vec<Value> = known
-                    .into_iter()
-                    .map(|(k, ro, v)| serde_json::json!({"key": k, "readonly": ro, "value": v}))
-                    .collect();
-                let mut out = serde_json::json!({"configurationKey": keys});
-                if !unknown.is_empty() {
-                    out["unknownKey"] = serde_json::json!(unknown);
-                }
-                ok(out.to_string())
-            }
-            "ChangeConfiguration" if v16 => {
-                let key = b
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| missing("key"))?;
-                let value = b
-                    .get("value")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| missing("value"))?;
-                ok(st(self.set_setting(idx, key, value)))
-            }
-            "GetVariables" if !v16 => {
-                let items = b
-                    .get("getVariableData")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| missing("getVariableData"))?;
-                let mut results = Vec::new();
-                for item in items {
-                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
-                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
-                    let (cn, vn) = (name_of(&comp), name_of(&var));
-                    let mut r = serde_json::json!({"component": comp, "variable": var});
-                    match self.variable(idx, cn, vn) {
-                        Ok(v) => {
-                            r["attributeStatus"] = "Accepted".into();
-                            r["attributeValue"] = v.into();
-                        }
-                        Err(s) => r["attributeStatus"] = s.into(),
-                    }
-                    results.push(r);
-                }
-                ok(serde_json::json!({"getVariableResult": results}).to_string())
-            }
-            "SetVariables" if !v16 => {
-                let items = b
-                    .get("setVariableData")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| missing("setVariableData"))?;
-                let mut results = Vec::new();
-                for item in items {
-                    let comp = item.get("component").cloned().unwrap_or(Value::Null);
-                    let var = item.get("variable").cloned().unwrap_or(Value::Null);
-                    let value = item
-                        .get("attributeValue")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let status = match self.variable(idx, name_of(&comp), name_of(&var)) {
-                        Err(s) => s,
-                        Ok(_) => match self.set_setting(idx, var_key(name_of(&var)), value) {
-                            "Accepted" => "Accepted",
-                            _ => "Rejected",
-                        },
-                    };
-                    results.push(serde_json::json!({
-                        "attributeStatus": status, "component": comp, "variable": var
-                    }));
-                }
-                ok(serde_json::json!({"setVariableResult": results}).to_string())
-            }
+            "GetConfiguration" if v16 => ok(self.get_configuration(idx, b)?),
+            "ChangeConfiguration" if v16 => ok(self.change_configuration(idx, b)?),
+            "GetVariables" if !v16 => ok(self.get_variables(idx, b)?),
+            "SetVariables" if !v16 => ok(self.set_variables(idx, b)?),
             "SetChargingProfile" => {
                 let (profile, schedule) = if v16 {
                     let p = b
@@ -498,71 +407,6 @@ impl Sim {
             Then::RemoteStop => self.stop_tx(idx, "Remote", "RemoteStop"),
         }
     }
-
-    /// The 1.6 configuration keys of a simulated charger: (key, readonly, value).
-    pub(super) fn config_table(&self, idx: usize) -> Vec<(String, bool, String)> {
-        let c = &self.ch[idx];
-        vec![
-            (
-                "HeartbeatInterval".into(),
-                false,
-                format!("{}", c.hb_interval.round() as i64),
-            ),
-            (
-                "MeterValueSampleInterval".into(),
-                false,
-                format!("{}", c.meter_period.round() as i64),
-            ),
-            (
-                "NumberOfConnectors".into(),
-                true,
-                self.cfg.connectors.to_string(),
-            ),
-            ("AuthorizeRemoteTxRequests".into(), false, "false".into()),
-        ]
-    }
-
-    /// Set a writable setting: Accepted, Rejected (read-only or a bad value) or NotSupported (unknown).
-    pub(super) fn set_setting(&mut self, idx: usize, key: &str, value: &str) -> &'static str {
-        let c = &mut self.ch[idx];
-        match key {
-            "HeartbeatInterval" | "MeterValueSampleInterval" => match value.trim().parse::<u32>() {
-                Ok(v) if v > 0 => {
-                    if key == "HeartbeatInterval" {
-                        c.hb_interval = f64::from(v);
-                    } else {
-                        c.meter_period = f64::from(v);
-                    }
-                    "Accepted"
-                }
-                _ => "Rejected",
-            },
-            "AuthorizeRemoteTxRequests" => "Accepted",
-            "NumberOfConnectors" => "Rejected",
-            _ => "NotSupported",
-        }
-    }
-
-    /// A 2.0.1 variable's value, or the status saying why there is none.
-    pub(super) fn variable(
-        &self,
-        idx: usize,
-        component: &str,
-        variable: &str,
-    ) -> Result<String, &'static str> {
-        let c = &self.ch[idx];
-        match (component, variable) {
-            ("OCPPCommCtrlr", "HeartbeatInterval") => {
-                Ok(format!("{}", c.hb_interval.round() as i64))
-            }
-            ("SampledDataCtrlr", "TxUpdatedInterval") => {
-                Ok(format!("{}", c.meter_period.round() as i64))
-            }
-            ("ChargingStation", "Model") => Ok(self.cfg.model.clone()),
-            ("OCPPCommCtrlr" | "SampledDataCtrlr" | "ChargingStation", _) => Err("UnknownVariable"),
-            _ => Err("UnknownComponent"),
-        }
-    }
 }
 
 enum Trigger {
@@ -588,18 +432,6 @@ enum Then {
     },
     RemoteStart(String, Option<i64>),
     RemoteStop,
-}
-
-fn name_of(v: &Value) -> &str {
-    v.get("name").and_then(Value::as_str).unwrap_or("")
-}
-
-/// The 1.6 key a 2.0.1 variable maps to in the simulated settings.
-fn var_key(variable: &str) -> &str {
-    match variable {
-        "TxUpdatedInterval" => "MeterValueSampleInterval",
-        other => other,
-    }
 }
 
 /// Whether a string can go into our hand-written JSON without escaping.

@@ -1,5 +1,7 @@
-//! A charger's link: connecting, the WebSocket upgrade, reading and writing frames, and losing the link.
+//! A charger's link, the I/O shell around its protocol: connecting, the WebSocket upgrade, reading frames,
+//! writing out what the protocol emitted (the outbox's drain), the close handshake, and losing the link.
 
+use super::outbox::Output;
 use super::*;
 
 impl Sim {
@@ -86,6 +88,7 @@ impl Sim {
         self.frame = req;
     }
 
+    /// The upgrade is through: the link is open, and the protocol takes it from here ([`Sim::link_up`]).
     pub(super) fn on_upgraded(&mut self, idx: usize) {
         let now = self.now_us();
         self.inflight -= 1;
@@ -97,34 +100,7 @@ impl Sim {
         self.r
             .connect_latency
             .record(now.saturating_sub(c.connect_started_us));
-        if !c.ever_connected {
-            c.ever_connected = true;
-            self.r.first_connects += 1;
-            self.r.last_first_connect_us = now;
-        }
-        if c.need_boot || c.boot != Boot::Accepted {
-            self.send_boot(idx);
-        } else {
-            // A link that came back: the charger was accepted before, so it carries on without a new boot.
-            self.booted_open += 1;
-            self.link_up_timers(idx);
-            self.pump_queue(idx);
-        }
-    }
-
-    /// Timers that live as long as an accepted link: heartbeats, flapping.
-    pub(super) fn link_up_timers(&mut self, idx: usize) {
-        if !matches!(self.ch[idx].conn.link, Link::Open) {
-            return; // The link failed while the boot was being handled.
-        }
-        let e = self.ch[idx].conn.epoch;
-        let hb = self.ch[idx].hb_interval;
-        self.after(hb, idx, Timer::Heartbeat { epoch: e });
-        if self.ch[idx].traits & TRAIT_FLAP != 0 {
-            let period = self.cfg.flap_period * (0.5 + self.rand_f64());
-            self.after(period, idx, Timer::Flap { epoch: e });
-        }
-        self.load_resume(idx);
+        self.link_up(idx);
     }
 
     // -- the socket ----------------------------------------------------------------------------------------
@@ -159,6 +135,8 @@ impl Sim {
             }
         }
         self.events = events;
+        // Reads drain what they make the protocol emit; this catches whatever else an event made it emit.
+        self.drain();
         Ok(())
     }
 
@@ -205,6 +183,18 @@ impl Sim {
         }
     }
 
+    /// A slow reader's pause is over: it reads again.
+    pub(super) fn slow_resume(&mut self, idx: usize) {
+        if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
+            let _ = self.poll.registry().reregister(
+                sock,
+                Token(idx),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+        }
+        self.read(idx, false, true);
+    }
+
     pub(super) fn on_eof(&mut self, idx: usize) {
         match self.ch[idx].conn.link {
             Link::Closing { .. } => self.closed(idx),
@@ -234,7 +224,9 @@ impl Sim {
                     return self.fail_link(idx, E_HANDSHAKE, "subprotocol not agreed");
                 }
                 self.on_upgraded(idx);
-                if !rest.is_empty() {
+                self.drain();
+                // Unless writing the boot failed the link, what came with the 101 is the CSMS's first frames.
+                if !rest.is_empty() && self.ch[idx].conn.sock.is_some() {
                     self.on_frames(idx, &mut rest);
                 }
             }
@@ -256,20 +248,26 @@ impl Sim {
             Event::Close(code, _) => close = Some(code),
         });
         for p in pings {
-            self.send(idx, OpCode::Pong, &p);
+            self.write_frame(idx, OpCode::Pong, &p);
         }
         for t in texts {
+            // A link gone already (a pong's write failed) takes no more. Handling a text cannot lose the link:
+            // what the protocol sends is written at the drain below.
             if self.ch[idx].conn.sock.is_none() {
                 return;
             }
             self.r.received += 1;
             self.on_text(idx, &t);
         }
+        self.drain();
+        if self.ch[idx].conn.sock.is_none() {
+            return; // A write of the drain failed the link.
+        }
         if binary {
             self.error(E_PROTOCOL, "binary frame from the CSMS");
         }
         if let Err(e) = res {
-            self.send_close(idx, e.close_code);
+            self.write_close(idx, e.close_code);
             return self.fail_link(idx, E_PROTOCOL, e.reason);
         }
         if let Some(code) = close {
@@ -279,7 +277,7 @@ impl Sim {
             let echo = code
                 .filter(|c| codec::is_valid_close_code(*c))
                 .unwrap_or(codec::CLOSE_NORMAL);
-            self.send_close(idx, echo);
+            self.write_close(idx, echo);
             let detail = format!(
                 "closed by the CSMS (code {})",
                 code.map_or("none".into(), |c| c.to_string())
@@ -288,18 +286,67 @@ impl Sim {
         }
     }
 
-    pub(super) fn send(&mut self, idx: usize, op: OpCode, payload: &[u8]) {
+    // -- writing ---------------------------------------------------------------------------------------------
+
+    /// Write out what the protocol side emitted since the last drain, in order. A charger's outputs that follow
+    /// one another are framed (masked) into one write; an output of a link that has died meanwhile (not the
+    /// charger's current epoch) is dropped; a write that fails fails the link here, and what its link had
+    /// left in the outbox is dropped with it (its epoch is over).
+    pub(super) fn drain(&mut self) {
+        while !self.outbox.is_empty() {
+            let mut out = std::mem::take(&mut self.outbox);
+            let mut frames = std::mem::take(&mut self.frame);
+            let mut i = 0;
+            while i < out.len() {
+                let idx = out.get(i).idx;
+                frames.clear();
+                while i < out.len() && out.get(i).idx == idx {
+                    let o = out.get(i);
+                    let conn = &self.ch[idx].conn;
+                    if o.epoch == conn.epoch && conn.sock.is_some() {
+                        let mask = Some(self.mask());
+                        match o.output {
+                            Output::Text => codec::encode_frame(
+                                &mut frames,
+                                OpCode::Text,
+                                o.text.as_bytes(),
+                                true,
+                                mask,
+                            ),
+                            Output::Close(code) => codec::encode_close(&mut frames, code, "", mask),
+                        }
+                    }
+                    i += 1;
+                }
+                if !frames.is_empty() {
+                    self.write(idx, &frames);
+                }
+            }
+            if frames.capacity() > SCRATCH {
+                frames = Vec::new();
+            }
+            self.frame = frames;
+            out.clear();
+            // Whatever failing a link made the protocol emit meanwhile goes round again.
+            if self.outbox.is_empty() {
+                self.outbox = out;
+            }
+        }
+    }
+
+    /// A frame of the link's own (a pong, our close on a protocol error, the echo of the CSMS's close), written
+    /// at once, after whatever the protocol emitted before it (drained first).
+    pub(super) fn write_frame(&mut self, idx: usize, op: OpCode, payload: &[u8]) {
+        self.drain();
         let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
         codec::encode_frame(&mut frame, op, payload, true, Some(self.mask()));
         self.write(idx, &frame);
-        if frame.capacity() > SCRATCH {
-            frame = Vec::new();
-        }
         self.frame = frame;
     }
 
-    pub(super) fn send_close(&mut self, idx: usize, code: u16) {
+    pub(super) fn write_close(&mut self, idx: usize, code: u16) {
+        self.drain();
         let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
         codec::encode_close(&mut frame, code, "", Some(self.mask()));
@@ -310,9 +357,6 @@ impl Sim {
     pub(super) fn write(&mut self, idx: usize, bytes: &[u8]) {
         let c = &mut self.ch[idx];
         let Some(sock) = c.conn.sock.as_mut() else {
-            // Unit tests drive a charger with no socket and read what it wrote from here.
-            #[cfg(test)]
-            c.conn.wbuf.extend_from_slice(bytes);
             return;
         };
         if let Err(e) = net::write_or_queue(sock, &mut c.conn.wbuf, bytes) {
@@ -346,7 +390,8 @@ impl Sim {
         }
     }
 
-    /// Drop the socket (no close frame) and forget what was in flight on it.
+    /// Drop the socket (no close frame): a new epoch begins, so the link's timers and whatever it left in the
+    /// outbox die with it, and the protocol forgets what was in flight on it ([`Charger::link_lost`]).
     pub(super) fn drop_link(&mut self, idx: usize) {
         self.set_link_down_counts(idx);
         self.load_lost_with_link(idx);
@@ -355,19 +400,10 @@ impl Sim {
         c.conn.epoch = c.conn.epoch.wrapping_add(1);
         c.conn.wbuf = Vec::new();
         c.conn.decoder = Decoder::new(Role::Client, 0);
-        if c.boot == Boot::Sent || c.boot == Boot::Pending {
-            c.boot = Boot::None;
-        }
-        if let Some(out) = c.outstanding.take() {
-            c.resend_first(out);
-        }
-        // Liveness and load CALLs are not kept for the next link; transaction and firmware messages are.
-        c.queue
-            .retain(|q| q.purpose != Purpose::Load && q.action != Action::Heartbeat);
-        c.load.link_lost();
         if let Some(mut sock) = c.conn.sock.take() {
             let _ = self.poll.registry().deregister(&mut sock);
         }
+        c.link_lost();
     }
 
     /// The link failed: count it, drop it, reconnect after a back-off while the run goes on.

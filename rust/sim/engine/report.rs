@@ -1,6 +1,46 @@
-//! The run's report: what Python serialises at the end ([`Sim::report_json`]).
+//! The run's counters and the report made of them: what Python serialises at the end ([`Sim::report_json`]).
 
 use super::*;
+
+/// The run's counters: what the report is made of.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) connects: u64,
+    pub(super) first_connects: u64,
+    pub(super) boots: u64,
+    pub(super) ever_booted: u64,
+    pub(super) first_connect_us: Option<u64>,
+    pub(super) last_first_connect_us: u64,
+    pub(super) last_first_boot_us: u64,
+    pub(super) sent: u64,
+    pub(super) received: u64,
+    pub(super) errors: BTreeMap<&'static str, u64>,
+    pub(super) error_details: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    pub(super) error_total: u64,
+    pub(super) latency: Vec<Histogram>,
+    pub(super) connect_latency: Histogram,
+    /// From the start of the connect to the boot's acceptance, for every boot accepted.
+    pub(super) boot_latency: Histogram,
+    pub(super) responses: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    pub(super) csms_calls: BTreeMap<String, u64>,
+    pub(super) tx_started: u64,
+    pub(super) tx_stopped: u64,
+    pub(super) tx_refused: u64,
+    pub(super) fw_updates: u64,
+    pub(super) fw_installed: u64,
+    pub(super) fw_failed: u64,
+    pub(super) fw_statuses: BTreeMap<&'static str, u64>,
+    pub(super) reboots: u64,
+    pub(super) flaps: u64,
+    pub(super) storm_drops: u64,
+    pub(super) load_skipped: u64,
+    pub(super) load: load::LoadCounters,
+    pub(super) checks_dropped: u64,
+    pub(super) end_connected: u64,
+    pub(super) end_booted: u64,
+    pub(super) closed_clean: u64,
+    pub(super) elapsed_end_s: f64,
+}
 
 impl Sim {
     // -- the report ------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! The bench load against a small CSMS of the test's own (tungstenite, one thread per charger) that answers
 //! every CALL and logs what each charger sent: a MeterValues load runs in a transaction of its own, in both
-//! versions, and survives a reboot and a dropped link.
+//! versions, and survives a reboot and a dropped link; the load driven in phases from outside keeps its cap.
+//!
+//! About 600 lines on purpose: the test CSMS and the tests that drive the load against it belong together.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,12 +1,13 @@
 //! The simulated charger's protocol behaviour without a socket: a charger is put on an open link with no
-//! socket, the CSMS's messages are fed to it as text, and what it wrote is read back from its write buffer.
+//! socket, the CSMS's messages are fed to it as text, and what it sent is read back from the outbox.
 
 use serde_json::json;
 
+use super::outbox::Output;
 use super::*;
 use crate::sim::ev;
 
-fn sim(protocol: Protocol) -> Sim {
+pub(super) fn sim(protocol: Protocol) -> Sim {
     let mut cfg = SimConfig::new("127.0.0.1:9".parse().unwrap(), 1);
     cfg.protocol = protocol;
     cfg.heartbeat_interval = None;
@@ -16,31 +17,52 @@ fn sim(protocol: Protocol) -> Sim {
 }
 
 /// The charger's link comes up (as after a successful upgrade).
-fn open(sim: &mut Sim) {
+pub(super) fn open(sim: &mut Sim) {
     sim.inflight += 1;
     sim.ch[0].conn.link = Link::Open;
     sim.on_upgraded(0);
 }
 
-/// The OCPP-J messages the charger wrote since the last call, decoded (its frames are masked, as a client's).
-fn sent(sim: &mut Sim) -> Vec<Value> {
-    let mut bytes = std::mem::take(&mut sim.ch[0].conn.wbuf);
-    let mut out = Vec::new();
-    Decoder::new(Role::Server, 1 << 20)
-        .feed(&mut bytes, &mut |ev| {
-            if let Event::Text(t) = ev {
-                out.push(serde_json::from_str(t).unwrap());
-            }
+/// What the charger emitted, as the outbox holds it: an OCPP-J message, decoded, or a close.
+#[derive(Debug, PartialEq)]
+pub(super) enum Sent {
+    Text(Value),
+    Close(u16),
+}
+
+/// What the charger emitted since the last call, in order: the outputs of its current link (what a drain
+/// would write), read from the outbox, which is emptied.
+pub(super) fn outputs(sim: &mut Sim) -> Vec<Sent> {
+    let epoch = sim.ch[0].conn.epoch;
+    let out = sim
+        .outbox
+        .iter()
+        .filter(|o| o.idx == 0 && o.epoch == epoch)
+        .map(|o| match o.output {
+            Output::Text => Sent::Text(serde_json::from_str(o.text).unwrap()),
+            Output::Close(code) => Sent::Close(code),
         })
-        .unwrap();
+        .collect();
+    sim.outbox.clear();
     out
 }
 
-fn answer(sim: &mut Sim, call: &Value, payload: Value) {
+/// The OCPP-J messages the charger sent since the last call, decoded.
+pub(super) fn sent(sim: &mut Sim) -> Vec<Value> {
+    outputs(sim)
+        .into_iter()
+        .filter_map(|o| match o {
+            Sent::Text(v) => Some(v),
+            Sent::Close(_) => None,
+        })
+        .collect()
+}
+
+pub(super) fn answer(sim: &mut Sim, call: &Value, payload: Value) {
     sim.on_text(0, &json!([3, call[1], payload]).to_string());
 }
 
-fn timers_of(sim: &Sim) -> Vec<Timer> {
+pub(super) fn timers_of(sim: &Sim) -> Vec<Timer> {
     let mut out: Vec<Timer> = sim
         .timers
         .iter()
@@ -148,7 +170,7 @@ fn a_timer_of_an_older_link_does_nothing() {
 }
 
 /// Answer every CALL the charger sent until it has nothing outstanding; what it sent, in order.
-fn answer_all(sim: &mut Sim, reply: impl Fn(&Value) -> Value) -> Vec<Value> {
+pub(super) fn answer_all(sim: &mut Sim, reply: impl Fn(&Value) -> Value) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
         let out = sent(sim);

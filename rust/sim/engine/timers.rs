@@ -2,6 +2,56 @@
 
 use super::*;
 
+/// What a charger's timer does when it fires. The link-bound ones carry the epoch of the link they were set on
+/// and die with it; transaction and firmware ones carry the generation of what they belong to.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Timer {
+    Connect,
+    Heartbeat { epoch: u32 },
+    BootRetry { epoch: u32 },
+    CallTimeout { epoch: u32, seq: u32 },
+    Flap { epoch: u32 },
+    SlowResume { epoch: u32 },
+    TxBegin { gen: u32 },
+    Meter { gen: u32 },
+    TxEnd { gen: u32 },
+    FwStep { gen: u32 },
+    Reboot,
+    Handshake { epoch: u32 },
+    Close { epoch: u32 },
+}
+
+impl Timer {
+    /// The link epoch a link-bound timer was set on.
+    fn link_epoch(self) -> Option<u32> {
+        match self {
+            Timer::Heartbeat { epoch }
+            | Timer::BootRetry { epoch }
+            | Timer::CallTimeout { epoch, .. }
+            | Timer::Flap { epoch }
+            | Timer::SlowResume { epoch }
+            | Timer::Handshake { epoch }
+            | Timer::Close { epoch } => Some(epoch),
+            _ => None,
+        }
+    }
+}
+
+/// The run's own timers.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum RunTimer {
+    End,
+    Storm,
+    Rolling,
+}
+
+/// A due timer: a charger's (by index) or the run's; at the same instant chargers' fire first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Due {
+    Charger(u32, Timer),
+    Run(RunTimer),
+}
+
 impl Sim {
     // -- timers --------------------------------------------------------------------------------------------
 
@@ -32,6 +82,7 @@ impl Sim {
                 Due::Run(timer) => self.run_timer(timer),
                 Due::Charger(idx, timer) => self.charger_timer(idx as usize, timer),
             }
+            self.drain();
         }
     }
 
@@ -118,16 +169,7 @@ impl Sim {
                 self.drop_link(idx);
                 self.after(self.cfg.flap_down, idx, Timer::Connect);
             }
-            Timer::SlowResume { .. } if link_ok => {
-                if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
-                    let _ = self.poll.registry().reregister(
-                        sock,
-                        Token(idx),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                }
-                self.read(idx, false, true);
-            }
+            Timer::SlowResume { .. } if link_ok => self.slow_resume(idx),
             Timer::TxBegin { gen } if gen == c.tx_gen => {
                 self.ch[idx].tx_scheduled = false;
                 if !self.begin_tx(idx, None, None) && self.ch[idx].tx.is_none() {
