@@ -139,6 +139,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds connected without a drop that end flapping (default %(default)s)",
     )
     p.add_argument(
+        "--events-days", type=_positive, default=d.events_days, help="event log kept (default %(default)s)"
+    )
+    p.add_argument(
         "--history-days",
         type=_positive,
         default=d.history_days,
@@ -291,6 +294,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         flap_window=a.flap_window,
         flap_clear=a.flap_clear,
         history_days=a.history_days,
+        events_days=a.events_days,
         max_message=a.max_message,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,

@@ -84,6 +84,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     flap_clear: float = 1800.0
     # Days of connectivity history kept (pruned in the background).
     history_days: float = 30.0
+    # Days of events kept in the event log (GET /api/v1/events).
+    events_days: float = 7.0
     handshake_timeout: float = 10.0
     max_message: int = 1 << 20
     max_write_queue: int = 4 << 20

@@ -36,6 +36,7 @@ from ampgate.customer import (
 )
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
+from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
@@ -241,6 +242,9 @@ class Node:
             clock,
         )
 
+        # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).
+        self.event_log = EventLog(self.bus, EventRepository(self.store), clock, days=config.events_days)
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.api_services = ApiServices(
@@ -250,6 +254,7 @@ class Node:
             connectors=connectors,
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
             commands=self.commands,
+            events=self.event_log,
             connectivity=ConnectivityView(
                 self.presence, self.connectivity_history, chargers, links.rates, connectivity_settings, clock
             ),
@@ -285,6 +290,8 @@ class Node:
                 self.first_admin_token = self.api_tokens.create("admin", label="first start")
             try:
                 async with trio.open_nursery() as inner:
+                    # First: every event from the first charger on is logged.
+                    await inner.start(self.event_log.run)
                     await inner.start(self.router.run)
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)

@@ -30,6 +30,7 @@ from ampgate.customer import CustomerInformationRepository, CustomerInformationS
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.display import DisplayMessageRepository, DisplayMessages
 from ampgate.errors import ChargerOfflineError, NotFoundError
+from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
@@ -158,6 +159,7 @@ class StandInNode:
             presence=PresenceVia(self),
             connectors=ConnectorStatusRepository(self.store),
             registration=self,
+            events=EventLog(self.bus, EventRepository(self.store), Clock()),
             connectivity=ConnectivityView(
                 PresenceRegistry(),
                 HistoryRepository(self.store),

@@ -21,6 +21,7 @@ from ampgate.api.deps import ApiServices
 from ampgate.api.device_model import DeviceModelController
 from ampgate.api.display_messages import DisplayMessageController
 from ampgate.api.errors import EXCEPTION_HANDLERS
+from ampgate.api.events import EventController
 from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
@@ -57,6 +58,7 @@ def create_app(services: ApiServices) -> Litestar:
             CommandRecordController,
             ChargerConnectivityController,
             ConnectivityController,
+            EventController,
             ChargerCommandController,
             LocalListController,
             IdTokenController,

@@ -8,6 +8,7 @@ NamedDependency[ChargerReads]`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +18,8 @@ from ampgate.connectivity.history import HistoryRow
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
+from ampgate.eventlog.repository import EventRow
+from ampgate.eventlog.service import Entry, Stream
 from ampgate.firmware_publish import PublicationRow, PublishSpec
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
@@ -227,6 +230,27 @@ class ConnectivityReads(Protocol):
 
 
 @runtime_checkable
+class EventLogReads(Protocol):
+    """`ampgate.eventlog.EventLog`."""
+
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None,
+        types: list[str] | None,
+        charger_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[EventRow]: ...
+    def open_stream(
+        self, types: Iterable[str] | None, charger_id: str | None, last_id: int | None, /
+    ) -> tuple[Stream, list[Entry]]: ...
+    def close_stream(self, stream: Stream, /) -> None: ...
+
+
+@runtime_checkable
 class CommandRecords(Protocol):
     """`ampgate.commands.CommandQueue`."""
 
@@ -323,6 +347,7 @@ class ApiServices:
     registration: ChargerRegistrar
     commands: CommandRecords
     connectivity: ConnectivityReads
+    events: EventLogReads
     local_lists: LocalListSender
     id_tokens: IdTokenService
     transactions: TransactionReads
