@@ -42,6 +42,8 @@ from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
+from ampgate.metrics import NodeMetrics
+from ampgate.metrics.sources import MetricSources
 from ampgate.monitoring import Monitoring, MonitoringHandlers, MonitoringRepository
 from ampgate.ocpp import payloads
 from ampgate.ocpp.authorization import Authorizer
@@ -245,8 +247,23 @@ class Node:
         # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).
         self.event_log = EventLog(self.bus, EventRepository(self.store), clock, days=config.events_days)
 
+        self.api_connectivity = ConnectivityView(
+            self.presence, self.connectivity_history, chargers, links.rates, connectivity_settings, clock
+        )
+
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
+        self.metrics = NodeMetrics(
+            self.bus,
+            MetricSources(
+                self.gateway,
+                self.api_connectivity,
+                self.bus,
+                self.store,
+                CommandRepository(self.store),
+                self.event_log,
+            ),
+        )
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -255,9 +272,7 @@ class Node:
             registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
             commands=self.commands,
             events=self.event_log,
-            connectivity=ConnectivityView(
-                self.presence, self.connectivity_history, chargers, links.rates, connectivity_settings, clock
-            ),
+            connectivity=self.api_connectivity,
             local_lists=LocalLists(id_tokens, self.commander, clock, device_model.local_list_limits),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,
@@ -297,6 +312,7 @@ class Node:
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
                     await inner.start(self.connectivity.run)
+                    await inner.start(self.metrics.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.
@@ -305,7 +321,7 @@ class Node:
                     public = bind(config.public_host, config.public_port)
                     self.public_port = public.getsockname()[1]
                     self.public_routes = PublicRoutes(config.public_base_url or self._default_base_url())
-                    await inner.start(serve, create_app(self.api_services), api)
+                    await inner.start(serve, create_app(self.api_services, metrics=self.metrics), api)
                     await inner.start(
                         functools.partial(
                             serve,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -27,6 +28,7 @@ from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ampgate.api.logs import ChargerLogController
+from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
@@ -46,10 +48,12 @@ def _provider(value: object) -> Provide:
     return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
 
-def create_app(services: ApiServices) -> Litestar:
+def create_app(services: ApiServices, *, metrics: MetricsExposition | None = None) -> Litestar:
     """The Litestar app serving the operator API over `services`: each field is a dependency of the same name
     (`chargers`, `commander`, ...), and the API tokens are also `app.state.api_tokens` for the authentication
-    middleware. Logging is left to the node (`logging_config=None`): the app does not reconfigure it."""
+    middleware. `metrics` is served at /metrics (no token: it binds where the operator API binds). Logging is
+    left to the node (`logging_config=None`): the app does not reconfigure it."""
+    handlers: list[Any] = [] if metrics is None else [metrics_route(metrics)]
     return Litestar(
         route_handlers=[
             HealthController,
@@ -74,6 +78,7 @@ def create_app(services: ApiServices) -> Litestar:
             DisplayMessageController,
             CustomerInformationController,
             FirmwarePublicationController,
+            *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
         middleware=[

@@ -289,6 +289,12 @@ class CommandRepository:
     def count_queued(self, charger_id: str) -> int:
         return count_queued(self._store.reader, charger_id)
 
+    def queued_total(self) -> int:
+        """Commands queued over every charger."""
+        return int(
+            self._store.reader.execute("SELECT count(*) FROM commands WHERE state = 'queued'").fetchone()[0]
+        )
+
     def waiting_chargers(self) -> list[str]:
         return read_waiting_chargers(self._store.reader)
 

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ import trio
 from ampgate import _native
 from ampgate.config import NodeConfig
 from ampgate.gateway.conn_ids import generation_of, worker_of
+from ampgate.gateway.pump_stats import PumpStats
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Gateway:
         self._stopping = False
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self.ocpp_port = 0
+        self.pump_stats = PumpStats()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -292,6 +295,7 @@ class Gateway:
 
     def dispatch(self, events: list[tuple[Any, ...]]) -> None:
         """Handle one drained batch, in order, and send every reply in one batch."""
+        started = time.perf_counter()
         links, messages = self._links, self._messages
         on_message = messages.on_message
         messages.begin_batch()
@@ -315,6 +319,7 @@ class Gateway:
                 log.exception("failed handling gateway event %r", ev[:2])
         if out:
             self.hub.send(out)
+        self.pump_stats.add(len(events), time.perf_counter() - started)
 
     def _on_worker_event(self, ev: tuple[Any, ...]) -> None:
         """Worker-level events: up, down, stats, barrier acks."""

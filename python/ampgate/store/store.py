@@ -50,6 +50,10 @@ class Store:
         """The writer's counters (commits, ops, failed_ops, largest_group)."""
         return self._writer.stats
 
+    def queued(self) -> int:
+        """Writes waiting for the writer thread now."""
+        return self._writer.queued()
+
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -1,0 +1,102 @@
+"""`MetricSources`: the scrape-time figures, read from the parts that own them (the node builds it)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
+from ampgate.metrics.collector import PumpFigures
+
+
+class GatewayView(Protocol):
+    pump_stats: PumpStats
+
+    def health(self) -> list[dict[str, Any]]: ...
+
+
+class ConnectivitySummary(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
+class BusView(Protocol):
+    published: int
+    lost: int
+
+    def subscribers(self) -> int: ...
+
+
+class WriterStats(Protocol):
+    @property
+    def commits(self) -> int: ...
+    @property
+    def ops(self) -> int: ...
+    @property
+    def failed_ops(self) -> int: ...
+
+
+class StoreView(Protocol):
+    @property
+    def stats(self) -> WriterStats: ...
+    def queued(self) -> int: ...
+
+
+class QueuedCommands(Protocol):
+    def queued_total(self) -> int: ...
+
+
+class StreamCount(Protocol):
+    @property
+    def streams(self) -> int: ...
+
+
+class MetricSources:
+    def __init__(
+        self,
+        gateway: GatewayView,
+        connectivity: ConnectivitySummary,
+        bus: BusView,
+        store: StoreView,
+        commands: QueuedCommands,
+        events: StreamCount,
+    ) -> None:
+        self._gateway = gateway
+        self._connectivity = connectivity
+        self._bus = bus
+        self._store = store
+        self._commands = commands
+        self._events = events
+        self._summary: dict[str, Any] | None = None
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._gateway.health()
+
+    def charger_states(self) -> dict[str, int]:
+        # One summary per scrape (collect() reads states first, then flapping).
+        self._summary = self._connectivity.summary()
+        return {k: self._summary[k] for k in ("online", "stale", "offline")}
+
+    def flapping(self) -> int:
+        summary = self._summary if self._summary is not None else self._connectivity.summary()
+        return int(summary["flapping"])
+
+    def bus(self) -> tuple[int, int, int]:
+        return self._bus.published, self._bus.lost, self._bus.subscribers()
+
+    def commands_queued(self) -> int:
+        return self._commands.queued_total()
+
+    def store(self) -> tuple[int, int, int, int]:
+        st = self._store.stats
+        return self._store.queued(), st.commits, st.ops, st.failed_ops
+
+    def pump(self) -> PumpFigures:
+        p = self._gateway.pump_stats
+        return PumpFigures(
+            sizes=PumpStats.cumulative(SIZE_BOUNDS, p.sizes),
+            size_sum=p.size_sum,
+            seconds=PumpStats.cumulative(SECONDS_BOUNDS, p.seconds),
+            seconds_sum=p.seconds_sum,
+        )
+
+    def event_streams(self) -> int:
+        return self._events.streams
