@@ -77,7 +77,8 @@ class Subscription:
                 q[-1] = EventsLost(q[-1].count + 1)
             else:
                 self._unreported += 1
-        self._lot.unpark_all()
+        if self._lot:  # a receiver waits (a ParkingLot is falsy when empty: no call per event otherwise)
+            self._lot.unpark_all()
 
     def receive_nowait(self) -> Event | EventsLost | None:
         """The next item, or None if none is waiting."""

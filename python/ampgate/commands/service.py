@@ -314,13 +314,16 @@ class CommandQueue:
 
     async def _follow(self, sub: Subscription) -> None:
         with sub:
-            async for event in sub:
-                charger_id = getattr(event, "charger_id", None)
-                if charger_id is not None and charger_id in self._waiting:
-                    if isinstance(event, ChargerBooted) and event.boot_status != "Accepted":
-                        continue
-                    self._kick(charger_id)
-                # An EventsLost needs nothing here: the sweep catches up every waiting charger.
+            while True:
+                event: object = await sub.receive()
+                # One wake-up per batch the pump published (a boot storm's thousands), not one per event.
+                while event is not None:
+                    charger_id = getattr(event, "charger_id", None)
+                    refused = isinstance(event, ChargerBooted) and event.boot_status != "Accepted"
+                    if charger_id is not None and charger_id in self._waiting and not refused:
+                        self._kick(charger_id)
+                    # An EventsLost needs nothing here: the sweep catches up every waiting charger.
+                    event = sub.receive_nowait()
 
     async def _sweep(self) -> None:
         await self._expire_due()

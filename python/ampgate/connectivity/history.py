@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -65,20 +66,24 @@ def _row(v: tuple[Any, ...]) -> HistoryRow:
     )
 
 
-def insert(db: sqlite_utils.Database, change: Change) -> None:
-    db.conn.execute(
+def insert_many(db: sqlite_utils.Database, rows: list[tuple[Any, ...]]) -> None:
+    db.conn.executemany(
         f"INSERT INTO connectivity_history ({_COLUMNS.split(', ', 1)[1]}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            change.charger_id,
-            iso_utc(change.at),
-            change.state,
-            change.reason,
-            change.code,
-            change.conn_id,
-            change.protocol,
-            change.remote_address,
-            change.duration_s,
-        ),
+        rows,
+    )
+
+
+def _values(change: Change) -> tuple[Any, ...]:
+    return (
+        change.charger_id,
+        iso_utc(change.at),
+        change.state,
+        change.reason,
+        change.code,
+        change.conn_id,
+        change.protocol,
+        change.remote_address,
+        change.duration_s,
     )
 
 
@@ -123,11 +128,27 @@ class HistoryRepository:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # Changes not yet handed to the writer, and whether a write that will take them is queued: a boot
+        # storm's thousands of connects become one insert per group the writer runs, not one op each.
+        self._pending: list[tuple[Any, ...]] = []
+        self._queued = False
+        self._lock = threading.Lock()
 
     def record(self, change: Change) -> None:
         """Record a state change, fire-and-forget. Raises ValueError for a naive `at`."""
-        iso_utc(change.at)
-        self._store.submit(functools.partial(insert, change=change))
+        values = _values(change)
+        with self._lock:
+            self._pending.append(values)
+            if self._queued:
+                return
+            self._queued = True
+        self._store.submit(self._write_pending)
+
+    def _write_pending(self, db: sqlite_utils.Database) -> None:
+        """On the writer thread: insert every change recorded so far."""
+        with self._lock:
+            rows, self._pending, self._queued = self._pending, [], False
+        insert_many(db, rows)
 
     def page(
         self, charger_id: str, limit: int, before: int | None, since: datetime | None

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import sqlite_utils
 
-from ampgate.clock import iso_utc, parse_iso
 from ampgate.store.store import Store
 
 
@@ -24,14 +23,21 @@ class EventRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _row(v: tuple[Any, ...]) -> EventRow:
-    at = parse_iso(v[3])
-    assert at is not None
-    return EventRow(id=v[0], type=v[1], charger_id=v[2], at=at, data=v[4])
+    return EventRow(
+        id=v[0], type=v[1], charger_id=v[2], at=datetime.fromtimestamp(v[3] / 1000, UTC), data=v[4]
+    )
 
 
-def insert_many(db: sqlite_utils.Database, rows: list[tuple[int, str, str | None, str, bytes]]) -> None:
+def epoch_ms(at: datetime) -> int:
+    """An aware time as epoch milliseconds. Raises ValueError for a naive one."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a naive datetime has no zone")
+    return int(at.timestamp() * 1000)
+
+
+def insert_many(db: sqlite_utils.Database, rows: list[tuple[int, str, str | None, int, bytes]]) -> None:
     db.conn.executemany(
-        "INSERT OR IGNORE INTO events (id, type, charger_id, at, data) VALUES (?, ?, ?, ?, ?)", rows
+        "INSERT OR IGNORE INTO events (id, type, charger_id, at_ms, data) VALUES (?, ?, ?, ?, ?)", rows
     )
 
 
@@ -43,8 +49,8 @@ def read_page(
     after: int | None = None,
     types: list[str] | None = None,
     charger_id: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
     ascending: bool = False,
 ) -> list[EventRow]:
     where: list[str] = []
@@ -62,15 +68,15 @@ def read_page(
         where.append("charger_id = ?")
         args.append(charger_id)
     if since is not None:
-        where.append("at >= ?")
+        where.append("at_ms >= ?")
         args.append(since)
     if until is not None:
-        where.append("at < ?")
+        where.append("at_ms < ?")
         args.append(until)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     order = "ASC" if ascending else "DESC"
     cur = conn.execute(
-        f"SELECT id, type, charger_id, at, data FROM events{clause} ORDER BY id {order} LIMIT ?",
+        f"SELECT id, type, charger_id, at_ms, data FROM events{clause} ORDER BY id {order} LIMIT ?",
         (*args, limit),
     )
     return [_row(v) for v in cur.fetchall()]
@@ -81,8 +87,8 @@ def max_id(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def prune(db: sqlite_utils.Database, before: str) -> int:
-    return db.conn.execute("DELETE FROM events WHERE at < ?", (before,)).rowcount
+def prune(db: sqlite_utils.Database, before: int) -> int:
+    return db.conn.execute("DELETE FROM events WHERE at_ms < ?", (before,)).rowcount
 
 
 class EventRepository:
@@ -92,15 +98,15 @@ class EventRepository:
     def max_id(self) -> int:
         return max_id(self._store.reader)
 
-    def add(self, rows: list[tuple[int, str, str | None, str, bytes]]) -> None:
+    def add(self, rows: list[tuple[int, str, str | None, int, bytes]]) -> None:
         """Insert a batch, fire-and-forget."""
         self._store.submit(functools.partial(insert_many, rows=rows))
 
     def page(self, limit: int, **filters: Any) -> list[EventRow]:
         for key in ("since", "until"):
             if filters.get(key) is not None:
-                filters[key] = iso_utc(filters[key])
+                filters[key] = epoch_ms(filters[key])
         return read_page(self._store.reader, limit, **filters)
 
     async def prune(self, before: datetime) -> int:
-        return await self._store.write(functools.partial(prune, before=iso_utc(before)))
+        return await self._store.write(functools.partial(prune, before=epoch_ms(before)))

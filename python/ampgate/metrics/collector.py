@@ -180,6 +180,7 @@ class NodeMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._children: dict[tuple[int, str], Any] = {}
         self.events_lost = Counter(
             "ampgate_metrics_events_lost", "Bus events the metrics counter missed", registry=self.registry
         )
@@ -188,20 +189,31 @@ class NodeMetrics:
         """The exposition text of every metric, as of now."""
         return generate_latest(self.registry)
 
+    def _child(self, counter: Counter, label: str) -> Any:
+        """The counter's child for `label` (prometheus_client's `labels()` is slow: looked up once)."""
+        key = (id(counter), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        return child
+
     def count(self, event: object) -> None:
         if isinstance(event, ChargerConnected):
-            self.handshakes.labels(event.protocol).inc()
+            self._child(self.handshakes, event.protocol).inc()
         elif isinstance(event, ChargerDisconnected):
-            self.disconnects.labels(disconnect_kind(event.reason)).inc()
+            self._child(self.disconnects, disconnect_kind(event.reason)).inc()
         elif isinstance(event, ChargerBooted):
-            self.boots.labels(event.boot_status).inc()
+            self._child(self.boots, event.boot_status).inc()
         elif isinstance(event, (CommandAnswered, CommandFailed, CommandExpired, CommandCancelled)):
-            self.commands.labels(event_type(event).split(".", 1)[1]).inc()
+            self._child(self.commands, event_type(event).split(".", 1)[1]).inc()
         elif isinstance(event, EventsLost):
             self.events_lost.inc(event.count)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self._bus.subscribe(_TYPES) as sub:
             task_status.started()
-            async for event in sub:
-                self.count(event)
+            while True:
+                self.count(await sub.receive())
+                # Then whatever else is queued: one wake-up per batch the pump published, not one per event.
+                while (more := sub.receive_nowait()) is not None:
+                    self.count(more)

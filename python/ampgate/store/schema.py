@@ -396,18 +396,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX connectivity_history_at ON connectivity_history (at);
     """,
     # 13: the event log (ampgate.eventlog): every bus event with the id the log numbered it with, its type,
-    # charger and time, and its JSON; kept --events-days.
+    # charger and time (epoch milliseconds: no text formatting per event), and its JSON; kept --events-days.
     """
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         type TEXT NOT NULL,
         charger_id TEXT NULL,
-        at TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
         data BLOB NOT NULL
     );
     CREATE INDEX events_type ON events (type, id);
     CREATE INDEX events_charger ON events (charger_id, id) WHERE charger_id IS NOT NULL;
-    CREATE INDEX events_at ON events (at);
+    CREATE INDEX events_at ON events (at_ms);
     """,
 )
 
