@@ -139,6 +139,30 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds connected without a drop that end flapping (default %(default)s)",
     )
     p.add_argument(
+        "--offline-alert",
+        type=_positive,
+        default=d.offline_alert,
+        help="seconds offline before a charger's alert (default %(default)s)",
+    )
+    p.add_argument(
+        "--spike-fraction",
+        type=_positive,
+        default=d.spike_fraction,
+        help="share of the fleet disconnecting within a minute that is an outage incident (default %(default)s)",
+    )
+    p.add_argument(
+        "--spike-min",
+        type=_positive_int,
+        default=d.spike_min,
+        help="... and at least this many (default %(default)s)",
+    )
+    p.add_argument(
+        "--spike-window",
+        type=_positive,
+        default=d.spike_window,
+        help="seconds the spike rule counts disconnects over; an incident ends after one quiet (default %(default)s)",
+    )
+    p.add_argument(
         "--events-days", type=_positive, default=d.events_days, help="event log kept (default %(default)s)"
     )
     p.add_argument(
@@ -295,6 +319,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         flap_clear=a.flap_clear,
         history_days=a.history_days,
         events_days=a.events_days,
+        offline_alert=a.offline_alert,
+        spike_fraction=a.spike_fraction,
+        spike_min=a.spike_min,
+        spike_window=a.spike_window,
         max_message=a.max_message,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,

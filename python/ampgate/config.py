@@ -82,6 +82,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     flap_count: int = 5
     flap_window: float = 600.0
     flap_clear: float = 1800.0
+    # A charger offline this long gets an alert (not when it flaps or went down in an outage incident).
+    offline_alert: float = 900.0
+    # More than this share of the fleet (and at least spike_min chargers) disconnecting within a minute is an
+    # outage: one incident.
+    spike_fraction: float = 0.05
+    spike_min: int = 10
+    spike_window: float = 60.0
     # Days of connectivity history kept (pruned in the background).
     history_days: float = 30.0
     # Days of events kept in the event log (GET /api/v1/events).

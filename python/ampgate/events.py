@@ -17,6 +17,7 @@ from ampgate.store.transactions import Sample
 
 __all__ = [
     "CertificateRequested",
+    "ChargerAlert",
     "ChargerBooted",
     "ChargerConnected",
     "ChargerDisconnected",
@@ -43,6 +44,8 @@ __all__ = [
     "Event",
     "FirmwarePublicationStatus",
     "FirmwareStatusReported",
+    "IncidentEnded",
+    "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
     "ReservationCreated",
@@ -111,6 +114,39 @@ class ChargerStale(Event, frozen=True, kw_only=True, tag="charger.stale"):
     stale: bool
     reason: str
     last_message_at: datetime | None
+
+
+class ChargerAlert(Event, frozen=True, kw_only=True, tag="charger.alert"):
+    """An alert about one charger: `kind` "offline" (offline longer than the node's limit; not raised for a
+    flapping charger, nor for one that went down in an outage incident), `severity`, `raised` True when it
+    starts and False when it clears (the charger is back), `since` when the condition began."""
+
+    kind: str
+    severity: str
+    raised: bool
+    since: datetime | None
+
+
+class IncidentOpened(Event, frozen=True, kw_only=True, tag="incident.opened"):
+    """An outage: more than the node's share of the fleet disconnected within a minute (`disconnects` of
+    `fleet`). One incident, not an alert per charger."""
+
+    incident_id: int
+    kind: str
+    scope: str
+    severity: str
+    disconnects: int
+    fleet: int
+
+
+class IncidentEnded(Event, frozen=True, kw_only=True, tag="incident.ended"):
+    """The outage ended (a whole quiet window): `disconnects` is the most within a window while it lasted."""
+
+    incident_id: int
+    kind: str
+    scope: str
+    started_at: datetime
+    disconnects: int
 
 
 class ChargerFlapping(Event, frozen=True, kw_only=True, tag="charger.flapping"):
@@ -448,6 +484,9 @@ AnyEvent = (
     | ChargerBooted
     | ChargerStale
     | ChargerFlapping
+    | ChargerAlert
+    | IncidentOpened
+    | IncidentEnded
     | ConnectorStatusChanged
     | TransactionStarted
     | TransactionUpdated

@@ -27,6 +27,7 @@ from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry, rules
 from ampgate.connectivity.history import HistoryRepository
+from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.monitor import ConnectivityMonitor
 from ampgate.connectivity.view import ConnectivityView
 from ampgate.customer import (
@@ -123,8 +124,13 @@ class Node:
             flap_count=config.flap_count,
             flap_window=config.flap_window,
             flap_clear=config.flap_clear,
+            offline_alert=config.offline_alert,
+            spike_fraction=config.spike_fraction,
+            spike_min=config.spike_min,
+            spike_window=config.spike_window,
         )
         self.connectivity_history = HistoryRepository(self.store)
+        self.incidents = IncidentRepository(self.store)
         self.links = links = LinkTracker(
             self.presence,
             self.router,
@@ -142,6 +148,9 @@ class Node:
             clock,
             connectivity_settings,
             history_days=config.history_days,
+            drops=links,
+            fleet=chargers.count,
+            incidents=self.incidents,
         )
         # Reservations: the book (live reservations in memory) is what Authorize and transaction starts ask;
         # the service (built below, with the commander) is what the API drives.
@@ -273,6 +282,7 @@ class Node:
             commands=self.commands,
             events=self.event_log,
             connectivity=self.api_connectivity,
+            incidents=self.incidents,
             local_lists=LocalLists(id_tokens, self.commander, clock, device_model.local_list_limits),
             id_tokens=IdTokens(id_tokens),
             transactions=transactions,

@@ -23,6 +23,7 @@ from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.connectivity import PresenceRegistry
 from ampgate.connectivity.history import HistoryRepository
+from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.links import MinuteCounts
 from ampgate.connectivity.rules import Settings
 from ampgate.connectivity.view import ConnectivityView
@@ -159,6 +160,7 @@ class StandInNode:
             presence=PresenceVia(self),
             connectors=ConnectorStatusRepository(self.store),
             registration=self,
+            incidents=IncidentRepository(self.store),
             events=EventLog(self.bus, EventRepository(self.store), Clock()),
             connectivity=ConnectivityView(
                 PresenceRegistry(),

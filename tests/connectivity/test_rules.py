@@ -61,3 +61,25 @@ def test_uptime_per_day_splits_at_midnight_counts_overlaps_once_and_today_so_far
 
 def test_a_day_after_now_has_no_uptime() -> None:
     assert uptime_by_day([], date(2026, 12, 1), date(2026, 12, 1), at(30, 8)) == [(date(2026, 12, 1), 0.0)]
+
+
+def test_an_outage_is_one_incident_that_ends_after_a_quiet_window_and_covers_its_drops() -> None:
+    from ampgate.connectivity.incidents import SpikeWatch
+    from ampgate.connectivity.rules import is_spike, offline_alert_due
+
+    s = Settings(spike_fraction=0.05, spike_window=60, spike_min=10, offline_alert=900)
+    assert not is_spike(10, 1000, s) and is_spike(51, 1000, s)
+    assert not is_spike(9, 20, s)  # a small fleet needs spike_min drops
+    w = SpikeWatch(s)
+    assert w.observe(1000.0, 5, 1000) is None
+    assert w.observe(1005.0, 300, 1000) == "opened"
+    assert w.observe(1010.0, 600, 1000) is None and w.open is not None and w.open.disconnects == 600
+    assert w.observe(1040.0, 0, 1000) is None  # quiet, but not for a whole window yet
+    assert w.observe(1071.0, 0, 1000) == "ended"
+    w.open = None
+    assert w.covers(1004.0) and w.covers(1060.0) and not w.covers(2000.0)
+    # A drop during the incident raises no alert of its own; a lone one does after offline_alert; flapping damps.
+    assert not offline_alert_due(1004.0, False, w.covers(1004.0), 5000.0, s)
+    assert offline_alert_due(2000.0, False, w.covers(2000.0), 2900.0, s)
+    assert not offline_alert_due(2000.0, False, False, 2899.0, s)
+    assert not offline_alert_due(2000.0, True, False, 9999.0, s)

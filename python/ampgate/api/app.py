@@ -16,7 +16,7 @@ from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
-from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController
+from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController, IncidentController
 from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.deps import ApiServices
 from ampgate.api.device_model import DeviceModelController
@@ -62,6 +62,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             CommandRecordController,
             ChargerConnectivityController,
             ConnectivityController,
+            IncidentController,
             EventController,
             ChargerCommandController,
             LocalListController,

@@ -3,15 +3,17 @@ when and why, flapping, history and uptime per day, and the fleet at a glance.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter, QueryParameter
 
 from ampgate.api.auth import requires_viewer
-from ampgate.api.deps import ChargerReads, ConnectivityReads
+from ampgate.api.deps import ChargerReads, ConnectivityReads, IncidentReads
 from ampgate.api.paging import (
     CHARGER_ERRORS,
     COMMON_ERRORS,
@@ -27,8 +29,10 @@ from ampgate.api.schemas import (
     ConnectivityHistoryRead,
     ConnectivityRead,
     ConnectivitySummary,
+    ErrorBody,
 )
 from ampgate.connectivity.view import MAX_UPTIME_DAYS
+from ampgate.errors import NotFoundError, ValidationError
 
 ChargerId = Annotated[str, Parameter(description="The charge point id")]
 
@@ -107,3 +111,72 @@ class ConnectivityController(Controller):
         """Role: viewer."""
         summary: dict[str, Any] = connectivity.summary()
         return msgspec.convert(summary, ConnectivitySummary)
+
+
+class IncidentRead(msgspec.Struct, kw_only=True):
+    """An outage: `kind` disconnect_spike, `scope` fleet (sites come with load management), `ended_at` null
+    while it lasts, `disconnects` the most within one window of `fleet` registered chargers."""
+
+    id: int
+    kind: str
+    scope: str
+    severity: str
+    started_at: datetime
+    ended_at: datetime | None
+    disconnects: int
+    fleet: int
+
+
+class IncidentPage(msgspec.Struct, kw_only=True):
+    items: list[IncidentRead]
+    next_cursor: str | None
+
+
+class IncidentController(Controller):
+    path = "/api/v1/incidents"
+    tags = ("connectivity",)
+
+    @get(
+        "/",
+        operation_id="list_incidents",
+        guards=[requires_viewer],
+        responses=COMMON_ERRORS,
+        summary="Outage incidents",
+        description="Role: viewer. Incidents newest first (state: open or ended): a disconnect spike of the fleet "
+        "is one incident with its start, end and size, not an alert per charger.",
+    )
+    async def list_incidents(
+        self,
+        incidents: NamedDependency[IncidentReads],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        state_filter: Annotated[str | None, QueryParameter(name="state", description="open or ended")] = None,
+    ) -> IncidentPage:
+        """Role: viewer. 422 naming limit, cursor or state."""
+        if state_filter is not None and state_filter not in ("open", "ended"):
+            raise ValidationError("state must be open or ended", field="state")
+        rows = incidents.page(limit + 1, int_cursor(cursor), state_filter)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return IncidentPage(
+            items=[msgspec.convert(msgspec.to_builtins(r), IncidentRead) for r in rows],
+            next_cursor=str(rows[-1].id) if more else None,
+        )
+
+    @get(
+        "/{id:int}",
+        operation_id="get_incident",
+        guards=[requires_viewer],
+        responses={
+            **COMMON_ERRORS,
+            404: ResponseSpec(ErrorBody, description="No such incident (`field`: id)"),
+        },
+        summary="One incident",
+        description="Role: viewer.",
+    )
+    async def get_incident(self, incidents: NamedDependency[IncidentReads], id: int) -> IncidentRead:
+        """Role: viewer. 404 (field id) if there is none."""
+        row = incidents.get(id)
+        if row is None:
+            raise NotFoundError(f"no incident {id}", field="id")
+        return msgspec.convert(msgspec.to_builtins(row), IncidentRead)

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
+from ampgate.connectivity.incidents import IncidentRow
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
@@ -251,6 +252,14 @@ class EventLogReads(Protocol):
 
 
 @runtime_checkable
+class IncidentReads(Protocol):
+    """`ampgate.connectivity.incidents.IncidentRepository`."""
+
+    def page(self, limit: int, before: int | None, state: str | None, /) -> list[IncidentRow]: ...
+    def get(self, iid: int, /) -> IncidentRow | None: ...
+
+
+@runtime_checkable
 class CommandRecords(Protocol):
     """`ampgate.commands.CommandQueue`."""
 
@@ -347,6 +356,7 @@ class ApiServices:
     registration: ChargerRegistrar
     commands: CommandRecords
     connectivity: ConnectivityReads
+    incidents: IncidentReads
     events: EventLogReads
     local_lists: LocalListSender
     id_tokens: IdTokenService

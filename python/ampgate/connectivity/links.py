@@ -22,7 +22,7 @@ from ampgate.clock import Clock
 from ampgate.connectivity import rules
 from ampgate.connectivity.history import Change
 from ampgate.connectivity.presence import Presence, PresenceRegistry
-from ampgate.events import ChargerConnected, ChargerDisconnected, ChargerFlapping
+from ampgate.events import ChargerAlert, ChargerConnected, ChargerDisconnected, ChargerFlapping
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ class LinkTracker:
         self._history = history
         self.settings = settings or rules.Settings()
         self.rates = MinuteCounts()
+        # Times of the drops within the spike window (an outage is many at once).
+        self._drops: collections.deque[float] = collections.deque()
 
     def connected(
         self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
@@ -156,6 +158,20 @@ class LinkTracker:
             log.info("charger %s reconnected; closed its previous connection", charger_id)
         presence = self._presence.get(charger_id)
         assert presence is not None
+        if presence.alerted:
+            presence.alerted = False
+            self._bus.publish(
+                ChargerAlert(
+                    at=now,
+                    charger_id=charger_id,
+                    kind="offline",
+                    severity="warning",
+                    raised=False,
+                    since=None
+                    if presence.state_since is None
+                    else datetime.fromtimestamp(presence.state_since, UTC),
+                )
+            )
         self._presence.set_state(presence, rules.ONLINE, wall)
         self._sessions.open(conn_id, charger_id, protocol, presence)
         self._records.record_connection(charger_id, protocol=protocol, at=now)
@@ -207,6 +223,7 @@ class LinkTracker:
             )
         )
         if code != SHUTDOWN_CODE or reason != SHUTDOWN_REASON:
+            self._drops.append(wall)
             presence.drops, flapping = rules.note_drop(presence.drops, wall, self.settings)
             if flapping and not presence.flapping:
                 presence.flapping, presence.flapping_since = True, wall
@@ -215,6 +232,12 @@ class LinkTracker:
                         at=now, charger_id=presence.charger_id, flapping=True, drops=len(presence.drops)
                     )
                 )
+
+    def recent_drops(self, now: float) -> int:
+        """Drops (not replacements, not the node's own shutdown) within the spike window before `now`."""
+        while self._drops and now - self._drops[0] > self.settings.spike_window:
+            self._drops.popleft()
+        return len(self._drops)
 
     def worker_lost(self, worker: int, generation: int) -> None:
         """A worker process died: every connection it held is gone."""

@@ -1,7 +1,8 @@
 """`ConnectivityMonitor`: the periodic side of connectivity. Every SWEEP_INTERVAL it moves connected chargers
 between online and stale by the time since their last message (the router stamps every message; the hot path
-does nothing more), ends flapping once a charger has been stable long enough, and every PRUNE_INTERVAL drops
-history older than the retention.
+does nothing more), ends flapping once a charger has been stable long enough, opens and ends outage incidents
+from the recent drops (`incidents.SpikeWatch`), raises an alert for a charger offline too long (not one that
+flaps, nor one that went down in an incident), and every PRUNE_INTERVAL drops history older than the retention.
 
 One pass looks at every connected charger: ~100k attribute reads, a few milliseconds every 5 s at fleet size.
 """
@@ -9,7 +10,9 @@ One pass looks at every connected charger: ~100k attribute reads, a few millisec
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import trio
 
@@ -17,8 +20,9 @@ from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.connectivity import rules
 from ampgate.connectivity.history import Change, HistoryRepository
+from ampgate.connectivity.incidents import IncidentRepository, SpikeWatch
 from ampgate.connectivity.presence import Presence, PresenceRegistry
-from ampgate.events import ChargerFlapping, ChargerStale
+from ampgate.events import ChargerAlert, ChargerFlapping, ChargerStale, IncidentEnded, IncidentOpened
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,12 @@ PRUNE_INTERVAL = 3600.0
 DEFAULT_HISTORY_DAYS = 30
 
 
+class DropCount(Protocol):
+    """The link tracker's count of recent drops."""
+
+    def recent_drops(self, now: float, /) -> int: ...
+
+
 class ConnectivityMonitor:
     def __init__(
         self,
@@ -41,20 +51,33 @@ class ConnectivityMonitor:
         settings: rules.Settings,
         *,
         history_days: float = DEFAULT_HISTORY_DAYS,
+        drops: DropCount | None = None,
+        fleet: Callable[[], int] | None = None,
+        incidents: IncidentRepository | None = None,
     ) -> None:
         self._presence = presence
         self._history = history
         self._bus = bus
         self._clock = clock
         self.settings = settings
+        self._drops = drops
+        self._fleet = fleet
+        self._incidents = incidents
+        self.spikes = SpikeWatch(settings)
         self._retention = timedelta(days=history_days)
-        self.interval = max(MIN_SWEEP, min(SWEEP_INTERVAL, settings.stale_after / 4, settings.flap_clear / 4))
+        self.interval = max(
+            MIN_SWEEP,
+            min(
+                SWEEP_INTERVAL, settings.stale_after / 4, settings.flap_clear / 4, settings.offline_alert / 4
+            ),
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         next_prune = 0.0
         while True:
             self.sweep()
+            await self.watch_outages()
             if self._clock.monotonic() >= next_prune:
                 next_prune = self._clock.monotonic() + PRUNE_INTERVAL
                 removed = await self._history.prune(self._clock.now() - self._retention)
@@ -78,6 +101,77 @@ class ConnectivityMonitor:
             if p.flapping and rules.flap_cleared(p.connected_at, p.last_drop_at, wall, s):
                 p.flapping, p.flapping_since, p.drops = False, None, None
                 self._bus.publish(ChargerFlapping(at=now, charger_id=p.charger_id, flapping=False, drops=0))
+
+    async def watch_outages(self) -> None:
+        """Open or end an outage incident from the drops of the last spike window, then raise the offline
+        alerts that are due."""
+        wall = self._clock.wall()
+        if self._drops is not None and self._fleet is not None and self._incidents is not None:
+            drops = self._drops.recent_drops(wall)
+            what = self.spikes.observe(wall, drops, self._fleet())
+            now = datetime.fromtimestamp(wall, UTC)
+            incident = self.spikes.open
+            if what == "opened" and incident is not None:
+                fleet = self._fleet()
+                incident.id = await self._incidents.open(
+                    "disconnect_spike",
+                    "fleet",
+                    "critical",
+                    datetime.fromtimestamp(incident.started_at, UTC),
+                    drops,
+                    fleet,
+                )
+                self._bus.publish(
+                    IncidentOpened(
+                        at=now,
+                        incident_id=incident.id,
+                        kind="disconnect_spike",
+                        scope="fleet",
+                        severity="critical",
+                        disconnects=drops,
+                        fleet=fleet,
+                    )
+                )
+                log.warning(
+                    "outage: %d of %d chargers disconnected within %gs",
+                    drops,
+                    fleet,
+                    self.settings.spike_window,
+                )
+            elif what == "ended" and incident is not None:
+                self.spikes.open = None
+                if incident.id is not None:
+                    await self._incidents.end(incident.id, now, incident.disconnects)
+                    self._bus.publish(
+                        IncidentEnded(
+                            at=now,
+                            incident_id=incident.id,
+                            kind="disconnect_spike",
+                            scope="fleet",
+                            started_at=datetime.fromtimestamp(incident.started_at, UTC),
+                            disconnects=incident.disconnects,
+                        )
+                    )
+        self._offline_alerts(wall)
+
+    def _offline_alerts(self, wall: float) -> None:
+        s = self.settings
+        for p in self._presence.values():
+            if p.online or p.alerted or p.state_since is None:
+                continue
+            since = p.last_drop_at if p.last_drop_at is not None else p.state_since
+            if rules.offline_alert_due(since, p.flapping, self.spikes.covers(since), wall, s):
+                p.alerted = True
+                self._bus.publish(
+                    ChargerAlert(
+                        at=datetime.fromtimestamp(wall, UTC),
+                        charger_id=p.charger_id,
+                        kind="offline",
+                        severity="warning",
+                        raised=True,
+                        since=datetime.fromtimestamp(since, UTC),
+                    )
+                )
 
     def _change(self, p: Presence, state: str, reason: str, now: datetime, wall: float) -> None:
         self._presence.set_state(p, state, wall)

@@ -46,6 +46,8 @@ class Presence(msgspec.Struct, gc=False):
     last_drop_at: float | None = None
     last_drop_reason: str | None = None
     last_drop_code: int | None = None
+    # An offline alert was raised and not yet cleared.
+    alerted: bool = False
 
     @property
     def connected_since(self) -> datetime | None:

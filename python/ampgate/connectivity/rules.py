@@ -34,6 +34,10 @@ class Settings:
     flap_count: int = 5  # more disconnects than this ...
     flap_window: float = 600.0  # ... within this many seconds: flapping
     flap_clear: float = 1800.0  # connected this long without a drop: no longer flapping
+    offline_alert: float = 900.0  # offline this long (and not flapping, not in an incident): an alert
+    spike_fraction: float = 0.05  # more than this share of the fleet disconnecting ...
+    spike_window: float = 60.0  # ... within this many seconds is an outage: one incident
+    spike_min: int = 10  # and at least this many disconnects (a fleet of 20 losing 2 is not an outage)
 
     @property
     def stale_after(self) -> float:
@@ -92,3 +96,18 @@ def uptime_by_day(
         out.append((d, round(covered / (end - start).total_seconds(), 6)))
         d += timedelta(days=1)
     return out
+
+
+def is_spike(disconnects: int, fleet: int, settings: Settings) -> bool:
+    """Whether `disconnects` within the spike window is an outage of a fleet of `fleet` chargers."""
+    return disconnects >= settings.spike_min and disconnects > fleet * settings.spike_fraction
+
+
+def offline_alert_due(
+    offline_since: float | None, flapping: bool, in_incident: bool, now: float, settings: Settings
+) -> bool:
+    """An offline charger deserves its own alert once offline for `offline_alert`, unless it flaps (its alerts
+    are damped until it is stable) or it went down in an outage (the incident speaks for it)."""
+    if offline_since is None or flapping or in_incident:
+        return False
+    return now - offline_since >= settings.offline_alert

@@ -409,6 +409,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_charger ON events (charger_id, id) WHERE charger_id IS NOT NULL;
     CREATE INDEX events_at ON events (at_ms);
     """,
+    # 14: incidents (ampgate.connectivity.incidents): outages, one row each with when, how many disconnected.
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NULL,
+        disconnects INTEGER NOT NULL,
+        fleet INTEGER NOT NULL
+    );
+    """,
 )
 
 
