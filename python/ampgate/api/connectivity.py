@@ -174,7 +174,11 @@ class IncidentController(Controller):
         summary="One incident",
         description="Role: viewer.",
     )
-    async def get_incident(self, incidents: NamedDependency[IncidentReads], id: int) -> IncidentRead:
+    async def get_incident(
+        self,
+        incidents: NamedDependency[IncidentReads],
+        id: Annotated[int, Parameter(description="The incident id")],
+    ) -> IncidentRead:
         """Role: viewer. 404 (field id) if there is none."""
         row = incidents.get(id)
         if row is None:
