@@ -40,6 +40,8 @@ def test_only_what_never_reached_the_charger_goes_back_to_the_queue() -> None:
     pending = ConflictError("Pending", code="charger_not_accepted")
     assert model.requeue_after(offline, reached_charger=False)
     assert model.requeue_after(pending, reached_charger=False)
+    # The wait ran out with the command still in the outbox: it never left.
+    assert model.requeue_after(ChargerTimeoutError("still queued"), reached_charger=False)
     # On the wire: at most once, whatever happened after.
     assert not model.requeue_after(offline, reached_charger=True)
     assert not model.requeue_after(ChargerTimeoutError("no answer"), reached_charger=True)

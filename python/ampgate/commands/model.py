@@ -22,6 +22,7 @@ from typing import Literal
 from ampgate.errors import (
     AmpgateError,
     ChargerOfflineError,
+    ChargerTimeoutError,
     ConflictError,
     ValidationError,
 )
@@ -60,10 +61,11 @@ def is_expired(expires_at: datetime | None, now: datetime) -> bool:
 def requeue_after(error: AmpgateError, reached_charger: bool) -> bool:
     """Whether a delivery that failed with `error` leaves the command queued (to try again when its charger is
     back) rather than failed. Only what provably never reached the charger goes back: the charger went offline,
-    or its boot state forbids commands now (it rebooted and is Pending)."""
+    the wait ran out with the command still in the outbox (the charger dropped, or was busy with another), or its
+    boot state forbids commands now (it rebooted and is Pending)."""
     if reached_charger:
         return False
-    if isinstance(error, ChargerOfflineError):
+    if isinstance(error, ChargerOfflineError | ChargerTimeoutError):
         return True
     return isinstance(error, ConflictError) and error.code == "charger_not_accepted"
 

@@ -16,7 +16,6 @@ The rules a record moves by are in `ampgate.commands.model`; what survives a res
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
@@ -40,6 +39,7 @@ from ampgate.events import (
     CommandFailed,
     CommandQueued,
 )
+from ampgate.ocpp.commander import TrackedCommands as CommanderPort
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +55,6 @@ class SentCall(Protocol):
 
     unique_id: str
     sent: bool
-
-
-class CommanderPort(Protocol):
-    """What the queue needs of the Commander, or of what wraps it (the device model's splitting, the parts that
-    learn from answers: `ampgate.ocpp.observed.ObservedCommands`)."""
-
-    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
-    async def call(
-        self,
-        charger_id: str,
-        action: str,
-        payload: Any,
-        /,
-        *,
-        command_id: str | None = None,
-        on_enqueued: Callable[[Any], None] | None = None,
-    ) -> Any: ...
 
 
 class ChargerView(Protocol):
@@ -377,7 +360,7 @@ class CommandQueue:
             )
         except AmpgateError as e:
             reached = any(c.sent for c in sent)  # a request sent as several calls: any of them
-            if model.requeue_after(e, reached_charger=reached) or (not reached and _never_left(e)):
+            if model.requeue_after(e, reached_charger=reached):
                 await self._rows.put_back(row.id)
                 return False
             await self._rows.finish(
@@ -415,8 +398,3 @@ class CommandQueue:
 
 def _error_of(e: AmpgateError) -> tuple[str, str, str | None]:
     return (e.code, e.message, e.ocpp_code if isinstance(e, ChargerCallError) else None)
-
-
-def _never_left(e: AmpgateError) -> bool:
-    """A timeout of a command that never went on the wire: the charger dropped with it still in the outbox."""
-    return e.code == "charger_timeout"

@@ -16,6 +16,7 @@ from ampgate.devicemodel import convert
 from ampgate.devicemodel.limits import SPLIT, merge_replies, split_request
 from ampgate.devicemodel.repository import Variable, VariableRow
 from ampgate.errors import ChargerTimeoutError, ConflictError
+from ampgate.ocpp.commander import TrackedCommands as Commands
 from ampgate.ocpp.envelope import OCPP16
 from ampgate.reports import Asker
 
@@ -28,23 +29,6 @@ DEVICE_DATA = "DeviceDataCtrlr"
 LOCAL_AUTH_LIST = "LocalAuthListCtrlr"
 # 1.6: how many keys one GetConfiguration may ask for.
 GET_CONFIGURATION_MAX_KEYS = "GetConfigurationMaxKeys"
-
-
-class Commands(Protocol):
-    """`ampgate.ocpp.commander.Commander`."""
-
-    def ready(self, charger_id: str, action: str, /) -> str: ...
-    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
-    async def call(
-        self,
-        charger_id: str,
-        action: str,
-        payload: Any,
-        /,
-        *,
-        command_id: str | None = None,
-        on_enqueued: Callable[[Any], None] | None = None,
-    ) -> Any: ...
 
 
 class VariableStore(Protocol):

@@ -63,6 +63,26 @@ class Commands(Protocol):
     async def call(self, charger_id: str, action: str, payload: Any, /) -> Any: ...
 
 
+class TrackedCommands(Protocol):
+    """The Commander as a part that keeps records of its commands, or that wraps it, needs it: the request check
+    without sending, and `call` with the command's id and a hook that is handed the outbox's call (whose `sent`
+    says whether it went on the wire). The Commander, the device model's splitting and `ObservedCommands` are
+    one."""
+
+    def ready(self, charger_id: str, action: str, /) -> str: ...
+    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
+    async def call(
+        self,
+        charger_id: str,
+        action: str,
+        payload: Any,
+        /,
+        *,
+        command_id: str | None = None,
+        on_enqueued: Callable[[Any], None] | None = None,
+    ) -> Any: ...
+
+
 def reply_status(payload: Any) -> str | None:
     """The `status` field of a reply payload, when it has a string one."""
     status = payload.get("status") if isinstance(payload, dict) else None

@@ -4,24 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
+
+from ampgate.ocpp.commander import TrackedCommands as Commands
 
 Observer = Callable[[str, Any, Any], Awaitable[None]]
-
-
-class Commands(Protocol):
-    def ready(self, charger_id: str, action: str, /) -> str: ...
-    def check(self, charger_id: str, action: str, payload: Any, /) -> str: ...
-    async def call(
-        self,
-        charger_id: str,
-        action: str,
-        payload: Any,
-        /,
-        *,
-        command_id: str | None = None,
-        on_enqueued: Callable[[Any], None] | None = None,
-    ) -> Any: ...
 
 
 class ObservedCommands:
