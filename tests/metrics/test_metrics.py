@@ -40,10 +40,7 @@ class Sources:
         return [{"worker": 0, "connections": 3, "restarts": 0, "alive": True}]
 
     def charger_states(self):
-        return {"online": 3, "stale": 0, "offline": 1}
-
-    def flapping(self):
-        return 0
+        return {"online": 3, "stale": 0, "offline": 1}, 0
 
     def bus(self):
         return (10, 0, 2)

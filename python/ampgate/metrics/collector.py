@@ -78,8 +78,7 @@ class Sources(Protocol):
     """Where the scrape-time figures come from (the node hands these in)."""
 
     def workers(self) -> list[dict[str, Any]]: ...
-    def charger_states(self) -> dict[str, int]: ...
-    def flapping(self) -> int: ...
+    def charger_states(self) -> tuple[dict[str, int], int]: ...  # by state, and how many flap
     def bus(self) -> tuple[int, int, int]: ...  # published, lost, subscribers
     def commands_queued(self) -> int: ...
     def store(self) -> tuple[int, int, int, int]: ...  # write queue, commits, ops, failed ops
@@ -111,10 +110,11 @@ class _ScrapeCollector(Collector):
         states = GaugeMetricFamily(
             "ampgate_chargers", "Registered chargers by connectivity state", labels=["state"]
         )
-        for state, n in sorted(s.charger_states().items()):
+        by_state, flapping = s.charger_states()
+        for state, n in sorted(by_state.items()):
             states.add_metric([state], n)
         yield states
-        yield GaugeMetricFamily("ampgate_chargers_flapping", "Chargers marked flapping", value=s.flapping())
+        yield GaugeMetricFamily("ampgate_chargers_flapping", "Chargers marked flapping", value=flapping)
         published, lost, subscribers = s.bus()
         yield CounterMetricFamily(
             "ampgate_bus_events_published", "Events published on the bus", value=published

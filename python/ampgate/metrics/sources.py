@@ -65,19 +65,13 @@ class MetricSources:
         self._store = store
         self._commands = commands
         self._events = events
-        self._summary: dict[str, Any] | None = None
 
     def workers(self) -> list[dict[str, Any]]:
         return self._gateway.health()
 
-    def charger_states(self) -> dict[str, int]:
-        # One summary per scrape (collect() reads states first, then flapping).
-        self._summary = self._connectivity.summary()
-        return {k: self._summary[k] for k in ("online", "stale", "offline")}
-
-    def flapping(self) -> int:
-        summary = self._summary if self._summary is not None else self._connectivity.summary()
-        return int(summary["flapping"])
+    def charger_states(self) -> tuple[dict[str, int], int]:
+        summary = self._connectivity.summary()
+        return {k: summary[k] for k in ("online", "stale", "offline")}, int(summary["flapping"])
 
     def bus(self) -> tuple[int, int, int]:
         return self._bus.published, self._bus.lost, self._bus.subscribers()
