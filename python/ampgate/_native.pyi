@@ -27,8 +27,13 @@ MESSAGE: Final = 1  # (1, conn_id, data: bytes)
 DISCONNECTED: Final = 2  # (2, conn_id, code, reason, at)
 WORKER_UP: Final = 3  # (3, worker, generation, pid)
 WORKER_DOWN: Final = 4  # (4, worker, generation, reason)
-STATS: Final = 5  # (5, worker, connections, paused, heap_bytes)
+STATS: Final = 5  # (5, worker, connections, paused, heap_bytes, counts)
+# counts: running totals since the worker started: (upgrades, refused_rate, refused_handshakes, refused_auth,
+# refused_unknown, refused_other)
 ACK: Final = 6  # (6, worker, seq)
+PONG: Final = (
+    7  # (7, conn_id, rtt_s, at): our ping answered after rtt_s seconds, at the worker's monotonic time
+)
 
 class Hub:
     """The control plane's end of every worker link, multiplexed by a background thread.
@@ -55,6 +60,11 @@ class Hub:
         forgets every credential."""
     def auth_delete(self, chargers: list[str], worker: int | None = None) -> None: ...
     def set_policy(self, accept_unknown: bool, worker: int | None = None) -> None: ...
+    def set_admission(
+        self, rate: int, burst: int, handshakes: int, retry_max: int, worker: int | None = None
+    ) -> None:
+        """A worker's share of the admission budget: new connections per second (with a burst) and handshakes
+        at once (0 = no limit); refusals get HTTP 503 with a Retry-After of at most `retry_max` s."""
     def set_accepting(self, on: bool, worker: int | None = None) -> None: ...
     def barrier(self, worker: int | None = None) -> int:
         """Queue a barrier and return its sequence; each addressed worker answers (ACK, worker, seq)."""

@@ -34,6 +34,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 0, at most 2**32 - 1 (a worker's u32)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return v
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = NodeConfig()
     p = sub.add_parser("serve", help="run a node: the OCPP gateway, the control plane and the HTTP API")
@@ -172,6 +183,31 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="connectivity history kept (default %(default)s)",
     )
     p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
+    p.add_argument(
+        "--admit-rate",
+        type=_count,
+        default=d.admit_rate,
+        help="new charger connections per second over the node, beyond which upgrades get HTTP 503 with a "
+        "Retry-After; 0 = no limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--admit-burst",
+        type=_count,
+        default=d.admit_burst,
+        help="new connections admitted at once after a quiet spell (default %(default)s)",
+    )
+    p.add_argument(
+        "--admit-handshakes",
+        type=_count,
+        default=d.admit_handshakes,
+        help="WebSocket handshakes in progress at once over the node; 0 = no limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--admit-retry-max",
+        type=_positive_int,
+        default=d.admit_retry_max,
+        help="longest Retry-After (s) a refused charger is given (default %(default)s)",
+    )
     p.add_argument(
         "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
     )
@@ -324,6 +360,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         spike_min=a.spike_min,
         spike_window=a.spike_window,
         max_message=a.max_message,
+        admit_rate=a.admit_rate,
+        admit_burst=a.admit_burst,
+        admit_handshakes=a.admit_handshakes,
+        admit_retry_max=a.admit_retry_max,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,

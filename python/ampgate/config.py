@@ -96,6 +96,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     handshake_timeout: float = 10.0
     max_message: int = 1 << 20
     max_write_queue: int = 4 << 20
+    # Admission control (node-wide, shared out evenly over the workers): new connections per second with a
+    # burst, and handshakes in progress at once; 0 = no limit. Beyond it an upgrade is answered HTTP 503 with a
+    # randomized Retry-After of at most admit_retry_max s, by the worker. Sized from a measured storm on the
+    # 2-core reference box (docs/operations.md, "Reconnect storms").
+    admit_rate: int = 6000
+    admit_burst: int = 3000
+    admit_handshakes: int = 5000
+    admit_retry_max: int = 60
     # How workers share the OCPP port: "shared" = one listening socket inherited by every worker, polled with
     # EPOLLEXCLUSIVE (the default: a worker at its cap simply stops polling and queued connections wait for
     # another worker); "reuseport" = a SO_REUSEPORT socket per worker (the kernel spreads connections evenly,

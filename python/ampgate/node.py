@@ -256,11 +256,16 @@ class Node:
         # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).
         self.event_log = EventLog(self.bus, EventRepository(self.store), clock, days=config.events_days)
 
-        self.api_connectivity = ConnectivityView(
-            self.presence, self.connectivity_history, chargers, links.rates, connectivity_settings, clock
-        )
-
         self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
+        self.api_connectivity = ConnectivityView(
+            self.presence,
+            self.connectivity_history,
+            chargers,
+            links.rates,
+            self.gateway.handshakes,
+            connectivity_settings,
+            clock,
+        )
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.metrics = NodeMetrics(
             self.bus,
@@ -271,6 +276,7 @@ class Node:
                 self.store,
                 CommandRepository(self.store),
                 self.event_log,
+                links.rtt,
             ),
         )
         self.api_services = ApiServices(

@@ -46,6 +46,8 @@ pub struct UpgradeResponse {
     pub status: u16,
     /// The subprotocol the server chose; the caller checks it is one it offered.
     pub protocol: Option<String>,
+    /// A refusal's `Retry-After` in seconds (the delay form; the HTTP-date form and garbage are None).
+    pub retry_after: Option<u32>,
 }
 
 /// Parse the server's response head from the start of `buf`, for the client with `key`.
@@ -71,10 +73,15 @@ pub fn parse_upgrade_response(
     };
     let status = resp.code.unwrap_or_default();
     if status != 101 {
+        let retry_after = single(resp.headers, "retry-after")
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
         return Ok(Some((
             UpgradeResponse {
                 status,
                 protocol: None,
+                retry_after,
             },
             consumed,
         )));
@@ -92,7 +99,14 @@ pub fn parse_upgrade_response(
         Some(p) if p.is_empty() || p.contains(&b',') => return Err(bad_protocol),
         Some(p) => Some(String::from_utf8(p.to_vec()).map_err(|_| bad_protocol)?),
     };
-    Ok(Some((UpgradeResponse { status, protocol }, consumed)))
+    Ok(Some((
+        UpgradeResponse {
+            status,
+            protocol,
+            retry_after: None,
+        },
+        consumed,
+    )))
 }
 
 #[cfg(test)]
@@ -164,9 +178,23 @@ mod tests {
             r,
             UpgradeResponse {
                 status: 404,
-                protocol: None
+                protocol: None,
+                retry_after: None,
             }
         );
+        let mut busy = Vec::new();
+        response_error(&mut busy, 503, "busy", &[("Retry-After", "12")]);
+        let (r, _) = parse_upgrade_response(&busy, &key).unwrap().unwrap();
+        assert_eq!((r.status, r.retry_after), (503, Some(12)));
+        let mut dated = Vec::new();
+        response_error(
+            &mut dated,
+            503,
+            "busy",
+            &[("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")],
+        );
+        let (r, _) = parse_upgrade_response(&dated, &key).unwrap().unwrap();
+        assert_eq!(r.retry_after, None);
         assert_eq!(
             parse_upgrade_response(b"garbage\r\n\r\n", &key)
                 .unwrap_err()

@@ -37,6 +37,10 @@ pub enum ConnEvent<'a> {
         code: u16,
         reason: &'a str,
     },
+    /// The charger answered our ping after `rtt_us` microseconds.
+    Pong {
+        rtt_us: u32,
+    },
 }
 
 /// Why the socket went away under the connection: reported as 1006 with this reason.
@@ -66,6 +70,7 @@ const BINARY: &str = "binary frames are not OCPP-J";
 const NO_PONG: &str = "no answer to ping";
 const WRITE_QUEUE_FULL: &str = "write queue full: the charger is not reading";
 const SHUTTING_DOWN: &str = "server shutting down";
+const BUSY: &str = "too many new connections: retry later";
 /// Never reported (the control plane does not know a connection in its handshake or closing).
 const TIMED_OUT: &str = "handshake or close timed out";
 
@@ -73,6 +78,8 @@ const TIMED_OUT: &str = "handshake or close timed out";
 pub struct Ctx<'a> {
     /// Seconds of the driver's clock, starting at 1.
     pub now: u32,
+    /// Microseconds of a monotonic clock (CLOCK_MONOTONIC in the gateway), for ping round trips.
+    pub now_us: u64,
     pub cfg: &'a WorkerConfig,
     pub auth: &'a AuthTable,
 }
@@ -103,8 +110,17 @@ pub struct Connection {
     out: Vec<u8>,
     /// Seconds of the last byte received.
     last_rx: u32,
-    /// Seconds at which our unanswered ping was sent; 0 when none is outstanding.
+    /// Seconds at which our unanswered ping was sent; 0 when none is outstanding. Any bytes from the peer
+    /// clear it (they prove it alive).
     ping_sent: u32,
+    /// The low 32 bits of `now_us` when our last ping was sent (0: no ping awaits its pong), cleared only by
+    /// the pong: the round trip is measured on the pong itself, whatever else arrives before it.
+    ping_us: u32,
+    /// Answer the upgrade 503 with this `Retry-After` (seconds) instead of deciding it: the worker's
+    /// admission control refused the connection. 0: admitted.
+    busy_retry: u16,
+    /// The HTTP status the upgrade was refused with (0: not refused), for the worker's counters.
+    refused: u16,
     /// Handshake or closing deadline, in seconds.
     deadline: u32,
     /// The control plane was told `Connected` and has not yet been told `Disconnected`.
@@ -128,10 +144,21 @@ impl Connection {
             out: Vec::new(),
             last_rx: ctx.now,
             ping_sent: 0,
+            ping_us: 0,
+            busy_retry: 0,
+            refused: 0,
             deadline: ctx.now + ctx.cfg.handshake_timeout.as_secs().max(1) as u32,
             announced: false,
             shut: false,
         }
+    }
+
+    /// A connection over the admission budget: its upgrade is read, then answered 503 with `Retry-After:
+    /// retry_after` seconds.
+    pub fn refusing(ctx: &Ctx<'_>, retry_after: u32) -> Self {
+        let mut c = Self::new(ctx);
+        c.busy_retry = retry_after.clamp(1, u16::MAX as u32) as u16;
+        c
     }
 
     /// Bytes read from the socket. `data` is unmasked in place.
@@ -165,6 +192,7 @@ impl Connection {
             }
             State::Open { decoder } => {
                 let out = &mut self.out;
+                let ping_us = &mut self.ping_us;
                 let mut ending = None;
                 let res = decoder.feed(data, &mut |ev| {
                     if ending.is_some() {
@@ -176,7 +204,14 @@ impl Connection {
                             ending = Some(Ending::Fail(codec::CLOSE_UNSUPPORTED_DATA, BINARY))
                         }
                         Event::Ping(p) => codec::encode_frame(out, OpCode::Pong, p, true, None),
-                        Event::Pong(_) => {}
+                        Event::Pong(_) => {
+                            // A pong without our ping (RFC 6455 §5.5.3 allows them) measures nothing.
+                            if *ping_us != 0 {
+                                let rtt_us = (ctx.now_us as u32).wrapping_sub(*ping_us);
+                                *ping_us = 0;
+                                emit(ConnEvent::Pong { rtt_us });
+                            }
+                        }
                         Event::Close(code, reason) => {
                             ending = Some(Ending::PeerClose(code, reason.to_owned()))
                         }
@@ -208,6 +243,10 @@ impl Connection {
     /// The handshake decision: charger id from the path, the auth table, the subprotocol.
     fn upgrade(&mut self, req: UpgradeRequest, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
         let cfg = ctx.cfg;
+        if self.busy_retry != 0 {
+            let retry = self.busy_retry.to_string();
+            return self.reject(503, BUSY, &[("Retry-After", &retry)], ctx);
+        }
         let charger = match codec::charger_id_from_path(&req.path, &cfg.path_prefix) {
             Ok(id) => id,
             Err(e) => return self.reject(e.status, e.reason, e.extra_headers(), ctx),
@@ -255,6 +294,7 @@ impl Connection {
 
     /// Answer the upgrade with an HTTP error, then close.
     fn reject(&mut self, status: u16, reason: &str, extra: &[(&str, &str)], ctx: &Ctx<'_>) {
+        self.refused = status;
         codec::response_error(&mut self.out, status, reason, extra);
         self.close_with((0, ""), None, ctx, &mut |_| {});
     }
@@ -375,6 +415,7 @@ impl Connection {
                     }
                 } else if now - self.last_rx >= ping_every {
                     self.ping_sent = now;
+                    self.ping_us = (ctx.now_us as u32).max(1);
                     codec::encode_frame(&mut self.out, OpCode::Ping, b"", true, None);
                 }
             }
@@ -406,6 +447,11 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The HTTP status the upgrade was refused with, if it was.
+    pub fn refused_status(&self) -> Option<u16> {
+        (self.refused != 0).then_some(self.refused)
     }
 
     pub fn is_handshaking(&self) -> bool {

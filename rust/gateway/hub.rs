@@ -18,7 +18,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::error::{GatewayError, LinkError};
-use super::link::{conn_id, Down, LinkReader, LinkWriter, UpRef};
+use super::link::{conn_id, Counts, Down, LinkReader, LinkWriter, UpRef};
 
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 256 << 10;
@@ -58,10 +58,16 @@ pub enum HubEvent {
         connections: u32,
         paused: bool,
         heap_bytes: u64,
+        counts: Counts,
     },
     Ack {
         worker: u8,
         seq: u64,
+    },
+    Pong {
+        conn_id: u64,
+        rtt_us: u32,
+        at_us: u64,
     },
 }
 
@@ -525,13 +531,24 @@ fn read_link(slot: u8, l: &mut LinkState, out: &mut Vec<HubEvent>) -> Result<(),
                     connections,
                     paused,
                     heap_bytes,
+                    counts,
                 } => HubEvent::Stats {
                     worker: slot,
                     connections,
                     paused,
                     heap_bytes,
+                    counts,
                 },
                 UpRef::Ack { seq } => HubEvent::Ack { worker: slot, seq },
+                UpRef::Pong {
+                    conn_id,
+                    rtt_us,
+                    at_us,
+                } => HubEvent::Pong {
+                    conn_id,
+                    rtt_us,
+                    at_us,
+                },
             });
         }
     }

@@ -67,9 +67,40 @@ pub enum Up {
         connections: u32,
         paused: bool,
         heap_bytes: u64,
+        counts: Counts,
     },
     /// Everything sent before `Barrier { seq }` has been applied.
     Ack { seq: u64 },
+    /// The charger answered our ping after `rtt_us`, at the worker's `at_us` (CLOCK_MONOTONIC).
+    Pong {
+        conn_id: u64,
+        rtt_us: u32,
+        at_us: u64,
+    },
+}
+
+/// A worker's running totals since it started (the control plane takes differences).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Upgrades completed (each a `Connected`).
+    pub upgrades: u64,
+    /// Upgrades answered 503 by admission control: over the rate, or too many handshakes at once.
+    pub refused_rate: u64,
+    pub refused_handshakes: u64,
+    /// Upgrades refused 401 (credentials) and 404 (unknown charger), and any other HTTP error (400: no
+    /// subprotocol, a bad request or path).
+    pub refused_auth: u64,
+    pub refused_unknown: u64,
+    pub refused_other: u64,
+}
+
+/// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionShare {
+    pub rate: u32,
+    pub burst: u32,
+    pub handshakes: u32,
+    pub retry_max: u32,
 }
 
 /// A record from the control plane to a worker.
@@ -97,6 +128,8 @@ pub enum Down {
     Barrier { seq: u64 },
     /// Close every connection with `code` and exit once they are closed.
     Shutdown { code: u16 },
+    /// This worker's share of the admission budget.
+    Admission(AdmissionShare),
 }
 
 mod kind {
@@ -106,6 +139,7 @@ mod kind {
     pub const DISCONNECTED: u8 = 4;
     pub const STATS: u8 = 5;
     pub const ACK: u8 = 6;
+    pub const PONG: u8 = 7;
     pub const SEND: u8 = 10;
     pub const CLOSE: u8 = 11;
     pub const AUTH_CLEAR: u8 = 12;
@@ -115,6 +149,7 @@ mod kind {
     pub const ACCEPT: u8 = 16;
     pub const BARRIER: u8 = 17;
     pub const SHUTDOWN: u8 = 18;
+    pub const ADMISSION: u8 = 19;
 }
 
 /// Appends records into length-prefixed batches. The buffer is what goes on the socket: call
@@ -238,16 +273,32 @@ impl LinkWriter {
                 connections,
                 paused,
                 heap_bytes,
+                counts,
             } => {
                 self.begin(kind::STATS);
                 self.u32(*connections);
                 self.buf.push(*paused as u8);
                 self.u64(*heap_bytes);
+                for v in [
+                    counts.upgrades,
+                    counts.refused_rate,
+                    counts.refused_handshakes,
+                    counts.refused_auth,
+                    counts.refused_unknown,
+                    counts.refused_other,
+                ] {
+                    self.u64(v);
+                }
             }
             Up::Ack { seq } => {
                 self.begin(kind::ACK);
                 self.u64(*seq);
             }
+            Up::Pong {
+                conn_id,
+                rtt_us,
+                at_us,
+            } => self.pong(*conn_id, *rtt_us, *at_us),
         }
     }
 
@@ -264,6 +315,13 @@ impl LinkWriter {
         self.begin(kind::MESSAGE);
         self.u64(conn_id);
         self.long(data);
+    }
+
+    pub fn pong(&mut self, conn_id: u64, rtt_us: u32, at_us: u64) {
+        self.begin(kind::PONG);
+        self.u64(conn_id);
+        self.u32(rtt_us);
+        self.u64(at_us);
     }
 
     pub fn disconnected(&mut self, conn_id: u64, code: u16, reason: &str, at_us: u64) {
@@ -307,6 +365,12 @@ impl LinkWriter {
             Down::Shutdown { code } => {
                 self.begin(kind::SHUTDOWN);
                 self.u16(*code);
+            }
+            Down::Admission(a) => {
+                self.begin(kind::ADMISSION);
+                for v in [a.rate, a.burst, a.handshakes, a.retry_max] {
+                    self.u32(v);
+                }
             }
         }
     }
@@ -441,6 +505,7 @@ pub enum DownRef<'a> {
     Shutdown {
         code: u16,
     },
+    Admission(AdmissionShare),
 }
 
 /// A record from a worker, borrowing its bytes.
@@ -470,9 +535,15 @@ pub enum UpRef<'a> {
         connections: u32,
         paused: bool,
         heap_bytes: u64,
+        counts: Counts,
     },
     Ack {
         seq: u64,
+    },
+    Pong {
+        conn_id: u64,
+        rtt_us: u32,
+        at_us: u64,
     },
 }
 
@@ -540,6 +611,12 @@ impl<'a> Batch<'a> {
             },
             kind::BARRIER => DownRef::Barrier { seq: self.u64()? },
             kind::SHUTDOWN => DownRef::Shutdown { code: self.u16()? },
+            kind::ADMISSION => DownRef::Admission(AdmissionShare {
+                rate: self.u32()?,
+                burst: self.u32()?,
+                handshakes: self.u32()?,
+                retry_max: self.u32()?,
+            }),
             _ => {
                 return Err(LinkError::Corrupt(
                     "unknown record kind from the control plane",
@@ -577,8 +654,21 @@ impl<'a> Batch<'a> {
                 connections: self.u32()?,
                 paused: self.u8()? != 0,
                 heap_bytes: self.u64()?,
+                counts: Counts {
+                    upgrades: self.u64()?,
+                    refused_rate: self.u64()?,
+                    refused_handshakes: self.u64()?,
+                    refused_auth: self.u64()?,
+                    refused_unknown: self.u64()?,
+                    refused_other: self.u64()?,
+                },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
+            kind::PONG => UpRef::Pong {
+                conn_id: self.u64()?,
+                rtt_us: self.u32()?,
+                at_us: self.u64()?,
+            },
             _ => return Err(LinkError::Corrupt("unknown record kind from a worker")),
         };
         Ok(Some(r))
@@ -654,6 +744,7 @@ mod tests {
                         DownRef::Accept { on } => Down::Accept { on },
                         DownRef::Barrier { seq } => Down::Barrier { seq },
                         DownRef::Shutdown { code } => Down::Shutdown { code },
+                        DownRef::Admission(a) => Down::Admission(a),
                     });
                 }
             }
@@ -689,6 +780,12 @@ mod tests {
             Down::Shutdown {
                 code: codec::CLOSE_GOING_AWAY,
             },
+            Down::Admission(AdmissionShare {
+                rate: 2500,
+                burst: 250,
+                handshakes: u32::MAX,
+                retry_max: 60,
+            }),
         ];
         assert_eq!(roundtrip_down(&recs), recs);
     }
@@ -718,8 +815,21 @@ mod tests {
                 connections: 9,
                 paused: true,
                 heap_bytes: 77,
+                counts: Counts {
+                    upgrades: 1,
+                    refused_rate: 2,
+                    refused_handshakes: 3,
+                    refused_auth: 4,
+                    refused_unknown: 5,
+                    refused_other: u64::MAX,
+                },
             },
             Up::Ack { seq: 3 },
+            Up::Pong {
+                conn_id: 8,
+                rtt_us: u32::MAX,
+                at_us: 99,
+            },
         ];
         let mut w = LinkWriter::new();
         for r in &recs {
@@ -767,12 +877,23 @@ mod tests {
                         connections,
                         paused,
                         heap_bytes,
+                        counts,
                     } => Up::Stats {
                         connections,
                         paused,
                         heap_bytes,
+                        counts,
                     },
                     UpRef::Ack { seq } => Up::Ack { seq },
+                    UpRef::Pong {
+                        conn_id,
+                        rtt_us,
+                        at_us,
+                    } => Up::Pong {
+                        conn_id,
+                        rtt_us,
+                        at_us,
+                    },
                 });
             }
         }

@@ -1,5 +1,6 @@
 //! The gateway: worker processes that hold charger connections, and the control plane's hub that links them.
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod conn;

@@ -18,6 +18,7 @@ enum Ev {
     Connected(String, String),
     Message(String),
     Disconnected(u16, String),
+    Pong(u32),
 }
 
 /// What the charger received: the HTTP status, then frames.
@@ -34,6 +35,8 @@ struct Charger {
     cfg: WorkerConfig,
     auth: AuthTable,
     now: u32,
+    /// Microseconds past `now`'s second, for ping round trips.
+    frac_us: u64,
     conn: Connection,
     events: Vec<Ev>,
     /// Bytes the server wrote that the charger has not parsed yet.
@@ -46,17 +49,23 @@ struct Charger {
 
 impl Charger {
     fn new(cfg: WorkerConfig) -> Self {
+        Self::with(cfg, Connection::new)
+    }
+
+    fn with(cfg: WorkerConfig, make: impl FnOnce(&Ctx<'_>) -> Connection) -> Self {
         let auth = AuthTable::new(true);
         let ctx = Ctx {
             now: 1,
+            now_us: 1_000_000,
             cfg: &cfg,
             auth: &auth,
         };
-        let conn = Connection::new(&ctx);
+        let conn = make(&ctx);
         Self {
             cfg,
             auth,
             now: 1,
+            frac_us: 0,
             conn,
             events: Vec::new(),
             rx: Vec::new(),
@@ -70,6 +79,7 @@ impl Charger {
     fn drive(&mut self, f: impl FnOnce(&mut Connection, &Ctx<'_>, &mut dyn FnMut(ConnEvent<'_>))) {
         let ctx = Ctx {
             now: self.now,
+            now_us: self.now as u64 * 1_000_000 + self.frac_us,
             cfg: &self.cfg,
             auth: &self.auth,
         };
@@ -81,6 +91,7 @@ impl Charger {
                 }
                 ConnEvent::Message(t) => Ev::Message(t.into()),
                 ConnEvent::Disconnected { code, reason } => Ev::Disconnected(code, reason.into()),
+                ConnEvent::Pong { rtt_us } => Ev::Pong(rtt_us),
             })
         };
         f(&mut self.conn, &ctx, &mut emit);
@@ -427,6 +438,7 @@ fn any_bytes_answer_a_ping_and_a_paused_reader_forgets_its_ping() {
     let ctx_due = {
         let ctx = Ctx {
             now: 40,
+            now_us: 40_000_000,
             cfg: &c.cfg,
             auth: &c.auth,
         };
@@ -513,4 +525,61 @@ fn protocol_choice_follows_server_preference() {
     let offered = vec!["ocpp1.6".to_string(), "ocpp2.0.1".to_string()];
     assert_eq!(choose_protocol(&ours, &offered), Some("ocpp2.0.1"));
     assert_eq!(choose_protocol(&ours, &["ocpp9.9".to_string()]), None);
+}
+
+#[test]
+fn the_pong_to_our_ping_reports_its_round_trip_and_other_pongs_report_nothing() {
+    let cfg = WorkerConfig {
+        ping_interval: Duration::from_secs(10),
+        ping_timeout: Duration::from_secs(5),
+        ..WorkerConfig::default()
+    };
+    let mut c = Charger::open(cfg);
+    // A pong nobody asked for (allowed as a heartbeat, RFC 6455 §5.5.3) measures nothing.
+    c.frame(OpCode::Pong, b"");
+    assert!(c.events.is_empty());
+    c.tick(11);
+    assert_eq!(c.wire(), vec![Wire::Ping]);
+    // Other bytes first prove the charger alive (no timeout) but do not end the measurement.
+    c.frac_us = 20_000;
+    c.frame(OpCode::Text, b"[2,\"1\",\"Heartbeat\",{}]");
+    c.now = 12;
+    c.frac_us = 37_500;
+    c.frame(OpCode::Pong, b"");
+    assert_eq!(
+        c.events,
+        vec![
+            Ev::Message("[2,\"1\",\"Heartbeat\",{}]".into()),
+            Ev::Pong(1_037_500)
+        ]
+    );
+    // A second pong to the same ping is not measured again.
+    c.events.clear();
+    c.frame(OpCode::Pong, b"");
+    assert!(c.events.is_empty());
+}
+
+#[test]
+fn a_refused_connection_reads_its_upgrade_and_answers_503_with_retry_after() {
+    let mut c = Charger::with(WorkerConfig::default(), |ctx| Connection::refusing(ctx, 7));
+    c.upgrade("/ocpp/CP1", &["ocpp1.6"], None);
+    let head = String::from_utf8_lossy(&c.rx).to_string();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.contains("\r\nRetry-After: 7\r\n"), "{head}");
+    assert_eq!(c.wire(), vec![Wire::Status(503, None)]);
+    // The control plane never hears of it, and the socket is closed after the answer.
+    assert!(c.events.is_empty());
+    assert!(c.conn.is_closing());
+    assert!(c.conn.take_shutdown_write());
+    assert_eq!(c.conn.refused_status(), Some(503));
+}
+
+#[test]
+fn refusals_by_the_handshake_table_keep_their_status() {
+    let mut c = Charger::new(WorkerConfig::default());
+    c.upgrade("/ocpp/CP1", &["nope"], None);
+    assert_eq!(c.wire(), vec![Wire::Status(400, None)]);
+    assert_eq!(c.conn.refused_status(), Some(400));
+    let c = Charger::open(WorkerConfig::default());
+    assert_eq!(c.conn.refused_status(), None);
 }

@@ -33,6 +33,8 @@ pub struct Uplink<'a> {
     pub id: u64,
     pub idx: usize,
     pub paused: bool,
+    /// The worker's count of completed upgrades.
+    pub upgrades: &'a mut u64,
 }
 
 impl Uplink<'_> {
@@ -40,6 +42,7 @@ impl Uplink<'_> {
         match ev {
             ConnEvent::Connected { charger, protocol } => {
                 self.by_id.insert(self.id, self.idx);
+                *self.upgrades += 1;
                 let pnum = link::protocol_number(protocol).unwrap_or(link::PROTO_NONE);
                 let peer = peer_string(self.sock);
                 self.link
@@ -55,6 +58,8 @@ impl Uplink<'_> {
                     self.link.message(self.id, t.as_bytes());
                 }
             }
+            // Not parked: a round trip is no message, and its order among them does not matter.
+            ConnEvent::Pong { rtt_us } => self.link.pong(self.id, rtt_us, monotonic_us()),
             ConnEvent::Disconnected { code, reason } => {
                 // Whatever the charger sent before goes up first, then its disconnect.
                 unpark_into(self.link, self.id, self.parked);

@@ -16,13 +16,14 @@ use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::admission::{Admission, Budget, Verdict};
 use super::auth::AuthTable;
 use super::config::WorkerConfig;
 use super::conn::{ConnEvent, Connection, Ctx, Lost};
 use super::error::GatewayError;
 use super::link::{self, conn_id, DownRef, LinkReader, LinkWriter};
 use super::listen::Listener;
-use super::sys::{now_secs, write_some};
+use super::sys::{monotonic_us, now_secs, write_some};
 use super::uplink::{unpark_into, Uplink};
 use crate::codec;
 // Re-exported: the simulator (rust/sim/) and the bindings reach it by this path.
@@ -57,6 +58,8 @@ struct Slot {
     /// Whole messages held back while the link to the control plane is full, each as `u32 LE length` +
     /// bytes, in arrival order. Empty (no allocation) unless Python lags.
     parked: Vec<u8>,
+    /// An admitted handshake still counted against the admission budget.
+    counted: bool,
 }
 
 pub struct Worker {
@@ -85,6 +88,8 @@ pub struct Worker {
     start: Instant,
     shutdown_at: Option<Instant>,
     link_dead: bool,
+    admission: Admission,
+    counts: link::Counts,
 }
 
 impl Worker {
@@ -155,6 +160,12 @@ impl Worker {
             start: Instant::now(),
             shutdown_at: None,
             link_dead: false,
+            // No limit until the control plane shares its budget out.
+            admission: Admission::new(
+                Budget::UNLIMITED,
+                monotonic_us() ^ ((std::process::id() as u64) << 32),
+            ),
+            counts: link::Counts::default(),
         };
         w.link_out.up(&link::Up::Hello {
             pid: std::process::id(),
@@ -305,17 +316,24 @@ impl Worker {
             return;
         }
         self.seq += 1;
+        let now_us = monotonic_us();
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us,
             cfg: &self.cfg,
             auth: &self.auth,
+        };
+        let (conn, counted) = match self.admission.admit(now_us) {
+            Verdict::Admit => (Connection::new(&ctx), true),
+            Verdict::Refuse { retry_after, .. } => (Connection::refusing(&ctx, retry_after), false),
         };
         entry.insert(Slot {
             sock,
             id: conn_id::make(self.cfg.worker, self.cfg.generation, self.seq),
-            conn: Connection::new(&ctx),
+            conn,
             backlog: false,
             parked: Vec::new(),
+            counted,
         });
         if self.conns.len() >= self.cap {
             let _ = self.update_listener();
@@ -331,6 +349,7 @@ impl Worker {
     ) {
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us: monotonic_us(),
             cfg: &self.cfg,
             auth: &self.auth,
         };
@@ -339,6 +358,7 @@ impl Worker {
             id,
             conn,
             parked,
+            counted,
             ..
         }) = self.conns.get_mut(idx)
         else {
@@ -353,6 +373,7 @@ impl Worker {
             id: *id,
             idx,
             paused: self.paused,
+            upgrades: &mut self.counts.upgrades,
         };
         f(conn, &ctx, &mut |ev| up.event(ev));
         if !conn.output().is_empty() {
@@ -363,6 +384,10 @@ impl Worker {
         }
         if conn.take_shutdown_write() {
             let _ = up.sock.shutdown(Shutdown::Write);
+        }
+        if *counted && !conn.is_handshaking() {
+            *counted = false;
+            self.admission.handshake_done();
         }
         let done = conn.is_done();
         if !was_parked && !up.parked.is_empty() {
@@ -378,6 +403,15 @@ impl Worker {
             return;
         }
         let mut s = self.conns.remove(idx);
+        if s.counted {
+            self.admission.handshake_done();
+        }
+        match s.conn.refused_status() {
+            None | Some(503) => {} // 503: counted by the admission control.
+            Some(401) => self.counts.refused_auth += 1,
+            Some(404) => self.counts.refused_unknown += 1,
+            Some(_) => self.counts.refused_other += 1,
+        }
         unpark_into(&mut self.link_out, s.id, &mut s.parked);
         let _ = self.poll.registry().deregister(&mut s.sock);
         self.by_id.remove(&s.id);
@@ -521,6 +555,12 @@ impl Worker {
             }
             DownRef::Barrier { seq } => self.link_out.up(&link::Up::Ack { seq }),
             DownRef::Shutdown { code } => self.begin_shutdown(code),
+            DownRef::Admission(a) => self.admission.set_budget(Budget {
+                rate: a.rate,
+                burst: a.burst,
+                handshakes: a.handshakes,
+                retry_max: a.retry_max,
+            }),
         }
     }
 
@@ -567,6 +607,7 @@ impl Worker {
         let reading = !self.paused;
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us: monotonic_us(),
             cfg: &self.cfg,
             auth: &self.auth,
         };
@@ -587,6 +628,11 @@ impl Worker {
                 connections: open,
                 paused: self.paused,
                 heap_bytes: heap,
+                counts: link::Counts {
+                    refused_rate: self.admission.refused_rate,
+                    refused_handshakes: self.admission.refused_handshakes,
+                    ..self.counts
+                },
             });
         }
         let _ = self.update_listener();

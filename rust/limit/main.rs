@@ -139,6 +139,7 @@ impl Limit {
         }
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
         };
@@ -155,6 +156,7 @@ impl Limit {
     ) {
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
         };
@@ -219,6 +221,7 @@ impl Limit {
     fn tick(&mut self) {
         let ctx = Ctx {
             now: now_secs(self.start),
+            now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
         };

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::codec;
-use crate::gateway::link::{protocol_name, Down};
+use crate::gateway::link::{protocol_name, AdmissionShare, Down};
 
 /// A worker's CLOCK_MONOTONIC microseconds as Python's `time.monotonic()` seconds.
 fn seconds(us: u64) -> f64 {
@@ -20,6 +20,7 @@ pub const WORKER_UP: u8 = 3;
 pub const WORKER_DOWN: u8 = 4;
 pub const STATS: u8 = 5;
 pub const ACK: u8 = 6;
+pub const PONG: u8 = 7;
 /// Largest message Python may send: well inside one worker-link batch (`link::MAX_BATCH`), and far above
 /// any OCPP message (the gateway refuses incoming ones over 1 MiB by default).
 const MAX_SEND: usize = 16 << 20;
@@ -96,10 +97,32 @@ impl PyHub {
                     connections,
                     paused,
                     heap_bytes,
-                } => (STATS, worker, connections, paused, heap_bytes)
+                    counts: c,
+                } => (
+                    STATS,
+                    worker,
+                    connections,
+                    paused,
+                    heap_bytes,
+                    (
+                        c.upgrades,
+                        c.refused_rate,
+                        c.refused_handshakes,
+                        c.refused_auth,
+                        c.refused_unknown,
+                        c.refused_other,
+                    ),
+                )
                     .into_pyobject(py)?
                     .into_any(),
                 HubEvent::Ack { worker, seq } => (ACK, worker, seq).into_pyobject(py)?.into_any(),
+                HubEvent::Pong {
+                    conn_id,
+                    rtt_us,
+                    at_us,
+                } => (PONG, conn_id, rtt_us as f64 / 1e6, seconds(at_us))
+                    .into_pyobject(py)?
+                    .into_any(),
             };
             list.append(item)?;
         }
@@ -166,6 +189,25 @@ impl PyHub {
     fn set_policy(&self, accept_unknown: bool, worker: Option<u8>) {
         self.hub
             .control(worker, &Down::AuthPolicy { accept_unknown });
+    }
+
+    /// A worker's share of the admission budget (0 = no limit for `rate` and `handshakes`).
+    #[pyo3(signature = (rate, burst, handshakes, retry_max, worker = None))]
+    fn set_admission(
+        &self,
+        rate: u32,
+        burst: u32,
+        handshakes: u32,
+        retry_max: u32,
+        worker: Option<u8>,
+    ) {
+        let share = AdmissionShare {
+            rate,
+            burst,
+            handshakes,
+            retry_max,
+        };
+        self.hub.control(worker, &Down::Admission(share));
     }
 
     #[pyo3(signature = (on, worker = None))]

@@ -128,6 +128,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("WORKER_DOWN", hub::WORKER_DOWN),
         ("STATS", hub::STATS),
         ("ACK", hub::ACK),
+        ("PONG", hub::PONG),
     ] {
         m.add(name, kind)?;
     }

@@ -54,6 +54,7 @@ const KEYS: &[&str] = &[
     "ev_mix",
     "ev_charging_needs",
     "check_replies",
+    "honour_retry_after",
 ];
 
 /// An EV profile as Python passes it: a dict of `weight`, `phases` ("L1" / "L2" / "L3" / "3"),
@@ -167,6 +168,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
     }
     c.ev_charging_needs = get(d, "ev_charging_needs", c.ev_charging_needs)?;
     c.check_replies = get(d, "check_replies", c.check_replies)?;
+    c.honour_retry_after = get(d, "honour_retry_after", c.honour_retry_after)?;
     c.check().map_err(|(k, why)| bad(k, why))?;
     Ok(c)
 }

@@ -93,6 +93,9 @@ pub struct SimConfig {
     /// Keep every message of the CSMS for the schema check (`Sim::take_checks`). Off in the bench mode, where
     /// the run measures the CSMS and the check would make the simulator the bottleneck.
     pub check_replies: bool,
+    /// A refused upgrade's `Retry-After` sets when the charger tries again (else: the reconnect back-off, as
+    /// chargers that ignore it do).
+    pub honour_retry_after: bool,
 }
 
 impl SimConfig {
@@ -141,6 +144,7 @@ impl SimConfig {
             ev_mix: Vec::new(),
             ev_charging_needs: false,
             check_replies: true,
+            honour_retry_after: true,
         }
     }
 

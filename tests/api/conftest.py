@@ -33,6 +33,7 @@ from ampgate.display import DisplayMessageRepository, DisplayMessages
 from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
+from ampgate.gateway.admission import HandshakeCounts
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp import payloads
@@ -167,6 +168,7 @@ class StandInNode:
                 HistoryRepository(self.store),
                 self.chargers,
                 MinuteCounts(),
+                HandshakeCounts(),
                 Settings(),
                 Clock(),
             ),

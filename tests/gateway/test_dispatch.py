@@ -37,6 +37,9 @@ class Recorder:
     def worker_lost(self, *args: Any) -> None:
         self.calls.append(("worker_lost", *args))
 
+    def pong(self, *args: Any) -> None:
+        self.calls.append(("pong", *args))
+
     def begin_batch(self) -> None:
         self.calls.append(("begin",))
 
@@ -49,7 +52,7 @@ class Recorder:
 
 def gateway() -> tuple[Gateway, Hub, Recorder]:
     hub, rec = Hub(), Recorder()
-    gw = Gateway(NodeConfig(), hub, rec, rec, lambda: [])  # type: ignore[arg-type]
+    gw = Gateway(NodeConfig(), hub, rec, rec, lambda limit, after: [])  # type: ignore[arg-type]
     gw.workers[0] = WorkerInfo(worker=0, generation=2, alive=True)
     return gw, hub, rec
 
@@ -65,7 +68,8 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
             (_native.MESSAGE, GEN2 | 1, b"one"),
             (_native.MESSAGE, GEN2 | 1, b"boom"),
             (_native.MESSAGE, GEN2 | 1, b"two"),
-            (_native.STATS, 0, 17, False, 4096),
+            (_native.STATS, 0, 17, False, 4096, (5, 2, 1, 0, 0, 0)),
+            (_native.PONG, GEN2 | 1, 0.004, 2.5),
             (_native.DISCONNECTED, GEN2 | 1, 1000, "bye", 3.0),
         ]
     )
@@ -74,10 +78,12 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
         ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0),
         ("message", GEN2 | 1, b"one"),
         ("message", GEN2 | 1, b"two"),
+        ("pong", GEN2 | 1, 0.004, 2.5),
         ("disconnected", GEN2 | 1, 1000, "bye", 3.0),
     ]
     assert hub.sent == [[(GEN2 | 1, b"reply:one"), (GEN2 | 1, b"reply:two")]]
     assert gw.workers[0].connections == 17 and gw.workers[0].heap_bytes == 4096
+    assert gw.handshakes.totals["upgrades"] == 5 and gw.handshakes.totals["refused_rate"] == 2
     assert "a bug in a handler" in caplog.text
 
 

@@ -150,6 +150,9 @@ def test_a_silent_charger_goes_stale_while_its_pings_pass_and_online_when_it_spe
         reasons = [(h["state"], h["reason"]) for h in history(node, "QUIET1")]
     closed = history(node, "QUIET1")[0]
     assert stale["state"] == "stale" and stale["online"], stale
+    # Its pings pass: the last one's round trip is shown (loopback: well under a second), with its time.
+    assert stale["ping_rtt_ms"] is not None and 0 < stale["ping_rtt_ms"] < 1000, stale
+    assert stale["last_pong_at"] is not None
     assert back["state"] == "online"
     assert reasons[:3] == [
         ("online", "message received"),

@@ -9,7 +9,7 @@ from ampgate.bus import EventBus
 from ampgate.events import ChargerConnected, ChargerDisconnected
 from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
 from ampgate.metrics import NodeMetrics
-from ampgate.metrics.collector import PumpFigures, disconnect_kind
+from ampgate.metrics.collector import Histogram, PumpFigures, disconnect_kind
 
 AT = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -59,6 +59,12 @@ class Sources:
     def event_streams(self):
         return 0
 
+    def refused_upgrades(self):
+        return {"admission_rate": 7, "bad_credentials": 1}
+
+    def ping_rtt(self):
+        return Histogram([(0.01, 2), (float("inf"), 3)], 0.5)
+
 
 def test_each_node_has_its_own_registry() -> None:
     a, b = NodeMetrics(EventBus(), Sources()), NodeMetrics(EventBus(), Sources())
@@ -69,3 +75,6 @@ def test_each_node_has_its_own_registry() -> None:
     assert 'ampgate_disconnects_total{reason="ping_timeout"} 1.0' in text_a
     assert "ampgate_handshakes_total{" not in text_b
     assert 'ampgate_worker_connections{worker="0"} 3.0' in text_b
+    assert 'ampgate_upgrades_refused_total{reason="admission_rate"} 7.0' in text_b
+    assert 'ampgate_ping_rtt_seconds_bucket{le="0.01"} 2.0' in text_b
+    assert "ampgate_ping_rtt_seconds_count 3.0" in text_b

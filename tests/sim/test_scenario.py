@@ -33,6 +33,7 @@ connectors = 2
 heartbeat_interval = 30
 call_timeout = 10
 check = false
+retry_after = "ignore"
 
 [transactions]
 per_hour = 12
@@ -149,6 +150,7 @@ def test_an_empty_file_is_the_defaults(tmp_path):
         ("[load]\nstart = -1", "load.start: expected >= 0.0"),
         ("[load]\ninflight = -1", "load.inflight: expected >= 0"),
         ('[run]\ncheck = "no"', "run.check: expected `bool`, got `str`"),
+        ('[run]\nretry_after = "sometimes"', "run.retry_after: invalid enum value 'sometimes'"),
         ("[reconnect_storm]\nbackoff = -1", "reconnect_storm.backoff: expected >= 0.0"),
         ("[rolling_restart]\nreboot_delay = -1", "rolling_restart.reboot_delay: expected >= 0.0"),
         ('[slow]\nmode = "sleepy"', "slow.mode: invalid enum value 'sleepy'"),
@@ -344,7 +346,7 @@ def test_compile_gives_each_process_its_share_with_the_engine_keys(tmp_path):
         (1, "3", 16, 60_000, 20, 80, None, None),
     ]
     assert a["ev_charging_needs"] is True
-    assert (a["check_replies"], a["load_inflight"]) == (False, 0)
+    assert (a["check_replies"], a["load_inflight"], a["honour_retry_after"]) == (False, 0, False)
     # 1.6 has no NotifyEVChargingNeeds: the EVs draw the same and report nothing.
     opts16 = FleetOptions(host="127.0.0.1", port=9000, chargers=10, protocol="ocpp1.6")
     assert compile(s, opts16)[0][0]["ev_charging_needs"] is False

@@ -25,7 +25,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from ampgate.sim.scenario import FLAP, NO_ANSWER, load_scenario, pick_traits
 
-from .nodes import chargers, ts, wait_for
+from .nodes import all_pages, chargers, ts, wait_for
 
 CHARGERS = 20
 SEED = 3
@@ -150,6 +150,95 @@ backoff = {backoff}
     # A link that drops is not a reboot: the chargers reconnect without booting again.
     assert report["connects"] == 2 * CHARGERS and report["boots"] == CHARGERS
     assert report["connected"] == CHARGERS and report["booted"] == CHARGERS
+    # 40 connections in a few seconds are far under the node's default admission budget: nobody was refused.
+    assert report["refused_busy"] == 0
+
+
+@pytest.mark.slow
+def test_a_boot_storm_over_the_admission_budget_is_refused_503_and_returns_after_retry_after(
+    node_factory, tmp_path, sims
+):
+    node = node_factory("--admit-rate", "20", "--admit-burst", "10", "--admit-retry-max", "3")
+    n, prefix = 60, "AD-"
+    sim = start_sim(
+        tmp_path, node, None, "--scenario", "boot-storm", "--duration", "10", "--id-prefix", prefix,
+        "--processes", "2", n=n,
+    )  # fmt: skip
+    sims.append(sim)
+    wait_for(
+        f"all {n} chargers online",
+        sim.proc,
+        lambda: sum(c["online"] for c in chargers(node).values()) == n,
+        ONLINE_TIMEOUT,
+    )
+    report = sim.finish(SIM_SLACK)
+    assert report["errors"] == {}, report["error_details"]
+    assert report["ever_booted"] == n and report["connects"] == n
+    # 60 at once through 10 + 20/s: most were refused at first, each told when to come back, and came back.
+    assert report["refused_busy"] >= n - 10 - 20
+    assert report["retry_after_given"] == report["refused_busy"]
+    with node.api() as api:
+        summary = api.get("/connectivity/summary").json()
+    busy = summary["rejections_this_minute"]["busy"] + summary["rejections_last_minute"]["busy"]
+    assert busy == report["refused_busy"]
+
+
+STORM_WITH_CHARGING = """
+base = "reconnect-storm"
+[run]
+duration = 12
+heartbeat_interval = 5
+[transactions]
+per_hour = 36000
+duration = 3
+meter_period = 1
+[reconnect_storm]
+at = 4
+backoff = 0
+"""
+
+
+@pytest.mark.slow
+def test_a_reconnect_storm_under_admission_control_ends_online_with_no_duplicate_transactions(
+    node_factory, tmp_path, sims
+):
+    """Every link drops at once mid-charging and every charger reconnects at once (no back-off of its own):
+    the node admits them at its rate, refuses the rest 503, and in the end every charger is online again, on a
+    link younger than the storm, with each transaction stored once although chargers replayed what they had
+    queued while away."""
+    node = node_factory("--admit-rate", "15", "--admit-burst", "5", "--admit-retry-max", "2")
+    with node.api() as api:
+        assert api.post("/id-tokens", json={"id_token": "SIMTAG", "status": "Accepted"}).status_code == 201
+    prefix, at = "RSA-", 4.0
+    # The run starts after this; its chargers first connect within about two seconds of it (the simulator's
+    # start, then 20 through 5 + 15/s), so a link opened after `started + at` is one opened after the storm.
+    started = time.time()
+    sim = start_sim(tmp_path, node, STORM_WITH_CHARGING, "--id-prefix", prefix, "--processes", "2")
+    sims.append(sim)
+
+    def all_back() -> bool:
+        seen = [c for c in chargers(node).values() if c["id"].startswith(prefix)]
+        since = [ts(c["connected_since"]) for c in seen if c["online"]]
+        return len(since) == CHARGERS and min(since) > started + at
+
+    wait_for("every charger back online after the storm", sim.proc, all_back, at + ONLINE_TIMEOUT)
+    report = sim.finish(SIM_SLACK)
+    assert report["errors"] == {}, report["error_details"]
+    assert report["storm_drops"] == CHARGERS
+    assert report["refused_busy"] > 0 and report["retry_after_given"] == report["refused_busy"]
+    assert report["connected"] == CHARGERS and report["booted"] == CHARGERS
+    assert report["transactions"]["started"] > 0
+
+    def stored() -> list[dict[str, Any]]:
+        return [t for t in all_pages(node, "/transactions") if t["charger_id"].startswith(prefix)]
+
+    def all_stored() -> list[dict[str, Any]] | None:
+        txs = stored()
+        return txs if len(txs) >= report["transactions"]["started"] else None
+
+    txs = wait_for("every answered transaction stored", None, all_stored, STORE_TIMEOUT)
+    starts = [(t["charger_id"], t["started_at"]) for t in txs]
+    assert len(starts) == len(set(starts)), "a replayed start was stored twice"
 
 
 @pytest.mark.slow

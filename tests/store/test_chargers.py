@@ -282,8 +282,12 @@ def test_credentials_cover_every_known_charger(running: Runner) -> None:
         boot(store, "B-booted")
         await repo(store).register("A-with-pw", GOOD_PW)
         await repo(store).register("C-no-pw", None)
-        creds = repo(store).credentials()
+        creds = repo(store).credentials(100)
         assert [cid for cid, _ in creds] == ["A-with-pw", "B-booted", "C-no-pw"]
+        # Keyset pages: each after the last id of the one before, none lost or repeated.
+        assert [c for c, _ in repo(store).credentials(2)] == ["A-with-pw", "B-booted"]
+        assert [c for c, _ in repo(store).credentials(2, "B-booted")] == ["C-no-pw"]
+        assert repo(store).credentials(2, "C-no-pw") == []
         hashes = dict(creds)
         assert hashes["B-booted"] is None and hashes["C-no-pw"] is None
         assert hashes["A-with-pw"] is not None and verify_password(GOOD_PW, hashes["A-with-pw"])

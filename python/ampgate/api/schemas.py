@@ -252,7 +252,9 @@ class UptimeDay(msgspec.Struct, kw_only=True):
 class ConnectivityRead(msgspec.Struct, kw_only=True):
     """A charger's connectivity. `state`: online (connected and spoke within heartbeat interval × grace),
     stale (connected but silent past that), offline; `since` when it got there (null: offline since before the
-    history). `ping_rtt_ms` and `last_pong_at` are null: the gateway does not report ping round trips yet."""
+    history). `ping_rtt_ms`: the round trip of the last WebSocket ping the gateway sent and the charger
+    answered, at `last_pong_at`; null when there is none (a charger that talks often is never pinged: any bytes
+    from it prove the link)."""
 
     charger_id: str
     state: str
@@ -267,8 +269,8 @@ class ConnectivityRead(msgspec.Struct, kw_only=True):
     flapping: bool
     flapping_since: datetime | None
     last_disconnect: LastDisconnect | None
-    ping_rtt_ms: float | None = None
-    last_pong_at: datetime | None = None
+    ping_rtt_ms: float | None
+    last_pong_at: datetime | None
     uptime: list[UptimeDay]
 
 
@@ -297,9 +299,20 @@ class ProtocolCounts(msgspec.Struct, kw_only=True):
     stale: int
 
 
+class Rejections(msgspec.Struct, kw_only=True):
+    """Refused WebSocket upgrades by reason: `busy` is admission control's HTTP 503 (over the node's rate of new
+    connections or its cap on handshakes at once); 401, 404 and 400 are the handshake table's and the request's."""
+
+    busy: int
+    bad_credentials: int
+    unknown_charger: int
+    bad_request: int
+
+
 class ConnectivitySummary(msgspec.Struct, kw_only=True):
     """The fleet now: registered chargers online, stale, offline; flapping; connects and disconnects in the last
-    whole minute, the current minute so far and the last hour."""
+    whole minute, the current minute so far and the last hour; WebSocket handshakes completed and upgrades
+    refused (by reason) in the last whole minute and the current one."""
 
     at: datetime
     registered: int
@@ -314,6 +327,10 @@ class ConnectivitySummary(msgspec.Struct, kw_only=True):
     disconnects_this_minute: int
     connects_last_hour: int
     disconnects_last_hour: int
+    handshakes_last_minute: int
+    handshakes_this_minute: int
+    rejections_last_minute: Rejections
+    rejections_this_minute: Rejections
 
 
 class ReservationPage(msgspec.Struct, kw_only=True):

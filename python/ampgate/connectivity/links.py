@@ -12,7 +12,9 @@ times) is that connection's end instead: it is closed, and the charger stays on 
 
 from __future__ import annotations
 
+import bisect
 import collections
+import itertools
 import logging
 from datetime import UTC, datetime
 from typing import Protocol
@@ -41,6 +43,23 @@ SHUTDOWN_CODE = 1001
 SHUTDOWN_REASON = "node shutdown"
 # Per-minute connect and disconnect counts kept for the summary.
 RATE_MINUTES = 60
+# Upper bounds (seconds) of the ping round-trip histogram's buckets.
+RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+
+class RttHistogram:
+    """Ping round trips, bucketed as Prometheus wants them (cumulative counts per upper bound, and the sum)."""
+
+    def __init__(self) -> None:
+        self._counts = [0] * len(RTT_BUCKETS)
+        self.sum = 0.0
+
+    def observe(self, rtt: float) -> None:
+        self._counts[bisect.bisect_left(RTT_BUCKETS, rtt)] += 1
+        self.sum += rtt
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        return list(zip(RTT_BUCKETS, itertools.accumulate(self._counts), strict=True))
 
 
 class GatewayLink(Protocol):
@@ -120,6 +139,7 @@ class LinkTracker:
         self._history = history
         self.settings = settings or rules.Settings()
         self.rates = MinuteCounts()
+        self.rtt = RttHistogram()
         # Times of the drops within the spike window (an outage is many at once).
         self._drops: collections.deque[float] = collections.deque()
 
@@ -232,6 +252,14 @@ class LinkTracker:
                         at=now, charger_id=presence.charger_id, flapping=True, drops=len(presence.drops)
                     )
                 )
+
+    def pong(self, conn_id: int, rtt: float, worker_at: float | None) -> None:
+        """The charger on `conn_id` answered the gateway's ping after `rtt` seconds."""
+        presence = self._presence.by_conn(conn_id)
+        if presence is None:
+            return
+        presence.ping_rtt, presence.last_pong_at = rtt, self._clock.wall()
+        self.rtt.observe(rtt)
 
     def recent_drops(self, now: float) -> int:
         """Drops (not replacements, not the node's own shutdown) within the spike window before `now`."""

@@ -48,6 +48,10 @@ class Presence(msgspec.Struct, gc=False):
     last_drop_code: int | None = None
     # An offline alert was raised and not yet cleared.
     alerted: bool = False
+    # The round trip of the last WebSocket ping the gateway sent and the charger answered (seconds), and when.
+    # Pongs prove the link, not the charger's software: they never refresh `last_seen_at` (staleness).
+    ping_rtt: float | None = None
+    last_pong_at: float | None = None
 
     @property
     def connected_since(self) -> datetime | None:

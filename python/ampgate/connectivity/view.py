@@ -22,8 +22,26 @@ class ChargerCount(Protocol):
     def count(self) -> int: ...
 
 
+class HandshakeFigures(Protocol):
+    """The gateway's upgrades and refusals per minute (`ampgate.gateway.admission.HandshakeCounts`)."""
+
+    def last_minute(self, now: float, /) -> dict[str, int]: ...
+    def this_minute(self, now: float, /) -> dict[str, int]: ...
+
+
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _refusals(counts: dict[str, int]) -> dict[str, int]:
+    """Refused upgrades by reason: admission control's 503s (`busy`: over the rate or the handshake cap) and
+    the handshake table's 401 / 404, and malformed or protocol-less upgrades (400)."""
+    return {
+        "busy": counts["refused_rate"] + counts["refused_handshakes"],
+        "bad_credentials": counts["refused_auth"],
+        "unknown_charger": counts["refused_unknown"],
+        "bad_request": counts["refused_other"],
+    }
 
 
 class ConnectivityView:
@@ -33,6 +51,7 @@ class ConnectivityView:
         history: HistoryRepository,
         chargers: ChargerCount,
         rates: MinuteCounts,
+        handshakes: HandshakeFigures,
         settings: rules.Settings,
         clock: Clock,
     ) -> None:
@@ -40,6 +59,7 @@ class ConnectivityView:
         self._history = history
         self._chargers = chargers
         self._rates = rates
+        self._handshakes = handshakes
         self.settings = settings
         self._clock = clock
 
@@ -71,6 +91,8 @@ class ConnectivityView:
             "flapping": bool(p is not None and p.flapping),
             "flapping_since": _dt(p.flapping_since) if p is not None else None,
             "last_disconnect": self._last_disconnect(p),
+            "ping_rtt_ms": None if p is None or p.ping_rtt is None else round(p.ping_rtt * 1000, 3),
+            "last_pong_at": _dt(p.last_pong_at) if p is not None else None,
             "uptime": [{"date": d, "ratio": r} for d, r in self.uptime(charger_id, days)],
         }
 
@@ -113,6 +135,7 @@ class ConnectivityView:
         last_connects, last_disconnects = self._rates.recent(now, 1)
         hour_connects, hour_disconnects = self._rates.recent(now, 60)
         cur_connects, cur_disconnects = self._rates.current(now)
+        last_hs, cur_hs = self._handshakes.last_minute(now), self._handshakes.this_minute(now)
         return {
             "at": _dt(now),
             "registered": registered,
@@ -130,6 +153,10 @@ class ConnectivityView:
             "disconnects_this_minute": cur_disconnects,
             "connects_last_hour": hour_connects,
             "disconnects_last_hour": hour_disconnects,
+            "handshakes_last_minute": last_hs["upgrades"],
+            "handshakes_this_minute": cur_hs["upgrades"],
+            "rejections_last_minute": _refusals(last_hs),
+            "rejections_this_minute": _refusals(cur_hs),
         }
 
     def matches(

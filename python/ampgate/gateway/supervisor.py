@@ -23,9 +23,11 @@ from typing import Any, Protocol
 
 import msgspec
 import trio
+import trio.lowlevel
 
 from ampgate import _native
 from ampgate.config import NodeConfig
+from ampgate.gateway import admission
 from ampgate.gateway.conn_ids import generation_of, worker_of
 from ampgate.gateway.pump_stats import PumpStats
 
@@ -64,6 +66,7 @@ class LinkListener(Protocol):
     ) -> None: ...
     def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None, /) -> None: ...
     def worker_lost(self, worker: int, generation: int, /) -> None: ...
+    def pong(self, conn_id: int, rtt: float, worker_at: float | None, /) -> None: ...
 
 
 class MessageSink(Protocol):
@@ -73,8 +76,12 @@ class MessageSink(Protocol):
     def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]], /) -> None: ...
 
 
-Credentials = Callable[[], list[tuple[str, str | None]]]
-"""Every known charger id with its password hash (None: no password): the handshake table."""
+Credentials = Callable[[int, str | None], list[tuple[str, str | None]]]
+"""A page of the handshake table: up to `limit` known charger ids after `after` (None: from the first), in id
+order, each with its password hash (None: no password)."""
+
+# Chargers per page of the handshake table pushed to a worker: a few milliseconds of the trio thread each.
+CREDENTIAL_PAGE = 5000
 
 
 class Gateway:
@@ -101,6 +108,14 @@ class Gateway:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self.ocpp_port = 0
         self.pump_stats = PumpStats()
+        self.handshakes = admission.HandshakeCounts()
+        self.admission = admission.share(
+            config.admit_rate,
+            config.admit_burst,
+            config.admit_handshakes,
+            config.admit_retry_max,
+            config.worker_count(),
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -242,9 +257,24 @@ class Gateway:
     # -- the handshake table -------------------------------------------------------------------------------
 
     async def push_table(self, worker: int | None = None) -> None:
-        """Send the whole credential table and the unknown-charger policy, and wait until applied."""
-        creds = [(cid, h or "") for cid, h in self._credentials()]
-        self.hub.auth_set(creds, clear=True, worker=worker)
+        """Send the admission budget's share, the whole credential table and the unknown-charger policy, and
+        wait until applied."""
+        a = self.admission
+        self.hub.set_admission(a.rate, a.burst, a.handshakes, a.retry_max, worker=worker)
+        # In pages, yielding between them: the pump and the API run meanwhile. The worker does not accept until
+        # the barrier below, so it never sees half a table; a charger registered meanwhile is pushed by its
+        # registration too, after its row is committed, so it is in a later page or in that push.
+        after: str | None = None
+        clear = True
+        while True:
+            page = self._credentials(CREDENTIAL_PAGE, after)
+            if page or clear:
+                self.hub.auth_set([(cid, h or "") for cid, h in page], clear=clear, worker=worker)
+            clear = False
+            if len(page) < CREDENTIAL_PAGE:
+                break
+            after = page[-1][0]
+            await trio.lowlevel.checkpoint()
         self.hub.set_policy(self._cfg.unknown_chargers == "accept", worker=worker)
         await self.barrier(worker)
 
@@ -312,6 +342,8 @@ class Gateway:
                         links.connected(ev[1], ev[2], ev[3], ev[4], ev[5])
                 elif kind == _native.DISCONNECTED:
                     links.disconnected(ev[1], ev[2], ev[3], ev[4])
+                elif kind == _native.PONG:
+                    links.pong(ev[1], ev[2], ev[3])
                 else:
                     self._on_worker_event(ev)
             except Exception:
@@ -328,6 +360,7 @@ class Gateway:
             info = self.workers.get(ev[1])
             if info is not None:
                 info.connections, info.paused, info.heap_bytes = ev[2], ev[3], ev[4]
+                self.handshakes.update(ev[1], info.generation, ev[5], time.time())
         elif kind == _native.ACK:
             self._on_ack(ev[1], ev[2])
         elif kind == _native.WORKER_UP:

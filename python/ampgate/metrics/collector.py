@@ -6,8 +6,9 @@ itself a counter (`ampgate_metrics_events_lost_total`). Gauges and the parts' ow
 Prometheus scrapes (a custom collector): connections per worker, chargers by state, flapping, bus and command
 queue depths, the gateway pump's batches (sizes and handling time), the store's write queue.
 
-Not yet: a histogram of WebSocket ping round trips (the workers do not report them to the control plane), and
-rejections of handshakes by admission control (not built yet); failed upgrades are counted by the workers.
+The workers count refused upgrades (admission control's 503s, the handshake table's 401 / 404,
+bad requests) and report running totals with their stats; the ping round-trip histogram is the connectivity
+part's, fed by the workers' pong reports.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def disconnect_kind(reason: str) -> str:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Cumulative counts per upper bound, and the sum of the observations."""
+
+    buckets: list[tuple[float, int]]
+    sum: float
+
+
+@dataclass(frozen=True)
 class PumpFigures:
     """The gateway pump's batches: cumulative (upper bound, count) buckets of sizes and of handling seconds."""
 
@@ -84,6 +93,8 @@ class Sources(Protocol):
     def store(self) -> tuple[int, int, int, int]: ...  # write queue, commits, ops, failed ops
     def pump(self) -> PumpFigures: ...
     def event_streams(self) -> int: ...
+    def refused_upgrades(self) -> dict[str, int]: ...  # running totals by reason
+    def ping_rtt(self) -> Histogram: ...
 
 
 class _ScrapeCollector(Collector):
@@ -148,6 +159,21 @@ class _ScrapeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "ampgate_event_streams", "Live event streams (SSE) open", value=s.event_streams()
+        )
+        refused = CounterMetricFamily(
+            "ampgate_upgrades_refused",
+            "WebSocket upgrades refused, by reason (admission_rate and admission_handshakes are HTTP 503)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.refused_upgrades().items()):
+            refused.add_metric([reason], n)
+        yield refused
+        rtt = s.ping_rtt()
+        yield HistogramMetricFamily(
+            "ampgate_ping_rtt_seconds",
+            "Round trips of the gateway's WebSocket pings to chargers",
+            buckets=_buckets(rtt.buckets),
+            sum_value=rtt.sum,
         )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ampgate.gateway.admission import REFUSAL_REASONS, HandshakeCounts
 from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
-from ampgate.metrics.collector import PumpFigures
+from ampgate.metrics.collector import Histogram, PumpFigures
 
 
 class GatewayView(Protocol):
     pump_stats: PumpStats
+    handshakes: HandshakeCounts
 
     def health(self) -> list[dict[str, Any]]: ...
 
@@ -44,6 +46,14 @@ class QueuedCommands(Protocol):
     def queued_total(self) -> int: ...
 
 
+class RoundTrips(Protocol):
+    """The ping round trips the connectivity part saw (`ampgate.connectivity.links.RttHistogram`)."""
+
+    sum: float
+
+    def cumulative(self) -> list[tuple[float, int]]: ...
+
+
 class StreamCount(Protocol):
     @property
     def streams(self) -> int: ...
@@ -58,7 +68,9 @@ class MetricSources:
         store: StoreView,
         commands: QueuedCommands,
         events: StreamCount,
+        rtt: RoundTrips,
     ) -> None:
+        self._rtt = rtt
         self._gateway = gateway
         self._connectivity = connectivity
         self._bus = bus
@@ -91,6 +103,13 @@ class MetricSources:
             seconds=PumpStats.cumulative(SECONDS_BOUNDS, p.seconds),
             seconds_sum=p.seconds_sum,
         )
+
+    def refused_upgrades(self) -> dict[str, int]:
+        totals = self._gateway.handshakes.totals
+        return {reason: totals[name] for name, reason in REFUSAL_REASONS.items()}
+
+    def ping_rtt(self) -> Histogram:
+        return Histogram(self._rtt.cumulative(), self._rtt.sum)
 
     def event_streams(self) -> int:
         return self._events.streams

@@ -236,6 +236,10 @@ def render_summary(report: Mapping[str, Any]) -> RenderableType:
                     "reboots / flaps / storm drops",
                     f"{r.get('reboots', 0)} / {r.get('flaps', 0)} / {r.get('storm_drops', 0)}",
                 ),
+                (
+                    "refused 503 (with Retry-After)",
+                    f"{r.get('refused_busy', 0)} ({r.get('retry_after_given', 0)})",
+                ),
             ],
         )
     )

@@ -4,7 +4,8 @@ settings and trait bytes of each simulator process (the engine, `_native.Sim`, t
 A scenario file sets any of these sections; every field has a default, unknown fields are errors:
 
     base = "steady"            # optional: start from a built-in scenario instead of the defaults
-    [run]              duration, connect_rate, max_inflight, connectors, heartbeat_interval, call_timeout, check
+    [run]              duration, connect_rate, max_inflight, connectors, heartbeat_interval, call_timeout, check,
+                       retry_after ("honour" | "ignore")
     [transactions]     per_hour, duration, meter_period, power_w
     [load]             message ("Heartbeat" | "MeterValues"), rate, start, inflight (MeterValues: see LoadSection)
     [reconnect_storm]  at, backoff
@@ -93,6 +94,9 @@ class RunSection(_Section, frozen=True):
     # bench mode: the run measures the central system, and at 100k chargers the check is what limits the
     # simulator; the report says "checked": false.
     check: bool = True
+    # A connection refused HTTP 503 (the central system's admission control) comes back after its Retry-After
+    # ("honour"), or after the reconnect back-off as if there were none ("ignore", as some real chargers do).
+    retry_after: Literal["honour", "ignore"] = "honour"
 
 
 class TransactionsSection(_Section, frozen=True):
@@ -451,6 +455,7 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
             "load_start": s.load.start,
             "load_inflight": load_inflight,
             "check_replies": s.run.check,
+            "honour_retry_after": s.run.retry_after == "honour",
             "storm_at": s.reconnect_storm.at,
             "storm_backoff": s.reconnect_storm.backoff,
             "rolling_period": s.rolling_restart.period,

@@ -287,13 +287,19 @@ class ChargerRepository:
             raise ValidationError("limit must be at least 1", field="limit")
         return read_page(self._store.reader, limit, after, firmware, firmware_status)
 
-    def credentials(self) -> list[tuple[str, str | None]]:
-        """Every known charger id with its password hash (None: no password), in id order. This scans the
-        whole table on the calling thread (~100 ms for 100k chargers): for the gateway table at start-up and
-        after a worker restart, not per request."""
-        return list(
-            self._store.reader.execute("SELECT id, password_hash FROM chargers ORDER BY id").fetchall()
-        )
+    def credentials(self, limit: int, after: str | None = None) -> list[tuple[str, str | None]]:
+        """Up to `limit` known charger ids with their password hashes (None: no password), in id order, those
+        after `after` (keyset pages: the gateway's handshake table is pushed a page at a time, so a worker
+        restart at 100k chargers never holds the trio thread for the whole table)."""
+        if after is None:
+            rows = self._store.reader.execute(
+                "SELECT id, password_hash FROM chargers ORDER BY id LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._store.reader.execute(
+                "SELECT id, password_hash FROM chargers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            )
+        return list(rows.fetchall())
 
     def credential(self, cp_id: str) -> str | None:
         """The password hash of charger `cp_id`, or None if it has none or is unknown."""

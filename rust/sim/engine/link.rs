@@ -217,6 +217,9 @@ impl Sim {
         match net::feed_upgrade(buf, data, key) {
             Ok(None) => {}
             Ok(Some((resp, mut rest))) => {
+                if resp.status == 503 {
+                    return self.refused_busy(idx, resp.retry_after);
+                }
                 if resp.status != 101 {
                     return self.fail_link(idx, E_HANDSHAKE, &format!("http {}", resp.status));
                 }
@@ -404,6 +407,25 @@ impl Sim {
             let _ = self.poll.registry().deregister(&mut sock);
         }
         c.link_lost();
+    }
+
+    /// The central system is too busy for a new connection (HTTP 503): not an error, but counted; come back
+    /// when its `Retry-After` says (anywhere in that second, so a thousand refused together do not return
+    /// together), or after the usual back-off when the scenario ignores it.
+    pub(super) fn refused_busy(&mut self, idx: usize, retry_after: Option<u32>) {
+        self.r.refused_busy += 1;
+        self.drop_link(idx);
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        let wait = match retry_after {
+            Some(s) if self.cfg.honour_retry_after => {
+                self.r.retry_after_given += 1;
+                s as f64 + self.rand_f64()
+            }
+            _ => self.backoff(),
+        };
+        self.after(wait, idx, Timer::Connect);
     }
 
     /// The link failed: count it, drop it, reconnect after a back-off while the run goes on.

@@ -33,6 +33,10 @@ pub(super) struct Counters {
     pub(super) reboots: u64,
     pub(super) flaps: u64,
     pub(super) storm_drops: u64,
+    /// Upgrades refused 503 (the central system's admission control), and how many of those said when to
+    /// come back.
+    pub(super) refused_busy: u64,
+    pub(super) retry_after_given: u64,
     pub(super) load_skipped: u64,
     pub(super) load: load::LoadCounters,
     pub(super) checks_dropped: u64,
@@ -112,6 +116,8 @@ impl Sim {
             "reboots": self.r.reboots,
             "flaps": self.r.flaps,
             "storm_drops": self.r.storm_drops,
+            "refused_busy": self.r.refused_busy,
+            "retry_after_given": self.r.retry_after_given,
             "load_skipped": self.r.load_skipped,
             "checks_dropped": self.r.checks_dropped,
             "checked": self.cfg.check_replies,
