@@ -298,10 +298,22 @@ class SimGroup:
                 p.wait()
 
 
+# The capacity benches measure what the node can take: its admission control (which by default holds new
+# connections to the rate it sustains, see bench/storm.py) is off unless a bench asks for it.
+ADMISSION_OFF = ("--admit-rate", "0", "--admit-handshakes", "0")
+
+
 class Node:
     """An `ampgate serve` process on free loopback ports with a temporary database."""
 
-    def __init__(self, workdir: Path, chargers: int, workers: int, listen_mode: str = "shared") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        chargers: int,
+        workers: int,
+        listen_mode: str = "shared",
+        extra: tuple[str, ...] = ADMISSION_OFF,
+    ) -> None:
         self.workdir = workdir
         self.ready = workdir / "ready.json"
         self.log_path = workdir / "node.log"
@@ -311,7 +323,7 @@ class Node:
             "--public-host", "127.0.0.1", "--public-port", "0",
             "--db", str(workdir / "ampgate.db"), "--ready-file", str(self.ready),
             "--max-chargers", str(chargers), "--workers", str(workers), "--log-level", "WARNING",
-            "--listen-mode", listen_mode,
+            "--listen-mode", listen_mode, *extra,
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)

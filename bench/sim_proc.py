@@ -12,6 +12,9 @@ can move every process through the phases together:
     {"cmd": "hold", "seconds": 10}                                   hold the links, no load
     {"cmd": "heartbeats", "duration": 10, "rate": 0, "inflight": 0}  the load for `duration` s (rate 0:
                                                                      saturation with `inflight` outstanding)
+    {"cmd": "storm", "backoff": 0, "timeout": 60}                    drop every link at once (no close frame),
+                                                                     each charger back after [0, backoff] s;
+                                                                     answers once all are back (or timeout)
     {"cmd": "close", "timeout": 5}                                   close every link (1000) and finish
     {"cmd": "exit"}
 
@@ -120,6 +123,35 @@ def heartbeats(sim: Any, duration: float, rate: float, inflight: int) -> dict[st
     }
 
 
+def _buckets_delta(after: list[list[int]], before: list[list[int]]) -> list[tuple[int, int]]:
+    was = {upper: n for upper, n in before}
+    return [(upper, n - was.get(upper, 0)) for upper, n in after if n - was.get(upper, 0) > 0]
+
+
+def storm(sim: Any, count: int, backoff: float, timeout: float) -> dict[str, Any]:
+    """Every link drops at once; the answer comes when every charger is connected (and Accepted: a charger
+    that was accepted resumes without a new boot) again, with the storm's own figures."""
+    before = sim.report()
+    t0 = time.monotonic()
+    dropped = sim.storm_now(backoff)
+    while sim.stats()["connected"] < count and time.monotonic() - t0 < timeout:
+        sim.run(0.01)
+    back_s = time.monotonic() - t0
+    after, stats = sim.report(), sim.stats()
+    return {
+        "dropped": dropped,
+        "back": stats["connected"],
+        "booted": stats["booted"],
+        "all_back_s": back_s,
+        "refused_busy": after["refused_busy"] - before["refused_busy"],
+        "retry_after_given": after["retry_after_given"] - before["retry_after_given"],
+        "connect_histogram": _buckets_delta(
+            after["latency_us"].get("connect", []), before["latency_us"].get("connect", [])
+        ),
+        "failures": _delta(dict(after["errors"]), dict(before["errors"])),
+    }
+
+
 def close(sim: Any, timeout: float) -> dict[str, Any]:
     closing = sim.stats()["connected"]
     sim.stop()
@@ -153,6 +185,8 @@ def main(argv: list[str]) -> int:
             out = heartbeats(
                 sim, float(cmd["duration"]), float(cmd.get("rate", 0.0)), int(cmd.get("inflight", 0))
             )
+        elif name == "storm":
+            out = storm(sim, count, float(cmd.get("backoff", 0.0)), float(cmd.get("timeout", 60.0)))
         elif name == "close":
             out = close(sim, float(cmd.get("timeout", 5.0)))
         elif name == "exit":

@@ -234,6 +234,12 @@ impl PySim {
         Ok(self.inner.set_load(rate, inflight)?)
     }
 
+    /// A reconnect storm now: every open link drops without a close frame and each charger reconnects after
+    /// a uniform random wait in [0, backoff] s, without booting again. Returns how many links dropped.
+    fn storm_now(&mut self, backoff: f64) -> u64 {
+        self.inner.storm_now(backoff)
+    }
+
     /// Stop sending load CALLs; the outstanding ones are still answered and counted.
     fn pause_load(&mut self) {
         self.inner.pause_load();

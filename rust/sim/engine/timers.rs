@@ -86,19 +86,30 @@ impl Sim {
         }
     }
 
+    /// A reconnect storm now: every open link drops without a close frame (a network outage) and each charger
+    /// reconnects after a uniform random wait in [0, `backoff`] s, without booting again (as the scenario's
+    /// `[reconnect_storm]` does at its time). Returns how many links dropped.
+    pub fn storm_now(&mut self, backoff: f64) -> u64 {
+        let before = self.r.storm_drops;
+        self.drop_every_link(backoff.max(0.0));
+        self.r.storm_drops - before
+    }
+
+    pub(super) fn drop_every_link(&mut self, backoff: f64) {
+        for idx in 0..self.ch.len() {
+            if matches!(self.ch[idx].conn.link, Link::Open) {
+                self.r.storm_drops += 1;
+                self.drop_link(idx);
+                let wait = self.rand_f64() * backoff;
+                self.after(wait, idx, Timer::Connect);
+            }
+        }
+    }
+
     pub(super) fn run_timer(&mut self, timer: RunTimer) {
         match timer {
             RunTimer::End => self.begin_closing(),
-            RunTimer::Storm => {
-                for idx in 0..self.ch.len() {
-                    if matches!(self.ch[idx].conn.link, Link::Open) {
-                        self.r.storm_drops += 1;
-                        self.drop_link(idx);
-                        let wait = self.rand_f64() * self.cfg.storm_backoff;
-                        self.after(wait, idx, Timer::Connect);
-                    }
-                }
-            }
+            RunTimer::Storm => self.drop_every_link(self.cfg.storm_backoff),
             RunTimer::Rolling => {
                 // Round r reboots fleet indices [r·f·N, (r+1)·f·N) modulo N, where N is the whole fleet over
                 // every process: the same chargers whatever the number of processes. This process takes
