@@ -34,6 +34,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return v
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = NodeConfig()
     p = sub.add_parser("serve", help="run a node: the OCPP gateway, the control plane and the HTTP API")
@@ -191,6 +201,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="interval sent with Pending/Rejected (default %(default)s s)",
     )
     p.add_argument(
+        "--boot-spread-threshold",
+        type=_non_negative_int,
+        default=d.boot_spread_threshold,
+        help="boots Accepted per second before the rest are answered Pending to spread a boot storm; 0 = off"
+        " (default %(default)s)",
+    )
+    p.add_argument(
+        "--boot-spread-window",
+        type=_positive_int,
+        default=d.boot_spread_window,
+        help="seconds: a spread boot's Pending interval is a random 1 to this (default %(default)s)",
+    )
+    p.add_argument(
         "--call-timeout",
         type=float,
         default=d.call_timeout,
@@ -331,6 +354,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         report_timeout=a.report_timeout,
         unknown_boot=a.unknown_boot,
         boot_retry_interval=a.boot_retry_interval,
+        boot_spread_threshold=a.boot_spread_threshold,
+        boot_spread_window=a.boot_spread_window,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ampgate.bus import EventBus
-from ampgate.events import ChargerConnected, ChargerDisconnected
+from ampgate.events import ChargerBooted, ChargerConnected, ChargerDisconnected
 from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.collector import PumpFigures, disconnect_kind
@@ -42,6 +42,9 @@ class Sources:
     def charger_states(self):
         return {"online": 3, "stale": 0, "offline": 1}, 0
 
+    def boot_spread_pending(self):
+        return 2
+
     def bus(self):
         return (10, 0, 2)
 
@@ -69,3 +72,15 @@ def test_each_node_has_its_own_registry() -> None:
     assert 'ampgate_disconnects_total{reason="ping_timeout"} 1.0' in text_a
     assert "ampgate_handshakes_total{" not in text_b
     assert 'ampgate_worker_connections{worker="0"} 3.0' in text_b
+
+
+def test_spread_boots_are_counted_and_the_waiting_chargers_shown() -> None:
+    m = NodeMetrics(EventBus(), Sources())
+    boot = {"protocol": "ocpp2.0.1", "vendor": "V", "model": "M", "serial": None, "firmware_version": None}
+    m.count(ChargerBooted(at=AT, charger_id="A", boot_status="Accepted", **boot))
+    m.count(ChargerBooted(at=AT, charger_id="B", boot_status="Pending", spread=True, **boot))
+    m.count(ChargerBooted(at=AT, charger_id="C", boot_status="Pending", **boot))
+    text = m.render().decode()
+    assert 'ampgate_boots_total{status="Pending"} 2.0' in text
+    assert "ampgate_boots_spread_total 1.0" in text
+    assert "ampgate_boot_spread_pending 2.0" in text

@@ -298,8 +298,9 @@ class ProtocolCounts(msgspec.Struct, kw_only=True):
 
 
 class ConnectivitySummary(msgspec.Struct, kw_only=True):
-    """The fleet now: registered chargers online, stale, offline; flapping; connects and disconnects in the last
-    whole minute, the current minute so far and the last hour."""
+    """The fleet now: registered chargers online, stale, offline; flapping; connected chargers told Pending to
+    spread a boot storm (`boot_spread_pending`: connected, not yet Accepted); connects and disconnects in the
+    last whole minute, the current minute so far and the last hour."""
 
     at: datetime
     registered: int
@@ -307,6 +308,7 @@ class ConnectivitySummary(msgspec.Struct, kw_only=True):
     stale: int
     offline: int
     flapping: int
+    boot_spread_pending: int
     by_protocol: dict[str, ProtocolCounts]
     connects_last_minute: int
     disconnects_last_minute: int
