@@ -71,6 +71,8 @@ class BootSpreadTriggers:
         self._clock = clock
         self.max_inflight = max_inflight if max_inflight is not None else max(1, spread.threshold)
         self.inflight = 0
+        # Counted, and logged only at debug: a fleet whose firmware refuses the trigger would log thousands a
+        # second after an outage, and each such charger boots on its own when its interval ends anyway.
         self.triggered = 0  # TriggerMessages the charger answered Accepted, ever
         self.trigger_failed = 0  # refused, failed or unanswered, ever
 
@@ -110,7 +112,7 @@ class BootSpreadTriggers:
             reply = await self._commands.call(charger_id, "TriggerMessage", TRIGGER_BOOT)
         except AmpgateError as e:
             self.trigger_failed += 1
-            log.info(
+            log.debug(
                 "boot spreading: TriggerMessage BootNotification to %s failed: %s", charger_id, e.message
             )
         else:
@@ -119,7 +121,7 @@ class BootSpreadTriggers:
                 self.triggered += 1
             else:
                 self.trigger_failed += 1
-                log.info(
+                log.debug(
                     "boot spreading: %s answered TriggerMessage BootNotification %s; it boots when its"
                     " interval ends",
                     charger_id,
