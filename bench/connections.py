@@ -324,6 +324,10 @@ class Node:
             "--db", str(workdir / "ampgate.db"), "--ready-file", str(self.ready),
             "--max-chargers", str(chargers), "--workers", str(workers), "--log-level", "WARNING",
             "--listen-mode", listen_mode, *extra,
+            # The bench measures the node's raw capacity for handshakes + boots (and bench/compare.py sets it
+            # beside peers that do not spread boots): boot spreading, which answers boots past its threshold
+            # Pending on purpose, is off here.
+            "--boot-spread-threshold", "0",
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)

@@ -34,8 +34,8 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _count(text: str) -> int:
-    """An argparse type: a whole number >= 0, at most 2**32 - 1 (a worker's u32)."""
+def _non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0, at most 2**32 - 1 (what a worker's u32 setting holds)."""
     try:
         v = int(text)
     except ValueError:
@@ -185,20 +185,20 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
     p.add_argument(
         "--admit-rate",
-        type=_count,
+        type=_non_negative_int,
         default=d.admit_rate,
         help="new charger connections per second over the node, beyond which upgrades get HTTP 503 with a "
         "Retry-After; 0 = no limit (default %(default)s)",
     )
     p.add_argument(
         "--admit-burst",
-        type=_count,
+        type=_non_negative_int,
         default=d.admit_burst,
         help="new connections admitted at once after a quiet spell (default %(default)s)",
     )
     p.add_argument(
         "--admit-handshakes",
-        type=_count,
+        type=_non_negative_int,
         default=d.admit_handshakes,
         help="WebSocket handshakes in progress at once over the node; 0 = no limit (default %(default)s)",
     )
@@ -225,6 +225,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=d.boot_retry_interval,
         help="interval sent with Pending/Rejected (default %(default)s s)",
+    )
+    p.add_argument(
+        "--boot-spread-threshold",
+        type=_non_negative_int,
+        default=d.boot_spread_threshold,
+        help="boots Accepted per second before the rest are answered Pending to spread a boot storm; 0 = off"
+        " (default %(default)s)",
+    )
+    p.add_argument(
+        "--boot-spread-window",
+        type=_positive_int,
+        default=d.boot_spread_window,
+        help="seconds: a spread boot's Pending interval is a random 1 to this (default %(default)s)",
     )
     p.add_argument(
         "--call-timeout",
@@ -371,6 +384,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         report_timeout=a.report_timeout,
         unknown_boot=a.unknown_boot,
         boot_retry_interval=a.boot_retry_interval,
+        boot_spread_threshold=a.boot_spread_threshold,
+        boot_spread_window=a.boot_spread_window,
     )
 
 

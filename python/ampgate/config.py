@@ -69,6 +69,16 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # BootNotification.interval for Pending / Rejected: when the charger may boot again. A minute keeps a
     # waiting fleet's retries cheap while an operator registers chargers.
     boot_retry_interval: int = 60
+    # Boot spreading (ampgate.ocpp.boot_spread): at most this many boots are Accepted per second; the rest get
+    # Pending with a random interval of 1 to boot_spread_window seconds and are asked back with TriggerMessage as
+    # room frees. 2,000/s is a third of the ~6,000 handshakes + boots per second one node measured on 2 cores
+    # (docs/benchmarks.md): what follows an Accepted boot (a StatusNotification per connector, queued transaction
+    # messages) costs more than the boot, and chargers still connecting need their share. 0 turns it off.
+    boot_spread_threshold: int = 2000
+    # The longest Pending interval boot spreading tells a charger: every charger is Accepted within about this
+    # long after a storm. 10 s as the issue states; a fleet much larger than threshold × window still arrives
+    # faster than the threshold once intervals end (no charger is starved), so raise it with the fleet.
+    boot_spread_window: int = 10
     # How long a remote command waits for the charger's answer (queueing included) before it fails with 504.
     call_timeout: float = 30.0
     # How long a refresh of a charger's device model waits for the whole report after the charger accepted.

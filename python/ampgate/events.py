@@ -161,7 +161,8 @@ class ChargerFlapping(Event, frozen=True, kw_only=True, tag="charger.flapping"):
 
 
 class ChargerBooted(Event, frozen=True, kw_only=True, tag="charger.booted"):
-    """A BootNotification and the node's answer to it (`boot_status`: Accepted, Pending or Rejected)."""
+    """A BootNotification and the node's answer to it (`boot_status`: Accepted, Pending or Rejected). `spread`:
+    Pending only to spread a boot storm (the policy accepts the charger; it is asked to boot again soon)."""
 
     protocol: str
     vendor: str | None
@@ -169,6 +170,7 @@ class ChargerBooted(Event, frozen=True, kw_only=True, tag="charger.booted"):
     serial: str | None
     firmware_version: str | None
     boot_status: str
+    spread: bool = False
 
 
 class ConnectorStatusChanged(Event, frozen=True, kw_only=True, tag="connector.status"):

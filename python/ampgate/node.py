@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import random
 import socket
 
 import trio
@@ -50,6 +51,8 @@ from ampgate.ocpp import payloads
 from ampgate.ocpp.authorization import Authorizer
 from ampgate.ocpp.boot import BootHandlers
 from ampgate.ocpp.boot_policy import BootPolicy
+from ampgate.ocpp.boot_spread import BootSpread
+from ampgate.ocpp.boot_spread_task import BootSpreadTriggers
 from ampgate.ocpp.commander import Commander
 from ampgate.ocpp.data_transfer import DataTransferRegistry
 from ampgate.ocpp.firmware import FirmwareHandlers
@@ -110,6 +113,14 @@ class Node:
             heartbeat_interval=config.heartbeat_interval,
             retry_interval=config.boot_retry_interval,
         )
+        # Boot spreading: boots past the threshold per second are Pending for a random moment (the rule), and
+        # asked back with TriggerMessage as room frees (the task, built with the Commander below).
+        self.boot_spread = BootSpread(
+            threshold=config.boot_spread_threshold,
+            spread_window=config.boot_spread_window,
+            now=clock.monotonic,
+            randint=random.Random().randint,
+        )
 
         # OCPP: the outbox puts our CALLs on a charger's link; the router handles what chargers send; the
         # link tracker turns the gateway's connection events into presence, sessions, records and events.
@@ -159,7 +170,7 @@ class Node:
         authorizer = Authorizer(id_tokens, clock.now, reservation_book)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
-            BootHandlers(self.policy, chargers, self.bus, clock, self.router.time),
+            BootHandlers(self.policy, chargers, self.bus, clock, self.router.time, self.boot_spread),
             authorizer,
             reservation_book,
             TransactionHandlers(transactions, authorizer, self.bus, clock),
@@ -187,6 +198,9 @@ class Node:
             publish=self.bus.publish,
             clock=clock,
             timeout=config.call_timeout,
+        )
+        self.boot_spread_triggers = BootSpreadTriggers(
+            self.boot_spread, self.commander, self.presence, self.bus, clock
         )
         self.reservations = Reservations(
             reservation_book, reservation_rows, self.commander, id_tokens, clock, self.bus
@@ -265,6 +279,7 @@ class Node:
             self.gateway.handshakes,
             connectivity_settings,
             clock,
+            boot_spread_pending=self.boot_spread.pending,
         )
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.metrics = NodeMetrics(
@@ -277,6 +292,7 @@ class Node:
                 CommandRepository(self.store),
                 self.event_log,
                 links.rtt,
+                boot_spread_pending=self.boot_spread.pending,
             ),
         )
         self.api_services = ApiServices(
@@ -327,6 +343,7 @@ class Node:
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
+                    await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.gateway.run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ampgate.bus import EventBus
-from ampgate.events import ChargerConnected, ChargerDisconnected
+from ampgate.events import ChargerBooted, ChargerConnected, ChargerDisconnected
 from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.collector import Histogram, PumpFigures, disconnect_kind
@@ -41,6 +41,9 @@ class Sources:
 
     def charger_states(self):
         return {"online": 3, "stale": 0, "offline": 1}, 0
+
+    def boot_spread_pending(self):
+        return 2
 
     def bus(self):
         return (10, 0, 2)
@@ -78,3 +81,15 @@ def test_each_node_has_its_own_registry() -> None:
     assert 'ampgate_upgrades_refused_total{reason="admission_rate"} 7.0' in text_b
     assert 'ampgate_ping_rtt_seconds_bucket{le="0.01"} 2.0' in text_b
     assert "ampgate_ping_rtt_seconds_count 3.0" in text_b
+
+
+def test_spread_boots_are_counted_and_the_waiting_chargers_shown() -> None:
+    m = NodeMetrics(EventBus(), Sources())
+    boot = {"protocol": "ocpp2.0.1", "vendor": "V", "model": "M", "serial": None, "firmware_version": None}
+    m.count(ChargerBooted(at=AT, charger_id="A", boot_status="Accepted", **boot))
+    m.count(ChargerBooted(at=AT, charger_id="B", boot_status="Pending", spread=True, **boot))
+    m.count(ChargerBooted(at=AT, charger_id="C", boot_status="Pending", **boot))
+    text = m.render().decode()
+    assert 'ampgate_boots_total{status="Pending"} 2.0' in text
+    assert "ampgate_boots_spread_total 1.0" in text
+    assert "ampgate_boot_spread_pending 2.0" in text

@@ -310,8 +310,9 @@ class Rejections(msgspec.Struct, kw_only=True):
 
 
 class ConnectivitySummary(msgspec.Struct, kw_only=True):
-    """The fleet now: registered chargers online, stale, offline; flapping; connects and disconnects in the last
-    whole minute, the current minute so far and the last hour; WebSocket handshakes completed and upgrades
+    """The fleet now: registered chargers online, stale, offline; flapping; connected chargers told Pending to
+    spread a boot storm (`boot_spread_pending`: connected, not yet Accepted); connects and disconnects in the
+    last whole minute, the current minute so far and the last hour; WebSocket handshakes completed and upgrades
     refused (by reason) in the last whole minute and the current one."""
 
     at: datetime
@@ -320,6 +321,7 @@ class ConnectivitySummary(msgspec.Struct, kw_only=True):
     stale: int
     offline: int
     flapping: int
+    boot_spread_pending: int
     by_protocol: dict[str, ProtocolCounts]
     connects_last_minute: int
     disconnects_last_minute: int

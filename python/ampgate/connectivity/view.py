@@ -5,6 +5,7 @@ presence registry (live), the history table, the registered chargers."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,8 +55,11 @@ class ConnectivityView:
         handshakes: HandshakeFigures,
         settings: rules.Settings,
         clock: Clock,
+        *,
+        boot_spread_pending: Callable[[], int] | None = None,
     ) -> None:
         self._presence = presence
+        self._spread_pending = boot_spread_pending
         self._history = history
         self._chargers = chargers
         self._rates = rates
@@ -120,7 +124,8 @@ class ConnectivityView:
         return self._history.page(charger_id, limit, before, since)
 
     def summary(self) -> dict[str, Any]:
-        """Counts by state and protocol, flapping, and connects / disconnects per minute."""
+        """Counts by state and protocol, flapping, chargers connected but told Pending to spread a boot storm
+        (`boot_spread_pending`: connected, not yet Accepted), and connects / disconnects per minute."""
         now = self._clock.wall()
         by_state: Counter[str] = Counter()
         by_protocol: dict[str, Counter[str]] = {}
@@ -143,6 +148,7 @@ class ConnectivityView:
             "stale": by_state[rules.STALE],
             "offline": max(0, registered - connected),
             "flapping": flapping,
+            "boot_spread_pending": self._spread_pending() if self._spread_pending is not None else 0,
             "by_protocol": {
                 proto: {"online": c[rules.ONLINE], "stale": c[rules.STALE]}
                 for proto, c in sorted(by_protocol.items())

@@ -1,10 +1,11 @@
 """`NodeMetrics`: the node's Prometheus registry, built with the `prometheus_client` library.
 
 Two kinds of figures. Counters of what happened are kept by a bus subscriber (`run`): handshakes by protocol,
-disconnects by reason, boots by status, commands by outcome; the bus never waits for it, and what it lost is
-itself a counter (`ampgate_metrics_events_lost_total`). Gauges and the parts' own counters are read when
-Prometheus scrapes (a custom collector): connections per worker, chargers by state, flapping, bus and command
-queue depths, the gateway pump's batches (sizes and handling time), the store's write queue.
+disconnects by reason, boots by status (and those answered Pending to spread a boot storm), commands by outcome;
+the bus never waits for it, and what it lost is itself a counter (`ampgate_metrics_events_lost_total`). Gauges and
+the parts' own counters are read when Prometheus scrapes (a custom collector): connections per worker, chargers
+by state, flapping, chargers waiting under boot spreading, bus and command queue depths, the gateway pump's
+batches (sizes and handling time), the store's write queue.
 
 The workers count refused upgrades (admission control's 503s, the handshake table's 401 / 404,
 bad requests) and report running totals with their stats; the ping round-trip histogram is the connectivity
@@ -88,6 +89,7 @@ class Sources(Protocol):
 
     def workers(self) -> list[dict[str, Any]]: ...
     def charger_states(self) -> tuple[dict[str, int], int]: ...  # by state, and how many flap
+    def boot_spread_pending(self) -> int: ...
     def bus(self) -> tuple[int, int, int]: ...  # published, lost, subscribers
     def commands_queued(self) -> int: ...
     def store(self) -> tuple[int, int, int, int]: ...  # write queue, commits, ops, failed ops
@@ -126,6 +128,11 @@ class _ScrapeCollector(Collector):
             states.add_metric([state], n)
         yield states
         yield GaugeMetricFamily("ampgate_chargers_flapping", "Chargers marked flapping", value=flapping)
+        yield GaugeMetricFamily(
+            "ampgate_boot_spread_pending",
+            "Connected chargers told Pending to spread a boot storm, not yet Accepted",
+            value=s.boot_spread_pending(),
+        )
         published, lost, subscribers = s.bus()
         yield CounterMetricFamily(
             "ampgate_bus_events_published", "Events published on the bus", value=published
@@ -200,6 +207,11 @@ class NodeMetrics:
         self.boots = Counter(
             "ampgate_boots", "BootNotifications answered, by status", ["status"], registry=self.registry
         )
+        self.boots_spread = Counter(
+            "ampgate_boots_spread",
+            "BootNotifications answered Pending to spread a boot storm (also counted in ampgate_boots)",
+            registry=self.registry,
+        )
         self.commands = Counter(
             "ampgate_commands",
             "Commands to chargers finished, by outcome",
@@ -230,6 +242,8 @@ class NodeMetrics:
             self._child(self.disconnects, disconnect_kind(event.reason)).inc()
         elif isinstance(event, ChargerBooted):
             self._child(self.boots, event.boot_status).inc()
+            if event.spread:
+                self.boots_spread.inc()
         elif isinstance(event, (CommandAnswered, CommandFailed, CommandExpired, CommandCancelled)):
             self._child(self.commands, event_type(event).split(".", 1)[1]).inc()
         elif isinstance(event, EventsLost):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ampgate.gateway.admission import REFUSAL_REASONS, HandshakeCounts
@@ -69,8 +70,11 @@ class MetricSources:
         commands: QueuedCommands,
         events: StreamCount,
         rtt: RoundTrips,
+        *,
+        boot_spread_pending: Callable[[], int] | None = None,
     ) -> None:
         self._rtt = rtt
+        self._spread_pending = boot_spread_pending
         self._gateway = gateway
         self._connectivity = connectivity
         self._bus = bus
@@ -84,6 +88,9 @@ class MetricSources:
     def charger_states(self) -> tuple[dict[str, int], int]:
         summary = self._connectivity.summary()
         return {k: summary[k] for k in ("online", "stale", "offline")}, int(summary["flapping"])
+
+    def boot_spread_pending(self) -> int:
+        return self._spread_pending() if self._spread_pending is not None else 0
 
     def bus(self) -> tuple[int, int, int]:
         return self._bus.published, self._bus.lost, self._bus.subscribers()

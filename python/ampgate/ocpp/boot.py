@@ -1,5 +1,6 @@
 """BootNotification and Heartbeat, both versions. The boot is recorded on the charger (fire-and-forget: the reply
-never waits for the disk), answered as the boot policy decides, and published as `charger.booted`."""
+never waits for the disk), answered as the boot policy decides (and, for a boot the policy accepts during a boot
+storm, as boot spreading decides: `ampgate.ocpp.boot_spread`), and published as `charger.booted`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.events import ChargerBooted
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.boot_policy import BootDecision
+from ampgate.ocpp.boot_policy import ACCEPTED, PENDING, BootDecision
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import BatchTime, OcppRouter, Session
 from ampgate.store.chargers import BootReport
@@ -25,13 +26,28 @@ class BootDecider(Protocol):
     def decide(self, charger_id: str, /) -> BootDecision: ...
 
 
+class BootSpreader(Protocol):
+    """Boot spreading (`ampgate.ocpp.boot_spread.BootSpread`): None to accept a boot the policy accepts, else the
+    interval to answer Pending with."""
+
+    def admit(self, charger_id: str, conn_id: int, /) -> int | None: ...
+
+
 class BootHandlers:
-    """BootNotification and Heartbeat for both versions."""
+    """BootNotification and Heartbeat for both versions. Without `spread`, every boot the policy accepts is
+    Accepted."""
 
     def __init__(
-        self, policy: BootDecider, records: BootRecords, bus: Publisher, clock: Clock, time: BatchTime
+        self,
+        policy: BootDecider,
+        records: BootRecords,
+        bus: Publisher,
+        clock: Clock,
+        time: BatchTime,
+        spread: BootSpreader | None = None,
     ) -> None:
         self._policy = policy
+        self._spread = spread
         self._records = records
         self._bus = bus
         self._clock = clock
@@ -70,6 +86,12 @@ class BootHandlers:
             )
         )
         decision = self._policy.decide(cid)
+        spread = False
+        if decision.status == ACCEPTED and self._spread is not None:
+            interval = self._spread.admit(cid, session.conn_id)
+            if interval is not None:
+                # Accepted by the policy (and remembered so), Pending for now to spread the storm [B02].
+                decision, spread = BootDecision(PENDING, interval), True
         session.boot_state = decision.status
         self._bus.publish(
             ChargerBooted(
@@ -81,6 +103,7 @@ class BootHandlers:
                 serial=serial,
                 firmware_version=firmware,
                 boot_status=decision.status,
+                spread=spread,
             )
         )
         return {"status": decision.status, "currentTime": self._time.iso, "interval": decision.interval}
