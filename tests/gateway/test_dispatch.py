@@ -27,12 +27,18 @@ class Hub:
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.sessions: set[int] = set()
 
     def connected(self, *args: Any) -> None:
         self.calls.append(("connected", *args))
+        self.sessions.add(args[0])
 
     def disconnected(self, *args: Any) -> None:
         self.calls.append(("disconnected", *args))
+        self.sessions.discard(args[0])
+
+    def knows(self, conn_id: int) -> bool:
+        return conn_id in self.sessions
 
     def worker_lost(self, *args: Any) -> None:
         self.calls.append(("worker_lost", *args))
@@ -73,12 +79,14 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
             (_native.DISCONNECTED, GEN2 | 1, 1000, "bye", 3.0),
         ]
     )
+    # The pong has no order to keep (handled at once; for a connection not yet known it finds nobody); the
+    # connection's own events keep theirs.
     assert rec.calls == [
         ("begin",),
+        ("pong", GEN2 | 1, 0.004, 2.5),
         ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0),
         ("message", GEN2 | 1, b"one"),
         ("message", GEN2 | 1, b"two"),
-        ("pong", GEN2 | 1, 0.004, 2.5),
         ("disconnected", GEN2 | 1, 1000, "bye", 3.0),
     ]
     assert hub.sent == [[(GEN2 | 1, b"reply:one"), (GEN2 | 1, b"reply:two")]]
@@ -91,3 +99,45 @@ def test_a_batch_without_replies_sends_nothing() -> None:
     gw, hub, rec = gateway()
     gw.dispatch([(_native.WORKER_UP, 0, 2, 1234)])
     assert hub.sent == [] and rec.calls == [("begin",)]
+
+
+def test_a_connected_chargers_messages_go_before_a_storms_backlog_and_are_answered_at_once() -> None:
+    gw, hub, rec = gateway()
+    known = GEN2 | 1
+    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0)])
+    rec.calls.clear()
+    storm = [(_native.DISCONNECTED, GEN2 | i, 1006, "gone", 2.0) for i in range(100, 600)]
+    storm += [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 3.0) for i in range(700, 1200)]
+    # The known charger's heartbeat arrives behind 1,000 connection events; a new charger's first message
+    # behind its own Connected.
+    storm += [(_native.MESSAGE, known, b"hb"), (_native.MESSAGE, GEN2 | 700, b"boot")]
+    gw.dispatch(storm, slice_s=None)
+    assert rec.calls[1] == ("message", known, b"hb")
+    assert hub.sent[0] == [(known, b"reply:hb")], "answered before the backlog was handled"
+    names = [c[0] for c in rec.calls]
+    assert names.count("disconnected") == 500 and names.count("connected") == 500
+    # The new charger's message waited for its Connected.
+    assert rec.calls.index(("message", GEN2 | 700, b"boot")) > rec.calls.index(
+        ("connected", GEN2 | 700, "CP700", "ocpp1.6", "p", 3.0)
+    )
+    assert hub.sent[1] == [(GEN2 | 700, b"reply:boot")]
+    assert gw.backlog == 0
+
+
+def test_the_backlog_is_handled_in_slices_and_a_charger_with_events_waiting_keeps_its_order() -> None:
+    gw, _hub, rec = gateway()
+    known = GEN2 | 1
+    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0)])
+    rec.calls.clear()
+    events = [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 2.0) for i in range(10, 300)]
+    events += [(_native.DISCONNECTED, known, 1000, "", 3.0)]
+    gw.dispatch(events, slice_s=0.0)
+    # Time ran out after the first 64 events: the rest wait, in order.
+    assert 0 < gw.backlog < len(events)
+    # The known charger's Disconnected waits in the backlog: a message of it after that (none would come from a
+    # worker, but a reconnect under the same id would) must not overtake it.
+    gw.dispatch([(_native.MESSAGE, known, b"late")], slice_s=None)
+    assert gw.backlog == 0
+    own = [c[0] for c in rec.calls if len(c) > 1 and c[1] == known]
+    assert own == ["disconnected", "message"]
+    assert [c[1] for c in rec.calls if c[0] == "connected"] == [GEN2 | i for i in range(10, 300)]

@@ -6,11 +6,18 @@ link; the other end goes to the Rust hub, which multiplexes all links into one e
 
 The pump handles the workers' own events (up, down, stats, barrier acks) here and hands on the rest through two
 narrow interfaces: connection events to a `LinkListener` (connectivity) and messages to a `MessageSink` (the
-OCPP router), whose replies go back to the workers as one batch per drained batch.
+OCPP router), whose replies go back to the workers in batches.
+
+Chargers already connected never wait behind a storm: in each drained batch, the messages of connections the
+router already knows (and that have nothing of their own waiting) are handled first and answered at once; the
+connection events and everything ordered behind them go to a backlog handled in order, at most BACKLOG_SLICE
+seconds per turn of the pump. A charger's own events keep their order: once one of its events waits in the
+backlog, the ones after it wait there too.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -44,6 +51,9 @@ BARRIER_TIMEOUT = 10.0
 STARTUP_TIMEOUT = 60.0
 # After asking workers to shut down, how long to wait for them to finish their close handshakes.
 SHUTDOWN_TIMEOUT = 5.0
+# Seconds of backlog (connection events, and what waits behind them) handled per turn of the pump before the
+# messages of connected chargers get their turn again.
+BACKLOG_SLICE = 0.01
 
 
 class WorkerInfo(msgspec.Struct):
@@ -70,9 +80,11 @@ class LinkListener(Protocol):
 
 
 class MessageSink(Protocol):
-    """Handles charger messages, appending replies to `out`; `begin_batch` before each drained batch."""
+    """Handles charger messages, appending replies to `out`; `begin_batch` before each drained batch; `knows`
+    whether a connection has a session (its Connected was handled and its Disconnected not yet)."""
 
     def begin_batch(self) -> None: ...
+    def knows(self, conn_id: int, /) -> bool: ...
     def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]], /) -> None: ...
 
 
@@ -108,6 +120,9 @@ class Gateway:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self.ocpp_port = 0
         self.pump_stats = PumpStats()
+        # Events waiting behind connection events, in arrival order, and how many each connection has there.
+        self._backlog: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._held: dict[int, int] = {}
         self.handshakes = admission.HandshakeCounts()
         self.admission = admission.share(
             config.admit_rate,
@@ -318,40 +333,74 @@ class Gateway:
     async def _pump(self) -> None:
         fd = self.hub.wake_fd()
         while True:
-            await trio.lowlevel.wait_readable(fd)
-            events = self.hub.drain()
-            if events:
-                self.dispatch(events)
+            if self._backlog:
+                # More backlog: let the rest of the node run, then take what arrived meanwhile first.
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.wait_readable(fd)
+            self.dispatch(self.hub.drain())
 
-    def dispatch(self, events: list[tuple[Any, ...]]) -> None:
-        """Handle one drained batch, in order, and send every reply in one batch."""
+    @property
+    def backlog(self) -> int:
+        """Events waiting in the backlog."""
+        return len(self._backlog)
+
+    def dispatch(self, events: list[tuple[Any, ...]], slice_s: float = BACKLOG_SLICE) -> None:
+        """Handle one drained batch: the messages of known connections with nothing waiting first, answered at
+        once; then the backlog, in order, for at most `slice_s` seconds (None: all of it)."""
         started = time.perf_counter()
-        links, messages = self._links, self._messages
-        on_message = messages.on_message
+        messages = self._messages
         messages.begin_batch()
+        knows, held, backlog = messages.knows, self._held, self._backlog
         out: list[tuple[int, bytes]] = []
         for ev in events:
             kind = ev[0]
-            try:
-                if kind == _native.MESSAGE:
-                    on_message(ev[1], ev[2], out)
-                elif kind == _native.CONNECTED:
-                    # A connection announced by a worker generation that has since died (its events were
-                    # still queued when the death was handled) no longer exists.
-                    if self.is_current(ev[1]):
-                        links.connected(ev[1], ev[2], ev[3], ev[4], ev[5])
-                elif kind == _native.DISCONNECTED:
-                    links.disconnected(ev[1], ev[2], ev[3], ev[4])
-                elif kind == _native.PONG:
-                    links.pong(ev[1], ev[2], ev[3])
-                else:
-                    self._on_worker_event(ev)
-            except Exception:
-                # A bug handling one event must not stop the pump for every other charger.
-                log.exception("failed handling gateway event %r", ev[:2])
+            if kind == _native.MESSAGE and ev[1] not in held and knows(ev[1]):
+                self._handle(ev, out)
+            elif kind in (_native.MESSAGE, _native.CONNECTED, _native.DISCONNECTED):
+                backlog.append(ev)
+                held[ev[1]] = held.get(ev[1], 0) + 1
+            else:
+                self._handle(ev, out)  # pongs and the workers' own events: no order to keep
+        if out:
+            self.hub.send(out)
+            out = []
+        handled = len(events) - len(backlog)
+        deadline = None if slice_s is None else started + slice_s
+        while backlog:
+            ev = backlog.popleft()
+            left = held[ev[1]] - 1
+            if left:
+                held[ev[1]] = left
+            else:
+                del held[ev[1]]
+            self._handle(ev, out)
+            handled += 1
+            if deadline is not None and not handled & 63 and time.perf_counter() > deadline:
+                break
         if out:
             self.hub.send(out)
         self.pump_stats.add(len(events), time.perf_counter() - started)
+
+    def _handle(self, ev: tuple[Any, ...], out: list[tuple[int, bytes]]) -> None:
+        kind = ev[0]
+        try:
+            if kind == _native.MESSAGE:
+                self._messages.on_message(ev[1], ev[2], out)
+            elif kind == _native.CONNECTED:
+                # A connection announced by a worker generation that has since died (its events were still
+                # queued when the death was handled) no longer exists.
+                if self.is_current(ev[1]):
+                    self._links.connected(ev[1], ev[2], ev[3], ev[4], ev[5])
+            elif kind == _native.DISCONNECTED:
+                self._links.disconnected(ev[1], ev[2], ev[3], ev[4])
+            elif kind == _native.PONG:
+                self._links.pong(ev[1], ev[2], ev[3])
+            else:
+                self._on_worker_event(ev)
+        except Exception:
+            # A bug handling one event must not stop the pump for every other charger.
+            log.exception("failed handling gateway event %r", ev[:2])
 
     def _on_worker_event(self, ev: tuple[Any, ...]) -> None:
         """Worker-level events: up, down, stats, barrier acks."""

@@ -153,6 +153,10 @@ class OcppRouter:
         if session is not None:
             self._outbox.connection_lost(session.charger_id)
 
+    def knows(self, conn_id: int) -> bool:
+        """Whether `conn_id` has a session (opened and not yet closed)."""
+        return conn_id in self.sessions
+
     # -- messages ------------------------------------------------------------------------------------------
 
     def begin_batch(self) -> None:
