@@ -16,13 +16,18 @@ import msgspec
 from ampgate.store.transactions import Sample
 
 __all__ = [
+    "CapacityNodeCreated",
+    "CapacityNodeDeleted",
+    "CapacityNodeUpdated",
     "CertificateRequested",
     "ChargerAlert",
     "ChargerBooted",
     "ChargerConnected",
     "ChargerDisconnected",
     "ChargerFlapping",
+    "ChargerPlaced",
     "ChargerStale",
+    "ChargerUnplaced",
     "ChargingLimitCleared",
     "ChargingLimitSet",
     "CommandAnswered",
@@ -52,6 +57,9 @@ __all__ = [
     "ReservationEnded",
     "SecurityAlert",
     "SecurityEventReported",
+    "SiteCreated",
+    "SiteDeleted",
+    "SiteUpdated",
     "TransactionEnded",
     "TransactionStarted",
     "TransactionUpdated",
@@ -480,6 +488,76 @@ class CommandCancelled(Event, frozen=True, kw_only=True, tag="command.cancelled"
     superseded_by: str | None = None
 
 
+# -- site topology (load management) ------------------------------------------------------------------------------
+
+
+class SiteCreated(Event, frozen=True, kw_only=True, tag="site.created"):
+    """An admin created site `site_id` (the root of a capacity tree: its grid connection)."""
+
+    site_id: str
+    name: str | None
+
+
+class SiteUpdated(Event, frozen=True, kw_only=True, tag="site.updated"):
+    """Site `site_id` changed: `changed` names the fields that took a new value (e.g. phase_limits_a)."""
+
+    site_id: str
+    changed: tuple[str, ...]
+
+
+class SiteDeleted(Event, frozen=True, kw_only=True, tag="site.deleted"):
+    """Site `site_id` was deleted (it had no nodes and no chargers left)."""
+
+    site_id: str
+
+
+class CapacityNodeCreated(Event, frozen=True, kw_only=True, tag="capacity_node.created"):
+    """Capacity node `node_id` was added to site `site_id` under `parent_id` (the site's id: directly under
+    it)."""
+
+    site_id: str
+    node_id: str
+    parent_id: str
+
+
+class CapacityNodeUpdated(Event, frozen=True, kw_only=True, tag="capacity_node.updated"):
+    """Capacity node `node_id` changed (`changed`: the fields; `parent_id` in it: it moved, with everything
+    under it, to `parent_id`)."""
+
+    site_id: str
+    node_id: str
+    parent_id: str
+    changed: tuple[str, ...]
+
+
+class CapacityNodeDeleted(Event, frozen=True, kw_only=True, tag="capacity_node.deleted"):
+    """Capacity node `node_id` was deleted from site `site_id` (nothing was under it)."""
+
+    site_id: str
+    node_id: str
+    parent_id: str
+
+
+class ChargerPlaced(Event, frozen=True, kw_only=True, tag="charger.placed"):
+    """The charger was placed under `node_id` of `site_id` (the site's id: directly under it), or its placement
+    changed; `previous_node_id` is where it hung before (None: it was not placed)."""
+
+    site_id: str
+    node_id: str
+    phases: str
+    max_a: float
+    priority: int
+    weight: float
+    previous_node_id: str | None = None
+
+
+class ChargerUnplaced(Event, frozen=True, kw_only=True, tag="charger.unplaced"):
+    """The charger was taken out of site `site_id` (it hung under `node_id`): no load management applies to it."""
+
+    site_id: str
+    node_id: str
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -519,4 +597,12 @@ AnyEvent = (
     | CommandQueued
     | CommandExpired
     | CommandCancelled
+    | SiteCreated
+    | SiteUpdated
+    | SiteDeleted
+    | CapacityNodeCreated
+    | CapacityNodeUpdated
+    | CapacityNodeDeleted
+    | ChargerPlaced
+    | ChargerUnplaced
 )

@@ -43,6 +43,7 @@ from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
+from ampgate.load import Sites, TopologyRepository
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.sources import MetricSources
@@ -255,6 +256,9 @@ class Node:
         )
         firmware_publications = FirmwarePublications(publications, self.commander, self.bus, clock)
 
+        # Load management's site topology (sites, capacity nodes, placements), changed by admins over the API.
+        self.sites = Sites(TopologyRepository(self.store), chargers, self.bus, clock)
+
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
         self.commands = CommandQueue(
@@ -317,6 +321,7 @@ class Node:
             display_messages=display_messages,
             customer_information=customer_information,
             firmware_publications=firmware_publications,
+            sites=self.sites,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)

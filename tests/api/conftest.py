@@ -34,6 +34,7 @@ from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.gateway.admission import HandshakeCounts
+from ampgate.load import Sites, TopologyRepository
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp import payloads
@@ -116,6 +117,8 @@ class StandInNode:
         self.display_view = DisplayMessageRepository(store)
         self.customer_requests = CustomerInformationRepository(store)
         self.publications = PublicationRepository(store)
+        # Site topology: the real service on the real repository, publishing on this node's bus.
+        self.sites = Sites(TopologyRepository(store), self.chargers, self.bus, Clock())
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -228,6 +231,7 @@ class StandInNode:
                 report_timeout=5.0,
             ),
             firmware_publications=FirmwarePublications(self.publications, self, EventBus(), Clock()),
+            sites=self.sites,
             health=self.health,
         )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ampgate.clock import iso_utc
+from ampgate.load import TopologyRepository
 from ampgate.store import (
     ApiTokenRepository,
     BootReport,
@@ -159,5 +160,8 @@ def test_a_database_of_the_released_version_opens_and_reads_through_every_reposi
         assert [(t.charger_id, t.energy_wh) for t in txs] == [("CP-201", 0.0), ("CP-REG", 7000.0)]
         assert [s.value for s in TransactionRepository(store).samples(txs[1].id)] == [4500.0]
         assert ApiTokenRepository(store).count() == 1
+        # Tables added since: there, and empty.
+        topology = TopologyRepository(store)
+        assert topology.sites(10) == [] and topology.placement("CP-REG") is None
     finally:
         store.close()

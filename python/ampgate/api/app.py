@@ -30,8 +30,10 @@ from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
+from ampgate.api.sites import CapacityNodeController, SiteController
 from ampgate.api.smart_charging import SmartChargingController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
@@ -79,6 +81,9 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             DisplayMessageController,
             CustomerInformationController,
             FirmwarePublicationController,
+            SiteController,
+            CapacityNodeController,
+            PlacementController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

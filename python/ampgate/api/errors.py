@@ -17,7 +17,7 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from ampgate.api.schemas import ErrorBody
-from ampgate.errors import AmpgateError, ChargerCallError, UnavailableError, read_msgspec_error
+from ampgate.errors import AmpgateError, ChargerCallError, MsgspecKind, UnavailableError, read_msgspec_error
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ def validation_details(exc: ValidationException) -> tuple[str, str | None]:
             problem = read_msgspec_error(str(error.get("message") or exc.detail))
             key = error.get("key")
             if isinstance(key, str) and key and key not in _BODY_KEYS:
+                # A field missing from (or unknown to) a nested object: Litestar's key is the object
+                # ("location") and msgspec's message names the field ("lon"); the field is both.
+                if problem.kind in (MsgspecKind.MISSING, MsgspecKind.UNKNOWN_FIELD):
+                    return problem.text, f"{key}.{problem.path}"
                 return problem.text, key
             return problem.text, problem.path or None
     problem = read_msgspec_error(exc.detail)

@@ -422,6 +422,58 @@ MIGRATIONS: tuple[str, ...] = (
         fleet INTEGER NOT NULL
     );
     """,
+    # 15: site topology (ampgate.load): sites (the root of each tree: the grid connection's limits, where it is),
+    # their capacity nodes (parent_id NULL: directly under the site) and where each charger is placed (node_id
+    # NULL: directly under the site; one row per charger, so a charger has at most one place). Limits per phase
+    # are NULL where there is none. Ids of sites and nodes are one namespace, kept by the repository.
+    """
+    CREATE TABLE sites (
+        id TEXT PRIMARY KEY,
+        name TEXT NULL,
+        limit_l1_a REAL NULL,
+        limit_l2_a REAL NULL,
+        limit_l3_a REAL NULL,
+        limit_kw REAL NULL,
+        voltage_v REAL NOT NULL,
+        time_zone TEXT NOT NULL,
+        lat REAL NULL,
+        lon REAL NULL,
+        address TEXT NULL,
+        city TEXT NULL,
+        postal_code TEXT NULL,
+        country TEXT NULL,
+        ean TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE capacity_nodes (
+        id TEXT PRIMARY KEY,
+        site_id TEXT NOT NULL,
+        parent_id TEXT NULL,
+        name TEXT NULL,
+        limit_l1_a REAL NULL,
+        limit_l2_a REAL NULL,
+        limit_l3_a REAL NULL,
+        limit_kw REAL NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX capacity_nodes_site ON capacity_nodes (site_id, id);
+    CREATE INDEX capacity_nodes_parent ON capacity_nodes (parent_id) WHERE parent_id IS NOT NULL;
+    CREATE TABLE charger_placements (
+        charger_id TEXT PRIMARY KEY,
+        site_id TEXT NOT NULL,
+        node_id TEXT NULL,
+        phases TEXT NOT NULL,
+        max_a REAL NOT NULL,
+        priority INTEGER NOT NULL,
+        weight REAL NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX charger_placements_site ON charger_placements (site_id, charger_id);
+    CREATE INDEX charger_placements_node ON charger_placements (node_id) WHERE node_id IS NOT NULL;
+    """,
 )
 
 
