@@ -151,6 +151,9 @@ class LinkTracker:
         now = datetime.fromtimestamp(wall, UTC)
         previous = self._presence.get(charger_id)
         old_since = previous.connected_at if previous is not None and previous.online else None
+        # The charger's row needs a write only for a charger this node has not seen connect yet, or that
+        # changed protocol: a reconnect storm of known chargers writes no charger rows.
+        known_protocol = previous.protocol if previous is not None else None
         old, live = self._presence.connected(conn_id, charger_id, protocol, peer, wall, worker_at)
         if not live:
             # An older connection whose Connected came after the newer one's: it is the one to go.
@@ -194,7 +197,8 @@ class LinkTracker:
             )
         self._presence.set_state(presence, rules.ONLINE, wall)
         self._sessions.open(conn_id, charger_id, protocol, presence)
-        self._records.record_connection(charger_id, protocol=protocol, at=now)
+        if known_protocol != protocol:
+            self._records.record_connection(charger_id, protocol=protocol, at=now)
         self._record(
             charger_id,
             now,

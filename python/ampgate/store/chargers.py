@@ -166,7 +166,7 @@ def upsert_boot(db: sqlite_utils.Database, boot: BootReport, at: str) -> None:
 def upsert_connection(db: sqlite_utils.Database, cp_id: str, protocol: str | None, at: str) -> None:
     """Record that the charger connected: create it if unknown (registered_at = now), keep its protocol
     current. Skips the write when nothing changed, so a reconnect storm of known chargers costs no pages."""
-    db.execute(
+    db.conn.execute(
         """
         INSERT INTO chargers (id, protocol, registered_at) VALUES (?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol
