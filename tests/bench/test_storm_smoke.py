@@ -1,4 +1,4 @@
-"""The reconnect-storm benchmark at CI size, against ampgate with admission control on and off and one peer:
+"""The reconnect-storm benchmark at CI size, against ampgate (admission control at its defaults) and one peer:
 every stormer comes back after every storm, the stayers stay, and nothing fails. No timing is asserted (CI
 machines vary); the benchmark's own figures are printed for the log."""
 
@@ -16,20 +16,20 @@ CONNECTIONS = 1000
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(170, func_only=True)
+@pytest.mark.timeout(120, func_only=True)
 def test_small_storms_bring_every_charger_back(tmp_path: Path) -> None:
     out = tmp_path / "storm.json"
     cmd = [
         sys.executable, str(ROOT / "bench" / "storm.py"), "--connections", str(CONNECTIONS),
-        "--backoff", "0,2", "--storm-timeout", "6", "--systems", "ampgate,ampgate-no-admission,websockets",
+        "--backoff", "0,2", "--storm-timeout", "6", "--systems", "ampgate,websockets",
         "--smoke", "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=160, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=110, cwd=ROOT)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["errors"] == {}
-    assert set(r["systems"]) == {"ampgate", "ampgate (no admission)", "websockets"}
+    assert set(r["systems"]) == {"ampgate", "websockets"}
     stormers = CONNECTIONS - r["stayers"]
     for label, system in r["systems"].items():
         assert system["booted"] == CONNECTIONS, label
