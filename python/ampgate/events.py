@@ -136,8 +136,9 @@ class ChargerAlert(Event, frozen=True, kw_only=True, tag="charger.alert"):
 
 
 class IncidentOpened(Event, frozen=True, kw_only=True, tag="incident.opened"):
-    """An outage: more than the node's share of the fleet disconnected within a minute (`disconnects` of
-    `fleet`). One incident, not an alert per charger."""
+    """An outage: more than the node's share of the fleet, or of one site's chargers (`scope` "fleet" or
+    "site:<id>"), disconnected within a minute (`disconnects` of `fleet`, the chargers in the scope). One
+    incident, not an alert per charger."""
 
     incident_id: int
     kind: str

@@ -30,6 +30,7 @@ from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker
 from ampgate.connectivity.history import HistoryRepository
 from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.monitor import ConnectivityMonitor
+from ampgate.connectivity.sites import SiteIndex
 from ampgate.connectivity.view import ConnectivityView
 from ampgate.customer import (
     CustomerInformationHandlers,
@@ -143,6 +144,8 @@ class Node:
         )
         self.connectivity_history = HistoryRepository(self.store)
         self.incidents = IncidentRepository(self.store)
+        # Which site each charger is placed at (the load part's placements), for per-site connectivity.
+        self.site_index = SiteIndex(TopologyRepository(self.store).site_of_every_charger, self.bus)
         self.links = links = LinkTracker(
             self.presence,
             self.router,
@@ -152,6 +155,7 @@ class Node:
             clock,
             history=self.connectivity_history,
             settings=connectivity_settings,
+            sites=self.site_index,
         )
         self.connectivity = ConnectivityMonitor(
             self.presence,
@@ -163,6 +167,7 @@ class Node:
             drops=links,
             fleet=chargers.count,
             incidents=self.incidents,
+            sites=self.site_index,
         )
         # Reservations: the book (live reservations in memory) is what Authorize and transaction starts ask;
         # the service (built below, with the commander) is what the API drives.
@@ -284,6 +289,7 @@ class Node:
             connectivity_settings,
             clock,
             boot_spread_pending=self.boot_spread.pending,
+            sites=self.site_index,
         )
         self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
         self.metrics = NodeMetrics(
@@ -349,6 +355,7 @@ class Node:
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
                     await inner.start(self.boot_spread_triggers.run)
+                    await inner.start(self.site_index.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.gateway.run)

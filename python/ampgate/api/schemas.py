@@ -309,6 +309,16 @@ class Rejections(msgspec.Struct, kw_only=True):
     bad_request: int
 
 
+class SiteConnectivity(msgspec.Struct, kw_only=True):
+    """The chargers placed at one site, by state."""
+
+    placed: int
+    online: int
+    stale: int
+    offline: int
+    flapping: int
+
+
 class ConnectivitySummary(msgspec.Struct, kw_only=True):
     """The fleet now: registered chargers online, stale, offline; flapping; connected chargers told Pending to
     spread a boot storm (`boot_spread_pending`: connected, not yet Accepted); connects and disconnects in the
@@ -323,6 +333,7 @@ class ConnectivitySummary(msgspec.Struct, kw_only=True):
     flapping: int
     boot_spread_pending: int
     by_protocol: dict[str, ProtocolCounts]
+    by_site: dict[str, SiteConnectivity]
     connects_last_minute: int
     disconnects_last_minute: int
     connects_this_minute: int

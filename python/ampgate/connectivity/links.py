@@ -82,6 +82,12 @@ class ConnectionRecords(Protocol):
     def record_connection(self, cp_id: str, /, *, protocol: str | None, at: datetime) -> None: ...
 
 
+class SiteOf(Protocol):
+    """Where chargers are placed (`ampgate.connectivity.sites.SiteIndex`)."""
+
+    def site_of(self, charger_id: str, /) -> str | None: ...
+
+
 class HistoryRecords(Protocol):
     """The connectivity history (`ampgate.connectivity.history.HistoryRepository`)."""
 
@@ -129,6 +135,7 @@ class LinkTracker:
         *,
         history: HistoryRecords | None = None,
         settings: rules.Settings | None = None,
+        sites: SiteOf | None = None,
     ) -> None:
         self._presence = presence
         self._sessions = sessions
@@ -140,8 +147,9 @@ class LinkTracker:
         self.settings = settings or rules.Settings()
         self.rates = MinuteCounts()
         self.rtt = RttHistogram()
-        # Times of the drops within the spike window (an outage is many at once).
-        self._drops: collections.deque[float] = collections.deque()
+        self._sites = sites
+        # Times of the drops within the spike window (an outage is many at once), with the site of each.
+        self._drops: collections.deque[tuple[float, str | None]] = collections.deque()
 
     def connected(
         self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
@@ -247,7 +255,8 @@ class LinkTracker:
             )
         )
         if code != SHUTDOWN_CODE or reason != SHUTDOWN_REASON:
-            self._drops.append(wall)
+            site = None if self._sites is None else self._sites.site_of(presence.charger_id)
+            self._drops.append((wall, site))
             presence.drops, flapping = rules.note_drop(presence.drops, wall, self.settings)
             if flapping and not presence.flapping:
                 presence.flapping, presence.flapping_since = True, wall
@@ -267,9 +276,14 @@ class LinkTracker:
 
     def recent_drops(self, now: float) -> int:
         """Drops (not replacements, not the node's own shutdown) within the spike window before `now`."""
-        while self._drops and now - self._drops[0] > self.settings.spike_window:
+        while self._drops and now - self._drops[0][0] > self.settings.spike_window:
             self._drops.popleft()
         return len(self._drops)
+
+    def recent_drops_by_site(self, now: float) -> dict[str, int]:
+        """The same drops, counted by the site the charger was placed at (unplaced chargers are not counted)."""
+        self.recent_drops(now)
+        return dict(collections.Counter(site for _, site in self._drops if site is not None))
 
     def worker_lost(self, worker: int, generation: int) -> None:
         """A worker process died: every connection it held is gone."""

@@ -1,7 +1,7 @@
 """`ConnectivityMonitor`: the periodic side of connectivity. Every SWEEP_INTERVAL it moves connected chargers
 between online and stale by the time since their last message (the router stamps every message; the hot path
 does nothing more), ends flapping once a charger has been stable long enough, opens and ends outage incidents
-from the recent drops (`incidents.SpikeWatch`), raises an alert for a charger offline too long (not one that
+from the recent drops, over the fleet and per site (`incidents.SpikeWatch`), raises an alert for a charger offline too long (not one that
 flaps, nor one that went down in an incident), and every PRUNE_INTERVAL drops history older than the retention.
 
 One pass looks at every connected charger: ~100k attribute reads, a few milliseconds every 5 s at fleet size.
@@ -36,9 +36,17 @@ DEFAULT_HISTORY_DAYS = 30
 
 
 class DropCount(Protocol):
-    """The link tracker's count of recent drops."""
+    """The link tracker's count of recent drops, over the fleet and by site."""
 
     def recent_drops(self, now: float, /) -> int: ...
+    def recent_drops_by_site(self, now: float, /) -> dict[str, int]: ...
+
+
+class SiteSizes(Protocol):
+    """Where chargers are placed (`ampgate.connectivity.sites.SiteIndex`)."""
+
+    def site_of(self, charger_id: str, /) -> str | None: ...
+    def sizes(self) -> dict[str, int]: ...
 
 
 class ConnectivityMonitor:
@@ -54,6 +62,7 @@ class ConnectivityMonitor:
         drops: DropCount | None = None,
         fleet: Callable[[], int] | None = None,
         incidents: IncidentRepository | None = None,
+        sites: SiteSizes | None = None,
     ) -> None:
         self._presence = presence
         self._history = history
@@ -64,6 +73,9 @@ class ConnectivityMonitor:
         self._fleet = fleet
         self._incidents = incidents
         self.spikes = SpikeWatch(settings)
+        # One per site that had drops: a site's outage is an incident of its own (scope "site:<id>").
+        self.site_spikes: dict[str, SpikeWatch] = {}
+        self._sites = sites
         self._retention = timedelta(days=history_days)
         self.interval = max(
             MIN_SWEEP,
@@ -103,56 +115,76 @@ class ConnectivityMonitor:
                 self._bus.publish(ChargerFlapping(at=now, charger_id=p.charger_id, flapping=False, drops=0))
 
     async def watch_outages(self) -> None:
-        """Open or end an outage incident from the drops of the last spike window, then raise the offline
-        alerts that are due."""
+        """Open or end outage incidents from the drops of the last spike window, over the fleet and per site,
+        then raise the offline alerts that are due."""
         wall = self._clock.wall()
         if self._drops is not None and self._fleet is not None and self._incidents is not None:
-            drops = self._drops.recent_drops(wall)
-            what = self.spikes.observe(wall, drops, self._fleet())
-            now = datetime.fromtimestamp(wall, UTC)
-            incident = self.spikes.open
-            if what == "opened" and incident is not None:
-                fleet = self._fleet()
-                incident.id = await self._incidents.open(
-                    "disconnect_spike",
-                    "fleet",
-                    "critical",
-                    datetime.fromtimestamp(incident.started_at, UTC),
-                    drops,
-                    fleet,
+            await self._watch(self.spikes, "fleet", self._drops.recent_drops(wall), self._fleet(), wall)
+            if self._sites is not None:
+                by_site = self._drops.recent_drops_by_site(wall)
+                sizes = self._sites.sizes()
+                for site in sorted(set(by_site) | {s for s, w in self.site_spikes.items() if w.open}):
+                    watch = self.site_spikes.get(site)
+                    if watch is None:
+                        watch = self.site_spikes[site] = SpikeWatch(self.settings)
+                    await self._watch(watch, f"site:{site}", by_site.get(site, 0), sizes.get(site, 0), wall)
+        self._offline_alerts(wall)
+
+    async def _watch(self, watch: SpikeWatch, scope: str, drops: int, size: int, wall: float) -> None:
+        """One sweep of one outage rule: `drops` of `size` chargers in `scope` within the spike window."""
+        assert self._incidents is not None
+        what = watch.observe(wall, drops, size)
+        now = datetime.fromtimestamp(wall, UTC)
+        incident = watch.open
+        if what == "opened" and incident is not None:
+            incident.id = await self._incidents.open(
+                "disconnect_spike",
+                scope,
+                "critical",
+                datetime.fromtimestamp(incident.started_at, UTC),
+                drops,
+                size,
+            )
+            self._bus.publish(
+                IncidentOpened(
+                    at=now,
+                    incident_id=incident.id,
+                    kind="disconnect_spike",
+                    scope=scope,
+                    severity="critical",
+                    disconnects=drops,
+                    fleet=size,
                 )
+            )
+            log.warning(
+                "outage (%s): %d of %d chargers disconnected within %gs",
+                scope,
+                drops,
+                size,
+                self.settings.spike_window,
+            )
+        elif what == "ended" and incident is not None:
+            watch.open = None
+            if incident.id is not None:
+                await self._incidents.end(incident.id, now, incident.disconnects)
                 self._bus.publish(
-                    IncidentOpened(
+                    IncidentEnded(
                         at=now,
                         incident_id=incident.id,
                         kind="disconnect_spike",
-                        scope="fleet",
-                        severity="critical",
-                        disconnects=drops,
-                        fleet=fleet,
+                        scope=scope,
+                        started_at=datetime.fromtimestamp(incident.started_at, UTC),
+                        disconnects=incident.disconnects,
                     )
                 )
-                log.warning(
-                    "outage: %d of %d chargers disconnected within %gs",
-                    drops,
-                    fleet,
-                    self.settings.spike_window,
-                )
-            elif what == "ended" and incident is not None:
-                self.spikes.open = None
-                if incident.id is not None:
-                    await self._incidents.end(incident.id, now, incident.disconnects)
-                    self._bus.publish(
-                        IncidentEnded(
-                            at=now,
-                            incident_id=incident.id,
-                            kind="disconnect_spike",
-                            scope="fleet",
-                            started_at=datetime.fromtimestamp(incident.started_at, UTC),
-                            disconnects=incident.disconnects,
-                        )
-                    )
-        self._offline_alerts(wall)
+
+    def _covered(self, charger_id: str, since: float) -> bool:
+        """Whether a drop at `since` fell inside an outage of the fleet or of the charger's site."""
+        if self.spikes.covers(since):
+            return True
+        site = None if self._sites is None else self._sites.site_of(charger_id)
+        watch = None if site is None else self.site_spikes.get(site)
+        return watch is not None and watch.covers(since)
 
     def _offline_alerts(self, wall: float) -> None:
         s = self.settings
@@ -160,7 +192,7 @@ class ConnectivityMonitor:
             if p.online or p.alerted or p.state_since is None:
                 continue
             since = p.last_drop_at if p.last_drop_at is not None else p.state_since
-            if rules.offline_alert_due(since, p.flapping, self.spikes.covers(since), wall, s):
+            if rules.offline_alert_due(since, p.flapping, self._covered(p.charger_id, since), wall, s):
                 p.alerted = True
                 self._bus.publish(
                     ChargerAlert(

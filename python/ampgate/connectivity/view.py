@@ -23,6 +23,13 @@ class ChargerCount(Protocol):
     def count(self) -> int: ...
 
 
+class SiteSizes(Protocol):
+    """Where chargers are placed (`ampgate.connectivity.sites.SiteIndex`)."""
+
+    def site_of(self, charger_id: str, /) -> str | None: ...
+    def sizes(self) -> dict[str, int]: ...
+
+
 class HandshakeFigures(Protocol):
     """The gateway's upgrades and refusals per minute (`ampgate.gateway.admission.HandshakeCounts`)."""
 
@@ -57,8 +64,10 @@ class ConnectivityView:
         clock: Clock,
         *,
         boot_spread_pending: Callable[[], int] | None = None,
+        sites: SiteSizes | None = None,
     ) -> None:
         self._presence = presence
+        self._sites = sites
         self._spread_pending = boot_spread_pending
         self._history = history
         self._chargers = chargers
@@ -124,17 +133,26 @@ class ConnectivityView:
         return self._history.page(charger_id, limit, before, since)
 
     def summary(self) -> dict[str, Any]:
-        """Counts by state and protocol, flapping, chargers connected but told Pending to spread a boot storm
+        """Counts by state, by protocol and by site (chargers placed at a site: `ampgate.load`), flapping, chargers connected but told Pending to spread a boot storm
         (`boot_spread_pending`: connected, not yet Accepted), and connects / disconnects per minute."""
         now = self._clock.wall()
         by_state: Counter[str] = Counter()
         by_protocol: dict[str, Counter[str]] = {}
+        by_site: dict[str, Counter[str]] = {}
+        site_of = self._sites.site_of if self._sites is not None else lambda _: None
         flapping = 0
         for p in self._presence.values():
             flapping += p.flapping
+            site = site_of(p.charger_id)
+            if site is not None:
+                counts = by_site.setdefault(site, Counter())
+                counts["flapping"] += p.flapping
+                if p.online:
+                    counts[p.state] += 1
             if p.online:
                 by_state[p.state] += 1
                 by_protocol.setdefault(p.protocol or "unknown", Counter())[p.state] += 1
+        sizes = self._sites.sizes() if self._sites is not None else {}
         registered = self._chargers.count()
         connected = by_state[rules.ONLINE] + by_state[rules.STALE]
         last_connects, last_disconnects = self._rates.recent(now, 1)
@@ -152,6 +170,16 @@ class ConnectivityView:
             "by_protocol": {
                 proto: {"online": c[rules.ONLINE], "stale": c[rules.STALE]}
                 for proto, c in sorted(by_protocol.items())
+            },
+            "by_site": {
+                site: {
+                    "placed": placed,
+                    "online": (c := by_site.get(site, Counter()))[rules.ONLINE],
+                    "stale": c[rules.STALE],
+                    "offline": max(0, placed - c[rules.ONLINE] - c[rules.STALE]),
+                    "flapping": c["flapping"],
+                }
+                for site, placed in sorted(sizes.items())
             },
             "connects_last_minute": last_connects,
             "disconnects_last_minute": last_disconnects,

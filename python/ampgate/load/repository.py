@@ -479,6 +479,12 @@ class TopologyRepository:
     ) -> list[PlacementRow]:
         return read_placements(self._store.reader, site_id, limit, after, node)
 
+    def site_of_every_charger(self) -> list[tuple[str, str]]:
+        """Every placement as (charger id, site id): one scan, for in-memory indexes at start."""
+        return list(
+            self._store.reader.execute("SELECT charger_id, site_id FROM charger_placements").fetchall()
+        )
+
     def tree(self, site_id: str) -> tuple[SiteRow | None, list[NodeRow], list[PlacementRow]]:
         """The site, its nodes and its placements as of one instant (None: no such site)."""
         return read_tree(self._store.reader, site_id)
