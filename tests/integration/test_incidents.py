@@ -92,7 +92,9 @@ def test_a_sites_outage_is_an_incident_of_that_site_and_the_summary_counts_by_si
             )
             assert up["SITE-A"] == {"placed": 4, "online": 4, "stale": 0, "offline": 0, "flapping": 0}
         # Site A's 4 chargers dropped together: 4 of 12 is not half the fleet, but all of site A.
-        opened = poll(lambda: node.get("/incidents?state=open").json()["items"], lambda items: len(items) == 1)
+        opened = poll(
+            lambda: node.get("/incidents?state=open").json()["items"], lambda items: len(items) == 1
+        )
         assert [(i["scope"], i["fleet"]) for i in opened] == [("site:SITE-A", 4)]
         by_site = node.get("/connectivity/summary").json()["by_site"]
         assert by_site["SITE-A"]["offline"] == 4 and by_site["SITE-B"]["online"] == 8
