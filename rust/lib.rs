@@ -1,5 +1,6 @@
 //! ampgate's native core (docs/architecture.md): the gateway (workers + hub), the sans-I/O codec, the client engine (the fleet simulator, which the benchmarks drive too).
 
+pub mod alloc;
 pub mod client;
 pub mod codec;
 pub mod gateway;

@@ -113,3 +113,22 @@ class Sim:
         """This process's report: counters, errors by kind, latency histogram buckets per action, ..., and
         with a load, `load`: message, action (what it went out as), connector, sent, answered, latency_us and
         latency_max_us of the load CALLs alone (by action), and its transactions (started, stopped, refused)."""
+
+
+def allocate(
+    parent: list[int],
+    limit_a: list[tuple[float, float, float]],
+    limit_w: list[float],
+    voltage: list[float],
+    node: list[int],
+    phases: list[int],
+    min_a: list[float],
+    max_a: list[float],
+    priority: list[int],
+    weight: list[float],
+    rank: list[int],
+) -> list[float]:
+    """The load allocator (rust/alloc/): each session's current in A (0: paused), weighted max-min fair by
+    priority class under every node's per-phase (A) and total (W) limit. The tree is depth-first (parent[k] < k,
+    -1 for a root); math.inf for "no limit"; phases is a mask (1 = L1, 2 = L2, 4 = L3). Raises ValueError
+    naming what is wrong."""

@@ -1,6 +1,7 @@
 //! The only place that imports pyo3: the `ampgate._native` module's functions and classes, batch conversion
 //! between Python objects and the gateway's types, and `From<GatewayError> for PyErr`.
 
+mod alloc;
 mod hub;
 mod sim;
 mod worker;
@@ -115,6 +116,7 @@ pub(crate) fn client_settings(
 /// Register the module's contents (called by the `#[pymodule]` in lib.rs).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GatewayFailure", m.py().get_type::<GatewayFailure>())?;
+    m.add_function(wrap_pyfunction!(alloc::allocate, m)?)?;
     m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;
     m.add_function(wrap_pyfunction!(worker::raise_nofile_limit, m)?)?;
     m.add("FD_RESERVE", crate::limits::FD_RESERVE)?;
