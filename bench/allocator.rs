@@ -29,7 +29,6 @@ fn build(sessions: usize) -> (Tree, Sessions) {
     let mut t = Tree::default();
     let mut s = Sessions::default();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let per_site = FAN * FAN * FAN * FAN;
     let mut left = sessions;
     while left > 0 {
         let site = t.parent.len() as u32;
@@ -50,7 +49,7 @@ fn build(sessions: usize) -> (Tree, Sessions) {
                         s.phases.push([1u8, 2, 4, 7, 7][(rng.next() % 5) as usize]);
                         s.min_a.push(6.0);
                         s.max_a.push(6.0 + (rng.next() % 27) as f64);
-                        s.priority.push((rng.next() % 10 == 0) as i32);
+                        s.priority.push(rng.next().is_multiple_of(10) as i32);
                         s.weight.push(1.0);
                         s.rank.push(s.rank.len() as u32);
                         left -= 1;
@@ -61,7 +60,6 @@ fn build(sessions: usize) -> (Tree, Sessions) {
                 }
             }
         }
-        let _ = per_site;
     }
     (t, s)
 }
