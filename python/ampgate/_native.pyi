@@ -114,7 +114,6 @@ class Sim:
         with a load, `load`: message, action (what it went out as), connector, sent, answered, latency_us and
         latency_max_us of the load CALLs alone (by action), and its transactions (started, stopped, refused)."""
 
-
 def allocate(
     parent: list[int],
     limit_a: list[tuple[float, float, float]],
