@@ -141,3 +141,46 @@ def test_the_backlog_is_handled_in_slices_and_a_charger_with_events_waiting_keep
     own = [c[0] for c in rec.calls if len(c) > 1 and c[1] == known]
     assert own == ["disconnected", "message"]
     assert [c[1] for c in rec.calls if c[0] == "connected"] == [GEN2 | i for i in range(10, 300)]
+
+
+def test_a_full_backlog_stops_taking_events_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past BACKLOG_MAX waiting events the pump leaves new ones in the hub (whose bound pushes back on the
+    workers) and works the backlog off first."""
+    import trio
+
+    from ampgate.gateway import supervisor
+
+    monkeypatch.setattr(supervisor, "BACKLOG_MAX", 100)
+    # No time per turn: each turn handles one 64-event check's worth of backlog.
+    monkeypatch.setattr(supervisor, "BACKLOG_SLICE", 0.0)
+    gw, hub, rec = gateway()
+    drains: list[int] = []
+    batches = [[(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 1.0) for i in range(300)]]
+
+    class Source:
+        def wake_fd(self) -> int:
+            return -1
+
+        def drain(self) -> list:
+            drains.append(gw.backlog)
+            return batches.pop(0) if batches else []
+
+        def send(self, batch: list) -> None:
+            hub.sent.append(batch)
+
+    gw.hub = Source()  # type: ignore[assignment]
+
+    async def no_wait(fd: int) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        monkeypatch.setattr(trio.lowlevel, "wait_readable", no_wait)
+        with trio.move_on_after(1):
+            await gw._pump()
+
+    trio.run(main)
+    # The first drain took 300 events and one turn handled 64: while 100 or more waited, the hub was left alone
+    # (two turns), then drained again.
+    assert drains[0] == 0 and drains[1] < 100, drains
+    assert len([n for n in drains if n > 0]) <= 2, drains
+    assert [c[1] for c in rec.calls if c[0] == "connected"] == [GEN2 | i for i in range(300)]

@@ -12,7 +12,8 @@ Chargers already connected never wait behind a storm: in each drained batch, the
 router already knows (and that have nothing of their own waiting) are handled first and answered at once; the
 connection events and everything ordered behind them go to a backlog handled in order, at most BACKLOG_SLICE
 seconds per turn of the pump. A charger's own events keep their order: once one of its events waits in the
-backlog, the ones after it wait there too.
+backlog, the ones after it wait there too. Past BACKLOG_MAX events waiting, the pump takes nothing new from the
+hub until the backlog is worked down: the hub's bound then makes the workers stop reading, as before.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ SHUTDOWN_TIMEOUT = 5.0
 # Seconds of backlog (connection events, and what waits behind them) handled per turn of the pump before the
 # messages of connected chargers get their turn again.
 BACKLOG_SLICE = 0.01
+# Past this many events in the backlog the pump stops taking new ones from the hub until it is below again: what
+# keeps arriving then waits in the hub, whose own bound makes the workers stop reading (TCP pushes back on the
+# chargers) instead of the backlog growing without end. A whole 100k fleet reconnecting is 200k events.
+BACKLOG_MAX = 250_000
 
 
 class WorkerInfo(msgspec.Struct):
@@ -338,7 +343,7 @@ class Gateway:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fd)
-            self.dispatch(self.hub.drain())
+            self.dispatch(self.hub.drain() if len(self._backlog) < BACKLOG_MAX else [], BACKLOG_SLICE)
 
     @property
     def backlog(self) -> int:
