@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import itertools
 import logging
 from datetime import UTC, datetime
 from typing import Protocol
@@ -25,6 +24,7 @@ from ampgate.connectivity import rules
 from ampgate.connectivity.history import Change
 from ampgate.connectivity.presence import Presence, PresenceRegistry
 from ampgate.events import ChargerAlert, ChargerConnected, ChargerDisconnected, ChargerFlapping
+from ampgate.gateway.pump_stats import PumpStats
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RttHistogram:
         self.sum += rtt
 
     def cumulative(self) -> list[tuple[float, int]]:
-        return list(zip(RTT_BUCKETS, itertools.accumulate(self._counts), strict=True))
+        return PumpStats.cumulative(RTT_BUCKETS, self._counts)
 
 
 class GatewayLink(Protocol):

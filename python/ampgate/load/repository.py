@@ -257,6 +257,13 @@ def _set(
     )
 
 
+def _insert(conn: sqlite3.Connection, table: str, columns: dict[str, Any]) -> None:
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        tuple(columns.values()),
+    )
+
+
 # -- writes ---------------------------------------------------------------------------------------------------
 
 
@@ -276,10 +283,7 @@ def insert_site(db: sqlite_utils.Database, spec: SiteSpec, at: str) -> SiteRow:
         "created_at": at,
         "updated_at": at,
     }
-    conn.execute(
-        f"INSERT INTO sites ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        tuple(columns.values()),
-    )
+    _insert(conn, "sites", columns)
     row = read_site(conn, spec.id)
     assert row is not None
     return row
@@ -343,10 +347,7 @@ def insert_node(db: sqlite_utils.Database, site_id: str, spec: NodeSpec, at: str
         "created_at": at,
         "updated_at": at,
     }
-    conn.execute(
-        f"INSERT INTO capacity_nodes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        tuple(columns.values()),
-    )
+    _insert(conn, "capacity_nodes", columns)
     row = read_node(conn, spec.id)
     assert row is not None
     return row
