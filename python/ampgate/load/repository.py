@@ -482,6 +482,14 @@ class TopologyRepository:
     ) -> list[PlacementRow]:
         return read_placements(self._store.reader, site_id, limit, after, node)
 
+    def public_sites(self) -> list[SiteRow]:
+        """The sites opted in to public recommendations that have a location, in id order."""
+        cur = self._store.reader.execute(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE public_recommendations = 1 AND lat IS NOT NULL"
+            " AND lon IS NOT NULL ORDER BY id"
+        )
+        return [_site(v) for v in cur.fetchall()]
+
     def site_of_every_charger(self) -> list[tuple[str, str]]:
         """Every placement as (charger id, site id): one scan, for in-memory indexes at start."""
         return list(
