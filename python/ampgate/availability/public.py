@@ -30,7 +30,7 @@ class PublicRecommendations:
     def __init__(self, ranking: Ranking, clock: Clock, buckets: TokenBuckets | None = None) -> None:
         self._ranking = ranking
         self._clock = clock
-        self.buckets = buckets or TokenBuckets(RATE_PER_S, BURST)
+        self.buckets = buckets if buckets is not None else TokenBuckets(RATE_PER_S, BURST)
 
     def admit(self, address: str) -> None:
         """Take a token of `address`'s bucket. Raises TooManyError (429 `too_many_requests`, with Retry-After in
