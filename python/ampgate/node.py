@@ -37,6 +37,7 @@ from ampgate.customer import (
     CustomerInformationRepository,
     CustomerInformationService,
 )
+from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
 from ampgate.eventlog import EventLog, EventRepository
@@ -45,6 +46,8 @@ from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.load import Sites, TopologyRepository
+from ampgate.loadctl import LoadHistoryRepository, LoadTicker
+from ampgate.loadctl import Settings as LoadSettings
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.sources import MetricSources
@@ -263,6 +266,35 @@ class Node:
 
         # Load management's site topology (sites, capacity nodes, placements), changed by admins over the API.
         self.sites = Sites(TopologyRepository(self.store), chargers, self.bus, clock)
+        # Load management: demand-response events lower node limits; the ticker allocates every tick and sends
+        # the charging profiles (straight through the Commander: a profile is stale within seconds, so it keeps
+        # one latest-wins slot per connector rather than queueing durably).
+        self.demand_response = DemandResponse(
+            DemandRepository(self.store), self.sites.node_exists, self.bus.publish, clock
+        )
+        self.load = LoadTicker(
+            sites=self.sites,
+            transactions=transactions,
+            presence=self.presence,
+            calls=self.commander,
+            demand=self.demand_response,
+            external=charging_notes,
+            rate_unit=device_model.charging_rate_unit,
+            history=LoadHistoryRepository(self.store),
+            bus=self.bus,
+            clock=clock,
+            settings=LoadSettings(
+                period_s=config.load_tick,
+                min_a=config.load_min_a,
+                default_a=config.load_default_a,
+                validity_s=config.load_profile_validity,
+                min_interval_s=config.load_min_interval,
+                offline_assume=config.load_offline_assume,
+                hysteresis_a=config.load_hysteresis_a,
+                hysteresis_pct=config.load_hysteresis_pct,
+                min_hold_s=config.load_min_hold,
+            ),
+        )
 
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
@@ -328,6 +360,8 @@ class Node:
             customer_information=customer_information,
             firmware_publications=firmware_publications,
             sites=self.sites,
+            demand_response=self.demand_response,
+            load=self.load,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -358,6 +392,7 @@ class Node:
                     await inner.start(self.site_index.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
+                    await inner.start(self.load.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.

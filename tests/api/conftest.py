@@ -34,7 +34,9 @@ from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.gateway.admission import HandshakeCounts
+from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.load import Sites, TopologyRepository
+from ampgate.loadctl import LoadHistoryRepository, LoadTicker
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp import payloads
@@ -119,6 +121,23 @@ class StandInNode:
         self.publications = PublicationRepository(store)
         # Site topology: the real service on the real repository, publishing on this node's bus.
         self.sites = Sites(TopologyRepository(store), self.chargers, self.bus, Clock())
+        # Load management: the real demand-response service and the real ticker (ticked by the tests that need
+        # it, never running on its own here), this node's commands for profiles.
+        self.demand_response = DemandResponse(
+            DemandRepository(store), self.sites.node_exists, self.bus.publish, Clock()
+        )
+        self.load = LoadTicker(
+            sites=self.sites,
+            transactions=TransactionRepository(store),
+            presence=PresenceVia(self),
+            calls=self,
+            demand=self.demand_response,
+            external=SmartChargingRepository(store),
+            rate_unit=lambda charger_id: "A",
+            history=LoadHistoryRepository(store),
+            bus=self.bus,
+            clock=Clock(),
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -232,6 +251,8 @@ class StandInNode:
             ),
             firmware_publications=FirmwarePublications(self.publications, self, EventBus(), Clock()),
             sites=self.sites,
+            demand_response=self.demand_response,
+            load=self.load,
             health=self.health,
         )
 
