@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -248,14 +249,21 @@ class LoadTicker:
         ] = {}  # site → [samples, limit sum, allocated sum, measured sum, sessions]
         self.ticks = 0
         self.last_tick_s = 0.0
+        self.last_alloc_s = 0.0
 
     # -- running ------------------------------------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, ticking: bool = True, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Follow the bus and tick every `period_s`; `ticking=False` only follows (a caller that ticks itself:
+        bench/load_ticker.py)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._follow, self._bus.subscribe(_TYPES, capacity=16384))
             task_status.started()
+            if not ticking:
+                await trio.sleep_forever()
             next_at = self._clock.monotonic()
             while True:
                 started = self._clock.monotonic()
@@ -285,7 +293,10 @@ class LoadTicker:
             if s is not None:
                 self._put(s, now)
         self._dirty.clear()
-        for key, amps in self._alloc.tick(now_m):
+        started = time.process_time()
+        changes = self._alloc.tick(now_m)
+        self.last_alloc_s = time.process_time() - started
+        for key, amps in changes:
             s = self._sessions.get(key)
             if s is not None:
                 s.allocated = amps
@@ -446,19 +457,25 @@ class LoadTicker:
         self._flagged.setdefault(charger_id, set()).add(flag)
 
     def _external_a(self, charger_id: str, evse: int) -> float | None:
-        """The lowest external limit (NotifyChargingLimit) in A on the EVSE or the whole charger, if any."""
+        """The lowest external limit (NotifyChargingLimit) on the EVSE or the whole charger, per phase in A: a
+        limit in W is taken over three phases at the site's voltage (230 V before the charger is placed), the
+        reading that gives an EV on fewer phases the least, never more than the source meant."""
+        placed = self._forest.chargers.get(charger_id)
+        voltage = self._forest.voltage[placed[0]] if placed else 230.0
         best = None
         for row in self._external.limits(charger_id):
             if row.evse_id not in (None, 0, evse) or not row.schedules:
                 continue
             for schedule in row.schedules:
-                if not isinstance(schedule, dict) or schedule.get("chargingRateUnit") != "A":
+                if not isinstance(schedule, dict):
                     continue
+                unit = schedule.get("chargingRateUnit")
                 periods = schedule.get("chargingSchedulePeriod") or []
-                if periods and isinstance(periods[0], dict):
-                    limit = periods[0].get("limit")
-                    if isinstance(limit, int | float):
-                        best = float(limit) if best is None else min(best, float(limit))
+                limit = periods[0].get("limit") if periods and isinstance(periods[0], dict) else None
+                if not isinstance(limit, int | float) or unit not in ("A", "W"):
+                    continue
+                amps = float(limit) if unit == "A" else float(limit) / (voltage * 3)
+                best = amps if best is None else min(best, amps)
         return best
 
     # -- profiles -----------------------------------------------------------------------------------------------
