@@ -414,6 +414,10 @@ impl Profiles {
             .retain(|i| !(i.connector == connector && i.profile.purpose == Purpose::Tx));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.installed.is_empty()
+    }
+
     /// (connector, id) of every profile installed, in order of installation.
     pub fn ids(&self) -> Vec<(u32, i64)> {
         self.installed

@@ -53,13 +53,18 @@ impl Sim {
     /// What charger `idx` lets an EV on `connector` take now: its rating (the scenario's `power_w`) and the
     /// charging profiles in force.
     pub(super) fn cap(&self, idx: usize, connector: u32) -> Cap {
+        let rating = Cap::watts(self.cfg.power_w);
+        if self.ch[idx].profiles.is_empty() {
+            // The common case at bench scale, where every load CALL computes its draw: nothing to look up.
+            return rating;
+        }
         let tx = self.active_tx(idx, connector);
         let tx = tx.as_ref().map(|(id, start_ms)| ActiveTx {
             id: id.as_deref(),
             start_ms: *start_ms,
         });
         let profiles = self.ch[idx].profiles.cap(connector, msg::now_ms(), tx);
-        Cap::watts(self.cfg.power_w).and(profiles)
+        rating.and(profiles)
     }
 
     /// Every meter of charger `idx` counted up to now: what it drew before a profile changes is at the old
