@@ -7,7 +7,7 @@
 //! - installing: a profile with the same id replaces the old one wherever it was; so does one with the same
 //!   purpose and stack level on the same connector. The charger-wide maximum goes on connector 0 only, a
 //!   TxProfile on a connector with a transaction only, and for that transaction (its id must match; 2.0.1
-//!   requires the id, 1.6 binds a TxProfile without one to the transaction running). Refusals are
+//!   requires the id, 1.6 applies a TxProfile without one to whichever transaction runs). Refusals are
 //!   [`Refusal`]s, answered `Rejected`;
 //! - clearing: by id, else by every criterion given (connector, purpose, stack level; none: all);
 //! - a transaction's end drops its TxProfiles;
