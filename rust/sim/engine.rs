@@ -23,7 +23,7 @@
 //! This file holds the state (a [`Charger`] per simulated charger) and the driving; each seam has a file of its
 //! own: `timers` (the timer kinds, what fires when), `link` (the shell), `outbox` (the seam between the two),
 //! `calls` (what the charger sends, its link coming up), `replies` (the CSMS's answers to it), `commands` (the
-//! CSMS's CALLs), `settings` (its configuration keys and variables), `behaviour` (transactions, firmware,
+//! CSMS's CALLs), `charging` (the charging profiles it obeys), `settings` (its configuration keys and variables), `behaviour` (transactions, firmware,
 //! reboots), `load` (the bench load) and `report` (the run's counters and the report).
 
 use std::cmp::Reverse;
@@ -39,9 +39,11 @@ use serde_json::Value;
 use super::config::{SimConfig, TRAIT_FLAP, TRAIT_SLOW_READ};
 use super::ev::Ev;
 use super::msg::{self, Action, ACTIONS};
+use super::profiles::Profiles;
 
 mod behaviour;
 mod calls;
+mod charging;
 mod commands;
 mod link;
 mod load;
@@ -53,6 +55,8 @@ mod settings;
 mod tests_load;
 #[cfg(test)]
 mod tests_outbox;
+#[cfg(test)]
+mod tests_profiles;
 #[cfg(test)]
 mod tests_protocol;
 #[cfg(test)]
@@ -159,6 +163,8 @@ struct Tx {
     /// arrived (what it took since gives its state of charge).
     ev: Option<Ev>,
     meter_start_wh: f64,
+    /// When it started (ms since the epoch): a Relative charging profile's schedule starts then.
+    started_ms: i64,
 }
 
 struct Fw {
@@ -200,7 +206,8 @@ struct Charger {
     fw: Option<Fw>,
     fw_gen: u32,
     fw_version: Box<str>,
-    limit_w: Option<f64>,
+    /// The charging profiles the CSMS installed (they survive reboots and lost links, as on a real charger).
+    profiles: Profiles,
     energy_wh: f64,
     available: bool,
     reboot_pending: Option<&'static str>,
@@ -356,7 +363,7 @@ impl Sim {
                 fw: None,
                 fw_gen: 0,
                 fw_version: cfg.firmware_version.clone().into_boxed_str(),
-                limit_w: None,
+                profiles: Profiles::default(),
                 energy_wh: 0.0,
                 available: true,
                 reboot_pending: None,

@@ -2,7 +2,10 @@
 //! L2 or L3) or three, up to a maximum current, tapering above a state of charge until full, never below the 6 A
 //! an EV can charge at (IEC 61851: it pauses instead), with a battery, a state of charge at arrival and,
 //! optionally, a departure time and an energy need (what a 2.0.1 charger reports with NotifyEVChargingNeeds).
-//! A run's EVs are picked from a mix of profiles by weight, with the run's seeded random numbers.
+//! A run's EVs are picked from a mix of profiles by weight, with the run's seeded random numbers. What the
+//! charger lets one take (its rating, the charging profiles in force) comes as a [`Cap`] (see `profiles.rs`).
+
+use super::profiles::Cap;
 
 /// Line-to-neutral voltage every simulated EV charges at.
 pub const VOLTAGE: f64 = 230.0;
@@ -28,21 +31,23 @@ impl Phases {
         })
     }
 
-    fn count(self) -> f64 {
+    /// The phases it can charge on.
+    pub fn count(self) -> u8 {
         if self == Phases::Three {
-            3.0
+            3
         } else {
-            1.0
+            1
         }
     }
 
-    /// `amps` on the phases used, 0 on the others.
-    fn place(self, amps: f64) -> [f64; 3] {
+    /// `amps` on the phases used (a three-phase EV held to fewer phases by the charger uses L1 first, then
+    /// L2), 0 on the others.
+    pub fn place(self, amps: f64, used: u8) -> [f64; 3] {
         match self {
             Phases::L1 => [amps, 0.0, 0.0],
             Phases::L2 => [0.0, amps, 0.0],
             Phases::L3 => [0.0, 0.0, amps],
-            Phases::Three => [amps; 3],
+            Phases::Three => [0, 1, 2].map(|i| if i < used { amps } else { 0.0 }),
         }
     }
 }
@@ -131,21 +136,20 @@ impl Ev {
         (self.profile.soc_start + energy_wh / self.profile.capacity_wh * 100.0).min(100.0)
     }
 
-    /// The current it takes on each phase (L1, L2, L3) at state of charge `soc` when the charger offers
-    /// `offered_w` in all.
-    pub fn currents(&self, soc: f64, offered_w: f64) -> [f64; 3] {
+    /// The current it takes on each phase (L1, L2, L3) at state of charge `soc` under the charger's `cap`
+    /// (its rating and the charging profiles in force): what it accepts at that charge (its maximum, tapering
+    /// above `taper_soc`), held to the cap; nothing below 6 A.
+    pub fn currents(&self, soc: f64, cap: Cap) -> [f64; 3] {
         let p = &self.profile;
-        let offered_a = (offered_w / (p.phases.count() * VOLTAGE)).max(0.0);
-        let mut amps = p.max_current_a.min(offered_a);
-        if soc >= 100.0 {
-            amps = 0.0;
+        let accepts = if soc >= 100.0 {
+            0.0
         } else if soc > p.taper_soc {
-            amps *= (100.0 - soc) / (100.0 - p.taper_soc);
-        }
-        if amps < MIN_CURRENT_A {
-            amps = 0.0;
-        }
-        p.phases.place(amps)
+            p.max_current_a * (100.0 - soc) / (100.0 - p.taper_soc)
+        } else {
+            p.max_current_a
+        };
+        let (amps, used) = cap.current(p.phases.count(), accepts);
+        p.phases.place(amps, used)
     }
 }
 
@@ -174,15 +178,15 @@ mod tests {
     #[test]
     fn one_phase_evs_draw_on_their_phase_only_and_three_phase_ones_on_all() {
         assert_eq!(
-            Ev::new(&profile(Phases::L2)).currents(50.0, 22_000.0),
+            Ev::new(&profile(Phases::L2)).currents(50.0, Cap::watts(22_000.0)),
             [0.0, 16.0, 0.0]
         );
         assert_eq!(
-            Ev::new(&profile(Phases::L3)).currents(50.0, 22_000.0),
+            Ev::new(&profile(Phases::L3)).currents(50.0, Cap::watts(22_000.0)),
             [0.0, 0.0, 16.0]
         );
         assert_eq!(
-            Ev::new(&profile(Phases::Three)).currents(50.0, 22_000.0),
+            Ev::new(&profile(Phases::Three)).currents(50.0, Cap::watts(22_000.0)),
             [16.0; 3]
         );
         assert_eq!(power_w([16.0; 3]), 16.0 * 3.0 * VOLTAGE);
@@ -192,18 +196,52 @@ mod tests {
     fn the_charger_offer_caps_it_and_below_6_a_it_pauses() {
         let ev = Ev::new(&profile(Phases::Three));
         let ten_amps = 10.0 * 3.0 * VOLTAGE;
-        assert_eq!(ev.currents(50.0, ten_amps), [10.0; 3]);
-        assert_eq!(ev.currents(50.0, 5.0 * 3.0 * VOLTAGE), [0.0; 3]);
-        assert_eq!(ev.currents(50.0, 0.0), [0.0; 3]);
+        assert_eq!(ev.currents(50.0, Cap::watts(ten_amps)), [10.0; 3]);
+        assert_eq!(ev.currents(50.0, Cap::watts(5.0 * 3.0 * VOLTAGE)), [0.0; 3]);
+        assert_eq!(ev.currents(50.0, Cap::watts(0.0)), [0.0; 3]);
+    }
+
+    #[test]
+    fn a_cap_on_the_phases_holds_a_three_phase_ev_to_l1_first_and_a_watt_limit_follows_the_phases_used(
+    ) {
+        let three = Ev::new(&profile(Phases::Three));
+        let one_phase = Cap {
+            phases: 1,
+            ..Cap::NONE
+        };
+        assert_eq!(three.currents(50.0, one_phase), [16.0, 0.0, 0.0]);
+        let two = Cap {
+            phases: 2,
+            ..Cap::watts(2.0 * 10.0 * VOLTAGE)
+        };
+        assert_eq!(three.currents(50.0, two), [10.0, 10.0, 0.0]);
+        // A one-phase EV is not moved by a phase cap, and takes a W limit on its one phase.
+        let l3 = Ev::new(&profile(Phases::L3));
+        assert_eq!(
+            l3.currents(50.0, Cap::watts(10.0 * VOLTAGE)),
+            [0.0, 0.0, 10.0]
+        );
+    }
+
+    #[test]
+    fn tapering_lowers_what_it_accepts_not_the_limit() {
+        // At 90 % it accepts 8 A of its 16: a 10 A limit leaves it at 8, a 7 A one holds it to 7.
+        let ev = Ev::new(&profile(Phases::L1));
+        let amps = |a: f64| Cap {
+            amps: a,
+            ..Cap::NONE
+        };
+        assert_eq!(ev.currents(90.0, amps(10.0))[0], 8.0);
+        assert_eq!(ev.currents(90.0, amps(7.0))[0], 7.0);
     }
 
     #[test]
     fn it_tapers_above_its_soc_and_stops_when_full() {
         let ev = Ev::new(&profile(Phases::L1));
-        assert_eq!(ev.currents(80.0, 1e6)[0], 16.0);
-        assert_eq!(ev.currents(90.0, 1e6)[0], 8.0); // half-way from 80 to 100 %
-        assert_eq!(ev.currents(95.0, 1e6)[0], 0.0); // 4 A would be below 6 A
-        assert_eq!(ev.currents(100.0, 1e6)[0], 0.0);
+        assert_eq!(ev.currents(80.0, Cap::watts(1e6))[0], 16.0);
+        assert_eq!(ev.currents(90.0, Cap::watts(1e6))[0], 8.0); // half-way from 80 to 100 %
+        assert_eq!(ev.currents(95.0, Cap::watts(1e6))[0], 0.0); // 4 A would be below 6 A
+        assert_eq!(ev.currents(100.0, Cap::watts(1e6))[0], 0.0);
         assert_eq!(ev.soc(0.0), 20.0);
         assert_eq!(ev.soc(30_000.0), 70.0);
         assert_eq!(ev.soc(1e9), 100.0);

@@ -7,6 +7,7 @@ mod config;
 mod engine;
 pub mod ev;
 mod msg;
+pub mod profiles;
 
 pub use config::{
     FailStep, LoadMessage, SimConfig, TRAIT_FLAP, TRAIT_FW_FAIL, TRAIT_NO_ANSWER, TRAIT_SLOW_READ,

@@ -177,6 +177,8 @@ pub struct Reading {
     pub soc: f64,
     /// Current on L1, L2, L3.
     pub currents: [f64; 3],
+    /// The current per phase the charger offers (the limit in force): Current.Offered.
+    pub offered_a: f64,
 }
 
 /// A meter sample: the energy register, power, SoC, and per-phase current and voltage (10 values in 1.6,
@@ -188,6 +190,7 @@ pub fn meter_value(out: &mut String, p: Protocol, r: &Reading) {
         power_w,
         soc,
         currents,
+        offered_a,
     } = *r;
     out.push_str(r#"[{"timestamp":""#);
     write_ms(out, at_ms);
@@ -226,7 +229,7 @@ pub fn meter_value(out: &mut String, p: Protocol, r: &Reading) {
     for ph in ["L1-N", "L2-N", "L3-N"] {
         sample(out, 230.0, "Voltage", Some(ph), "V");
     }
-    sample(out, 32.0, "Current.Offered", None, "A");
+    sample(out, offered_a, "Current.Offered", None, "A");
     out.push_str("]}]");
 }
 
@@ -441,6 +444,7 @@ mod tests {
         power_w: 11000.0,
         soc: 50.0,
         currents: [11000.0 / (3.0 * 230.0); 3],
+        offered_a: 16.0,
     };
 
     #[test]

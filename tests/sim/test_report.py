@@ -212,3 +212,18 @@ def test_progress_line():
     text = progress_line(stats, invalid=2, chargers=10, duration=60, msgs_per_s=12_345).plain
     assert "3.2/60s" in text and "connected 7/10" in text and "booted 5/10" in text
     assert "12.3k msg/s" in text and "errors 3" in text
+
+
+def test_charging_profile_counts_are_summed_over_processes_and_shown():
+    def counts(received, accepted, rejected):
+        return {"received": received, "accepted": accepted, "rejected": rejected, "invalid": 0, "cleared": 1}
+
+    a = process_report(charging_profiles=counts(5, 4, 1))
+    b = process_report(charging_profiles=counts(3, 1, 2))
+    r = finish_report(merge_reports([a, b]))
+    assert r["charging_profiles"] == {"received": 8, "accepted": 5, "rejected": 3, "invalid": 0, "cleared": 2}
+    text = render(render_summary(r))
+    for needle in ("charging profiles received", "charging profiles rejected"):
+        assert needle in text, needle
+    none = render(render_summary(finish_report(merge_reports([process_report()]))))
+    assert "charging profiles received" not in none

@@ -210,8 +210,8 @@ def _load_table(load: Mapping[str, Any]) -> Table:
 
 def render_summary(report: Mapping[str, Any]) -> RenderableType:
     """The end-of-run summary: the fleet, rates, latency per action, the bench load, errors by kind (with their
-    most frequent details), CALLs the central system sent, the statuses it answered, transactions and
-    firmware."""
+    most frequent details), CALLs the central system sent, the statuses it answered, transactions, firmware and
+    the charging profiles the chargers got."""
     r = report
     parts: list[RenderableType] = []
     n = r.get("chargers", 0)
@@ -301,6 +301,10 @@ def render_summary(report: Mapping[str, Any]) -> RenderableType:
         rows += [(f"firmware {k}", fw.get(k, 0)) for k in ("updates", "installed", "failed")]
         statuses = fw.get("statuses") or {}
         rows.append(("firmware statuses", ", ".join(f"{s} {c}" for s, c in sorted(statuses.items()))))
+    profiles = r.get("charging_profiles") or {}
+    if profiles.get("received") or profiles.get("cleared"):
+        keys = ("received", "accepted", "rejected", "invalid", "cleared")
+        rows += [(f"charging profiles {k}", profiles.get(k, 0)) for k in keys]
     if rows:
-        parts.append(_kv_table("transactions and firmware", rows))
+        parts.append(_kv_table("transactions, firmware and charging profiles", rows))
     return Group(*parts)

@@ -102,7 +102,10 @@ class RunSection(_Section, frozen=True):
 class TransactionsSection(_Section, frozen=True):
     per_hour: NonNegative = 0.0  # per charger; 0 = none
     duration: Positive = 60.0
+    # Seconds between meter readings; fractions allowed, so a closed loop can read the chargers faster than its
+    # tick. Each reading shows the limit of the charging profiles in force when it is taken.
     meter_period: Positive = 10.0
+    # The charger's rating: what a transaction may draw at most, over the phases its EV uses.
     power_w: NonNegative = 11_000.0
 
 

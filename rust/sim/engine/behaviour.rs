@@ -59,6 +59,7 @@ impl Sim {
             stop_reason: None,
             ev,
             meter_start_wh,
+            started_ms: 0,
         });
         if remote.is_some() {
             // A remote start is authorised by the CSMS already (AuthorizeRemoteTxRequests = false).
@@ -84,6 +85,7 @@ impl Sim {
             power_w: 0.0,
             soc,
             currents: [0.0; 3],
+            offered_a: self.offered_a(idx),
         };
         let energy = reading.energy_wh;
         let Some(t) = self.ch[idx].tx.as_mut() else {
@@ -91,6 +93,7 @@ impl Sim {
         };
         t.phase = TxPhase::Starting;
         t.last_meter_us = now;
+        t.started_ms = msg::now_ms();
         let connector = t.connector;
         let mut p = String::new();
         match self.cfg.protocol {
@@ -142,12 +145,6 @@ impl Sim {
         self.after(self.cfg.tx_duration, idx, Timer::TxEnd { gen: g });
     }
 
-    /// What the charger offers: the scenario's power, or less when the CSMS limited it.
-    pub(super) fn offered_w(&self, idx: usize) -> f64 {
-        let base = self.cfg.power_w;
-        self.ch[idx].limit_w.map_or(base, |l| l.min(base)).max(0.0)
-    }
-
     /// The EV of charger `idx`'s transaction, if the scenario has EVs.
     pub(super) fn ev_of(&self, idx: usize) -> Option<&Ev> {
         self.ch[idx].tx.as_ref().and_then(|t| t.ev.as_ref())
@@ -160,20 +157,30 @@ impl Sim {
             .map_or(0.0, |t| c.energy_wh - t.meter_start_wh)
     }
 
-    /// The current on each phase: the EV's, or the scenario's power spread over three phases.
+    /// The current on each phase: what the EV takes under the charger's cap on its connector (see
+    /// `charging.rs`), or without an EV a three-phase load that takes all of it.
     fn currents(&self, idx: usize) -> [f64; 3] {
-        let offered = self.offered_w(idx);
-        match self.ev_of(idx) {
-            Some(ev) => ev.currents(ev.soc(self.ev_energy(idx)), offered),
-            None => [offered / (3.0 * ev::VOLTAGE); 3],
+        let Some(t) = &self.ch[idx].tx else {
+            return [0.0; 3];
+        };
+        let cap = self.cap(idx, t.connector);
+        match &t.ev {
+            Some(ev) => ev.currents(ev.soc(self.ev_energy(idx)), cap),
+            None => [cap.current(3, f64::INFINITY).0; 3],
         }
     }
 
     pub(super) fn draw_w(&self, idx: usize) -> f64 {
-        match self.ev_of(idx) {
-            Some(_) => ev::power_w(self.currents(idx)),
-            None => self.offered_w(idx),
-        }
+        ev::power_w(self.currents(idx))
+    }
+
+    /// What the charger offers per phase on its transaction's connector (the meter's Current.Offered).
+    pub(super) fn offered_a(&self, idx: usize) -> f64 {
+        let Some(t) = &self.ch[idx].tx else {
+            return 0.0;
+        };
+        let phases = t.ev.as_ref().map_or(3, |ev| ev.profile.phases.count());
+        self.cap(idx, t.connector).offered(phases)
     }
 
     pub(super) fn accumulate(&mut self, idx: usize) {
@@ -210,10 +217,7 @@ impl Sim {
     /// A reading of the scenario's transaction meter (`energy_wh`), stamped by [`Sim::stamp_meter`].
     pub(super) fn reading(&mut self, idx: usize, power_w: f64) -> Reading {
         let currents = if power_w > 0.0 {
-            match self.ev_of(idx) {
-                Some(_) => self.currents(idx),
-                None => [power_w / (3.0 * ev::VOLTAGE); 3],
-            }
+            self.currents(idx)
         } else {
             [0.0; 3]
         };
@@ -223,6 +227,7 @@ impl Sim {
             power_w,
             soc: self.soc(idx),
             currents,
+            offered_a: self.offered_a(idx),
         }
     }
 
@@ -288,6 +293,9 @@ impl Sim {
             return;
         }
         t.phase = TxPhase::Stopping;
+        // It no longer draws, and its TxProfiles end with it (1.6 §3.13.4; the connector's default applies to
+        // the next one).
+        c.profiles.end_tx(t.connector);
         let mut p = String::new();
         let action = match self.cfg.protocol {
             Protocol::Ocpp16 => {
@@ -330,6 +338,7 @@ impl Sim {
         let Some(t) = self.ch[idx].tx.take() else {
             return;
         };
+        self.ch[idx].profiles.end_tx(t.connector);
         self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
         // What the CSMS asked for while the transaction ran.
         if let Some(available) = self.ch[idx].after_tx.available.take() {

@@ -130,51 +130,8 @@ impl Sim {
             "ChangeConfiguration" if v16 => ok(self.change_configuration(idx, b)?),
             "GetVariables" if !v16 => ok(self.get_variables(idx, b)?),
             "SetVariables" if !v16 => ok(self.set_variables(idx, b)?),
-            "SetChargingProfile" => {
-                let (profile, schedule) = if v16 {
-                    let p = b
-                        .get("csChargingProfiles")
-                        .ok_or_else(|| missing("csChargingProfiles"))?;
-                    (p, p.get("chargingSchedule"))
-                } else {
-                    let p = b
-                        .get("chargingProfile")
-                        .ok_or_else(|| missing("chargingProfile"))?;
-                    (p, p.get("chargingSchedule").and_then(|s| s.get(0)))
-                };
-                let _ = profile;
-                let schedule = schedule.ok_or_else(|| missing("chargingSchedule"))?;
-                let unit = schedule
-                    .get("chargingRateUnit")
-                    .and_then(Value::as_str)
-                    .unwrap_or("W");
-                let first = schedule
-                    .get("chargingSchedulePeriod")
-                    .and_then(|p| p.get(0))
-                    .ok_or_else(|| missing("chargingSchedulePeriod"))?;
-                let limit = first
-                    .get("limit")
-                    .and_then(Value::as_f64)
-                    .ok_or_else(|| missing("limit"))?;
-                let phases = first
-                    .get("numberPhases")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(3.0);
-                let watts = if unit == "A" {
-                    limit * 230.0 * phases
-                } else {
-                    limit
-                };
-                Ok((st("Accepted"), Then::Limit(Some(watts))))
-            }
-            "ClearChargingProfile" => {
-                let s = if self.ch[idx].limit_w.is_some() {
-                    "Accepted"
-                } else {
-                    "Unknown"
-                };
-                Ok((st(s), Then::Limit(None)))
-            }
+            "SetChargingProfile" => ok(self.set_charging_profile(idx, b)?),
+            "ClearChargingProfile" => ok(self.clear_charging_profile(idx, b)?),
             "UpdateFirmware" | "SignedUpdateFirmware" => {
                 let signed = action == "SignedUpdateFirmware";
                 let (loc, rid) = if v16 && !signed {
@@ -379,10 +336,6 @@ impl Sim {
                     self.call(idx, action, p);
                 }
             },
-            Then::Limit(l) => {
-                self.accumulate(idx);
-                self.ch[idx].limit_w = l;
-            }
             Then::Firmware {
                 version,
                 request_id,
@@ -424,7 +377,6 @@ enum Then {
     Reboot(&'static str, &'static str),
     Availability(bool),
     Trigger(Trigger),
-    Limit(Option<f64>),
     Firmware {
         version: String,
         request_id: Option<i64>,

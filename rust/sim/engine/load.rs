@@ -76,6 +76,18 @@ impl LoadState {
         self.tx.is_some()
     }
 
+    /// Its load transaction as charging profiles see it: (id, when it began); the id is None while a 1.6 start
+    /// is unanswered.
+    pub(super) fn active_tx(&self, v16: bool) -> Option<(Option<String>, i64)> {
+        let t = self.tx.as_ref()?;
+        let id = if v16 {
+            t.id16.map(|i| i.to_string())
+        } else {
+            Some(t.id201.to_string())
+        };
+        Some((id, t.started_ms))
+    }
+
     fn running(&self) -> bool {
         matches!(&self.tx, Some(t) if t.phase == LoadPhase::Running)
     }
@@ -98,6 +110,8 @@ struct LoadTx {
     seq_no: u32,
     /// Engine time up to which `energy_wh` is counted.
     meter_us: u64,
+    /// When it began (ms since the epoch): a Relative charging profile's schedule starts then.
+    started_ms: i64,
     /// A reboot came while the start was out: stop it once answered (1.6 has no id to stop before then), with
     /// (reason, 2.0.1 trigger).
     stop: Option<(&'static str, &'static str)>,
@@ -345,10 +359,16 @@ impl Sim {
         self.call_for(idx, action, p, Purpose::Load);
     }
 
+    /// The current per phase the load's transaction takes: it has no EV, so all the charger's cap on its
+    /// connector allows, over three phases (none under 6 A, as an EV would).
+    pub(super) fn load_amps(&self, idx: usize) -> f64 {
+        self.cap(idx, LOAD_CONNECTOR).offered(3)
+    }
+
     /// The energy the load's connector delivered since its last count.
-    fn load_accumulate(&mut self, idx: usize) {
+    pub(super) fn load_accumulate(&mut self, idx: usize) {
         let now = self.now_us();
-        let draw = self.offered_w(idx);
+        let draw = 3.0 * self.load_amps(idx) * crate::sim::ev::VOLTAGE;
         let l = &mut self.ch[idx].load;
         if let Some(t) = l.tx.as_mut().filter(|t| t.phase == LoadPhase::Running) {
             l.energy_wh += draw * now.saturating_sub(t.meter_us) as f64 / 3.6e9;
@@ -368,14 +388,14 @@ impl Sim {
             return false;
         }
         self.load_accumulate(idx);
-        // The load's transaction has no EV: it draws what the charger offers, over three phases.
-        let power_w = self.offered_w(idx);
+        let amps = self.load_amps(idx);
         let reading = Reading {
             at_ms: self.stamp_meter(idx),
             energy_wh: self.load_register(idx),
-            power_w,
+            power_w: 3.0 * amps * crate::sim::ev::VOLTAGE,
             soc: LOAD_SOC,
-            currents: [power_w / (3.0 * crate::sim::ev::VOLTAGE); 3],
+            currents: [amps; 3],
+            offered_a: amps,
         };
         let protocol = self.cfg.protocol;
         let Some(t) = self.ch[idx].load.tx.as_mut() else {
@@ -435,6 +455,7 @@ impl Sim {
             id201: id201.into_boxed_str(),
             seq_no: 1,
             meter_us: now,
+            started_ms: msg::now_ms(),
             stop: None,
         });
         self.status_call(idx, LOAD_CONNECTOR, "Charging");
@@ -457,6 +478,7 @@ impl Sim {
         let Some(t) = self.ch[idx].load.tx.take() else {
             return;
         };
+        self.ch[idx].profiles.end_tx(LOAD_CONNECTOR);
         let mut p = String::new();
         let action = match self.cfg.protocol {
             Protocol::Ocpp16 => {
@@ -526,6 +548,7 @@ impl Sim {
             l.tx = None;
             l.refused = true;
             self.r.load.tx_refused += 1;
+            self.ch[idx].profiles.end_tx(LOAD_CONNECTOR);
             return;
         }
         self.r.load.tx_started += 1;
@@ -561,6 +584,7 @@ impl Sim {
             l.tx = None;
             l.refused = true;
             self.r.load.tx_refused += 1;
+            self.ch[idx].profiles.end_tx(LOAD_CONNECTOR);
         }
     }
 

@@ -260,8 +260,26 @@ fn an_ev_on_one_phase_draws_there_and_reports_its_charging_needs() {
     );
     assert_eq!(s.draw_w(0), 16.0 * ev::VOLTAGE);
     // The CSMS limits the charger to 1 kW: under 6 A the EV pauses.
-    s.ch[0].limit_w = Some(1000.0);
+    sim_call(
+        &mut s,
+        "SetChargingProfile",
+        json!({"evseId": 0, "chargingProfile": {"id": 1, "stackLevel": 0,
+            "chargingProfilePurpose": "ChargingStationMaxProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 1000.0}]}]}}),
+    );
     assert_eq!(s.draw_w(0), 0.0);
+}
+
+/// The CSMS sends `action` with `payload`; the charger's answer (its payload).
+pub(super) fn sim_call(sim: &mut Sim, action: &str, payload: Value) -> Value {
+    sim.on_text(0, &json!([2, "csms-1", action, payload]).to_string());
+    let reply = sent(sim)
+        .into_iter()
+        .find(|m| m[1] == "csms-1")
+        .expect("answered");
+    assert_eq!(reply[0], 3, "{reply}");
+    reply[2].clone()
 }
 
 fn sent_once(sim: &mut Sim) -> Value {
