@@ -30,6 +30,7 @@ from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
@@ -84,6 +85,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             SiteController,
             CapacityNodeController,
             PlacementController,
+            OpenAdrController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
