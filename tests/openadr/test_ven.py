@@ -538,3 +538,19 @@ def test_a_limit_the_demand_service_refuses_is_reported_and_the_others_still_app
         assert len(h.bus(OpenAdrEventRejected)) == 1
 
     ven(scenario)
+
+
+def test_string_targets_of_a_3_1_vtn_name_sites_by_ean_or_id(ven: Any) -> None:
+    async def scenario(h: Harness) -> None:
+        program_id = await started(h)
+        h.limits.take()
+        e1 = await h.vtn.put_event(capacity_event(program_id, kw=[20.0], start=T0, targets=[EAN_B]))  # type: ignore[list-item]
+        e2 = await h.vtn.put_event(capacity_event(program_id, kw=[21.0], start=T0, targets=["A"]))  # type: ignore[list-item]
+        e3 = await h.vtn.put_event(capacity_event(program_id, kw=[22.0], start=T0, targets=["group-9"]))  # type: ignore[list-item]
+        assert {ref: v[:2] for ref, v in applies(h).items()} == {
+            f"{e1['id']}/0": ("B", 20.0),
+            f"{e2['id']}/0": ("A", 21.0),
+        }
+        assert [(e.event_id, e.reason) for e in h.bus(OpenAdrEventRejected)] == [(e3["id"], "unknown_target")]
+
+    ven(scenario)

@@ -7,8 +7,8 @@ not what the grid operator asked for).
 
 The rules, as the docs (docs/openadr.md) state them:
 - Sites an event addresses: its `RESOURCE_NAME` targets name sites by id, its `POWER_SERVICE_LOCATION` (or
-  `EAN`) targets by EAN (the ElaadNL grid-aware-charging profile); when it has such targets and none names a
-  site of ours it is rejected (`unknown_target`). An event with only a `VEN_NAME` target naming us, or with no
+  `EAN`) targets by EAN (the ElaadNL grid-aware-charging profile), a 3.1-style string target by either; when it
+  has such targets and none names a site of ours it is rejected (`unknown_target`). An event with only a `VEN_NAME` target naming us, or with no
   targets (OpenADR's "everyone in the program"), addresses every site.
 - Payloads: each interval's payloads must be of a type the event's payload descriptors (or, when it has none,
   its program's) describe; `IMPORT_CAPACITY_LIMIT` must be in `KW`, one number >= 0 per payload; `PRICE` one
@@ -259,6 +259,17 @@ def _target_sites(event: Event, sites: Sequence[SiteRow], ven_name: str) -> list
     site_level = False
     for_us = False
     for target in event.targets:
+        if isinstance(target, str):
+            # A 3.1 target: a site's id or EAN, or our VEN's name; a string naming none of them is taken as
+            # addressing something of ours we do not know (so the event is rejected if nothing else matches).
+            if target == ven_name:
+                for_us = True
+                continue
+            site_level = True
+            if target in by_id:
+                named.add(target)
+            named.update(by_ean.get(target, ()))
+            continue
         kind = target.type.upper()
         values = [str(v) for v in target.values]
         if kind in _BY_NAME:

@@ -118,7 +118,7 @@ class Program(_Object):
     # Event and report descriptors mixed (the spec's discriminated anyOf): kept raw, the VEN reads the event
     # ones.
     payload_descriptors: list[dict[str, Any]] | None = msgspec.field(default=None, name="payloadDescriptors")
-    targets: list[ValuesMap] | None = None
+    targets: list[ValuesMap | str] | None = None
 
 
 class Event(_Object):
@@ -128,7 +128,9 @@ class Event(_Object):
     modification_date_time: datetime | None = msgspec.field(default=None, name="modificationDateTime")
     event_name: str | None = msgspec.field(default=None, name="eventName")
     priority: int | None = None
-    targets: list[ValuesMap] | None = None
+    # valuesMaps in 3.0.1; plain strings in 3.1 (and the ElaadNL profile's 2.1, EAN18 values), taken too so the
+    # VEN reads a 3.1 VTN's events.
+    targets: list[ValuesMap | str] | None = None
     payload_descriptors: list[EventPayloadDescriptor] | None = msgspec.field(
         default=None, name="payloadDescriptors"
     )
