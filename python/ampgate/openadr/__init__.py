@@ -5,11 +5,11 @@ unreachable, reports each site's DEMAND and USAGE back, and keeps PRICE payloads
 
 The wire objects (`wire`), the HTTP calls with OAuth2 client credentials (`client`), the pure event mapping
 (`mapping`), the price table (`repository`), the interfaces it is handed (`ports`) and the VEN itself (`ven`).
-`open_ven` builds it from the node's settings. The callback route lives on the public listener
+`settings_from` reads the node's settings, `build_ven` builds it. The callback route lives on the public listener
 (`ampgate.public.openadr`), the status route in the operator API (`ampgate.api.openadr`).
 """
 
-from ampgate.openadr.build import OpenAdrSettings, open_ven, settings_from
+from ampgate.openadr.build import OpenAdrSettings, build_ven, open_ven, settings_from
 from ampgate.openadr.client import TokenSource, VtnClient, VtnRefused, VtnUnreachable
 from ampgate.openadr.mapping import Limit, Price, Rejection, map_event
 from ampgate.openadr.ports import CapacityLimits, SiteDirectory, SiteReadings
@@ -33,6 +33,7 @@ __all__ = [
     "VtnClient",
     "VtnRefused",
     "VtnUnreachable",
+    "build_ven",
     "map_event",
     "open_ven",
     "settings_from",

@@ -1,5 +1,5 @@
-"""`open_ven`: the VEN with its HTTP client, built from the node's OpenADR settings; the node's one wiring
-block runs it in its nursery (`async with open_ven(...) as ven: await nursery.start(ven.run)`)."""
+"""The VEN built from the node's OpenADR settings (`settings_from`): `build_ven` for the node (the VEN's `run`
+closes its HTTP client), `open_ven` for scripts and tests that drive it by hand."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import trio
 
 from ampgate.clock import Clock
 from ampgate.config import NodeConfig
@@ -55,6 +56,42 @@ def settings_from(config: NodeConfig) -> OpenAdrSettings | None:
     )
 
 
+def build_ven(
+    settings: OpenAdrSettings,
+    *,
+    limits: CapacityLimits,
+    readings: SiteReadings,
+    sites: SiteDirectory,
+    prices: PriceRepository,
+    publish: Callable[[Event], None],
+    clock: Clock,
+    callback_url: Callable[[], str] | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> OpenAdrVen:
+    """The VEN with an HTTP client of its own, which its `run` closes when it ends: what the node builds (in
+    its constructor) and starts in its nursery. `transport` replaces the network (tests)."""
+    http = httpx.AsyncClient(timeout=settings.request_timeout_s, transport=transport)
+    tokens = TokenSource(
+        http,
+        settings.vtn_url,
+        settings.client_id,
+        settings.client_secret,
+        token_url=settings.token_url,
+        monotonic=clock.monotonic,
+    )
+    return OpenAdrVen(
+        VtnClient(http, settings.vtn_url, tokens),
+        limits,
+        readings,
+        sites,
+        prices,
+        publish,
+        clock,
+        settings.ven,
+        callback_url=callback_url,
+    )
+
+
 @asynccontextmanager
 async def open_ven(
     settings: OpenAdrSettings,
@@ -68,24 +105,21 @@ async def open_ven(
     callback_url: Callable[[], str] | None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[OpenAdrVen]:
-    """The VEN, its HTTP client open for as long as the block runs. `transport` replaces the network (tests)."""
-    async with httpx.AsyncClient(timeout=settings.request_timeout_s, transport=transport) as http:
-        tokens = TokenSource(
-            http,
-            settings.vtn_url,
-            settings.client_id,
-            settings.client_secret,
-            token_url=settings.token_url,
-            monotonic=clock.monotonic,
-        )
-        yield OpenAdrVen(
-            VtnClient(http, settings.vtn_url, tokens),
-            limits,
-            readings,
-            sites,
-            prices,
-            publish,
-            clock,
-            settings.ven,
-            callback_url=callback_url,
-        )
+    """The VEN, its HTTP client open for as long as the block runs (for scripts and tests that drive it
+    without `run`). `transport` replaces the network (tests)."""
+    ven = build_ven(
+        settings,
+        limits=limits,
+        readings=readings,
+        sites=sites,
+        prices=prices,
+        publish=publish,
+        clock=clock,
+        callback_url=callback_url,
+        transport=transport,
+    )
+    try:
+        yield ven
+    finally:
+        with trio.CancelScope(shield=True):
+            await ven.aclose()

@@ -137,6 +137,10 @@ class VtnClient:
         self.base = vtn_url.rstrip("/")
         self.tokens = tokens
 
+    async def aclose(self) -> None:
+        """Close the HTTP client (its pooled connections)."""
+        await self._http.aclose()
+
     async def request(
         self, method: str, path: str, *, body: Any = None, params: Any = None
     ) -> httpx.Response:

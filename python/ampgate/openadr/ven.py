@@ -156,14 +156,18 @@ class OpenAdrVen:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll, reconcile, watch the outage timer and report, until cancelled. Never raises for anything the
-        VTN does."""
+        VTN does. Closes the HTTP client when it ends."""
         task_status.started()
-        while True:
-            await self.poll_once()
-            await self.tick()
-            self._wake = trio.Event()
-            with trio.move_on_after(self._sleep_s()):
-                await self._wake.wait()
+        try:
+            while True:
+                await self.poll_once()
+                await self.tick()
+                self._wake = trio.Event()
+                with trio.move_on_after(self._sleep_s()):
+                    await self._wake.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._vtn.aclose()
 
     def _sleep_s(self) -> float:
         now = self._clock.now()
@@ -597,6 +601,10 @@ class OpenAdrVen:
             ],
             resources=resources,
         )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (`run` does so when it ends)."""
+        await self._vtn.aclose()
 
     # -- status --------------------------------------------------------------------------------------------
 
