@@ -554,3 +554,23 @@ def test_string_targets_of_a_3_1_vtn_name_sites_by_ean_or_id(ven: Any) -> None:
         assert [(e.event_id, e.reason) for e in h.bus(OpenAdrEventRejected)] == [(e3["id"], "unknown_target")]
 
     ven(scenario)
+
+
+def test_a_3_1_vtn_with_string_targets_and_resources_under_resources_is_read(ven: Any) -> None:
+    async def scenario(h: Harness) -> None:
+        # The VTN's business logic registered the VEN and site A the 3.1 way before the VEN first polled.
+        h.vtn.resources_at_top = True
+        h.vtn.vens["ven-1"] = {"id": "ven-1", "objectType": "VEN", "venName": "NL-AMP", "targets": [EAN_A]}
+        h.vtn.resources["res-1"] = {
+            "id": "res-1",
+            "objectType": "RESOURCE",
+            "venID": "ven-1",
+            "resourceName": "A",
+            "targets": [EAN_A],
+        }
+        await started(h)
+        assert h.ven.ven_id == "ven-1"
+        assert sorted(r["resourceName"] for r in h.vtn.resources.values()) == ["A", "B"]  # only B was new
+        assert ("GET", "/resources") in h.vtn.requests
+
+    ven(scenario)

@@ -51,6 +51,8 @@ class StandInVtn:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.callbacks: list[tuple[str, int]] = []  # (operation, HTTP status) of each callback sent
         self.requests: list[tuple[str, str]] = []
+        # OpenADR 3.1's place for a VEN's resources: /resources?venID=… (and no /vens/{id}/resources).
+        self.resources_at_top = False
         self._ids = itertools.count(1)
         self._http = httpx.AsyncClient(timeout=10)
         self.port = 0
@@ -201,7 +203,17 @@ class StandInVtn:
         @get("/vens/{ven_id:str}/resources")
         async def resources(request: Request[Any, Any, Any], ven_id: ObjectId) -> list[dict[str, Any]]:
             vtn._auth(request)
+            if vtn.resources_at_top:
+                raise HTTPException(status_code=404, detail="not found")
             return vtn._page([r for r in vtn.resources.values() if r["venID"] == ven_id], request)
+
+        @get("/resources")
+        async def top_resources(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+            vtn._auth(request)
+            if not vtn.resources_at_top:
+                raise HTTPException(status_code=404, detail="not found")
+            ven_id = request.query_params.get("venID")
+            return vtn._page([r for r in vtn.resources.values() if ven_id in (None, r["venID"])], request)
 
         @post("/vens/{ven_id:str}/resources")
         async def create_resource(request: Request[Any, Any, Any], ven_id: ObjectId) -> dict[str, Any]:
@@ -268,6 +280,7 @@ class StandInVtn:
             vens,
             create_ven,
             resources,
+            top_resources,
             create_resource,
             create_report,
             subscriptions,

@@ -276,14 +276,19 @@ class OpenAdrVen:
                 log.info("OpenADR: registered VEN %r as %s", name, ven.id)
             assert ven.id is not None
             self.ven_id = ven.id
-            self._resources = {
-                msgspec.json.decode(raw, type=Resource).resource_name
-                for raw in await self._vtn.list_raw(f"/vens/{ven.id}/resources")
-            }
+            try:
+                listed = await self._vtn.list_raw(f"/vens/{ven.id}/resources")
+            except VtnRefused as e:
+                if e.status != 404:
+                    raise
+                # OpenADR 3.1 moved a VEN's resources to /resources?venID=…; reading them there lets a 3.1 VTN
+                # on which the resources were registered for us (by its business logic) be used.
+                listed = await self._vtn.list_raw("/resources", {"venID": ven.id})
+            self._resources = {msgspec.json.decode(raw, type=Resource).resource_name for raw in listed}
         for site in self._all_sites():
             if site.id in self._resources:
                 continue
-            targets = [ValuesMap(type="RESOURCE_NAME", values=[site.id])]
+            targets: list[ValuesMap | str] = [ValuesMap(type="RESOURCE_NAME", values=[site.id])]
             if site.ean:
                 targets.append(ValuesMap(type="POWER_SERVICE_LOCATION", values=[site.ean]))
             resource = Resource(resource_name=site.id, ven_id=self.ven_id, targets=targets)

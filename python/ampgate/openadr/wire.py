@@ -160,14 +160,14 @@ class Resource(_Object):
     id: str | None = None
     ven_id: str | None = msgspec.field(default=None, name="venID")
     attributes: list[ValuesMap] | None = None
-    targets: list[ValuesMap] | None = None
+    targets: list[ValuesMap | str] | None = None  # strings: OpenADR 3.1
 
 
 class Ven(_Object):
     ven_name: str = msgspec.field(name="venName")
     id: str | None = None
     attributes: list[ValuesMap] | None = None
-    targets: list[ValuesMap] | None = None
+    targets: list[ValuesMap | str] | None = None  # strings: OpenADR 3.1
 
 
 class ObjectOperation(_Object):
