@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import os
 import shutil
 import socket
@@ -245,7 +246,9 @@ def business_logic(base: str) -> None:
                         "units": "KW",
                     }
                 ],
-                "intervalPeriod": {"start": (now + timedelta(minutes=5)).isoformat(), "duration": "PT15M"},
+                # One-minute intervals, the first half over already: the VEN applies what remains and, once the
+                # first interval ends, reports it.
+                "intervalPeriod": {"start": (now - timedelta(seconds=30)).isoformat(), "duration": "PT1M"},
                 "intervals": [
                     {"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [40.0]}]},
                     {"id": 1, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [25.0]}]},
@@ -274,6 +277,13 @@ async def run_ven(base: str) -> dict[str, Any]:
     ) as ven:
         ok = await ven.poll_once()
         print(f"   poll: {'answered' if ok else 'failed'}")
+        if ok and limits.applied:
+            first_end = min(end for _, _, _, end in limits.applied.values())
+            wait = (first_end - datetime.now(UTC)).total_seconds() + 1
+            print(f"   waiting {wait:.0f} s for the first interval to end, then reporting")
+            await trio.sleep(max(0.0, wait))
+            await ven.tick()
+            print(f"   reports sent: {ven.reports_sent}")
         for e in published:
             print(
                 f"   bus: {type(e).__name__} {json.dumps({k: str(getattr(e, k)) for k in e.__struct_fields__})}"
@@ -286,10 +296,18 @@ async def run_ven(base: str) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build-timeout", type=float, default=3600.0, help="seconds for cargo install")
+    parser.add_argument(
+        "--vtn-binary",
+        type=Path,
+        default=None,
+        help="an openleadr-vtn binary built with internal-oauth (no build)",
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="   %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.INFO)
 
     step(f"1. the VTN binary ({CRATE} {CRATE_VERSION}, internal OAuth)")
-    binary = vtn_binary(args.build_timeout)
+    binary = args.vtn_binary if args.vtn_binary is not None else vtn_binary(args.build_timeout)
 
     step("2. a throwaway PostgreSQL")
     bindir = pg_bin()

@@ -395,6 +395,22 @@ def test_demand_and_usage_reach_the_vtn_after_each_interval(ven: Any) -> None:
     ven(scenario)
 
 
+def test_an_interval_over_before_the_ven_saw_its_event_is_not_reported(ven: Any) -> None:
+    async def scenario(h: Harness) -> None:
+        program_id = await started(h)
+        h.readings.kw["A"] = 12.0
+        event = await h.vtn.put_event(
+            capacity_event(program_id, kw=[40.0, 30.0], start=T0 - timedelta(minutes=20))
+        )
+        # Interval 0 ended 5 minutes ago: nothing applied, nothing to report; interval 1 runs until T0 + 10 min.
+        assert h.limits.external_refs(SOURCE) == {f"{event['id']}/1"}
+        h.clock.advance(minutes=10)
+        await h.ven.tick()
+        assert [r["resources"][0]["intervals"][0]["id"] for r in h.vtn.reports] == [1]
+
+    ven(scenario)
+
+
 def test_a_report_the_vtn_cannot_take_now_is_sent_once_it_answers(ven: Any) -> None:
     async def scenario(h: Harness) -> None:
         program_id = await started(h)

@@ -409,9 +409,9 @@ class OpenAdrVen:
                 desired[limit.ref] = limit
         self._mapped = mapped
         self._safe_kw = safe_kw
-        for ref in list(self._first_seen):
-            if ref not in self._events:
-                del self._first_seen[ref]
+        for event_id in list(self._first_seen):
+            if event_id not in self._events:
+                del self._first_seen[event_id]
 
         live = {r for r in self._limits.external_refs(SOURCE) if not r.startswith(SAFE_MODE_REF)}
         for ref, limit in desired.items():
@@ -545,13 +545,16 @@ class OpenAdrVen:
     # -- reports -------------------------------------------------------------------------------------------
 
     def _reportable(self) -> list[Limit]:
-        """Capacity intervals of mapped events not yet reported, with an end."""
+        """Capacity intervals of mapped events not yet reported, with an end, that had not ended when the VEN
+        first saw their event (of an interval over before that, the VEN applied nothing and knows nothing)."""
+        never = self._clock.now()
         return [
             limit
             for m in self._mapped.values()
             for limit in m.limits
             if (limit.event_id, limit.interval_id) not in self._reported
             and limit.end - limit.nominal_start < FOREVER
+            and limit.end > self._first_seen.get(limit.event_id, never)
         ]
 
     async def _send_reports(self, now: datetime) -> None:
