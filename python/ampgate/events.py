@@ -59,6 +59,7 @@ __all__ = [
     "ReservationEnded",
     "SecurityAlert",
     "SecurityEventReported",
+    "SiteAvailabilityChanged",
     "SiteCreated",
     "SiteDeleted",
     "SiteUpdated",
@@ -584,6 +585,24 @@ class OpenAdrSafeMode(Event, frozen=True, kw_only=True, tag="openadr.safe_mode")
     sites: tuple[str, ...] = ()
 
 
+# -- utilization balancing --------------------------------------------------------------------------------------
+
+
+class SiteAvailabilityChanged(Event, frozen=True, kw_only=True, tag="site.availability_changed"):
+    """The connectors of site `site_id` per state changed (a connector began or ended a session, failed, or its
+    charger went offline or came back): the new counts, and `previous_free`. For live maps, EV-app pushes and
+    roaming status pushes, which would otherwise poll every site."""
+
+    site_id: str
+    connectors_free: int
+    connectors_in_use: int
+    connectors_faulted: int
+    connectors_unavailable: int
+    connectors_offline: int
+    connectors_total: int
+    previous_free: int
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -633,4 +652,5 @@ AnyEvent = (
     | ChargerUnplaced
     | OpenAdrEventRejected
     | OpenAdrSafeMode
+    | SiteAvailabilityChanged
 )

@@ -21,6 +21,8 @@ import trio
 
 from ampgate import _native
 from ampgate.api import ApiServices, create_app
+from ampgate.availability import Availability, OccupancyRepository, UnknownHeadroom
+from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
@@ -66,6 +68,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
 from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
@@ -264,6 +267,19 @@ class Node:
         # Load management's site topology (sites, capacity nodes, placements), changed by admins over the API.
         self.sites = Sites(TopologyRepository(self.store), chargers, self.bus, clock)
 
+        # Utilization balancing: each site's connectors per state and headroom, its hourly occupancy, and the
+        # public ranking for EV owners' apps. Headroom is unknown until the load control plane answers it.
+        self.availability = Availability(
+            TopologyRepository(self.store),
+            connectors,
+            self.presence,
+            OccupancyRepository(self.store),
+            UnknownHeadroom(),
+            self.bus,
+            clock,
+        )
+        self.recommendations = PublicRecommendations(self.availability, clock)
+
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
         self.commands = CommandQueue(
@@ -328,6 +344,7 @@ class Node:
             customer_information=customer_information,
             firmware_publications=firmware_publications,
             sites=self.sites,
+            availability=self.availability,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -356,6 +373,7 @@ class Node:
                     await inner.start(self.commands.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
+                    await inner.start(self.availability.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.gateway.run)
@@ -371,7 +389,10 @@ class Node:
                         functools.partial(
                             serve,
                             create_public_app(
-                                self.health, self.transfers, [upload_log], {"uploads": self.uploads}
+                                self.health,
+                                self.transfers,
+                                [upload_log, recommendations],
+                                {"uploads": self.uploads, "recommender": self.recommendations},
                             ),
                             public,
                             certfile=config.public_tls_cert,

@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
+from ampgate.availability import Availability, OccupancyRepository, UnknownHeadroom
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -119,6 +120,16 @@ class StandInNode:
         self.publications = PublicationRepository(store)
         # Site topology: the real service on the real repository, publishing on this node's bus.
         self.sites = Sites(TopologyRepository(store), self.chargers, self.bus, Clock())
+        # Availability: the real service over the same tables; presence from this node's dict.
+        self.availability = Availability(
+            TopologyRepository(store),
+            ConnectorStatusRepository(store),
+            PresenceVia(self),
+            OccupancyRepository(store),
+            UnknownHeadroom(),
+            EventBus(),
+            Clock(),
+        )
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -232,6 +243,7 @@ class StandInNode:
             ),
             firmware_publications=FirmwarePublications(self.publications, self, EventBus(), Clock()),
             sites=self.sites,
+            availability=self.availability,
             health=self.health,
         )
 

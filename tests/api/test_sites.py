@@ -115,6 +115,7 @@ def test_create_read_list_change_and_delete_a_site(api: Scenario) -> None:
             "country": "NLD",
         }
         assert (site["ean"], site["time_zone"], site["limit_kw"]) == (EAN, "Europe/Amsterdam", 50.0)
+        assert site["public_recommendations"] is False  # opt-in: off unless asked for
         got = await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))
         assert got.status_code == 200 and got.json() == site
         (created,) = events(a)
@@ -128,6 +129,13 @@ def test_create_read_list_change_and_delete_a_site(api: Scenario) -> None:
         assert changed["name"] == "Amsterdam depot"
         (updated,) = events(a)
         assert isinstance(updated, SiteUpdated) and updated.changed == ("phase_limits_a", "location")
+
+        opted = await ok(a, "PATCH", f"{SITES}/AMS-01", {"public_recommendations": True})
+        assert opted["public_recommendations"] is True and opted["phase_limits_a"] == [80.0, 80.0, 80.0]
+        (updated,) = events(a)
+        assert isinstance(updated, SiteUpdated) and updated.changed == ("public_recommendations",)
+        got = await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))
+        assert got.json()["public_recommendations"] is True
 
         r = await a.client.delete(f"{SITES}/AMS-01", headers=a.auth("admin"))
         assert r.status_code == 204 and not r.content
@@ -177,6 +185,8 @@ def test_sites_are_listed_in_id_order_a_page_at_a_time(api: Scenario) -> None:
         ({"id": "a/b"}, "id"),
         ({"id": "x" * 37}, "id"),
         ({"colour": "red"}, "colour"),
+        ({"public_recommendations": "yes"}, "public_recommendations"),
+        ({"public_recommendations": [True]}, "public_recommendations"),
     ],
 )
 def test_a_bad_site_is_422_naming_the_field_and_nothing_is_created(
@@ -208,6 +218,7 @@ def test_a_patch_with_one_bad_field_changes_nothing(api: Scenario) -> None:
             ({"name": "New", "time_zone": "Nowhere"}, "time_zone"),
             ({"name": "New", "id": "AMS2"}, "id"),
             ({"phase_limits_a": None}, "phase_limits_a"),
+            ({"name": "New", "public_recommendations": None}, "public_recommendations"),
         ):
             await refused(a, "PATCH", f"{SITES}/AMS", body, 422, field, "invalid_field")
         assert await snapshot(a) == before and events(a) == []

@@ -32,6 +32,7 @@ def test_a_valid_site_comes_back_with_floats_and_defaults() -> None:
     s = model.validate_site(site(limit_kw=50, ean=EAN, location=Location(lat=52.37, lon=4.9, country="NLD")))
     assert s.phase_limits_a == (40.0, 40.0, 40.0) and all(isinstance(v, float) for v in s.phase_limits_a)
     assert (s.limit_kw, s.voltage_v, s.time_zone) == (50.0, 230.0, "UTC")
+    assert s.public_recommendations is False
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,7 @@ def test_a_valid_site_comes_back_with_floats_and_defaults() -> None:
         ({"location": Location(lat=0, lon=0, postal_code="12345678901")}, "location.postal_code"),
         ({"location": Location(lat=0, lon=0, address="x" * 46)}, "location.address"),
         ({"location": Location(lat=0, lon=0, city="")}, "location.city"),
+        ({"public_recommendations": 1}, "public_recommendations"),
     ],
 )
 def test_a_bad_site_value_names_its_field(changes: dict[str, Any], field: str) -> None:

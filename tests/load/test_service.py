@@ -162,3 +162,26 @@ def test_deletes_do_not_cascade(tmp_path: Path) -> None:
         assert w.sites.get_site("S") is None
 
     run(tmp_path / "db", body)
+
+
+def test_the_public_recommendations_opt_in_is_stored_and_changed(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        made = await w.sites.create_site(
+            SiteSpec(id="PUB", phase_limits_a=(32, 32, 32), public_recommendations=True)
+        )
+        assert made.public_recommendations is True
+        await w.sites.create_site(SiteSpec(id="PRIV", phase_limits_a=(32, 32, 32)))
+        assert [(s.id, s.public_recommendations) for s in w.sites.page_sites(10)] == [
+            ("PRIV", False),
+            ("PUB", True),
+        ]
+        w.drain()
+        row = await w.sites.update_site("PUB", {"public_recommendations": False})
+        assert row.public_recommendations is False
+        (changed,) = w.drain()
+        assert isinstance(changed, SiteUpdated) and changed.changed == ("public_recommendations",)
+        with pytest.raises(ValidationError) as e:
+            await w.sites.update_site("PUB", {"public_recommendations": "no"})
+        assert e.value.field == "public_recommendations"
+
+    run(tmp_path / "db", body)

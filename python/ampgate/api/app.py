@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
+from ampgate.api.availability import AvailabilityController
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
@@ -86,6 +87,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             CapacityNodeController,
             PlacementController,
             OpenAdrController,
+            AvailabilityController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.availability import OccupancyRow, SiteAvailability
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
@@ -364,6 +365,16 @@ class SiteService(Protocol):
 
 
 @runtime_checkable
+class AvailabilityReads(Protocol):
+    """`ampgate.availability.Availability`."""
+
+    def availability(self, site_id: str, /) -> SiteAvailability: ...
+    def occupancy(
+        self, site_id: str, since: datetime | None, until: datetime | None, step_s: int, /
+    ) -> list[OccupancyRow]: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -410,5 +421,6 @@ class ApiServices:
     customer_information: CustomerInformationRequests
     firmware_publications: FirmwarePublicationService
     sites: SiteService
+    availability: AvailabilityReads
     health: HealthReport
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)

@@ -50,6 +50,11 @@ _PHASE_LIMITS = (
 PhaseLimitsBody = Annotated[list[float | None], Meta(min_length=3, max_length=3, description=_PHASE_LIMITS)]
 LimitKw = Annotated[float | None, Meta(description="Total limit in kW (>= 0); null: none")]
 Name = Annotated[str | None, Meta(description="What operators call it (up to 255 characters)")]
+_PUBLIC_RECOMMENDATIONS = (
+    "Whether EV owners' apps may be sent here (GET /public/v1/recommendations on the public listener shows its "
+    "name, location, free connectors, headroom and recent occupancy); false until the operator opts in. Needs a "
+    "location to be recommended."
+)
 
 
 class LocationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,6 +89,7 @@ class SiteCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ] = model.DEFAULT_TIME_ZONE
     location: LocationBody | None = None
     ean: Annotated[str | None, Meta(description="The grid connection's 18-digit EAN code")] = None
+    public_recommendations: Annotated[bool, Meta(description=_PUBLIC_RECOMMENDATIONS)] = False
 
 
 class SiteUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -96,6 +102,7 @@ class SiteUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     time_zone: str | msgspec.UnsetType = msgspec.UNSET
     location: LocationBody | msgspec.UnsetType | None = msgspec.UNSET
     ean: str | msgspec.UnsetType | None = msgspec.UNSET
+    public_recommendations: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class LocationRead(msgspec.Struct, kw_only=True):
@@ -118,6 +125,7 @@ class SiteRead(msgspec.Struct, kw_only=True):
     time_zone: str
     location: LocationRead | None
     ean: str | None
+    public_recommendations: bool
     created_at: datetime
     updated_at: datetime
 
@@ -198,6 +206,7 @@ def site_read(row: SiteRow) -> SiteRead:
             country=loc.country,
         ),
         ean=row.ean,
+        public_recommendations=row.public_recommendations,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -285,6 +294,7 @@ class SiteController(Controller):
             time_zone=data.time_zone,
             location=_location(data.location),
             ean=data.ean,
+            public_recommendations=data.public_recommendations,
         )
         row = await sites.create_site(spec)
         return Response(site_read(row), status_code=201, headers={"Location": f"{SITES_PATH}/{row.id}"})
@@ -328,7 +338,7 @@ class SiteController(Controller):
         responses={**COMMON_ERRORS, **_SITE_404},
         summary="Change a site",
         description="Role: admin. Changes the fields present (null clears name, limit_kw, location, ean); the id "
-        "cannot change.",
+        "cannot change. public_recommendations: true opts the site in to the public recommendations.",
     )
     async def update_site(
         self, sites: NamedDependency[SiteService], site_id: SiteId, data: JSONBody[SiteUpdate]

@@ -105,6 +105,9 @@ class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
     time_zone: str = DEFAULT_TIME_ZONE
     location: Location | None = None
     ean: str | None = None
+    # Whether EV owners' apps may be pointed here (GET /public/v1/recommendations): off until the operator opts
+    # the site in, since the public surface then tells anyone how busy it is.
+    public_recommendations: bool = False
 
 
 class NodeSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +145,8 @@ class SiteRow(msgspec.Struct, frozen=True, kw_only=True):
     ean: str | None
     created_at: datetime
     updated_at: datetime
+    # A default so code that builds rows by hand (tests, the allocator's fixtures) need not name it.
+    public_recommendations: bool = False
 
 
 class NodeRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -311,6 +316,13 @@ def validate_location(value: Location | None) -> Location | None:
     return value
 
 
+def validate_flag(value: Any, field: str) -> bool:
+    """`value` if it is true or false (not 0, 1 or a string); else ValidationError naming `field`."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} is true or false, got {value!r}", field=field)
+    return value
+
+
 def validate_phases(value: Any) -> str:
     """One of L1, L2, L3 (a one-phase charger on that site phase), L1L2L3 (three phases, standard) or a
     rotation (RST, RTS, SRT, STR, TRS, TSR); else ValidationError naming `phases`."""
@@ -333,6 +345,7 @@ def validate_site(spec: SiteSpec) -> SiteSpec:
     validate_time_zone(spec.time_zone)
     validate_location(spec.location)
     validate_ean(spec.ean)
+    validate_flag(spec.public_recommendations, "public_recommendations")
     return msgspec.structs.replace(
         spec, phase_limits_a=phase_limits_a, limit_kw=limit_kw, voltage_v=voltage_v
     )
@@ -385,6 +398,7 @@ SITE_CHANGES = {
     "time_zone": validate_time_zone,
     "location": validate_location,
     "ean": validate_ean,
+    "public_recommendations": lambda v: validate_flag(v, "public_recommendations"),
 }
 NODE_CHANGES = {
     "parent_id": lambda v: validate_id(v, "parent_id"),

@@ -34,7 +34,7 @@ from ampgate.store.store import Store
 
 _SITE_COLUMNS = (
     "id, name, limit_l1_a, limit_l2_a, limit_l3_a, limit_kw, voltage_v, time_zone, lat, lon, address, city,"
-    " postal_code, country, ean, created_at, updated_at"
+    " postal_code, country, ean, created_at, updated_at, public_recommendations"
 )
 _NODE_COLUMNS = (
     "id, site_id, parent_id, name, limit_l1_a, limit_l2_a, limit_l3_a, limit_kw, created_at, updated_at"
@@ -61,6 +61,7 @@ def _site(v: tuple[Any, ...]) -> SiteRow:
         time_zone=v[7],
         location=location,
         ean=v[14],
+        public_recommendations=bool(v[17]),
         created_at=_at(v[15]),
         updated_at=_at(v[16]),
     )
@@ -280,6 +281,7 @@ def insert_site(db: sqlite_utils.Database, spec: SiteSpec, at: str) -> SiteRow:
         "time_zone": spec.time_zone,
         **_location_columns(spec.location),
         "ean": spec.ean,
+        "public_recommendations": int(spec.public_recommendations),
         "created_at": at,
         "updated_at": at,
     }
@@ -479,6 +481,14 @@ class TopologyRepository:
         self, site_id: str, limit: int, after: str | None = None, node: str | None = None
     ) -> list[PlacementRow]:
         return read_placements(self._store.reader, site_id, limit, after, node)
+
+    def public_sites(self) -> list[SiteRow]:
+        """The sites opted in to public recommendations that have a location, in id order."""
+        cur = self._store.reader.execute(
+            f"SELECT {_SITE_COLUMNS} FROM sites WHERE public_recommendations = 1 AND lat IS NOT NULL"
+            " AND lon IS NOT NULL ORDER BY id"
+        )
+        return [_site(v) for v in cur.fetchall()]
 
     def site_of_every_charger(self) -> list[tuple[str, str]]:
         """Every placement as (charger id, site id): one scan, for in-memory indexes at start."""

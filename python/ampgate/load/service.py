@@ -31,7 +31,16 @@ from ampgate.load.model import NodeRow, NodeSpec, PlacementRow, PlacementSpec, S
 from ampgate.load.repository import TopologyRepository
 
 # The fields of a row that an update may change, as the API names them (for the events' `changed`).
-_SITE_FIELDS = ("name", "phase_limits_a", "limit_kw", "voltage_v", "time_zone", "location", "ean")
+_SITE_FIELDS = (
+    "name",
+    "phase_limits_a",
+    "limit_kw",
+    "voltage_v",
+    "time_zone",
+    "location",
+    "ean",
+    "public_recommendations",
+)
 _NODE_FIELDS = ("parent", "name", "phase_limits_a", "limit_kw")
 
 

@@ -92,6 +92,31 @@ def read_statuses(conn: sqlite3.Connection, charger_id: str) -> list[ConnectorSt
     return out
 
 
+def read_every_status(conn: sqlite3.Connection) -> list[tuple[str, ConnectorStatusRow]]:
+    """Every connector of every charger with a status, as (charger id, row): one scan, for parts that keep
+    statuses in memory and reconcile them."""
+    cur = conn.execute(
+        "SELECT charger_id, evse_id, connector_id, protocol, status, error_code, updated_at FROM connector_status"
+    )
+    out = []
+    for charger_id, evse_id, connector_id, protocol, status, error_code, updated in cur.fetchall():
+        at = parse_iso(updated)
+        assert at is not None  # NOT NULL in the schema
+        out.append(
+            (
+                charger_id,
+                ConnectorStatusRow(
+                    evse_id=None if protocol in NO_EVSE_PROTOCOLS else evse_id,
+                    connector_id=connector_id,
+                    status=status,
+                    error_code=error_code,
+                    updated_at=at,
+                ),
+            )
+        )
+    return out
+
+
 class ConnectorStatusRepository:
     """The connector_status table."""
 
@@ -106,3 +131,7 @@ class ConnectorStatusRepository:
     def statuses(self, charger_id: str) -> list[ConnectorStatusRow]:
         """The last status of each connector of the charger (empty when it reported none)."""
         return read_statuses(self._store.reader, charger_id)
+
+    def every_status(self) -> list[tuple[str, ConnectorStatusRow]]:
+        """The last status of every connector of every charger, as (charger id, row)."""
+        return read_every_status(self._store.reader)

@@ -474,7 +474,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX charger_placements_site ON charger_placements (site_id, charger_id);
     CREATE INDEX charger_placements_node ON charger_placements (node_id) WHERE node_id IS NOT NULL;
     """,
-    # OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
+    # 16: utilization balancing (ampgate.availability): whether a site is shown to EV owners' apps (opt-in, off
+    # by default), and the occupancy of every site per UTC hour (`hour_start` epoch seconds): connector-seconds
+    # per state, added to as the node flushes (hour boundaries, every few minutes, shutdown).
+    """
+    ALTER TABLE sites ADD COLUMN public_recommendations INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE site_occupancy (
+        site_id TEXT NOT NULL,
+        hour_start INTEGER NOT NULL,
+        in_use_s REAL NOT NULL,
+        free_s REAL NOT NULL,
+        faulted_s REAL NOT NULL,
+        unavailable_s REAL NOT NULL,
+        offline_s REAL NOT NULL,
+        PRIMARY KEY (site_id, hour_start)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_occupancy_hour ON site_occupancy (hour_start);
+    """,
+    # 17: OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
     """
     CREATE TABLE openadr_prices (
         site_id TEXT NOT NULL,
