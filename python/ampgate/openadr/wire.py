@@ -46,7 +46,8 @@ _DURATION = re.compile(
 
 
 def parse_duration(text: str) -> timedelta:
-    """An ISO 8601 duration as the spec writes it (`PT1H`, `P1D`, `PT0.5S`, `P9999Y`) as a timedelta.
+    """An ISO 8601 duration as the spec writes it (`PT1H`, `P1D`, `PT0.5S`, `P9999Y`, `P0Y0M0DT0H15M0S`) as a
+    timedelta.
 
     Raises ValueError for text that is no duration, a negative one, or one with months or years (no fixed
     length) other than the spec's `P9999Y` for "no end", which is `FOREVER`."""
@@ -58,7 +59,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is negative")
     if years == "9999":
         return FOREVER
-    if years or months:
+    # Zero years and months are fine: some VTNs write every field (openleadr-vtn: P0Y0M0DT0H15M0S).
+    if int(years or 0) or int(months or 0):
         raise ValueError(f"{text!r} has years or months, which have no fixed length")
     n_days = int(days or 0) * (7 if day_unit == "W" else 1)
     return timedelta(
