@@ -131,3 +131,62 @@ def allocate(
     priority class under every node's per-phase (A) and total (W) limit. The tree is depth-first (parent[k] < k,
     -1 for a root); math.inf for "no limit"; phases is a mask (1 = L1, 2 = L2, 4 = L3). Raises ValueError
     naming what is wrong."""
+
+class Allocator:
+    """The load allocator kept between ticks (rust/alloc/): the capacity forest, the sessions by the caller's
+    key, their settled values and their hold clocks. Each tick is the allocation `allocate` computes, with
+    fixed draws reserved first and minimum holds, settled into what chargers are told: rounded down to the
+    session's step, 0 below its minimum, small increases held back (the module doc in rust/alloc/mod.rs says
+    exactly how). Settling and holds only ever lower draws, so no limit is exceeded."""
+
+    def __init__(
+        self, *, hysteresis_a: float = 1.0, hysteresis_pct: float = 10.0, min_hold_s: float = 300.0
+    ) -> None:
+        """An allocator with no tree and no sessions. An increase over a session's last settled value smaller
+        than max(hysteresis_a, hysteresis_pct % of that value) is held back; a session that paused or started
+        running less than min_hold_s ago is held in that state (a running one unless a limit forces it).
+        ValueError if a setting is negative or not finite."""
+    def set_tree(
+        self,
+        parent: list[int],
+        limit_a: list[tuple[float, float, float]],
+        limit_w: list[float],
+        voltage: list[float],
+    ) -> None:
+        """Replace the capacity forest (depth-first, parent[k] < k, -1 for a root, math.inf for no limit; the
+        same checks as `allocate`, ValueError naming the node). Sessions keep their node index; the caller puts
+        them again when indices move. Called when the topology or a demand-response override changes, not every
+        tick."""
+    def put(
+        self,
+        key: int,
+        node: int,
+        phases: int,
+        min_a: float,
+        max_a: float,
+        priority: int = 0,
+        weight: float = 1.0,
+        rank: int = 0,
+        step_a: float = 0.1,
+        fixed_a: float | None = None,
+    ) -> None:
+        """Add or update session `key` (the caller's u64) under `node`, drawing on the site phases in the mask
+        `phases` (1 = L1, 2 = L2, 4 = L3). With fixed_a not None the session is not allocated: it is counted as
+        drawing fixed_a on its phases (an offline charger's failsafe; a new session at its charger's
+        default-profile limit until its first allocation is acknowledged). A session that turns fixed or stops
+        being fixed starts afresh (no settled value, no hold). ValueError naming the bad field; the node is
+        checked against the tree at the next tick."""
+    def remove(self, key: int) -> None:
+        """Forget session `key`; an unknown key is no error."""
+    def tick(self, now_s: float) -> list[tuple[int, float]]:
+        """One allocation, the GIL released. Returns (key, amps) for every non-fixed session whose settled
+        value differs from what was last returned for it (a new session always appears once; a session that
+        becomes fixed and then unfixed appears again). now_s is monotonic seconds (the hold clocks).
+        ValueError, changing nothing, if a session's node is not in the tree."""
+    def get(self, key: int) -> float | None:
+        """The last settled value of `key` (None: unknown, fixed, or not ticked since it was put or unfixed)."""
+    def raw(self) -> dict[int, float]:
+        """The last tick's unrounded, unsettled allocation of every non-fixed session it covered (tests and the
+        load view)."""
+    def __len__(self) -> int:
+        """Sessions held, fixed or not."""

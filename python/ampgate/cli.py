@@ -240,6 +240,57 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds: a spread boot's Pending interval is a random 1 to this (default %(default)s)",
     )
     p.add_argument(
+        "--load-tick",
+        type=_positive,
+        default=d.load_tick,
+        help="seconds between load allocations (default %(default)s)",
+    )
+    p.add_argument(
+        "--load-min-a",
+        type=_positive,
+        default=d.load_min_a,
+        help="least current a charging session is given, else it is paused (A, default %(default)s)",
+    )
+    p.add_argument(
+        "--load-default-a",
+        type=_positive,
+        default=d.load_default_a,
+        help="the TxDefaultProfile limit placed chargers get at boot: their own fallback (A, default %(default)s)",
+    )
+    p.add_argument(
+        "--load-profile-validity",
+        type=_positive_int,
+        default=d.load_profile_validity,
+        help="seconds a load profile holds before the charger falls back to its default (default %(default)s)",
+    )
+    p.add_argument(
+        "--load-min-interval",
+        type=_positive,
+        default=d.load_min_interval,
+        help="least seconds between two profiles of one connector, decreases excepted (default %(default)s)",
+    )
+    p.add_argument(
+        "--load-offline-assume",
+        choices=("max", "last"),
+        default=d.load_offline_assume,
+        help="what an offline charger is assumed to draw: its rating or its last allocation (default %(default)s)",
+    )
+    p.add_argument(
+        "--load-hysteresis-a",
+        type=float,
+        default=d.load_hysteresis_a,
+        help="increases smaller than this (A) or --load-hysteresis-pct are held back (default %(default)s)",
+    )
+    p.add_argument(
+        "--load-hysteresis-pct", type=float, default=d.load_hysteresis_pct, help="(default %(default)s)"
+    )
+    p.add_argument(
+        "--load-min-hold",
+        type=float,
+        default=d.load_min_hold,
+        help="seconds a session stays paused or running unless a limit forces a change (default %(default)s)",
+    )
+    p.add_argument(
         "--call-timeout",
         type=float,
         default=d.call_timeout,
@@ -439,6 +490,15 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         openadr_poll_interval=a.openadr_poll_interval,
         openadr_safe_mode_timeout=a.openadr_safe_mode_timeout,
         openadr_fallback_kw=a.openadr_fallback_kw,
+        load_tick=a.load_tick,
+        load_min_a=a.load_min_a,
+        load_default_a=a.load_default_a,
+        load_profile_validity=a.load_profile_validity,
+        load_min_interval=a.load_min_interval,
+        load_offline_assume=a.load_offline_assume,
+        load_hysteresis_a=a.load_hysteresis_a,
+        load_hysteresis_pct=a.load_hysteresis_pct,
+        load_min_hold=a.load_min_hold,
     )
 
 

@@ -121,6 +121,20 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen_mode: Literal["shared", "reuseport"] = "shared"
     # Per-worker connection cap; 0 = what the open-file limit allows.
     worker_max_connections: int = 0
+    # Load management (ampgate.loadctl): the allocation tick; the current a session gets at least (IEC 61851:
+    # 6 A) and the default profile's limit (a charger's own fallback); how long a profile holds (a charger that
+    # stops hearing from us falls back after it); the least time between two profiles of a connector (decreases
+    # go at once); what an offline charger is assumed to draw ("max": its rating; "last": its last allocation,
+    # at least the default); and the allocator's hysteresis and minimum run/pause time.
+    load_tick: float = 1.0
+    load_min_a: float = 6.0
+    load_default_a: float = 6.0
+    load_profile_validity: int = 60
+    load_min_interval: float = 10.0
+    load_offline_assume: Literal["max", "last"] = "max"
+    load_hysteresis_a: float = 1.0
+    load_hysteresis_pct: float = 10.0
+    load_min_hold: float = 300.0
     # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.
     ready_file: str | None = None
     # OpenADR 3.0.1 VEN (ampgate.openadr): runs only when openadr_vtn (the VTN's base URL, e.g.

@@ -21,7 +21,7 @@ import trio
 
 from ampgate import _native
 from ampgate.api import ApiServices, create_app
-from ampgate.availability import Availability, OccupancyRepository, UnknownHeadroom
+from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
 from ampgate.certificates import CertificateHandlers
@@ -39,6 +39,7 @@ from ampgate.customer import (
     CustomerInformationRepository,
     CustomerInformationService,
 )
+from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
 from ampgate.eventlog import EventLog, EventRepository
@@ -47,6 +48,8 @@ from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.load import Sites, TopologyRepository
+from ampgate.loadctl import LoadHistoryRepository, LoadTicker
+from ampgate.loadctl import Settings as LoadSettings
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.sources import MetricSources
@@ -191,7 +194,14 @@ class Node:
             # gets the spec's explicit "not enabled" answer.
             CertificateHandlers(self.bus, clock),
             DeviceModelHandlers(variables, reports, clock),
-            SmartChargingHandlers(charging_notes, transactions, reports, self.bus, clock),
+            SmartChargingHandlers(
+                charging_notes,
+                transactions,
+                reports,
+                self.bus,
+                clock,
+                managed=lambda cid: self.site_index.site_of(cid) is not None,
+            ),
             LogStatusHandlers(log_requests, self.bus, clock),
             DisplayMessageHandlers(display_view, reports, clock),
             CustomerInformationHandlers(reports, report_reads, self.bus, clock),
@@ -266,15 +276,44 @@ class Node:
 
         # Load management's site topology (sites, capacity nodes, placements), changed by admins over the API.
         self.sites = Sites(TopologyRepository(self.store), chargers, self.bus, clock)
+        # Load management: demand-response events lower node limits; the ticker allocates every tick and sends
+        # the charging profiles (straight through the Commander: a profile is stale within seconds, so it keeps
+        # one latest-wins slot per connector rather than queueing durably).
+        self.demand_response = DemandResponse(
+            DemandRepository(self.store), self.sites.node_exists, self.bus.publish, clock
+        )
+        self.load = LoadTicker(
+            sites=self.sites,
+            transactions=transactions,
+            presence=self.presence,
+            calls=self.commander,
+            demand=self.demand_response,
+            external=charging_notes,
+            rate_unit=device_model.charging_rate_unit,
+            history=LoadHistoryRepository(self.store),
+            bus=self.bus,
+            clock=clock,
+            settings=LoadSettings(
+                period_s=config.load_tick,
+                min_a=config.load_min_a,
+                default_a=config.load_default_a,
+                validity_s=config.load_profile_validity,
+                min_interval_s=config.load_min_interval,
+                offline_assume=config.load_offline_assume,
+                hysteresis_a=config.load_hysteresis_a,
+                hysteresis_pct=config.load_hysteresis_pct,
+                min_hold_s=config.load_min_hold,
+            ),
+        )
 
         # Utilization balancing: each site's connectors per state and headroom, its hourly occupancy, and the
-        # public ranking for EV owners' apps. Headroom is unknown until the load control plane answers it.
+        # public ranking for EV owners' apps; headroom is the load ticker's (limit minus measured draw).
         self.availability = Availability(
             TopologyRepository(self.store),
             connectors,
             self.presence,
             OccupancyRepository(self.store),
-            UnknownHeadroom(),
+            self.load,
             self.bus,
             clock,
         )
@@ -345,6 +384,8 @@ class Node:
             firmware_publications=firmware_publications,
             sites=self.sites,
             availability=self.availability,
+            demand_response=self.demand_response,
+            load=self.load,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -376,6 +417,7 @@ class Node:
                     await inner.start(self.availability.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
+                    await inner.start(self.load.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.

@@ -120,6 +120,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;
     m.add_function(wrap_pyfunction!(worker::raise_nofile_limit, m)?)?;
     m.add("FD_RESERVE", crate::limits::FD_RESERVE)?;
+    m.add_class::<alloc::PyAllocator>()?;
     m.add_class::<hub::PyHub>()?;
     m.add_class::<sim::PySim>()?;
     for (name, kind) in [

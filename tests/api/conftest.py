@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from ampgate.api import ApiServices, create_app
-from ampgate.availability import Availability, OccupancyRepository, UnknownHeadroom
+from ampgate.availability import Availability, OccupancyRepository
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -29,6 +29,7 @@ from ampgate.connectivity.links import MinuteCounts
 from ampgate.connectivity.rules import Settings
 from ampgate.connectivity.view import ConnectivityView
 from ampgate.customer import CustomerInformationRepository, CustomerInformationService
+from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.display import DisplayMessageRepository, DisplayMessages
 from ampgate.errors import ChargerOfflineError, NotFoundError
@@ -36,6 +37,7 @@ from ampgate.eventlog import EventLog, EventRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
 from ampgate.gateway.admission import HandshakeCounts
 from ampgate.load import Sites, TopologyRepository
+from ampgate.loadctl import LoadHistoryRepository, LoadTicker
 from ampgate.logs import LogRepository, LogService
 from ampgate.monitoring import Monitoring, MonitoringRepository
 from ampgate.ocpp import payloads
@@ -120,13 +122,30 @@ class StandInNode:
         self.publications = PublicationRepository(store)
         # Site topology: the real service on the real repository, publishing on this node's bus.
         self.sites = Sites(TopologyRepository(store), self.chargers, self.bus, Clock())
+        # Load management: the real demand-response service and the real ticker (ticked by the tests that need
+        # it, never running on its own here), this node's commands for profiles.
+        self.demand_response = DemandResponse(
+            DemandRepository(store), self.sites.node_exists, self.bus.publish, Clock()
+        )
+        self.load = LoadTicker(
+            sites=self.sites,
+            transactions=TransactionRepository(store),
+            presence=PresenceVia(self),
+            calls=self,
+            demand=self.demand_response,
+            external=SmartChargingRepository(store),
+            rate_unit=lambda charger_id: "A",
+            history=LoadHistoryRepository(store),
+            bus=self.bus,
+            clock=Clock(),
+        )
         # Availability: the real service over the same tables; presence from this node's dict.
         self.availability = Availability(
             TopologyRepository(store),
             ConnectorStatusRepository(store),
             PresenceVia(self),
             OccupancyRepository(store),
-            UnknownHeadroom(),
+            self.load,
             EventBus(),
             Clock(),
         )
@@ -244,6 +263,8 @@ class StandInNode:
             firmware_publications=FirmwarePublications(self.publications, self, EventBus(), Clock()),
             sites=self.sites,
             availability=self.availability,
+            demand_response=self.demand_response,
+            load=self.load,
             health=self.health,
         )
 

@@ -1,7 +1,10 @@
 """A slow, obviously correct restatement of the allocator's rule (rust/alloc/mod.rs), for tests only.
 
-1. Pausing: with every session at its minimum, while some limit is exceeded, pause (0 A) the next session in
-   (priority ascending, rank descending) order that draws on an exceeded limit.
+0. Fixed draws (`fixed[i]` not None: the session is not allocated, it is counted as drawing that) are reserved
+   first. A limit the fixed draws exceed on their own pauses every allocatable session drawing on it and is then
+   ignored by step 1. A session in a paused hold (`hold[i] == PAUSED`) is paused.
+1. Pausing: with every other session at its minimum, while some limit is exceeded, pause (0 A) the next session
+   in (priority ascending, running hold after no hold, rank descending) order that draws on an exceeded limit.
 2. Filling, class by class from the highest priority: a level t rises; each unfrozen session of the class draws
    clamp(weight × t, min, max); lower classes sit at their minimum, higher ones at their result. The next level
    at which some limit is reached is found by bisection, constraint by constraint; every constraint full at that
@@ -27,6 +30,12 @@ class Case:
     priority: list[int] = field(default_factory=list)
     weight: list[float] = field(default_factory=list)
     rank: list[int] = field(default_factory=list)
+    # Either empty (every session allocatable and free) or one entry per session.
+    fixed: list[float | None] = field(default_factory=list)
+    hold: list[int] = field(default_factory=list)  # FREE, RUNNING or PAUSED
+
+
+FREE, RUNNING, PAUSED = 0, 1, 2
 
 
 def _under(case: Case, k: int, node: int) -> bool:
@@ -59,14 +68,29 @@ def _tol(limit: float) -> float:
 
 
 def reference(case: Case) -> list[float]:
+    """Each session's current (0 for a paused or fixed one)."""
     m = len(case.node)
+    fixed = case.fixed or [None] * m
+    hold = case.hold or [FREE] * m
     cons = _constraints(case)
-    alloc = list(case.min_a)
-    paused = [False] * m
-    for i in sorted(range(m), key=lambda i: (case.priority[i], -case.rank[i])):
-        over = [lim for lim, c in cons if _load(c, alloc) > lim + _tol(lim) and i in c]
-        if not any(_load(c, alloc) > lim + _tol(lim) for lim, c in cons):
+    alloc = [f if f is not None else 0.0 for f in fixed]
+    fixed_over = [_load(c, alloc) > lim + _tol(lim) for lim, c in cons]
+    paused = [
+        fixed[i] is not None
+        or hold[i] == PAUSED
+        or any(fixed_over[j] and i in c for j, (_, c) in enumerate(cons))
+        for i in range(m)
+    ]
+    for i in range(m):
+        if not paused[i]:
+            alloc[i] = case.min_a[i]
+    checked = [(lim, c) for j, (lim, c) in enumerate(cons) if not fixed_over[j]]
+    for i in sorted(range(m), key=lambda i: (case.priority[i], hold[i] == RUNNING, -case.rank[i])):
+        if paused[i]:
+            continue
+        if not any(_load(c, alloc) > lim + _tol(lim) for lim, c in checked):
             break
+        over = [lim for lim, c in checked if _load(c, alloc) > lim + _tol(lim) and i in c]
         if over and case.min_a[i] > 0:
             paused[i] = True
             alloc[i] = 0.0

@@ -19,6 +19,7 @@ from ampgate.api.command_records import ChargerCommandController, CommandRecordC
 from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController, IncidentController
 from ampgate.api.customer_information import CustomerInformationController
+from ampgate.api.demand_response import DemandResponseController
 from ampgate.api.deps import ApiServices
 from ampgate.api.device_model import DeviceModelController
 from ampgate.api.display_messages import DisplayMessageController
@@ -28,6 +29,7 @@ from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from ampgate.api.load import SiteLoadController
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
@@ -88,6 +90,8 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             PlacementController,
             OpenAdrController,
             AvailabilityController,
+            SiteLoadController,
+            DemandResponseController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

@@ -18,6 +18,8 @@ from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
 from ampgate.customer import CustomerInformation, CustomerRequest
+from ampgate.demand import EventRow as DemandEventRow
+from ampgate.demand import EventSpec as DemandEventSpec
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
 from ampgate.eventlog.repository import EventRow
@@ -375,6 +377,34 @@ class AvailabilityReads(Protocol):
 
 
 @runtime_checkable
+class DemandResponseService(Protocol):
+    """`ampgate.demand.DemandResponse`."""
+
+    async def create(self, spec: DemandEventSpec, /) -> DemandEventRow: ...
+    async def cancel(self, event_id: int, /) -> DemandEventRow: ...
+    def get(self, event_id: int, /) -> DemandEventRow | None: ...
+    def page(
+        self, limit: int, before: int | None = None, source: str | None = None, /
+    ) -> list[DemandEventRow]: ...
+    def points(
+        self, event_id: int, limit: int, after: str | None = None, /
+    ) -> list[tuple[datetime, str, float, float | None]]: ...
+    def targets(self, event_id: int, /) -> dict[str, float]: ...
+    def now(self) -> datetime: ...
+
+
+@runtime_checkable
+class LoadView(Protocol):
+    """`ampgate.loadctl.LoadTicker`."""
+
+    def site_load(self, site_id: str, /) -> dict[str, Any] | None: ...
+    def history(
+        self, site_id: str, since: datetime, until: datetime, step_s: int, /
+    ) -> list[dict[str, Any]]: ...
+    def now(self) -> datetime: ...
+
+
+@runtime_checkable
 class HealthReport(Protocol):
     """`ampgate.health.NodeHealth`."""
 
@@ -422,5 +452,7 @@ class ApiServices:
     firmware_publications: FirmwarePublicationService
     sites: SiteService
     availability: AvailabilityReads
+    demand_response: DemandResponseService
+    load: LoadView
     health: HealthReport
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)

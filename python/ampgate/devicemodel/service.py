@@ -155,6 +155,21 @@ class DeviceModel:
             bytes_per_message=size,
         )
 
+    def charging_rate_unit(self, charger_id: str) -> str:
+        """The unit to give the charger limits in: "W" when its device model says it takes only power (1.6
+        ChargingScheduleAllowedChargingRateUnit = Power; 2.0.1 SmartChargingCtrlr.RateUnit = W), else "A"
+        (current: what every other charger takes, and what a site's per-phase limits are in)."""
+        protocol = self._protocol_of(charger_id)
+        if protocol == OCPP16:
+            rows = self._variables.page(
+                charger_id, 1, component="", variable="ChargingScheduleAllowedChargingRateUnit"
+            )
+            words = {w.strip() for w in (rows[0].value or "").split(",")} if rows else set()
+            return "W" if words == {"Power"} else "A"
+        value = self._variables.value(charger_id, "SmartChargingCtrlr", "RateUnit")
+        words = {w.strip() for w in (value or "").split(",")}
+        return "W" if words == {"W"} else "A"
+
     def local_list_limits(self, charger_id: str, protocol: str) -> tuple[int | None, int | None, int | None]:
         """(entries per SendLocalList, bytes per SendLocalList, entries the charger's list holds at most), as
         its device model says (None: no limit known). 1.6: SendLocalListMaxLength, LocalAuthListMaxLength;

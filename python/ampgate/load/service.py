@@ -211,6 +211,19 @@ class Sites:
 
     # -- the allocator's view ---------------------------------------------------------------------------------
 
+    def site_ids(self) -> list[str]:
+        """Every site's id, in id order."""
+        out: list[str] = []
+        while True:
+            page = self._rows.sites(1000, out[-1] if out else None)
+            out.extend(r.id for r in page)
+            if len(page) < 1000:
+                return out
+
+    def node_exists(self, node_id: str) -> bool:
+        """Whether `node_id` names a site or a capacity node (one namespace)."""
+        return self._rows.site(node_id) is not None or self._rows.node(node_id) is not None
+
     def topology(self, site_id: str) -> topology.Topology:
         """The site's tree and chargers as the allocator takes them (`topology.build`). Raises NotFoundError
         (field site_id)."""

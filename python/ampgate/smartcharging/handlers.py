@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -22,12 +23,14 @@ from ampgate.smartcharging.repository import EV_NEEDS, EV_SCHEDULE, LIMIT_CLEARE
 from ampgate.store import TransactionRow
 
 REPORT_CHARGING_PROFILES = "ReportChargingProfiles"
-# Until load management runs, the central system sends no schedule for an EV's needs [K15]: Rejected, saying so.
+# A charger that load management manages (placed at a site) gets its EV's share as a TxProfile on the next tick:
+# Accepted [K15]. Any other sends no schedule for an EV's needs: Rejected, saying so.
+NEEDS_ACCEPTED = {"status": "Accepted"}
 NEEDS_ANSWER = {
     "status": "Rejected",
     "statusInfo": {
         "reasonCode": "NotEnabled",
-        "additionalInfo": "no load management is configured on this central system: charge by your own limits",
+        "additionalInfo": "this charger is not placed at a site under load management: charge by your own limits",
     },
 }
 
@@ -58,7 +61,9 @@ class SmartChargingHandlers:
         reports: ReportParts,
         bus: Publisher,
         clock: Clock,
+        managed: Callable[[str], bool] = lambda charger_id: False,
     ) -> None:
+        self._managed = managed
         self._notes = notes
         self._transactions = transactions
         self._reports = reports
@@ -139,7 +144,7 @@ class SmartChargingHandlers:
                     energy_amount_wh=_energy_wh(needs),
                 )
             )
-            return NEEDS_ANSWER
+            return NEEDS_ACCEPTED if self._managed(note.charger_id) else NEEDS_ANSWER
 
         return reply()
 

@@ -491,7 +491,52 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX site_occupancy_hour ON site_occupancy (hour_start);
     """,
-    # 17: OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
+    # 17: demand-response events (ampgate.demand): a limit or reduction on a node (node_id NULL: the whole network)
+    # for a window; `ref` is the external source's id (an OpenADR event interval), unique per source; baseline_kw
+    # the JSON of each lowered node's draw when the event began. dr_event_points: per tick, each lowered node's
+    # target and measured draw (what the event achieved).
+    """
+    CREATE TABLE dr_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id TEXT NULL,
+        limit_kw REAL NULL,
+        reduce_kw REAL NULL,
+        reduce_pct REAL NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        ref TEXT NULL,
+        created_at TEXT NOT NULL,
+        cancelled_at TEXT NULL,
+        baseline_kw TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX dr_events_ref ON dr_events (source, ref) WHERE ref IS NOT NULL;
+    CREATE INDEX dr_events_ends ON dr_events (ends_at);
+    CREATE TABLE dr_event_points (
+        event_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        target_kw REAL NOT NULL,
+        measured_kw REAL NULL,
+        PRIMARY KEY (event_id, at, node_id)
+    ) WITHOUT ROWID;
+    """,
+    # 18: each site's load per minute (ampgate.loadctl): means over the minute's ticks of the limit in force
+    # (after demand response), what was allocated and what was measured, and the sessions managed; and the open
+    # transactions indexed, since the ticker reads them all on every reconcile.
+    """
+    CREATE TABLE site_load (
+        site_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        limit_kw REAL NULL,
+        allocated_kw REAL NOT NULL,
+        measured_kw REAL NULL,
+        sessions INTEGER NOT NULL,
+        PRIMARY KEY (site_id, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX transactions_open ON transactions (id) WHERE stopped_at IS NULL;
+    """,
+    # 19: OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
     """
     CREATE TABLE openadr_prices (
         site_id TEXT NOT NULL,

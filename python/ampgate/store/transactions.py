@@ -373,6 +373,13 @@ class TransactionRepository:
         ).fetchone()
         return None if v is None else _row(v)
 
+    def open_transactions(self) -> list[TransactionRow]:
+        """Every transaction that has not ended (the load ticker's truth about live sessions)."""
+        rows = self._store.reader.execute(
+            f"SELECT {_COLUMNS} FROM transactions WHERE stopped_at IS NULL ORDER BY id"
+        ).fetchall()
+        return [_row(v) for v in rows]
+
     def page(
         self,
         limit: int,
