@@ -520,6 +520,8 @@ def _banner(node: object) -> str:
         f"  database              {c.db_path}",
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
     ]
+    if node.openadr is not None:
+        lines.append(f"  OpenADR VEN           {node.openadr.settings.ven_name} of {c.openadr_vtn}")
     if node.first_admin_token:
         lines.append(f"  admin API token       {node.first_admin_token}   (shown once: keep it)")
     lines.append("  Ctrl-C stops (chargers get close 1001, the store is flushed)")
