@@ -43,7 +43,9 @@ from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
 from ampgate.eventlog import EventLog, EventRepository
+from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
+from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -71,6 +73,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.public.firmware_files import download_firmware
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
@@ -87,6 +90,14 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _NoCampaigns:
+    """`ImageUsers` of a node without firmware campaigns: no image is in use. Replaced by the campaigns
+    package's own once it is wired here."""
+
+    def uses(self, image_id: int) -> bool:
+        return False
 
 
 class Node:
@@ -319,6 +330,20 @@ class Node:
         )
         self.recommendations = PublicRecommendations(self.availability, clock)
 
+        # Firmware images: uploaded files live beside the database and are served on the public listener.
+        # Nothing uses an image yet: the firmware campaigns, once wired, answer whether one of theirs does.
+        self.firmware_images = FirmwareImages(
+            ImageRepository(self.store),
+            ImageFiles(config.firmware_path, config.max_firmware_bytes),
+            _NoCampaigns(),
+            self.bus,
+            clock,
+            self._public_url,
+        )
+        self.firmware_images.sweep()
+        # Chargers' tags and selections by selector (what a campaign freezes as its targets).
+        self.fleet = Fleet(FleetRepository(self.store), chargers, self.bus, clock)
+
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
         self.commands = CommandQueue(
@@ -386,6 +411,8 @@ class Node:
             availability=self.availability,
             demand_response=self.demand_response,
             load=self.load,
+            firmware_images=self.firmware_images,
+            fleet=self.fleet,
             health=self.health,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -433,8 +460,12 @@ class Node:
                             create_public_app(
                                 self.health,
                                 self.transfers,
-                                [upload_log, recommendations],
-                                {"uploads": self.uploads, "recommender": self.recommendations},
+                                [upload_log, recommendations, download_firmware],
+                                {
+                                    "uploads": self.uploads,
+                                    "recommender": self.recommendations,
+                                    "images": self.firmware_images,
+                                },
                             ),
                             public,
                             certfile=config.public_tls_cert,
