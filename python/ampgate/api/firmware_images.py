@@ -166,11 +166,11 @@ def _decoded(value: Any, *, from_form: bool) -> ImageCreate:
         if from_form:
             return msgspec.convert(value, ImageCreate, strict=False)
         return msgspec.json.decode(value, type=ImageCreate)
-    except msgspec.DecodeError:
-        raise ValidationError("the body is not valid JSON", code="invalid_json") from None
-    except msgspec.ValidationError as e:
+    except msgspec.ValidationError as e:  # a subclass of DecodeError: first
         problem = read_msgspec_error(e)
         raise ValidationError(problem.text, field=problem.path or None) from None
+    except msgspec.DecodeError:
+        raise ValidationError("the body is not valid JSON", code="invalid_json") from None
 
 
 async def _chunks(request: Request[Any, Any, Any], limit: int, take: Any) -> None:
