@@ -56,6 +56,8 @@ __all__ = [
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OpenAdrEventRejected",
+    "OpenAdrSafeMode",
     "ReservationCreated",
     "ReservationEnded",
     "SecurityAlert",
@@ -564,6 +566,29 @@ class ChargerUnplaced(Event, frozen=True, kw_only=True, tag="charger.unplaced"):
     node_id: str
 
 
+# -- OpenADR (the VEN, ampgate.openadr) ----------------------------------------------------------------------------
+
+
+class OpenAdrEventRejected(Event, frozen=True, kw_only=True, tag="openadr.event_rejected"):
+    """The VTN sent an event (or a notification) the VEN cannot map, so none of it is applied. `reason` is a
+    stable code (malformed, unknown_target, unknown_payload_type, bad_units, bad_value, bad_interval), `field`
+    the JSON path at fault; `event_id` / `program_id` when they could be read."""
+
+    reason: str
+    field: str
+    message: str
+    event_id: str | None = None
+    program_id: str | None = None
+
+
+class OpenAdrSafeMode(Event, frozen=True, kw_only=True, tag="openadr.safe_mode"):
+    """The VTN has been unreachable past the timeout (`active`: the safe-mode limits are applied on `sites`),
+    or answers again (`active` false: they are lifted)."""
+
+    active: bool
+    sites: tuple[str, ...] = ()
+
+
 # -- utilization balancing --------------------------------------------------------------------------------------
 
 
@@ -664,6 +689,8 @@ AnyEvent = (
     | CapacityNodeDeleted
     | ChargerPlaced
     | ChargerUnplaced
+    | OpenAdrEventRejected
+    | OpenAdrSafeMode
     | SiteAvailabilityChanged
     | FirmwareImageCreated
     | FirmwareImageDeleted

@@ -35,6 +35,7 @@ from ampgate.api.logs import ChargerLogController
 from ampgate.api.maintenance_windows import MaintenanceWindowController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
@@ -90,6 +91,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             SiteController,
             CapacityNodeController,
             PlacementController,
+            OpenAdrController,
             AvailabilityController,
             SiteLoadController,
             DemandResponseController,

@@ -9,7 +9,7 @@ NamedDependency[ChargerReads]`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -453,6 +453,20 @@ class HealthReport(Protocol):
     def report(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class OpenAdrStatus(Protocol):
+    """`ampgate.openadr.OpenAdrVen`."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class OpenAdrNotConfigured:
+    """The node runs no VEN (no --openadr-vtn)."""
+
+    def status(self) -> dict[str, Any]:
+        return {"configured": False}
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -485,3 +499,4 @@ class ApiServices:
     firmware_images: FirmwareImageService
     fleet: ChargerTags
     health: HealthReport
+    openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)

@@ -236,12 +236,16 @@ class LoadTicker:
         self._by_charger: dict[str, set[int]] = {}
         self._next_key = 1
         self._dirty: set[int] = set()
+        self._booted: dict[str, str] = {}  # chargers accepted at boot since the last tick: their protocol
         self._topology_dirty = True
         self._reconcile_at = 0.0
         self._refresh: list[tuple[float, int]] = []  # (monotonic when due, key): a min-heap, lazily cleaned
         self._nursery: trio.Nursery | None = None
         self._sends = trio.CapacityLimiter(settings.max_sends)
         self._flagged: dict[str, set[str]] = {}
+        # Per site, decreases sent and not yet answered: increases there wait for them (decrease before increase),
+        # so a site is never over while one EV has been given more and another not yet told to take less.
+        self._lowering: dict[str, int] = {}
         self._sample_at = 0.0
         self._minute: str | None = None
         self._acc: dict[
@@ -293,6 +297,12 @@ class LoadTicker:
             if s is not None:
                 self._put(s, now)
         self._dirty.clear()
+        if self._booted:
+            booted, self._booted = self._booted, {}
+            assert self._nursery is not None
+            for charger_id, protocol in booted.items():
+                if charger_id in self._forest.chargers:
+                    self._nursery.start_soon(self._send_boot_profiles, charger_id, protocol)
         started = time.process_time()
         changes = self._alloc.tick(now_m)
         self.last_alloc_s = time.process_time() - started
@@ -488,6 +498,11 @@ class LoadTicker:
         if link is None or not link.online:
             return
         st = self.settings
+        site = self._site_of(s)
+        previous = self._in_force(s)
+        if s.allocated > previous and site is not None and self._lowering.get(site):
+            heapq.heappush(self._refresh, (now_m + self.settings.period_s / 2, s.key))
+            return
         if model.due(
             want=s.allocated,
             sent=s.sent,
@@ -505,8 +520,24 @@ class LoadTicker:
                 again = max(again, s.valid_until - (s.valid_until - s.sent_at) / 2)
             heapq.heappush(self._refresh, (again, s.key))
 
+    def _in_force(self, s: Live) -> float:
+        """What the connector may be drawing now: its last profile, else the last it accepted (a charger back
+        online keeps it until it expires), else its default."""
+        if s.sent is not None:
+            return s.sent
+        return self.settings.default_a if s.acked is None else max(s.acked, self.settings.default_a)
+
+    def _site_of(self, s: Live) -> str | None:
+        placed = self._forest.chargers.get(s.charger_id)
+        return None if placed is None else self._forest.site_of[placed[0]]
+
     async def _send(self, s: Live, amps: float) -> None:
         st = self.settings
+        site = self._site_of(s)
+        lowering = site is not None and amps < self._in_force(s)
+        if lowering:
+            assert site is not None
+            self._lowering[site] = self._lowering.get(site, 0) + 1
         try:
             async with self._sends:
                 now_m = self._clock.monotonic()
@@ -552,6 +583,13 @@ class LoadTicker:
                 heapq.heappush(self._refresh, (now_m + st.min_interval_s, s.key))
         finally:
             s.in_flight = False
+            if lowering:
+                assert site is not None
+                left = self._lowering[site] - 1
+                if left:
+                    self._lowering[site] = left
+                else:
+                    del self._lowering[site]
 
     async def _send_boot_profiles(self, charger_id: str, protocol: str) -> None:
         placed = self._forest.chargers.get(charger_id)
@@ -600,9 +638,10 @@ class LoadTicker:
                 if isinstance(event, ChargerConnected) and s.allocated is not None:
                     self._consider(s, self._clock.monotonic())
         elif isinstance(event, ChargerBooted):
-            if event.boot_status == "Accepted" and event.charger_id in self._forest.chargers:
-                assert self._nursery is not None and event.charger_id is not None
-                self._nursery.start_soon(self._send_boot_profiles, event.charger_id, event.protocol)
+            # Sent on the next tick, once the forest knows every placement made until now (a charger placed
+            # just before it booted is in it then).
+            if event.boot_status == "Accepted" and event.charger_id is not None:
+                self._booted[event.charger_id] = event.protocol
         elif isinstance(event, ChargingLimitSet | ChargingLimitCleared):
             for key in self._by_charger.get(event.charger_id or "", ()):
                 s = self._sessions[key]

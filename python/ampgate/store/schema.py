@@ -536,7 +536,25 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX transactions_open ON transactions (id) WHERE stopped_at IS NULL;
     """,
-    # 19: firmware images (ampgate.firmware_images): an external location, or a file the node stores and serves
+    # 19: OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
+    """
+    CREATE TABLE openadr_prices (
+        site_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        interval_id INTEGER NOT NULL,
+        program_id TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        end_at TEXT NOT NULL,
+        price REAL NOT NULL,
+        currency TEXT NULL,
+        units TEXT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, event_id, interval_id)
+    );
+    CREATE INDEX openadr_prices_site_start ON openadr_prices (site_id, start_at);
+    CREATE INDEX openadr_prices_event ON openadr_prices (event_id);
+    """,
+    # 20: firmware images (ampgate.firmware_images): an external location, or a file the node stores and serves
     # at /firmware/files/<token>/<file_name> (`token` random per image); sites' maintenance windows (ampgate.load:
     # the JSON list of {cron, duration_s}, one row per site that has any); chargers' tags (ampgate.fleet), and
     # the indexes that let a campaign select chargers by tag, vendor, model or firmware version in id order
