@@ -93,6 +93,17 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="largest file a charger may upload (default %(default)s)",
     )
     p.add_argument(
+        "--firmware-dir",
+        default=None,
+        help="where uploaded firmware images are kept (default: 'firmware' beside --db)",
+    )
+    p.add_argument(
+        "--max-firmware-bytes",
+        type=int,
+        default=d.max_firmware_bytes,
+        help="largest firmware image an admin may upload (default %(default)s)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -416,6 +427,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit("ampgate: --public-max-transfers must be at least 1")
     if a.max_upload_bytes < 1:
         raise SystemExit("ampgate: --max-upload-bytes must be at least 1")
+    if a.max_firmware_bytes < 1:
+        raise SystemExit("ampgate: --max-firmware-bytes must be at least 1")
     if a.public_base_url is not None:
         from ampgate.errors import ValidationError
         from ampgate.public.app import PublicRoutes
@@ -450,6 +463,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         db_path=a.db,
         upload_dir=a.upload_dir,
         max_upload_bytes=a.max_upload_bytes,
+        firmware_dir=a.firmware_dir,
+        max_firmware_bytes=a.max_firmware_bytes,
         workers=a.workers,
         max_chargers=a.max_chargers,
         unknown_chargers=a.unknown_chargers,
@@ -519,6 +534,7 @@ def _banner(node: object) -> str:
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
         f"  database              {c.db_path}",
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
+        f"  firmware images       {c.firmware_path}   (files up to {c.max_firmware_bytes} bytes)",
     ]
     if node.openadr is not None:
         lines.append(f"  OpenADR VEN           {node.openadr.settings.ven_name} of {c.openadr_vtn}")

@@ -52,6 +52,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     upload_dir: str | None = None
     # The largest file a charger may upload (bytes): diagnostics archives are a few MB, full logs tens of MB.
     max_upload_bytes: int = 100 << 20
+    # Where uploaded firmware images are kept (ampgate.firmware_images); None: `firmware` next to the database.
+    firmware_dir: str | None = None
+    # The largest firmware image an admin may upload (bytes): charger images are tens to hundreds of MB.
+    max_firmware_bytes: int = 1 << 30
     workers: int = 0  # 0: default_workers(max_chargers)
     max_chargers: int = 100_000
     unknown_chargers: Literal["accept", "reject"] = "accept"
@@ -164,6 +168,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.upload_dir is not None:
             return self.upload_dir
         return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "uploads")
+
+    @property
+    def firmware_path(self) -> str:
+        """The firmware image directory: `firmware_dir`, or `firmware` beside the database file."""
+        if self.firmware_dir is not None:
+            return self.firmware_dir
+        return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "firmware")
 
     @property
     def public_tls(self) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "ChargerFlapping",
     "ChargerPlaced",
     "ChargerStale",
+    "ChargerTagsChanged",
     "ChargerUnplaced",
     "ChargingLimitCleared",
     "ChargingLimitSet",
@@ -47,6 +48,8 @@ __all__ = [
     "EvChargingNeedsReported",
     "EvChargingScheduleReported",
     "Event",
+    "FirmwareImageCreated",
+    "FirmwareImageDeleted",
     "FirmwarePublicationStatus",
     "FirmwareStatusReported",
     "IncidentEnded",
@@ -62,6 +65,7 @@ __all__ = [
     "SiteAvailabilityChanged",
     "SiteCreated",
     "SiteDeleted",
+    "SiteMaintenanceWindowsChanged",
     "SiteUpdated",
     "TransactionEnded",
     "TransactionStarted",
@@ -603,6 +607,41 @@ class SiteAvailabilityChanged(Event, frozen=True, kw_only=True, tag="site.availa
     previous_free: int
 
 
+# -- firmware images, maintenance windows, charger tags (what firmware campaigns build on) ------------------------
+
+
+class FirmwareImageCreated(Event, frozen=True, kw_only=True, tag="firmware_image.created"):
+    """An admin added a firmware image: `uploaded` when the node stores and serves its file (then `size` and
+    `sha256` are set), else it lives at an external location."""
+
+    image_id: int
+    version: str
+    uploaded: bool
+    size: int | None
+    sha256: str | None
+
+
+class FirmwareImageDeleted(Event, frozen=True, kw_only=True, tag="firmware_image.deleted"):
+    """An admin deleted a firmware image (and the node's copy of its file, if it had one)."""
+
+    image_id: int
+    version: str
+
+
+class SiteMaintenanceWindowsChanged(Event, frozen=True, kw_only=True, tag="site.maintenance_windows_changed"):
+    """The maintenance windows of site `site_id` were replaced: how many it has now (0: none, so campaigns that
+    respect windows dispatch nothing there)."""
+
+    site_id: str
+    windows: int
+
+
+class ChargerTagsChanged(Event, frozen=True, kw_only=True, tag="charger.tags_changed"):
+    """The tags of charger `charger_id` were replaced: the new set, sorted."""
+
+    tags: tuple[str, ...]
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -653,6 +692,10 @@ AnyEvent = (
     | OpenAdrEventRejected
     | OpenAdrSafeMode
     | SiteAvailabilityChanged
+    | FirmwareImageCreated
+    | FirmwareImageDeleted
+    | SiteMaintenanceWindowsChanged
+    | ChargerTagsChanged
 )
 
 

@@ -44,7 +44,9 @@ from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
 from ampgate.eventlog import EventLog, EventRepository
+from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
+from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -72,6 +74,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.public.firmware_files import download_firmware
 from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
@@ -89,6 +92,14 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _NoCampaigns:
+    """`ImageUsers` of a node without firmware campaigns: no image is in use. Replaced by the campaigns
+    package's own once it is wired here."""
+
+    def uses(self, image_id: int) -> bool:
+        return False
 
 
 class Node:
@@ -337,6 +348,20 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
+        # Firmware images: uploaded files live beside the database and are served on the public listener.
+        # Nothing uses an image yet: the firmware campaigns, once wired, answer whether one of theirs does.
+        self.firmware_images = FirmwareImages(
+            ImageRepository(self.store),
+            ImageFiles(config.firmware_path, config.max_firmware_bytes),
+            _NoCampaigns(),
+            self.bus,
+            clock,
+            self._public_url,
+        )
+        self.firmware_images.sweep()
+        # Chargers' tags and selections by selector (what a campaign freezes as its targets).
+        self.fleet = Fleet(FleetRepository(self.store), chargers, self.bus, clock)
+
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
         self.commands = CommandQueue(
@@ -404,6 +429,8 @@ class Node:
             availability=self.availability,
             demand_response=self.demand_response,
             load=self.load,
+            firmware_images=self.firmware_images,
+            fleet=self.fleet,
             health=self.health,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
         )
@@ -455,9 +482,14 @@ class Node:
                                 [
                                     upload_log,
                                     recommendations,
+                                    download_firmware,
                                     *([openadr_notification] if self.openadr else []),
                                 ],
-                                {"uploads": self.uploads, "recommender": self.recommendations}
+                                {
+                                    "uploads": self.uploads,
+                                    "recommender": self.recommendations,
+                                    "images": self.firmware_images,
+                                }
                                 | ({"openadr": self.openadr} if self.openadr else {}),
                             ),
                             public,

@@ -554,6 +554,47 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX openadr_prices_site_start ON openadr_prices (site_id, start_at);
     CREATE INDEX openadr_prices_event ON openadr_prices (event_id);
     """,
+    # 20: firmware images (ampgate.firmware_images): an external location, or a file the node stores and serves
+    # at /firmware/files/<token>/<file_name> (`token` random per image); sites' maintenance windows (ampgate.load:
+    # the JSON list of {cron, duration_s}, one row per site that has any); chargers' tags (ampgate.fleet), and
+    # the indexes that let a campaign select chargers by tag, vendor, model or firmware version in id order
+    # (keyset pages through 100k chargers, each page an index range, never a sort).
+    """
+    CREATE TABLE firmware_images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        version TEXT NOT NULL,
+        vendor TEXT NULL,
+        model TEXT NULL,
+        release_notes TEXT NULL,
+        location TEXT NULL,
+        token TEXT NULL UNIQUE,
+        file_path TEXT NULL,
+        file_name TEXT NULL,
+        original_name TEXT NULL,
+        size INTEGER NULL,
+        sha256 TEXT NULL,
+        signing_certificate TEXT NULL,
+        signature TEXT NULL,
+        signed_only INTEGER NOT NULL DEFAULT 0,
+        version_match TEXT NOT NULL DEFAULT 'exact',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX firmware_images_version ON firmware_images (version, id);
+    CREATE TABLE site_maintenance_windows (
+        site_id TEXT PRIMARY KEY,
+        windows TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE charger_tags (
+        charger_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (charger_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX charger_tags_tag ON charger_tags (tag, charger_id);
+    CREATE INDEX chargers_vendor ON chargers (vendor, id) WHERE vendor IS NOT NULL;
+    CREATE INDEX chargers_model ON chargers (model, id) WHERE model IS NOT NULL;
+    CREATE INDEX chargers_firmware ON chargers (firmware, id) WHERE firmware IS NOT NULL;
+    """,
 )
 
 
