@@ -724,11 +724,25 @@ class LoadTicker:
         return None if limit is None or drawn is None else max(0.0, limit - drawn)
 
     def energy_kwh(self, site_id: str, start: datetime, end: datetime) -> float | None:
-        """Energy the site drew in [start, end) from the per-minute history (each minute's mean measured kW
-        over a minute); None when no minute of it is recorded."""
-        rows = self._history.minutes(site_id, start, end)
-        got = [m for _, _, _, m, _ in rows if m is not None]
-        return None if not got else sum(got) / 60.0
+        """Energy the site drew in [start, end) (SiteReadings for OpenADR USAGE): each minute's mean measured
+        draw over the part of the minute inside the window — the stored minutes, and the minute under way from
+        its samples so far. None when no minute of the window has a sample."""
+        minutes = [
+            (at, m) for at, _, _, m, _ in self._history.minutes(site_id, start - timedelta(minutes=1), end)
+        ]
+        acc = self._acc.get(site_id)
+        if self._minute is not None and acc is not None and acc[0]:
+            current = datetime.fromisoformat(self._minute.replace("Z", "+00:00"))
+            minutes = [x for x in minutes if x[0] != current] + [(current, acc[4] / acc[0])]
+        total, seen = 0.0, False
+        for at, kw in minutes:
+            if kw is None:
+                continue
+            overlap = (min(end, at + timedelta(minutes=1)) - max(start, at)).total_seconds()
+            if overlap > 0:
+                total += kw * overlap / 3600.0
+                seen = True
+        return total if seen else None
 
     def site_load(self, site_id: str) -> dict[str, Any] | None:
         """The live allocation of a site: each capacity node's limit, allocated and measured current per phase,
