@@ -36,8 +36,8 @@ rust-test:
 	cargo fmt --check
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests bench scripts
+	$(VENV)/bin/ruff format --check python tests scripts
 	$(VENV)/bin/mypy
 
 py-test: native
