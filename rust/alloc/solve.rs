@@ -125,7 +125,6 @@ pub(crate) struct Solver {
     load: Vec<f64>,
     slope: Vec<f64>,
     at: Vec<f64>,
-    tol: Vec<f64>,
     /// Per node: the kinds with a finite limit.
     finite: Vec<u8>,
     /// Per node, this call: the kinds that could fill up (a finite limit below what the fixed draws and the
@@ -177,7 +176,6 @@ impl Solver {
             stack.push(k as u32);
         }
         self.limit.clear();
-        self.tol.clear();
         self.finite.clear();
         for k in 0..n {
             let v = tree.voltage[k];
@@ -195,10 +193,6 @@ impl Solver {
                 }
             }
             self.finite.push(finite);
-            for p in 0..3 {
-                self.tol.push(tolerance(tree.limit_a[k][p]));
-            }
-            self.tol.push(tolerance(tree.limit_w[k]) / v);
         }
         for v in [&mut self.load, &mut self.slope, &mut self.at] {
             v.clear();
@@ -236,7 +230,6 @@ impl Solver {
             + v(&self.load)
             + v(&self.slope)
             + v(&self.at)
-            + v(&self.tol)
             + v(&self.finite)
             + v(&self.binds)
             + v(&self.cap)
@@ -255,7 +248,8 @@ impl Solver {
     }
 
     fn over(&self, c: usize) -> bool {
-        self.load[c] > self.limit[c] + self.tol[c]
+        let limit = self.limit[c];
+        self.load[c] > limit + tolerance(limit)
     }
 
     /// The allocation for checked input (the tree the one given to `set_tree`), into `alloc`. `fixed[i]`
@@ -393,13 +387,18 @@ impl Solver {
                         {
                             continue;
                         }
+                        // Only the kinds it draws on with a limit can be exceeded or brought back.
                         let ph = s.phases[i];
                         let mut draws_on_violated = false;
                         let mut a = s.node[i];
                         while a != NO_PARENT && !draws_on_violated {
                             let base = a as usize * KINDS;
-                            draws_on_violated = (0..KINDS)
-                                .any(|kind| coef(ph, kind) > 0.0 && self.over(base + kind));
+                            let mut on = self.finite[a as usize] & kinds(ph);
+                            while on != 0 && !draws_on_violated {
+                                let kind = on.trailing_zeros() as usize;
+                                on &= on - 1;
+                                draws_on_violated = self.over(base + kind);
+                            }
                             a = parent[a as usize];
                         }
                         if !draws_on_violated {
@@ -409,7 +408,10 @@ impl Solver {
                         let mut a = s.node[i];
                         while a != NO_PARENT {
                             let base = a as usize * KINDS;
-                            for kind in 0..KINDS {
+                            let mut on = self.finite[a as usize] & kinds(ph);
+                            while on != 0 {
+                                let kind = on.trailing_zeros() as usize;
+                                on &= on - 1;
                                 let c = base + kind;
                                 let was = self.over(c);
                                 self.load[c] -= coef(ph, kind) * s.min_a[i];
@@ -751,7 +753,7 @@ impl Solver {
     }
 }
 
-/// Slack for float sums: a limit is reached within this.
+/// Slack for float sums: a limit is reached within this (in amperes, a power limit too: its W / V).
 fn tolerance(limit: f64) -> f64 {
     1e-9 * (1.0 + limit.abs())
 }
