@@ -734,8 +734,10 @@ impl Solver {
         }
         self.advance(c, t);
         self.push(c);
+        // (The top may be an older, stale entry of the same constraint at the same level: only the one just
+        // pushed counts.)
         match self.heap.peek() {
-            Some(d) if d.c as usize == c && d.t <= t => {
+            Some(d) if d.c as usize == c && d.version == self.version[c] && d.t <= t => {
                 self.heap.pop();
                 self.flags[c] &= !LIVE;
                 true
