@@ -1,7 +1,8 @@
 """The load ticker over the real store, topology, demand-response service and allocator, with trio's MockClock
 for time and a stand-in for the chargers' answers: profiles out and their answers tracked, a charger that rejects
 them flagged, one that keeps drawing more than it accepted flagged, headroom an EV leaves unused given to the
-other, a session whose transaction ended dropped."""
+other, a session whose transaction ended dropped. A charger that rejects its profile is counted at what it had
+until it accepts one again."""
 
 from __future__ import annotations
 
@@ -133,6 +134,16 @@ def test_profiles_answers_flags_and_unused_headroom(tmp_path: Path) -> None:
             assert view is not None
             assert {a["charger_id"]: a["flags"] for a in view["allocations"]}["A"] == ["overdraws"]
 
+            # A rejecting charger is counted at what it had (16 A) until it takes a profile again: B now accepts
+            # (its retry of its last share goes out after the connector's minimum interval).
+            answers.answers["B"] = "Accepted"
+            await trio.sleep(11)
+            await ticker.tick()
+            await trio.sleep(0.1)
+            view = ticker.site_load("S")
+            assert view is not None
+            assert {a["charger_id"]: a["flags"] for a in view["allocations"]}["B"] == []
+
             # A's EV now takes only 8 A: capped at its draw plus room to grow (8 + 2 + 1.6), B gets the rest.
             bus.publish(
                 TransactionUpdated(
@@ -146,6 +157,8 @@ def test_profiles_answers_flags_and_unused_headroom(tmp_path: Path) -> None:
             await trio.sleep(0.1)
             await ticker.tick()
             await trio.sleep(11)  # B's increase waits for the connector's minimum interval
+            await ticker.tick()
+            await trio.sleep(11)
             await ticker.tick()
             await trio.sleep(0.1)
             view = ticker.site_load("S")

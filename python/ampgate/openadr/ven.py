@@ -445,7 +445,7 @@ class OpenAdrVen:
             self._applied[ref] = limit
         for ref in (live | set(self._applied)) - set(desired):
             if ref in live:
-                await self._limits.cancel_external(source=SOURCE, ref=ref)
+                await self._cancel(ref)
             self._applied.pop(ref, None)
 
         stored = self._prices.event_ids() if not self._price_sig else set(self._price_sig)
@@ -520,22 +520,31 @@ class OpenAdrVen:
             if held is not None and held[0] == kw and held[1] - now > SAFE_MODE_HOLD / 2:
                 continue
             end = now + SAFE_MODE_HOLD
-            await self._limits.apply_external(
-                source=SOURCE,
-                ref=SAFE_MODE_REF + site_id,
-                node=site_id,
-                limit_kw=kw,
-                start=self.safe_mode_since,
-                end=end,
-            )
+            try:
+                # From now: a limit's window is at most the demand service's longest (an outage of days renews
+                # it hour by hour), and what held before now needs no limit any more.
+                await self._limits.apply_external(
+                    source=SOURCE, ref=SAFE_MODE_REF + site_id, node=site_id, limit_kw=kw, start=now, end=end
+                )
+            except AmpgateError as e:
+                # A site deleted meanwhile, a limit the service does not take: the other sites still get theirs.
+                log.warning("OpenADR safe mode: no limit on %s: %s", site_id, e.message)
+                continue
             self._safe_applied[site_id] = (kw, end)
         if entering:
             self._publish(OpenAdrSafeMode(at=now, active=True, sites=tuple(sorted(self._safe_applied))))
 
+    async def _cancel(self, ref: str) -> None:
+        """Cancel a limit we set; one that ended meanwhile (or a site deleted) is not the VEN's problem."""
+        try:
+            await self._limits.cancel_external(source=SOURCE, ref=ref)
+        except AmpgateError as e:
+            log.info("OpenADR: limit %s not cancelled: %s", ref, e.message)
+
     async def _leave_safe_mode(self) -> None:
         for ref in self._limits.external_refs(SOURCE):
             if ref.startswith(SAFE_MODE_REF):
-                await self._limits.cancel_external(source=SOURCE, ref=ref)
+                await self._cancel(ref)
         sites = tuple(sorted(self._safe_applied))
         self._safe_applied.clear()
         self.safe_mode_since = None
