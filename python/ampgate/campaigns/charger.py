@@ -79,6 +79,8 @@ EXTENDED_TRIGGER_MESSAGE = "ExtendedTriggerMessage"
 
 # The CALLERROR codes by which a 1.6 charger says it has no security extension [L01.FR.20 and plain 1.6].
 FALLBACK_CODES = frozenset({"NotSupported", "NotImplemented"})
+# Delivery failures after which the charger may or may not have the request: the status timeout decides.
+UNKNOWN_OUTCOME = frozenset({"charger_timeout", "node_restarted"})
 # Replies to a (Signed)UpdateFirmware that refuse it.
 REFUSALS = frozenset({"Rejected", "InvalidCertificate", "RevokedCertificate"})
 
@@ -239,7 +241,7 @@ def on_call_error(
 ) -> Step:
     """Our (Signed)UpdateFirmware `request_id` failed: a CALLERROR (`ocpp_code`) or a delivery error (`code`).
     NotSupported / NotImplemented to the signed call falls back to the unsigned one when the image allows it (a
-    Send with `new_request_id`); a lost answer (charger_timeout) leaves it dispatched, the status timeout decides;
+    Send with `new_request_id`); a lost answer (charger_timeout, node_restarted) leaves it dispatched, the status timeout decides;
     anything else fails it."""
     if progress.state != DISPATCHED or progress.request_id != request_id:
         return progress, []
@@ -248,7 +250,7 @@ def on_call_error(
         if signed_only:
             return fail(refused, FAIL_SIGNED_ONLY), []
         return refused, [Send(action=UPDATE_FIRMWARE, request_id=new_request_id)]
-    if ocpp_code is None and code == "charger_timeout":
+    if ocpp_code is None and code in UNKNOWN_OUTCOME:
         return progress, []
     return fail(progress, f"call_error:{ocpp_code or code}"), []
 
