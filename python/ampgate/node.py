@@ -24,6 +24,8 @@ from ampgate.api import ApiServices, create_app
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
+from ampgate.campaigns import CampaignRepository, CampaignRunner
+from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -92,7 +94,9 @@ log = logging.getLogger(__name__)
 class Node:
     """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`."""
 
-    def __init__(self, config: NodeConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, clock: Clock | None = None, campaign_sources: CampaignSources | None = None
+    ) -> None:
         self.config = config
         clock = self.clock = clock or Clock()
         self.bus = EventBus()
@@ -360,6 +364,21 @@ class Node:
                 boot_spread_pending=self.boot_spread.pending,
             ),
         )
+        # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
+        # selection and maintenance windows from `campaign_sources`.
+        sources = campaign_sources or CampaignSources.unwired()
+        self.campaigns = CampaignRunner(
+            CampaignRepository(self.store),
+            sources.images,
+            sources.selection,
+            sources.windows,
+            self.presence,
+            transactions,
+            DeviceModelSigned(device_model.capabilities_of),
+            self.commands,
+            self.bus,
+            clock,
+        )
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -387,6 +406,7 @@ class Node:
             demand_response=self.demand_response,
             load=self.load,
             health=self.health,
+            campaigns=self.campaigns,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
         self.api_port = 0
@@ -412,6 +432,7 @@ class Node:
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
+                    await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
                     await inner.start(self.availability.run)

@@ -20,6 +20,7 @@ import trio
 from ampgate.api import ApiServices, create_app
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.bus import EventBus
+from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.connectivity import PresenceRegistry
@@ -138,6 +139,23 @@ class StandInNode:
             history=LoadHistoryRepository(store),
             bus=self.bus,
             clock=Clock(),
+        )
+        # Firmware campaigns: the real runner (not running: the verbs and reads work without its loop) over
+        # in-test images, selection, windows and presence (`tests.api.campaign_ports`).
+        from tests.api.campaign_ports import CampaignPorts
+
+        self.campaign_ports = CampaignPorts()
+        self.campaigns = CampaignRunner(
+            CampaignRepository(store),
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.bus,
+            Clock(),
         )
         # Availability: the real service over the same tables; presence from this node's dict.
         self.availability = Availability(
@@ -266,6 +284,7 @@ class StandInNode:
             demand_response=self.demand_response,
             load=self.load,
             health=self.health,
+            campaigns=self.campaigns,
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.api.campaigns import CampaignService
 from ampgate.availability import OccupancyRow, SiteAvailability
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
@@ -441,3 +442,4 @@ class ApiServices:
     demand_response: DemandResponseService
     load: LoadView
     health: HealthReport
+    campaigns: CampaignService

@@ -1,6 +1,13 @@
 """Firmware campaigns: staged, self-pausing rollouts of one firmware image over a selection of chargers.
 
 `charger` is one charger's update as a pure state machine; `model` the campaign's rules (validation, groups,
-conditions, verbs, dispatch rate); `repository` the tables with their per-state counters; `runner` the trio
-task that follows the bus and dispatches through the command queue; `service` the verbs the API calls.
+conditions, verbs, dispatch rate); `ports` what the campaigns need from the rest of the node; `repository` the
+tables with their per-group counters; `runner` the trio task that follows the bus, dispatches through the
+command queue and carries out the API's verbs.
 """
+
+from ampgate.campaigns.model import CampaignSpec
+from ampgate.campaigns.repository import CampaignRepository
+from ampgate.campaigns.runner import Actor, CampaignRunner
+
+__all__ = ["Actor", "CampaignRepository", "CampaignRunner", "CampaignSpec"]

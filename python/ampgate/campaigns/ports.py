@@ -4,7 +4,8 @@ security extension, and the command queue."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -124,3 +125,62 @@ class Commands(Protocol):
     ) -> object: ...
     async def cancel(self, command_id: str, /) -> object: ...
     def get(self, command_id: str, /) -> CommandView | None: ...
+
+
+@dataclass(frozen=True)
+class CampaignSources:
+    """The three sources another part of the node owns: firmware images, the selection over charger tags and
+    sites, and sites' maintenance windows. The node passes the real ones; `unwired()` is what a node has without
+    them (no image, so a campaign cannot be created; no charger selected; no site with windows)."""
+
+    images: ImageCatalog
+    selection: ChargerSelection
+    windows: MaintenanceWindows
+
+    @staticmethod
+    def unwired() -> CampaignSources:
+        return CampaignSources(images=_NoImages(), selection=_NoSelection(), windows=_NoWindows())
+
+
+class _NoImages:
+    def get(self, image_id: str, /) -> FirmwareImage | None:
+        return None
+
+    def matches(self, image: FirmwareImage, booted_version: str | None, /) -> bool:
+        return booted_version == image.version
+
+
+class _NoSelection:
+    def select_chargers(
+        self, selector: Selector, limit: int, after: str | None, /
+    ) -> Sequence[TargetCharger]:
+        return []
+
+
+class _NoWindows:
+    def window_at(self, site_id: str, when: datetime, /) -> tuple[datetime, datetime] | None:
+        return None
+
+    def next_window(self, site_id: str, after: datetime, /) -> tuple[datetime, datetime] | None:
+        return None
+
+    def has_windows(self, site_id: str, /) -> bool:
+        return False
+
+
+class Capabilities(Protocol):
+    @property
+    def signed_firmware(self) -> bool | None: ...
+
+
+class DeviceModelSigned:
+    """`SignedSupport` from the device model (`ampgate.devicemodel.DeviceModel.capabilities_of`): 1.6 chargers
+    whose configuration has the security extension's keys; None when nothing is known (the signed call is tried,
+    and its NotSupported answer remembered per charger)."""
+
+    def __init__(self, capabilities_of: Callable[[str], Capabilities | None]) -> None:
+        self._capabilities_of = capabilities_of
+
+    def supports_signed_updates(self, charger_id: str, /) -> bool | None:
+        caps = self._capabilities_of(charger_id)
+        return None if caps is None else caps.signed_firmware
