@@ -8,6 +8,9 @@ but boots its old version is a version mismatch. Every charger's BootNotificatio
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,25 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
                     await asyncio.sleep(0.1)
                 out["summary"] = summary
                 out["chargers"] = (await http.get(f"{url}/chargers")).json()["items"]
+                # The operator's view in a terminal: the CLI over the HTTP API, the token from the environment.
+                cli = [
+                    sys.executable,
+                    "-m",
+                    "ampgate.cli",
+                    "firmware",
+                    "status",
+                    str(summary["id"]),
+                    "--watch",
+                ]
+                cli += ["--api-url", api_url.removesuffix("/api/v1")]
+                env = {**os.environ, "AMPGATE_TOKEN": token, "COLUMNS": "150"}
+                out["cli"] = await asyncio.to_thread(
+                    subprocess.run, cli, capture_output=True, text=True, env=dict(env), timeout=60
+                )
+                env["AMPGATE_TOKEN"] = "not-a-token"
+                out["cli_refused"] = await asyncio.to_thread(
+                    subprocess.run, cli, capture_output=True, text=True, env=env, timeout=60
+                )
             out["received"] = {cid: getattr(cp, "received", []) for cid, cp in cps.items()}
 
     async def main() -> None:
@@ -235,3 +257,8 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
     assert rows["FW16"]["action"] == "UpdateFirmware"
     signed = [e["event"] for e in rows["FW16S"]["timeline"]]
     assert signed[1:-1] == ["reply Accepted", *STEPS_SIGNED]
+    cli = out["cli"]
+    assert cli.returncode == 0, cli.stderr
+    assert f"campaign {summary['id']}" in cli.stdout and "finished" in cli.stdout
+    assert "0 group" in cli.stdout and "4/4" in cli.stdout
+    assert out["cli_refused"].returncode == 1 and "401" in out["cli_refused"].stderr
