@@ -55,9 +55,6 @@ class CampaignPorts:
     def window_at(self, site_id: str, when: datetime) -> tuple[datetime, datetime] | None:
         return None
 
-    def next_window(self, site_id: str, after: datetime) -> tuple[datetime, datetime] | None:
-        return None
-
     def has_windows(self, site_id: str) -> bool:
         return False
 

@@ -60,9 +60,6 @@ class Sources:
     def window_at(self, site_id: str, when: Any) -> None:
         return None
 
-    def next_window(self, site_id: str, after: Any) -> None:
-        return None
-
     def has_windows(self, site_id: str) -> bool:
         return False
 

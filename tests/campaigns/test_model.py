@@ -248,14 +248,6 @@ def test_a_growing_rate_multiplies_every_minute() -> None:
     assert r.current(10**9) == m.MAX_DISPATCH_PER_MINUTE
 
 
-def test_wait_says_when_the_next_one_may_go() -> None:
-    r = m.Rate(per_minute=30, growth=None, started=0)
-    assert r.allowance(0) == 1
-    r.spend(1)
-    assert r.wait(0) == pytest.approx(2.0)
-    assert r.allowance(2) == 1
-
-
 def test_start_at_is_kept_aware() -> None:
     s = spec(start_at="2026-12-01T00:00:00+01:00")
     assert isinstance(s.start_at, datetime) and s.start_at.utcoffset() is not None

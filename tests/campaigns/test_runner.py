@@ -28,6 +28,9 @@ from ampgate.store import Store
 
 T0 = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
 OPERATOR = Actor(label="ops-laptop", role="operator")
+# Real seconds of idleness before the MockClock jumps: longer than a commit of the store's writer thread takes,
+# so virtual time does not pass while the runner waits for one.
+AUTOJUMP = 0.005
 
 
 class TrioClock(Clock):
@@ -126,9 +129,6 @@ class Fleet:
     # windows
     def window_at(self, site_id: str, when: datetime) -> tuple[datetime, datetime] | None:
         return next(((a, b) for a, b in self.windows.get(site_id, []) if a <= when < b), None)
-
-    def next_window(self, site_id: str, after: datetime) -> tuple[datetime, datetime] | None:
-        return next(((a, b) for a, b in self.windows.get(site_id, []) if a > after), None)
 
     def has_windows(self, site_id: str) -> bool:
         return bool(self.windows.get(site_id))
@@ -268,8 +268,13 @@ class World:
 
 
 def run(
-    path: Path, body: Callable[[World, CampaignRunner], Awaitable[None]], world: World | None = None
+    path: Path,
+    body: Callable[[World, CampaignRunner], Awaitable[None]],
+    world: World | None = None,
 ) -> World:
+    """Run `body` with the store, the command queue and the runner started, under MockClock. The clock jumps
+    once the loop has been idle for AUTOJUMP real seconds, not at once: while the store's writer thread commits
+    (real time), the virtual clock must not run ahead of the runner."""
     w = world or World(path)
 
     async def main() -> None:
@@ -285,7 +290,7 @@ def run(
             w.clock.elapsed = trio.current_time() - w.clock.base
             nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP))
     return w
 
 
@@ -390,7 +395,7 @@ def test_canary_failures_pause_before_group_1_and_resume_goes_on(tmp_path: Path)
         assert [g.kind for g in s.groups] == ["canary", "group", "group"]
         assert sum(s.groups[1].counts.values()) == s.groups[1].counts["pending"] == 10
         dispatched = sum(1 for c in w.fleet.chargers.values() if c.updates)
-        await advance(3600)
+        await advance(600)
         assert (
             sum(1 for c in w.fleet.chargers.values() if c.updates) == dispatched
         )  # nothing more while paused
@@ -441,24 +446,23 @@ def test_dispatch_waits_for_the_maintenance_window_and_an_idle_charger(tmp_path:
     w.fleet.add(
         Charger("W", site_id="s1"), Charger("X", site_id="s2", charging=True), Charger("Y", site_id="s1")
     )
-    opens = T0 + timedelta(hours=2)
-    w.fleet.windows["s1"] = [(opens, opens + timedelta(hours=1))]
+    opens = T0 + timedelta(minutes=5)
+    closes = opens + timedelta(minutes=10)
+    w.fleet.windows["s1"] = [(opens, closes)]
 
     async def body(w: World, runner: CampaignRunner) -> None:
         row = await runner.create(spec())
         await runner.verb(row.id, "start", OPERATOR)
-        await advance(3600)
+        await advance(4 * 60)
         assert not w.fleet.chargers["W"].updates and not w.fleet.chargers["X"].updates
-        await advance(2 * 3600)
+        await advance(8 * 60)
         for cid in ("W", "Y"):
             ((_action, payload),) = w.fleet.chargers[cid].updates
             retrieve = datetime.fromisoformat(payload["firmware"]["retrieveDateTime"])
             install = datetime.fromisoformat(payload["firmware"]["installDateTime"])
-            assert opens <= retrieve < opens + timedelta(hours=1) and opens <= install < opens + timedelta(
-                hours=1
-            )
+            assert opens <= retrieve < closes and opens <= install < closes
         assert not w.fleet.chargers["X"].updates  # charging: not interrupted
-        w.fleet.chargers["X"].charging = False
+        w.fleet.chargers["X"].charging = False  # its site has no windows: it goes once idle
         await until(runner, row.id, ("finished",))
         assert runner.summary(row.id).counts["installed"] == 3
 
@@ -471,7 +475,9 @@ def test_a_restart_mid_campaign_resumes_without_dispatching_twice(tmp_path: Path
     ids: list[int] = []
 
     async def first(w: World, runner: CampaignRunner) -> None:
-        row = await runner.create(spec(max_in_flight=3, groups=[{"count": 6}, {"count": 6}]))
+        row = await runner.create(
+            spec(max_in_flight=3, groups=[{"count": 6}, {"count": 6}], status_timeout_s=300)
+        )
         ids.append(row.id)
         await runner.verb(row.id, "start", OPERATOR)
         with trio.fail_after(3600):  # stop the node with three updates in flight
@@ -488,3 +494,100 @@ def test_a_restart_mid_campaign_resumes_without_dispatching_twice(tmp_path: Path
 
     run(tmp_path / "c.db", second, w)
     assert all(len(c.updates) == 1 for c in w.fleet.chargers.values())
+
+
+def test_the_concurrency_cap_and_the_rate_bound_dispatch(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}") for i in range(30)])
+    in_flight_seen: list[int] = []
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(max_in_flight=4, dispatch_per_minute=12))
+        await runner.verb(row.id, "start", OPERATOR)
+        while runner.summary(row.id).campaign.state != "finished":
+            await trio.sleep(1)
+            c = runner.summary(row.id).counts
+            in_flight_seen.append(
+                sum(c[s] for s in ("dispatched", "downloading", "downloaded", "installing"))
+            )
+
+    run(tmp_path / "c.db", body, w)
+    assert max(in_flight_seen) == 4
+    # When each was sent (its retrieveDateTime is the dispatch time): at most 12 a minute plus the bucket's 2.
+    sent = sorted(
+        datetime.fromisoformat(c.updates[0][1]["firmware"]["retrieveDateTime"])
+        for c in w.fleet.chargers.values()
+    )
+    assert len(sent) == 30
+    for i, at in enumerate(sent):
+        assert sum(1 for t in sent[i:] if t < at + timedelta(minutes=1)) <= 14
+    assert sent[-1] - sent[0] >= timedelta(minutes=2)
+
+
+def test_offline_past_the_timeout_is_skipped_and_a_manual_update_supersedes(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(
+        Charger("AWAY", online=False, last_seen_at=None), Charger("M", behaviour="silent"), Charger("OK")
+    )
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(offline_timeout_s=600, success_threshold_pct=0))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):
+            while not w.fleet.chargers["M"].updates:  # noqa: ASYNC110
+                await trio.sleep(1)
+        # An operator's own UpdateFirmware to M while ours is in flight (the API's command path publishes this).
+        w.bus.publish(
+            CommandAnswered(
+                at=w.clock.now(),
+                charger_id="M",
+                unique_id="op-1",
+                action="UpdateFirmware",
+                status="Accepted",
+                command_id="operator-command",
+            )
+        )
+        await until(runner, row.id, ("finished",))
+        rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
+        assert (rows["AWAY"].state, rows["AWAY"].reason) == ("skipped", "skipped_offline")
+        assert (rows["M"].state, rows["M"].reason) == ("superseded", "manual_update")
+        assert rows["OK"].state == "installed"
+        assert w.fleet.chargers["AWAY"].updates == []
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_dynamic_campaign_takes_a_charger_that_boots_later_with_the_old_version(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("FIRST"))
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(dynamic=True))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        assert runner.summary(row.id).campaign.state == "running"  # dynamic: it stays open
+        late = Charger("LATE")
+        w.fleet.add(late)
+        w.bus.publish(
+            ChargerBooted(
+                at=w.clock.now(),
+                charger_id="LATE",
+                protocol=late.protocol,
+                vendor="V",
+                model="M",
+                serial=None,
+                firmware_version="1.0",
+                boot_status="Accepted",
+            )
+        )
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 2:  # noqa: ASYNC110
+                await trio.sleep(1)
+        s = runner.summary(row.id)
+        assert [g.kind for g in s.groups] == ["group", "dynamic"]
+        assert s.groups[1].counts["installed"] == 1
+        assert len(late.updates) == 1
+
+    run(tmp_path / "c.db", body, w)

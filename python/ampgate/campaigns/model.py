@@ -330,10 +330,3 @@ class Rate(msgspec.Struct, kw_only=True):
 
     def spend(self, n: int) -> None:
         self.tokens -= n
-
-    def wait(self, now: float) -> float:
-        """Seconds until one more dispatch is allowed (0: now)."""
-        rate = self.current(now)
-        if rate is None or self.tokens >= 1:
-            return 0.0
-        return (1 - self.tokens) * 60 / rate

@@ -63,12 +63,11 @@ class ChargerSelection(Protocol):
 
 
 class MaintenanceWindows(Protocol):
-    """A site's maintenance windows (`ampgate.load.windows` over the site's windows and time zone): the window
-    open at `when` as (start, end), or the next one to open after `after`; None: none (a site without windows
-    has no window open: a campaign that respects windows waits for one to be set)."""
+    """A site's maintenance windows (`ampgate.load.windows.window_at` over the site's windows and time zone): the
+    window open at `when` as (start, end), None when none is; `has_windows`: whether the site has any (a site
+    without windows does not hold a campaign back)."""
 
     def window_at(self, site_id: str, when: datetime, /) -> tuple[datetime, datetime] | None: ...
-    def next_window(self, site_id: str, after: datetime, /) -> tuple[datetime, datetime] | None: ...
     def has_windows(self, site_id: str, /) -> bool: ...
 
 
@@ -159,9 +158,6 @@ class _NoSelection:
 
 class _NoWindows:
     def window_at(self, site_id: str, when: datetime, /) -> tuple[datetime, datetime] | None:
-        return None
-
-    def next_window(self, site_id: str, after: datetime, /) -> tuple[datetime, datetime] | None:
         return None
 
     def has_windows(self, site_id: str, /) -> bool:
