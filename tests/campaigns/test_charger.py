@@ -223,9 +223,12 @@ def test_a_reboot_mid_download_with_the_old_version_goes_on() -> None:
     assert after.silent_since == T0 + timedelta(minutes=5)
 
 
-def test_a_boot_outside_an_update_changes_nothing() -> None:
-    for p in (c.Progress(), c.skip(c.Progress(), c.SKIP_OFFLINE)):
-        assert c.on_boot(p, version_matches=True, at=T0) == (p, [])
+def test_a_boot_outside_an_update_changes_nothing_but_a_pending_one_already_updated_is_skipped() -> None:
+    skipped = c.skip(c.Progress(), c.SKIP_OFFLINE)
+    assert c.on_boot(skipped, version_matches=True, at=T0) == (skipped, [])
+    assert c.on_boot(c.Progress(), version_matches=False, at=T0) == (c.Progress(), [])
+    done, _ = c.on_boot(c.Progress(), version_matches=True, at=T0)
+    assert (done.state, done.reason) == (c.SKIPPED, c.SKIP_ALREADY_INSTALLED)
 
 
 @pytest.mark.parametrize("reply", ["Rejected", "InvalidCertificate", "RevokedCertificate"])

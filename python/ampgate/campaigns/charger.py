@@ -289,7 +289,10 @@ def on_status(progress: Progress, *, status: str, at: datetime, install_timeout:
 
 
 def on_boot(progress: Progress, *, version_matches: bool, at: datetime) -> Step:
-    """The charger booted (BootNotification) reporting a firmware version that matches the image's or not."""
+    """The charger booted (BootNotification) reporting a firmware version that matches the image's or not. A
+    pending charger that boots with the image's version already (updated some other way) is skipped."""
+    if progress.state == PENDING and version_matches:
+        return skip(progress, SKIP_ALREADY_INSTALLED), []
     if progress.state not in IN_FLIGHT:
         return progress, []
     if version_matches:
