@@ -591,3 +591,44 @@ def test_a_dynamic_campaign_takes_a_charger_that_boots_later_with_the_old_versio
         assert len(late.updates) == 1
 
     run(tmp_path / "c.db", body, w)
+
+
+def test_resume_after_a_group_below_its_threshold_keeps_the_next_groups_conditions(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", behaviour="fail" if i in (0, 4, 5) else "ok") for i in range(8)])
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        # Group 0 (CP00-03): 1 of 4 fails, below 100%: paused once it is done. Group 1 (CP04-07): 2 of 4 fail,
+        # which its own error condition (2 errors) catches after the resume.
+        row = await runner.create(
+            spec(groups=[{"count": 4}, {"count": 4}], error_threshold_count=2, max_in_flight=1)
+        )
+        await runner.verb(row.id, "start", OPERATOR)
+        await until(runner, row.id, ("paused",))
+        s = runner.summary(row.id)
+        assert s.campaign.paused_reason == "group 0 finished below its success threshold"
+        await runner.verb(row.id, "resume", OPERATOR)
+        await until(runner, row.id, ("paused", "finished"))
+        s = runner.summary(row.id)
+        assert s.campaign.paused_reason is not None and s.campaign.paused_reason.startswith(
+            "error condition: group 1"
+        )
+        assert not s.groups[1].overridden
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_two_starts_at_once_freeze_the_selection_once(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}") for i in range(5)])
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec())
+        async with trio.open_nursery() as n:
+            for _ in range(2):
+                n.start_soon(runner.verb, row.id, "start", OPERATOR)
+        s = runner.summary(row.id)
+        assert sum(s.counts.values()) == 5 and len(s.groups) == 1
+        assert [a.changed for a in runner.audit(row.id)] == [True, False]
+
+    run(tmp_path / "c.db", body, w)

@@ -80,6 +80,8 @@ SAMPLE_INTERVAL = 60.0
 SELECT_PAGE = 1000
 # A TriggerMessage waits in the queue no longer than this: it is only worth sending soon.
 TRIGGER_TTL_S = 600.0
+# The pause reason the error condition gives (resume overrides that group's conditions).
+ERROR_CONDITION = "error condition"
 UPDATE_ACTIONS = frozenset({ch.UPDATE_FIRMWARE, ch.SIGNED_UPDATE_FIRMWARE})
 _FOLLOW = [
     str(t.__struct_config__.tag)
@@ -179,6 +181,9 @@ class CampaignRunner:
         self._last_request_id = 0
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
+        # Verbs and the scheduler's steps take turns: each reads a campaign's state, awaits writes, then acts on
+        # what it read (two starts racing would freeze the selection twice).
+        self._lock = trio.Lock()
 
     # -- reads for the API -------------------------------------------------------------------------------------
 
@@ -231,6 +236,10 @@ class CampaignRunner:
         """Carry out `verb` (start, pause, resume, cancel, retry-failed); the same verb twice changes nothing and
         answers the current state. Every call is audited (who, when, why, whether it changed anything). Raises
         NotFoundError (campaign_id), ConflictError `campaign_state` (the state forbids it), `image_missing`."""
+        async with self._lock:
+            return await self._verb(campaign_id, verb, actor, reason)
+
+    async def _verb(self, campaign_id: int, verb: str, actor: Actor, reason: str | None) -> CampaignRow:
         row = self._required(campaign_id)
         counts = total(self._repo.counts(campaign_id))
         later = row.spec.start_at is not None and row.spec.start_at > self._clock.now()
@@ -309,16 +318,20 @@ class CampaignRunner:
         self._load(fresh, image, self._repo.unfinished_of(row.id))
 
     async def _resume(self, campaign_id: int) -> None:
-        """A campaign paused by a condition goes on past it: the group it stopped at is overridden."""
+        """A campaign paused by a condition goes on past it: the group it stopped at is overridden. One the node
+        paused at start because its image was gone is loaded again (ConflictError `image_missing` if it still is)."""
         live = self._live.get(campaign_id)
         if live is None:
-            return
+            row = self._required(campaign_id)
+            image = self._images.get(row.image_id)
+            if image is None:
+                raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
+            self._load(row, image, self._repo.unfinished_of(campaign_id))
+            live = self._live[campaign_id]
         g = self._current_group(live)
-        if (
-            g is not None
-            and live.row.paused_reason is not None
-            and not live.row.paused_reason.startswith("operator")
-        ):
+        # Only the error condition leaves its group unfinished; a group that ended below its success threshold
+        # (or with success_action pause) is finished, and the next one keeps its own conditions.
+        if g is not None and (live.row.paused_reason or "").startswith(ERROR_CONDITION):
             live.groups[g].overridden = True
             await self._repo.set_group(campaign_id, g, overridden=True)
         live.rate = self._rate(live.spec)
@@ -393,7 +406,8 @@ class CampaignRunner:
                 task_status.started()
                 while True:
                     for campaign_id in list(self._live):
-                        await self._step(campaign_id)
+                        async with self._lock:
+                            await self._step(campaign_id)
                     with trio.move_on_after(TICK):
                         await self._wake.wait()
                     self._wake = trio.Event()
@@ -632,7 +646,7 @@ class CampaignRunner:
                 await self._set_state(
                     live,
                     m.PAUSED,
-                    f"error condition: group {g}: {errors} failed or timed out of {finished} finished",
+                    f"{ERROR_CONDITION}: group {g}: {errors} failed or timed out of {finished} finished",
                 )
                 return
             if verdict == "running":
