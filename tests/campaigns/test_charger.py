@@ -112,7 +112,7 @@ def test_triggers_per_version() -> None:
     )
     assert c.trigger_request(c.OCPP16, "FirmwareStatusNotification", signed=True) == (
         "ExtendedTriggerMessage",
-        {"requestedMessage": "SignedFirmwareStatusNotification"},
+        {"requestedMessage": "FirmwareStatusNotification"},
     )
     assert c.trigger_request(c.OCPP16, "FirmwareStatusNotification", signed=False) == (
         "TriggerMessage",

@@ -83,6 +83,7 @@ class Charger:
     updates: list[tuple[str, Any]] = field(default_factory=list)
     walked: bool = False  # it reported its update to the end
     triggers: list[str] = field(default_factory=list)
+    trigger_actions: list[str] = field(default_factory=list)
 
     @property
     def firmware_version(self) -> str:
@@ -150,6 +151,7 @@ class Fleet:
         await trio.lowlevel.checkpoint()
         if action in ("TriggerMessage", "ExtendedTriggerMessage"):
             c.triggers.append(payload["requestedMessage"])
+            c.trigger_actions.append(action)
             if c.updates and not c.walked and c.behaviour != "silent":
                 # It was updating when its reports stopped reaching the node (the node was down): asked, it
                 # goes on reporting.
@@ -429,6 +431,7 @@ def test_a_silent_charger_is_asked_then_times_out_and_retry_failed_sends_again(t
         assert runner.summary(row.id).counts["timed_out"] == 2
         assert w.fleet.chargers["S"].triggers == ["FirmwareStatusNotification"]
         assert w.fleet.chargers["S16"].triggers == ["FirmwareStatusNotification"]
+        assert w.fleet.chargers["S16"].trigger_actions == ["TriggerMessage"]
         w.fleet.chargers["S"].behaviour = "ok"
         w.fleet.chargers["S16"].behaviour = "ok"
         await runner.verb(row.id, "retry-failed", OPERATOR)
@@ -437,6 +440,25 @@ def test_a_silent_charger_is_asked_then_times_out_and_retry_failed_sends_again(t
         assert len(w.fleet.chargers["S"].updates) == 2
         first, second = (p["requestId"] for _, p in w.fleet.chargers["S"].updates)
         assert second > first
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_silent_signed_1_6_update_is_asked_with_extended_trigger_message(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("SEC", protocol="ocpp1.6", signed=True, behaviour="silent"))
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(image_id="signed", status_timeout_s=600, success_threshold_pct=0))
+        await runner.verb(row.id, "start", OPERATOR)
+        await until(runner, row.id, ("finished",))
+        c = w.fleet.chargers["SEC"]
+        assert [a for a, _ in c.updates] == ["SignedUpdateFirmware"]
+        assert (c.trigger_actions, c.triggers) == (
+            ["ExtendedTriggerMessage"],
+            ["FirmwareStatusNotification"],
+        )
+        assert runner.summary(row.id).counts["timed_out"] == 1
 
     run(tmp_path / "c.db", body, w)
 

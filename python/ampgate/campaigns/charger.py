@@ -350,11 +350,12 @@ def next_deadline(progress: Progress, *, status_timeout: timedelta) -> datetime 
 
 def trigger_request(protocol: str, message: str, *, signed: bool) -> tuple[str, dict[str, object]]:
     """(action, payload) asking a charger for `message`: 2.0.1 TriggerMessage; 1.6 TriggerMessage, or
-    ExtendedTriggerMessage (SignedFirmwareStatusNotification) when the update is a signed one."""
+    ExtendedTriggerMessage when the update is a signed one (its FirmwareStatusNotification trigger makes a
+    security-extension charger send SignedFirmwareStatusNotification, with the request id)."""
     if protocol == OCPP201:
         return TRIGGER_MESSAGE, {"requestedMessage": message}
     if signed and message == "FirmwareStatusNotification":
-        return EXTENDED_TRIGGER_MESSAGE, {"requestedMessage": "SignedFirmwareStatusNotification"}
+        return EXTENDED_TRIGGER_MESSAGE, {"requestedMessage": "FirmwareStatusNotification"}
     return TRIGGER_MESSAGE, {"requestedMessage": message}
 
 
