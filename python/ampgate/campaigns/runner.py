@@ -21,7 +21,6 @@ an outcome reported while the node was down is read back from the command's reco
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ import trio
 from ampgate.bus import EventBus, EventsLost
 from ampgate.campaigns import charger as ch
 from ampgate.campaigns import model as m
+from ampgate.campaigns.memory import Entry, GroupState, LiveCampaign, Memory
 from ampgate.campaigns.ports import (
     ChargerActivity,
     ChargerSelection,
@@ -111,44 +111,6 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     groups: list[GroupRow]
 
 
-@dataclass
-class _Entry:
-    """A charger not yet final in an active campaign."""
-
-    campaign_id: int
-    group: int
-    site_id: str | None
-    progress: ch.Progress
-    command_id: str | None = None
-    payload: Any = None
-
-
-@dataclass
-class _Group:
-    kind: str
-    state: str
-    overridden: bool
-    started_at: datetime | None
-
-
-@dataclass
-class _Live:
-    """An active campaign in memory."""
-
-    row: CampaignRow
-    image: FirmwareImage
-    groups: list[_Group]
-    counts: dict[int, dict[str, int]]
-    rate: m.Rate
-    pending: dict[int, dict[str, None]] = field(default_factory=dict)  # per group, in selection order
-    in_flight: set[str] = field(default_factory=set)
-    next_sample: float = 0.0
-
-    @property
-    def spec(self) -> m.CampaignSpec:
-        return self.row.spec
-
-
 class CampaignRunner:
     """Runs campaigns (start `run` in the node's nursery) and carries out the API's verbs."""
 
@@ -175,9 +137,7 @@ class CampaignRunner:
         self._commands = commands
         self._bus = bus
         self._clock = clock
-        self._live: dict[int, _Live] = {}
-        self._chargers: dict[str, _Entry] = {}
-        self._by_command: dict[str, str] = {}
+        self._mem = Memory()
         self._last_request_id = 0
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -272,7 +232,7 @@ class CampaignRunner:
         )
         await self._repo.set_state(campaign_id, out.state, paused_reason, audit)
         if out.changed:
-            live = self._live.get(campaign_id)
+            live = self._mem.campaigns.get(campaign_id)
             after = self._required(campaign_id)
             if live is not None:
                 live.row = after
@@ -297,7 +257,7 @@ class CampaignRunner:
                 sites[c.id] = c.site_id
                 if self._images.matches(image, c.firmware_version):
                     skipped.append(Member(c.id, c.site_id, ch.skip(ch.Progress(), ch.SKIP_ALREADY_INSTALLED)))
-                elif (other := self._chargers.get(c.id)) is not None and other.campaign_id != row.id:
+                elif (other := self._mem.chargers.get(c.id)) is not None and other.campaign_id != row.id:
                     reason = f"{ch.SKIP_IN_CAMPAIGN}:{other.campaign_id}"
                     skipped.append(Member(c.id, c.site_id, ch.skip(ch.Progress(), reason)))
                 else:
@@ -320,15 +280,15 @@ class CampaignRunner:
     async def _resume(self, campaign_id: int) -> None:
         """A campaign paused by a condition goes on past it: the group it stopped at is overridden. One the node
         paused at start because its image was gone is loaded again (ConflictError `image_missing` if it still is)."""
-        live = self._live.get(campaign_id)
+        live = self._mem.campaigns.get(campaign_id)
         if live is None:
             row = self._required(campaign_id)
             image = self._images.get(row.image_id)
             if image is None:
                 raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
             self._load(row, image, self._repo.unfinished_of(campaign_id))
-            live = self._live[campaign_id]
-        g = self._current_group(live)
+            live = self._mem.campaigns[campaign_id]
+        g = live.current_group()
         # Only the error condition leaves its group unfinished; a group that ended below its success threshold
         # (or with success_action pause) is finished, and the next one keeps its own conditions.
         if g is not None and (live.row.paused_reason or "").startswith(ERROR_CONDITION):
@@ -339,13 +299,8 @@ class CampaignRunner:
     async def _cancel(self, campaign_id: int) -> None:
         """Stop following the campaign's chargers; their updates still queued are cancelled (those already sent
         go on at the charger: the node cannot call them back)."""
-        live = self._live.pop(campaign_id, None)
-        if live is None:
-            return
-        for charger_id in [c for c, e in self._chargers.items() if e.campaign_id == campaign_id]:
-            entry = self._chargers.pop(charger_id)
+        for entry in self._mem.drop(campaign_id):
             if entry.command_id is not None:
-                self._by_command.pop(entry.command_id, None)
                 cmd = self._commands.get(entry.command_id)
                 if cmd is not None and cmd.state == "queued":
                     try:
@@ -355,23 +310,23 @@ class CampaignRunner:
 
     async def _retry_failed(self, row: CampaignRow) -> None:
         """Failed and timed-out chargers go back to pending in their groups, which run again."""
-        live = self._live.get(row.id)
+        live = self._mem.campaigns.get(row.id)
         if live is None:
             image = self._images.get(row.image_id)
             if image is None:
                 raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
             self._load(row, image, [])
-            live = self._live[row.id]
+            live = self._mem.campaigns[row.id]
         reopened: set[int] = set()
         for state in sorted(ch.ERRORS):
             after: int | None = None
             while True:
                 rows = self._repo.chargers(row.id, state, SELECT_PAGE, after)
                 for r in rows:
-                    entry = _Entry(
+                    entry = Entry(
                         campaign_id=row.id, group=r.group_index, site_id=r.site_id, progress=r.progress
                     )
-                    self._chargers[r.charger_id] = entry
+                    self._mem.chargers[r.charger_id] = entry
                     self._move(r.charger_id, entry, ch.retry(r.progress), "retry-failed")
                     reopened.add(r.group_index)
                 if len(rows) < SELECT_PAGE:
@@ -405,7 +360,7 @@ class CampaignRunner:
                 nursery.start_soon(self._follow, sub)
                 task_status.started()
                 while True:
-                    for campaign_id in list(self._live):
+                    for campaign_id in list(self._mem.campaigns):
                         async with self._lock:
                             await self._step(campaign_id)
                     with trio.move_on_after(TICK):
@@ -413,33 +368,7 @@ class CampaignRunner:
                     self._wake = trio.Event()
 
     def _load(self, row: CampaignRow, image: FirmwareImage, rows: list[ChargerRow]) -> None:
-        groups = self._repo.groups(row.id)
-        live = _Live(
-            row=row,
-            image=image,
-            groups=[_Group(g.kind, g.state, g.overridden, g.started_at) for g in groups],
-            counts={g.index: dict(g.counts) for g in groups},
-            rate=self._rate(row.spec),
-        )
-        for g in groups:
-            live.pending[g.index] = {}
-        self._live[row.id] = live
-        for r in rows:
-            entry = _Entry(
-                campaign_id=row.id,
-                group=r.group_index,
-                site_id=r.site_id,
-                progress=r.progress,
-                command_id=r.command_id,
-                payload=r.payload,
-            )
-            self._chargers[r.charger_id] = entry
-            if r.command_id is not None:
-                self._by_command[r.command_id] = r.charger_id
-            if r.state == ch.PENDING:
-                live.pending.setdefault(r.group_index, {})[r.charger_id] = None
-            elif r.state in ch.IN_FLIGHT:
-                live.in_flight.add(r.charger_id)
+        self._mem.load(row, image, self._repo.groups(row.id), rows, self._rate(row.spec))
 
     def _rate(self, spec: m.CampaignSpec) -> m.Rate:
         return m.Rate(
@@ -451,12 +380,12 @@ class CampaignRunner:
     async def _reconcile(self) -> None:
         """Dispatched updates whose outcome the node did not see (it was down, or the bus dropped it) are read
         back from their command records; one never queued is queued now with the id recorded for it."""
-        for charger_id, entry in list(self._chargers.items()):
+        for charger_id, entry in list(self._mem.chargers.items()):
             if entry.progress.state != ch.DISPATCHED or entry.command_id is None:
                 continue
             cmd = self._commands.get(entry.command_id)
             if cmd is None:
-                live = self._live.get(entry.campaign_id)
+                live = self._mem.campaigns.get(entry.campaign_id)
                 if live is None or entry.progress.action is None:
                     continue
                 await self._enqueue(
@@ -468,7 +397,7 @@ class CampaignRunner:
     async def _outcome(
         self,
         charger_id: str,
-        entry: _Entry,
+        entry: Entry,
         state: str,
         reply: Any,
         error_code: str | None,
@@ -482,7 +411,7 @@ class CampaignRunner:
             new, _ = ch.on_reply(p, request_id=p.request_id, status=status, at=self._clock.now())
             self._move(charger_id, entry, new, f"reply {status or 'empty'}")
         elif state == "failed":
-            live = self._live.get(entry.campaign_id)
+            live = self._mem.campaigns.get(entry.campaign_id)
             if live is None:
                 return
             new, actions = ch.on_call_error(
@@ -522,10 +451,10 @@ class CampaignRunner:
         charger_id = event.charger_id
         if charger_id is None:
             return
-        entry = self._chargers.get(charger_id)
+        entry = self._mem.chargers.get(charger_id)
         now = self._clock.now()
         if isinstance(event, FirmwareStatusReported):
-            live = self._live.get(entry.campaign_id) if entry is not None else None
+            live = self._mem.campaigns.get(entry.campaign_id) if entry is not None else None
             if entry is None or live is None:
                 return
             if ch.belongs(entry.progress, request_id=event.request_id, signed=event.signed):
@@ -536,7 +465,7 @@ class CampaignRunner:
             if event.boot_status != "Accepted":
                 return
             if entry is not None:
-                live = self._live.get(entry.campaign_id)
+                live = self._mem.campaigns.get(entry.campaign_id)
                 if live is not None:
                     ok = self._images.matches(live.image, event.firmware_version)
                     new, _ = ch.on_boot(entry.progress, version_matches=ok, at=now)
@@ -545,7 +474,7 @@ class CampaignRunner:
                 await self._maybe_dynamic(charger_id, event.firmware_version)
             self._wake.set()
         elif isinstance(event, CommandAnswered | CommandFailed | CommandExpired | CommandCancelled):
-            owner = self._by_command.get(event.command_id or "")
+            owner = self._mem.by_command.get(event.command_id or "")
             if owner is not None and entry is not None and entry.command_id == event.command_id:
                 if isinstance(event, CommandAnswered):
                     await self._outcome(charger_id, entry, "answered", {"status": event.status}, None, None)
@@ -559,7 +488,7 @@ class CampaignRunner:
                 isinstance(event, CommandAnswered)
                 and event.action in UPDATE_ACTIONS
                 and entry is not None
-                and event.command_id not in self._by_command
+                and event.command_id not in self._mem.by_command
             ):
                 self._move(charger_id, entry, ch.on_manual_update(entry.progress)[0], "manual update")
             self._wake.set()
@@ -569,10 +498,10 @@ class CampaignRunner:
     async def _maybe_dynamic(self, charger_id: str, version: str | None) -> None:
         """A charger that booted and is in no active campaign joins each running dynamic campaign it matches (in
         a dynamic group: the open one, or a new one after the last group)."""
-        for live in list(self._live.values()):
+        for live in list(self._mem.campaigns.values()):
             if not live.spec.dynamic or live.row.state not in (m.RUNNING, m.PAUSED):
                 continue
-            if self._images.matches(live.image, version) or charger_id in self._chargers:
+            if self._images.matches(live.image, version) or charger_id in self._mem.chargers:
                 continue
             sel = live.spec.selector
             if sel.charger_ids is not None and charger_id not in sel.charger_ids:
@@ -591,26 +520,20 @@ class CampaignRunner:
             if not await self._repo.add_dynamic(live.row.id, g, member):
                 continue
             if g == len(live.groups):
-                live.groups.append(_Group("dynamic", m.GROUP_PENDING, False, None))
+                live.groups.append(GroupState("dynamic", m.GROUP_PENDING, False, None))
                 live.counts[g] = {}
                 live.pending[g] = {}
             live.counts[g][ch.PENDING] = live.counts[g].get(ch.PENDING, 0) + 1
             live.pending[g][charger_id] = None
-            self._chargers[charger_id] = _Entry(
+            self._mem.chargers[charger_id] = Entry(
                 campaign_id=live.row.id, group=g, site_id=found[0].site_id, progress=ch.Progress()
             )
             return
 
     # -- moving a campaign on ------------------------------------------------------------------------------------
 
-    def _current_group(self, live: _Live) -> int | None:
-        for i, g in enumerate(live.groups):
-            if g.state != m.GROUP_FINISHED:
-                return i
-        return None
-
     async def _step(self, campaign_id: int) -> None:
-        live = self._live.get(campaign_id)
+        live = self._mem.campaigns.get(campaign_id)
         if live is None:
             return
         now = self._clock.now()
@@ -620,7 +543,7 @@ class CampaignRunner:
             return
         timeout = timedelta(seconds=live.spec.status_timeout_s)
         for charger_id in list(live.in_flight):
-            entry = self._chargers[charger_id]
+            entry = self._mem.chargers[charger_id]
             new, actions = ch.on_tick(entry.progress, now=now, status_timeout=timeout)
             if new != entry.progress:
                 self._move(charger_id, entry, new, "trigger" if actions else new.reason)
@@ -629,7 +552,7 @@ class CampaignRunner:
                     await self._trigger(charger_id, entry, a.message)
         thresholds = m.thresholds(live.spec)
         while True:
-            g = self._current_group(live)
+            g = live.current_group()
             if g is None:
                 if not live.spec.dynamic:
                     await self._set_state(live, m.FINISHED, None)
@@ -655,7 +578,7 @@ class CampaignRunner:
             group.state = m.GROUP_FINISHED
             await self._repo.set_group(campaign_id, g, state=m.GROUP_FINISHED)
             self._publish_group(live, g)
-            more = self._current_group(live) is not None
+            more = live.current_group() is not None
             if verdict == "below_success":
                 await self._set_state(live, m.PAUSED, f"group {g} finished below its success threshold")
                 return
@@ -666,7 +589,7 @@ class CampaignRunner:
             live.next_sample = self._clock.monotonic() + SAMPLE_INTERVAL
             self._sample(campaign_id)
 
-    async def _dispatch_some(self, live: _Live, g: int) -> None:
+    async def _dispatch_some(self, live: LiveCampaign, g: int) -> None:
         spec = live.spec
         budget = spec.max_in_flight - len(live.in_flight)
         allowance = live.rate.allowance(self._clock.monotonic())
@@ -680,7 +603,7 @@ class CampaignRunner:
         for charger_id in list(live.pending.get(g, {})):
             if budget <= 0 or live.row.state != m.RUNNING:
                 return
-            entry = self._chargers.get(charger_id)
+            entry = self._mem.chargers.get(charger_id)
             if entry is None or entry.progress.state != ch.PENDING:
                 continue
             link = self._links.get(charger_id)
@@ -719,7 +642,7 @@ class CampaignRunner:
             live.rate.spend(1)
 
     async def _dispatch(
-        self, charger_id: str, entry: _Entry, live: _Live, action: str, *, fallback: bool = False
+        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, *, fallback: bool = False
     ) -> None:
         """Record the dispatch (durable), then queue the command with the id recorded."""
         protocol = entry.progress.protocol or ch.OCPP201
@@ -759,9 +682,9 @@ class CampaignRunner:
             )
         )
         if entry.command_id is not None:
-            self._by_command.pop(entry.command_id, None)
+            self._mem.by_command.pop(entry.command_id, None)
         entry.command_id, entry.payload = command_id, payload
-        self._by_command[command_id] = charger_id
+        self._mem.by_command[command_id] = charger_id
         self._apply(charger_id, entry, old, new)
         await self._enqueue(charger_id, entry, live, action, payload, command_id)
 
@@ -774,7 +697,7 @@ class CampaignRunner:
         return payload
 
     async def _enqueue(
-        self, charger_id: str, entry: _Entry, live: _Live, action: str, payload: Any, command_id: str
+        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, payload: Any, command_id: str
     ) -> None:
         try:
             await self._commands.enqueue(
@@ -785,7 +708,7 @@ class CampaignRunner:
                 charger_id, entry, ch.fail(entry.progress, f"enqueue:{e.code}"), f"not queued: {e.message}"
             )
 
-    async def _trigger(self, charger_id: str, entry: _Entry, message: str) -> None:
+    async def _trigger(self, charger_id: str, entry: Entry, message: str) -> None:
         p = entry.progress
         action, payload = ch.trigger_request(
             p.protocol or ch.OCPP201, message, signed=p.action == ch.SIGNED_UPDATE_FIRMWARE
@@ -797,7 +720,7 @@ class CampaignRunner:
 
     # -- applying transitions ------------------------------------------------------------------------------------
 
-    def _move(self, charger_id: str, entry: _Entry, new: ch.Progress, event: str | None) -> None:
+    def _move(self, charger_id: str, entry: Entry, new: ch.Progress, event: str | None) -> None:
         """Apply a transition in memory and write it (fire-and-forget, in order)."""
         if new == entry.progress:
             return
@@ -814,26 +737,9 @@ class CampaignRunner:
         )
         self._apply(charger_id, entry, old, new)
 
-    def _apply(self, charger_id: str, entry: _Entry, old: str, new: ch.Progress) -> None:
-        entry.progress = new
-        live = self._live.get(entry.campaign_id)
-        if live is None or old == new.state:
+    def _apply(self, charger_id: str, entry: Entry, old: str, new: ch.Progress) -> None:
+        if not self._mem.apply(charger_id, entry, old, new):
             return
-        counts = live.counts.setdefault(entry.group, {})
-        counts[old] = counts.get(old, 0) - 1
-        counts[new.state] = counts.get(new.state, 0) + 1
-        if old == ch.PENDING:
-            live.pending.get(entry.group, {}).pop(charger_id, None)
-        if new.state == ch.PENDING:
-            live.pending.setdefault(entry.group, {})[charger_id] = None
-        if new.state in ch.IN_FLIGHT:
-            live.in_flight.add(charger_id)
-        else:
-            live.in_flight.discard(charger_id)
-        if new.state in ch.FINAL:
-            self._chargers.pop(charger_id, None)
-            if entry.command_id is not None:
-                self._by_command.pop(entry.command_id, None)
         self._bus.publish(
             CampaignChargerChanged(
                 at=self._clock.now(),
@@ -847,13 +753,13 @@ class CampaignRunner:
         )
         self._wake.set()
 
-    async def _set_state(self, live: _Live, state: str, reason: str | None) -> None:
+    async def _set_state(self, live: LiveCampaign, state: str, reason: str | None) -> None:
         await self._repo.set_state(live.row.id, state, reason)
         row = self._repo.get(live.row.id)
         assert row is not None
         live.row = row
         if state in (m.FINISHED, m.CANCELLED):
-            self._live.pop(row.id, None)
+            self._mem.drop(row.id)
         self._sample(row.id)
         self._publish_state(row.id, state, None, reason)
 
@@ -861,7 +767,7 @@ class CampaignRunner:
         self._repo.submit_sample(campaign_id, self._clock.now(), total(self._counts_now(campaign_id)))
 
     def _counts_now(self, campaign_id: int) -> dict[int, dict[str, int]]:
-        live = self._live.get(campaign_id)
+        live = self._mem.campaigns.get(campaign_id)
         return live.counts if live is not None else self._repo.counts(campaign_id)
 
     def _publish_state(self, campaign_id: int, state: str, verb: str | None, reason: str | None) -> None:
@@ -871,7 +777,7 @@ class CampaignRunner:
             )
         )
 
-    def _publish_group(self, live: _Live, g: int) -> None:
+    def _publish_group(self, live: LiveCampaign, g: int) -> None:
         self._bus.publish(
             CampaignGroupChanged(
                 at=self._clock.now(),
