@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 NATIVE_STAMP := $(VENV)/.native-stamp
 RUST_SRC := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: run test venv native lint rust-test py-test bench clean
+.PHONY: run test venv native lint rust-test py-test bench clean test-openadr
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,8 @@ rust-test:
 	cargo fmt --check
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests bench scripts
+	$(VENV)/bin/ruff format --check python tests scripts
 	$(VENV)/bin/mypy
 
 py-test: native
@@ -47,6 +47,11 @@ test: native rust-test lint py-test
 
 bench: native
 	$(PY) bench/connections.py --connections 10000
+
+# Opt-in, not part of `make test`: the OpenADR VEN against a real VTN (the openleadr-vtn crate, built with cargo,
+# on a throwaway PostgreSQL from Debian's package). See docs/openadr.md.
+test-openadr: native
+	$(PY) scripts/openadr_real_vtn.py
 
 clean:
 	rm -rf $(VENV) target

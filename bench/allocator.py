@@ -1,12 +1,14 @@
-"""The load allocator's tick time (rust/alloc/) against the slow Python reference solver and a memory-bandwidth
-bound, on a five-level tree (site → transformer → feeder → panel → charger → session), 10% of the sessions
-changing their maximum before each tick.
+"""The stateful load allocator's tick time (`Allocator.tick`, rust/alloc/) against the slow Python reference
+solver and a memory-bandwidth bound, on a five-level tree (site → transformer → feeder → panel → charger →
+session), 10% of the sessions changing their maximum (`put`) before each tick, one tick per second.
 
     .venv/bin/python bench/allocator.py --sessions 100000 --json bench/results/allocator-100000.json
 
-Runs `cargo bench --bench allocator` (the Rust figures and the bound: one pass over the same arrays), then
-times the reference solver (tests/load/reference_allocator.py) and `_native.allocate` on the same 1,000-session
-case: their ratio is `reference_ratio`. Prints JSON and a table.
+Runs `cargo bench --bench allocator` (the Rust figures: tick times with the default settings and with
+min_hold_s=0, where every session is free to pause or run every tick; where each tick's time goes; the
+allocator's heap per session; the bound: one pass over the same session arrays), then times the reference
+solver (tests/load/reference_allocator.py) and `_native.allocate` on the same 1,000-session case: their ratio is
+`reference_ratio`. Prints JSON and a table.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TARGETS = {100_000: 2.0, 1_000_000: 25.0}  # tick_ms_p99 on this box
+TARGETS = {100_000: 2.0, 1_000_000: 25.0}  # tick_ms_p50 on this box (issue 12)
 BYTES_TARGET = 64
 
 
@@ -67,7 +69,9 @@ def reference_ratio(sessions: int = 1000) -> dict:
         got = _native.allocate(*args)
         best = min(best, time.perf_counter() - t0)
     worst = max(abs(a - b) for a, b in zip(got, want, strict=True))
-    return {"reference_sessions": sessions, "reference_ms": ref_s * 1e3, "rust_ms_same_case": best * 1e3,
+    return {"reference_measured": "tests/load/reference_allocator.py against _native.allocate (the solver "
+            "Allocator.tick runs, from a cold state) on one 1,000-session case, best of 20",
+            "reference_sessions": sessions, "reference_ms": ref_s * 1e3, "rust_ms_same_case": best * 1e3,
             "reference_ratio": ref_s / best, "max_difference_a": worst}  # fmt: skip
 
 
@@ -81,15 +85,16 @@ def main() -> int:
     r.update(reference_ratio())
     target = TARGETS.get(a.sessions)
     r["target_tick_ms"] = target
-    r["meets_tick_target"] = None if target is None else r["tick_ms_p99"] <= target
+    r["meets_tick_target"] = None if target is None else r["tick_ms_p50"] <= target
     r["meets_bytes_target"] = r["bytes_per_session"] <= BYTES_TARGET
     r["command"] = "python bench/allocator.py " + " ".join(sys.argv[1:])
     print(json.dumps(r, indent=2))
     print(f"sessions {r['sessions']:,} ({r['nodes']:,} nodes): tick p50 {r['tick_ms_p50']:.2f} ms, "
-          f"p99 {r['tick_ms_p99']:.2f} ms (target {target} ms); bandwidth bound {r['bandwidth_bound_ms']:.2f} ms; "
-          f"{r['bytes_per_session']:.0f} B/session input + {r['working_bytes_per_session']} B working set "
-          f"(target {BYTES_TARGET}); reference {r['reference_ratio']:,.0f}x slower at 1k, "
-          f"max difference {r['max_difference_a']:.4f} A")  # fmt: skip
+          f"p99 {r['tick_ms_p99']:.2f} ms (target {target} ms); without holds p50 {r['tick_ms_p50_no_hold']:.2f} ms, "
+          f"p99 {r['tick_ms_p99_no_hold']:.2f} ms; bandwidth bound {r['bandwidth_bound_ms']:.2f} ms; "
+          f"{r['bytes_per_session']:.0f} B/session (target {BYTES_TARGET}); "
+          f"reference {r['reference_ratio']:,.0f}x slower at 1k, max difference {r['max_difference_a']:.4f} A")  # fmt: skip
+    print(f"profile p50 (ms): {r['profile_ms_p50']}; without holds: {r['profile_ms_p50_no_hold']}")
     if a.json:
         a.json.write_text(json.dumps(r, indent=2) + "\n")
     return 0

@@ -93,6 +93,17 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="largest file a charger may upload (default %(default)s)",
     )
     p.add_argument(
+        "--firmware-dir",
+        default=None,
+        help="where uploaded firmware images are kept (default: 'firmware' beside --db)",
+    )
+    p.add_argument(
+        "--max-firmware-bytes",
+        type=int,
+        default=d.max_firmware_bytes,
+        help="largest firmware image an admin may upload (default %(default)s)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -315,6 +326,40 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="an upgrade offering no OCPP version we serve: refuse with HTTP 400 (default, what the OCA test"
         " tool expects) or upgrade without the header and close with 1002 (the OCPP-J 1.6 text)",
     )
+    oadr = p.add_argument_group("OpenADR 3.0.1 VEN (runs only with --openadr-vtn)")
+    oadr.add_argument(
+        "--openadr-vtn", default=None, help="the VTN's base URL, e.g. https://vtn.example/openadr3/3.0.1"
+    )
+    oadr.add_argument("--openadr-client-id", default=None, help="OAuth2 client id the VTN gave this VEN")
+    oadr.add_argument(
+        "--openadr-client-secret", default=None, help="OAuth2 client secret of --openadr-client-id"
+    )
+    oadr.add_argument(
+        "--openadr-token-url",
+        default=None,
+        help="OAuth2 token endpoint (default: the VTN's /auth/server, else /auth/token)",
+    )
+    oadr.add_argument(
+        "--openadr-ven-name", default=None, help="the VEN's name at the VTN (default: this host's name)"
+    )
+    oadr.add_argument(
+        "--openadr-poll-interval",
+        type=float,
+        default=d.openadr_poll_interval,
+        help="seconds between polls when the programs give no interval, and at most (default %(default)s)",
+    )
+    oadr.add_argument(
+        "--openadr-safe-mode-timeout",
+        type=float,
+        default=d.openadr_safe_mode_timeout,
+        help="seconds the VTN may be unreachable before the safe-mode limits apply (default %(default)s)",
+    )
+    oadr.add_argument(
+        "--openadr-fallback-kw",
+        type=float,
+        default=None,
+        help="kW per site in safe mode when the program has no safe-mode event (default: no limit)",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -382,6 +427,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit("ampgate: --public-max-transfers must be at least 1")
     if a.max_upload_bytes < 1:
         raise SystemExit("ampgate: --max-upload-bytes must be at least 1")
+    if a.max_firmware_bytes < 1:
+        raise SystemExit("ampgate: --max-firmware-bytes must be at least 1")
     if a.public_base_url is not None:
         from ampgate.errors import ValidationError
         from ampgate.public.app import PublicRoutes
@@ -390,6 +437,17 @@ def _config(a: argparse.Namespace) -> NodeConfig:
             PublicRoutes(a.public_base_url)
         except ValidationError as e:
             raise SystemExit(f"ampgate: {e.message}") from None
+    if a.openadr_vtn is not None:
+        if not a.openadr_vtn.startswith(("http://", "https://")):
+            raise SystemExit("ampgate: --openadr-vtn must be an http(s) URL")
+        if not a.openadr_client_id or not a.openadr_client_secret:
+            raise SystemExit("ampgate: --openadr-vtn needs --openadr-client-id and --openadr-client-secret")
+        if a.openadr_poll_interval <= 0 or a.openadr_safe_mode_timeout <= 0:
+            raise SystemExit(
+                "ampgate: --openadr-poll-interval and --openadr-safe-mode-timeout must be positive"
+            )
+        if a.openadr_fallback_kw is not None and a.openadr_fallback_kw < 0:
+            raise SystemExit("ampgate: --openadr-fallback-kw must be at least 0")
     return NodeConfig(
         ocpp_host=a.ocpp_host,
         ocpp_port=a.ocpp_port,
@@ -405,6 +463,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         db_path=a.db,
         upload_dir=a.upload_dir,
         max_upload_bytes=a.max_upload_bytes,
+        firmware_dir=a.firmware_dir,
+        max_firmware_bytes=a.max_firmware_bytes,
         workers=a.workers,
         max_chargers=a.max_chargers,
         unknown_chargers=a.unknown_chargers,
@@ -437,6 +497,14 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         boot_retry_interval=a.boot_retry_interval,
         boot_spread_threshold=a.boot_spread_threshold,
         boot_spread_window=a.boot_spread_window,
+        openadr_vtn=a.openadr_vtn,
+        openadr_client_id=a.openadr_client_id,
+        openadr_client_secret=a.openadr_client_secret,
+        openadr_token_url=a.openadr_token_url,
+        openadr_ven_name=a.openadr_ven_name,
+        openadr_poll_interval=a.openadr_poll_interval,
+        openadr_safe_mode_timeout=a.openadr_safe_mode_timeout,
+        openadr_fallback_kw=a.openadr_fallback_kw,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,
@@ -466,7 +534,10 @@ def _banner(node: object) -> str:
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
         f"  database              {c.db_path}",
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
+        f"  firmware images       {c.firmware_path}   (files up to {c.max_firmware_bytes} bytes)",
     ]
+    if node.openadr is not None:
+        lines.append(f"  OpenADR VEN           {node.openadr.settings.ven_name} of {c.openadr_vtn}")
     if node.first_admin_token:
         lines.append(f"  admin API token       {node.first_admin_token}   (shown once: keep it)")
     lines.append("  Ctrl-C stops (chargers get close 1001, the store is flushed)")

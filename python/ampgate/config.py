@@ -52,6 +52,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     upload_dir: str | None = None
     # The largest file a charger may upload (bytes): diagnostics archives are a few MB, full logs tens of MB.
     max_upload_bytes: int = 100 << 20
+    # Where uploaded firmware images are kept (ampgate.firmware_images); None: `firmware` next to the database.
+    firmware_dir: str | None = None
+    # The largest firmware image an admin may upload (bytes): charger images are tens to hundreds of MB.
+    max_firmware_bytes: int = 1 << 30
     workers: int = 0  # 0: default_workers(max_chargers)
     max_chargers: int = 100_000
     unknown_chargers: Literal["accept", "reject"] = "accept"
@@ -137,6 +141,23 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     load_min_hold: float = 300.0
     # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.
     ready_file: str | None = None
+    # OpenADR 3.0.1 VEN (ampgate.openadr): runs only when openadr_vtn (the VTN's base URL, e.g.
+    # https://vtn.example/openadr3/3.0.1) is set, with OAuth2 client credentials.
+    openadr_vtn: str | None = None
+    openadr_client_id: str | None = None
+    openadr_client_secret: str | None = None
+    # The token endpoint; None: what the VTN's /auth/server names, else <vtn>/auth/token.
+    openadr_token_url: str | None = None
+    # The VEN's name at the VTN (the ElaadNL profile wants an eMI3 id such as NL-ABC); None: this host's name.
+    openadr_ven_name: str | None = None
+    # Poll period when the programs give no interval, and the longest: a minute keeps a VEN at most a minute
+    # behind a VTN whose callbacks it missed.
+    openadr_poll_interval: float = 60.0
+    # The VTN unreachable this long: safe mode. Five minutes rides out a VTN restart without touching the
+    # sites, yet acts well within a 15-minute capacity interval.
+    openadr_safe_mode_timeout: float = 300.0
+    # kW per site in safe mode where the program has no safe-mode event; None: no limit.
+    openadr_fallback_kw: float | None = None
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)
@@ -147,6 +168,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.upload_dir is not None:
             return self.upload_dir
         return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "uploads")
+
+    @property
+    def firmware_path(self) -> str:
+        """The firmware image directory: `firmware_dir`, or `firmware` beside the database file."""
+        if self.firmware_dir is not None:
+            return self.firmware_dir
+        return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "firmware")
 
     @property
     def public_tls(self) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "ChargerFlapping",
     "ChargerPlaced",
     "ChargerStale",
+    "ChargerTagsChanged",
     "ChargerUnplaced",
     "ChargingLimitCleared",
     "ChargingLimitSet",
@@ -50,12 +51,16 @@ __all__ = [
     "EvChargingNeedsReported",
     "EvChargingScheduleReported",
     "Event",
+    "FirmwareImageCreated",
+    "FirmwareImageDeleted",
     "FirmwarePublicationStatus",
     "FirmwareStatusReported",
     "IncidentEnded",
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OpenAdrEventRejected",
+    "OpenAdrSafeMode",
     "ReservationCreated",
     "ReservationEnded",
     "SecurityAlert",
@@ -63,6 +68,7 @@ __all__ = [
     "SiteAvailabilityChanged",
     "SiteCreated",
     "SiteDeleted",
+    "SiteMaintenanceWindowsChanged",
     "SiteUpdated",
     "TransactionEnded",
     "TransactionStarted",
@@ -599,6 +605,29 @@ class ChargerUnplaced(Event, frozen=True, kw_only=True, tag="charger.unplaced"):
     node_id: str
 
 
+# -- OpenADR (the VEN, ampgate.openadr) ----------------------------------------------------------------------------
+
+
+class OpenAdrEventRejected(Event, frozen=True, kw_only=True, tag="openadr.event_rejected"):
+    """The VTN sent an event (or a notification) the VEN cannot map, so none of it is applied. `reason` is a
+    stable code (malformed, unknown_target, unknown_payload_type, bad_units, bad_value, bad_interval), `field`
+    the JSON path at fault; `event_id` / `program_id` when they could be read."""
+
+    reason: str
+    field: str
+    message: str
+    event_id: str | None = None
+    program_id: str | None = None
+
+
+class OpenAdrSafeMode(Event, frozen=True, kw_only=True, tag="openadr.safe_mode"):
+    """The VTN has been unreachable past the timeout (`active`: the safe-mode limits are applied on `sites`),
+    or answers again (`active` false: they are lifted)."""
+
+    active: bool
+    sites: tuple[str, ...] = ()
+
+
 # -- utilization balancing --------------------------------------------------------------------------------------
 
 
@@ -615,6 +644,41 @@ class SiteAvailabilityChanged(Event, frozen=True, kw_only=True, tag="site.availa
     connectors_offline: int
     connectors_total: int
     previous_free: int
+
+
+# -- firmware images, maintenance windows, charger tags (what firmware campaigns build on) ------------------------
+
+
+class FirmwareImageCreated(Event, frozen=True, kw_only=True, tag="firmware_image.created"):
+    """An admin added a firmware image: `uploaded` when the node stores and serves its file (then `size` and
+    `sha256` are set), else it lives at an external location."""
+
+    image_id: int
+    version: str
+    uploaded: bool
+    size: int | None
+    sha256: str | None
+
+
+class FirmwareImageDeleted(Event, frozen=True, kw_only=True, tag="firmware_image.deleted"):
+    """An admin deleted a firmware image (and the node's copy of its file, if it had one)."""
+
+    image_id: int
+    version: str
+
+
+class SiteMaintenanceWindowsChanged(Event, frozen=True, kw_only=True, tag="site.maintenance_windows_changed"):
+    """The maintenance windows of site `site_id` were replaced: how many it has now (0: none, so campaigns that
+    respect windows dispatch nothing there)."""
+
+    site_id: str
+    windows: int
+
+
+class ChargerTagsChanged(Event, frozen=True, kw_only=True, tag="charger.tags_changed"):
+    """The tags of charger `charger_id` were replaced: the new set, sorted."""
+
+    tags: tuple[str, ...]
 
 
 AnyEvent = (
@@ -664,7 +728,13 @@ AnyEvent = (
     | CapacityNodeDeleted
     | ChargerPlaced
     | ChargerUnplaced
+    | OpenAdrEventRejected
+    | OpenAdrSafeMode
     | SiteAvailabilityChanged
+    | FirmwareImageCreated
+    | FirmwareImageDeleted
+    | SiteMaintenanceWindowsChanged
+    | ChargerTagsChanged
     | CampaignChanged
     | CampaignGroupChanged
     | CampaignChargerChanged

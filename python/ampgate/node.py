@@ -19,8 +19,9 @@ import socket
 
 import trio
 
-from ampgate import _native
+from ampgate import _native, openadr
 from ampgate.api import ApiServices, create_app
+from ampgate.api.deps import OpenAdrNotConfigured
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
@@ -45,7 +46,9 @@ from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelHandlers, DeviceModelRepository
 from ampgate.display import DisplayMessageHandlers, DisplayMessageRepository, DisplayMessages
 from ampgate.eventlog import EventLog, EventRepository
+from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
+from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway import Gateway
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
@@ -73,6 +76,8 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
+from ampgate.public.firmware_files import download_firmware
+from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
@@ -89,6 +94,14 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _NoCampaigns:
+    """`ImageUsers` of a node without firmware campaigns: no image is in use. Replaced by the campaigns
+    package's own once it is wired here."""
+
+    def uses(self, image_id: int) -> bool:
+        return False
 
 
 class Node:
@@ -323,6 +336,36 @@ class Node:
         )
         self.recommendations = PublicRecommendations(self.availability, clock)
 
+        # OpenADR 3.0.1 VEN, only with --openadr-vtn: the grid operator's capacity limits become demand-response
+        # events on the sites; its callbacks come in on the public listener (whose URL exists once it is bound).
+        openadr_settings = openadr.settings_from(config)
+        self.openadr: openadr.OpenAdrVen | None = None
+        if openadr_settings is not None:
+            self.openadr = openadr.build_ven(
+                openadr_settings,
+                limits=self.demand_response,
+                readings=self.load,
+                sites=self.sites,
+                prices=openadr.PriceRepository(self.store),
+                publish=self.bus.publish,
+                clock=clock,
+                callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
+            )
+
+        # Firmware images: uploaded files live beside the database and are served on the public listener.
+        # Nothing uses an image yet: the firmware campaigns, once wired, answer whether one of theirs does.
+        self.firmware_images = FirmwareImages(
+            ImageRepository(self.store),
+            ImageFiles(config.firmware_path, config.max_firmware_bytes),
+            _NoCampaigns(),
+            self.bus,
+            clock,
+            self._public_url,
+        )
+        self.firmware_images.sweep()
+        # Chargers' tags and selections by selector (what a campaign freezes as its targets).
+        self.fleet = Fleet(FleetRepository(self.store), chargers, self.bus, clock)
+
         # Every command the API asks for gets a record; queued ones wait durably for their charger. They go
         # through `commands` (the device model's splitting, the parts that learn from answers).
         self.commands = CommandQueue(
@@ -405,8 +448,11 @@ class Node:
             availability=self.availability,
             demand_response=self.demand_response,
             load=self.load,
+            firmware_images=self.firmware_images,
+            fleet=self.fleet,
             health=self.health,
             campaigns=self.campaigns,
+            openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
         self.api_port = 0
@@ -454,14 +500,26 @@ class Node:
                             create_public_app(
                                 self.health,
                                 self.transfers,
-                                [upload_log, recommendations],
-                                {"uploads": self.uploads, "recommender": self.recommendations},
+                                [
+                                    upload_log,
+                                    recommendations,
+                                    download_firmware,
+                                    *([openadr_notification] if self.openadr else []),
+                                ],
+                                {
+                                    "uploads": self.uploads,
+                                    "recommender": self.recommendations,
+                                    "images": self.firmware_images,
+                                }
+                                | ({"openadr": self.openadr} if self.openadr else {}),
                             ),
                             public,
                             certfile=config.public_tls_cert,
                             keyfile=config.public_tls_key,
                         )
                     )
+                    if self.openadr is not None:
+                        await inner.start(self.openadr.run)
                     self.health.started()
                     task_status.started(self)
                     await self._stop.wait()

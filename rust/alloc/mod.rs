@@ -45,9 +45,17 @@
 //!   a session new to the allocator (or unfixed) always appears once.
 //!
 //! ## Cost
-//! Event-driven: each session starts and stops rising once (two sorted events), each constraint saturates at
-//! most once, and a saturation freezes a contiguous range of sessions; constraint saturation times sit in a
-//! heap. O(S · depth · log S) per class per call.
+//! Event-driven progressive filling: each session starts and stops rising once (two sorted breakpoints), each
+//! constraint fills up at most once, and filling one freezes a contiguous range of sessions (those under its
+//! node, kept in node order). `Allocator` keeps what derives from the tree (subtree ends, limits in amperes),
+//! the sessions in node order and in pause order, and every scratch array between ticks, so a tick allocates
+//! nothing and re-sorts nothing unless sessions came, went or moved. Loads are summed per node and added up the
+//! tree in one pass (no walk per session); a constraint that could not fill up even with every session at its
+//! maximum is left out of the filling altogether (a charger's own rating, typically); breakpoints at one level
+//! are taken together in node order; a constraint whose rise slows keeps its (now early) entry in the heap and
+//! is looked at again when it comes up, so only a faster rise pushes. Per tick: O(S + N) passes, plus
+//! O(A log A + A · depth) for the A sessions that are not paused, plus the pausing when a limit is exceeded
+//! (O(P · depth) for the P sessions under exceeded limits). docs/benchmarks.md has the measured figures.
 
 mod solve;
 mod state;

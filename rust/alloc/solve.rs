@@ -4,6 +4,7 @@ mod tests;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::time::Instant;
 
 /// Constraints per node: one per phase, and the total power.
 const KINDS: usize = 4;
@@ -72,163 +73,694 @@ pub enum Hold {
 /// allocatable and free to pause or run; see `Allocator` for fixed draws and minimum hold times.
 pub fn allocate(tree: &Tree, s: &Sessions) -> Result<Vec<f64>, InputError> {
     check(tree, s)?;
-    Ok(solve(tree, s, &[], &[]))
+    let mut solver = Solver::default();
+    solver.set_tree(tree);
+    let mut alloc = Vec::new();
+    solver.solve(tree, s, &[], &[], &mut alloc);
+    Ok(alloc)
 }
 
-/// The allocation for checked input. `fixed[i]` (when `fixed` is not empty): NaN for an allocatable session,
-/// else the current it is counted as drawing without being allocated (its result is 0). `hold` (when not
-/// empty): each session's `Hold`.
-pub(crate) fn solve(tree: &Tree, s: &Sessions, fixed: &[f64], hold: &[Hold]) -> Vec<f64> {
-    let n = tree.parent.len();
-    let m = s.len();
-    let fixed_a = |i: usize| fixed.get(i).copied().filter(|x| !x.is_nan());
-    let hold_of = |i: usize| hold.get(i).copied().unwrap_or_default();
-    // Sessions by node (depth-first), so a subtree's sessions are one contiguous range.
-    let mut order: Vec<u32> = (0..m as u32).collect();
-    order.sort_by_key(|&i| (s.node[i as usize], i));
-    let mut first = vec![0u32; n + 1]; // sessions of node k: order[first[k]..first[k+1]]
-    for &i in &order {
-        first[s.node[i as usize] as usize + 1] += 1;
+/// Constraint `c` is node `c / KINDS`'s phase `c % KINDS` (L1-L3) or, for kind 3, its total power. Every
+/// load and limit is kept in amperes: the power limit as W / V of its node, a session counting its phases in
+/// use on it, so a session's coefficient on a constraint depends on the kind only and loads add up the tree.
+fn coef(phases: u8, kind: usize) -> f64 {
+    if kind < 3 {
+        ((phases >> kind) & 1) as f64
+    } else {
+        phases.count_ones() as f64
     }
-    for k in 0..n {
-        first[k + 1] += first[k];
-    }
-    // Each node's subtree ends where the next node that is not its descendant starts.
-    let mut end = vec![n as u32; n];
-    {
+}
+
+/// The kinds a session draws on (bit per kind: its phases, and the total power).
+fn kinds(phases: u8) -> u8 {
+    phases | 8
+}
+
+const PAUSED: u8 = 1;
+const FROZEN: u8 = 2;
+const RISING: u8 = 4;
+
+const SATURATED: u8 = 1;
+const FIXED_OVER: u8 = 2;
+const TOUCHED: u8 = 4;
+/// Has an entry in the heap with its current version.
+const LIVE: u8 = 8;
+/// Its slope rose since that entry was pushed (the entry is too late: push a new one).
+const RAISED: u8 = 16;
+/// Its slope only fell since (the entry is early: look again when it comes up).
+const LOWERED: u8 = 32;
+/// In `dirty`.
+const DIRTY: u8 = 64;
+
+/// The allocation's working state, kept between calls so that a tick allocates nothing and redoes nothing
+/// that did not change: what derives from the tree (subtree ends, limits in amperes), the sessions by node and
+/// by (priority, rank), and per-constraint and per-session scratch. The owner says what changed through
+/// `set_tree`, `sessions_moved` and `ranks_changed`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Solver {
+    /// Node k's subtree is nodes k..end[k].
+    end: Vec<u32>,
+    /// Per constraint, in amperes (see `coef`): its limit, its load as of level `at` and the rate it rises at.
+    limit: Vec<f64>,
+    load: Vec<f64>,
+    slope: Vec<f64>,
+    at: Vec<f64>,
+    /// Per node: the kinds with a finite limit.
+    finite: Vec<u8>,
+    /// Per node, this call: the kinds that could fill up (a finite limit below what the fixed draws and the
+    /// active sessions at their maximum would draw). The filling skips the others: they never bind.
+    binds: Vec<u8>,
+    /// Per constraint, this call: the fixed draws and the active sessions at their maximum.
+    cap: Vec<f64>,
+    /// Sessions by node: node k's are order[first[k]..first[k + 1]], a subtree's one contiguous range.
+    order: Vec<u32>,
+    first: Vec<u32>,
+    order_ok: bool,
+    /// Sessions by priority ascending, then rank descending: the pause order, each class a contiguous run.
+    by_class: Vec<u32>,
+    class_ok: bool,
+    version: Vec<u32>,
+    flags: Vec<u8>,
+    /// Constraints whose slope changed since their last scheduling.
+    touched: Vec<u32>,
+    /// Constraints whose `slope`/`at` moved in this class (reset before the next).
+    dirty: Vec<u32>,
+    /// Per node: the kinds exceeded on it or above it.
+    path: Vec<u8>,
+    state: Vec<u8>,
+    /// Session i is order[pos[i]].
+    pos: Vec<u32>,
+    /// (level, pos << 1 | stops): at one level, in node order, so that walking up the tree stays in cache.
+    events: Vec<(f64, u32)>,
+    heap: BinaryHeap<Due>,
+    /// How long the last call took (ms) to order the sessions and place fixed draws and holds, to pause, and
+    /// to fill (the bench's profile).
+    pub(crate) phase_ms: [f64; 3],
+}
+
+impl Solver {
+    /// The tree changed (it was checked).
+    pub(crate) fn set_tree(&mut self, tree: &Tree) {
+        let n = tree.parent.len();
+        self.end.clear();
+        self.end.resize(n, n as u32);
         let mut stack: Vec<u32> = Vec::new();
         for k in 0..n {
             while let Some(&top) = stack.last() {
                 if is_ancestor(tree, top, k as u32) {
                     break;
                 }
-                end[top as usize] = k as u32;
+                self.end[top as usize] = k as u32;
                 stack.pop();
             }
             stack.push(k as u32);
         }
+        self.limit.clear();
+        self.finite.clear();
+        for k in 0..n {
+            let v = tree.voltage[k];
+            let limits = [
+                tree.limit_a[k][0],
+                tree.limit_a[k][1],
+                tree.limit_a[k][2],
+                tree.limit_w[k] / v,
+            ];
+            let mut finite = 0u8;
+            for (kind, &limit) in limits.iter().enumerate() {
+                self.limit.push(limit);
+                if limit.is_finite() {
+                    finite |= 1 << kind;
+                }
+            }
+            self.finite.push(finite);
+        }
+        for v in [&mut self.load, &mut self.slope, &mut self.at] {
+            v.clear();
+            v.resize(n * KINDS, 0.0);
+        }
+        self.version.clear();
+        self.version.resize(n * KINDS, 0);
+        self.flags.clear();
+        self.flags.resize(n * KINDS, 0);
+        self.path.clear();
+        self.path.resize(n, 0);
+        self.touched.clear();
+        self.dirty.clear();
+        self.order_ok = false;
     }
-    let cx = Cx { tree, s };
-    let limit = |c: usize| cx.limit(c);
-    let coef = |i: usize, c: usize| cx.coef(i, c);
-    let ancestors = |i: usize| cx.ancestors(i);
-    let over = |load: &[f64], c: usize| load[c] > limit(c) + tolerance(limit(c));
 
-    // 0. Fixed draws are reserved first. A limit they exceed on their own pauses every allocatable session
-    // that draws on it, and is then left out of the pausing (nothing allocatable can bring it back).
-    let mut load = vec![0.0f64; n * KINDS];
-    let mut paused = vec![false; m];
-    for (i, p) in paused.iter_mut().enumerate() {
-        if let Some(a_fixed) = fixed_a(i) {
-            *p = true;
-            for a in ancestors(i) {
+    /// A session came, went or moved to another node.
+    pub(crate) fn sessions_moved(&mut self) {
+        self.order_ok = false;
+        self.class_ok = false;
+    }
+
+    /// A session's priority or rank changed.
+    pub(crate) fn ranks_changed(&mut self) {
+        self.class_ok = false;
+    }
+
+    /// Bytes reserved on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        fn v<T>(x: &Vec<T>) -> usize {
+            x.capacity() * std::mem::size_of::<T>()
+        }
+        v(&self.end)
+            + v(&self.limit)
+            + v(&self.load)
+            + v(&self.slope)
+            + v(&self.at)
+            + v(&self.finite)
+            + v(&self.binds)
+            + v(&self.cap)
+            + v(&self.order)
+            + v(&self.pos)
+            + v(&self.first)
+            + v(&self.by_class)
+            + v(&self.version)
+            + v(&self.flags)
+            + v(&self.touched)
+            + v(&self.dirty)
+            + v(&self.path)
+            + v(&self.state)
+            + v(&self.events)
+            + self.heap.capacity() * std::mem::size_of::<Due>()
+    }
+
+    fn over(&self, c: usize) -> bool {
+        let limit = self.limit[c];
+        self.load[c] > limit + tolerance(limit)
+    }
+
+    /// The allocation for checked input (the tree the one given to `set_tree`), into `alloc`. `fixed[i]`
+    /// (when `fixed` is not empty): NaN for an allocatable session, else the current it is counted as drawing
+    /// without being allocated (its result is 0). `hold` (when not empty): each session's `Hold`.
+    pub(crate) fn solve(
+        &mut self,
+        tree: &Tree,
+        s: &Sessions,
+        fixed: &[f64],
+        hold: &[Hold],
+        alloc: &mut Vec<f64>,
+    ) {
+        let n = tree.parent.len();
+        let m = s.len();
+        let parent = &tree.parent;
+        let hold_of = |i: usize| hold.get(i).copied().unwrap_or_default();
+        let t0 = Instant::now();
+        if !self.order_ok {
+            // Counting sort by node.
+            self.first.clear();
+            self.first.resize(n + 1, 0);
+            for &k in &s.node {
+                self.first[k as usize + 1] += 1;
+            }
+            for k in 0..n {
+                self.first[k + 1] += self.first[k];
+            }
+            self.order.clear();
+            self.order.resize(m, 0);
+            self.pos.clear();
+            self.pos.resize(m, 0);
+            let mut next = self.first.clone();
+            for (i, &k) in s.node.iter().enumerate() {
+                self.order[next[k as usize] as usize] = i as u32;
+                self.pos[i] = next[k as usize];
+                next[k as usize] += 1;
+            }
+            self.order_ok = true;
+        }
+        if !self.class_ok {
+            self.by_class.clear();
+            self.by_class.extend(0..m as u32);
+            self.by_class.sort_unstable_by_key(|&i| {
+                let i = i as usize;
+                (s.priority[i], std::cmp::Reverse(s.rank[i]), i)
+            });
+            self.class_ok = true;
+        }
+        self.state.clear();
+        self.state.resize(m, 0);
+        alloc.clear();
+        alloc.resize(m, 0.0);
+
+        // 0. Fixed draws are reserved first (each node's own, then added up the tree). A limit they exceed on
+        // their own pauses every allocatable session that draws on it, and is then left out of the pausing.
+        self.load.iter_mut().for_each(|x| *x = 0.0);
+        self.flags.iter_mut().for_each(|x| *x = 0);
+        let mut any_fixed = false;
+        for (i, &f) in fixed.iter().enumerate() {
+            if !f.is_nan() {
+                any_fixed = true;
+                self.state[i] = PAUSED;
+                let base = s.node[i] as usize * KINDS;
                 for kind in 0..KINDS {
-                    let c = a as usize * KINDS + kind;
-                    load[c] += coef(i, c) * a_fixed;
+                    self.load[base + kind] += coef(s.phases[i], kind) * f;
+                }
+            }
+        }
+        if any_fixed {
+            self.roll_up(parent);
+            for c in 0..n * KINDS {
+                if self.over(c) {
+                    self.flags[c] |= FIXED_OVER;
+                }
+            }
+            self.mark_paths(parent, FIXED_OVER);
+        } else {
+            self.path.iter_mut().for_each(|x| *x = 0);
+        }
+        for i in 0..m {
+            if self.state[i] & PAUSED == 0
+                && (hold_of(i) == Hold::Paused
+                    || self.path[s.node[i] as usize] & kinds(s.phases[i]) != 0)
+            {
+                self.state[i] = PAUSED;
+            }
+        }
+
+        let t1 = Instant::now();
+        // 1. Pausing, in the pause order: by priority class; in a class, sessions not in a running hold first,
+        // then those in one; each by rank descending.
+        self.load.iter_mut().for_each(|x| *x = 0.0);
+        for (i, f) in (0..m).map(|i| (i, fixed.get(i).copied().unwrap_or(f64::NAN))) {
+            let x = if f.is_nan() {
+                if self.state[i] & PAUSED != 0 {
+                    continue;
+                }
+                s.min_a[i]
+            } else {
+                f
+            };
+            let base = s.node[i] as usize * KINDS;
+            for kind in 0..KINDS {
+                self.load[base + kind] += coef(s.phases[i], kind) * x;
+            }
+        }
+        self.roll_up(parent);
+        let mut violated = 0;
+        for c in 0..n * KINDS {
+            if self.flags[c] & FIXED_OVER == 0 && self.over(c) {
+                violated += 1;
+                self.flags[c] |= TOUCHED; // (exceeded: marks the paths below)
+            }
+        }
+        if violated > 0 {
+            self.mark_paths(parent, TOUCHED);
+            let mut lo = 0;
+            while lo < m && violated > 0 {
+                let class = s.priority[self.by_class[lo] as usize];
+                let mut hi = lo;
+                while hi < m && s.priority[self.by_class[hi] as usize] == class {
+                    hi += 1;
+                }
+                for held in [false, true] {
+                    for j in lo..hi {
+                        if violated == 0 {
+                            break;
+                        }
+                        let i = self.by_class[j] as usize;
+                        if self.state[i] & PAUSED != 0
+                            || (hold_of(i) == Hold::Running) != held
+                            || s.min_a[i] <= 0.0
+                            || self.path[s.node[i] as usize] & kinds(s.phases[i]) == 0
+                        {
+                            continue;
+                        }
+                        // Only the kinds it draws on with a limit can be exceeded or brought back.
+                        let ph = s.phases[i];
+                        let mut draws_on_violated = false;
+                        let mut a = s.node[i];
+                        while a != NO_PARENT && !draws_on_violated {
+                            let base = a as usize * KINDS;
+                            let mut on = self.finite[a as usize] & kinds(ph);
+                            while on != 0 && !draws_on_violated {
+                                let kind = on.trailing_zeros() as usize;
+                                on &= on - 1;
+                                draws_on_violated = self.over(base + kind);
+                            }
+                            a = parent[a as usize];
+                        }
+                        if !draws_on_violated {
+                            continue;
+                        }
+                        self.state[i] = PAUSED;
+                        let mut a = s.node[i];
+                        while a != NO_PARENT {
+                            let base = a as usize * KINDS;
+                            let mut on = self.finite[a as usize] & kinds(ph);
+                            while on != 0 {
+                                let kind = on.trailing_zeros() as usize;
+                                on &= on - 1;
+                                let c = base + kind;
+                                let was = self.over(c);
+                                self.load[c] -= coef(ph, kind) * s.min_a[i];
+                                if was && !self.over(c) {
+                                    violated -= 1;
+                                }
+                            }
+                            a = parent[a as usize];
+                        }
+                    }
+                }
+                lo = hi;
+            }
+        }
+        for f in self.flags.iter_mut() {
+            *f &= !TOUCHED;
+        }
+
+        let t2 = Instant::now();
+        // 2. Filling, class by class from the highest. `load` holds every fixed draw and every active session
+        // at its minimum; a class's filling adds what its sessions draw above their minimum.
+        self.cap.clear();
+        self.cap.resize(n * KINDS, 0.0);
+        for (i, a) in alloc.iter_mut().enumerate() {
+            let x = match fixed.get(i) {
+                Some(&f) if !f.is_nan() => f,
+                _ if self.state[i] & PAUSED != 0 => continue,
+                _ => {
+                    *a = s.min_a[i];
+                    s.max_a[i]
+                }
+            };
+            let base = s.node[i] as usize * KINDS;
+            for kind in 0..KINDS {
+                self.cap[base + kind] += coef(s.phases[i], kind) * x;
+            }
+        }
+        self.binds.clear();
+        for k in (0..n).rev() {
+            let mut binds = 0u8;
+            for kind in 0..KINDS {
+                let c = k * KINDS + kind;
+                if self.cap[c] > self.limit[c] {
+                    binds |= 1 << kind;
+                }
+                if let Some(p) = Some(parent[k]).filter(|&p| p != NO_PARENT) {
+                    self.cap[p as usize * KINDS + kind] += self.cap[c];
+                }
+            }
+            self.binds.push(binds & self.finite[k]);
+        }
+        self.binds.reverse();
+        let mut hi = m;
+        while hi > 0 {
+            let class = s.priority[self.by_class[hi - 1] as usize];
+            let mut lo = hi;
+            while lo > 0 && s.priority[self.by_class[lo - 1] as usize] == class {
+                lo -= 1;
+            }
+            self.fill(tree, s, class, lo..hi, alloc);
+            hi = lo;
+        }
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        self.phase_ms = [ms(t0, t1), ms(t1, t2), ms(t2, Instant::now())];
+    }
+
+    /// Add each node's load into its parent's (children come after their parent in depth-first order).
+    fn roll_up(&mut self, parent: &[u32]) {
+        for k in (0..parent.len()).rev() {
+            let p = parent[k];
+            if p != NO_PARENT {
+                for kind in 0..KINDS {
+                    self.load[p as usize * KINDS + kind] += self.load[k * KINDS + kind];
                 }
             }
         }
     }
-    let fixed_over: Vec<bool> = (0..n * KINDS).map(|c| over(&load, c)).collect();
-    for (i, p) in paused.iter_mut().enumerate() {
-        if *p {
-            continue;
-        }
-        let on_fixed_over = ancestors(i).any(|a| {
-            (0..KINDS).any(|kind| {
-                let c = a as usize * KINDS + kind;
-                coef(i, c) > 0.0 && fixed_over[c]
-            })
-        });
-        if hold_of(i) == Hold::Paused || on_fixed_over {
-            *p = true;
+
+    /// `path[k]`: the kinds of the constraints flagged `flag` on node k or above it.
+    fn mark_paths(&mut self, parent: &[u32], flag: u8) {
+        for (k, &p) in parent.iter().enumerate() {
+            let mut mine = 0u8;
+            for kind in 0..KINDS {
+                if self.flags[k * KINDS + kind] & flag != 0 {
+                    mine |= 1 << kind;
+                }
+            }
+            let above = match p {
+                NO_PARENT => 0,
+                p => self.path[p as usize],
+            };
+            self.path[k] = mine | above;
         }
     }
 
-    // 1. Pausing.
-    for i in (0..m).filter(|&i| !paused[i]) {
-        for a in ancestors(i) {
-            for kind in 0..KINDS {
-                let c = a as usize * KINDS + kind;
-                load[c] += coef(i, c) * s.min_a[i];
-            }
+    /// One class's progressive filling: its sessions are `by_class[members]`.
+    fn fill(
+        &mut self,
+        tree: &Tree,
+        s: &Sessions,
+        class: i32,
+        members: std::ops::Range<usize>,
+        alloc: &mut [f64],
+    ) {
+        let parent = &tree.parent;
+        // A new class: every constraint's clock restarts at level 0 with no slope; only this class rises.
+        for &c in &self.dirty {
+            self.slope[c as usize] = 0.0;
+            self.at[c as usize] = 0.0;
+            self.flags[c as usize] &= !(LIVE | RAISED | LOWERED | DIRTY);
         }
+        self.dirty.clear();
+        self.events.clear();
+        for j in members {
+            let i = self.by_class[j] as usize;
+            if self.state[i] & PAUSED != 0 || s.max_a[i] <= s.min_a[i] {
+                continue; // nothing to rise: stays at its minimum
+            }
+            let w = s.weight[i];
+            let p = self.pos[i];
+            self.events.push((s.min_a[i] / w, p << 1));
+            self.events.push((s.max_a[i] / w, p << 1 | 1));
+        }
+        // By level, then by node (every breakpoint at one level is handled before anything else happens, so
+        // their order among themselves does not matter).
+        self.events
+            .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        self.heap.clear();
+        let mut next_event = 0;
+        let events = std::mem::take(&mut self.events);
+        loop {
+            while let Some(top) = self.heap.peek() {
+                let c = top.c as usize;
+                if top.version != self.version[c] || self.flags[c] & SATURATED != 0 {
+                    self.heap.pop();
+                } else {
+                    break;
+                }
+            }
+            let t_event = events.get(next_event).map(|e| e.0);
+            let t_due = self.heap.peek().map(|d| d.t);
+            let t = match (t_event, t_due) {
+                // Every session has reached its maximum or is frozen: nothing rises, nothing more fills up
+                // (what is left in the heap is stale).
+                (None, _) => break,
+                (Some(te), Some(td)) if td <= te => {
+                    // Every constraint due at this level fills up.
+                    while let Some(due) = self.heap.peek().cloned() {
+                        let c = due.c as usize;
+                        if due.t != td {
+                            break;
+                        }
+                        self.heap.pop();
+                        if due.version != self.version[c] || self.flags[c] & SATURATED != 0 {
+                            continue;
+                        }
+                        self.flags[c] &= !LIVE;
+                        if self.due(c, td) {
+                            self.saturate(tree, s, class, c, td, alloc);
+                        }
+                    }
+                    td
+                }
+                (Some(te), _) => {
+                    // Every session breakpoint at this level.
+                    while next_event < events.len() && events[next_event].0 == te {
+                        let (_, e) = events[next_event];
+                        next_event += 1;
+                        let i = self.order[(e >> 1) as usize] as usize;
+                        let starts = e & 1 == 0;
+                        if self.state[i] & FROZEN != 0 {
+                            continue;
+                        }
+                        let ph = s.phases[i];
+                        if starts && self.blocked(parent, s.node[i], ph) {
+                            // A limit it draws on is already full (a higher class filled it): it stays at
+                            // its minimum.
+                            self.state[i] |= FROZEN;
+                            continue;
+                        }
+                        let dw = if starts {
+                            self.state[i] |= RISING;
+                            s.weight[i]
+                        } else {
+                            self.state[i] &= !RISING;
+                            alloc[i] = s.max_a[i];
+                            -s.weight[i]
+                        };
+                        self.add_slope(parent, s.node[i], ph, dw, te);
+                    }
+                    te
+                }
+            };
+            self.reschedule(t);
+        }
+        self.events = events;
     }
-    let mut violated = (0..n * KINDS)
-        .filter(|&c| !fixed_over[c] && over(&load, c))
-        .count();
-    if violated > 0 {
-        let mut by_pause: Vec<usize> = (0..m).filter(|&i| !paused[i]).collect();
-        by_pause.sort_by(|&a, &b| {
-            s.priority[a]
-                .cmp(&s.priority[b])
-                .then((hold_of(a) == Hold::Running).cmp(&(hold_of(b) == Hold::Running)))
-                .then(s.rank[b].cmp(&s.rank[a]))
-        });
-        for i in by_pause {
-            if violated == 0 {
-                break;
+
+    /// Does a session at `node` on `phases` draw on a full constraint?
+    fn blocked(&self, parent: &[u32], node: u32, phases: u8) -> bool {
+        let mut a = node;
+        while a != NO_PARENT {
+            let base = a as usize * KINDS;
+            let mut on = self.binds[a as usize] & kinds(phases);
+            while on != 0 {
+                let kind = on.trailing_zeros() as usize;
+                on &= on - 1;
+                if self.flags[base + kind] & SATURATED != 0 {
+                    return true;
+                }
             }
-            if s.min_a[i] <= 0.0 {
-                continue;
-            }
-            let draws_on_violated = ancestors(i).any(|a| {
-                (0..KINDS).any(|kind| {
-                    let c = a as usize * KINDS + kind;
-                    coef(i, c) > 0.0 && over(&load, c)
-                })
-            });
-            if !draws_on_violated {
-                continue;
-            }
-            paused[i] = true;
-            for a in ancestors(i) {
-                for kind in 0..KINDS {
-                    let c = a as usize * KINDS + kind;
-                    let was = over(&load, c);
-                    load[c] -= coef(i, c) * s.min_a[i];
-                    if was && !over(&load, c) {
-                        violated -= 1;
+            a = parent[a as usize];
+        }
+        false
+    }
+
+    /// A session at `node` on `phases` starts (dw > 0) or stops (dw < 0) rising at level `t`.
+    fn add_slope(&mut self, parent: &[u32], node: u32, phases: u8, dw: f64, t: f64) {
+        // Only constraints with a limit: the others never fill up.
+        let mut a = node;
+        while a != NO_PARENT {
+            let base = a as usize * KINDS;
+            let mut on = self.binds[a as usize] & kinds(phases);
+            while on != 0 {
+                let kind = on.trailing_zeros() as usize;
+                on &= on - 1;
+                let k = coef(phases, kind);
+                {
+                    let c = base + kind;
+                    self.advance(c, t);
+                    self.slope[c] += k * dw;
+                    self.flags[c] |= if dw > 0.0 { RAISED } else { LOWERED };
+                    if self.flags[c] & TOUCHED == 0 {
+                        self.flags[c] |= TOUCHED;
+                        self.touched.push(c as u32);
+                    }
+                    if self.flags[c] & DIRTY == 0 {
+                        self.flags[c] |= DIRTY;
+                        self.dirty.push(c as u32);
                     }
                 }
             }
+            a = parent[a as usize];
         }
     }
 
-    // 2. Filling, class by class. `load` holds every active session at its minimum; a class's filling adds
-    // what its sessions draw above their minimum.
-    let mut alloc: Vec<f64> = (0..m)
-        .map(|i| if paused[i] { 0.0 } else { s.min_a[i] })
-        .collect();
-    let mut classes: Vec<i32> = (0..m)
-        .filter(|&i| !paused[i])
-        .map(|i| s.priority[i])
-        .collect();
-    classes.sort_unstable_by(|a, b| b.cmp(a));
-    classes.dedup();
-    let mut fill = Fill {
-        load,
-        slope: vec![0.0; n * KINDS],
-        at: vec![0.0; n * KINDS],
-        version: vec![0; n * KINDS],
-        saturated: vec![false; n * KINDS],
-        frozen: vec![false; m],
-    };
-    for class in classes {
-        let members: Vec<usize> = (0..m)
-            .filter(|&i| !paused[i] && s.priority[i] == class)
-            .collect();
-        fill.run(&cx, &members, &order, &first, &end, &mut alloc);
+    /// Constraint `c` fills up at level `t`: every session of the class under it that draws on it stays where
+    /// it is.
+    fn saturate(
+        &mut self,
+        tree: &Tree,
+        s: &Sessions,
+        class: i32,
+        c: usize,
+        t: f64,
+        alloc: &mut [f64],
+    ) {
+        self.advance(c, t);
+        self.flags[c] |= SATURATED;
+        let (node, kind) = (c / KINDS, c % KINDS);
+        let lo = self.first[node] as usize;
+        let hi = self.first[self.end[node] as usize] as usize;
+        for j in lo..hi {
+            let i = self.order[j] as usize;
+            let st = self.state[i];
+            if st & (PAUSED | FROZEN) != 0
+                || s.priority[i] != class
+                || coef(s.phases[i], kind) <= 0.0
+            {
+                continue;
+            }
+            self.state[i] |= FROZEN;
+            alloc[i] = (s.weight[i] * t).clamp(s.min_a[i], s.max_a[i]);
+            if st & RISING != 0 {
+                self.state[i] &= !RISING;
+                self.add_slope(&tree.parent, s.node[i], s.phases[i], -s.weight[i], t);
+            }
+        }
     }
-    alloc
+
+    /// Schedule when each constraint whose slope rose fills up, as of level `t`. One whose slope only fell
+    /// keeps its entry, which is now early: `due` looks again when it comes up. (Most changes are falls, as
+    /// sessions stop or freeze, so most need no push.)
+    fn reschedule(&mut self, t: f64) {
+        for j in 0..self.touched.len() {
+            let c = self.touched[j] as usize;
+            self.flags[c] &= !TOUCHED;
+            if self.flags[c] & SATURATED != 0 {
+                continue;
+            }
+            if self.flags[c] & LIVE == 0 || self.flags[c] & RAISED != 0 {
+                self.advance(c, t);
+                self.push(c);
+            }
+        }
+        self.touched.clear();
+    }
+
+    /// Push when constraint `c` fills up at its slope now (nothing if it never does).
+    fn push(&mut self, c: usize) {
+        self.version[c] = self.version[c].wrapping_add(1);
+        self.flags[c] &= !(LIVE | RAISED | LOWERED);
+        let limit = self.limit[c];
+        if self.slope[c] > 1e-12 && limit.is_finite() {
+            let room = (limit - self.load[c]).max(0.0);
+            self.heap.push(Due {
+                t: self.at[c] + room / self.slope[c],
+                c: c as u32,
+                version: self.version[c],
+            });
+            self.flags[c] |= LIVE;
+        }
+    }
+
+    /// Constraint `c`'s live entry came up at level `t`: is it full now? If its slope fell since the entry
+    /// was pushed, it may not be yet: then it is pushed again at its slope now.
+    fn due(&mut self, c: usize, t: f64) -> bool {
+        if self.flags[c] & LOWERED == 0 {
+            return true;
+        }
+        self.advance(c, t);
+        self.push(c);
+        // (The top may be an older, stale entry of the same constraint at the same level: only the one just
+        // pushed counts.)
+        match self.heap.peek() {
+            Some(d) if d.c as usize == c && d.version == self.version[c] && d.t <= t => {
+                self.heap.pop();
+                self.flags[c] &= !LIVE;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Bring constraint `c`'s load to level `t`.
+    fn advance(&mut self, c: usize, t: f64) {
+        if t > self.at[c] {
+            self.load[c] += self.slope[c] * (t - self.at[c]);
+            self.at[c] = t;
+        }
+    }
 }
 
-/// Slack for float sums: a limit is reached within this.
+/// Slack for float sums: a limit is reached within this (in amperes, a power limit too: its W / V).
 fn tolerance(limit: f64) -> f64 {
     1e-9 * (1.0 + limit.abs())
 }
 
-fn is_ancestor(tree: &Tree, a: u32, mut k: u32) -> bool {
+pub(crate) fn is_ancestor(tree: &Tree, a: u32, mut k: u32) -> bool {
     while k != NO_PARENT {
         if k == a {
             return true;
@@ -238,65 +770,11 @@ fn is_ancestor(tree: &Tree, a: u32, mut k: u32) -> bool {
     false
 }
 
-/// The input, and what each constraint and session coefficient is.
-struct Cx<'a> {
-    tree: &'a Tree,
-    s: &'a Sessions,
-}
-
-impl<'a> Cx<'a> {
-    /// Constraint `c` (node `c / 4`, kind `c % 4`: phases L1-L3, then the total power) limits to this.
-    fn limit(&self, c: usize) -> f64 {
-        let (node, kind) = (c / KINDS, c % KINDS);
-        if kind < 3 {
-            self.tree.limit_a[node][kind]
-        } else {
-            self.tree.limit_w[node]
-        }
-    }
-
-    /// What one ampere of session `i` counts in constraint `c`: 1 on a phase it draws on, its phases × V in W.
-    fn coef(&self, i: usize, c: usize) -> f64 {
-        let (node, kind) = (c / KINDS, c % KINDS);
-        let ph = self.s.phases[i];
-        if kind < 3 {
-            ((ph >> kind) & 1) as f64
-        } else {
-            ph.count_ones() as f64 * self.tree.voltage[node]
-        }
-    }
-
-    /// Session `i`'s node and every node above it.
-    fn ancestors(&self, i: usize) -> AncestorIter<'a> {
-        AncestorIter {
-            tree: self.tree,
-            at: self.s.node[i],
-        }
-    }
-}
-
-struct AncestorIter<'a> {
-    tree: &'a Tree,
-    at: u32,
-}
-
-impl Iterator for AncestorIter<'_> {
-    type Item = u32;
-    fn next(&mut self) -> Option<u32> {
-        if self.at == NO_PARENT {
-            return None;
-        }
-        let k = self.at;
-        self.at = self.tree.parent[k as usize];
-        Some(k)
-    }
-}
-
-/// A constraint's saturation time in the heap (earliest first); stale when its version moved on.
-#[derive(PartialEq)]
+/// A constraint's saturation level in the heap (earliest first); stale when its version moved on.
+#[derive(Debug, Clone, PartialEq)]
 struct Due {
     t: f64,
-    c: usize,
+    c: u32,
     version: u32,
 }
 
@@ -312,169 +790,6 @@ impl Ord for Due {
 impl PartialOrd for Due {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-/// The state of one class's progressive filling, per constraint: its load as of time `at`, the rate it rises
-/// at (the weighted sessions rising through it), and whether it is full.
-struct Fill {
-    load: Vec<f64>,
-    slope: Vec<f64>,
-    at: Vec<f64>,
-    version: Vec<u32>,
-    saturated: Vec<bool>,
-    frozen: Vec<bool>,
-}
-
-impl Fill {
-    fn run(
-        &mut self,
-        cx: &Cx<'_>,
-        members: &[usize],
-        order: &[u32],
-        first: &[u32],
-        end: &[u32],
-        alloc: &mut [f64],
-    ) {
-        let s = cx.s;
-        let limit = |c: usize| cx.limit(c);
-        let coef = |i: usize, c: usize| cx.coef(i, c);
-        let ancestors = |i: usize| cx.ancestors(i);
-        // A new class: every constraint's clock restarts at level 0 with no slope; only this class rises.
-        self.slope.iter_mut().for_each(|x| *x = 0.0);
-        self.at.iter_mut().for_each(|x| *x = 0.0);
-        let mut in_class = vec![false; s.len()];
-        // Events: (level, session, starts rising?)
-        let mut events: Vec<(f64, usize, bool)> = Vec::with_capacity(members.len() * 2);
-        for &i in members {
-            in_class[i] = true;
-            let w = s.weight[i];
-            if s.max_a[i] <= s.min_a[i] {
-                continue; // nothing to rise: stays at its minimum
-            }
-            events.push((s.min_a[i] / w, i, true));
-            events.push((s.max_a[i] / w, i, false));
-        }
-        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
-        let mut rising = vec![false; s.len()];
-        let mut heap: BinaryHeap<Due> = BinaryHeap::new();
-        let mut next_event = 0;
-        loop {
-            // The next thing to happen: a session's breakpoint or a constraint filling up.
-            while let Some(top) = heap.peek() {
-                if top.version != self.version[top.c] || self.saturated[top.c] {
-                    heap.pop();
-                } else {
-                    break;
-                }
-            }
-            let t_event = events.get(next_event).map(|e| e.0);
-            let t_due = heap.peek().map(|d| d.t);
-            match (t_event, t_due) {
-                (None, None) => break,
-                (Some(te), td) if td.is_none_or(|td| te < td) => {
-                    let (t, i, starts) = events[next_event];
-                    next_event += 1;
-                    if self.frozen[i] {
-                        continue;
-                    }
-                    let blocked = ancestors(i).any(|a| {
-                        (0..KINDS).any(|kind| {
-                            let c = a as usize * KINDS + kind;
-                            coef(i, c) > 0.0 && self.saturated[c]
-                        })
-                    });
-                    if starts && blocked {
-                        // A limit it draws on is already full (a higher class filled it): it stays at its
-                        // minimum.
-                        self.frozen[i] = true;
-                        continue;
-                    }
-                    if starts {
-                        rising[i] = true;
-                    } else {
-                        rising[i] = false;
-                        alloc[i] = s.max_a[i];
-                    }
-                    let dw = if starts { s.weight[i] } else { -s.weight[i] };
-                    for a in ancestors(i) {
-                        for kind in 0..KINDS {
-                            let c = a as usize * KINDS + kind;
-                            let k = coef(i, c);
-                            if k > 0.0 {
-                                self.advance(c, t);
-                                self.slope[c] += k * dw;
-                                self.schedule(c, limit(c), &mut heap);
-                            }
-                        }
-                    }
-                }
-                (_, Some(td)) => {
-                    let due = heap.pop().expect("peeked");
-                    let c = due.c;
-                    self.advance(c, td);
-                    self.saturated[c] = true;
-                    // Every session of the class under this constraint that draws on it stays where it is.
-                    let node = c / KINDS;
-                    let lo = first[node] as usize;
-                    let hi = first[end[node] as usize] as usize;
-                    for &i in &order[lo..hi] {
-                        let i = i as usize;
-                        if !in_class[i] || self.frozen[i] || coef(i, c) <= 0.0 {
-                            continue;
-                        }
-                        self.frozen[i] = true;
-                        alloc[i] = (s.weight[i] * td).clamp(s.min_a[i], s.max_a[i]);
-                        if rising[i] {
-                            rising[i] = false;
-                            for a in ancestors(i) {
-                                for kind in 0..KINDS {
-                                    let c2 = a as usize * KINDS + kind;
-                                    let k = coef(i, c2);
-                                    if k > 0.0 {
-                                        self.advance(c2, td);
-                                        self.slope[c2] -= k * s.weight[i];
-                                        if !self.saturated[c2] {
-                                            self.schedule(c2, limit(c2), &mut heap);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                (Some(_), None) => unreachable!("handled above"),
-            }
-        }
-        // What still rises at the end has reached its maximum (its stop event passed).
-        for &i in members {
-            if !self.frozen[i] && s.max_a[i] <= s.min_a[i] {
-                alloc[i] = s.min_a[i];
-            }
-        }
-        // The class's final draw is now part of every constraint's load for the classes below.
-        // (`advance` already accumulated it; nothing rises any more.)
-    }
-
-    /// Bring constraint `c`'s load to level `t`.
-    fn advance(&mut self, c: usize, t: f64) {
-        if t > self.at[c] {
-            self.load[c] += self.slope[c] * (t - self.at[c]);
-            self.at[c] = t;
-        }
-    }
-
-    /// (Re)schedule when constraint `c` fills up at its current slope.
-    fn schedule(&mut self, c: usize, limit: f64, heap: &mut BinaryHeap<Due>) {
-        self.version[c] = self.version[c].wrapping_add(1);
-        if self.slope[c] > 1e-12 && limit.is_finite() {
-            let room = (limit - self.load[c]).max(0.0);
-            heap.push(Due {
-                t: self.at[c] + room / self.slope[c],
-                c,
-                version: self.version[c],
-            });
-        }
     }
 }
 

@@ -259,3 +259,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_limit_reached_by_two_stale_schedules_at_one_level_does_not_freeze_a_session_early() {
+    // L2's fill level is scheduled twice at 14 (as the 3-phase session starts at 3 and as sessions start and
+    // stop at 6); then L1 fills at 6.5, freezing the 3-phase session, so L2 rises slower and never fills: the
+    // L2 session reaches its 18 A maximum.
+    let t = tree(&[(ROOT, [14.0, 48.0, INF], INF)]);
+    let s = Sessions {
+        node: vec![0; 4],
+        phases: vec![ALL, L2, L1, L2],
+        min_a: vec![6.0, 0.0, 0.0, 6.0],
+        max_a: vec![25.0, 6.0, 1.0, 18.0],
+        priority: vec![0; 4],
+        weight: vec![2.0, 1.0, 1.0, 1.0],
+        rank: (0..4).collect(),
+    };
+    close(&allocate(&t, &s).unwrap(), &[13.0, 6.0, 1.0, 18.0]);
+}

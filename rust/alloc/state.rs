@@ -7,7 +7,7 @@ mod tests;
 
 use std::collections::HashMap;
 
-use super::solve::{check_session, check_tree, solve, Hold, InputError, Sessions, Tree};
+use super::solve::{check_session, check_tree, Hold, InputError, Sessions, Solver, Tree};
 
 /// How settled values move; see `Allocator::new`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,6 +80,10 @@ pub struct Allocator {
     since: Vec<f64>,
     /// The last tick's raw allocation (NaN: not in that tick).
     raw: Vec<f64>,
+    /// Each session's hold at this tick (scratch).
+    hold: Vec<Hold>,
+    solver: Solver,
+    settle_ms: f64,
 }
 
 impl Allocator {
@@ -103,6 +107,7 @@ impl Allocator {
     /// Replace the capacity forest (checked as `allocate` checks it). Sessions keep their node index.
     pub fn set_tree(&mut self, tree: Tree) -> Result<(), StateError> {
         check_tree(&tree).map_err(StateError::Tree)?;
+        self.solver.set_tree(&tree);
         self.tree = tree;
         Ok(())
     }
@@ -141,6 +146,7 @@ impl Allocator {
                 self.settled.push(f64::NAN);
                 self.since.push(f64::NAN);
                 self.raw.push(f64::NAN);
+                self.solver.sessions_moved();
                 i
             }
         };
@@ -149,6 +155,12 @@ impl Allocator {
             self.since[i] = f64::NAN;
         }
         let s = &mut self.s;
+        if s.node[i] != d.node {
+            self.solver.sessions_moved();
+        }
+        if s.priority[i] != d.priority || s.rank[i] != d.rank {
+            self.solver.ranks_changed();
+        }
         s.node[i] = d.node;
         s.phases[i] = d.phases;
         s.min_a[i] = d.min_a;
@@ -184,6 +196,7 @@ impl Allocator {
         if let Some(&moved) = self.key.get(i) {
             self.index.insert(moved, i as u32);
         }
+        self.solver.sessions_moved();
     }
 
     /// One allocation at monotonic time `now_s`: the (key, amps) of every allocatable session whose settled
@@ -197,23 +210,33 @@ impl Allocator {
                 nodes,
             });
         }
-        let hold: Vec<Hold> = (0..self.key.len()).map(|i| self.hold(i, now_s)).collect();
-        let raw = solve(&self.tree, &self.s, &self.fixed_a, &hold);
+        let mut hold = std::mem::take(&mut self.hold);
+        hold.clear();
+        hold.extend((0..self.key.len()).map(|i| self.hold(i, now_s)));
+        self.solver
+            .solve(&self.tree, &self.s, &self.fixed_a, &hold, &mut self.raw);
+        self.hold = hold;
+        let t0 = std::time::Instant::now();
         let mut changes = Vec::new();
-        for (i, &r) in raw.iter().enumerate() {
+        for i in 0..self.raw.len() {
             if !self.fixed_a[i].is_nan() {
                 self.raw[i] = f64::NAN;
                 continue;
             }
-            self.raw[i] = r;
+            let r = self.raw[i];
             let last = self.settled[i];
-            let v = settle(
-                r,
-                self.s.min_a[i],
-                self.step_a[i],
-                (!last.is_nan()).then_some(last),
-                &self.settings,
-            );
+            // (Most sessions of a loaded network are paused: 0 settles to 0 without the float rounding.)
+            let v = if r == 0.0 {
+                0.0
+            } else {
+                settle(
+                    r,
+                    self.s.min_a[i],
+                    self.step_a[i],
+                    (!last.is_nan()).then_some(last),
+                    &self.settings,
+                )
+            };
             if last.is_nan() || (last > 0.0) != (v > 0.0) {
                 self.since[i] = now_s;
             }
@@ -222,6 +245,7 @@ impl Allocator {
                 changes.push((self.key[i], v));
             }
         }
+        self.settle_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(changes)
     }
 
@@ -260,6 +284,45 @@ impl Allocator {
 
     pub fn is_empty(&self) -> bool {
         self.key.is_empty()
+    }
+
+    /// Where the last tick's time went (ms): ordering the sessions and placing fixed draws and holds, pausing,
+    /// filling, settling (the bench's profile).
+    pub fn phase_ms(&self) -> [f64; 4] {
+        let [a, b, c] = self.solver.phase_ms;
+        [a, b, c, self.settle_ms]
+    }
+
+    /// Bytes this allocator holds on the heap (what its vectors and its key map have reserved).
+    pub fn heap_bytes(&self) -> usize {
+        fn v<T>(x: &Vec<T>) -> usize {
+            x.capacity() * std::mem::size_of::<T>()
+        }
+        let t = &self.tree;
+        let s = &self.s;
+        // hashbrown: a power-of-two number of buckets at most 7/8 full, each an entry and a control byte.
+        let buckets = (self.index.capacity() * 8 / 7).next_power_of_two();
+        let map = buckets * (std::mem::size_of::<(u64, u32)>() + 1);
+        v(&t.parent)
+            + v(&t.limit_a)
+            + v(&t.limit_w)
+            + v(&t.voltage)
+            + v(&self.key)
+            + v(&s.node)
+            + v(&s.phases)
+            + v(&s.min_a)
+            + v(&s.max_a)
+            + v(&s.priority)
+            + v(&s.weight)
+            + v(&s.rank)
+            + v(&self.step_a)
+            + v(&self.fixed_a)
+            + v(&self.settled)
+            + v(&self.since)
+            + v(&self.raw)
+            + v(&self.hold)
+            + self.solver.heap_bytes()
+            + map
     }
 }
 

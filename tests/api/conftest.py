@@ -7,6 +7,7 @@ store's writer delivers commits to the trio loop that started it, so the app mus
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +36,9 @@ from ampgate.devicemodel import DeviceModel, DeviceModelRepository
 from ampgate.display import DisplayMessageRepository, DisplayMessages
 from ampgate.errors import ChargerOfflineError, NotFoundError
 from ampgate.eventlog import EventLog, EventRepository
+from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository
+from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway.admission import HandshakeCounts
 from ampgate.load import Sites, TopologyRepository
 from ampgate.loadctl import LoadHistoryRepository, LoadTicker
@@ -58,6 +61,9 @@ from ampgate.store import (
 )
 
 BASE_URL = "http://ampgate.test"
+PUBLIC_BASE_URL = "http://public.test"
+# The stand-in's limit on a firmware image: small, so a test can send a file past it.
+MAX_FIRMWARE_BYTES = 1 << 20
 
 
 @dataclass
@@ -140,6 +146,19 @@ class StandInNode:
             bus=self.bus,
             clock=Clock(),
         )
+        # Firmware images: the real service, files in a directory beside the database, at most
+        # `max_firmware_bytes` (small, so a test can go past it); a test marks images used by a campaign in
+        # `images_in_use`. Tags and selections: the real service.
+        self.images_in_use: set[int] = set()
+        self.firmware_images = FirmwareImages(
+            ImageRepository(store),
+            ImageFiles(os.path.join(os.path.dirname(store.path), "firmware"), MAX_FIRMWARE_BYTES),
+            self,
+            self.bus,
+            Clock(),
+            lambda path: PUBLIC_BASE_URL + path,
+        )
+        self.fleet = Fleet(FleetRepository(store), self.chargers, self.bus, Clock())
         # Firmware campaigns: the real runner (not running: the verbs and reads work without its loop) over
         # in-test images, selection, windows and presence (`tests.api.campaign_ports`).
         from tests.api.campaign_ports import CampaignPorts
@@ -167,6 +186,10 @@ class StandInNode:
             EventBus(),
             Clock(),
         )
+
+    def uses(self, image_id: int) -> bool:
+        """`ImageUsers`: a test marks images as used by a campaign in `images_in_use`."""
+        return image_id in self.images_in_use
 
     async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
         result = await self.chargers.register(charger_id, password)
@@ -283,6 +306,8 @@ class StandInNode:
             availability=self.availability,
             demand_response=self.demand_response,
             load=self.load,
+            firmware_images=self.firmware_images,
+            fleet=self.fleet,
             health=self.health,
             campaigns=self.campaigns,
         )

@@ -62,6 +62,7 @@ def test_one_charger_merges_store_and_presence(api: Scenario) -> None:
             "last_seen": "2026-03-04T06:00:00Z",
             "registered_at": "2026-03-04T05:06:07.890000Z",
             "last_boot_at": "2026-03-04T05:06:07.890000Z",
+            "tags": [],
         }
         off = (await a.client.get(f"{CHARGERS}/CP-OFF", headers=a.auth("viewer"))).json()
         assert off["online"] is False and off["protocol"] == "ocpp1.6"  # stored, not the stale live one

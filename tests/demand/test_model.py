@@ -95,11 +95,15 @@ def test_reductions_are_from_the_baseline() -> None:
     assert model.targets_kw(row(reduce_pct=25.0), {"site-a": 80.0}) == {"site-a": 60.0}
     # A reduction larger than the draw stops at nothing.
     assert model.targets_kw(row(reduce_kw=300.0), {"site-a": 100.0}) == {"site-a": 0.0}
+    # A node that drew nothing when a reduction began has nothing to give: it is not pinned at 0 kW.
+    assert model.targets_kw(row(reduce_pct=50.0), {"site-a": 0.0}) == {}
+    # A limit applies whatever the node drew.
+    assert model.targets_kw(row(limit_kw=5.0), {"site-a": 0.0}) == {"site-a": 5.0}
 
 
 def test_a_network_wide_reduction_is_shared_in_proportion_to_draw() -> None:
     t = model.targets_kw(row(node_id=None, reduce_kw=30.0), {"a": 100.0, "b": 50.0, "c": 0.0})
-    assert t == pytest.approx({"a": 80.0, "b": 40.0, "c": 0.0})
+    assert t == pytest.approx({"a": 80.0, "b": 40.0})  # c drew nothing: nothing to take, left alone
     assert 150.0 - sum(t.values()) == pytest.approx(30.0)
 
 

@@ -146,7 +146,7 @@ def test_sessions_share_the_site_and_follow_demand_response_and_the_failsafe(nod
                     "the share of two",
                     lambda: tx_limits(p16)[-1:] == [16.0] and tx_limits(s201)[-1:] == [16.0],
                 )
-                p = s201.profiles[-1]
+                p = [x for x in s201.profiles if x["charging_profile_purpose"] == "TxProfile"][-1]
                 out["tx201"] = (p["evse_id"], p["transaction_id"], p["id"])
                 view = (await http.get("/sites/LMSITE/load")).json()
                 out["view"] = view

@@ -58,6 +58,7 @@ def test_the_public_surface_over_tls(node_factory, tmp_path) -> None:
         ),
         (["--public-max-transfers", "0"], "--public-max-transfers must be at least 1"),
         (["--max-upload-bytes", "0"], "--max-upload-bytes must be at least 1"),
+        (["--max-firmware-bytes", "0"], "--max-firmware-bytes must be at least 1"),
     ],
 )
 def test_bad_public_settings_stop_the_node_with_a_clear_message(

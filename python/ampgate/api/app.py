@@ -26,19 +26,23 @@ from ampgate.api.device_model import DeviceModelController
 from ampgate.api.display_messages import DisplayMessageController
 from ampgate.api.errors import EXCEPTION_HANDLERS
 from ampgate.api.events import EventController
+from ampgate.api.firmware_images import FirmwareImageController
 from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ampgate.api.load import SiteLoadController
 from ampgate.api.logs import ChargerLogController
+from ampgate.api.maintenance_windows import MaintenanceWindowController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
 from ampgate.api.sites import CapacityNodeController, SiteController
 from ampgate.api.smart_charging import SmartChargingController
+from ampgate.api.tags import ChargerTagController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
@@ -88,9 +92,13 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             SiteController,
             CapacityNodeController,
             PlacementController,
+            OpenAdrController,
             AvailabilityController,
             SiteLoadController,
             DemandResponseController,
+            FirmwareImageController,
+            MaintenanceWindowController,
+            ChargerTagController,
             CampaignController,
             *handlers,
         ],

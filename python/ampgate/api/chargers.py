@@ -11,7 +11,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from ampgate.api.auth import requires_admin, requires_viewer
-from ampgate.api.deps import ChargerReads, ChargerRegistrar, ConnectivityReads, ConnectorReads, PresenceLookup
+from ampgate.api.deps import (
+    ChargerReads,
+    ChargerRegistrar,
+    ChargerTags,
+    ConnectivityReads,
+    ConnectorReads,
+    PresenceLookup,
+)
 from ampgate.api.paging import (
     COMMON_ERRORS,
     DEFAULT_LIMIT,
@@ -155,14 +162,17 @@ class ChargerController(Controller):
         chargers: NamedDependency[ChargerReads],
         presence: NamedDependency[PresenceLookup],
         connectors: NamedDependency[ConnectorReads],
+        fleet: NamedDependency[ChargerTags],
         # Named `id` (shadowing the builtin here only) so the path, the docs and the error's `field` agree.
         id: Annotated[str, Parameter(description="The charge point id")],
     ) -> ChargerRead:
-        """The charger `id`, with `connectors` (each one's last status) once it reported any. Raises 404 not_found (field "id") when the store does not know it."""
+        """The charger `id` with its `tags`, and `connectors` (each one's last status) once it reported any.
+        Raises 404 not_found (field "id") when the store does not know it."""
         row = chargers.get(id)
         if row is None:
             raise NotFoundError(f"charger '{id}' is not registered", field="id")
         read = charger_read(presence, row)
+        read.tags = list(fleet.tags(id))
         statuses = connectors.statuses(id)
         if statuses:
             read.connectors = [

@@ -9,7 +9,7 @@ NamedDependency[ChargerReads]`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,8 +25,18 @@ from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
 from ampgate.eventlog.repository import EventRow
 from ampgate.eventlog.service import Entry, Stream
+from ampgate.firmware_images import ImageRow, ImageSpec, ImageUpload
 from ampgate.firmware_publish import PublicationRow, PublishSpec
-from ampgate.load import NodeRow, NodeSpec, PlacementRow, PlacementSpec, SiteRow, SiteSpec
+from ampgate.load import (
+    MaintenanceWindow,
+    NodeRow,
+    NodeSpec,
+    PlacementRow,
+    PlacementSpec,
+    SiteRow,
+    SiteSpec,
+    SiteWindows,
+)
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.reservations import ReservationRow
@@ -365,6 +375,38 @@ class SiteService(Protocol):
     def page_placements(
         self, site_id: str, limit: int, after: str | None = None, /, *, node_id: str | None = None
     ) -> list[PlacementRow]: ...
+    async def set_maintenance_windows(
+        self, site_id: str, windows: list[MaintenanceWindow], /
+    ) -> SiteWindows: ...
+    def maintenance_windows(self, site_id: str, /) -> SiteWindows: ...
+    def now(self) -> datetime: ...
+
+
+@runtime_checkable
+class FirmwareImageService(Protocol):
+    """`ampgate.firmware_images.FirmwareImages`."""
+
+    @property
+    def max_bytes(self) -> int: ...
+    async def create(self, spec: ImageSpec, /) -> ImageRow: ...
+    def begin_upload(self) -> ImageUpload: ...
+    async def create_uploaded(
+        self, spec: ImageSpec, upload: ImageUpload, original_name: str | None, /
+    ) -> ImageRow: ...
+    def get(self, image_id: int, /) -> ImageRow | None: ...
+    def page(
+        self, limit: int, before: int | None = None, version: str | None = None, /
+    ) -> list[ImageRow]: ...
+    def location(self, row: ImageRow, /) -> str: ...
+    async def delete(self, image_id: int, /) -> ImageRow: ...
+
+
+@runtime_checkable
+class ChargerTags(Protocol):
+    """`ampgate.fleet.Fleet`."""
+
+    def tags(self, charger_id: str, /) -> tuple[str, ...]: ...
+    async def set_tags(self, charger_id: str, tags: list[str], /) -> tuple[str, ...]: ...
 
 
 @runtime_checkable
@@ -412,6 +454,20 @@ class HealthReport(Protocol):
     def report(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class OpenAdrStatus(Protocol):
+    """`ampgate.openadr.OpenAdrVen`."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class OpenAdrNotConfigured:
+    """The node runs no VEN (no --openadr-vtn)."""
+
+    def status(self) -> dict[str, Any]:
+        return {"configured": False}
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -441,5 +497,8 @@ class ApiServices:
     availability: AvailabilityReads
     demand_response: DemandResponseService
     load: LoadView
+    firmware_images: FirmwareImageService
+    fleet: ChargerTags
     health: HealthReport
     campaigns: CampaignService
+    openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)

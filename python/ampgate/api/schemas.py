@@ -56,6 +56,8 @@ class ChargerRead(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_boot_at: datetime | None
     # Each connector's last status; only on GET /chargers/{id}, and only once the charger reported one.
     connectors: list[ConnectorRead] | None = None
+    # Its tags, sorted; only on GET /chargers/{id} (PUT /chargers/{id}/tags sets them).
+    tags: list[str] | None = None
 
 
 class ChargerPage(msgspec.Struct, kw_only=True):

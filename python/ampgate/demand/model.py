@@ -7,7 +7,9 @@ network's draw when `node_id` is None. It says exactly one of:
 - `reduce_kw`: the node's draw at the moment the event begins (its *baseline*, measured) minus this much;
 - `reduce_pct`: the baseline minus this percentage of it.
 
-A network-wide event is shared among the sites in proportion to their baselines: a network-wide `reduce_kw` of R
+A reduction leaves a node that drew nothing when the event began alone (there is nothing to take; pinning it at
+0 kW for the window would stop every EV arriving there). A network-wide event is shared among the sites in
+proportion to their baselines: a network-wide `reduce_kw` of R
 over sites drawing b_s (sum B) gives site s the limit b_s - R × b_s / B, the same fraction off every site; a
 network-wide `limit_kw` of L gives site s L × b_s / B (equal shares when nothing is drawn). Shares are by draw
 rather than by capacity because the sites that draw are the ones that can give something back.
@@ -122,12 +124,17 @@ def validate(spec: EventSpec, now: datetime) -> EventSpec:
 def targets_kw(event: EventRow, baseline_kw: Mapping[str, float]) -> dict[str, float]:
     """The limit (kW) `event` puts on each node it lowers, given the baselines (node → kW at the start; for a
     network-wide event, every site's). A node without a baseline (nothing measured) counts as drawing 0."""
+    reduction = event.limit_kw is None
     if event.node_id is not None:
         base = baseline_kw.get(event.node_id, 0.0)
-        return {event.node_id: _one(event, base)}
+        # A reduction of a node that drew nothing when it began has nothing to take: it leaves the node alone
+        # rather than pin it at 0 kW for the whole window.
+        return {} if reduction and base <= 0 else {event.node_id: _one(event, base)}
     total = sum(baseline_kw.values())
     out: dict[str, float] = {}
     for site, base in baseline_kw.items():
+        if reduction and base <= 0:
+            continue
         if event.limit_kw is not None:
             share = base / total if total > 0 else 1.0 / len(baseline_kw)
             out[site] = event.limit_kw * share

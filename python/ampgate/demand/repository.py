@@ -172,6 +172,11 @@ class DemandRepository:
     async def set_baseline(self, event_id: int, baseline: dict[str, float]) -> None:
         await self._store.write(functools.partial(set_baseline, event_id=event_id, baseline=baseline))
 
+    async def prune(self, before: datetime) -> None:
+        """Drop achievement points older than `before` (the events themselves are kept)."""
+        at = iso_utc(before)
+        await self._store.write(lambda db: db.conn.execute("DELETE FROM dr_event_points WHERE at < ?", (at,)))
+
     def add_points(self, rows: list[tuple[int, str, str, float, float | None]]) -> None:
         """Fire-and-forget: the points commit with the writer's next group (a lost tick is no harm)."""
         if rows:

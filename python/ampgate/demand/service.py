@@ -10,7 +10,7 @@ target. What an event achieved (target against measured draw, per tick) is writt
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -29,6 +29,8 @@ from ampgate.events import (
 
 # How often the held events are reloaded from the table even without a change here.
 RELOAD_S = 60.0
+# How long what each event achieved (a point per tick and node) is kept.
+POINTS_DAYS = 90
 
 
 class DemandResponse:
@@ -160,8 +162,9 @@ class DemandResponse:
 
     async def cancel_external(self, *, source: str, ref: str) -> None:
         """Cancel the live event (source, ref), if there is one."""
+        now = self._clock.now()
         for row in list(self._live):
-            if row.source == source and row.ref == ref:
+            if row.source == source and row.ref == ref and row.state(now) in ("scheduled", "active"):
                 await self.cancel(row.id)
 
     def external_refs(self, source: str) -> set[str]:
@@ -188,6 +191,7 @@ class DemandResponse:
         self._maybe_reload()
         now = self._clock.now()
         per_event = []
+        active: set[int] = set()
         for row in self._live:
             state = row.state(now)
             if state == "ended" and row.id in self._started:
@@ -197,6 +201,7 @@ class DemandResponse:
                 continue
             if state != "active":
                 continue
+            active.add(row.id)
             baseline = row.baseline_kw
             if not baseline:
                 nodes = [row.node_id] if row.node_id is not None else sites()
@@ -211,6 +216,14 @@ class DemandResponse:
                     DemandResponseStarted(at=now, event_id=row.id, baseline_kw=baseline, target_kw=targets)
                 )
             per_event.append(targets)
+        # Events that stopped running without this loop seeing them end (the row left `_live` at a reload, a
+        # window moved later by its source) are announced and forgotten here, so none keeps its targets.
+        for event_id in self._started - active:
+            self._started.discard(event_id)
+            self._targets.pop(event_id, None)
+            stored = self._rows.get(event_id)
+            if stored is None or stored.cancelled_at is None:
+                self._publish(DemandResponseEnded(at=now, event_id=event_id, cancelled=False))
         # Events that ended since the last reload are dropped from what is held.
         if any(r.state(now) == "ended" for r in self._live):
             self._live = [r for r in self._live if r.state(now) != "ended"]
@@ -220,6 +233,10 @@ class DemandResponse:
         new = msgspec.structs.replace(row, baseline_kw=baseline)
         self._live = [new if r.id == row.id else r for r in self._live]
         return new
+
+    async def prune(self) -> None:
+        """Drop achievement points older than POINTS_DAYS."""
+        await self._rows.prune(self._clock.now() - timedelta(days=POINTS_DAYS))
 
     def record(self, measured_kw: Callable[[str], float | None]) -> None:
         """Write what each running event achieved this tick: per lowered node, its target and measured draw."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlite_utils
 
 from ampgate.clock import iso_utc, parse_iso
@@ -30,6 +32,7 @@ from ampgate.load.model import (
     SiteSpec,
     would_cycle,
 )
+from ampgate.load.windows import MaintenanceWindow
 from ampgate.store.store import Store
 
 _SITE_COLUMNS = (
@@ -328,6 +331,8 @@ def delete_site(db: sqlite_utils.Database, site_id: str) -> SiteRow:
             code="site_not_empty",
         )
     conn.execute("DELETE FROM sites WHERE id = ?", (site_id,))
+    # Windows are part of the site, not something under it: they go with it.
+    conn.execute("DELETE FROM site_maintenance_windows WHERE site_id = ?", (site_id,))
     return site
 
 
@@ -449,6 +454,37 @@ def delete_placement(db: sqlite_utils.Database, charger_id: str) -> PlacementRow
     return before
 
 
+# -- maintenance windows ------------------------------------------------------------------------------------------
+
+_WINDOWS = msgspec.json.Decoder(list[MaintenanceWindow])
+
+
+def read_windows(conn: sqlite3.Connection, site_id: str) -> tuple[tuple[MaintenanceWindow, ...], str | None]:
+    """The site's maintenance windows and when they were last set (None: never; no windows)."""
+    v = conn.execute(
+        "SELECT windows, updated_at FROM site_maintenance_windows WHERE site_id = ?", (site_id,)
+    ).fetchone()
+    if v is None:
+        return (), None
+    return tuple(_WINDOWS.decode(v[0])), v[1]
+
+
+def put_windows(
+    db: sqlite_utils.Database, site_id: str, windows: tuple[MaintenanceWindow, ...], at: str
+) -> tuple[tuple[MaintenanceWindow, ...], tuple[MaintenanceWindow, ...]]:
+    """Replace the site's windows (an empty list removes them); returns (before, after). Raises NotFoundError
+    (field site_id)."""
+    conn = db.conn
+    _site_or_404(conn, site_id)
+    before, _ = read_windows(conn, site_id)
+    conn.execute(
+        "INSERT INTO site_maintenance_windows (site_id, windows, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (site_id) DO UPDATE SET windows = excluded.windows, updated_at = excluded.updated_at",
+        (site_id, msgspec.json.encode(list(windows)).decode(), at),
+    )
+    return before, windows
+
+
 class TopologyRepository:
     """Sites, their capacity nodes and the chargers' placements. Values are stored as given: the caller
     (`ampgate.load.service.Sites`) checks them; what needs the rows is checked inside each write."""
@@ -536,3 +572,16 @@ class TopologyRepository:
 
     async def delete_placement(self, charger_id: str) -> PlacementRow:
         return await self._store.write(functools.partial(delete_placement, charger_id=charger_id))
+
+    def windows(self, site_id: str) -> tuple[tuple[MaintenanceWindow, ...], datetime | None]:
+        """The site's maintenance windows (none: empty) and when they were last set."""
+        windows, at = read_windows(self._store.reader, site_id)
+        return windows, parse_iso(at)
+
+    async def put_windows(
+        self, site_id: str, windows: tuple[MaintenanceWindow, ...]
+    ) -> tuple[tuple[MaintenanceWindow, ...], tuple[MaintenanceWindow, ...]]:
+        """Replace the site's windows; (before, after). Raises NotFoundError (field site_id)."""
+        return await self._store.write(
+            functools.partial(put_windows, site_id=site_id, windows=windows, at=self._now())
+        )

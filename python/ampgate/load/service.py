@@ -9,6 +9,8 @@ that changes nothing (the same PATCH or PUT again) publishes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -24,11 +26,13 @@ from ampgate.events import (
     Event,
     SiteCreated,
     SiteDeleted,
+    SiteMaintenanceWindowsChanged,
     SiteUpdated,
 )
 from ampgate.load import model, topology
 from ampgate.load.model import NodeRow, NodeSpec, PlacementRow, PlacementSpec, SiteRow, SiteSpec
 from ampgate.load.repository import TopologyRepository
+from ampgate.load.windows import MaintenanceWindow, SiteWindows, validate_windows
 
 # The fields of a row that an update may change, as the API names them (for the events' `changed`).
 _SITE_FIELDS = (
@@ -109,6 +113,34 @@ class Sites:
         if site is None:
             raise NotFoundError(f"site {site_id!r} does not exist", field="site_id")
         return site
+
+    # -- maintenance windows ----------------------------------------------------------------------------------
+
+    async def set_maintenance_windows(
+        self, site_id: str, windows: Sequence[MaintenanceWindow]
+    ) -> SiteWindows:
+        """Replace the site's maintenance windows (an empty list removes them all: a campaign that respects
+        windows then dispatches nothing there). Raises ValidationError naming `windows[i].cron`,
+        `windows[i].duration_s` or `windows`, NotFoundError (field site_id). Publishes
+        `site.maintenance_windows_changed` when the list changed."""
+        checked = validate_windows(windows)
+        before, after = await self._rows.put_windows(site_id, checked)
+        if before != after:
+            self._bus.publish(
+                SiteMaintenanceWindowsChanged(at=self._clock.now(), site_id=site_id, windows=len(after))
+            )
+        return self.maintenance_windows(site_id)
+
+    def maintenance_windows(self, site_id: str) -> SiteWindows:
+        """The site's windows and its time zone (what `windows.window_at` / `next_window` take). Raises
+        NotFoundError (field site_id)."""
+        site = self._site(site_id)
+        windows, at = self._rows.windows(site_id)
+        return SiteWindows(site_id=site_id, time_zone=site.time_zone, windows=windows, updated_at=at)
+
+    def now(self) -> datetime:
+        """The node's time (to show which window is open now)."""
+        return self._clock.now()
 
     # -- capacity nodes ---------------------------------------------------------------------------------------
 

@@ -40,7 +40,11 @@ DEPARTURE_SOON = timedelta(hours=1)
 DEPARTURE_IMMINENT = timedelta(minutes=15)
 
 # Fixed ids and stack levels of the profiles the load ticker owns. Ids far above what operators pick by hand, so
-# an operator's own profile (via the commands API) is never replaced by ours or the other way round.
+# an operator's own profile (via the commands API) is not replaced by id; OCPP 1.6 also replaces a profile of the
+# same purpose and stack level on the same connector, so an operator's TxProfile at stack level 1 (or
+# TxDefaultProfile / ChargePointMaxProfile at 0) on a load-managed charger is replaced by ours, and the other way
+# round (docs/api.md says so). No profile carries validFrom: a charger whose clock runs behind would hold it as not
+# yet valid.
 TX_PROFILE_ID = 9_100_000
 MAX_PROFILE_ID = 9_000_001
 DEFAULT_PROFILE_ID = 9_000_002
@@ -91,6 +95,8 @@ def priority(base: int, departure: datetime | None, energy_wanted: bool, now: da
     if departure is None or not energy_wanted:
         return base
     left = departure - now
+    if left.total_seconds() < 0:  # the driver stayed past the departure time: nothing to hurry for
+        return base
     if left <= DEPARTURE_IMMINENT:
         return base + 2
     if left <= DEPARTURE_SOON:
@@ -126,7 +132,6 @@ def tx_profile(
         "stackLevel": TX_STACK_LEVEL,
         "chargingProfilePurpose": "TxProfile",
         "chargingProfileKind": "Absolute",
-        "validFrom": iso_utc(now),
         "validTo": until,
     }
     if protocol == OCPP16:
@@ -138,9 +143,18 @@ def tx_profile(
     return {"evseId": connector, "chargingProfile": body}
 
 
-def boot_profiles(protocol: str, rating_a: float, default_a: float, now: datetime) -> list[dict[str, Any]]:
+def boot_profiles(
+    protocol: str,
+    rating_a: float,
+    default_a: float,
+    now: datetime,
+    *,
+    unit: str = "A",
+    voltage: float = 230.0,
+) -> list[dict[str, Any]]:
     """The fallback profiles a placed charger gets at boot: its rating as the charger-wide maximum and
-    `default_a` as the default for every transaction (both in A, without end)."""
+    `default_a` as the default for every transaction, without end; in W (over three phases) for a charger that
+    takes only W."""
     out = []
     for profile_id, purpose, stack, limit in (
         (

@@ -94,6 +94,7 @@ _TOPOLOGY = frozenset(
 # A meter sample this soon after a profile was acknowledged may predate the charger applying it.
 SETTLE_S = 3.0
 HISTORY_DAYS = 400
+PRUNE_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ class DemandLimits(Protocol):
         self, draw_kw: Callable[[str], float | None], sites: Callable[[], list[str]]
     ) -> dict[str, float]: ...
     def record(self, measured_kw: Callable[[str], float | None]) -> None: ...
+    async def prune(self) -> None: ...
 
 
 class ExternalLimit(Protocol):
@@ -236,17 +238,23 @@ class LoadTicker:
         self._by_charger: dict[str, set[int]] = {}
         self._next_key = 1
         self._dirty: set[int] = set()
+        self._booted: dict[str, str] = {}  # chargers accepted at boot since the last tick: their protocol
         self._topology_dirty = True
         self._reconcile_at = 0.0
         self._refresh: list[tuple[float, int]] = []  # (monotonic when due, key): a min-heap, lazily cleaned
         self._nursery: trio.Nursery | None = None
         self._sends = trio.CapacityLimiter(settings.max_sends)
         self._flagged: dict[str, set[str]] = {}
+        # Per site, decreases sent and not yet answered: increases there wait for them (decrease before increase),
+        # so a site is never over while one EV has been given more and another not yet told to take less.
+        self._lowering: dict[str, int] = {}
         self._sample_at = 0.0
         self._minute: str | None = None
         self._acc: dict[
             str, list[float]
         ] = {}  # site → [samples, limit sum, allocated sum, measured sum, sessions]
+        self._prune_at = 0.0
+        self._by_site_cache: dict[str, list[Live]] | None = None
         self.ticks = 0
         self.last_tick_s = 0.0
         self.last_alloc_s = 0.0
@@ -278,29 +286,50 @@ class LoadTicker:
     async def tick(self) -> None:
         """One tick (see the module docstring)."""
         now_m = self._clock.monotonic()
+        self._by_site_cache = None
         if now_m >= self._reconcile_at:
             self._reconcile()
             self._reconcile_at = now_m + self.settings.reconcile_s
+        if self._topology_dirty:
+            self._rebuild()
+        # Demand response after the forest is current, so a baseline is measured over the sessions there are.
         dr = await self._demand.limits_kw(self.node_draw_kw, self.site_ids)
         if dr != self._dr:
             self._dr = dr
-            self._topology_dirty = True
-        if self._topology_dirty:
             self._rebuild()
         now = self._clock.now()
-        for key in self._dirty:
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
             s = self._sessions.get(key)
-            if s is not None:
+            if s is None:
+                continue
+            try:
                 self._put(s, now)
-        self._dirty.clear()
+            except ValueError:
+                # One session's bad demand must not stop load management for the others: it is left out of
+                # this tick (and its last profile expires on its own) until its demand changes.
+                log.exception("load: session %s of %s left out of the allocation", s.key, s.charger_id)
+                self._alloc.remove(s.key)
+        if self._booted:
+            booted, self._booted = self._booted, {}
+            assert self._nursery is not None
+            for charger_id, protocol in booted.items():
+                if charger_id in self._forest.chargers:
+                    self._nursery.start_soon(self._send_boot_profiles, charger_id, protocol)
         started = time.process_time()
         changes = self._alloc.tick(now_m)
         self.last_alloc_s = time.process_time() - started
+        changed = []
         for key, amps in changes:
             s = self._sessions.get(key)
             if s is not None:
                 s.allocated = amps
-                self._consider(s, now_m)
+                changed.append(s)
+        # Decreases first: each is counted against its site before any increase there is looked at, so an
+        # increase never goes out beside the decrease that makes room for it.
+        changed.sort(key=lambda s: (s.allocated or 0.0) >= self._in_force(s))
+        for s in changed:
+            self._consider(s, now_m)
         while self._refresh and self._refresh[0][0] <= now_m:
             _, key = heapq.heappop(self._refresh)
             s = self._sessions.get(key)
@@ -310,6 +339,10 @@ class LoadTicker:
         if now_m >= self._sample_at:
             self._sample_at = now_m + self.settings.history_sample_s
             self._sample_history(now)
+        if now_m >= self._prune_at:
+            self._prune_at = now_m + PRUNE_S
+            await self._history.prune(now - timedelta(days=HISTORY_DAYS))
+            await self._demand.prune()
         self.ticks += 1
 
     # -- sessions -----------------------------------------------------------------------------------------------
@@ -331,6 +364,7 @@ class LoadTicker:
         self._next_key += 1
         s.external_a = self._external_a(tx.charger_id, evse)
         self._sessions[s.key] = s
+        self._by_site_cache = None
         self._by_tx[tx.id] = s.key
         self._by_charger.setdefault(tx.charger_id, set()).add(s.key)
         self._dirty.add(s.key)
@@ -341,6 +375,7 @@ class LoadTicker:
         if key is None:
             return
         s = self._sessions.pop(key)
+        self._by_site_cache = None
         keys = self._by_charger.get(s.charger_id)
         if keys is not None:
             keys.discard(key)
@@ -357,7 +392,6 @@ class LoadTicker:
             self._end(tx_id)
         for tx in open_txs:
             self._add(tx)
-        self._topology_dirty = True  # placements may have changed while events were lost
 
     def _rebuild(self) -> None:
         tops = []
@@ -367,6 +401,7 @@ class LoadTicker:
             except NotFoundError:
                 continue
         self._forest = forest_mod.build(tops, self._dr)
+        self._by_site_cache = None
         self._rank = {c: i for i, c in enumerate(sorted(self._forest.chargers))}
         f = self._forest
         self._alloc.set_tree(f.parent, f.limit_a, f.limit_w, f.voltage)
@@ -376,7 +411,9 @@ class LoadTicker:
     def _put(self, s: Live, now: datetime) -> None:
         placed = self._forest.chargers.get(s.charger_id)
         if placed is None:
+            # Unplaced while charging: no longer managed; its last profile expires on its own.
             self._alloc.remove(s.key)
+            s.allocated = None
             return
         node, wiring, rating, base_priority, weight = placed
         st = self.settings
@@ -389,16 +426,30 @@ class LoadTicker:
             else None
         )
         measured = max(s.per_phase_a[: len(wiring)]) if s.measured_at is not None else None
-        max_a = model.max_current(rating, s.external_a, acked_in_force, measured)
+        max_a = model.max_current(rating, None, acked_in_force, measured)
+        # An EV that takes less than the minimum keeps the minimum (a full one still plugged in draws 0 A): its
+        # share is small and stable. An external limit below the minimum leaves nothing usable: paused.
+        min_a = st.min_a
+        max_a = max(max_a, min_a)
+        if s.external_a is not None:
+            max_a = min(max_a, s.external_a)
+            if max_a < min_a:
+                min_a = max_a = 0.0
         link = self._presence.get(s.charger_id)
         fixed = None
+        in_force = max(s.sent or 0.0, s.acked or 0.0, s.allocated or 0.0, st.default_a)
         if link is None or not link.online:
-            fixed = rating if st.offline_assume == "max" else max(s.allocated or 0.0, st.default_a)
+            fixed = rating if st.offline_assume == "max" else in_force
+        elif "rejects_profiles" in s.flags:
+            # It did not take its last profile: it draws what it had, as far as we know.
+            fixed = in_force
+        elif "overdraws" in s.flags:
+            fixed = min(rating, max(in_force, max(s.per_phase_a)))
         self._alloc.put(
             s.key,
             node,
             model.phase_mask(wiring, s.phases_used),
-            st.min_a,
+            min_a,
             max_a,
             model.priority(base_priority, s.departure, True, now),
             weight,
@@ -439,7 +490,6 @@ class LoadTicker:
             s.over += 1
             if s.over >= st.overdraw_samples and "overdraws" not in s.flags:
                 s.flags.add("overdraws")
-                self._flag(s.charger_id, "overdraws")
                 self._bus.publish(
                     LoadOverdraw(
                         at=self._clock.now(),
@@ -451,7 +501,9 @@ class LoadTicker:
                 )
         else:
             s.over = 0
-            s.flags.discard("overdraws")
+            if "overdraws" in s.flags:
+                s.flags.discard("overdraws")
+                self._dirty.add(s.key)
 
     def _flag(self, charger_id: str, flag: str) -> None:
         self._flagged.setdefault(charger_id, set()).add(flag)
@@ -488,6 +540,11 @@ class LoadTicker:
         if link is None or not link.online:
             return
         st = self.settings
+        site = self._site_of(s)
+        previous = self._in_force(s)
+        if s.allocated > previous and site is not None and self._lowering.get(site):
+            heapq.heappush(self._refresh, (now_m + self.settings.period_s / 2, s.key))
+            return
         if model.due(
             want=s.allocated,
             sent=s.sent,
@@ -498,14 +555,31 @@ class LoadTicker:
         ):
             assert self._nursery is not None
             s.in_flight = True
-            self._nursery.start_soon(self._send, s, s.allocated)
+            lowering = site if site is not None and s.allocated < previous else None
+            if lowering is not None:
+                # Counted now, before the task runs: increases looked at later in this tick must wait for it.
+                self._lowering[lowering] = self._lowering.get(lowering, 0) + 1
+            self._nursery.start_soon(self._send, s, s.allocated, lowering)
         elif s.sent_at is not None and s.valid_until is not None:
             again = s.sent_at + st.min_interval_s
             if s.allocated == s.sent:
                 again = max(again, s.valid_until - (s.valid_until - s.sent_at) / 2)
             heapq.heappush(self._refresh, (again, s.key))
 
-    async def _send(self, s: Live, amps: float) -> None:
+    def _in_force(self, s: Live) -> float:
+        """What the connector may be drawing now: its last profile, else the last it accepted (a charger back
+        online keeps it until it expires), else its default."""
+        if s.sent is not None:
+            return s.sent
+        return self.settings.default_a if s.acked is None else max(s.acked, self.settings.default_a)
+
+    def _site_of(self, s: Live) -> str | None:
+        placed = self._forest.chargers.get(s.charger_id)
+        return None if placed is None else self._forest.site_of[placed[0]]
+
+    async def _send(self, s: Live, amps: float, lowering: str | None) -> None:
+        """Send `s` its TxProfile of `amps` and track the answer. `lowering`: the site whose count of
+        unanswered decreases this send is in (released when it is answered, whatever the answer)."""
         st = self.settings
         try:
             async with self._sends:
@@ -528,36 +602,56 @@ class LoadTicker:
                 try:
                     reply = await self._calls.call(s.charger_id, "SetChargingProfile", payload)
                 except AmpgateError as e:
-                    # Not sent or not answered: try again on a later tick.
+                    # Not sent or not answered: the charger may still draw what it had; tried again next tick (an
+                    # offline one is counted at its failsafe draw meanwhile).
                     log.info("SetChargingProfile to %s failed: %s", s.charger_id, e.message)
                     s.sent = s.sent_at = s.valid_until = None
-                    heapq.heappush(self._refresh, (now_m + st.min_interval_s, s.key))
+                    heapq.heappush(self._refresh, (now_m + st.period_s, s.key))
                     return
                 status = reply.get("status") if isinstance(reply, dict) else None
                 if status == "Accepted":
                     s.acked, s.acked_at = amps, self._clock.monotonic()
-                    s.flags.discard("rejects_profiles")
+                    if "rejects_profiles" in s.flags:
+                        s.flags.discard("rejects_profiles")
+                        self._dirty.add(s.key)  # allocated again from the next tick
                 else:
-                    s.flags.add("rejects_profiles")
-                    self._flag(s.charger_id, "rejects_profiles")
-                    self._bus.publish(
-                        LoadProfileRejected(
-                            at=self._clock.now(),
-                            charger_id=s.charger_id,
-                            connector_id=s.evse,
-                            limit_a=amps,
-                            status=str(status),
+                    # Counted at what it had (`_put`) until it accepts one; announced once, not every retry.
+                    s.sent = s.acked
+                    if "rejects_profiles" not in s.flags:
+                        s.flags.add("rejects_profiles")
+                        self._dirty.add(s.key)
+                        self._bus.publish(
+                            LoadProfileRejected(
+                                at=self._clock.now(),
+                                charger_id=s.charger_id,
+                                connector_id=s.evse,
+                                limit_a=amps,
+                                status=str(status),
+                            )
                         )
-                    )
                 heapq.heappush(self._refresh, (now_m + st.min_interval_s, s.key))
         finally:
             s.in_flight = False
+            if lowering is not None:
+                left = self._lowering[lowering] - 1
+                if left:
+                    self._lowering[lowering] = left
+                else:
+                    del self._lowering[lowering]
+            if s.allocated is not None and s.allocated != amps and s.key in self._sessions:
+                # Its allocation moved while this one was on the wire (a decrease must not wait for the
+                # connector's next refresh).
+                self._consider(s, self._clock.monotonic())
 
     async def _send_boot_profiles(self, charger_id: str, protocol: str) -> None:
         placed = self._forest.chargers.get(charger_id)
         if placed is None:
             return
-        for payload in model.boot_profiles(protocol, placed[2], self.settings.default_a, self._clock.now()):
+        unit = self._rate_unit(charger_id)
+        voltage = self._forest.voltage[placed[0]]
+        for payload in model.boot_profiles(
+            protocol, placed[2], self.settings.default_a, self._clock.now(), unit=unit, voltage=voltage
+        ):
             try:
                 async with self._sends:
                     reply = await self._calls.call(charger_id, "SetChargingProfile", payload)
@@ -565,7 +659,9 @@ class LoadTicker:
                 log.info("boot profile to %s failed: %s", charger_id, e.message)
                 return
             if not (isinstance(reply, dict) and reply.get("status") == "Accepted"):
-                self._flag(charger_id, "rejects_profiles")
+                self._flag(charger_id, "rejects_boot_profiles")
+                return
+        self._flagged.pop(charger_id, None)
 
     # -- events -------------------------------------------------------------------------------------------------
 
@@ -579,7 +675,9 @@ class LoadTicker:
 
     def _on(self, event: Event | EventsLost) -> None:
         if isinstance(event, EventsLost):
+            # Transactions, placements or links may have changed unseen: read them all again next tick.
             self._reconcile_at = 0.0
+            self._topology_dirty = True
             return
         if isinstance(event, TransactionUpdated):
             key = self._by_tx.get(event.transaction_id)
@@ -595,14 +693,16 @@ class LoadTicker:
             for key in self._by_charger.get(event.charger_id or "", ()):
                 s = self._sessions[key]
                 self._dirty.add(key)
-                # Back online: the connector gets a fresh profile (latest wins), whatever it had.
-                s.sent = s.sent_at = s.valid_until = None
-                if isinstance(event, ChargerConnected) and s.allocated is not None:
-                    self._consider(s, self._clock.monotonic())
+                if isinstance(event, ChargerConnected):
+                    # Back online: the connector gets a fresh profile on the next tick (latest wins). What it
+                    # was last told stays its in-force value meanwhile.
+                    s.acked = max(s.acked or 0.0, s.sent or 0.0) or None
+                    s.sent = s.sent_at = s.valid_until = None
         elif isinstance(event, ChargerBooted):
-            if event.boot_status == "Accepted" and event.charger_id in self._forest.chargers:
-                assert self._nursery is not None and event.charger_id is not None
-                self._nursery.start_soon(self._send_boot_profiles, event.charger_id, event.protocol)
+            # Sent on the next tick, once the forest knows every placement made until now (a charger placed
+            # just before it booted is in it then).
+            if event.boot_status == "Accepted" and event.charger_id is not None:
+                self._booted[event.charger_id] = event.protocol
         elif isinstance(event, ChargingLimitSet | ChargingLimitCleared):
             for key in self._by_charger.get(event.charger_id or "", ()):
                 s = self._sessions[key]
@@ -615,6 +715,12 @@ class LoadTicker:
                 self._dirty.add(key)
         elif event_type(event) in _TOPOLOGY:
             self._topology_dirty = True
+            if event_type(event) == "charger.placed" and event.charger_id is not None:
+                # Placed (or moved, or its rating changed) while connected: its fallback profiles now, not at
+                # its next boot.
+                link = self._presence.get(event.charger_id)
+                if link is not None and link.online and link.protocol:
+                    self._booted[event.charger_id] = link.protocol
 
     # -- reads: the load view, readings, history ------------------------------------------------------------------
 
@@ -625,13 +731,17 @@ class LoadTicker:
         return self._clock.now()
 
     def _site_sessions(self, site_id: str) -> list[Live]:
-        f = self._forest
-        out = []
-        for s in self._sessions.values():
-            placed = f.chargers.get(s.charger_id)
-            if placed is not None and f.site_of[placed[0]] == site_id:
-                out.append(s)
-        return out
+        """The site's sessions: one pass over every session builds the index for all sites, kept until the next
+        tick (a network-wide event asks for every site's draw each tick)."""
+        if self._by_site_cache is None:
+            f = self._forest
+            by_site: dict[str, list[Live]] = {}
+            for s in self._sessions.values():
+                placed = f.chargers.get(s.charger_id)
+                if placed is not None:
+                    by_site.setdefault(f.site_of[placed[0]], []).append(s)
+            self._by_site_cache = by_site
+        return self._by_site_cache.get(site_id, [])
 
     def _session_site_a(self, s: Live, wiring: tuple[int, ...]) -> tuple[list[float], list[float]]:
         """The session's allocated and measured current per site phase."""
@@ -685,11 +795,25 @@ class LoadTicker:
         return None if limit is None or drawn is None else max(0.0, limit - drawn)
 
     def energy_kwh(self, site_id: str, start: datetime, end: datetime) -> float | None:
-        """Energy the site drew in [start, end) from the per-minute history (each minute's mean measured kW
-        over a minute); None when no minute of it is recorded."""
-        rows = self._history.minutes(site_id, start, end)
-        got = [m for _, _, _, m, _ in rows if m is not None]
-        return None if not got else sum(got) / 60.0
+        """Energy the site drew in [start, end) (SiteReadings for OpenADR USAGE): each minute's mean measured
+        draw over the part of the minute inside the window — the stored minutes, and the minute under way from
+        its samples so far. None when no minute of the window has a sample."""
+        minutes = [
+            (at, m) for at, _, _, m, _ in self._history.minutes(site_id, start - timedelta(minutes=1), end)
+        ]
+        acc = self._acc.get(site_id)
+        if self._minute is not None and acc is not None and acc[0]:
+            current = datetime.fromisoformat(self._minute.replace("Z", "+00:00"))
+            minutes = [x for x in minutes if x[0] != current] + [(current, acc[4] / acc[0])]
+        total, seen = 0.0, False
+        for at, kw in minutes:
+            if kw is None:
+                continue
+            overlap = (min(end, at + timedelta(minutes=1)) - max(start, at)).total_seconds()
+            if overlap > 0:
+                total += kw * overlap / 3600.0
+                seen = True
+        return total if seen else None
 
     def site_load(self, site_id: str) -> dict[str, Any] | None:
         """The live allocation of a site: each capacity node's limit, allocated and measured current per phase,
@@ -750,7 +874,11 @@ class LoadTicker:
         }
 
     def flags(self, charger_id: str) -> set[str]:
-        return set(self._flagged.get(charger_id, ()))
+        """The charger's flags now: its sessions' (rejects_profiles, overdraws) and a rejected boot profile."""
+        out = set(self._flagged.get(charger_id, ()))
+        for key in self._by_charger.get(charger_id, ()):
+            out |= self._sessions[key].flags
+        return out
 
     def _sample_history(self, now: datetime) -> None:
         minute = iso_utc(now.replace(second=0, microsecond=0))

@@ -536,9 +536,68 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX transactions_open ON transactions (id) WHERE stopped_at IS NULL;
     """,
-    # firmware campaigns: the campaign (its spec as created, JSON), its groups, one row per targeted charger
-    # (state, the current dispatch's request id, command id and payload, the update's progress as JSON, the
-    # timeline of statuses), per-group per-state counters kept in the same write as every charger transition
+    # 19: OpenADR: PRICE payloads the VEN received, per site and interval (ampgate.openadr.repository).
+    """
+    CREATE TABLE openadr_prices (
+        site_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        interval_id INTEGER NOT NULL,
+        program_id TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        end_at TEXT NOT NULL,
+        price REAL NOT NULL,
+        currency TEXT NULL,
+        units TEXT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, event_id, interval_id)
+    );
+    CREATE INDEX openadr_prices_site_start ON openadr_prices (site_id, start_at);
+    CREATE INDEX openadr_prices_event ON openadr_prices (event_id);
+    """,
+    # 20: firmware images (ampgate.firmware_images): an external location, or a file the node stores and serves
+    # at /firmware/files/<token>/<file_name> (`token` random per image); sites' maintenance windows (ampgate.load:
+    # the JSON list of {cron, duration_s}, one row per site that has any); chargers' tags (ampgate.fleet), and
+    # the indexes that let a campaign select chargers by tag, vendor, model or firmware version in id order
+    # (keyset pages through 100k chargers, each page an index range, never a sort).
+    """
+    CREATE TABLE firmware_images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        version TEXT NOT NULL,
+        vendor TEXT NULL,
+        model TEXT NULL,
+        release_notes TEXT NULL,
+        location TEXT NULL,
+        token TEXT NULL UNIQUE,
+        file_path TEXT NULL,
+        file_name TEXT NULL,
+        original_name TEXT NULL,
+        size INTEGER NULL,
+        sha256 TEXT NULL,
+        signing_certificate TEXT NULL,
+        signature TEXT NULL,
+        signed_only INTEGER NOT NULL DEFAULT 0,
+        version_match TEXT NOT NULL DEFAULT 'exact',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX firmware_images_version ON firmware_images (version, id);
+    CREATE TABLE site_maintenance_windows (
+        site_id TEXT PRIMARY KEY,
+        windows TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE charger_tags (
+        charger_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (charger_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX charger_tags_tag ON charger_tags (tag, charger_id);
+    CREATE INDEX chargers_vendor ON chargers (vendor, id) WHERE vendor IS NOT NULL;
+    CREATE INDEX chargers_model ON chargers (model, id) WHERE model IS NOT NULL;
+    CREATE INDEX chargers_firmware ON chargers (firmware, id) WHERE firmware IS NOT NULL;
+    """,
+    # 21: firmware campaigns (ampgate.campaigns): the campaign (its spec as created, JSON), its groups, one row
+    # per targeted charger (state, the current dispatch's request id, command id and payload, the update's
+    # progress as JSON, the timeline of statuses), per-group per-state counters kept in the same write as every charger transition
     # (the summary reads them, never the charger rows), snapshots of the counts for progress over time, the
     # audit of every verb. Request ids are one sequence over every campaign (the next is the largest stored + 1).
     """
