@@ -48,7 +48,7 @@ async def main(chargers: int) -> dict[str, object]:
             await nursery.start(store.run)
             spec = msgspec.convert(
                 {
-                    "image_id": "fw2",
+                    "image_id": 1,
                     "selector": {"vendor": "V"},
                     "canary": {"count": 100},
                     "groups": [{"percent": 10}, {"percent": 40}, {"percent": 50}],

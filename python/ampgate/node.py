@@ -27,6 +27,7 @@ from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
+from ampgate.campaigns.sources import wire as wire_sources
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -94,14 +95,6 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class _NoCampaigns:
-    """`ImageUsers` of a node without firmware campaigns: no image is in use. Replaced by the campaigns
-    package's own once it is wired here."""
-
-    def uses(self, image_id: int) -> bool:
-        return False
 
 
 class Node:
@@ -352,12 +345,13 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
-        # Firmware images: uploaded files live beside the database and are served on the public listener.
-        # Nothing uses an image yet: the firmware campaigns, once wired, answer whether one of theirs does.
+        # Firmware images: uploaded files live beside the database and are served on the public listener. An
+        # image a campaign (not finished or cancelled) uses cannot be deleted.
+        campaign_rows = CampaignRepository(self.store)
         self.firmware_images = FirmwareImages(
             ImageRepository(self.store),
             ImageFiles(config.firmware_path, config.max_firmware_bytes),
-            _NoCampaigns(),
+            campaign_rows,
             self.bus,
             clock,
             self._public_url,
@@ -408,10 +402,10 @@ class Node:
             ),
         )
         # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
-        # selection and maintenance windows from `campaign_sources`.
-        sources = campaign_sources or CampaignSources.unwired()
+        # the selection and maintenance windows from the parts that own them (a test may pass its own).
+        sources = campaign_sources or wire_sources(self.firmware_images, self.fleet, self.sites)
         self.campaigns = CampaignRunner(
-            CampaignRepository(self.store),
+            campaign_rows,
             sources.images,
             sources.selection,
             sources.windows,

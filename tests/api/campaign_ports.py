@@ -1,4 +1,4 @@
-"""In-test stand-ins for what the campaign runner reads from the rest of the node: one firmware image ("fw2",
+"""In-test stand-ins for what the campaign runner reads from the rest of the node: one firmware image (id 1,
 version 2.0), a fleet to select from, no maintenance windows, every charger offline and idle; commands that
 record what was queued."""
 
@@ -13,7 +13,7 @@ from ampgate.campaigns.model import Selector
 
 @dataclass(frozen=True)
 class Image:
-    id: str = "fw2"
+    id: int = 1
     version: str = "2.0"
     location: str = "https://cdn.example/fw-2.0.bin"
     signing_certificate: str | None = None
@@ -37,7 +37,7 @@ class CampaignPorts:
         self.fleet = [Target(f"CP{i:03}") for i in range(30)] + [Target("DONE", firmware_version="2.0")]
         self.queued: list[tuple[str, str, Any]] = []
 
-    def get(self, key: str) -> Any:
+    def get(self, key: object) -> Any:
         return self.image if key == self.image.id else None
 
     def matches(self, image: Any, booted_version: str | None) -> bool:

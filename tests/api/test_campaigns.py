@@ -15,7 +15,7 @@ BASE = "/api/v1/firmware/campaigns"
 
 def body(**over: Any) -> dict[str, Any]:
     b: dict[str, Any] = {
-        "image_id": "fw2",
+        "image_id": 1,
         "selector": {"vendor": "V"},
         "canary": {"count": 3},
         "groups": [{"percent": 50}, {"percent": 50}],
@@ -38,7 +38,7 @@ def body(**over: Any) -> dict[str, Any]:
         ({"success_threshold_pct": 101}, "success_threshold_pct"),
         ({"error_threshold_pct": -5}, "error_threshold_pct"),
         ({"max_in_flight": 0}, "max_in_flight"),
-        ({"image_id": "nope"}, "image_id"),
+        ({"image_id": 999}, "image_id"),
         ({"selector": {}}, "selector"),
         ({"success_action": "explode"}, "success_action"),
         ({"error_threshold_count": 2}, "error_threshold_count"),

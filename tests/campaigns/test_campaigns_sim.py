@@ -1,5 +1,5 @@
-"""Firmware campaigns against `ampgate sim` fleets and a real node process (images and selection from the test,
-`node_process`): a 3-group campaign over 300 chargers with 2% failing finishes with exact counts; failures aimed
+"""Firmware campaigns against `ampgate sim` fleets and a real `ampgate serve` (the image added through the API,
+the chargers selected by the vendor they booted with): a 3-group campaign over 300 chargers with 2% failing finishes with exact counts; failures aimed
 at the canary pause the campaign before group 1 with nothing more sent, and resume finishes it; a node killed
 (SIGKILL) mid-campaign and restarted on the same database resumes it, and every charger received the update once
 (the simulator's own count of the CALLs it got)."""
@@ -25,6 +25,8 @@ START_TIMEOUT = 30.0
 # The simulated fleet's firmware steps and reboot are short; every wait below is for a campaign of a few hundred
 # chargers at that pace.
 CAMPAIGN_TIMEOUT = 90.0
+NEW_VERSION = "2.0.0"  # the simulator boots 1.0.0
+LOCATION = f"http://fw.example/img/{NEW_VERSION}.bin"
 
 
 def free_port() -> int:
@@ -38,18 +40,20 @@ class NodeProc:
         self.tmp, self.cfg = tmp, cfg
         self.proc: subprocess.Popen[bytes] | None = None
         self.token: str | None = None
+        self.image_id: int | None = None
 
     def start(self) -> None:
         ready = Path(self.cfg["ready"])
         ready.unlink(missing_ok=True)
         self.log = self.tmp / f"node-{time.monotonic_ns()}.log"
+        cmd = [
+            sys.executable, "-m", "ampgate.cli", "serve", "--ocpp-host", "127.0.0.1",
+            "--ocpp-port", str(self.cfg["ocpp_port"]), "--api-port", str(self.cfg["api_port"]),
+            "--public-host", "127.0.0.1", "--public-port", "0", "--db", self.cfg["db"],
+            "--ready-file", str(ready), "--workers", "1",
+        ]  # fmt: skip
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.campaigns.node_process", json.dumps(self.cfg)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).parents[2],
-            )
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while not ready.exists():
             assert self.proc.poll() is None, f"node exited {self.proc.returncode}"
@@ -85,12 +89,14 @@ def fleet(
         "ready": str(tmp / "ready.json"),
         "ocpp_port": free_port(),
         "api_port": free_port(),
-        "prefix": prefix,
-        "chargers": chargers,
-        "protocol": "ocpp1.6" if protocol == "1.6" else "ocpp2.0.1",
     }
     node = NodeProc(tmp, cfg)
     node.start()
+    # The image, as an admin adds it: the simulator installs the version its location's file name ends in.
+    with node.api() as api:
+        r = api.post("/firmware/images", json={"version": NEW_VERSION, "location": LOCATION})
+        assert r.status_code == 201, r.text
+        node.image_id = r.json()["id"]
     scenario = tmp / "fw.toml"
     scenario.write_text(
         f"[run]\nduration = {duration}\n[rolling_restart]\nreboot_delay = 0.3\n[firmware]\n{firmware}"
@@ -175,8 +181,8 @@ def test_three_groups_over_300_chargers_with_2_percent_failing_finish_with_exact
         cid = create_and_start(
             node,
             {
-                "image_id": "fw2",
-                "selector": {"vendor": "SimVendor"},
+                "image_id": node.image_id,
+                "selector": {"vendor": "ampgate"},
                 "groups": [{"percent": 10}, {"percent": 30}, {"percent": 60}],
                 "success_threshold_pct": 90,
                 # Failures finish sooner than installs (no reboot): a percentage of the first few finished
@@ -203,14 +209,14 @@ def test_canary_failures_pause_before_group_1_and_resume_finishes(tmp_path: Path
     n = 60
     with fleet(
         tmp_path, prefix="C", chargers=n, protocol="1.6",
-        firmware='fail_pattern = "C[0-2]"\nfail_step = "Downloading"\nstep = 0.2\n', duration=40,
+        firmware='fail_pattern = "C0|C1[01]"\nfail_step = "Downloading"\nstep = 0.2\n', duration=40,
     ) as (node, sim, report):  # fmt: skip
         wait("the fleet online", lambda: online(node, n))
         cid = create_and_start(
             node,
             {
-                "image_id": "fw2",
-                "selector": {"vendor": "SimVendor"},
+                "image_id": node.image_id,
+                "selector": {"vendor": "ampgate"},
                 "canary": {"count": 5},
                 "groups": [{"percent": 50}, {"percent": 100}],
                 "error_threshold_pct": 20,
@@ -228,8 +234,13 @@ def test_canary_failures_pause_before_group_1_and_resume_finishes(tmp_path: Path
         time.sleep(3)  # nothing more goes out while paused
         with node.api() as api:
             items = api.get(f"/firmware/campaigns/{cid}/chargers", params={"limit": 1000}).json()["items"]
-        assert {i["charger_id"] for i in items if i["request_id"] is not None} <= {f"C{i}" for i in range(5)}
+        # The selection is in id order: the canary is C0, C1, C10, C11, C12, three of which the pattern fails.
+        canary_ids = set(sorted(f"C{i}" for i in range(n))[:5])
+        assert {i["charger_id"] for i in items if i["request_id"] is not None} <= canary_ids
         with node.api() as api:
+            # The image of a campaign not finished stays: the images refuse to delete it.
+            r = api.delete(f"/firmware/images/{node.image_id}")
+            assert (r.status_code, r.json()["code"]) == (409, "image_in_use"), r.text
             r = api.post(f"/firmware/campaigns/{cid}/resume", json={"reason": "known bad units"})
             assert r.status_code == 200 and r.json()["state"] == "running", r.text
         c = wait("the campaign finished", lambda: (c := campaign(node, cid))["state"] == "finished" and c)
@@ -249,8 +260,8 @@ def test_a_node_killed_mid_campaign_resumes_without_sending_an_update_twice(tmp_
         cid = create_and_start(
             node,
             {
-                "image_id": "fw2",
-                "selector": {"vendor": "SimVendor"},
+                "image_id": node.image_id,
+                "selector": {"vendor": "ampgate"},
                 "groups": [{"percent": 50}, {"percent": 50}],
                 "max_in_flight": 20,
                 "dispatch_per_minute": 300,

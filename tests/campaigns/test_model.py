@@ -13,7 +13,7 @@ from ampgate.errors import ConflictError, ValidationError
 
 
 def spec(**over: object) -> m.CampaignSpec:
-    body: dict[str, object] = {"image_id": "img", "selector": {"vendor": "V"}, "groups": [{"percent": 100}]}
+    body: dict[str, object] = {"image_id": 1, "selector": {"vendor": "V"}, "groups": [{"percent": 100}]}
     body.update(over)
     return m.validate(msgspec.convert(body, m.CampaignSpec))
 

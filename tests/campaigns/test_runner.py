@@ -45,7 +45,7 @@ class TrioClock(Clock):
 
 @dataclass(frozen=True)
 class Image:
-    id: str = "fw2"
+    id: int = 1
     version: str = "2.0"
     location: str = "https://cdn.example/fw-2.0.bin"
     signing_certificate: str | None = None
@@ -57,7 +57,7 @@ class Images:
     def __init__(self, *images: Image) -> None:
         self.images = {i.id: i for i in images}
 
-    def get(self, image_id: str) -> Image | None:
+    def get(self, image_id: int) -> Image | None:
         return self.images.get(image_id)
 
     def matches(self, image: Any, booted_version: str | None) -> bool:
@@ -240,8 +240,8 @@ class World:
         self.fleet = Fleet(self.bus, self.clock)
         self.images = Images(
             Image(),
-            Image(id="signed", signature="U0lH", signing_certificate="PEM"),
-            Image(id="signed-only", signature="U0lH", signing_certificate="PEM", signed_only=True),
+            Image(id=2, signature="U0lH", signing_certificate="PEM"),
+            Image(id=3, signature="U0lH", signing_certificate="PEM", signed_only=True),
         )
 
     def build(self, store: Store) -> tuple[CampaignRunner, CommandQueue]:
@@ -297,7 +297,7 @@ def run(
 
 
 def spec(**over: Any) -> m.CampaignSpec:
-    body: dict[str, Any] = {"image_id": "fw2", "selector": {"vendor": "V"}, "groups": [{"percent": 100}]}
+    body: dict[str, Any] = {"image_id": 1, "selector": {"vendor": "V"}, "groups": [{"percent": 100}]}
     body.update(over)
     return msgspec.convert(body, m.CampaignSpec)
 
@@ -333,7 +333,7 @@ def test_a_small_campaign_over_both_versions_with_fallback_and_mismatch(tmp_path
     )
 
     async def body(w: World, runner: CampaignRunner) -> None:
-        row = await runner.create(spec(image_id="signed", success_threshold_pct=50))
+        row = await runner.create(spec(image_id=2, success_threshold_pct=50))
         assert row.state == "draft"
         await runner.verb(row.id, "start", OPERATOR)
         await until(runner, row.id, ("finished", "paused"))
@@ -365,7 +365,7 @@ def test_a_signed_only_image_never_falls_back(tmp_path: Path) -> None:
     w.fleet.add(Charger("A", protocol="ocpp1.6"), Charger("B", protocol="ocpp1.6", signed=False))
 
     async def body(w: World, runner: CampaignRunner) -> None:
-        row = await runner.create(spec(image_id="signed-only", success_threshold_pct=0))
+        row = await runner.create(spec(image_id=3, success_threshold_pct=0))
         await runner.verb(row.id, "start", OPERATOR)
         await until(runner, row.id, ("finished",))
         rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
@@ -449,7 +449,7 @@ def test_a_silent_signed_1_6_update_is_asked_with_extended_trigger_message(tmp_p
     w.fleet.add(Charger("SEC", protocol="ocpp1.6", signed=True, behaviour="silent"))
 
     async def body(w: World, runner: CampaignRunner) -> None:
-        row = await runner.create(spec(image_id="signed", status_timeout_s=600, success_threshold_pct=0))
+        row = await runner.create(spec(image_id=2, status_timeout_s=600, success_threshold_pct=0))
         await runner.verb(row.id, "start", OPERATOR)
         await until(runner, row.id, ("finished",))
         c = w.fleet.chargers["SEC"]

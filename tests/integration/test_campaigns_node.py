@@ -39,7 +39,7 @@ STEPS_SIGNED = ["Downloading", "Downloaded", "SignatureVerified", "Installing", 
 
 @dataclass(frozen=True)
 class Image:
-    id: str = "fw2"
+    id: int = 1
     version: str = "2.0"
     location: str = "https://cdn.example/fw-2.0.bin"
     signing_certificate: str | None = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
@@ -64,7 +64,7 @@ class Sources:
         self.image = Image()
         self.targets = targets
 
-    def get(self, image_id: str) -> Image | None:
+    def get(self, image_id: int) -> Image | None:
         return self.image if image_id == self.image.id else None
 
     def matches(self, image: Any, booted_version: str | None) -> bool:
@@ -182,7 +182,7 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as http:
                 spec = {
-                    "image_id": "fw2",
+                    "image_id": 1,
                     "selector": {"charger_ids": [c for c, _, _ in CHARGERS]},
                     "groups": [{"percent": 100}],
                     "success_threshold_pct": 50,

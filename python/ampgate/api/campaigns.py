@@ -66,7 +66,7 @@ class CampaignRead(msgspec.Struct, kw_only=True):
 
     id: int
     name: str | None
-    image_id: str
+    image_id: int
     state: str
     paused_reason: str | None
     counts: dict[str, int]

@@ -93,7 +93,7 @@ class GroupSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CampaignSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A campaign as created (the body of POST /api/v1/firmware/campaigns)."""
 
-    image_id: str
+    image_id: int
     selector: Selector
     groups: list[GroupSpec]
     name: str | None = None

@@ -16,7 +16,7 @@ class FirmwareImage(Protocol):
     """One firmware image (`ampgate.firmware_images`): `signed_only` images are never sent unsigned."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> int: ...
     @property
     def version(self) -> str: ...
     @property
@@ -32,7 +32,7 @@ class FirmwareImage(Protocol):
 class ImageCatalog(Protocol):
     """The firmware images: lookup by id, and whether a booted version is the image's (its `version_match`)."""
 
-    def get(self, image_id: str, /) -> FirmwareImage | None: ...
+    def get(self, image_id: int, /) -> FirmwareImage | None: ...
     def matches(self, image: FirmwareImage, booted_version: str | None, /) -> bool: ...
 
 
@@ -128,40 +128,12 @@ class Commands(Protocol):
 
 @dataclass(frozen=True)
 class CampaignSources:
-    """The three sources another part of the node owns: firmware images, the selection over charger tags and
-    sites, and sites' maintenance windows. The node passes the real ones; `unwired()` is what a node has without
-    them (no image, so a campaign cannot be created; no charger selected; no site with windows)."""
+    """The three sources other parts of the node own: firmware images, the selection over charger tags and
+    sites, and sites' maintenance windows (the node builds them with `sources.wire`)."""
 
     images: ImageCatalog
     selection: ChargerSelection
     windows: MaintenanceWindows
-
-    @staticmethod
-    def unwired() -> CampaignSources:
-        return CampaignSources(images=_NoImages(), selection=_NoSelection(), windows=_NoWindows())
-
-
-class _NoImages:
-    def get(self, image_id: str, /) -> FirmwareImage | None:
-        return None
-
-    def matches(self, image: FirmwareImage, booted_version: str | None, /) -> bool:
-        return booted_version == image.version
-
-
-class _NoSelection:
-    def select_chargers(
-        self, selector: Selector, limit: int, after: str | None, /
-    ) -> Sequence[TargetCharger]:
-        return []
-
-
-class _NoWindows:
-    def window_at(self, site_id: str, when: datetime, /) -> tuple[datetime, datetime] | None:
-        return None
-
-    def has_windows(self, site_id: str, /) -> bool:
-        return False
 
 
 class Capabilities(Protocol):

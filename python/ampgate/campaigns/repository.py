@@ -48,7 +48,7 @@ _ACTIVE_SQL = ", ".join(f"'{s}'" for s in sorted(ACTIVE))
 class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     name: str | None
-    image_id: str
+    image_id: int
     spec: CampaignSpec
     state: str
     paused_reason: str | None
@@ -482,6 +482,16 @@ class CampaignRepository:
             (campaign_id,),
         )
         return [_charger(v) for v in cur.fetchall()]
+
+    def uses(self, image_id: int) -> bool:
+        """Whether a campaign not finished or cancelled uses image `image_id` (the images refuse to delete it)."""
+        return (
+            self._store.reader.execute(
+                "SELECT 1 FROM campaigns WHERE image_id = ? AND state NOT IN ('finished', 'cancelled') LIMIT 1",
+                (image_id,),
+            ).fetchone()
+            is not None
+        )
 
     def last_request_id(self) -> int:
         v = self._store.reader.execute("SELECT max(request_id) FROM campaign_chargers").fetchone()

@@ -604,7 +604,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE campaigns (
         id INTEGER PRIMARY KEY,
         name TEXT NULL,
-        image_id TEXT NOT NULL,
+        image_id INTEGER NOT NULL,
         spec TEXT NOT NULL,
         state TEXT NOT NULL,
         paused_reason TEXT NULL,
@@ -614,6 +614,7 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     CREATE INDEX campaigns_state ON campaigns (state, id);
+    CREATE INDEX campaigns_image ON campaigns (image_id, state);
     CREATE TABLE campaign_groups (
         campaign_id INTEGER NOT NULL,
         idx INTEGER NOT NULL,
