@@ -587,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--db", default=NodeConfig().db_path)
     tc.add_argument("--label", default=None)
     _sim_parser(sub)
+    from ampgate.campaigns import status_view
+
+    status_view.add_parser(sub)
     a = parser.parse_args(argv)
     if a.command == "serve":
         logging.basicConfig(
@@ -612,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         from ampgate.sim.command import run_command
 
         return run_command(a)
+    if a.command == "firmware":
+        return status_view.run_status(a)
     return _token(a)
 
 

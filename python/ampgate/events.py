@@ -16,6 +16,9 @@ import msgspec
 from ampgate.store.transactions import Sample
 
 __all__ = [
+    "CampaignChanged",
+    "CampaignChargerChanged",
+    "CampaignGroupChanged",
     "CapacityNodeCreated",
     "CapacityNodeDeleted",
     "CapacityNodeUpdated",
@@ -235,10 +238,13 @@ class TransactionEnded(Event, frozen=True, kw_only=True, tag="transaction.ended"
 
 
 class FirmwareStatusReported(Event, frozen=True, kw_only=True, tag="firmware.status"):
-    """A FirmwareStatusNotification (1.6 signed: SignedFirmwareStatusNotification) as the charger sent it."""
+    """A FirmwareStatusNotification (1.6 signed: SignedFirmwareStatusNotification) as the charger sent it.
+    `signed`: it came as the 1.6 SignedFirmwareStatusNotification (a 1.6 FirmwareStatusNotification carries no
+    request id, so a campaign matches it to the one unsigned update in flight, never to a signed one)."""
 
     status: str
     request_id: int | None
+    signed: bool = False
 
 
 # -- security -----------------------------------------------------------------------------------------------------
@@ -496,6 +502,39 @@ class CommandCancelled(Event, frozen=True, kw_only=True, tag="command.cancelled"
     superseded_by: str | None = None
 
 
+# -- firmware campaigns ------------------------------------------------------------------------------------------
+
+
+class CampaignChanged(Event, frozen=True, kw_only=True, tag="campaign.state"):
+    """A firmware campaign changed state (`state`: draft, scheduled, running, paused, finished, cancelled) by
+    `verb` (start, pause, resume, cancel, retry-failed; None when the campaign decided it: its error condition,
+    a group below its success threshold, the last group done), with `reason` (the pause reason)."""
+
+    campaign_id: int
+    state: str
+    verb: str | None
+    reason: str | None
+
+
+class CampaignGroupChanged(Event, frozen=True, kw_only=True, tag="campaign.group"):
+    """A campaign's group started or finished (`state` running or finished), with its counts per state."""
+
+    campaign_id: int
+    group_index: int
+    state: str
+    counts: dict[str, int]
+
+
+class CampaignChargerChanged(Event, frozen=True, kw_only=True, tag="campaign.charger"):
+    """A charger's update in a campaign moved to `state` (dispatched, downloading, …, installed, failed, …)."""
+
+    campaign_id: int
+    group_index: int
+    state: str
+    reason: str | None
+    request_id: int | None
+
+
 # -- site topology (load management) ------------------------------------------------------------------------------
 
 
@@ -696,6 +735,9 @@ AnyEvent = (
     | FirmwareImageDeleted
     | SiteMaintenanceWindowsChanged
     | ChargerTagsChanged
+    | CampaignChanged
+    | CampaignGroupChanged
+    | CampaignChargerChanged
 )
 
 

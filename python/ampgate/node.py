@@ -25,6 +25,9 @@ from ampgate.api.deps import OpenAdrNotConfigured
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
 from ampgate.bus import EventBus
+from ampgate.campaigns import CampaignRepository, CampaignRunner
+from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
+from ampgate.campaigns.sources import wire as wire_sources
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -94,18 +97,12 @@ from ampgate.store import (
 log = logging.getLogger(__name__)
 
 
-class _NoCampaigns:
-    """`ImageUsers` of a node without firmware campaigns: no image is in use. Replaced by the campaigns
-    package's own once it is wired here."""
-
-    def uses(self, image_id: int) -> bool:
-        return False
-
-
 class Node:
     """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`."""
 
-    def __init__(self, config: NodeConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, clock: Clock | None = None, campaign_sources: CampaignSources | None = None
+    ) -> None:
         self.config = config
         clock = self.clock = clock or Clock()
         self.bus = EventBus()
@@ -348,12 +345,13 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
-        # Firmware images: uploaded files live beside the database and are served on the public listener.
-        # Nothing uses an image yet: the firmware campaigns, once wired, answer whether one of theirs does.
+        # Firmware images: uploaded files live beside the database and are served on the public listener. An
+        # image a campaign (not finished or cancelled) uses cannot be deleted.
+        campaign_rows = CampaignRepository(self.store)
         self.firmware_images = FirmwareImages(
             ImageRepository(self.store),
             ImageFiles(config.firmware_path, config.max_firmware_bytes),
-            _NoCampaigns(),
+            campaign_rows,
             self.bus,
             clock,
             self._public_url,
@@ -403,6 +401,21 @@ class Node:
                 boot_spread_pending=self.boot_spread.pending,
             ),
         )
+        # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
+        # the selection and maintenance windows from the parts that own them (a test may pass its own).
+        sources = campaign_sources or wire_sources(self.firmware_images, self.fleet, self.sites)
+        self.campaigns = CampaignRunner(
+            campaign_rows,
+            sources.images,
+            sources.selection,
+            sources.windows,
+            self.presence,
+            transactions,
+            DeviceModelSigned(device_model.capabilities_of),
+            self.commands,
+            self.bus,
+            clock,
+        )
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -432,6 +445,7 @@ class Node:
             firmware_images=self.firmware_images,
             fleet=self.fleet,
             health=self.health,
+            campaigns=self.campaigns,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -458,6 +472,7 @@ class Node:
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
+                    await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
                     await inner.start(self.availability.run)

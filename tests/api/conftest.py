@@ -21,6 +21,7 @@ import trio
 from ampgate.api import ApiServices, create_app
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.bus import EventBus
+from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.connectivity import PresenceRegistry
@@ -158,6 +159,23 @@ class StandInNode:
             lambda path: PUBLIC_BASE_URL + path,
         )
         self.fleet = Fleet(FleetRepository(store), self.chargers, self.bus, Clock())
+        # Firmware campaigns: the real runner (not running: the verbs and reads work without its loop) over
+        # in-test images, selection, windows and presence (`tests.api.campaign_ports`).
+        from tests.api.campaign_ports import CampaignPorts
+
+        self.campaign_ports = CampaignPorts()
+        self.campaigns = CampaignRunner(
+            CampaignRepository(store),
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.campaign_ports,
+            self.bus,
+            Clock(),
+        )
         # Availability: the real service over the same tables; presence from this node's dict.
         self.availability = Availability(
             TopologyRepository(store),
@@ -291,6 +309,7 @@ class StandInNode:
             firmware_images=self.firmware_images,
             fleet=self.fleet,
             health=self.health,
+            campaigns=self.campaigns,
         )
 
 

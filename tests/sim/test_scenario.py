@@ -381,3 +381,22 @@ def test_the_engine_takes_every_compiled_setting_and_refuses_others(protocol):
         _native.Sim({**settings, "bogus": 1}, traits)
     with pytest.raises(ValueError, match="id_tag"):
         _native.Sim({**settings, "id_tag": "X" * 37}, traits)
+
+
+def test_firmware_failures_aimed_at_ids_and_a_pattern(tmp_path):
+    s = load_scenario(
+        path=write(tmp_path, '[firmware]\nfail_ids = ["CP7", "CP12", "NOPE"]\nfail_pattern = "CP[0-2]"\n')
+    )
+    traits = pick_traits(s, 20, seed=1, id_prefix="CP")
+    assert [i for i, t in enumerate(traits) if t & FW_FAIL] == [0, 1, 2, 7, 12]
+    assert not any(t & ~FW_FAIL for t in traits)
+    # with a fraction too: the seeded pick and the named ones together
+    both = load_scenario(path=write(tmp_path, '[firmware]\nfail_fraction = 0.1\nfail_ids = ["CP19"]\n'))
+    failing = [i for i, t in enumerate(pick_traits(both, 100, seed=3, id_prefix="CP")) if t & FW_FAIL]
+    assert 19 in failing and len(failing) in (10, 11)
+
+
+def test_a_bad_fail_pattern_names_the_field(tmp_path):
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path=write(tmp_path, '[firmware]\nfail_pattern = "CP[0-"\n'))
+    assert e.value.field == "firmware.fail_pattern"

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.availability import AvailabilityController
+from ampgate.api.campaigns import CampaignController
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
@@ -98,6 +99,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             FirmwareImageController,
             MaintenanceWindowController,
             ChargerTagController,
+            CampaignController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

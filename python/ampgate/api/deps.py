@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from ampgate.api.campaigns import CampaignService
 from ampgate.availability import OccupancyRow, SiteAvailability
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
@@ -499,4 +500,5 @@ class ApiServices:
     firmware_images: FirmwareImageService
     fleet: ChargerTags
     health: HealthReport
+    campaigns: CampaignService
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)

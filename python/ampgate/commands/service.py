@@ -160,10 +160,13 @@ class CommandQueue:
         *,
         ttl_s: float | None = None,
         supersede_key: str | None = None,
+        command_id: str | None = None,
     ) -> CommandRow:
         """Queue a command for `charger_id`, delivered in order once it is online and accepted (at once if it is
         now). `supersede_key` (for features: e.g. a charging profile's connector): a queued command of this
-        charger with the same key is cancelled as superseded. Raises ValidationError (`ttl_s`, or the payload's
+        charger with the same key is cancelled as superseded. `command_id` (for features that record it before
+        queueing, so a restart between the two finds the command or knows it was never queued): the record's id,
+        a new random one when None. Raises ValidationError (`ttl_s`, or the payload's
         field), NotFoundError (unknown charger; an action the central system does not send), ConflictError
         `protocol_unknown` (the charger never connected: which version to check against is unknown),
         TooManyError `queue_full`."""
@@ -193,7 +196,7 @@ class CommandQueue:
             )
         now = self._clock.now()
         new = NewCommand(
-            id=new_command_id(),
+            id=command_id or new_command_id(),
             charger_id=charger_id,
             action=action,
             payload=payload,

@@ -119,8 +119,8 @@ class Sites:
     async def set_maintenance_windows(
         self, site_id: str, windows: Sequence[MaintenanceWindow]
     ) -> SiteWindows:
-        """Replace the site's maintenance windows (an empty list removes them all: a campaign that respects
-        windows then dispatches nothing there). Raises ValidationError naming `windows[i].cron`,
+        """Replace the site's maintenance windows (an empty list removes them all: the site then holds no
+        campaign back, see `ampgate.campaigns.sources.WindowsFrom`). Raises ValidationError naming `windows[i].cron`,
         `windows[i].duration_s` or `windows`, NotFoundError (field site_id). Publishes
         `site.maintenance_windows_changed` when the list changed."""
         checked = validate_windows(windows)

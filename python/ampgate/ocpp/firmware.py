@@ -43,11 +43,15 @@ class FirmwareHandlers:
         router.register(OCPP16, "SignedFirmwareStatusNotification", self._signed16)
         router.register(OCPP201, "FirmwareStatusNotification", self._status201)
 
-    def _record(self, session: Session, status: str, request_id: int | None) -> dict[str, Any]:
+    def _record(
+        self, session: Session, status: str, request_id: int | None, *, signed: bool = False
+    ) -> dict[str, Any]:
         at = self._clock.now()
         self._records.record_firmware_status(session.charger_id, status=status, request_id=request_id, at=at)
         self._bus.publish(
-            FirmwareStatusReported(at=at, charger_id=session.charger_id, status=status, request_id=request_id)
+            FirmwareStatusReported(
+                at=at, charger_id=session.charger_id, status=status, request_id=request_id, signed=signed
+            )
         )
         return {}
 
@@ -55,7 +59,7 @@ class FirmwareHandlers:
         return self._record(session, req.status, None)
 
     def _signed16(self, session: Session, req: v16.SignedFirmwareStatusNotificationRequest) -> dict[str, Any]:
-        return self._record(session, req.status, req.request_id)
+        return self._record(session, req.status, req.request_id, signed=True)
 
     def _status201(self, session: Session, req: v201.FirmwareStatusNotificationRequest) -> dict[str, Any]:
         return self._record(session, req.status, req.request_id)

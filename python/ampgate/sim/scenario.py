@@ -12,7 +12,7 @@ A scenario file sets any of these sections; every field has a default, unknown f
     [rolling_restart]  period, fraction, reboot_delay
     [flapping]         fraction, period, down
     [slow]             fraction, mode ("slow-read" | "no-answer"), pause
-    [firmware]         fail_fraction, fail_step ("Downloading" | "Installing"), step
+    [firmware]         fail_fraction, fail_ids, fail_pattern, fail_step ("Downloading" | "Installing"), step
     [evs]              charging_needs, and [[evs.mix]] tables: share, phases ("L1" | "L2" | "L3" | "3"),
                        max_current_a, capacity_kwh, soc_start, taper_soc, departure_after_s, energy_need_kwh
 
@@ -152,7 +152,13 @@ class SlowSection(_Section, frozen=True):
 
 
 class FirmwareSection(_Section, frozen=True):
+    """Which chargers fail a firmware update, and where: `fail_fraction` of the fleet picked by the seed, plus
+    the chargers named in `fail_ids` and those whose id matches the regular expression `fail_pattern` (whole
+    id), so a test can fail exactly a campaign's canary."""
+
     fail_fraction: Fraction = 0.0
+    fail_ids: tuple[str, ...] = ()
+    fail_pattern: str | None = None
     fail_step: Literal["Downloading", "Installing"] = "Installing"
     step: NonNegative = 1.0  # seconds per step (Downloading, Downloaded, Installing)
 
@@ -286,6 +292,11 @@ def check(s: Scenario, *, with_duration: bool = True) -> None:
         )
     if s.evs.charging_needs and not s.evs.mix:
         raise ScenarioError("expected an [[evs.mix]] to report the needs of", field="evs.charging_needs")
+    if s.firmware.fail_pattern is not None:
+        try:
+            re.compile(s.firmware.fail_pattern)
+        except re.error as e:
+            raise ScenarioError(f"not a regular expression: {e}", field="firmware.fail_pattern") from None
     if s.load.message is None and s.load.rate > 0:
         raise ScenarioError("load.rate is set but no load.message to send", field="load.message")
     if s.load.inflight and s.load.rate > 0:
@@ -357,10 +368,11 @@ class FleetOptions(msgspec.Struct, frozen=True, kw_only=True):
     processes: int = 1
 
 
-def pick_traits(s: Scenario, chargers: int, seed: int) -> bytes:
+def pick_traits(s: Scenario, chargers: int, seed: int, id_prefix: str = "SIM") -> bytes:
     """One byte of trait bits per charger of the fleet: exactly round(fraction * chargers) chargers per trait,
     chosen by `seed` alone (each trait draws from its own generator, so changing one fraction does not move
-    another trait's chargers)."""
+    another trait's chargers); the firmware failure also goes to the chargers `firmware.fail_ids` names or
+    `firmware.fail_pattern` matches (charger i is `id_prefix` + i, as the engine names it)."""
     traits = bytearray(chargers)
     slow_bit = SLOW_READ if s.slow.mode == "slow-read" else NO_ANSWER
     for name, bit, fraction in (
@@ -373,6 +385,14 @@ def pick_traits(s: Scenario, chargers: int, seed: int) -> bytes:
             # A str seed is hashed with SHA-512: the same on every run and every Python build.
             for i in random.Random(f"{seed}:{name}").sample(range(chargers), k):
                 traits[i] |= bit
+    fw = s.firmware
+    if fw.fail_ids or fw.fail_pattern is not None:
+        named = set(fw.fail_ids)
+        pattern = re.compile(fw.fail_pattern) if fw.fail_pattern is not None else None
+        for i in range(chargers):
+            cid = f"{id_prefix}{i}"
+            if cid in named or (pattern is not None and pattern.fullmatch(cid)):
+                traits[i] |= FW_FAIL
     return bytes(traits)
 
 
@@ -421,7 +441,7 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
     if options.chargers < 1:
         raise ScenarioError("expected >= 1", field="--chargers")
     check(s)
-    traits = pick_traits(s, options.chargers, options.seed)
+    traits = pick_traits(s, options.chargers, options.seed, options.id_prefix)
     out = []
     n = options.chargers
     for k, (first, count) in enumerate(split_fleet(n, options.processes)):

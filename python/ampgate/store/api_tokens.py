@@ -73,6 +73,13 @@ class ApiTokenRepository:
             return None
         return str(row[0])
 
+    def label_for(self, token: str) -> str | None:
+        """The label `token` was created with (None: none, or no such token): who ran a verb, for audits."""
+        row = self._store.reader.execute(
+            "SELECT label FROM api_tokens WHERE token_hash = ?", (token_digest(token),)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def count(self) -> int:
         """How many API tokens exist."""
         return int(self._store.reader.execute("SELECT count(*) FROM api_tokens").fetchone()[0])

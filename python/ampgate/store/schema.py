@@ -595,6 +595,83 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chargers_model ON chargers (model, id) WHERE model IS NOT NULL;
     CREATE INDEX chargers_firmware ON chargers (firmware, id) WHERE firmware IS NOT NULL;
     """,
+    # 21: firmware campaigns (ampgate.campaigns): the campaign (its spec as created, JSON), its groups, one row
+    # per targeted charger (state, the current dispatch's request id, command id and payload, the update's
+    # progress as JSON, the timeline of statuses), per-group per-state counters kept in the same write as every charger transition
+    # (the summary reads them, never the charger rows), snapshots of the counts for progress over time, the
+    # audit of every verb. Request ids are one sequence over every campaign (the next is the largest stored + 1).
+    """
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        name TEXT NULL,
+        image_id INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        paused_reason TEXT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT NULL,
+        finished_at TEXT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX campaigns_state ON campaigns (state, id);
+    CREATE INDEX campaigns_image ON campaigns (image_id, state);
+    CREATE TABLE campaign_groups (
+        campaign_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        overridden INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NULL,
+        finished_at TEXT NULL,
+        PRIMARY KEY (campaign_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE campaign_counts (
+        campaign_id INTEGER NOT NULL,
+        group_idx INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, group_idx, state)
+    ) WITHOUT ROWID;
+    CREATE TABLE campaign_chargers (
+        campaign_id INTEGER NOT NULL,
+        charger_id TEXT NOT NULL,
+        group_idx INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        site_id TEXT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NULL,
+        request_id INTEGER NULL,
+        command_id TEXT NULL,
+        action TEXT NULL,
+        payload TEXT NULL,
+        progress TEXT NOT NULL,
+        timeline TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, charger_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX campaign_chargers_seq ON campaign_chargers (campaign_id, seq);
+    CREATE INDEX campaign_chargers_state ON campaign_chargers (campaign_id, state, seq);
+    CREATE INDEX campaign_chargers_charger ON campaign_chargers (charger_id);
+    CREATE UNIQUE INDEX campaign_chargers_request ON campaign_chargers (request_id) WHERE request_id IS NOT NULL;
+    CREATE TABLE campaign_samples (
+        campaign_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        counts TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, at)
+    ) WITHOUT ROWID;
+    CREATE TABLE campaign_audit (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL,
+        verb TEXT NOT NULL,
+        actor TEXT NULL,
+        role TEXT NULL,
+        reason TEXT NULL,
+        changed INTEGER NOT NULL,
+        state_after TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX campaign_audit_campaign ON campaign_audit (campaign_id, id);
+    """,
 )
 
 

@@ -373,6 +373,16 @@ class TransactionRepository:
         ).fetchone()
         return None if v is None else _row(v)
 
+    def in_transaction(self, charger_id: str) -> bool:
+        """Whether the charger has a transaction that has not ended (a firmware campaign installs when idle)."""
+        return (
+            self._store.reader.execute(
+                "SELECT 1 FROM transactions WHERE charger_id = ? AND stopped_at IS NULL LIMIT 1",
+                (charger_id,),
+            ).fetchone()
+            is not None
+        )
+
     def open_transactions(self) -> list[TransactionRow]:
         """Every transaction that has not ended (the load ticker's truth about live sessions)."""
         rows = self._store.reader.execute(
