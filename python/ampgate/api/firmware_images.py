@@ -14,7 +14,6 @@ refused with 422 `file_too_large` and nothing is kept.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,7 +21,6 @@ import msgspec
 import multipart
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from msgspec import Meta
@@ -41,6 +39,7 @@ from ampgate.errors import (
 from ampgate.firmware_images import ImageRow, ImageSpec, ImageUpload
 from ampgate.firmware_images.files import too_large
 from ampgate.firmware_images.model import MAX_CERTIFICATE, MAX_LOCATION, MAX_VERSION
+from ampgate.uploading import stream_body
 
 IMAGES_PATH = "/api/v1/firmware/images"
 MULTIPART = "multipart/form-data"
@@ -49,9 +48,6 @@ MULTIPART = "multipart/form-data"
 MAX_METADATA_BYTES = 64 << 10
 # Bytes a multipart body may carry besides its file: boundaries, part headers, the form fields.
 MULTIPART_SLACK = 1 << 20
-# How much of a refused body is still read and discarded before the answer, so that an HTTP client that reads
-# the answer only after sending everything sees the 422 rather than a reset (as log uploads do).
-DRAIN_BYTES = 1 << 20
 FILE_FIELD = "file"
 
 # -- bodies -----------------------------------------------------------------------------------------------------
@@ -173,33 +169,8 @@ def _decoded(value: Any, *, from_form: bool) -> ImageCreate:
         raise ValidationError("the body is not valid JSON", code="invalid_json") from None
 
 
-async def _chunks(request: Request[Any, Any, Any], limit: int, take: Any) -> None:
-    """Hand the body to `take` chunk by chunk; past `limit` bytes (or when `take` refuses a chunk) the rest is
-    read and dropped, up to DRAIN_BYTES, and the refusal raised. A client gone mid-body is 400
-    `upload_interrupted`."""
-    total = 0
-    refused: AmpgateError | None = None
-    drained = 0
-    try:
-        async with aclosing(request.stream()) as stream:
-            async for chunk in stream:
-                if refused is not None:
-                    drained += len(chunk)
-                    if drained > DRAIN_BYTES:
-                        break
-                    continue
-                total += len(chunk)
-                try:
-                    if total > limit:
-                        raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
-                    if chunk:
-                        await take(chunk)
-                except AmpgateError as e:
-                    refused = e
-    except InternalServerException:
-        raise AmpgateError("the upload was interrupted", code="upload_interrupted") from None
-    if refused is not None:
-        raise refused
+def _body_too_large(limit: int) -> AmpgateError:
+    return PayloadTooLargeError(f"the body is larger than {limit} bytes")
 
 
 class _Form:
@@ -283,7 +254,9 @@ async def _create_uploaded(
     try:
         form = _Form(upload, boundary, announced)
         try:
-            await _chunks(request, limit + MULTIPART_SLACK, form.take)
+            await stream_body(
+                request, limit + MULTIPART_SLACK, form.take, too_large=_body_too_large, refusals=AmpgateError
+            )
         except PayloadTooLargeError:
             raise too_large(limit) from None
         form.finish()
@@ -299,7 +272,7 @@ async def _create_external(request: Request[Any, Any, Any], images: FirmwareImag
     async def take(chunk: bytes) -> None:
         body.extend(chunk)
 
-    await _chunks(request, MAX_METADATA_BYTES, take)
+    await stream_body(request, MAX_METADATA_BYTES, take, too_large=_body_too_large, refusals=AmpgateError)
     return await images.create(_decoded(bytes(body), from_form=False).spec())
 
 

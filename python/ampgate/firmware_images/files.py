@@ -12,7 +12,6 @@ image cannot be guessed, not even by someone holding the vendor's file (its hash
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -22,6 +21,7 @@ import msgspec
 import trio
 
 from ampgate.errors import ValidationError
+from ampgate.uploading import PartFile, unlink
 
 log = logging.getLogger(__name__)
 
@@ -51,39 +51,6 @@ class StoredFile(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str  # hex
 
 
-class _PartFile:
-    """The file being written and its running hash; its methods run in a worker thread, one at a time."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.file = open(path, "wb")  # noqa: SIM115 (closed by finish / discard)
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-
-    def finish(self, final: str) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.path, final)
-
-    def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        _unlink(self.path)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def too_large(limit: int) -> ValidationError:
     """The refusal of a file over `limit` bytes: 422 `file_too_large` naming `file` (the issue's rule: an
     oversized image is an invalid input like a too-long location, not a transport error)."""
@@ -102,7 +69,7 @@ class ImageUpload:
         self.token = new_token()
         self.max_bytes = files.max_bytes
         self._files = files
-        self._part: _PartFile | None = None
+        self._part: PartFile | None = None
         self._pending = bytearray()
         self._received = 0
         self._stored: StoredFile | None = None
@@ -126,7 +93,7 @@ class ImageUpload:
     async def _flush(self) -> None:
         if self._part is None:
             path = self._files.path_of(self.token) + PART_SUFFIX
-            self._part = await trio.to_thread.run_sync(_PartFile, path)
+            self._part = await trio.to_thread.run_sync(PartFile, path)
         data, self._pending = bytes(self._pending), bytearray()
         if data:
             await trio.to_thread.run_sync(self._part.write, data)
@@ -155,7 +122,7 @@ class ImageUpload:
             if part is not None and self._stored is None:
                 await trio.to_thread.run_sync(part.discard)
             if self._stored is not None and not self._kept:
-                await trio.to_thread.run_sync(_unlink, self._stored.path)
+                await trio.to_thread.run_sync(unlink, self._stored.path)
                 self._stored = None
 
 
@@ -171,7 +138,7 @@ class ImageFiles:
         os.makedirs(self.directory, exist_ok=True)
         for entry in os.listdir(self.directory):
             if entry.endswith(PART_SUFFIX):
-                _unlink(os.path.join(self.directory, entry))
+                unlink(os.path.join(self.directory, entry))
                 log.info("removed %s, an image upload interrupted by the last shutdown", entry)
 
     def path_of(self, token: str) -> str:
@@ -190,7 +157,7 @@ class ImageFiles:
         for entry in os.listdir(self.directory):
             if entry.endswith(PART_SUFFIX) or known(entry):
                 continue
-            _unlink(os.path.join(self.directory, entry))
+            unlink(os.path.join(self.directory, entry))
             log.info("removed %s, a firmware file no image refers to", entry)
             removed += 1
         return removed
@@ -198,4 +165,4 @@ class ImageFiles:
     async def remove(self, path: str) -> None:
         """Remove a file (off the trio thread); a file already gone is fine. A download in progress keeps
         reading it (POSIX: the open file outlives its name)."""
-        await trio.to_thread.run_sync(_unlink, path)
+        await trio.to_thread.run_sync(unlink, path)

@@ -13,7 +13,6 @@ hashing run in worker threads, a chunk group at a time: the trio thread only han
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from ampgate.errors import ConflictError, NotFoundError, PayloadTooLargeError
 from ampgate.events import LogUploaded
 from ampgate.logs.repository import UPLOAD_OPEN, UPLOAD_RECEIVED, FileInfo, LogRow
 from ampgate.store.hashing import token_digest
+from ampgate.uploading import PartFile
 
 log = logging.getLogger(__name__)
 
@@ -84,41 +84,6 @@ class UploadRecords(Protocol):
     async def record_file(self, log_id: int, info: FileInfo, /) -> LogRow: ...
 
 
-class _PartFile:
-    """The file being written and its running hash; its methods run in a worker thread, one at a time."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.file = open(path, "wb")  # noqa: SIM115 (closed by finish / discard)
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-
-    def restart(self) -> None:
-        self.file.seek(0)
-        self.file.truncate()
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def finish(self, final: str) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.path, final)
-
-    def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
 class UploadSink:
     """One upload in progress, for one request. Write the body's bytes, then `commit`; `close` always (it
     removes an uncommitted file and frees the token for another attempt)."""
@@ -127,7 +92,7 @@ class UploadSink:
         self._receiver = receiver
         self.row = row
         self.max_bytes = receiver.max_bytes
-        self._part: _PartFile | None = None
+        self._part: PartFile | None = None
         self._pending = bytearray()
         self._received = 0
         self._done = False
@@ -158,7 +123,7 @@ class UploadSink:
 
     async def _flush(self) -> None:
         if self._part is None:
-            self._part = await trio.to_thread.run_sync(_PartFile, self._receiver.part_path(self.row.id))
+            self._part = await trio.to_thread.run_sync(PartFile, self._receiver.part_path(self.row.id))
         data, self._pending = bytes(self._pending), bytearray()
         if data:
             await trio.to_thread.run_sync(self._part.write, data)

@@ -14,15 +14,12 @@ answer is 200 `{"size", "sha256"}` (200 rather than 201: some chargers treat any
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import msgspec
 import multipart
 from litestar import HttpMethod, Request, route
 from litestar.di import NamedDependency
-from litestar.exceptions import InternalServerException
 from litestar.params import Parameter
 
 from ampgate.errors import AmpgateError, PayloadTooLargeError
@@ -30,6 +27,7 @@ from ampgate.logs.repository import LogRow
 from ampgate.logs.uploads import UPLOAD_PATH
 from ampgate.public.app import rate_limit
 from ampgate.public.transfers import FILE_TRANSFER
+from ampgate.uploading import stream_body
 
 # Uploads per second from one address. A charger makes one upload per request it accepted, but many chargers
 # can share one address (mobile carriers' NAT); the token, not this, is what keeps strangers out.
@@ -37,8 +35,6 @@ UPLOAD_RATE_PER_S = 20
 # Bytes a multipart body may carry besides its file: boundaries, part headers, a few small form fields.
 MULTIPART_SLACK = 1 << 20
 MULTIPART = "multipart/form-data"
-# How much of a refused (too large) body is still read and discarded before the answer: see `_pump`.
-DRAIN_BYTES = 1 << 20
 
 
 class Sink(Protocol):
@@ -76,38 +72,6 @@ def _too_large(limit: int) -> PayloadTooLargeError:
 
 def _invalid(message: str) -> AmpgateError:
     return AmpgateError(message, code="invalid_multipart")
-
-
-async def _pump(
-    request: Request[Any, Any, Any], limit: int, take: Callable[[bytes], Awaitable[None]]
-) -> None:
-    """Hand the body to `take` chunk by chunk, refusing it past `limit` bytes (or when `take` refuses it). A
-    refused body is read on, discarded, for up to DRAIN_BYTES: many chargers' HTTP clients read the answer only
-    after sending everything, and would see a reset instead of the 413. A client that goes away mid-body is an
-    interrupted upload (400 to nobody), not a server error."""
-    total = 0
-    refused: PayloadTooLargeError | None = None
-    drained = 0
-    try:
-        async with aclosing(request.stream()) as chunks:
-            async for chunk in chunks:
-                if refused is not None:
-                    drained += len(chunk)
-                    if drained > DRAIN_BYTES:
-                        break
-                    continue
-                total += len(chunk)
-                try:
-                    if total > limit:
-                        raise _too_large(limit)
-                    if chunk:
-                        await take(chunk)
-                except PayloadTooLargeError as e:
-                    refused = e
-    except InternalServerException:
-        raise AmpgateError("the upload was interrupted", code="upload_interrupted") from None
-    if refused is not None:
-        raise refused
 
 
 class _MultipartFile:
@@ -187,12 +151,12 @@ async def upload_log(
             if announced is not None and announced > limit + MULTIPART_SLACK:
                 raise _too_large(limit)
             body = _MultipartFile(sink, boundary, announced)
-            await _pump(request, limit + MULTIPART_SLACK, body.take)
+            await stream_body(request, limit + MULTIPART_SLACK, body.take, too_large=_too_large)
             filename = body.finish()
         else:
             if announced is not None and announced > limit:
                 raise _too_large(limit)
-            await _pump(request, limit, sink.write)
+            await stream_body(request, limit, sink.write, too_large=_too_large)
             filename = None
         row = await sink.commit(filename or (name.strip("/") if name else None))
     finally:
