@@ -7,6 +7,7 @@ rather than waiting for its loop, so nothing sleeps."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,11 @@ import pytest
 import trio
 
 from ampgate.clock import Clock
+from ampgate.config import NodeConfig
 from ampgate.events import Event
 from ampgate.httpserver import bind, serve
 from ampgate.load.model import SiteRow
+from ampgate.node import Node
 from ampgate.openadr import OpenAdrSettings, OpenAdrVen, PriceRepository, VenSettings, open_ven
 from ampgate.public import TransferLimiter, create_public_app
 from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
@@ -268,3 +271,52 @@ GAC_PROGRAM = {
     "bindingEvents": True,
     "intervalPeriod": {"start": "2026-01-01T00:00:00Z", "duration": "PT15M"},
 }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_node_with_vtn(
+    tmp_path: Path,
+    scenario: Callable[[Node, StandInVtn, trio.Nursery], Awaitable[None]],
+    *,
+    within: float,
+    **config: Any,
+) -> None:
+    """Run a real node (its own SQLite, one gateway worker, the public listener on loopback for the VTN's
+    callbacks) whose VEN talks to a fresh stand-in VTN, and `await scenario(node, vtn, nursery)` in it (the
+    nursery the node runs in); `config`: NodeConfig fields besides those. The node is stopped when the scenario
+    returns, the VTN closed."""
+    vtn = StandInVtn()
+    try:
+        async with trio.open_nursery() as nursery:
+            await vtn.start(nursery)
+            public_port = _free_port()
+            node = Node(
+                NodeConfig(
+                    ocpp_host="127.0.0.1",
+                    ocpp_port=0,
+                    api_port=0,
+                    public_host="127.0.0.1",
+                    public_port=public_port,
+                    public_base_url=f"http://127.0.0.1:{public_port}",
+                    db_path=str(tmp_path / "node.db"),
+                    workers=1,
+                    openadr_vtn=vtn.url,
+                    openadr_client_id="ven-client",
+                    openadr_client_secret="ven-secret",
+                    openadr_ven_name="NL-AMP",
+                    **config,
+                )
+            )
+            with trio.fail_after(within):
+                async with trio.open_nursery() as node_nursery:
+                    await node_nursery.start(node.run)
+                    await scenario(node, vtn, node_nursery)
+                    node.request_stop()
+            nursery.cancel_scope.cancel()  # the stand-in VTN
+    finally:
+        await vtn.aclose()

@@ -10,7 +10,7 @@ report for the event with the site's DEMAND (kW) and USAGE (kWh) of that interva
 
 from __future__ import annotations
 
-import socket
+import functools
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +20,10 @@ import httpx
 import pytest
 import trio
 
-from ampgate.config import NodeConfig
 from ampgate.load.model import PlacementSpec, SiteSpec, gs1_check_digit
 from ampgate.node import Node
 
-from .conftest import GAC_PROGRAM, capacity_event
+from .conftest import GAC_PROGRAM, capacity_event, run_node_with_vtn
 from .vtn import StandInVtn
 
 EAN = "87168712345678901" + str(gs1_check_digit("87168712345678901"))
@@ -47,12 +46,6 @@ max_current_a = 32
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def eventually(check: Any, within: float) -> Any:
     with trio.fail_after(within):
         while not (value := check()):  # noqa: ASYNC110 (the node's tasks have no event for the test to wait on)
@@ -64,38 +57,6 @@ async def eventually(check: Any, within: float) -> Any:
 def test_a_vtn_capacity_event_lowers_a_charging_site_and_its_usage_is_reported(tmp_path: Path) -> None:
     scenario_file = tmp_path / "oadr.toml"
     scenario_file.write_text(SCENARIO)
-
-    async def main() -> None:
-        vtn = StandInVtn()
-        try:
-            async with trio.open_nursery() as nursery:
-                await vtn.start(nursery)
-                public_port = free_port()
-                config = NodeConfig(
-                    ocpp_host="127.0.0.1",
-                    ocpp_port=0,
-                    api_port=0,
-                    public_host="127.0.0.1",
-                    public_port=public_port,
-                    public_base_url=f"http://127.0.0.1:{public_port}",
-                    db_path=str(tmp_path / "node.db"),
-                    workers=1,
-                    openadr_vtn=vtn.url,
-                    openadr_client_id="ven-client",
-                    openadr_client_secret="ven-secret",
-                    openadr_ven_name="NL-AMP",
-                    openadr_poll_interval=1.0,
-                    load_min_interval=2.0,
-                )
-                node = Node(config)
-                with trio.fail_after(120):
-                    async with trio.open_nursery() as node_nursery:
-                        await node_nursery.start(node.run)
-                        await scenario(node, vtn, node_nursery)
-                        node.request_stop()
-                nursery.cancel_scope.cancel()
-        finally:
-            await vtn.aclose()
 
     async def scenario(node: Node, vtn: StandInVtn, nursery: trio.Nursery) -> None:
         await node.sites.create_site(SiteSpec(id="OA", phase_limits_a=(100.0, 100.0, 100.0), ean=EAN))
@@ -168,4 +129,13 @@ def test_a_vtn_capacity_event_lowers_a_charging_site_and_its_usage_is_reported(t
         assert 0.0 < values["USAGE"] <= 69.0 * EVENT_S / 3600, values
         sim.cancel()
 
-    trio.run(main)
+    trio.run(
+        functools.partial(
+            run_node_with_vtn,
+            tmp_path,
+            scenario,
+            within=120,
+            openadr_poll_interval=1.0,
+            load_min_interval=2.0,
+        )
+    )

@@ -5,7 +5,7 @@ withdrawn event is cancelled, and GET /api/v1/openadr shows it all."""
 
 from __future__ import annotations
 
-import socket
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,20 +13,13 @@ from typing import Any
 import httpx
 import trio
 
-from ampgate.config import NodeConfig
 from ampgate.load.model import SiteSpec, gs1_check_digit
 from ampgate.node import Node
 
-from .conftest import GAC_PROGRAM, capacity_event
+from .conftest import GAC_PROGRAM, capacity_event, run_node_with_vtn
 from .vtn import StandInVtn
 
 EAN = "87168712345678901" + str(gs1_check_digit("87168712345678901"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def eventually(check: Any) -> Any:
@@ -40,38 +33,7 @@ async def eventually(check: Any) -> Any:
 def test_a_capacity_event_from_the_vtn_lowers_the_site_through_the_nodes_demand_response(
     tmp_path: Path,
 ) -> None:
-    async def main() -> None:
-        vtn = StandInVtn()
-        try:
-            async with trio.open_nursery() as nursery:
-                await vtn.start(nursery)
-                public_port = free_port()
-                config = NodeConfig(
-                    ocpp_host="127.0.0.1",
-                    ocpp_port=0,
-                    api_port=0,
-                    public_host="127.0.0.1",
-                    public_port=public_port,
-                    public_base_url=f"http://127.0.0.1:{public_port}",
-                    db_path=str(tmp_path / "node.db"),
-                    workers=1,
-                    openadr_vtn=vtn.url,
-                    openadr_client_id="ven-client",
-                    openadr_client_secret="ven-secret",
-                    openadr_ven_name="NL-AMP",
-                    openadr_poll_interval=0.2,
-                )
-                node = Node(config)
-                with trio.fail_after(60):
-                    async with trio.open_nursery() as node_nursery:
-                        await node_nursery.start(node.run)
-                        await scenario(node, vtn)
-                        node.request_stop()
-                nursery.cancel_scope.cancel()  # the stand-in VTN
-        finally:
-            await vtn.aclose()
-
-    async def scenario(node: Node, vtn: StandInVtn) -> None:
+    async def scenario(node: Node, vtn: StandInVtn, _: trio.Nursery) -> None:
         await node.sites.create_site(SiteSpec(id="S1", phase_limits_a=(100.0, 100.0, 100.0), ean=EAN))
         program = await vtn.add_program(GAC_PROGRAM)
         # The next poll registers the site (by its EAN) and subscribes to the program.
@@ -122,4 +84,4 @@ def test_a_capacity_event_from_the_vtn_lowers_the_site_through_the_nodes_demand_
             )
             assert status["rejects"] == 0 and status["safe_mode_active"] is False
 
-    trio.run(main)
+    trio.run(functools.partial(run_node_with_vtn, tmp_path, scenario, within=60, openadr_poll_interval=0.2))
