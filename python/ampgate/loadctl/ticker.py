@@ -249,7 +249,7 @@ class LoadTicker:
         # so a site is never over while one EV has been given more and another not yet told to take less.
         self._lowering: dict[str, int] = {}
         self._sample_at = 0.0
-        self._minute: str | None = None
+        self._minute: datetime | None = None  # the minute the history accumulators are for
         self._acc: dict[
             str, list[float]
         ] = {}  # site → [samples, limit sum, allocated sum, measured sum, sessions]
@@ -803,8 +803,7 @@ class LoadTicker:
         ]
         acc = self._acc.get(site_id)
         if self._minute is not None and acc is not None and acc[0]:
-            current = datetime.fromisoformat(self._minute.replace("Z", "+00:00"))
-            minutes = [x for x in minutes if x[0] != current] + [(current, acc[4] / acc[0])]
+            minutes = [x for x in minutes if x[0] != self._minute] + [(self._minute, acc[4] / acc[0])]
         total, seen = 0.0, False
         for at, kw in minutes:
             if kw is None:
@@ -881,7 +880,7 @@ class LoadTicker:
         return out
 
     def _sample_history(self, now: datetime) -> None:
-        minute = iso_utc(now.replace(second=0, microsecond=0))
+        minute = now.replace(second=0, microsecond=0)
         if self._minute is not None and minute != self._minute:
             self._flush_history()
         self._minute = minute
@@ -918,7 +917,7 @@ class LoadTicker:
             rows.append(
                 (
                     site,
-                    self._minute,
+                    iso_utc(self._minute),
                     limit_sum / limit_n if limit_n else None,
                     allocated / n,
                     measured / n,
