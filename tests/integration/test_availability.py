@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 import websockets.sync.client as ws_client
 
 from tests.integration.ocpp_clients import boot_payload, call
@@ -116,7 +117,6 @@ def test_connector_states_move_the_counts_and_the_public_ranking_spreads_demand(
             c.status(2, "Available")
         body = poll(lambda: availability(node, "BUSY"), lambda b: counts(b) == (2, 0, 0, 0))
         assert counts(body) == (2, 0, 0, 0) and body["connectors_total"] == 2
-        assert body["headroom_kw"] is None  # no load control plane answers it on this node
         assert [(c["charger_id"], c["online"]) for c in body["chargers"]] == [("CP-BUSY", True)]
 
         cps["CP-BUSY"].status(1, "Charging")
@@ -150,8 +150,13 @@ def test_connector_states_move_the_counts_and_the_public_ranking_spreads_demand(
             "score",
         }
         assert "CP-" not in r.text and "HIDDEN" not in r.text
-        # Headroom is unknown here, so no site can be shown to have min_kw.
-        assert public(node, lat=52.0894, lon=5.11, min_kw=11).json()["items"] == []
+        # Headroom is the load ticker's: the site's limit (3 x 63 A at 230 V) minus what it draws (nothing
+        # metered here), known once the ticker has the site.
+        body = poll(lambda: availability(node, "BUSY"), lambda b: b["headroom_kw"] is not None)
+        assert body["headroom_kw"] == pytest.approx(3 * 63 * 230 / 1000)
+        roomy = public(node, lat=52.0894, lon=5.11, min_kw=11).json()["items"]
+        assert {i["site_id"] for i in roomy} == {"IDLE", "BUSY"}
+        assert public(node, lat=52.0894, lon=5.11, min_kw=44).json()["items"] == []
 
         cps["CP-BUSY"].close()
         body = poll(lambda: availability(node, "BUSY"), lambda b: counts(b) == (0, 0, 0, 2))
