@@ -2,7 +2,7 @@
 the enums they use (transport_and_format, credentials, version_information_endpoint, mod_locations, types).
 
 Our own types rather than a package: the OCPI packages on the Python index are frameworks on FastAPI and
-pydantic, models tied to pydantic, or near-empty (roaming/README.md says what was found). msgspec is what the
+pydantic, models tied to pydantic, or near-empty (docs/ocpi.md, "Our own types", says what was found). msgspec is what the
 node already decodes OCPP and its API with, and its errors name the JSON path of the offending value, which is
 exactly what OCPI's status code 2001 wants to carry.
 
