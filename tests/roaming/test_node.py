@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -141,7 +142,7 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
     versions_url = party["versions_url"]
 
     # No header, an unknown token: 401 with the envelope; the registration token is good for versions only.
-    no_header = __import__("httpx").get(versions_url)
+    no_header = httpx.get(versions_url)
     assert no_header.status_code == 401 and no_header.json()["status_code"] == 2000
     assert get(emsp, versions_url, "not-a-token").status_code == 401
     versions = get(
@@ -201,7 +202,7 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
     again = emsp.call("POST", creds_url, token_c, json=emsp.credentials("zzz"))
     assert again.status_code == 405 and again.json()["status_code"] == 2000
     assert get(emsp, f"{node.ocpi}/2.2.1/locations", token_c).status_code == 200
-    plain = __import__("httpx").get(versions_url, headers={"Authorization": f"Token {token_c}"})
+    plain = httpx.get(versions_url, headers={"Authorization": f"Token {token_c}"})
     assert plain.status_code == 200
     assert get(emsp, creds_url, token_c).json()["data"]["token"] == token_c
 
@@ -453,3 +454,14 @@ def test_a_burst_of_status_changes_reaches_a_slow_emsp_coalesced(node_factory, e
     assert pushed[-1] == "INOPERATIVE"
     # 41 changes, each one a different status from the one before: a handful of pushes, the latest winning.
     assert len(pushed) <= 8, pushed
+
+
+def test_ocpi_is_rate_limited_per_address_with_an_envelope(node_factory, emsp: Emsp):
+    node = ocpi_node(node_factory)
+    with httpx.Client(timeout=10) as http:
+        answers = [http.get(f"{node.ocpi}/versions") for _ in range(80)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, [r.status_code for r in answers]
+    assert {r.status_code for r in answers} <= {401, 429}  # no token: 401 until the limit
+    assert limited[0].json()["status_code"] == 2000 and "ratelimit-limit" in limited[0].headers
+    assert limited[0].headers["X-Request-ID"]
