@@ -227,30 +227,6 @@ class PartyRepository:
 
         return await self._store.write(op)
 
-    async def reissue(self, party_id: int) -> tuple[Party, str]:
-        """A fresh registration token for a party that is not registered (pending or unregistered): it may
-        register again with it. Raises NotFoundError, ConflictError `party_registered`."""
-        token = new_token()
-        at = self._now()
-
-        def op(db: sqlite_utils.Database) -> Party:
-            party = _read(db.conn, "id = ?", (party_id,))
-            if party is None:
-                raise NotFoundError(f"OCPI party {party_id} does not exist", field="id")
-            if party.state == REGISTERED:
-                raise ConflictError(
-                    "the party is registered: unregister it first", field="id", code="party_registered"
-                )
-            db.conn.execute(
-                "UPDATE ocpi_parties SET state = ?, token_a_hash = ?, updated_at = ? WHERE id = ?",
-                (PENDING, digest(token), at, party_id),
-            )
-            fresh = _read(db.conn, "id = ?", (party_id,))
-            assert fresh is not None
-            return fresh
-
-        return await self._store.write(op), token
-
     async def unregister(self, party_id: int) -> Party | None:
         """Forget every token of the party and what was agreed (DELETE on credentials, from either side); the
         party stays, unregistered. None when it does not exist."""

@@ -131,11 +131,6 @@ class Roaming:
     async def register_with(self, ref: int, versions_url: str, token: str) -> Party:
         return await self.registrar.register_with(ref, versions_url, token)
 
-    async def reissue(self, ref: int) -> tuple[Party, str]:
-        party, token = await self.parties.reissue(ref)
-        self._parties_changed()
-        return party, token
-
     def push_stats(self, ref: int) -> PartyStats | None:
         return self.pusher.stats(ref)
 
