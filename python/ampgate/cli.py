@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 
@@ -360,6 +361,21 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="kW per site in safe mode when the program has no safe-mode event (default: no limit)",
     )
+    ocpi = p.add_argument_group(
+        "OCPI 2.2.1 as a CPO (runs only with --ocpi-country-code and --ocpi-party-id)"
+    )
+    ocpi.add_argument(
+        "--ocpi-country-code", default=None, help="our ISO 3166-1 alpha-2 country code, e.g. NL"
+    )
+    ocpi.add_argument("--ocpi-party-id", default=None, help="our 3-character OCPI party id, e.g. AMP")
+    ocpi.add_argument(
+        "--ocpi-base-url",
+        default=None,
+        help="where parties reach our OCPI server (default: --public-base-url + /ocpi); https in production",
+    )
+    ocpi.add_argument(
+        "--ocpi-name", default=None, help="our name in the credentials' business details (default CC*PID)"
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -448,6 +464,23 @@ def _config(a: argparse.Namespace) -> NodeConfig:
             )
         if a.openadr_fallback_kw is not None and a.openadr_fallback_kw < 0:
             raise SystemExit("ampgate: --openadr-fallback-kw must be at least 0")
+    if (a.ocpi_country_code is None) != (a.ocpi_party_id is None):
+        raise SystemExit("ampgate: --ocpi-country-code and --ocpi-party-id go together")
+    if a.ocpi_country_code is not None:
+        if not re.fullmatch(r"[A-Za-z]{2}", a.ocpi_country_code):
+            raise SystemExit("ampgate: --ocpi-country-code is two letters (ISO 3166-1 alpha-2)")
+        if not re.fullmatch(r"[A-Za-z0-9]{3}", a.ocpi_party_id):
+            raise SystemExit("ampgate: --ocpi-party-id is three letters or digits")
+    if a.ocpi_base_url is not None:
+        from ampgate.errors import ValidationError
+        from ampgate.public.app import PublicRoutes
+
+        try:
+            PublicRoutes(a.ocpi_base_url)
+        except ValidationError:
+            raise SystemExit("ampgate: --ocpi-base-url must be an http(s) URL with a host") from None
+    if a.ocpi_name is not None and not 1 <= len(a.ocpi_name) <= 100:
+        raise SystemExit("ampgate: --ocpi-name is 1 to 100 characters")
     return NodeConfig(
         ocpp_host=a.ocpp_host,
         ocpp_port=a.ocpp_port,
@@ -505,6 +538,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         openadr_poll_interval=a.openadr_poll_interval,
         openadr_safe_mode_timeout=a.openadr_safe_mode_timeout,
         openadr_fallback_kw=a.openadr_fallback_kw,
+        ocpi_country_code=a.ocpi_country_code.upper() if a.ocpi_country_code else None,
+        ocpi_party_id=a.ocpi_party_id.upper() if a.ocpi_party_id else None,
+        ocpi_base_url=a.ocpi_base_url,
+        ocpi_name=a.ocpi_name,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,
@@ -538,6 +575,9 @@ def _banner(node: object) -> str:
     ]
     if node.openadr is not None:
         lines.append(f"  OpenADR VEN           {node.openadr.settings.ven_name} of {c.openadr_vtn}")
+    if node.roaming is not None:
+        ident = node.roaming.identity
+        lines.append(f"  OCPI 2.2.1 CPO        {ident.country_code}*{ident.party_id} at {ident.versions_url}")
     if node.first_admin_token:
         lines.append(f"  admin API token       {node.first_admin_token}   (shown once: keep it)")
     lines.append("  Ctrl-C stops (chargers get close 1001, the store is flushed)")

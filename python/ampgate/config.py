@@ -159,6 +159,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # kW per site in safe mode where the program has no safe-mode event; None: no limit.
     openadr_fallback_kw: float | None = None
 
+    # OCPI 2.2.1 (ampgate.roaming): runs only when both are set: our ISO 3166-1 alpha-2 country code and
+    # 3-character party id, as parties know us. The base URL parties reach our OCPI server at; None: the public
+    # base URL + /ocpi. The name in our credentials' business details; None: "<country code>*<party id>".
+    ocpi_country_code: str | None = None
+    ocpi_party_id: str | None = None
+    ocpi_base_url: str | None = None
+    ocpi_name: str | None = None
+
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)
 

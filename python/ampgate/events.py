@@ -26,6 +26,7 @@ __all__ = [
     "ChargerAlert",
     "ChargerBooted",
     "ChargerConnected",
+    "ChargerConnectorsChanged",
     "ChargerDisconnected",
     "ChargerFlapping",
     "ChargerPlaced",
@@ -59,6 +60,11 @@ __all__ = [
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OcpiPartyCreated",
+    "OcpiPartyDeleted",
+    "OcpiPartyRegistered",
+    "OcpiPartyUnregistered",
+    "OcpiPushFailing",
     "OpenAdrEventRejected",
     "OpenAdrSafeMode",
     "ReservationCreated",
@@ -681,6 +687,72 @@ class ChargerTagsChanged(Event, frozen=True, kw_only=True, tag="charger.tags_cha
     tags: tuple[str, ...]
 
 
+# -- OCPI roaming (ampgate.roaming) --------------------------------------------------------------------------------
+
+
+class OcpiPartyCreated(Event, frozen=True, kw_only=True, tag="ocpi.party.created"):
+    """An admin added OCPI party `party_ref` (country code and party id as OCPI names it, its role): its
+    registration token was issued."""
+
+    party_ref: int
+    country_code: str
+    party_id: str
+    role: str
+
+
+class OcpiPartyRegistered(Event, frozen=True, kw_only=True, tag="ocpi.party.registered"):
+    """The credentials handshake with the party completed (`by` "them": it registered with us; "us": we
+    registered with it), or it updated its credentials (`updated`). `version` is the one agreed; `modules` the
+    identifiers of the endpoints it offers."""
+
+    party_ref: int
+    country_code: str
+    party_id: str
+    role: str
+    by: str
+    version: str
+    modules: tuple[str, ...]
+    updated: bool = False
+
+
+class OcpiPartyUnregistered(Event, frozen=True, kw_only=True, tag="ocpi.party.unregistered"):
+    """The party's credentials were withdrawn (`by` "them": its DELETE on our credentials; "us": an admin
+    removed it): no token of it works any more and nothing is pushed to it."""
+
+    party_ref: int
+    country_code: str
+    party_id: str
+    by: str
+
+
+class OcpiPartyDeleted(Event, frozen=True, kw_only=True, tag="ocpi.party.deleted"):
+    """An admin deleted the party."""
+
+    party_ref: int
+    country_code: str
+    party_id: str
+
+
+class OcpiPushFailing(Event, frozen=True, kw_only=True, tag="ocpi.push.failing"):
+    """Pushes to the party failed `failures` times in a row (`failing` true: it is told nothing until it answers
+    again, and must re-sync by GET, as OCPI says) or it answered again (`failing` false). `error` is the last
+    failure."""
+
+    party_ref: int
+    country_code: str
+    party_id: str
+    failing: bool
+    failures: int
+    error: str | None = None
+
+
+class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.connectors_changed"):
+    """An admin described the charger's EVSEs and connectors (standard, format, power type, ratings, eMI3 ids):
+    `evses` of them (0: the description was removed and defaults apply)."""
+
+    evses: int
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -738,6 +810,12 @@ AnyEvent = (
     | CampaignChanged
     | CampaignGroupChanged
     | CampaignChargerChanged
+    | OcpiPartyCreated
+    | OcpiPartyRegistered
+    | OcpiPartyUnregistered
+    | OcpiPartyDeleted
+    | OcpiPushFailing
+    | ChargerConnectorsChanged
 )
 
 

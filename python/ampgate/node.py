@@ -83,6 +83,9 @@ from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
 from ampgate.reports import ReportRepository, Reports
 from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
+from ampgate.roaming.credentials import Identity
+from ampgate.roaming.equipment import EquipmentRepository, EquipmentService
+from ampgate.roaming.service import Roaming
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.smartcharging import SmartCharging, SmartChargingHandlers, SmartChargingRepository
 from ampgate.store import (
@@ -416,6 +419,30 @@ class Node:
             self.bus,
             clock,
         )
+        # OCPI 2.2.1 as a CPO, only with --ocpi-country-code and --ocpi-party-id: sites published as Locations
+        # (their EVSEs as chargers' descriptions or statuses say), status pushes to the registered parties, the
+        # server under /ocpi on the public listener. Descriptions of chargers' EVSEs are kept either way.
+        equipment_rows = EquipmentRepository(self.store)
+        self.equipment = EquipmentService(equipment_rows, chargers, self.bus, clock)
+        self.roaming: Roaming | None = None
+        if config.ocpi_country_code and config.ocpi_party_id:
+            self.roaming = Roaming(
+                self.store,
+                Identity(
+                    country_code=config.ocpi_country_code,
+                    party_id=config.ocpi_party_id,
+                    name=config.ocpi_name or f"{config.ocpi_country_code}*{config.ocpi_party_id}",
+                    # Replaced once the public listener is bound (its URL may name the bound port).
+                    base_url=config.ocpi_base_url or "http://localhost/ocpi",
+                ),
+                sites=TopologyRepository(self.store),
+                statuses=connectors,
+                equipment=equipment_rows,
+                presence=self.presence,
+                variables=variables,
+                bus=self.bus,
+                clock=clock,
+            )
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -447,6 +474,8 @@ class Node:
             health=self.health,
             campaigns=self.campaigns,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
+            equipment=self.equipment,
+            **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
         self.api_port = 0
@@ -487,6 +516,10 @@ class Node:
                     public = bind(config.public_host, config.public_port)
                     self.public_port = public.getsockname()[1]
                     self.public_routes = PublicRoutes(config.public_base_url or self._default_base_url())
+                    roaming = self.roaming
+                    if roaming is not None:
+                        roaming.set_base_url(config.ocpi_base_url or self.public_routes.url_for("/ocpi"))
+                        await inner.start(roaming.run)
                     await inner.start(serve, create_app(self.api_services, metrics=self.metrics), api)
                     await inner.start(
                         functools.partial(
@@ -499,13 +532,17 @@ class Node:
                                     recommendations,
                                     download_firmware,
                                     *([openadr_notification] if self.openadr else []),
+                                    *([roaming.router()] if roaming else []),
                                 ],
                                 {
                                     "uploads": self.uploads,
                                     "recommender": self.recommendations,
                                     "images": self.firmware_images,
                                 }
-                                | ({"openadr": self.openadr} if self.openadr else {}),
+                                | ({"openadr": self.openadr} if self.openadr else {})
+                                | (roaming.public_services() if roaming else {}),
+                                exception_handlers=roaming.exception_handlers if roaming else None,
+                                state=roaming.public_state() if roaming else None,
                             ),
                             public,
                             certfile=config.public_tls_cert,

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.availability import AvailabilityController
 from ampgate.api.campaigns import CampaignController
+from ampgate.api.charger_connectors import ChargerConnectorsController
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
@@ -36,6 +37,7 @@ from ampgate.api.logs import ChargerLogController
 from ampgate.api.maintenance_windows import MaintenanceWindowController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
+from ampgate.api.ocpi import OcpiPartyController
 from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
@@ -100,6 +102,8 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             MaintenanceWindowController,
             ChargerTagController,
             CampaignController,
+            ChargerConnectorsController,
+            OcpiPartyController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

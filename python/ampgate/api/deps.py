@@ -23,6 +23,7 @@ from ampgate.demand import EventRow as DemandEventRow
 from ampgate.demand import EventSpec as DemandEventSpec
 from ampgate.devicemodel import Capabilities, VariableRow
 from ampgate.display import DisplayMessage, DisplayMessageRow, RefreshResult
+from ampgate.errors import ConflictError
 from ampgate.eventlog.repository import EventRow
 from ampgate.eventlog.service import Entry, Stream
 from ampgate.firmware_images import ImageRow, ImageSpec, ImageUpload
@@ -40,6 +41,10 @@ from ampgate.load import (
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.reservations import ReservationRow
+from ampgate.roaming.equipment import Equipment, EvseSpec
+from ampgate.roaming.parties import Party
+from ampgate.roaming.push import PartyStats
+from ampgate.roaming.types import Evse
 from ampgate.security import SecurityEventRow
 from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
 from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
@@ -468,6 +473,87 @@ class OpenAdrNotConfigured:
         return {"configured": False}
 
 
+@runtime_checkable
+class EquipmentReads(Protocol):
+    """`ampgate.roaming.EquipmentService`."""
+
+    def get(self, charger_id: str, /) -> Equipment | None: ...
+    async def describe(self, charger_id: str, evses: list[EvseSpec], /) -> Equipment | None: ...
+
+
+@runtime_checkable
+class PublishedEvses(Protocol):
+    """`ampgate.roaming.Roaming` (or `NotPublished` without OCPI)."""
+
+    def published_evses(self, charger_id: str, /) -> list[tuple[str, Evse]] | None: ...
+
+
+class NoEquipment:
+    """Charger descriptions where none are kept (API tests that do not use them)."""
+
+    def get(self, charger_id: str, /) -> Equipment | None:
+        return None
+
+    async def describe(self, charger_id: str, evses: list[EvseSpec], /) -> Equipment | None:
+        raise ConflictError("this node keeps no charger descriptions", code="not_supported")
+
+
+class NotPublished:
+    """No OCPI: nothing is published."""
+
+    def published_evses(self, charger_id: str, /) -> list[tuple[str, Evse]] | None:
+        return None
+
+
+@runtime_checkable
+class OcpiParties(Protocol):
+    """`ampgate.roaming.Roaming`."""
+
+    @property
+    def versions_url(self) -> str: ...
+    async def create(
+        self, country_code: str, party_id: str, role: str, name: str | None, /
+    ) -> tuple[Party, str]: ...
+    def get(self, ref: int, /) -> Party | None: ...
+    def page(self, limit: int, after: int | None = None, /) -> list[Party]: ...
+    async def delete(self, ref: int, /) -> None: ...
+    async def register_with(self, ref: int, versions_url: str, token: str, /) -> Party: ...
+    def push_stats(self, ref: int, /) -> PartyStats | None: ...
+
+
+def _not_configured() -> ConflictError:
+    return ConflictError(
+        "OCPI is not configured: start the node with --ocpi-country-code and --ocpi-party-id",
+        code="ocpi_not_configured",
+    )
+
+
+class OcpiNotConfigured:
+    """The node has no OCPI identity: every route is 409."""
+
+    versions_url = ""
+
+    async def create(
+        self, country_code: str, party_id: str, role: str, name: str | None, /
+    ) -> tuple[Party, str]:
+        raise _not_configured()
+
+    def get(self, ref: int, /) -> Party | None:
+        raise _not_configured()
+
+    def page(self, limit: int, after: int | None = None, /) -> list[Party]:
+        raise _not_configured()
+
+    async def delete(self, ref: int, /) -> None:
+        raise _not_configured()
+
+    async def register_with(self, ref: int, versions_url: str, token: str, /) -> Party:
+        raise _not_configured()
+
+    def push_stats(self, ref: int, /) -> PartyStats | None:
+        raise _not_configured()
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -502,3 +588,6 @@ class ApiServices:
     health: HealthReport
     campaigns: CampaignService
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)
+    equipment: EquipmentReads = field(default_factory=NoEquipment)
+    ocpi: OcpiParties = field(default_factory=OcpiNotConfigured)
+    published: PublishedEvses = field(default_factory=NotPublished)

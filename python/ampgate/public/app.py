@@ -8,10 +8,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Controller, Litestar, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
 
 from ampgate.api.deps import HealthReport
 from ampgate.api.errors import EXCEPTION_HANDLERS
@@ -79,15 +80,22 @@ def create_public_app(
     transfers: TransferLimiter,
     routes: Sequence[ControllerRouterHandler] = (),
     services: Mapping[str, object] | None = None,
+    *,
+    exception_handlers: ExceptionHandlersMap | None = None,
+    state: Mapping[str, object] | None = None,
 ) -> Litestar:
     """The public app: its health route plus the features' `routes`, which receive `services` as dependencies
-    of the same names (e.g. `uploads`). `transfers` caps the routes marked `opt={FILE_TRANSFER: True}`."""
+    of the same names (e.g. `uploads`). `transfers` caps the routes marked `opt={FILE_TRANSFER: True}`.
+    `exception_handlers` replace the common ones by exception type (OCPI answers its errors in its envelope;
+    its handlers hand other paths back to the common ones); `state` is the app's state (for such handlers, which
+    get no dependencies)."""
     dependencies = {name: _provider(value) for name, value in (services or {}).items()}
     return Litestar(
         route_handlers=[PublicHealthController, *routes],
         dependencies={"health": _provider(health), **dependencies},
         middleware=[TransferLimitMiddleware(transfers)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **(exception_handlers or {})},
+        state=State(dict(state or {})),
         openapi_config=None,
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,

@@ -672,6 +672,54 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX campaign_audit_campaign ON campaign_audit (campaign_id, id);
     """,
+    # 22: OCPI 2.2.1 (ampgate.roaming): the parties we roam with, each with the hashes of the credentials tokens
+    # that let it call us (the registration token A we issued, then the token it uses once registered), the
+    # token we call it with, its versions URL, the version and endpoints agreed and the roles it declared; and
+    # what each charger's EVSEs and connectors are (eMI3 ids, standard, format, power type, ratings), which OCPI
+    # publishes and OCPP does not say.
+    """
+    CREATE TABLE ocpi_parties (
+        id INTEGER PRIMARY KEY,
+        country_code TEXT NOT NULL COLLATE NOCASE,
+        party_id TEXT NOT NULL COLLATE NOCASE,
+        role TEXT NOT NULL,
+        name TEXT NULL,
+        state TEXT NOT NULL,
+        registered_by TEXT NULL,
+        token_a_hash TEXT NULL UNIQUE,
+        our_token_hash TEXT NULL UNIQUE,
+        their_token TEXT NULL,
+        versions_url TEXT NULL,
+        version TEXT NULL,
+        endpoints TEXT NULL,
+        roles TEXT NULL,
+        registered_at TEXT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX ocpi_parties_code ON ocpi_parties (country_code, party_id);
+    CREATE TABLE charger_evses (
+        charger_id TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        emi3_id TEXT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, evse_id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX charger_evses_emi3 ON charger_evses (emi3_id) WHERE emi3_id IS NOT NULL;
+    CREATE TABLE charger_connectors (
+        charger_id TEXT NOT NULL,
+        evse_id INTEGER NOT NULL,
+        connector_id INTEGER NOT NULL,
+        standard TEXT NOT NULL,
+        format TEXT NOT NULL,
+        power_type TEXT NOT NULL,
+        max_voltage INTEGER NOT NULL,
+        max_amperage INTEGER NOT NULL,
+        max_electric_power INTEGER NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (charger_id, evse_id, connector_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -1,0 +1,169 @@
+"""Calls to other OCPI parties, async on httpx (which runs on trio through anyio).
+
+Every request carries `Authorization: Token <base64 of the token>` (2.2.1; transport_and_format), a fresh
+X-Request-ID and an X-Correlation-ID (the caller's, to tie a push to what caused it, or a fresh one), and, for
+functional modules (locations, later sessions, CDRs, …), the routing headers naming us and the receiving party.
+Answers are read as the envelope; `data` is decoded with the type the call expects.
+
+Two outcomes besides an answer: `PartyUnreachable` (no connection, a timeout, a 5xx, an answer that is not an
+OCPI envelope: the party could not answer) and `PartyRefused` (it answered, with an HTTP 4xx or an OCPI status
+code outside 1xxx: it said no).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from ampgate.roaming.types import (
+    OCPI_VERSION,
+    AnyEnvelope,
+    Credentials,
+    MalformedObject,
+    Version,
+    VersionDetails,
+    decode,
+)
+
+T = TypeVar("T")
+
+# How long one call to a party may take. Registration fetches two documents while the other party waits on its
+# own POST to us, and a push is worthless when late: 10 s covers a slow party, not a dead one.
+CALL_TIMEOUT_S = 10.0
+
+
+class PartyUnreachable(Exception):
+    """The party could not be reached or could not answer."""
+
+
+class PartyRefused(Exception):
+    """The party answered no: `http_status`, and the envelope's `status_code` (None when there was none)."""
+
+    def __init__(self, message: str, *, http_status: int, status_code: int | None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status_code = status_code
+
+
+def token_header(token: str) -> str:
+    """The Authorization header value for `token` (2.2.1: the token's UTF-8 bytes in Base64)."""
+    return "Token " + base64.b64encode(token.encode("utf-8")).decode("ascii")
+
+
+def request_ids(correlation_id: str | None = None) -> dict[str, str]:
+    """X-Request-ID (always new) and X-Correlation-ID (`correlation_id`, or new)."""
+    return {"X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": correlation_id or str(uuid.uuid4())}
+
+
+class OcpiClient:
+    """Calls from us (`country_code`, `party_id`) to other parties over `http` (whose timeout should be
+    CALL_TIMEOUT_S)."""
+
+    def __init__(self, http: httpx.AsyncClient, country_code: str, party_id: str) -> None:
+        self._http = http
+        self.country_code = country_code
+        self.party_id = party_id
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        body: Any = None,
+        to: tuple[str, str] | None = None,
+        correlation_id: str | None = None,
+    ) -> AnyEnvelope:
+        """One request; the answer's envelope. `to`: the receiving party's (country code, party id) for a
+        functional module (adds the routing headers). Raises PartyUnreachable, PartyRefused."""
+        headers = {"Authorization": token_header(token), **request_ids(correlation_id)}
+        content = None
+        if body is not None:
+            content = msgspec.json.encode(body)
+            headers["Content-Type"] = "application/json"
+        if to is not None:
+            headers |= {
+                "OCPI-from-country-code": self.country_code,
+                "OCPI-from-party-id": self.party_id,
+                "OCPI-to-country-code": to[0],
+                "OCPI-to-party-id": to[1],
+            }
+        try:
+            answer = await self._http.request(method, url, content=content, headers=headers)
+        except httpx.HTTPError as e:
+            raise PartyUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from None
+        if answer.status_code >= 500:
+            raise PartyUnreachable(f"{method} {url}: HTTP {answer.status_code}")
+        try:
+            envelope = msgspec.json.decode(answer.content, type=AnyEnvelope) if answer.content else None
+        except msgspec.DecodeError:
+            envelope = None
+        if answer.status_code >= 400:
+            raise PartyRefused(
+                f"{method} {url}: HTTP {answer.status_code}: {answer.text[:300]}",
+                http_status=answer.status_code,
+                status_code=envelope.status_code if envelope else None,
+            )
+        if envelope is None:
+            raise PartyUnreachable(f"{method} {url}: the answer is not an OCPI response envelope")
+        if not 1000 <= envelope.status_code < 2000:
+            raise PartyRefused(
+                f"{method} {url}: status_code {envelope.status_code}: {envelope.status_message or ''}",
+                http_status=answer.status_code,
+                status_code=envelope.status_code,
+            )
+        return envelope
+
+    async def fetch(self, url: str, token: str, type_: type[T]) -> T:
+        """GET `url` and decode its `data` as `type_`. Raises PartyUnreachable, PartyRefused (also for data
+        that is not a `type_`: the party answered, with something we cannot use)."""
+        envelope = await self.call("GET", url, token)
+        if not envelope.has_data():
+            raise PartyRefused(f"GET {url}: no data", http_status=200, status_code=envelope.status_code)
+        try:
+            return decode(envelope.data, type_)
+        except MalformedObject as e:
+            raise PartyRefused(
+                f"GET {url}: data is not a {type_.__name__}: {e.field or '$'}: {e.message}",
+                http_status=200,
+                status_code=envelope.status_code,
+            ) from None
+
+    async def negotiate(self, versions_url: str, token: str) -> VersionDetails:
+        """The party's 2.2.1 version details (from its versions endpoint). Raises PartyUnreachable,
+        PartyRefused, UnsupportedVersion."""
+        versions = await self.fetch(versions_url, token, list[Version])
+        for v in versions:
+            if v.version == OCPI_VERSION:
+                return await self.fetch(v.url, token, VersionDetails)
+        raise UnsupportedVersion(
+            f"{versions_url} offers {', '.join(v.version for v in versions) or 'no version'}, not {OCPI_VERSION}"
+        )
+
+    async def post_credentials(self, url: str, token: str, ours: Credentials) -> Credentials:
+        """Register with a party: POST our credentials with its registration token; its credentials back.
+        Raises PartyUnreachable, PartyRefused."""
+        envelope = await self.call("POST", url, token, body=ours)
+        if not envelope.has_data():
+            raise PartyRefused(
+                f"POST {url}: no credentials", http_status=200, status_code=envelope.status_code
+            )
+        try:
+            return decode(envelope.data, Credentials)
+        except MalformedObject as e:
+            raise PartyRefused(
+                f"POST {url}: its credentials do not decode: {e.field or '$'}: {e.message}",
+                http_status=200,
+                status_code=envelope.status_code,
+            ) from None
+
+
+class UnsupportedVersion(Exception):
+    """The party offers no version we speak."""

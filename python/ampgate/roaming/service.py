@@ -1,0 +1,143 @@
+"""`Roaming`: the OCPI 2.2.1 CPO interface as one part of the node: the party table, the client, the
+credentials handshake, the locations book and its pusher, and the modules the server offers. The node builds it
+when `--ocpi-country-code` and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the
+public app and hands the operator API `self` (parties) and the book (what a charger publishes)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import msgspec
+import trio
+
+from ampgate.bus import EventBus
+from ampgate.clock import Clock
+from ampgate.roaming.client import CALL_TIMEOUT_S, OcpiClient
+from ampgate.roaming.credentials import Identity, Registrar
+from ampgate.roaming.locations import (
+    EquipmentSource,
+    LocationBook,
+    PresenceSource,
+    SiteSource,
+    StatusSource,
+    VariableRows,
+)
+from ampgate.roaming.locations_routes import LOCATIONS
+from ampgate.roaming.parties import Party, PartyRepository
+from ampgate.roaming.push import LocationPusher, PartyStats
+from ampgate.roaming.server import EXCEPTION_HANDLERS, STATE_KEY, Module, router
+from ampgate.roaming.types import Evse
+from ampgate.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Roaming:
+    """See the module docstring. `identity.base_url` may be replaced once the public listener's URL is known
+    (`set_base_url`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        identity: Identity,
+        *,
+        sites: SiteSource,
+        statuses: StatusSource,
+        equipment: EquipmentSource,
+        presence: PresenceSource,
+        variables: VariableRows,
+        bus: EventBus,
+        clock: Clock,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.identity = identity
+        self.clock = clock
+        self.parties = PartyRepository(store)
+        self.client = OcpiClient(
+            http or httpx.AsyncClient(timeout=CALL_TIMEOUT_S), identity.country_code, identity.party_id
+        )
+        self.book = LocationBook(
+            sites,
+            statuses,
+            equipment,
+            presence,
+            variables,
+            bus,
+            clock,
+            country_code=identity.country_code,
+            party_id=identity.party_id,
+        )
+        self.pusher = LocationPusher(self.book, self.client, bus, clock)
+        self.book.changes = self.pusher
+        self.registrar = Registrar(
+            self.parties, self.client, identity, publish=bus, clock=clock, on_change=self._parties_changed
+        )
+        # The modules version details list after credentials; the next ones (sessions, cdrs, tariffs, tokens,
+        # commands) are appended here with their routes.
+        self.modules: Sequence[Module] = (LOCATIONS,)
+
+    def set_base_url(self, base_url: str) -> None:
+        """Where parties reach our OCPI server (known once the public listener is bound)."""
+        self.identity = msgspec.structs.replace(self.identity, base_url=base_url.rstrip("/"))
+        self.registrar.identity = self.identity
+
+    def _parties_changed(self) -> None:
+        self.pusher.set_parties(self.parties.registered())
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The locations book and the pusher; returns (cancelled) with the HTTP client closed."""
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.book.run)
+                await nursery.start(self.pusher.run)
+                self._parties_changed()
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.client.aclose()
+
+    # -- the public app ---------------------------------------------------------------------------------------------
+
+    def router(self) -> Any:
+        return router(self.modules)
+
+    def public_services(self) -> dict[str, object]:
+        return {STATE_KEY: self}
+
+    def public_state(self) -> dict[str, object]:
+        return {STATE_KEY: self}
+
+    exception_handlers = EXCEPTION_HANDLERS
+
+    # -- the operator API -------------------------------------------------------------------------------------------
+
+    async def create(
+        self, country_code: str, party_id: str, role: str, name: str | None
+    ) -> tuple[Party, str]:
+        return await self.registrar.create(country_code, party_id, role, name)
+
+    def get(self, ref: int) -> Party | None:
+        return self.parties.get(ref)
+
+    def page(self, limit: int, after: int | None = None) -> list[Party]:
+        return self.parties.page(limit, after)
+
+    async def delete(self, ref: int) -> None:
+        await self.registrar.delete(ref)
+
+    async def register_with(self, ref: int, versions_url: str, token: str) -> Party:
+        return await self.registrar.register_with(ref, versions_url, token)
+
+    def push_stats(self, ref: int) -> PartyStats | None:
+        return self.pusher.stats(ref)
+
+    @property
+    def versions_url(self) -> str:
+        return self.identity.versions_url
+
+    def published_evses(self, charger_id: str) -> list[tuple[str, Evse]] | None:
+        """What OCPI publishes of the charger: (location id, EVSE) each; None when it is not placed at a site."""
+        return self.book.published_evses(charger_id)

@@ -1,0 +1,284 @@
+"""A small eMSP for tests: an OCPI 2.2.1 party on a real HTTP server on 127.0.0.1 (the standard library's
+threading server, so it answers while the test's own code, asyncio or plain, waits on the node), written from the
+spec and sharing no code with ampgate.roaming.
+
+What it does: its versions and version details (credentials SENDER, locations RECEIVER), credentials (a CPO that
+registers with it using the registration token it issued; DELETE), the Locations receiver interface (PUT and PATCH
+recorded, GET of what it holds), and, as a client, the registration with a CPO (versions, details, POST
+credentials) and any GET with the CPO's token. Every request it receives is recorded with its headers, so a test
+can check the CPO's Authorization encoding, X-Request-ID, X-Correlation-ID and routing headers.
+
+`delay_s` slows every locations push it answers (a slow eMSP, to see pushes coalesce); `refuse_patch` answers
+PATCHes 404 (an eMSP that does not know the object, so the CPO should PUT the Location).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+COUNTRY = "NL"
+PARTY = "EMP"
+ROOT = "/emsp"
+
+
+def envelope(data: Any = None, status_code: int = 1000, message: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "status_code": status_code,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if data is not None:
+        out["data"] = data
+    if message is not None:
+        out["status_message"] = message
+    return out
+
+
+def token_header(token: str) -> str:
+    return "Token " + base64.b64encode(token.encode()).decode()
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Emsp:
+    """The eMSP's state. Start it with `start()`; `url` is its versions endpoint."""
+
+    port: int = 0
+    delay_s: float = 0.0
+    refuse_patch: bool = False
+    # Tokens that may call us: the registration token we issued (until the CPO registered) and the one we gave
+    # the CPO (ours after the handshake), and what each is for.
+    registration_tokens: set[str] = field(default_factory=set)
+    tokens: set[str] = field(default_factory=set)
+    # The token we call the CPO with, and its endpoints.
+    cpo_token: str | None = None
+    cpo_endpoints: dict[str, str] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    locations: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{ROOT}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/versions"
+
+    def start(self) -> Emsp:
+        emsp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body, extra = emsp.handle(self.command, self.path, dict(self.headers.items()), raw)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # -- the server ------------------------------------------------------------------------------------------------
+
+    def _token(self, headers: dict[str, str]) -> str | None:
+        value = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        scheme, _, encoded = value.partition(" ")
+        if scheme != "Token":
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True).decode()
+        except ValueError:
+            return None
+
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        ids = {
+            "X-Request-ID": lower.get("x-request-id", ""),
+            "X-Correlation-ID": lower.get("x-correlation-id", ""),
+        }
+        body = json.loads(raw) if raw else None
+        with self.lock:
+            self.received.append(Received(method, path, body, lower, time.monotonic()))
+            self.lock.notify_all()
+        token = self._token(headers)
+        registering = token in self.registration_tokens
+        if token is None or (token not in self.tokens and not registering):
+            return 401, envelope(status_code=2000, message="unknown token"), ids
+        if path == f"{ROOT}/versions":
+            return 200, envelope([{"version": "2.2.1", "url": f"{self.base}/2.2.1"}]), ids
+        if path == f"{ROOT}/2.2.1":
+            return (
+                200,
+                envelope(
+                    {
+                        "version": "2.2.1",
+                        "endpoints": [
+                            {
+                                "identifier": "credentials",
+                                "role": "SENDER",
+                                "url": f"{self.base}/2.2.1/credentials",
+                            },
+                            {
+                                "identifier": "locations",
+                                "role": "RECEIVER",
+                                "url": f"{self.base}/2.2.1/locations",
+                            },
+                        ],
+                    }
+                ),
+                ids,
+            )
+        if path == f"{ROOT}/2.2.1/credentials":
+            return (*self._credentials(method, token, registering, body), ids)
+        if registering:
+            return 401, envelope(status_code=2000, message="registration token"), ids
+        if path.startswith(f"{ROOT}/2.2.1/locations/"):
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            return (*self._locations(method, path, body), ids)
+        return 404, envelope(status_code=2000, message="no such endpoint"), ids
+
+    def _credentials(self, method: str, token: str, registering: bool, body: Any) -> tuple[int, Any]:
+        if method == "POST":
+            if not registering:
+                return 405, envelope(status_code=2000, message="already registered")
+            self.registration_tokens.discard(token)
+            self.cpo_token = body["token"]
+            ours = secrets.token_urlsafe(24)
+            self.tokens.add(ours)
+            return 200, envelope(self.credentials(ours))
+        if method == "DELETE":
+            if registering:
+                return 405, envelope(status_code=2000, message="not registered")
+            self.tokens.discard(token)
+            self.cpo_token = None
+            return 200, envelope()
+        if method == "GET":
+            return 200, envelope(self.credentials(token))
+        return 405, envelope(status_code=2000, message="not here")
+
+    def _locations(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path[len(f"{ROOT}/2.2.1/locations/") :].split("/")
+        if len(parts) < 3:
+            return 404, envelope(status_code=2000, message="too short")
+        key = "/".join(parts[2:])
+        with self.lock:
+            if method == "PATCH" and self.refuse_patch:
+                return 404, envelope(status_code=2003, message="unknown object")
+            if method == "PUT":
+                self.locations[key] = body
+            elif method == "PATCH":
+                self.locations[key] = {**self.locations.get(key, {}), **body}
+            elif method == "GET":
+                found = self.locations.get(key)
+                return (200, envelope(found)) if found else (404, envelope(status_code=2003))
+        return 200, envelope()
+
+    def credentials(self, token: str) -> dict[str, Any]:
+        return {
+            "token": token,
+            "url": self.url,
+            "roles": [
+                {
+                    "role": "EMSP",
+                    "party_id": PARTY,
+                    "country_code": COUNTRY,
+                    "business_details": {"name": "Test eMSP"},
+                }
+            ],
+        }
+
+    # -- what a test looks at ------------------------------------------------------------------------------------
+
+    def issue_registration_token(self) -> str:
+        token = secrets.token_urlsafe(24)
+        self.registration_tokens.add(token)
+        return token
+
+    def pushes(self, method: str | None = None, suffix: str | None = None) -> list[Received]:
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r.path.startswith(f"{ROOT}/2.2.1/locations/")
+                and (method is None or r.method == method)
+                and (suffix is None or r.path.endswith(suffix))
+            ]
+
+    def wait_for(self, ok: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until `ok()` is truthy (it runs under the lock, after each request); its last value."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                value = ok()
+                left = deadline - time.monotonic()
+                if value or left <= 0:
+                    return value
+                self.lock.wait(min(left, 0.2))
+
+    # -- the client ------------------------------------------------------------------------------------------------
+
+    def call(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
+        headers = {
+            "Authorization": token_header(token),
+            "X-Request-ID": str(uuid.uuid4()),
+            "X-Correlation-ID": str(uuid.uuid4()),
+            **kwargs.pop("headers", {}),
+        }
+        return httpx.request(method, url, headers=headers, timeout=15, **kwargs)
+
+    def register_with(self, versions_url: str, token_a: str) -> httpx.Response:
+        """The credentials handshake with us as the sender: versions, details, POST credentials with a fresh
+        token for the CPO to call us with. Keeps the CPO's token from the answer."""
+        versions = self.call("GET", versions_url, token_a).json()["data"]
+        details_url = next(v["url"] for v in versions if v["version"] == "2.2.1")
+        details = self.call("GET", details_url, token_a).json()["data"]
+        self.cpo_endpoints = {e["identifier"]: e["url"] for e in details["endpoints"]}
+        ours = secrets.token_urlsafe(24)
+        self.tokens.add(ours)
+        answer = self.call("POST", self.cpo_endpoints["credentials"], token_a, json=self.credentials(ours))
+        if answer.status_code == 200 and answer.json()["status_code"] == 1000:
+            self.cpo_token = answer.json()["data"]["token"]
+        return answer
