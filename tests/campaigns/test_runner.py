@@ -67,7 +67,8 @@ class Images:
 @dataclass
 class Charger:
     """A simulated charger: `behaviour` ok, fail (DownloadFailed), mismatch (Installed, boots the old version),
-    silent (accepts, then says nothing)."""
+    noreboot (2.0.1: Installing → Installed, no boot), silent (accepts, then says nothing). A 2.0.1 charger that
+    is ok reboots the way 2.0.1 orders it: InstallRebooting, BootNotification, then Installed."""
 
     id: str
     protocol: str = "ocpp2.0.1"
@@ -199,19 +200,17 @@ class Fleet:
         rid = request_id if (signed or c.protocol == "ocpp2.0.1") else None
         if c.behaviour == "silent":
             return
-        steps = (
-            ["Downloading", "DownloadFailed"]
-            if c.behaviour == "fail"
-            else ["Downloading", "Downloaded", "Installing", "Installed"]
-        )
+        v201 = c.protocol == "ocpp2.0.1"
+        if c.behaviour == "fail":
+            steps = ["Downloading", "DownloadFailed"]
+        elif v201 and c.behaviour == "ok":
+            steps = ["Downloading", "Downloaded", "Installing", "InstallRebooting"]
+        else:
+            steps = ["Downloading", "Downloaded", "Installing", "Installed"]
         for s in steps:
             await trio.sleep(10)
-            self.bus.publish(
-                FirmwareStatusReported(
-                    at=self.clock.now(), charger_id=c.id, status=s, request_id=rid, signed=signed
-                )
-            )
-        if c.behaviour == "fail":
+            self._status(c, s, rid, signed)
+        if c.behaviour in ("fail", "noreboot"):
             c.walked = True
             return
         await trio.sleep(30)
@@ -228,6 +227,16 @@ class Fleet:
                 serial=None,
                 firmware_version=c.version,
                 boot_status="Accepted",
+            )
+        )
+        if v201 and c.behaviour == "ok":
+            await trio.sleep(5)
+            self._status(c, "Installed", rid, signed)  # 2.0.1 reports Installed after its reboot
+
+    def _status(self, c: Charger, status: str, rid: int | None, signed: bool) -> None:
+        self.bus.publish(
+            FirmwareStatusReported(
+                at=self.clock.now(), charger_id=c.id, status=status, request_id=rid, signed=signed
             )
         )
 
@@ -337,6 +346,7 @@ def test_a_small_campaign_over_both_versions_with_fallback_and_mismatch(tmp_path
         assert row.state == "draft"
         await runner.verb(row.id, "start", OPERATOR)
         await until(runner, row.id, ("finished", "paused"))
+        await advance(60)  # E201mismatch's rollback boot may come after the campaign finished
         s = runner.summary(row.id)
         assert s.campaign.state == "finished"
         assert {k: v for k, v in s.counts.items() if v} == {"installed": 4, "failed": 2, "skipped": 1}
@@ -654,3 +664,75 @@ def test_two_starts_at_once_freeze_the_selection_once(tmp_path: Path) -> None:
         assert [a.changed for a in runner.audit(row.id)] == [True, False]
 
     run(tmp_path / "c.db", body, w)
+
+
+def test_a_2_0_1_charger_installed_without_a_reboot_is_installed_and_never_asked_for_a_boot(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(
+        Charger("NR", behaviour="noreboot"), Charger("NR16", protocol="ocpp1.6", behaviour="noreboot")
+    )
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(status_timeout_s=300, success_threshold_pct=0))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        await until(runner, row.id, ("finished",))
+        rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
+        assert (rows["NR"].state, rows["NR"].progress.last_status) == ("installed", "Installed")
+        assert w.fleet.chargers["NR"].triggers == []  # no TriggerMessage(BootNotification): 2.0.1 rejects it
+        # A 1.6 charger that never boots after Installed is asked for the boot (1.6 allows it), then times out.
+        assert w.fleet.chargers["NR16"].triggers == ["BootNotification"]
+        assert (rows["NR16"].state, rows["NR16"].reason) == ("timed_out", "silent after TriggerMessage")
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_2_0_1_rollback_soon_after_installed_is_a_version_mismatch_also_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("RB1", behaviour="noreboot"), Charger("RB2", behaviour="noreboot"))
+    ids: list[int] = []
+
+    def boot(charger_id: str, version: str) -> None:
+        w.bus.publish(
+            ChargerBooted(
+                at=w.clock.now(),
+                charger_id=charger_id,
+                protocol="ocpp2.0.1",
+                vendor="V",
+                model="M",
+                serial=None,
+                firmware_version=version,
+                boot_status="Accepted",
+            )
+        )
+
+    async def first(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(status_timeout_s=300, success_threshold_pct=0))
+        ids.append(row.id)
+        await runner.verb(row.id, "start", OPERATOR)
+        await until(runner, row.id, ("finished",))
+        assert runner.summary(row.id).counts["installed"] == 2
+
+    run(tmp_path / "c.db", first, w)
+
+    async def second(w: World, runner: CampaignRunner) -> None:
+        boot("RB1", "1.0")  # rolled back within the watch, after the node restarted: a version mismatch
+        await advance(2)
+        s = runner.summary(ids[0])
+        assert (s.campaign.state, s.counts["installed"], s.counts["failed"]) == ("finished", 1, 1)
+        rows = {r.charger_id: r for r in runner.chargers(ids[0], None, 10, None)}
+        assert (rows["RB1"].state, rows["RB1"].reason) == ("failed", "version_mismatch")
+        assert rows["RB1"].timeline[-1].event == "boot 1.0"
+        await advance(300)  # RB2's watch is over: a boot now is not about this update
+        boot("RB2", "1.0")
+        await advance(2)
+        assert runner.summary(ids[0]).counts["installed"] == 1
+        assert runner.chargers(ids[0], "installed", 10, None)[0].charger_id == "RB2"
+
+    run(tmp_path / "c.db", second, w)

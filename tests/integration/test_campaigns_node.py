@@ -2,8 +2,11 @@
 `ocpp` package charge points of both versions (schema validation on both sides, suppress=False) with images and
 selection from the test: a 1.6 charger without the security extension gets the signed update, answers
 NotImplemented, and gets the unsigned one; a 1.6 charger with it installs the signed update reporting
-SignedFirmwareStatusNotification by request id; a 2.0.1 charger installs; a 2.0.1 charger that reports Installed
-but boots its old version is a version mismatch. Every charger's BootNotification confirms (or refutes) it."""
+SignedFirmwareStatusNotification by request id; a 2.0.1 charger installs the way 2.0.1 orders a reboot
+(InstallRebooting, BootNotification with the new version, then Installed); a 2.0.1 charger installs without
+rebooting (Installing → Installed, no BootNotification) and is installed; a 2.0.1 charger that reports Installed
+and soon after boots its old version (a rollback) is a version mismatch. The 1.6 chargers' BootNotification
+confirms their Installed."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from tests.integration.ocpp_clients import ocpp_charge_point
 
 STEPS_16 = ["Downloading", "Downloaded", "Installing", "Installed"]
 STEPS_SIGNED = ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"]
+STEPS_REBOOT = ["Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,8 @@ class Secure16(ChargePoint16):
 
 
 class Station201(ChargePoint201):
-    boots_with = "2.0"
+    """Reboots to install: InstallRebooting, BootNotification with the new version, then Installed (L01)."""
+
     received: list[str]
 
     @on(Action201.update_firmware)
@@ -135,24 +140,45 @@ class Station201(ChargePoint201):
 
     @after(Action201.update_firmware)
     async def walk(self, request_id, **_):
-        for s in STEPS_SIGNED:
+        await self.report(request_id, STEPS_REBOOT)
+        await self.boot("2.0")
+        await self.report(request_id, ["Installed"])
+
+    async def report(self, request_id: int, steps: list[str]) -> None:
+        for s in steps:
             await self.call(
                 call201.FirmwareStatusNotification(status=s, request_id=request_id), suppress=False
             )
-        station = {"model": "M", "vendor_name": "V", "firmware_version": self.boots_with}
+
+    async def boot(self, version: str) -> None:
+        station = {"model": "M", "vendor_name": "V", "firmware_version": version}
         await self.call(
             call201.BootNotification(charging_station=station, reason="FirmwareUpdate"), suppress=False
         )
 
 
+class NoReboot201(Station201):
+    """Installs without rebooting: Installing → Installed, and no BootNotification at all."""
+
+    @after(Action201.update_firmware)
+    async def walk(self, request_id, **_):
+        await self.report(request_id, STEPS_SIGNED)
+
+
 class Stale201(Station201):
-    boots_with = "1.0"
+    """Reports Installed without a reboot, then boots its old version at once: it rolled back."""
+
+    @after(Action201.update_firmware)
+    async def walk(self, request_id, **_):
+        await self.report(request_id, STEPS_SIGNED)
+        await self.boot("1.0")
 
 
 CHARGERS = [
     ("FW16", Plain16, "ocpp1.6"),
     ("FW16S", Secure16, "ocpp1.6"),
     ("FW201", Station201, "ocpp2.0.1"),
+    ("FW201NR", NoReboot201, "ocpp2.0.1"),
     ("FW201OLD", Stale201, "ocpp2.0.1"),
 ]
 
@@ -193,7 +219,8 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
                 assert (await http.post(f"{url}/start")).status_code == 200
                 for _ in range(300):
                     summary = (await http.get(url)).json()
-                    if summary["state"] in ("finished", "paused"):
+                    # FW201OLD's rollback may land just after the campaign finished: wait for it too.
+                    if summary["state"] in ("finished", "paused") and summary["counts"]["failed"]:
                         break
                     await asyncio.sleep(0.1)
                 out["summary"] = summary
@@ -239,13 +266,20 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
     trio.run(main)
     summary = out["summary"]
     assert summary["state"] == "finished", summary
-    assert {k: v for k, v in summary["counts"].items() if v} == {"installed": 3, "failed": 1}
+    assert {k: v for k, v in summary["counts"].items() if v} == {"installed": 4, "failed": 1}
     rows = {c["charger_id"]: c for c in out["chargers"]}
     assert rows["FW201OLD"]["reason"] == "version_mismatch"
+    assert [e["event"] for e in rows["FW201OLD"]["timeline"]][-2:] == ["Installed", "boot 1.0"]
+    nr = [e["event"] for e in rows["FW201NR"]["timeline"]]
+    assert rows["FW201NR"]["state"] == "installed" and nr[-1] == "Installed"
+    assert not any(e.startswith("boot") or e == "trigger" for e in nr)
+    rebooted = [e["event"] for e in rows["FW201"]["timeline"]]
+    assert rebooted[-2:] == ["InstallRebooting", "boot 2.0"] and rows["FW201"]["state"] == "installed"
     assert out["received"] == {
         "FW16": ["UpdateFirmware"],
         "FW16S": ["SignedUpdateFirmware"],
         "FW201": ["UpdateFirmware"],
+        "FW201NR": ["UpdateFirmware"],
         "FW201OLD": ["UpdateFirmware"],
     }
     fw16 = [e["event"] for e in rows["FW16"]["timeline"]]
@@ -257,5 +291,5 @@ def test_a_campaign_over_both_versions_with_fallback_and_a_version_mismatch(tmp_
     cli = out["cli"]
     assert cli.returncode == 0, cli.stderr
     assert f"campaign {summary['id']}" in cli.stdout and "finished" in cli.stdout
-    assert "0 group" in cli.stdout and "4/4" in cli.stdout
+    assert "0 group" in cli.stdout and "5/5" in cli.stdout
     assert out["cli_refused"].returncode == 1 and "401" in out["cli_refused"].stderr

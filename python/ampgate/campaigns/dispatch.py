@@ -156,6 +156,7 @@ class Dispatcher:
             )
         )
         mem = self._t.mem
+        mem.watched.pop(charger_id, None)  # an earlier campaign's watch: a later boot is about this update
         if entry.command_id is not None:
             mem.by_command.pop(entry.command_id, None)
         entry.command_id, entry.payload = command_id, payload

@@ -1,7 +1,8 @@
 """`Follower`: what the bus tells the campaigns about their chargers, fed to each charger's pure machine.
 
 `firmware.status` (matched by request id, or to the one unsigned 1.6 update), `charger.booted` (the version that
-confirms an install or refutes it; a charger in no campaign may join a dynamic one), `command.*` of the
+confirms an install or refutes it, also for a 2.0.1 charger watched after its Installed; a charger in no
+campaign may join a dynamic one), `command.*` of the
 campaigns' own commands (the reply, a CALLERROR, expiry, cancellation) and an operator's UpdateFirmware answered
 while ours is in flight (ours is superseded). A lost event is caught up from the command records
 (`reconcile`); a lost status is one the charger repeats when asked, which the status timeout does.
@@ -164,6 +165,7 @@ class Follower:
         elif isinstance(event, ChargerBooted):
             if event.boot_status != "Accepted":
                 return
+            self._watched_boot(charger_id, event.firmware_version)
             if entry is not None:
                 live = mem.campaigns.get(entry.campaign_id)
                 if live is not None:
@@ -191,9 +193,39 @@ class Follower:
                 and event.command_id not in mem.by_command
             ):
                 self._t.move(charger_id, entry, ch.on_manual_update(entry.progress)[0], "manual update")
+            if (
+                isinstance(event, CommandAnswered)
+                and event.action in UPDATE_ACTIONS
+                and event.command_id not in mem.by_command
+            ):
+                mem.watched.pop(charger_id, None)  # another update: a later boot is not about ours
             self._t.wake()
         else:
             self._t.wake()  # connected, or a transaction ended: maybe dispatchable now
+
+    def _watched_boot(self, charger_id: str, version: str | None) -> None:
+        """A boot of a 2.0.1 charger watched after its Installed: another version in time is a version
+        mismatch (installed → failed), the image's version ends the watch (both written to its timeline)."""
+        watched = self._t.mem.watched.get(charger_id)
+        if watched is None:
+            return
+        now = self._t.clock.now()
+        if not ch.watching(watched.progress, now):
+            del self._t.mem.watched[charger_id]
+            return
+        live = self._t.mem.campaigns.get(watched.campaign_id)
+        if live is not None:
+            image = live.image
+        else:  # the campaign finished meanwhile: its image from the catalog
+            row = self._t.repo.get(watched.campaign_id)
+            found = self._images.get(row.image_id) if row is not None else None
+            if found is None:
+                del self._t.mem.watched[charger_id]  # nothing left to compare the version with
+                return
+            image = found
+        ok = self._images.matches(image, version)
+        new, _ = ch.on_boot(watched.progress, version_matches=ok, at=now)
+        self._t.move(charger_id, watched, new, f"boot {version}")
 
     async def _maybe_dynamic(self, charger_id: str, version: str | None) -> None:
         """A charger that booted and is in no active campaign joins each running dynamic campaign it matches (in

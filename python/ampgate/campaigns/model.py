@@ -52,6 +52,8 @@ DEFAULT_OFFLINE_TIMEOUT_S = 7 * 86_400
 # How long a charger may stay silent mid-update before it is asked (TriggerMessage), and again before it times
 # out. An hour covers a slow download over a cellular link without leaving a dead charger in flight for long.
 DEFAULT_STATUS_TIMEOUT_S = 3600
+# The longest status timeout a campaign may ask: a charger silent for a week is not coming back with news.
+MAX_STATUS_TIMEOUT_S = 7 * 86_400
 DEFAULT_MAX_IN_FLIGHT = 100
 MAX_IN_FLIGHT = 100_000
 MAX_GROUPS = 100
@@ -106,7 +108,7 @@ class CampaignSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_in_flight: Annotated[int, Meta(ge=1, le=MAX_IN_FLIGHT)] = DEFAULT_MAX_IN_FLIGHT
     dispatch_per_minute: Annotated[float, Meta(gt=0, le=MAX_DISPATCH_PER_MINUTE)] | None = None
     dispatch_growth_factor: Annotated[float, Meta(ge=1, le=10)] | None = None
-    status_timeout_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = DEFAULT_STATUS_TIMEOUT_S
+    status_timeout_s: Annotated[int, Meta(ge=1, le=MAX_STATUS_TIMEOUT_S)] = DEFAULT_STATUS_TIMEOUT_S
     offline_timeout_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = DEFAULT_OFFLINE_TIMEOUT_S
     retries: Annotated[int, Meta(ge=0, le=MAX_RETRIES)] | None = None
     retry_interval_s: Annotated[int, Meta(ge=0, le=86_400)] | None = None

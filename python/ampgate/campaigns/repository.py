@@ -483,6 +483,21 @@ class CampaignRepository:
         )
         return [_charger(v) for v in cur.fetchall()]
 
+    def installed_since(self, since: datetime) -> list[ChargerRow]:
+        """Chargers that became installed at or after `since` in a campaign active, cancelled, or finished since
+        then (what a restarted runner may still watch for a rollback: `charger.watching` decides). One index
+        range per campaign."""
+        at = iso_utc(since)
+        # INDEXED BY: without statistics SQLite would walk each campaign's every row by primary key.
+        cur = self._store.reader.execute(
+            f"SELECT {_CHARGER} FROM campaign_chargers INDEXED BY campaign_chargers_state"
+            " WHERE campaign_id IN (SELECT id FROM campaigns"
+            f" WHERE state IN ({_ACTIVE_SQL}, 'cancelled') OR finished_at >= ?)"
+            " AND state = 'installed' AND updated_at >= ?",
+            (at, at),
+        )
+        return [_charger(v) for v in cur.fetchall()]
+
     def uses(self, image_id: int) -> bool:
         """Whether a campaign not finished or cancelled uses image `image_id` (the images refuse to delete it)."""
         return (

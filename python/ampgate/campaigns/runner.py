@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 # How often running campaigns move on (timeouts, conditions, dispatch). Events wake it sooner; a second keeps a
 # fixed rate smooth and costs nothing when nothing is due.
 TICK = 1.0
-# How often a running campaign's counts are kept for progress over time (and on every state change).
+# How often a running campaign's counts are kept for progress over time (and on every state change), and
+# expired rollback watches are forgotten.
 SAMPLE_INTERVAL = 60.0
 # The selection is read this many chargers at a time when a campaign starts.
 SELECT_PAGE = 1000
@@ -318,15 +319,23 @@ class CampaignRunner:
                 await self._repo.set_state(row.id, m.PAUSED, "firmware image missing")
                 continue
             self._load(row, image, by_campaign.get(row.id, []))
+        now = self._clock.now()
+        for r in self._repo.installed_since(now - timedelta(seconds=m.MAX_STATUS_TIMEOUT_S)):
+            if ch.watching(r.progress, now):
+                self._mem.watch(r)
         async with trio.open_nursery() as nursery:
             with self._t.bus.subscribe(FOLLOW) as sub:
                 await self._follower.reconcile()
                 nursery.start_soon(self._follower.follow, sub)
                 task_status.started()
+                next_sweep = 0.0
                 while True:
                     for campaign_id in list(self._mem.campaigns):
                         async with self._lock:
                             await self._step(campaign_id)
+                    if self._clock.monotonic() >= next_sweep:
+                        next_sweep = self._clock.monotonic() + SAMPLE_INTERVAL
+                        self._mem.unwatch_expired(self._clock.now())
                     with trio.move_on_after(TICK):
                         await self._t.woken()
 
