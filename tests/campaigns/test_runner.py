@@ -79,6 +79,7 @@ class Charger:
     vendor: str = "V"
     model: str = "M"
     online: bool = True
+    deliverable: bool = True  # False: online as presence says, but every send finds it gone (stays queued)
     last_seen_at: float | None = None
     charging: bool = False
     updates: list[tuple[str, Any]] = field(default_factory=list)
@@ -138,7 +139,7 @@ class Fleet:
     # commander (what the command queue sends through)
     def check(self, charger_id: str, action: str, payload: Any) -> str:
         c = self.chargers[charger_id]
-        if not c.online:
+        if not c.online or not c.deliverable:
             raise ChargerOfflineError(f"{charger_id} is not connected")
         payloads.validate_request(c.protocol, action, payload)
         return c.protocol
@@ -242,6 +243,9 @@ class Fleet:
 
 
 class World:
+    queue: CommandQueue
+    repo: CampaignRepository
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.clock = TrioClock()
@@ -263,8 +267,9 @@ class World:
             self.bus,
             self.clock,
         )
+        self.repo = CampaignRepository(store)
         runner = CampaignRunner(
-            CampaignRepository(store),
+            self.repo,
             self.images,
             self.fleet,
             self.fleet,
@@ -295,6 +300,7 @@ def run(
             w.fleet.nursery = nursery
             await nursery.start(store.run)
             runner, queue = w.build(store)
+            w.queue = queue
             await nursery.start(queue.run)
             await nursery.start(runner.run)
             await body(w, runner)
@@ -734,5 +740,105 @@ def test_a_2_0_1_rollback_soon_after_installed_is_a_version_mismatch_also_after_
         await advance(2)
         assert runner.summary(ids[0]).counts["installed"] == 1
         assert runner.chargers(ids[0], "installed", 10, None)[0].charger_id == "RB2"
+
+    run(tmp_path / "c.db", second, w)
+
+
+def in_flight(runner: CampaignRunner, campaign_id: int) -> int:
+    c = runner.summary(campaign_id).counts
+    return sum(c[s] for s in ("dispatched", "downloading", "downloaded", "installing"))
+
+
+def test_a_paused_campaign_keeps_following_its_updates_in_flight_and_sends_nothing_new(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("A_OK"), Charger("A_SILENT", behaviour="silent"), Charger("B"), Charger("C"))
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(max_in_flight=2, status_timeout_s=300))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):
+            while in_flight(runner, row.id) < 2:  # noqa: ASYNC110
+                await trio.sleep(1)
+        await runner.verb(row.id, "pause", OPERATOR, "watching the first two")
+        await advance(700)
+        s = runner.summary(row.id)
+        assert s.campaign.state == "paused"
+        # The update already sent goes on: its statuses and boot are recorded, and silence is asked about and
+        # then times out, as while running.
+        assert (s.counts["installed"], s.counts["timed_out"], s.counts["pending"]) == (1, 1, 2)
+        assert w.fleet.chargers["A_SILENT"].triggers == ["FirmwareStatusNotification"]
+        assert not w.fleet.chargers["B"].updates and not w.fleet.chargers["C"].updates  # nothing new sent
+        await runner.verb(row.id, "resume", OPERATOR)  # the error condition is off: the group goes on
+        await until(runner, row.id, ("finished", "paused"))
+        assert runner.summary(row.id).counts["installed"] == 3
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_cancel_skips_what_was_not_sent_and_follows_what_was_also_after_a_restart(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(
+        Charger("A_OK"),
+        Charger("A_SILENT", behaviour="silent"),
+        Charger("B_QUEUED", deliverable=False),  # dispatched, its command waits in the queue
+        Charger("C_PEND"),
+        Charger("D_PEND"),
+    )
+    ids: list[int] = []
+
+    async def first(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(max_in_flight=3, status_timeout_s=300))
+        ids.append(row.id)
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):
+            while in_flight(runner, row.id) < 3:  # noqa: ASYNC110
+                await trio.sleep(1)
+        (queued,) = [r for r in runner.chargers(row.id, None, 10, None) if r.charger_id == "B_QUEUED"]
+        assert queued.command_id is not None
+        cmd = w.queue.get(queued.command_id)
+        assert cmd is not None and cmd.state == "queued"
+        after = await runner.verb(row.id, "cancel", OPERATOR, "bad batch")
+        assert after.state == "cancelled"
+        await trio.sleep(0.1)
+        rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
+        for cid in ("B_QUEUED", "C_PEND", "D_PEND"):
+            assert (rows[cid].state, rows[cid].reason) == ("skipped", "cancelled"), cid
+        cmd = w.queue.get(queued.command_id)
+        assert cmd is not None and cmd.state == "cancelled"
+        assert not w.fleet.chargers["B_QUEUED"].updates
+        assert rows["A_OK"].state in ("dispatched", "downloading") and rows["A_SILENT"].state == "dispatched"
+        # Its chargers in flight are still in it for other campaigns; the ones it let go are free.
+        assert w.repo.uses(1)  # its image, which chargers still download, cannot be deleted
+        other = await runner.create(spec(image_id=2, selector={"charger_ids": ["A_SILENT", "C_PEND"]}))
+        ids.append(other.id)
+        await runner.verb(other.id, "start", OPERATOR)
+        theirs = {r.charger_id: r for r in runner.chargers(other.id, None, 10, None)}
+        assert (theirs["A_SILENT"].state, theirs["A_SILENT"].reason) == ("skipped", f"in_campaign:{row.id}")
+        assert theirs["C_PEND"].state != "skipped"
+        # The counts of the cancelled campaign keep moving with what its sent updates report.
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        s = runner.summary(row.id)
+        assert s.campaign.state == "cancelled"
+        assert {k: v for k, v in s.counts.items() if v} == {"installed": 1, "dispatched": 1, "skipped": 3}
+        assert w.fleet.chargers["A_SILENT"].triggers == []  # the node stops before its status timeout
+
+    run(tmp_path / "c.db", first, w)
+
+    async def second(w: World, runner: CampaignRunner) -> None:
+        # Reloaded after the restart: the silent one is asked, then times out, in the cancelled campaign.
+        with trio.fail_after(3600):
+            while runner.summary(ids[0]).counts["timed_out"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        s = runner.summary(ids[0])
+        assert s.campaign.state == "cancelled"
+        assert {k: v for k, v in s.counts.items() if v} == {"installed": 1, "timed_out": 1, "skipped": 3}
+        assert w.fleet.chargers["A_SILENT"].triggers == ["FirmwareStatusNotification"]
+        assert [a.verb for a in runner.audit(ids[0])] == ["start", "cancel"]
+        await until(runner, ids[1], ("finished",))
+        assert not w.repo.uses(1)  # nothing of the cancelled campaign in flight any more
 
     run(tmp_path / "c.db", second, w)

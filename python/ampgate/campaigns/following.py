@@ -97,6 +97,11 @@ class Follower:
                 live = mem.campaigns.get(entry.campaign_id)
                 if live is None or entry.progress.action is None:
                     continue
+                if live.row.state == m.CANCELLED:  # never sent, and now never will be
+                    self._t.move(
+                        charger_id, entry, ch.skip(entry.progress, ch.SKIP_CANCELLED), "campaign cancelled"
+                    )
+                    continue
                 await self._dispatcher.enqueue(
                     charger_id, entry, live, entry.progress.action, entry.payload, entry.command_id
                 )
@@ -135,13 +140,23 @@ class Follower:
             )
             self._t.move(charger_id, entry, new, f"call failed {ocpp_code or error_code}")
             for a in actions:
-                if isinstance(a, ch.Send):
+                if not isinstance(a, ch.Send):
+                    continue
+                if live.row.state == m.CANCELLED:  # the signed call was refused: nothing reached the charger
+                    self._t.move(
+                        charger_id, entry, ch.skip(entry.progress, ch.SKIP_CANCELLED), "campaign cancelled"
+                    )
+                else:  # running or paused: the same dispatch in the other message
                     await self._dispatcher.dispatch(charger_id, entry, live, a.action, fallback=True)
         elif state == "expired":
             new, _ = ch.on_expired(p, request_id=p.request_id)
             self._t.move(charger_id, entry, new, "command expired")
         elif state == "cancelled":
-            self._t.move(charger_id, entry, ch.on_manual_update(p)[0], "command cancelled")
+            live = self._t.mem.campaigns.get(entry.campaign_id)
+            if live is not None and live.row.state == m.CANCELLED:  # the campaign's own cancel
+                self._t.move(charger_id, entry, ch.skip(p, ch.SKIP_CANCELLED), "campaign cancelled")
+            else:  # someone cancelled it in the queue: not ours any more
+                self._t.move(charger_id, entry, ch.on_manual_update(p)[0], "command cancelled")
 
     async def on_event(self, event: Event | EventsLost) -> None:
         if isinstance(event, EventsLost):

@@ -15,6 +15,11 @@ then starts the next group (`success_action` "next_group") or pauses ("pause"); 
 The error condition (failed + timed out ≥ `error_threshold_count`, or ≥ `error_threshold_pct` of the finished,
 once `error_min_finished` have finished) pauses it at once. Resuming overrides the conditions of the group that
 paused it: the operator has looked and chosen to go on.
+
+Pausing and cancelling stop new dispatches, not the updates already sent: those are followed to their end
+(statuses, boots, the status timeout and its TriggerMessage) in a paused or cancelled campaign too, and their
+counts keep moving. Cancel skips the chargers not yet sent to ("cancelled"; a queued update is cancelled in the
+queue); a charger whose update was sent stays in the cancelled campaign until it is final.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ PAUSED = "paused"
 FINISHED = "finished"
 CANCELLED = "cancelled"
 CAMPAIGN_STATES = (DRAFT, SCHEDULED, RUNNING, PAUSED, FINISHED, CANCELLED)
-# States in which a campaign holds its chargers: a charger is in at most one such campaign.
+# States in which a campaign holds its chargers: a charger is in at most one such campaign. (A cancelled
+# campaign also holds the chargers whose update it had sent, until each is final.)
 ACTIVE = frozenset({SCHEDULED, RUNNING, PAUSED})
 
 GROUP_PENDING = "pending"

@@ -31,7 +31,7 @@ from ampgate.campaigns import charger as ch
 from ampgate.campaigns import model as m
 from ampgate.campaigns.dispatch import Dispatcher
 from ampgate.campaigns.following import FOLLOW, Follower
-from ampgate.campaigns.memory import Entry
+from ampgate.campaigns.memory import Entry, LiveCampaign
 from ampgate.campaigns.ports import (
     ChargerActivity,
     ChargerSelection,
@@ -181,8 +181,6 @@ class CampaignRunner:
             elif verb == "resume":
                 await self._resume(campaign_id)
                 paused_reason = None
-            elif verb == "cancel":
-                await self._cancel(campaign_id)
             elif verb == "retry-failed":
                 await self._retry_failed(row)
                 if out.state == m.RUNNING:
@@ -202,6 +200,9 @@ class CampaignRunner:
             after = self._required(campaign_id)
             if live is not None:
                 live.row = after
+            if verb == "cancel":
+                # After the state is written: a node stopped half-way finishes this when it loads the campaign.
+                await self._settle_cancel(campaign_id)
             self._t.sample(campaign_id)
             self._t.publish_state(campaign_id, out.state, verb, paused_reason)
             self._t.wake()
@@ -262,17 +263,46 @@ class CampaignRunner:
             await self._repo.set_group(campaign_id, g, overridden=True)
         live.rate = self._rate(live.spec)
 
-    async def _cancel(self, campaign_id: int) -> None:
-        """Stop following the campaign's chargers; their updates still queued are cancelled (those already sent
-        go on at the charger: the node cannot call them back)."""
-        for entry in self._mem.drop(campaign_id):
-            if entry.command_id is not None:
+    async def _settle_cancel(self, campaign_id: int) -> None:
+        """A cancelled campaign sends nothing more: its pending chargers, and those whose update is still queued
+        (cancelled in the queue) or was recorded but never queued, are skipped "cancelled". An update already
+        sent cannot be called back: that charger is followed until final (timeouts, triggers, statuses, boots),
+        and stays in this campaign for the others until then."""
+        live = self._mem.campaigns.get(campaign_id)
+        if live is not None:
+            ids = [c for group in live.pending.values() for c in group] + sorted(live.in_flight)
+            entries = [(c, self._mem.chargers[c]) for c in ids]
+        else:  # not in memory (a draft, or paused for a missing image): from the tables
+            entries = [
+                (
+                    r.charger_id,
+                    Entry(
+                        campaign_id=campaign_id,
+                        group=r.group_index,
+                        site_id=r.site_id,
+                        progress=r.progress,
+                        command_id=r.command_id,
+                        payload=r.payload,
+                    ),
+                )
+                for r in self._repo.unfinished_of(campaign_id)
+            ]
+        for charger_id, entry in entries:
+            p = entry.progress
+            if p.state == ch.DISPATCHED and entry.command_id is not None:
                 cmd = self._commands.get(entry.command_id)
                 if cmd is not None and cmd.state == "queued":
                     try:
                         await self._commands.cancel(entry.command_id)
                     except AmpgateError:
-                        pass  # delivery took it meanwhile
+                        continue  # delivery took it meanwhile: it went, so it is followed
+                elif cmd is not None and cmd.state != "cancelled":
+                    continue  # sent (or its outcome is known): followed
+            elif p.state != ch.PENDING:
+                continue  # in flight at the charger: followed
+            self._t.move(charger_id, entry, ch.skip(p, ch.SKIP_CANCELLED), "campaign cancelled")
+        if live is not None and not live.in_flight:
+            self._mem.drop(campaign_id)
 
     async def _retry_failed(self, row: CampaignRow) -> None:
         """Failed and timed-out chargers go back to pending in their groups, which run again."""
@@ -309,16 +339,23 @@ class CampaignRunner:
         """Resume every active campaign as the tables left it, then follow the bus and move campaigns on until
         cancelled."""
         self._dispatcher.load()
-        by_campaign: dict[int, list[ChargerRow]] = {}
-        for r in self._repo.unfinished():
-            by_campaign.setdefault(r.campaign_id, []).append(r)
-        for row in self._repo.in_states(sorted(m.ACTIVE)):
+        for row in self._repo.followed():
             image = self._images.get(row.image_id)
+            if image is None and row.state == m.CANCELLED:
+                log.error(
+                    "campaign %s: firmware image %s is gone; its updates in flight are not followed",
+                    row.id,
+                    row.image_id,
+                )
+                await self._settle_cancel(row.id)
+                continue
             if image is None:
                 log.error("campaign %s: firmware image %s is gone; pausing it", row.id, row.image_id)
                 await self._repo.set_state(row.id, m.PAUSED, "firmware image missing")
                 continue
-            self._load(row, image, by_campaign.get(row.id, []))
+            self._load(row, image, self._repo.unfinished_of(row.id))
+            if row.state == m.CANCELLED:
+                await self._settle_cancel(row.id)  # a cancel the node stopped in the middle of
         now = self._clock.now()
         for r in self._repo.installed_since(now - timedelta(seconds=m.MAX_STATUS_TIMEOUT_S)):
             if ch.watching(r.progress, now):
@@ -352,14 +389,16 @@ class CampaignRunner:
     # -- moving a campaign on ------------------------------------------------------------------------------------
 
     async def _step(self, campaign_id: int) -> None:
+        """Move one campaign on. Updates in flight are followed in every state (running, paused, cancelled):
+        pausing and cancelling stop new dispatches, not the tracking of those already sent. Only a running
+        campaign checks its groups' conditions and dispatches; a cancelled one is forgotten once nothing of it
+        is in flight."""
         live = self._mem.campaigns.get(campaign_id)
         if live is None:
             return
         now = self._clock.now()
         if live.row.state == m.SCHEDULED and (live.spec.start_at is None or live.spec.start_at <= now):
             await self._t.set_state(live, m.RUNNING, None)
-        if live.row.state != m.RUNNING:
-            return
         timeout = timedelta(seconds=live.spec.status_timeout_s)
         for charger_id in list(live.in_flight):
             entry = self._mem.chargers[charger_id]
@@ -369,6 +408,25 @@ class CampaignRunner:
             for a in actions:
                 if isinstance(a, ch.Trigger):
                     await self._dispatcher.trigger(charger_id, entry, a.message)
+        if live.row.state == m.CANCELLED and not live.in_flight:
+            self._t.sample(campaign_id)  # its final counts, from memory
+            self._mem.drop(campaign_id)
+            return
+        if live.row.state == m.RUNNING:
+            await self._move_groups(live, now)
+        if self._clock.monotonic() >= live.next_sample and live.row.state in (
+            m.RUNNING,
+            m.PAUSED,
+            m.CANCELLED,
+        ):
+            live.next_sample = self._clock.monotonic() + SAMPLE_INTERVAL
+            self._t.sample(campaign_id)
+
+    async def _move_groups(self, live: LiveCampaign, now: datetime) -> None:
+        """A running campaign's groups in order: start the current one, pause on its error condition, dispatch
+        while it runs, and when it is done start the next one or pause (below the success threshold, or
+        `success_action` pause); finished when none is left (a dynamic campaign stays running)."""
+        campaign_id = live.row.id
         thresholds = m.thresholds(live.spec)
         while True:
             g = live.current_group()
@@ -404,6 +462,3 @@ class CampaignRunner:
             if live.spec.success_action == "pause" and more:
                 await self._t.set_state(live, m.PAUSED, f"group {g} finished (success_action: pause)")
                 return
-        if self._clock.monotonic() >= live.next_sample:
-            live.next_sample = self._clock.monotonic() + SAMPLE_INTERVAL
-            self._t.sample(campaign_id)
