@@ -242,8 +242,19 @@ class Fleet:
         )
 
 
+class SlowQueue(CommandQueue):
+    """The command queue, taking `delay` virtual seconds to queue each update (as a slow disk would)."""
+
+    delay = 0.0
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        if self.delay and kwargs.get("command_id") is not None:  # a campaign's update, not a trigger
+            await trio.sleep(self.delay)
+        return await super().enqueue(*args, **kwargs)
+
+
 class World:
-    queue: CommandQueue
+    queue: SlowQueue
     repo: CampaignRepository
 
     def __init__(self, path: Path) -> None:
@@ -258,7 +269,7 @@ class World:
         )
 
     def build(self, store: Store) -> tuple[CampaignRunner, CommandQueue]:
-        queue = CommandQueue(
+        queue = SlowQueue(
             CommandRepository(store),
             self.fleet,
             self.fleet,
@@ -503,6 +514,30 @@ def test_dispatch_waits_for_the_maintenance_window_and_an_idle_charger(tmp_path:
         w.fleet.chargers["X"].charging = False  # its site has no windows: it goes once idle
         await until(runner, row.id, ("finished",))
         assert runner.summary(row.id).counts["installed"] == 3
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_window_that_closes_during_a_dispatch_pass_stops_it_and_every_sent_time_is_inside(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", site_id="s1", behaviour="silent") for i in range(40)])
+    opens = T0 + timedelta(minutes=5)
+    closes = opens + timedelta(seconds=60)
+    w.fleet.windows["s1"] = [(opens, closes)]
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        w.queue.delay = 2.0  # each update takes 2 s to queue: the 60-s window fits about 30 of the 40
+        row = await runner.create(spec(status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        await advance(8 * 60)
+        sent = [c.updates[0][1]["firmware"] for c in w.fleet.chargers.values() if c.updates]
+        assert 20 <= len(sent) < 40
+        for firmware in sent:
+            assert opens <= datetime.fromisoformat(firmware["retrieveDateTime"]) < closes
+            assert opens <= datetime.fromisoformat(firmware["installDateTime"]) < closes
+        assert runner.summary(row.id).counts["pending"] == 40 - len(sent)  # the rest wait for the next window
 
     run(tmp_path / "c.db", body, w)
 

@@ -6,7 +6,8 @@ online with a known protocol (one offline past the offline timeout since its gro
 so the group can finish); not while it charges (install when idle); inside a window of its site unless the
 campaign ignores maintenance windows (a site without windows holds nothing back). The message is the pure
 machine's choice (`charger.choose_action`); its retrieve time (and the 2.0.1 install time inside a window) is
-the dispatch time, which lies inside the window it was dispatched in.
+the instant at which that charger's window was found open, so it lies inside the window even when the writes
+before it took long enough for the window to close meanwhile.
 
 How it is sent: the dispatch (request id, command id, payload) is written and committed first, then the command
 is queued with that id (see `campaigns.runner` for why every dispatch goes through the durable command queue).
@@ -16,6 +17,7 @@ Request ids are one sequence over every campaign, the next being the largest sto
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -70,7 +72,6 @@ class Dispatcher:
             budget = min(budget, allowance)
         if budget <= 0:
             return
-        now = clock.now()
         wall = clock.wall()
         started = live.groups[g].started_at
         mem = self._t.mem
@@ -89,6 +90,8 @@ class Dispatcher:
                 continue
             if self._activity.in_transaction(charger_id):
                 continue  # install when idle: not dispatched while it charges
+            # Read per charger: each dispatch before this one awaited a durable write.
+            now = clock.now()
             if (
                 not spec.ignore_maintenance_windows
                 and entry.site_id is not None
@@ -111,18 +114,26 @@ class Dispatcher:
                 )
                 continue
             entry.progress = msgspec.structs.replace(entry.progress, protocol=link.protocol)
-            await self.dispatch(charger_id, entry, live, action)
+            await self.dispatch(charger_id, entry, live, action, at=now)
             budget -= 1
             live.rate.spend(1)
 
     async def dispatch(
-        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, *, fallback: bool = False
+        self,
+        charger_id: str,
+        entry: Entry,
+        live: LiveCampaign,
+        action: str,
+        *,
+        fallback: bool = False,
+        at: datetime | None = None,
     ) -> None:
-        """Record the dispatch (durable), then queue the command with the id recorded."""
+        """Record the dispatch (durable), then queue the command with the id recorded. `at`: the instant the
+        charger was found dispatchable (its window open), which the payload's times are; now when None."""
         protocol = entry.progress.protocol or ch.OCPP201
         self.last_request_id += 1
         request_id = self.last_request_id
-        now = self._t.clock.now()
+        now = at if at is not None else self._t.clock.now()
         windowed = (
             not live.spec.ignore_maintenance_windows
             and entry.site_id is not None
