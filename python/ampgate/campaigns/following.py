@@ -2,10 +2,11 @@
 
 `firmware.status` (matched by request id, or to the one unsigned 1.6 update), `charger.booted` (the version that
 confirms an install or refutes it, also for a 2.0.1 charger watched after its Installed; a charger in no
-campaign may join a dynamic one), `command.*` of the
-campaigns' own commands (the reply, a CALLERROR, expiry, cancellation) and an operator's UpdateFirmware answered
-while ours is in flight (ours is superseded). A lost event is caught up from the command records
-(`reconcile`); a lost status is one the charger repeats when asked, which the status timeout does.
+campaign may join a dynamic one), `command.*` of the campaigns' own commands (the reply, a CALLERROR, expiry,
+cancellation) and an operator's UpdateFirmware answered while ours is in flight (ours is superseded). This goes
+on in paused and cancelled campaigns too, except that a cancelled one sends no unsigned fallback. A lost event
+is caught up from the command records (`reconcile`); a lost status is one the charger repeats when asked, which
+the status timeout does.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The runner's memory of the active campaigns, a mirror of their tables: every charger not yet final in a
-scheduled, running or paused campaign (its progress, group, the command of its current dispatch), and per
+"""The runner's memory of the campaigns it follows, a mirror of their tables: every charger not yet final in a
+scheduled, running or paused campaign, or in a cancelled one that had sent it its update (its progress, group,
+the command of its current dispatch), and per
 campaign its groups, counts per group and state, pending chargers per group in selection order and those in
 flight. Kept so the runner answers a firmware status or picks the next chargers to dispatch without a read per
 event; the tables stay the truth a restart loads this from.

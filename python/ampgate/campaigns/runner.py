@@ -1,14 +1,15 @@
 """`CampaignRunner`: runs the firmware campaigns on the node's trio loop and answers the API's verbs.
 
-It keeps in memory (`memory`) every charger not yet final in a scheduled, running or paused campaign (its
-progress, its group, the command of its current dispatch) and the counts per group, mirrors of the tables; every
-change goes to the tables in the same order (`tracker`: status progress fire-and-forget, since a charger repeats
-it when asked; a dispatch awaited before its command is queued). Three parts share that memory: this module holds
-the verbs and the loop that, once a second (`TICK`) or when woken, moves each running campaign on: timeouts
-(and the TriggerMessage before one), the group's success and error conditions, then dispatch; `dispatch` decides
-who gets an update now (the concurrency cap, the rate, the maintenance windows, chargers online and not
+It keeps in memory (`memory`) every charger not yet final in a scheduled, running or paused campaign, or in a
+cancelled one whose update was already sent (its progress, its group, the command of its current dispatch), and
+the counts per group, mirrors of the tables; every change goes to the tables in the same order (`tracker`:
+status progress fire-and-forget, since a charger repeats it when asked; a dispatch awaited before its command is
+queued). Three parts share that memory: this module holds the verbs and the loop that, once a second (`TICK`) or
+when woken, moves each campaign on: timeouts of the updates in flight (and the TriggerMessage before one) in
+every state, then, for a running campaign, the group's success and error conditions and dispatch; `dispatch`
+decides who gets an update now (the concurrency cap, the rate, the maintenance windows, chargers online and not
 charging) and sends it; `following` feeds the bus's firmware statuses, boots and command outcomes to each
-charger's machine.
+charger's machine. Pause and cancel stop dispatch only: what was sent is followed until final.
 
 Why the command queue for every dispatch, online or not: it gives each update a durable record whose id the
 campaign writes before queueing, delivers at most once (a CALL on the wire when the node stops is failed, never
