@@ -77,7 +77,7 @@ from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
-from ampgate.public.firmware_files import download_firmware
+from ampgate.public.firmware_files import download_firmware, probe_firmware
 from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
@@ -531,6 +531,7 @@ class Node:
                                     upload_log,
                                     recommendations,
                                     download_firmware,
+                                    probe_firmware,
                                     *([openadr_notification] if self.openadr else []),
                                     *([roaming.router()] if roaming else []),
                                 ],

@@ -153,7 +153,7 @@ EXPECTED_STATE = {
     "InstallScheduled": c.INSTALLING,
     "Installing": c.INSTALLING,
     "InstallRebooting": c.INSTALLING,
-    "Installed": c.INSTALLING,
+    "Installed": c.INSTALLING,  # 1.6: the boot confirms it; 2.0.1: installed (below)
     "DownloadFailed": c.FAILED,
     "InstallationFailed": c.FAILED,
     "InstallVerificationFailed": c.FAILED,
@@ -170,9 +170,12 @@ def test_every_status_of_every_notification_is_mapped() -> None:
     assert set(EXPECTED_STATE) == set(c.STATUS_STATE)
 
 
+@pytest.mark.parametrize("protocol", [c.OCPP16, c.OCPP201])
 @pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED_STATE.items()))
-def test_each_status_moves_the_charger(name: str, expected: str) -> None:
-    after = status(sent(), name)
+def test_each_status_moves_the_charger(protocol: str, name: str, expected: str) -> None:
+    after = status(sent(protocol), name)
+    if protocol == c.OCPP201 and name == "Installed":
+        expected = c.INSTALLED
     assert after.state == expected
     if expected == c.FAILED:
         assert after.reason == name
@@ -189,25 +192,60 @@ def test_a_final_charger_ignores_statuses() -> None:
 # -- success and failure -------------------------------------------------------------------------------------------
 
 
-def test_installed_is_confirmed_by_the_boot_with_the_new_version() -> None:
-    p = sent()
+@pytest.mark.parametrize(
+    ("protocol", "action"), [(c.OCPP16, c.UPDATE_FIRMWARE), (c.OCPP16, c.SIGNED_UPDATE_FIRMWARE)]
+)
+def test_1_6_installed_is_confirmed_by_the_boot_with_the_new_version(protocol: str, action: str) -> None:
+    p = sent(protocol, action)
     for s in ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"):
         p = status(p, s)
-    assert p.state == c.INSTALLING and p.await_boot
+    assert p.state == c.INSTALLING and p.await_boot and p.confirm_until is None
     done, _ = c.on_boot(p, version_matches=True, at=T0)
-    assert done.state == c.INSTALLED
-
-
-def test_installed_then_the_old_version_is_a_version_mismatch() -> None:
-    p = status(status(sent(), "Installing"), "Installed")
+    assert done.state == c.INSTALLED and done.confirm_until is None
     after, _ = c.on_boot(p, version_matches=False, at=T0)
     assert (after.state, after.reason) == (c.FAILED, c.FAIL_VERSION_MISMATCH)
+
+
+def test_2_0_1_installed_without_a_reboot_is_installed_and_watched_for_a_rollback() -> None:
+    p = sent(c.OCPP201)
+    for s in ("Downloading", "Downloaded", "Installing"):
+        p = status(p, s)
+    done = status(p, "Installed", minutes=5)
+    assert (done.state, done.reason, done.await_boot) == (c.INSTALLED, None, False)
+    assert done.confirm_until == T0 + timedelta(minutes=5) + TIMEOUT
+    assert c.watching(done, T0 + timedelta(minutes=6)) and not c.watching(done, done.confirm_until)
+    # Nothing left to time out or to ask: no TriggerMessage(BootNotification), which 2.0.1 rejects (F06.FR.17).
+    assert c.on_tick(done, now=T0 + 10 * TIMEOUT, status_timeout=TIMEOUT) == (done, [])
+    assert c.next_deadline(done, status_timeout=TIMEOUT) is None
+    # A boot with the new version in the watch confirms (and ends it) ...
+    confirmed, _ = c.on_boot(done, version_matches=True, at=T0 + timedelta(minutes=20))
+    assert confirmed.state == c.INSTALLED and confirmed.confirm_until is None
+    assert c.on_boot(confirmed, version_matches=False, at=T0 + timedelta(minutes=21)) == (confirmed, [])
+    # ... one with another version in it is a rollback: version mismatch.
+    rolled, _ = c.on_boot(done, version_matches=False, at=T0 + timedelta(minutes=20))
+    assert (rolled.state, rolled.reason, rolled.confirm_until) == (c.FAILED, c.FAIL_VERSION_MISMATCH, None)
+    # After the watch a boot says nothing about this update.
+    late = done.confirm_until
+    assert late is not None
+    assert c.on_boot(done, version_matches=False, at=late) == (done, [])
+
+
+def test_2_0_1_install_rebooting_then_the_boot_then_installed() -> None:
+    p = status(status(sent(c.OCPP201), "Installing"), "InstallRebooting")
+    assert p.state == c.INSTALLING and p.await_boot
+    booted, _ = c.on_boot(p, version_matches=True, at=T0 + timedelta(minutes=2))
+    assert booted.state == c.INSTALLED and booted.confirm_until is None  # the boot itself confirmed it
+    assert status(booted, "Installed", minutes=3) == booted  # the Installed after the boot: already final
+    # Installed arriving before the boot the node saw (the boot's event was lost): installed, watched.
+    early = status(p, "Installed", minutes=3)
+    assert early.state == c.INSTALLED and early.confirm_until is not None
 
 
 def test_install_rebooting_then_the_old_version_is_a_version_mismatch() -> None:
-    p = status(sent(), "InstallRebooting")
-    after, _ = c.on_boot(p, version_matches=False, at=T0)
-    assert (after.state, after.reason) == (c.FAILED, c.FAIL_VERSION_MISMATCH)
+    for protocol in (c.OCPP16, c.OCPP201):
+        p = status(sent(protocol), "InstallRebooting")
+        after, _ = c.on_boot(p, version_matches=False, at=T0)
+        assert (after.state, after.reason) == (c.FAILED, c.FAIL_VERSION_MISMATCH)
 
 
 def test_a_reboot_mid_install_with_the_new_version_is_success() -> None:
@@ -321,10 +359,16 @@ def test_idle_is_no_sign_of_life() -> None:
     assert c.on_tick(idle, now=T0 + 2 * TIMEOUT, status_timeout=TIMEOUT)[0].state == c.TIMED_OUT
 
 
-def test_after_installed_the_trigger_asks_for_the_boot() -> None:
-    p = status(sent(), "Installed", minutes=0)
+def test_after_installed_a_1_6_charger_is_asked_for_the_boot() -> None:
+    p = status(sent(c.OCPP16), "Installed", minutes=0)
     _, actions = c.on_tick(p, now=T0 + TIMEOUT, status_timeout=TIMEOUT)
     assert actions == [c.Trigger(message="BootNotification")]
+
+
+def test_after_install_rebooting_a_2_0_1_charger_is_asked_for_its_firmware_status_not_a_boot() -> None:
+    p = status(sent(c.OCPP201), "InstallRebooting", minutes=0)
+    _, actions = c.on_tick(p, now=T0 + TIMEOUT, status_timeout=TIMEOUT)
+    assert actions == [c.Trigger(message="FirmwareStatusNotification")]
 
 
 def test_signature_verified_must_be_followed_by_installed_in_time() -> None:

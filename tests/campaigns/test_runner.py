@@ -67,7 +67,8 @@ class Images:
 @dataclass
 class Charger:
     """A simulated charger: `behaviour` ok, fail (DownloadFailed), mismatch (Installed, boots the old version),
-    silent (accepts, then says nothing)."""
+    noreboot (2.0.1: Installing → Installed, no boot), silent (accepts, then says nothing). A 2.0.1 charger that
+    is ok reboots the way 2.0.1 orders it: InstallRebooting, BootNotification, then Installed."""
 
     id: str
     protocol: str = "ocpp2.0.1"
@@ -78,6 +79,7 @@ class Charger:
     vendor: str = "V"
     model: str = "M"
     online: bool = True
+    deliverable: bool = True  # False: online as presence says, but every send finds it gone (stays queued)
     last_seen_at: float | None = None
     charging: bool = False
     updates: list[tuple[str, Any]] = field(default_factory=list)
@@ -137,7 +139,7 @@ class Fleet:
     # commander (what the command queue sends through)
     def check(self, charger_id: str, action: str, payload: Any) -> str:
         c = self.chargers[charger_id]
-        if not c.online:
+        if not c.online or not c.deliverable:
             raise ChargerOfflineError(f"{charger_id} is not connected")
         payloads.validate_request(c.protocol, action, payload)
         return c.protocol
@@ -199,19 +201,17 @@ class Fleet:
         rid = request_id if (signed or c.protocol == "ocpp2.0.1") else None
         if c.behaviour == "silent":
             return
-        steps = (
-            ["Downloading", "DownloadFailed"]
-            if c.behaviour == "fail"
-            else ["Downloading", "Downloaded", "Installing", "Installed"]
-        )
+        v201 = c.protocol == "ocpp2.0.1"
+        if c.behaviour == "fail":
+            steps = ["Downloading", "DownloadFailed"]
+        elif v201 and c.behaviour == "ok":
+            steps = ["Downloading", "Downloaded", "Installing", "InstallRebooting"]
+        else:
+            steps = ["Downloading", "Downloaded", "Installing", "Installed"]
         for s in steps:
             await trio.sleep(10)
-            self.bus.publish(
-                FirmwareStatusReported(
-                    at=self.clock.now(), charger_id=c.id, status=s, request_id=rid, signed=signed
-                )
-            )
-        if c.behaviour == "fail":
+            self._status(c, s, rid, signed)
+        if c.behaviour in ("fail", "noreboot"):
             c.walked = True
             return
         await trio.sleep(30)
@@ -230,9 +230,33 @@ class Fleet:
                 boot_status="Accepted",
             )
         )
+        if v201 and c.behaviour == "ok":
+            await trio.sleep(5)
+            self._status(c, "Installed", rid, signed)  # 2.0.1 reports Installed after its reboot
+
+    def _status(self, c: Charger, status: str, rid: int | None, signed: bool) -> None:
+        self.bus.publish(
+            FirmwareStatusReported(
+                at=self.clock.now(), charger_id=c.id, status=status, request_id=rid, signed=signed
+            )
+        )
+
+
+class SlowQueue(CommandQueue):
+    """The command queue, taking `delay` virtual seconds to queue each update (as a slow disk would)."""
+
+    delay = 0.0
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        if self.delay and kwargs.get("command_id") is not None:  # a campaign's update, not a trigger
+            await trio.sleep(self.delay)
+        return await super().enqueue(*args, **kwargs)
 
 
 class World:
+    queue: SlowQueue
+    repo: CampaignRepository
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.clock = TrioClock()
@@ -245,7 +269,7 @@ class World:
         )
 
     def build(self, store: Store) -> tuple[CampaignRunner, CommandQueue]:
-        queue = CommandQueue(
+        queue = SlowQueue(
             CommandRepository(store),
             self.fleet,
             self.fleet,
@@ -254,8 +278,9 @@ class World:
             self.bus,
             self.clock,
         )
+        self.repo = CampaignRepository(store)
         runner = CampaignRunner(
-            CampaignRepository(store),
+            self.repo,
             self.images,
             self.fleet,
             self.fleet,
@@ -286,6 +311,7 @@ def run(
             w.fleet.nursery = nursery
             await nursery.start(store.run)
             runner, queue = w.build(store)
+            w.queue = queue
             await nursery.start(queue.run)
             await nursery.start(runner.run)
             await body(w, runner)
@@ -337,6 +363,7 @@ def test_a_small_campaign_over_both_versions_with_fallback_and_mismatch(tmp_path
         assert row.state == "draft"
         await runner.verb(row.id, "start", OPERATOR)
         await until(runner, row.id, ("finished", "paused"))
+        await advance(60)  # E201mismatch's rollback boot may come after the campaign finished
         s = runner.summary(row.id)
         assert s.campaign.state == "finished"
         assert {k: v for k, v in s.counts.items() if v} == {"installed": 4, "failed": 2, "skipped": 1}
@@ -487,6 +514,30 @@ def test_dispatch_waits_for_the_maintenance_window_and_an_idle_charger(tmp_path:
         w.fleet.chargers["X"].charging = False  # its site has no windows: it goes once idle
         await until(runner, row.id, ("finished",))
         assert runner.summary(row.id).counts["installed"] == 3
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_window_that_closes_during_a_dispatch_pass_stops_it_and_every_sent_time_is_inside(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", site_id="s1", behaviour="silent") for i in range(40)])
+    opens = T0 + timedelta(minutes=5)
+    closes = opens + timedelta(seconds=60)
+    w.fleet.windows["s1"] = [(opens, closes)]
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        w.queue.delay = 2.0  # each update takes 2 s to queue: the 60-s window fits about 30 of the 40
+        row = await runner.create(spec(status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        await advance(8 * 60)
+        sent = [c.updates[0][1]["firmware"] for c in w.fleet.chargers.values() if c.updates]
+        assert 20 <= len(sent) < 40
+        for firmware in sent:
+            assert opens <= datetime.fromisoformat(firmware["retrieveDateTime"]) < closes
+            assert opens <= datetime.fromisoformat(firmware["installDateTime"]) < closes
+        assert runner.summary(row.id).counts["pending"] == 40 - len(sent)  # the rest wait for the next window
 
     run(tmp_path / "c.db", body, w)
 
@@ -654,3 +705,175 @@ def test_two_starts_at_once_freeze_the_selection_once(tmp_path: Path) -> None:
         assert [a.changed for a in runner.audit(row.id)] == [True, False]
 
     run(tmp_path / "c.db", body, w)
+
+
+def test_a_2_0_1_charger_installed_without_a_reboot_is_installed_and_never_asked_for_a_boot(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(
+        Charger("NR", behaviour="noreboot"), Charger("NR16", protocol="ocpp1.6", behaviour="noreboot")
+    )
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(status_timeout_s=300, success_threshold_pct=0))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        await until(runner, row.id, ("finished",))
+        rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
+        assert (rows["NR"].state, rows["NR"].progress.last_status) == ("installed", "Installed")
+        assert w.fleet.chargers["NR"].triggers == []  # no TriggerMessage(BootNotification): 2.0.1 rejects it
+        # A 1.6 charger that never boots after Installed is asked for the boot (1.6 allows it), then times out.
+        assert w.fleet.chargers["NR16"].triggers == ["BootNotification"]
+        assert (rows["NR16"].state, rows["NR16"].reason) == ("timed_out", "silent after TriggerMessage")
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_a_2_0_1_rollback_soon_after_installed_is_a_version_mismatch_also_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("RB1", behaviour="noreboot"), Charger("RB2", behaviour="noreboot"))
+    ids: list[int] = []
+
+    def boot(charger_id: str, version: str) -> None:
+        w.bus.publish(
+            ChargerBooted(
+                at=w.clock.now(),
+                charger_id=charger_id,
+                protocol="ocpp2.0.1",
+                vendor="V",
+                model="M",
+                serial=None,
+                firmware_version=version,
+                boot_status="Accepted",
+            )
+        )
+
+    async def first(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(status_timeout_s=300, success_threshold_pct=0))
+        ids.append(row.id)
+        await runner.verb(row.id, "start", OPERATOR)
+        await until(runner, row.id, ("finished",))
+        assert runner.summary(row.id).counts["installed"] == 2
+
+    run(tmp_path / "c.db", first, w)
+
+    async def second(w: World, runner: CampaignRunner) -> None:
+        boot("RB1", "1.0")  # rolled back within the watch, after the node restarted: a version mismatch
+        await advance(2)
+        s = runner.summary(ids[0])
+        assert (s.campaign.state, s.counts["installed"], s.counts["failed"]) == ("finished", 1, 1)
+        rows = {r.charger_id: r for r in runner.chargers(ids[0], None, 10, None)}
+        assert (rows["RB1"].state, rows["RB1"].reason) == ("failed", "version_mismatch")
+        assert rows["RB1"].timeline[-1].event == "boot 1.0"
+        await advance(300)  # RB2's watch is over: a boot now is not about this update
+        boot("RB2", "1.0")
+        await advance(2)
+        assert runner.summary(ids[0]).counts["installed"] == 1
+        assert runner.chargers(ids[0], "installed", 10, None)[0].charger_id == "RB2"
+
+    run(tmp_path / "c.db", second, w)
+
+
+def in_flight(runner: CampaignRunner, campaign_id: int) -> int:
+    c = runner.summary(campaign_id).counts
+    return sum(c[s] for s in ("dispatched", "downloading", "downloaded", "installing"))
+
+
+def test_a_paused_campaign_keeps_following_its_updates_in_flight_and_sends_nothing_new(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(Charger("A_OK"), Charger("A_SILENT", behaviour="silent"), Charger("B"), Charger("C"))
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(max_in_flight=2, status_timeout_s=300))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):
+            while in_flight(runner, row.id) < 2:  # noqa: ASYNC110
+                await trio.sleep(1)
+        await runner.verb(row.id, "pause", OPERATOR, "watching the first two")
+        await advance(700)
+        s = runner.summary(row.id)
+        assert s.campaign.state == "paused"
+        # The update already sent goes on: its statuses and boot are recorded, and silence is asked about and
+        # then times out, as while running.
+        assert (s.counts["installed"], s.counts["timed_out"], s.counts["pending"]) == (1, 1, 2)
+        assert w.fleet.chargers["A_SILENT"].triggers == ["FirmwareStatusNotification"]
+        assert not w.fleet.chargers["B"].updates and not w.fleet.chargers["C"].updates  # nothing new sent
+        await runner.verb(row.id, "resume", OPERATOR)  # the error condition is off: the group goes on
+        await until(runner, row.id, ("finished", "paused"))
+        assert runner.summary(row.id).counts["installed"] == 3
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_cancel_skips_what_was_not_sent_and_follows_what_was_also_after_a_restart(tmp_path: Path) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(
+        Charger("A_OK"),
+        Charger("A_SILENT", behaviour="silent"),
+        Charger("B_QUEUED", deliverable=False),  # dispatched, its command waits in the queue
+        Charger("C_PEND"),
+        Charger("D_PEND"),
+    )
+    ids: list[int] = []
+
+    async def first(w: World, runner: CampaignRunner) -> None:
+        row = await runner.create(spec(max_in_flight=3, status_timeout_s=300))
+        ids.append(row.id)
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):
+            while in_flight(runner, row.id) < 3:  # noqa: ASYNC110
+                await trio.sleep(1)
+        (queued,) = [r for r in runner.chargers(row.id, None, 10, None) if r.charger_id == "B_QUEUED"]
+        assert queued.command_id is not None
+        cmd = w.queue.get(queued.command_id)
+        assert cmd is not None and cmd.state == "queued"
+        after = await runner.verb(row.id, "cancel", OPERATOR, "bad batch")
+        assert after.state == "cancelled"
+        await trio.sleep(0.1)
+        rows = {r.charger_id: r for r in runner.chargers(row.id, None, 10, None)}
+        for cid in ("B_QUEUED", "C_PEND", "D_PEND"):
+            assert (rows[cid].state, rows[cid].reason) == ("skipped", "cancelled"), cid
+        cmd = w.queue.get(queued.command_id)
+        assert cmd is not None and cmd.state == "cancelled"
+        assert not w.fleet.chargers["B_QUEUED"].updates
+        assert rows["A_OK"].state in ("dispatched", "downloading") and rows["A_SILENT"].state == "dispatched"
+        # Its chargers in flight are still in it for other campaigns; the ones it let go are free.
+        assert w.repo.uses(1)  # its image, which chargers still download, cannot be deleted
+        other = await runner.create(spec(image_id=2, selector={"charger_ids": ["A_SILENT", "C_PEND"]}))
+        ids.append(other.id)
+        await runner.verb(other.id, "start", OPERATOR)
+        theirs = {r.charger_id: r for r in runner.chargers(other.id, None, 10, None)}
+        assert (theirs["A_SILENT"].state, theirs["A_SILENT"].reason) == ("skipped", f"in_campaign:{row.id}")
+        assert theirs["C_PEND"].state != "skipped"
+        # The counts of the cancelled campaign keep moving with what its sent updates report.
+        with trio.fail_after(3600):
+            while runner.summary(row.id).counts["installed"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        s = runner.summary(row.id)
+        assert s.campaign.state == "cancelled"
+        assert {k: v for k, v in s.counts.items() if v} == {"installed": 1, "dispatched": 1, "skipped": 3}
+        assert w.fleet.chargers["A_SILENT"].triggers == []  # the node stops before its status timeout
+
+    run(tmp_path / "c.db", first, w)
+
+    async def second(w: World, runner: CampaignRunner) -> None:
+        # Reloaded after the restart: the silent one is asked, then times out, in the cancelled campaign.
+        with trio.fail_after(3600):
+            while runner.summary(ids[0]).counts["timed_out"] < 1:  # noqa: ASYNC110
+                await trio.sleep(1)
+        s = runner.summary(ids[0])
+        assert s.campaign.state == "cancelled"
+        assert {k: v for k, v in s.counts.items() if v} == {"installed": 1, "timed_out": 1, "skipped": 3}
+        assert w.fleet.chargers["A_SILENT"].triggers == ["FirmwareStatusNotification"]
+        assert [a.verb for a in runner.audit(ids[0])] == ["start", "cancel"]
+        await until(runner, ids[1], ("finished",))
+        assert not w.repo.uses(1)  # nothing of the cancelled campaign in flight any more
+
+    run(tmp_path / "c.db", second, w)

@@ -1,9 +1,9 @@
 """Firmware images, tags and selections against a real node: an admin uploads an image over the operator API, and
 a client downloads it from the public listener at the URL the node gives (built from --public-base-url) in three
-Range requests whose bytes hash to the SHA-256 the node recorded; a wrong token or name is 404, a range past the
-end 416, and a deleted image is gone. Chargers written with the `ocpp` package boot in both protocol versions,
-get placed and tagged over the API, and a selection over the node's own database picks exactly the chargers each
-selector names."""
+Range requests whose bytes hash to the SHA-256 the node recorded; HEAD answers GET's headers without the body; a
+wrong token or name is 404, a range past the end 416, and a deleted image is gone. Chargers written with the
+`ocpp` package boot in both protocol versions, get placed and tagged over the API, and a selection over the
+node's own database picks exactly the chargers each selector names."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def test_an_uploaded_image_is_downloaded_in_ranges_and_its_sha256_matches(node_f
             assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
             assert whole.headers["etag"] == f'"{image["sha256"]}"'
             assert hashlib.sha256(whole.content).hexdigest() == image["sha256"]
+            # HEAD over the real listener (Hypercorn): GET's headers, no body, Range ignored.
+            probe = await charger.head(url, headers={"Range": "bytes=0-9"})
+            assert probe.status_code == 200 and probe.content == b""
+            for name in ("content-length", "accept-ranges", "etag", "content-type"):
+                assert probe.headers[name] == whole.headers[name], name
+            assert (await charger.head(url.replace("2.1.0.bin", "2.1.1.bin"))).status_code == 404
             tail = await charger.get(url, headers={"Range": "bytes=-100"})
             assert tail.status_code == 206 and tail.content == data[-100:]
             stale = await charger.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'})

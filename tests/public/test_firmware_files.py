@@ -1,7 +1,7 @@
 """The firmware download route of the public surface: the Range header read as RFC 9110 says (one range served,
 anything else the whole file, a start past the end 416), and the route in-process over a real image service:
 206 with Content-Range, ETag and Accept-Ranges, 404 for a wrong token or name, and the transfer cap (503 with
-Retry-After while every slot is taken)."""
+Retry-After while every slot is taken); HEAD answers GET's headers without a body."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository, ImageSpec
 from ampgate.public import FILE_TRANSFER, TransferLimiter, create_public_app
-from ampgate.public.firmware_files import RangeNotSatisfiableError, download_firmware, parse_range
+from ampgate.public.firmware_files import (
+    RangeNotSatisfiableError,
+    download_firmware,
+    parse_range,
+    probe_firmware,
+)
 from ampgate.store import Store
 
 
@@ -70,7 +75,7 @@ def run(
             lambda path: "http://public.test" + path,
         )
         limiter = TransferLimiter(1)
-        app = create_public_app(Health(), limiter, [download_firmware], {"images": images})
+        app = create_public_app(Health(), limiter, [download_firmware, probe_firmware], {"images": images})
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
             transport = httpx.ASGITransport(app=app)
@@ -130,5 +135,32 @@ def test_downloads_ranges_and_the_transfer_cap(tmp_path: Path) -> None:
         limiter.release()
         r = await client.get(path)
         assert r.status_code == 200 and limiter.active == 0
+
+    run(tmp_path, scenario)
+
+
+def test_head_answers_the_headers_of_get_without_the_body(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+
+    async def scenario(client: httpx.AsyncClient, images: FirmwareImages, limiter: TransferLimiter) -> None:
+        upload = images.begin_upload()
+        try:
+            await upload.write(data)
+            row = await images.create_uploaded(ImageSpec(version="3.0.2"), upload, "x.img")
+        finally:
+            await upload.close()
+        path = images.location(row).removeprefix("http://public.test")
+        got = await client.get(path)
+        for headers in ({}, {"Range": "bytes=10-19"}):  # HEAD ignores Range (RFC 9110 defines it for GET)
+            r = await client.head(path, headers=headers)
+            assert r.status_code == 200 and r.content == b""
+            for name in ("content-length", "accept-ranges", "etag", "content-type"):
+                assert r.headers[name] == got.headers[name], name
+            assert r.headers["content-length"] == str(len(data)) and "content-range" not in r.headers
+        assert limiter.try_acquire()  # the only transfer slot taken: HEAD moves no file and still answers
+        assert (await client.head(path)).status_code == 200
+        limiter.release()
+        assert (await client.head(path + "x")).status_code == 404
+        assert (await client.head("/firmware/files/x/y")).status_code == 404
 
     run(tmp_path, scenario)

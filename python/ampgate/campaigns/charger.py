@@ -3,8 +3,8 @@ store, no clock, no sockets; the runner feeds it what the bus and the command qu
 it returns.
 
     pending ──dispatch──▶ dispatched ──▶ downloading ──▶ downloaded ──▶ installing ──(boot, new version)──▶ installed
-       │                      │  every in-flight state ──▶ failed | timed_out | superseded
-       ╰──▶ skipped (already installed, in another campaign, offline past the offline timeout)
+       │                      │  every in-flight state ──▶ failed | timed_out | superseded    (2.0.1: Installed)
+       ╰──▶ skipped (already installed, in another campaign, offline past the offline timeout, cancelled)
 
 - One request id per dispatch. The message is chosen per charger (`choose_action`): 2.0.1 UpdateFirmware; 1.6
   SignedUpdateFirmware when the image is signed and the charger may support the security extension, else 1.6
@@ -13,11 +13,23 @@ it returns.
 - Statuses (1.6 FirmwareStatusNotification, 1.6 SignedFirmwareStatusNotification, 2.0.1
   FirmwareStatusNotification) are matched by request id where the message carries one; a 1.6 unsigned
   notification belongs to the one in-flight unsigned update (`belongs`).
-- Success is Installed confirmed by the next BootNotification's firmware version; a charger that reboots mid-install
-  and boots with the new version succeeded too. Installed (or InstallRebooting) followed by a boot with another
-  version is a failure, "version_mismatch".
+- Success differs by version, because the versions order the reboot and Installed differently:
+  - 1.6 (both notifications): Installed is confirmed by the next BootNotification's firmware version. A 1.6
+    charger installs, reports Installed and then reboots into the new firmware, so the boot is what proves it;
+    asked with TriggerMessage(BootNotification) when it stays silent (1.6 allows that trigger at any time).
+  - 2.0.1: Installed is success at once. A station that must reboot reports InstallRebooting, reboots,
+    sends BootNotification and only then Installed (L01); one that needs no reboot goes Installing → Installed
+    and never boots. A TriggerMessage(BootNotification) cannot stand in for the boot: a station already
+    Accepted rejects it (F06.FR.17), so a silent 2.0.1 charger is only ever asked for its firmware status.
+    After Installed the charger is watched for one status timeout (`confirm_until`): a boot with another
+    version in that time (it rolled back) flips installed to failed, "version_mismatch"; a boot with the new
+    version ends the watch. A boot after the watch says nothing about this update.
+  In both, a charger that reboots mid-install and boots with the new version succeeded; InstallRebooting
+  followed by a boot with another version is a failure, "version_mismatch".
 - Silent past the status timeout: one TriggerMessage; silent again for as long: timed_out. SignatureVerified
   must be followed by Installed within the status timeout.
+- Cancelling a campaign skips its pending chargers and those whose update is still queued ("cancelled"); an
+  update already sent goes on being followed until final.
 - A reply Rejected / InvalidCertificate / RevokedCertificate fails the charger; AcceptedCanceled is accepted (the
   charger cancelled an update it had: that one is superseded, not ours). A manual UpdateFirmware by an operator
   while ours is in flight supersedes ours.
@@ -64,6 +76,7 @@ ERRORS: frozenset[str] = frozenset({FAILED, TIMED_OUT})
 SKIP_ALREADY_INSTALLED = "already_installed"
 SKIP_IN_CAMPAIGN = "in_campaign"  # + ":<campaign id>"
 SKIP_OFFLINE = "skipped_offline"
+SKIP_CANCELLED = "cancelled"
 FAIL_VERSION_MISMATCH = "version_mismatch"
 FAIL_SIGNATURE_TIMEOUT = "signature_verified_not_installed"
 FAIL_SIGNED_ONLY = "signed_only_unsupported"
@@ -96,13 +109,14 @@ STATUS_STATE: dict[str, str | None] = {
     "InstallScheduled": INSTALLING,
     "Installing": INSTALLING,
     "InstallRebooting": INSTALLING,
-    "Installed": INSTALLING,  # installed is confirmed by the boot that follows
+    "Installed": INSTALLING,  # 1.6: confirmed by the boot that follows; 2.0.1: installed (see on_status)
     "DownloadFailed": FAILED,
     "InstallationFailed": FAILED,
     "InstallVerificationFailed": FAILED,
     "InvalidSignature": FAILED,
 }
-# After these the charger is expected to boot with the new version; a boot with another one is a mismatch.
+# After these the charger is expected to boot with the new version; a boot with another one is a mismatch. (A
+# 2.0.1 Installed comes after the reboot, if there is one: it is success, watched for a rollback instead.)
 AWAIT_BOOT_STATUSES = frozenset({"Installed", "InstallRebooting"})
 
 
@@ -110,7 +124,9 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """What the campaign knows of one charger's update. `request_id` and `action` are those of the current
     dispatch; `silent_since` is when the deadline for hearing from the charger started (dispatch or its last
     status), `triggered_at` when it was asked with a TriggerMessage (None: not asked since it last spoke);
-    `await_boot` says it reported Installed / InstallRebooting; `install_deadline` runs from SignatureVerified."""
+    `await_boot` says it reported Installed (1.6) / InstallRebooting; `install_deadline` runs from
+    SignatureVerified; `confirm_until`: a 2.0.1 charger installed by its Installed is watched until then, and a
+    boot with another version before it is a version mismatch."""
 
     state: str = PENDING
     reason: str | None = None
@@ -123,6 +139,7 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     await_boot: bool = False
     install_deadline: datetime | None = None
     signed_refused: bool = False  # the charger answered the signed call with NotSupported / NotImplemented
+    confirm_until: datetime | None = None
 
 
 # -- actions (what the runner carries out) -------------------------------------------------------------------------
@@ -202,6 +219,7 @@ def dispatch(progress: Progress, *, protocol: str, action: str, request_id: int,
         triggered_at=None,
         await_boot=False,
         install_deadline=None,
+        confirm_until=None,
     )
 
 
@@ -210,7 +228,12 @@ def skip(progress: Progress, reason: str) -> Progress:
 
 
 def fail(progress: Progress, reason: str) -> Progress:
-    return msgspec.structs.replace(progress, state=FAILED, reason=reason)
+    return msgspec.structs.replace(progress, state=FAILED, reason=reason, confirm_until=None)
+
+
+def watching(progress: Progress, now: datetime) -> bool:
+    """Whether a 2.0.1 charger installed by its Installed is still watched for a boot with another version."""
+    return progress.state == INSTALLED and progress.confirm_until is not None and now < progress.confirm_until
 
 
 def retry(progress: Progress) -> Progress:
@@ -263,9 +286,24 @@ def on_expired(progress: Progress, *, request_id: int) -> Step:
 
 
 def on_status(progress: Progress, *, status: str, at: datetime, install_timeout: timedelta) -> Step:
-    """A status notification that `belongs` to the current update."""
+    """A status notification that `belongs` to the current update. `install_timeout` (the status timeout)
+    bounds SignatureVerified → Installed, and how long a 2.0.1 Installed is watched for a rollback."""
     if progress.state in FINAL:
         return progress, []
+    if status == "Installed" and progress.protocol == OCPP201:
+        # 2.0.1 sends Installed after the reboot it needed, or without one: the update is done.
+        done = msgspec.structs.replace(
+            progress,
+            state=INSTALLED,
+            reason=None,
+            last_status=status,
+            silent_since=at,
+            triggered_at=None,
+            await_boot=False,
+            install_deadline=None,
+            confirm_until=at + install_timeout,
+        )
+        return done, []
     target = STATUS_STATE.get(status)
     if target is None:
         # Idle, or a status no version defines: no progress, and not a sign of life either (Idle is what a
@@ -290,9 +328,16 @@ def on_status(progress: Progress, *, status: str, at: datetime, install_timeout:
 
 def on_boot(progress: Progress, *, version_matches: bool, at: datetime) -> Step:
     """The charger booted (BootNotification) reporting a firmware version that matches the image's or not. A
-    pending charger that boots with the image's version already (updated some other way) is skipped."""
+    pending charger that boots with the image's version already (updated some other way) is skipped; a 2.0.1
+    charger watched after its Installed fails on another version (it rolled back) and is confirmed on the new."""
     if progress.state == PENDING and version_matches:
         return skip(progress, SKIP_ALREADY_INSTALLED), []
+    if progress.state == INSTALLED and progress.confirm_until is not None:
+        if at >= progress.confirm_until:
+            return progress, []  # the watch is over: this boot is not about our update
+        if version_matches:
+            return msgspec.structs.replace(progress, confirm_until=None), []
+        return fail(progress, FAIL_VERSION_MISMATCH), []
     if progress.state not in IN_FLIGHT:
         return progress, []
     if version_matches:
@@ -313,8 +358,8 @@ def on_manual_update(progress: Progress) -> Step:
 
 def on_tick(progress: Progress, *, now: datetime, status_timeout: timedelta) -> Step:
     """Time passed: SignatureVerified without Installed past its deadline fails; silent past the status timeout
-    asks once (TriggerMessage: the firmware status, or the boot it owes after Installed); silent as long again
-    after asking times out."""
+    asks once (TriggerMessage: the firmware status, or for 1.6 the boot it owes after Installed; 2.0.1 is never
+    asked for a boot, which a station already accepted rejects); silent as long again after asking times out."""
     if progress.state not in IN_FLIGHT:
         return progress, []
     if progress.install_deadline is not None and now >= progress.install_deadline:
@@ -326,7 +371,11 @@ def on_tick(progress: Progress, *, now: datetime, status_timeout: timedelta) -> 
             ), []
         return progress, []
     if progress.silent_since is not None and now >= progress.silent_since + status_timeout:
-        message: TriggerKind = "BootNotification" if progress.await_boot else "FirmwareStatusNotification"
+        message: TriggerKind = (
+            "BootNotification"
+            if progress.await_boot and progress.protocol == OCPP16
+            else "FirmwareStatusNotification"
+        )
         return msgspec.structs.replace(progress, triggered_at=now), [Trigger(message=message)]
     return progress, []
 

@@ -15,6 +15,11 @@ then starts the next group (`success_action` "next_group") or pauses ("pause"); 
 The error condition (failed + timed out ≥ `error_threshold_count`, or ≥ `error_threshold_pct` of the finished,
 once `error_min_finished` have finished) pauses it at once. Resuming overrides the conditions of the group that
 paused it: the operator has looked and chosen to go on.
+
+Pausing and cancelling stop new dispatches, not the updates already sent: those are followed to their end
+(statuses, boots, the status timeout and its TriggerMessage) in a paused or cancelled campaign too, and their
+counts keep moving. Cancel skips the chargers not yet sent to ("cancelled"; a queued update is cancelled in the
+queue); a charger whose update was sent stays in the cancelled campaign until it is final.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ PAUSED = "paused"
 FINISHED = "finished"
 CANCELLED = "cancelled"
 CAMPAIGN_STATES = (DRAFT, SCHEDULED, RUNNING, PAUSED, FINISHED, CANCELLED)
-# States in which a campaign holds its chargers: a charger is in at most one such campaign.
+# States in which a campaign holds its chargers: a charger is in at most one such campaign. (A cancelled
+# campaign also holds the chargers whose update it had sent, until each is final.)
 ACTIVE = frozenset({SCHEDULED, RUNNING, PAUSED})
 
 GROUP_PENDING = "pending"
@@ -52,6 +58,8 @@ DEFAULT_OFFLINE_TIMEOUT_S = 7 * 86_400
 # How long a charger may stay silent mid-update before it is asked (TriggerMessage), and again before it times
 # out. An hour covers a slow download over a cellular link without leaving a dead charger in flight for long.
 DEFAULT_STATUS_TIMEOUT_S = 3600
+# The longest status timeout a campaign may ask: a charger silent for a week is not coming back with news.
+MAX_STATUS_TIMEOUT_S = 7 * 86_400
 DEFAULT_MAX_IN_FLIGHT = 100
 MAX_IN_FLIGHT = 100_000
 MAX_GROUPS = 100
@@ -106,7 +114,7 @@ class CampaignSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_in_flight: Annotated[int, Meta(ge=1, le=MAX_IN_FLIGHT)] = DEFAULT_MAX_IN_FLIGHT
     dispatch_per_minute: Annotated[float, Meta(gt=0, le=MAX_DISPATCH_PER_MINUTE)] | None = None
     dispatch_growth_factor: Annotated[float, Meta(ge=1, le=10)] | None = None
-    status_timeout_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = DEFAULT_STATUS_TIMEOUT_S
+    status_timeout_s: Annotated[int, Meta(ge=1, le=MAX_STATUS_TIMEOUT_S)] = DEFAULT_STATUS_TIMEOUT_S
     offline_timeout_s: Annotated[int, Meta(ge=1, le=7 * 86_400)] = DEFAULT_OFFLINE_TIMEOUT_S
     retries: Annotated[int, Meta(ge=0, le=MAX_RETRIES)] | None = None
     retry_interval_s: Annotated[int, Meta(ge=0, le=86_400)] | None = None

@@ -43,6 +43,12 @@ _CHARGER = (
 )
 _FINAL_SQL = ", ".join(f"'{s}'" for s in sorted(FINAL))
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in sorted(ACTIVE))
+# The campaigns a runner follows: the active ones, and cancelled ones with updates still in flight (by the
+# counters, so no charger row is read to know).
+_FOLLOWED_SQL = (
+    f"state IN ({_ACTIVE_SQL}) OR (state = 'cancelled' AND EXISTS (SELECT 1 FROM campaign_counts k"
+    f" WHERE k.campaign_id = campaigns.id AND k.n > 0 AND k.state NOT IN ({_FINAL_SQL})))"
+)
 
 
 class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -465,14 +471,13 @@ class CampaignRepository:
         )
         return [_charger(v) for v in cur.fetchall()]
 
-    def unfinished(self) -> list[ChargerRow]:
-        """Every charger not yet final in a scheduled, running or paused campaign (what a runner resumes)."""
+    def followed(self) -> list[CampaignRow]:
+        """The campaigns a runner resumes: scheduled, running or paused, and cancelled ones whose chargers are
+        not all final (an update already sent is followed until it is)."""
         cur = self._store.reader.execute(
-            f"SELECT {', '.join('cc.' + c.strip() for c in _CHARGER.split(','))} FROM campaign_chargers cc"
-            f" JOIN campaigns c ON c.id = cc.campaign_id"
-            f" WHERE c.state IN ({_ACTIVE_SQL}) AND cc.state NOT IN ({_FINAL_SQL}) ORDER BY cc.campaign_id, cc.seq"
+            f"SELECT {_CAMPAIGN} FROM campaigns WHERE {_FOLLOWED_SQL} ORDER BY id"
         )
-        return [_charger(v) for v in cur.fetchall()]
+        return [_campaign(v) for v in cur.fetchall()]
 
     def unfinished_of(self, campaign_id: int) -> list[ChargerRow]:
         """The campaign's chargers not yet final, in selection order."""
@@ -483,11 +488,27 @@ class CampaignRepository:
         )
         return [_charger(v) for v in cur.fetchall()]
 
+    def installed_since(self, since: datetime) -> list[ChargerRow]:
+        """Chargers that became installed at or after `since` in a campaign active, cancelled, or finished since
+        then (what a restarted runner may still watch for a rollback: `charger.watching` decides). One index
+        range per campaign."""
+        at = iso_utc(since)
+        # INDEXED BY: without statistics SQLite would walk each campaign's every row by primary key.
+        cur = self._store.reader.execute(
+            f"SELECT {_CHARGER} FROM campaign_chargers INDEXED BY campaign_chargers_state"
+            " WHERE campaign_id IN (SELECT id FROM campaigns"
+            f" WHERE state IN ({_ACTIVE_SQL}, 'cancelled') OR finished_at >= ?)"
+            " AND state = 'installed' AND updated_at >= ?",
+            (at, at),
+        )
+        return [_charger(v) for v in cur.fetchall()]
+
     def uses(self, image_id: int) -> bool:
-        """Whether a campaign not finished or cancelled uses image `image_id` (the images refuse to delete it)."""
+        """Whether a draft or followed campaign uses image `image_id` (the images refuse to delete it): a
+        cancelled campaign's chargers still downloading it keep it."""
         return (
             self._store.reader.execute(
-                "SELECT 1 FROM campaigns WHERE image_id = ? AND state NOT IN ('finished', 'cancelled') LIMIT 1",
+                f"SELECT 1 FROM campaigns WHERE image_id = ? AND (state = 'draft' OR {_FOLLOWED_SQL}) LIMIT 1",
                 (image_id,),
             ).fetchone()
             is not None

@@ -1,14 +1,15 @@
 """`CampaignRunner`: runs the firmware campaigns on the node's trio loop and answers the API's verbs.
 
-It keeps in memory every charger not yet final in a scheduled, running or paused campaign (its progress, its
-group, the command of its current dispatch) and the counts per group, mirrors of the tables; every change goes to
-the tables in the same order (status progress fire-and-forget, since a charger repeats it when asked; a dispatch
-awaited before its command is queued). It follows the bus: `firmware.status` (matched by request id, or to the
-one unsigned 1.6 update), `charger.booted` (the version that confirms an install; dynamic campaigns' new
-chargers), `command.*` of its own commands (the reply, a CALLERROR, expiry) and of an operator's UpdateFirmware
-(ours is superseded). Once a second (`TICK`) it moves each running campaign on: timeouts, the group's success
-and error conditions, then dispatch within the concurrency cap, the rate, the maintenance windows, to chargers
-online and not charging.
+It keeps in memory (`memory`) every charger not yet final in a scheduled, running or paused campaign, or in a
+cancelled one whose update was already sent (its progress, its group, the command of its current dispatch), and
+the counts per group, mirrors of the tables; every change goes to the tables in the same order (`tracker`:
+status progress fire-and-forget, since a charger repeats it when asked; a dispatch awaited before its command is
+queued). Three parts share that memory: this module holds the verbs and the loop that, once a second (`TICK`) or
+when woken, moves each campaign on: timeouts of the updates in flight (and the TriggerMessage before one) in
+every state, then, for a running campaign, the group's success and error conditions and dispatch; `dispatch`
+decides who gets an update now (the concurrency cap, the rate, the maintenance windows, chargers online and not
+charging) and sends it; `following` feeds the bus's firmware statuses, boots and command outcomes to each
+charger's machine. Pause and cancel stop dispatch only: what was sent is followed until final.
 
 Why the command queue for every dispatch, online or not: it gives each update a durable record whose id the
 campaign writes before queueing, delivers at most once (a CALL on the wire when the node stops is failed, never
@@ -22,15 +23,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import msgspec
 import trio
 
-from ampgate.bus import EventBus, EventsLost
+from ampgate.bus import EventBus
 from ampgate.campaigns import charger as ch
 from ampgate.campaigns import model as m
-from ampgate.campaigns.memory import Entry, GroupState, LiveCampaign, Memory
+from ampgate.campaigns.dispatch import Dispatcher
+from ampgate.campaigns.following import FOLLOW, Follower
+from ampgate.campaigns.memory import Entry, LiveCampaign
 from ampgate.campaigns.ports import (
     ChargerActivity,
     ChargerSelection,
@@ -48,54 +50,24 @@ from ampgate.campaigns.repository import (
     ChargerRow,
     GroupRow,
     Member,
-    Transition,
     total,
 )
-from ampgate.clock import Clock, iso_utc
-from ampgate.commands.repository import new_command_id
+from ampgate.campaigns.tracker import Tracker
+from ampgate.clock import Clock
 from ampgate.errors import AmpgateError, ConflictError, NotFoundError, ValidationError
-from ampgate.events import (
-    CampaignChanged,
-    CampaignChargerChanged,
-    CampaignGroupChanged,
-    ChargerBooted,
-    ChargerConnected,
-    CommandAnswered,
-    CommandCancelled,
-    CommandExpired,
-    CommandFailed,
-    Event,
-    FirmwareStatusReported,
-    TransactionEnded,
-)
 
 log = logging.getLogger(__name__)
 
 # How often running campaigns move on (timeouts, conditions, dispatch). Events wake it sooner; a second keeps a
 # fixed rate smooth and costs nothing when nothing is due.
 TICK = 1.0
-# How often a running campaign's counts are kept for progress over time (and on every state change).
+# How often a running campaign's counts are kept for progress over time (and on every state change), and
+# expired rollback watches are forgotten.
 SAMPLE_INTERVAL = 60.0
 # The selection is read this many chargers at a time when a campaign starts.
 SELECT_PAGE = 1000
-# A TriggerMessage waits in the queue no longer than this: it is only worth sending soon.
-TRIGGER_TTL_S = 600.0
 # The pause reason the error condition gives (resume overrides that group's conditions).
 ERROR_CONDITION = "error condition"
-UPDATE_ACTIONS = frozenset({ch.UPDATE_FIRMWARE, ch.SIGNED_UPDATE_FIRMWARE})
-_FOLLOW = [
-    str(t.__struct_config__.tag)
-    for t in (
-        FirmwareStatusReported,
-        ChargerBooted,
-        ChargerConnected,
-        CommandAnswered,
-        CommandFailed,
-        CommandExpired,
-        CommandCancelled,
-        TransactionEnded,
-    )
-]
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,17 +102,12 @@ class CampaignRunner:
         self._repo = repo
         self._images = images
         self._selection = selection
-        self._windows = windows
-        self._links = links
-        self._activity = activity
-        self._signed = signed
         self._commands = commands
-        self._bus = bus
         self._clock = clock
-        self._mem = Memory()
-        self._last_request_id = 0
-        self._wake = trio.Event()
-        self._nursery: trio.Nursery | None = None
+        self._t = Tracker(repo, bus, clock)
+        self._mem = self._t.mem
+        self._dispatcher = Dispatcher(self._t, windows, links, activity, signed, commands)
+        self._follower = Follower(self._t, self._dispatcher, images, selection, commands)
         # Verbs and the scheduler's steps take turns: each reads a campaign's state, awaits writes, then acts on
         # what it read (two starts racing would freeze the selection twice).
         self._lock = trio.Lock()
@@ -189,7 +156,7 @@ class CampaignRunner:
         if self._images.get(spec.image_id) is None:
             raise ValidationError(f"no firmware image {spec.image_id!r}", field="image_id")
         row = await self._repo.create(spec)
-        self._publish_state(row.id, m.DRAFT, "create", None)
+        self._t.publish_state(row.id, m.DRAFT, "create", None)
         return row
 
     async def verb(self, campaign_id: int, verb: str, actor: Actor, reason: str | None = None) -> CampaignRow:
@@ -215,8 +182,6 @@ class CampaignRunner:
             elif verb == "resume":
                 await self._resume(campaign_id)
                 paused_reason = None
-            elif verb == "cancel":
-                await self._cancel(campaign_id)
             elif verb == "retry-failed":
                 await self._retry_failed(row)
                 if out.state == m.RUNNING:
@@ -236,9 +201,12 @@ class CampaignRunner:
             after = self._required(campaign_id)
             if live is not None:
                 live.row = after
-            self._sample(campaign_id)
-            self._publish_state(campaign_id, out.state, verb, paused_reason)
-            self._wake.set()
+            if verb == "cancel":
+                # After the state is written: a node stopped half-way finishes this when it loads the campaign.
+                await self._settle_cancel(campaign_id)
+            self._t.sample(campaign_id)
+            self._t.publish_state(campaign_id, out.state, verb, paused_reason)
+            self._t.wake()
         return self._required(campaign_id)
 
     async def _start(self, row: CampaignRow, state: str) -> None:
@@ -296,17 +264,46 @@ class CampaignRunner:
             await self._repo.set_group(campaign_id, g, overridden=True)
         live.rate = self._rate(live.spec)
 
-    async def _cancel(self, campaign_id: int) -> None:
-        """Stop following the campaign's chargers; their updates still queued are cancelled (those already sent
-        go on at the charger: the node cannot call them back)."""
-        for entry in self._mem.drop(campaign_id):
-            if entry.command_id is not None:
+    async def _settle_cancel(self, campaign_id: int) -> None:
+        """A cancelled campaign sends nothing more: its pending chargers, and those whose update is still queued
+        (cancelled in the queue) or was recorded but never queued, are skipped "cancelled". An update already
+        sent cannot be called back: that charger is followed until final (timeouts, triggers, statuses, boots),
+        and stays in this campaign for the others until then."""
+        live = self._mem.campaigns.get(campaign_id)
+        if live is not None:
+            ids = [c for group in live.pending.values() for c in group] + sorted(live.in_flight)
+            entries = [(c, self._mem.chargers[c]) for c in ids]
+        else:  # not in memory (a draft, or paused for a missing image): from the tables
+            entries = [
+                (
+                    r.charger_id,
+                    Entry(
+                        campaign_id=campaign_id,
+                        group=r.group_index,
+                        site_id=r.site_id,
+                        progress=r.progress,
+                        command_id=r.command_id,
+                        payload=r.payload,
+                    ),
+                )
+                for r in self._repo.unfinished_of(campaign_id)
+            ]
+        for charger_id, entry in entries:
+            p = entry.progress
+            if p.state == ch.DISPATCHED and entry.command_id is not None:
                 cmd = self._commands.get(entry.command_id)
                 if cmd is not None and cmd.state == "queued":
                     try:
                         await self._commands.cancel(entry.command_id)
                     except AmpgateError:
-                        pass  # delivery took it meanwhile
+                        continue  # delivery took it meanwhile: it went, so it is followed
+                elif cmd is not None and cmd.state != "cancelled":
+                    continue  # sent (or its outcome is known): followed
+            elif p.state != ch.PENDING:
+                continue  # in flight at the charger: followed
+            self._t.move(charger_id, entry, ch.skip(p, ch.SKIP_CANCELLED), "campaign cancelled")
+        if live is not None and not live.in_flight:
+            self._mem.drop(campaign_id)
 
     async def _retry_failed(self, row: CampaignRow) -> None:
         """Failed and timed-out chargers go back to pending in their groups, which run again."""
@@ -327,7 +324,7 @@ class CampaignRunner:
                         campaign_id=row.id, group=r.group_index, site_id=r.site_id, progress=r.progress
                     )
                     self._mem.chargers[r.charger_id] = entry
-                    self._move(r.charger_id, entry, ch.retry(r.progress), "retry-failed")
+                    self._t.move(r.charger_id, entry, ch.retry(r.progress), "retry-failed")
                     reopened.add(r.group_index)
                 if len(rows) < SELECT_PAGE:
                     break
@@ -342,30 +339,43 @@ class CampaignRunner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume every active campaign as the tables left it, then follow the bus and move campaigns on until
         cancelled."""
-        self._last_request_id = self._repo.last_request_id()
-        by_campaign: dict[int, list[ChargerRow]] = {}
-        for r in self._repo.unfinished():
-            by_campaign.setdefault(r.campaign_id, []).append(r)
-        for row in self._repo.in_states(sorted(m.ACTIVE)):
+        self._dispatcher.load()
+        for row in self._repo.followed():
             image = self._images.get(row.image_id)
+            if image is None and row.state == m.CANCELLED:
+                log.error(
+                    "campaign %s: firmware image %s is gone; its updates in flight are not followed",
+                    row.id,
+                    row.image_id,
+                )
+                await self._settle_cancel(row.id)
+                continue
             if image is None:
                 log.error("campaign %s: firmware image %s is gone; pausing it", row.id, row.image_id)
                 await self._repo.set_state(row.id, m.PAUSED, "firmware image missing")
                 continue
-            self._load(row, image, by_campaign.get(row.id, []))
+            self._load(row, image, self._repo.unfinished_of(row.id))
+            if row.state == m.CANCELLED:
+                await self._settle_cancel(row.id)  # a cancel the node stopped in the middle of
+        now = self._clock.now()
+        for r in self._repo.installed_since(now - timedelta(seconds=m.MAX_STATUS_TIMEOUT_S)):
+            if ch.watching(r.progress, now):
+                self._mem.watch(r)
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            with self._bus.subscribe(_FOLLOW) as sub:
-                await self._reconcile()
-                nursery.start_soon(self._follow, sub)
+            with self._t.bus.subscribe(FOLLOW) as sub:
+                await self._follower.reconcile()
+                nursery.start_soon(self._follower.follow, sub)
                 task_status.started()
+                next_sweep = 0.0
                 while True:
                     for campaign_id in list(self._mem.campaigns):
                         async with self._lock:
                             await self._step(campaign_id)
+                    if self._clock.monotonic() >= next_sweep:
+                        next_sweep = self._clock.monotonic() + SAMPLE_INTERVAL
+                        self._mem.unwatch_expired(self._clock.now())
                     with trio.move_on_after(TICK):
-                        await self._wake.wait()
-                    self._wake = trio.Event()
+                        await self._t.woken()
 
     def _load(self, row: CampaignRow, image: FirmwareImage, rows: list[ChargerRow]) -> None:
         self._mem.load(row, image, self._repo.groups(row.id), rows, self._rate(row.spec))
@@ -377,413 +387,79 @@ class CampaignRunner:
             started=self._clock.monotonic(),
         )
 
-    async def _reconcile(self) -> None:
-        """Dispatched updates whose outcome the node did not see (it was down, or the bus dropped it) are read
-        back from their command records; one never queued is queued now with the id recorded for it."""
-        for charger_id, entry in list(self._mem.chargers.items()):
-            if entry.progress.state != ch.DISPATCHED or entry.command_id is None:
-                continue
-            cmd = self._commands.get(entry.command_id)
-            if cmd is None:
-                live = self._mem.campaigns.get(entry.campaign_id)
-                if live is None or entry.progress.action is None:
-                    continue
-                await self._enqueue(
-                    charger_id, entry, live, entry.progress.action, entry.payload, entry.command_id
-                )
-            else:
-                await self._outcome(charger_id, entry, cmd.state, cmd.reply, cmd.error_code, cmd.ocpp_code)
-
-    async def _outcome(
-        self,
-        charger_id: str,
-        entry: Entry,
-        state: str,
-        reply: Any,
-        error_code: str | None,
-        ocpp_code: str | None,
-    ) -> None:
-        p = entry.progress
-        if p.request_id is None:
-            return
-        if state == "answered":
-            status = reply.get("status") if isinstance(reply, dict) else None
-            new, _ = ch.on_reply(p, request_id=p.request_id, status=status, at=self._clock.now())
-            self._move(charger_id, entry, new, f"reply {status or 'empty'}")
-        elif state == "failed":
-            live = self._mem.campaigns.get(entry.campaign_id)
-            if live is None:
-                return
-            new, actions = ch.on_call_error(
-                p,
-                request_id=p.request_id,
-                ocpp_code=ocpp_code,
-                code=error_code or "error",
-                signed_only=live.image.signed_only,
-                new_request_id=self._last_request_id + 1,
-            )
-            self._move(charger_id, entry, new, f"call failed {ocpp_code or error_code}")
-            for a in actions:
-                if isinstance(a, ch.Send):
-                    await self._dispatch(charger_id, entry, live, a.action, fallback=True)
-        elif state == "expired":
-            new, _ = ch.on_expired(p, request_id=p.request_id)
-            self._move(charger_id, entry, new, "command expired")
-        elif state == "cancelled":
-            self._move(charger_id, entry, ch.on_manual_update(p)[0], "command cancelled")
-
-    async def _follow(self, sub: Any) -> None:
-        while True:
-            event = await sub.receive()
-            while event is not None:
-                try:
-                    await self._on_event(event)
-                except AmpgateError as e:
-                    log.warning("campaigns: %s while handling %s", e, type(event).__name__)
-                event = sub.receive_nowait()
-
-    async def _on_event(self, event: Event | EventsLost) -> None:
-        if isinstance(event, EventsLost):
-            await (
-                self._reconcile()
-            )  # the statuses the charger repeats when asked; command outcomes from records
-            return
-        charger_id = event.charger_id
-        if charger_id is None:
-            return
-        entry = self._mem.chargers.get(charger_id)
-        now = self._clock.now()
-        if isinstance(event, FirmwareStatusReported):
-            live = self._mem.campaigns.get(entry.campaign_id) if entry is not None else None
-            if entry is None or live is None:
-                return
-            if ch.belongs(entry.progress, request_id=event.request_id, signed=event.signed):
-                timeout = timedelta(seconds=live.spec.status_timeout_s)
-                new, _ = ch.on_status(entry.progress, status=event.status, at=now, install_timeout=timeout)
-                self._move(charger_id, entry, new, event.status)
-        elif isinstance(event, ChargerBooted):
-            if event.boot_status != "Accepted":
-                return
-            if entry is not None:
-                live = self._mem.campaigns.get(entry.campaign_id)
-                if live is not None:
-                    ok = self._images.matches(live.image, event.firmware_version)
-                    new, _ = ch.on_boot(entry.progress, version_matches=ok, at=now)
-                    self._move(charger_id, entry, new, f"boot {event.firmware_version}")
-            else:
-                await self._maybe_dynamic(charger_id, event.firmware_version)
-            self._wake.set()
-        elif isinstance(event, CommandAnswered | CommandFailed | CommandExpired | CommandCancelled):
-            owner = self._mem.by_command.get(event.command_id or "")
-            if owner is not None and entry is not None and entry.command_id == event.command_id:
-                if isinstance(event, CommandAnswered):
-                    await self._outcome(charger_id, entry, "answered", {"status": event.status}, None, None)
-                elif isinstance(event, CommandFailed):
-                    await self._outcome(charger_id, entry, "failed", None, event.code, event.ocpp_code)
-                elif isinstance(event, CommandExpired):
-                    await self._outcome(charger_id, entry, "expired", None, None, None)
-                else:
-                    await self._outcome(charger_id, entry, "cancelled", None, None, None)
-            elif (
-                isinstance(event, CommandAnswered)
-                and event.action in UPDATE_ACTIONS
-                and entry is not None
-                and event.command_id not in self._mem.by_command
-            ):
-                self._move(charger_id, entry, ch.on_manual_update(entry.progress)[0], "manual update")
-            self._wake.set()
-        else:
-            self._wake.set()  # connected, or a transaction ended: maybe dispatchable now
-
-    async def _maybe_dynamic(self, charger_id: str, version: str | None) -> None:
-        """A charger that booted and is in no active campaign joins each running dynamic campaign it matches (in
-        a dynamic group: the open one, or a new one after the last group)."""
-        for live in list(self._mem.campaigns.values()):
-            if not live.spec.dynamic or live.row.state not in (m.RUNNING, m.PAUSED):
-                continue
-            if self._images.matches(live.image, version) or charger_id in self._mem.chargers:
-                continue
-            sel = live.spec.selector
-            if sel.charger_ids is not None and charger_id not in sel.charger_ids:
-                continue
-            found = self._selection.select_chargers(
-                msgspec.structs.replace(sel, charger_ids=[charger_id]), 1, None
-            )
-            if not found or found[0].id != charger_id:
-                continue
-            last = len(live.groups) - 1
-            if live.groups[last].kind == "dynamic" and live.groups[last].state != m.GROUP_FINISHED:
-                g = last
-            else:
-                g = last + 1
-            member = Member(charger_id, found[0].site_id, ch.Progress())
-            if not await self._repo.add_dynamic(live.row.id, g, member):
-                continue
-            if g == len(live.groups):
-                live.groups.append(GroupState("dynamic", m.GROUP_PENDING, False, None))
-                live.counts[g] = {}
-                live.pending[g] = {}
-            live.counts[g][ch.PENDING] = live.counts[g].get(ch.PENDING, 0) + 1
-            live.pending[g][charger_id] = None
-            self._mem.chargers[charger_id] = Entry(
-                campaign_id=live.row.id, group=g, site_id=found[0].site_id, progress=ch.Progress()
-            )
-            return
-
     # -- moving a campaign on ------------------------------------------------------------------------------------
 
     async def _step(self, campaign_id: int) -> None:
+        """Move one campaign on. Updates in flight are followed in every state (running, paused, cancelled):
+        pausing and cancelling stop new dispatches, not the tracking of those already sent. Only a running
+        campaign checks its groups' conditions and dispatches; a cancelled one is forgotten once nothing of it
+        is in flight."""
         live = self._mem.campaigns.get(campaign_id)
         if live is None:
             return
         now = self._clock.now()
         if live.row.state == m.SCHEDULED and (live.spec.start_at is None or live.spec.start_at <= now):
-            await self._set_state(live, m.RUNNING, None)
-        if live.row.state != m.RUNNING:
-            return
+            await self._t.set_state(live, m.RUNNING, None)
         timeout = timedelta(seconds=live.spec.status_timeout_s)
         for charger_id in list(live.in_flight):
             entry = self._mem.chargers[charger_id]
             new, actions = ch.on_tick(entry.progress, now=now, status_timeout=timeout)
             if new != entry.progress:
-                self._move(charger_id, entry, new, "trigger" if actions else new.reason)
+                self._t.move(charger_id, entry, new, "trigger" if actions else new.reason)
             for a in actions:
                 if isinstance(a, ch.Trigger):
-                    await self._trigger(charger_id, entry, a.message)
+                    await self._dispatcher.trigger(charger_id, entry, a.message)
+        if live.row.state == m.CANCELLED and not live.in_flight:
+            self._t.sample(campaign_id)  # its final counts, from memory
+            self._mem.drop(campaign_id)
+            return
+        if live.row.state == m.RUNNING:
+            await self._move_groups(live, now)
+        if self._clock.monotonic() >= live.next_sample and live.row.state in (
+            m.RUNNING,
+            m.PAUSED,
+            m.CANCELLED,
+        ):
+            live.next_sample = self._clock.monotonic() + SAMPLE_INTERVAL
+            self._t.sample(campaign_id)
+
+    async def _move_groups(self, live: LiveCampaign, now: datetime) -> None:
+        """A running campaign's groups in order: start the current one, pause on its error condition, dispatch
+        while it runs, and when it is done start the next one or pause (below the success threshold, or
+        `success_action` pause); finished when none is left (a dynamic campaign stays running)."""
+        campaign_id = live.row.id
         thresholds = m.thresholds(live.spec)
         while True:
             g = live.current_group()
             if g is None:
                 if not live.spec.dynamic:
-                    await self._set_state(live, m.FINISHED, None)
+                    await self._t.set_state(live, m.FINISHED, None)
                 break
             group = live.groups[g]
             if group.state == m.GROUP_PENDING:
                 group.state, group.started_at = m.GROUP_RUNNING, now
                 await self._repo.set_group(campaign_id, g, state=m.GROUP_RUNNING)
-                self._publish_group(live, g)
+                self._t.publish_group(live, g)
             verdict = m.group_verdict(live.counts.get(g, {}), thresholds, overridden=group.overridden)
             if verdict == "error":
                 errors = sum(live.counts[g].get(s, 0) for s in ch.ERRORS)
                 finished = sum(live.counts[g].get(s, 0) for s in ch.FINAL)
-                await self._set_state(
+                await self._t.set_state(
                     live,
                     m.PAUSED,
                     f"{ERROR_CONDITION}: group {g}: {errors} failed or timed out of {finished} finished",
                 )
                 return
             if verdict == "running":
-                await self._dispatch_some(live, g)
+                await self._dispatcher.dispatch_some(live, g)
                 break
             group.state = m.GROUP_FINISHED
             await self._repo.set_group(campaign_id, g, state=m.GROUP_FINISHED)
-            self._publish_group(live, g)
+            self._t.publish_group(live, g)
             more = live.current_group() is not None
             if verdict == "below_success":
-                await self._set_state(live, m.PAUSED, f"group {g} finished below its success threshold")
+                await self._t.set_state(live, m.PAUSED, f"group {g} finished below its success threshold")
                 return
             if live.spec.success_action == "pause" and more:
-                await self._set_state(live, m.PAUSED, f"group {g} finished (success_action: pause)")
+                await self._t.set_state(live, m.PAUSED, f"group {g} finished (success_action: pause)")
                 return
-        if self._clock.monotonic() >= live.next_sample:
-            live.next_sample = self._clock.monotonic() + SAMPLE_INTERVAL
-            self._sample(campaign_id)
-
-    async def _dispatch_some(self, live: LiveCampaign, g: int) -> None:
-        spec = live.spec
-        budget = spec.max_in_flight - len(live.in_flight)
-        allowance = live.rate.allowance(self._clock.monotonic())
-        if allowance is not None:
-            budget = min(budget, allowance)
-        if budget <= 0:
-            return
-        now = self._clock.now()
-        wall = self._clock.wall()
-        started = live.groups[g].started_at
-        for charger_id in list(live.pending.get(g, {})):
-            if budget <= 0 or live.row.state != m.RUNNING:
-                return
-            entry = self._mem.chargers.get(charger_id)
-            if entry is None or entry.progress.state != ch.PENDING:
-                continue
-            link = self._links.get(charger_id)
-            if link is None or not link.online or link.protocol is None:
-                seen = link.last_seen_at if link is not None and link.last_seen_at is not None else 0.0
-                since = max(seen, started.timestamp() if started is not None else wall)
-                if wall - since >= spec.offline_timeout_s:
-                    self._move(charger_id, entry, ch.skip(entry.progress, ch.SKIP_OFFLINE), "offline")
-                continue
-            if self._activity.in_transaction(charger_id):
-                continue  # install when idle: not dispatched while it charges
-            if (
-                not spec.ignore_maintenance_windows
-                and entry.site_id is not None
-                and (
-                    self._windows.has_windows(entry.site_id)
-                    and self._windows.window_at(entry.site_id, now) is None
-                )
-            ):
-                continue
-            action = ch.choose_action(
-                link.protocol,
-                image_signed=bool(live.image.signature and live.image.signing_certificate),
-                signed_only=live.image.signed_only,
-                supports_signed=self._signed.supports_signed_updates(charger_id),
-                signed_refused=entry.progress.signed_refused,
-            )
-            if action is None:
-                self._move(
-                    charger_id, entry, ch.fail(entry.progress, ch.FAIL_SIGNED_ONLY), "no signed update"
-                )
-                continue
-            entry.progress = msgspec.structs.replace(entry.progress, protocol=link.protocol)
-            await self._dispatch(charger_id, entry, live, action)
-            budget -= 1
-            live.rate.spend(1)
-
-    async def _dispatch(
-        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, *, fallback: bool = False
-    ) -> None:
-        """Record the dispatch (durable), then queue the command with the id recorded."""
-        protocol = entry.progress.protocol or ch.OCPP201
-        self._last_request_id += 1
-        request_id = self._last_request_id
-        now = self._clock.now()
-        windowed = (
-            not live.spec.ignore_maintenance_windows
-            and entry.site_id is not None
-            and self._windows.window_at(entry.site_id, now) is not None
-        )
-        payload = ch.update_request(
-            protocol,
-            action,
-            request_id=request_id,
-            location=live.image.location,
-            retrieve_at=iso_utc(now),
-            install_at=iso_utc(now) if windowed and protocol == ch.OCPP201 else None,
-            signing_certificate=live.image.signing_certificate,
-            signature=live.image.signature,
-        )
-        if action == ch.SIGNED_UPDATE_FIRMWARE or protocol == ch.OCPP201:
-            payload = self._with_retries(payload, live.spec)
-        old = entry.progress.state
-        new = ch.dispatch(entry.progress, protocol=protocol, action=action, request_id=request_id, at=now)
-        command_id = new_command_id()
-        await self._repo.transition(
-            Transition(
-                campaign_id=entry.campaign_id,
-                charger_id=charger_id,
-                group_index=entry.group,
-                old_state=old,
-                progress=new,
-                event=f"{'fallback ' if fallback else ''}{action} requestId {request_id}",
-                command_id=command_id,
-                payload=payload,
-            )
-        )
-        if entry.command_id is not None:
-            self._mem.by_command.pop(entry.command_id, None)
-        entry.command_id, entry.payload = command_id, payload
-        self._mem.by_command[command_id] = charger_id
-        self._apply(charger_id, entry, old, new)
-        await self._enqueue(charger_id, entry, live, action, payload, command_id)
-
-    @staticmethod
-    def _with_retries(payload: dict[str, object], spec: m.CampaignSpec) -> dict[str, object]:
-        if spec.retries is not None:
-            payload["retries"] = spec.retries
-        if spec.retry_interval_s is not None:
-            payload["retryInterval"] = spec.retry_interval_s
-        return payload
-
-    async def _enqueue(
-        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, payload: Any, command_id: str
-    ) -> None:
-        try:
-            await self._commands.enqueue(
-                charger_id, action, payload, ttl_s=float(live.spec.offline_timeout_s), command_id=command_id
-            )
-        except AmpgateError as e:
-            self._move(
-                charger_id, entry, ch.fail(entry.progress, f"enqueue:{e.code}"), f"not queued: {e.message}"
-            )
-
-    async def _trigger(self, charger_id: str, entry: Entry, message: str) -> None:
-        p = entry.progress
-        action, payload = ch.trigger_request(
-            p.protocol or ch.OCPP201, message, signed=p.action == ch.SIGNED_UPDATE_FIRMWARE
-        )
-        try:
-            await self._commands.enqueue(charger_id, action, payload, ttl_s=TRIGGER_TTL_S)
-        except AmpgateError as e:
-            log.info("campaigns: could not ask %s for %s: %s", charger_id, message, e)
-
-    # -- applying transitions ------------------------------------------------------------------------------------
-
-    def _move(self, charger_id: str, entry: Entry, new: ch.Progress, event: str | None) -> None:
-        """Apply a transition in memory and write it (fire-and-forget, in order)."""
-        if new == entry.progress:
-            return
-        old = entry.progress.state
-        self._repo.submit_transition(
-            Transition(
-                campaign_id=entry.campaign_id,
-                charger_id=charger_id,
-                group_index=entry.group,
-                old_state=old,
-                progress=new,
-                event=event,
-            )
-        )
-        self._apply(charger_id, entry, old, new)
-
-    def _apply(self, charger_id: str, entry: Entry, old: str, new: ch.Progress) -> None:
-        if not self._mem.apply(charger_id, entry, old, new):
-            return
-        self._bus.publish(
-            CampaignChargerChanged(
-                at=self._clock.now(),
-                charger_id=charger_id,
-                campaign_id=entry.campaign_id,
-                group_index=entry.group,
-                state=new.state,
-                reason=new.reason,
-                request_id=new.request_id,
-            )
-        )
-        self._wake.set()
-
-    async def _set_state(self, live: LiveCampaign, state: str, reason: str | None) -> None:
-        await self._repo.set_state(live.row.id, state, reason)
-        row = self._repo.get(live.row.id)
-        assert row is not None
-        live.row = row
-        if state in (m.FINISHED, m.CANCELLED):
-            self._mem.drop(row.id)
-        self._sample(row.id)
-        self._publish_state(row.id, state, None, reason)
-
-    def _sample(self, campaign_id: int) -> None:
-        self._repo.submit_sample(campaign_id, self._clock.now(), total(self._counts_now(campaign_id)))
-
-    def _counts_now(self, campaign_id: int) -> dict[int, dict[str, int]]:
-        live = self._mem.campaigns.get(campaign_id)
-        return live.counts if live is not None else self._repo.counts(campaign_id)
-
-    def _publish_state(self, campaign_id: int, state: str, verb: str | None, reason: str | None) -> None:
-        self._bus.publish(
-            CampaignChanged(
-                at=self._clock.now(), campaign_id=campaign_id, state=state, verb=verb, reason=reason
-            )
-        )
-
-    def _publish_group(self, live: LiveCampaign, g: int) -> None:
-        self._bus.publish(
-            CampaignGroupChanged(
-                at=self._clock.now(),
-                campaign_id=live.row.id,
-                group_index=g,
-                state=live.groups[g].state,
-                counts=dict(live.counts.get(g, {})),
-            )
-        )

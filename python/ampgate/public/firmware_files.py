@@ -1,4 +1,5 @@
-"""`GET /firmware/files/{token}/{file name}`: chargers download the firmware images that were uploaded to the node.
+"""`GET /firmware/files/{token}/{file name}`: chargers download the firmware images that were uploaded to the node;
+`HEAD` on the same URL answers the same headers without the body.
 
 Authentication is the image's random token in the path (`ampgate.firmware_images.files`): chargers send no
 credentials with a firmware download, and the token, unlike the file's hash, cannot be known by someone who has
@@ -9,6 +10,12 @@ instead of fetching a 500 MB image again. `bytes=first-last`, `bytes=first-` and
 `Content-Range`; a range that starts past the end is 416 with `Content-Range: bytes */<size>`; several ranges,
 another unit, a malformed header, or an `If-Range` that is not the file's ETag get the whole file (200), which
 RFC 9110 allows and every client handles. The ETag is the file's SHA-256, so it never changes for a URL.
+
+HEAD (RFC 9110 §9.3.2) is what a download manager or a charger asks before it fetches: the size
+(Content-Length), whether it may resume (Accept-Ranges) and the ETag to pin a resume to. It answers 200 with the
+headers a whole-file GET has and no body; a Range header is ignored, since RFC 9110 defines range handling for
+GET only (§14.2). It moves no file, so it does not count against the transfer cap, but it shares the
+download's rate limit.
 
 Each download counts against the public listener's cap on concurrent transfers (503 with Retry-After past it)
 and a per-address rate limit. The file is read in worker threads a chunk at a time (`os.pread` on one open
@@ -22,7 +29,7 @@ import re
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import trio
-from litestar import Request, get
+from litestar import Request, Response, get, head
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
@@ -141,6 +148,20 @@ def _open(path: str) -> tuple[int, int]:
         raise
 
 
+def _served(images: ImageFileSource, token: str, name: str) -> ImageRow:
+    """The image served at `token`/`name`. Raises NotFoundError for an unknown token, another file name, or an
+    image without a file."""
+    row = images.by_token(token)
+    if row is None or row.file_path is None or name != row.file_name:
+        raise NotFoundError("no firmware image is served at this URL", field="token")
+    return row
+
+
+def _headers(row: ImageRow, length: int) -> dict[str, str]:
+    """The headers every answer of the route carries (GET whole or ranged, HEAD)."""
+    return {"Accept-Ranges": "bytes", "ETag": etag(row), "Content-Length": str(length)}
+
+
 @get(
     f"{FILES_PATH}/{{token:str}}/{{name:str}}",
     operation_id="download_firmware",
@@ -158,9 +179,8 @@ async def download_firmware(
     """The image's bytes: 200 whole, or 206 for one range with Content-Range; ETag (its SHA-256) and
     Accept-Ranges on both. 404 `not_found` for an unknown token or another file name, 416
     `range_not_satisfiable`, 503 `too_many_transfers` past the transfer cap."""
-    row = images.by_token(token)
-    if row is None or row.file_path is None or name != row.file_name:
-        raise NotFoundError("no firmware image is served at this URL", field="token")
+    row = _served(images, token, name)
+    assert row.file_path is not None
     try:
         fd, size = await trio.to_thread.run_sync(_open, row.file_path)
     except FileNotFoundError:
@@ -173,17 +193,41 @@ async def download_firmware(
     except BaseException:
         os.close(fd)
         raise
-    headers = {"Accept-Ranges": "bytes", "ETag": etag(row)}
     if wanted is None:
         first, length, status = 0, size, 200
+        headers = _headers(row, length)
     else:
         first, last = wanted
         length, status = last - first + 1, 206
+        headers = _headers(row, length)
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    headers["Content-Length"] = str(length)
     return Stream(
         _FileChunks(fd, first, length),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+@head(
+    f"{FILES_PATH}/{{token:str}}/{{name:str}}",
+    operation_id="probe_firmware",
+    middleware=[rate_limit("firmware", DOWNLOAD_RATE_PER_S)],
+    summary="The headers of a firmware download without its body (size, Accept-Ranges, ETag; rate-limited)",
+)
+async def probe_firmware(
+    images: NamedDependency[ImageFileSource],
+    token: Annotated[str, Parameter(description="The image's random token")],
+    name: Annotated[str, Parameter(description="The file name the image is served under")],
+) -> Response[None]:
+    """200 with the headers of the whole file's GET (Content-Length, Accept-Ranges, ETag, Content-Type) and no
+    body; a Range header is ignored (RFC 9110 defines ranges for GET only). 404 `not_found` as GET."""
+    row = _served(images, token, name)
+    assert row.file_path is not None
+    try:
+        size = (await trio.to_thread.run_sync(os.stat, row.file_path)).st_size
+    except FileNotFoundError:
+        raise NotFoundError("no firmware image is served at this URL", field="token") from None
+    headers = _headers(row, size)
+    headers["Content-Type"] = "application/octet-stream"
+    return Response(None, status_code=200, headers=headers)

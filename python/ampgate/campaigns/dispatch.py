@@ -1,0 +1,209 @@
+"""`Dispatcher`: which pending chargers of a running group get their update now, the message each gets, and how it
+is sent.
+
+Who goes now: within the campaign's concurrency cap (updates in flight) and its dispatch rate; only a charger
+online with a known protocol (one offline past the offline timeout since its group started is skipped_offline,
+so the group can finish); not while it charges (install when idle); inside a window of its site unless the
+campaign ignores maintenance windows (a site without windows holds nothing back). The message is the pure
+machine's choice (`charger.choose_action`); its retrieve time (and the 2.0.1 install time inside a window) is
+the instant at which that charger's window was found open, so it lies inside the window even when the writes
+before it took long enough for the window to close meanwhile.
+
+How it is sent: the dispatch (request id, command id, payload) is written and committed first, then the command
+is queued with that id (see `campaigns.runner` for why every dispatch goes through the durable command queue).
+Request ids are one sequence over every campaign, the next being the largest stored + 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ampgate.campaigns import charger as ch
+from ampgate.campaigns import model as m
+from ampgate.campaigns.memory import Entry, LiveCampaign
+from ampgate.campaigns.ports import ChargerActivity, Commands, Links, MaintenanceWindows, SignedSupport
+from ampgate.campaigns.repository import Transition
+from ampgate.campaigns.tracker import Tracker
+from ampgate.clock import iso_utc
+from ampgate.commands.repository import new_command_id
+from ampgate.errors import AmpgateError
+
+log = logging.getLogger(__name__)
+
+# A TriggerMessage waits in the queue no longer than this: it is only worth sending soon.
+TRIGGER_TTL_S = 600.0
+
+
+class Dispatcher:
+    """Sends the campaigns' updates and triggers through the command queue."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        windows: MaintenanceWindows,
+        links: Links,
+        activity: ChargerActivity,
+        signed: SignedSupport,
+        commands: Commands,
+    ) -> None:
+        self._t = tracker
+        self._windows = windows
+        self._links = links
+        self._activity = activity
+        self._signed = signed
+        self._commands = commands
+        self.last_request_id = 0
+
+    def load(self) -> None:
+        """Continue the request ids where the tables left them."""
+        self.last_request_id = self._t.repo.last_request_id()
+
+    async def dispatch_some(self, live: LiveCampaign, g: int) -> None:
+        """Dispatch to as many of group `g`'s pending chargers as the cap, the rate and each charger allow."""
+        spec = live.spec
+        budget = spec.max_in_flight - len(live.in_flight)
+        clock = self._t.clock
+        allowance = live.rate.allowance(clock.monotonic())
+        if allowance is not None:
+            budget = min(budget, allowance)
+        if budget <= 0:
+            return
+        wall = clock.wall()
+        started = live.groups[g].started_at
+        mem = self._t.mem
+        for charger_id in list(live.pending.get(g, {})):
+            if budget <= 0 or live.row.state != m.RUNNING:
+                return
+            entry = mem.chargers.get(charger_id)
+            if entry is None or entry.progress.state != ch.PENDING:
+                continue
+            link = self._links.get(charger_id)
+            if link is None or not link.online or link.protocol is None:
+                seen = link.last_seen_at if link is not None and link.last_seen_at is not None else 0.0
+                since = max(seen, started.timestamp() if started is not None else wall)
+                if wall - since >= spec.offline_timeout_s:
+                    self._t.move(charger_id, entry, ch.skip(entry.progress, ch.SKIP_OFFLINE), "offline")
+                continue
+            if self._activity.in_transaction(charger_id):
+                continue  # install when idle: not dispatched while it charges
+            # Read per charger: each dispatch before this one awaited a durable write.
+            now = clock.now()
+            if (
+                not spec.ignore_maintenance_windows
+                and entry.site_id is not None
+                and (
+                    self._windows.has_windows(entry.site_id)
+                    and self._windows.window_at(entry.site_id, now) is None
+                )
+            ):
+                continue
+            action = ch.choose_action(
+                link.protocol,
+                image_signed=bool(live.image.signature and live.image.signing_certificate),
+                signed_only=live.image.signed_only,
+                supports_signed=self._signed.supports_signed_updates(charger_id),
+                signed_refused=entry.progress.signed_refused,
+            )
+            if action is None:
+                self._t.move(
+                    charger_id, entry, ch.fail(entry.progress, ch.FAIL_SIGNED_ONLY), "no signed update"
+                )
+                continue
+            entry.progress = msgspec.structs.replace(entry.progress, protocol=link.protocol)
+            await self.dispatch(charger_id, entry, live, action, at=now)
+            budget -= 1
+            live.rate.spend(1)
+
+    async def dispatch(
+        self,
+        charger_id: str,
+        entry: Entry,
+        live: LiveCampaign,
+        action: str,
+        *,
+        fallback: bool = False,
+        at: datetime | None = None,
+    ) -> None:
+        """Record the dispatch (durable), then queue the command with the id recorded. `at`: the instant the
+        charger was found dispatchable (its window open), which the payload's times are; now when None."""
+        protocol = entry.progress.protocol or ch.OCPP201
+        self.last_request_id += 1
+        request_id = self.last_request_id
+        now = at if at is not None else self._t.clock.now()
+        windowed = (
+            not live.spec.ignore_maintenance_windows
+            and entry.site_id is not None
+            and self._windows.window_at(entry.site_id, now) is not None
+        )
+        payload = ch.update_request(
+            protocol,
+            action,
+            request_id=request_id,
+            location=live.image.location,
+            retrieve_at=iso_utc(now),
+            install_at=iso_utc(now) if windowed and protocol == ch.OCPP201 else None,
+            signing_certificate=live.image.signing_certificate,
+            signature=live.image.signature,
+        )
+        if action == ch.SIGNED_UPDATE_FIRMWARE or protocol == ch.OCPP201:
+            payload = _with_retries(payload, live.spec)
+        old = entry.progress.state
+        new = ch.dispatch(entry.progress, protocol=protocol, action=action, request_id=request_id, at=now)
+        command_id = new_command_id()
+        await self._t.repo.transition(
+            Transition(
+                campaign_id=entry.campaign_id,
+                charger_id=charger_id,
+                group_index=entry.group,
+                old_state=old,
+                progress=new,
+                event=f"{'fallback ' if fallback else ''}{action} requestId {request_id}",
+                command_id=command_id,
+                payload=payload,
+            )
+        )
+        mem = self._t.mem
+        mem.watched.pop(charger_id, None)  # an earlier campaign's watch: a later boot is about this update
+        if entry.command_id is not None:
+            mem.by_command.pop(entry.command_id, None)
+        entry.command_id, entry.payload = command_id, payload
+        mem.by_command[command_id] = charger_id
+        self._t.apply(charger_id, entry, old, new)
+        await self.enqueue(charger_id, entry, live, action, payload, command_id)
+
+    async def enqueue(
+        self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, payload: Any, command_id: str
+    ) -> None:
+        """Queue a recorded dispatch under its recorded command id; a refusal fails the charger."""
+        try:
+            await self._commands.enqueue(
+                charger_id, action, payload, ttl_s=float(live.spec.offline_timeout_s), command_id=command_id
+            )
+        except AmpgateError as e:
+            self._t.move(
+                charger_id, entry, ch.fail(entry.progress, f"enqueue:{e.code}"), f"not queued: {e.message}"
+            )
+
+    async def trigger(self, charger_id: str, entry: Entry, message: str) -> None:
+        """Ask a silent charger for `message` (TriggerMessage, or ExtendedTriggerMessage for a 1.6 signed update);
+        not asking is logged, the timeout then decides."""
+        p = entry.progress
+        action, payload = ch.trigger_request(
+            p.protocol or ch.OCPP201, message, signed=p.action == ch.SIGNED_UPDATE_FIRMWARE
+        )
+        try:
+            await self._commands.enqueue(charger_id, action, payload, ttl_s=TRIGGER_TTL_S)
+        except AmpgateError as e:
+            log.info("campaigns: could not ask %s for %s: %s", charger_id, message, e)
+
+
+def _with_retries(payload: dict[str, object], spec: m.CampaignSpec) -> dict[str, object]:
+    if spec.retries is not None:
+        payload["retries"] = spec.retries
+    if spec.retry_interval_s is not None:
+        payload["retryInterval"] = spec.retry_interval_s
+    return payload
