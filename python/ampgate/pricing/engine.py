@@ -350,6 +350,12 @@ def _walk(
     wh: float = 0.0
     pw: float | None = None
     cur: float | None = None
+    hb = table.bucket(wh, pw, cur)
+    tods, durations = table.tods, table.durations
+    day_matters = table.wants_day
+    # Which components apply depends only on which side of every threshold the inputs are (a min is `>=`, a
+    # max `<`, both decided by bisect_right): pieces with the same sides select the same, looked up once.
+    chosen: dict[tuple[object, ...], tuple[Component | None, Component | None]] = {}
     energy_at: Callable[[int], int] | None = samples.energy_at if samples is not None else None
     e_prev = energy_at(lo) if energy_at is not None else 0
     for k in range(len(bounds) - 1):
@@ -358,12 +364,29 @@ def _walk(
             while ci < len(charging) and charging[ci][0] <= a:
                 state = charging[ci][1]
                 ci += 1
-        while hp < len(held) and held[hp][0] <= a:
-            _, wh, pw, cur = held[hp]
-            hp += 1
+        if hp < len(held) and held[hp][0] <= a:
+            while hp < len(held) and held[hp][0] <= a:
+                _, wh, pw, cur = held[hp]
+                hp += 1
+            hb = table.bucket(wh, pw, cur)
         tod, wd, day = lt.at(a) if lt is not None else (0, 0, 0)
-        ctx = (tod, wd, day, wh, pw, cur, a - origin)
-        e_comp = _first(energy_cands, ctx) if is_tx else None
+        dur = a - origin
+        sides = (
+            state,
+            hb,
+            bisect_right(tods, tod) if tods else 0,
+            day if day_matters else 0,
+            bisect_right(durations, dur) if durations else 0,
+        )
+        ctx = (tod, wd, day, wh, pw, cur, dur)
+        pick = chosen.get(sides)
+        if pick is None:
+            if phase == "after_transaction" or (phase == "transaction" and not state):
+                t_pick = _first(parking_cands, ctx)
+            else:
+                t_pick = _first(time_cands, ctx)
+            pick = chosen[sides] = (_first(energy_cands, ctx) if is_tx else None, t_pick)
+        e_comp, t_comp = pick
         e_price: tuple[int, Decimal] | None = None
         if e_comp is not None:
             e_price = (e_comp.price, e_comp.source[0])
@@ -371,12 +394,6 @@ def _walk(
                 if s0 <= a < s1:
                     e_price = (p_int, p_dec)
                     break
-        if phase == "after_transaction":
-            t_comp = _first(parking_cands, ctx)
-        elif phase == "reservation" or state:
-            t_comp = _first(time_cands, ctx)
-        else:
-            t_comp = _first(parking_cands, ctx)
         flat = None
         if not flat_done:
             flat = _first(flat_cands, ctx)
