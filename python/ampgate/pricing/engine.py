@@ -59,6 +59,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from itertools import accumulate, compress
 from operator import ne
+from typing import cast
 
 from ampgate.pricing.compiled import Candidate, CompiledTariff, Component, Table, compile_tariff
 from ampgate.pricing.localtime import LocalTime
@@ -559,11 +560,11 @@ def _hours(ms: int) -> Decimal:
     return Decimal((ms * 20 + 36) // 72) / _MILLION
 
 
-def _extremes(samples: _Samples, p: _Period) -> list[CdrDimension]:
+def _extremes(samples: _Samples, start: datetime, end: datetime) -> list[CdrDimension]:
     """MIN/MAX_POWER and MIN/MAX_CURRENT over the samples held in a transaction period, when the tariff
     restricts on them (OCPI: the period carries what made its price change)."""
-    j0 = max(bisect_right(samples.ats, _at(p.start)) - 1, 0)
-    j1 = bisect_left(samples.ats, _at(p.end))
+    j0 = max(bisect_right(samples.ats, start) - 1, 0)
+    j1 = bisect_left(samples.ats, end)
     out: list[CdrDimension] = []
     kinds: tuple[tuple[list[float | None], int, CdrDimensionType, CdrDimensionType], ...] = (
         (samples.powers, 1000, "MIN_POWER", "MAX_POWER"),
@@ -571,7 +572,9 @@ def _extremes(samples: _Samples, p: _Period) -> list[CdrDimension]:
     )
     for values, scale, low, high in kinds:
         if values:
-            seen = [v for v in values[j0 : max(j1, j0 + 1)] if v is not None]
+            chunk = values[j0 : max(j1, j0 + 1)]
+            # No None (the usual case): the slice itself, without a Python-level pass over it.
+            seen = [v for v in chunk if v is not None] if None in chunk else cast("list[float]", chunk)
             if seen:
                 lo, hi = min(seen) / scale, max(seen) / scale
                 out.append(CdrDimension(type=low, volume=Decimal(repr(round(lo, 3)))))
@@ -580,6 +583,7 @@ def _extremes(samples: _Samples, p: _Period) -> list[CdrDimension]:
 
 
 def _period(ct: CompiledTariff, p: _Period, samples: _Samples | None) -> ChargingPeriod:
+    start, end = _at(p.start), _at(p.end)
     dims: list[CdrDimension] = []
     priced: list[PricedDimension] = []
     if p.phase == "reservation":
@@ -589,7 +593,7 @@ def _period(ct: CompiledTariff, p: _Period, samples: _Samples | None) -> Chargin
             dims.append(CdrDimension(type="ENERGY", volume=_kwh(p.energy)))
         dims.append(CdrDimension(type="TIME" if p.charging else "PARKING_TIME", volume=_hours(p.dur)))
         if p.phase == "transaction" and samples is not None and (samples.powers or samples.currents):
-            dims.extend(_extremes(samples, p))
+            dims.extend(_extremes(samples, start, end))
     if p.flat is not None:
         priced.append(_priced("FLAT", p.flat, p.flat.source[0], Decimal(1), Decimal(1)))
     if p.e_comp is not None and p.e_price is not None:
@@ -598,8 +602,8 @@ def _period(ct: CompiledTariff, p: _Period, samples: _Samples | None) -> Chargin
         kind: TariffDimensionType = "TIME" if p.charging or p.phase == "reservation" else "PARKING_TIME"
         priced.append(_priced(kind, p.t_comp, p.t_comp.source[0], _hours(p.dur), _hours(p.dur + p.t_extra)))
     return ChargingPeriod(
-        start_date_time=_at(p.start),
-        end_date_time=_at(p.end),
+        start_date_time=start,
+        end_date_time=end,
         phase=p.phase,
         charging=p.charging,
         dimensions=tuple(dims),
