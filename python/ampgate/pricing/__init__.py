@@ -8,8 +8,9 @@ assigns them, reads meter values, talks to chargers or to OCPI parties builds on
                                           return; problems(tariff) lists every broken rule
     compile_tariff(tariff)                validate + compile once; pass the result to price() when the same
                                           tariff prices a session on every meter update
-    price(tariff, usage, *, until, tz, signals=()) -> Cost
-                                          the session's cost up to `until`, in the site's zone `tz`
+    price(tariff, usage, *, until, tz, signals=(), periods=True) -> Cost
+                                          the session's cost up to `until`, in the site's zone `tz`;
+                                          periods=False skips the period list (same totals)
     summary(tariff, *, language=None, max_length=512, incl_vat=True) -> str
                                           "0.35 EUR/kWh + 2.00 EUR/h parking", or the tariff's own text
 
@@ -25,6 +26,10 @@ a running total shown before it. `Cost` carries the API's `total_cost`, `energy_
 `parking_cost`, `flat_cost` (each a `Price` with excl and incl VAT), and OCPI's charging periods.
 
 The rules (OCPI's, and where OCPI leaves a choice, ours) are in `ampgate.pricing.engine` and docs/pricing.md.
+
+Modules: `model` (the Structs), `validation`, `compiled` (a tariff in integers, restrictions as numbers),
+`engine` (phases, stretches, selection, step sizes) with `samples` (meter samples, read lazily), `localtime`
+(the site's wall clock over DST) and `bill` (exact money, rounding, the Cost), and `text` (the display line).
 """
 
 from ampgate.pricing.compiled import CompiledTariff, compile_tariff

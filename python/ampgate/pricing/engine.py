@@ -1,6 +1,9 @@
 """The one pricing engine: `price(tariff, usage, until=..., tz=...)` -> `Cost`, for the running cost, the cost
 told to the charger at the end of the transaction and the CDR alike. Pure: no I/O, no clock, no state.
 
+This module cuts the session into stretches and selects what prices each (rules 1-7); `samples` reads the
+meter samples, `localtime` the site's wall clock, `bill` turns the stretches into money and periods (8-9).
+
 How a session is priced (the rules; docs/pricing.md has them with examples):
 
 1. Phases. A session is its reservation (if any), the transaction [started_at, stopped_at) and the parking
@@ -38,9 +41,9 @@ How a session is priced (the rules; docs/pricing.md has them with examples):
 8. Money is exact until the end: integer 1/10,000 of the currency times Wh and ms. VAT per component
    (percent; None counts as 0). min_price / max_price bound the total excl VAT by their excl_vat and the
    total incl VAT by their incl_vat (OCPI: both rules apply; `validate` asks for incl_vat when the tariff has
-   VAT). Then each total is rounded ONCE, half-up, to the currency's decimals. The breakdown is apportioned so it sums exactly to
-   the unclamped rounded total (largest remainder, ties to the first category), and `adjustment` carries
-   the clamp.
+   VAT). Then each total is rounded ONCE, half-up, to the currency's decimals. The breakdown is apportioned
+   so it sums exactly to the unclamped rounded total (largest remainder, ties to the first category), and
+   `adjustment` carries the clamp (`ampgate.pricing.bill`).
 9. The transaction total (`transaction_cost`) is the session's cost with the parking after it left out, so
    it equals what `price` returned at until = stopped_at, the amount told to the charger; the CDR's total
    adds exactly `parking_after_cost` to it.
@@ -52,84 +55,20 @@ monotone), and pricing the same input gives the same Cost.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
-from itertools import accumulate, compress
-from operator import ne
-from typing import cast
 
+from ampgate.pricing.bill import Period, bill
 from ampgate.pricing.compiled import Candidate, CompiledTariff, Component, Table, compile_tariff
 from ampgate.pricing.localtime import LocalTime
-from ampgate.pricing.model import (
-    CdrDimension,
-    CdrDimensionType,
-    ChargingPeriod,
-    Cost,
-    Phase,
-    Price,
-    PricedDimension,
-    PriceSignal,
-    SessionUsage,
-    Tariff,
-    TariffDimensionType,
-)
+from ampgate.pricing.model import Cost, Phase, PriceSignal, SessionUsage, Tariff
+from ampgate.pricing.samples import Held, Samples, ms
 
 __all__ = ["price"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-# Exact money: a component's price is in 1/10,000 currency per unit; energy is in mWh (10^6 per kWh), time in
-# ms (3.6 * 10^6 per hour). One currency unit is _D "money units", the least common multiple that makes
-# energy, time and flat amounts integers: price*mWh*_E, price*ms*_T and price*_F.
-_D = 180_000_000_000
-_E = _D // (10_000 * 1_000_000)
-_T = _D // (10_000 * 3_600_000)
-_F = _D // 10_000
-# VAT in 1/10,000 percent: an amount incl VAT is amount * (_VAT_ONE + vat) / _VAT_ONE.
-_VAT_ONE = 1_000_000
-_HOUR_MS = 3_600_000
-_MILLION = Decimal(1_000_000)  # kWh and hours in periods have 6 decimals (1 mWh, 3.6 ms)
 _PRICE_PLACES = Decimal("0.0001")
-_CATEGORIES = ("energy", "time", "parking", "flat", "reservation")
-
-
-# What a restriction sees of the samples from an instant on: (UTC ms, energy so far Wh, power W, current A).
-Held = tuple[int, float, float | None, float | None]
-
-
-def _ms(at: datetime) -> int:
-    return (at - _EPOCH) // _MS
-
-
-def _at(ms: int) -> datetime:
-    return _EPOCH + ms * _MS
-
-
-class _Period:
-    """A merged stretch while pricing: what applied and how much was used (mWh, ms), plus step extras."""
-
-    __slots__ = (
-        "charging", "dur", "e_comp", "e_extra", "e_price", "end", "energy", "flat", "key", "phase", "start",
-        "t_comp", "t_extra",
-    )  # fmt: skip
-
-    def __init__(self, phase: Phase, start: int, key: tuple[object, ...], charging: bool):
-        self.phase = phase
-        self.start = start
-        self.end = start
-        self.key = key
-        self.charging = charging
-        self.energy = 0
-        self.dur = 0
-        self.e_comp: Component | None = None
-        self.e_price: tuple[int, Decimal] | None = None
-        self.t_comp: Component | None = None
-        self.flat: Component | None = None
-        self.e_extra = 0
-        self.t_extra = 0
 
 
 def _first(
@@ -139,105 +78,6 @@ def _first(
         if r is None or r.matches(*ctx):
             return c
     return None
-
-
-class _Samples:
-    """The session's meter samples, read lazily: energy at any instant (mWh, linear between samples) and the
-    held values (energy Wh, power W, current A) from the samples where a threshold is crossed. Only the
-    samples next to a period's bounds have their instants converted: looking at each of 1,000 samples in
-    Python is most of what pricing costs."""
-
-    __slots__ = ("_hint", "ats", "currents", "n", "powers", "samples", "start", "whs")
-
-    def __init__(self, usage: SessionUsage, start: int, stop: datetime | None):
-        samples = usage.samples
-        if stop is not None and samples and samples[-1].at > stop:
-            # The transaction's energy is what was read by its end: a later reading never changes the total
-            # the charger was told.
-            samples = samples[: bisect_right([s.at for s in samples], stop)]
-        self.samples = samples
-        self.n = len(samples)
-        self.start = start
-        self.ats = [s.at for s in samples]
-        whs = [s.energy_wh for s in samples]
-        if whs and (whs[0] < 0 or whs != sorted(whs)):
-            # A register reading below an earlier one (a meter glitch) counts as the earlier one.
-            whs = list(accumulate(whs, max, initial=0.0))[1:]
-        self.whs = whs
-        self.powers: list[float | None] = []
-        self.currents: list[float | None] = []
-        self._hint = (start, 0)
-
-    def t(self, j: int) -> int:
-        return max(_ms(self.ats[j]), self.start)
-
-    def energy_at(self, t: int) -> int:
-        """Energy in mWh imported by UTC ms `t`: linear between samples, the last reading after the last."""
-        n = self.n
-        if not n:
-            return 0
-        ht, hj = self._hint
-        j = bisect_right(self.ats, _at(t), hj if t >= ht else 0) - 1
-        self._hint = (t, max(j, 0))
-        if j >= n - 1:
-            return round(self.whs[-1] * 1000)
-        t1, e1 = self.t(j + 1), round(self.whs[j + 1] * 1000)
-        t0, e0 = (self.start, 0) if j < 0 else (self.t(j), round(self.whs[j] * 1000))
-        if t1 <= t0 or t >= t1:
-            return e1 if t >= t1 else e0
-        return e0 + (e1 - e0) * (t - t0) // (t1 - t0)
-
-    def _power(self, j: int) -> float | None:
-        p = self.samples[j].power_w
-        if p is not None or j == 0:
-            return p
-        dt = self.t(j) - self.t(j - 1)
-        return None if dt <= 0 else (self.whs[j] - self.whs[j - 1]) * _HOUR_MS / dt
-
-    def held(self, table: Table, hi: int) -> list[Held]:
-        """(UTC ms, Wh, W, A) at each sample before `hi` whose bucket differs from the previous one's, i.e.
-        where some restriction of `table` may start or stop matching. Buckets are computed with C-level maps
-        over the samples; only the samples where one changes are converted."""
-        n = self.n
-        if not n or not (table.kwh or table.power or table.current):
-            return []
-        whs = self.whs
-        columns: list[list[int]] = []
-        initial: list[int] = []
-        if table.kwh:
-            columns.append(list(map(partial(bisect_right, table.kwh), whs)))
-            initial.append(bisect_right(table.kwh, 0.0))
-        if table.power:
-            powers = [s.power_w for s in self.samples]
-            if None in powers:
-                powers = [self._power(j) for j in range(n)]
-            self.powers = powers
-            columns.append(_buckets(table.power, powers))
-            initial.append(-1)
-        if table.current:
-            currents = [s.current_a for s in self.samples]
-            self.currents = currents
-            columns.append(_buckets(table.current, currents))
-            initial.append(-1)
-        keys: Sequence[object] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-        first: object = initial[0] if len(initial) == 1 else tuple(initial)
-        changed = list(compress(range(1, n), map(ne, keys[1:], keys)))
-        if keys[0] != first:
-            changed.insert(0, 0)
-        out: list[Held] = []
-        powers_, currents_ = self.powers, self.currents
-        for j in changed:
-            t = self.t(j)
-            if t >= hi:
-                break
-            out.append((t, whs[j], powers_[j] if powers_ else None, currents_[j] if currents_ else None))
-        return out
-
-
-def _buckets(thresholds: list[float], values: list[float | None]) -> list[int]:
-    if None in values:
-        return [-1 if v is None else bisect_right(thresholds, v) for v in values]
-    return list(map(partial(bisect_right, thresholds), values))
 
 
 def price(
@@ -259,20 +99,20 @@ def price(
     tariff that `validate` refuses; never for usage (odd usage is priced by the rules: samples before the
     start count from the start, a falling register is held, an instant before the start prices nothing)."""
     ct = tariff if isinstance(tariff, CompiledTariff) else compile_tariff(tariff)
-    start = _ms(usage.started_at)
-    u = _ms(until)
+    start = ms(usage.started_at)
+    u = ms(until)
     stop_at = usage.stopped_at or usage.ended_at
-    stop = None if stop_at is None else max(_ms(stop_at), start)
-    end = None if usage.ended_at is None else max(_ms(usage.ended_at), stop or start)
+    stop = None if stop_at is None else max(ms(stop_at), start)
+    end = None if usage.ended_at is None else max(ms(usage.ended_at), stop or start)
     if end is not None:
         u = min(u, end)
     res = usage.reservation
     sigs = _signals(signals)
-    stretches: list[_Period] = []
+    stretches: list[Period] = []
     closed: list[tuple[Phase, bool]] = []
     final = end is not None and u >= end
     if res is not None:
-        r0, r1 = _ms(res.start), max(_ms(res.end), _ms(res.start))
+        r0, r1 = ms(res.start), max(ms(res.end), ms(res.start))
         table = ct.reserved_expired if res.expired else ct.reserved
         hi = min(u, r1)
         if hi > r0:
@@ -284,11 +124,11 @@ def price(
     if res is None or not res.expired:
         table = ct.session
         tx_hi = u if stop is None else min(u, stop)
-        samples = _Samples(usage, start, stop_at)
+        samples = Samples(usage, start, stop_at)
         # One local clock for the transaction and the parking after it.
         lt = LocalTime(tz, start, u) if table.local and u > start else None
         if tx_hi > start:
-            charging = [(max(_ms(c.at), start), c.charging) for c in usage.charging]
+            charging = [(max(ms(c.at), start), c.charging) for c in usage.charging]
             held = samples.held(table, tx_hi)
             _walk("transaction", table, start, tx_hi, start, lt, stretches, samples, charging, sigs, held)
         closed.append(("transaction", stop is not None and u >= stop))
@@ -300,14 +140,14 @@ def price(
     for phase, is_closed in closed:
         if is_closed:
             _close(phase, stretches)
-    return _cost(ct, stretches, final, samples if res is None or not res.expired else None, periods)
+    return bill(ct, stretches, final, samples if res is None or not res.expired else None, periods)
 
 
 def _signals(signals: Sequence[PriceSignal]) -> list[tuple[int, int, int, Decimal]]:
     out = []
     for s in signals:
         p = max(s.energy_price, Decimal(0)).quantize(_PRICE_PLACES, ROUND_HALF_UP)
-        out.append((_ms(s.start), _ms(s.end), int(p * 10_000), p))
+        out.append((ms(s.start), ms(s.end), int(p * 10_000), p))
     return out
 
 
@@ -318,8 +158,8 @@ def _walk(
     hi: int,
     origin: int,
     lt: LocalTime | None,
-    periods: list[_Period],
-    samples: _Samples | None,
+    periods: list[Period],
+    samples: Samples | None,
     charging: list[tuple[int, bool]] | None,
     sigs: Sequence[tuple[int, int, int, Decimal]],
     held: list[Held],
@@ -408,7 +248,7 @@ def _walk(
         key = (phase, state, e_comp, e_price, t_comp)
         last = periods[-1] if periods else None
         if last is None or last.key != key or last.end != a:
-            last = _Period(phase, a, key, state if phase != "reservation" else False)
+            last = Period(phase, a, key, state if phase != "reservation" else False)
             last.e_comp, last.e_price, last.t_comp = e_comp, e_price, t_comp
             periods.append(last)
         last.end = b
@@ -418,7 +258,7 @@ def _walk(
             last.flat = flat
 
 
-def _close(phase: Phase, periods: list[_Period]) -> None:
+def _close(phase: Phase, periods: list[Period]) -> None:
     """Apply step sizes to the groups of a phase that is over (rule 7)."""
     mine = [p for p in periods if p.phase == phase]
     if phase == "transaction":
@@ -436,190 +276,3 @@ def _close(phase: Phase, periods: list[_Period]) -> None:
     group = [p for p in timed if p.charging == last.charging]
     step = last.t_comp.step * 1000
     last.t_extra = -sum(p.dur for p in group) % step
-
-
-def _cost(
-    ct: CompiledTariff, periods: list[_Period], final: bool, samples: _Samples | None, detail: bool
-) -> Cost:
-    zero = [0, 0]
-    sums: dict[str, list[int]] = {c: [0, 0] for c in _CATEGORIES}
-    after = [0, 0]
-    energy = charging_ms = parking_ms = after_ms = reservation_ms = 0
-
-    def add(cat: str, v: int, vat: int, also: list[int] | None = None) -> None:
-        s = sums[cat]
-        s[0] += v
-        s[1] += v * (_VAT_ONE + vat)
-        if also is not None:
-            also[0] += v
-            also[1] += v * (_VAT_ONE + vat)
-
-    for p in periods:
-        if p.phase == "reservation":
-            reservation_ms += p.dur
-        elif p.phase == "after_transaction":
-            after_ms += p.dur
-            parking_ms += p.dur
-        else:
-            energy += p.energy
-            if p.charging:
-                charging_ms += p.dur
-            else:
-                parking_ms += p.dur
-        if p.e_comp is not None and p.e_price is not None:
-            add("energy", p.e_price[0] * (p.energy + p.e_extra) * _E, p.e_comp.vat)
-        if p.t_comp is not None:
-            v = p.t_comp.price * (p.dur + p.t_extra) * _T
-            if p.phase == "reservation":
-                add("reservation", v, p.t_comp.vat)
-            elif p.phase == "after_transaction":
-                add("parking", v, p.t_comp.vat, after)
-            else:
-                add("time" if p.charging else "parking", v, p.t_comp.vat)
-        if p.flat is not None:
-            add("reservation" if p.phase == "reservation" else "flat", p.flat.price * _F, p.flat.vat)
-    ex = sum(s[0] for s in sums.values())
-    inc = sum(s[1] for s in sums.values())
-    dec = ct.decimals
-    total = _clamped(ct, ex, inc, dec)
-    tx = _clamped(ct, ex - after[0], inc - after[1], dec) if after != zero else total
-    parts_ex = _apportion([sums[c][0] for c in _CATEGORIES], _D, dec)
-    parts_in = _apportion([sums[c][1] for c in _CATEGORIES], _D * _VAT_ONE, dec)
-    adj = (total[0] - sum(parts_ex), total[1] - sum(parts_in))
-    money = {c: _price((parts_ex[i], parts_in[i]), dec) for i, c in enumerate(_CATEGORIES)}
-    return Cost(
-        tariff_id=ct.tariff.id,
-        currency=ct.currency,
-        total_cost=_price(total, dec),
-        energy_cost=money["energy"],
-        time_cost=money["time"],
-        parking_cost=money["parking"],
-        flat_cost=money["flat"],
-        reservation_cost=money["reservation"],
-        adjustment=_price(adj, dec),
-        transaction_cost=_price(tx, dec),
-        parking_after_cost=_price((total[0] - tx[0], total[1] - tx[1]), dec),
-        energy_wh=Decimal(energy).scaleb(-3),
-        charging_time_s=Decimal(charging_ms).scaleb(-3),
-        parking_time_s=Decimal(parking_ms).scaleb(-3),
-        parking_after_s=Decimal(after_ms).scaleb(-3),
-        reservation_time_s=Decimal(reservation_ms).scaleb(-3),
-        charging_periods=tuple(_period(ct, p, samples) for p in periods) if detail else (),
-        final=final,
-    )
-
-
-def _clamped(ct: CompiledTariff, ex: int, inc: int, dec: int) -> tuple[int, int]:
-    """The totals (money units; incl in money units * _VAT_ONE) bounded by min/max price, each rounded once.
-    Excl and incl are bounded each by its own figure (OCPI: both rules apply); a bound without incl_vat is
-    only accepted by `validate` for a tariff without VAT, where incl equals excl."""
-    lo, hi = ct.min_price, ct.max_price
-    if lo is None and hi is None:
-        return _round(ex, _D, dec), _round(inc, _D * _VAT_ONE, dec)
-    if lo is not None:
-        ex = max(ex, int(lo.excl_vat * _D))
-        inc = max(inc, int(_incl(lo) * _D * _VAT_ONE))
-    if hi is not None:
-        ex = min(ex, int(hi.excl_vat * _D))
-        inc = min(inc, int(_incl(hi) * _D * _VAT_ONE))
-    return _round(ex, _D, dec), _round(inc, _D * _VAT_ONE, dec)
-
-
-def _incl(p: Price) -> Decimal:
-    return p.excl_vat if p.incl_vat is None else p.incl_vat
-
-
-def _round(v: int, den: int, dec: int) -> int:
-    """v / den in minor units of the currency, half-up (amounts are never negative)."""
-    q = v * 10**dec
-    return (2 * q + den) // (2 * den)
-
-
-def _apportion(parts: list[int], den: int, dec: int) -> list[int]:
-    """Round each part to minor units so they sum to the rounded sum: floors, then one more unit to the largest
-    remainders (the first category on a tie)."""
-    q = 10**dec
-    total = _round(sum(parts), den, dec)
-    floors = [p * q // den for p in parts]
-    rems = [p * q - f * den for p, f in zip(parts, floors, strict=True)]
-    for i in sorted(range(len(parts)), key=lambda i: -rems[i])[: total - sum(floors)]:
-        floors[i] += 1
-    return floors
-
-
-def _price(minor: tuple[int, int], dec: int) -> Price:
-    return Price(excl_vat=Decimal(minor[0]).scaleb(-dec), incl_vat=Decimal(minor[1]).scaleb(-dec))
-
-
-def _kwh(mwh: int) -> Decimal:
-    return Decimal(mwh) / _MILLION  # exact, and without trailing zeros: 20.45, not 20.450000
-
-
-def _hours(ms: int) -> Decimal:
-    """ms in hours to 6 decimals (3.6 ms), half-up, without trailing zeros."""
-    return Decimal((ms * 20 + 36) // 72) / _MILLION
-
-
-def _extremes(samples: _Samples, start: datetime, end: datetime) -> list[CdrDimension]:
-    """MIN/MAX_POWER and MIN/MAX_CURRENT over the samples held in a transaction period, when the tariff
-    restricts on them (OCPI: the period carries what made its price change)."""
-    j0 = max(bisect_right(samples.ats, start) - 1, 0)
-    j1 = bisect_left(samples.ats, end)
-    out: list[CdrDimension] = []
-    kinds: tuple[tuple[list[float | None], int, CdrDimensionType, CdrDimensionType], ...] = (
-        (samples.powers, 1000, "MIN_POWER", "MAX_POWER"),
-        (samples.currents, 1, "MIN_CURRENT", "MAX_CURRENT"),
-    )
-    for values, scale, low, high in kinds:
-        if values:
-            chunk = values[j0 : max(j1, j0 + 1)]
-            # No None (the usual case): the slice itself, without a Python-level pass over it.
-            seen = [v for v in chunk if v is not None] if None in chunk else cast("list[float]", chunk)
-            if seen:
-                lo, hi = min(seen) / scale, max(seen) / scale
-                out.append(CdrDimension(type=low, volume=Decimal(repr(round(lo, 3)))))
-                out.append(CdrDimension(type=high, volume=Decimal(repr(round(hi, 3)))))
-    return out
-
-
-def _period(ct: CompiledTariff, p: _Period, samples: _Samples | None) -> ChargingPeriod:
-    start, end = _at(p.start), _at(p.end)
-    dims: list[CdrDimension] = []
-    priced: list[PricedDimension] = []
-    if p.phase == "reservation":
-        dims.append(CdrDimension(type="RESERVATION_TIME", volume=_hours(p.dur)))
-    else:
-        if p.phase == "transaction":
-            dims.append(CdrDimension(type="ENERGY", volume=_kwh(p.energy)))
-        dims.append(CdrDimension(type="TIME" if p.charging else "PARKING_TIME", volume=_hours(p.dur)))
-        if p.phase == "transaction" and samples is not None and (samples.powers or samples.currents):
-            dims.extend(_extremes(samples, start, end))
-    if p.flat is not None:
-        priced.append(_priced("FLAT", p.flat, p.flat.source[0], Decimal(1), Decimal(1)))
-    if p.e_comp is not None and p.e_price is not None:
-        priced.append(_priced("ENERGY", p.e_comp, p.e_price[1], _kwh(p.energy), _kwh(p.energy + p.e_extra)))
-    if p.t_comp is not None:
-        kind: TariffDimensionType = "TIME" if p.charging or p.phase == "reservation" else "PARKING_TIME"
-        priced.append(_priced(kind, p.t_comp, p.t_comp.source[0], _hours(p.dur), _hours(p.dur + p.t_extra)))
-    return ChargingPeriod(
-        start_date_time=start,
-        end_date_time=end,
-        phase=p.phase,
-        charging=p.charging,
-        dimensions=tuple(dims),
-        priced=tuple(priced),
-        tariff_id=ct.tariff.id,
-    )
-
-
-def _priced(
-    kind: TariffDimensionType, c: Component, unit: Decimal, volume: Decimal, billed: Decimal
-) -> PricedDimension:
-    return PricedDimension(
-        type=kind,
-        element=c.element,
-        price=unit,
-        vat=c.source[1],
-        volume=volume,
-        billed_volume=billed,
-    )
