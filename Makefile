@@ -41,7 +41,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 py-test: native
-	$(PY) -m pytest -q
+	# Two xdist workers: most of the suite waits on sockets and timers; tests/conftest.py keeps the heavy
+	# fleet runs on one worker, one after another.
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test: native rust-test lint py-test
 

@@ -18,6 +18,29 @@ import pytest
 # A node starts its workers (one Python interpreter each) before it reports ready.
 NODE_START_TIMEOUT = 30.0
 
+# `make test` runs pytest on two xdist workers (`-n 2 --dist loadgroup`). These modules drive a fleet hard enough
+# to load the box (the benches at CI size, the closed loops with a one-second tick, the 300-charger campaigns):
+# they share one xdist group, so they run one after another on one worker and never against each other, while
+# the other worker takes the rest of the suite.
+HEAVY = frozenset(
+    {
+        "tests/bench/test_compare_smoke.py",
+        "tests/bench/test_storm_smoke.py",
+        "tests/bench/test_connections_smoke.py",
+        "tests/sim/test_load_closed_loop.py",
+        "tests/campaigns/test_campaigns_sim.py",
+        "tests/openadr/test_closed_loop.py",
+        "tests/integration/test_campaign_windows_node.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        if item.path.relative_to(root).as_posix() in HEAVY:
+            item.add_marker(pytest.mark.xdist_group("heavy"))
+
 
 @dataclass
 class RunningNode:
