@@ -14,8 +14,9 @@ A token the eMSP pushed (`Cached`) carries its `whitelist` and `valid`:
 | NEVER | yes / no | yes, always | Invalid |
 
 When the eMSP answers, its answer decides (ALLOWED is Accepted; BLOCKED, EXPIRED, NO_CREDIT, NOT_ALLOWED are
-refusals; "unknown token" is Invalid). A token nobody pushed has no whitelist: every eMSP that offers a tokens
-Sender interface is asked, and one that cannot be reached allows nothing (as NEVER).
+refusals; "unknown token" is Invalid). An eMSP that could not be asked (it offers no tokens Sender endpoint)
+counts as unreachable. A token nobody pushed has no whitelist: every eMSP that offers a tokens Sender interface
+is asked, and one that cannot be reached allows nothing (as NEVER).
 
 Two readings of ours, where the text leaves room:
 - ALLOWED with `valid` true is answered from the whitelist, without a call: the spec lets the CPO choose, an
