@@ -18,6 +18,7 @@ it holds a reservation. The rules and the statuses chosen are documented there.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,6 +30,8 @@ from ampgate.ocpp import v16, v201
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
 from ampgate.store.id_tokens import IdTokenRow
+
+log = logging.getLogger(__name__)
 
 # 2.0.1 groupIdToken needs a type; a group is the operator's own grouping, known to the central system.
 GROUP_TOKEN_TYPE = "Central"
@@ -179,7 +182,13 @@ class Authorizer:
             return looked
 
         async def later() -> Looked:
-            found = await pending
+            try:
+                found = await pending
+            except Exception:
+                # The outside failing must not fail the charger's message (a TransactionEvent answered with a
+                # CALLERROR is sent again and again): nobody vouched, the table's answer stands.
+                log.exception("deciding %s at %s outside the id-token table failed", id_token, charger_id)
+                return looked
             return looked if found is None else (found, True)
 
         return later()
