@@ -387,6 +387,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds a real-time authorization waits for the eMSP (0 < s < 30: a charger waits for our "
         "Authorize reply meanwhile)",
     )
+    ocpi.add_argument(
+        "--ocpi-rate-limit",
+        type=int,
+        default=d.ocpi_rate_limit,
+        help="requests per second per client address over all of /ocpi (default %(default)s); past it 429",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -490,6 +496,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
             PublicRoutes(a.ocpi_base_url)
         except ValidationError:
             raise SystemExit("ampgate: --ocpi-base-url must be an http(s) URL with a host") from None
+    if a.ocpi_rate_limit < 1:
+        raise SystemExit("ampgate: --ocpi-rate-limit is at least 1 request a second")
     if a.ocpi_name is not None and not 1 <= len(a.ocpi_name) <= 100:
         raise SystemExit("ampgate: --ocpi-name is 1 to 100 characters")
     if not 0 < a.ocpi_authorize_timeout < OCPI_AUTHORIZE_TIMEOUT_MAX_S:
@@ -558,6 +566,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ocpi_base_url=a.ocpi_base_url,
         ocpi_name=a.ocpi_name,
         ocpi_authorize_timeout=a.ocpi_authorize_timeout,
+        ocpi_rate_limit=a.ocpi_rate_limit,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,

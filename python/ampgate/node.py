@@ -448,6 +448,7 @@ class Node:
                 reservations=self.reservations,
                 call_timeout_s=config.call_timeout,
                 authorize_timeout_s=config.ocpi_authorize_timeout,
+                rate_per_s=config.ocpi_rate_limit,
             )
             # Tokens our id-token table does not know: the eMSPs' (pushed, or asked in real time).
             authorizer.external = self.roaming.authority

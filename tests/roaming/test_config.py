@@ -35,9 +35,12 @@ def test_the_options_reach_the_config_upper_cased() -> None:
         "Amp Charging",
         "--ocpi-authorize-timeout",
         "2.5",
+        "--ocpi-rate-limit",
+        "7",
     )
     assert (c.ocpi_country_code, c.ocpi_party_id) == ("NL", "AMP")
     assert c.ocpi_authorize_timeout == 2.5 and config().ocpi_authorize_timeout == 5.0
+    assert c.ocpi_rate_limit == 7 and config().ocpi_rate_limit == 50
     assert c.ocpi_base_url == "https://cs.example.com/roaming" and c.ocpi_name == "Amp Charging"
 
 
@@ -51,6 +54,7 @@ def test_the_options_reach_the_config_upper_cased() -> None:
         (["--ocpi-country-code", "NL", "--ocpi-party-id", "AMP", "--ocpi-base-url", "ftp://x"], "http(s)"),
         (["--ocpi-authorize-timeout", "0"], "less than 30"),
         (["--ocpi-authorize-timeout", "30"], "less than 30"),
+        (["--ocpi-rate-limit", "0"], "at least 1"),
     ],
 )
 def test_incomplete_or_bad_options_are_refused(args: list[str], says: str) -> None:

@@ -32,7 +32,7 @@ from ampgate.roaming.locations import (
 from ampgate.roaming.locations_routes import LOCATIONS
 from ampgate.roaming.parties import Party, PartyRepository
 from ampgate.roaming.push import LocationPusher, PartyStats
-from ampgate.roaming.server import EXCEPTION_HANDLERS, STATE_KEY, Module, router
+from ampgate.roaming.server import EXCEPTION_HANDLERS, OCPI_RATE_PER_S, STATE_KEY, Module, router
 from ampgate.roaming.token_rows import AuthorizationRepository, PartyTokenRepository
 from ampgate.roaming.tokens_routes import TOKENS
 from ampgate.roaming.types import Evse
@@ -67,9 +67,11 @@ class Roaming:
         reservations: ReservationPort,
         call_timeout_s: float,
         authorize_timeout_s: float = AUTHORIZE_TIMEOUT_S,
+        rate_per_s: int = OCPI_RATE_PER_S,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.identity = identity
+        self.rate_per_s = rate_per_s
         self.clock = clock
         self.parties = PartyRepository(store)
         self.client = OcpiClient(
@@ -147,7 +149,7 @@ class Roaming:
     # -- the public app ---------------------------------------------------------------------------------------------
 
     def router(self) -> Any:
-        return router(self.modules)
+        return router(self.modules, self.rate_per_s)
 
     def public_services(self) -> dict[str, object]:
         return {STATE_KEY: self}
