@@ -13,6 +13,10 @@ import trio
 
 from ampgate.config import NodeConfig, connections_per_worker, default_workers
 
+# The longest real-time authorization wait we accept: a charger's own wait for our Authorize reply is commonly
+# 30 s (2.0.1 MessageTimeout's usual value), and ours must end first.
+OCPI_AUTHORIZE_TIMEOUT_MAX_S = 30.0
+
 
 def _positive(text: str) -> float:
     """An argparse type: a number > 0 (the error names the value)."""
@@ -376,6 +380,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     ocpi.add_argument(
         "--ocpi-name", default=None, help="our name in the credentials' business details (default CC*PID)"
     )
+    ocpi.add_argument(
+        "--ocpi-authorize-timeout",
+        type=float,
+        default=d.ocpi_authorize_timeout,
+        help="seconds a real-time authorization waits for the eMSP (0 < s < 30: a charger waits for our "
+        "Authorize reply meanwhile)",
+    )
+    ocpi.add_argument(
+        "--ocpi-rate-limit",
+        type=int,
+        default=d.ocpi_rate_limit,
+        help="requests per second per client address over all of /ocpi (default %(default)s); past it 429",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -479,8 +496,14 @@ def _config(a: argparse.Namespace) -> NodeConfig:
             PublicRoutes(a.ocpi_base_url)
         except ValidationError:
             raise SystemExit("ampgate: --ocpi-base-url must be an http(s) URL with a host") from None
+    if a.ocpi_rate_limit < 1:
+        raise SystemExit("ampgate: --ocpi-rate-limit is at least 1 request a second")
     if a.ocpi_name is not None and not 1 <= len(a.ocpi_name) <= 100:
         raise SystemExit("ampgate: --ocpi-name is 1 to 100 characters")
+    if not 0 < a.ocpi_authorize_timeout < OCPI_AUTHORIZE_TIMEOUT_MAX_S:
+        raise SystemExit(
+            f"ampgate: --ocpi-authorize-timeout is more than 0 and less than {OCPI_AUTHORIZE_TIMEOUT_MAX_S:g} s"
+        )
     return NodeConfig(
         ocpp_host=a.ocpp_host,
         ocpp_port=a.ocpp_port,
@@ -542,6 +565,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ocpi_party_id=a.ocpi_party_id.upper() if a.ocpi_party_id else None,
         ocpi_base_url=a.ocpi_base_url,
         ocpi_name=a.ocpi_name,
+        ocpi_authorize_timeout=a.ocpi_authorize_timeout,
+        ocpi_rate_limit=a.ocpi_rate_limit,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,

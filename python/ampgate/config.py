@@ -166,6 +166,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpi_party_id: str | None = None
     ocpi_base_url: str | None = None
     ocpi_name: str | None = None
+    # Real-time authorization of a token at its eMSP waits at most this long (the charger waits for our
+    # Authorize reply meanwhile; its own timeout is longer).
+    ocpi_authorize_timeout: float = 5.0
+    # Requests per second per client address over all of /ocpi (past it: 429 as an envelope).
+    ocpi_rate_limit: int = 50
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

@@ -60,11 +60,13 @@ __all__ = [
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OcpiCommandFinished",
     "OcpiPartyCreated",
     "OcpiPartyDeleted",
     "OcpiPartyRegistered",
     "OcpiPartyUnregistered",
     "OcpiPushFailing",
+    "OcpiTokenAuthorized",
     "OpenAdrEventRejected",
     "OpenAdrSafeMode",
     "ReservationCreated",
@@ -746,6 +748,33 @@ class OcpiPushFailing(Event, frozen=True, kw_only=True, tag="ocpi.push.failing")
     error: str | None = None
 
 
+class OcpiTokenAuthorized(Event, frozen=True, kw_only=True, tag="ocpi.token.authorized"):
+    """An eMSP's token presented at one of our chargers was decided from the Tokens it pushed or by asking it in
+    real time: `allowed`, the reason (OCPI AllowedType, INVALID or UNKNOWN), `method` (WHITELIST or
+    AUTH_REQUEST), `status` as the charger was told; `party_ref` is the eMSP that decided (None: nobody
+    knew the token)."""
+
+    uid: str
+    party_ref: int | None
+    allowed: bool
+    reason: str
+    method: str
+    status: str
+    authorization_reference: str | None = None
+
+
+class OcpiCommandFinished(Event, frozen=True, kw_only=True, tag="ocpi.command.finished"):
+    """An eMSP's command (START_SESSION, STOP_SESSION, RESERVE_NOW, CANCEL_RESERVATION, UNLOCK_CONNECTOR) came to
+    its CommandResult (`result`), or a reservation it made was cancelled on our side (CANCELED_RESERVATION);
+    `delivered`: whether the eMSP took the result at its response_url."""
+
+    party_ref: int
+    command: str
+    result: str
+    delivered: bool
+    message: str | None = None
+
+
 class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.connectors_changed"):
     """An admin described the charger's EVSEs and connectors (standard, format, power type, ratings, eMI3 ids):
     `evses` of them (0: the description was removed and defaults apply)."""
@@ -815,6 +844,8 @@ AnyEvent = (
     | OcpiPartyUnregistered
     | OcpiPartyDeleted
     | OcpiPushFailing
+    | OcpiTokenAuthorized
+    | OcpiCommandFinished
     | ChargerConnectorsChanged
 )
 

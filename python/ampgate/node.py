@@ -442,7 +442,16 @@ class Node:
                 variables=variables,
                 bus=self.bus,
                 clock=clock,
+                transactions=transactions,
+                readiness=self.commander,
+                sender=self.commands,
+                reservations=self.reservations,
+                call_timeout_s=config.call_timeout,
+                authorize_timeout_s=config.ocpi_authorize_timeout,
+                rate_per_s=config.ocpi_rate_limit,
             )
+            # Tokens our id-token table does not know: the eMSPs' (pushed, or asked in real time).
+            authorizer.external = self.roaming.authority
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,

@@ -2,14 +2,20 @@
 threading server, so it answers while the test's own code, asyncio or plain, waits on the node), written from the
 spec and sharing no code with ampgate.roaming.
 
-What it does: its versions and version details (credentials SENDER, locations RECEIVER), credentials (a CPO that
-registers with it using the registration token it issued; DELETE), the Locations receiver interface (PUT and PATCH
-recorded, GET of what it holds), and, as a client, the registration with a CPO (versions, details, POST
-credentials) and any GET with the CPO's token. Every request it receives is recorded with its headers, so a test
-can check the CPO's Authorization encoding, X-Request-ID, X-Correlation-ID and routing headers.
+What it does: its versions and version details (credentials SENDER, locations RECEIVER, tokens SENDER, commands
+SENDER), credentials (a CPO that registers with it using the registration token it issued; DELETE), the Locations
+receiver interface (PUT and PATCH recorded, GET of what it holds), real-time authorization of its tokens (POST
+tokens/{uid}/authorize, answered as `answers` says), the commands' results (any POST under commands/ recorded),
+and, as a client, the registration with a CPO (versions, details, POST credentials), any GET with the CPO's
+token, pushing its Tokens to the CPO and sending it commands. Every request it receives is recorded with its
+headers, so a test can check the CPO's Authorization encoding, X-Request-ID, X-Correlation-ID and routing
+headers.
 
 `delay_s` slows every locations push it answers (a slow eMSP, to see pushes coalesce); `refuse_patch` answers
-PATCHes 404 (an eMSP that does not know the object, so the CPO should PUT the Location).
+PATCHes 404 (an eMSP that does not know the object, so the CPO should PUT the Location). `answers` says, per token
+uid, what a real-time authorization gets: an AllowedType value (with `references` its authorization_reference),
+UNKNOWN (HTTP 404 and status 2004, also for any uid not listed), DOWN (HTTP 503) or SLOW (an ALLOWED that comes
+after `slow_s`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
 
@@ -74,6 +81,13 @@ class Emsp:
     cpo_endpoints: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     locations: dict[str, Any] = field(default_factory=dict)
+    # Real-time authorization: per uid, what to answer (see the module docstring), the authorization_reference
+    # an ALLOWED carries, and how long SLOW waits.
+    answers: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    slow_s: float = 10.0
+    # The Tokens it owns (by uid), as it pushes them and answers with them.
+    token_book: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
 
@@ -97,13 +111,16 @@ class Emsp:
                 raw = self.rfile.read(length) if length else b""
                 status, body, extra = emsp.handle(self.command, self.path, dict(self.headers.items()), raw)
                 payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for k, v in extra.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the CPO gave up waiting (a SLOW answer past its bound)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -165,6 +182,16 @@ class Emsp:
                                 "role": "RECEIVER",
                                 "url": f"{self.base}/2.2.1/locations",
                             },
+                            {
+                                "identifier": "tokens",
+                                "role": "SENDER",
+                                "url": f"{self.base}/2.2.1/tokens",
+                            },
+                            {
+                                "identifier": "commands",
+                                "role": "SENDER",
+                                "url": f"{self.base}/2.2.1/commands",
+                            },
                         ],
                     }
                 ),
@@ -178,7 +205,37 @@ class Emsp:
             if self.delay_s:
                 time.sleep(self.delay_s)
             return (*self._locations(method, path, body), ids)
+        if path.startswith(f"{ROOT}/2.2.1/tokens/") and method == "POST":
+            return (*self._authorize(path, body), ids)
+        if path.startswith(f"{ROOT}/2.2.1/commands/") and method == "POST":
+            return 200, envelope(), ids
         return 404, envelope(status_code=2000, message="no such endpoint"), ids
+
+    def _authorize(self, path: str, body: Any) -> tuple[int, Any]:
+        """POST tokens/{uid}/authorize[?type=]: as `answers` says for the uid."""
+        parsed = urlsplit(path)
+        rest = parsed.path[len(f"{ROOT}/2.2.1/tokens/") :].split("/")
+        if len(rest) != 2 or rest[1] != "authorize":
+            return 404, envelope(status_code=2000, message="no such endpoint")
+        uid = unquote(rest[0])
+        type_ = parse_qs(parsed.query).get("type", ["RFID"])[0]
+        answer = self.answers.get(uid, "UNKNOWN")
+        if answer == "DOWN":
+            return 503, {"error": "down"}
+        if answer == "UNKNOWN":
+            return 404, envelope(status_code=2004, message="unknown token")
+        if answer == "SLOW":
+            time.sleep(self.slow_s)
+            answer = "ALLOWED"
+        info: dict[str, Any] = {
+            "allowed": answer,
+            "token": self.token_book.get(uid) or self.token(uid, type_),
+        }
+        if body is not None:
+            info["location"] = body
+        if uid in self.references:
+            info["authorization_reference"] = self.references[uid]
+        return 200, envelope(info)
 
     def _credentials(self, method: str, token: str, registering: bool, body: Any) -> tuple[int, Any]:
         if method == "POST":
@@ -237,6 +294,46 @@ class Emsp:
         self.registration_tokens.add(token)
         return token
 
+    def token(self, uid: str, type_: str = "RFID", **fields: Any) -> dict[str, Any]:
+        """A Token of ours (`fields` override the defaults: valid, whitelist ALLOWED, …)."""
+        return {
+            "country_code": COUNTRY,
+            "party_id": PARTY,
+            "uid": uid,
+            "type": type_,
+            "contract_id": f"NL-EMP-C{uid[:20]}",
+            "issuer": "Test eMSP",
+            "valid": True,
+            "whitelist": "ALLOWED",
+            "last_updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **fields,
+        }
+
+    def authorize_requests(self, uid: str | None = None) -> list[Received]:
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r.method == "POST"
+                and r.path.startswith(f"{ROOT}/2.2.1/tokens/")
+                and (uid is None or urlsplit(r.path).path.split("/")[-2] == uid)
+            ]
+
+    def results(self, suffix: str | None = None) -> list[Received]:
+        """The CommandResults the CPO POSTed (to response URLs under commands/, ending in `suffix`)."""
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r.method == "POST"
+                and r.path.startswith(f"{ROOT}/2.2.1/commands/")
+                and (suffix is None or r.path.endswith(suffix))
+            ]
+
+    def response_url(self, key: str) -> str:
+        """A response_url for a command: unique per `key`, as mod_commands advises."""
+        return f"{self.base}/2.2.1/commands/{key}"
+
     def pushes(self, method: str | None = None, suffix: str | None = None) -> list[Received]:
         with self.lock:
             return [
@@ -268,6 +365,29 @@ class Emsp:
             **kwargs.pop("headers", {}),
         }
         return httpx.request(method, url, headers=headers, timeout=15, **kwargs)
+
+    def push_token(
+        self,
+        token: dict[str, Any],
+        method: str = "PUT",
+        *,
+        url_uid: str | None = None,
+        url_type: str | None = None,
+    ) -> httpx.Response:
+        """PUT (or PATCH, with `token` the changed fields plus uid and type for the URL) a Token to the CPO; the
+        URL names `url_uid` / `url_type` when given (to push a Token under another's URL)."""
+        uid, type_ = url_uid or token["uid"], url_type or token.get("type", "RFID")
+        if method == "PUT":
+            self.token_book[token["uid"]] = token
+        url = f"{self.cpo_endpoints['tokens']}/{COUNTRY}/{PARTY}/{quote(uid, safe='')}"
+        body = token if method == "PUT" else {k: v for k, v in token.items() if k not in ("uid", "type")}
+        assert self.cpo_token is not None
+        return self.call(method, url, self.cpo_token, params={"type": type_}, json=body)
+
+    def command(self, name: str, body: dict[str, Any]) -> httpx.Response:
+        """POST a command to the CPO's commands endpoint."""
+        assert self.cpo_token is not None
+        return self.call("POST", f"{self.cpo_endpoints['commands']}/{name}", self.cpo_token, json=body)
 
     def register_with(self, versions_url: str, token_a: str) -> httpx.Response:
         """The credentials handshake with us as the sender: versions, details, POST credentials with a fresh

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ampgate.roaming import mapping
-from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType
+from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType, TokenType
 
 # The table of docs/ocpi.md, row by row: 1.6 ChargePointStatus and 2.0.1 ConnectorStatusEnumType.
 TABLE = [
@@ -92,3 +92,19 @@ def test_device_model_connector_types() -> None:
     assert mapping.power_type_of_phases(0) is PowerType.DC
     assert mapping.power_type_of_phases(3) is PowerType.AC_3_PHASE
     assert mapping.power_type_of_phases(None) is None
+
+
+def test_the_session_id_of_a_transaction_and_back() -> None:
+    assert mapping.session_id(42) == "42"
+    assert mapping.transaction_of("42") == 42
+    for text in ("0", "042", "-1", "4 2", "x", "", "1" * 19):
+        assert mapping.transaction_of(text) is None, text
+
+
+def test_token_types_both_ways() -> None:
+    assert mapping.ocpi_token_types(None)[0] is TokenType.RFID  # a 1.6 idTag: any type, a card first
+    assert mapping.ocpi_token_types("ISO14443") == (TokenType.RFID,)
+    assert mapping.ocpi_token_types("Central")[0] is TokenType.APP_USER
+    assert set(mapping.ocpi_token_types("eMAID")) == set(TokenType)
+    assert mapping.ocpp_token_type(TokenType.RFID) == "ISO14443"
+    assert mapping.ocpp_token_type(TokenType.AD_HOC_USER) == "Central"

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v201 import ChargePoint as ChargePoint201
@@ -29,96 +26,10 @@ from ocpp.v201 import call as call201
 from tests.integration.ocpp_clients import ocpp_charge_point
 
 from .emsp import COUNTRY, PARTY, Emsp, token_header
+from .nodes import add_charger, add_site, get, ocpi_node, t2
 
 # A push reaches the eMSP within this long of the StatusNotification that caused it ("within seconds").
 PUSH_WITHIN_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def emsp() -> Iterator[Emsp]:
-    e = Emsp().start()
-    yield e
-    e.stop()
-
-
-def ocpi_node(node_factory: Any) -> Any:
-    port = _free_port()
-    node = node_factory(
-        "--public-port",
-        str(port),
-        "--public-base-url",
-        f"http://127.0.0.1:{port}",
-        "--ocpi-country-code",
-        "nl",
-        "--ocpi-party-id",
-        "AMP",
-    )
-    node.ocpi = f"http://127.0.0.1:{port}/ocpi"
-    return node
-
-
-def add_site(
-    api: Any, site_id: str, *, address: str | None = "Stationsplein 1", lat: float = 52.0894
-) -> None:
-    location: dict[str, Any] = {
-        "lat": lat,
-        "lon": 5.11,
-        "city": "Utrecht",
-        "country": "NLD",
-        "postal_code": "3511",
-    }
-    if address is not None:
-        location["address"] = address
-    r = api.post(
-        "/sites",
-        json={
-            "id": site_id,
-            "name": f"Site {site_id}",
-            "phase_limits_a": [63, 63, 63],
-            "time_zone": "Europe/Amsterdam",
-            "location": location,
-        },
-    )
-    assert r.status_code == 201, r.text
-
-
-def add_charger(api: Any, charger_id: str, site_id: str, evses: list[dict[str, Any]] | None = None) -> None:
-    assert api.post("/chargers", json={"id": charger_id}).status_code in (200, 201)
-    r = api.put(
-        f"/chargers/{charger_id}/placement", json={"node_id": site_id, "phases": "L1L2L3", "max_a": 32}
-    )
-    assert r.status_code == 200, r.text
-    if evses is not None:
-        r = api.put(f"/chargers/{charger_id}/connectors", json={"evses": evses})
-        assert r.status_code == 200, r.text
-
-
-def t2(evse_id: int, connector_id: int | None = None, **kw: Any) -> dict[str, Any]:
-    return {
-        "evse_id": evse_id,
-        "connectors": [
-            {
-                "connector_id": connector_id or evse_id,
-                "standard": "IEC_62196_T2",
-                "format": "SOCKET",
-                "power_type": "AC_3_PHASE",
-                "max_voltage": 230,
-                "max_amperage": 32,
-                "max_electric_power": 22000,
-            }
-        ],
-        **kw,
-    }
-
-
-def get(emsp: Emsp, url: str, token: str | None = None, **kw: Any) -> Any:
-    return emsp.call("GET", url, token or emsp.cpo_token or "", **kw)
 
 
 # -- they register with us ------------------------------------------------------------------------------------
@@ -156,6 +67,8 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
     assert {(e["identifier"], e["role"]) for e in details["endpoints"]} == {
         ("credentials", "SENDER"),
         ("locations", "SENDER"),
+        ("tokens", "RECEIVER"),
+        ("commands", "RECEIVER"),
     }
     assert get(emsp, f"{node.ocpi}/2.2.1/locations", token_a).status_code == 401
     # PUT and DELETE before registering: 405.
@@ -210,7 +123,12 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
         seen = api.get(f"/ocpi/parties/{party['id']}").json()
         assert seen["state"] == "registered" and seen["registered_by"] == "them"
         assert seen["their_versions_url"] == emsp.url and seen["version"] == "2.2.1"
-        assert {e["identifier"] for e in seen["endpoints"]} == {"credentials", "locations"}
+        assert {e["identifier"] for e in seen["endpoints"]} == {
+            "credentials",
+            "locations",
+            "tokens",
+            "commands",
+        }
         assert seen["roles"] == [
             {"role": "EMSP", "country_code": "NL", "party_id": "EMP", "name": "Test eMSP"}
         ]
@@ -457,9 +375,10 @@ def test_a_burst_of_status_changes_reaches_a_slow_emsp_coalesced(node_factory, e
 
 
 def test_ocpi_is_rate_limited_per_address_with_an_envelope(node_factory, emsp: Emsp):
-    node = ocpi_node(node_factory)
+    # A low limit, so that even a loaded box sends faster than it: 40 requests one after another.
+    node = ocpi_node(node_factory, "--ocpi-rate-limit", "5")
     with httpx.Client(timeout=10) as http:
-        answers = [http.get(f"{node.ocpi}/versions") for _ in range(80)]
+        answers = [http.get(f"{node.ocpi}/versions") for _ in range(40)]
     limited = [r for r in answers if r.status_code == 429]
     assert limited, [r.status_code for r in answers]
     assert {r.status_code for r in answers} <= {401, 429}  # no token: 401 until the limit

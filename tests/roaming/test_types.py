@@ -15,6 +15,8 @@ from ampgate.roaming.types import (
     EvseStatus,
     EvseStatusPatch,
     MalformedObject,
+    Token,
+    TokenPatch,
     decode,
     ocpi_time,
     parse_datetime,
@@ -113,3 +115,43 @@ def test_the_envelope_leaves_out_data_and_message_it_does_not_have() -> None:
     }
     full = Envelope(status_code=2001, timestamp=at, data={"field": "url"}, status_message="missing url")
     assert msgspec.json.decode(msgspec.json.encode(full))["data"] == {"field": "url"}
+
+
+TOKEN = {
+    "country_code": "NL",
+    "party_id": "EMP",
+    "uid": "012345678",
+    "type": "RFID",
+    "contract_id": "NL8ACC12E46L89",
+    "issuer": "Example",
+    "valid": True,
+    "whitelist": "ALLOWED",
+    "last_updated": "2015-06-29T22:39:09Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"uid": "x" * 37}, "uid"),
+        ({"type": "CARD"}, "type"),
+        ({"whitelist": "SOMETIMES"}, "whitelist"),
+        ({"valid": "yes"}, "valid"),
+        ({"party_id": "EMPX"}, "party_id"),
+        ({"last_updated": "yesterday"}, "last_updated"),
+        ({"energy_contract": {"contract_id": "c"}}, "energy_contract.supplier_name"),
+    ],
+)
+def test_a_malformed_token_names_its_field(change: dict, field: str) -> None:
+    with pytest.raises(MalformedObject) as err:
+        decode(msgspec.json.encode({**TOKEN, **change}), Token)
+    assert err.value.field == field
+
+
+def test_a_token_patch_needs_last_updated_and_checks_what_it_carries() -> None:
+    assert decode(msgspec.json.encode(TOKEN), Token).uid == "012345678"
+    with pytest.raises(MalformedObject) as err:
+        decode(b'{"valid": false}', TokenPatch)
+    assert err.value.field == "last_updated"
+    patch = decode(b'{"valid": false, "last_updated": "2019-06-19T02:11:11Z"}', TokenPatch)
+    assert patch.valid is False and patch.whitelist is None

@@ -5,14 +5,21 @@ Unknown token: Invalid. Past its expiry: Expired. Else its stored status (Accept
 ConcurrentTx, Expired). A 2.0.1 token of type NoAuthorization is Accepted without a lookup: it means the
 station needs none (e.g. a free-vend connector), and there is nothing to look up.
 
+A token the table does not know may be vouched for elsewhere (`ExternalTokens`, the node's
+`ampgate.roaming.authority.TokenAuthority` when OCPI runs: the tokens eMSPs pushed, and real-time authorization
+at the eMSP). The table always comes first; what the outside says may need a call, so Authorize, 1.6
+StartTransaction and 2.0.1 TransactionEvent then answer later (the router's late reply; the charger waits for it
+before its next CALL, so its messages stay in order). The outside bounds its own wait below the charger's.
+
 Reservations then have their say (`ReservationRules`, the node's `ampgate.reservations.ReservationBook`): at
-a transaction start, a place another token reserved refuses the start; a token the table does not know is
-Accepted where it holds a reservation. The rules and the statuses chosen are documented there.
+a transaction start, a place another token reserved refuses the start; a token nobody knows is Accepted where
+it holds a reservation. The rules and the statuses chosen are documented there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,6 +30,8 @@ from ampgate.ocpp import v16, v201
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
 from ampgate.store.id_tokens import IdTokenRow
+
+log = logging.getLogger(__name__)
 
 # 2.0.1 groupIdToken needs a type; a group is the operator's own grouping, known to the central system.
 GROUP_TOKEN_TYPE = "Central"
@@ -71,6 +80,27 @@ class IdTokenLookup(Protocol):
     def get(self, id_token: str, /) -> IdTokenRow | None: ...
 
 
+class ExternalTokens(Protocol):
+    """Tokens the id-token table does not know that someone else may vouch for (OCPI eMSPs).
+
+    `authorize`: None when there is nothing to say (nobody knows the token and nobody can be asked); else an
+    awaitable of the answer, or of None when it turned out nobody knows it. It may call out (real-time
+    authorization), within a bound of its own. `recall`: what is known now without calling anyone (for a
+    transaction's stop, where the idTag is only informative)."""
+
+    def authorize(
+        self, charger_id: str, protocol: str, id_token: str, type_: str | None, /
+    ) -> Awaitable[Authorization | None] | None: ...
+
+    def recall(
+        self, charger_id: str, protocol: str, id_token: str, type_: str | None, /
+    ) -> Authorization | None: ...
+
+
+# A decision and whether anyone knew the token (the table, or the outside).
+Looked = tuple[Authorization, bool]
+
+
 class ReservationRules(Protocol):
     """The charger's live reservations (`ampgate.reservations.ReservationBook`): given the token table's
     answer `auth` (and whether the table `known` the token), the answer once reservations count. `at_start`
@@ -96,30 +126,72 @@ class ReservationRules(Protocol):
 
 class Authorizer:
     """The node's answer to presented tokens, and its Authorize handlers. `now` gives the time expiries are
-    judged against; `reservations`, when given, has its say after the token table."""
+    judged against; `reservations`, when given, has its say after the token table; `external` (settable later,
+    e.g. once OCPI is built) answers for tokens the table does not know."""
 
     def __init__(
         self,
         tokens: IdTokenLookup,
         now: Callable[[], datetime],
         reservations: ReservationRules | None = None,
+        external: ExternalTokens | None = None,
     ) -> None:
         self._tokens = tokens
         self._now = now
         self._reservations = reservations
+        self.external = external
 
     def register(self, router: OcppRouter) -> None:
         """Handle Authorize in both versions."""
         router.register(OCPP16, "Authorize", self._authorize16)
         router.register(OCPP201, "Authorize", self._authorize201)
 
-    def check16(self, id_tag: str) -> Authorization:
-        """The decision for a 1.6 idTag. Never raises."""
-        return decide(self._tokens.get(id_tag), self._now())
+    def check16(self, id_tag: str, charger_id: str | None = None) -> Authorization:
+        """The decision for a 1.6 idTag, without calling anyone (a transaction's stop). Never raises."""
+        auth, known = self._lookup16(id_tag)
+        return self._recall(charger_id, OCPP16, id_tag, None, auth, known)
 
-    def check201(self, token: v201.IdTokenType) -> Authorization:
-        """The decision for a 2.0.1 idToken (matching its type when the stored token has one)."""
-        return self._lookup201(token)[0]
+    def check201(self, token: v201.IdTokenType, charger_id: str | None = None) -> Authorization:
+        """The decision for a 2.0.1 idToken (matching its type when the stored token has one), without calling
+        anyone."""
+        auth, known = self._lookup201(token)
+        return self._recall(charger_id, OCPP201, token.id_token, token.type, auth, known)
+
+    def _recall(
+        self,
+        charger_id: str | None,
+        protocol: str,
+        id_token: str,
+        type_: str | None,
+        auth: Authorization,
+        known: bool,
+    ) -> Authorization:
+        if known or self.external is None or charger_id is None:
+            return auth
+        return self.external.recall(charger_id, protocol, id_token, type_) or auth
+
+    def _resolve(
+        self, charger_id: str, protocol: str, id_token: str, type_: str | None, looked: Looked
+    ) -> Looked | Awaitable[Looked]:
+        """The table's answer when it knows the token (or nobody else is asked), else the outside's, which may
+        come later."""
+        if looked[1] or self.external is None:
+            return looked
+        pending = self.external.authorize(charger_id, protocol, id_token, type_)
+        if pending is None:
+            return looked
+
+        async def later() -> Looked:
+            try:
+                found = await pending
+            except Exception:
+                # The outside failing must not fail the charger's message (a TransactionEvent answered with a
+                # CALLERROR is sent again and again): nobody vouched, the table's answer stands.
+                log.exception("deciding %s at %s outside the id-token table failed", id_token, charger_id)
+                return looked
+            return looked if found is None else (found, True)
+
+        return later()
 
     def _lookup16(self, id_tag: str) -> tuple[Authorization, bool]:
         row = self._tokens.get(id_tag)
@@ -135,16 +207,27 @@ class Authorizer:
 
     def start16(
         self, charger_id: str, connector_id: int, id_tag: str, reservation_id: int | None
-    ) -> Authorization:
+    ) -> Authorization | Awaitable[Authorization]:
         """The decision for a 1.6 StartTransaction: the token's, then the charger's reservations (which
-        end the one the start uses). Never raises."""
-        auth, known = self._lookup16(id_tag)
-        if self._reservations is None:
-            return auth
-        out = self._reservations.at_start(
-            charger_id, OCPP16, None, connector_id, id_tag, auth, known, reservation_id
-        )
-        return auth if out is None else out
+        end the one the start uses); an awaitable when the outside is asked. Never raises."""
+        looked = self._resolve(charger_id, OCPP16, id_tag, None, self._lookup16(id_tag))
+
+        def then(auth: Authorization, known: bool) -> Authorization:
+            if self._reservations is None:
+                return auth
+            out = self._reservations.at_start(
+                charger_id, OCPP16, None, connector_id, id_tag, auth, known, reservation_id
+            )
+            return auth if out is None else out
+
+        if isinstance(looked, tuple):
+            return then(*looked)
+        pending = looked
+
+        async def later() -> Authorization:
+            return then(*await pending)
+
+        return later()
 
     def start201(
         self,
@@ -153,31 +236,70 @@ class Authorizer:
         connector_id: int | None,
         token: v201.IdTokenType | None,
         reservation_id: int | None,
-    ) -> Authorization | None:
+    ) -> Authorization | Awaitable[Authorization | None] | None:
         """The decision for a 2.0.1 TransactionEvent (not Ended) at `evse_id`: None when it carries no
-        idToken; the reservation it names (`reservation_id`) ends either way. Never raises."""
-        auth, known = (None, False) if token is None else self._lookup201(token)
-        if self._reservations is None:
-            return auth
-        return self._reservations.at_start(
-            charger_id,
-            OCPP201,
-            evse_id,
-            connector_id,
-            None if token is None else token.id_token,
-            auth,
-            known,
-            reservation_id,
+        idToken; the reservation it names (`reservation_id`) ends either way; an awaitable when the outside is
+        asked. Never raises."""
+
+        def then(auth: Authorization | None, known: bool) -> Authorization | None:
+            if self._reservations is None:
+                return auth
+            return self._reservations.at_start(
+                charger_id,
+                OCPP201,
+                evse_id,
+                connector_id,
+                None if token is None else token.id_token,
+                auth,
+                known,
+                reservation_id,
+            )
+
+        if token is None:
+            return then(None, False)
+        looked = self._resolve(charger_id, OCPP201, token.id_token, token.type, self._lookup201(token))
+        if isinstance(looked, tuple):
+            return then(*looked)
+        pending = looked
+
+        async def later() -> Authorization | None:
+            return then(*await pending)
+
+        return later()
+
+    def _authorize16(self, session: Session, req: v16.AuthorizeRequest) -> Any:
+        looked = self._resolve(session.charger_id, OCPP16, req.id_tag, None, self._lookup16(req.id_tag))
+
+        def answer(auth: Authorization, known: bool) -> dict[str, Any]:
+            if self._reservations is not None:
+                auth = self._reservations.at_authorize(session.charger_id, req.id_tag, auth, known)
+            return {"idTagInfo": id_tag_info(auth)}
+
+        if isinstance(looked, tuple):
+            return answer(*looked)
+        pending = looked
+
+        async def later() -> dict[str, Any]:
+            return answer(*await pending)
+
+        return later()
+
+    def _authorize201(self, session: Session, req: v201.AuthorizeRequest) -> Any:
+        token = req.id_token
+        looked = self._resolve(
+            session.charger_id, OCPP201, token.id_token, token.type, self._lookup201(token)
         )
 
-    def _authorize16(self, session: Session, req: v16.AuthorizeRequest) -> dict[str, Any]:
-        auth, known = self._lookup16(req.id_tag)
-        if self._reservations is not None:
-            auth = self._reservations.at_authorize(session.charger_id, req.id_tag, auth, known)
-        return {"idTagInfo": id_tag_info(auth)}
+        def answer(auth: Authorization, known: bool) -> dict[str, Any]:
+            if self._reservations is not None:
+                auth = self._reservations.at_authorize(session.charger_id, token.id_token, auth, known)
+            return {"idTokenInfo": id_token_info(auth)}
 
-    def _authorize201(self, session: Session, req: v201.AuthorizeRequest) -> dict[str, Any]:
-        auth, known = self._lookup201(req.id_token)
-        if self._reservations is not None:
-            auth = self._reservations.at_authorize(session.charger_id, req.id_token.id_token, auth, known)
-        return {"idTokenInfo": id_token_info(auth)}
+        if isinstance(looked, tuple):
+            return answer(*looked)
+        pending = looked
+
+        async def later() -> dict[str, Any]:
+            return answer(*await pending)
+
+        return later()

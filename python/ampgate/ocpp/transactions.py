@@ -12,13 +12,14 @@ new samples) and `.ended`; a resent message publishes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.events import TransactionEnded, TransactionStarted, TransactionUpdated
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.authorization import Authorizer, id_tag_info, id_token_info
+from ampgate.ocpp.authorization import Authorization, Authorizer, id_tag_info, id_token_info
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.meter import samples16, samples201
 from ampgate.ocpp.router import OcppRouter, Session
@@ -119,12 +120,12 @@ class TransactionHandlers:
     # -- 1.6 ----------------------------------------------------------------------------------------------------
 
     def _start16(self, session: Session, req: v16.StartTransactionRequest) -> Any:
-        # Decided when the message arrives, from the token table and the reservations as they are now.
-        info = id_tag_info(
-            self._auth.start16(session.charger_id, req.connector_id, req.id_tag, req.reservation_id)
-        )
+        # Decided when the message arrives, from the token table and the reservations as they are now (or, for
+        # a token only an eMSP knows, once it answered).
+        decided = self._auth.start16(session.charger_id, req.connector_id, req.id_tag, req.reservation_id)
 
         async def reply() -> dict[str, Any]:
+            info = id_tag_info(decided if isinstance(decided, Authorization) else await decided)
             tx_id, created = await self._records.start(
                 TransactionStart(
                     charger_id=session.charger_id,
@@ -158,7 +159,7 @@ class TransactionHandlers:
         return reply()
 
     def _stop16(self, session: Session, req: v16.StopTransactionRequest) -> Any:
-        info = None if req.id_tag is None else id_tag_info(self._auth.check16(req.id_tag))
+        info = None if req.id_tag is None else id_tag_info(self._auth.check16(req.id_tag, session.charger_id))
         samples = samples16(req.transaction_data or ())
 
         async def reply() -> dict[str, Any]:
@@ -184,19 +185,19 @@ class TransactionHandlers:
     # -- 2.0.1 --------------------------------------------------------------------------------------------------
 
     def _event201(self, session: Session, req: v201.TransactionEventRequest) -> Any:
+        decided: Authorization | Awaitable[Authorization | None] | None
         if req.event_type == "Ended":
-            info = None if req.id_token is None else id_token_info(self._auth.check201(req.id_token))
+            decided = None if req.id_token is None else self._auth.check201(req.id_token, session.charger_id)
         else:
             # A start (or the idToken of a transaction started before authorization) at an EVSE: the
             # reservations count, and the one it uses or names ends.
-            auth = self._auth.start201(
+            decided = self._auth.start201(
                 session.charger_id,
                 None if req.evse is None else req.evse.id,
                 None if req.evse is None else req.evse.connector_id,
                 req.id_token,
                 req.reservation_id,
             )
-            info = None if auth is None else id_token_info(auth)
         tinfo = req.transaction_info
         stop_reason: str | None = tinfo.stopped_reason
         if req.event_type == "Ended" and stop_reason is None:
@@ -204,6 +205,8 @@ class TransactionHandlers:
         samples = samples201(req.meter_value)
 
         async def reply() -> dict[str, Any]:
+            auth = decided if decided is None or isinstance(decided, Authorization) else await decided
+            info = None if auth is None else id_token_info(auth)
             tx_id, duplicate = await self._records.apply_event(
                 TransactionChange(
                     charger_id=session.charger_id,

@@ -7,8 +7,13 @@
 - `credentials`: the registration handshake in both directions; `client`: calls to parties (httpx on trio).
 - `equipment`: what each charger's EVSEs and connectors are, as an admin described them.
 - `locations`: every site as a Location, live from the bus; `push`: changes pushed to the parties, coalesced.
+- `token_rows`: the Tokens eMSPs pushed (`ocpi_tokens`) and what let each roaming session in
+  (`ocpi_authorizations`, the seam the Sessions and CDR modules read); `whitelist`: the decision table of
+  real-time authorization; `authority`: our answer for an eMSP's token at our chargers.
+- `command_rules` and `commands`: eMSPs' commands as OCPP calls, and their results.
 - `server`: versions, version details, credentials and the module registry under /ocpi on the public
-  listener; `locations_routes`: the Locations module (Sender).
+  listener; `locations_routes`, `tokens_routes`, `commands_routes`: the Locations (Sender), Tokens (Receiver)
+  and Commands (Receiver) modules.
 - `service.Roaming`: all of it as one part of the node.
 
 Import from the modules themselves: this package's `__init__` stays empty of imports because the operator API

@@ -104,6 +104,14 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     party: Party
     registering: bool
 
+    def owns(self, country_code: str, party_id: str) -> bool:
+        """Whether objects owned by `country_code`*`party_id` are the caller's: one of its credentials roles, or
+        the code it was added under (compared without case)."""
+        code = (country_code.upper(), party_id.upper())
+        if code == (self.party.country_code.upper(), self.party.party_id.upper()):
+            return True
+        return any((r.country_code.upper(), r.party_id.upper()) == code for r in self.party.roles)
+
 
 class PartyCallError(AmpgateError):
     """An admin's registration with a party failed on the party's side: 502 with what it said or why it could

@@ -627,6 +627,30 @@ class LocationBook:
             (charger.site_id, self._evse_object(charger_id, charger.evses[e])) for e in sorted(charger.evses)
         ]
 
+    def published_location(self, charger_id: str) -> tuple[str, list[str]] | None:
+        """(Location id, its EVSE uids at the charger) when the charger's site is published as a Location: the
+        LocationReferences of a real-time authorization there. None otherwise."""
+        charger = self._chargers.get(charger_id)
+        if charger is None or self._publishable(charger.site_id) is None:
+            return None
+        return charger.site_id, [charger.evses[e].uid for e in sorted(charger.evses)]
+
+    def place(self, location_id: str, uid: str) -> tuple[str, int, EvseStatus, tuple[int, ...]] | None:
+        """(charger id, EVSE number, its status, its connector ids) of an EVSE of a published Location (ids
+        compared without case): where a command goes. None when the Location does not list it."""
+        found = self._find(location_id, uid)
+        if found is None:
+            return None
+        evse = found[1]
+        return found[0], evse.evse, evse.status, tuple(sorted(evse.connectors))
+
+    def chargers_at(self, location_id: str) -> list[str]:
+        """The chargers whose EVSEs a published Location lists (ids compared without case), in id order."""
+        site_id = self._site_id(location_id)
+        if self._publishable(site_id) is None:
+            return []
+        return sorted(c for c in self._by_site.get(site_id, ()) if self._chargers[c].evses)
+
     def locate(self, uid: str) -> tuple[str, str, int] | None:
         """(location id, charger id, EVSE number) of an EVSE uid: for the modules that turn OCPI requests into
         OCPP calls (commands, sessions)."""

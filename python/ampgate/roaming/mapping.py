@@ -1,6 +1,6 @@
 """The pure rules between OCPP and OCPI, unit-tested without I/O: an OCPP connector status as an OCPI EVSE
-status, an EVSE's status from its connectors', an EVSE's uid, eMI3 EVSE ids, and what a 2.0.1 device model's
-ConnectorType says about a connector.
+status, an EVSE's status from its connectors', an EVSE's uid, eMI3 EVSE ids, what a 2.0.1 device model's
+ConnectorType says about a connector, token types both ways, and the OCPI session id of a transaction.
 
 The status table (docs/ocpi.md shows it too; shared/OCPP-NOTES.md "Facts added for the capability work"):
 
@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType
+from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType, TokenType
 
 EVSE_STATUS_OF: dict[str, EvseStatus] = {
     "Available": EvseStatus.AVAILABLE,
@@ -144,3 +144,49 @@ def power_type_of_phases(phases: int | None) -> PowerType | None:
     return {0: PowerType.DC, 1: PowerType.AC_1_PHASE, 2: PowerType.AC_2_PHASE, 3: PowerType.AC_3_PHASE}.get(
         phases if phases is not None else -1
     )
+
+
+# -- tokens --------------------------------------------------------------------------------------------------------
+
+# The OCPI token types a presented OCPP token may be, most likely first. A 1.6 idTag has no type; a 2.0.1 RFID card
+# is ISO14443 or ISO15693; an id the central system made (what a START_SESSION of an app user is sent as) is
+# Central. The others (eMAID, KeyCode, Local, MacAddress) have no OCPI counterpart: any type, OTHER first.
+_ANY_TYPE = (TokenType.RFID, TokenType.APP_USER, TokenType.AD_HOC_USER, TokenType.OTHER)
+_OCPI_TYPES: dict[str, tuple[TokenType, ...]] = {
+    "ISO14443": (TokenType.RFID,),
+    "ISO15693": (TokenType.RFID,),
+    "Central": (TokenType.APP_USER, TokenType.AD_HOC_USER, TokenType.OTHER),
+}
+
+
+def ocpi_token_types(ocpp_type: str | None) -> tuple[TokenType, ...]:
+    """The OCPI token types an OCPP token of `ocpp_type` (None: a 1.6 idTag) may be, most likely first."""
+    if ocpp_type is None:
+        return _ANY_TYPE
+    return _OCPI_TYPES.get(
+        ocpp_type, (TokenType.OTHER, TokenType.RFID, TokenType.APP_USER, TokenType.AD_HOC_USER)
+    )
+
+
+def ocpp_token_type(ocpi_type: str) -> str:
+    """The 2.0.1 IdTokenEnumType an OCPI token is sent to a charger as: an RFID card as ISO14443 (the common
+    card; OCPI does not say which standard), anything an app or the eMSP made up as Central ("a centrally, in
+    the CSMS (or other server) generated id")."""
+    return "ISO14443" if ocpi_type == TokenType.RFID else "Central"
+
+
+# -- sessions ------------------------------------------------------------------------------------------------------
+
+_SESSION_ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def session_id(transaction_id: int) -> str:
+    """The OCPI Session.id of our transaction `transaction_id` (the node's id, the one 1.6 chargers are given):
+    its decimal digits. Stable, unique on the node, CiString(36); the Commands module (STOP_SESSION) reads it
+    back with `transaction_of`, and the Sessions and CDR modules write it."""
+    return str(transaction_id)
+
+
+def transaction_of(session: str) -> int | None:
+    """The transaction id an OCPI Session.id names (`session_id` reversed), or None when it names none."""
+    return int(session) if _SESSION_ID.fullmatch(session) else None

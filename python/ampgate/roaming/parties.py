@@ -243,13 +243,16 @@ class PartyRepository:
         return await self._store.write(op)
 
     async def delete(self, party_id: int) -> Party:
-        """Remove the party. Raises NotFoundError."""
+        """Remove the party and the Tokens it pushed. Raises NotFoundError."""
 
         def op(db: sqlite_utils.Database) -> Party:
             party = _read(db.conn, "id = ?", (party_id,))
             if party is None:
                 raise NotFoundError(f"OCPI party {party_id} does not exist", field="id")
             db.conn.execute("DELETE FROM ocpi_parties WHERE id = ?", (party_id,))
+            # Its Tokens go with it (a party added again starts from nothing); what authorized sessions stays
+            # (ocpi_authorizations: it is what their Sessions and CDRs report).
+            db.conn.execute("DELETE FROM ocpi_tokens WHERE party_ref = ?", (party_id,))
             return party
 
         return await self._store.write(op)

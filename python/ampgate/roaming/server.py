@@ -269,8 +269,8 @@ async def delete_credentials(
     return answer(request)
 
 
-def router(modules: Sequence[Module]) -> Router:
-    """Everything under /ocpi, rate-limited per client address."""
+def router(modules: Sequence[Module], rate_per_s: int = OCPI_RATE_PER_S) -> Router:
+    """Everything under /ocpi, rate-limited per client address (`rate_per_s` requests a second)."""
     handlers: list[ControllerRouterHandler] = [
         versions,
         details,
@@ -284,7 +284,7 @@ def router(modules: Sequence[Module]) -> Router:
     return Router(
         path=OCPI_ROOT,
         route_handlers=handlers,
-        middleware=[rate_limit("ocpi", OCPI_RATE_PER_S)],
+        middleware=[rate_limit("ocpi", rate_per_s)],
         tags=["ocpi"],
         include_in_schema=False,
     )

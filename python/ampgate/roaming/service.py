@@ -1,5 +1,6 @@
 """`Roaming`: the OCPI 2.2.1 CPO interface as one part of the node: the party table, the client, the
-credentials handshake, the locations book and its pusher, and the modules the server offers. The node builds it
+credentials handshake, the locations book and its pusher, the token authority (eMSPs' tokens at our chargers),
+the command receiver, and the modules the server offers. The node builds it
 when `--ocpi-country-code` and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the
 public app and hands the operator API `self` (parties) and the book (what a charger publishes)."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
@@ -15,7 +16,10 @@ import trio
 
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
+from ampgate.roaming.authority import AUTHORIZE_TIMEOUT_S, TokenAuthority, TransactionLookup
 from ampgate.roaming.client import CALL_TIMEOUT_S, OcpiClient
+from ampgate.roaming.commands import CommandReceiver, Readiness, ReservationPort, Sender, TransactionReads
+from ampgate.roaming.commands_routes import COMMANDS
 from ampgate.roaming.credentials import Identity, Registrar
 from ampgate.roaming.locations import (
     EquipmentSource,
@@ -28,11 +32,17 @@ from ampgate.roaming.locations import (
 from ampgate.roaming.locations_routes import LOCATIONS
 from ampgate.roaming.parties import Party, PartyRepository
 from ampgate.roaming.push import LocationPusher, PartyStats
-from ampgate.roaming.server import EXCEPTION_HANDLERS, STATE_KEY, Module, router
+from ampgate.roaming.server import EXCEPTION_HANDLERS, OCPI_RATE_PER_S, STATE_KEY, Module, router
+from ampgate.roaming.token_rows import AuthorizationRepository, PartyTokenRepository
+from ampgate.roaming.tokens_routes import TOKENS
 from ampgate.roaming.types import Evse
 from ampgate.store.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class Transactions(TransactionLookup, TransactionReads, Protocol):
+    """`ampgate.store.TransactionRepository`."""
 
 
 class Roaming:
@@ -51,9 +61,17 @@ class Roaming:
         variables: VariableRows,
         bus: EventBus,
         clock: Clock,
+        transactions: Transactions,
+        readiness: Readiness,
+        sender: Sender,
+        reservations: ReservationPort,
+        call_timeout_s: float,
+        authorize_timeout_s: float = AUTHORIZE_TIMEOUT_S,
+        rate_per_s: int = OCPI_RATE_PER_S,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.identity = identity
+        self.rate_per_s = rate_per_s
         self.clock = clock
         self.parties = PartyRepository(store)
         self.client = OcpiClient(
@@ -75,9 +93,36 @@ class Roaming:
         self.registrar = Registrar(
             self.parties, self.client, identity, publish=bus, clock=clock, on_change=self._parties_changed
         )
-        # The modules version details list after credentials; the next ones (sessions, cdrs, tariffs, tokens,
-        # commands) are appended here with their routes.
-        self.modules: Sequence[Module] = (LOCATIONS,)
+        # Tokens (Receiver): what eMSPs push, and our answer for their tokens at our chargers (the OCPP
+        # authorizer's ExternalTokens); Commands (Receiver): their commands as OCPP calls.
+        self.party_tokens = PartyTokenRepository(store)
+        self.authority = TokenAuthority(
+            self.party_tokens,
+            AuthorizationRepository(store),
+            self.parties,
+            self.client,
+            self.book,
+            transactions,
+            bus,
+            clock,
+            timeout_s=authorize_timeout_s,
+        )
+        self.commands = CommandReceiver(
+            self.book,
+            self.authority,
+            readiness,
+            sender,
+            reservations,
+            transactions,
+            self.parties,
+            self.client,
+            bus,
+            clock,
+            call_timeout_s=call_timeout_s,
+        )
+        # The modules version details list after credentials; the next ones (sessions, cdrs, tariffs) are
+        # appended here with their routes.
+        self.modules: Sequence[Module] = (LOCATIONS, TOKENS, COMMANDS)
 
     def set_base_url(self, base_url: str) -> None:
         """Where parties reach our OCPI server (known once the public listener is bound)."""
@@ -93,6 +138,8 @@ class Roaming:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.book.run)
                 await nursery.start(self.pusher.run)
+                await nursery.start(self.authority.run)
+                await nursery.start(self.commands.run)
                 self._parties_changed()
                 task_status.started()
         finally:
@@ -102,7 +149,7 @@ class Roaming:
     # -- the public app ---------------------------------------------------------------------------------------------
 
     def router(self) -> Any:
-        return router(self.modules)
+        return router(self.modules, self.rate_per_s)
 
     def public_services(self) -> dict[str, object]:
         return {STATE_KEY: self}

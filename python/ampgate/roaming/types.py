@@ -30,14 +30,25 @@ from ampgate.errors import read_msgspec_error
 
 __all__ = [
     "OCPI_VERSION",
+    "AllowedType",
+    "AuthMethod",
+    "AuthorizationInfo",
     "BusinessDetails",
+    "CancelReservation",
     "Capability",
+    "CommandResponse",
+    "CommandResponseType",
+    "CommandResult",
+    "CommandResultType",
+    "CommandType",
     "Connector",
     "ConnectorFormat",
     "ConnectorType",
     "Credentials",
     "CredentialsRole",
+    "DisplayText",
     "Endpoint",
+    "EnergyContract",
     "Envelope",
     "Evse",
     "EvseStatus",
@@ -45,14 +56,24 @@ __all__ = [
     "Image",
     "InterfaceRole",
     "Location",
+    "LocationReferences",
     "MalformedObject",
     "ModuleId",
     "ParkingType",
     "PowerType",
+    "ProfileType",
+    "ReserveNow",
     "Role",
+    "StartSession",
     "StatusCode",
+    "StopSession",
+    "Token",
+    "TokenPatch",
+    "TokenType",
+    "UnlockConnector",
     "Version",
     "VersionDetails",
+    "WhitelistType",
     "decode",
     "ocpi_time",
     "parse_datetime",
@@ -332,6 +353,196 @@ class EvseStatusPatch(_Object):
 
     status: EvseStatus
     last_updated: datetime
+
+
+# -- tokens (mod_tokens) ------------------------------------------------------------------------------------
+
+
+class TokenType(enum.StrEnum):
+    AD_HOC_USER = "AD_HOC_USER"
+    APP_USER = "APP_USER"
+    OTHER = "OTHER"
+    RFID = "RFID"
+
+
+class WhitelistType(enum.StrEnum):
+    """When the CPO may authorize a Token from what it holds, without asking its eMSP (`ampgate.roaming.whitelist`
+    has what each value makes us do)."""
+
+    ALWAYS = "ALWAYS"
+    ALLOWED = "ALLOWED"
+    ALLOWED_OFFLINE = "ALLOWED_OFFLINE"
+    NEVER = "NEVER"
+
+
+class AllowedType(enum.StrEnum):
+    """An eMSP's answer to a real-time authorization."""
+
+    ALLOWED = "ALLOWED"
+    BLOCKED = "BLOCKED"
+    EXPIRED = "EXPIRED"
+    NO_CREDIT = "NO_CREDIT"
+    NOT_ALLOWED = "NOT_ALLOWED"
+
+
+class ProfileType(enum.StrEnum):
+    CHEAP = "CHEAP"
+    FAST = "FAST"
+    GREEN = "GREEN"
+    REGULAR = "REGULAR"
+
+
+class AuthMethod(enum.StrEnum):
+    """How a session was authorized (mod_cdrs AuthMethod): what the Sessions and CDR modules report."""
+
+    AUTH_REQUEST = "AUTH_REQUEST"
+    COMMAND = "COMMAND"
+    WHITELIST = "WHITELIST"
+
+
+class DisplayText(_Object):
+    language: Annotated[str, Meta(min_length=2, max_length=2)]
+    text: Annotated[str, Meta(max_length=512)]
+
+
+class EnergyContract(_Object):
+    supplier_name: Annotated[str, Meta(max_length=64)]
+    contract_id: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class Token(_Object):
+    """A Token an eMSP owns (pushed to us, or carried by a command)."""
+
+    country_code: CountryCode
+    party_id: PartyId
+    uid: CiString36
+    type: TokenType
+    contract_id: CiString36
+    issuer: Annotated[str, Meta(max_length=64)]
+    valid: bool
+    whitelist: WhitelistType
+    last_updated: datetime
+    visual_number: Annotated[str, Meta(max_length=64)] | None = None
+    group_id: CiString36 | None = None
+    language: Annotated[str, Meta(min_length=2, max_length=2)] | None = None
+    default_profile_type: ProfileType | None = None
+    energy_contract: EnergyContract | None = None
+
+
+class TokenPatch(_Object):
+    """A PATCH of a Token: any field, `last_updated` always (mod_tokens: "SHALL contain the last_updated field").
+    Only checks the types of what is present; the merged Token is checked whole."""
+
+    last_updated: datetime
+    country_code: CountryCode | None = None
+    party_id: PartyId | None = None
+    uid: CiString36 | None = None
+    type: TokenType | None = None
+    contract_id: CiString36 | None = None
+    issuer: Annotated[str, Meta(max_length=64)] | None = None
+    valid: bool | None = None
+    whitelist: WhitelistType | None = None
+    visual_number: Annotated[str, Meta(max_length=64)] | None = None
+    group_id: CiString36 | None = None
+    language: Annotated[str, Meta(min_length=2, max_length=2)] | None = None
+    default_profile_type: ProfileType | None = None
+    energy_contract: EnergyContract | None = None
+
+
+class LocationReferences(_Object):
+    location_id: CiString36
+    evse_uids: list[CiString36] | None = None
+
+
+class AuthorizationInfo(_Object):
+    """An eMSP's answer to a real-time authorization (the data of its POST …/authorize)."""
+
+    allowed: AllowedType
+    token: Token
+    location: LocationReferences | None = None
+    authorization_reference: CiString36 | None = None
+    info: DisplayText | None = None
+
+
+# -- commands (mod_commands) ---------------------------------------------------------------------------------
+
+
+class CommandType(enum.StrEnum):
+    CANCEL_RESERVATION = "CANCEL_RESERVATION"
+    RESERVE_NOW = "RESERVE_NOW"
+    START_SESSION = "START_SESSION"
+    STOP_SESSION = "STOP_SESSION"
+    UNLOCK_CONNECTOR = "UNLOCK_CONNECTOR"
+
+
+class CommandResponseType(enum.StrEnum):
+    """Our synchronous answer to a command: whether we could send it to the charger."""
+
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    REJECTED = "REJECTED"
+    ACCEPTED = "ACCEPTED"
+    UNKNOWN_SESSION = "UNKNOWN_SESSION"
+
+
+class CommandResultType(enum.StrEnum):
+    """What came of a command at the charger, POSTed to the command's response_url."""
+
+    ACCEPTED = "ACCEPTED"
+    CANCELED_RESERVATION = "CANCELED_RESERVATION"
+    EVSE_OCCUPIED = "EVSE_OCCUPIED"
+    EVSE_INOPERATIVE = "EVSE_INOPERATIVE"
+    FAILED = "FAILED"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    REJECTED = "REJECTED"
+    TIMEOUT = "TIMEOUT"
+    UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
+
+
+class StartSession(_Object):
+    response_url: Url
+    token: Token
+    location_id: CiString36
+    evse_uid: CiString36 | None = None
+    connector_id: CiString36 | None = None
+    authorization_reference: CiString36 | None = None
+
+
+class StopSession(_Object):
+    response_url: Url
+    session_id: CiString36
+
+
+class ReserveNow(_Object):
+    response_url: Url
+    token: Token
+    expiry_date: datetime
+    reservation_id: CiString36
+    location_id: CiString36
+    evse_uid: CiString36 | None = None
+    authorization_reference: CiString36 | None = None
+
+
+class CancelReservation(_Object):
+    response_url: Url
+    reservation_id: CiString36
+
+
+class UnlockConnector(_Object):
+    response_url: Url
+    location_id: CiString36
+    evse_uid: CiString36
+    connector_id: CiString36
+
+
+class CommandResponse(_Object):
+    result: CommandResponseType
+    timeout: int
+    message: list[DisplayText] | None = None
+
+
+class CommandResult(_Object):
+    result: CommandResultType
+    message: list[DisplayText] | None = None
 
 
 # -- the response envelope -------------------------------------------------------------------------------------

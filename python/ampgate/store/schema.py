@@ -720,6 +720,56 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (charger_id, evse_id, connector_id)
     ) WITHOUT ROWID;
     """,
+    # 23: OCPI tokens (ampgate.roaming.token_rows): the Tokens eMSPs pushed, per owner (country code, party id)
+    # and the party that pushed them, kept whole as JSON beside the columns the lookup by uid reads; and every
+    # authorization of an eMSP's token at one of our chargers (whitelist, real-time answer, or a START_SESSION /
+    # RESERVE_NOW command), with its authorization_reference, bound to the transaction that used it: what the
+    # Sessions and CDR modules report.
+    """
+    CREATE TABLE ocpi_tokens (
+        country_code TEXT NOT NULL COLLATE NOCASE,
+        party_id TEXT NOT NULL COLLATE NOCASE,
+        uid TEXT NOT NULL COLLATE NOCASE,
+        type TEXT NOT NULL,
+        party_ref INTEGER NOT NULL,
+        valid INTEGER NOT NULL,
+        whitelist TEXT NOT NULL,
+        token TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (country_code, party_id, uid, type)
+    ) WITHOUT ROWID;
+    CREATE INDEX ocpi_tokens_uid ON ocpi_tokens (uid);
+    CREATE INDEX ocpi_tokens_party ON ocpi_tokens (party_ref);
+    CREATE TABLE ocpi_authorizations (
+        id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        uid TEXT NOT NULL COLLATE NOCASE,
+        token_type TEXT NOT NULL,
+        party_ref INTEGER NOT NULL,
+        country_code TEXT NOT NULL,
+        party_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        auth_method TEXT NOT NULL,
+        authorization_reference TEXT NULL,
+        location_id TEXT NULL,
+        evse_uid TEXT NULL,
+        command TEXT NULL,
+        response_url TEXT NULL,
+        reservation_id TEXT NULL COLLATE NOCASE,
+        reservation_ref INTEGER NULL,
+        transaction_id INTEGER NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_authorizations_use ON ocpi_authorizations (charger_id, uid);
+    CREATE UNIQUE INDEX ocpi_authorizations_transaction ON ocpi_authorizations (transaction_id)
+        WHERE transaction_id IS NOT NULL;
+    CREATE INDEX ocpi_authorizations_reservation ON ocpi_authorizations (party_ref, reservation_id)
+        WHERE reservation_id IS NOT NULL;
+    CREATE INDEX ocpi_authorizations_reservation_ref ON ocpi_authorizations (reservation_ref)
+        WHERE reservation_ref IS NOT NULL;
+    """,
 )
 
 
