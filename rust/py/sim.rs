@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "heartbeat_interval",
     "call_timeout",
     "tx_per_hour",
+    "status_period",
     "tx_duration",
     "meter_period",
     "power_w",
@@ -125,6 +126,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
     c.heartbeat_interval = get(d, "heartbeat_interval", c.heartbeat_interval)?;
     c.call_timeout = get(d, "call_timeout", c.call_timeout)?;
     c.tx_per_hour = get(d, "tx_per_hour", c.tx_per_hour)?;
+    c.status_period = get(d, "status_period", c.status_period)?;
     c.tx_duration = get(d, "tx_duration", c.tx_duration)?;
     c.meter_period = get(d, "meter_period", c.meter_period)?;
     c.power_w = get(d, "power_w", c.power_w)?;

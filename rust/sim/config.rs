@@ -64,6 +64,10 @@ pub struct SimConfig {
     pub heartbeat_interval: Option<f64>,
     pub call_timeout: f64,
     pub tx_per_hour: f64,
+    /// Each booted charger changes connector 1's status every this many seconds (0: never): Available, then
+    /// Preparing (2.0.1: Occupied), a driver plugging in and leaving without charging, then Available again.
+    /// Status traffic with nothing else, for a CSMS's status path (bench/ocpi_push.py); see `engine/behaviour.rs`.
+    pub status_period: f64,
     pub tx_duration: f64,
     pub meter_period: f64,
     pub power_w: f64,
@@ -122,6 +126,7 @@ impl SimConfig {
             heartbeat_interval: None,
             call_timeout: 30.0,
             tx_per_hour: 0.0,
+            status_period: 0.0,
             tx_duration: 60.0,
             meter_period: 10.0,
             power_w: 11_000.0,
@@ -171,6 +176,7 @@ impl SimConfig {
             ("duration", self.duration),
             ("connect_rate", self.connect_rate),
             ("tx_per_hour", self.tx_per_hour),
+            ("status_period", self.status_period),
             ("power_w", self.power_w),
             ("load_rate", self.load_rate),
             ("load_start", self.load_start),

@@ -219,6 +219,8 @@ struct Charger {
     last_meter_ms: i64,
     local_list_version: i64,
     traits: u8,
+    /// The scenario's status changes: connector 1 shows Preparing (a cable in, no transaction) until the next.
+    plugged: bool,
 }
 
 impl Charger {
@@ -373,6 +375,7 @@ impl Sim {
                 last_meter_ms: 0,
                 local_list_version: 0,
                 traits: t,
+                plugged: false,
             })
             .collect();
         let seed = cfg

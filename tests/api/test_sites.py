@@ -116,6 +116,7 @@ def test_create_read_list_change_and_delete_a_site(api: Scenario) -> None:
         }
         assert (site["ean"], site["time_zone"], site["limit_kw"]) == (EAN, "Europe/Amsterdam", 50.0)
         assert site["public_recommendations"] is False  # opt-in: off unless asked for
+        assert site["ocpi_publish"] is True  # roams unless it is a private site
         got = await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))
         assert got.status_code == 200 and got.json() == site
         (created,) = events(a)
@@ -136,6 +137,13 @@ def test_create_read_list_change_and_delete_a_site(api: Scenario) -> None:
         assert isinstance(updated, SiteUpdated) and updated.changed == ("public_recommendations",)
         got = await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))
         assert got.json()["public_recommendations"] is True
+
+        private = await ok(a, "PATCH", f"{SITES}/AMS-01", {"ocpi_publish": False})
+        assert private["ocpi_publish"] is False and private["public_recommendations"] is True
+        (updated,) = events(a)
+        assert isinstance(updated, SiteUpdated) and updated.changed == ("ocpi_publish",)
+        await refused(a, "PATCH", f"{SITES}/AMS-01", {"ocpi_publish": "no"}, 422, "ocpi_publish", "invalid_field")
+        assert (await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))).json()["ocpi_publish"] is False
 
         r = await a.client.delete(f"{SITES}/AMS-01", headers=a.auth("admin"))
         assert r.status_code == 204 and not r.content

@@ -5,6 +5,7 @@ trio's MockClock: the wall clock here is trio's clock plus an epoch)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,15 +14,17 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from ampgate.availability import Availability, OccupancyRepository
-from ampgate.availability.model import Counts
+from ampgate.availability.model import Counts, count, state_of
 from ampgate.availability.occupancy import HOUR_S
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.events import (
+    ChargerConnected,
     ChargerDisconnected,
     ChargerPlaced,
     ConnectorStatusChanged,
@@ -336,5 +339,89 @@ def test_occupancy_is_flushed_on_the_hour_and_at_shutdown_and_read_back(tmp_path
         assert e.value.field == "until"
         with pytest.raises(NotFoundError):
             w.a.occupancy("NOPE", since, until, HOUR_S)
+
+    run(tmp_path / "db", body)
+
+
+def test_a_steady_stream_of_events_is_followed_without_a_loss(tmp_path: Path) -> None:
+    """Events that come a batch per turn of the loop (as the pump publishes them) are all applied in that turn:
+    taken one per turn, the service fell behind, lost events and read every table again, over and over."""
+
+    async def body(w: World) -> None:
+        await w.site("S", 52.0, 5.0)
+        await w.charger("CP1", "S", ["Available"])
+        reconciles = 0
+        reconcile = w.a.reconcile
+
+        def counted() -> None:
+            nonlocal reconciles
+            reconciles += 1
+            reconcile()
+
+        w.a.reconcile = counted  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(w.a.run)
+            words = ("Available", "Charging")
+            for turn in range(300):
+                for i in range(50):
+                    n = turn * 50 + i
+                    w.bus.publish(w.status("CP1", 1, words[n % 2], words[(n + 1) % 2]))
+                await trio.lowlevel.checkpoint()
+                w.drain()
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        assert reconciles == 1  # the start's, none after a loss
+        assert w.a.counts("S").in_use == 1  # the last event: Charging
+
+    run(tmp_path / "db", body)
+
+
+def test_counts_kept_by_shifting_equal_a_full_count(tmp_path: Path) -> None:
+    """A status change shifts one connector between states, and chargers coming and going are counted once per
+    batch: after any mix of them, in batches through the bus or one by one, the counts are what counting every
+    connector gives."""
+
+    async def body(w: World) -> None:
+        await w.site("S", 52.0, 5.0)
+        chargers = [f"CP{i}" for i in range(4)]
+        for cid in chargers:
+            await w.charger(cid, "S", ["Available", "Available"])
+        held = {(cid, n): "Available" for cid in chargers for n in (1, 2)}
+        rng = random.Random(7)
+        words = ("Available", "Charging", "Faulted", "Unavailable", "Preparing")
+
+        def expected() -> Any:
+            return count(state_of(word, w.presence[cid].online) for (cid, _), word in held.items())
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(w.a.run)
+            for _ in range(60):
+                for _ in range(rng.randint(1, 12)):
+                    cid = rng.choice(chargers)
+                    if rng.random() < 0.2:
+                        online = not w.presence[cid].online
+                        w.presence[cid] = Online(online)
+                        w.bus.publish(
+                            ChargerConnected(
+                                at=w.clock.now(),
+                                charger_id=cid,
+                                conn_id=1,
+                                protocol="ocpp1.6",
+                                remote_address="x",
+                            )
+                            if online
+                            else ChargerDisconnected(
+                                at=w.clock.now(), charger_id=cid, conn_id=1, code=1006, reason="lost"
+                            )
+                        )
+                    else:
+                        n, word = rng.choice((1, 2)), rng.choice(words)
+                        old, held[(cid, n)] = held[(cid, n)], word
+                        await trio.sleep(0.001)  # a later report than the one before
+                        w.bus.publish(w.status(cid, n, word, old))
+                await trio.sleep(0.01)
+                w.drain()
+                assert w.a.counts("S") == expected()
+            nursery.cancel_scope.cancel()
 
     run(tmp_path / "db", body)

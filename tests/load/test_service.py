@@ -185,3 +185,24 @@ def test_the_public_recommendations_opt_in_is_stored_and_changed(tmp_path: Path)
         assert e.value.field == "public_recommendations"
 
     run(tmp_path / "db", body)
+
+
+def test_the_ocpi_publish_setting_is_stored_and_changed(tmp_path: Path) -> None:
+    """On by default (every site roams, as before it existed), off for a private site; distinct from the public
+    recommendations' opt-in; a change is a site.updated naming it."""
+
+    async def body(w: World) -> None:
+        made = await w.sites.create_site(SiteSpec(id="ROAM", phase_limits_a=(32, 32, 32)))
+        assert made.ocpi_publish is True and made.public_recommendations is False
+        await w.sites.create_site(SiteSpec(id="HOME", phase_limits_a=(32, 32, 32), ocpi_publish=False))
+        assert [(s.id, s.ocpi_publish) for s in w.sites.page_sites(10)] == [("HOME", False), ("ROAM", True)]
+        w.drain()
+        row = await w.sites.update_site("ROAM", {"ocpi_publish": False})
+        assert row.ocpi_publish is False and w.sites.get_site("ROAM").ocpi_publish is False  # type: ignore[union-attr]
+        (changed,) = w.drain()
+        assert isinstance(changed, SiteUpdated) and changed.changed == ("ocpi_publish",)
+        with pytest.raises(ValidationError) as e:
+            await w.sites.update_site("ROAM", {"ocpi_publish": 1})
+        assert e.value.field == "ocpi_publish"
+
+    run(tmp_path / "db", body)

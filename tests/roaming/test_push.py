@@ -64,7 +64,7 @@ class Client:
     most_concurrent_per_url: dict[str, int] = field(default_factory=dict)
     _open: dict[str, int] = field(default_factory=dict)
 
-    async def call(self, method: str, url: str, token: str, *, body: Any = None, to: Any = None) -> None:
+    async def push(self, method: str, url: str, token: str, *, body: Any = None, to: Any = None) -> None:
         self._open[url] = self._open.get(url, 0) + 1
         self.most_concurrent_per_url[url] = max(self.most_concurrent_per_url.get(url, 0), self._open[url])
         try:

@@ -50,6 +50,11 @@ _PHASE_LIMITS = (
 PhaseLimitsBody = Annotated[list[float | None], Meta(min_length=3, max_length=3, description=_PHASE_LIMITS)]
 LimitKw = Annotated[float | None, Meta(description="Total limit in kW (>= 0); null: none")]
 Name = Annotated[str | None, Meta(description="What operators call it (up to 255 characters)")]
+_OCPI_PUBLISH = (
+    "Whether OCPI publishes the site as a Location to the registered eMSPs (GET /ocpi/2.2.1/locations and the "
+    "pushes of its EVSEs' statuses); true by default. False for a private site, which OCPI says must not be "
+    "published. Independent of public_recommendations."
+)
 _PUBLIC_RECOMMENDATIONS = (
     "Whether EV owners' apps may be sent here (GET /public/v1/recommendations on the public listener shows its "
     "name, location, free connectors, headroom and recent occupancy); false until the operator opts in. Needs a "
@@ -90,6 +95,7 @@ class SiteCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location: LocationBody | None = None
     ean: Annotated[str | None, Meta(description="The grid connection's 18-digit EAN code")] = None
     public_recommendations: Annotated[bool, Meta(description=_PUBLIC_RECOMMENDATIONS)] = False
+    ocpi_publish: Annotated[bool, Meta(description=_OCPI_PUBLISH)] = True
 
 
 class SiteUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -103,6 +109,7 @@ class SiteUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location: LocationBody | msgspec.UnsetType | None = msgspec.UNSET
     ean: str | msgspec.UnsetType | None = msgspec.UNSET
     public_recommendations: bool | msgspec.UnsetType = msgspec.UNSET
+    ocpi_publish: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class LocationRead(msgspec.Struct, kw_only=True):
@@ -126,6 +133,7 @@ class SiteRead(msgspec.Struct, kw_only=True):
     location: LocationRead | None
     ean: str | None
     public_recommendations: bool
+    ocpi_publish: bool
     created_at: datetime
     updated_at: datetime
 
@@ -207,6 +215,7 @@ def site_read(row: SiteRow) -> SiteRead:
         ),
         ean=row.ean,
         public_recommendations=row.public_recommendations,
+        ocpi_publish=row.ocpi_publish,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -295,6 +304,7 @@ class SiteController(Controller):
             location=_location(data.location),
             ean=data.ean,
             public_recommendations=data.public_recommendations,
+            ocpi_publish=data.ocpi_publish,
         )
         row = await sites.create_site(spec)
         return Response(site_read(row), status_code=201, headers={"Location": f"{SITES_PATH}/{row.id}"})
@@ -338,7 +348,8 @@ class SiteController(Controller):
         responses={**COMMON_ERRORS, **_SITE_404},
         summary="Change a site",
         description="Role: admin. Changes the fields present (null clears name, limit_kw, location, ean); the id "
-        "cannot change. public_recommendations: true opts the site in to the public recommendations.",
+        "cannot change. public_recommendations: true opts the site in to the public recommendations; ocpi_publish: "
+        "false takes it out of OCPI (a private site).",
     )
     async def update_site(
         self, sites: NamedDependency[SiteService], site_id: SiteId, data: JSONBody[SiteUpdate]

@@ -108,6 +108,10 @@ class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
     # Whether EV owners' apps may be pointed here (GET /public/v1/recommendations): off until the operator opts
     # the site in, since the public surface then tells anyone how busy it is.
     public_recommendations: bool = False
+    # Whether OCPI publishes the site as a Location to the eMSPs (GET, pushes): on by default, since roaming is
+    # why a site gets an address; off for a private site (a depot, a home), which OCPI says must not be
+    # published. Distinct from public_recommendations: a site can roam without being on the public map.
+    ocpi_publish: bool = True
 
 
 class NodeSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,8 +149,9 @@ class SiteRow(msgspec.Struct, frozen=True, kw_only=True):
     ean: str | None
     created_at: datetime
     updated_at: datetime
-    # A default so code that builds rows by hand (tests, the allocator's fixtures) need not name it.
+    # Defaults so code that builds rows by hand (tests, the allocator's fixtures) need not name them.
     public_recommendations: bool = False
+    ocpi_publish: bool = True
 
 
 class NodeRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -346,6 +351,7 @@ def validate_site(spec: SiteSpec) -> SiteSpec:
     validate_location(spec.location)
     validate_ean(spec.ean)
     validate_flag(spec.public_recommendations, "public_recommendations")
+    validate_flag(spec.ocpi_publish, "ocpi_publish")
     return msgspec.structs.replace(
         spec, phase_limits_a=phase_limits_a, limit_kw=limit_kw, voltage_v=voltage_v
     )
@@ -399,6 +405,7 @@ SITE_CHANGES = {
     "location": validate_location,
     "ean": validate_ean,
     "public_recommendations": lambda v: validate_flag(v, "public_recommendations"),
+    "ocpi_publish": lambda v: validate_flag(v, "ocpi_publish"),
 }
 NODE_CHANGES = {
     "parent_id": lambda v: validate_id(v, "parent_id"),

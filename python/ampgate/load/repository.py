@@ -37,7 +37,7 @@ from ampgate.store.store import Store
 
 _SITE_COLUMNS = (
     "id, name, limit_l1_a, limit_l2_a, limit_l3_a, limit_kw, voltage_v, time_zone, lat, lon, address, city,"
-    " postal_code, country, ean, created_at, updated_at, public_recommendations"
+    " postal_code, country, ean, created_at, updated_at, public_recommendations, ocpi_publish"
 )
 _NODE_COLUMNS = (
     "id, site_id, parent_id, name, limit_l1_a, limit_l2_a, limit_l3_a, limit_kw, created_at, updated_at"
@@ -65,6 +65,7 @@ def _site(v: tuple[Any, ...]) -> SiteRow:
         location=location,
         ean=v[14],
         public_recommendations=bool(v[17]),
+        ocpi_publish=bool(v[18]),
         created_at=_at(v[15]),
         updated_at=_at(v[16]),
     )
@@ -285,6 +286,7 @@ def insert_site(db: sqlite_utils.Database, spec: SiteSpec, at: str) -> SiteRow:
         **_location_columns(spec.location),
         "ean": spec.ean,
         "public_recommendations": int(spec.public_recommendations),
+        "ocpi_publish": int(spec.ocpi_publish),
         "created_at": at,
         "updated_at": at,
     }

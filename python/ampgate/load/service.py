@@ -44,6 +44,7 @@ _SITE_FIELDS = (
     "location",
     "ean",
     "public_recommendations",
+    "ocpi_publish",
 )
 _NODE_FIELDS = ("parent", "name", "phase_limits_a", "limit_kw")
 

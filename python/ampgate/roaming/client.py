@@ -5,6 +5,10 @@ X-Request-ID and an X-Correlation-ID (the caller's, to tie a push to what caused
 functional modules (locations, later sessions, CDRs, …), the routing headers naming us and the receiving party.
 Answers are read as the envelope; `data` is decoded with the type the call expects.
 
+Location pushes go over `push`, the same call on kept-alive HTTP/1.1 connections of our own (`http1`): they are
+the one call made at the rate of the fleet's status changes, where httpx's CPU per request would cost most of a
+core.
+
 Two outcomes besides an answer: `PartyUnreachable` (no connection, a timeout, a 5xx, an answer that is not an
 OCPI envelope: the party could not answer) and `PartyRefused` (it answered, with an HTTP 4xx or an OCPI status
 code outside 1xxx: it said no).
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from ampgate.roaming.http1 import Http1Error, Http1Pool
 from ampgate.roaming.types import (
     OCPI_VERSION,
     AnyEnvelope,
@@ -63,12 +68,21 @@ class OcpiClient:
     """Calls from us (`country_code`, `party_id`) to other parties over `http` (whose timeout should be
     CALL_TIMEOUT_S)."""
 
-    def __init__(self, http: httpx.AsyncClient, country_code: str, party_id: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        country_code: str,
+        party_id: str,
+        *,
+        pushes: Http1Pool | None = None,
+    ) -> None:
         self._http = http
+        self._pushes = pushes or Http1Pool(timeout_s=CALL_TIMEOUT_S)
         self.country_code = country_code
         self.party_id = party_id
 
     async def aclose(self) -> None:
+        await self._pushes.aclose()
         await self._http.aclose()
 
     async def call(
@@ -83,6 +97,28 @@ class OcpiClient:
     ) -> AnyEnvelope:
         """One request; the answer's envelope. `to`: the receiving party's (country code, party id) for a
         functional module (adds the routing headers). Raises PartyUnreachable, PartyRefused."""
+        headers, content = self._request(token, body, to, correlation_id)
+        try:
+            answer = await self._http.request(method, url, content=content, headers=headers)
+        except httpx.HTTPError as e:
+            raise PartyUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from None
+        return _envelope(method, url, answer.status_code, answer.content)
+
+    async def push(
+        self, method: str, url: str, token: str, *, body: Any, to: tuple[str, str] | None = None
+    ) -> AnyEnvelope:
+        """`call` over the kept-alive push connections (`http1.Http1Pool`): what the Location pusher sends, at
+        the rate of the fleet's status changes. Same headers, same answers, same errors."""
+        headers, content = self._request(token, body, to, None)
+        try:
+            status, answer = await self._pushes.request(method, url, headers, content)
+        except Http1Error as e:
+            raise PartyUnreachable(f"{method} {url}: {e}") from None
+        return _envelope(method, url, status, answer)
+
+    def _request(
+        self, token: str, body: Any, to: tuple[str, str] | None, correlation_id: str | None
+    ) -> tuple[dict[str, str], bytes | None]:
         headers = {"Authorization": token_header(token), **request_ids(correlation_id)}
         content = None
         if body is not None:
@@ -95,31 +131,7 @@ class OcpiClient:
                 "OCPI-to-country-code": to[0],
                 "OCPI-to-party-id": to[1],
             }
-        try:
-            answer = await self._http.request(method, url, content=content, headers=headers)
-        except httpx.HTTPError as e:
-            raise PartyUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from None
-        if answer.status_code >= 500:
-            raise PartyUnreachable(f"{method} {url}: HTTP {answer.status_code}")
-        try:
-            envelope = msgspec.json.decode(answer.content, type=AnyEnvelope) if answer.content else None
-        except msgspec.DecodeError:
-            envelope = None
-        if answer.status_code >= 400:
-            raise PartyRefused(
-                f"{method} {url}: HTTP {answer.status_code}: {answer.text[:300]}",
-                http_status=answer.status_code,
-                status_code=envelope.status_code if envelope else None,
-            )
-        if envelope is None:
-            raise PartyUnreachable(f"{method} {url}: the answer is not an OCPI response envelope")
-        if not 1000 <= envelope.status_code < 2000:
-            raise PartyRefused(
-                f"{method} {url}: status_code {envelope.status_code}: {envelope.status_message or ''}",
-                http_status=answer.status_code,
-                status_code=envelope.status_code,
-            )
-        return envelope
+        return headers, content
 
     async def fetch(self, url: str, token: str, type_: type[T]) -> T:
         """GET `url` and decode its `data` as `type_`. Raises PartyUnreachable, PartyRefused (also for data
@@ -167,3 +179,28 @@ class OcpiClient:
 
 class UnsupportedVersion(Exception):
     """The party offers no version we speak."""
+
+
+def _envelope(method: str, url: str, http_status: int, content: bytes) -> AnyEnvelope:
+    """The envelope of an answer, or the error it means (see the module docstring)."""
+    if http_status >= 500:
+        raise PartyUnreachable(f"{method} {url}: HTTP {http_status}")
+    try:
+        envelope = msgspec.json.decode(content, type=AnyEnvelope) if content else None
+    except msgspec.DecodeError:
+        envelope = None
+    if http_status >= 400:
+        raise PartyRefused(
+            f"{method} {url}: HTTP {http_status}: {content[:300].decode('utf-8', 'replace')}",
+            http_status=http_status,
+            status_code=envelope.status_code if envelope else None,
+        )
+    if envelope is None:
+        raise PartyUnreachable(f"{method} {url}: the answer is not an OCPI response envelope")
+    if not 1000 <= envelope.status_code < 2000:
+        raise PartyRefused(
+            f"{method} {url}: status_code {envelope.status_code}: {envelope.status_message or ''}",
+            http_status=http_status,
+            status_code=envelope.status_code,
+        )
+    return envelope

@@ -179,6 +179,16 @@ class EquipmentRepository:
         """Every described charger's equipment: one scan each table, for the locations book's reload."""
         return _read_all(self._store.reader, None)
 
+    def stamps(self) -> dict[str, str]:
+        """Every described charger's version: when its description was last replaced (a PUT writes every row
+        of it with one time), as stored. One scan of one table: how the locations book's reconcile tells which
+        descriptions it must read again."""
+        return dict(
+            self._store.reader.execute(
+                "SELECT charger_id, max(updated_at) FROM charger_evses GROUP BY charger_id"
+            ).fetchall()
+        )
+
     async def replace(self, charger_id: str, evses: Sequence[EvseSpec]) -> Equipment | None:
         """Make `evses` (already validated) the charger's description; an empty list forgets it. Raises
         ConflictError `emi3_id_taken` when another charger's EVSE has one of the eMI3 ids."""

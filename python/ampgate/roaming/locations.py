@@ -12,8 +12,10 @@ changed meanwhile.
 Whoever must hear of changes implements `Changes` (the pusher): an EVSE's status changed (a PATCH), a Location's
 shape changed (a PUT), an EVSE went away (a PATCH to REMOVED: OCPI never deletes an EVSE).
 
-A site is published when it has coordinates, an address, a city and a country (OCPI requires them; sites take
-them through the sites API) and at least one EVSE ("Locations with valid EVSEs"). Times are the node's clock
+A site is published when the operator lets it be (`ocpi_publish`, on unless turned off: OCPI says a private
+location must not be published), has coordinates, an address, a city and a country (OCPI requires them; sites
+take them through the sites API) and at least one EVSE ("Locations with valid EVSEs"). What is not published is
+in no answer and no push. Times are the node's clock
 cut to whole seconds (`types.ocpi_time`); a Location's `last_updated` is the latest of its site's, its EVSEs'
 and its connectors', and of the last time an EVSE left it.
 """
@@ -21,15 +23,16 @@ and its connectors', and of the last time an EVSE left it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 import trio
+import trio.lowlevel
 
 from ampgate.availability.model import is_connector
-from ampgate.bus import EventBus, EventsLost
+from ampgate.bus import EventBus, EventsLost, Subscription
 from ampgate.clock import Clock
 from ampgate.events import (
     ChargerBooted,
@@ -67,6 +70,18 @@ log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_S = 300.0
 # Sites read per query when reloading.
 _SITE_PAGE = 1000
+# The book's buffer of events: a boot storm of 100k chargers (connected, booted and a status each) lasts seconds,
+# and what the book does per event is microseconds, so a few seconds of it fit; past it a reload repairs the loss.
+SUBSCRIPTION_CAPACITY = 16384
+# Events applied in one turn before other tasks run: ~10 ms of work at most.
+BATCH = 1024
+# Chargers a reconcile goes through before letting other tasks run: a few ms of work.
+RELOAD_SLICE = 500
+# Chargers whose description changed, past which a reconcile reads every description in one scan rather than
+# one query each (the start, a restore; otherwise a handful).
+_READ_ONE_BY_ONE = 200
+# The table keeps a report's time in milliseconds, an event in microseconds: one report compares equal.
+_SAME_REPORT_S = 0.001
 # What an undescribed connector is taken to be when nothing says otherwise: the IEC 62196 Type 2 socket, the
 # AC connector of most public chargers in Europe. Describe every charger (PUT /api/v1/chargers/{id}/connectors)
 # wherever that is not true (DC, Type 1 in North America).
@@ -129,6 +144,7 @@ class EquipmentSource(Protocol):
 
     def get(self, charger_id: str, /) -> Equipment | None: ...
     def every(self) -> dict[str, Equipment]: ...
+    def stamps(self) -> dict[str, str]: ...
 
 
 class Online(Protocol):
@@ -219,7 +235,17 @@ def default_connector(
 class _Evse:
     """One EVSE as published. `connectors` by id; `statuses` each connector's last OCPP status."""
 
-    __slots__ = ("connectors", "described_at", "emi3", "evse", "status", "status_at", "statuses", "uid")
+    __slots__ = (
+        "connectors",
+        "described_at",
+        "emi3",
+        "evse",
+        "reported",
+        "status",
+        "status_at",
+        "statuses",
+        "uid",
+    )
 
     def __init__(self, uid: str, evse: int, emi3: str | None, described_at: datetime) -> None:
         self.uid = uid
@@ -227,6 +253,10 @@ class _Evse:
         self.emi3 = emi3
         self.connectors: dict[int, ConnectorSpec] = {}
         self.statuses: dict[int, str] = {}
+        # The charger's time (epoch s) of the report each status came from: a reload keeps a status the book
+        # heard from an event when the table holds an older report (its write may not be committed yet), and
+        # an event older than what a reload read is not applied after it.
+        self.reported: dict[int, float] = {}
         self.described_at = described_at
         self.status = EvseStatus.UNKNOWN
         self.status_at = described_at
@@ -237,12 +267,14 @@ class _Evse:
 
 
 class _Charger:
-    __slots__ = ("described", "evses", "site_id")
+    __slots__ = ("described", "evses", "site_id", "stamp")
 
-    def __init__(self, site_id: str, described: bool) -> None:
+    def __init__(self, site_id: str, described: bool, stamp: str | None = None) -> None:
         self.site_id = site_id
         self.described = described
         self.evses: dict[int, _Evse] = {}
+        # Its description's version (`EquipmentSource.stamps`) when it was built from one; None otherwise.
+        self.stamp = stamp
 
 
 def _status_key(row_evse: int | None, connector_id: int) -> tuple[int, int]:
@@ -284,6 +316,11 @@ class LocationBook:
         self._facts: dict[str, ConnectorFacts] = {}
         # When an EVSE last left a site (a Location's shape changed without any remaining object saying so).
         self._shape_at: dict[str, datetime] = {}
+        # The latest last_updated of any EVSE a site held, kept as they change, so that a Location's
+        # last_updated is not a walk over its EVSEs (a GET page filters every site by it: at 100k EVSEs the walk
+        # was ~0.3 s per page). An EVSE's time only moves forward, and one that leaves sets `_shape_at` to now,
+        # so the maximum over every EVSE the site ever held is the maximum over those it holds.
+        self._evses_at: dict[str, datetime] = {}
         self.reconciles = 0
 
     def _now(self) -> datetime:
@@ -297,24 +334,51 @@ class LocationBook:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Load everything, then follow the bus, reconciling after a loss and every RECONCILE_INTERVAL_S."""
-        with self._bus.subscribe(_TYPES) as sub:
+        with self._bus.subscribe(_TYPES, capacity=SUBSCRIPTION_CAPACITY) as sub:
             self.reload(announce=False)
             task_status.started()
             while True:
                 with trio.move_on_after(RECONCILE_INTERVAL_S):
-                    while True:
-                        item = await sub.receive()
-                        if isinstance(item, EventsLost):
-                            log.warning("OCPI locations lost %d events; reconciling", item.count)
-                            break
-                        self.apply(item)
-                self.reload(announce=True)
+                    await self._follow(sub)
+                await self.reconcile()
+
+    async def _follow(self, sub: Subscription) -> None:
+        """Apply events until some were lost. Every event waiting is applied in one turn (up to BATCH): taking one
+        per turn of the loop, the book fell behind a pump that publishes a batch of messages' events per turn
+        (at 1,000 status changes a second it lost events every few seconds, and each loss cost a reload)."""
+        while True:
+            item: Event | EventsLost | None = await sub.receive()
+            applied = 0
+            while item is not None:
+                if isinstance(item, EventsLost):
+                    log.warning("OCPI locations lost %d events; reconciling", item.count)
+                    return
+                self.apply(item)
+                applied += 1
+                if applied >= BATCH:
+                    break
+                item = sub.receive_nowait()
 
     # -- loading -------------------------------------------------------------------------------------------------
 
     def reload(self, *, announce: bool) -> None:
         """Read sites, placements, descriptions and statuses again; with `announce`, tell `changes` of every
-        EVSE whose status or shape differs from what was held (after a loss: what the events missed)."""
+        EVSE whose status or shape differs from what was held (after a loss: what the events missed). All at
+        once: at start, and in tests; the running book uses `reconcile`."""
+        for _ in self._reload(announce):
+            pass
+
+    async def reconcile(self) -> None:
+        """`reload(announce=True)` in slices of RELOAD_SLICE chargers, letting other tasks run between them: at
+        100k chargers a whole reload was seconds of CPU with the loop that answers the chargers stopped. The
+        events that come meanwhile wait in the subscription and are applied after it."""
+        for _ in self._reload(True):
+            await trio.lowlevel.checkpoint()
+
+    def _reload(self, announce: bool) -> Iterator[None]:
+        """The reload, yielding between its reads and every RELOAD_SLICE chargers. A described charger whose
+        site and description did not change (its stamp) only has its statuses compared; the others are rebuilt
+        from their description (read one by one when few, else all at once) or their statuses."""
         self.reconciles += 1
         sites: dict[str, SiteRow] = {}
         after: str | None = None
@@ -324,24 +388,68 @@ class LocationBook:
             if len(page) < _SITE_PAGE:
                 break
             after = page[-1].id
-        equipment = self._equipment.every()
+        stamps = self._equipment.stamps()
+        yield
         statuses: dict[str, list[ConnectorStatusRow]] = {}
         for cid, status_row in self._status_rows.every_status():
             statuses.setdefault(cid, []).append(status_row)
+        yield
         placed = dict(self._site_rows.site_of_every_charger())
+        rebuild = [
+            cid for cid, site_id in placed.items() if not self._unchanged(cid, site_id, stamps.get(cid))
+        ]
+        every = self._equipment.every() if len(rebuild) > _READ_ONE_BY_ONE else None
+        yield
         old_sites = self._sites
         self._sites = sites
         for site_id in old_sites.keys() - sites.keys():
             self._drop_site(site_id, announce)
         for cid in self._chargers.keys() - placed.keys():
             self._drop_charger(cid, announce)
-        for cid, site_id in placed.items():
-            self._load_charger(cid, site_id, equipment.get(cid), statuses.get(cid, []), announce)
+        now = self._now()
+        for i, (cid, site_id) in enumerate(placed.items()):
+            stamp = stamps.get(cid)
+            rows = statuses.get(cid, [])
+            old = self._chargers.get(cid)
+            if old is not None and self._unchanged(cid, site_id, stamp):
+                self._restatus_from(cid, old, rows, announce, now)
+            else:
+                described = None
+                if stamp is not None:
+                    described = every.get(cid) if every is not None else self._equipment.get(cid)
+                self._load_charger(cid, site_id, described, rows, announce, stamp=stamp, now=now)
+            if i % RELOAD_SLICE == RELOAD_SLICE - 1:
+                yield
+                now = self._now()
         if announce:
             for site_id, row in sites.items():
                 before = old_sites.get(site_id)
                 if before is None or before.updated_at != row.updated_at:
                     self.changes.location_changed(site_id)
+
+    def _unchanged(self, cid: str, site_id: str, stamp: str | None) -> bool:
+        """Whether the charger is held as built from this very description at this site."""
+        old = self._chargers.get(cid)
+        return old is not None and stamp is not None and old.stamp == stamp and old.site_id == site_id
+
+    def _restatus_from(
+        self, cid: str, charger: _Charger, rows: Iterable[ConnectorStatusRow], announce: bool, now: datetime
+    ) -> None:
+        """A charger whose shape is unchanged: its statuses from the table (unless the book's are newer)."""
+        for row in rows:
+            e, c = _status_key(row.evse_id, row.connector_id)
+            evse = charger.evses.get(e)
+            if evse is not None and c in evse.connectors:
+                _take_row(evse, c, row)
+        online = self._online(cid)
+        for evse in charger.evses.values():
+            status = self._status_of(evse, online)
+            if status != evse.status:
+                evse.status = status
+                evse.status_at = now
+                self._touch(charger.site_id, evse)
+                if announce:
+                    self.changes.evse_changed(charger.site_id, evse.uid)
 
     def _load_charger(
         self,
@@ -350,14 +458,18 @@ class LocationBook:
         described: Equipment | None,
         rows: Iterable[ConnectorStatusRow],
         announce: bool,
+        *,
+        stamp: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        """(Re)build one charger's EVSEs from its description (or its statuses) and statuses."""
-        now = self._now()
+        """(Re)build one charger's EVSEs from its description (or its statuses) and statuses. `stamp`: the
+        description's version, when the caller read it (`reload`)."""
+        now = now or self._now()
         old = self._chargers.get(cid)
         if old is not None and old.site_id != site_id:
             self._drop_charger(cid, announce)
             old = None
-        charger = _Charger(site_id, described is not None)
+        charger = _Charger(site_id, described is not None, stamp if described is not None else None)
         rows = list(rows)
         if described is not None:
             at = ocpi_time(described.updated_at)
@@ -387,11 +499,19 @@ class LocationBook:
                     )
                     charger.evses[e] = found
                 found.connectors[c] = default_connector(c, e, facts, placement, site)
+        for evse in charger.evses.values():
+            # What the book heard of the same connectors, kept unless the table holds a newer report.
+            prior = old.evses.get(evse.evse) if old is not None else None
+            if prior is not None:
+                for c in evse.connectors.keys() & prior.statuses.keys():
+                    evse.statuses[c] = prior.statuses[c]
+                    if c in prior.reported:
+                        evse.reported[c] = prior.reported[c]
         for row in rows:
             e, c = _status_key(row.evse_id, row.connector_id)
             target = charger.evses.get(e)
             if target is not None and c in target.connectors:
-                target.statuses[c] = row.status
+                _take_row(target, c, row)
         online = self._online(cid)
         for evse in charger.evses.values():
             evse.status = self._status_of(evse, online)
@@ -410,6 +530,7 @@ class LocationBook:
         self._by_site.setdefault(site_id, set()).add(cid)
         for evse in charger.evses.values():
             self._uids[evse.uid.upper()] = (cid, evse.evse)
+            self._touch(site_id, evse)
         shape_changed = old is None and bool(charger.evses)
         if old is not None:
             for e, gone in old.evses.items():
@@ -471,6 +592,12 @@ class LocationBook:
             if event.charger_id is not None:
                 if isinstance(event, ChargerBooted | ChargerConnectorsChanged | ChargerPlaced):
                     self._facts.pop(event.charger_id, None)
+                held = self._chargers.get(event.charger_id)
+                if isinstance(event, ChargerBooted) and held is not None and held.described:
+                    # A boot may bring a new device model, which only an undescribed charger's connectors read;
+                    # its statuses come as events. Reading it again cost three queries per charger in a boot
+                    # storm of the whole fleet.
+                    return
                 self.reload_charger(event.charger_id)
         elif isinstance(event, SiteCreated | SiteUpdated):
             row = self._site_rows.site(event.site_id)
@@ -504,12 +631,16 @@ class LocationBook:
         if evse is None or c not in evse.connectors:
             if not charger.described:
                 # A connector first heard of: the Location gains an EVSE or connector.
-                self._add_found(cid, charger, e, c, ev.status)
+                self._add_found(cid, charger, e, c, ev.status, ev.reported_at.timestamp())
             return
+        at = ev.reported_at.timestamp()
+        if at < evse.reported.get(c, at) - _SAME_REPORT_S:
+            return  # older than what a reload read from the table meanwhile
         evse.statuses[c] = ev.status
+        evse.reported[c] = at
         self._restatus(charger, evse, self._online(cid))
 
-    def _add_found(self, cid: str, charger: _Charger, e: int, c: int, status: str) -> None:
+    def _add_found(self, cid: str, charger: _Charger, e: int, c: int, status: str, reported: float) -> None:
         now = self._now()
         evse = charger.evses.get(e)
         if evse is None:
@@ -526,8 +657,10 @@ class LocationBook:
         )
         evse.described_at = now
         evse.statuses[c] = status
+        evse.reported[c] = reported
         evse.status = self._status_of(evse, self._online(cid))
         evse.status_at = now
+        self._touch(charger.site_id, evse)
         self.changes.location_changed(charger.site_id)
 
     def _on_presence(self, cid: str) -> None:
@@ -543,13 +676,14 @@ class LocationBook:
         if status != evse.status:
             evse.status = status
             evse.status_at = self._now()
+            self._touch(charger.site_id, evse)
             self.changes.evse_changed(charger.site_id, evse.uid)
 
     # -- OCPI objects --------------------------------------------------------------------------------------------
 
     def _publishable(self, site_id: str) -> SiteRow | None:
         row = self._sites.get(site_id)
-        if row is None or row.location is None:
+        if row is None or row.location is None or not row.ocpi_publish:
             return None
         loc = row.location
         if not (loc.address and loc.city and loc.country):
@@ -570,11 +704,17 @@ class LocationBook:
         shaped = self._shape_at.get(row.id)
         if shaped is not None and shaped > at:
             at = shaped
-        for cid in self._by_site.get(row.id, ()):
-            for evse in self._chargers[cid].evses.values():
-                if evse.last_updated > at:
-                    at = evse.last_updated
+        latest = self._evses_at.get(row.id)
+        if latest is not None and latest > at:
+            at = latest
         return at
+
+    def _touch(self, site_id: str, evse: _Evse) -> None:
+        """Keep the latest `last_updated` of the site's EVSEs (`_evses_at`) up to date with `evse`'s."""
+        at = evse.last_updated
+        latest = self._evses_at.get(site_id)
+        if latest is None or at > latest:
+            self._evses_at[site_id] = at
 
     def location_ids(self) -> list[str]:
         """The ids of every published Location, in id order."""
@@ -725,3 +865,13 @@ def _shape(charger: _Charger) -> dict[int, tuple[Any, ...]]:
         e: (evse.emi3, tuple(sorted(evse.connectors.items(), key=lambda kv: kv[0])))
         for e, evse in charger.evses.items()
     }
+
+
+def _take_row(evse: _Evse, connector: int, row: ConnectorStatusRow) -> None:
+    """A connector's status from the table, unless the book holds a newer report of it (an event whose write is
+    not committed yet)."""
+    at = row.updated_at.timestamp()
+    if evse.reported.get(connector, at) > at + _SAME_REPORT_S:
+        return
+    evse.statuses[connector] = row.status
+    evse.reported[connector] = at

@@ -223,7 +223,7 @@ class LocationPusher:
                 loc = self._book.location(location_id)
                 if loc is None:
                     return
-                await self._client.call("PUT", base, token, body=loc, to=to)
+                await self._client.push("PUT", base, token, body=loc, to=to)
             else:
                 if kind == EVSE:
                     state = self._book.evse_state(location_id, uid)
@@ -236,14 +236,14 @@ class LocationPusher:
                     )
                 url = f"{base}/{quote(uid, safe='')}"
                 try:
-                    await self._client.call("PATCH", url, token, body=body, to=to)
+                    await self._client.push("PATCH", url, token, body=body, to=to)
                 except PartyRefused as e:
                     if kind != EVSE or not _unknown_object(e):
                         raise
                     loc = self._book.location(location_id)
                     if loc is None:
                         raise
-                    await self._client.call("PUT", base, token, body=loc, to=to)
+                    await self._client.push("PUT", base, token, body=loc, to=to)
         except (PartyUnreachable, PartyRefused) as e:
             self._failed(t, key, str(e))
             return

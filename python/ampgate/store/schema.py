@@ -770,6 +770,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ocpi_authorizations_reservation_ref ON ocpi_authorizations (reservation_ref)
         WHERE reservation_ref IS NOT NULL;
     """,
+    # 24: whether OCPI publishes a site as a Location (ampgate.roaming.locations): on for every site there is,
+    # as before; an operator turns it off for a private site (PATCH /api/v1/sites/{id} {"ocpi_publish": false}).
+    """
+    ALTER TABLE sites ADD COLUMN ocpi_publish INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 

@@ -334,10 +334,27 @@ impl Sim {
         }
     }
 
+    /// The scenario's status change (`status_period`): connector 1 from Available to Preparing or back, unless
+    /// it is in a transaction (the scenario's or the load's), the charger is Unavailable or not booted.
+    pub(super) fn status_change(&mut self, idx: usize) {
+        let c = &self.ch[idx];
+        let busy = matches!(&c.tx, Some(t) if t.connector == 1) || c.load.in_transaction();
+        if busy || !c.available || c.boot != Boot::Accepted {
+            return;
+        }
+        let plugged = !c.plugged;
+        self.ch[idx].plugged = plugged;
+        self.status_call(idx, 1, if plugged { "Preparing" } else { "Available" });
+    }
+
     pub(super) fn tx_done(&mut self, idx: usize) {
         let Some(t) = self.ch[idx].tx.take() else {
             return;
         };
+        if t.connector == 1 {
+            // The cable came out with the transaction's end: the status sent next says Available.
+            self.ch[idx].plugged = false;
+        }
         self.ch[idx].profiles.end_tx(t.connector);
         self.ch[idx].tx_gen = self.ch[idx].tx_gen.wrapping_add(1);
         // What the CSMS asked for while the transaction ran.

@@ -39,6 +39,11 @@ impl Sim {
             let period = self.cfg.flap_period * (0.5 + self.rand_f64());
             self.after(period, idx, Timer::Flap { epoch: e });
         }
+        if self.cfg.status_period > 0.0 {
+            // The first at a random instant of a period, so the fleet's changes are spread evenly.
+            let first = self.cfg.status_period * self.rand_f64();
+            self.after(first, idx, Timer::StatusChange { epoch: e });
+        }
         self.load_resume(idx);
     }
 

@@ -309,6 +309,8 @@ impl Sim {
             || (connector == load::LOAD_CONNECTOR && c.load.in_transaction())
         {
             "Charging"
+        } else if connector == 1 && c.plugged {
+            "Preparing"
         } else {
             "Available"
         }

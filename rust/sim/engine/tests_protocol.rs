@@ -287,3 +287,65 @@ fn sent_once(sim: &mut Sim) -> Value {
     assert_eq!(out.len(), 1, "{out:?}");
     out.remove(0)
 }
+
+/// A booted charger on an open link, its boot and first StatusNotification answered.
+fn booted(protocol: Protocol, status_period: f64) -> Sim {
+    let mut sim = sim(protocol);
+    sim.cfg.status_period = status_period;
+    open(&mut sim);
+    let boot = sent(&mut sim);
+    answer(
+        &mut sim,
+        &boot[0],
+        json!({"status": "Accepted", "interval": 300, "currentTime": "2026-11-30T07:00:00Z"}),
+    );
+    let status = sent(&mut sim);
+    assert_eq!(status[0][2], "StatusNotification");
+    answer(&mut sim, &status[0], json!({}));
+    sim
+}
+
+fn change_status(sim: &mut Sim) -> Vec<Value> {
+    sim.charger_timer(0, Timer::StatusChange { epoch: 0 });
+    let out = sent(sim);
+    for call in &out {
+        answer(sim, call, json!({}));
+    }
+    out
+}
+
+#[test]
+fn the_scenarios_status_changes_alternate_and_leave_a_transaction_alone() {
+    let mut sim = booted(Protocol::Ocpp16, 10.0);
+    assert!(timers_of(&sim).contains(&Timer::StatusChange { epoch: 0 }));
+    let words: Vec<Value> = (0..3)
+        .map(|_| change_status(&mut sim)[0][3]["status"].clone())
+        .collect();
+    assert_eq!(words, ["Preparing", "Available", "Preparing"]);
+    // A link that comes back reports the cable still in.
+    assert_eq!(sim.connector_status(0, 1), "Preparing");
+    // While a transaction holds the connector, the scenario changes nothing; its end says Available.
+    assert!(sim.begin_tx(0, Some("TAG".into()), None));
+    let charging = sent(&mut sim);
+    assert_eq!(charging[0][3]["status"], "Charging");
+    answer(&mut sim, &charging[0], json!({}));
+    let start = sent(&mut sim);
+    assert_eq!(start[0][2], "StartTransaction");
+    answer(
+        &mut sim,
+        &start[0],
+        json!({"transactionId": 1, "idTagInfo": {"status": "Accepted"}}),
+    );
+    assert!(change_status(&mut sim).is_empty());
+    sim.tx_done(0);
+    assert_eq!(sent(&mut sim)[0][3]["status"], "Available");
+    assert!(!sim.ch[0].plugged);
+
+    // 2.0.1 names the plugged connector Occupied; no period, no timer.
+    let mut sim = booted(Protocol::Ocpp201, 5.0);
+    assert_eq!(change_status(&mut sim)[0][3]["connectorStatus"], "Occupied");
+    let quiet = booted(Protocol::Ocpp201, 0.0);
+    assert!(!timers_of(&quiet)
+        .iter()
+        .any(|t| matches!(t, Timer::StatusChange { .. })));
+}

@@ -16,6 +16,7 @@ pub(super) enum Timer {
     Meter { gen: u32 },
     TxEnd { gen: u32 },
     FwStep { gen: u32 },
+    StatusChange { epoch: u32 },
     Reboot,
     Handshake { epoch: u32 },
     Close { epoch: u32 },
@@ -30,6 +31,7 @@ impl Timer {
             | Timer::CallTimeout { epoch, .. }
             | Timer::Flap { epoch }
             | Timer::SlowResume { epoch }
+            | Timer::StatusChange { epoch }
             | Timer::Handshake { epoch }
             | Timer::Close { epoch } => Some(epoch),
             _ => None,
@@ -195,6 +197,10 @@ impl Sim {
                 }
             }
             Timer::FwStep { gen } if gen == c.fw_gen => self.fw_step(idx),
+            Timer::StatusChange { epoch } if link_ok => {
+                self.status_change(idx);
+                self.after(self.cfg.status_period, idx, Timer::StatusChange { epoch });
+            }
             Timer::Reboot if c.reboot_pending.is_some() => self.do_reboot(idx),
             Timer::Handshake { .. }
                 if on_link && matches!(c.conn.link, Link::Connecting | Link::Upgrading { .. }) =>
