@@ -720,6 +720,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (charger_id, evse_id, connector_id)
     ) WITHOUT ROWID;
     """,
+    # 23: cost on the charger (ampgate.costdisplay): the mode an admin set for a charger, overriding what its
+    # device model says (no row: the device model decides).
+    """
+    CREATE TABLE charger_cost_display (
+        charger_id TEXT PRIMARY KEY,
+        mode TEXT NOT NULL CHECK (mode IN ('ocpp201', 'california', 'none')),
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
