@@ -39,6 +39,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative(text: str) -> float:
+    """An argparse type: a number >= 0 (0 usually meaning "off")."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return v
+
+
 def _non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0, at most 2**32 - 1 (what a worker's u32 setting holds)."""
     try:
@@ -305,6 +316,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=d.load_min_hold,
         help="seconds a session stays paused or running unless a limit forces a change (default %(default)s)",
+    )
+    p.add_argument(
+        "--cost-update-interval",
+        type=_non_negative,
+        default=d.cost_update_interval,
+        help="seconds between running-cost updates to chargers showing cost (2.0.1 CostUpdated, 1.6 California"
+        " RunningCost); 0 = none (default %(default)s)",
     )
     p.add_argument(
         "--call-timeout",
@@ -576,6 +594,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         load_hysteresis_a=a.load_hysteresis_a,
         load_hysteresis_pct=a.load_hysteresis_pct,
         load_min_hold=a.load_min_hold,
+        cost_update_interval=a.cost_update_interval,
     )
 
 

@@ -139,6 +139,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     load_hysteresis_a: float = 1.0
     load_hysteresis_pct: float = 10.0
     load_min_hold: float = 300.0
+    # Cost on the charger (ampgate.costdisplay): seconds between running-cost updates of a priced open
+    # transaction (2.0.1 CostUpdated, 1.6 RunningCost); 0 sends none.
+    cost_update_interval: float = 60.0
     # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.
     ready_file: str | None = None
     # OpenADR 3.0.1 VEN (ampgate.openadr): runs only when openadr_vtn (the VTN's base URL, e.g.

@@ -42,6 +42,7 @@ __all__ = [
     "CommandQueued",
     "CommandSent",
     "ConnectorStatusChanged",
+    "CostDisplayChanged",
     "CustomerInformationDeleted",
     "CustomerInformationReceived",
     "CustomerInformationRequested",
@@ -782,6 +783,14 @@ class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.co
     evses: int
 
 
+class CostDisplayChanged(Event, frozen=True, kw_only=True, tag="charger.cost_display_changed"):
+    """An admin set (or cleared: `override` None) which cost display the charger gets; `mode` is the one now in
+    force (ampgate.costdisplay)."""
+
+    mode: str
+    override: str | None
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -847,6 +856,7 @@ AnyEvent = (
     | OcpiTokenAuthorized
     | OcpiCommandFinished
     | ChargerConnectorsChanged
+    | CostDisplayChanged
 )
 
 

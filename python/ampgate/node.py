@@ -38,6 +38,8 @@ from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.monitor import ConnectivityMonitor
 from ampgate.connectivity.sites import SiteIndex
 from ampgate.connectivity.view import ConnectivityView
+from ampgate.costdisplay import CostDisplay, CostDisplayRepository, CountsCollector, NoTariffs
+from ampgate.costdisplay.ports import SessionCosts, TariffLookup
 from ampgate.customer import (
     CustomerInformationHandlers,
     CustomerInformationRepository,
@@ -101,10 +103,19 @@ log = logging.getLogger(__name__)
 
 
 class Node:
-    """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`."""
+    """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`.
+
+    `tariffs` and `session_costs` price what chargers show (ampgate.costdisplay); without them no charger has
+    a tariff and nothing is shown (a test may pass its own, as it may pass `campaign_sources`)."""
 
     def __init__(
-        self, config: NodeConfig, clock: Clock | None = None, campaign_sources: CampaignSources | None = None
+        self,
+        config: NodeConfig,
+        clock: Clock | None = None,
+        campaign_sources: CampaignSources | None = None,
+        *,
+        tariffs: TariffLookup | None = None,
+        session_costs: SessionCosts | None = None,
     ) -> None:
         self.config = config
         clock = self.clock = clock or Clock()
@@ -192,13 +203,38 @@ class Node:
         # the service (built below, with the commander) is what the API drives.
         reservation_rows = ReservationRepository(self.store)
         reservation_book = ReservationBook(reservation_rows, self.bus, clock.now)
-        authorizer = Authorizer(id_tokens, clock.now, reservation_book)
+        self.commander = Commander(
+            outbox,
+            self.presence,
+            self.router.sessions,
+            chargers.exists,
+            publish=self.bus.publish,
+            clock=clock,
+            timeout=config.call_timeout,
+        )
+        # Cost on the charger: the tariff text and the final cost in the replies below, the running cost at an
+        # interval. Prices come from `tariffs` / `session_costs`: the wiring point of the session-cost service
+        # (tariff assignment, running and final cost per transaction); `NoTariffs` shows nothing.
+        no_tariffs = NoTariffs()
+        self.cost_display = CostDisplay(
+            overrides=CostDisplayRepository(self.store),
+            chargers=chargers,
+            variables=variables,
+            tariffs=tariffs if tariffs is not None else no_tariffs,
+            costs=session_costs if session_costs is not None else no_tariffs,
+            transactions=transactions,
+            calls=self.commander,
+            bus=self.bus,
+            clock=clock,
+            interval=config.cost_update_interval,
+        )
+        authorizer = Authorizer(id_tokens, clock.now, reservation_book, costs=self.cost_display.replies)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
             BootHandlers(self.policy, chargers, self.bus, clock, self.router.time, self.boot_spread),
             authorizer,
             reservation_book,
-            TransactionHandlers(transactions, authorizer, self.bus, clock),
+            TransactionHandlers(transactions, authorizer, self.bus, clock, costs=self.cost_display.replies),
             StatusHandlers(connectors, self.bus, clock, events=monitoring_handlers.events),
             monitoring_handlers,
             FirmwareHandlers(chargers, self.bus, clock),
@@ -222,15 +258,6 @@ class Node:
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
-        self.commander = Commander(
-            outbox,
-            self.presence,
-            self.router.sessions,
-            chargers.exists,
-            publish=self.bus.publish,
-            clock=clock,
-            timeout=config.call_timeout,
-        )
         self.boot_spread_triggers = BootSpreadTriggers(
             self.boot_spread, self.commander, self.presence, self.bus, clock
         )
@@ -404,6 +431,7 @@ class Node:
                 boot_spread_pending=self.boot_spread.pending,
             ),
         )
+        self.metrics.registry.register(CountsCollector(self.cost_display.counts))
         # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
         # the selection and maintenance windows from the parts that own them (a test may pass its own).
         sources = campaign_sources or wire_sources(self.firmware_images, self.fleet, self.sites)
@@ -484,6 +512,7 @@ class Node:
             campaigns=self.campaigns,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
             equipment=self.equipment,
+            cost_display=self.cost_display,
             **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -517,6 +546,7 @@ class Node:
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.load.run)
+                    await inner.start(self.cost_display.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.

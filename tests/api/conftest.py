@@ -30,6 +30,7 @@ from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.links import MinuteCounts
 from ampgate.connectivity.rules import Settings
 from ampgate.connectivity.view import ConnectivityView
+from ampgate.costdisplay import CostDisplay, CostDisplayRepository, NoTariffs
 from ampgate.customer import CustomerInformationRepository, CustomerInformationService
 from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
@@ -187,6 +188,20 @@ class StandInNode:
             Clock(),
         )
 
+        # Cost on the charger: the real service over the real tables (device model, overrides); no tariffs.
+        self.device_variables = DeviceModelRepository(store)
+        self.cost_display = CostDisplay(
+            overrides=CostDisplayRepository(store),
+            chargers=self.chargers,
+            variables=self.device_variables,
+            tariffs=NoTariffs(),
+            costs=NoTariffs(),
+            transactions=TransactionRepository(store),
+            calls=self,
+            bus=self.bus,
+            clock=Clock(),
+        )
+
     def uses(self, image_id: int) -> bool:
         """`ImageUsers`: a test marks images as used by a campaign in `images_in_use`."""
         return image_id in self.images_in_use
@@ -310,6 +325,7 @@ class StandInNode:
             fleet=self.fleet,
             health=self.health,
             campaigns=self.campaigns,
+            cost_display=self.cost_display,
         )
 
 

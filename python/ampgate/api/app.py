@@ -20,6 +20,7 @@ from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController, IncidentController
+from ampgate.api.cost_display import CostDisplayController
 from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.demand_response import DemandResponseController
 from ampgate.api.deps import ApiServices
@@ -103,6 +104,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             ChargerTagController,
             CampaignController,
             ChargerConnectorsController,
+            CostDisplayController,
             OcpiPartyController,
             *handlers,
         ],

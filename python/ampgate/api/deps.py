@@ -18,6 +18,7 @@ from ampgate.availability import OccupancyRow, SiteAvailability
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
+from ampgate.costdisplay import CostDisplayView, Mode
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.demand import EventRow as DemandEventRow
 from ampgate.demand import EventSpec as DemandEventSpec
@@ -554,6 +555,24 @@ class OcpiNotConfigured:
         raise _not_configured()
 
 
+@runtime_checkable
+class CostDisplaySettings(Protocol):
+    """`ampgate.costdisplay.CostDisplay`: which cost display each charger gets."""
+
+    def view(self, charger_id: str, /) -> CostDisplayView: ...
+    async def set(self, charger_id: str, mode: Mode | None, /) -> CostDisplayView: ...
+
+
+class NoCostDisplay:
+    """A node that shows chargers no cost (API tests that do not use it)."""
+
+    def view(self, charger_id: str, /) -> CostDisplayView:
+        raise ConflictError("this node shows chargers no cost", code="not_supported")
+
+    async def set(self, charger_id: str, mode: Mode | None, /) -> CostDisplayView:
+        raise ConflictError("this node shows chargers no cost", code="not_supported")
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -591,3 +610,4 @@ class ApiServices:
     equipment: EquipmentReads = field(default_factory=NoEquipment)
     ocpi: OcpiParties = field(default_factory=OcpiNotConfigured)
     published: PublishedEvses = field(default_factory=NotPublished)
+    cost_display: CostDisplaySettings = field(default_factory=NoCostDisplay)

@@ -7,6 +7,10 @@ transactionData). 2.0.1: TransactionEvent Started / Updated / Ended (the charger
 it again; one that resends anyway (after a reconnect, per 1.6 §3.7 / 2.0.1 [E04]) creates no duplicate (see
 `ampgate.store.transactions`). What was recorded is then published: `transaction.started`, `.updated` (with the
 new samples) and `.ended`; a resent message publishes nothing.
+
+The cost display (`costs`, `ampgate.ocpp.cost_hooks`) is handed each reply once the message is recorded: 2.0.1
+replies may carry the tariff text and, on Ended, the final cost (`totalCost`); 1.6 chargers in California
+Pricing mode are sent the price after StartTransaction and the final cost after StopTransaction.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ampgate.clock import Clock
 from ampgate.events import TransactionEnded, TransactionStarted, TransactionUpdated
 from ampgate.ocpp import v16, v201
 from ampgate.ocpp.authorization import Authorization, Authorizer, id_tag_info, id_token_info
+from ampgate.ocpp.cost_hooks import CostReplies, NoCostReplies
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.meter import samples16, samples201
 from ampgate.ocpp.router import OcppRouter, Session
@@ -51,15 +56,23 @@ class TransactionRecords(Protocol):
 
 
 class TransactionHandlers:
-    """The transaction messages of both versions."""
+    """The transaction messages of both versions; `costs` is handed each recorded reply (see the module
+    docstring)."""
 
     def __init__(
-        self, records: TransactionRecords, authorizer: Authorizer, bus: Publisher, clock: Clock
+        self,
+        records: TransactionRecords,
+        authorizer: Authorizer,
+        bus: Publisher,
+        clock: Clock,
+        *,
+        costs: CostReplies | None = None,
     ) -> None:
         self._records = records
         self._auth = authorizer
         self._bus = bus
         self._clock = clock
+        self._costs: CostReplies = costs if costs is not None else NoCostReplies()
 
     def register(self, router: OcppRouter) -> None:
         """Handle StartTransaction, MeterValues, StopTransaction (1.6), TransactionEvent, MeterValues (2.0.1)."""
@@ -137,6 +150,7 @@ class TransactionHandlers:
             )
             if created:
                 self._started(tx_id)
+                self._costs.started16(session.charger_id, tx_id, req.id_tag, info)
             else:
                 log.info("%s resent StartTransaction: transaction %d", session.charger_id, tx_id)
             return {"transactionId": tx_id, "idTagInfo": info}
@@ -175,6 +189,7 @@ class TransactionHandlers:
             )
             if outcome == "stopped":
                 self._ended(req.transaction_id)
+                self._costs.stopped16(session.charger_id, req.transaction_id)
             else:
                 # Accepted either way: the charger must be able to empty its queue (1.6 §3.7).
                 log.info("%s StopTransaction %d: %s", session.charger_id, req.transaction_id, outcome)
@@ -236,7 +251,14 @@ class TransactionHandlers:
             else:
                 self._updated(session.charger_id, tx_id, tinfo.transaction_id, samples)
             # idTokenInfo answers an idToken in the request (the response carries it iff the request had one).
-            return {} if info is None else {"idTokenInfo": info}
+            out: dict[str, Any] = {} if info is None else {"idTokenInfo": info}
+            if req.event_type == "Ended":
+                # Also when resent: the charger that missed the reply still wants the total.
+                await self._costs.ended201(session.charger_id, tx_id, out)
+            else:
+                token = None if req.id_token is None else req.id_token.id_token
+                self._costs.event201(session.charger_id, tx_id, token, out)
+            return out
 
         return reply()
 

@@ -770,6 +770,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ocpi_authorizations_reservation_ref ON ocpi_authorizations (reservation_ref)
         WHERE reservation_ref IS NOT NULL;
     """,
+    # 24: cost on the charger (ampgate.costdisplay): the mode an admin set for a charger, overriding what its
+    # device model says (no row: the device model decides).
+    """
+    CREATE TABLE charger_cost_display (
+        charger_id TEXT PRIMARY KEY,
+        mode TEXT NOT NULL CHECK (mode IN ('ocpp201', 'california', 'none')),
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
