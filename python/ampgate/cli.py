@@ -376,6 +376,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     ocpi.add_argument(
         "--ocpi-name", default=None, help="our name in the credentials' business details (default CC*PID)"
     )
+    p.add_argument(
+        "--cdr-max-parking-s",
+        type=_positive,
+        default=d.cdr_max_parking_s,
+        help="seconds a session waits after its transaction stopped for the EVSE to be free (connector Available,"
+        " charger offline) before its CDR is made with the parking until then (default %(default)s)",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -551,6 +558,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         load_hysteresis_a=a.load_hysteresis_a,
         load_hysteresis_pct=a.load_hysteresis_pct,
         load_min_hold=a.load_min_hold,
+        cdr_max_parking_s=a.cdr_max_parking_s,
     )
 
 

@@ -24,6 +24,16 @@ from ampgate.api import ApiServices, create_app
 from ampgate.api.deps import OpenAdrNotConfigured
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
+from ampgate.billing import (
+    BillingSessions,
+    CdrRepository,
+    Cdrs,
+    PriceSignalRepository,
+    PriceSignals,
+    SessionRepository,
+    TariffRepository,
+    Tariffs,
+)
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
@@ -348,6 +358,50 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
+        # Pricing as a service (ampgate.billing, on the pure engine in ampgate.pricing): tariffs and where they
+        # apply; each session's running and final cost from the bus and the store, its CDR when the EVSE is free
+        # again; each site's dynamic prices from the API and from the VEN's stored OpenADR PRICE events.
+        topology = TopologyRepository(self.store)
+        billing_rows = SessionRepository(self.store)
+        self.tariffs = Tariffs(
+            TariffRepository(self.store),
+            charger_exists=chargers.exists,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            site_of=self.site_index.site_of,
+            groups=id_tokens,
+            in_use=billing_rows.in_use,
+            bus=self.bus,
+            clock=clock,
+        )
+        self.price_signals = PriceSignals(
+            PriceSignalRepository(self.store),
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            openadr=openadr.PriceRepository(self.store),
+            bus=self.bus,
+            clock=clock,
+        )
+        cdr_rows = CdrRepository(self.store)
+        self.billing = BillingSessions(
+            billing_rows,
+            cdr_rows,
+            self.tariffs,
+            self.price_signals,
+            transactions,
+            connectors,
+            self.site_index.site_of,
+            topology,
+            self.bus,
+            clock,
+            max_parking_s=config.cdr_max_parking_s,
+        )
+        self.cdrs = Cdrs(
+            cdr_rows,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            occupancy=self.availability.occupancy,
+            bus=self.bus,
+            clock=clock,
+        )
+
         # Firmware images: uploaded files live beside the database and are served on the public listener. An
         # image a campaign (not finished or cancelled) uses cannot be deleted.
         campaign_rows = CampaignRepository(self.store)
@@ -475,6 +529,10 @@ class Node:
             campaigns=self.campaigns,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
             equipment=self.equipment,
+            tariffs=self.tariffs,
+            costs=self.billing,
+            cdrs=self.cdrs,
+            price_signals=self.price_signals,
             **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -504,6 +562,9 @@ class Node:
                     await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
+                    # After the placements (a session's site), before the gateway: sessions parked when the node
+                    # stopped are loaded before their chargers report their connectors free.
+                    await inner.start(self.billing.run)
                     await inner.start(self.availability.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
