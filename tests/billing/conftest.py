@@ -29,6 +29,7 @@ from ampgate.billing.sessions import SWEEP_INTERVAL_S
 from ampgate.bus import EventBus
 from ampgate.clock import Clock, iso_utc
 from ampgate.events import (
+    ChargerConnected,
     ChargerDisconnected,
     ConnectorStatusChanged,
     Event,
@@ -299,9 +300,20 @@ class Harness:
             )
         )
 
-    def disconnected(self, charger: str) -> None:
+    def connected(self, charger: str) -> None:
         self.bus.publish(
-            ChargerDisconnected(at=self.clock.now(), charger_id=charger, conn_id=1, code=1006, reason="lost")
+            ChargerConnected(
+                at=self.clock.now(),
+                charger_id=charger,
+                conn_id=2,
+                protocol="ocpp1.6",
+                remote_address="10.0.0.1",
+            )
+        )
+
+    def disconnected(self, charger: str, reason: str = "connection lost") -> None:
+        self.bus.publish(
+            ChargerDisconnected(at=self.clock.now(), charger_id=charger, conn_id=1, code=1006, reason=reason)
         )
 
 

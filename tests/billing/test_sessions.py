@@ -227,17 +227,29 @@ def test_the_longest_wait_ends_a_session_nobody_frees_and_caps_its_running_cost(
     billing(body, max_parking_s=600)
 
 
-def test_the_charger_going_offline_ends_a_parked_session_not_a_running_one(billing) -> None:
+def test_the_charger_going_offline_for_a_minute_ends_a_parked_session_not_a_running_one(billing) -> None:
     async def body(h: Harness) -> None:
         await h.tariffs.create(TARIFF)
         await h.tariffs.assign("default", None, "STD")
         tx = await drive16(h, "CPA", check_running=False)
         other = await h.start16("CPA", minutes(31), connector=2, meter_start=0)
-        h.clock.t = minutes(33)
+        h.clock.t = minutes(32)
+        h.disconnected("CPA", "node shutdown")
+        h.disconnected("CPA", "replaced by a newer connection of this charger")
+        await h.at(minutes(34))
+        assert h.cdr_rows.of_transaction(tx) is None
+        # Back within a minute: not offline.
         h.disconnected("CPA")
-        await h.settle()
+        h.connected("CPA")
+        await h.at(minutes(35))
+        assert h.cdr_rows.of_transaction(tx) is None
+        h.clock.t = minutes(36)
+        h.disconnected("CPA")
+        await h.at(minutes(36) + timedelta(seconds=59))
+        assert h.cdr_rows.of_transaction(tx) is None
+        await h.at(minutes(37))
         cdr = h.cdr_rows.of_transaction(tx)
-        assert cdr is not None and (cdr.ended_at, cdr.end_reason) == (minutes(33), "charger_offline")
+        assert cdr is not None and (cdr.ended_at, cdr.end_reason) == (minutes(36), "charger_offline")
         assert h.cdr_rows.of_transaction(other) is None
         assert h.billing.running_cost(other) is not None
 

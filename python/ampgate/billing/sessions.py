@@ -11,8 +11,8 @@ charger, site, default (`billing.tariffs.resolve`), and recorded with the site a
 `billing_sessions` as a snapshot, so a tariff changed or reassigned later never reprices a running session.
 
 A session ends when the EVSE is free again after the transaction's stop: its connector reports Available (or
-Reserved), or the charger disconnects, or `max_parking_s` after the stop passed without either (the parking is
-billed up to then). Until then the cost grows by the parking after the transaction (PARKING_TIME), which the
+Reserved), or the charger goes offline (disconnected and not back within OFFLINE_GRACE_S; the session ends when
+it disconnected), or `max_parking_s` after the stop passed without either (the parking is billed up to then). Until then the cost grows by the parking after the transaction (PARKING_TIME), which the
 CDR shows separately (`parking_after_cost`). A 2.0.1 transaction usually lasts until the cable is unplugged;
 a 1.6 charger often stops it first.
 
@@ -43,8 +43,10 @@ from ampgate.billing.tariffs import Tariffs
 from ampgate.billing.usage import FREE_STATUSES, Meter, charging_from_status, session_usage
 from ampgate.bus import EventBus, EventsLost
 from ampgate.clock import Clock
+from ampgate.connectivity.links import REPLACED_REASON, SHUTDOWN_REASON
 from ampgate.events import (
     CdrCreated,
+    ChargerConnected,
     ChargerDisconnected,
     ConnectorStatusChanged,
     Event,
@@ -78,6 +80,13 @@ DEFAULT_MAX_PARKING_S = 3600.0
 SWEEP_INTERVAL_S = 5.0
 # Everything read again from the store this often regardless of events (as the other parts that follow the bus).
 RECONCILE_INTERVAL_S = 300.0
+# A charger that reconnects within this long did not go offline (a network blip, its own restart, the node
+# restarting: the gateway closes every connection on the way down), so its parked sessions go on; one that does
+# not has its parked sessions ended when it disconnected.
+OFFLINE_GRACE_S = 60.0
+# Disconnects that are not the charger going away: the node itself stopping, or the charger's newer connection
+# replacing an older one.
+_NOT_OFFLINE = frozenset({SHUTDOWN_REASON, REPLACED_REASON})
 # Transactions read per query when catching up with ones missed.
 _BATCH = 500
 _TYPES = [
@@ -85,6 +94,7 @@ _TYPES = [
     "transaction.updated",
     "transaction.ended",
     "connector.status",
+    "charger.connected",
     "charger.disconnected",
 ]
 # Prices nothing: gives an unpriced session's volumes (charging, parking, energy) for its CDR.
@@ -239,6 +249,8 @@ class BillingSessions:
         self._sessions: dict[int, _Session] = {}
         self._by_charger: dict[str, set[int]] = {}
         self._parked: set[int] = set()
+        # Chargers disconnected (and not back yet), since when.
+        self._gone: dict[str, datetime] = {}
         # Transactions up to this id have been looked at; ones after it are new to billing.
         self._high_water: int | None = None
 
@@ -476,6 +488,14 @@ class BillingSessions:
         """End the parked sessions that are due: past their longest wait, or (`look`) with a free connector
         in the stored statuses."""
         now = self._clock.now()
+        grace = timedelta(seconds=OFFLINE_GRACE_S)
+        for charger_id, since in list(self._gone.items()):
+            if now < since + grace:
+                continue
+            del self._gone[charger_id]
+            for gone in self._of_charger(charger_id):
+                if gone.stopped_at is not None:
+                    await self._end(gone, since, "charger_offline")
         for tx_id in sorted(self._parked):
             s = self._sessions.get(tx_id)
             if s is None or s.stopped_at is None:
@@ -517,10 +537,14 @@ class BillingSessions:
                     self._charging(s, ev.status, ev.reported_at)
                 elif ev.status in FREE_STATUSES:
                     await self._end(s, ev.reported_at, "evse_free")
-        elif isinstance(ev, ChargerDisconnected) and ev.charger_id is not None:
-            for s in self._of_charger(ev.charger_id):
-                if s.stopped_at is not None:
-                    await self._end(s, ev.at, "charger_offline")
+        elif (
+            isinstance(ev, ChargerDisconnected)
+            and ev.charger_id is not None
+            and ev.reason not in _NOT_OFFLINE
+        ):
+            self._gone.setdefault(ev.charger_id, ev.at)
+        elif isinstance(ev, ChargerConnected) and ev.charger_id is not None:
+            self._gone.pop(ev.charger_id, None)
 
     async def reconcile(self, *, lost: bool = False) -> None:
         """Read the store again: sessions not ended, open transactions, transactions not seen yet; with `lost`
