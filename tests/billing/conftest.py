@@ -6,6 +6,7 @@ statuses in the store as they would, and publishes the same events."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import trio.testing
 
 from ampgate.billing import (
     BillingSessions,
+    Cdr,
     CdrRepository,
     Cdrs,
     PriceSignalRepository,
@@ -136,6 +138,17 @@ class Harness:
     async def settle(self) -> None:
         """Let the billing loop take every event published so far (and its writes commit)."""
         await trio.sleep(1)
+
+    async def cdr_of(self, tx_id: int) -> Cdr:
+        """The session's CDR, once written (the write is on the store's thread, in real time)."""
+        # Until the loop took the write's outcome (it forgets the session, then publishes cdr.created): the row is
+        # visible from the commit on, which may be before the writer thread hands the outcome back. Bounded in
+        # real time: virtual time runs on while the writer thread works, the more so on a loaded machine.
+        deadline = time.monotonic() + 30
+        while (cdr := self.cdr_rows.of_transaction(tx_id)) is None or tx_id in self.billing._sessions:
+            assert time.monotonic() < deadline, f"no CDR for transaction {tx_id}"
+            await trio.sleep(1)
+        return cdr
 
     async def at(self, when: datetime) -> None:
         """Set the wall clock to `when`, then let a sweep pass."""

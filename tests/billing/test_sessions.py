@@ -10,6 +10,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import trio
 
 from ampgate.billing.signals import SignalWindow
 from ampgate.errors import ConflictError
@@ -113,7 +114,7 @@ def test_16_running_final_and_cdr_agree_with_the_engine(billing) -> None:
         assert h.cdr_rows.of_transaction(tx) is None
         h.status("CP1", "Available", minutes(45))
         await h.at(minutes(46))
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None
         expected = price(TARIFF, usage16(ended=45), until=minutes(45), tz=UTC_ZONE)
         assert cdr.cost == expected and expected.final
@@ -166,7 +167,7 @@ def test_a_restart_between_the_stop_and_the_evse_free_gives_exactly_one_cdr(bill
         # The charger reconnects and reports its connector free: the session loaded at start ends.
         h.status("CP9", "Available", minutes(45))
         await h.at(minutes(46))
-        cdr = h.cdr_rows.of_transaction(ids[0])
+        cdr = await h.cdr_of(ids[0])
         assert cdr is not None and cdr.ended_at == minutes(45)
         assert cdr.cost == price(TARIFF, usage16(ended=45), until=minutes(45), tz=UTC_ZONE)
         assert len(h.events(CdrCreated)) == 1
@@ -199,7 +200,7 @@ def test_a_connector_freed_while_the_node_was_down_ends_the_session_at_start(bil
         h.status("CP8", "Available", minutes(44))
 
     async def second(h: Harness) -> None:
-        cdr = h.cdr_rows.of_transaction(ids[0])
+        cdr = await h.cdr_of(ids[0])
         assert cdr is not None and (cdr.ended_at, cdr.end_reason) == (minutes(44), "evse_free")
 
     run_billing(db_path, first, clock=wall)
@@ -220,7 +221,7 @@ def test_the_longest_wait_ends_a_session_nobody_frees_and_caps_its_running_cost(
         h.clock.t = minutes(55)  # past the deadline, before a sweep saw it
         assert h.billing.running_cost(tx) == capped
         await h.at(minutes(55))
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None and (cdr.ended_at, cdr.end_reason) == (deadline, "max_parking")
         assert cdr.total_cost == capped.total_cost.incl_vat
 
@@ -248,7 +249,7 @@ def test_the_charger_going_offline_for_a_minute_ends_a_parked_session_not_a_runn
         await h.at(minutes(36) + timedelta(seconds=59))
         assert h.cdr_rows.of_transaction(tx) is None
         await h.at(minutes(37))
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None and (cdr.ended_at, cdr.end_reason) == (minutes(36), "charger_offline")
         assert h.cdr_rows.of_transaction(other) is None
         assert h.billing.running_cost(other) is not None
@@ -294,7 +295,7 @@ def test_201_charging_state_sets_time_and_parking_and_a_free_evse_before_the_end
         await h.event201("CS2", "tx-a", 4, "Ended", minutes(50), wh=16_500)
         final = await h.billing.final_cost(tx)
         await h.settle()
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None and cdr.ended_at == minutes(50)
         ended = SessionUsage(
             started_at=usage.started_at,
@@ -334,6 +335,12 @@ def test_a_session_keeps_the_tariff_it_started_with(billing) -> None:
         later = await h.start16("CP1", minutes(11), connector=2)
         await h.settle()
         assert h.billing.tariff_of(later) == CHEAP
+        # Assigned nowhere any more, but a session not ended is priced by it.
+        await h.tariffs.assign("default", None, None)
+        await h.session_rows.flush()
+        with pytest.raises(ConflictError) as e:
+            await h.tariffs.delete("STD")
+        assert e.value.code == "tariff_in_use"
 
     billing(body)
 
@@ -350,6 +357,7 @@ def test_the_id_token_group_tariff_wins_over_the_charger_and_the_site(billing) -
         await h.tariffs.assign("id_token_group", "FLEET", "CHEAP")
         a = await h.start16("CP1", minutes(0), token="FLEET-1")
         b = await h.start16("CP1", minutes(0), connector=2, token="OTHER")
+        await h.settle()  # billing has seen them (a session's tariff is resolved then)
         await h.tariffs.assign("charger", "CP1", "STD")
         c = await h.start16("CP1", minutes(1), connector=3, token="OTHER")
         d = await h.start16("CP1", minutes(1), connector=4, token="fleet-1")  # tokens are case-insensitive
@@ -374,7 +382,7 @@ def test_an_unpriced_session_gets_a_cdr_without_cost(billing) -> None:
         assert await h.billing.final_cost(tx) is None
         h.status("CP1", "Available", minutes(40))
         await h.settle()
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None and cdr.cost is None and cdr.currency is None and cdr.tariff is None
         assert (cdr.energy_wh, cdr.charging_time_s, cdr.parking_after_s) == (5000.0, 1500.0, 600.0)
         assert h.events(CdrCreated)[0].total_cost is None
@@ -401,7 +409,7 @@ def test_signed_meter_values_go_on_the_cdr_and_credits_negate_once(billing) -> N
         await h.stop16("CP1", tx, minutes(30), 2000, signed=[signed])
         h.status("CP1", "Available", minutes(31))
         await h.settle()
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         assert cdr is not None and cdr.signed_meter_values == (signed,)
         h.events(CdrCreated)
         credit = await h.cdrs.credit(cdr.id)
@@ -438,7 +446,7 @@ def test_site_price_signals_in_the_tariffs_currency_price_the_energy(billing) ->
         h.clock.t = minutes(40)
         h.status("CP1", "Available", minutes(40))
         await h.settle()
-        cdr = h.cdr_rows.of_transaction(tx)
+        cdr = await h.cdr_of(tx)
         signal = PriceSignal(start=minutes(0), end=minutes(15), energy_price=Decimal("0.05"))
         expected = price(TARIFF, usage16(ended=40), until=minutes(40), tz=UTC_ZONE, signals=[signal])
         assert cdr is not None and cdr.cost == expected
@@ -479,3 +487,29 @@ def test_a_tariff_that_fails_validation_is_not_stored() -> None:
 
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_a_slow_cdr_write_is_not_cut_short_by_the_next_sweep(billing) -> None:
+    from ampgate.billing.sessions import RECONCILE_INTERVAL_S, SWEEP_INTERVAL_S
+
+    async def body(h: Harness) -> None:
+        real = h.billing._cdrs
+        slow_create = real.create
+
+        async def create(cdr):
+            await trio.sleep(SWEEP_INTERVAL_S * 3)  # the loop's next sweep is due meanwhile
+            return await slow_create(cdr)
+
+        real.create = create  # type: ignore[method-assign]
+        await h.tariffs.create(TARIFF)
+        await h.tariffs.assign("default", None, "STD")
+        tx = await drive16(h, check_running=False)
+        began = trio.current_time()
+        h.status("CP1", "Available", minutes(40))
+        cdr = await h.cdr_of(tx)
+        # Made by the status itself, not retried by a reconcile minutes later.
+        assert trio.current_time() - began < RECONCILE_INTERVAL_S
+        assert cdr.ended_at == minutes(40)
+        assert h.billing.running_cost(tx) == cdr.cost
+
+    billing(body)

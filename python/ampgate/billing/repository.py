@@ -95,7 +95,7 @@ def _cdr(v: tuple[Any, ...]) -> Cdr:
 
 def _open(db: sqlite_utils.Database, row: SessionRow) -> None:
     db.conn.execute(
-        f"INSERT OR IGNORE INTO billing_sessions ({_SESSION}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+        f"INSERT OR IGNORE INTO billing_sessions ({_SESSION}, tariff_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
         (
             row.transaction_id,
             row.charger_id,
@@ -104,6 +104,7 @@ def _open(db: sqlite_utils.Database, row: SessionRow) -> None:
             row.group_id,
             None if row.tariff is None else encode_tariff(row.tariff),
             iso_utc(row.created_at),
+            row.tariff_id,
         ),
     )
 
@@ -147,6 +148,20 @@ class SessionRepository:
         """The highest transaction id with a session, None before the first."""
         v = self._store.reader.execute("SELECT max(transaction_id) FROM billing_sessions").fetchone()
         return None if v[0] is None else int(v[0])
+
+    async def billed_from(self, first: int) -> int:
+        """The first transaction id billing bills: `first` when billing runs for the first time, what it was set
+        to then ever after (transactions that ended before billing first ran are not billed)."""
+
+        def op(db: sqlite_utils.Database) -> int:
+            db.conn.execute(
+                "INSERT OR IGNORE INTO billing_state (name, value) VALUES ('billed_from', ?)", (first,)
+            )
+            return int(
+                db.conn.execute("SELECT value FROM billing_state WHERE name = 'billed_from'").fetchone()[0]
+            )
+
+        return await self._store.write(op)
 
 
 # -- CDRs -------------------------------------------------------------------------------------------------------

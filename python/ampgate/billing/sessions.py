@@ -251,8 +251,11 @@ class BillingSessions:
         self._parked: set[int] = set()
         # Chargers disconnected (and not back yet), since when.
         self._gone: dict[str, datetime] = {}
-        # Transactions up to this id have been looked at; ones after it are new to billing.
-        self._high_water: int | None = None
+        # Transactions from this id on are billed (a stopped one without a session is opened); set at the first
+        # reconcile, from the store (None until then: every transaction is).
+        self._billed_from: int | None = None
+        # Transactions up to this id have been looked at by a reconcile; ones after it are scanned for at the next.
+        self._high_water = 0
 
     # -- SessionCosts ------------------------------------------------------------------------------------------
 
@@ -326,8 +329,8 @@ class BillingSessions:
         if row is not None and row.ended_at is not None:
             return None
         if row is None:
-            if tx.stopped_at is not None and self._high_water is not None and tx.id <= self._high_water:
-                return None  # ended before billing followed it
+            if tx.stopped_at is not None and self._billed_from is not None and tx.id < self._billed_from:
+                return None  # ended before billing ran
             row = self._start_row(tx)
             self._rows.open(row)
         compiled = None if row.tariff is None else self._compiled(row.tariff)
@@ -339,8 +342,6 @@ class BillingSessions:
         self._by_charger.setdefault(tx.charger_id, set()).add(tx.id)
         if s.stopped_at is not None:
             self._parked.add(tx.id)
-        if self._high_water is not None:
-            self._high_water = max(self._high_water, tx.id)
         return s
 
     def _compiled(self, tariff: Tariff) -> CompiledTariff:
@@ -430,8 +431,11 @@ class BillingSessions:
             saved, created = await self._cdrs.create(cdr)
         except Exception:
             log.exception("transaction %d: the CDR could not be written; retrying at the next sweep", s.tx_id)
-            s.ending = False
             return None
+        finally:
+            # Not ended (failed, or cancelled: the node stops; the write may have committed, which the next
+            # attempt finds): another attempt may end it.
+            s.ending = False
         self._forget(s)
         if created:
             self._bus.publish(
@@ -550,10 +554,10 @@ class BillingSessions:
         """Read the store again: sessions not ended, open transactions, transactions not seen yet; with `lost`
         (events were lost) every session's samples are read again before it is next priced. Then end the
         sessions whose connector is free or whose wait is over."""
-        if self._high_water is None:
-            last = self._rows.last_transaction_id()
-            # The first start with billing: transactions that ended before are not billed.
-            self._high_water = last if last is not None else self._tx.last_id()
+        if self._billed_from is None:
+            # The first start with billing: transactions that ended before it are not billed.
+            self._billed_from = await self._rows.billed_from(self._tx.last_id() + 1)
+            self._high_water = max(self._billed_from - 1, self._rows.last_transaction_id() or 0)
         for row in self._rows.unended():
             if row.transaction_id not in self._sessions:
                 tx = self._tx.get(row.transaction_id)
@@ -585,13 +589,15 @@ class BillingSessions:
             next_reconcile = trio.current_time() + RECONCILE_INTERVAL_S
             next_sweep = trio.current_time() + SWEEP_INTERVAL_S
             while True:
+                item: Event | EventsLost | None = None
                 with trio.move_on_at(min(next_sweep, next_reconcile)):
                     item = await sub.receive()
-                    if isinstance(item, EventsLost):
-                        log.info("billing lost %d events; reading the sessions again", item.count)
-                        await self.reconcile(lost=True)
-                    else:
-                        await self._apply(item)
+                # Handled outside the wait's deadline: a CDR's write must not be cancelled by the next sweep.
+                if isinstance(item, EventsLost):
+                    log.info("billing lost %d events; reading the sessions again", item.count)
+                    await self.reconcile(lost=True)
+                elif item is not None:
+                    await self._apply(item)
                 now = trio.current_time()
                 if now >= next_reconcile:
                     await self.reconcile()

@@ -726,6 +726,7 @@ MIGRATIONS: tuple[str, ...] = (
     # bill. Billing's tables (ampgate.billing): tariffs (the OCPI tariff as JSON) and their assignments (scope
     # charger | site | id_token_group | default); a row per priced session fixing its tariff at the start (a
     # snapshot, so a later change does not reprice it), its site and zone, and when and why the session ended;
+    # the first transaction billing bills (those that ended before it first ran are not billed);
     # CDRs, never updated (a correction is a credit CDR: at most one per CDR, and one CDR per session, by the
     # partial unique indexes), money as exact decimal text; each site's price signals from the API.
     """
@@ -776,6 +777,10 @@ MIGRATIONS: tuple[str, ...] = (
         end_reason TEXT NULL
     );
     CREATE INDEX billing_sessions_open ON billing_sessions (tariff_id) WHERE ended_at IS NULL;
+    CREATE TABLE billing_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE cdrs (
         id INTEGER PRIMARY KEY,
         transaction_id INTEGER NOT NULL,
