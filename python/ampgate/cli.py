@@ -411,6 +411,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.ocpi_rate_limit,
         help="requests per second per client address over all of /ocpi (default %(default)s); past it 429",
     )
+    p.add_argument(
+        "--cdr-max-parking-s",
+        type=_positive,
+        default=d.cdr_max_parking_s,
+        help="seconds a session waits after its transaction stopped for the EVSE to be free (connector Available,"
+        " charger offline) before its CDR is made with the parking until then (default %(default)s)",
+    )
     p.add_argument("--log-level", default="INFO")
 
 
@@ -595,6 +602,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         load_hysteresis_pct=a.load_hysteresis_pct,
         load_min_hold=a.load_min_hold,
         cost_update_interval=a.cost_update_interval,
+        cdr_max_parking_s=a.cdr_max_parking_s,
     )
 
 

@@ -174,6 +174,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpi_authorize_timeout: float = 5.0
     # Requests per second per client address over all of /ocpi (past it: 429 as an envelope).
     ocpi_rate_limit: int = 50
+    # Billing (ampgate.billing): the longest a session waits after its transaction stopped for the EVSE to be
+    # reported free (connector Available, or the charger offline) before its CDR is made with the parking up to
+    # then: an hour, longer than a driver's coffee, short enough that a lost status does not bill a day.
+    cdr_max_parking_s: float = 3600.0
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

@@ -10,6 +10,7 @@ type=AnyEvent)` gives it back.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -22,6 +23,7 @@ __all__ = [
     "CapacityNodeCreated",
     "CapacityNodeDeleted",
     "CapacityNodeUpdated",
+    "CdrCreated",
     "CertificateRequested",
     "ChargerAlert",
     "ChargerBooted",
@@ -78,7 +80,10 @@ __all__ = [
     "SiteCreated",
     "SiteDeleted",
     "SiteMaintenanceWindowsChanged",
+    "SitePriceSignalsChanged",
     "SiteUpdated",
+    "TariffAssigned",
+    "TariffChanged",
     "TransactionEnded",
     "TransactionStarted",
     "TransactionUpdated",
@@ -791,6 +796,49 @@ class CostDisplayChanged(Event, frozen=True, kw_only=True, tag="charger.cost_dis
     override: str | None
 
 
+# -- pricing --------------------------------------------------------------------------------------------------
+
+
+class TariffChanged(Event, frozen=True, kw_only=True, tag="tariff.changed"):
+    """A tariff was `created`, `updated` (replaced) or `deleted` (`change`). Sessions already running keep the
+    tariff they started with."""
+
+    tariff_id: str
+    change: str
+    currency: str
+
+
+class TariffAssigned(Event, frozen=True, kw_only=True, tag="tariff.assigned"):
+    """A tariff was assigned (`tariff_id`; None: the assignment was removed) at `scope` charger (the event's
+    `charger_id` is the subject), site, id_token_group or default (no subject). Applies to sessions that
+    start from now on."""
+
+    scope: str
+    subject: str | None
+    tariff_id: str | None
+    previous_tariff_id: str | None
+
+
+class SitePriceSignalsChanged(Event, frozen=True, kw_only=True, tag="site.price_signals_changed"):
+    """An operator replaced a site's dynamic energy prices: `windows` of them now."""
+
+    site_id: str
+    windows: int
+
+
+class CdrCreated(Event, frozen=True, kw_only=True, tag="cdr.created"):
+    """A charge detail record was created: a session ended (the EVSE free again), or an operator credited a
+    CDR (`credit_of` the original; its total negated). `total_cost` incl VAT, None when no tariff applied."""
+
+    cdr_id: int
+    transaction_id: int
+    credit_of: int | None
+    site_id: str | None
+    currency: str | None
+    total_cost: Decimal | None
+    ended_at: datetime
+
+
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -857,6 +905,10 @@ AnyEvent = (
     | OcpiCommandFinished
     | ChargerConnectorsChanged
     | CostDisplayChanged
+    | TariffChanged
+    | TariffAssigned
+    | SitePriceSignalsChanged
+    | CdrCreated
 )
 
 

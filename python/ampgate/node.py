@@ -24,6 +24,16 @@ from ampgate.api import ApiServices, create_app
 from ampgate.api.deps import OpenAdrNotConfigured
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
+from ampgate.billing import (
+    BillingSessions,
+    CdrRepository,
+    Cdrs,
+    PriceSignalRepository,
+    PriceSignals,
+    SessionRepository,
+    TariffRepository,
+    Tariffs,
+)
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
@@ -105,8 +115,8 @@ log = logging.getLogger(__name__)
 class Node:
     """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`.
 
-    `tariffs` and `session_costs` price what chargers show (ampgate.costdisplay); without them no charger has
-    a tariff and nothing is shown (a test may pass its own, as it may pass `campaign_sources`)."""
+    What chargers are shown (ampgate.costdisplay) is priced by the node's billing service; a test may pass its
+    own `tariffs` and `session_costs` instead, as it may pass `campaign_sources`."""
 
     def __init__(
         self,
@@ -213,8 +223,8 @@ class Node:
             timeout=config.call_timeout,
         )
         # Cost on the charger: the tariff text and the final cost in the replies below, the running cost at an
-        # interval. Prices come from `tariffs` / `session_costs`: the wiring point of the session-cost service
-        # (tariff assignment, running and final cost per transaction); `NoTariffs` shows nothing.
+        # interval. Prices come from the billing service built below (bound there), or from `tariffs` /
+        # `session_costs` when a test passes its own.
         no_tariffs = NoTariffs()
         self.cost_display = CostDisplay(
             overrides=CostDisplayRepository(self.store),
@@ -375,6 +385,55 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
+        # Pricing as a service (ampgate.billing, on the pure engine in ampgate.pricing): tariffs and where they
+        # apply; each session's running and final cost from the bus and the store, its CDR when the EVSE is free
+        # again; each site's dynamic prices from the API and from the VEN's stored OpenADR PRICE events.
+        topology = TopologyRepository(self.store)
+        billing_rows = SessionRepository(self.store)
+        self.tariffs = Tariffs(
+            TariffRepository(self.store),
+            charger_exists=chargers.exists,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            site_of=self.site_index.site_of,
+            groups=id_tokens,
+            in_use=billing_rows.in_use,
+            bus=self.bus,
+            clock=clock,
+        )
+        self.price_signals = PriceSignals(
+            PriceSignalRepository(self.store),
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            openadr=openadr.PriceRepository(self.store),
+            bus=self.bus,
+            clock=clock,
+        )
+        cdr_rows = CdrRepository(self.store)
+        self.billing = BillingSessions(
+            billing_rows,
+            cdr_rows,
+            self.tariffs,
+            self.price_signals,
+            transactions,
+            connectors,
+            self.site_index.site_of,
+            topology,
+            self.bus,
+            clock,
+            max_parking_s=config.cdr_max_parking_s,
+        )
+        self.cdrs = Cdrs(
+            cdr_rows,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            occupancy=self.availability.occupancy,
+            bus=self.bus,
+            clock=clock,
+        )
+        # What chargers are shown (the tariff text, running and final cost) is what billing prices.
+        self.cost_display.bind(
+            tariffs if tariffs is not None else self.tariffs,
+            session_costs if session_costs is not None else self.billing,
+        )
+
         # Firmware images: uploaded files live beside the database and are served on the public listener. An
         # image a campaign (not finished or cancelled) uses cannot be deleted.
         campaign_rows = CampaignRepository(self.store)
@@ -513,6 +572,10 @@ class Node:
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
             equipment=self.equipment,
             cost_display=self.cost_display,
+            tariffs=self.tariffs,
+            costs=self.billing,
+            cdrs=self.cdrs,
+            price_signals=self.price_signals,
             **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
@@ -542,6 +605,9 @@ class Node:
                     await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
+                    # After the placements (a session's site), before the gateway: sessions parked when the node
+                    # stopped are loaded before their chargers report their connectors free.
+                    await inner.start(self.billing.run)
                     await inner.start(self.availability.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)

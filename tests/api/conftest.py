@@ -20,6 +20,16 @@ import trio
 
 from ampgate.api import ApiServices, create_app
 from ampgate.availability import Availability, OccupancyRepository
+from ampgate.billing import (
+    BillingSessions,
+    CdrRepository,
+    Cdrs,
+    PriceSignalRepository,
+    PriceSignals,
+    SessionRepository,
+    TariffRepository,
+    Tariffs,
+)
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.clock import Clock
@@ -201,6 +211,52 @@ class StandInNode:
             bus=self.bus,
             clock=Clock(),
         )
+        # Billing: the real services over the same tables (the sessions' loop not running: costs are read
+        # from the store when asked).
+        topology = TopologyRepository(store)
+        billing_rows = SessionRepository(store)
+
+        def site_of(charger_id: str) -> str | None:
+            placed = self.sites.placement(charger_id)
+            return None if placed is None else placed.site_id
+
+        self.tariffs = Tariffs(
+            TariffRepository(store),
+            charger_exists=self.chargers.exists,
+            site_exists=lambda s: topology.site(s) is not None,
+            site_of=site_of,
+            groups=self.id_token_table,
+            in_use=billing_rows.in_use,
+            bus=self.bus,
+            clock=Clock(),
+        )
+        self.price_signals = PriceSignals(
+            PriceSignalRepository(store),
+            site_exists=lambda s: topology.site(s) is not None,
+            openadr=None,
+            bus=self.bus,
+            clock=Clock(),
+        )
+        self.cdr_rows = CdrRepository(store)
+        self.billing = BillingSessions(
+            billing_rows,
+            self.cdr_rows,
+            self.tariffs,
+            self.price_signals,
+            TransactionRepository(store),
+            ConnectorStatusRepository(store),
+            site_of,
+            topology,
+            self.bus,
+            Clock(),
+        )
+        self.cdrs = Cdrs(
+            self.cdr_rows,
+            site_exists=lambda s: topology.site(s) is not None,
+            occupancy=self.availability.occupancy,
+            bus=self.bus,
+            clock=Clock(),
+        )
 
     def uses(self, image_id: int) -> bool:
         """`ImageUsers`: a test marks images as used by a campaign in `images_in_use`."""
@@ -326,6 +382,10 @@ class StandInNode:
             health=self.health,
             campaigns=self.campaigns,
             cost_display=self.cost_display,
+            tariffs=self.tariffs,
+            costs=self.billing,
+            cdrs=self.cdrs,
+            price_signals=self.price_signals,
         )
 
 

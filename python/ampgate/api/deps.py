@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ampgate.api.campaigns import CampaignService
 from ampgate.availability import OccupancyRow, SiteAvailability
+from ampgate.billing import Assignment, Cdr, Scope, SignalWindow, SiteSignals, TariffRow, UsageReport
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
@@ -41,6 +42,7 @@ from ampgate.load import (
 )
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
+from ampgate.pricing import Cost, Tariff
 from ampgate.reservations import ReservationRow
 from ampgate.roaming.equipment import Equipment, EvseSpec
 from ampgate.roaming.parties import Party
@@ -573,6 +575,57 @@ class NoCostDisplay:
         raise ConflictError("this node shows chargers no cost", code="not_supported")
 
 
+@runtime_checkable
+class TariffService(Protocol):
+    """`ampgate.billing.Tariffs`."""
+
+    def get(self, tariff_id: str, /) -> TariffRow | None: ...
+    def page(self, limit: int, after: str | None = None, /) -> list[TariffRow]: ...
+    async def create(self, tariff: Tariff, /) -> TariffRow: ...
+    async def replace(self, tariff: Tariff, /) -> TariffRow: ...
+    async def delete(self, tariff_id: str, /) -> None: ...
+    def assignment(self, scope: Scope, subject: str | None = None, /) -> Assignment: ...
+    async def assign(self, scope: Scope, subject: str | None, tariff_id: str | None, /) -> Assignment: ...
+
+
+@runtime_checkable
+class SessionCostReads(Protocol):
+    """`ampgate.billing.BillingSessions`: a transaction's cost."""
+
+    def running_cost(self, transaction_id: int, /) -> Cost | None: ...
+
+
+@runtime_checkable
+class CdrService(Protocol):
+    """`ampgate.billing.Cdrs`."""
+
+    def get(self, cdr_id: int, /) -> Cdr | None: ...
+    def credit_of(self, cdr_id: int, /) -> Cdr | None: ...
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        charger_id: str | None = None,
+        site_id: str | None = None,
+    ) -> list[Cdr]: ...
+    async def credit(self, cdr_id: int, /) -> Cdr: ...
+    def usage(
+        self, site_id: str, since: datetime | None, until: datetime | None, step_s: int, /
+    ) -> UsageReport: ...
+
+
+@runtime_checkable
+class PriceSignalService(Protocol):
+    """`ampgate.billing.PriceSignals`."""
+
+    def get(self, site_id: str, /) -> SiteSignals: ...
+    async def replace(self, site_id: str, windows: list[SignalWindow], /) -> SiteSignals: ...
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -606,6 +659,10 @@ class ApiServices:
     fleet: ChargerTags
     health: HealthReport
     campaigns: CampaignService
+    tariffs: TariffService
+    costs: SessionCostReads
+    cdrs: CdrService
+    price_signals: PriceSignalService
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)
     equipment: EquipmentReads = field(default_factory=NoEquipment)
     ocpi: OcpiParties = field(default_factory=OcpiNotConfigured)

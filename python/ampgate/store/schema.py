@@ -779,6 +779,110 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 25: pricing as a service. The transactions' own additions (ampgate.store.transactions): each transaction's
+    # charging timeline (from 2.0.1 chargingState, and from 1.6 connector statuses via ampgate.billing) and the
+    # signed meter values chargers sent (2.0.1 signedMeterValue, 1.6 SignedData), what calibration law wants on a
+    # bill. Billing's tables (ampgate.billing): tariffs (the OCPI tariff as JSON) and their assignments (scope
+    # charger | site | id_token_group | default); a row per priced session fixing its tariff at the start (a
+    # snapshot, so a later change does not reprice it), its site and zone, and when and why the session ended;
+    # the first transaction billing bills (those that ended before it first ran are not billed);
+    # CDRs, never updated (a correction is a credit CDR: at most one per CDR, and one CDR per session, by the
+    # partial unique indexes), money as exact decimal text; each site's price signals from the API.
+    """
+    CREATE TABLE transaction_charging (
+        transaction_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        charging INTEGER NOT NULL,
+        PRIMARY KEY (transaction_id, at)
+    ) WITHOUT ROWID;
+    CREATE TABLE signed_meter_values (
+        transaction_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT NOT NULL DEFAULT '',
+        context TEXT NULL,
+        format TEXT NOT NULL,
+        signed_data TEXT NOT NULL,
+        signing_method TEXT NULL,
+        encoding_method TEXT NULL,
+        public_key TEXT NULL,
+        PRIMARY KEY (transaction_id, at, measurand, phase)
+    ) WITHOUT ROWID;
+    CREATE TABLE tariffs (
+        id TEXT PRIMARY KEY,
+        currency TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE tariff_assignments (
+        scope TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tariff_id TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (scope, subject)
+    ) WITHOUT ROWID;
+    CREATE INDEX tariff_assignments_tariff ON tariff_assignments (tariff_id);
+    CREATE TABLE billing_sessions (
+        transaction_id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        site_id TEXT NULL,
+        time_zone TEXT NOT NULL,
+        group_id TEXT NULL,
+        tariff_id TEXT NULL,
+        tariff TEXT NULL,
+        created_at TEXT NOT NULL,
+        ended_at TEXT NULL,
+        end_reason TEXT NULL
+    );
+    CREATE INDEX billing_sessions_open ON billing_sessions (tariff_id) WHERE ended_at IS NULL;
+    CREATE TABLE billing_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE cdrs (
+        id INTEGER PRIMARY KEY,
+        transaction_id INTEGER NOT NULL,
+        credit_of INTEGER NULL,
+        charger_id TEXT NOT NULL,
+        site_id TEXT NULL,
+        evse_id INTEGER NULL,
+        connector_id INTEGER NULL,
+        id_token TEXT NULL,
+        group_id TEXT NULL,
+        authorization_reference TEXT NULL,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        end_reason TEXT NOT NULL,
+        energy_wh REAL NOT NULL,
+        charging_time_s REAL NOT NULL,
+        parking_time_s REAL NOT NULL,
+        parking_after_s REAL NOT NULL,
+        currency TEXT NULL,
+        tariff_id TEXT NULL,
+        total_cost TEXT NULL,
+        total_cost_excl_vat TEXT NULL,
+        tariff TEXT NULL,
+        cost TEXT NULL,
+        signed_meter_values TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX cdrs_session ON cdrs (transaction_id) WHERE credit_of IS NULL;
+    CREATE UNIQUE INDEX cdrs_credit ON cdrs (credit_of) WHERE credit_of IS NOT NULL;
+    CREATE INDEX cdrs_created ON cdrs (created_at, id);
+    CREATE INDEX cdrs_charger ON cdrs (charger_id, id);
+    CREATE INDEX cdrs_site ON cdrs (site_id, started_at);
+    CREATE TABLE site_price_signals (
+        site_id TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        end_at TEXT NOT NULL,
+        energy_price TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, currency, start_at)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
