@@ -839,6 +839,69 @@ class CdrCreated(Event, frozen=True, kw_only=True, tag="cdr.created"):
     ended_at: datetime
 
 
+# -- demand response ----------------------------------------------------------------------------------------------
+
+
+class DemandResponseCreated(Event, frozen=True, kw_only=True, tag="demand_response.created"):
+    """A demand-response event was scheduled (`node_id` None: network-wide); exactly one amount is set.
+    `source` is api or openadr."""
+
+    event_id: int
+    node_id: str | None
+    limit_kw: float | None
+    reduce_kw: float | None
+    reduce_pct: float | None
+    starts_at: datetime
+    ends_at: datetime
+    source: str
+
+
+class DemandResponseUpdated(Event, frozen=True, kw_only=True, tag="demand_response.updated"):
+    """An external source changed an event it had sent (an OpenADR event's interval changed)."""
+
+    event_id: int
+    node_id: str | None
+    limit_kw: float | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+class DemandResponseStarted(Event, frozen=True, kw_only=True, tag="demand_response.started"):
+    """An event began: each lowered node's baseline (its draw at the start) and its target, in kW."""
+
+    event_id: int
+    baseline_kw: dict[str, float]
+    target_kw: dict[str, float]
+
+
+class DemandResponseEnded(Event, frozen=True, kw_only=True, tag="demand_response.ended"):
+    """An event's window ended (`cancelled`: it was cancelled before or while it ran)."""
+
+    event_id: int
+    cancelled: bool
+
+
+# -- load management ----------------------------------------------------------------------------------------------
+
+
+class LoadProfileRejected(Event, frozen=True, kw_only=True, tag="load.profile_rejected"):
+    """A charger answered a load-management charging profile with something other than Accepted: it is flagged
+    (the site's load view) and its allocation is still counted as given."""
+
+    connector_id: int
+    limit_a: float
+    status: str
+
+
+class LoadOverdraw(Event, frozen=True, kw_only=True, tag="load.overdraw"):
+    """A connector kept drawing more than its acknowledged allocation (several meter samples in a row)."""
+
+    connector_id: int
+    allocated_a: float
+    measured_a: float
+
+
+# Every event type the node publishes (the events API lists and filters by these tags).
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -909,66 +972,10 @@ AnyEvent = (
     | TariffAssigned
     | SitePriceSignalsChanged
     | CdrCreated
+    | DemandResponseCreated
+    | DemandResponseUpdated
+    | DemandResponseStarted
+    | DemandResponseEnded
+    | LoadProfileRejected
+    | LoadOverdraw
 )
-
-
-# -- demand response ----------------------------------------------------------------------------------------------
-
-
-class DemandResponseCreated(Event, frozen=True, kw_only=True, tag="demand_response.created"):
-    """A demand-response event was scheduled (`node_id` None: network-wide); exactly one amount is set.
-    `source` is api or openadr."""
-
-    event_id: int
-    node_id: str | None
-    limit_kw: float | None
-    reduce_kw: float | None
-    reduce_pct: float | None
-    starts_at: datetime
-    ends_at: datetime
-    source: str
-
-
-class DemandResponseUpdated(Event, frozen=True, kw_only=True, tag="demand_response.updated"):
-    """An external source changed an event it had sent (an OpenADR event's interval changed)."""
-
-    event_id: int
-    node_id: str | None
-    limit_kw: float | None
-    starts_at: datetime
-    ends_at: datetime
-
-
-class DemandResponseStarted(Event, frozen=True, kw_only=True, tag="demand_response.started"):
-    """An event began: each lowered node's baseline (its draw at the start) and its target, in kW."""
-
-    event_id: int
-    baseline_kw: dict[str, float]
-    target_kw: dict[str, float]
-
-
-class DemandResponseEnded(Event, frozen=True, kw_only=True, tag="demand_response.ended"):
-    """An event's window ended (`cancelled`: it was cancelled before or while it ran)."""
-
-    event_id: int
-    cancelled: bool
-
-
-# -- load management ----------------------------------------------------------------------------------------------
-
-
-class LoadProfileRejected(Event, frozen=True, kw_only=True, tag="load.profile_rejected"):
-    """A charger answered a load-management charging profile with something other than Accepted: it is flagged
-    (the site's load view) and its allocation is still counted as given."""
-
-    connector_id: int
-    limit_a: float
-    status: str
-
-
-class LoadOverdraw(Event, frozen=True, kw_only=True, tag="load.overdraw"):
-    """A connector kept drawing more than its acknowledged allocation (several meter samples in a row)."""
-
-    connector_id: int
-    allocated_a: float
-    measured_a: float
