@@ -1,7 +1,9 @@
 """A firmware campaign over a simulated fleet against a real node, beside the same update done without a campaign.
 
     python bench/campaign.py --chargers 100000 --json bench/results/campaign-100000.json
-    python bench/campaign.py --chargers 2000 --smoke            # CI size: exit 1 unless every charger updated
+    python bench/campaign.py --chargers 100000 --profile bench/results/campaign-100000-profile.txt
+    python bench/campaign.py --chargers 300 --canary 10 --step 0.1 --reboot-delay 0.2 --idle-seconds 1 --smoke
+                                                       # CI size (tests/bench): exit 1 unless every charger updated
 
 One `ampgate serve` (its own temporary database, as many gateway workers as the open-file cap asks for, admission
 control and boot spreading off as in the other capacity benches) and ceil(N / PER_PROCESS) simulator processes
@@ -11,9 +13,11 @@ InstallRebooting) `--step` s apart, reboots (its link closes, it reconnects `--r
 with the version its location's file name ends in, then sends its StatusNotification) and reports Installed.
 Phases, each timed by the CPU every process used in it (/proc):
 
-1. boot: every charger connects and boots with firmware 1.0.0; `--away` more chargers boot and leave (the
-   offline chargers of phase 4).
-2. idle: the node holding the fleet, nothing sent (its background CPU, for reading the others).
+1. boot: every charger connects and boots with firmware 1.0.0, and the control plane finishes the boot's tail
+   (its history and event-log rows); `--away` more chargers boot and leave first (the offline chargers of phase
+   4). From here on the simulators run their chargers between phases too (the node's pings answered).
+2. idle: the node holding the fleet, nothing sent: its background CPU, taken out of the other phases' figures
+   (each process and thread its own, per second of the phase).
 3. campaign: an image with an external location (no file served) and a campaign over the whole fleet (selector
    vendor "ampgate": a canary, then groups by percent), `max_in_flight` = the fleet and no `dispatch_per_minute`
    (no rate cap; the highest one the API takes is 100,000 a minute), started through the API; the summary
@@ -28,11 +32,14 @@ Phases, each timed by the CPU every process used in it (/proc):
    what the node spends on the messages themselves (the UpdateFirmware round trip, the statuses, the reconnect
    and the boot) without a campaign; the campaign's CPU less that is what the campaign machinery adds per charger.
 
-Figures: control-plane CPU per charger updated (and its trio thread and store writer apart; the gateway workers
-apart), the dispatch rate (UpdateFirmware received by the chargers per second: over the campaign, and the best
+Figures: control-plane CPU per charger updated (its trio thread, store writer and hub thread apart; the gateway
+workers apart; raw and net of the idle background), the node's own counters per phase (store writes and commits,
+bus events and events lost, from /metrics), the dispatch rate (UpdateFirmware received by the chargers per second: over the campaign, and the best
 DISPATCH_WINDOW s), the campaign's duration from the start verb to finished, and the summary's answer time at the
 client while the campaign runs (target: p99 <= 50 ms at 100k chargers, issue 13). Prints JSON and a table;
-`--json FILE` writes the JSON. Every wait is bounded; the node and every simulator are stopped on the way out,
+`--json FILE` writes the JSON; `--profile FILE` records the control plane with py-spy during the campaign phase and
+writes where its CPU went and its trio thread's stalls (the figures of a profiled run are not the ones to keep).
+Every wait is bounded; the node and every simulator are stopped on the way out,
 on an error or a SIGTERM too.
 """
 
@@ -249,14 +256,14 @@ def post_all(port: int, token: str, requests: list[tuple[str, Any]]) -> dict[str
 
 
 class Profile:
-    """py-spy recording the control plane's Python stacks (every thread, active samples only) into `raw`, the
-    collapsed-stack format: one line per distinct stack, "thread;frame;frame… count"."""
+    """py-spy recording the control plane's Python stacks, every thread, waiting ones too, in speedscope's format
+    (per thread, the samples in order: with waiting ones kept, a sample's place in its thread is its time)."""
 
-    def __init__(self, pid: int, raw: Path) -> None:
-        self.raw = raw
+    def __init__(self, pid: int, out: Path) -> None:
+        self.out = out
         cmd = [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--nonblocking"]
-        cmd += ["--threads", "--function", "--format", "raw", "--output", str(raw)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd += ["--idle", "--threads", "--function", "--format", "speedscope", "--output", str(out)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         """Stop sampling (SIGINT makes py-spy write its file) and wait for the file."""
@@ -269,47 +276,87 @@ class Profile:
             self.proc.wait()
 
 
-# Stacks whose top frame is one of these are a thread waiting (trio's epoll wait, the writer's queue), not using
-# the CPU: py-spy's non-blocking mode cannot always tell, so they are left out of the profile's figures.
-IDLE_FRAMES = ("EpollIOManager.get_events (trio/_core/_io_epoll.py", "Condition.wait (threading.py")
+# A sample whose top frame is one of these is its thread waiting (trio's epoll wait, the store writer's queue, an
+# idle thread of trio's cache), not running: py-spy's non-blocking mode cannot always tell, so they are counted
+# apart. The trio thread returns to its epoll wait once per scheduling round, so a run of its samples that never
+# does is one round that long: a stall of the whole loop (every charger's messages and the API wait meanwhile).
+IDLE_FRAMES = (
+    "EpollIOManager.get_events (trio/_core/_io_epoll.py",
+    "Condition.wait (",
+    "WorkerThread._work (trio/_core/_thread_cache.py",
+)
+STALL_MS = 200
 
 
-def profile_text(raw: Path, top: int = 40) -> str:
-    """The collapsed stacks summed up: samples per thread, then the functions by their own samples and by the
-    samples of the stacks they are in (each stack counted once per function); waiting stacks left out."""
+def _frame(f: dict[str, Any]) -> str:
+    path = f.get("file") or ""
+    parts = path.split("/")
+    short = "/".join(parts[-3:]) if "site-packages" in path or "/lib/python" in path else path
+    if "/python/ampgate/" in path:
+        short = "ampgate/" + path.split("/python/ampgate/", 1)[1]
+    elif "site-packages/" in path:
+        short = path.split("site-packages/", 1)[1]
+    return f"{f['name']} ({short}:{f.get('line') or 0})" if path else f["name"]
+
+
+def profile_text(path: Path, top: int = 40) -> str:
+    """The samples summed up: per thread running and waiting; the functions by their own samples and by the
+    samples of the stacks they are in (each stack counted once per function), running samples only; then the
+    trio thread's stalls over STALL_MS, each with the functions most of its samples were in."""
+    doc = json.loads(path.read_text())
+    names = [_frame(f) for f in doc["shared"]["frames"]]
     own: dict[str, int] = {}
     within: dict[str, int] = {}
-    threads: dict[str, int] = {}
-    total = idle = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack or not n.isdigit():
-            continue
-        count = int(n)
-        frames = stack.split(";")
-        if frames[-1].startswith(IDLE_FRAMES):
-            idle += count
-            continue
-        total += count
-        threads[frames[0]] = threads.get(frames[0], 0) + count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-        for f in set(frames[1:]):
-            within[f] = within.get(f, 0) + count
+    threads: dict[str, list[int]] = {}
+    # A stall: its length in samples, where it began, and per function [samples it was in, its depth].
+    stalls: list[tuple[int, int, dict[str, list[int]]]] = []
+    total = 0
+    for prof in doc["profiles"]:
+        counts = threads.setdefault(prof["name"], [0, 0])
+        trio_thread = "MainThread" in prof["name"]
+        run_start = 0
+        run: dict[str, list[int]] = {}
+        for i, stack in enumerate([*prof["samples"], None]):
+            frames = [names[k] for k in stack] if stack is not None else []
+            waiting = stack is None or not frames or frames[-1].startswith(IDLE_FRAMES)
+            if trio_thread and waiting and run and i - run_start >= STALL_MS * PROFILE_RATE / 1000:
+                stalls.append((i - run_start, run_start, run))
+            if waiting:
+                if stack is not None:
+                    counts[1] += 1
+                run_start, run = i + 1, {}
+                continue
+            counts[0] += 1
+            total += 1
+            own[frames[-1]] = own.get(frames[-1], 0) + 1
+            for f in set(frames[1:]):
+                within[f] = within.get(f, 0) + 1
+            if trio_thread:
+                for depth, f in enumerate(frames):
+                    seen = run.setdefault(f, [0, depth])
+                    seen[0] += 1
     if not total:
         return "no samples\n"
 
-    def rows(d: dict[str, int]) -> list[str]:
-        return [
-            f"{100 * c / total:6.1f}%  {c:>7}  {f}" for f, c in sorted(d.items(), key=lambda x: -x[1])[:top]
-        ]
+    def rows(d: dict[str, int], of: int = total, n: int = top) -> list[str]:
+        return [f"{100 * c / of:6.1f}%  {c:>7}  {f}" for f, c in sorted(d.items(), key=lambda x: -x[1])[:n]]
 
     out = [
-        f"{total} samples at {PROFILE_RATE}/s of the control plane's threads running ({idle} more waiting, left "
-        "out); percentages of the running ones",
+        f"{total} samples of a thread running, at {PROFILE_RATE}/s; percentages of those",
         "",
+        "by thread:",
     ]
-    out += ["by thread:", *rows(threads), "", "own time (the function on top of the stack):", *rows(own), ""]
-    out += ["within (the function anywhere in the stack):", *rows(within)]
+    out += [f"  {name}: {r} running, {w} waiting" for name, (r, w) in threads.items()]
+    out += ["", "own time (the function on top of the stack):", *rows(own), ""]
+    out += ["within (the function anywhere in the stack):", *rows(within), ""]
+    out.append(
+        f"stalls of the trio thread over {STALL_MS} ms (one scheduling round that long), longest first:"
+    )
+    for n, at, run in sorted(stalls, key=lambda x: -x[0])[:10]:
+        # The deepest frames present in most of the stall's samples say what it was doing.
+        common = sorted(((d, c, f) for f, (c, d) in run.items() if c >= 0.6 * n), reverse=True)[:6]
+        out.append(f"  {1000 * n / PROFILE_RATE:.0f} ms, {at / PROFILE_RATE:.1f} s into the recording:")
+        out += [f"    {100 * c / n:5.0f}%  {f}" for _, c, f in reversed(common)]
     return "\n".join(out) + "\n"
 
 
@@ -549,7 +596,7 @@ class Run:
             before = metrics(self.port)
             thread, result = self._fleet_firmware(a.timeout)
             if a.profile:
-                profile = Profile(self.node.info["pid"], a.profile.with_suffix(".raw"))
+                profile = Profile(self.node.info["pid"], a.profile.with_suffix(".speedscope.json"))
             self.meter.start()
             t_start = time.monotonic()
             with Poller(self.port, self.token, f"/firmware/campaigns/{cid}", POLL_PERIOD) as poll:
@@ -579,7 +626,7 @@ class Run:
             self.meter.stop("campaign")
             if profile is not None:
                 profile.stop()
-                a.profile.write_text(profile_text(profile.raw))
+                a.profile.write_text(profile_text(profile.out))
                 profile = None
             after = metrics(self.port)
             status, summary, _ = api.call("GET", f"/firmware/campaigns/{cid}")
@@ -691,6 +738,7 @@ class Run:
         after = metrics(self.port)
         if set(posted["statuses"]) != {202}:
             raise BenchError(f"baseline: answers {posted['statuses']}, e.g. {posted['bad']}")
+        # Not comparable with the campaign's figure: here the poller shares this process's GIL with the POSTERS.
         during = [ms for _, ms, _ in poll.samples]
         return {
             "posts": len(reqs),
