@@ -90,6 +90,8 @@ from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.firmware_files import download_firmware, probe_firmware
+from ampgate.public.locations import get_public_location, list_public_locations
+from ampgate.public.locations_service import OptedInSites, PublicLocations
 from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
@@ -97,6 +99,7 @@ from ampgate.reports import ReportRepository, Reports
 from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.roaming.credentials import Identity
 from ampgate.roaming.equipment import EquipmentRepository, EquipmentService
+from ampgate.roaming.locations import LocationBook
 from ampgate.roaming.service import Roaming
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.smartcharging import SmartCharging, SmartChargingHandlers, SmartChargingRepository
@@ -506,11 +509,37 @@ class Node:
             self.bus,
             clock,
         )
-        # OCPI 2.2.1 as a CPO, only with --ocpi-country-code and --ocpi-party-id: sites published as Locations
-        # (their EVSEs as chargers' descriptions or statuses say), status pushes to the registered parties, the
-        # server under /ocpi on the public listener. Descriptions of chargers' EVSEs are kept either way.
+        # Sites as OCPI Locations, live (their EVSEs as chargers' descriptions or statuses say, each EVSE's status
+        # mapped from OCPP), with or without OCPI: the public locations route shows the statuses the pushes
+        # carry. With --ocpi-* every site (OCPI publishes them all); without, only the sites opted in to the
+        # public surface, so a node that publishes a few sites does not hold and reconcile its whole fleet here
+        # (ampgate.public.locations_service), and no default eMI3 ids (there is no operator id to build them).
+        ocpi = bool(config.ocpi_country_code and config.ocpi_party_id)
+        opted_in = None if ocpi else OptedInSites(TopologyRepository(self.store))
         equipment_rows = EquipmentRepository(self.store)
         self.equipment = EquipmentService(equipment_rows, chargers, self.bus, clock)
+        self.locations = LocationBook(
+            opted_in or TopologyRepository(self.store),
+            connectors,
+            equipment_rows,
+            self.presence,
+            variables,
+            self.bus,
+            clock,
+            country_code=config.ocpi_country_code or "",
+            party_id=config.ocpi_party_id or "",
+        )
+        self.public_locations = PublicLocations(
+            self.availability,
+            self.locations,
+            self.tariffs,
+            self.price_signals,
+            clock,
+            opted_in=opted_in,
+            bus=self.bus,
+        )
+        # OCPI 2.2.1 as a CPO, only with --ocpi-country-code and --ocpi-party-id: the book's Locations served and
+        # their changes pushed to the registered parties, the server under /ocpi on the public listener.
         self.roaming: Roaming | None = None
         if config.ocpi_country_code and config.ocpi_party_id:
             self.roaming = Roaming(
@@ -522,11 +551,7 @@ class Node:
                     # Replaced once the public listener is bound (its URL may name the bound port).
                     base_url=config.ocpi_base_url or "http://localhost/ocpi",
                 ),
-                sites=TopologyRepository(self.store),
-                statuses=connectors,
-                equipment=equipment_rows,
-                presence=self.presence,
-                variables=variables,
+                book=self.locations,
                 bus=self.bus,
                 clock=clock,
                 transactions=transactions,
@@ -609,6 +634,8 @@ class Node:
                     # stopped are loaded before their chargers report their connectors free.
                     await inner.start(self.billing.run)
                     await inner.start(self.availability.run)
+                    await inner.start(self.locations.run)
+                    await inner.start(self.public_locations.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.load.run)
@@ -635,6 +662,8 @@ class Node:
                                 [
                                     upload_log,
                                     recommendations,
+                                    list_public_locations,
+                                    get_public_location,
                                     download_firmware,
                                     probe_firmware,
                                     *([openadr_notification] if self.openadr else []),
@@ -643,6 +672,7 @@ class Node:
                                 {
                                     "uploads": self.uploads,
                                     "recommender": self.recommendations,
+                                    "public_locations": self.public_locations,
                                     "images": self.firmware_images,
                                 }
                                 | ({"openadr": self.openadr} if self.openadr else {})

@@ -51,9 +51,10 @@ PhaseLimitsBody = Annotated[list[float | None], Meta(min_length=3, max_length=3,
 LimitKw = Annotated[float | None, Meta(description="Total limit in kW (>= 0); null: none")]
 Name = Annotated[str | None, Meta(description="What operators call it (up to 255 characters)")]
 _PUBLIC_RECOMMENDATIONS = (
-    "Whether EV owners' apps may be sent here (GET /public/v1/recommendations on the public listener shows its "
-    "name, location, free connectors, headroom and recent occupancy); false until the operator opts in. Needs a "
-    "location to be recommended."
+    "Whether the site is shown to the public: EV owners' apps may be sent here (GET /public/v1/recommendations on "
+    "the public listener shows its name, location, free connectors, headroom and recent occupancy) and see its "
+    "EVSEs' live status and current prices (GET /public/v1/locations); false until the operator opts in. Needs a "
+    "location to be shown."
 )
 
 

@@ -449,6 +449,15 @@ class Availability:
             out[site_id] = model.occupancy(in_use, free)
         return out
 
+    def public_sites(self) -> list[SiteRow]:
+        """The sites shown on the public surface: opted in (`public_recommendations`) and with a location. What
+        the recommendations rank and the public locations list; O(those sites), from memory."""
+        return list(self._public.values())
+
+    def public_site(self, site_id: str) -> SiteRow | None:
+        """One of `public_sites()`, or None."""
+        return self._public.get(site_id)
+
     def recommend(
         self, lat: float, lon: float, radius_km: float, min_kw: float | None, limit: int
     ) -> list[Recommendation]:

@@ -1,8 +1,12 @@
 """`Roaming`: the OCPI 2.2.1 CPO interface as one part of the node: the party table, the client, the
-credentials handshake, the locations book and its pusher, the token authority (eMSPs' tokens at our chargers),
-the command receiver, and the modules the server offers. The node builds it
-when `--ocpi-country-code` and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the
-public app and hands the operator API `self` (parties) and the book (what a charger publishes)."""
+credentials handshake, the pusher of the locations book's changes, the token authority (eMSPs' tokens at our
+chargers), the command receiver, and the modules the server offers. The node builds it when `--ocpi-country-code`
+and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the public app and hands the
+operator API `self` (parties) and the book (what a charger publishes).
+
+The book (`LocationBook`) is the node's, built and run with or without OCPI: the public locations route
+(`GET /public/v1/locations`) shows the same EVSEs and statuses from it. It is handed in here built with our
+country code and party id, and running before `run` starts."""
 
 from __future__ import annotations
 
@@ -21,14 +25,7 @@ from ampgate.roaming.client import CALL_TIMEOUT_S, OcpiClient
 from ampgate.roaming.commands import CommandReceiver, Readiness, ReservationPort, Sender, TransactionReads
 from ampgate.roaming.commands_routes import COMMANDS
 from ampgate.roaming.credentials import Identity, Registrar
-from ampgate.roaming.locations import (
-    EquipmentSource,
-    LocationBook,
-    PresenceSource,
-    SiteSource,
-    StatusSource,
-    VariableRows,
-)
+from ampgate.roaming.locations import LocationBook
 from ampgate.roaming.locations_routes import LOCATIONS
 from ampgate.roaming.parties import Party, PartyRepository
 from ampgate.roaming.push import LocationPusher, PartyStats
@@ -54,11 +51,7 @@ class Roaming:
         store: Store,
         identity: Identity,
         *,
-        sites: SiteSource,
-        statuses: StatusSource,
-        equipment: EquipmentSource,
-        presence: PresenceSource,
-        variables: VariableRows,
+        book: LocationBook,
         bus: EventBus,
         clock: Clock,
         transactions: Transactions,
@@ -77,17 +70,9 @@ class Roaming:
         self.client = OcpiClient(
             http or httpx.AsyncClient(timeout=CALL_TIMEOUT_S), identity.country_code, identity.party_id
         )
-        self.book = LocationBook(
-            sites,
-            statuses,
-            equipment,
-            presence,
-            variables,
-            bus,
-            clock,
-            country_code=identity.country_code,
-            party_id=identity.party_id,
-        )
+        if (book.country_code, book.party_id) != (identity.country_code, identity.party_id):
+            raise ValueError("the locations book must be built with our OCPI country code and party id")
+        self.book = book
         self.pusher = LocationPusher(self.book, self.client, bus, clock)
         self.book.changes = self.pusher
         self.registrar = Registrar(
@@ -133,10 +118,10 @@ class Roaming:
         self.pusher.set_parties(self.parties.registered())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The locations book and the pusher; returns (cancelled) with the HTTP client closed."""
+        """The pusher, the token authority and the command receiver (the book runs already: the node's);
+        returns (cancelled) with the HTTP client closed."""
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.book.run)
                 await nursery.start(self.pusher.run)
                 await nursery.start(self.authority.run)
                 await nursery.start(self.commands.run)
