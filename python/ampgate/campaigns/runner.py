@@ -368,6 +368,10 @@ class CampaignRunner:
                 task_status.started()
                 next_sweep = 0.0
                 while True:
+                    # The lock is taken per step, and a step dispatches one batch (dispatch.DISPATCH_BATCH): a verb
+                    # waits for that batch, not for the whole group, and the next step reads the state the verb
+                    # left (a paused campaign dispatches nothing more). A dispatch wakes the loop, so the next
+                    # batch follows at once.
                     for campaign_id in list(self._mem.campaigns):
                         async with self._lock:
                             await self._step(campaign_id)
