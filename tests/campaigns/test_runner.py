@@ -18,6 +18,7 @@ import trio.testing
 from ampgate.bus import EventBus
 from ampgate.campaigns import dispatch
 from ampgate.campaigns import model as m
+from ampgate.campaigns import runner as runner_module
 from ampgate.campaigns.repository import CampaignRepository
 from ampgate.campaigns.runner import Actor, CampaignRunner
 from ampgate.clock import Clock
@@ -951,5 +952,50 @@ def test_pause_is_answered_after_one_dispatch_batch_not_after_the_whole_group(
         sent = sum(1 for c in w.fleet.chargers.values() if c.updates)
         assert 4 <= sent <= 16  # what was picked before the pause went; nothing after
         assert runner.summary(row.id).counts["pending"] == 40 - sent
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_start_on_a_large_selection_lets_other_tasks_run_between_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "SELECT_PAGE", 50)
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:04}", site_id="s1") for i in range(400)])
+    w.fleet.windows["s1"] = [(T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))]  # nothing goes yet
+    turns = [0]
+    seen: list[tuple[str, int]] = []
+    select = w.fleet.select_chargers
+
+    def selecting(selector: m.Selector, limit: int, after: str | None) -> list[Charger]:
+        seen.append(("select", turns[0]))
+        return select(selector, limit, after)
+
+    w.fleet.select_chargers = selecting  # type: ignore[method-assign]
+
+    async def other_task() -> None:
+        while True:
+            turns[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        page = w.repo.unfinished_page
+
+        def unfinished(campaign_id: int, limit: int, after: int | None) -> Any:
+            seen.append(("unfinished", turns[0]))
+            return page(campaign_id, limit, after)
+
+        w.repo.unfinished_page = unfinished  # type: ignore[method-assign]
+        row = await runner.create(spec())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)
+            await runner.verb(row.id, "start", OPERATOR)
+            nursery.cancel_scope.cancel()
+        for kind in ("select", "unfinished"):
+            at = [n for k, n in seen if k == kind]
+            assert len(at) >= 8
+            # The other task ran while the pages were read (once per scheduler batch, whose order trio shuffles:
+            # so not strictly between every two pages); read in one go, it would not have run at all.
+            assert at[-1] - at[0] >= (len(at) - 1) // 2, (kind, at)
 
     run(tmp_path / "c.db", body, w)

@@ -492,6 +492,15 @@ class CampaignRepository:
         )
         return [_charger(v) for v in cur.fetchall()]
 
+    def unfinished_page(self, campaign_id: int, limit: int, after: int | None) -> list[ChargerRow]:
+        """`unfinished_of` `limit` rows at a time, after selection position (seq) `after`."""
+        cur = self._store.reader.execute(
+            f"SELECT {_CHARGER} FROM campaign_chargers WHERE campaign_id = ? AND state NOT IN ({_FINAL_SQL})"
+            " AND seq > ? ORDER BY seq LIMIT ?",
+            (campaign_id, -1 if after is None else after, limit),
+        )
+        return [_charger(v) for v in cur.fetchall()]
+
     def installed_since(self, since: datetime) -> list[ChargerRow]:
         """Chargers that became installed at or after `since` in a campaign active, cancelled, or finished since
         then (what a restarted runner may still watch for a rollback: `charger.watching` decides). One index
