@@ -71,8 +71,9 @@ MAX_PENDING = 100_000
 # POSTs in flight per party (as the pushers'), and due rows read per pass.
 WORKERS_PER_PARTY = 4
 BATCH = 200
-# The longest the loop sleeps without looking at the table (new rows and retries wake it at once).
-POLL_S = 5.0
+# The longest the loop sleeps without looking at the table: new rows, retries and finished attempts wake it, and
+# it sleeps until the next delivery is due; this is only a safety net (a row written behind its back).
+IDLE_S = 300.0
 # How often billing's CDRs are scanned for ones whose event was missed.
 RECONCILE_S = 60.0
 _SCAN = 500
@@ -163,6 +164,8 @@ class CdrDelivery:
         self._wake = trio.Event()
         self._in_flight: set[int] = set()
         self._per_party: dict[int, int] = {}
+        # The last billing CDR looked at (ocpi_state.cdrs_seen), once read.
+        self._seen: int | None = None
 
     # -- the operator API ------------------------------------------------------------------------------------
 
@@ -327,7 +330,9 @@ class CdrDelivery:
 
     async def reconcile(self) -> None:
         """Enqueue the CDRs billing made since the last one looked at (their events may have been lost)."""
-        seen = await self.rows.mark(_SEEN, self._latest())
+        if self._seen is None:
+            self._seen = await self.rows.mark(_SEEN, self._latest())
+        seen = self._seen
         found: list[Cdr] = []
         before: int | None = None
         while True:
@@ -340,7 +345,8 @@ class CdrDelivery:
         for cdr in sorted(found, key=lambda c: c.id):
             await self.enqueue(cdr)
         if found:
-            await self.rows.set_mark(_SEEN, max(c.id for c in found))
+            self._seen = max(c.id for c in found)
+            await self.rows.set_mark(_SEEN, self._seen)
 
     async def _deliver(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -354,13 +360,13 @@ class CdrDelivery:
                     self._per_party[d.party_ref] = self._per_party.get(d.party_ref, 0) + 1
                     nursery.start_soon(self._attempt, d)
                     started = True
-                wait = POLL_S
+                wait = IDLE_S
                 due = self.rows.next_due()
                 if due is not None:
-                    wait = min(POLL_S, max((due - self._clock.now()).total_seconds(), 0.0))
+                    wait = min(IDLE_S, max((due - self._clock.now()).total_seconds(), 0.0))
                 if wait <= 0 and not started:
                     # Everything due is in flight or waits for a worker: the next one to finish wakes us.
-                    wait = POLL_S
+                    wait = IDLE_S
                 with trio.move_on_after(wait):
                     await self._wake.wait()
 
