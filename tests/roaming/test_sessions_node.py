@@ -229,7 +229,7 @@ def test_201_session_pushes_the_cdr_equal_to_the_chargers_total_and_a_failed_del
                     ),
                     suppress=False,
                 )
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(2.0)
             emsp.cdr_failures = 2  # the first two POSTs of the CDR are answered 500
             ended = await cp.call(
                 call201.TransactionEvent(
@@ -292,15 +292,17 @@ def test_201_session_pushes_the_cdr_equal_to_the_chargers_total_and_a_failed_del
     patches = [r for r in emsp.session_pushes(sid) if r.method == "PATCH"]
     costs = [r for r in patches if "kwh" in r.body or "total_cost" in r.body]
     kwhs = [r.body["kwh"] for r in costs if "kwh" in r.body]
-    assert len(kwhs) >= 3 and kwhs == sorted(kwhs) and kwhs[-1] == 10.0
+    assert len(kwhs) >= 3 and kwhs == sorted(kwhs) and kwhs[-1] == 10.0  # typically 2, 5, 8, 10
     totals = [r.body["total_cost"]["incl_vat"] for r in costs if "total_cost" in r.body]
-    assert totals == sorted(totals) and len(totals) >= 3
+    assert totals == sorted(totals) and len(set(totals)) >= 3
     # At most one cost PATCH a second (--ocpi-session-update-s 1); the status change is not held back.
     gaps = [b.at - a.at for a, b in itertools.pairwise(costs) if b.body.get("status") != "COMPLETED"]
     assert all(g >= 0.9 for g in gaps), gaps
     final = patches[-1].body
     assert final["status"] == "COMPLETED" and final["end_date_time"].endswith("Z")
-    assert final["total_cost"]["incl_vat"] == out["total_cost"] and final["kwh"] == 10.0
+    held = emsp.sessions[sid]  # what the eMSP holds: the PUT with every PATCH applied
+    assert held["total_cost"]["incl_vat"] == out["total_cost"] and held["kwh"] == 10.0
+    assert held["status"] == "COMPLETED" and held["end_date_time"] == final["end_date_time"]
     periods = emsp.sessions[sid]["charging_periods"]
     assert periods and all(p["tariff_id"] == "FAST" for p in periods)
     assert sum(d["volume"] for p in periods for d in p["dimensions"] if d["type"] == "ENERGY") == 10.0
