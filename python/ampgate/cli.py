@@ -411,6 +411,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.ocpi_rate_limit,
         help="requests per second per client address over all of /ocpi (default %(default)s); past it 429",
     )
+    ocpi.add_argument(
+        "--ocpi-session-update-s",
+        type=_positive,
+        default=d.ocpi_session_update_s,
+        help="seconds between two pushes of a roaming session's kwh and cost to its eMSP (default %(default)s)",
+    )
+    ocpi.add_argument(
+        "--ocpi-cdr-retry-s",
+        type=_positive,
+        default=d.ocpi_cdr_retry_s,
+        help="seconds before a failed CDR delivery is tried again, doubled per attempt up to an hour"
+        " (default %(default)s)",
+    )
     p.add_argument(
         "--cdr-max-parking-s",
         type=_positive,
@@ -592,6 +605,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ocpi_name=a.ocpi_name,
         ocpi_authorize_timeout=a.ocpi_authorize_timeout,
         ocpi_rate_limit=a.ocpi_rate_limit,
+        ocpi_session_update_s=a.ocpi_session_update_s,
+        ocpi_cdr_retry_s=a.ocpi_cdr_retry_s,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,

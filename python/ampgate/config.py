@@ -174,6 +174,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpi_authorize_timeout: float = 5.0
     # Requests per second per client address over all of /ocpi (past it: 429 as an envelope).
     ocpi_rate_limit: int = 50
+    # A roaming session's kwh and cost are pushed to its eMSP at most this often (issue 14: once a minute).
+    ocpi_session_update_s: float = 60.0
+    # The first wait after a failed CDR delivery, doubled per attempt up to an hour.
+    ocpi_cdr_retry_s: float = 30.0
     # Billing (ampgate.billing): the longest a session waits after its transaction stopped for the EVSE to be
     # reported free (connector Available, or the charger offline) before its CDR is made with the parking up to
     # then: an hour, longer than a driver's coffee, short enough that a lost status does not bill a day.

@@ -63,6 +63,7 @@ __all__ = [
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OcpiCdrDelivered",
     "OcpiCommandFinished",
     "OcpiPartyCreated",
     "OcpiPartyDeleted",
@@ -781,6 +782,20 @@ class OcpiCommandFinished(Event, frozen=True, kw_only=True, tag="ocpi.command.fi
     message: str | None = None
 
 
+class OcpiCdrDelivered(Event, frozen=True, kw_only=True, tag="ocpi.cdr.delivery"):
+    """A CDR's delivery to an eMSP came to an end: `state` sent (the eMSP took it; `location` where it keeps
+    it) or failed (given up after `attempts`, or the party is gone: `error`); a failed one can be retried by an
+    admin."""
+
+    cdr_id: int
+    delivery_id: int
+    party_ref: int
+    state: str
+    attempts: int
+    location: str | None = None
+    error: str | None = None
+
+
 class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.connectors_changed"):
     """An admin described the charger's EVSEs and connectors (standard, format, power type, ratings, eMI3 ids):
     `evses` of them (0: the description was removed and defaults apply)."""
@@ -966,6 +981,7 @@ AnyEvent = (
     | OcpiPushFailing
     | OcpiTokenAuthorized
     | OcpiCommandFinished
+    | OcpiCdrDelivered
     | ChargerConnectorsChanged
     | CostDisplayChanged
     | TariffChanged

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+from typing import Any
 
 import trio
 
@@ -558,12 +559,24 @@ class Node:
                 readiness=self.commander,
                 sender=self.commands,
                 reservations=self.reservations,
+                costs=self.billing,
+                cdrs=cdr_rows,
+                tariffs=self.tariffs,
                 call_timeout_s=config.call_timeout,
                 authorize_timeout_s=config.ocpi_authorize_timeout,
                 rate_per_s=config.ocpi_rate_limit,
+                session_update_s=config.ocpi_session_update_s,
+                cdr_retry_s=config.ocpi_cdr_retry_s,
             )
             # Tokens our id-token table does not know: the eMSPs' (pushed, or asked in real time).
             authorizer.external = self.roaming.authority
+        ocpi_services: dict[str, Any] = {}
+        if self.roaming is not None:
+            ocpi_services = {
+                "ocpi": self.roaming,
+                "published": self.roaming,
+                "cdr_deliveries": self.roaming.cdr_delivery,
+            }
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -601,7 +614,7 @@ class Node:
             costs=self.billing,
             cdrs=self.cdrs,
             price_signals=self.price_signals,
-            **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
+            **ocpi_services,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
         self.api_port = 0

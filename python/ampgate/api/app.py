@@ -40,6 +40,7 @@ from ampgate.api.maintenance_windows import MaintenanceWindowController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
 from ampgate.api.ocpi import OcpiPartyController
+from ampgate.api.ocpi_deliveries import CdrDeliveryController
 from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
@@ -115,6 +116,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             ChargerConnectorsController,
             CostDisplayController,
             OcpiPartyController,
+            CdrDeliveryController,
             TariffController,
             ChargerTariffController,
             SiteTariffController,

@@ -44,6 +44,7 @@ from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.pricing import Cost, Tariff
 from ampgate.reservations import ReservationRow
+from ampgate.roaming.billing_rows import Delivery
 from ampgate.roaming.equipment import Equipment, EvseSpec
 from ampgate.roaming.parties import Party
 from ampgate.roaming.push import PartyStats
@@ -626,6 +627,44 @@ class PriceSignalService(Protocol):
     async def replace(self, site_id: str, windows: list[SignalWindow], /) -> SiteSignals: ...
 
 
+@runtime_checkable
+class CdrDeliveries(Protocol):
+    """`ampgate.roaming.cdr_delivery.CdrDelivery`."""
+
+    def get(self, ref: int, /) -> Delivery | None: ...
+    def page(
+        self,
+        limit: int,
+        after: int | None = None,
+        /,
+        *,
+        state: str | None = None,
+        party_id: str | None = None,
+    ) -> list[Delivery]: ...
+    async def retry(self, ref: int, /) -> Delivery: ...
+
+
+class CdrDeliveriesNotConfigured:
+    """The node has no OCPI identity: nothing is delivered, every route is 409."""
+
+    def get(self, ref: int, /) -> Delivery | None:
+        raise _not_configured()
+
+    def page(
+        self,
+        limit: int,
+        after: int | None = None,
+        /,
+        *,
+        state: str | None = None,
+        party_id: str | None = None,
+    ) -> list[Delivery]:
+        raise _not_configured()
+
+    async def retry(self, ref: int, /) -> Delivery:
+        raise _not_configured()
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -666,5 +705,6 @@ class ApiServices:
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)
     equipment: EquipmentReads = field(default_factory=NoEquipment)
     ocpi: OcpiParties = field(default_factory=OcpiNotConfigured)
+    cdr_deliveries: CdrDeliveries = field(default_factory=CdrDeliveriesNotConfigured)
     published: PublishedEvses = field(default_factory=NotPublished)
     cost_display: CostDisplaySettings = field(default_factory=NoCostDisplay)

@@ -259,9 +259,10 @@ class BillingSessions:
 
     # -- SessionCosts ------------------------------------------------------------------------------------------
 
-    def running_cost(self, transaction_id: int, /) -> Cost | None:
+    def running_cost(self, transaction_id: int, /, *, periods: bool = False) -> Cost | None:
         """The session's cost until now (its CDR's once it ended): None when no tariff applies, or for a
-        transaction the node does not know or that ended before billing existed. Totals only (no periods)."""
+        transaction the node does not know or that ended before billing existed. Totals only unless `periods`
+        (the charging periods too: OCPI's Session)."""
         s = self._session(transaction_id)
         if s is None:
             cdr = self._cdrs.of_transaction(transaction_id)
@@ -274,7 +275,7 @@ class BillingSessions:
         if s.stopped_at is not None:
             # Never past the end the sweep will give it (it runs every few seconds).
             until = min(until, s.stopped_at + self._max_parking)
-        return self._price(s, s.usage(), until, fresh=False, periods=False)
+        return self._price(s, s.usage(), until, fresh=False, periods=periods)
 
     async def final_cost(self, transaction_id: int, /) -> Cost | None:
         """The session's cost until its transaction's stop, read from the store (the stop and the meter values

@@ -883,6 +883,59 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (site_id, currency, start_at)
     ) WITHOUT ROWID;
     """,
+    # 26: OCPI Sessions, CDRs and their delivery (ampgate.roaming.billing_rows). A row per roaming session (the
+    # transaction an eMSP's token started): the eMSP it belongs to, the Session as last built (what GET answers)
+    # and where it happened as seen at its start (the CDR's location); the OCPI CDR of each roaming CDR as built
+    # once (NULL with the reason while it cannot be, e.g. the site is not published yet), what GET /cdrs answers;
+    # one delivery per (CDR, party) with its attempts, the next one's time, when it is given up, the last error
+    # and the receiver's Location: the durable queue CDRs are POSTed from (money: never dropped, retried with
+    # back-off); a credit's delivery waits for its original's (after_id). State: the last billing CDR looked at.
+    """
+    CREATE TABLE ocpi_sessions (
+        transaction_id INTEGER PRIMARY KEY,
+        party_ref INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        body TEXT NOT NULL,
+        place TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_sessions_party ON ocpi_sessions (party_ref, last_updated);
+    CREATE INDEX ocpi_sessions_open ON ocpi_sessions (status) WHERE status != 'COMPLETED';
+    CREATE TABLE ocpi_cdrs (
+        cdr_id INTEGER PRIMARY KEY,
+        party_ref INTEGER NOT NULL,
+        transaction_id INTEGER NOT NULL,
+        credit_of INTEGER NULL,
+        body TEXT NULL,
+        error TEXT NULL,
+        last_updated TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_cdrs_party ON ocpi_cdrs (party_ref, last_updated) WHERE body IS NOT NULL;
+    CREATE TABLE ocpi_cdr_deliveries (
+        id INTEGER PRIMARY KEY,
+        cdr_id INTEGER NOT NULL,
+        party_ref INTEGER NOT NULL,
+        after_id INTEGER NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NULL,
+        give_up_at TEXT NOT NULL,
+        last_error TEXT NULL,
+        last_attempt_at TEXT NULL,
+        sent_at TEXT NULL,
+        location TEXT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX ocpi_cdr_deliveries_cdr ON ocpi_cdr_deliveries (cdr_id, party_ref);
+    CREATE INDEX ocpi_cdr_deliveries_due ON ocpi_cdr_deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX ocpi_cdr_deliveries_state ON ocpi_cdr_deliveries (state, id);
+    CREATE TABLE ocpi_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
