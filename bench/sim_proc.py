@@ -15,6 +15,16 @@ can move every process through the phases together:
     {"cmd": "storm", "backoff": 0, "timeout": 60}                    drop every link at once (no close frame),
                                                                      each charger back after [0, backoff] s;
                                                                      answers once all are back (or timeout)
+    {"cmd": "mark"}                                                  note the counters now, for the next
+                                                                     `firmware` to count from
+    {"cmd": "firmware", "expect": 100, "timeout": 600, "sample": 0.25}
+                                                                     run until `expect` more firmware updates
+                                                                     than at the mark (or at its start) have
+                                                                     ended (installed and booted again, or
+                                                                     failed), sampling the updates received
+    {"cmd": "between", "run": true}                                  from now on keep the engine running while
+                                                                     no command is there (answer the node's
+                                                                     pings, finish reboots), not only in a phase
     {"cmd": "close", "timeout": 5}                                   close every link (1000) and finish
     {"cmd": "exit"}
 
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -38,6 +49,10 @@ SLICE = 0.05
 # After a load phase's duration, how long the CALLs still outstanding may take to be answered, so that the next
 # phase starts with none (each charger has at most one outstanding, as OCPP-J requires).
 DRAIN = 5.0
+# After the last firmware update of a `firmware` phase ended (its charger booted again), how long the engine keeps
+# running so that the CALLs that follow the boot (StatusNotification, the Installed notification) are answered.
+FW_DRAIN = 1.0
+_UPDATES = ("UpdateFirmware", "SignedUpdateFirmware")
 
 
 def _reply(obj: dict[str, Any]) -> None:
@@ -152,6 +167,56 @@ def storm(sim: Any, count: int, backoff: float, timeout: float) -> dict[str, Any
     }
 
 
+def firmware(
+    sim: Any, expect: int, timeout: float, sample: float, mark: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run until `expect` more of this process's chargers have ended a firmware update (the engine counts one
+    installed at the boot that follows it, one failed at its failure status) than at `mark` (a report taken
+    before the node was asked to send the updates; default: now), or `timeout` s.
+    Every `sample` s the cumulative UpdateFirmware CALLs received and updates ended since the mark are kept with
+    the time (time.monotonic(): CLOCK_MONOTONIC, the same clock in every process, so the orchestrator can add up
+    the processes' series)."""
+
+    def counts(r: dict[str, Any]) -> tuple[int, int, int]:
+        calls = sum(r["csms_calls"].get(a, 0) for a in _UPDATES)
+        return calls, r["firmware"]["installed"], r["firmware"]["failed"]
+
+    before = mark if mark is not None else sim.report()
+    calls0, installed0, failed0 = counts(before)
+    t0 = time.monotonic()
+    series: list[tuple[float, int, int]] = []
+    ended_at = None
+    while True:
+        calls, installed, failed = counts(sim.report())
+        ended = installed - installed0 + failed - failed0
+        series.append((time.monotonic(), calls - calls0, ended))
+        if ended >= expect:
+            ended_at = series[-1][0]
+            break
+        if time.monotonic() - t0 >= timeout:
+            break
+        _run_for(sim, sample)
+    _run_for(sim, FW_DRAIN)
+    after = sim.report()
+    calls, installed, failed = counts(after)
+    statuses = {
+        k: n - before["firmware"]["statuses"].get(k, 0) for k, n in after["firmware"]["statuses"].items()
+    }
+    return {
+        "expect": expect,
+        "updates_received": calls - calls0,
+        "installed": installed - installed0,
+        "failed": failed - failed0,
+        "statuses": {k: n for k, n in statuses.items() if n},
+        "reboots": after["reboots"] - before["reboots"],
+        "all_ended": ended_at is not None,
+        "ended_at": ended_at,
+        "series": series,
+        "open": sim.stats()["booted"],
+        "failures": _delta(dict(after["errors"]), dict(before["errors"])),
+    }
+
+
 def close(sim: Any, timeout: float) -> dict[str, Any]:
     closing = sim.stats()["connected"]
     sim.stop()
@@ -159,6 +224,32 @@ def close(sim: Any, timeout: float) -> dict[str, Any]:
     while not sim.run(SLICE) and time.monotonic() - t0 < timeout:
         pass
     return {"closing": closing, "clean": sim.report()["closed_clean"], "elapsed_s": time.monotonic() - t0}
+
+
+class Commands:
+    """The orchestrator's commands, one JSON line each, read from stdin's descriptor directly, so that with
+    `between` on the engine runs in slices while no command is there (by default it runs only inside a phase,
+    and between phases the chargers' links are frozen: a node that pings them may drop them)."""
+
+    def __init__(self) -> None:
+        self.between = False
+        self._buf = b""
+        self._eof = False
+
+    def next(self, sim: Any) -> str | None:
+        """The next command line, or None at the end of stdin."""
+        running = True
+        while b"\n" not in self._buf:
+            if self._eof:
+                return None
+            if self.between and running and not select.select([0], [], [], 0)[0]:
+                running = not sim.run(SLICE)  # True once the run is over: then only wait for commands
+                continue
+            chunk = os.read(0, 65536)
+            self._eof = not chunk
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode()
 
 
 def main(argv: list[str]) -> int:
@@ -173,7 +264,9 @@ def main(argv: list[str]) -> int:
         _reply({"error": str(e)})
         return 2
     _reply({"ready": True, "pid": os.getpid(), "count": count})
-    for line in sys.stdin:
+    commands = Commands()
+    mark: dict[str, Any] | None = None
+    while (line := commands.next(sim)) is not None:
         cmd = json.loads(line)
         name = cmd.get("cmd")
         t0 = time.monotonic()
@@ -187,6 +280,21 @@ def main(argv: list[str]) -> int:
             )
         elif name == "storm":
             out = storm(sim, count, float(cmd.get("backoff", 0.0)), float(cmd.get("timeout", 60.0)))
+        elif name == "mark":
+            mark = sim.report()
+            out = {}
+        elif name == "firmware":
+            out = firmware(
+                sim,
+                int(cmd["expect"]),
+                float(cmd.get("timeout", 600.0)),
+                float(cmd.get("sample", 0.25)),
+                mark,
+            )
+            mark = None
+        elif name == "between":
+            commands.between = bool(cmd.get("run", True))
+            out = {"between": commands.between}
         elif name == "close":
             out = close(sim, float(cmd.get("timeout", 5.0)))
         elif name == "exit":

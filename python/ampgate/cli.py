@@ -39,6 +39,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative(text: str) -> float:
+    """An argparse type: a number >= 0 (0 usually meaning "off")."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return v
+
+
 def _non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0, at most 2**32 - 1 (what a worker's u32 setting holds)."""
     try:
@@ -307,6 +318,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds a session stays paused or running unless a limit forces a change (default %(default)s)",
     )
     p.add_argument(
+        "--cost-update-interval",
+        type=_non_negative,
+        default=d.cost_update_interval,
+        help="seconds between running-cost updates to chargers showing cost (2.0.1 CostUpdated, 1.6 California"
+        " RunningCost); 0 = none (default %(default)s)",
+    )
+    p.add_argument(
         "--call-timeout",
         type=float,
         default=d.call_timeout,
@@ -392,6 +410,26 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=d.ocpi_rate_limit,
         help="requests per second per client address over all of /ocpi (default %(default)s); past it 429",
+    )
+    ocpi.add_argument(
+        "--ocpi-session-update-s",
+        type=_positive,
+        default=d.ocpi_session_update_s,
+        help="seconds between two pushes of a roaming session's kwh and cost to its eMSP (default %(default)s)",
+    )
+    ocpi.add_argument(
+        "--ocpi-cdr-retry-s",
+        type=_positive,
+        default=d.ocpi_cdr_retry_s,
+        help="seconds before a failed CDR delivery is tried again, doubled per attempt up to an hour"
+        " (default %(default)s)",
+    )
+    p.add_argument(
+        "--cdr-max-parking-s",
+        type=_positive,
+        default=d.cdr_max_parking_s,
+        help="seconds a session waits after its transaction stopped for the EVSE to be free (connector Available,"
+        " charger offline) before its CDR is made with the parking until then (default %(default)s)",
     )
     p.add_argument("--log-level", default="INFO")
 
@@ -567,6 +605,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ocpi_name=a.ocpi_name,
         ocpi_authorize_timeout=a.ocpi_authorize_timeout,
         ocpi_rate_limit=a.ocpi_rate_limit,
+        ocpi_session_update_s=a.ocpi_session_update_s,
+        ocpi_cdr_retry_s=a.ocpi_cdr_retry_s,
         load_tick=a.load_tick,
         load_min_a=a.load_min_a,
         load_default_a=a.load_default_a,
@@ -576,6 +616,8 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         load_hysteresis_a=a.load_hysteresis_a,
         load_hysteresis_pct=a.load_hysteresis_pct,
         load_min_hold=a.load_min_hold,
+        cost_update_interval=a.cost_update_interval,
+        cdr_max_parking_s=a.cdr_max_parking_s,
     )
 
 

@@ -139,6 +139,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     load_hysteresis_a: float = 1.0
     load_hysteresis_pct: float = 10.0
     load_min_hold: float = 300.0
+    # Cost on the charger (ampgate.costdisplay): seconds between running-cost updates of a priced open
+    # transaction (2.0.1 CostUpdated, 1.6 RunningCost); 0 sends none.
+    cost_update_interval: float = 60.0
     # Write the ports (and a first admin token) as JSON here once ready: for tests and scripts.
     ready_file: str | None = None
     # OpenADR 3.0.1 VEN (ampgate.openadr): runs only when openadr_vtn (the VTN's base URL, e.g.
@@ -171,6 +174,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpi_authorize_timeout: float = 5.0
     # Requests per second per client address over all of /ocpi (past it: 429 as an envelope).
     ocpi_rate_limit: int = 50
+    # A roaming session's kwh and cost are pushed to its eMSP at most this often (issue 14: once a minute).
+    ocpi_session_update_s: float = 60.0
+    # The first wait after a failed CDR delivery, doubled per attempt up to an hour.
+    ocpi_cdr_retry_s: float = 30.0
+    # Billing (ampgate.billing): the longest a session waits after its transaction stopped for the EVSE to be
+    # reported free (connector Available, or the charger offline) before its CDR is made with the parking up to
+    # then: an hour, longer than a driver's coffee, short enough that a lost status does not bill a day.
+    cdr_max_parking_s: float = 3600.0
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

@@ -10,6 +10,7 @@ type=AnyEvent)` gives it back.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -22,6 +23,7 @@ __all__ = [
     "CapacityNodeCreated",
     "CapacityNodeDeleted",
     "CapacityNodeUpdated",
+    "CdrCreated",
     "CertificateRequested",
     "ChargerAlert",
     "ChargerBooted",
@@ -42,6 +44,7 @@ __all__ = [
     "CommandQueued",
     "CommandSent",
     "ConnectorStatusChanged",
+    "CostDisplayChanged",
     "CustomerInformationDeleted",
     "CustomerInformationReceived",
     "CustomerInformationRequested",
@@ -60,6 +63,7 @@ __all__ = [
     "IncidentOpened",
     "LogStatusReported",
     "LogUploaded",
+    "OcpiCdrDelivered",
     "OcpiCommandFinished",
     "OcpiPartyCreated",
     "OcpiPartyDeleted",
@@ -77,7 +81,10 @@ __all__ = [
     "SiteCreated",
     "SiteDeleted",
     "SiteMaintenanceWindowsChanged",
+    "SitePriceSignalsChanged",
     "SiteUpdated",
+    "TariffAssigned",
+    "TariffChanged",
     "TransactionEnded",
     "TransactionStarted",
     "TransactionUpdated",
@@ -775,6 +782,20 @@ class OcpiCommandFinished(Event, frozen=True, kw_only=True, tag="ocpi.command.fi
     message: str | None = None
 
 
+class OcpiCdrDelivered(Event, frozen=True, kw_only=True, tag="ocpi.cdr.delivery"):
+    """A CDR's delivery to an eMSP came to an end: `state` sent (the eMSP took it; `location` where it keeps
+    it) or failed (given up after `attempts`, or the party is gone: `error`); a failed one can be retried by an
+    admin."""
+
+    cdr_id: int
+    delivery_id: int
+    party_ref: int
+    state: str
+    attempts: int
+    location: str | None = None
+    error: str | None = None
+
+
 class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.connectors_changed"):
     """An admin described the charger's EVSEs and connectors (standard, format, power type, ratings, eMI3 ids):
     `evses` of them (0: the description was removed and defaults apply)."""
@@ -782,6 +803,120 @@ class ChargerConnectorsChanged(Event, frozen=True, kw_only=True, tag="charger.co
     evses: int
 
 
+class CostDisplayChanged(Event, frozen=True, kw_only=True, tag="charger.cost_display_changed"):
+    """An admin set (or cleared: `override` None) which cost display the charger gets; `mode` is the one now in
+    force (ampgate.costdisplay)."""
+
+    mode: str
+    override: str | None
+
+
+# -- pricing --------------------------------------------------------------------------------------------------
+
+
+class TariffChanged(Event, frozen=True, kw_only=True, tag="tariff.changed"):
+    """A tariff was `created`, `updated` (replaced) or `deleted` (`change`). Sessions already running keep the
+    tariff they started with."""
+
+    tariff_id: str
+    change: str
+    currency: str
+
+
+class TariffAssigned(Event, frozen=True, kw_only=True, tag="tariff.assigned"):
+    """A tariff was assigned (`tariff_id`; None: the assignment was removed) at `scope` charger (the event's
+    `charger_id` is the subject), site, id_token_group or default (no subject). Applies to sessions that
+    start from now on."""
+
+    scope: str
+    subject: str | None
+    tariff_id: str | None
+    previous_tariff_id: str | None
+
+
+class SitePriceSignalsChanged(Event, frozen=True, kw_only=True, tag="site.price_signals_changed"):
+    """An operator replaced a site's dynamic energy prices: `windows` of them now."""
+
+    site_id: str
+    windows: int
+
+
+class CdrCreated(Event, frozen=True, kw_only=True, tag="cdr.created"):
+    """A charge detail record was created: a session ended (the EVSE free again), or an operator credited a
+    CDR (`credit_of` the original; its total negated). `total_cost` incl VAT, None when no tariff applied."""
+
+    cdr_id: int
+    transaction_id: int
+    credit_of: int | None
+    site_id: str | None
+    currency: str | None
+    total_cost: Decimal | None
+    ended_at: datetime
+
+
+# -- demand response ----------------------------------------------------------------------------------------------
+
+
+class DemandResponseCreated(Event, frozen=True, kw_only=True, tag="demand_response.created"):
+    """A demand-response event was scheduled (`node_id` None: network-wide); exactly one amount is set.
+    `source` is api or openadr."""
+
+    event_id: int
+    node_id: str | None
+    limit_kw: float | None
+    reduce_kw: float | None
+    reduce_pct: float | None
+    starts_at: datetime
+    ends_at: datetime
+    source: str
+
+
+class DemandResponseUpdated(Event, frozen=True, kw_only=True, tag="demand_response.updated"):
+    """An external source changed an event it had sent (an OpenADR event's interval changed)."""
+
+    event_id: int
+    node_id: str | None
+    limit_kw: float | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+class DemandResponseStarted(Event, frozen=True, kw_only=True, tag="demand_response.started"):
+    """An event began: each lowered node's baseline (its draw at the start) and its target, in kW."""
+
+    event_id: int
+    baseline_kw: dict[str, float]
+    target_kw: dict[str, float]
+
+
+class DemandResponseEnded(Event, frozen=True, kw_only=True, tag="demand_response.ended"):
+    """An event's window ended (`cancelled`: it was cancelled before or while it ran)."""
+
+    event_id: int
+    cancelled: bool
+
+
+# -- load management ----------------------------------------------------------------------------------------------
+
+
+class LoadProfileRejected(Event, frozen=True, kw_only=True, tag="load.profile_rejected"):
+    """A charger answered a load-management charging profile with something other than Accepted: it is flagged
+    (the site's load view) and its allocation is still counted as given."""
+
+    connector_id: int
+    limit_a: float
+    status: str
+
+
+class LoadOverdraw(Event, frozen=True, kw_only=True, tag="load.overdraw"):
+    """A connector kept drawing more than its acknowledged allocation (several meter samples in a row)."""
+
+    connector_id: int
+    allocated_a: float
+    measured_a: float
+
+
+# Every event type the node publishes (the events API lists and filters by these tags).
 AnyEvent = (
     ChargerConnected
     | ChargerDisconnected
@@ -846,67 +981,17 @@ AnyEvent = (
     | OcpiPushFailing
     | OcpiTokenAuthorized
     | OcpiCommandFinished
+    | OcpiCdrDelivered
     | ChargerConnectorsChanged
+    | CostDisplayChanged
+    | TariffChanged
+    | TariffAssigned
+    | SitePriceSignalsChanged
+    | CdrCreated
+    | DemandResponseCreated
+    | DemandResponseUpdated
+    | DemandResponseStarted
+    | DemandResponseEnded
+    | LoadProfileRejected
+    | LoadOverdraw
 )
-
-
-# -- demand response ----------------------------------------------------------------------------------------------
-
-
-class DemandResponseCreated(Event, frozen=True, kw_only=True, tag="demand_response.created"):
-    """A demand-response event was scheduled (`node_id` None: network-wide); exactly one amount is set.
-    `source` is api or openadr."""
-
-    event_id: int
-    node_id: str | None
-    limit_kw: float | None
-    reduce_kw: float | None
-    reduce_pct: float | None
-    starts_at: datetime
-    ends_at: datetime
-    source: str
-
-
-class DemandResponseUpdated(Event, frozen=True, kw_only=True, tag="demand_response.updated"):
-    """An external source changed an event it had sent (an OpenADR event's interval changed)."""
-
-    event_id: int
-    node_id: str | None
-    limit_kw: float | None
-    starts_at: datetime
-    ends_at: datetime
-
-
-class DemandResponseStarted(Event, frozen=True, kw_only=True, tag="demand_response.started"):
-    """An event began: each lowered node's baseline (its draw at the start) and its target, in kW."""
-
-    event_id: int
-    baseline_kw: dict[str, float]
-    target_kw: dict[str, float]
-
-
-class DemandResponseEnded(Event, frozen=True, kw_only=True, tag="demand_response.ended"):
-    """An event's window ended (`cancelled`: it was cancelled before or while it ran)."""
-
-    event_id: int
-    cancelled: bool
-
-
-# -- load management ----------------------------------------------------------------------------------------------
-
-
-class LoadProfileRejected(Event, frozen=True, kw_only=True, tag="load.profile_rejected"):
-    """A charger answered a load-management charging profile with something other than Accepted: it is flagged
-    (the site's load view) and its allocation is still counted as given."""
-
-    connector_id: int
-    limit_a: float
-    status: str
-
-
-class LoadOverdraw(Event, frozen=True, kw_only=True, tag="load.overdraw"):
-    """A connector kept drawing more than its acknowledged allocation (several meter samples in a row)."""
-
-    connector_id: int
-    allocated_a: float
-    measured_a: float

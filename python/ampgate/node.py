@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+from typing import Any
 
 import trio
 
@@ -24,6 +25,16 @@ from ampgate.api import ApiServices, create_app
 from ampgate.api.deps import OpenAdrNotConfigured
 from ampgate.availability import Availability, OccupancyRepository
 from ampgate.availability.public import PublicRecommendations
+from ampgate.billing import (
+    BillingSessions,
+    CdrRepository,
+    Cdrs,
+    PriceSignalRepository,
+    PriceSignals,
+    SessionRepository,
+    TariffRepository,
+    Tariffs,
+)
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
@@ -38,6 +49,8 @@ from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.monitor import ConnectivityMonitor
 from ampgate.connectivity.sites import SiteIndex
 from ampgate.connectivity.view import ConnectivityView
+from ampgate.costdisplay import CostDisplay, CostDisplayRepository, CountsCollector, NoTariffs
+from ampgate.costdisplay.ports import SessionCosts, TariffLookup
 from ampgate.customer import (
     CustomerInformationHandlers,
     CustomerInformationRepository,
@@ -78,6 +91,8 @@ from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.firmware_files import download_firmware, probe_firmware
+from ampgate.public.locations import get_public_location, list_public_locations
+from ampgate.public.locations_service import OptedInSites, PublicLocations
 from ampgate.public.openadr import NOTIFICATIONS_PATH, openadr_notification
 from ampgate.public.recommendations import recommendations
 from ampgate.public.uploads import upload_log
@@ -85,6 +100,7 @@ from ampgate.reports import ReportRepository, Reports
 from ampgate.reservations import ReservationBook, ReservationRepository, Reservations
 from ampgate.roaming.credentials import Identity
 from ampgate.roaming.equipment import EquipmentRepository, EquipmentService
+from ampgate.roaming.locations import LocationBook
 from ampgate.roaming.service import Roaming
 from ampgate.security import SecurityEventHandlers, SecurityEventRepository
 from ampgate.smartcharging import SmartCharging, SmartChargingHandlers, SmartChargingRepository
@@ -101,10 +117,19 @@ log = logging.getLogger(__name__)
 
 
 class Node:
-    """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`."""
+    """A running ampgate node. Build it with a config, then `await nursery.start(node.run)`.
+
+    What chargers are shown (ampgate.costdisplay) is priced by the node's billing service; a test may pass its
+    own `tariffs` and `session_costs` instead, as it may pass `campaign_sources`."""
 
     def __init__(
-        self, config: NodeConfig, clock: Clock | None = None, campaign_sources: CampaignSources | None = None
+        self,
+        config: NodeConfig,
+        clock: Clock | None = None,
+        campaign_sources: CampaignSources | None = None,
+        *,
+        tariffs: TariffLookup | None = None,
+        session_costs: SessionCosts | None = None,
     ) -> None:
         self.config = config
         clock = self.clock = clock or Clock()
@@ -192,13 +217,38 @@ class Node:
         # the service (built below, with the commander) is what the API drives.
         reservation_rows = ReservationRepository(self.store)
         reservation_book = ReservationBook(reservation_rows, self.bus, clock.now)
-        authorizer = Authorizer(id_tokens, clock.now, reservation_book)
+        self.commander = Commander(
+            outbox,
+            self.presence,
+            self.router.sessions,
+            chargers.exists,
+            publish=self.bus.publish,
+            clock=clock,
+            timeout=config.call_timeout,
+        )
+        # Cost on the charger: the tariff text and the final cost in the replies below, the running cost at an
+        # interval. Prices come from the billing service built below (bound there), or from `tariffs` /
+        # `session_costs` when a test passes its own.
+        no_tariffs = NoTariffs()
+        self.cost_display = CostDisplay(
+            overrides=CostDisplayRepository(self.store),
+            chargers=chargers,
+            variables=variables,
+            tariffs=tariffs if tariffs is not None else no_tariffs,
+            costs=session_costs if session_costs is not None else no_tariffs,
+            transactions=transactions,
+            calls=self.commander,
+            bus=self.bus,
+            clock=clock,
+            interval=config.cost_update_interval,
+        )
+        authorizer = Authorizer(id_tokens, clock.now, reservation_book, costs=self.cost_display.replies)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
             BootHandlers(self.policy, chargers, self.bus, clock, self.router.time, self.boot_spread),
             authorizer,
             reservation_book,
-            TransactionHandlers(transactions, authorizer, self.bus, clock),
+            TransactionHandlers(transactions, authorizer, self.bus, clock, costs=self.cost_display.replies),
             StatusHandlers(connectors, self.bus, clock, events=monitoring_handlers.events),
             monitoring_handlers,
             FirmwareHandlers(chargers, self.bus, clock),
@@ -222,15 +272,6 @@ class Node:
         ):
             handlers.register(self.router)
         self.data_transfer.attach(self.router)
-        self.commander = Commander(
-            outbox,
-            self.presence,
-            self.router.sessions,
-            chargers.exists,
-            publish=self.bus.publish,
-            clock=clock,
-            timeout=config.call_timeout,
-        )
         self.boot_spread_triggers = BootSpreadTriggers(
             self.boot_spread, self.commander, self.presence, self.bus, clock
         )
@@ -348,6 +389,55 @@ class Node:
                 callback_url=lambda: self._public_url(NOTIFICATIONS_PATH),
             )
 
+        # Pricing as a service (ampgate.billing, on the pure engine in ampgate.pricing): tariffs and where they
+        # apply; each session's running and final cost from the bus and the store, its CDR when the EVSE is free
+        # again; each site's dynamic prices from the API and from the VEN's stored OpenADR PRICE events.
+        topology = TopologyRepository(self.store)
+        billing_rows = SessionRepository(self.store)
+        self.tariffs = Tariffs(
+            TariffRepository(self.store),
+            charger_exists=chargers.exists,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            site_of=self.site_index.site_of,
+            groups=id_tokens,
+            in_use=billing_rows.in_use,
+            bus=self.bus,
+            clock=clock,
+        )
+        self.price_signals = PriceSignals(
+            PriceSignalRepository(self.store),
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            openadr=openadr.PriceRepository(self.store),
+            bus=self.bus,
+            clock=clock,
+        )
+        cdr_rows = CdrRepository(self.store)
+        self.billing = BillingSessions(
+            billing_rows,
+            cdr_rows,
+            self.tariffs,
+            self.price_signals,
+            transactions,
+            connectors,
+            self.site_index.site_of,
+            topology,
+            self.bus,
+            clock,
+            max_parking_s=config.cdr_max_parking_s,
+        )
+        self.cdrs = Cdrs(
+            cdr_rows,
+            site_exists=lambda site_id: topology.site(site_id) is not None,
+            occupancy=self.availability.occupancy,
+            bus=self.bus,
+            clock=clock,
+        )
+        # What chargers are shown (the tariff text, running and final cost) is what billing prices.
+        self.cost_display.bind(
+            tariffs if tariffs is not None else self.tariffs,
+            session_costs if session_costs is not None else self.billing,
+        )
+
         # Firmware images: uploaded files live beside the database and are served on the public listener. An
         # image a campaign (not finished or cancelled) uses cannot be deleted.
         campaign_rows = CampaignRepository(self.store)
@@ -404,6 +494,7 @@ class Node:
                 boot_spread_pending=self.boot_spread.pending,
             ),
         )
+        self.metrics.registry.register(CountsCollector(self.cost_display.counts))
         # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
         # the selection and maintenance windows from the parts that own them (a test may pass its own).
         sources = campaign_sources or wire_sources(self.firmware_images, self.fleet, self.sites)
@@ -419,11 +510,37 @@ class Node:
             self.bus,
             clock,
         )
-        # OCPI 2.2.1 as a CPO, only with --ocpi-country-code and --ocpi-party-id: sites published as Locations
-        # (their EVSEs as chargers' descriptions or statuses say), status pushes to the registered parties, the
-        # server under /ocpi on the public listener. Descriptions of chargers' EVSEs are kept either way.
+        # Sites as OCPI Locations, live (their EVSEs as chargers' descriptions or statuses say, each EVSE's status
+        # mapped from OCPP), with or without OCPI: the public locations route shows the statuses the pushes
+        # carry. With --ocpi-* every site (OCPI publishes them all); without, only the sites opted in to the
+        # public surface, so a node that publishes a few sites does not hold and reconcile its whole fleet here
+        # (ampgate.public.locations_service), and no default eMI3 ids (there is no operator id to build them).
+        ocpi = bool(config.ocpi_country_code and config.ocpi_party_id)
+        opted_in = None if ocpi else OptedInSites(TopologyRepository(self.store))
         equipment_rows = EquipmentRepository(self.store)
         self.equipment = EquipmentService(equipment_rows, chargers, self.bus, clock)
+        self.locations = LocationBook(
+            opted_in or TopologyRepository(self.store),
+            connectors,
+            equipment_rows,
+            self.presence,
+            variables,
+            self.bus,
+            clock,
+            country_code=config.ocpi_country_code or "",
+            party_id=config.ocpi_party_id or "",
+        )
+        self.public_locations = PublicLocations(
+            self.availability,
+            self.locations,
+            self.tariffs,
+            self.price_signals,
+            clock,
+            opted_in=opted_in,
+            bus=self.bus,
+        )
+        # OCPI 2.2.1 as a CPO, only with --ocpi-country-code and --ocpi-party-id: the book's Locations served and
+        # their changes pushed to the registered parties, the server under /ocpi on the public listener.
         self.roaming: Roaming | None = None
         if config.ocpi_country_code and config.ocpi_party_id:
             self.roaming = Roaming(
@@ -435,23 +552,31 @@ class Node:
                     # Replaced once the public listener is bound (its URL may name the bound port).
                     base_url=config.ocpi_base_url or "http://localhost/ocpi",
                 ),
-                sites=TopologyRepository(self.store),
-                statuses=connectors,
-                equipment=equipment_rows,
-                presence=self.presence,
-                variables=variables,
+                book=self.locations,
                 bus=self.bus,
                 clock=clock,
                 transactions=transactions,
                 readiness=self.commander,
                 sender=self.commands,
                 reservations=self.reservations,
+                costs=self.billing,
+                cdrs=cdr_rows,
+                tariffs=self.tariffs,
                 call_timeout_s=config.call_timeout,
                 authorize_timeout_s=config.ocpi_authorize_timeout,
                 rate_per_s=config.ocpi_rate_limit,
+                session_update_s=config.ocpi_session_update_s,
+                cdr_retry_s=config.ocpi_cdr_retry_s,
             )
             # Tokens our id-token table does not know: the eMSPs' (pushed, or asked in real time).
             authorizer.external = self.roaming.authority
+        ocpi_services: dict[str, Any] = {}
+        if self.roaming is not None:
+            ocpi_services = {
+                "ocpi": self.roaming,
+                "published": self.roaming,
+                "cdr_deliveries": self.roaming.cdr_delivery,
+            }
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
@@ -484,7 +609,12 @@ class Node:
             campaigns=self.campaigns,
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
             equipment=self.equipment,
-            **({"ocpi": self.roaming, "published": self.roaming} if self.roaming is not None else {}),
+            cost_display=self.cost_display,
+            tariffs=self.tariffs,
+            costs=self.billing,
+            cdrs=self.cdrs,
+            price_signals=self.price_signals,
+            **ocpi_services,
         )
         self.transfers = TransferLimiter(config.public_max_transfers)
         self.api_port = 0
@@ -513,10 +643,16 @@ class Node:
                     await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)
+                    # After the placements (a session's site), before the gateway: sessions parked when the node
+                    # stopped are loaded before their chargers report their connectors free.
+                    await inner.start(self.billing.run)
                     await inner.start(self.availability.run)
+                    await inner.start(self.locations.run)
+                    await inner.start(self.public_locations.run)
                     await inner.start(self.connectivity.run)
                     await inner.start(self.metrics.run)
                     await inner.start(self.load.run)
+                    await inner.start(self.cost_display.run)
                     await inner.start(self.gateway.run)
                     # Both ports are bound before either listener serves, so the public URLs the API hands
                     # out (log upload URLs) exist from the API's first request.
@@ -539,6 +675,8 @@ class Node:
                                 [
                                     upload_log,
                                     recommendations,
+                                    list_public_locations,
+                                    get_public_location,
                                     download_firmware,
                                     probe_firmware,
                                     *([openadr_notification] if self.openadr else []),
@@ -547,6 +685,7 @@ class Node:
                                 {
                                     "uploads": self.uploads,
                                     "recommender": self.recommendations,
+                                    "public_locations": self.public_locations,
                                     "images": self.firmware_images,
                                 }
                                 | ({"openadr": self.openadr} if self.openadr else {})

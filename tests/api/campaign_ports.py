@@ -68,5 +68,8 @@ class CampaignPorts:
         self.queued.append((charger_id, action, payload))
         return object()
 
+    async def enqueue_many(self, requests: Any) -> list[object]:
+        return [await self.enqueue(r.charger_id, r.action, r.payload) for r in requests]
+
     async def cancel(self, command_id: str) -> object:
         return object()

@@ -20,6 +20,16 @@ import trio
 
 from ampgate.api import ApiServices, create_app
 from ampgate.availability import Availability, OccupancyRepository
+from ampgate.billing import (
+    BillingSessions,
+    CdrRepository,
+    Cdrs,
+    PriceSignalRepository,
+    PriceSignals,
+    SessionRepository,
+    TariffRepository,
+    Tariffs,
+)
 from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.clock import Clock
@@ -30,6 +40,7 @@ from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.links import MinuteCounts
 from ampgate.connectivity.rules import Settings
 from ampgate.connectivity.view import ConnectivityView
+from ampgate.costdisplay import CostDisplay, CostDisplayRepository, NoTariffs
 from ampgate.customer import CustomerInformationRepository, CustomerInformationService
 from ampgate.demand import DemandRepository, DemandResponse
 from ampgate.devicemodel import DeviceModel, DeviceModelRepository
@@ -187,6 +198,66 @@ class StandInNode:
             Clock(),
         )
 
+        # Cost on the charger: the real service over the real tables (device model, overrides); no tariffs.
+        self.device_variables = DeviceModelRepository(store)
+        self.cost_display = CostDisplay(
+            overrides=CostDisplayRepository(store),
+            chargers=self.chargers,
+            variables=self.device_variables,
+            tariffs=NoTariffs(),
+            costs=NoTariffs(),
+            transactions=TransactionRepository(store),
+            calls=self,
+            bus=self.bus,
+            clock=Clock(),
+        )
+        # Billing: the real services over the same tables (the sessions' loop not running: costs are read
+        # from the store when asked).
+        topology = TopologyRepository(store)
+        billing_rows = SessionRepository(store)
+
+        def site_of(charger_id: str) -> str | None:
+            placed = self.sites.placement(charger_id)
+            return None if placed is None else placed.site_id
+
+        self.tariffs = Tariffs(
+            TariffRepository(store),
+            charger_exists=self.chargers.exists,
+            site_exists=lambda s: topology.site(s) is not None,
+            site_of=site_of,
+            groups=self.id_token_table,
+            in_use=billing_rows.in_use,
+            bus=self.bus,
+            clock=Clock(),
+        )
+        self.price_signals = PriceSignals(
+            PriceSignalRepository(store),
+            site_exists=lambda s: topology.site(s) is not None,
+            openadr=None,
+            bus=self.bus,
+            clock=Clock(),
+        )
+        self.cdr_rows = CdrRepository(store)
+        self.billing = BillingSessions(
+            billing_rows,
+            self.cdr_rows,
+            self.tariffs,
+            self.price_signals,
+            TransactionRepository(store),
+            ConnectorStatusRepository(store),
+            site_of,
+            topology,
+            self.bus,
+            Clock(),
+        )
+        self.cdrs = Cdrs(
+            self.cdr_rows,
+            site_exists=lambda s: topology.site(s) is not None,
+            occupancy=self.availability.occupancy,
+            bus=self.bus,
+            clock=Clock(),
+        )
+
     def uses(self, image_id: int) -> bool:
         """`ImageUsers`: a test marks images as used by a campaign in `images_in_use`."""
         return image_id in self.images_in_use
@@ -310,6 +381,11 @@ class StandInNode:
             fleet=self.fleet,
             health=self.health,
             campaigns=self.campaigns,
+            cost_display=self.cost_display,
+            tariffs=self.tariffs,
+            costs=self.billing,
+            cdrs=self.cdrs,
+            price_signals=self.price_signals,
         )
 
 

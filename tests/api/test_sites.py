@@ -142,8 +142,12 @@ def test_create_read_list_change_and_delete_a_site(api: Scenario) -> None:
         assert private["ocpi_publish"] is False and private["public_recommendations"] is True
         (updated,) = events(a)
         assert isinstance(updated, SiteUpdated) and updated.changed == ("ocpi_publish",)
-        await refused(a, "PATCH", f"{SITES}/AMS-01", {"ocpi_publish": "no"}, 422, "ocpi_publish", "invalid_field")
-        assert (await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))).json()["ocpi_publish"] is False
+        await refused(
+            a, "PATCH", f"{SITES}/AMS-01", {"ocpi_publish": "no"}, 422, "ocpi_publish", "invalid_field"
+        )
+        assert (await a.client.get(f"{SITES}/AMS-01", headers=a.auth("viewer"))).json()[
+            "ocpi_publish"
+        ] is False
 
         r = await a.client.delete(f"{SITES}/AMS-01", headers=a.auth("admin"))
         assert r.status_code == 204 and not r.content

@@ -17,7 +17,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from ampgate.availability import Availability, OccupancyRepository
+from ampgate.availability import Availability, OccupancyRepository, service
 from ampgate.availability.model import Counts, count, state_of
 from ampgate.availability.occupancy import HOUR_S
 from ampgate.bus import EventBus
@@ -423,5 +423,33 @@ def test_counts_kept_by_shifting_equal_a_full_count(tmp_path: Path) -> None:
                 w.drain()
                 assert w.a.counts("S") == expected()
             nursery.cancel_scope.cancel()
+
+    run(tmp_path / "db", body)
+
+
+def test_reconcile_reads_only_the_placed_chargers_statuses_when_few_are_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scans: list[int] = []
+    every = ConnectorStatusRepository.every_status
+
+    def counted(self: ConnectorStatusRepository) -> Any:
+        scans.append(1)
+        return every(self)
+
+    monkeypatch.setattr(ConnectorStatusRepository, "every_status", counted)
+
+    async def body(w: World) -> None:
+        w.record("UNPLACED", 1, "Charging", w.clock.now())
+        await w.store.write(lambda db: None)
+        w.a.reconcile()  # nothing placed: nothing to read
+        assert scans == [] and w.a.counts("S") == Counts()
+        await w.site("S", 52.0, 5.0)
+        await w.charger("CP1", "S", ["Available", "Charging"])
+        w.a.reconcile()
+        assert scans == [] and w.a.counts("S") == Counts(free=1, in_use=1)
+        monkeypatch.setattr(service, "PER_CHARGER_READS", 0)  # many placed: one scan
+        w.a.reconcile()
+        assert scans == [1] and w.a.counts("S") == Counts(free=1, in_use=1)
 
     run(tmp_path / "db", body)

@@ -16,7 +16,9 @@ import trio
 import trio.testing
 
 from ampgate.bus import EventBus
+from ampgate.campaigns import dispatch
 from ampgate.campaigns import model as m
+from ampgate.campaigns import runner as runner_module
 from ampgate.campaigns.repository import CampaignRepository
 from ampgate.campaigns.runner import Actor, CampaignRunner
 from ampgate.clock import Clock
@@ -251,6 +253,11 @@ class SlowQueue(CommandQueue):
         if self.delay and kwargs.get("command_id") is not None:  # a campaign's update, not a trigger
             await trio.sleep(self.delay)
         return await super().enqueue(*args, **kwargs)
+
+    async def enqueue_many(self, requests: Any) -> Any:
+        if self.delay and any(r.command_id is not None for r in requests):
+            await trio.sleep(self.delay * len(requests))
+        return await super().enqueue_many(requests)
 
 
 class World:
@@ -519,8 +526,9 @@ def test_dispatch_waits_for_the_maintenance_window_and_an_idle_charger(tmp_path:
 
 
 def test_a_window_that_closes_during_a_dispatch_pass_stops_it_and_every_sent_time_is_inside(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 4)  # 10 batches of 8 s: the window fits about 7
     w = World(tmp_path / "c.db")
     w.fleet.add(*[Charger(f"CP{i:02}", site_id="s1", behaviour="silent") for i in range(40)])
     opens = T0 + timedelta(minutes=5)
@@ -812,6 +820,11 @@ def test_a_paused_campaign_keeps_following_its_updates_in_flight_and_sends_nothi
     run(tmp_path / "c.db", body, w)
 
 
+def queued_command(runner: CampaignRunner, w: World, campaign_id: int) -> bool:
+    rows = [r for r in runner.chargers(campaign_id, None, 10, None) if r.charger_id == "B_QUEUED"]
+    return bool(rows) and rows[0].command_id is not None and w.queue.get(rows[0].command_id) is not None
+
+
 def test_cancel_skips_what_was_not_sent_and_follows_what_was_also_after_a_restart(tmp_path: Path) -> None:
     w = World(tmp_path / "c.db")
     w.fleet.add(
@@ -828,7 +841,8 @@ def test_cancel_skips_what_was_not_sent_and_follows_what_was_also_after_a_restar
         ids.append(row.id)
         await runner.verb(row.id, "start", OPERATOR)
         with trio.fail_after(60):
-            while in_flight(runner, row.id) < 3:  # noqa: ASYNC110
+            # The dispatches commit before their commands' records (a second write): wait for both.
+            while in_flight(runner, row.id) < 3 or not queued_command(runner, w, row.id):  # noqa: ASYNC110
                 await trio.sleep(1)
         (queued,) = [r for r in runner.chargers(row.id, None, 10, None) if r.charger_id == "B_QUEUED"]
         assert queued.command_id is not None
@@ -877,3 +891,111 @@ def test_cancel_skips_what_was_not_sent_and_follows_what_was_also_after_a_restar
         assert not w.repo.uses(1)  # nothing of the cancelled campaign in flight any more
 
     run(tmp_path / "c.db", second, w)
+
+
+def test_a_dispatch_step_records_its_updates_in_one_write_of_transitions_and_one_of_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", behaviour="silent") for i in range(30)])
+    transitions: list[int] = []
+    singles: list[str] = []
+    batch = CampaignRepository.transitions
+    single = CampaignRepository.transition
+
+    async def counted(self: CampaignRepository, ts: Any) -> Any:
+        transitions.append(len(ts))
+        return await batch(self, ts)
+
+    async def counted_single(self: CampaignRepository, t: Any) -> Any:
+        singles.append(t.charger_id)
+        return await single(self, t)
+
+    monkeypatch.setattr(CampaignRepository, "transitions", counted)
+    monkeypatch.setattr(CampaignRepository, "transition", counted_single)
+    queued: list[int] = []
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        many = w.queue.enqueue_many
+
+        async def enqueue_many(requests: Any) -> Any:
+            queued.append(len(requests))
+            return await many(requests)
+
+        w.queue.enqueue_many = enqueue_many  # type: ignore[method-assign]
+        row = await runner.create(spec(max_in_flight=30, status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        await advance(5)
+        assert sum(1 for c in w.fleet.chargers.values() if c.updates) == 30
+        assert (transitions, queued, singles) == ([30], [30], [])  # two commits for the 30, not 60
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_pause_is_answered_after_one_dispatch_batch_not_after_the_whole_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 4)
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", behaviour="silent") for i in range(40)])
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        w.queue.delay = 2.0  # a batch of 4 takes 8 s to queue; the 40 take 80 s
+        row = await runner.create(spec(max_in_flight=40, status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        await advance(10)
+        asked = trio.current_time()
+        await runner.verb(row.id, "pause", OPERATOR)
+        assert trio.current_time() - asked <= 8 + 1  # behind one batch at most
+        await advance(120)
+        assert runner.summary(row.id).campaign.state == "paused"
+        sent = sum(1 for c in w.fleet.chargers.values() if c.updates)
+        assert 4 <= sent <= 16  # what was picked before the pause went; nothing after
+        assert runner.summary(row.id).counts["pending"] == 40 - sent
+
+    run(tmp_path / "c.db", body, w)
+
+
+def test_start_on_a_large_selection_lets_other_tasks_run_between_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "SELECT_PAGE", 50)
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:04}", site_id="s1") for i in range(400)])
+    w.fleet.windows["s1"] = [(T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))]  # nothing goes yet
+    turns = [0]
+    seen: list[tuple[str, int]] = []
+    select = w.fleet.select_chargers
+
+    def selecting(selector: m.Selector, limit: int, after: str | None) -> list[Charger]:
+        seen.append(("select", turns[0]))
+        return select(selector, limit, after)
+
+    w.fleet.select_chargers = selecting  # type: ignore[method-assign]
+
+    async def other_task() -> None:
+        while True:
+            turns[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        page = w.repo.unfinished_page
+
+        def unfinished(campaign_id: int, limit: int, after: int | None) -> Any:
+            seen.append(("unfinished", turns[0]))
+            return page(campaign_id, limit, after)
+
+        w.repo.unfinished_page = unfinished  # type: ignore[method-assign]
+        row = await runner.create(spec())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)
+            await runner.verb(row.id, "start", OPERATOR)
+            nursery.cancel_scope.cancel()
+        for kind in ("select", "unfinished"):
+            at = [n for k, n in seen if k == kind]
+            assert len(at) >= 8
+            # The other task ran while the pages were read (once per scheduler batch, whose order trio shuffles:
+            # so not strictly between every two pages); read in one go, it would not have run at all.
+            assert at[-1] - at[0] >= (len(at) - 1) // 2, (kind, at)
+
+    run(tmp_path / "c.db", body, w)

@@ -13,6 +13,7 @@ import trio
 
 from ampgate.bus import EventBus
 from ampgate.commands import CommandQueue, CommandRepository
+from ampgate.commands.model import QueuedRequest
 from ampgate.errors import ChargerOfflineError, ChargerTimeoutError
 from ampgate.events import CommandCancelled, CommandExpired, CommandFailed, CommandQueued
 from ampgate.ocpp import payloads
@@ -216,5 +217,34 @@ def test_a_charger_that_never_connected_cannot_have_a_queue(tmp_path: Path) -> N
         else:
             raise AssertionError("queued for a charger of unknown protocol")
         assert w.rows.page("FRESH", 10, None, None) == []
+
+    run(tmp_path / "c.db", body)
+
+
+def test_a_batch_is_recorded_in_one_write_with_each_refusal_answered_in_its_place(tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        w.presence["CP2"] = Link(online=False)
+        w.chargers["CP2"] = ChargerRow()
+        await trio.sleep(0.2)  # the queue's start-up writes are counted
+        ops = w.store.stats.ops
+        out = await w.queue.enqueue_many(
+            [
+                QueuedRequest(charger_id="CP1", action="Reset", payload={"type": "Soft"}, command_id="c1"),
+                QueuedRequest(charger_id="FRESH", action="Reset", payload={"type": "Soft"}),
+                QueuedRequest(charger_id="CP2", action="Reset", payload={"type": "Hard"}, command_id="c2"),
+                QueuedRequest(charger_id="NOPE", action="Reset", payload={"type": "Soft"}),
+            ]
+        )
+        assert [getattr(r, "id", None) for r in out] == ["c1", None, "c2", None]
+        assert [getattr(e, "code", None) for e in out[1::2]] == ["protocol_unknown", "not_found"]
+        await trio.sleep(0.2)
+        assert w.store.stats.ops - ops == 1  # the two records, one write (enqueue: one each)
+        assert [e.command_id for e in w.drain() if isinstance(e, CommandQueued)] == ["c1", "c2"]
+        await w.come_back("CP1")
+        await w.come_back("CP2")
+        assert [(c, p, cid) for c, _a, p, cid in w.commander.calls] == [
+            ("CP1", {"type": "Soft"}, "c1"),
+            ("CP2", {"type": "Hard"}, "c2"),
+        ]
 
     run(tmp_path / "c.db", body)

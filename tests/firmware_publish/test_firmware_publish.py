@@ -18,7 +18,7 @@ from ampgate.firmware_publish import (
     PublishSpec,
     PublishStatusHandlers,
 )
-from ampgate.firmware_publish.state import MAX_TIMELINE, append, build_payload, check
+from ampgate.firmware_publish.state import MAX_TIMELINE, append, build_payload, check, with_answer
 from ampgate.ocpp import payloads
 from tests.ocpp.fake_commands import FakeCommander, World, run
 
@@ -68,6 +68,16 @@ def test_payload_and_timeline() -> None:
         and timeline[0].status == "S0"
         and timeline[-1].status == f"S{MAX_TIMELINE + 4}"
     )
+
+
+def test_an_answer_recorded_after_a_notification_takes_its_place_after_requested() -> None:
+    """The controller answers PublishFirmware before it notifies, but the node may record its first
+    notification first: the answer goes right after Requested and does not become the status."""
+    alone, newest = with_answer(append([], "Requested", AT), "Accepted", AT)
+    assert [e.status for e in alone] == ["Requested", "Accepted"] and newest
+    overtaken = append(append([], "Requested", AT), "Downloading", AT + timedelta(seconds=1))
+    placed, newest = with_answer(overtaken, "Accepted", AT + timedelta(seconds=2))
+    assert [e.status for e in placed] == ["Requested", "Accepted", "Downloading"] and not newest
 
 
 def build(w: World) -> tuple[FirmwarePublications, PublicationRepository]:

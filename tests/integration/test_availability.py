@@ -154,6 +154,8 @@ def test_connector_states_move_the_counts_and_the_public_ranking_spreads_demand(
         # metered here), known once the ticker has the site.
         body = poll(lambda: availability(node, "BUSY"), lambda b: b["headroom_kw"] is not None)
         assert body["headroom_kw"] == pytest.approx(3 * 63 * 230 / 1000)
+        # IDLE's too (the ticker learns sites one after another; a loaded box may not have it yet).
+        poll(lambda: availability(node, "IDLE"), lambda b: b["headroom_kw"] is not None)
         roomy = public(node, lat=52.0894, lon=5.11, min_kw=11).json()["items"]
         assert {i["site_id"] for i in roomy} == {"IDLE", "BUSY"}
         assert public(node, lat=52.0894, lon=5.11, min_kw=44).json()["items"] == []

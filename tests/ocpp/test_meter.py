@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.meter import samples16, samples201
+from ampgate.ocpp.meter import samples16, samples201, signed16, signed201
 
 T = "2026-01-01T00:00:00Z"
 
@@ -44,3 +44,42 @@ def test_multiplier_scales_and_an_absurd_one_is_dropped():
         )
     )
     assert [s.value for s in got] == [2500.0]
+
+
+def test_signed_values_are_kept_as_received_and_never_counted_as_readings():
+    got16 = mv16(
+        {"value": "OCMF|{...}|{...}", "format": "SignedData", "context": "Transaction.End"},
+        {"value": "1500", "format": "Raw"},
+    )
+    assert [s.value for s in samples16(got16)] == [1500.0]
+    assert [(s.format, s.signed_data, s.measurand, s.context) for s in signed16(got16)] == [
+        ("SignedData", "OCMF|{...}|{...}", "Energy.Active.Import.Register", "Transaction.End")
+    ]
+    got201 = mv201(
+        {
+            "value": 1500,
+            "signedMeterValue": {
+                "signedMeterData": "AQID",
+                "signingMethod": "ECDSA-secp256r1-SHA256",
+                "encodingMethod": "OCMF",
+                "publicKey": "BAUG",
+            },
+        },
+        {"value": 3.2, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "kW"}},
+    )
+    assert [s.value for s in samples201(got201)] == [1500.0, 3200.0]
+    [signed] = signed201(got201)
+    assert (
+        signed.format,
+        signed.signed_data,
+        signed.signing_method,
+        signed.encoding_method,
+        signed.public_key,
+    ) == (
+        "signedMeterValue",
+        "AQID",
+        "ECDSA-secp256r1-SHA256",
+        "OCMF",
+        "BAUG",
+    )
+    assert signed.at == "2026-01-01T00:00:00.000Z"

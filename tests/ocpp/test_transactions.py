@@ -79,7 +79,7 @@ class Records:
         fields = msgspec.structs.asdict(start)
         return self._new(**fields, remote_id=None), True
 
-    async def add_samples(self, charger_id, tx_id, samples):
+    async def add_samples(self, charger_id, tx_id, samples, signed=()):
         await self._write()
         if tx_id not in self.rows or self.rows[tx_id]["charger_id"] != charger_id:
             return False

@@ -3,8 +3,11 @@ threading server, so it answers while the test's own code, asyncio or plain, wai
 spec and sharing no code with ampgate.roaming.
 
 What it does: its versions and version details (credentials SENDER, locations RECEIVER, tokens SENDER, commands
-SENDER), credentials (a CPO that registers with it using the registration token it issued; DELETE), the Locations
-receiver interface (PUT and PATCH recorded, GET of what it holds), real-time authorization of its tokens (POST
+SENDER, sessions, cdrs and tariffs RECEIVER), credentials (a CPO that registers with it using the registration
+token it issued; DELETE), the Locations receiver interface (PUT and PATCH recorded, GET of what it holds), the
+Sessions receiver (PUT replaces, PATCH merges and adds the charging periods it carries, GET), the CDRs receiver
+(POST kept by id and answered with its Location, or HTTP 500 while `cdr_failures` lasts; GET at that Location),
+the Tariffs receiver (PUT, DELETE), real-time authorization of its tokens (POST
 tokens/{uid}/authorize, answered as `answers` says), the commands' results (any POST under commands/ recorded),
 and, as a client, the registration with a CPO (versions, details, POST credentials), any GET with the CPO's
 token, pushing its Tokens to the CPO and sending it commands. Every request it receives is recorded with its
@@ -88,6 +91,12 @@ class Emsp:
     slow_s: float = 10.0
     # The Tokens it owns (by uid), as it pushes them and answers with them.
     token_book: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the CPO pushed: Sessions by id (as PUT and PATCHed), CDRs by id (each POST it took, in order),
+    # Tariffs by id (None once deleted); CDR POSTs answered HTTP 500 while this is above 0 (counted down).
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cdrs: list[dict[str, Any]] = field(default_factory=list)
+    tariffs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    cdr_failures: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
 
@@ -192,6 +201,10 @@ class Emsp:
                                 "role": "SENDER",
                                 "url": f"{self.base}/2.2.1/commands",
                             },
+                            *(
+                                {"identifier": m, "role": "RECEIVER", "url": f"{self.base}/2.2.1/{m}"}
+                                for m in ("sessions", "cdrs", "tariffs")
+                            ),
                         ],
                     }
                 ),
@@ -209,7 +222,65 @@ class Emsp:
             return (*self._authorize(path, body), ids)
         if path.startswith(f"{ROOT}/2.2.1/commands/") and method == "POST":
             return 200, envelope(), ids
+        if path.startswith(f"{ROOT}/2.2.1/sessions/"):
+            return (*self._sessions(method, path, body), ids)
+        if path.startswith(f"{ROOT}/2.2.1/cdrs"):
+            status, answer, extra = self._cdrs(method, path, body)
+            return status, answer, ids | extra
+        if path.startswith(f"{ROOT}/2.2.1/tariffs/"):
+            return (*self._tariffs(method, path, body), ids)
         return 404, envelope(status_code=2000, message="no such endpoint"), ids
+
+    def _sessions(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path[len(f"{ROOT}/2.2.1/sessions/") :].split("/")
+        if len(parts) != 3:
+            return 404, envelope(status_code=2000, message="not a session URL")
+        key = unquote(parts[2])
+        with self.lock:
+            found = self.sessions.get(key)
+            if method == "PUT":
+                self.sessions[key] = body
+            elif method == "PATCH":
+                if found is None:
+                    return 404, envelope(status_code=2001, message="unknown session")
+                periods = found.get("charging_periods") or []
+                merged = {**found, **body}
+                # mod_sessions: periods in a PATCH are added to the list.
+                merged["charging_periods"] = periods + (body.get("charging_periods") or [])
+                self.sessions[key] = merged
+            elif method == "GET":
+                return (200, envelope(found)) if found else (404, envelope(status_code=2001))
+            else:
+                return 405, envelope(status_code=2000, message="not here")
+        return 200, envelope()
+
+    def _cdrs(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            if method == "POST" and path.rstrip("/") == f"{ROOT}/2.2.1/cdrs":
+                if self.cdr_failures > 0:
+                    self.cdr_failures -= 1
+                    return 500, {"error": "not today"}, {}
+                self.cdrs.append(body)
+                return 200, envelope(), {"Location": f"{self.base}/2.2.1/cdrs/{body['id']}"}
+            if method == "GET":
+                wanted = unquote(path.rsplit("/", 1)[-1])
+                found = next((c for c in self.cdrs if c["id"] == wanted), None)
+                return (200, envelope(found), {}) if found else (404, envelope(status_code=2001), {})
+        return 405, envelope(status_code=2000, message="not here"), {}
+
+    def _tariffs(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path[len(f"{ROOT}/2.2.1/tariffs/") :].split("/")
+        if len(parts) != 3:
+            return 404, envelope(status_code=2000, message="not a tariff URL")
+        key = unquote(parts[2])
+        with self.lock:
+            if method == "PUT":
+                self.tariffs[key] = body
+            elif method == "DELETE":
+                self.tariffs[key] = None
+            else:
+                return 405, envelope(status_code=2000, message="not here")
+        return 200, envelope()
 
     def _authorize(self, path: str, body: Any) -> tuple[int, Any]:
         """POST tokens/{uid}/authorize[?type=]: as `answers` says for the uid."""
@@ -333,6 +404,33 @@ class Emsp:
     def response_url(self, key: str) -> str:
         """A response_url for a command: unique per `key`, as mod_commands advises."""
         return f"{self.base}/2.2.1/commands/{key}"
+
+    def session_pushes(self, session_id: str | None = None) -> list[Received]:
+        """The Session PUTs and PATCHes the CPO sent (of one session id)."""
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r.path.startswith(f"{ROOT}/2.2.1/sessions/")
+                and r.method in ("PUT", "PATCH")
+                and (session_id is None or unquote(r.path.rsplit("/", 1)[-1]) == session_id)
+            ]
+
+    def cdr_posts(self) -> list[Received]:
+        """Every CDR POST the CPO made, those answered 500 included."""
+        with self.lock:
+            return [
+                r for r in self.received if r.method == "POST" and r.path.startswith(f"{ROOT}/2.2.1/cdrs")
+            ]
+
+    def tariff_pushes(self, tariff_id: str | None = None) -> list[Received]:
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if r.path.startswith(f"{ROOT}/2.2.1/tariffs/")
+                and (tariff_id is None or unquote(r.path.rsplit("/", 1)[-1]) == tariff_id)
+            ]
 
     def pushes(self, method: str | None = None, suffix: str | None = None) -> list[Received]:
         with self.lock:

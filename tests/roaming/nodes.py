@@ -15,7 +15,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ocpi_node(node_factory: Any, *extra: str) -> Any:
+def ocpi_node(node_factory: Any, *extra: str, db: Any = None) -> Any:
     port = _free_port()
     node = node_factory(
         "--public-port",
@@ -27,6 +27,7 @@ def ocpi_node(node_factory: Any, *extra: str) -> Any:
         "--ocpi-party-id",
         "AMP",
         *extra,
+        db=db,
     )
     node.ocpi = f"http://127.0.0.1:{port}/ocpi"
     return node

@@ -80,6 +80,9 @@ def test_the_default_emi3_id_needs_a_charger_id_the_alphabet_keeps() -> None:
     assert mapping.default_emi3("NL", "AMP", "CP001", 2) == "NL*AMP*ECP001*2"
     assert mapping.default_emi3("NL", "AMP", "cp001", 2) is None  # upper-casing could merge two chargers
     assert mapping.default_emi3("NL", "AMP", "CP-1", 2) is None
+    # Without OCPI (no --ocpi-*) the node has no operator id to build one from: the public locations then show
+    # only the eMI3 ids an admin described.
+    assert mapping.default_emi3("", "", "CP001", 2) is None
 
 
 def test_device_model_connector_types() -> None:

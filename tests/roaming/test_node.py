@@ -69,6 +69,9 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
         ("locations", "SENDER"),
         ("tokens", "RECEIVER"),
         ("commands", "RECEIVER"),
+        ("sessions", "SENDER"),
+        ("cdrs", "SENDER"),
+        ("tariffs", "SENDER"),
     }
     assert get(emsp, f"{node.ocpi}/2.2.1/locations", token_a).status_code == 401
     # PUT and DELETE before registering: 405.
@@ -128,6 +131,9 @@ def test_emsp_registers_with_the_registration_token_and_the_transport_rules_hold
             "locations",
             "tokens",
             "commands",
+            "sessions",
+            "cdrs",
+            "tariffs",
         }
         assert seen["roles"] == [
             {"role": "EMSP", "country_code": "NL", "party_id": "EMP", "name": "Test eMSP"}

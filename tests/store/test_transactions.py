@@ -124,3 +124,60 @@ def test_201_events_are_deduplicated_on_transaction_id_and_seq_no(running: Runne
         assert len(TransactionRepository(store).page(10, charger_id="CP2")) == 1
 
     running(body)
+
+
+def test_the_charging_timeline_and_signed_values_are_kept_per_transaction(running: Runner) -> None:
+    signed = txs.SignedValue(
+        at=T2,
+        measurand=ENERGY,
+        phase="",
+        context="Transaction.End",
+        format="signedMeterValue",
+        signed_data="AQID",
+        signing_method="ECDSA",
+        encoding_method="OCMF",
+        public_key="BAUG",
+    )
+
+    async def body(store: Store) -> None:
+        repo = TransactionRepository(store)
+
+        def change(seq: int, kind: str, at: str, **kw: Any) -> TransactionChange:
+            return TransactionChange(
+                charger_id="CS",
+                remote_id="tx-1",
+                seq_no=seq,
+                event_type=kind,
+                at=parse(at),
+                evse_id=1,
+                connector_id=1,
+                id_token=None,
+                stop_reason=None,
+                samples=[],
+                **kw,
+            )
+
+        tx_id, _ = await repo.apply_event(change(0, "Started", T0, charging=False))
+        await repo.apply_event(change(1, "Updated", T1, charging=True))
+        await repo.apply_event(change(2, "Ended", T2, signed=[signed]))
+        # A repeat is a duplicate: the timeline and the signed values stay as they were.
+        await repo.apply_event(change(2, "Ended", T2, charging=True, signed=[signed]))
+        assert repo.charging(tx_id) == [(parse(T0), False), (parse(T1), True)]
+        assert repo.signed(tx_id) == [signed]
+        # A part that derives the timeline (1.6 statuses) records it fire-and-forget; the same instant replaces.
+        repo.record_charging(tx_id, parse(T2), False)
+        repo.record_charging(tx_id, parse(T2), True)
+        await store.write(lambda db: None)
+        assert repo.charging(tx_id)[-1] == (parse(T2), True)
+        start16 = TransactionStart(
+            charger_id="CP", connector_id=1, id_token="T", started_at=parse(T0), meter_start_wh=0
+        )
+        other, _ = await repo.start(start16)
+        assert await repo.add_samples(
+            "CP", other, [energy(T1, 10.0)], [msgspec.structs.replace(signed, at=T1)]
+        )
+        assert [v.at for v in repo.signed(other)] == [T1]
+        assert [r.id for r in repo.after(tx_id - 1, 10)] == [tx_id, other]
+        assert repo.last_id() == other
+
+    running(body)

@@ -15,11 +15,13 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.availability import AvailabilityController
 from ampgate.api.campaigns import CampaignController
+from ampgate.api.cdrs import CdrController, SiteUsageController
 from ampgate.api.charger_connectors import ChargerConnectorsController
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
 from ampgate.api.commands import CommandController, LocalListController
 from ampgate.api.connectivity import ChargerConnectivityController, ConnectivityController, IncidentController
+from ampgate.api.cost_display import CostDisplayController
 from ampgate.api.customer_information import CustomerInformationController
 from ampgate.api.demand_response import DemandResponseController
 from ampgate.api.deps import ApiServices
@@ -38,13 +40,22 @@ from ampgate.api.maintenance_windows import MaintenanceWindowController
 from ampgate.api.metrics import MetricsExposition, metrics_route
 from ampgate.api.monitoring import MonitoringController
 from ampgate.api.ocpi import OcpiPartyController
+from ampgate.api.ocpi_deliveries import CdrDeliveryController
 from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
 from ampgate.api.reservations import ReservationController
+from ampgate.api.responses import NumberResponse
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
 from ampgate.api.sites import CapacityNodeController, SiteController
 from ampgate.api.smart_charging import SmartChargingController
 from ampgate.api.tags import ChargerTagController
+from ampgate.api.tariffs import (
+    ChargerTariffController,
+    DefaultTariffController,
+    GroupTariffController,
+    SiteTariffController,
+    TariffController,
+)
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
@@ -103,7 +114,16 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             ChargerTagController,
             CampaignController,
             ChargerConnectorsController,
+            CostDisplayController,
             OcpiPartyController,
+            CdrDeliveryController,
+            TariffController,
+            ChargerTariffController,
+            SiteTariffController,
+            GroupTariffController,
+            DefaultTariffController,
+            CdrController,
+            SiteUsageController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},
@@ -115,6 +135,8 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             DefineMiddleware(IdempotencyMiddleware, store=IdempotencyStore(), max_body=MAX_BODY_BYTES),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Money (Decimal) as JSON numbers.
+        response_class=NumberResponse,
         openapi_config=OpenAPIConfig(
             title="ampgate",
             version=API_VERSION,

@@ -15,9 +15,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from ampgate.api.campaigns import CampaignService
 from ampgate.availability import OccupancyRow, SiteAvailability
+from ampgate.billing import Assignment, Cdr, Scope, SignalWindow, SiteSignals, TariffRow, UsageReport
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
+from ampgate.costdisplay import CostDisplayView, Mode
 from ampgate.customer import CustomerInformation, CustomerRequest
 from ampgate.demand import EventRow as DemandEventRow
 from ampgate.demand import EventSpec as DemandEventSpec
@@ -40,7 +42,9 @@ from ampgate.load import (
 )
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
+from ampgate.pricing import Cost, Tariff
 from ampgate.reservations import ReservationRow
+from ampgate.roaming.billing_rows import Delivery
 from ampgate.roaming.equipment import Equipment, EvseSpec
 from ampgate.roaming.parties import Party
 from ampgate.roaming.push import PartyStats
@@ -554,6 +558,113 @@ class OcpiNotConfigured:
         raise _not_configured()
 
 
+@runtime_checkable
+class CostDisplaySettings(Protocol):
+    """`ampgate.costdisplay.CostDisplay`: which cost display each charger gets."""
+
+    def view(self, charger_id: str, /) -> CostDisplayView: ...
+    async def set(self, charger_id: str, mode: Mode | None, /) -> CostDisplayView: ...
+
+
+class NoCostDisplay:
+    """A node that shows chargers no cost (API tests that do not use it)."""
+
+    def view(self, charger_id: str, /) -> CostDisplayView:
+        raise ConflictError("this node shows chargers no cost", code="not_supported")
+
+    async def set(self, charger_id: str, mode: Mode | None, /) -> CostDisplayView:
+        raise ConflictError("this node shows chargers no cost", code="not_supported")
+
+
+@runtime_checkable
+class TariffService(Protocol):
+    """`ampgate.billing.Tariffs`."""
+
+    def get(self, tariff_id: str, /) -> TariffRow | None: ...
+    def page(self, limit: int, after: str | None = None, /) -> list[TariffRow]: ...
+    async def create(self, tariff: Tariff, /) -> TariffRow: ...
+    async def replace(self, tariff: Tariff, /) -> TariffRow: ...
+    async def delete(self, tariff_id: str, /) -> None: ...
+    def assignment(self, scope: Scope, subject: str | None = None, /) -> Assignment: ...
+    async def assign(self, scope: Scope, subject: str | None, tariff_id: str | None, /) -> Assignment: ...
+
+
+@runtime_checkable
+class SessionCostReads(Protocol):
+    """`ampgate.billing.BillingSessions`: a transaction's cost."""
+
+    def running_cost(self, transaction_id: int, /) -> Cost | None: ...
+
+
+@runtime_checkable
+class CdrService(Protocol):
+    """`ampgate.billing.Cdrs`."""
+
+    def get(self, cdr_id: int, /) -> Cdr | None: ...
+    def credit_of(self, cdr_id: int, /) -> Cdr | None: ...
+    def page(
+        self,
+        limit: int,
+        /,
+        *,
+        before: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        charger_id: str | None = None,
+        site_id: str | None = None,
+    ) -> list[Cdr]: ...
+    async def credit(self, cdr_id: int, /) -> Cdr: ...
+    def usage(
+        self, site_id: str, since: datetime | None, until: datetime | None, step_s: int, /
+    ) -> UsageReport: ...
+
+
+@runtime_checkable
+class PriceSignalService(Protocol):
+    """`ampgate.billing.PriceSignals`."""
+
+    def get(self, site_id: str, /) -> SiteSignals: ...
+    async def replace(self, site_id: str, windows: list[SignalWindow], /) -> SiteSignals: ...
+
+
+@runtime_checkable
+class CdrDeliveries(Protocol):
+    """`ampgate.roaming.cdr_delivery.CdrDelivery`."""
+
+    def get(self, ref: int, /) -> Delivery | None: ...
+    def page(
+        self,
+        limit: int,
+        after: int | None = None,
+        /,
+        *,
+        state: str | None = None,
+        party_id: str | None = None,
+    ) -> list[Delivery]: ...
+    async def retry(self, ref: int, /) -> Delivery: ...
+
+
+class CdrDeliveriesNotConfigured:
+    """The node has no OCPI identity: nothing is delivered, every route is 409."""
+
+    def get(self, ref: int, /) -> Delivery | None:
+        raise _not_configured()
+
+    def page(
+        self,
+        limit: int,
+        after: int | None = None,
+        /,
+        *,
+        state: str | None = None,
+        party_id: str | None = None,
+    ) -> list[Delivery]:
+        raise _not_configured()
+
+    async def retry(self, ref: int, /) -> Delivery:
+        raise _not_configured()
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """Everything the operator API uses, each a narrow interface; the node builds it."""
@@ -587,7 +698,13 @@ class ApiServices:
     fleet: ChargerTags
     health: HealthReport
     campaigns: CampaignService
+    tariffs: TariffService
+    costs: SessionCostReads
+    cdrs: CdrService
+    price_signals: PriceSignalService
     openadr: OpenAdrStatus = field(default_factory=OpenAdrNotConfigured)
     equipment: EquipmentReads = field(default_factory=NoEquipment)
     ocpi: OcpiParties = field(default_factory=OcpiNotConfigured)
+    cdr_deliveries: CdrDeliveries = field(default_factory=CdrDeliveriesNotConfigured)
     published: PublishedEvses = field(default_factory=NotPublished)
+    cost_display: CostDisplaySettings = field(default_factory=NoCostDisplay)

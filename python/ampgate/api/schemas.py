@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from ampgate.api.costs import CostRead
+
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every 4xx/5xx body. `code` is stable (branch on it); `message` is for people; `field` names the input
@@ -167,9 +169,10 @@ class TransactionRead(msgspec.Struct, kw_only=True):
 
 
 class TransactionDetail(TransactionRead, kw_only=True):
-    """A transaction with every meter sample, in time order."""
+    """A transaction with every meter sample, in time order, and what it costs (null: no tariff applies)."""
 
     samples: list[SampleRead]
+    cost: CostRead | None
 
 
 class TransactionPage(msgspec.Struct, kw_only=True):

@@ -56,9 +56,10 @@ _OCPI_PUBLISH = (
     "published. Independent of public_recommendations."
 )
 _PUBLIC_RECOMMENDATIONS = (
-    "Whether EV owners' apps may be sent here (GET /public/v1/recommendations on the public listener shows its "
-    "name, location, free connectors, headroom and recent occupancy); false until the operator opts in. Needs a "
-    "location to be recommended."
+    "Whether the site is shown to the public: EV owners' apps may be sent here (GET /public/v1/recommendations on "
+    "the public listener shows its name, location, free connectors, headroom and recent occupancy) and see its "
+    "EVSEs' live status and current prices (GET /public/v1/locations); false until the operator opts in. Needs a "
+    "location to be shown."
 )
 
 

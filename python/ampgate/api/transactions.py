@@ -11,7 +11,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from ampgate.api.auth import requires_viewer
-from ampgate.api.deps import ChargerReads, TransactionReads
+from ampgate.api.costs import cost_read
+from ampgate.api.deps import ChargerReads, SessionCostReads, TransactionReads
 from ampgate.api.paging import (
     COMMON_ERRORS,
     DEFAULT_LIMIT,
@@ -110,20 +111,29 @@ class TransactionController(Controller):
         operation_id="get_transaction",
         guards=[requires_viewer],
         responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="No such transaction")},
-        summary="One transaction with its meter samples (role: viewer)",
+        summary="One transaction with its meter samples and cost (role: viewer)",
+        description="Role: viewer. `cost`: what the session costs so far while it runs (its parking after the "
+        "transaction included until the EVSE is free again), then its CDR's; amounts incl VAT (`excl_vat` "
+        "without), by the tariff fixed at its start; null when no tariff applies.",
     )
     async def get_transaction(
         self,
         transactions: NamedDependency[TransactionReads],
+        costs: NamedDependency[SessionCostReads],
         id: Annotated[int, Parameter(description="The node's transaction id")],
     ) -> TransactionDetail:
-        """The transaction `id` (the node's id) with every sample. Raises 404 not_found (field id)."""
+        """The transaction `id` (the node's id) with every sample and its cost. Raises 404 not_found (field
+        id)."""
         row = transactions.get(id)
         if row is None:
             raise NotFoundError(f"transaction {id} does not exist", field="id")
         samples = transactions.samples(id)
         last = transactions.last_samples([id])[id]
-        return TransactionDetail(**_fields(row, last), samples=[sample_read(s) for s in samples])  # type: ignore[arg-type]
+        return TransactionDetail(
+            **_fields(row, last),  # type: ignore[arg-type]
+            samples=[sample_read(s) for s in samples],
+            cost=cost_read(costs.running_cost(id)),
+        )
 
 
 class ChargerTransactionController(Controller):

@@ -16,6 +16,19 @@ RATE_PER_S = 1.0
 BURST = 20
 
 
+def admit(buckets: TokenBuckets, now: float, address: str) -> None:
+    """Take a token of `address`'s bucket at `now` (monotonic seconds). Raises TooManyError (429
+    `too_many_requests`, with Retry-After in whole seconds) when it is empty: the public routes' one answer."""
+    wait = buckets.take(address, now)
+    if wait > 0:
+        retry = buckets.retry_after(wait)
+        err = TooManyError(
+            f"too many requests from this address; retry after {retry} s", code="too_many_requests"
+        )
+        err.headers["Retry-After"] = str(retry)
+        raise err
+
+
 class Ranking(Protocol):
     """`ampgate.availability.Availability`."""
 
@@ -35,14 +48,7 @@ class PublicRecommendations:
     def admit(self, address: str) -> None:
         """Take a token of `address`'s bucket. Raises TooManyError (429 `too_many_requests`, with Retry-After in
         whole seconds) when it is empty."""
-        wait = self.buckets.take(address, self._clock.monotonic())
-        if wait > 0:
-            retry = self.buckets.retry_after(wait)
-            err = TooManyError(
-                f"too many requests from this address; retry after {retry} s", code="too_many_requests"
-            )
-            err.headers["Retry-After"] = str(retry)
-            raise err
+        admit(self.buckets, self._clock.monotonic(), address)
 
     def recommend(
         self, lat: float, lon: float, radius_km: float, min_kw: float | None, limit: int

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ampgate.campaigns.model import Selector
+from ampgate.commands.model import QueuedRequest
 
 
 class FirmwareImage(Protocol):
@@ -122,6 +123,7 @@ class Commands(Protocol):
         supersede_key: str | None = None,
         command_id: str | None = None,
     ) -> object: ...
+    async def enqueue_many(self, requests: Sequence[QueuedRequest], /) -> Sequence[object]: ...
     async def cancel(self, command_id: str, /) -> object: ...
     def get(self, command_id: str, /) -> CommandView | None: ...
 

@@ -397,6 +397,10 @@ def transition(db: sqlite_utils.Database, t: Transition, at: str) -> bool:
     return True
 
 
+def transitions(db: sqlite_utils.Database, ts: list[Transition], at: str) -> list[bool]:
+    return [transition(db, t, at) for t in ts]
+
+
 def add_sample(db: sqlite_utils.Database, campaign_id: int, at: str, counts: dict[str, int]) -> None:
     db.conn.execute(
         "INSERT OR REPLACE INTO campaign_samples (campaign_id, at, counts) VALUES (?, ?, ?)",
@@ -485,6 +489,15 @@ class CampaignRepository:
             f"SELECT {_CHARGER} FROM campaign_chargers WHERE campaign_id = ? AND state NOT IN ({_FINAL_SQL})"
             " ORDER BY seq",
             (campaign_id,),
+        )
+        return [_charger(v) for v in cur.fetchall()]
+
+    def unfinished_page(self, campaign_id: int, limit: int, after: int | None) -> list[ChargerRow]:
+        """`unfinished_of` `limit` rows at a time, after selection position (seq) `after`."""
+        cur = self._store.reader.execute(
+            f"SELECT {_CHARGER} FROM campaign_chargers WHERE campaign_id = ? AND state NOT IN ({_FINAL_SQL})"
+            " AND seq > ? ORDER BY seq LIMIT ?",
+            (campaign_id, -1 if after is None else after, limit),
         )
         return [_charger(v) for v in cur.fetchall()]
 
@@ -598,6 +611,11 @@ class CampaignRepository:
     async def transition(self, t: Transition) -> bool:
         """Apply and wait for the commit (a dispatch: durable before the command goes)."""
         return await self._store.write(functools.partial(transition, t=t, at=self._at()))
+
+    async def transitions(self, ts: Sequence[Transition]) -> list[bool]:
+        """Apply every one of `ts` in one write and wait for its one commit (a batch of dispatches: all durable
+        before any of their commands is queued). Each answers as `transition` does."""
+        return await self._store.write(functools.partial(transitions, ts=list(ts), at=self._at()))
 
     def submit_transition(self, t: Transition) -> None:
         """Apply fire-and-forget: the writer runs writes in order, so a later transition of the same charger

@@ -233,6 +233,8 @@ class CampaignRunner:
             if len(page) < SELECT_PAGE:
                 break
             after = page[-1].id
+            # A selection of 100k read without a checkpoint froze the loop (the pump, the API) for seconds.
+            await trio.lowlevel.checkpoint()
         parts = m.split(eligible, row.spec.canary, row.spec.groups)
         kinds = (["canary"] if row.spec.canary is not None else []) + ["group"] * len(row.spec.groups)
         groups: list[tuple[str, list[Member]]] = [
@@ -243,7 +245,7 @@ class CampaignRunner:
         await self._repo.freeze(row.id, groups, state)
         fresh = self._repo.get(row.id)
         assert fresh is not None
-        self._load(fresh, image, self._repo.unfinished_of(row.id))
+        self._load(fresh, image, await self._unfinished(row.id))
 
     async def _resume(self, campaign_id: int) -> None:
         """A campaign paused by a condition goes on past it: the group it stopped at is overridden. One the node
@@ -254,7 +256,7 @@ class CampaignRunner:
             image = self._images.get(row.image_id)
             if image is None:
                 raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
-            self._load(row, image, self._repo.unfinished_of(campaign_id))
+            self._load(row, image, await self._unfinished(campaign_id))
             live = self._mem.campaigns[campaign_id]
         g = live.current_group()
         # Only the error condition leaves its group unfinished; a group that ended below its success threshold
@@ -354,7 +356,7 @@ class CampaignRunner:
                 log.error("campaign %s: firmware image %s is gone; pausing it", row.id, row.image_id)
                 await self._repo.set_state(row.id, m.PAUSED, "firmware image missing")
                 continue
-            self._load(row, image, self._repo.unfinished_of(row.id))
+            self._load(row, image, await self._unfinished(row.id))
             if row.state == m.CANCELLED:
                 await self._settle_cancel(row.id)  # a cancel the node stopped in the middle of
         now = self._clock.now()
@@ -368,6 +370,10 @@ class CampaignRunner:
                 task_status.started()
                 next_sweep = 0.0
                 while True:
+                    # The lock is taken per step, and a step dispatches one batch (dispatch.DISPATCH_BATCH): a verb
+                    # waits for that batch, not for the whole group, and the next step reads the state the verb
+                    # left (a paused campaign dispatches nothing more). A dispatch wakes the loop, so the next
+                    # batch follows at once.
                     for campaign_id in list(self._mem.campaigns):
                         async with self._lock:
                             await self._step(campaign_id)
@@ -376,6 +382,19 @@ class CampaignRunner:
                         self._mem.unwatch_expired(self._clock.now())
                     with trio.move_on_after(TICK):
                         await self._t.woken()
+
+    async def _unfinished(self, campaign_id: int) -> list[ChargerRow]:
+        """`repo.unfinished_of`, read a page at a time with a checkpoint between pages (the store's reader is on
+        the trio thread: 100k rows in one read froze the loop)."""
+        rows: list[ChargerRow] = []
+        after: int | None = None
+        while True:
+            page = self._repo.unfinished_page(campaign_id, SELECT_PAGE, after)
+            rows.extend(page)
+            if len(page) < SELECT_PAGE:
+                return rows
+            after = page[-1].seq
+            await trio.lowlevel.checkpoint()
 
     def _load(self, row: CampaignRow, image: FirmwareImage, rows: list[ChargerRow]) -> None:
         self._mem.load(row, image, self._repo.groups(row.id), rows, self._rate(row.spec))

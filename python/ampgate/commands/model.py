@@ -17,7 +17,9 @@ RemoteStart is harm, not help. A node that stops with a command on the wire fail
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
+
+import msgspec
 
 from ampgate.errors import (
     AmpgateError,
@@ -26,6 +28,18 @@ from ampgate.errors import (
     ConflictError,
     ValidationError,
 )
+
+
+class QueuedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One command of a batch to queue (`CommandQueue.enqueue_many`): the arguments `enqueue` takes."""
+
+    charger_id: str
+    action: str
+    payload: Any
+    ttl_s: float | None = None
+    supersede_key: str | None = None
+    command_id: str | None = None
+
 
 State = Literal["queued", "sent", "answered", "failed", "expired", "cancelled"]
 STATES: tuple[str, ...] = ("queued", "sent", "answered", "failed", "expired", "cancelled")

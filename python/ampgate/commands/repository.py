@@ -180,6 +180,13 @@ def insert(
     return row, superseded
 
 
+def insert_many(
+    db: sqlite_utils.Database, news: list[NewCommand], state: str, at: str
+) -> list[tuple[CommandRow, list[CommandRow]]]:
+    """`insert` of every one of `news`, in order, in the same write."""
+    return [insert(db, new, state, at) for new in news]
+
+
 def take_for_delivery(db: sqlite_utils.Database, command_id: str, at: str) -> CommandRow | None:
     """queued -> sent; None when it is no longer queued (cancelled or expired meanwhile)."""
     cur = db.conn.execute(
@@ -303,6 +310,17 @@ class CommandRepository:
         if new.expires_at is not None:
             iso_utc(new.expires_at)  # a naive time raises here, not on the writer thread
         return await self._store.write(functools.partial(insert, new=new, state=state, at=self._at()))
+
+    async def insert_many(
+        self, news: list[NewCommand], state: str
+    ) -> list[tuple[CommandRow, list[CommandRow]]]:
+        """`insert` of each of `news` in one write: one commit for all (a batch of a campaign's updates)."""
+        for new in news:
+            if new.expires_at is not None:
+                iso_utc(new.expires_at)
+        return await self._store.write(
+            functools.partial(insert_many, news=list(news), state=state, at=self._at())
+        )
 
     async def take_for_delivery(self, command_id: str) -> CommandRow | None:
         return await self._store.write(

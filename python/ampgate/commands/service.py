@@ -16,6 +16,8 @@ The rules a record moves by are in `ampgate.commands.model`; what survives a res
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import trio
@@ -170,7 +172,49 @@ class CommandQueue:
         field), NotFoundError (unknown charger; an action the central system does not send), ConflictError
         `protocol_unknown` (the charger never connected: which version to check against is unknown),
         TooManyError `queue_full`."""
-        life = model.ttl(ttl_s)
+        now = self._clock.now()
+        new = self._checked(
+            model.QueuedRequest(
+                charger_id=charger_id,
+                action=action,
+                payload=payload,
+                ttl_s=ttl_s,
+                supersede_key=supersede_key,
+                command_id=command_id,
+            ),
+            now,
+        )
+        row, superseded = await self._rows.insert(new, "queued")
+        self._queued(row, superseded, now)
+        return row
+
+    async def enqueue_many(self, requests: Sequence[model.QueuedRequest]) -> list[CommandRow | AmpgateError]:
+        """`enqueue` of each request, recorded in one write (one commit for the batch, where `enqueue` costs a
+        commit each), then delivered as `enqueue` delivers. The answer is in order: the record, or the error
+        `enqueue` would have raised for that request (nothing is recorded for it; the others are)."""
+        now = self._clock.now()
+        checked: list[NewCommand | AmpgateError] = []
+        for r in requests:
+            try:
+                checked.append(self._checked(r, now))
+            except AmpgateError as e:
+                checked.append(e)
+        news = [c for c in checked if isinstance(c, NewCommand)]
+        written = iter(await self._rows.insert_many(news, "queued") if news else [])
+        out: list[CommandRow | AmpgateError] = []
+        for c in checked:
+            if isinstance(c, AmpgateError):
+                out.append(c)
+                continue
+            row, superseded = next(written)
+            self._queued(row, superseded, now)
+            out.append(row)
+        return out
+
+    def _checked(self, r: model.QueuedRequest, now: datetime) -> NewCommand:
+        """The record `r` would be, or the error that refuses it (see `enqueue`)."""
+        life = model.ttl(r.ttl_s)
+        charger_id, action, payload = r.charger_id, r.action, r.payload
         charger = self._chargers.get(charger_id)
         if charger is None:
             raise NotFoundError(f"charger {charger_id!r} is not registered", field="id")
@@ -194,18 +238,20 @@ class CommandQueue:
                 f"charger {charger_id!r} has {self._max_queued} commands queued already; cancel some or wait",
                 code="queue_full",
             )
-        now = self._clock.now()
-        new = NewCommand(
-            id=command_id or new_command_id(),
+        return NewCommand(
+            id=r.command_id or new_command_id(),
             charger_id=charger_id,
             action=action,
             payload=payload,
             protocol=protocol,
             queued=True,
-            supersede_key=supersede_key,
+            supersede_key=r.supersede_key,
             expires_at=now + life,
         )
-        row, superseded = await self._rows.insert(new, "queued")
+
+    def _queued(self, row: CommandRow, superseded: list[CommandRow], now: datetime) -> None:
+        """A queued record written: announce it (and what it superseded) and start the charger's delivery."""
+        charger_id = row.charger_id
         for old in superseded:
             self._bus.publish(
                 CommandCancelled(
@@ -220,12 +266,11 @@ class CommandQueue:
         assert row.expires_at is not None
         self._bus.publish(
             CommandQueued(
-                at=now, charger_id=charger_id, command_id=row.id, action=action, expires_at=row.expires_at
+                at=now, charger_id=charger_id, command_id=row.id, action=row.action, expires_at=row.expires_at
             )
         )
         self._waiting.add(charger_id)
         self._kick(charger_id)
-        return row
 
     async def cancel(self, command_id: str) -> CommandRow:
         """Cancel a queued command; cancelling a cancelled one answers its state. Raises NotFoundError

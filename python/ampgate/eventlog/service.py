@@ -36,7 +36,8 @@ PRUNE_INTERVAL = 3600.0
 DEFAULT_DAYS = 7.0
 STREAM_CAPACITY = 4096
 LOST_TYPE = "events.lost"
-_encode = msgspec.json.Encoder().encode
+# Money in events (a CDR's total) is a Decimal: a JSON number on the wire, as the API writes it.
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 @dataclass(frozen=True)

@@ -121,9 +121,15 @@ def _status(
     error_message: str | None,
 ) -> PublicationRow:
     conn = db.conn
-    return _add_status(
-        conn, _must(conn, pub_id), status, at, error_code=error_code, error_message=error_message
-    )
+    row = _must(conn, pub_id)
+    if status in state.ANSWERS:
+        timeline, newest = state.with_answer(row.timeline, status, at)
+        conn.execute(
+            "UPDATE firmware_publications SET status = ?, timeline = ?, updated_at = ? WHERE id = ?",
+            (status if newest else row.status, _encode(timeline).decode(), iso_utc(at), pub_id),
+        )
+        return _must(conn, pub_id)
+    return _add_status(conn, row, status, at, error_code=error_code, error_message=error_message)
 
 
 def _notification(

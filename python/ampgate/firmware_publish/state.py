@@ -34,6 +34,8 @@ UNPUBLISH_FIRMWARE = "UnpublishFirmware"
 PUBLISH_FIRMWARE_STATUS_NOTIFICATION = "PublishFirmwareStatusNotification"
 
 REQUESTED = "Requested"
+# The controller's answers to PublishFirmware [L03].
+ANSWERS = frozenset({"Accepted", "Rejected"})
 FAILED = "Failed"
 TIMED_OUT = "TimedOut"
 PUBLISHED = "Published"
@@ -112,6 +114,21 @@ def append(timeline: Sequence[TimelineEntry], status: str, at: datetime) -> list
     if len(out) > MAX_TIMELINE:
         out = [out[0], *out[len(out) - MAX_TIMELINE + 1 :]]
     return out
+
+
+def with_answer(
+    timeline: Sequence[TimelineEntry], status: str, at: datetime
+) -> tuple[list[TimelineEntry], bool]:
+    """`timeline` with the controller's answer to PublishFirmware (`status`, seen at `at`) in its place, right
+    after `Requested`, and whether it is the newest entry (then it is the publication's status). The controller
+    answers before it notifies, but the node may record a notification first: both can arrive in one batch,
+    and the router handles the notification before the API task that awaits the answer runs again."""
+    if len(timeline) <= 1:
+        return append(timeline, status, at), True
+    out = [timeline[0], TimelineEntry(status, iso_utc(at)), *timeline[1:]]
+    if len(out) > MAX_TIMELINE:
+        out = [out[0], *out[len(out) - MAX_TIMELINE + 1 :]]
+    return out, False
 
 
 def notification_applies(request_id: int | None) -> bool:

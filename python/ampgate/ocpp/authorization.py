@@ -14,6 +14,9 @@ before its next CALL, so its messages stay in order). The outside bounds its own
 Reservations then have their say (`ReservationRules`, the node's `ampgate.reservations.ReservationBook`): at
 a transaction start, a place another token reserved refuses the start; a token nobody knows is Accepted where
 it holds a reservation. The rules and the statuses chosen are documented there.
+
+Last, the cost display (`costs`, `ampgate.ocpp.cost_hooks`) may add the tariff text to a 2.0.1 answer, or send a
+1.6 charger the price after it (California Pricing).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import msgspec
 
 from ampgate.clock import iso_utc
 from ampgate.ocpp import v16, v201
+from ampgate.ocpp.cost_hooks import CostReplies, NoCostReplies
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import OcppRouter, Session
 from ampgate.store.id_tokens import IdTokenRow
@@ -127,7 +131,8 @@ class ReservationRules(Protocol):
 class Authorizer:
     """The node's answer to presented tokens, and its Authorize handlers. `now` gives the time expiries are
     judged against; `reservations`, when given, has its say after the token table; `external` (settable later,
-    e.g. once OCPI is built) answers for tokens the table does not know."""
+    e.g. once OCPI is built) answers for tokens the table does not know; `costs` is handed each Authorize answer
+    (the tariff text, 1.6 SetUserPrice)."""
 
     def __init__(
         self,
@@ -135,11 +140,14 @@ class Authorizer:
         now: Callable[[], datetime],
         reservations: ReservationRules | None = None,
         external: ExternalTokens | None = None,
+        *,
+        costs: CostReplies | None = None,
     ) -> None:
         self._tokens = tokens
         self._now = now
         self._reservations = reservations
         self.external = external
+        self._costs: CostReplies = costs if costs is not None else NoCostReplies()
 
     def register(self, router: OcppRouter) -> None:
         """Handle Authorize in both versions."""
@@ -273,7 +281,9 @@ class Authorizer:
         def answer(auth: Authorization, known: bool) -> dict[str, Any]:
             if self._reservations is not None:
                 auth = self._reservations.at_authorize(session.charger_id, req.id_tag, auth, known)
-            return {"idTagInfo": id_tag_info(auth)}
+            info = id_tag_info(auth)
+            self._costs.authorize16(session.charger_id, req.id_tag, info)
+            return {"idTagInfo": info}
 
         if isinstance(looked, tuple):
             return answer(*looked)
@@ -293,7 +303,9 @@ class Authorizer:
         def answer(auth: Authorization, known: bool) -> dict[str, Any]:
             if self._reservations is not None:
                 auth = self._reservations.at_authorize(session.charger_id, token.id_token, auth, known)
-            return {"idTokenInfo": id_token_info(auth)}
+            info = id_token_info(auth)
+            self._costs.authorize201(session.charger_id, token.id_token, info)
+            return {"idTokenInfo": info}
 
         if isinstance(looked, tuple):
             return answer(*looked)

@@ -1,5 +1,7 @@
 """Meter values of both protocol versions normalised into store samples: energy in Wh, power in W, current in
 A (per phase), state of charge in percent. Other measurands are not kept (nothing in the node reads them yet).
+Signed meter values (2.0.1 `signedMeterValue`, 1.6 values in format SignedData) are kept as received, whatever
+their measurand: they go on the bill as the meter signed them (`signed16`, `signed201`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ampgate.clock import iso_utc
-from ampgate.store.transactions import ENERGY, Sample
+from ampgate.store.transactions import ENERGY, Sample, SignedValue
 
 log = logging.getLogger(__name__)
 
@@ -99,4 +101,49 @@ def samples201(meter_values: Iterable[Any] | None) -> list[Sample]:
             s = _sample(at, sv.measurand, sv.phase, value, unit, sv.context, sv.location)
             if s is not None:
                 out.append(s)
+    return out
+
+
+def signed16(meter_values: Iterable[Any]) -> list[SignedValue]:
+    """The 1.6 sampled values in format SignedData, as the charger sent them (the value is the signed data)."""
+    out = []
+    for mv in meter_values:
+        at = iso_utc(mv.timestamp)
+        for sv in mv.sampled_value:
+            if sv.format == "SignedData" and sv.value:
+                out.append(
+                    SignedValue(
+                        at=at,
+                        measurand=sv.measurand or ENERGY,
+                        phase=sv.phase or "",
+                        context=sv.context,
+                        format="SignedData",
+                        signed_data=sv.value,
+                    )
+                )
+    return out
+
+
+def signed201(meter_values: Iterable[Any] | None) -> list[SignedValue]:
+    """The 2.0.1 sampled values that carry a `signedMeterValue`, as the charger sent it."""
+    out = []
+    for mv in meter_values or ():
+        at = iso_utc(mv.timestamp)
+        for sv in mv.sampled_value:
+            signed = sv.signed_meter_value
+            if signed is None:
+                continue
+            out.append(
+                SignedValue(
+                    at=at,
+                    measurand=sv.measurand or ENERGY,
+                    phase=sv.phase or "",
+                    context=sv.context,
+                    format="signedMeterValue",
+                    signed_data=signed.signed_meter_data,
+                    signing_method=signed.signing_method,
+                    encoding_method=signed.encoding_method,
+                    public_key=signed.public_key,
+                )
+            )
     return out

@@ -6,7 +6,13 @@ transactionData). 2.0.1: TransactionEvent Started / Updated / Ended (the charger
 (the handler returns a coroutine that awaits the write), so a charger that got its reply never needs to send
 it again; one that resends anyway (after a reconnect, per 1.6 §3.7 / 2.0.1 [E04]) creates no duplicate (see
 `ampgate.store.transactions`). What was recorded is then published: `transaction.started`, `.updated` (with the
-new samples) and `.ended`; a resent message publishes nothing.
+new samples) and `.ended`; a resent message publishes nothing. Signed meter values are recorded with the
+samples, and a 2.0.1 `chargingState` as the transaction's charging timeline (what pricing tells TIME from
+PARKING_TIME by).
+
+The cost display (`costs`, `ampgate.ocpp.cost_hooks`) is handed each reply once the message is recorded: 2.0.1
+replies may carry the tariff text and, on Ended, the final cost (`totalCost`); 1.6 chargers in California
+Pricing mode are sent the price after StartTransaction and the final cost after StopTransaction.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from ampgate.clock import Clock
 from ampgate.events import TransactionEnded, TransactionStarted, TransactionUpdated
 from ampgate.ocpp import v16, v201
 from ampgate.ocpp.authorization import Authorization, Authorizer, id_tag_info, id_token_info
+from ampgate.ocpp.cost_hooks import CostReplies, NoCostReplies
 from ampgate.ocpp.envelope import OCPP16, OCPP201
-from ampgate.ocpp.meter import samples16, samples201
+from ampgate.ocpp.meter import samples16, samples201, signed16, signed201
 from ampgate.ocpp.router import OcppRouter, Session
 from ampgate.store.transactions import (
     Sample,
+    SignedValue,
     StopOutcome,
     TransactionChange,
     TransactionRow,
@@ -38,28 +46,47 @@ log = logging.getLogger(__name__)
 DEFAULT_STOP_REASON_16 = "Local"
 # 2.0.1 TransactionType.stoppedReason: "Local" when absent (2.0.1 part 2 §2.51, ReasonEnumType).
 DEFAULT_STOP_REASON_201 = "Local"
+# 2.0.1 ChargingStateEnumType: only Charging means energy is requested and flowing (OCPI's TIME); the EV
+# connected but idle, suspended by either side, or the session idle count as not charging (PARKING_TIME).
+CHARGING_STATES: dict[str, bool] = {
+    "Charging": True,
+    "EVConnected": False,
+    "SuspendedEV": False,
+    "SuspendedEVSE": False,
+    "Idle": False,
+}
 
 
 class TransactionRecords(Protocol):
     """What the handlers need of the transaction repository (`ampgate.store.TransactionRepository`)."""
 
     async def start(self, start: TransactionStart, /) -> tuple[int, bool]: ...
-    async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample], /) -> bool: ...
+    async def add_samples(
+        self, charger_id: str, tx_id: int, samples: list[Sample], signed: list[SignedValue], /
+    ) -> bool: ...
     async def stop(self, stop: TransactionStop, /) -> StopOutcome: ...
     async def apply_event(self, change: TransactionChange, /) -> tuple[int, bool]: ...
     def get(self, tx_id: int, /) -> TransactionRow | None: ...
 
 
 class TransactionHandlers:
-    """The transaction messages of both versions."""
+    """The transaction messages of both versions; `costs` is handed each recorded reply (see the module
+    docstring)."""
 
     def __init__(
-        self, records: TransactionRecords, authorizer: Authorizer, bus: Publisher, clock: Clock
+        self,
+        records: TransactionRecords,
+        authorizer: Authorizer,
+        bus: Publisher,
+        clock: Clock,
+        *,
+        costs: CostReplies | None = None,
     ) -> None:
         self._records = records
         self._auth = authorizer
         self._bus = bus
         self._clock = clock
+        self._costs: CostReplies = costs if costs is not None else NoCostReplies()
 
     def register(self, router: OcppRouter) -> None:
         """Handle StartTransaction, MeterValues, StopTransaction (1.6), TransactionEvent, MeterValues (2.0.1)."""
@@ -137,6 +164,7 @@ class TransactionHandlers:
             )
             if created:
                 self._started(tx_id)
+                self._costs.started16(session.charger_id, tx_id, req.id_tag, info)
             else:
                 log.info("%s resent StartTransaction: transaction %d", session.charger_id, tx_id)
             return {"transactionId": tx_id, "idTagInfo": info}
@@ -148,9 +176,10 @@ class TransactionHandlers:
         if tx_id is None:
             return {}  # connector-level readings outside a transaction are not kept (yet)
         samples = samples16(req.meter_value)
+        signed = signed16(req.meter_value)
 
         async def reply() -> dict[str, Any]:
-            if await self._records.add_samples(session.charger_id, tx_id, samples):
+            if await self._records.add_samples(session.charger_id, tx_id, samples, signed):
                 self._updated(session.charger_id, tx_id, str(tx_id), samples)
             else:
                 log.info("%s sent MeterValues for unknown transaction %d", session.charger_id, tx_id)
@@ -161,6 +190,7 @@ class TransactionHandlers:
     def _stop16(self, session: Session, req: v16.StopTransactionRequest) -> Any:
         info = None if req.id_tag is None else id_tag_info(self._auth.check16(req.id_tag, session.charger_id))
         samples = samples16(req.transaction_data or ())
+        signed = signed16(req.transaction_data or ())
 
         async def reply() -> dict[str, Any]:
             outcome = await self._records.stop(
@@ -171,10 +201,12 @@ class TransactionHandlers:
                     meter_stop_wh=float(req.meter_stop),
                     reason=req.reason or DEFAULT_STOP_REASON_16,
                     samples=samples,
+                    signed=signed,
                 )
             )
             if outcome == "stopped":
                 self._ended(req.transaction_id)
+                self._costs.stopped16(session.charger_id, req.transaction_id)
             else:
                 # Accepted either way: the charger must be able to empty its queue (1.6 §3.7).
                 log.info("%s StopTransaction %d: %s", session.charger_id, req.transaction_id, outcome)
@@ -203,6 +235,8 @@ class TransactionHandlers:
         if req.event_type == "Ended" and stop_reason is None:
             stop_reason = DEFAULT_STOP_REASON_201
         samples = samples201(req.meter_value)
+        signed = signed201(req.meter_value)
+        charging = None if tinfo.charging_state is None else CHARGING_STATES.get(tinfo.charging_state)
 
         async def reply() -> dict[str, Any]:
             auth = decided if decided is None or isinstance(decided, Authorization) else await decided
@@ -219,6 +253,8 @@ class TransactionHandlers:
                     id_token=None if req.id_token is None else req.id_token.id_token,
                     stop_reason=stop_reason,
                     samples=samples,
+                    charging=charging,
+                    signed=signed,
                 )
             )
             if duplicate:
@@ -236,7 +272,14 @@ class TransactionHandlers:
             else:
                 self._updated(session.charger_id, tx_id, tinfo.transaction_id, samples)
             # idTokenInfo answers an idToken in the request (the response carries it iff the request had one).
-            return {} if info is None else {"idTokenInfo": info}
+            out: dict[str, Any] = {} if info is None else {"idTokenInfo": info}
+            if req.event_type == "Ended":
+                # Also when resent: the charger that missed the reply still wants the total.
+                await self._costs.ended201(session.charger_id, tx_id, out)
+            else:
+                token = None if req.id_token is None else req.id_token.id_token
+                self._costs.event201(session.charger_id, tx_id, token, out)
+            return out
 
         return reply()
 

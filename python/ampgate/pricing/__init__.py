@@ -13,6 +13,10 @@ assigns them, reads meter values, talks to chargers or to OCPI parties builds on
                                           periods=False skips the period list (same totals)
     summary(tariff, *, language=None, max_length=512, incl_vat=True) -> str
                                           "0.35 EUR/kWh + 2.00 EUR/h parking", or the tariff's own text
+    current_prices(tariff, *, at, tz, signals=()) -> CurrentPrices
+                                          the components that apply at `at` (before any session), chosen
+                                          as the engine chooses; those a session's values decide carry them
+                                          as conditions
 
 One function for every number a session shows, so they agree:
 - running cost (API, CostUpdated, RunningCost): `price(t, usage_so_far, until=now, tz=site_tz)`;
@@ -29,10 +33,12 @@ The rules (OCPI's, and where OCPI leaves a choice, ours) are in `ampgate.pricing
 
 Modules: `model` (the Structs), `validation`, `compiled` (a tariff in integers, restrictions as numbers),
 `engine` (phases, stretches, selection, step sizes) with `samples` (meter samples, read lazily), `localtime`
-(the site's wall clock over DST) and `bill` (exact money, rounding, the Cost), and `text` (the display line).
+(the site's wall clock over DST) and `bill` (exact money, rounding, the Cost), `text` (the display line) and
+`current` (what a tariff charges at an instant, before any session).
 """
 
 from ampgate.pricing.compiled import CompiledTariff, compile_tariff
+from ampgate.pricing.current import Conditions, CurrentComponent, CurrentPrices, current_prices
 from ampgate.pricing.engine import price
 from ampgate.pricing.model import (
     CURRENCY_DECIMALS,
@@ -61,7 +67,10 @@ __all__ = [
     "ChargingChange",
     "ChargingPeriod",
     "CompiledTariff",
+    "Conditions",
     "Cost",
+    "CurrentComponent",
+    "CurrentPrices",
     "DisplayText",
     "MeterSample",
     "Price",
@@ -75,6 +84,7 @@ __all__ = [
     "TariffElement",
     "TariffRestrictions",
     "compile_tariff",
+    "current_prices",
     "price",
     "problems",
     "summary",

@@ -76,9 +76,11 @@ class RecommendationList(msgspec.Struct, kw_only=True):
     next_cursor: None = None
 
 
-def _number(
+def query_number(
     text: str | None, field: str, low: float, high: float, default: float | None = None
 ) -> float | None:
+    """A query value as a number in [low, high] (`default` when absent). Raises ValidationError naming `field`;
+    the public routes' one parser, so every bad value reads alike."""
     if text is None:
         if default is None:
             return None
@@ -95,7 +97,7 @@ def _number(
 def _required(text: str | None, field: str, low: float, high: float) -> float:
     if text is None:
         raise ValidationError(f"{field} is required", field=field)
-    value = _number(text, field, low, high)
+    value = query_number(text, field, low, high)
     assert value is not None
     return value
 
@@ -146,12 +148,12 @@ async def recommendations(
     recommender.admit(request.client.host if request.client else "unknown")
     where_lat = _required(lat, "lat", -90.0, 90.0)
     where_lon = _required(lon, "lon", -180.0, 180.0)
-    radius = _number(radius_km, "radius_km", 0.0, MAX_RADIUS_KM, DEFAULT_RADIUS_KM)
+    radius = query_number(radius_km, "radius_km", 0.0, MAX_RADIUS_KM, DEFAULT_RADIUS_KM)
     assert radius is not None
     if radius <= 0:
         raise ValidationError(f"radius_km must be more than 0, got {radius_km}", field="radius_km")
-    at_least = _number(min_kw, "min_kw", 0.0, MAX_MIN_KW)
-    count = _number(limit, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    at_least = query_number(min_kw, "min_kw", 0.0, MAX_MIN_KW)
+    count = query_number(limit, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
     assert count is not None
     if count != int(count):
         raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")

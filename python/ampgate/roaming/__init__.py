@@ -11,9 +11,13 @@
   (`ocpi_authorizations`, the seam the Sessions and CDR modules read); `whitelist`: the decision table of
   real-time authorization; `authority`: our answer for an eMSP's token at our chargers.
 - `command_rules` and `commands`: eMSPs' commands as OCPP calls, and their results.
+- `cdr_types` and `billing_objects`: the Session, CDR and Tariff objects and how they are built from our
+  transactions, authorizations, billing's CDRs and the pricing engine (pure); `billing_rows`: their tables;
+  `sessions`: each roaming session pushed to its token's eMSP; `cdr_delivery`: CDRs from a durable queue;
+  `tariff_push`: tariffs to every party; `outbox`: coalesced pushes with a due time per key.
 - `server`: versions, version details, credentials and the module registry under /ocpi on the public
-  listener; `locations_routes`, `tokens_routes`, `commands_routes`: the Locations (Sender), Tokens (Receiver)
-  and Commands (Receiver) modules.
+  listener; `locations_routes`, `tokens_routes`, `commands_routes`, `billing_routes`: the Locations (Sender),
+  Tokens (Receiver), Commands (Receiver), and Sessions, CDRs and Tariffs (Sender) modules.
 - `service.Roaming`: all of it as one part of the node.
 
 Import from the modules themselves: this package's `__init__` stays empty of imports because the operator API

@@ -30,7 +30,7 @@ since events are hints, by a sweep over the live authorizations every RECONCILE_
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote, urlencode
@@ -140,6 +140,8 @@ class TokenAuthority:
         # The live authorizations (not used by a transaction, not past their time), the latest per charger and
         # token: what every Authorize and start asks first, without the database.
         self._live: dict[tuple[str, str], AuthorizationRow] = {}
+        # Told of every authorization as it is bound to its transaction (the Sessions module's way in).
+        self.on_bound: list[Callable[[AuthorizationRow], None]] = []
 
     # -- running --------------------------------------------------------------------------------------------------
 
@@ -190,7 +192,11 @@ class TokenAuthority:
         if not await self.authorizations.bind(row.id, tx_id):
             return None
         log.info("OCPI: transaction %d at %s uses authorization %d (%s)", tx_id, charger_id, row.id, row.uid)
-        return self.authorizations.get(row.id)
+        bound = self.authorizations.get(row.id)
+        if bound is not None:
+            for hook in self.on_bound:
+                hook(bound)
+        return bound
 
     async def reconcile(self) -> None:
         """Bind live authorizations to the transactions that used them where the bus did not say so."""

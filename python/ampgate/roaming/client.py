@@ -39,6 +39,8 @@ T = TypeVar("T")
 # How long one call to a party may take. Registration fetches two documents while the other party waits on its
 # own POST to us, and a push is worthless when late: 10 s covers a slow party, not a dead one.
 CALL_TIMEOUT_S = 10.0
+# Money (Decimal) as JSON numbers, as OCPI's `number` is (msgspec's default writes strings).
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 class PartyUnreachable(Exception):
@@ -97,12 +99,25 @@ class OcpiClient:
     ) -> AnyEnvelope:
         """One request; the answer's envelope. `to`: the receiving party's (country code, party id) for a
         functional module (adds the routing headers). Raises PartyUnreachable, PartyRefused."""
+        return (await self.exchange(method, url, token, body=body, to=to, correlation_id=correlation_id))[0]
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        body: Any = None,
+        to: tuple[str, str] | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[AnyEnvelope, httpx.Headers]:
+        """`call`, with the answer's headers (a CDR's POST is answered with its Location there)."""
         headers, content = self._request(token, body, to, correlation_id)
         try:
             answer = await self._http.request(method, url, content=content, headers=headers)
         except httpx.HTTPError as e:
             raise PartyUnreachable(f"{method} {url}: {type(e).__name__}: {e}") from None
-        return _envelope(method, url, answer.status_code, answer.content)
+        return _envelope(method, url, answer.status_code, answer.content), answer.headers
 
     async def push(
         self, method: str, url: str, token: str, *, body: Any, to: tuple[str, str] | None = None
@@ -122,7 +137,7 @@ class OcpiClient:
         headers = {"Authorization": token_header(token), **request_ids(correlation_id)}
         content = None
         if body is not None:
-            content = msgspec.json.encode(body)
+            content = _encode(body)
             headers["Content-Type"] = "application/json"
         if to is not None:
             headers |= {

@@ -208,7 +208,7 @@ class Http1Pool:
                 if not data and c.reused and not received:
                     raise _Stale
                 received += len(data)
-                conn.receive_data(data)
+                conn.receive_data(bytes(data))
             elif isinstance(event, h11.Response):
                 status = event.status_code
             elif isinstance(event, h11.Data):

@@ -767,6 +767,12 @@ class LocationBook:
             (charger.site_id, self._evse_object(charger_id, charger.evses[e])) for e in sorted(charger.evses)
         ]
 
+    def site_evses(self, site_id: str) -> list[tuple[str, Evse]]:
+        """The EVSEs at site `site_id` as published, each with its charger's id, in charger and EVSE order,
+        whether or not the site is complete enough to be an OCPI Location (the public locations route has its
+        own opt-in and needs no address). Costs O(the site's EVSEs): statuses are kept mapped."""
+        return [(cid, self._evse_object(cid, evse)) for cid, evse in self._evses(site_id)]
+
     def published_location(self, charger_id: str) -> tuple[str, list[str]] | None:
         """(Location id, its EVSE uids at the charger) when the charger's site is published as a Location: the
         LocationReferences of a real-time authorization there. None otherwise."""

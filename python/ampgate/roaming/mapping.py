@@ -111,8 +111,9 @@ _OUTLET = re.compile(r"[A-Z0-9]+")
 def default_emi3(country_code: str, party_id: str, charger_id: str, evse: int) -> str | None:
     """The eMI3 id we publish for an EVSE nobody named one for: `CC*PID*E<charger id>*<evse>`, when the charger
     id is upper-case letters and digits (anything else would be changed by the eMI3 alphabet, and two chargers
-    could then share an id); else None (evse_id is optional in OCPI)."""
-    if not _OUTLET.fullmatch(charger_id):
+    could then share an id); else None (evse_id is optional in OCPI). None too without an OCPI identity (empty
+    `country_code` or `party_id`: the node runs without --ocpi-*, and an eMI3 id needs the operator's)."""
+    if not country_code or not party_id or not _OUTLET.fullmatch(charger_id):
         return None
     return normalize_emi3(f"{country_code}*{party_id}*E{charger_id}*{evse}")
 

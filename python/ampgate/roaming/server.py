@@ -60,7 +60,8 @@ VERSION_PATH = f"/{OCPI_VERSION}"
 # Requests per second from one address over all of /ocpi: a party pulling every page of Locations, or pushing a
 # burst of tokens, passes; a flood does not.
 OCPI_RATE_PER_S = 50
-_encode = msgspec.json.Encoder().encode
+# Money (Decimal) as JSON numbers, as OCPI's `number` is (msgspec's default writes strings).
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 # Where the public app's state holds the OCPI context (for the error handlers, which get no dependencies).
 STATE_KEY = "ocpi"
 

@@ -1,8 +1,12 @@
 """`Roaming`: the OCPI 2.2.1 CPO interface as one part of the node: the party table, the client, the
-credentials handshake, the locations book and its pusher, the token authority (eMSPs' tokens at our chargers),
-the command receiver, and the modules the server offers. The node builds it
-when `--ocpi-country-code` and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the
-public app and hands the operator API `self` (parties) and the book (what a charger publishes)."""
+credentials handshake, the pusher of the locations book's changes, the token authority (eMSPs' tokens at our
+chargers), the command receiver, the sessions tracker, the CDR delivery queue, the tariff pusher, and the modules
+the server offers. The node builds it when `--ocpi-country-code` and `--ocpi-party-id` are set, starts `run` in its nursery, mounts `router()` on the public app and hands the
+operator API `self` (parties) and the book (what a charger publishes).
+
+The book (`LocationBook`) is the node's, built and run with or without OCPI: the public locations route
+(`GET /public/v1/locations`) shows the same EVSEs and statuses from it. It is handed in here built with our
+country code and party id, and running before `run` starts."""
 
 from __future__ import annotations
 
@@ -17,22 +21,25 @@ import trio
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.roaming.authority import AUTHORIZE_TIMEOUT_S, TokenAuthority, TransactionLookup
+from ampgate.roaming.billing_routes import CDRS_MODULE, SESSIONS_MODULE, TARIFFS_MODULE
+from ampgate.roaming.billing_rows import CdrRows, SessionRows
+from ampgate.roaming.cdr_delivery import RETRY_S, CdrDelivery
+from ampgate.roaming.cdr_delivery import CdrSource as DeliveryCdrs
+from ampgate.roaming.cdr_delivery import TariffSource as DeliveryTariffs
 from ampgate.roaming.client import CALL_TIMEOUT_S, OcpiClient
 from ampgate.roaming.commands import CommandReceiver, Readiness, ReservationPort, Sender, TransactionReads
 from ampgate.roaming.commands_routes import COMMANDS
 from ampgate.roaming.credentials import Identity, Registrar
-from ampgate.roaming.locations import (
-    EquipmentSource,
-    LocationBook,
-    PresenceSource,
-    SiteSource,
-    StatusSource,
-    VariableRows,
-)
+from ampgate.roaming.locations import LocationBook
 from ampgate.roaming.locations_routes import LOCATIONS
 from ampgate.roaming.parties import Party, PartyRepository
 from ampgate.roaming.push import LocationPusher, PartyStats
 from ampgate.roaming.server import EXCEPTION_HANDLERS, OCPI_RATE_PER_S, STATE_KEY, Module, router
+from ampgate.roaming.sessions import UPDATE_S, Costs, SessionTracker
+from ampgate.roaming.sessions import CdrSource as SessionCdrs
+from ampgate.roaming.sessions import Transactions as SessionTransactions
+from ampgate.roaming.tariff_push import TariffPusher
+from ampgate.roaming.tariff_push import TariffSource as PushedTariffs
 from ampgate.roaming.token_rows import AuthorizationRepository, PartyTokenRepository
 from ampgate.roaming.tokens_routes import TOKENS
 from ampgate.roaming.types import Evse
@@ -41,8 +48,23 @@ from ampgate.store.store import Store
 log = logging.getLogger(__name__)
 
 
-class Transactions(TransactionLookup, TransactionReads, Protocol):
+# A session or CDR no tariff priced still names a currency (OCPI requires one): the one its charger's tariff
+# would have now, else this.
+FALLBACK_CURRENCY = "EUR"
+
+
+class Transactions(TransactionLookup, TransactionReads, SessionTransactions, Protocol):
     """`ampgate.store.TransactionRepository`."""
+
+
+class BillingCdrs(SessionCdrs, DeliveryCdrs, Protocol):
+    """`ampgate.billing.CdrRepository`."""
+
+
+class BillingTariffs(PushedTariffs, DeliveryTariffs, Protocol):
+    """`ampgate.billing.Tariffs`."""
+
+    def tariff_for(self, charger_id: str, id_token: str | None, /) -> Any: ...
 
 
 class Roaming:
@@ -54,20 +76,21 @@ class Roaming:
         store: Store,
         identity: Identity,
         *,
-        sites: SiteSource,
-        statuses: StatusSource,
-        equipment: EquipmentSource,
-        presence: PresenceSource,
-        variables: VariableRows,
+        book: LocationBook,
         bus: EventBus,
         clock: Clock,
         transactions: Transactions,
         readiness: Readiness,
         sender: Sender,
         reservations: ReservationPort,
+        costs: Costs,
+        cdrs: BillingCdrs,
+        tariffs: BillingTariffs,
         call_timeout_s: float,
         authorize_timeout_s: float = AUTHORIZE_TIMEOUT_S,
         rate_per_s: int = OCPI_RATE_PER_S,
+        session_update_s: float = UPDATE_S,
+        cdr_retry_s: float = RETRY_S,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.identity = identity
@@ -77,17 +100,9 @@ class Roaming:
         self.client = OcpiClient(
             http or httpx.AsyncClient(timeout=CALL_TIMEOUT_S), identity.country_code, identity.party_id
         )
-        self.book = LocationBook(
-            sites,
-            statuses,
-            equipment,
-            presence,
-            variables,
-            bus,
-            clock,
-            country_code=identity.country_code,
-            party_id=identity.party_id,
-        )
+        if (book.country_code, book.party_id) != (identity.country_code, identity.party_id):
+            raise ValueError("the locations book must be built with our OCPI country code and party id")
+        self.book = book
         self.pusher = LocationPusher(self.book, self.client, bus, clock)
         self.book.changes = self.pusher
         self.registrar = Registrar(
@@ -120,9 +135,61 @@ class Roaming:
             clock,
             call_timeout_s=call_timeout_s,
         )
-        # The modules version details list after credentials; the next ones (sessions, cdrs, tariffs) are
-        # appended here with their routes.
-        self.modules: Sequence[Module] = (LOCATIONS, TOKENS, COMMANDS)
+        # Sessions, CDRs, Tariffs (Sender): each roaming session pushed to its token's eMSP as it goes, its CDR
+        # from a durable queue, the tariffs to every party that takes them.
+        self._tariffs = tariffs
+        self.session_rows = SessionRows(store)
+        self.sessions = SessionTracker(
+            self.session_rows,
+            self.authority.authorizations,
+            transactions,
+            costs,
+            cdrs,
+            self.book,
+            self._currency,
+            self.client,
+            bus,
+            clock,
+            country_code=identity.country_code,
+            party_id=identity.party_id,
+            update_s=session_update_s,
+        )
+        self.authority.on_bound.append(self.sessions.bound)
+        self.cdr_rows = CdrRows(store)
+        self.cdr_delivery = CdrDelivery(
+            self.cdr_rows,
+            self.session_rows,
+            self.authority.authorizations,
+            cdrs,
+            tariffs,
+            transactions,
+            self.parties,
+            self.book,
+            self._currency,
+            self.client,
+            bus,
+            clock,
+            country_code=identity.country_code,
+            party_id=identity.party_id,
+            retry_s=cdr_retry_s,
+        )
+        self.tariff_push = TariffPusher(
+            tariffs, self.client, bus, clock, country_code=identity.country_code, party_id=identity.party_id
+        )
+        # The modules version details list after credentials.
+        self.modules: Sequence[Module] = (
+            LOCATIONS,
+            TOKENS,
+            COMMANDS,
+            SESSIONS_MODULE,
+            CDRS_MODULE,
+            TARIFFS_MODULE,
+        )
+
+    def _currency(self, charger_id: str, id_token: str | None) -> str:
+        """The currency of a session no tariff priced: its charger's tariff's now, else FALLBACK_CURRENCY."""
+        tariff = self._tariffs.tariff_for(charger_id, id_token)
+        return str(tariff.currency) if tariff is not None else FALLBACK_CURRENCY
 
     def set_base_url(self, base_url: str) -> None:
         """Where parties reach our OCPI server (known once the public listener is bound)."""
@@ -130,16 +197,24 @@ class Roaming:
         self.registrar.identity = self.identity
 
     def _parties_changed(self) -> None:
-        self.pusher.set_parties(self.parties.registered())
+        registered = self.parties.registered()
+        self.pusher.set_parties(registered)
+        self.sessions.set_parties(registered)
+        self.tariff_push.set_parties(registered)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The locations book and the pusher; returns (cancelled) with the HTTP client closed."""
+        """The pushers, the token authority, the command receiver, the sessions tracker and the CDR queue (the
+        book runs already: the node's); returns (cancelled) with the HTTP client closed."""
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.book.run)
+                # Who is sent what, before anything marks a change (a session's PUT at start included).
+                self._parties_changed()
                 await nursery.start(self.pusher.run)
                 await nursery.start(self.authority.run)
                 await nursery.start(self.commands.run)
+                await nursery.start(self.sessions.run)
+                await nursery.start(self.cdr_delivery.run)
+                await nursery.start(self.tariff_push.run)
                 self._parties_changed()
                 task_status.started()
         finally:

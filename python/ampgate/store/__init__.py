@@ -20,6 +20,7 @@ from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
 from ampgate.store.store import Store
 from ampgate.store.transactions import (
     Sample,
+    SignedValue,
     TransactionChange,
     TransactionRepository,
     TransactionRow,
@@ -39,6 +40,7 @@ __all__ = [
     "IdTokenRepository",
     "IdTokenRow",
     "Sample",
+    "SignedValue",
     "StatusReport",
     "Store",
     "StoreClosedError",

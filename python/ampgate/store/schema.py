@@ -770,7 +770,173 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ocpi_authorizations_reservation_ref ON ocpi_authorizations (reservation_ref)
         WHERE reservation_ref IS NOT NULL;
     """,
-    # 24: whether OCPI publishes a site as a Location (ampgate.roaming.locations): on for every site there is,
+    # 24: cost on the charger (ampgate.costdisplay): the mode an admin set for a charger, overriding what its
+    # device model says (no row: the device model decides).
+    """
+    CREATE TABLE charger_cost_display (
+        charger_id TEXT PRIMARY KEY,
+        mode TEXT NOT NULL CHECK (mode IN ('ocpp201', 'california', 'none')),
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 25: pricing as a service. The transactions' own additions (ampgate.store.transactions): each transaction's
+    # charging timeline (from 2.0.1 chargingState, and from 1.6 connector statuses via ampgate.billing) and the
+    # signed meter values chargers sent (2.0.1 signedMeterValue, 1.6 SignedData), what calibration law wants on a
+    # bill. Billing's tables (ampgate.billing): tariffs (the OCPI tariff as JSON) and their assignments (scope
+    # charger | site | id_token_group | default); a row per priced session fixing its tariff at the start (a
+    # snapshot, so a later change does not reprice it), its site and zone, and when and why the session ended;
+    # the first transaction billing bills (those that ended before it first ran are not billed);
+    # CDRs, never updated (a correction is a credit CDR: at most one per CDR, and one CDR per session, by the
+    # partial unique indexes), money as exact decimal text; each site's price signals from the API.
+    """
+    CREATE TABLE transaction_charging (
+        transaction_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        charging INTEGER NOT NULL,
+        PRIMARY KEY (transaction_id, at)
+    ) WITHOUT ROWID;
+    CREATE TABLE signed_meter_values (
+        transaction_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT NOT NULL DEFAULT '',
+        context TEXT NULL,
+        format TEXT NOT NULL,
+        signed_data TEXT NOT NULL,
+        signing_method TEXT NULL,
+        encoding_method TEXT NULL,
+        public_key TEXT NULL,
+        PRIMARY KEY (transaction_id, at, measurand, phase)
+    ) WITHOUT ROWID;
+    CREATE TABLE tariffs (
+        id TEXT PRIMARY KEY,
+        currency TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE tariff_assignments (
+        scope TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        tariff_id TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (scope, subject)
+    ) WITHOUT ROWID;
+    CREATE INDEX tariff_assignments_tariff ON tariff_assignments (tariff_id);
+    CREATE TABLE billing_sessions (
+        transaction_id INTEGER PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        site_id TEXT NULL,
+        time_zone TEXT NOT NULL,
+        group_id TEXT NULL,
+        tariff_id TEXT NULL,
+        tariff TEXT NULL,
+        created_at TEXT NOT NULL,
+        ended_at TEXT NULL,
+        end_reason TEXT NULL
+    );
+    CREATE INDEX billing_sessions_open ON billing_sessions (tariff_id) WHERE ended_at IS NULL;
+    CREATE TABLE billing_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE cdrs (
+        id INTEGER PRIMARY KEY,
+        transaction_id INTEGER NOT NULL,
+        credit_of INTEGER NULL,
+        charger_id TEXT NOT NULL,
+        site_id TEXT NULL,
+        evse_id INTEGER NULL,
+        connector_id INTEGER NULL,
+        id_token TEXT NULL,
+        group_id TEXT NULL,
+        authorization_reference TEXT NULL,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        end_reason TEXT NOT NULL,
+        energy_wh REAL NOT NULL,
+        charging_time_s REAL NOT NULL,
+        parking_time_s REAL NOT NULL,
+        parking_after_s REAL NOT NULL,
+        currency TEXT NULL,
+        tariff_id TEXT NULL,
+        total_cost TEXT NULL,
+        total_cost_excl_vat TEXT NULL,
+        tariff TEXT NULL,
+        cost TEXT NULL,
+        signed_meter_values TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX cdrs_session ON cdrs (transaction_id) WHERE credit_of IS NULL;
+    CREATE UNIQUE INDEX cdrs_credit ON cdrs (credit_of) WHERE credit_of IS NOT NULL;
+    CREATE INDEX cdrs_created ON cdrs (created_at, id);
+    CREATE INDEX cdrs_charger ON cdrs (charger_id, id);
+    CREATE INDEX cdrs_site ON cdrs (site_id, started_at);
+    CREATE TABLE site_price_signals (
+        site_id TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        end_at TEXT NOT NULL,
+        energy_price TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, currency, start_at)
+    ) WITHOUT ROWID;
+    """,
+    # 26: OCPI Sessions, CDRs and their delivery (ampgate.roaming.billing_rows). A row per roaming session (the
+    # transaction an eMSP's token started): the eMSP it belongs to, the Session as last built (what GET answers)
+    # and where it happened as seen at its start (the CDR's location); the OCPI CDR of each roaming CDR as built
+    # once (NULL with the reason while it cannot be, e.g. the site is not published yet), what GET /cdrs answers;
+    # one delivery per (CDR, party) with its attempts, the next one's time, when it is given up, the last error
+    # and the receiver's Location: the durable queue CDRs are POSTed from (money: never dropped, retried with
+    # back-off); a credit's delivery waits for its original's (after_id). State: the last billing CDR looked at.
+    """
+    CREATE TABLE ocpi_sessions (
+        transaction_id INTEGER PRIMARY KEY,
+        party_ref INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        body TEXT NOT NULL,
+        place TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_sessions_party ON ocpi_sessions (party_ref, last_updated);
+    CREATE INDEX ocpi_sessions_open ON ocpi_sessions (status) WHERE status != 'COMPLETED';
+    CREATE TABLE ocpi_cdrs (
+        cdr_id INTEGER PRIMARY KEY,
+        party_ref INTEGER NOT NULL,
+        transaction_id INTEGER NOT NULL,
+        credit_of INTEGER NULL,
+        body TEXT NULL,
+        error TEXT NULL,
+        last_updated TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_cdrs_party ON ocpi_cdrs (party_ref, last_updated) WHERE body IS NOT NULL;
+    CREATE TABLE ocpi_cdr_deliveries (
+        id INTEGER PRIMARY KEY,
+        cdr_id INTEGER NOT NULL,
+        party_ref INTEGER NOT NULL,
+        after_id INTEGER NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NULL,
+        give_up_at TEXT NOT NULL,
+        last_error TEXT NULL,
+        last_attempt_at TEXT NULL,
+        sent_at TEXT NULL,
+        location TEXT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX ocpi_cdr_deliveries_cdr ON ocpi_cdr_deliveries (cdr_id, party_ref);
+    CREATE INDEX ocpi_cdr_deliveries_due ON ocpi_cdr_deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX ocpi_cdr_deliveries_state ON ocpi_cdr_deliveries (state, id);
+    CREATE TABLE ocpi_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 27: whether OCPI publishes a site as a Location (ampgate.roaming.locations): on for every site there is,
     # as before; an operator turns it off for a private site (PATCH /api/v1/sites/{id} {"ocpi_publish": false}).
     """
     ALTER TABLE sites ADD COLUMN ocpi_publish INTEGER NOT NULL DEFAULT 1;

@@ -5,7 +5,9 @@ Every op here is idempotent against a charger that resends after a reconnect (1.
 - 1.6 StartTransaction: the same connector + idTag + timestamp + meterStart finds the transaction it created;
 - 1.6 StopTransaction of a stopped transaction changes nothing;
 - 2.0.1 TransactionEvent: (transactionId, seqNo) is recorded and a repeat changes nothing;
-- meter samples are keyed by (transaction, timestamp, measurand, phase), so a resent sample is one sample.
+- meter samples are keyed by (transaction, timestamp, measurand, phase), so a resent sample is one sample;
+  signed meter values the same;
+- a transaction's charging timeline (charging or not, from an instant on) is keyed by (transaction, instant).
 
 Write ops run on the writer thread (they take a `sqlite_utils.Database`); reads take the reader connection.
 """
@@ -47,6 +49,22 @@ class Sample(msgspec.Struct, frozen=True, array_like=True):
     context: str | None = None
 
 
+class SignedValue(msgspec.Struct, frozen=True, kw_only=True):
+    """A meter value as the charger's meter signed it, kept as received (what calibration law wants on a bill):
+    2.0.1 `signedMeterValue` (`format` "signedMeterValue" with its signing and encoding methods and public key)
+    or a 1.6 sampled value in format SignedData (`format` "SignedData", the value as `signed_data`)."""
+
+    at: str  # ISO 8601 UTC as stored
+    measurand: str
+    phase: str
+    context: str | None
+    format: str
+    signed_data: str
+    signing_method: str | None = None
+    encoding_method: str | None = None
+    public_key: str | None = None
+
+
 class TransactionStart(msgspec.Struct, frozen=True, kw_only=True):
     """A transaction the node numbers, as the charger started it (1.6 StartTransaction)."""
 
@@ -66,6 +84,7 @@ class TransactionStop(msgspec.Struct, frozen=True, kw_only=True):
     meter_stop_wh: float
     reason: str
     samples: list[Sample]
+    signed: list[SignedValue] = []
 
 
 class TransactionChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +100,9 @@ class TransactionChange(msgspec.Struct, frozen=True, kw_only=True):
     id_token: str | None
     stop_reason: str | None
     samples: list[Sample]
+    # From this event's instant on the EV is charging (True) or not (False); None: the event does not say.
+    charging: bool | None = None
+    signed: list[SignedValue] = []
 
 
 class TransactionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,6 +194,37 @@ def read_samples(conn: sqlite3.Connection, tx_id: int) -> list[Sample]:
     return [Sample(*v) for v in cur.fetchall()]
 
 
+def read_charging(conn: sqlite3.Connection, tx_id: int) -> list[tuple[str, bool]]:
+    """The transaction's charging timeline, (ISO 8601 UTC instant, charging) in time order."""
+    cur = conn.execute(
+        "SELECT at, charging FROM transaction_charging WHERE transaction_id = ? ORDER BY at", (tx_id,)
+    )
+    return [(v[0], bool(v[1])) for v in cur.fetchall()]
+
+
+def read_signed(conn: sqlite3.Connection, tx_id: int) -> list[SignedValue]:
+    """The transaction's signed meter values in time order."""
+    cur = conn.execute(
+        "SELECT at, measurand, phase, context, format, signed_data, signing_method, encoding_method, public_key"
+        " FROM signed_meter_values WHERE transaction_id = ? ORDER BY at, measurand, phase",
+        (tx_id,),
+    )
+    return [
+        SignedValue(
+            at=v[0],
+            measurand=v[1],
+            phase=v[2],
+            context=v[3],
+            format=v[4],
+            signed_data=v[5],
+            signing_method=v[6],
+            encoding_method=v[7],
+            public_key=v[8],
+        )
+        for v in cur.fetchall()
+    ]
+
+
 def read_last_samples(conn: sqlite3.Connection, tx_ids: list[int]) -> dict[int, list[Sample]]:
     """For each transaction, its samples taken at its latest sample time (its last meter values)."""
     out: dict[int, list[Sample]] = {i: [] for i in tx_ids}
@@ -193,6 +246,37 @@ def _add_samples(conn: sqlite3.Connection, tx_id: int, samples: list[Sample]) ->
         "INSERT OR IGNORE INTO meter_samples (transaction_id, at, measurand, phase, value, unit, context)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(tx_id, s.at, s.measurand, s.phase, s.value, s.unit, s.context) for s in samples],
+    )
+
+
+def _add_signed(conn: sqlite3.Connection, tx_id: int, signed: list[SignedValue]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO signed_meter_values (transaction_id, at, measurand, phase, context, format,"
+        " signed_data, signing_method, encoding_method, public_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                tx_id,
+                v.at,
+                v.measurand,
+                v.phase,
+                v.context,
+                v.format,
+                v.signed_data,
+                v.signing_method,
+                v.encoding_method,
+                v.public_key,
+            )
+            for v in signed
+        ],
+    )
+
+
+def set_charging(db: sqlite_utils.Database, tx_id: int, at: str, charging: bool) -> None:
+    """From `at` (ISO 8601 UTC) on, transaction `tx_id` is charging or not; a later report for the same instant
+    replaces the earlier one."""
+    db.conn.execute(
+        "INSERT OR REPLACE INTO transaction_charging (transaction_id, at, charging) VALUES (?, ?, ?)",
+        (tx_id, at, int(charging)),
     )
 
 
@@ -249,13 +333,20 @@ def start16(db: sqlite_utils.Database, start: TransactionStart) -> tuple[int, bo
     return int(cur.lastrowid), True
 
 
-def meter_values16(db: sqlite_utils.Database, charger_id: str, tx_id: int, samples: list[Sample]) -> bool:
-    """Add 1.6 MeterValues samples to transaction `tx_id` of the charger; False (nothing written) when the
-    charger has no such transaction."""
+def meter_values16(
+    db: sqlite_utils.Database,
+    charger_id: str,
+    tx_id: int,
+    samples: list[Sample],
+    signed: list[SignedValue] | tuple[()] = (),
+) -> bool:
+    """Add 1.6 MeterValues samples (and signed values) to transaction `tx_id` of the charger; False (nothing
+    written) when the charger has no such transaction."""
     conn = db.conn
     if _owned(conn, charger_id, tx_id) is None:
         return False
     _add_samples(conn, tx_id, samples)
+    _add_signed(conn, tx_id, list(signed))
     _recompute(conn, tx_id)
     return True
 
@@ -272,6 +363,7 @@ def stop16(db: sqlite_utils.Database, stop: TransactionStop) -> StopOutcome:
     if found[1] is not None:
         return "already"
     _add_samples(conn, stop.tx_id, stop.samples)
+    _add_signed(conn, stop.tx_id, stop.signed)
     conn.execute(
         "UPDATE transactions SET stopped_at = ?, meter_stop_wh = ?, stop_reason = ? WHERE id = ?",
         (stopped_at, stop.meter_stop_wh, stop.reason, stop.tx_id),
@@ -316,6 +408,9 @@ def event201(db: sqlite_utils.Database, change: TransactionChange) -> tuple[int,
         # A Started that arrives after a later event (offline reordering) still gives the start time.
         conn.execute("UPDATE transactions SET started_at = min(started_at, ?) WHERE id = ?", (at, tx_id))
     _add_samples(conn, tx_id, change.samples)
+    _add_signed(conn, tx_id, change.signed)
+    if change.charging is not None:
+        set_charging(db, tx_id, at, change.charging)
     if change.event_type == "Ended":
         conn.execute(
             "UPDATE transactions SET stopped_at = coalesce(stopped_at, ?), stop_reason = coalesce(?, stop_reason)"
@@ -343,11 +438,51 @@ class TransactionRepository:
         Raises ValueError for a naive `started_at`."""
         return await self._store.write(functools.partial(start16, start=start))
 
-    async def add_samples(self, charger_id: str, tx_id: int, samples: list[Sample]) -> bool:
-        """Add meter samples to the charger's transaction `tx_id`; False (nothing written) when it has none."""
+    async def add_samples(
+        self,
+        charger_id: str,
+        tx_id: int,
+        samples: list[Sample],
+        signed: list[SignedValue] | tuple[()] = (),
+    ) -> bool:
+        """Add meter samples (and the signed values among them) to the charger's transaction `tx_id`; False
+        (nothing written) when it has none."""
         return await self._store.write(
-            functools.partial(meter_values16, charger_id=charger_id, tx_id=tx_id, samples=samples)
+            functools.partial(
+                meter_values16, charger_id=charger_id, tx_id=tx_id, samples=samples, signed=signed
+            )
         )
+
+    def record_charging(self, tx_id: int, at: datetime, charging: bool) -> None:
+        """From `at` on, transaction `tx_id` is charging or not (fire-and-forget: a timeline another part
+        derives, e.g. from 1.6 connector statuses, and can derive again). Raises ValueError for a naive `at`."""
+        self._store.submit(functools.partial(set_charging, tx_id=tx_id, at=iso_utc(at), charging=charging))
+
+    def charging(self, tx_id: int) -> list[tuple[datetime, bool]]:
+        """The transaction's charging timeline: (from when, charging) in time order; empty when nobody said."""
+        out = []
+        for at, charging in read_charging(self._store.reader, tx_id):
+            when = parse_iso(at)
+            assert when is not None
+            out.append((when, charging))
+        return out
+
+    def signed(self, tx_id: int) -> list[SignedValue]:
+        """The signed meter values the charger sent with the transaction, in time order."""
+        return read_signed(self._store.reader, tx_id)
+
+    def after(self, tx_id: int, limit: int) -> list[TransactionRow]:
+        """Up to `limit` transactions with an id above `tx_id`, oldest id first (whoever follows transactions
+        from the bus finds the ones it missed)."""
+        rows = self._store.reader.execute(
+            f"SELECT {_COLUMNS} FROM transactions WHERE id > ? ORDER BY id LIMIT ?", (tx_id, limit)
+        ).fetchall()
+        return [_row(v) for v in rows]
+
+    def last_id(self) -> int:
+        """The highest transaction id so far (0 before the first)."""
+        v = self._store.reader.execute("SELECT max(id) FROM transactions").fetchone()
+        return int(v[0] or 0)
 
     async def stop(self, stop: TransactionStop) -> StopOutcome:
         """Record the end of the charger's transaction `tx_id` with its last samples: "stopped", "already"
