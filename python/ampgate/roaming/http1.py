@@ -1,21 +1,19 @@
-"""`Http1Pool`: kept-alive HTTP/1.1 connections per origin on trio: what Location pushes go over. The protocol
-is h11's (sans-I/O, the HTTP/1.1 that httpx's own transport uses); this is the driver: connections, TLS,
+"""`Http1Pool`: kept-alive HTTP/1.1 connections per origin on trio: what Location pushes go over. The protocol is
+`http1_wire` (ours, sans-I/O: why not h11 is said there, with the figures); this is the driver: connections, TLS,
 timeouts, reuse.
 
 Why not httpx, which every other OCPI call uses: a push is the one call made at the rate of the fleet's status
-changes (1,000 a second is the issue's figure), and httpx on the trio loop costs ~0.8 ms of CPU per request
-(its models, the transport layers, anyio; measured on the reference box: bench/ocpi_push.py, docs/benchmarks.md),
-so 1,000 pushes a second would take most of a core from the one thread that also answers every charger. h11 on a
-trio stream costs ~0.17 ms: what is left is mostly the socket's own cost. (A hand-written reader was tried and
-saved a few hundredths of a millisecond more; not worth an HTTP parser of our own.)
+changes (1,000 a second is the issue's figure), and httpx on the trio loop costs ~0.7 ms of CPU per request
+(its models, the transport layers, anyio; bench/ocpi_push_client.py), so 1,000 pushes a second would take most
+of a core from the one thread that also answers every charger.
 
 A connection is taken from the origin's idle list (or opened: TCP, then TLS for https with the same trust store as
 httpx), used for one request and its whole answer, and put back if both sides may go on (else closed). A kept-alive
 connection the server closed while it was idle shows up as a failure before any byte of the answer: the request
 is sent once more on a fresh connection (once: what the pusher sends, a PATCH of a status or a PUT of a whole
 Location, means the same when it arrives twice). Idle connections are closed after IDLE_MAX_S. Anything else that
-goes wrong (no connection, TLS refused, a timeout, an answer h11 refuses or one over MAX_ANSWER_BYTES) is
-`Http1Error`, and that connection is closed.
+goes wrong (no connection, TLS refused, a timeout, an answer `http1_wire` refuses or one over MAX_ANSWER_BYTES, a
+request it refuses to write) is `Http1Error`, and that connection is closed.
 """
 
 from __future__ import annotations
@@ -24,8 +22,9 @@ import ssl
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import h11
 import trio
+
+from ampgate.roaming.http1_wire import AnswerError, AnswerReader, ClosedEarly, RequestRefused, request_bytes
 
 # A connection idle this long is closed rather than reused: servers drop idle keep-alive connections after a few
 # seconds to a few minutes (Apache 5 s, nginx 75 s); reusing one they dropped costs a retry, keeping one they
@@ -34,10 +33,12 @@ IDLE_MAX_S = 30.0
 # Idle connections kept per origin: the pusher's workers per party use at most that many at once.
 MAX_IDLE_PER_ORIGIN = 8
 # An answer larger than this is refused: a push is answered with a small envelope, and nothing a party sends
-# should make the node buffer without bound. The head's own limit is h11's (MAX_HEAD).
+# should make the node buffer without bound. The head's own limit is http1_wire.MAX_HEAD_BYTES.
 MAX_ANSWER_BYTES = 1 << 20
-MAX_HEAD = 64 * 1024
 RECEIVE_SIZE = 65536
+# URL prefixes (scheme and authority) whose origin and Host are remembered (see Http1Pool._where): one per party
+# in practice; the bound only keeps a caller with ever new hosts from growing it (when full it is emptied).
+MAX_CACHED_PREFIXES = 256
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -52,11 +53,10 @@ class _Stale(Exception):
 
 
 class _Conn:
-    __slots__ = ("h11", "idle_since", "reused", "stream")
+    __slots__ = ("idle_since", "reused", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.reused = False
         self.idle_since = 0.0
 
@@ -77,44 +77,28 @@ class Http1Pool:
         self._ssl = ssl_context
         self._now = now
         self._idle: dict[Origin, list[_Conn]] = {}
+        self._prefixes: dict[str, tuple[Origin, str]] = {}
         self.opened = 0
 
     async def request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, bytes]:
         """Send one request; the answer's status and body. Raises Http1Error."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise Http1Error(f"not an http(s) URL: {url}")
+        origin, target, host = self._where(url)
         try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            raise Http1Error(f"bad port in {url}") from None
-        origin = (scheme, parts.hostname, port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            request = h11.Request(
-                method=method,
-                target=target,
-                headers=[
-                    ("Host", parts.netloc.rpartition("@")[2]),
-                    *headers.items(),
-                    ("Content-Length", str(len(body) if body else 0)),
-                ],
-            )
-        except (h11.LocalProtocolError, UnicodeEncodeError) as e:
+            raw = self._prepare(method, target, host, headers, body)
+        except RequestRefused as e:
             # A method, target or header that could split the request (CR, LF, spaces) or is not latin-1.
             raise Http1Error(f"cannot send {method} {url!r}: {e}") from None
         with trio.move_on_after(self._timeout_s) as scope:
             for _ in range(2):
                 conn = await self._take(origin)
                 try:
-                    status, answer, reusable = await self._exchange(conn, request, body)
+                    status, answer, reusable = await self._exchange(conn, raw, method == "HEAD")
                 except _Stale:
                     await trio.aclose_forcefully(conn.stream)
                     continue
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError) as e:
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, AnswerError) as e:
                     await trio.aclose_forcefully(conn.stream)
                     raise Http1Error(f"{type(e).__name__}: {e}") from None
                 except BaseException:
@@ -126,6 +110,42 @@ class Http1Pool:
             raise Http1Error("the connection was closed before the answer, twice")
         assert scope.cancelled_caught
         raise Http1Error(f"no answer within {self._timeout_s:g} s")
+
+    def _where(self, url: str) -> tuple[Origin, str, str]:
+        """`url`'s origin, request target and Host value. The part before the path (scheme and authority) is
+        parsed by urlsplit once and remembered: the pusher sends to one URL per EVSE (tens of thousands), all under
+        a few parties' prefixes, and urlsplit per request cost ~10 us. Raises Http1Error."""
+        at = url.find("://")
+        slash = url.find("/", at + 3) if at > 0 else -1
+        if slash < 0:
+            return self._parse(url)  # no path: rare, not remembered
+        prefix = url[:slash]
+        found = self._prefixes.get(prefix)
+        if found is None:
+            if "?" in prefix or "#" in prefix:
+                return self._parse(url)
+            origin, _, host = self._parse(prefix)
+            found = (origin, host)
+            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+                self._prefixes.clear()
+            self._prefixes[prefix] = found
+        target = url[slash:]
+        if "#" in target:
+            target = target.partition("#")[0]
+        return found[0], target, found[1]
+
+    @staticmethod
+    def _parse(url: str) -> tuple[Origin, str, str]:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise Http1Error(f"not an http(s) URL: {url}")
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise Http1Error(f"bad port in {url}") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return (scheme, parts.hostname, port), target, parts.netloc.rpartition("@")[2]
 
     async def aclose(self) -> None:
         """Close every idle connection."""
@@ -179,51 +199,37 @@ class Http1Pool:
         self.opened += 1
         return _Conn(stream)
 
-    async def _exchange(self, c: _Conn, request: h11.Request, body: bytes | None) -> tuple[int, bytes, bool]:
-        """Send `request` and `body`, read its answer: (status, body, whether the connection may be used again)."""
-        conn = c.h11
-        out = conn.send(request) or b""
-        if body:
-            out += conn.send(h11.Data(data=body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
+    def _prepare(
+        self, method: str, target: str, host: str, headers: dict[str, str], body: bytes | None
+    ) -> bytes:
+        """The request as `_exchange` sends it. Raises RequestRefused. (A seam: bench/ocpi_push_client.py measures
+        the pool on h11 by replacing this and `_exchange`.)"""
+        return request_bytes(method, target, host, headers, body)
+
+    async def _exchange(self, c: _Conn, request: bytes, head_request: bool) -> tuple[int, bytes, bool]:
+        """Send `request`, read its answer: (status, body, whether the connection may be used again). Raises
+        _Stale (a reused connection that the server had closed), AnswerError, OSError, trio's stream errors."""
         try:
-            await c.stream.send_all(out)
+            await c.stream.send_all(request)
         except (trio.BrokenResourceError, OSError):
             if c.reused:
                 raise _Stale from None
             raise
-        received = 0
-        status = 0
-        parts: list[bytes] = []
-        size = 0
+        reader = AnswerReader(body_limit=MAX_ANSWER_BYTES, head_request=head_request)
+        received = False
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = await c.stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, OSError):
-                    if c.reused and not received:
-                        raise _Stale from None
-                    raise
-                if not data and c.reused and not received:
-                    raise _Stale
-                received += len(data)
-                conn.receive_data(bytes(data))
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > MAX_ANSWER_BYTES:
-                    raise Http1Error(f"an answer over {MAX_ANSWER_BYTES} bytes")
-                parts.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                # Bytes after the answer were not asked for: read later, they would fail the next request.
-                reusable = (
-                    conn.our_state is h11.DONE and conn.their_state is h11.DONE and not conn.trailing_data[0]
-                )
-                if reusable:
-                    conn.start_next_cycle()
-                return status, b"".join(parts), reusable
-            elif isinstance(event, h11.ConnectionClosed):
-                raise h11.RemoteProtocolError("the connection closed before the answer")
-            # InformationalResponse (1xx): the answer comes after it.
+            try:
+                data = await c.stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, OSError):
+                if c.reused and not received:
+                    raise _Stale from None
+                raise
+            received = True
+            try:
+                answer = reader.feed(data)
+            except ClosedEarly:
+                if c.reused:
+                    raise _Stale from None
+                raise
+            if answer is not None:
+                return answer
