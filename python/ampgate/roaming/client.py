@@ -17,7 +17,8 @@ code outside 1xxx: it said no).
 from __future__ import annotations
 
 import base64
-import uuid
+import functools
+import random
 from typing import Any, TypeVar
 
 import httpx
@@ -56,14 +57,31 @@ class PartyRefused(Exception):
         self.status_code = status_code
 
 
+@functools.lru_cache(maxsize=64)
 def token_header(token: str) -> str:
-    """The Authorization header value for `token` (2.2.1: the token's UTF-8 bytes in Base64)."""
+    """The Authorization header value for `token` (2.2.1: the token's UTF-8 bytes in Base64). Remembered for
+    the few tokens in use: every push sends one."""
     return "Token " + base64.b64encode(token.encode("utf-8")).decode("ascii")
 
 
 def request_ids(correlation_id: str | None = None) -> dict[str, str]:
     """X-Request-ID (always new) and X-Correlation-ID (`correlation_id`, or new)."""
-    return {"X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": correlation_id or str(uuid.uuid4())}
+    return {"X-Request-ID": new_id(), "X-Correlation-ID": correlation_id or new_id()}
+
+
+def new_id() -> str:
+    """A fresh random UUID (version 4) as text, for a request or correlation id. From `random` rather than
+    `uuid.uuid4`: two ids per push, and uuid4 (os.urandom, a system call, then the UUID object) cost ~5 us each
+    against ~1 us. An id must be unique, not unpredictable (it names a request in logs; it authorises nothing),
+    and 122 random bits from a generator seeded from os.urandom at start are unique enough."""
+    h = "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_random_bits = random.Random().getrandbits
+# The version (4) and variant (RFC 4122) bits of a UUID4, cleared then set.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 class OcpiClient:
