@@ -4,6 +4,7 @@ chargers do. Time is trio's MockClock (the wall clock follows it)."""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,15 +17,24 @@ import trio
 import trio.testing
 
 from ampgate.bus import EventBus
-from ampgate.campaigns import dispatch
+from ampgate.campaigns import charger, dispatch, tracker
 from ampgate.campaigns import model as m
 from ampgate.campaigns import runner as runner_module
+from ampgate.campaigns.following import Follower
 from ampgate.campaigns.repository import CampaignRepository
 from ampgate.campaigns.runner import Actor, CampaignRunner
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.errors import ChargerCallError, ChargerOfflineError, ConflictError
-from ampgate.events import ChargerBooted, CommandAnswered, CommandFailed, FirmwareStatusReported
+from ampgate.events import (
+    CampaignChargerChanged,
+    ChargerBooted,
+    ChargerConnected,
+    CommandAnswered,
+    CommandFailed,
+    CommandQueued,
+    FirmwareStatusReported,
+)
 from ampgate.ocpp import payloads
 from ampgate.store import Store
 
@@ -997,5 +1007,121 @@ def test_start_on_a_large_selection_lets_other_tasks_run_between_pages(
             # The other task ran while the pages were read (once per scheduler batch, whose order trio shuffles:
             # so not strictly between every two pages); read in one go, it would not have run at all.
             assert at[-1] - at[0] >= (len(at) - 1) // 2, (kind, at)
+
+    run(tmp_path / "c.db", body, w)
+
+
+class StepCounter(trio.abc.Instrument):
+    """Numbers trio's task steps: work recorded with the same number ran in one step, with no other task and no
+    I/O poll in between (what a summary GET waits behind)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.step += 1
+
+
+def test_a_large_dispatch_batch_and_a_burst_of_events_yield_to_the_loop_between_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 10k chargers a dispatch batch of 500 was picked, prepared, announced and queued in single task steps of
+    50-125 ms, and the follower handled a wake-up's every event in one step, holding the loop (the pump, the API)
+    that long. Every pass over the batch, the follower's events and the scheduler's look at the updates in flight
+    go CHUNK at a time; the commits stay one of each kind per batch."""
+    n = 300
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:03}", behaviour="silent") for i in range(n)])
+    counter = StepCounter()
+    done: dict[str, list[int]] = {}
+
+    def record(kind: str) -> None:
+        done.setdefault(kind, []).append(counter.step)
+
+    in_transaction = w.fleet.in_transaction
+
+    def picking(charger_id: str) -> bool:
+        record("pick")
+        return in_transaction(charger_id)
+
+    w.fleet.in_transaction = picking  # type: ignore[method-assign]
+    update_request, on_tick = charger.update_request, charger.on_tick
+
+    def preparing(*args: Any, **kwargs: Any) -> Any:
+        record("prepare")
+        return update_request(*args, **kwargs)
+
+    def ticking(*args: Any, **kwargs: Any) -> Any:
+        record("tick")
+        return on_tick(*args, **kwargs)
+
+    monkeypatch.setattr(charger, "update_request", preparing)
+    monkeypatch.setattr(charger, "on_tick", ticking)
+    on_event = Follower.on_event
+
+    async def following(self: Follower, event: Any) -> None:
+        record("follow")
+        await on_event(self, event)
+
+    monkeypatch.setattr(Follower, "on_event", following)
+    publish = w.bus.publish
+
+    def publishing(event: Any) -> None:
+        if isinstance(event, CampaignChargerChanged) and event.state == "dispatched":
+            record("announce")
+        elif isinstance(event, CommandQueued):
+            record("queue")
+        publish(event)
+
+    w.bus.publish = publishing  # type: ignore[method-assign]
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        trio.lowlevel.add_instrument(counter)
+        row = await runner.create(spec(max_in_flight=n, status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        # One batch (DISPATCH_BATCH is 500). Virtual time passes while the writer thread commits (real time), so
+        # how much of it the batch takes depends on the box: waited for, not timed.
+        with trio.fail_after(600):
+            while sum(1 for c in w.fleet.chargers.values() if c.updates) < n:  # noqa: ASYNC110 (polls the fleet)
+                await trio.sleep(1)
+        await advance(2)
+        done.pop("follow", None)
+        # A burst as the pump publishes one: every charger's connect in one go.
+        for c in w.fleet.chargers.values():
+            publish(
+                ChargerConnected(
+                    at=w.clock.now(), charger_id=c.id, conn_id=1, protocol=c.protocol, remote_address="x"
+                )
+            )
+        await advance(3)
+        trio.lowlevel.remove_instrument(counter)
+
+    run(tmp_path / "c.db", body, w)
+    for kind in ("pick", "prepare", "announce", "queue", "follow"):
+        assert len(done.get(kind, [])) >= n, kind
+    for kind in ("pick", "prepare", "announce", "queue", "follow", "tick"):
+        per_step = collections.Counter(done[kind])
+        assert max(per_step.values()) <= tracker.CHUNK, (kind, max(per_step.values()))
+
+
+def test_reconcile_while_a_batch_is_being_queued_does_not_queue_it_again(tmp_path: Path) -> None:
+    """Between a batch's recorded dispatch and its commands' write (paced checks, the write awaited) its chargers
+    are dispatched in memory with no command in the table, as a never-queued dispatch is after a restart. A
+    reconcile then (the bus lost events) must leave them to the batch, not queue them a second time."""
+    w = World(tmp_path / "c.db")
+    w.fleet.add(*[Charger(f"CP{i:02}", behaviour="silent") for i in range(10)])
+
+    async def body(w: World, runner: CampaignRunner) -> None:
+        w.queue.delay = 1.0  # the batch of 10 takes 10 s to queue
+        row = await runner.create(spec(max_in_flight=10, status_timeout_s=7200))
+        await runner.verb(row.id, "start", OPERATOR)
+        with trio.fail_after(60):  # the dispatch recorded (the writer thread takes real time: waited for)
+            while runner.summary(row.id).counts["dispatched"] < 10:  # noqa: ASYNC110 (polls the tables)
+                await trio.sleep(0.5)
+        assert not any(c.updates for c in w.fleet.chargers.values())  # still being queued
+        await runner._follower.reconcile()
+        await advance(20)
+        assert [len(c.updates) for c in w.fleet.chargers.values()] == [1] * 10
+        assert runner.summary(row.id).counts["dispatched"] == 10  # none failed as not queued
 
     run(tmp_path / "c.db", body, w)

@@ -3,6 +3,7 @@ wait for it."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ import trio
 import trio.testing
 
 from ampgate.store import BootReport, ChargerRepository, Store, StoreClosedError
-from ampgate.store.writer import MAX_GROUP
+from ampgate.store.writer import MAX_GROUP, WAKE_CHUNK
 
 from .conftest import Runner, run_store
 
@@ -128,6 +129,43 @@ def test_concurrent_writers_share_a_commit(running: Runner, db_path: str) -> Non
         # One commit for the holding op's group, one for all 200 writers.
         assert store.stats.commits - commits_before == 2
         assert store.stats.largest_group == 200
+
+    running(body)
+
+
+class RoundCounter(trio.abc.Instrument):
+    """Numbers the loop's scheduling rounds (an I/O poll between each two)."""
+
+    def __init__(self) -> None:
+        self.round = 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.round += 1
+
+
+def test_a_groups_waiters_are_woken_a_chunk_per_round(running: Runner, db_path: str) -> None:
+    """200 awaited writes committed in one group: their tasks resume at most WAKE_CHUNK per scheduling round, so
+    the loop polls its sockets between (woken at once, the 200 next steps were one round). All are woken."""
+
+    async def body(store: Store) -> None:
+        await store.write(make_table)
+        rounds = RoundCounter()
+        resumed: list[int] = []
+
+        async def writer(v: int) -> None:
+            await store.write(insert(v))
+            resumed.append(rounds.round)
+
+        trio.lowlevel.add_instrument(rounds)
+        async with trio.open_nursery() as nursery, writer_held(store):
+            for v in range(200):
+                nursery.start_soon(writer, v)
+            await trio.testing.wait_all_tasks_blocked()  # all 200 queued behind the held op
+        trio.lowlevel.remove_instrument(rounds)
+        assert len(resumed) == 200
+        per_round = collections.Counter(resumed)
+        assert max(per_round.values()) <= WAKE_CHUNK
+        assert len(per_round) >= 200 // WAKE_CHUNK
 
     running(body)
 

@@ -14,6 +14,12 @@ How it is sent: the chargers picked in one step (at most DISPATCH_BATCH) are sen
 with those ids, in one more (see `campaigns.runner` for why every dispatch goes through the durable command
 queue, and what a restart between the two writes does).
 Request ids are one sequence over every campaign, the next being the largest stored + 1.
+
+The work per charger of a batch (picking, the payload, memory and the bus, the command's checks) is paced
+(`tracker.Pacer`): a checkpoint every CHUNK chargers, so a batch of 500 is ten short steps, not one that holds
+the loop (and the API) for 50-125 ms. The commits stay two per batch. A charger picked or prepared before a
+checkpoint may have moved after it (a boot with the image's version, an operator's own update): the batch is
+written only for those still in the state they were picked in, so a stale pick changes nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ampgate.campaigns import model as m
 from ampgate.campaigns.memory import Entry, LiveCampaign
 from ampgate.campaigns.ports import ChargerActivity, Commands, Links, MaintenanceWindows, SignedSupport
 from ampgate.campaigns.repository import Transition
-from ampgate.campaigns.tracker import Tracker
+from ampgate.campaigns.tracker import Pacer, Tracker
 from ampgate.clock import iso_utc
 from ampgate.commands.model import QueuedRequest
 from ampgate.commands.repository import new_command_id
@@ -65,6 +71,9 @@ class Dispatcher:
         self._signed = signed
         self._commands = commands
         self.last_request_id = 0
+        # Command ids recorded as dispatched whose queueing is under way (its checks yield to the loop, its write
+        # is awaited): `following.reconcile` must not take them for never queued and queue them a second time.
+        self.queueing: set[str] = set()
 
     def load(self) -> None:
         """Continue the request ids where the tables left them."""
@@ -86,9 +95,11 @@ class Dispatcher:
         started = live.groups[g].started_at
         mem = self._t.mem
         batch: list[tuple[str, Entry, str, datetime]] = []
+        pacer = Pacer()
         for charger_id in list(live.pending.get(g, {})):
             if len(batch) >= budget:
                 break
+            await pacer.step()  # at its top: every charger looked at counts, picked or not
             entry = mem.chargers.get(charger_id)
             if entry is None or entry.progress.state != ch.PENDING:
                 continue
@@ -101,8 +112,8 @@ class Dispatcher:
                 continue
             if self._activity.in_transaction(charger_id):
                 continue  # install when idle: not dispatched while it charges
-            # Read per charger, though nothing is awaited while a batch is picked: the instant its window was
-            # found open is the one its payload's times are.
+            # Read per charger (the picking yields between chunks, and takes long at any rate): the instant its
+            # window was found open is the one its payload's times are.
             now = clock.now()
             if (
                 not spec.ignore_maintenance_windows
@@ -152,9 +163,12 @@ class Dispatcher:
         """Record every dispatch of `batch` (charger, entry, action, the instant it was found dispatchable) in
         one durable write, then queue their commands, with the ids recorded, in one more. A restart between the
         two finds dispatched chargers whose command is not in the table: never queued, queued then with the
-        same id (`following.reconcile`)."""
-        prepared: list[tuple[str, Entry, str, Any, str, str, ch.Progress]] = []
+        same id (`following.reconcile`). A charger whose state changed since it was picked (it is re-read after
+        the paced preparation, just before the write) is left out: what moved it is what happened."""
+        pacer = Pacer()
+        picked: list[tuple[str, Entry, str, Any, str, str, ch.Progress]] = []
         for charger_id, entry, action, now in batch:
+            await pacer.step()
             protocol = entry.progress.protocol or ch.OCPP201
             self.last_request_id += 1
             request_id = self.last_request_id
@@ -177,7 +191,11 @@ class Dispatcher:
                 payload = _with_retries(payload, live.spec)
             old = entry.progress.state
             new = ch.dispatch(entry.progress, protocol=protocol, action=action, request_id=request_id, at=now)
-            prepared.append((charger_id, entry, action, payload, new_command_id(), old, new))
+            picked.append((charger_id, entry, action, payload, new_command_id(), old, new))
+        # Nothing awaited from here until the write is queued: what is written is what memory holds now.
+        prepared = [p for p in picked if p[1].progress.state == p[5]]
+        if not prepared:
+            return
         await self._t.repo.transitions(
             [
                 Transition(
@@ -193,7 +211,11 @@ class Dispatcher:
                 for charger_id, entry, action, payload, command_id, old, new in prepared
             ]
         )
+        # Memory follows the commit in one go (a few µs a charger), so no other task sees a charger the tables
+        # have dispatched still pending; the announcements, which cost more (every subscriber's queue), are paced.
         mem = self._t.mem
+        self.queueing.update(p[4] for p in prepared)  # dispatched in memory from here, queued at the end
+        changed: list[tuple[str, Entry, ch.Progress]] = []
         for charger_id, entry, _action, payload, command_id, old, new in prepared:
             mem.watched.pop(
                 charger_id, None
@@ -202,8 +224,16 @@ class Dispatcher:
                 mem.by_command.pop(entry.command_id, None)
             entry.command_id, entry.payload = command_id, payload
             mem.by_command[command_id] = charger_id
-            self._t.apply(charger_id, entry, old, new)
-        await self.enqueue_many(live, [(c, e, a, p, cid) for c, e, a, p, cid, _old, _new in prepared])
+            if self._t.apply(charger_id, entry, old, new, announce=False):
+                changed.append((charger_id, entry, new))
+        try:
+            pacer = Pacer()
+            for charger_id, entry, new in changed:
+                await pacer.step()
+                self._t.announce(charger_id, entry, new)
+            await self.enqueue_many(live, [(c, e, a, p, cid) for c, e, a, p, cid, _old, _new in prepared])
+        finally:
+            self.queueing.difference_update(p[4] for p in prepared)
 
     async def enqueue(
         self, charger_id: str, entry: Entry, live: LiveCampaign, action: str, payload: Any, command_id: str
@@ -217,12 +247,17 @@ class Dispatcher:
         """Queue recorded dispatches (charger, entry, action, payload, command id) under their recorded command
         ids, in one write; a refusal fails that charger."""
         ttl = float(live.spec.offline_timeout_s)
-        outcomes = await self._commands.enqueue_many(
-            [
-                QueuedRequest(charger_id=c, action=a, payload=p, ttl_s=ttl, command_id=cid)
-                for c, _e, a, p, cid in recorded
-            ]
-        )
+        ids = [cid for _c, _e, _a, _p, cid in recorded]
+        self.queueing.update(ids)
+        try:
+            outcomes = await self._commands.enqueue_many(
+                [
+                    QueuedRequest(charger_id=c, action=a, payload=p, ttl_s=ttl, command_id=cid)
+                    for c, _e, a, p, cid in recorded
+                ]
+            )
+        finally:
+            self.queueing.difference_update(ids)
         for (charger_id, entry, _a, _p, _cid), outcome in zip(recorded, outcomes, strict=True):
             if isinstance(outcome, AmpgateError):
                 self._t.move(

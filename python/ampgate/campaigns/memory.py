@@ -91,9 +91,15 @@ class Memory:
             pending={g.index: {} for g in groups},
         )
         self.campaigns[row.id] = live
+        self.take(live, rows)
+        return live
+
+    def take(self, live: LiveCampaign, rows: list[ChargerRow]) -> None:
+        """Take in more of a loaded campaign's chargers not yet final, as the tables hold them (the runner loads
+        a large campaign a page at a time, yielding between pages)."""
         for r in rows:
             self.chargers[r.charger_id] = Entry(
-                campaign_id=row.id,
+                campaign_id=live.row.id,
                 group=r.group_index,
                 site_id=r.site_id,
                 progress=r.progress,
@@ -106,7 +112,6 @@ class Memory:
                 live.pending.setdefault(r.group_index, {})[r.charger_id] = None
             elif r.state in ch.IN_FLIGHT:
                 live.in_flight.add(r.charger_id)
-        return live
 
     def apply(self, charger_id: str, entry: Entry, old: str, new: ch.Progress) -> bool:
         """`entry` moved from state `old` to `new`: counts, pending and in-flight follow (in a campaign still in

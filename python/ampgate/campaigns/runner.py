@@ -52,7 +52,7 @@ from ampgate.campaigns.repository import (
     Member,
     total,
 )
-from ampgate.campaigns.tracker import Tracker
+from ampgate.campaigns.tracker import Pacer, Tracker
 from ampgate.clock import Clock
 from ampgate.errors import AmpgateError, ConflictError, NotFoundError, ValidationError
 
@@ -245,7 +245,7 @@ class CampaignRunner:
         await self._repo.freeze(row.id, groups, state)
         fresh = self._repo.get(row.id)
         assert fresh is not None
-        self._load(fresh, image, await self._unfinished(row.id))
+        await self._load(fresh, image, await self._unfinished(row.id))
 
     async def _resume(self, campaign_id: int) -> None:
         """A campaign paused by a condition goes on past it: the group it stopped at is overridden. One the node
@@ -256,7 +256,7 @@ class CampaignRunner:
             image = self._images.get(row.image_id)
             if image is None:
                 raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
-            self._load(row, image, await self._unfinished(campaign_id))
+            await self._load(row, image, await self._unfinished(campaign_id))
             live = self._mem.campaigns[campaign_id]
         g = live.current_group()
         # Only the error condition leaves its group unfinished; a group that ended below its success threshold
@@ -290,7 +290,9 @@ class CampaignRunner:
                 )
                 for r in self._repo.unfinished_of(campaign_id)
             ]
+        pacer = Pacer()
         for charger_id, entry in entries:
+            await pacer.step()  # 100k pending skipped in one step held the loop for seconds
             p = entry.progress
             if p.state == ch.DISPATCHED and entry.command_id is not None:
                 cmd = self._commands.get(entry.command_id)
@@ -314,7 +316,7 @@ class CampaignRunner:
             image = self._images.get(row.image_id)
             if image is None:
                 raise ConflictError(f"firmware image {row.image_id!r} no longer exists", code="image_missing")
-            self._load(row, image, [])
+            await self._load(row, image, [])
             live = self._mem.campaigns[row.id]
         reopened: set[int] = set()
         for state in sorted(ch.ERRORS):
@@ -331,6 +333,7 @@ class CampaignRunner:
                 if len(rows) < SELECT_PAGE:
                     break
                 after = rows[-1].seq
+                await trio.lowlevel.checkpoint()  # as `_unfinished`: the loop runs between pages
         for g in reopened:
             if live.groups[g].state == m.GROUP_FINISHED:
                 live.groups[g].state = m.GROUP_RUNNING
@@ -356,7 +359,7 @@ class CampaignRunner:
                 log.error("campaign %s: firmware image %s is gone; pausing it", row.id, row.image_id)
                 await self._repo.set_state(row.id, m.PAUSED, "firmware image missing")
                 continue
-            self._load(row, image, await self._unfinished(row.id))
+            await self._load(row, image, await self._unfinished(row.id))
             if row.state == m.CANCELLED:
                 await self._settle_cancel(row.id)  # a cancel the node stopped in the middle of
         now = self._clock.now()
@@ -396,8 +399,17 @@ class CampaignRunner:
             after = page[-1].seq
             await trio.lowlevel.checkpoint()
 
-    def _load(self, row: CampaignRow, image: FirmwareImage, rows: list[ChargerRow]) -> None:
-        self._mem.load(row, image, self._repo.groups(row.id), rows, self._rate(row.spec))
+    async def _load(self, row: CampaignRow, image: FirmwareImage, rows: list[ChargerRow]) -> None:
+        """Take the campaign into memory, its chargers SELECT_PAGE at a time with a checkpoint between (100k in one
+        go held the loop for a few hundred ms). Meanwhile it is partly loaded: the verbs and the scheduler wait
+        for the runner's lock, and the follower finds no entry for a charger not taken in yet, as for one in no
+        campaign (a charger of a campaign that starts has nothing of it in flight; a dynamic join is refused by
+        the table, where the charger already is)."""
+        live = self._mem.load(row, image, self._repo.groups(row.id), [], self._rate(row.spec))
+        for i in range(0, len(rows), SELECT_PAGE):
+            if i:
+                await trio.lowlevel.checkpoint()
+            self._mem.take(live, rows[i : i + SELECT_PAGE])
 
     def _rate(self, spec: m.CampaignSpec) -> m.Rate:
         return m.Rate(
@@ -420,8 +432,13 @@ class CampaignRunner:
         if live.row.state == m.SCHEDULED and (live.spec.start_at is None or live.spec.start_at <= now):
             await self._t.set_state(live, m.RUNNING, None)
         timeout = timedelta(seconds=live.spec.status_timeout_s)
+        pacer = Pacer()
         for charger_id in list(live.in_flight):
-            entry = self._mem.chargers[charger_id]
+            # Paced: a campaign with 10k updates in flight looks at each of them every step.
+            await pacer.step()
+            entry = self._mem.chargers.get(charger_id)
+            if entry is None or charger_id not in live.in_flight:
+                continue  # final while the loop yielded
             new, actions = ch.on_tick(entry.progress, now=now, status_timeout=timeout)
             if new != entry.progress:
                 self._t.move(charger_id, entry, new, "trigger" if actions else new.reason)

@@ -3,6 +3,12 @@
 tables (in order: status progress fire-and-forget, a dispatch awaited by the dispatcher) and onto the bus; a
 campaign's state goes to its table first, then to memory and the bus. Every change wakes the runner's loop, which
 then moves the campaigns on at once instead of at its next tick.
+
+`Pacer`: how the three parts keep a task step short. They run on the trio thread that also serves the gateway's
+pump and the API, and trio polls for I/O only between scheduling rounds, so a step that handles a whole dispatch
+batch (500 chargers) or a whole burst of events holds every request for as long (a summary GET waited 300-900 ms
+at 10k chargers, in steps of 50-160 ms each). Work per charger or per event goes through a pacer, which
+checkpoints every CHUNK items; what is read before a checkpoint is read again after it where it may have changed.
 """
 
 from __future__ import annotations
@@ -16,6 +22,28 @@ from ampgate.campaigns.memory import Entry, LiveCampaign, Memory
 from ampgate.campaigns.repository import CampaignRepository, Transition, total
 from ampgate.clock import Clock
 from ampgate.events import CampaignChanged, CampaignChargerChanged, CampaignGroupChanged
+
+# Chargers (or events) handled in one task step before the loop gets its turn. Measured at 10k chargers on 2
+# cores, a charger costs 0.1-0.25 ms in each of the dispatch's passes (picking, the payload, memory and the bus,
+# the command's checks): 50 keep a step near 5-12 ms, well under the API's 50 ms p99 target, while the commits
+# stay one per batch (DISPATCH_BATCH) and a checkpoint costs ~10 µs, 0.1-0.2% of a chunk.
+CHUNK = 50
+
+
+class Pacer:
+    """Counts items of work in one task; `await step()` after each yields to the loop every `chunk` items."""
+
+    __slots__ = ("chunk", "count")
+
+    def __init__(self, chunk: int | None = None) -> None:
+        self.chunk = CHUNK if chunk is None else chunk
+        self.count = 0
+
+    async def step(self) -> None:
+        """One more item done: a checkpoint (other tasks and the I/O poll run) if it ends a chunk."""
+        self.count += 1
+        if self.count % self.chunk == 0:
+            await trio.lowlevel.checkpoint()
 
 
 class Tracker:
@@ -61,10 +89,20 @@ class Tracker:
         )
         self.apply(charger_id, entry, old, new)
 
-    def apply(self, charger_id: str, entry: Entry, old: str, new: ch.Progress) -> None:
-        """A transition already written (or submitted): memory follows, and a change of state is announced."""
+    def apply(
+        self, charger_id: str, entry: Entry, old: str, new: ch.Progress, *, announce: bool = True
+    ) -> bool:
+        """A transition already written (or submitted): memory follows, and a change of state is announced (by
+        the caller with `announce`, when False: a batch announces its chargers paced). True when the state
+        changed."""
         if not self.mem.apply(charger_id, entry, old, new):
-            return
+            return False
+        if announce:
+            self.announce(charger_id, entry, new)
+        return True
+
+    def announce(self, charger_id: str, entry: Entry, new: ch.Progress) -> None:
+        """Tell the bus (and the runner's loop) that the charger's state changed to `new`'s."""
         self.bus.publish(
             CampaignChargerChanged(
                 at=self.clock.now(),

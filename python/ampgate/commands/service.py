@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 # so this bounds only how late an expired command shows as expired.
 SWEEP_INTERVAL = 5.0
 PRUNE_INTERVAL = 3600.0
+# `enqueue_many` checks (two reads each) and announces (a bus event and a delivery task each) this many requests
+# per task step, then lets the loop run: a firmware campaign hands over 500 at once, which in one step held the
+# loop (the pump, the API) for tens of milliseconds, and started 500 delivery tasks into one scheduling round.
+ENQUEUE_CHUNK = 50
 _TRIGGERS = [str(ChargerConnected.__struct_config__.tag), str(ChargerBooted.__struct_config__.tag)]
 
 
@@ -191,10 +195,14 @@ class CommandQueue:
     async def enqueue_many(self, requests: Sequence[model.QueuedRequest]) -> list[CommandRow | AmpgateError]:
         """`enqueue` of each request, recorded in one write (one commit for the batch, where `enqueue` costs a
         commit each), then delivered as `enqueue` delivers. The answer is in order: the record, or the error
-        `enqueue` would have raised for that request (nothing is recorded for it; the others are)."""
+        `enqueue` would have raised for that request (nothing is recorded for it; the others are). Checks and
+        announcements yield to the loop every ENQUEUE_CHUNK requests (as `enqueue` does between its check and
+        its write, a command queued meanwhile for the same charger is not counted against its queue's bound)."""
         now = self._clock.now()
         checked: list[NewCommand | AmpgateError] = []
-        for r in requests:
+        for i, r in enumerate(requests):
+            if i and i % ENQUEUE_CHUNK == 0:
+                await trio.lowlevel.checkpoint()
             try:
                 checked.append(self._checked(r, now))
             except AmpgateError as e:
@@ -202,7 +210,9 @@ class CommandQueue:
         news = [c for c in checked if isinstance(c, NewCommand)]
         written = iter(await self._rows.insert_many(news, "queued") if news else [])
         out: list[CommandRow | AmpgateError] = []
-        for c in checked:
+        for i, c in enumerate(checked):
+            if i and i % ENQUEUE_CHUNK == 0:
+                await trio.lowlevel.checkpoint()
             if isinstance(c, AmpgateError):
                 out.append(c)
                 continue
