@@ -10,6 +10,7 @@ listeners stop, the store flushes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -114,6 +115,9 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
+
+# --ready-file holds the first admin token: readable by the node's user only.
+READY_FILE_MODE = 0o600
 
 
 class Node:
@@ -740,7 +744,13 @@ class Node:
             "admin_token": self.first_admin_token,
             "workers": [w.pid for w in self.gateway.workers.values()],
         }
+        # The file holds an admin token: it is created owner-only (0600) rather than chmod-ed after the write,
+        # which would leave a window in which another local user can open it. A leftover .tmp from a crash is
+        # removed first so O_EXCL creates a fresh file with this mode (O_CREAT keeps an existing file's mode).
         tmp = self.config.ready_file + ".tmp"
-        with open(tmp, "w") as f:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READY_FILE_MODE)
+        with os.fdopen(fd, "w") as f:
             json.dump(info, f)
         os.replace(tmp, self.config.ready_file)
