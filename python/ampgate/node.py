@@ -47,6 +47,7 @@ from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry, rules
 from ampgate.connectivity.history import HistoryRepository
 from ampgate.connectivity.incidents import IncidentRepository
+from ampgate.connectivity.links import CREDENTIALS_CHANGED_CODE, CREDENTIALS_CHANGED_REASON
 from ampgate.connectivity.monitor import ConnectivityMonitor
 from ampgate.connectivity.sites import SiteIndex
 from ampgate.connectivity.view import ConnectivityView
@@ -586,7 +587,14 @@ class Node:
             chargers=chargers,
             presence=self.presence,
             connectors=connectors,
-            registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
+            registration=ChargerRegistration(
+                chargers,
+                self.policy,
+                self.gateway.push_credentials,
+                functools.partial(
+                    self.links.drop, code=CREDENTIALS_CHANGED_CODE, reason=CREDENTIALS_CHANGED_REASON
+                ),
+            ),
             commands=self.commands,
             events=self.event_log,
             connectivity=self.api_connectivity,

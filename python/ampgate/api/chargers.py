@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, get_args
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -205,6 +206,11 @@ class ChargerController(Controller):
         data: JSONBody[ChargerCreate],
     ) -> Response[ChargerRead]:
         """Register charger `id` with `password` (201), or replace the password of a known one (200). Every
-        gateway worker knows the new credentials when this returns. Raises 422 naming `id` or `password`."""
-        row, created = await registration.register(data.id, data.password)
+        gateway worker knows the new credentials when this returns, and a live connection of the charger that
+        authenticated with other credentials is closed (it reconnects with the new ones). Without a `password`
+        key a known charger keeps its password; `"password": null` clears it. Raises 422 naming `id` or
+        `password`."""
+        keep = data.password is msgspec.UNSET
+        password = None if isinstance(data.password, msgspec.UnsetType) else data.password
+        row, created = await registration.register(data.id, password, keep_password=keep)
         return Response(charger_read(presence, row), status_code=201 if created else 200)

@@ -108,7 +108,9 @@ class ConnectorReads(Protocol):
 class ChargerRegistrar(Protocol):
     """`ampgate.connectivity.ChargerRegistration`."""
 
-    async def register(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
+    async def register(
+        self, charger_id: str, password: str | None, /, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]: ...
 
 
 @runtime_checkable

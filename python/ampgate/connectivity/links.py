@@ -36,6 +36,10 @@ WORKER_LOST_CODE = 1006
 WORKER_LOST_REASON = "gateway worker exited"
 # A Connected that came late for a connection older than the charger's live one.
 OLDER_REASON = "an older connection of this charger"
+# A charger whose credentials an admin changed: its live connection authenticated with the old ones. 1008
+# (policy violation) as for any connection the node refuses to keep; the charger reconnects with its new ones.
+CREDENTIALS_CHANGED_CODE = 1008
+CREDENTIALS_CHANGED_REASON = "credentials changed"
 # The reason of a charger's own close that gave none.
 CHARGER_CLOSED = "closed by the charger"
 # Every charger still connected when the node stops.
@@ -226,6 +230,17 @@ class LinkTracker:
                 worker_at=worker_at,
             )
         )
+
+    def drop(self, charger_id: str, code: int, reason: str) -> int | None:
+        """Close `charger_id`'s live connection, if it has one, with `code` and `reason`; returns its conn_id
+        (None: not connected). The worker's Disconnected for it then does the bookkeeping as for any close."""
+        presence = self._presence.get(charger_id)
+        if presence is None or not presence.online or presence.conn_id is None:
+            return None
+        conn_id = presence.conn_id
+        self._link.close([(conn_id, code, reason)])
+        log.info("charger %s: closed its connection (%s)", charger_id, reason)
+        return conn_id
 
     def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None) -> None:
         """A worker reports `conn_id` gone (or the node decided it is)."""

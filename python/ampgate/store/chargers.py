@@ -190,13 +190,15 @@ def update_firmware_status(
 
 
 def upsert_registration(
-    db: sqlite_utils.Database, cp_id: str, password_hash: str | None, at: str
+    db: sqlite_utils.Database, cp_id: str, password_hash: str | None, at: str, keep_password: bool = False
 ) -> tuple[ChargerRow, bool]:
-    """Create the charger or replace its password (None clears it); mark it accepted. Returns the row as
-    committed-to-be and whether it was created."""
+    """Create the charger or replace its password (None clears it; `keep_password` leaves it); mark it
+    accepted. Returns the row as committed-to-be and whether it was created."""
     conn = db.conn
     existed = conn.execute("SELECT 1 FROM chargers WHERE id = ?", (cp_id,)).fetchone() is not None
-    if existed:
+    if existed and keep_password:
+        conn.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,))
+    elif existed:
         conn.execute(
             "UPDATE chargers SET password_hash = ?, accepted = 1 WHERE id = ?", (password_hash, cp_id)
         )
@@ -250,15 +252,26 @@ class ChargerRepository:
         so the row exists when this runs)."""
         self._store.submit(lambda db: db.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,)))
 
-    async def register(self, cp_id: str, password: str | None) -> tuple[ChargerRow, bool]:
+    async def register(
+        self, cp_id: str, password: str | None, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]:
         """Create charger `cp_id` with `password` (stored hashed; None: it connects without a password), or
-        replace the password of an existing one; either way it becomes accepted. Returns the committed row and
-        whether it was created. Raises ValidationError with field "id" or "password" for a bad value."""
+        replace the password of an existing one (`keep_password`: leave it as it is, `password` ignored);
+        either way it becomes accepted. Returns the committed row and whether it was created. Raises
+        ValidationError with field "id" or "password" for a bad value."""
         validate_charger_id(cp_id)
-        password_hash = None if password is None else hash_password(validate_password(password))
+        password_hash = (
+            None if password is None or keep_password else hash_password(validate_password(password))
+        )
         at = iso_utc(self._store.now())
         return await self._store.write(
-            functools.partial(upsert_registration, cp_id=cp_id, password_hash=password_hash, at=at)
+            functools.partial(
+                upsert_registration,
+                cp_id=cp_id,
+                password_hash=password_hash,
+                at=at,
+                keep_password=keep_password,
+            )
         )
 
     def get(self, cp_id: str) -> ChargerRow | None:
