@@ -6,7 +6,7 @@ commit); reads are short indexed queries on the trio thread. Nothing else in the
 nothing outside a repository writes SQL.
 """
 
-from ampgate.store.api_tokens import ROLES, ApiTokenRepository, role_at_least
+from ampgate.store.api_tokens import ROLES, ApiTokenRepository, ApiTokenRow, role_at_least
 from ampgate.store.chargers import (
     BootReport,
     ChargerRepository,
@@ -32,6 +32,7 @@ from ampgate.store.writer import StoreClosedError, WriterStats
 __all__ = [
     "ROLES",
     "ApiTokenRepository",
+    "ApiTokenRow",
     "BootReport",
     "ChargerRepository",
     "ChargerRow",

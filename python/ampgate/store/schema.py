@@ -936,6 +936,15 @@ MIGRATIONS: tuple[str, ...] = (
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 27 (NUMBER TO BE FIXED AT MERGE: another branch appends a migration too; renumber this comment, the
+    # script itself does not depend on its place): API token lifecycle (ampgate.store.api_tokens). expires_at:
+    # the token is refused from then on (NULL: never); revoked_at: refused since (NULL: live); last_used_at:
+    # when it last authenticated a request, written at most once a minute per token (not a write per request).
+    """
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT NULL;
+    ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT NULL;
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT NULL;
+    """,
 )
 
 
