@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from ampgate.store.chargers import ChargerRow
+from ampgate.store.chargers import ChargerRow, normalize_charger_id
 from ampgate.store.hashing import verify_password
 
 
@@ -57,6 +57,7 @@ class ChargerRegistration:
         with none as an unknown charger) is closed once every worker knows the new ones, so its next handshake
         is checked against them. Credentials that did not change (the same password again, or none kept)
         leave the connection alone."""
+        charger_id = normalize_charger_id(charger_id)
         before = self._table.credential(charger_id)
         row, created = await self._table.register(charger_id, password, keep_password=keep_password)
         self._policy.accept([charger_id])

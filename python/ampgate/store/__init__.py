@@ -11,6 +11,8 @@ from ampgate.store.chargers import (
     BootReport,
     ChargerRepository,
     ChargerRow,
+    charger_id_allowed,
+    normalize_charger_id,
     validate_charger_id,
     validate_password,
 )
@@ -51,7 +53,9 @@ __all__ = [
     "TransactionStart",
     "TransactionStop",
     "WriterStats",
+    "charger_id_allowed",
     "hash_password",
+    "normalize_charger_id",
     "role_at_least",
     "validate_charger_id",
     "validate_password",
