@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.integration.test_api_node import cli_token
@@ -103,3 +104,23 @@ def test_cli_lists_and_revokes_while_the_node_runs(node):
     assert node.get("/chargers", token=secret).status_code == 401
     assert cli(node, "revoke", "999999").returncode == 2
     assert cli(node, "create", "--role", "viewer", "--expires-in", "soon").returncode != 0
+
+
+def test_an_open_event_stream_ends_once_its_token_is_revoked(node):
+    with node.api() as admin:
+        created = admin.post("/tokens", json={"role": "viewer", "label": "dashboard"}).json()
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        with (
+            httpx.Client(
+                base_url=node.api_url, headers=headers, timeout=httpx.Timeout(30, read=12)
+            ) as viewer,
+            viewer.stream("GET", "/events/stream") as stream,
+        ):
+            assert stream.status_code == 200
+            assert admin.post(f"/tokens/{created['id']}/revoke").status_code == 200
+            started = time.monotonic()
+            for _ in stream.iter_lines():  # ends when the node closes the stream (a read timeout raises)
+                pass
+            # Within the stream's recheck interval (ampgate.api.events.TOKEN_RECHECK_S, 5 s), plus slack.
+            assert time.monotonic() - started < 9
+        assert node.get("/events/stream", token=created["token"]).status_code == 401
