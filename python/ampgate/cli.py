@@ -1,5 +1,5 @@
-"""The `ampgate` command: `ampgate serve` runs a node; `ampgate token create` makes an API token; `ampgate sim`
-load-tests a central system with a simulated charger fleet."""
+"""The `ampgate` command: `ampgate serve` runs a node; `ampgate token create|list|revoke` manages API tokens;
+`ampgate sim` load-tests a central system with a simulated charger fleet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import re
 import signal
 import sys
+from datetime import timedelta
+from typing import Any
 
 import trio
 
@@ -666,13 +668,48 @@ async def _serve(cfg: NodeConfig) -> None:
                 break
 
 
+def parse_duration(text: str) -> timedelta:
+    """`--expires-in`: a number of seconds, or a number with a unit s, m, h or d (`90d`, `12h`). Raises
+    argparse.ArgumentTypeError for anything else."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3600, 30m, 12h or 90d") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return timedelta(seconds=value * units[unit])
+
+
+def _token_line(row: Any, now: str) -> str:
+    from ampgate.api.tokens import token_state
+
+    return (
+        f"{row.id:>6}  {row.role:<8}  {token_state(row, now):<7}  created {row.created_at}  "
+        f"expires {row.expires_at or '-':<24}  last used {row.last_used_at or '-':<24}  {row.label or ''}"
+    )
+
+
 def _token(a: argparse.Namespace) -> int:
+    from ampgate.clock import iso_utc
     from ampgate.errors import AmpgateError
     from ampgate.store import ApiTokenRepository, Store
 
     store = Store(a.db)
     try:
-        token = ApiTokenRepository(store).create(a.role, label=a.label)
+        tokens = ApiTokenRepository(store)
+        if a.token_command == "list":
+            now = iso_utc(store.now())
+            for row in tokens.listing():
+                print(_token_line(row, now))
+            return 0
+        if a.token_command == "revoke":
+            row = tokens.revoke_now(a.id)
+            print(_token_line(row, iso_utc(store.now())))
+            return 0
+        expires_at = None if a.expires_in is None else store.now() + a.expires_in
+        token = tokens.create(a.role, label=a.label, expires_at=expires_at)
     except AmpgateError as e:
         print(f"ampgate: {e.message}", file=sys.stderr)
         return 2
@@ -693,6 +730,17 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
     tc.add_argument("--db", default=NodeConfig().db_path)
     tc.add_argument("--label", default=None)
+    tc.add_argument(
+        "--expires-in",
+        type=parse_duration,
+        default=None,
+        help="refuse the token after this long: seconds, or with a unit (30m, 12h, 90d); default never",
+    )
+    tl = tsub.add_parser("list", help="list tokens: id, role, state, times, label (never the secret)")
+    tl.add_argument("--db", default=NodeConfig().db_path)
+    tr = tsub.add_parser("revoke", help="revoke a token by id: refused from its next request")
+    tr.add_argument("id", type=int)
+    tr.add_argument("--db", default=NodeConfig().db_path)
     _sim_parser(sub)
     from ampgate.campaigns import status_view
 

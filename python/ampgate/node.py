@@ -10,6 +10,7 @@ listeners stop, the store flushes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -46,6 +47,7 @@ from ampgate.config import NodeConfig
 from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry, rules
 from ampgate.connectivity.history import HistoryRepository
 from ampgate.connectivity.incidents import IncidentRepository
+from ampgate.connectivity.links import CREDENTIALS_CHANGED_CODE, CREDENTIALS_CHANGED_REASON
 from ampgate.connectivity.monitor import ConnectivityMonitor
 from ampgate.connectivity.sites import SiteIndex
 from ampgate.connectivity.view import ConnectivityView
@@ -114,6 +116,9 @@ from ampgate.store import (
 )
 
 log = logging.getLogger(__name__)
+
+# --ready-file holds the first admin token: readable by the node's user only.
+READY_FILE_MODE = 0o600
 
 
 class Node:
@@ -582,7 +587,14 @@ class Node:
             chargers=chargers,
             presence=self.presence,
             connectors=connectors,
-            registration=ChargerRegistration(chargers, self.policy, self.gateway.push_credentials),
+            registration=ChargerRegistration(
+                chargers,
+                self.policy,
+                self.gateway.push_credentials,
+                functools.partial(
+                    self.links.drop, code=CREDENTIALS_CHANGED_CODE, reason=CREDENTIALS_CHANGED_REASON
+                ),
+            ),
             commands=self.commands,
             events=self.event_log,
             connectivity=self.api_connectivity,
@@ -740,7 +752,13 @@ class Node:
             "admin_token": self.first_admin_token,
             "workers": [w.pid for w in self.gateway.workers.values()],
         }
+        # The file holds an admin token: it is created owner-only (0600) rather than chmod-ed after the write,
+        # which would leave a window in which another local user can open it. A leftover .tmp from a crash is
+        # removed first so O_EXCL creates a fresh file with this mode (O_CREAT keeps an existing file's mode).
         tmp = self.config.ready_file + ".tmp"
-        with open(tmp, "w") as f:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READY_FILE_MODE)
+        with os.fdopen(fd, "w") as f:
             json.dump(info, f)
         os.replace(tmp, self.config.ready_file)

@@ -262,8 +262,10 @@ class StandInNode:
         """`ImageUsers`: a test marks images as used by a campaign in `images_in_use`."""
         return image_id in self.images_in_use
 
-    async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
-        result = await self.chargers.register(charger_id, password)
+    async def register(
+        self, charger_id: str, password: str | None, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]:
+        result = await self.chargers.register(charger_id, password, keep_password=keep_password)
         self.registered.append((charger_id, password))
         return result
 

@@ -67,9 +67,9 @@ def test_a_retry_while_the_first_runs_waits_for_its_outcome(api: Scenario) -> No
         gate = trio.Event()
         register = a.node.register
 
-        async def slow_register(charger_id: str, password: str | None):  # type: ignore[no-untyped-def]
+        async def slow_register(charger_id: str, password: str | None, **kw):  # type: ignore[no-untyped-def]
             await gate.wait()
-            return await register(charger_id, password)
+            return await register(charger_id, password, **kw)
 
         a.node.register = slow_register  # type: ignore[method-assign]
         headers = {**a.auth("admin"), "Idempotency-Key": "slow"}

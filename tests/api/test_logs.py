@@ -55,8 +55,12 @@ def test_requesting_needs_an_operator_and_bad_input_names_its_field(api: Scenari
             ({"retry_interval_s": "soon"}, "retry_interval_s"),
             ({"color": "red"}, "color"),
         ):
-            r = await a.client.post(logs("CP"), json=body, headers=a.auth("operator"))
+            # A location of the caller's choosing needs admin (ampgate.commands.roles); an admin's is validated.
+            role = "admin" if "location" in body else "operator"
+            r = await a.client.post(logs("CP"), json=body, headers=a.auth(role))
             assert r.status_code == 422 and r.json()["field"] == field, (body, r.json())
+        r = await a.client.post(logs("CP"), json={"location": "ftp://x.test/"}, headers=a.auth("operator"))
+        assert r.status_code == 403 and r.json()["field"] == "location"
         # Valid input reaches the charger, which the stand-in finds offline: nothing was stored.
         r = await a.client.post(logs("CP"), json={"log_type": "SecurityLog"}, headers=a.auth("operator"))
         assert r.status_code == 409 and r.json()["code"] == "charger_offline"

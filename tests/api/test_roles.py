@@ -11,11 +11,19 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from ampgate.api.auth import requires_admin, requires_operator, requires_viewer
+from ampgate.api.commands import requires_command_role
 
 from .conftest import Api, Scenario
 
-BELOW = {requires_operator: "viewer", requires_admin: "operator"}
-ROLE_OF = {requires_viewer: "viewer", requires_operator: "operator", requires_admin: "admin"}
+# The command route's guard lets operators through and the handler checks the action's own role
+# (ampgate.commands.roles; tests/integration/test_command_roles.py covers it per action).
+BELOW = {requires_operator: "viewer", requires_admin: "operator", requires_command_role: "viewer"}
+ROLE_OF = {
+    requires_viewer: "viewer",
+    requires_operator: "operator",
+    requires_admin: "admin",
+    requires_command_role: "operator",
+}
 
 
 def guarded(app: Litestar) -> list[tuple[str, str, object]]:

@@ -69,3 +69,10 @@ def test_openapi_is_served_without_a_token(node):
     assert r.status_code == 200
     paths = r.json()["paths"]
     assert "/api/v1/chargers" in paths and "/api/v1/health" in paths
+
+
+def test_ready_file_is_readable_by_its_owner_only(node, tmp_path):
+    # It holds the first admin token. Created with 0600 (not chmod-ed after), so no umask widens it.
+    (ready,) = tmp_path.glob("ready-*.json")
+    assert ready.stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob("ready-*.json.tmp"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -171,12 +172,55 @@ def test_limits_are_inclusive(running: Runner) -> None:
 
 @given(st.text(min_size=1, max_size=48))
 def test_id_rule_matches_its_definition(cp_id: str) -> None:
-    bad = any(c in "/:" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in cp_id)
+    bad = (
+        any(
+            c in "/:"
+            or ord(c) < 0x20
+            or 0x7F <= ord(c) <= 0x9F
+            or unicodedata.category(c) in ("Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+            or (unicodedata.category(c) == "Zs" and c != " ")
+            for c in cp_id
+        )
+        or unicodedata.normalize("NFC", cp_id) != cp_id
+    )
     if bad:
         with pytest.raises(ValidationError):
             validate_charger_id(cp_id)
     else:
         assert validate_charger_id(cp_id) == cp_id
+
+
+@pytest.mark.parametrize(
+    "cp_id",
+    [
+        "CP\u200b1",  # ZERO WIDTH SPACE
+        "CP\u202e1",  # RIGHT-TO-LEFT OVERRIDE
+        "CP\u20661",  # LEFT-TO-RIGHT ISOLATE
+        "CP\u00ad1",  # SOFT HYPHEN
+        "\ufeffCP1",  # BYTE ORDER MARK / ZERO WIDTH NO-BREAK SPACE
+        "CP\u00a01",  # NO-BREAK SPACE (looks like "CP 1")
+        "CP\u20281",  # LINE SEPARATOR
+        "CP\ue0001",  # private use
+        "Cafe\u0301",  # not NFC
+    ],
+)
+def test_invisible_direction_changing_and_look_alike_ids_are_refused(cp_id: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        validate_charger_id(cp_id)
+    assert e.value.field == "id"
+
+
+def test_registration_normalizes_to_nfc_so_look_alikes_are_one_charger(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        from ampgate.store import normalize_charger_id
+
+        composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+        assert normalize_charger_id(decomposed) == composed
+        await repo(store).register(normalize_charger_id(composed), None)
+        await repo(store).register(normalize_charger_id(decomposed), None)
+        assert repo(store).count() == 1 and repo(store).get(composed) is not None
+
+    running(body)
 
 
 def test_pagination_walks_every_charger_once_in_id_order(running: Runner) -> None:

@@ -49,7 +49,16 @@ def test_new_file_gets_every_table_and_wal(db_path: str) -> None:
             "firmware_request_id",
             "firmware_status_at",
         ]
-        assert columns(conn, "api_tokens") == ["id", "token_hash", "role", "label", "created_at"]
+        assert columns(conn, "api_tokens") == [
+            "id",
+            "token_hash",
+            "role",
+            "label",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
         assert schema_version(conn) == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()

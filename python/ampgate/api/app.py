@@ -56,6 +56,7 @@ from ampgate.api.tariffs import (
     SiteTariffController,
     TariffController,
 )
+from ampgate.api.tokens import ApiTokenController
 from ampgate.api.transactions import ChargerTransactionController, TransactionController
 
 API_VERSION = "0.1.0"
@@ -124,6 +125,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             DefaultTariffController,
             CdrController,
             SiteUsageController,
+            ApiTokenController,
             *handlers,
         ],
         dependencies={f.name: _provider(getattr(services, f.name)) for f in dataclasses.fields(services)},

@@ -50,6 +50,12 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=role, auth=None)
 
 
+def role_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The caller's role as the middleware set it (None: no authenticated caller)."""
+    role = connection.scope.get("user")
+    return role if isinstance(role, str) else None
+
+
 def _require(connection: ASGIConnection[Any, Any, Any, Any], minimum: str) -> None:
     role = connection.scope.get("user")
     if not isinstance(role, str) or not role_at_least(role, minimum):

@@ -6,24 +6,32 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Response, post
+from litestar import Controller, Request, Response, post
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from ampgate.api.auth import requires_operator
+from ampgate.api.auth import requires_operator, role_of
 from ampgate.api.command_records import COMMANDS_PATH, command_read
 from ampgate.api.deps import CommandRecords, LocalListSender, LogRequests
 from ampgate.api.schemas import CommandRead, ErrorBody
 from ampgate.commands.model import MAX_TTL_S
+from ampgate.commands.roles import check_command_role
 from ampgate.errors import ValidationError
 from ampgate.logs.state import LOG_COMMANDS
+from ampgate.store import role_at_least
 
 COMMAND_ID_HEADER = "X-Command-Id"
 
 _ERRORS = {
     401: ResponseSpec(ErrorBody, description="No token, or an unknown one"),
-    403: ResponseSpec(ErrorBody, description="The token's role is too low (operator needed)"),
+    403: ResponseSpec(
+        ErrorBody,
+        description="The token's role is too low for this action or payload (`ampgate.commands.roles`; "
+        "`details`: action, required_role); nothing was sent or queued",
+    ),
     404: ResponseSpec(ErrorBody, description="Unknown charger (`field`: id) or command (`field`: name)"),
     409: ResponseSpec(
         ErrorBody,
@@ -41,6 +49,15 @@ _ERRORS = {
 }
 
 
+def requires_command_role(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The route's guard: a token below operator may send no command, and is told which role the action in the
+    path needs (the same 403 as the handler's payload check, naming `name`). Raises ForbiddenError."""
+    role = role_of(connection)
+    if role is None or not role_at_least(role, "operator"):
+        check_command_role(role, connection.path_params.get("name", ""), None)
+        requires_operator(connection, _)  # unreachable while every action needs operator or more: fail closed
+
+
 class CommandController(Controller):
     path = "/api/v1/chargers/{charger_id:str}/commands"
     tags = ("commands",)
@@ -48,16 +65,17 @@ class CommandController(Controller):
     @post(
         "/{name:str}",
         operation_id="send_command",
-        guards=[requires_operator],
+        guards=[requires_command_role],
         status_code=200,
         responses={
             **_ERRORS,
             202: ResponseSpec(CommandRead, description="Queued (`queue=true`): the command, state queued"),
         },
-        summary="Send an OCPP command to a charger, or queue it (role: operator)",
+        summary="Send an OCPP command to a charger, or queue it (role: operator or admin, per action)",
     )
     async def send_command(
         self,
+        request: Request[Any, Any, Any],
         commands: NamedDependency[CommandRecords],
         logs: NamedDependency[LogRequests],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
@@ -77,7 +95,10 @@ class CommandController(Controller):
             ),
         ] = None,
     ) -> Response[Any]:
-        """Role: operator. `name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request
+        """Role: operator for day-to-day actions, admin for security, network, certificate, firmware-from-a-URL
+        and DataTransfer commands and for security keys / variables (the table in `ampgate.commands.roles`,
+        listed in docs/api.md); checked before anything else, so a refused command is neither sent nor queued
+        nor recorded. `name` is the OCPP action (`Reset`, `TriggerMessage`, ...); the body is its request
         payload as the specification writes it for the charger's protocol version (e.g. `{"type": "Soft"}` for a
         1.6 Reset). Every command is recorded: its id is in the `X-Command-Id` header (also on an error once the
         command was recorded) and `GET /api/v1/commands/{id}` shows it.
@@ -87,6 +108,7 @@ class CommandController(Controller):
         command (state queued); `ttl_s` bounds its wait. GetLog and GetDiagnostics are recorded as log requests
         (GET …/logs), and without a location (`log.remoteLocation`, `location`) the charger is told the node's
         own one-time upload URL; they are sent now only (422 naming `queue`)."""
+        check_command_role(role_of(request), name, data)
         if ttl_s is not None and not queue:
             raise ValidationError("ttl_s is for a queued command (queue=true)", field="ttl_s")
         if name in LOG_COMMANDS:

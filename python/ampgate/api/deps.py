@@ -51,16 +51,23 @@ from ampgate.roaming.push import PartyStats
 from ampgate.roaming.types import Evse
 from ampgate.security import SecurityEventRow
 from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
-from ampgate.store import ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
+from ampgate.store import ApiTokenRow, ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
 
 
 @runtime_checkable
 class TokenRoles(Protocol):
-    """API tokens (`ampgate.store.ApiTokenRepository`)."""
+    """API tokens (`ampgate.store.ApiTokenRepository`): the check on every request, and their management."""
 
     def role_for(self, token: str, /) -> str | None: ...
+    async def add(
+        self, role: str, label: str | None = None, expires_at: datetime | None = None
+    ) -> tuple[ApiTokenRow, str]: ...
+    def get(self, token_id: int, /) -> ApiTokenRow | None: ...
+    def page(self, limit: int, after: int | None = None) -> list[ApiTokenRow]: ...
+    async def revoke(self, token_id: int, /) -> ApiTokenRow: ...
+    def now(self) -> datetime: ...
 
 
 @runtime_checkable
@@ -108,7 +115,9 @@ class ConnectorReads(Protocol):
 class ChargerRegistrar(Protocol):
     """`ampgate.connectivity.ChargerRegistration`."""
 
-    async def register(self, charger_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
+    async def register(
+        self, charger_id: str, password: str | None, /, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]: ...
 
 
 @runtime_checkable

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import msgspec
 import trio
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ampgate.api.auth import requires_viewer
-from ampgate.api.deps import EventLogReads
+from ampgate.api.auth import bearer_token, requires_viewer
+from ampgate.api.deps import EventLogReads, TokenRoles
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, instant, int_cursor
 from ampgate.errors import ValidationError
 from ampgate.eventlog.service import LOST_TYPE
@@ -27,6 +27,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
 )
 # A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_S = 15.0
+# An open stream checks its token again this often and ends once the token is revoked or expired: a request is
+# authenticated once, and a stream is one request that may last days. One indexed read per stream per 5 s.
+TOKEN_RECHECK_S = 5.0
 
 Types = Annotated[
     list[str] | None, Parameter(description="Only events of these types (repeat the parameter for several)")
@@ -105,6 +108,8 @@ class EventController(Controller):
     )
     async def stream_events(
         self,
+        request: Request[Any, Any, Any],
+        api_tokens: NamedDependency[TokenRoles],
         events: NamedDependency[EventLogReads],
         type: Types = None,
         charger_id: ChargerFilter = None,
@@ -120,18 +125,30 @@ class EventController(Controller):
                 raise ValidationError("Last-Event-ID is not an event id", field="Last-Event-ID")
             last = int(last_event_id)
         stream, missed = events.open_stream(types, charger_id, last)
+        token = bearer_token(request.headers.get("authorization")) or ""
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             try:
                 for e in missed:
                     yield ServerSentEventMessage(data=e.data.decode(), event=e.type, id=str(e.id))
+                keepalive_at = trio.current_time() + KEEPALIVE_S
+                recheck_at = trio.current_time() + TOKEN_RECHECK_S
                 while True:
                     item = None
-                    with trio.move_on_after(KEEPALIVE_S):
+                    with trio.move_on_at(min(keepalive_at, recheck_at)):
                         item = await stream.next()
+                    now = trio.current_time()
+                    if now >= recheck_at:
+                        if api_tokens.role_for(token) is None:
+                            return  # revoked or expired: the stream ends (a reconnect gets 401)
+                        recheck_at = now + TOKEN_RECHECK_S
                     if item is None:
-                        yield ServerSentEventMessage(comment="keep-alive")
-                    elif isinstance(item, int):
+                        if now >= keepalive_at:
+                            keepalive_at = now + KEEPALIVE_S
+                            yield ServerSentEventMessage(comment="keep-alive")
+                        continue
+                    keepalive_at = now + KEEPALIVE_S  # a comment only after KEEPALIVE_S without a message
+                    if isinstance(item, int):
                         yield ServerSentEventMessage(data=json.dumps({"count": item}), event=LOST_TYPE)
                     else:
                         yield ServerSentEventMessage(

@@ -8,11 +8,11 @@ hold what a viewer should not read: security logs, network details, id tokens).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import trio
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ETag
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -20,10 +20,11 @@ from litestar.params import JSONBody, Parameter
 from litestar.response import File
 from msgspec import Meta
 
-from ampgate.api.auth import requires_operator, requires_viewer
+from ampgate.api.auth import requires_operator, requires_viewer, role_of
 from ampgate.api.deps import ChargerReads, LogRequests
 from ampgate.api.paging import COMMON_ERRORS, DEFAULT_LIMIT, Cursor, Limit, int_cursor, require_charger
 from ampgate.api.schemas import ErrorBody
+from ampgate.commands.roles import check_command_role
 from ampgate.errors import NotFoundError
 from ampgate.logs import LogRow, LogSpec
 from ampgate.logs.state import MAX_INT32, MAX_LOCATION
@@ -171,10 +172,12 @@ class ChargerLogController(Controller):
         summary="Ask a charger for a log (role: operator)",
         description="Role: operator. Sends GetLog (2.0.1, 1.6 security extension) or GetDiagnostics (1.6 "
         "core, also when a 1.6 charger answers GetLog NotImplemented/NotSupported) and waits for the reply. "
-        "Without `location` the charger uploads to a one-time URL on the node's public surface.",
+        "Without `location` the charger uploads to a one-time URL on the node's public surface; a `location` "
+        "of the caller's choosing needs admin (403 naming `location`).",
     )
     async def request_log(
         self,
+        request: Request[Any, Any, Any],
         logs: NamedDependency[LogRequests],
         charger_id: Annotated[str, Parameter(description="The charge point id")],
         data: JSONBody[LogRequestCreate],
@@ -182,6 +185,8 @@ class ChargerLogController(Controller):
         """201 with the request once the charger answered: status Accepted, AcceptedCanceled or Rejected
         (then its upload URL is void). 404 unknown charger, 409 offline / not accepted, 422 naming the field,
         502 / 504 when the call failed (the request is kept, status Failed / TimedOut)."""
+        # The same rule as the GetLog command (ampgate.commands.roles): logs sent anywhere need admin.
+        check_command_role(role_of(request), "GetLog", {"location": data.location})
         spec = LogSpec(
             log_type=data.log_type,
             location=data.location,

@@ -82,12 +82,13 @@ class ChargerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ),
     ]
     password: Annotated[
-        str | None,
+        str | msgspec.UnsetType | None,
         Meta(
             description="HTTP Basic password the charger will present: 16–40 printable ASCII characters. null: "
-            "the charger connects without a password (also clears an existing one).",
+            "the charger connects without a password (clears an existing one). Absent: a new charger has "
+            "none, an existing one keeps its own.",
         ),
-    ] = None
+    ] = msgspec.UNSET
 
 
 # -- id tokens --------------------------------------------------------------------------------------------------

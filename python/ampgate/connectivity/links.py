@@ -25,6 +25,7 @@ from ampgate.connectivity.history import Change
 from ampgate.connectivity.presence import Presence, PresenceRegistry
 from ampgate.events import ChargerAlert, ChargerConnected, ChargerDisconnected, ChargerFlapping
 from ampgate.gateway.pump_stats import PumpStats
+from ampgate.store.chargers import charger_id_allowed
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,16 @@ WORKER_LOST_CODE = 1006
 WORKER_LOST_REASON = "gateway worker exited"
 # A Connected that came late for a connection older than the charger's live one.
 OLDER_REASON = "an older connection of this charger"
+# A charger whose credentials an admin changed: its live connection authenticated with the old ones. 1008
+# (policy violation) as for any connection the node refuses to keep; the charger reconnects with its new ones.
+CREDENTIALS_CHANGED_CODE = 1008
+CREDENTIALS_CHANGED_REASON = "credentials changed"
+# A charger whose id (its URL path) breaks the id rule (ampgate.store.chargers.validate_charger_id: invisible,
+# direction-changing or look-alike characters, not NFC). The gateway's own check (rust/codec/charger_id.rs)
+# refuses control characters, '/' and ':' before the upgrade; this one runs on Connected, before anything of
+# the charger is recorded.
+INVALID_ID_CODE = 1008
+INVALID_ID_REASON = "invalid charger id"
 # The reason of a charger's own close that gave none.
 CHARGER_CLOSED = "closed by the charger"
 # Every charger still connected when the node stops.
@@ -155,6 +166,11 @@ class LinkTracker:
         self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
     ) -> None:
         """A worker completed the handshake of `conn_id` for `charger_id`."""
+        if not charger_id_allowed(charger_id):
+            # Closed before presence, sessions, history or the store hear of it: such an id never exists.
+            self._link.close([(conn_id, INVALID_ID_CODE, INVALID_ID_REASON)])
+            log.warning("refused a connection with an invalid charger id %a", charger_id)
+            return
         wall = self._clock.wall()
         now = datetime.fromtimestamp(wall, UTC)
         previous = self._presence.get(charger_id)
@@ -226,6 +242,17 @@ class LinkTracker:
                 worker_at=worker_at,
             )
         )
+
+    def drop(self, charger_id: str, code: int, reason: str) -> int | None:
+        """Close `charger_id`'s live connection, if it has one, with `code` and `reason`; returns its conn_id
+        (None: not connected). The worker's Disconnected for it then does the bookkeeping as for any close."""
+        presence = self._presence.get(charger_id)
+        if presence is None or not presence.online or presence.conn_id is None:
+            return None
+        conn_id = presence.conn_id
+        self._link.close([(conn_id, code, reason)])
+        log.info("charger %s: closed its connection (%s)", charger_id, reason)
+        return conn_id
 
     def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None) -> None:
         """A worker reports `conn_id` gone (or the node decided it is)."""

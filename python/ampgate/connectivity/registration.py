@@ -7,19 +7,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from ampgate.store.chargers import ChargerRow
+from ampgate.store.chargers import ChargerRow, normalize_charger_id
+from ampgate.store.hashing import verify_password
 
 
 class ChargerTable(Protocol):
     """The charger repository (`ampgate.store.ChargerRepository`)."""
 
-    async def register(self, cp_id: str, password: str | None, /) -> tuple[ChargerRow, bool]: ...
+    async def register(
+        self, cp_id: str, password: str | None, /, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]: ...
     def credential(self, cp_id: str, /) -> str | None: ...
 
 
 class Acceptor(Protocol):
     def accept(self, charger_ids: Iterable[str], /) -> None: ...
 
+
+DropConnection = Callable[[str], object]
+"""Closes the charger's live connection, if it has one (`LinkTracker.drop` with the credentials-changed reason)."""
 
 PushCredentials = Callable[[list[tuple[str, str]]], Awaitable[None]]
 """Adds or replaces `(charger_id, password hash or "")` on every gateway worker; returns once they applied it."""
@@ -28,15 +34,44 @@ PushCredentials = Callable[[list[tuple[str, str]]], Awaitable[None]]
 class ChargerRegistration:
     """Registers chargers (an admin's act)."""
 
-    def __init__(self, table: ChargerTable, policy: Acceptor, push_credentials: PushCredentials) -> None:
+    def __init__(
+        self,
+        table: ChargerTable,
+        policy: Acceptor,
+        push_credentials: PushCredentials,
+        drop_connection: DropConnection | None = None,
+    ) -> None:
         self._table = table
         self._policy = policy
         self._push = push_credentials
+        self._drop = drop_connection
 
-    async def register(self, charger_id: str, password: str | None) -> tuple[ChargerRow, bool]:
-        """Register a charger (or replace its password) and make every gateway worker know it before
-        returning. Returns `(row, created)`. Raises ampgate.errors.ValidationError naming `id` or `password`."""
-        row, created = await self._table.register(charger_id, password)
+    async def register(
+        self, charger_id: str, password: str | None, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]:
+        """Register a charger (or replace its password; `keep_password`: leave an existing one as it is, and
+        create a new charger without one) and make every gateway worker know it before returning. Returns
+        `(row, created)`. Raises ampgate.errors.ValidationError naming `id` or `password`.
+
+        When the credentials changed, the charger's live connection (which authenticated with the old ones, or
+        with none as an unknown charger) is closed once every worker knows the new ones, so its next handshake
+        is checked against them. Credentials that did not change (the same password again, or none kept)
+        leave the connection alone."""
+        charger_id = normalize_charger_id(charger_id)
+        before = self._table.credential(charger_id)
+        row, created = await self._table.register(charger_id, password, keep_password=keep_password)
         self._policy.accept([charger_id])
         await self._push([(charger_id, self._table.credential(charger_id) or "")])
+        if self._drop is not None and _changed(before, password, keep_password):
+            self._drop(charger_id)
         return row, created
+
+
+def _changed(before: str | None, password: str | None, keep_password: bool) -> bool:
+    """Whether registering with `password` changes the credentials a connection authenticated with when the
+    stored hash was `before` (None: no password, or no such charger)."""
+    if keep_password:
+        return False
+    if password is None:
+        return before is not None
+    return before is None or not verify_password(password, before)

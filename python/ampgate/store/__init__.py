@@ -6,11 +6,13 @@ commit); reads are short indexed queries on the trio thread. Nothing else in the
 nothing outside a repository writes SQL.
 """
 
-from ampgate.store.api_tokens import ROLES, ApiTokenRepository, role_at_least
+from ampgate.store.api_tokens import ROLES, ApiTokenRepository, ApiTokenRow, role_at_least
 from ampgate.store.chargers import (
     BootReport,
     ChargerRepository,
     ChargerRow,
+    charger_id_allowed,
+    normalize_charger_id,
     validate_charger_id,
     validate_password,
 )
@@ -32,6 +34,7 @@ from ampgate.store.writer import StoreClosedError, WriterStats
 __all__ = [
     "ROLES",
     "ApiTokenRepository",
+    "ApiTokenRow",
     "BootReport",
     "ChargerRepository",
     "ChargerRow",
@@ -50,7 +53,9 @@ __all__ = [
     "TransactionStart",
     "TransactionStop",
     "WriterStats",
+    "charger_id_allowed",
     "hash_password",
+    "normalize_charger_id",
     "role_at_least",
     "validate_charger_id",
     "validate_password",

@@ -9,7 +9,7 @@ import functools
 import sqlite3
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import sqlite_utils
@@ -28,6 +28,18 @@ PASSWORD_MAX = 40
 # Characters the id may not contain: '/' would split the URL path the charger connects to, ':' would split the
 # HTTP Basic credentials (user:password) it authenticates with.
 FORBIDDEN_ID_CHARS = frozenset("/:")
+# Unicode categories an id may not contain, so what an operator reads is what the charger sent and two ids that
+# look alike cannot both exist: Cc control characters, Cf format characters (invisible ones such as U+200B
+# ZERO WIDTH SPACE, U+00AD SOFT HYPHEN, and the direction changers U+202A–U+202E, U+2066–U+2069 that can make an
+# id display reversed), Zl / Zp line and paragraph separators, Cs surrogates, Co private use (no agreed glyph)
+# and Cn unassigned code points (a later Unicode may make them any of the above).
+FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# The only space an id may hold is U+0020: the other Zs spaces (no-break, en, em, thin, ideographic, ...) look
+# the same and would make a second id that reads like the first.
+ID_SPACE = " "
+# Ids are kept in Unicode normalization form C: the API normalizes what it is given, and a charger must send
+# its id in NFC (composed: "é" as U+00E9, not "e" + U+0301), else "Café" could exist twice.
+ID_NORMAL_FORM: Final = "NFC"
 
 _COLUMNS = (
     "id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at,"
@@ -68,16 +80,47 @@ class ChargerRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_charger_id(cp_id: str) -> str:
-    """Return `cp_id` if it is a valid charger id: 1–48 characters, no '/', no ':', no control characters
-    (the same rule the gateway applies to the URL). Raises ValidationError(field="id") otherwise."""
+    """Return `cp_id` if it is a valid charger id: 1–48 characters in Unicode NFC, no '/', no ':', no control,
+    format (invisible or direction-changing), separator, surrogate, private-use or unassigned characters, and
+    no space but U+0020 (docs/api.md "Charger ids"). Raises ValidationError(field="id") otherwise."""
     if not isinstance(cp_id, str) or not 1 <= len(cp_id) <= CHARGER_ID_MAX:
         raise ValidationError(f"a charger id is 1 to {CHARGER_ID_MAX} characters", field="id")
     for ch in cp_id:
         if ch in FORBIDDEN_ID_CHARS:
             raise ValidationError(f"a charger id may not contain {ch!r}", field="id")
-        if unicodedata.category(ch) == "Cc":
+        category = unicodedata.category(ch)
+        if category == "Cc":
             raise ValidationError("a charger id may not contain control characters", field="id")
+        if category in FORBIDDEN_ID_CATEGORIES or (category == "Zs" and ch != ID_SPACE):
+            raise ValidationError(
+                f"a charger id may not contain U+{ord(ch):04X} (invisible, direction-changing or look-alike "
+                f"characters are refused)",
+                field="id",
+            )
+    if not unicodedata.is_normalized(ID_NORMAL_FORM, cp_id):
+        raise ValidationError(
+            f"a charger id must be in Unicode {ID_NORMAL_FORM} (e.g. {unicodedata.normalize(ID_NORMAL_FORM, cp_id)!r})",
+            field="id",
+        )
     return cp_id
+
+
+def normalize_charger_id(cp_id: str) -> str:
+    """`cp_id` in Unicode NFC, validated (what registration stores: a decomposed spelling of an existing id
+    names that charger, not a second one). Raises ValidationError(field="id")."""
+    if not isinstance(cp_id, str):
+        raise ValidationError("a charger id is a string", field="id")
+    return validate_charger_id(unicodedata.normalize(ID_NORMAL_FORM, cp_id))
+
+
+def charger_id_allowed(cp_id: str) -> bool:
+    """Whether `cp_id` (as a charger sent it in its URL) is a valid id as it stands, without normalizing: a
+    charger that sends a non-NFC spelling is refused, not mapped onto another id."""
+    try:
+        validate_charger_id(cp_id)
+    except ValidationError:
+        return False
+    return True
 
 
 def validate_password(password: str) -> str:
@@ -190,13 +233,15 @@ def update_firmware_status(
 
 
 def upsert_registration(
-    db: sqlite_utils.Database, cp_id: str, password_hash: str | None, at: str
+    db: sqlite_utils.Database, cp_id: str, password_hash: str | None, at: str, keep_password: bool = False
 ) -> tuple[ChargerRow, bool]:
-    """Create the charger or replace its password (None clears it); mark it accepted. Returns the row as
-    committed-to-be and whether it was created."""
+    """Create the charger or replace its password (None clears it; `keep_password` leaves it); mark it
+    accepted. Returns the row as committed-to-be and whether it was created."""
     conn = db.conn
     existed = conn.execute("SELECT 1 FROM chargers WHERE id = ?", (cp_id,)).fetchone() is not None
-    if existed:
+    if existed and keep_password:
+        conn.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,))
+    elif existed:
         conn.execute(
             "UPDATE chargers SET password_hash = ?, accepted = 1 WHERE id = ?", (password_hash, cp_id)
         )
@@ -250,15 +295,26 @@ class ChargerRepository:
         so the row exists when this runs)."""
         self._store.submit(lambda db: db.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,)))
 
-    async def register(self, cp_id: str, password: str | None) -> tuple[ChargerRow, bool]:
+    async def register(
+        self, cp_id: str, password: str | None, *, keep_password: bool = False
+    ) -> tuple[ChargerRow, bool]:
         """Create charger `cp_id` with `password` (stored hashed; None: it connects without a password), or
-        replace the password of an existing one; either way it becomes accepted. Returns the committed row and
-        whether it was created. Raises ValidationError with field "id" or "password" for a bad value."""
+        replace the password of an existing one (`keep_password`: leave it as it is, `password` ignored);
+        either way it becomes accepted. Returns the committed row and whether it was created. Raises
+        ValidationError with field "id" or "password" for a bad value."""
         validate_charger_id(cp_id)
-        password_hash = None if password is None else hash_password(validate_password(password))
+        password_hash = (
+            None if password is None or keep_password else hash_password(validate_password(password))
+        )
         at = iso_utc(self._store.now())
         return await self._store.write(
-            functools.partial(upsert_registration, cp_id=cp_id, password_hash=password_hash, at=at)
+            functools.partial(
+                upsert_registration,
+                cp_id=cp_id,
+                password_hash=password_hash,
+                at=at,
+                keep_password=keep_password,
+            )
         )
 
     def get(self, cp_id: str) -> ChargerRow | None:

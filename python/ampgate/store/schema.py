@@ -941,6 +941,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sites ADD COLUMN ocpi_publish INTEGER NOT NULL DEFAULT 1;
     """,
+    # 28: API token lifecycle (ampgate.store.api_tokens). expires_at: the token is refused from then on (NULL:
+    # never); revoked_at: refused since (NULL: live); last_used_at: when it last authenticated a request, written
+    # at most once a minute per token (not a write per request).
+    """
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT NULL;
+    ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT NULL;
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT NULL;
+    """,
 )
 
 
