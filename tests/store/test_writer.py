@@ -416,3 +416,16 @@ def test_a_pending_write_is_queued_at_once_and_awaited_later(running: Runner, db
                 await failing
 
     running(body)
+
+
+@pytest.mark.parametrize("sync", ["durable", "full", "normal"])
+def test_the_serve_option_picks_the_stores_sync_mode(sync: str) -> None:
+    import argparse
+
+    from ampgate import cli
+
+    parser = argparse.ArgumentParser()
+    cli._serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--store-sync", sync])
+    assert cli._config(args).store_sync == sync
+    assert cli._config(parser.parse_args(["serve"])).store_sync == "durable"
