@@ -16,7 +16,8 @@ is where an fsync shows. Two loads per setting:
 - paced: `--rate` messages/s over the fleet: round trip p50 / p99 at a load the node carries either way.
 
 Figures from the simulator's report (load CALLs only): answered, answered per second over the load's window,
-round trip p50 / p90 / p99 / max (ms). The database is on the disk of --workdir (default: a temporary
+round trip p50 / p90 / p99 / max (ms); and, first, what one fsync of a 4 KiB append costs on that disk (p50 / p99
+of 200), the unit the durable settings pay per commit. The database is on the disk of --workdir (default: a temporary
 directory; fsync costs what that disk makes it cost: tmpfs would make it free, so the JSON says which file
 system). Prints JSON and a table; --json writes the JSON (bench/results/durability.json).
 """
@@ -71,6 +72,30 @@ def file_system(path: Path) -> str:
     except OSError:
         pass
     return kind
+
+
+def fsync_probe(workdir: Path, count: int = 200) -> dict[str, float]:
+    """What one fsync costs on the work dir's disk: append 4 KiB to a file and fsync it, `count` times (ms)."""
+    path = workdir / "fsync-probe"
+    took: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        block = b"x" * 4096
+        for _ in range(count):
+            t = time.perf_counter()
+            os.write(fd, block)
+            os.fsync(fd)
+            took.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    took.sort()
+    return {
+        "count": count,
+        "p50_ms": round(took[len(took) // 2], 3),
+        "p99_ms": round(took[int(len(took) * 0.99) - 1], 3),
+        "max_ms": round(took[-1], 3),
+    }
 
 
 def one_run(a: argparse.Namespace, workdir: Path, mode: str, load: str, rate: float) -> dict[str, Any]:
@@ -135,6 +160,8 @@ def main() -> int:
     modes = [m for m in a.modes.split(",") if m]
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="ampgate-durability-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    probe = fsync_probe(workdir)
+    print(json.dumps({"fsync_probe": probe}), file=sys.stderr, flush=True)
     runs: list[dict[str, Any]] = []
     for _ in range(a.rounds):
         for load, rate in (("saturation", 0.0), ("paced", a.rate)):
@@ -149,6 +176,7 @@ def main() -> int:
         "protocol": a.protocol,
         "rounds": a.rounds,
         "file_system": file_system(workdir),
+        "fsync_probe": probe,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -159,6 +187,7 @@ def main() -> int:
     }
     print(json.dumps(out, indent=2))
     print(table(runs))
+    print(f"one fsync of a 4 KiB append on this disk: p50 {probe['p50_ms']} ms, p99 {probe['p99_ms']} ms")
     if a.json:
         a.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
