@@ -28,6 +28,7 @@ HEAVY = frozenset(
         "tests/bench/test_storm_smoke.py",
         "tests/bench/test_connections_smoke.py",
         "tests/bench/test_ocpi_push_smoke.py",
+        "tests/bench/test_kill9_smoke.py",
         "tests/sim/test_load_closed_loop.py",
         "tests/campaigns/test_campaigns_sim.py",
         "tests/openadr/test_closed_loop.py",

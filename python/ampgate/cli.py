@@ -100,6 +100,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--db", default=d.db_path, help="SQLite database file (default %(default)s)")
     p.add_argument(
+        "--store-sync",
+        choices=("durable", "full", "normal"),
+        default=d.store_sync,
+        help="which commits are fsynced: 'durable' those of transaction messages and first acceptances, "
+        "'full' all, 'normal' none (a power cut may lose acknowledged messages; default %(default)s)",
+    )
+    p.add_argument(
         "--upload-dir",
         default=None,
         help="where files chargers upload (logs, diagnostics) are kept (default: 'uploads' beside --db)",
@@ -557,6 +564,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         public_tls_key=a.public_tls_key,
         public_max_transfers=a.public_max_transfers,
         db_path=a.db,
+        store_sync=a.store_sync,
         upload_dir=a.upload_dir,
         max_upload_bytes=a.max_upload_bytes,
         firmware_dir=a.firmware_dir,
@@ -638,7 +646,7 @@ def _banner(node: object) -> str:
         f"  public surface        {c.public_host}:{node.public_port}{' (TLS)' if c.public_tls else ''}, reached at "
         f"{node.public_routes.base_url if node.public_routes else '?'}",
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
-        f"  database              {c.db_path}",
+        f"  database              {c.db_path}   (fsync: {c.store_sync})",
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
         f"  firmware images       {c.firmware_path}   (files up to {c.max_firmware_bytes} bytes)",
     ]

@@ -48,6 +48,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Concurrent file transfers over the public surface (ampgate.public.transfers).
     public_max_transfers: int = 512
     db_path: str = "./ampgate.db"
+    # Which commits are fsynced (ampgate.store.writer): "durable" those holding a write a charger is told it
+    # never has to send again (transaction messages, a first Accepted boot); "full" every commit; "normal" none
+    # (a process crash loses nothing committed, a power cut may lose the last commits: only on a disk whose
+    # write cache survives power loss, or to measure what durability costs, bench/durability.py).
+    store_sync: Literal["durable", "full", "normal"] = "durable"
     # Where files chargers upload to the node (logs, diagnostics) are kept; None: `uploads` next to the database.
     upload_dir: str | None = None
     # The largest file a charger may upload (bytes): diagnostics archives are a few MB, full logs tens of MB.

@@ -139,7 +139,7 @@ class Node:
         self.config = config
         clock = self.clock = clock or Clock()
         self.bus = EventBus()
-        self.store = Store(config.db_path, now=clock.now)
+        self.store = Store(config.db_path, now=clock.now, sync=config.store_sync)
         chargers = ChargerRepository(self.store)
         self.api_tokens = ApiTokenRepository(self.store)
         id_tokens = IdTokenRepository(self.store)

@@ -269,3 +269,109 @@ def test_201_transaction_events_publish_by_type_and_a_repeated_seq_no_publishes_
             nursery.cancel_scope.cancel()
 
     run(main)
+
+
+class SlowFirstRecords(Records):
+    """Records whose write of seqNo 0 / the first 1.6 start takes a second: what a slow commit, or a handler
+    awaiting an eMSP's authorization, does to the first of two messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def apply_event(self, change: TransactionChange) -> tuple[int, bool]:
+        if change.seq_no == 0:
+            await trio.sleep(1)
+        self.order.append(f"{change.charger_id}:{change.remote_id}:{change.seq_no}")
+        return await super().apply_event(change)
+
+    async def start(self, start: TransactionStart) -> tuple[int, bool]:
+        await trio.sleep(1)
+        self.order.append(f"{start.charger_id}:start")
+        return await super().start(start)
+
+    async def add_samples(self, charger_id, tx_id, samples, signed=()):
+        self.order.append(f"{charger_id}:samples")
+        return await super().add_samples(charger_id, tx_id, samples, signed)
+
+
+def event201(seq_no: int, event_type: str, at: str, tx: str = "T-1") -> dict[str, Any]:
+    return {
+        "eventType": event_type,
+        "timestamp": at,
+        "triggerReason": "Authorized" if event_type == "Started" else "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": tx},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [
+            {
+                "timestamp": at,
+                "sampledValue": [{"value": 1000 + seq_no, "measurand": "Energy.Active.Import.Register"}],
+            }
+        ],
+    }
+
+
+def test_two_transaction_messages_of_one_charger_in_one_batch_are_recorded_and_answered_in_order() -> None:
+    """The first message's write is slow; the second, in the same gateway batch, must neither be recorded
+    nor answered before it. Another charger's message is not held up by them."""
+
+    async def main() -> None:
+        h = Harness(accepted=["CP1", "CP2"])
+        records = SlowFirstRecords()
+        TransactionHandlers(records, Authorizer(Tokens(), h.clock.now), h.bus, h.clock).register(h.router)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.router.run)
+            one = h.open("CP1", "ocpp2.0.1", conn_id=1)
+            h.open("CP2", "ocpp2.0.1", conn_id=2)
+            out: list[tuple[int, bytes]] = []
+            batch = [
+                (1, ["e0", event201(0, "Started", T0)]),
+                (1, ["e1", event201(1, "Updated", T1)]),
+                (1, ["e2", event201(2, "Updated", "2026-11-30T07:40:00Z")]),
+                (2, ["x1", event201(1, "Updated", T1, "T-2")]),
+            ]
+            for conn, (uid, payload) in batch:
+                h.router.on_message(conn, msgspec.json.encode([2, uid, "TransactionEvent", payload]), out)
+            assert out == []
+            await trio.testing.wait_all_tasks_blocked()
+            # CP2's message is answered while CP1's first is still being written.
+            assert [m[1] for _, m in h.link.sent] == ["x1"] and records.order == ["CP2:T-2:1"]
+            await trio.sleep(1.5)
+            assert records.order == ["CP2:T-2:1", "CP1:T-1:0", "CP1:T-1:1", "CP1:T-1:2"]
+            assert [m[1] for c, m in h.link.sent if c == one.conn_id] == ["e0", "e1", "e2"]
+            [row] = [r for r in records.rows.values() if r["remote_id"] == "T-1"]
+            assert row["started_at"] == datetime(2026, 11, 30, 7, tzinfo=UTC)  # created by its Started event
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_16_start_and_the_next_message_wait_in_order_and_the_order_survives_a_reconnect() -> None:
+    """1.6: StartTransaction (slow) then MeterValues of an earlier transaction in one batch: recorded and answered
+    in that order. The charger reconnects meanwhile: its new connection's message still queues behind the old
+    connection's (order is per charger), whose replies go nowhere."""
+
+    async def main() -> None:
+        h = Harness(accepted=["CP1"])
+        records = SlowFirstRecords()
+        TransactionHandlers(records, Authorizer(Tokens(), h.clock.now), h.bus, h.clock).register(h.router)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.router.run)
+            h.open("CP1", conn_id=1)
+            out: list[tuple[int, bytes]] = []
+            start = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": T0}
+            meter = {"connectorId": 1, "transactionId": 7, "meterValue": [energy(T1, "5")]}
+            h.router.on_message(1, msgspec.json.encode([2, "s", "StartTransaction", start]), out)
+            h.router.on_message(1, msgspec.json.encode([2, "m", "MeterValues", meter]), out)
+            await trio.testing.wait_all_tasks_blocked()
+            assert records.order == [] and h.link.sent == []
+            h.router.close(1)
+            h.open("CP1", conn_id=2)
+            h.router.on_message(2, msgspec.json.encode([2, "m2", "MeterValues", meter]), out)
+            await trio.sleep(1.5)
+            assert records.order == ["CP1:start", "CP1:samples", "CP1:samples"]
+            assert [(c, m[1]) for c, m in h.link.sent] == [(2, "m2")]
+            nursery.cancel_scope.cancel()
+
+    run(main)

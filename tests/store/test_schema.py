@@ -174,3 +174,55 @@ def test_a_database_of_the_released_version_opens_and_reads_through_every_reposi
         assert topology.sites(10) == [] and topology.placement("CP-REG") is None
     finally:
         store.close()
+
+
+def test_migrating_to_autoincrement_keeps_transactions_and_starts_above_every_id_ever_named(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration that rebuilds `transactions` with AUTOINCREMENT keeps every row and index, and the next id
+    is above the highest one any table names: here transaction 9 is gone (only its samples are left), so a
+    plain INTEGER PRIMARY KEY would hand 9 out again."""
+    at = iso_utc(BOOT)
+    before = next(i for i, m in enumerate(MIGRATIONS) if "AUTOINCREMENT" in m)
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:before])
+    Store(db_path).close()
+    monkeypatch.undo()
+    with sqlite3.connect(db_path) as conn:
+        conn.executemany(
+            "INSERT INTO transactions (id, charger_id, protocol, started_at, meter_start_wh) VALUES (?, ?, ?, ?, ?)",
+            [(i, "CP", "ocpp1.6", at, float(i)) for i in (1, 2, 5)],
+        )
+        conn.execute(
+            "INSERT INTO meter_samples (transaction_id, at, measurand, value, unit) VALUES (9, ?, 'E', 1, 'Wh')",
+            (at,),
+        )
+        assert conn.execute("SELECT max(id) + 1 FROM transactions").fetchone()[0] == 6
+    conn.close()
+
+    Store(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        assert schema_version(conn) == len(MIGRATIONS)
+        assert (
+            "AUTOINCREMENT"
+            in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'transactions'").fetchone()[0]
+        )
+        assert conn.execute("SELECT id, meter_start_wh FROM transactions ORDER BY id").fetchall() == [
+            (1, 1.0),
+            (2, 2.0),
+            (5, 5.0),
+        ]
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'transactions'")
+        }
+        assert indexes >= {
+            "transactions_remote",
+            "transactions_start16",
+            "transactions_charger",
+            "transactions_started",
+            "transactions_open",
+        }
+        conn.execute(
+            "INSERT INTO transactions (charger_id, protocol, started_at) VALUES ('CP', 'ocpp1.6', ?)", (at,)
+        )
+        assert conn.execute("SELECT max(id) FROM transactions").fetchone()[0] == 10
+    conn.close()

@@ -181,3 +181,53 @@ def test_the_charging_timeline_and_signed_values_are_kept_per_transaction(runnin
         assert repo.last_id() == other
 
     running(body)
+
+
+def start_at(connector: int, charger: str = "CP") -> TransactionStart:
+    return TransactionStart(
+        charger_id=charger, connector_id=connector, id_token="TAG", started_at=parse(T0), meter_start_wh=0.0
+    )
+
+
+def test_a_transaction_id_is_never_handed_out_again_when_the_highest_transaction_is_gone(
+    running: Runner,
+) -> None:
+    """A charger may still hold the id of a transaction the store lost (the last commits of a power cut on a
+    disk that lied, a restore) and send StopTransaction with it: that id must not name a new transaction."""
+
+    async def body(store: Store) -> None:
+        repo = TransactionRepository(store)
+        ids = [(await repo.start(start_at(c)))[0] for c in (1, 2, 3)]
+        assert ids == sorted(ids)
+        # The highest transaction is lost: as if its commit never reached the disk.
+        await store.write(lambda db: db.execute("DELETE FROM transactions WHERE id = ?", (ids[-1],)))
+        again, created = await repo.start(start_at(4))
+        assert created and again > ids[-1]
+        # A 2.0.1 transaction takes its node id from the same sequence.
+        node_id, _ = await repo.apply_event(
+            TransactionChange(
+                charger_id="CP2",
+                remote_id="R1",
+                seq_no=0,
+                event_type="Started",
+                at=parse(T0),
+                evse_id=1,
+                connector_id=1,
+                id_token=None,
+                stop_reason=None,
+                samples=[],
+            )
+        )
+        assert node_id > again
+        # The StopTransaction for the lost id finds nothing, rather than stopping someone else's transaction.
+        stop = TransactionStop(
+            charger_id="CP",
+            tx_id=ids[-1],
+            stopped_at=parse(T1),
+            meter_stop_wh=10.0,
+            reason="Local",
+            samples=[],
+        )
+        assert await repo.stop(stop) == "unknown"
+
+    running(body)

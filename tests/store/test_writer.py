@@ -365,3 +365,105 @@ def test_close_of_an_unrun_store_runs_its_queue(db_path: str) -> None:
     store.submit(insert(9))
     store.close()
     assert values(db_path) == [9]
+
+
+def sync_level(db: sqlite_utils.Database) -> int:
+    """The connection's synchronous level while the op runs (1 NORMAL, 2 FULL)."""
+    return int(db.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+NORMAL, FULL = 1, 2
+
+
+def test_a_durable_write_commits_with_an_fsync_and_others_do_not(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        assert await store.write(sync_level) == NORMAL
+        assert await store.write(sync_level, durable=True) == FULL
+        assert store.stats.synced_commits == 1
+        # Back to NORMAL for the next group that holds no durable write.
+        assert await store.write(sync_level) == NORMAL
+        store.submit(sync_level)
+        assert await store.write(sync_level) == NORMAL
+        assert store.stats.synced_commits == 1
+        assert store.stats.durable_ops == 1
+
+    running(body)
+
+
+def test_one_durable_write_makes_its_whole_group_durable(running: Runner, db_path: str) -> None:
+    """Group commit: 200 durable writes queued while a group is on disk cost one fsync, and a fire-and-forget
+    write in the same group is fsynced with them."""
+
+    async def body(store: Store) -> None:
+        await store.write(make_table)
+        before = store.stats.synced_commits
+        levels: list[int] = []
+
+        async def writer(v: int) -> None:
+            levels.append(await store.write(lambda db: (insert(v)(db), sync_level(db))[1], durable=True))
+
+        async with trio.open_nursery() as nursery, writer_held(store):
+            store.submit(insert(1000))
+            for v in range(200):
+                nursery.start_soon(writer, v)
+            await trio.testing.wait_all_tasks_blocked()
+        assert levels == [FULL] * 200
+        assert store.stats.synced_commits - before == 1
+        assert store.stats.durable_ops == 200
+        assert len(values(db_path)) == 201
+
+    running(body)
+
+
+@pytest.mark.parametrize(("sync", "plain", "durable"), [("normal", NORMAL, NORMAL), ("full", FULL, FULL)])
+def test_the_sync_mode_overrides_what_writes_ask(db_path: str, sync: str, plain: int, durable: int) -> None:
+    async def body(store: Store) -> None:
+        assert await store.write(sync_level) == plain
+        assert await store.write(sync_level, durable=True) == durable
+
+    run_store(db_path, body, Store(db_path, sync=sync))  # type: ignore[arg-type]
+
+
+def test_an_unknown_sync_mode_is_refused(db_path: str) -> None:
+    with pytest.raises(ValueError, match="sync must be one of"):
+        Store(db_path, sync="sometimes")  # type: ignore[arg-type]
+
+
+def test_a_pending_write_is_queued_at_once_and_awaited_later(running: Runner, db_path: str) -> None:
+    """`write_now` fixes the op's place in the queue when called: ops queued later run after it, whatever
+    order their waiters run in; its outcome may be awaited twice, a failure raised each time."""
+
+    async def body(store: Store) -> None:
+        await store.write(make_table)
+        order: list[int] = []
+
+        def op(v: int) -> Callable[[sqlite_utils.Database], int]:
+            def run(db: sqlite_utils.Database) -> int:
+                order.append(v)
+                return insert(v)(db)
+
+            return run
+
+        first = store.write_now(op(1))
+        second = store.write_now(op(2), durable=True)
+        assert await second == 2 and await first == 1 and await first == 1
+        assert order == [1, 2] and first.done
+        failing = store.write_now(insert(1))
+        for _ in range(2):
+            with pytest.raises(sqlite3.IntegrityError):
+                await failing
+
+    running(body)
+
+
+@pytest.mark.parametrize("sync", ["durable", "full", "normal"])
+def test_the_serve_option_picks_the_stores_sync_mode(sync: str) -> None:
+    import argparse
+
+    from ampgate import cli
+
+    parser = argparse.ArgumentParser()
+    cli._serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--store-sync", sync])
+    assert cli._config(args).store_sync == sync
+    assert cli._config(parser.parse_args(["serve"])).store_sync == "durable"

@@ -1,16 +1,20 @@
 """BootNotification and Heartbeat, both versions. The boot is recorded on the charger (fire-and-forget: the reply
-never waits for the disk), answered as the boot policy decides (and, for a boot the policy accepts during a boot
-storm, as boot spreading decides: `ampgate.ocpp.boot_spread`), and published as `charger.booted`."""
+never waits for the disk to record what it reported), answered as the boot policy decides (and, for a boot the
+policy accepts during a boot storm, as boot spreading decides: `ampgate.ocpp.boot_spread`), and published as
+`charger.booted`. One write is waited for: a charger the policy accepts for the first time is told Accepted
+only once its acceptance is committed (durably), since a charger told Accepted need not boot again [B01] and a
+node that forgot it would answer SecurityError to everything it sends."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
 from ampgate.events import ChargerBooted
 from ampgate.ocpp import v16, v201
-from ampgate.ocpp.boot_policy import ACCEPTED, PENDING, BootDecision
+from ampgate.ocpp.boot_policy import ACCEPTED, NEW, PENDING, BootDecision
 from ampgate.ocpp.envelope import OCPP16, OCPP201
 from ampgate.ocpp.router import BatchTime, OcppRouter, Session
 from ampgate.store.chargers import BootReport
@@ -24,6 +28,8 @@ class BootRecords(Protocol):
 
 class BootDecider(Protocol):
     def decide(self, charger_id: str, /) -> BootDecision: ...
+    def acceptance_pending(self, charger_id: str, /) -> bool: ...
+    async def acceptance_committed(self, charger_id: str, /) -> None: ...
 
 
 class BootSpreader(Protocol):
@@ -70,7 +76,7 @@ class BootHandlers:
         model: str | None,
         serial: str | None,
         firmware: str | None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Coroutine[Any, Any, dict[str, Any]]:
         at = self._clock.now()
         cid = session.charger_id
         # The boot record is queued before the decision, which may mark the charger accepted: its row exists.
@@ -106,14 +112,26 @@ class BootHandlers:
                 spread=spread,
             )
         )
-        return {"status": decision.status, "currentTime": self._time.iso, "interval": decision.interval}
+        reply = {"status": decision.status, "currentTime": self._time.iso, "interval": decision.interval}
+        if decision.status == ACCEPTED and self._policy.acceptance_pending(cid):
+            return self._after_acceptance(session, reply)
+        return reply
 
-    def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> dict[str, Any]:
+    async def _after_acceptance(self, session: Session, reply: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await self._policy.acceptance_committed(session.charger_id)
+        except Exception:
+            # Not on disk: the charger is not told Accepted (the router answers InternalError) and boots again.
+            session.boot_state = NEW
+            raise
+        return reply
+
+    def _boot16(self, session: Session, req: v16.BootNotificationRequest) -> Any:
         serial = req.charge_point_serial_number or req.charge_box_serial_number
         return self._boot(
             session, req.charge_point_vendor, req.charge_point_model, serial, req.firmware_version
         )
 
-    def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> dict[str, Any]:
+    def _boot201(self, session: Session, req: v201.BootNotificationRequest) -> Any:
         cs = req.charging_station
         return self._boot(session, cs.vendor_name, cs.model, cs.serial_number, cs.firmware_version)

@@ -16,7 +16,7 @@ Anything a charger may not send is answered SecurityError (by the router).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Literal, Protocol
 
 import msgspec
@@ -112,10 +112,11 @@ def command_refusal(state: BootState | None) -> str:
 
 
 class AcceptedStore(Protocol):
-    """Where accepted chargers are remembered (the charger repository)."""
+    """Where accepted chargers are remembered (the charger repository). `mark_accepted` queues the write at
+    once and returns what to await for its commit (None: it is on disk already)."""
 
     def accepted_ids(self) -> list[str]: ...
-    def mark_accepted(self, cp_id: str, /) -> None: ...
+    def mark_accepted(self, cp_id: str, /) -> Awaitable[None] | None: ...
 
 
 class BootDecision(msgspec.Struct, frozen=True):
@@ -139,6 +140,10 @@ class BootPolicy:
     ) -> None:
         self._store = store
         self._accepted: set[str] = set(store.accepted_ids())
+        # Chargers accepted at a boot whose acceptance may not be on disk yet: its commit, to await before the
+        # charger is told Accepted (after a crash it would otherwise be NEW to a node that said Accepted, and a
+        # charger that does not boot again would get SecurityError for everything).
+        self._committing: dict[str, Awaitable[None]] = {}
         self._unknown = _UNKNOWN_BOOT[unknown_boot]
         self._heartbeat_interval = heartbeat_interval
         self._retry_interval = retry_interval
@@ -156,14 +161,36 @@ class BootPolicy:
 
     def decide(self, charger_id: str) -> BootDecision:
         """Answer a BootNotification: Accepted for a charger accepted before, else the unknown-charger policy.
-        A charger accepted now is remembered (in memory and, fire-and-forget, in the store; queue its boot
-        record first so its row exists)."""
+        A charger accepted now is remembered (in memory at once, and in the store: queue its boot record first
+        so its row exists); await `acceptance_committed` before answering Accepted."""
         if charger_id in self._accepted:
             status = ACCEPTED
         else:
             status = self._unknown
             if status == ACCEPTED:
                 self._accepted.add(charger_id)
-                self._store.mark_accepted(charger_id)
+                pending = self._store.mark_accepted(charger_id)
+                if pending is not None:
+                    self._committing[charger_id] = pending
         interval = self._heartbeat_interval if status == ACCEPTED else self._retry_interval
         return BootDecision(status, interval)
+
+    def acceptance_pending(self, charger_id: str) -> bool:
+        """Whether the charger's acceptance is still on its way to the disk (await `acceptance_committed`)."""
+        return charger_id in self._committing
+
+    async def acceptance_committed(self, charger_id: str) -> None:
+        """Return once the charger's acceptance is committed (at once if it is not pending). If the commit
+        failed, raise what it raised and forget the acceptance: the charger's next boot is decided again."""
+        pending = self._committing.get(charger_id)
+        if pending is None:
+            return
+        try:
+            await pending
+        except Exception:
+            if self._committing.get(charger_id) is pending:
+                del self._committing[charger_id]
+                self._accepted.discard(charger_id)
+            raise
+        if self._committing.get(charger_id) is pending:
+            del self._committing[charger_id]

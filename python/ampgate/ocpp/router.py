@@ -2,7 +2,11 @@
 
 Runs on the trio thread, synchronously, one gateway batch at a time, so the messages of one charger are handled
 in the order they arrived. Replies are appended to the batch the pump sends back in one crossing; a handler that
-must wait (a commit) replies later from a task of the router's own nursery.
+must wait (a commit) replies later from a task of the router's own nursery. Those late replies keep each
+charger's order: one task per charger awaits them one after the other, in arrival order, so two transaction
+messages of a charger in one batch (a charger emptying its offline queue, or a resend crossing the original)
+are written, committed and answered in the order the charger sent them; trio runs newly started tasks in no
+set order, and a handler may first await something else (an eMSP's authorization), so separate tasks would not.
 
 The gate in front of the handlers is the boot policy's table (`ampgate.ocpp.boot_policy`): a charger not
 accepted gets SecurityError for what its boot state does not allow.
@@ -10,6 +14,7 @@ accepted gets SecurityError for what its boot state does not allow.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
@@ -83,6 +88,20 @@ class Session(msgspec.Struct, gc=False):
 Handler = Callable[[Session, Any], Any]
 
 
+class _LateReply:
+    """A reply that waits: the handler's coroutine, and where its answer goes."""
+
+    __slots__ = ("action", "pending", "session", "unique_id")
+
+    def __init__(
+        self, session: Session, unique_id: str, action: str, pending: Coroutine[Any, Any, Any]
+    ) -> None:
+        self.session = session
+        self.unique_id = unique_id
+        self.action = action
+        self.pending = pending
+
+
 class BatchTime:
     """The time of the batch being handled: read once per gateway batch, so every reply in it (a heartbeat's
     currentTime, ...) costs no clock read and no formatting of its own."""
@@ -115,6 +134,9 @@ class OcppRouter:
             OCPP201: {},
         }
         self._nursery: trio.Nursery | None = None
+        # Per charger, the late replies not yet sent, oldest first; the charger's reply task drains it and
+        # removes it when empty. A charger is here only while it has one outstanding.
+        self._late: dict[str, collections.deque[_LateReply]] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the handlers' late replies until cancelled (they are cancelled with it)."""
@@ -202,10 +224,8 @@ class OcppRouter:
                 result = self._call(session, action, parts[3])
                 if inspect.iscoroutine(result):
                     # A handler that must await (e.g. commit a transaction before answering) replies later,
-                    # from its own task. The charger waits for this reply before its next CALL, so its messages
-                    # stay in order.
-                    assert self._nursery is not None, "the router is not running"
-                    self._nursery.start_soon(self._reply_later, session, unique_id, action, result)
+                    # from its charger's reply task, after the late replies the charger is owed already.
+                    self._queue_late(_LateReply(session, unique_id, action, result))
                     return None
                 return call_result(unique_id, result)
             except RpcFault as fault:
@@ -224,6 +244,30 @@ class OcppRouter:
         return call_error(
             unique_id, RpcFault(Fault.UNKNOWN_MESSAGE_TYPE, f"unknown message type {kind!r}"), protocol
         )
+
+    def _queue_late(self, late: _LateReply) -> None:
+        cid = late.session.charger_id
+        queue = self._late.get(cid)
+        if queue is not None:
+            queue.append(late)
+            return
+        assert self._nursery is not None, "the router is not running"
+        queue = self._late[cid] = collections.deque((late,))
+        self._nursery.start_soon(self._drain_late, cid, queue)
+
+    async def _drain_late(self, charger_id: str, queue: collections.deque[_LateReply]) -> None:
+        """The charger's reply task: each late reply in arrival order, the next one's handler resumed only
+        once the previous reply went out (or failed). Replies of a connection that closed meanwhile are still
+        run (their writes commit: the charger resends and finds them) but go nowhere."""
+        try:
+            while queue:
+                late = queue.popleft()
+                await self._reply_later(late.session, late.unique_id, late.action, late.pending)
+        finally:
+            if self._late.get(charger_id) is queue:
+                del self._late[charger_id]
+            for late in queue:  # cancelled (shutdown): these never ran
+                late.pending.close()
 
     async def _reply_later(
         self, session: Session, unique_id: str, action: str, pending: Coroutine[Any, Any, Any]

@@ -19,7 +19,7 @@ from ampgate.store.chargers import (
 from ampgate.store.connector_status import ConnectorStatusRepository, ConnectorStatusRow, StatusReport
 from ampgate.store.hashing import hash_password, verify_password
 from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
-from ampgate.store.store import Store
+from ampgate.store.store import PendingWrite, Store
 from ampgate.store.transactions import (
     Sample,
     SignedValue,
@@ -29,10 +29,11 @@ from ampgate.store.transactions import (
     TransactionStart,
     TransactionStop,
 )
-from ampgate.store.writer import StoreClosedError, WriterStats
+from ampgate.store.writer import SYNC_MODES, StoreClosedError, SyncMode, WriterStats
 
 __all__ = [
     "ROLES",
+    "SYNC_MODES",
     "ApiTokenRepository",
     "ApiTokenRow",
     "BootReport",
@@ -42,11 +43,13 @@ __all__ = [
     "ConnectorStatusRow",
     "IdTokenRepository",
     "IdTokenRow",
+    "PendingWrite",
     "Sample",
     "SignedValue",
     "StatusReport",
     "Store",
     "StoreClosedError",
+    "SyncMode",
     "TransactionChange",
     "TransactionRepository",
     "TransactionRow",

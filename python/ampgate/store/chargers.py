@@ -17,7 +17,7 @@ import sqlite_utils
 from ampgate.clock import iso_utc, parse_iso
 from ampgate.errors import ValidationError
 from ampgate.store.hashing import hash_password
-from ampgate.store.store import Store
+from ampgate.store.store import PendingWrite, Store
 
 # OCPP's identityString / charge point id is at most 48 characters (CiString48Type in 1.6, identifierString
 # in 2.0.1); the gateway's handshake enforces the same bound on the URL path.
@@ -232,6 +232,10 @@ def update_firmware_status(
     )
 
 
+def _accept(db: sqlite_utils.Database, cp_id: str) -> None:
+    db.conn.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,))
+
+
 def upsert_registration(
     db: sqlite_utils.Database, cp_id: str, password_hash: str | None, at: str, keep_password: bool = False
 ) -> tuple[ChargerRow, bool]:
@@ -290,10 +294,10 @@ class ChargerRepository:
             )
         )
 
-    def mark_accepted(self, cp_id: str) -> None:
-        """Remember, fire-and-forget, that charger `cp_id` was accepted at boot (queued after its boot record,
-        so the row exists when this runs)."""
-        self._store.submit(lambda db: db.execute("UPDATE chargers SET accepted = 1 WHERE id = ?", (cp_id,)))
+    def mark_accepted(self, cp_id: str) -> PendingWrite[None]:
+        """Remember that charger `cp_id` was accepted at boot: queued at once (after its boot record, so the row
+        exists when this runs), durable; await the result before telling the charger it is Accepted."""
+        return self._store.write_now(functools.partial(_accept, cp_id=cp_id), durable=True)
 
     async def register(
         self, cp_id: str, password: str | None, *, keep_password: bool = False

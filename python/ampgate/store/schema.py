@@ -949,6 +949,54 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT NULL;
     ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT NULL;
     """,
+    # 29: transaction ids are never handed out twice. A plain INTEGER PRIMARY KEY takes max(id) + 1, so once the
+    # highest transaction is gone (lost with the last commits of a power cut before durable writes, or deleted)
+    # its id, which a charger may still hold and send in StopTransaction, would name a new transaction.
+    # AUTOINCREMENT keeps the highest id ever used in sqlite_sequence instead. SQLite cannot add it to a table:
+    # create the new one, copy, drop, rename, and make the indexes again (they go with the old table). The
+    # sequence starts above every transaction id any table still names, not only the transactions left.
+    """
+    CREATE TABLE transactions_autoincrement (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        remote_id TEXT NULL,
+        evse_id INTEGER NULL,
+        connector_id INTEGER NULL,
+        id_token TEXT NULL,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT NULL,
+        meter_start_wh REAL NULL,
+        meter_stop_wh REAL NULL,
+        meter_last_wh REAL NULL,
+        energy_wh REAL NULL,
+        stop_reason TEXT NULL
+    );
+    INSERT INTO transactions_autoincrement (id, charger_id, protocol, remote_id, evse_id, connector_id, id_token,
+        started_at, stopped_at, meter_start_wh, meter_stop_wh, meter_last_wh, energy_wh, stop_reason)
+    SELECT id, charger_id, protocol, remote_id, evse_id, connector_id, id_token, started_at, stopped_at,
+        meter_start_wh, meter_stop_wh, meter_last_wh, energy_wh, stop_reason
+    FROM transactions ORDER BY id;
+    DROP TABLE transactions;
+    ALTER TABLE transactions_autoincrement RENAME TO transactions;
+    CREATE UNIQUE INDEX transactions_remote ON transactions (charger_id, remote_id) WHERE remote_id IS NOT NULL;
+    CREATE INDEX transactions_start16 ON transactions (charger_id, connector_id, started_at);
+    CREATE INDEX transactions_charger ON transactions (charger_id, id);
+    CREATE INDEX transactions_started ON transactions (started_at);
+    CREATE INDEX transactions_open ON transactions (id) WHERE stopped_at IS NULL;
+    DELETE FROM sqlite_sequence WHERE name = 'transactions';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'transactions', max(
+        coalesce((SELECT max(id) FROM transactions), 0),
+        coalesce((SELECT max(transaction_id) FROM meter_samples), 0),
+        coalesce((SELECT max(transaction_id) FROM transaction_events), 0),
+        coalesce((SELECT max(transaction_id) FROM transaction_charging), 0),
+        coalesce((SELECT max(transaction_id) FROM signed_meter_values), 0),
+        coalesce((SELECT max(transaction_id) FROM billing_sessions), 0),
+        coalesce((SELECT max(transaction_id) FROM cdrs), 0),
+        coalesce((SELECT max(transaction_id) FROM ocpi_sessions), 0),
+        coalesce((SELECT max(transaction_id) FROM ocpi_cdrs), 0)
+    );
+    """,
 )
 
 

@@ -7,15 +7,16 @@ has to provide the same repository methods.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+import outcome
 import sqlite_utils
 import trio
 
 from ampgate.store.schema import connect, migrate
-from ampgate.store.writer import StoreClosedError, Waiter, Writer, WriterStats
+from ampgate.store.writer import StoreClosedError, SyncMode, Waiter, Writer, WriterStats
 
 T = TypeVar("T")
 
@@ -24,15 +25,48 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class PendingWrite(Generic[T]):
+    """A queued write's outcome, to await (`await pending`): the op's result once its group has committed, or
+    what it raised. Awaiting it again gives the same outcome."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self, waiter: Waiter[T]) -> None:
+        self._waiter = waiter
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> T:
+        await self._waiter.done.wait()
+        assert self._waiter.result is not None
+        # unwrap() of an Error may be called more than once (outcome only forbids it for a Value).
+        result = self._waiter.result
+        if isinstance(result, outcome.Error):
+            raise result.error
+        assert isinstance(result, outcome.Value)
+        value: T = result.value
+        return value
+
+    @property
+    def done(self) -> bool:
+        """Whether the outcome is known (the group committed or failed)."""
+        return self._waiter.done.is_set()
+
+
 class Store:
     """The node's database at `path` (a file: the writer and the reader are separate connections).
 
     Opening creates or migrates the schema synchronously. Writes queue until `run()` is started in a nursery
     (`await nursery.start(store.run)`); cancelling `run()` flushes them. `now` supplies timestamps for rows this
-    store creates (registration, tokens); pass the node's clock so tests can fix it.
+    store creates (registration, tokens); pass the node's clock so tests can fix it. `sync` says which commits
+    are fsynced (`ampgate.store.writer.SyncMode`: by default those holding a durable write). Raises ValueError
+    for an unknown `sync`.
     """
 
-    def __init__(self, path: str, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, path: str, *, now: Callable[[], datetime] | None = None, sync: SyncMode = "durable"
+    ) -> None:
         self.path = path
         self._now = now or _utc_now
         write_conn = connect(path)
@@ -42,7 +76,12 @@ class Store:
         except BaseException:
             write_conn.close()
             raise
-        self._writer = Writer(write_conn)
+        try:
+            self._writer = Writer(write_conn, sync=sync)
+        except BaseException:
+            write_conn.close()
+            self._read.close()
+            raise
         self._state = "new"  # -> "running" -> "closed"
 
     @property
@@ -97,16 +136,25 @@ class Store:
         Raises StoreClosedError after shutdown."""
         self._writer.enqueue(op, None)
 
-    async def write(self, op: Callable[[sqlite_utils.Database], T]) -> T:
+    async def write(self, op: Callable[[sqlite_utils.Database], T], *, durable: bool = False) -> T:
         """Queue `op(db)` and wait until its group has committed; return what it returned, or raise what it
         raised (its own changes then rolled back, the rest of its group unaffected), or the sqlite3.Error that
-        made the commit fail. If the caller is cancelled while waiting, the op may still commit.
+        made the commit fail. `durable`: the commit is fsynced before this returns (what a charger is told it
+        never has to send again); otherwise it survives a crash of the process but maybe not a power cut. If the
+        caller is cancelled while waiting, the op may still commit.
         Raises StoreClosedError after shutdown. Before `run()` starts this waits for it."""
+        return await self.write_now(op, durable=durable)
+
+    def write_now(
+        self, op: Callable[[sqlite_utils.Database], T], *, durable: bool = False
+    ) -> PendingWrite[T]:
+        """Queue `op(db)` now, in order with every other write queued by then, and return what to await for its
+        outcome (as `write` returns or raises; it may be awaited more than once, or never: the op runs
+        anyway). For a caller that must fix the order of its write now but wait for it later.
+        Raises StoreClosedError after shutdown."""
         waiter: Waiter[T] = Waiter()
-        self._writer.enqueue(op, waiter)
-        await waiter.done.wait()
-        assert waiter.result is not None
-        return waiter.result.unwrap()
+        self._writer.enqueue(op, waiter, durable=durable)
+        return PendingWrite(waiter)
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -121,4 +169,4 @@ class Store:
         return self._now()
 
 
-__all__ = ["Store", "StoreClosedError"]
+__all__ = ["PendingWrite", "Store", "StoreClosedError"]

@@ -426,8 +426,9 @@ def event201(db: sqlite_utils.Database, change: TransactionChange) -> tuple[int,
 
 
 class TransactionRepository:
-    """The transactions table and their meter samples. Every write waits for its commit: these are the
-    messages a charger must not have to send twice (the handler replies after the commit)."""
+    """The transactions table and their meter samples. Every message's write waits for its commit, made durable
+    (fsynced): these are the messages a charger must not have to send twice, and the handler replies after
+    the commit, so an acknowledged one survives a power cut as well as a crash."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -436,7 +437,7 @@ class TransactionRepository:
         """Record a transaction the node numbers (1.6 StartTransaction); returns (its id, created). The same
         start resent (same connector, token, time and meter start) returns the first id and creates nothing.
         Raises ValueError for a naive `started_at`."""
-        return await self._store.write(functools.partial(start16, start=start))
+        return await self._store.write(functools.partial(start16, start=start), durable=True)
 
     async def add_samples(
         self,
@@ -450,7 +451,8 @@ class TransactionRepository:
         return await self._store.write(
             functools.partial(
                 meter_values16, charger_id=charger_id, tx_id=tx_id, samples=samples, signed=signed
-            )
+            ),
+            durable=True,
         )
 
     def record_charging(self, tx_id: int, at: datetime, charging: bool) -> None:
@@ -487,13 +489,13 @@ class TransactionRepository:
     async def stop(self, stop: TransactionStop) -> StopOutcome:
         """Record the end of the charger's transaction `tx_id` with its last samples: "stopped", "already"
         (stopped before: nothing changes) or "unknown". Raises ValueError for a naive `stopped_at`."""
-        return await self._store.write(functools.partial(stop16, stop=stop))
+        return await self._store.write(functools.partial(stop16, stop=stop), durable=True)
 
     async def apply_event(self, change: TransactionChange) -> tuple[int, bool]:
         """Apply an event (Started, Updated or Ended) of the transaction the charger names (2.0.1
         TransactionEvent); returns (the node's id, duplicate). The first event naming it creates it; a seq_no
         seen before changes nothing. Raises ValueError for a naive `at`."""
-        return await self._store.write(functools.partial(event201, change=change))
+        return await self._store.write(functools.partial(event201, change=change), durable=True)
 
     def get(self, tx_id: int) -> TransactionRow | None:
         """The transaction with the node's id `tx_id`, or None."""

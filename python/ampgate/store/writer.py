@@ -14,6 +14,14 @@ The waiters of a committed group are woken WAKE_CHUNK per scheduling round, in t
 each one woken runs its next step in the round after, so a group of 500 awaited writes (a firmware campaign's
 500 command deliveries each awaiting its own) woken at once made one round of 500 steps, 50-170 ms in which the
 loop polled no socket (the API, the pump).
+
+Durability: a job may be marked durable (what a charger is told it never has to send again: a transaction
+message, an Accepted boot). A group holding one is committed with `synchronous=FULL`, i.e. the WAL is fsynced
+before COMMIT returns, so the outcome handed back is on the disk, not in the page cache; the other groups commit
+as `sync` says (NORMAL by default: safe from a process crash, not from a power cut). SQLite refuses to change
+the level inside a transaction, so it is chosen per group, before BEGIN; the whole group (and every frame written
+before it) is covered by that one fsync, which is what keeps a fleet's transaction messages to one fsync per
+commit instead of one each.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import outcome
 import sqlite_utils
@@ -47,6 +55,13 @@ WAKE_CHUNK = 50
 
 Op = Callable[[sqlite_utils.Database], Any]
 
+# When commits are fsynced: "durable" (the default) fsyncs the groups that hold a durable job; "full" fsyncs every
+# commit; "normal" none (the WAL is synced at checkpoints only: a power cut may lose the last commits, a process
+# kill loses nothing committed). "normal" is the behaviour before durable writes existed, kept for comparison
+# (bench/durability.py) and for disks whose cache survives a power cut.
+SyncMode = Literal["durable", "full", "normal"]
+SYNC_MODES: tuple[SyncMode, ...] = ("durable", "full", "normal")
+
 
 @dataclass
 class WriterStats:
@@ -56,6 +71,8 @@ class WriterStats:
     ops: int = 0  # ops committed
     failed_ops: int = 0  # ops whose outcome was an exception (rolled back)
     largest_group: int = 0  # most jobs taken into one transaction
+    synced_commits: int = 0  # commits made with synchronous=FULL (one fsync of the WAL each)
+    durable_ops: int = 0  # durable ops committed
 
 
 class Waiter(Generic[T]):
@@ -69,11 +86,12 @@ class Waiter(Generic[T]):
 
 
 class _Job:
-    __slots__ = ("op", "waiter")
+    __slots__ = ("durable", "op", "waiter")
 
-    def __init__(self, op: Op, waiter: Waiter[Any] | None) -> None:
+    def __init__(self, op: Op, waiter: Waiter[Any] | None, durable: bool) -> None:
         self.op = op
         self.waiter = waiter
+        self.durable = durable
 
 
 class StoreClosedError(RuntimeError):
@@ -83,8 +101,14 @@ class StoreClosedError(RuntimeError):
 class Writer:
     """The writer thread and its queue. `Store` is the only user; see the module docstring."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, sync: SyncMode = "durable") -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self._conn = conn
+        self._sync = sync
+        # The connection's level as last set (connect() opens it NORMAL); changed only when a group needs the
+        # other one, so a run of groups of one kind costs no PRAGMA.
+        self._full: bool | None = None
         self._db = sqlite_utils.Database(conn, execute_plugins=False)
         self._cond = threading.Condition()
         self._queue: collections.deque[_Job] = collections.deque()
@@ -100,12 +124,13 @@ class Writer:
 
     # -- trio side ------------------------------------------------------------------------------------------
 
-    def enqueue(self, op: Op, waiter: Waiter[Any] | None) -> None:
-        """Queue `op`; never waits for the disk. Raises StoreClosedError once the writer has shut down."""
+    def enqueue(self, op: Op, waiter: Waiter[Any] | None, *, durable: bool = False) -> None:
+        """Queue `op`; never waits for the disk. A `durable` op's group is fsynced before its outcome is
+        delivered (see the module docstring). Raises StoreClosedError once the writer has shut down."""
         with self._cond:
             if self._closed:
                 raise StoreClosedError("the store is closed; this write would never run")
-            self._queue.append(_Job(op, waiter))
+            self._queue.append(_Job(op, waiter, durable))
             self._cond.notify()
 
     def queued(self) -> int:
@@ -156,6 +181,7 @@ class Writer:
                     group = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_GROUP))]
                 self.stats.largest_group = max(self.stats.largest_group, len(group))
                 try:
+                    self._set_level(group)
                     results = self._run_group(group)
                 except BaseException as exc:  # a bug here must not leave waiters hanging forever
                     log.exception("store writer: group failed unexpectedly")
@@ -165,6 +191,13 @@ class Writer:
             with self._cond:
                 self._closed = True
             self._conn.close()
+
+    def _set_level(self, jobs: list[_Job]) -> None:
+        # Before BEGIN: SQLite refuses to change the safety level inside a transaction.
+        full = any(job.durable for job in jobs) if self._sync == "durable" else self._sync == "full"
+        if full != self._full:
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+            self._full = full
 
     def _run_group(self, jobs: list[_Job]) -> list[outcome.Outcome[Any]]:
         conn = self._conn
@@ -200,6 +233,9 @@ class Writer:
                     conn.execute("COMMIT")
                     self.stats.commits += 1
                     self.stats.ops += len(ok)
+                    if self._full:
+                        self.stats.synced_commits += 1
+                    self.stats.durable_ops += sum(jobs[i].durable for i in ok)
             except sqlite3.Error as exc:
                 # BEGIN could not get the lock, or COMMIT failed (I/O): nothing of this attempt is on disk.
                 if conn.in_transaction:
