@@ -622,7 +622,16 @@ class CampaignRepository:
         commits after this one. For status progress, which the charger repeats when asked."""
         self._store.submit(functools.partial(transition, t=t, at=self._at()))
 
+    async def flush(self) -> None:
+        """Return once every write submitted before has committed (the writer runs writes in order, so a no-op
+        write awaited after them is a barrier): what a verb changed fire-and-forget is then what a read sees."""
+        await self._store.write(_nothing)
+
     def submit_sample(self, campaign_id: int, at: datetime, counts: dict[str, int]) -> None:
         self._store.submit(
             functools.partial(add_sample, campaign_id=campaign_id, at=iso_utc(at), counts=counts)
         )
+
+
+def _nothing(db: sqlite_utils.Database) -> None:
+    """The barrier's write (`CampaignRepository.flush`)."""

@@ -207,6 +207,10 @@ class CampaignRunner:
             self._t.sample(campaign_id)
             self._t.publish_state(campaign_id, out.state, verb, paused_reason)
             self._t.wake()
+            # The chargers a verb moved (a cancel's skips, retry-failed's pending) are written fire-and-forget:
+            # the answer waits for them, so a read after it sees them (with fsynced groups ahead in the writer's
+            # queue, a GET right after a cancel saw its pending chargers still pending).
+            await self._repo.flush()
         return self._required(campaign_id)
 
     async def _start(self, row: CampaignRow, state: str) -> None:
