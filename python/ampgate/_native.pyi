@@ -29,7 +29,7 @@ WORKER_UP: Final = 3  # (3, worker, generation, pid)
 WORKER_DOWN: Final = 4  # (4, worker, generation, reason)
 STATS: Final = 5  # (5, worker, connections, paused, heap_bytes, counts)
 # counts: running totals since the worker started: (upgrades, refused_rate, refused_handshakes, refused_auth,
-# refused_unknown, refused_other)
+# refused_unknown, refused_other, refused_throttled)
 ACK: Final = 6  # (6, worker, seq)
 PONG: Final = (
     7  # (7, conn_id, rtt_s, at): our ping answered after rtt_s seconds, at the worker's monotonic time

@@ -18,6 +18,8 @@ from ampgate.config import NodeConfig, connections_per_worker, default_workers
 # The longest real-time authorization wait we accept: a charger's own wait for our Authorize reply is commonly
 # 30 s (2.0.1 MessageTimeout's usual value), and ours must end first.
 OCPI_AUTHORIZE_TIMEOUT_MAX_S = 30.0
+# The longest a worker takes for a duration setting (rust/py/worker.rs): ~31 years, far past any sane back-off.
+AUTH_SECONDS_MAX = 1e9
 
 
 def _positive(text: str) -> float:
@@ -243,6 +245,25 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=_positive_int,
         default=d.admit_retry_max,
         help="longest Retry-After (s) a refused charger is given (default %(default)s)",
+    )
+    p.add_argument(
+        "--auth-fail-limit",
+        type=_non_negative_int,
+        default=d.auth_fail_limit,
+        help="failed Basic-auth attempts per charger id within --auth-fail-window-s, node-wide, after which the "
+        "id is refused (HTTP 429) for --auth-backoff-s, right password included; 0 = off (default %(default)s)",
+    )
+    p.add_argument(
+        "--auth-fail-window-s",
+        type=_positive,
+        default=d.auth_fail_window_s,
+        help="seconds over which failed Basic-auth attempts are counted (default %(default)s)",
+    )
+    p.add_argument(
+        "--auth-backoff-s",
+        type=_positive,
+        default=d.auth_backoff_s,
+        help="seconds a charger id is refused after too many failures (default %(default)s)",
     )
     p.add_argument(
         "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
@@ -543,6 +564,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
             PublicRoutes(a.ocpi_base_url)
         except ValidationError:
             raise SystemExit("ampgate: --ocpi-base-url must be an http(s) URL with a host") from None
+    if max(a.auth_fail_window_s, a.auth_backoff_s) > AUTH_SECONDS_MAX:
+        raise SystemExit(
+            f"ampgate: --auth-fail-window-s and --auth-backoff-s are at most {AUTH_SECONDS_MAX:g} s"
+        )
     if a.ocpi_rate_limit < 1:
         raise SystemExit("ampgate: --ocpi-rate-limit is at least 1 request a second")
     if a.ocpi_name is not None and not 1 <= len(a.ocpi_name) <= 100:
@@ -592,6 +617,9 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         admit_burst=a.admit_burst,
         admit_handshakes=a.admit_handshakes,
         admit_retry_max=a.admit_retry_max,
+        auth_fail_limit=a.auth_fail_limit,
+        auth_fail_window_s=a.auth_fail_window_s,
+        auth_backoff_s=a.auth_backoff_s,
         worker_max_connections=a.worker_max_connections,
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,

@@ -123,6 +123,16 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     admit_burst: int = 3000
     admit_handshakes: int = 5000
     admit_retry_max: int = 60
+    # Failed Basic-auth attempts per charger id (not per address: fleets behind carrier NAT share one): after
+    # auth_fail_limit failures within auth_fail_window_s of the first, the id is refused (HTTP 429 with
+    # Retry-After) for auth_backoff_s without checking its password, the right one included; a success clears
+    # its failures. Node-wide, shared out over the workers (each counts its own: a charger's reconnects can land
+    # on any worker). 10 a minute is well above a misconfigured charger's retries (every 30-60 s); 5 minutes
+    # of back-off hold a guesser to about 10 guesses per 6 minutes against keys of 16+ characters. 0 turns it
+    # off.
+    auth_fail_limit: int = 10
+    auth_fail_window_s: float = 60.0
+    auth_backoff_s: float = 300.0
     # How workers share the OCPP port: "shared" = one listening socket inherited by every worker, polled with
     # EPOLLEXCLUSIVE (the default: a worker at its cap simply stops polling and queued connections wait for
     # another worker); "reuseport" = a SO_REUSEPORT socket per worker (the kernel spreads connections evenly,

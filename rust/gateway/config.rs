@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::throttle::ThrottleConfig;
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Slot number of this worker (0..K); goes into every conn_id.
@@ -30,6 +32,10 @@ pub struct WorkerConfig {
     pub link_low: usize,
     /// Admit chargers that are not in the table (until the control plane says otherwise).
     pub accept_unknown: bool,
+    /// Failed Basic-auth attempts per charger id, in this worker: past the limit the id is refused with 429
+    /// for the back-off (see `gateway::throttle`). The control plane passes this worker's share of the
+    /// node-wide limit.
+    pub auth_throttle: ThrottleConfig,
     /// An upgrade offering none of `protocols`: refused with HTTP 400 before the upgrade (the default: the
     /// OCA's certification tool expects no WebSocket), or, when set, upgraded without the header and closed
     /// at once with 1002 (the OCPP-J 1.6 text).
@@ -57,6 +63,7 @@ impl Default for WorkerConfig {
             link_high: 16 << 20,
             link_low: 4 << 20,
             accept_unknown: true,
+            auth_throttle: ThrottleConfig::default(),
             upgrade_without_protocol: false,
             reuseport_addr: None,
             parent_pid: 0,

@@ -71,6 +71,7 @@ const NO_PONG: &str = "no answer to ping";
 const WRITE_QUEUE_FULL: &str = "write queue full: the charger is not reading";
 const SHUTTING_DOWN: &str = "server shutting down";
 const BUSY: &str = "too many new connections: retry later";
+const THROTTLED: &str = "too many failed authentications for this charge point: retry later";
 /// Never reported (the control plane does not know a connection in its handshake or closing).
 const TIMED_OUT: &str = "handshake or close timed out";
 
@@ -255,8 +256,16 @@ impl Connection {
             .basic_auth
             .as_ref()
             .map(|(u, p)| (u.as_str(), p.as_slice()));
-        match ctx.auth.decide(&charger, basic) {
+        match ctx.auth.decide(&charger, basic, ctx.now_us) {
             Decision::Accept => {}
+            // 429 with Retry-After rather than another 401: the same answer whatever the credentials (so a
+            // guesser learns nothing from it), and one a charger and its operator can tell from a wrong key
+            // ("wait", not "fix your key"), with the time a well-behaved charger should wait. Not 503: that
+            // is the node's own overload (admission control), which is a different thing to alert on.
+            Decision::Throttled { retry_after } => {
+                let retry = retry_after.to_string();
+                return self.reject(429, THROTTLED, &[("Retry-After", &retry)], ctx);
+            }
             Decision::BadCredentials => {
                 return self.reject(
                     401,

@@ -92,6 +92,8 @@ pub struct Counts {
     pub refused_auth: u64,
     pub refused_unknown: u64,
     pub refused_other: u64,
+    /// Upgrades refused 429: the charger id failed authentication too often lately (`gateway::throttle`).
+    pub refused_throttled: u64,
 }
 
 /// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
@@ -286,6 +288,7 @@ impl LinkWriter {
                     counts.refused_auth,
                     counts.refused_unknown,
                     counts.refused_other,
+                    counts.refused_throttled,
                 ] {
                     self.u64(v);
                 }
@@ -661,6 +664,7 @@ impl<'a> Batch<'a> {
                     refused_auth: self.u64()?,
                     refused_unknown: self.u64()?,
                     refused_other: self.u64()?,
+                    refused_throttled: self.u64()?,
                 },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
@@ -822,6 +826,7 @@ mod tests {
                     refused_auth: 4,
                     refused_unknown: 5,
                     refused_other: u64::MAX,
+                    refused_throttled: 6,
                 },
             },
             Up::Ack { seq: 3 },

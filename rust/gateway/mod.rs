@@ -9,6 +9,7 @@ pub mod hub;
 pub mod link;
 pub mod listen;
 pub mod sys;
+pub mod throttle;
 mod uplink;
 pub mod worker;
 

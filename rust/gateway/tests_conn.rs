@@ -583,3 +583,40 @@ fn refusals_by_the_handshake_table_keep_their_status() {
     let c = Charger::open(WorkerConfig::default());
     assert_eq!(c.conn.refused_status(), None);
 }
+
+#[test]
+fn a_throttled_charger_gets_429_even_with_the_right_key() {
+    use super::throttle::ThrottleConfig;
+    use sha2::{Digest, Sha256};
+    let mut d = Sha256::new();
+    d.update([0x00u8, 0x11]);
+    d.update(b"sixteen-char-key");
+    let hex: String = d.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut auth = AuthTable::with_throttle(
+        false,
+        ThrottleConfig {
+            limit: 2,
+            window: Duration::from_secs(10),
+            backoff: Duration::from_secs(5),
+            max_ids: 10,
+        },
+    );
+    auth.set("KEYED", &format!("sha256$0011${hex}"));
+    // One connection per attempt, sharing the worker's table; all at the same instant.
+    for (cred, status) in [
+        (("KEYED", "not-the-right-key"), 401),
+        (("KEYED", "not-the-right-key"), 401),
+        (("KEYED", "sixteen-char-key"), 429),
+        (("KEYED", "not-the-right-key"), 429),
+    ] {
+        let mut c = Charger::new(WorkerConfig::default());
+        c.auth = std::mem::take(&mut auth);
+        c.upgrade("/ocpp/KEYED", &["ocpp1.6"], Some(cred));
+        let Wire::Status(got, _) = c.wire()[0].clone() else {
+            panic!()
+        };
+        assert_eq!(got, status, "{cred:?}");
+        assert!(c.events.is_empty());
+        auth = std::mem::take(&mut c.auth);
+    }
+}

@@ -136,6 +136,7 @@ impl Worker {
             None => None,
         };
         let accept_unknown = cfg.accept_unknown;
+        let auth_throttle = cfg.auth_throttle;
         let mut w = Self {
             cfg,
             poll,
@@ -150,7 +151,7 @@ impl Worker {
             link_out: LinkWriter::new(),
             conns: Slab::new(),
             by_id: HashMap::new(),
-            auth: AuthTable::new(accept_unknown),
+            auth: AuthTable::with_throttle(accept_unknown, auth_throttle),
             seq: 0,
             cap,
             scratch: vec![0; SCRATCH],
@@ -409,6 +410,7 @@ impl Worker {
         match s.conn.refused_status() {
             None | Some(503) => {} // 503: counted by the admission control.
             Some(401) => self.counts.refused_auth += 1,
+            Some(429) => self.counts.refused_throttled += 1,
             Some(404) => self.counts.refused_unknown += 1,
             Some(_) => self.counts.refused_other += 1,
         }

@@ -111,6 +111,7 @@ impl PyHub {
                         c.refused_auth,
                         c.refused_unknown,
                         c.refused_other,
+                        c.refused_throttled,
                     ),
                 )
                     .into_pyobject(py)?

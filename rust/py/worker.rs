@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::gateway::sys::bind_to_parent;
+use crate::gateway::throttle::ThrottleConfig;
 use crate::gateway::{Worker, WorkerConfig};
 use crate::limits::raise_nofile_limit as raise;
 
@@ -42,6 +43,12 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
         link_high: get(d, "link_high", dflt.link_high)?,
         link_low: get(d, "link_low", dflt.link_low)?,
         accept_unknown: get(d, "accept_unknown", dflt.accept_unknown)?,
+        auth_throttle: ThrottleConfig {
+            limit: get(d, "auth_fail_limit", dflt.auth_throttle.limit)?,
+            window: secs("auth_fail_window", dflt.auth_throttle.window)?,
+            backoff: secs("auth_backoff", dflt.auth_throttle.backoff)?,
+            max_ids: get(d, "auth_fail_max_ids", dflt.auth_throttle.max_ids)?,
+        },
         upgrade_without_protocol: get(
             d,
             "upgrade_without_protocol",

@@ -21,6 +21,7 @@ COUNTERS = (
     "refused_auth",
     "refused_unknown",
     "refused_other",
+    "refused_throttled",
 )
 # Why an upgrade was refused, as the metrics and the summary name it, per counter.
 REFUSAL_REASONS = {
@@ -29,6 +30,7 @@ REFUSAL_REASONS = {
     "refused_auth": "bad_credentials",
     "refused_unknown": "unknown_charger",
     "refused_other": "bad_request",
+    "refused_throttled": "auth_throttled",
 }
 MINUTES = 60
 
@@ -51,6 +53,19 @@ def share(rate: int, burst: int, handshakes: int, retry_max: int, workers: int) 
         return 0 if total == 0 else max(1, math.ceil(total / n))
 
     return Share(rate=part(rate), burst=part(burst), handshakes=part(handshakes), retry_max=retry_max)
+
+
+def auth_fail_share(limit: int, workers: int) -> int:
+    """Each worker's part of the node-wide limit of failed Basic-auth attempts per charger id (0 = off).
+
+    Each worker counts only the attempts it handles, and a charger's reconnects land on any worker, so with
+    the whole limit in each a guesser could try `workers` times as often. Rounded up, and never below 1: the
+    node refuses an id after at most `limit + workers - 1` failures within the window, however the attempts
+    spread; attempts all landing on one worker are refused sooner, which costs a charger with a wrong key
+    nothing it had."""
+    if limit <= 0:
+        return 0
+    return max(1, math.ceil(limit / max(1, workers)))
 
 
 class HandshakeCounts:

@@ -219,6 +219,9 @@ class Gateway:
             "max_write_queue": cfg.max_write_queue,
             "max_connections": cfg.worker_max_connections,
             "accept_unknown": cfg.unknown_chargers == "accept",
+            "auth_fail_limit": admission.auth_fail_share(cfg.auth_fail_limit, cfg.worker_count()),
+            "auth_fail_window": cfg.auth_fail_window_s,
+            "auth_backoff": cfg.auth_backoff_s,
             "upgrade_without_protocol": cfg.no_subprotocol == "close",
             "parent_pid": os.getpid(),
         }
