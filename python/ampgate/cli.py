@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from ampgate.config import NodeConfig, connections_per_worker, default_workers
+from ampgate.config import NodeConfig, check_max_message, connections_per_worker, default_workers
 
 # The longest real-time authorization wait we accept: a charger's own wait for our Authorize reply is commonly
 # 30 s (2.0.1 MessageTimeout's usual value), and ours must end first.
@@ -38,6 +38,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return v
+
+
+def _max_message(text: str) -> int:
+    """An argparse type: --max-message, within what the worker link and the hub carry (the error names the
+    limit; argparse adds the option and exits 2)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes, got {text!r}") from None
+    problem = check_max_message(v)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return v
 
 
@@ -218,7 +231,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.history_days,
         help="connectivity history kept (default %(default)s)",
     )
-    p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
+    p.add_argument(
+        "--max-message",
+        type=_max_message,
+        default=d.max_message,
+        help="largest message a charger may send, bytes, 1024 to 16 MiB (default %(default)s)",
+    )
     p.add_argument(
         "--admit-rate",
         type=_non_negative_int,
