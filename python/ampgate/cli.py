@@ -683,15 +683,32 @@ async def _serve(cfg: NodeConfig) -> None:
     from ampgate.node import Node
 
     node = Node(cfg)
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await nursery.start(node.run)
+    # The signals stay ours until the node has finished, flush included: a second Ctrl-C or SIGTERM during the
+    # shutdown is noted and changes nothing. Were the receiver closed at the first signal, the second would get
+    # the default action (SIGTERM ends the process, SIGINT raises KeyboardInterrupt) in the middle of the
+    # store's flush, losing the writes still queued. The receiver restores the handlers it found when it closes:
+    # ignoring, so that a signal while the process exits after a finished flush does not turn exit 0 into a death
+    # by signal (interpreter teardown takes a moment).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def run(*, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await node.run(task_status=task_status)
+                finally:
+                    nursery.cancel_scope.cancel()  # the node is done: stop waiting for signals
+
+            await nursery.start(run)
             print(_banner(node), flush=True)
             node.write_ready_file()
             async for _sig in signals:
+                if node.stopping:
+                    print("ampgate: already shutting down; finishing the flush", flush=True)
+                    continue
                 print("ampgate: shutting down", flush=True)
                 node.request_stop()
-                break
 
 
 def parse_duration(text: str) -> timedelta:
@@ -787,6 +804,9 @@ def main(argv: list[str] | None = None) -> int:
         failed: list[BaseException] = []
         try:
             trio.run(_serve, cfg)
+            # trio.run put back Python's own SIGINT handler: a Ctrl-C now would be a KeyboardInterrupt traceback
+            # after a clean shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         except* OSError as group:
             failed.extend(group.exceptions)
         for e in failed:

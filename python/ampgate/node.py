@@ -729,6 +729,11 @@ class Node:
         """Begin a clean shutdown: chargers get close 1001, the store is flushed, `run` returns."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown was requested."""
+        return self._stop.is_set()
+
     def _public_url(self, path: str) -> str:
         assert self.public_routes is not None, "public URLs exist once the public port is bound"
         return self.public_routes.url_for(path)

@@ -426,7 +426,11 @@ class Gateway:
             slot, gen = ev[1], ev[2]
             info = self.workers.get(slot)
             proc = self._procs.get(slot)
-            if info is not None and info.generation == gen and proc is not None and proc.returncode is None:
+            if self._stopping:
+                # Shutting down: the worker closed its link on its way out; `stop` waits for it to exit (and
+                # kills it only past SHUTDOWN_TIMEOUT).
+                log.debug("worker %d link closed at shutdown (%s)", slot, ev[3])
+            elif info is not None and info.generation == gen and proc is not None and proc.returncode is None:
                 # A worker whose link is gone can serve nobody: end it so the supervisor restarts it.
                 log.warning("worker %d link lost (%s); killing it", slot, ev[3])
                 proc.kill()
