@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from ampgate.config import NodeConfig, connections_per_worker, default_workers
+from ampgate.config import NodeConfig, check_max_message, connections_per_worker, default_workers
 
 # The longest real-time authorization wait we accept: a charger's own wait for our Authorize reply is commonly
 # 30 s (2.0.1 MessageTimeout's usual value), and ours must end first.
@@ -40,6 +40,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return v
+
+
+def _max_message(text: str) -> int:
+    """An argparse type: --max-message, within what the worker link and the hub carry (the error names the
+    limit; argparse adds the option and exits 2)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes, got {text!r}") from None
+    problem = check_max_message(v)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return v
 
 
@@ -220,7 +233,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.history_days,
         help="connectivity history kept (default %(default)s)",
     )
-    p.add_argument("--max-message", type=int, default=d.max_message, help="bytes (default %(default)s)")
+    p.add_argument(
+        "--max-message",
+        type=_max_message,
+        default=d.max_message,
+        help="largest message a charger may send, bytes, 1024 to 16 MiB (default %(default)s)",
+    )
     p.add_argument(
         "--admit-rate",
         type=_non_negative_int,
@@ -693,15 +711,32 @@ async def _serve(cfg: NodeConfig) -> None:
     from ampgate.node import Node
 
     node = Node(cfg)
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await nursery.start(node.run)
+    # The signals stay ours until the node has finished, flush included: a second Ctrl-C or SIGTERM during the
+    # shutdown is noted and changes nothing. Were the receiver closed at the first signal, the second would get
+    # the default action (SIGTERM ends the process, SIGINT raises KeyboardInterrupt) in the middle of the
+    # store's flush, losing the writes still queued. The receiver restores the handlers it found when it closes:
+    # ignoring, so that a signal while the process exits after a finished flush does not turn exit 0 into a death
+    # by signal (interpreter teardown takes a moment).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def run(*, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await node.run(task_status=task_status)
+                finally:
+                    nursery.cancel_scope.cancel()  # the node is done: stop waiting for signals
+
+            await nursery.start(run)
             print(_banner(node), flush=True)
             node.write_ready_file()
             async for _sig in signals:
+                if node.stopping:
+                    print("ampgate: already shutting down; finishing the flush", flush=True)
+                    continue
                 print("ampgate: shutting down", flush=True)
                 node.request_stop()
-                break
 
 
 def parse_duration(text: str) -> timedelta:
@@ -797,6 +832,9 @@ def main(argv: list[str] | None = None) -> int:
         failed: list[BaseException] = []
         try:
             trio.run(_serve, cfg)
+            # trio.run put back Python's own SIGINT handler: a Ctrl-C now would be a KeyboardInterrupt traceback
+            # after a clean shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         except* OSError as group:
             failed.extend(group.exceptions)
         for e in failed:

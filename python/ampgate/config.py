@@ -12,6 +12,32 @@ import msgspec
 # The OCPP subprotocols we speak, in our default order of preference: 2.0.1 first, as the newer protocol.
 DEFAULT_PROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 
+# Limits of the compiled gateway that `max_message` must fit, mirrored here so the settings stay importable
+# without the extension (tests/gateway/test_outgoing.py pins them against it). A worker link batch is at most
+# LINK_MAX_BATCH bytes (rust/gateway/link.rs MAX_BATCH): one larger incoming message is a corrupt link, and the
+# worker is killed with every charger on it. The hub takes messages from Python of at most HUB_MAX_SEND bytes
+# (rust/py/hub.rs MAX_SEND) and refuses the whole batch otherwise. A message we accept may come back in what we
+# send (a CALLERROR names what it refuses; a DataTransfer is relayed), so the largest message a charger may send
+# is the smaller of the two, with the rest of the batch's room to spare.
+LINK_MAX_BATCH = 64 << 20
+HUB_MAX_SEND = 16 << 20
+MAX_MESSAGE_LIMIT = HUB_MAX_SEND
+# The smallest max_message: a 1.6 BootNotification with every field at its maxLength is about 600 bytes; below
+# 1 KiB chargers would be refused their first message (the simulator has the same floor).
+MIN_MESSAGE = 1024
+
+
+def check_max_message(value: int) -> str | None:
+    """Why `value` cannot be the largest message a charger may send, or None when it can."""
+    if value < MIN_MESSAGE:
+        return f"must be at least {MIN_MESSAGE} bytes, got {value}"
+    if value > MAX_MESSAGE_LIMIT:
+        return (
+            f"must be at most {MAX_MESSAGE_LIMIT} bytes (16 MiB: the largest message the hub sends to a worker;"
+            f" a worker link batch holds {LINK_MAX_BATCH}), got {value}"
+        )
+    return None
+
 
 def connections_per_worker() -> int:
     """How many connections one worker process can hold under this machine's hard open-file limit."""
@@ -197,6 +223,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # reported free (connector Available, or the charger offline) before its CDR is made with the parking up to
     # then: an hour, longer than a driver's coffee, short enough that a lost status does not bill a day.
     cdr_max_parking_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        """Raises ValueError naming max_message when it does not fit the gateway's own limits (the CLI refuses
+        it earlier, naming --max-message)."""
+        problem = check_max_message(self.max_message)
+        if problem is not None:
+            raise ValueError(f"max_message {problem}")
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

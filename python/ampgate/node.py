@@ -66,6 +66,7 @@ from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
 from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway import Gateway
+from ampgate.gateway.outgoing import Outgoing
 from ampgate.health import NodeHealth
 from ampgate.httpserver import bind, serve
 from ampgate.load import Sites, TopologyRepository
@@ -158,6 +159,8 @@ class Node:
         publications = PublicationRepository(self.store)
         self.presence = PresenceRegistry()
         self.hub = _native.Hub()
+        # What replies to chargers go through: never raises for a message's size (it closes that connection).
+        self.outgoing = Outgoing(self.hub)
         self.policy = BootPolicy(
             chargers,
             unknown_boot=config.unknown_boot,
@@ -178,7 +181,7 @@ class Node:
         outbox = CallManager(
             ChargerSender(self.presence, self.hub).send, publish=self.bus.publish, now=clock.now
         )
-        self.router = OcppRouter(self.policy, self.hub, outbox, clock)
+        self.router = OcppRouter(self.policy, self.outgoing, outbox, clock)
         # Connectivity: state (online / stale / offline), flapping and history; the monitor sweeps.
         connectivity_settings = rules.Settings(
             heartbeat_interval=config.heartbeat_interval,
@@ -198,7 +201,7 @@ class Node:
         self.links = links = LinkTracker(
             self.presence,
             self.router,
-            self.hub,
+            self.outgoing,
             chargers,
             self.bus,
             clock,
@@ -725,6 +728,11 @@ class Node:
     def request_stop(self) -> None:
         """Begin a clean shutdown: chargers get close 1001, the store is flushed, `run` returns."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown was requested."""
+        return self._stop.is_set()
 
     def _public_url(self, path: str) -> str:
         assert self.public_routes is not None, "public URLs exist once the public port is bound"

@@ -15,7 +15,7 @@ import trio
 import websockets
 from trio_websocket import open_websocket_url
 
-from ampgate.store import ChargerRepository, Store
+from ampgate.store import ChargerRepository, ConnectorStatusRepository, Store
 from tests.integration.ocpp_clients import (
     RawWs,
     basic,
@@ -362,3 +362,45 @@ def test_deeply_nested_json_is_a_protocol_error_not_a_crash(node):
     assert r1[:3] == [4, "-1", "ProtocolError"]
     assert r2[:2] == [3, uid]
     assert node.proc.poll() is None
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_second_sigterm_during_the_shutdown_neither_kills_the_flush_nor_warns(node_factory, workers):
+    """The first SIGTERM starts a clean shutdown; a second one right after (an impatient supervisor) is noted and
+    changes nothing: the process still exits 0, with what was written just before on disk, and a clean shutdown
+    logs no warning (each worker's link closing is expected, not "lost")."""
+    node = node_factory("--workers", workers)
+
+    async def scenario():
+        async with websockets.connect(f"{node.ocpp_url}/TWICE", subprotocols=["ocpp1.6"]) as ws:
+            uid, msg = call("BootNotification", boot_payload("ocpp1.6"))
+            await ws.send(msg)
+            assert json.loads(await ws.recv())[:2] == [3, uid]
+            # Answered before it is committed (a status is not a transaction message): only the flush keeps it.
+            status = {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}
+            uid, msg = call("StatusNotification", status)
+            await ws.send(msg)
+            assert json.loads(await ws.recv())[:2] == [3, uid]
+            node.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.05)
+            node.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
+                await ws.recv()
+            node.proc.send_signal(signal.SIGTERM)  # and once more while the workers are closing
+            return e.value.rcvd.code if e.value.rcvd else None
+
+    assert asyncio.run(scenario()) == 1001
+    assert node.proc.wait(15) == 0, node.log()
+    store = Store(str(node.db))
+    try:
+        statuses = ConnectorStatusRepository(store).statuses("TWICE")
+    finally:
+        store.close()
+    assert [(s.connector_id, s.status) for s in statuses] == [(1, "Preparing")]
+    log = node.log()
+    # Usually "already shutting down" is printed; not asserted: a one-worker node may have finished within the
+    # 50 ms, and then the signal only meets the exit (ignored, as the exit code shows).
+    # From the first signal on (a start-up warning, e.g. no --public-base-url, is not the shutdown's).
+    shutdown = log[log.index("ampgate: shutting down") :]
+    noisy = [ln for ln in shutdown.splitlines() if " WARNING " in ln or " ERROR " in ln or "Traceback" in ln]
+    assert noisy == [], noisy

@@ -227,15 +227,17 @@ def test_a_16_session_end_to_end(node):
             assert again.transaction_id == tx
 
             done = (await http.get(f"/transactions/{tx}")).json()
+            samples = (await http.get(f"/transactions/{tx}/samples")).json()
             page = (await http.get("/chargers/S16/transactions")).json()
             charger = (await http.get("/chargers/S16")).json()
-            return tx, done, page, charger
+            return tx, done, samples, page, charger
 
-    tx, done, page, charger = asyncio.run(scenario())
+    tx, done, samples, page, charger = asyncio.run(scenario())
     assert (done["meter_start_wh"], done["meter_stop_wh"], done["energy_wh"]) == (1000.0, 4000.0, 3000.0)
     assert done["stop_reason"] == "EVDisconnected" and done["stopped_at"] == "2026-03-04T06:00:00Z"
     assert (done["protocol"], done["connector_id"], done["id_token"]) == ("ocpp1.6", 1, "GOOD16")
-    assert len(done["samples"]) == 5
+    assert len(samples["items"]) == 5 and samples["next_cursor"] is None
+    assert "samples" not in done and done["samples_url"] == f"/api/v1/transactions/{tx}/samples"
     assert [t["id"] for t in page["items"]] == [tx]  # the resent start did not create a second one
     assert charger["connectors"] == [
         {
@@ -348,13 +350,14 @@ def test_a_201_session_end_to_end(node):
             page = (await http.get("/transactions", params={"since": "2026-03-04T04:00:00Z"})).json()
             later = (await http.get("/transactions", params={"since": "2026-03-05T00:00:00Z"})).json()
             tx = (await http.get(f"/transactions/{page['items'][0]['id']}")).json()
+            samples = (await http.get(f"/transactions/{page['items'][0]['id']}/samples")).json()
             charger = (await http.get("/chargers/S201")).json()
-            return page, later, tx, charger
+            return page, later, tx, samples, charger
 
-    page, later, tx, charger = asyncio.run(scenario())
+    page, later, tx, samples, charger = asyncio.run(scenario())
     assert [t["transaction_id"] for t in page["items"]] == ["TX-201"] and later["items"] == []
     assert (tx["meter_start_wh"], tx["meter_stop_wh"], tx["energy_wh"]) == (1000.0, 3500.0, 2500.0)
-    assert [s["value"] for s in tx["samples"]] == [1000.0, 2000.0, 3500.0]
+    assert [s["value"] for s in samples["items"]] == [1000.0, 2000.0, 3500.0]
     assert (tx["evse_id"], tx["connector_id"], tx["id_token"], tx["stop_reason"]) == (
         1,
         1,

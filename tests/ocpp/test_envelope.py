@@ -72,3 +72,18 @@ def test_bad_enum_is_property_constraint():
 def test_call_error_echoes_id_and_uses_protocol_code():
     raw = call_error("abc", RpcFault(Fault.FORMAT, "no"), OCPP201)
     assert msgspec.json.decode(raw) == [4, "abc", "FormatViolation", "no", {}]
+
+
+def test_a_call_error_quoting_a_huge_field_is_bounded() -> None:
+    from ampgate.ocpp.envelope import MAX_ERROR_TEXT, Fault, RpcFault, call_error
+
+    name = '"' * 100_000
+    fault = RpcFault(Fault.FORMAT, f"Object contains unknown field `{name}`", {"field": f"$.{name}"})
+    frame = msgspec.json.decode(call_error("u1", fault, "ocpp1.6"))
+    assert frame[:3] == [4, "u1", "FormationViolation"]
+    assert len(frame[3]) == MAX_ERROR_TEXT and frame[3].endswith("\u2026")
+    assert len(frame[4]["field"]) == MAX_ERROR_TEXT
+    short = msgspec.json.decode(
+        call_error("u2", RpcFault(Fault.FORMAT, "bad", {"field": "$.x", "n": 3}), "ocpp1.6")
+    )
+    assert short[3:] == ["bad", {"field": "$.x", "n": 3}]

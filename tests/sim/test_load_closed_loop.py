@@ -74,11 +74,8 @@ taper_soc = 75
 
 def currents(node, tx_id: int) -> list[tuple[float, tuple[float, float, float]]]:
     """The transaction's per-phase Current.Import samples as (time, (L1, L2, L3)), in time order."""
-    with node.api() as api:
-        r = api.get(f"/transactions/{tx_id}")
-        assert r.status_code == 200, r.text
     by_time: dict[float, list[float]] = {}
-    for s in r.json()["samples"]:
+    for s in all_pages(node, f"/transactions/{tx_id}/samples", measurand="Current.Import"):
         if s["measurand"] == "Current.Import" and s["phase"] in ("L1", "L2", "L3"):
             by_time.setdefault(ts(s["at"]), [0.0, 0.0, 0.0])[int(s["phase"][1]) - 1] = s["value"]
     return sorted((t, (a[0], a[1], a[2])) for t, a in by_time.items())

@@ -80,15 +80,12 @@ def test_every_answered_load_reading_is_stored_in_the_load_transactions(
             assert t["evse_id"] == 1 and t["transaction_id"].startswith("L"), t
 
     stored = 0
-    with node.api() as api:
-        for t in txs:
-            r = api.get(f"/transactions/{t['id']}")
-            assert r.status_code == 200, r.text
-            energy = [s for s in r.json()["samples"] if s["measurand"] == ENERGY]
-            assert energy, t
-            stored += len(energy)
-            # Strictly later each time; the register never goes back.
-            for a, b in itertools.pairwise(energy):
-                assert ts(a["at"]) < ts(b["at"]), (a, b)
-                assert a["value"] <= b["value"], (a, b)
+    for t in txs:
+        energy = all_pages(node, f"/transactions/{t['id']}/samples", measurand=ENERGY)
+        assert energy, t
+        stored += len(energy)
+        # Strictly later each time; the register never goes back.
+        for a, b in itertools.pairwise(energy):
+            assert ts(a["at"]) < ts(b["at"]), (a, b)
+            assert a["value"] <= b["value"], (a, b)
     assert stored == answered

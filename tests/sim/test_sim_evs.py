@@ -64,15 +64,14 @@ def test_one_phase_evs_draw_on_their_phase_and_report_their_needs(node, tmp_path
     drawing = 0
     for t in txs:
         with node.api() as api:
-            detail = api.get(f"/transactions/{t['id']}").json()
             needs = api.get(
                 f"/chargers/{t['charger_id']}/charging-reports",
                 params={"kind": "ev_charging_needs", "transaction_id": t["id"]},
             ).json()["items"]
         currents = {
             s["phase"]: s["value"]
-            for s in detail["samples"]
-            if s["measurand"] == "Current.Import" and s["value"] > 0
+            for s in all_pages(node, f"/transactions/{t['id']}/samples", measurand="Current.Import")
+            if s["value"] > 0
         }
         if currents:  # a transaction that ended before its first reading has none
             drawing += 1

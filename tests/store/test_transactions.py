@@ -231,3 +231,64 @@ def test_a_transaction_id_is_never_handed_out_again_when_the_highest_transaction
         assert await repo.stop(stop) == "unknown"
 
     running(body)
+
+
+def test_a_meter_values_without_a_register_reading_reads_no_earlier_sample(running: Runner) -> None:
+    """The running energy state lives on the transaction row: a MeterValues that carries no energy register
+    (or one that does) costs the same however many samples the transaction already has."""
+
+    def power(i: int) -> Sample:
+        return Sample(
+            f"2026-03-04T05:{i // 3600:02d}:{i // 60 % 60:02d}.{i % 60:03d}Z",
+            "Power.Active.Import",
+            "",
+            7200.0,
+            "W",
+        )
+
+    def steps(db: Any, tx_id: int, samples: list[Sample]) -> int:
+        count = 0
+
+        def tick() -> int:
+            nonlocal count
+            count += 1
+            return 0
+
+        db.conn.set_progress_handler(tick, 1)
+        try:
+            assert txs.meter_values16(db, charger_id="CP", tx_id=tx_id, samples=samples)
+        finally:
+            db.conn.set_progress_handler(None, 1)
+        return count
+
+    async def body(store: Store) -> None:
+        record = TransactionStart(
+            charger_id="CP", connector_id=1, id_token="TAG", started_at=parse(T0), meter_start_wh=1000.0
+        )
+        tx_id, _ = await store.write(functools.partial(txs.start16, start=record))
+        costs = []
+        for existing in (10, 3000):
+            n = len(TransactionRepository(store).samples(tx_id))
+            await store.write(
+                functools.partial(
+                    txs.meter_values16,
+                    charger_id="CP",
+                    tx_id=tx_id,
+                    samples=[power(i) for i in range(n, existing)],
+                )
+            )
+            later = existing + 1
+            costs.append(await store.write(functools.partial(steps, tx_id=tx_id, samples=[power(later)])))
+        # Linear in the history it would be ~300x; the bound leaves room for B-tree depth.
+        assert costs[1] < 2 * costs[0], costs
+        row = TransactionRepository(store).get(tx_id)
+        assert row is not None and row.energy_wh == 0.0
+
+        # The first register reading then counts from the start; still no scan of the history.
+        last = "2026-03-04T06:00:00.000Z"
+        cost = await store.write(functools.partial(steps, tx_id=tx_id, samples=[energy(last, 1500.0)]))
+        assert cost < 2 * costs[0], (cost, costs)
+        row = TransactionRepository(store).get(tx_id)
+        assert row is not None and row.energy_wh == 500.0
+
+    running(body)

@@ -51,7 +51,15 @@ from ampgate.roaming.push import PartyStats
 from ampgate.roaming.types import Evse
 from ampgate.security import SecurityEventRow
 from ampgate.smartcharging import ChargingLimitRow, ChargingNoteRow
-from ampgate.store import ApiTokenRow, ChargerRow, ConnectorStatusRow, IdTokenRow, Sample, TransactionRow
+from ampgate.store import (
+    ApiTokenRow,
+    ChargerRow,
+    ConnectorStatusRow,
+    IdTokenRow,
+    Sample,
+    SampleKey,
+    TransactionRow,
+)
 
 # runtime_checkable: Litestar checks each injected dependency against its annotation with isinstance().
 
@@ -161,7 +169,9 @@ class TransactionReads(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[TransactionRow]: ...
-    def samples(self, tx_id: int, /) -> list[Sample]: ...
+    def sample_page(
+        self, tx_id: int, limit: int, /, *, after: SampleKey | None = None, measurand: str | None = None
+    ) -> list[Sample]: ...
     def last_samples(self, tx_ids: list[int], /) -> dict[int, list[Sample]]: ...
 
 

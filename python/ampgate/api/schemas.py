@@ -170,10 +170,18 @@ class TransactionRead(msgspec.Struct, kw_only=True):
 
 
 class TransactionDetail(TransactionRead, kw_only=True):
-    """A transaction with every meter sample, in time order, and what it costs (null: no tariff applies)."""
+    """A transaction with its last meter values (`last_meter_values`: every sample at its latest sample time),
+    where the rest are paged (`samples_url`), and what it costs (null: no tariff applies)."""
 
-    samples: list[SampleRead]
+    samples_url: str
     cost: CostRead | None
+
+
+class SamplePage(msgspec.Struct, kw_only=True):
+    """One page of a transaction's meter samples in time order; `next_cursor` null on the last."""
+
+    items: list[SampleRead]
+    next_cursor: str | None
 
 
 class TransactionPage(msgspec.Struct, kw_only=True):

@@ -37,6 +37,7 @@ from ampgate import _native
 from ampgate.config import NodeConfig
 from ampgate.gateway import admission
 from ampgate.gateway.conn_ids import generation_of, worker_of
+from ampgate.gateway.outgoing import Outgoing
 from ampgate.gateway.pump_stats import PumpStats
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Gateway:
     ) -> None:
         self._cfg = config
         self.hub = hub
+        # Replies go through this: a message too large for the hub closes its connection instead of raising.
+        self.outgoing = Outgoing(hub)
         self._links = links
         self._messages = messages
         self._credentials = credentials
@@ -371,7 +374,7 @@ class Gateway:
             else:
                 self._handle(ev, out)  # pongs and the workers' own events: no order to keep
         if out:
-            self.hub.send(out)
+            self.outgoing.send(out)
             out = []
         handled = len(events) - len(backlog)
         deadline = None if slice_s is None else started + slice_s
@@ -387,7 +390,7 @@ class Gateway:
             if deadline is not None and not handled & 63 and time.perf_counter() > deadline:
                 break
         if out:
-            self.hub.send(out)
+            self.outgoing.send(out)
         self.pump_stats.add(len(events), time.perf_counter() - started)
 
     def _handle(self, ev: tuple[Any, ...], out: list[tuple[int, bytes]]) -> None:
@@ -426,7 +429,11 @@ class Gateway:
             slot, gen = ev[1], ev[2]
             info = self.workers.get(slot)
             proc = self._procs.get(slot)
-            if info is not None and info.generation == gen and proc is not None and proc.returncode is None:
+            if self._stopping:
+                # Shutting down: the worker closed its link on its way out; `stop` waits for it to exit (and
+                # kills it only past SHUTDOWN_TIMEOUT).
+                log.debug("worker %d link closed at shutdown (%s)", slot, ev[3])
+            elif info is not None and info.generation == gen and proc is not None and proc.returncode is None:
                 # A worker whose link is gone can serve nobody: end it so the supervisor restarts it.
                 log.warning("worker %d link lost (%s); killing it", slot, ev[3])
                 proc.kill()

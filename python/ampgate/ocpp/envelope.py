@@ -22,6 +22,10 @@ OCPP201 = "ocpp2.0.1"
 
 # A CALLERROR whose unique id cannot be read echoes this (OCPP-J 2.0.1 part 4 §4.2.3).
 UNKNOWN_ID = "-1"
+# The longest errorDescription (OCPP-J 2.0.1 part 4: string[0..255]), and the longest text we put in errorDetails:
+# both may quote what the charger sent (a field name, a value), so without a bound one large message would be
+# answered with a larger one (the name appears in both), past what a worker link carries.
+MAX_ERROR_TEXT = 255
 
 
 class Fault(enum.Enum):
@@ -82,9 +86,16 @@ def call_result(unique_id: str, payload: Any) -> bytes:
     return _encode([CALLRESULT, unique_id, payload])
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "\u2026"
+
+
 def call_error(unique_id: str, fault: RpcFault, protocol: str) -> bytes:
+    """The CALLERROR frame; its description and the texts in its details are cut to MAX_ERROR_TEXT characters,
+    so its size is bounded by the unique id's (which is no longer than the message it came in)."""
+    details = {k: _clip(v) if isinstance(v, str) else v for k, v in fault.details.items()}
     return _encode(
-        [CALLERROR, unique_id, error_code(fault.fault, protocol), fault.description, fault.details]
+        [CALLERROR, unique_id, error_code(fault.fault, protocol), _clip(fault.description), details]
     )
 
 

@@ -22,6 +22,7 @@ from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
 from ampgate.store.store import PendingWrite, Store
 from ampgate.store.transactions import (
     Sample,
+    SampleKey,
     SignedValue,
     TransactionChange,
     TransactionRepository,
@@ -45,6 +46,7 @@ __all__ = [
     "IdTokenRow",
     "PendingWrite",
     "Sample",
+    "SampleKey",
     "SignedValue",
     "StatusReport",
     "Store",

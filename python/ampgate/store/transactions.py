@@ -185,11 +185,37 @@ def read_page(
 
 
 def read_samples(conn: sqlite3.Connection, tx_id: int) -> list[Sample]:
-    """Every sample of the transaction in time order."""
+    """Every sample of the transaction in time order (tests and offline tools; the API pages them)."""
     cur = conn.execute(
         "SELECT at, measurand, phase, value, unit, context FROM meter_samples WHERE transaction_id = ?"
         " ORDER BY at, measurand, phase",
         (tx_id,),
+    )
+    return [Sample(*v) for v in cur.fetchall()]
+
+
+# A sample's place in its transaction's time order: (at, measurand, phase), the primary key after the
+# transaction id, so a page is one range read of the key.
+SampleKey = tuple[str, str, str]
+
+
+def read_sample_page(
+    conn: sqlite3.Connection, tx_id: int, limit: int, after: SampleKey | None, measurand: str | None
+) -> list[Sample]:
+    """Up to `limit` samples of the transaction in time order (at, measurand, phase), after the key `after`
+    (keyset pagination), of one `measurand` if given. Reads only the page's rows of the primary key (plus the
+    skipped ones of other measurands when filtering)."""
+    where, args = ["transaction_id = ?"], list[object]([tx_id])
+    if after is not None:
+        where.append("(at, measurand, phase) > (?, ?, ?)")
+        args.extend(after)
+    if measurand is not None:
+        where.append("measurand = ?")
+        args.append(measurand)
+    cur = conn.execute(
+        "SELECT at, measurand, phase, value, unit, context FROM meter_samples"
+        f" WHERE {' AND '.join(where)} ORDER BY at, measurand, phase LIMIT ?",
+        (*args, limit),
     )
     return [Sample(*v) for v in cur.fetchall()]
 
@@ -280,25 +306,40 @@ def set_charging(db: sqlite_utils.Database, tx_id: int, at: str, charging: bool)
     )
 
 
-def _energy_reading(conn: sqlite3.Connection, tx_id: int, order: str) -> float | None:
+def _energy_reading(conn: sqlite3.Connection, tx_id: int, at: str, later: bool) -> float | None:
+    # The register reading at `at` (or the latest one from `at` on): a read of the key range from the samples
+    # just added, never the transaction's whole history.
+    op, order = (">=", "DESC") if later else ("=", "ASC")
     v = conn.execute(
-        f"SELECT value FROM meter_samples WHERE transaction_id = ? AND measurand = ? AND phase = ''"
-        f" ORDER BY at {order} LIMIT 1",
-        (tx_id, ENERGY),
+        f"SELECT value FROM meter_samples WHERE transaction_id = ? AND at {op} ? AND measurand = ?"
+        f" AND phase = '' ORDER BY at {order} LIMIT 1",
+        (tx_id, at, ENERGY),
     ).fetchone()
     return None if v is None else float(v[0])
 
 
-def _recompute(conn: sqlite3.Connection, tx_id: int) -> None:
-    """Fill the start reading from the first register sample when the charger gave none (2.0.1), keep the
-    latest reading, and compute energy = (stop or latest) - start."""
-    first, last = _energy_reading(conn, tx_id, "ASC"), _energy_reading(conn, tx_id, "DESC")
+def _update_energy(conn: sqlite3.Connection, tx_id: int, added: list[Sample]) -> None:
+    """Keep the transaction's running energy state current after `added` samples went in: fill the start
+    reading from the first register sample when the charger gave none (2.0.1), keep the latest register reading
+    (`meter_last_wh`), and energy = (stop or latest) - start.
+
+    Incremental: the row's columns are the running state, so a batch without register samples reads no sample
+    at all, and one with them reads only the key range from its own instants on (normally just its own rows).
+    The start is filled only while it is null, i.e. before any register sample was stored, so the batch's
+    earliest reading is the transaction's first one."""
+    ats = [s.at for s in added if s.measurand == ENERGY and s.phase == ""]
+    first = last = None
+    if ats:
+        # What is stored now (a resent sample keeps the value stored first: INSERT OR IGNORE).
+        last = _energy_reading(conn, tx_id, max(ats), later=True)
+        first = _energy_reading(conn, tx_id, min(ats), later=False)
     conn.execute(
         """
         UPDATE transactions SET
             meter_start_wh = coalesce(meter_start_wh, ?1),
-            meter_last_wh = ?2,
-            energy_wh = coalesce(meter_stop_wh, ?2, meter_start_wh) - coalesce(meter_start_wh, ?1)
+            meter_last_wh = coalesce(?2, meter_last_wh),
+            energy_wh = coalesce(meter_stop_wh, ?2, meter_last_wh, meter_start_wh)
+                - coalesce(meter_start_wh, ?1)
         WHERE id = ?3
         """,
         (first, last, tx_id),
@@ -347,7 +388,7 @@ def meter_values16(
         return False
     _add_samples(conn, tx_id, samples)
     _add_signed(conn, tx_id, list(signed))
-    _recompute(conn, tx_id)
+    _update_energy(conn, tx_id, samples)
     return True
 
 
@@ -368,7 +409,7 @@ def stop16(db: sqlite_utils.Database, stop: TransactionStop) -> StopOutcome:
         "UPDATE transactions SET stopped_at = ?, meter_stop_wh = ?, stop_reason = ? WHERE id = ?",
         (stopped_at, stop.meter_stop_wh, stop.reason, stop.tx_id),
     )
-    _recompute(conn, stop.tx_id)
+    _update_energy(conn, stop.tx_id, stop.samples)
     return "stopped"
 
 
@@ -411,17 +452,15 @@ def event201(db: sqlite_utils.Database, change: TransactionChange) -> tuple[int,
     _add_signed(conn, tx_id, change.signed)
     if change.charging is not None:
         set_charging(db, tx_id, at, change.charging)
+    _update_energy(conn, tx_id, change.samples)
     if change.event_type == "Ended":
+        # The stop reading is the latest register reading, which the running state already holds.
         conn.execute(
-            "UPDATE transactions SET stopped_at = coalesce(stopped_at, ?), stop_reason = coalesce(?, stop_reason)"
-            " WHERE id = ?",
+            "UPDATE transactions SET stopped_at = coalesce(stopped_at, ?), stop_reason = coalesce(?, stop_reason),"
+            " meter_stop_wh = meter_last_wh,"
+            " energy_wh = coalesce(meter_last_wh, meter_start_wh) - meter_start_wh WHERE id = ?",
             (at, change.stop_reason, tx_id),
         )
-        conn.execute(
-            "UPDATE transactions SET meter_stop_wh = ? WHERE id = ?",
-            (_energy_reading(conn, tx_id, "DESC"), tx_id),
-        )
-    _recompute(conn, tx_id)
     return tx_id, False
 
 
@@ -550,6 +589,13 @@ class TransactionRepository:
     def samples(self, tx_id: int) -> list[Sample]:
         """Every meter sample of the transaction, in time order."""
         return read_samples(self._store.reader, tx_id)
+
+    def sample_page(
+        self, tx_id: int, limit: int, *, after: SampleKey | None = None, measurand: str | None = None
+    ) -> list[Sample]:
+        """Up to `limit` samples of the transaction in time order after the key `after`, optionally of one
+        measurand."""
+        return read_sample_page(self._store.reader, tx_id, limit, after, measurand)
 
     def last_samples(self, tx_ids: list[int]) -> dict[int, list[Sample]]:
         """Each transaction's samples at its latest sample time."""
