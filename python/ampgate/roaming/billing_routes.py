@@ -15,17 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get, put
 from litestar.di import NamedDependency
 
 from ampgate.roaming import cdr_types as o
 from ampgate.roaming.billing_rows import SessionRecord
-from ampgate.roaming.errors import OcpiError, invalid, unknown_object
+from ampgate.roaming.errors import OcpiError, unknown_object
 from ampgate.roaming.mapping import transaction_of
-from ampgate.roaming.server import VERSION_PATH, Module, OcpiContext, answer, body_of, caller
-from ampgate.roaming.types import InterfaceRole, MalformedObject, ModuleId, StatusCode, parse_datetime
+from ampgate.roaming.server import VERSION_PATH, Module, OcpiContext, answer, body_of, caller, paged
+from ampgate.roaming.types import InterfaceRole, ModuleId, StatusCode
 
 # The most objects per page (X-Limit), and the page when none is asked for: a Session or CDR with its periods
 # is a few KB, so 100 keep a page under a megabyte.
@@ -36,12 +35,6 @@ MAX_OFFSET = 100_000_000
 SESSIONS = "sessions"
 CDRS = "cdrs"
 TARIFFS = "tariffs"
-
-
-class Paged(Protocol):
-    def __call__(
-        self, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int, /
-    ) -> tuple[int, Sequence[Any]]: ...
 
 
 class CdrsSource(Protocol):
@@ -74,43 +67,6 @@ class BillingContext(OcpiContext, Protocol):
     tariff_push: TariffsSource
 
 
-def _int(text: str | None, field: str, low: int, high: int, default: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise invalid(f"{field} is a whole number from {low} to {high}", field)
-    return int(text)
-
-
-def _when(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_datetime(text, field)
-    except MalformedObject as e:
-        raise invalid(e.message, field) from None
-
-
-def _paged(
-    request: Request[Any, Any, Any], ocpi: OcpiContext, path: str, source: Paged
-) -> tuple[list[Any], dict[str, str]]:
-    """The page the request asks for, and the pagination headers (transport_and_format)."""
-    q = request.query_params
-    date_from = _when(q.get("date_from"), "date_from")
-    date_to = _when(q.get("date_to"), "date_to")
-    offset = _int(q.get("offset"), "offset", 0, MAX_OFFSET, 0)
-    limit = min(_int(q.get("limit"), "limit", 1, MAX_OFFSET, MAX_LIMIT), MAX_LIMIT)
-    total, page = source(date_from, date_to, offset, limit)
-    headers = {"X-Total-Count": str(total), "X-Limit": str(MAX_LIMIT)}
-    if offset + len(page) < total:
-        params: dict[str, str] = {"offset": str(offset + len(page)), "limit": str(limit)}
-        for name in ("date_from", "date_to"):
-            if (v := q.get(name)) is not None:
-                params[name] = v
-        headers["Link"] = f'<{ocpi.identity.module_url(path)}?{urlencode(params)}>; rel="next"'
-    return list(page), headers
-
-
 @get(f"{VERSION_PATH}/{SESSIONS}", operation_id="ocpi_sessions", summary="The caller's Sessions, paginated")
 async def list_sessions(
     request: Request[Any, Any, Any], ocpi: NamedDependency[BillingContext]
@@ -121,7 +77,7 @@ async def list_sessions(
     def source(f: datetime | None, t: datetime | None, offset: int, limit: int) -> tuple[int, Sequence[Any]]:
         return ocpi.session_rows.page(ref, f, t, offset, limit)
 
-    page, headers = _paged(request, ocpi, SESSIONS, source)
+    page, headers = paged(request, ocpi, SESSIONS, source, max_limit=MAX_LIMIT, max_offset=MAX_OFFSET)
     return answer(request, page, headers=headers, caller=who)
 
 
@@ -156,7 +112,7 @@ async def list_cdrs(
     def source(f: datetime | None, t: datetime | None, offset: int, limit: int) -> tuple[int, Sequence[Any]]:
         return ocpi.cdr_rows.page(ref, f, t, offset, limit)
 
-    page, headers = _paged(request, ocpi, CDRS, source)
+    page, headers = paged(request, ocpi, CDRS, source, max_limit=MAX_LIMIT, max_offset=MAX_OFFSET)
     return answer(request, page, headers=headers, caller=who)
 
 
@@ -165,7 +121,9 @@ async def list_tariffs(
     request: Request[Any, Any, Any], ocpi: NamedDependency[BillingContext]
 ) -> Response[bytes]:
     who = caller(request, ocpi)
-    page, headers = _paged(request, ocpi, TARIFFS, ocpi.tariff_push.page)
+    page, headers = paged(
+        request, ocpi, TARIFFS, ocpi.tariff_push.page, max_limit=MAX_LIMIT, max_offset=MAX_OFFSET
+    )
     return answer(request, page, headers=headers, caller=who)
 
 

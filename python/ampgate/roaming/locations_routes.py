@@ -6,22 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import urlencode
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
-from ampgate.roaming.errors import invalid, unknown_object
-from ampgate.roaming.server import VERSION_PATH, Module, OcpiContext, answer, caller
+from ampgate.roaming.errors import unknown_object
+from ampgate.roaming.server import VERSION_PATH, Module, OcpiContext, answer, caller, paged
 from ampgate.roaming.types import (
     Connector,
     Evse,
     EvseStatus,
     InterfaceRole,
     Location,
-    MalformedObject,
     ModuleId,
-    parse_datetime,
 )
 
 PATH = "locations"
@@ -48,41 +45,12 @@ class LocationsContext(OcpiContext, Protocol):
     book: LocationReads
 
 
-def _int(text: str | None, field: str, low: int, high: int, default: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise invalid(f"{field} is a whole number from {low} to {high}", field)
-    return int(text)
-
-
-def _when(text: str | None, field: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_datetime(text, field)
-    except MalformedObject as e:
-        raise invalid(e.message, field) from None
-
-
 @get(f"{VERSION_PATH}/{PATH}", operation_id="ocpi_locations", summary="Locations, paginated")
 async def list_locations(
     request: Request[Any, Any, Any], ocpi: NamedDependency[LocationsContext]
 ) -> Response[bytes]:
     who = caller(request, ocpi)
-    q = request.query_params
-    date_from = _when(q.get("date_from"), "date_from")
-    date_to = _when(q.get("date_to"), "date_to")
-    offset = _int(q.get("offset"), "offset", 0, MAX_OFFSET, 0)
-    limit = min(_int(q.get("limit"), "limit", 1, MAX_OFFSET, MAX_LIMIT), MAX_LIMIT)
-    total, page = ocpi.book.page(date_from, date_to, offset, limit)
-    headers = {"X-Total-Count": str(total), "X-Limit": str(MAX_LIMIT)}
-    if offset + len(page) < total:
-        params: dict[str, str] = {"offset": str(offset + len(page)), "limit": str(limit)}
-        for name in ("date_from", "date_to"):
-            if (v := q.get(name)) is not None:
-                params[name] = v
-        headers["Link"] = f'<{ocpi.identity.module_url(PATH)}?{urlencode(params)}>; rel="next"'
+    page, headers = paged(request, ocpi, PATH, ocpi.book.page, max_limit=MAX_LIMIT, max_offset=MAX_OFFSET)
     return answer(request, page, headers=headers, caller=who)
 
 

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
@@ -51,6 +52,7 @@ from ampgate.roaming.types import (
     VersionDetails,
     decode,
     ocpi_time,
+    parse_datetime,
 )
 
 log = logging.getLogger(__name__)
@@ -193,6 +195,59 @@ async def body_of(request: Request[Any, Any, Any], type_: type[Any]) -> Any:
 
 
 # -- versions and credentials -------------------------------------------------------------------------------------
+
+
+class Paged(Protocol):
+    """A module's paginated read: (total, page) for the date window, offset and limit."""
+
+    def __call__(
+        self, date_from: datetime | None, date_to: datetime | None, offset: int, limit: int, /
+    ) -> tuple[int, Sequence[Any]]: ...
+
+
+def paged(
+    request: Request[Any, Any, Any],
+    ocpi: OcpiContext,
+    path: str,
+    source: Paged,
+    *,
+    max_limit: int,
+    max_offset: int,
+) -> tuple[list[Any], dict[str, str]]:
+    """The page a GET of a module's list asks for (`date_from`, `date_to`, `offset`, `limit`, each checked:
+    2001 naming it), and the pagination headers (transport_and_format): X-Total-Count, X-Limit and a Link to the
+    next page with the same window when there is one."""
+    q = request.query_params
+    date_from = _when(q.get("date_from"), "date_from")
+    date_to = _when(q.get("date_to"), "date_to")
+    offset = _int(q.get("offset"), "offset", 0, max_offset, 0)
+    limit = min(_int(q.get("limit"), "limit", 1, max_offset, max_limit), max_limit)
+    total, page = source(date_from, date_to, offset, limit)
+    headers = {"X-Total-Count": str(total), "X-Limit": str(max_limit)}
+    if offset + len(page) < total:
+        params: dict[str, str] = {"offset": str(offset + len(page)), "limit": str(limit)}
+        for name in ("date_from", "date_to"):
+            if (v := q.get(name)) is not None:
+                params[name] = v
+        headers["Link"] = f'<{ocpi.identity.module_url(path)}?{urlencode(params)}>; rel="next"'
+    return list(page), headers
+
+
+def _int(text: str | None, field: str, low: int, high: int, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise invalid(f"{field} is a whole number from {low} to {high}", field)
+    return int(text)
+
+
+def _when(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_datetime(text, field)
+    except MalformedObject as e:
+        raise invalid(e.message, field) from None
 
 
 @get("/versions", operation_id="ocpi_versions", summary="OCPI versions (credentials token)")
