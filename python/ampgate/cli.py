@@ -13,7 +13,13 @@ from typing import Any
 
 import trio
 
-from ampgate.config import NodeConfig, check_max_message, connections_per_worker, default_workers
+from ampgate.config import (
+    NodeConfig,
+    check_max_message,
+    check_worker_heartbeat,
+    connections_per_worker,
+    default_workers,
+)
 
 # The longest real-time authorization wait we accept: a charger's own wait for our Authorize reply is commonly
 # 30 s (2.0.1 MessageTimeout's usual value), and ours must end first.
@@ -51,6 +57,18 @@ def _max_message(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of bytes, got {text!r}") from None
     problem = check_max_message(v)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return v
+
+
+def _worker_heartbeat(text: str) -> float:
+    """An argparse type: --worker-heartbeat-s, 0 (off) or within the bounds the settings check."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    problem = check_worker_heartbeat(v)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
     return v
@@ -285,6 +303,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
+    )
+    p.add_argument(
+        "--worker-heartbeat-s",
+        type=_worker_heartbeat,
+        default=d.worker_heartbeat_s,
+        help="seconds between link heartbeats to each worker; a worker silent for 3 is hung, killed and "
+        "replaced; 0 = off, else 0.1 to 3600 (default %(default)s)",
     )
     p.add_argument(
         "--ready-file", default=None, help="write ports and the first admin token here as JSON once ready"
@@ -639,6 +664,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         auth_fail_window_s=a.auth_fail_window_s,
         auth_backoff_s=a.auth_backoff_s,
         worker_max_connections=a.worker_max_connections,
+        worker_heartbeat_s=a.worker_heartbeat_s,
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,
         call_timeout=a.call_timeout,

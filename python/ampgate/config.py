@@ -39,6 +39,22 @@ def check_max_message(value: int) -> str | None:
     return None
 
 
+# The link heartbeat's bounds: below WORKER_HEARTBEAT_MIN a busy worker's loop (a 100k reconnect storm holds it
+# for tens of milliseconds a turn) could miss three in a row; above an hour a hung worker goes unnoticed for
+# half a day.
+WORKER_HEARTBEAT_MIN = 0.1
+WORKER_HEARTBEAT_MAX = 3600.0
+
+
+def check_worker_heartbeat(value: float) -> str | None:
+    """Why `value` cannot be the worker heartbeat interval (seconds, 0 = off), or None when it can."""
+    if value == 0:
+        return None
+    if not WORKER_HEARTBEAT_MIN <= value <= WORKER_HEARTBEAT_MAX:
+        return f"must be 0 (off) or between {WORKER_HEARTBEAT_MIN:g} and {WORKER_HEARTBEAT_MAX:g} seconds, got {value}"
+    return None
+
+
 def connections_per_worker() -> int:
     """How many connections one worker process can hold under this machine's hard open-file limit."""
     # Imported here so that the settings stay importable without the compiled extension.
@@ -166,6 +182,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen_mode: Literal["shared", "reuseport"] = "shared"
     # Per-worker connection cap; 0 = what the open-file limit allows.
     worker_max_connections: int = 0
+    # The link heartbeat: every this many seconds each worker is asked for an answer its Rust loop gives; one
+    # silent for 3 intervals is hung, killed and replaced (0 = off). 5 s finds a hung worker within 15-20 s and
+    # costs a few bytes per worker per interval.
+    worker_heartbeat_s: float = 5.0
     # Load management (ampgate.loadctl): the allocation tick; the current a session gets at least (IEC 61851:
     # 6 A) and the default profile's limit (a charger's own fallback); how long a profile holds (a charger that
     # stops hearing from us falls back after it); the least time between two profiles of a connector (decreases
@@ -230,6 +250,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         problem = check_max_message(self.max_message)
         if problem is not None:
             raise ValueError(f"max_message {problem}")
+        problem = check_worker_heartbeat(self.worker_heartbeat_s)
+        if problem is not None:
+            raise ValueError(f"worker_heartbeat_s {problem}")
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

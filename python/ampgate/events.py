@@ -59,6 +59,7 @@ __all__ = [
     "FirmwareImageDeleted",
     "FirmwarePublicationStatus",
     "FirmwareStatusReported",
+    "GatewayWorkerDown",
     "IncidentEnded",
     "IncidentOpened",
     "LogStatusReported",
@@ -916,6 +917,24 @@ class LoadOverdraw(Event, frozen=True, kw_only=True, tag="load.overdraw"):
     measured_a: float
 
 
+# -- the node itself ------------------------------------------------------------------------------------------------
+
+
+class GatewayWorkerDown(Event, frozen=True, kw_only=True, tag="gateway.worker_down"):
+    """A gateway worker slot lost its worker and starts another in `restart_in_s` (the restart back-off).
+    `reason`: exited (the process ended; its chargers reconnect to the other workers), hung (it left the link
+    heartbeat unanswered and was killed), arming_failed (it could not load its handshake table, e.g. an SQLite
+    error, and was killed), start_failed (no process could be started: socketpair or fork/exec failed).
+    `error` says more; `pid` is None when no process was started."""
+
+    worker: int
+    generation: int
+    pid: int | None
+    reason: str
+    error: str
+    restart_in_s: float
+
+
 # Every event type the node publishes (the events API lists and filters by these tags).
 AnyEvent = (
     ChargerConnected
@@ -994,4 +1013,5 @@ AnyEvent = (
     | DemandResponseEnded
     | LoadProfileRejected
     | LoadOverdraw
+    | GatewayWorkerDown
 )

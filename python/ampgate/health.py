@@ -28,12 +28,15 @@ class NodeHealth:
         self.started_at = self._clock.wall()
 
     def report(self) -> dict[str, Any]:
-        """`status` ok (every worker alive) or degraded, `version`, `uptime_s`, `workers`, `connections` (held
+        """`status` ok (every worker alive and up) or degraded (a worker down, e.g. waiting for its restart: its
+        `state` and `last_error` say why), `version`, `uptime_s`, `workers`, `connections` (held
         by the workers), `chargers_online`."""
         workers = self._workers()
         uptime = self._clock.wall() - self.started_at if self.started_at is not None else 0.0
         return {
-            "status": "ok" if workers and all(w["alive"] for w in workers) else "degraded",
+            "status": "ok"
+            if workers and all(w["alive"] and w.get("state", "up") == "up" for w in workers)
+            else "degraded",
             "version": VERSION,
             "uptime_s": round(uptime, 3),
             "workers": workers,

@@ -476,7 +476,15 @@ class Node:
         # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).
         self.event_log = EventLog(self.bus, EventRepository(self.store), clock, days=config.events_days)
 
-        self.gateway = Gateway(config, self.hub, links, self.router, chargers.credentials)
+        self.gateway = Gateway(
+            config,
+            self.hub,
+            links,
+            self.router,
+            chargers.credentials,
+            publish=self.bus.publish,
+            now=clock.now,
+        )
         self.api_connectivity = ConnectivityView(
             self.presence,
             self.connectivity_history,

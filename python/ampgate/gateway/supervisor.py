@@ -14,6 +14,13 @@ connection events and everything ordered behind them go to a backlog handled in 
 seconds per turn of the pump. A charger's own events keep their order: once one of its events waits in the
 backlog, the ones after it wait there too. Past BACKLOG_MAX events waiting, the pump takes nothing new from the
 hub until the backlog is worked down: the hub's bound then makes the workers stop reading, as before.
+
+Supervision: a worker that exits, or that cannot be started or armed (socketpair or fork/exec failing, an SQLite
+error while reading the handshake table), is started again after a back-off (`RestartBackoff`: RESTART_DELAY
+doubling to RESTART_DELAY_MAX, reset once a generation served RESTART_STABLE seconds); the other slots keep
+serving meanwhile and health shows the slot `down` with its last error. A worker that is alive but does not
+answer the link heartbeat (a barrier its Rust loop acknowledges, every `worker_heartbeat_s`) for
+HEARTBEAT_MISSES intervals is killed and replaced the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -35,6 +43,7 @@ import trio.lowlevel
 
 from ampgate import _native
 from ampgate.config import NodeConfig
+from ampgate.events import Event, GatewayWorkerDown
 from ampgate.gateway import admission
 from ampgate.gateway.conn_ids import generation_of, worker_of
 from ampgate.gateway.outgoing import Outgoing
@@ -45,8 +54,14 @@ log = logging.getLogger(__name__)
 # The kernel caps the accept backlog at net.core.somaxconn anyway; ask for plenty so a boot storm queues in
 # the kernel rather than being refused.
 LISTEN_BACKLOG = 65535
-# Wait this long before restarting a worker that died, so a worker that dies at once does not spin.
+# Restart back-off: wait RESTART_DELAY before starting a worker slot again, doubled for every failure in a row
+# (a worker that dies at once, or cannot be started) up to RESTART_DELAY_MAX; a generation that served
+# RESTART_STABLE seconds resets it. A slot that cannot start never spins, and one crash costs half a second.
 RESTART_DELAY = 0.5
+RESTART_DELAY_MAX = 30.0
+RESTART_STABLE = 60.0
+# A worker that leaves this many heartbeat intervals in a row unanswered is hung: killed and replaced.
+HEARTBEAT_MISSES = 3
 # How long a barrier (e.g. a credential change reaching every worker) may take before we give up on it.
 BARRIER_TIMEOUT = 10.0
 # How long all workers together may take to start and acknowledge their table at node start.
@@ -71,6 +86,30 @@ class WorkerInfo(msgspec.Struct):
     paused: bool = False
     heap_bytes: int = 0
     restarts: int = 0
+    # "starting" (spawned, loading its table), "up" (accepting), "down" (exited, hung or failed to start; waiting
+    # for its restart). `last_error`: why it last went down, kept until it is up again.
+    state: str = "starting"
+    last_error: str | None = None
+
+
+class RestartBackoff:
+    """How long a worker slot waits before its next start: `first` after a failure, doubled for each failure in
+    a row up to `cap`; a generation that served `stable` seconds before it ended starts the count again."""
+
+    def __init__(
+        self, first: float = RESTART_DELAY, cap: float = RESTART_DELAY_MAX, stable: float = RESTART_STABLE
+    ) -> None:
+        self.first, self.cap, self.stable = first, cap, stable
+        self.failures = 0
+
+    def next_delay(self, served_s: float) -> float:
+        """The wait before the next start, after a generation that served `served_s` seconds (0: it never came
+        up, e.g. it could not be spawned or armed)."""
+        if served_s >= self.stable:
+            self.failures = 0
+        delay = min(self.cap, self.first * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return delay
 
 
 class LinkListener(Protocol):
@@ -112,8 +151,13 @@ class Gateway:
         links: LinkListener,
         messages: MessageSink,
         credentials: Credentials,
+        *,
+        publish: Callable[[Event], None] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._cfg = config
+        self._publish = publish
+        self._now = now or (lambda: datetime.now(UTC))
         self.hub = hub
         # Replies go through this: a message too large for the hub closes its connection instead of raising.
         self.outgoing = Outgoing(hub)
@@ -177,32 +221,145 @@ class Gateway:
 
     async def _supervise(self, slot: int, ready: trio.Event) -> None:
         """Keep a worker running in `slot`: start it, arm it, and when it exits for any reason (even while
-        being armed), account for its connections and start the next generation."""
+        being armed), account for its connections and start the next generation after the back-off. A start that
+        fails (socketpair, fork/exec, the hub) or an arming that fails (e.g. an SQLite error reading the table)
+        is logged, shown in health and retried the same way: it never ends the node."""
         restarts = 0
+        backoff = RestartBackoff(RESTART_DELAY, RESTART_DELAY_MAX, RESTART_STABLE)
         while not self._stopping:
-            proc, info = await self._spawn(slot)
-            info.restarts = restarts
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._arm, slot, proc, ready)
-                code = await wait_exit(proc)
-                nursery.cancel_scope.cancel()
-            self._on_worker_exit(slot, info, code)
+            served = 0.0
+            try:
+                proc, info = await self._spawn(slot)
+            except (
+                Exception
+            ) as e:  # an OSError mostly (EMFILE, ENOMEM, EAGAIN): nothing of it is left running
+                log.error("gateway worker %d could not be started: %s", slot, e)
+                info = self._failed_start(slot, f"start failed: {e}")
+                reason = "start_failed"
+            else:
+                info.restarts = restarts
+                up_at: list[float] = []
+                why: list[tuple[str, str]] = []  # (reason, error) when we killed it
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._arm, slot, proc, info, ready, up_at, why)
+                    code = await wait_exit(proc)
+                    nursery.cancel_scope.cancel()
+                if up_at:
+                    served = trio.current_time() - up_at[0]
+                reason, info.last_error = why[-1] if why else ("exited", f"exited with {code}")
+                self._on_worker_exit(slot, info, code)
             restarts += 1
-            await trio.sleep(RESTART_DELAY)
+            info.restarts = restarts
+            if self._stopping:
+                break
+            delay = backoff.next_delay(served)
+            self._announce_down(info, reason, delay)
+            await trio.sleep(delay)
 
-    async def _arm(self, slot: int, proc: subprocess.Popen[bytes], ready: trio.Event) -> None:
+    def _failed_start(self, slot: int, error: str) -> WorkerInfo:
+        """Record in health that `slot` has no worker now, and why."""
+        old = self.workers.get(slot)
+        info = WorkerInfo(
+            worker=slot,
+            generation=old.generation if old is not None else 0,
+            pid=None,
+            alive=False,
+            restarts=old.restarts if old is not None else 0,
+            state="down",
+            last_error=error,
+        )
+        self.workers[slot] = info
+        return info
+
+    def _announce_down(self, info: WorkerInfo, reason: str, restart_in: float) -> None:
+        if self._publish is None:
+            return
+        try:
+            self._publish(
+                GatewayWorkerDown(
+                    at=self._now(),
+                    worker=info.worker,
+                    generation=info.generation,
+                    pid=info.pid,
+                    reason=reason,
+                    error=info.last_error or "",
+                    restart_in_s=round(restart_in, 3),
+                )
+            )
+        except Exception:
+            log.exception("failed publishing the down event of gateway worker %d", info.worker)
+
+    async def _arm(
+        self,
+        slot: int,
+        proc: subprocess.Popen[bytes],
+        info: WorkerInfo,
+        ready: trio.Event,
+        up_at: list[float],
+        why: list[tuple[str, str]],
+    ) -> None:
         """Load the handshake table into a new worker, then let it accept. A known charger with a password
         must never be let in as "unknown" by a worker that has not heard of it yet, so accepting comes last;
-        ready only once the worker acknowledged (in reuseport mode it binds its socket just then)."""
+        ready only once the worker acknowledged (in reuseport mode it binds its socket just then). A worker that
+        cannot be armed (too slow, or reading the table failed) is killed: the supervisor starts another after
+        its back-off. Once up, the heartbeat watches it."""
         try:
             await self.push_table(worker=slot)
             self.hub.set_accepting(True, worker=slot)
             await self.barrier(slot)
         except trio.TooSlowError:
             log.error("gateway worker %d (pid %d) did not come up in time; killing it", slot, proc.pid)
+            why.append(("arming_failed", "did not come up in time"))
             proc.kill()
             return
+        except Exception as e:
+            log.error("gateway worker %d (pid %d) could not be armed: %s; killing it", slot, proc.pid, e)
+            why.append(("arming_failed", f"arming failed: {e}"))
+            proc.kill()
+            return
+        info.state = "up"
+        info.last_error = None
+        up_at.append(trio.current_time())
         ready.set()
+        await self._heartbeat(slot, proc, why)
+
+    async def _heartbeat(self, slot: int, proc: subprocess.Popen[bytes], why: list[tuple[str, str]]) -> None:
+        """Every `worker_heartbeat_s`, a barrier down the worker's link (its Rust loop answers it once everything
+        before it is applied); no answer for HEARTBEAT_MISSES intervals and the worker is hung: killed (its
+        supervisor replaces it). While the pump is not taking events from the hub (its backlog is full) the
+        answer may be waiting there, so the worker is not judged then."""
+        interval = self._cfg.worker_heartbeat_s
+        if interval <= 0:
+            return
+        limit = interval * HEARTBEAT_MISSES
+        while True:
+            await trio.sleep(interval)
+            asked = trio.current_time()
+            seq = self.hub.barrier(slot)
+            done = trio.Event()
+            self._acks[seq] = ({slot}, done)
+            try:
+                deadline = asked + limit
+                while True:
+                    with trio.move_on_at(deadline):
+                        await done.wait()
+                    if done.is_set():
+                        break
+                    if len(self._backlog) >= BACKLOG_MAX:
+                        deadline = trio.current_time() + interval
+                        continue
+                    silent = trio.current_time() - asked
+                    log.error(
+                        "gateway worker %d (pid %d) did not answer the link heartbeat for %.1f s; killing it",
+                        slot,
+                        proc.pid,
+                        silent,
+                    )
+                    why.append(("hung", f"hung: no heartbeat answer for {silent:.1f} s"))
+                    proc.kill()
+                    return
+            finally:
+                self._acks.pop(seq, None)
 
     async def _spawn(self, slot: int) -> tuple[subprocess.Popen[bytes], WorkerInfo]:
         assert self._listener is not None
@@ -250,10 +407,25 @@ class Gateway:
             # workers were SIGKILLed ten seconds after start). The fork+exec costs a few milliseconds, once per
             # worker start.
             proc = subprocess.Popen(args, pass_fds=pass_fds)  # noqa: ASYNC220 - see above
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        self.hub.add_worker(slot, gen, ours.detach())
-        info = WorkerInfo(worker=slot, generation=gen, pid=proc.pid, alive=True)
+        try:
+            self.hub.add_worker(slot, gen, ours.detach())
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        old = self.workers.get(slot)
+        info = WorkerInfo(
+            worker=slot,
+            generation=gen,
+            pid=proc.pid,
+            alive=True,
+            last_error=old.last_error if old is not None else None,
+        )
         self.workers[slot] = info
         self._procs[slot] = proc
         log.info("gateway worker %d (generation %d) started as pid %d", slot, gen, proc.pid)
@@ -262,13 +434,18 @@ class Gateway:
     def _on_worker_exit(self, slot: int, info: WorkerInfo, code: int) -> None:
         info.alive = False
         info.connections = 0
-        self.hub.remove_worker(slot)
+        info.state = "down"
         self._procs.pop(slot, None)
+        self._release_barriers(slot)
         if not self._stopping:
             log.warning("gateway worker %d (pid %s) exited with %s; restarting", slot, info.pid, code)
-        # Every charger that worker held is gone; they reconnect to the other workers meanwhile.
-        self._links.worker_lost(slot, info.generation)
-        self._release_barriers(slot)
+        try:
+            self.hub.remove_worker(slot)
+            # Every charger that worker held is gone; they reconnect to the other workers meanwhile.
+            self._links.worker_lost(slot, info.generation)
+        except Exception:
+            # A failure accounting for the lost connections must not end the supervision of the slot.
+            log.exception("failed accounting for gateway worker %d's exit", slot)
 
     async def stop(self) -> None:
         """Close every charger connection with 1001 and wait for the workers to exit."""
@@ -444,7 +621,8 @@ class Gateway:
         return info is not None and info.alive and info.generation == generation_of(conn_id)
 
     def health(self) -> list[dict[str, Any]]:
-        """Each worker slot's pid, generation, liveness, connection count and restarts."""
+        """Each worker slot's pid, generation, liveness, state (starting / up / down), last error, connection
+        count and restarts."""
         return [msgspec.structs.asdict(i) for _, i in sorted(self.workers.items())]
 
 
