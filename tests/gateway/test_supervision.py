@@ -5,6 +5,7 @@ and the waits between attempts double; once the cause is gone the slot is back u
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sqlite3
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from ampgate import _native
+from ampgate import _native, cli
 from ampgate.config import NodeConfig
 from ampgate.events import Event, GatewayWorkerDown
 from ampgate.gateway import Gateway, supervisor
@@ -134,3 +135,23 @@ def test_failed_restarts_back_off_and_leave_the_other_worker_serving(monkeypatch
             nursery.cancel_scope.cancel()
 
     trio.run(scenario)
+
+
+def serve_config(*args: str) -> NodeConfig:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    cli._serve_parser(sub)
+    return cli._config(parser.parse_args(["serve", *args]))
+
+
+def test_the_heartbeat_flag_reaches_the_config_and_is_validated(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_config().worker_heartbeat_s == 5.0
+    assert serve_config("--worker-heartbeat-s", "0.5").worker_heartbeat_s == 0.5
+    assert serve_config("--worker-heartbeat-s", "0").worker_heartbeat_s == 0  # off
+    for bad in ("0.01", "-1", "3601", "nan", "soon"):
+        with pytest.raises(SystemExit) as exc:
+            serve_config("--worker-heartbeat-s", bad)
+        assert exc.value.code == 2
+        assert "--worker-heartbeat-s" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"worker_heartbeat_s must be 0 .off. or between 0.1 and 3600"):
+        NodeConfig(worker_heartbeat_s=0.05)
