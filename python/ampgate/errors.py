@@ -17,6 +17,7 @@ __all__ = [
     "AmpgateError",
     "ChargerCallError",
     "ChargerOfflineError",
+    "ChargerSendError",
     "ChargerTimeoutError",
     "ConflictError",
     "ForbiddenError",
@@ -132,6 +133,14 @@ class ChargerCallError(AmpgateError):
         super().__init__(message)
         self.ocpp_code = ocpp_code
         self.details = details
+
+
+class ChargerSendError(AmpgateError):
+    """A command could not be put on the charger's connection (the gateway link refused it): it never went on
+    the wire, and the commands after it go on."""
+
+    default_code = "send_failed"
+    status_hint = 502
 
 
 class ChargerTimeoutError(AmpgateError):

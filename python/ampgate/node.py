@@ -179,7 +179,9 @@ class Node:
         # OCPP: the outbox puts our CALLs on a charger's link; the router handles what chargers send; the
         # link tracker turns the gateway's connection events into presence, sessions, records and events.
         outbox = CallManager(
-            ChargerSender(self.presence, self.hub).send, publish=self.bus.publish, now=clock.now
+            ChargerSender(self.presence, self.hub, max_message=config.max_message).send,
+            publish=self.bus.publish,
+            now=clock.now,
         )
         self.router = OcppRouter(self.policy, self.outgoing, outbox, clock)
         # Connectivity: state (online / stale / offline), flapping and history; the monitor sweeps.
@@ -233,6 +235,7 @@ class Node:
             publish=self.bus.publish,
             clock=clock,
             timeout=config.call_timeout,
+            max_message=config.max_message,
         )
         # Cost on the charger: the tariff text and the final cost in the replies below, the running cost at an
         # interval. Prices come from the billing service built below (bound there), or from `tariffs` /
@@ -471,6 +474,7 @@ class Node:
             payloads.validate_request,
             self.bus,
             clock,
+            max_message=config.max_message,
         )
 
         # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).

@@ -98,3 +98,34 @@ def test_a_late_connected_of_an_older_connection_is_closed_and_the_newer_stays()
     # Its own disconnect later changes nothing.
     links.disconnected(W0 | 1, 1000, "", 151.0)
     assert p.online and h.published() == []
+
+
+def test_the_sender_refuses_a_frame_over_the_limits_with_a_clear_error() -> None:
+    import pytest
+
+    from ampgate.config import HUB_MAX_SEND
+    from ampgate.errors import PayloadTooLargeError
+
+    class Hub:
+        def __init__(self) -> None:
+            self.sent: list[tuple[int, bytes]] = []
+
+        def send(self, batch: list[tuple[int, bytes]]) -> None:
+            if any(len(m) > 100 for _, m in batch):  # a hub whose own limit is lower than max_message
+                raise ValueError("message too large")
+            self.sent.extend(batch)
+
+        def close(self, batch: list[tuple[int, int, str]]) -> None: ...
+
+    presence = PresenceRegistry()
+    presence.connected(W0 | 1, "CP1", "ocpp1.6", "p", 1.0)
+    hub = Hub()
+    sender = ChargerSender(presence, hub, max_message=200)
+    assert sender.send("CP1", b"x" * 50) and hub.sent == [(W0 | 1, b"x" * 50)]
+    assert not sender.send("NOBODY", b"x")
+    with pytest.raises(PayloadTooLargeError, match=r"201 bytes .* limit of 200") as e:
+        sender.send("CP1", b"x" * 201)
+    assert (e.value.code, e.value.field) == ("message_too_large", "payload")
+    with pytest.raises(PayloadTooLargeError, match=f"limit of {HUB_MAX_SEND}"):
+        sender.send("CP1", b"x" * 150)
+    assert len(hub.sent) == 1

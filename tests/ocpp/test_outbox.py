@@ -148,3 +148,52 @@ def test_queued_calls_wait_for_a_reconnect_and_the_one_on_the_wire_fails(clock):
 
     run(clock, main)
     assert outcome["ClearCache"] == {"status": "Accepted"}
+
+
+def test_a_send_that_raises_fails_that_call_and_the_next_one_goes(clock):
+    """The gateway refusing a frame (the hub raises) fails that CALL with a clear error; it does not stay at the
+    head of the charger's queue, and the calls behind it go in order."""
+    from ampgate.errors import ChargerSendError, PayloadTooLargeError
+
+    wire = Wire()
+
+    def send(charger_id: str, frame: bytes) -> bool:
+        action = msgspec.json.decode(frame)[2]
+        if action == "Broken":
+            raise RuntimeError("link refused the frame")
+        if action == "Huge":
+            raise PayloadTooLargeError("too large", field="payload", code="message_too_large")
+        return wire.send(charger_id, frame)
+
+    calls = CallManager(send)
+
+    async def main():
+        wire.online.clear()  # queue all three while the charger is away, in order
+        broken = calls.enqueue("CP1", "Broken", {})
+        huge = calls.enqueue("CP1", "Huge", {})
+        reset = calls.enqueue("CP1", "Reset", {})
+        wire.online.add("CP1")
+        calls.connected("CP1")
+        with pytest.raises(ChargerSendError, match="link refused the frame") as e:
+            await calls.wait("CP1", broken)
+        assert e.value.code == "send_failed" and not broken.sent
+        with pytest.raises(PayloadTooLargeError) as e2:
+            await calls.wait("CP1", huge)
+        assert e2.value.field == "payload" and not huge.sent
+        assert [m[1][2] for m in wire.sent] == ["Reset"] and reset.sent
+        assert calls.answered("CP1", reset.unique_id, {"status": "Accepted"}, None)
+        assert await calls.wait("CP1", reset) == {"status": "Accepted"}
+        # Sent directly while connected: fails at once, and leaves nothing behind.
+        with pytest.raises(ChargerSendError):
+            await calls.call("CP1", "Broken", {})
+        assert calls.pending("CP1") == 0
+        assert await _answered_call(calls, wire) == {"status": "Accepted"}
+
+    run(clock, main)
+
+
+async def _answered_call(calls: CallManager, wire: Wire):
+    c = calls.enqueue("CP1", "ClearCache", {})
+    assert wire.sent[-1][1][2] == "ClearCache"
+    calls.answered("CP1", c.unique_id, {"status": "Accepted"}, None)
+    return await calls.wait("CP1", c)

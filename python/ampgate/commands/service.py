@@ -42,6 +42,7 @@ from ampgate.events import (
     CommandQueued,
 )
 from ampgate.ocpp.commander import TrackedCommands as CommanderPort
+from ampgate.ocpp.outbox import check_frame_size
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class CommandQueue:
         clock: Clock,
         *,
         max_queued: int = model.MAX_QUEUED,
+        max_message: int | None = None,
     ) -> None:
         self._rows = rows
         self._commander = commander
@@ -116,6 +118,7 @@ class CommandQueue:
         self._bus = bus
         self._clock = clock
         self._max_queued = max_queued
+        self._max_message = max_message
         self._nursery: trio.Nursery | None = None
         # Chargers with a queued command, and those whose delivery is running now.
         self._waiting: set[str] = set()
@@ -175,7 +178,8 @@ class CommandQueue:
         a new random one when None. Raises ValidationError (`ttl_s`, or the payload's
         field), NotFoundError (unknown charger; an action the central system does not send), ConflictError
         `protocol_unknown` (the charger never connected: which version to check against is unknown),
-        TooManyError `queue_full`."""
+        TooManyError `queue_full`, PayloadTooLargeError `message_too_large` (the CALL would be over
+        `max_message`)."""
         now = self._clock.now()
         new = self._checked(
             model.QueuedRequest(
@@ -243,6 +247,8 @@ class CommandQueue:
                 field="name",
                 code="unknown_command",
             ) from None
+        if self._max_message is not None:
+            check_frame_size(action, payload, self._max_message)
         if self._rows.count_queued(charger_id) >= self._max_queued:
             raise TooManyError(
                 f"charger {charger_id!r} has {self._max_queued} commands queued already; cancel some or wait",
@@ -424,6 +430,17 @@ class CommandQueue:
             await self._rows.finish(
                 row.id, "failed", unique_id=sent[0].unique_id if sent else None, error=_error_of(e)
             )
+            return True
+        except Exception as e:
+            # Not one of ours: a send that raised (or a bug on the way). The command must not stay taken at the
+            # head of the charger's queue, nor take the node's nursery down: it fails with the error, and the
+            # next one goes.
+            log.exception("delivering command %s (%s) to %s failed", row.id, row.action, charger_id)
+            error = ("send_failed", f"{row.action} could not be sent: {type(e).__name__}: {e}", None)
+            failed = await self._rows.finish(
+                row.id, "failed", unique_id=sent[0].unique_id if sent else None, error=error
+            )
+            self._publish_failed(failed)
             return True
         await self._rows.finish(
             row.id, "answered", unique_id=sent[0].unique_id if sent else None, reply=reply

@@ -20,9 +20,11 @@ from typing import Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
+from ampgate.config import HUB_MAX_SEND
 from ampgate.connectivity import rules
 from ampgate.connectivity.history import Change
 from ampgate.connectivity.presence import Presence, PresenceRegistry
+from ampgate.errors import PayloadTooLargeError
 from ampgate.events import ChargerAlert, ChargerConnected, ChargerDisconnected, ChargerFlapping
 from ampgate.gateway.pump_stats import PumpStats
 from ampgate.store.chargers import charger_id_allowed
@@ -357,14 +359,33 @@ class LinkTracker:
 class ChargerSender:
     """Puts a frame on a charger's live connection, found by its id: how the outbox reaches a charger."""
 
-    def __init__(self, presence: PresenceRegistry, link: GatewayLink) -> None:
+    def __init__(
+        self, presence: PresenceRegistry, link: GatewayLink, *, max_message: int | None = None
+    ) -> None:
         self._presence = presence
         self._link = link
+        self._max_message = max_message
 
     def send(self, charger_id: str, frame: bytes) -> bool:
-        """Send `frame` to the charger; False when it has no live connection."""
+        """Send `frame` to the charger; False when it has no live connection. Raises PayloadTooLargeError
+        (code message_too_large, field payload) for a frame over `max_message` or over what the gateway link
+        carries (the hub refuses it): the outbox fails that command and sends the next."""
         presence = self._presence.get(charger_id)
         if presence is None or not presence.online or presence.conn_id is None:
             return False
-        self._link.send([(presence.conn_id, frame)])
+        limit = self._max_message
+        if limit is not None and len(frame) > limit:
+            raise _too_large(len(frame), limit)
+        try:
+            self._link.send([(presence.conn_id, frame)])
+        except ValueError as e:  # the hub refuses a message over its own limit, sending nothing
+            raise _too_large(len(frame), HUB_MAX_SEND) from e
         return True
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the command is {size} bytes as an OCPP message, over the limit of {limit} bytes",
+        field="payload",
+        code="message_too_large",
+    )

@@ -25,7 +25,7 @@ from ampgate.errors import (
 )
 from ampgate.events import CommandAnswered, CommandFailed, Event
 from ampgate.ocpp import boot_policy, payloads
-from ampgate.ocpp.outbox import CallManager, OutboundCall
+from ampgate.ocpp.outbox import CallManager, OutboundCall, check_frame_size
 
 
 class ChargerLink(Protocol):
@@ -103,8 +103,10 @@ class Commander:
         publish: Callable[[Event], None],
         clock: Clock,
         timeout: float,
+        max_message: int | None = None,
     ) -> None:
         self._outbox = outbox
+        self._max_message = max_message
         self._presence = presence
         self._sessions = sessions
         self._known = known
@@ -147,6 +149,8 @@ class Commander:
                 field="name",
                 code="unknown_command",
             ) from None
+        if self._max_message is not None:
+            check_frame_size(action, payload, self._max_message)
         return protocol, session
 
     async def call(
@@ -161,7 +165,8 @@ class Commander:
         """Send OCPP `action` with `payload` (the request as the spec writes it for the charger's protocol
         version) to a charger and return its reply payload. Raises NotFoundError (unknown charger, or an action
         the central system does not send in that version), ChargerOfflineError, ConflictError, ValidationError
-        naming the field, ChargerCallError (a CALLERROR, or a reply that breaks the schema),
+        naming the field, PayloadTooLargeError `message_too_large` (the CALL would be over `max_message`),
+        ChargerSendError (the gateway refused the frame), ChargerCallError (a CALLERROR, or a reply that breaks the schema),
         ChargerTimeoutError. `command_id` (the command's record, `ampgate.commands`) goes into its events;
         `on_enqueued` is handed the outbox's call (whose `sent` says afterwards whether it went on the wire)."""
         _, session = self._checked(charger_id, action, payload)

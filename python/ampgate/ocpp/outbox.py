@@ -22,7 +22,13 @@ from typing import Any
 import msgspec
 import trio
 
-from ampgate.errors import AmpgateError, ChargerCallError, ChargerTimeoutError
+from ampgate.errors import (
+    AmpgateError,
+    ChargerCallError,
+    ChargerSendError,
+    ChargerTimeoutError,
+    PayloadTooLargeError,
+)
 from ampgate.events import CommandSent, Event
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,26 @@ _encode = msgspec.json.Encoder().encode
 # Unique ids must be unique per sender across reconnects (OCPP-J 2.0.1 part 4 §4.1.3): a prefix drawn once per
 # node process plus a counter. 36 characters at most (the 2.0.1 limit); ours are ~16.
 _ID_PREFIX = os.urandom(4).hex()
+
+
+# The longest unique id a CALL of ours can carry (the 2.0.1 limit; ours are shorter): what a frame's size is
+# estimated with before its id is drawn.
+UNIQUE_ID_MAX = 36
+
+
+def check_frame_size(action: str, payload: Any, max_message: int) -> None:
+    """Raises PayloadTooLargeError (code message_too_large, field payload) when the CALL of `action` with
+    `payload` would be larger than `max_message` bytes: the largest message the node lets a charger send is the
+    largest it sends one (a charger sized for it may refuse more, and the gateway link carries no more than
+    16 MiB)."""
+    size = len(_encode([2, "0" * UNIQUE_ID_MAX, action, payload]))
+    if size > max_message:
+        raise PayloadTooLargeError(
+            f"the {action} request is {size} bytes as an OCPP message, over the node's limit of {max_message}"
+            " bytes (--max-message)",
+            field="payload",
+            code="message_too_large",
+        )
 
 
 class OutboundCall:
@@ -98,6 +124,7 @@ class CallManager:
         box = self._outboxes.setdefault(charger_id, Outbox())
         box.queue.append(c)
         self._next(charger_id, box)
+        self._forget_if_idle(charger_id, box)  # it may have failed at once
         return c
 
     async def wait(self, charger_id: str, c: OutboundCall) -> Any:
@@ -129,18 +156,35 @@ class CallManager:
         self._forget_if_idle(charger_id, box)
 
     def _next(self, charger_id: str, box: Outbox) -> None:
-        if box.outstanding is not None or not box.queue:
+        """Put the head of the charger's queue on the wire if nothing is outstanding. A head whose send raises
+        (the gateway refused it: too large for the link, or a link failure) leaves the queue failed with that
+        error (never sent; a ChargerSendError unless the sender raised one of ours) and the next one is tried,
+        so one command can never wedge the charger's queue."""
+        while box.outstanding is None and box.queue:
+            c = box.queue[0]
+            try:
+                sent = self._send(charger_id, c.frame)
+            except AmpgateError as e:
+                box.queue.popleft()
+                c.settle(error=e)
+                continue
+            except Exception as e:
+                log.exception("sending %s %s to %s failed", c.action, c.unique_id, charger_id)
+                box.queue.popleft()
+                c.settle(error=ChargerSendError(f"{c.action} could not be sent to {charger_id}: {e}"))
+                continue
+            if sent:
+                box.queue.popleft()
+                box.outstanding = c
+                c.sent = True
+                if self._publish is not None and self._now is not None:
+                    self._publish(
+                        CommandSent(
+                            at=self._now(), charger_id=charger_id, unique_id=c.unique_id, action=c.action
+                        )
+                    )
+            # Else the charger is offline: the queue waits for it to reconnect (or for the callers to time out).
             return
-        c = box.queue[0]
-        if self._send(charger_id, c.frame):
-            box.queue.popleft()
-            box.outstanding = c
-            c.sent = True
-            if self._publish is not None and self._now is not None:
-                self._publish(
-                    CommandSent(at=self._now(), charger_id=charger_id, unique_id=c.unique_id, action=c.action)
-                )
-        # Else the charger is offline: the queue waits for it to reconnect (or for the callers to time out).
 
     def _forget_if_idle(self, charger_id: str, box: Outbox) -> None:
         if box.outstanding is None and not box.queue:
@@ -183,6 +227,7 @@ class CallManager:
         box = self._outboxes.get(charger_id)
         if box is not None:
             self._next(charger_id, box)
+            self._forget_if_idle(charger_id, box)
 
     def pending(self, charger_id: str) -> int:
         """Commands waiting or on the wire for `charger_id`."""
