@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from bisect import insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Protocol
@@ -40,7 +40,13 @@ from ampgate.billing.model import Cdr, SessionRow
 from ampgate.billing.repository import CdrRepository, SessionRepository
 from ampgate.billing.signals import PriceSignals
 from ampgate.billing.tariffs import Tariffs
-from ampgate.billing.usage import FREE_STATUSES, Meter, charging_from_status, session_usage
+from ampgate.billing.usage import (
+    FREE_STATUSES,
+    PRICED_MEASURANDS,
+    Meter,
+    charging_from_status,
+    session_usage,
+)
 from ampgate.bus import EventBus, EventsLost
 from ampgate.clock import Clock
 from ampgate.connectivity.links import REPLACED_REASON, SHUTDOWN_REASON
@@ -66,7 +72,7 @@ from ampgate.pricing import (
     price,
 )
 from ampgate.store.connector_status import ConnectorStatusRow
-from ampgate.store.transactions import OCPP16, Sample, SignedValue, TransactionRow
+from ampgate.store.transactions import OCPP16, Sample, SampleKey, SignedValue, TransactionRow
 
 __all__ = ["DEFAULT_MAX_PARKING_S", "BillingSessions"]
 
@@ -89,6 +95,9 @@ OFFLINE_GRACE_S = 60.0
 _NOT_OFFLINE = frozenset({SHUTDOWN_REASON, REPLACED_REASON})
 # Transactions read per query when catching up with ones missed.
 _BATCH = 500
+# Meter samples read per query when a session is loaded from the store: its priced measurands only, a page at a
+# time, so loading a long session holds one page of rows besides the session's own meter (one entry per instant).
+SAMPLE_PAGE = 1000
 _TYPES = [
     "transaction.started",
     "transaction.updated",
@@ -111,7 +120,9 @@ class TransactionSource(Protocol):
     """`ampgate.store.TransactionRepository`."""
 
     def get(self, tx_id: int, /) -> TransactionRow | None: ...
-    def samples(self, tx_id: int, /) -> list[Sample]: ...
+    def samples_of(
+        self, tx_id: int, measurands: Sequence[str], limit: int, /, *, after: SampleKey | None = None
+    ) -> list[Sample]: ...
     def charging(self, tx_id: int, /) -> list[tuple[datetime, bool]]: ...
     def record_charging(self, tx_id: int, at: datetime, charging: bool, /) -> None: ...
     def signed(self, tx_id: int, /) -> list[SignedValue]: ...
@@ -178,12 +189,13 @@ class _Session:
         return self.tx.id
 
     def load(
-        self, tx: TransactionRow, samples: Iterable[Sample], charging: Iterable[tuple[datetime, bool]]
+        self, tx: TransactionRow, pages: Iterable[list[Sample]], charging: Iterable[tuple[datetime, bool]]
     ) -> None:
-        """Everything from the store again."""
+        """Everything from the store again; the samples in pages of whole instants."""
         self.tx = tx
         self.meter = Meter(tx.meter_start_wh)
-        self.meter.add(samples)
+        for page in pages:
+            self.meter.add(page)
         self.charging = [ChargingChange(max(at, tx.started_at), c) for at, c in charging]
         self.charging.sort(key=lambda c: c.at)
         self.stopped_at = tx.stopped_at
@@ -371,7 +383,27 @@ class BillingSessions:
         )
 
     def _load(self, s: _Session, tx: TransactionRow) -> None:
-        s.load(tx, self._tx.samples(tx.id), self._tx.charging(tx.id))
+        s.load(tx, self._sample_pages(tx.id), self._tx.charging(tx.id))
+
+    def _sample_pages(self, tx_id: int) -> Iterator[list[Sample]]:
+        """The transaction's priced samples (register, power, current) in pages of SAMPLE_PAGE rows at most,
+        each ending at a whole instant (the meter assembles an instant from all its samples at once): the rows
+        of the last instant of a full page are read again with the next one."""
+        after: SampleKey | None = None
+        while True:
+            page = self._tx.samples_of(tx_id, PRICED_MEASURANDS, SAMPLE_PAGE, after=after)
+            if len(page) < SAMPLE_PAGE:
+                if page:
+                    yield page
+                return
+            cut = len(page)
+            while cut and page[cut - 1].at == page[-1].at:
+                cut -= 1
+            if cut == 0:
+                cut = len(page)  # one instant fills a page (never in practice): it goes whole
+            yield page[:cut]
+            last = page[cut - 1]
+            after = (last.at, last.measurand, last.phase)
 
     def _reload(self, s: _Session) -> None:
         tx = self._tx.get(s.tx_id)

@@ -27,10 +27,13 @@ from ampgate.clock import parse_iso
 from ampgate.pricing import ChargingChange, MeterSample, SessionUsage
 from ampgate.store.transactions import ENERGY, Sample
 
-__all__ = ["FREE_STATUSES", "Meter", "charging_from_status", "session_usage"]
+__all__ = ["FREE_STATUSES", "PRICED_MEASURANDS", "Meter", "charging_from_status", "session_usage"]
 
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
+# The only measurands pricing reads (`_reading`): a session's other samples (voltage, SoC, temperature, ...) are
+# never read for it.
+PRICED_MEASURANDS = (ENERGY, POWER, CURRENT)
 # Per-phase readings summed into the charger's total when it sent no total: the phase conductors (and the
 # phase-to-neutral readings of power), never the neutral or phase-to-phase values.
 _PHASES = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -212,6 +213,25 @@ def read_sample_page(
     if measurand is not None:
         where.append("measurand = ?")
         args.append(measurand)
+    cur = conn.execute(
+        "SELECT at, measurand, phase, value, unit, context FROM meter_samples"
+        f" WHERE {' AND '.join(where)} ORDER BY at, measurand, phase LIMIT ?",
+        (*args, limit),
+    )
+    return [Sample(*v) for v in cur.fetchall()]
+
+
+def read_samples_of(
+    conn: sqlite3.Connection, tx_id: int, measurands: Sequence[str], limit: int, after: SampleKey | None
+) -> list[Sample]:
+    """Up to `limit` samples of the transaction of the given `measurands` (at least one) in time order (at,
+    measurand, phase), after the key `after`: one range read of the primary key that returns only those."""
+    where, args = ["transaction_id = ?"], list[object]([tx_id])
+    if after is not None:
+        where.append("(at, measurand, phase) > (?, ?, ?)")
+        args.extend(after)
+    where.append(f"measurand IN ({', '.join('?' * len(measurands))})")
+    args.extend(measurands)
     cur = conn.execute(
         "SELECT at, measurand, phase, value, unit, context FROM meter_samples"
         f" WHERE {' AND '.join(where)} ORDER BY at, measurand, phase LIMIT ?",
@@ -596,6 +616,13 @@ class TransactionRepository:
         """Up to `limit` samples of the transaction in time order after the key `after`, optionally of one
         measurand."""
         return read_sample_page(self._store.reader, tx_id, limit, after, measurand)
+
+    def samples_of(
+        self, tx_id: int, measurands: Sequence[str], limit: int, *, after: SampleKey | None = None
+    ) -> list[Sample]:
+        """Up to `limit` samples of the transaction of one of `measurands`, in time order after the key
+        `after` (what pricing reads: the register, power and current, page by page)."""
+        return read_samples_of(self._store.reader, tx_id, measurands, limit, after)
 
     def last_samples(self, tx_ids: list[int]) -> dict[int, list[Sample]]:
         """Each transaction's samples at its latest sample time."""
