@@ -343,6 +343,8 @@ class Gateway:
                 while True:
                     with trio.move_on_at(deadline):
                         await done.wait()
+                    if self._stopping:  # shutting down: `stop` ends the workers
+                        return
                     if done.is_set():
                         break
                     if len(self._backlog) >= BACKLOG_MAX:
