@@ -61,10 +61,17 @@ class Hub:
     def auth_delete(self, chargers: list[str], worker: int | None = None) -> None: ...
     def set_policy(self, accept_unknown: bool, worker: int | None = None) -> None: ...
     def set_admission(
-        self, rate: int, burst: int, handshakes: int, retry_max: int, worker: int | None = None
+        self,
+        rate: int,
+        burst: int,
+        handshakes: int,
+        retry_max: int,
+        worker: int | None = None,
+        unknown_per_min: int = 0,
     ) -> None:
-        """A worker's share of the admission budget: new connections per second (with a burst) and handshakes
-        at once (0 = no limit); refusals get HTTP 503 with a Retry-After of at most `retry_max` s."""
+        """A worker's share of the admission budget: new connections per second (with a burst), handshakes
+        at once and new unknown charger ids per minute (0 = no limit); refusals get HTTP 503 with a Retry-After
+        of at most `retry_max` s."""
     def set_accepting(self, on: bool, worker: int | None = None) -> None: ...
     def barrier(self, worker: int | None = None) -> int:
         """Queue a barrier and return its sequence; each addressed worker answers (ACK, worker, seq)."""

@@ -283,6 +283,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="longest Retry-After (s) a refused charger is given (default %(default)s)",
     )
     p.add_argument(
+        "--unknown-ids-per-minute",
+        type=_non_negative_int,
+        default=d.unknown_ids_per_minute,
+        help="new unknown charger ids (not registered, never booted here) admitted per minute over the node, "
+        "beyond which their upgrades get HTTP 503 with a Retry-After; known chargers are never charged; "
+        "0 = no limit (default %(default)s)",
+    )
+    p.add_argument(
         "--auth-fail-limit",
         type=_non_negative_int,
         default=d.auth_fail_limit,
@@ -660,6 +668,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         admit_burst=a.admit_burst,
         admit_handshakes=a.admit_handshakes,
         admit_retry_max=a.admit_retry_max,
+        unknown_ids_per_minute=a.unknown_ids_per_minute,
         auth_fail_limit=a.auth_fail_limit,
         auth_fail_window_s=a.auth_fail_window_s,
         auth_backoff_s=a.auth_backoff_s,

@@ -165,6 +165,12 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     admit_burst: int = 3000
     admit_handshakes: int = 5000
     admit_retry_max: int = 60
+    # New unknown charger ids (not registered, never booted here) admitted per minute over the node, by the same
+    # admission control (a bucket of one minute's worth, shared out over the workers; HTTP 503 with a
+    # Retry-After beyond it); registered and recorded chargers are never charged. 600 a minute lets a new site's
+    # chargers in within seconds while a stream of made-up ids costs the node at most 10 handshakes a second.
+    # 0 = no limit (`unknown_chargers = "reject"` refuses every unknown id).
+    unknown_ids_per_minute: int = 600
     # Failed Basic-auth attempts per charger id (not per address: fleets behind carrier NAT share one): after
     # auth_fail_limit failures within auth_fail_window_s of the first, the id is refused (HTTP 429 with
     # Retry-After) for auth_backoff_s without checking its password, the right one included; a success clears

@@ -44,7 +44,14 @@ from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
 from ampgate.config import NodeConfig
-from ampgate.connectivity import ChargerRegistration, ChargerSender, LinkTracker, PresenceRegistry, rules
+from ampgate.connectivity import (
+    ChargerRegistration,
+    ChargerSender,
+    KnownChargers,
+    LinkTracker,
+    PresenceRegistry,
+    rules,
+)
 from ampgate.connectivity.history import HistoryRepository
 from ampgate.connectivity.incidents import IncidentRepository
 from ampgate.connectivity.links import CREDENTIALS_CHANGED_CODE, CREDENTIALS_CHANGED_REASON
@@ -200,6 +207,9 @@ class Node:
         self.incidents = IncidentRepository(self.store)
         # Which site each charger is placed at (the load part's placements), for per-site connectivity.
         self.site_index = SiteIndex(TopologyRepository(self.store).site_of_every_charger, self.bus)
+        # Which ids the node knows: an unknown one is recorded only by its boot, and its presence is forgotten
+        # when it leaves without one.
+        self.known_chargers = KnownChargers(self.policy, chargers, self.hub.auth_set)
         self.links = links = LinkTracker(
             self.presence,
             self.router,
@@ -210,6 +220,7 @@ class Node:
             history=self.connectivity_history,
             settings=connectivity_settings,
             sites=self.site_index,
+            known=self.known_chargers.known,
         )
         self.connectivity = ConnectivityMonitor(
             self.presence,
@@ -256,7 +267,15 @@ class Node:
         authorizer = Authorizer(id_tokens, clock.now, reservation_book, costs=self.cost_display.replies)
         self.data_transfer = DataTransferRegistry()
         for handlers in (
-            BootHandlers(self.policy, chargers, self.bus, clock, self.router.time, self.boot_spread),
+            BootHandlers(
+                self.policy,
+                chargers,
+                self.bus,
+                clock,
+                self.router.time,
+                self.boot_spread,
+                first_boot=self.known_chargers.first_boot,
+            ),
             authorizer,
             reservation_book,
             TransactionHandlers(transactions, authorizer, self.bus, clock, costs=self.cost_display.replies),
@@ -512,6 +531,7 @@ class Node:
                 self.event_log,
                 links.rtt,
                 boot_spread_pending=self.boot_spread.pending,
+                presence_records=self.presence.__len__,
             ),
         )
         self.metrics.registry.register(CountsCollector(self.cost_display.counts))

@@ -9,6 +9,12 @@
 //! `Retry-After` is randomized over a spread that grows with the demand: with `d` refusals in the last second
 //! and a rate `r`, the refused come back over about `d / r` seconds, which is what the budget can take. The
 //! spread is at least 1 s and at most `retry_max`.
+//!
+//! The same rule also meters charger ids the handshake table does not know (`admit_unknown`): a second bucket,
+//! of new unknown ids per minute (its burst one minute's worth), charged only once the table has found the id
+//! unknown and the unknown-charger policy would let it in. Chargers the table knows (registered, or recorded at
+//! a boot) are never charged, so a stream of made-up ids cannot crowd out the fleet. Over it the upgrade gets
+//! the same 503 with a `Retry-After`.
 
 /// A worker's share of the node's budget. Zero means "no limit" for `rate` and `handshakes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +27,8 @@ pub struct Budget {
     pub handshakes: u32,
     /// Longest `Retry-After` (seconds) a refusal asks for.
     pub retry_max: u32,
+    /// New unknown charger ids admitted per minute (a bucket of one minute's worth); 0 = no limit.
+    pub unknown_per_min: u32,
 }
 
 impl Budget {
@@ -29,6 +37,7 @@ impl Budget {
         burst: 0,
         handshakes: 0,
         retry_max: 60,
+        unknown_per_min: 0,
     };
 }
 
@@ -39,6 +48,8 @@ pub enum Refusal {
     Rate,
     /// Too many handshakes in progress.
     Handshakes,
+    /// Over the rate of new unknown charger ids.
+    UnknownIds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +61,9 @@ pub enum Verdict {
 }
 
 const US: u64 = 1_000_000;
+/// One unknown id in the unknown-id bucket: its rate is per minute, and `elapsed_us × per_min` adds tokens in
+/// these units, so the arithmetic stays in integers.
+const UNKNOWN_TOKEN: u64 = 60 * US;
 
 pub struct Admission {
     budget: Budget,
@@ -62,8 +76,12 @@ pub struct Admission {
     refused_now: u32,
     refused_before: u32,
     rng: u64,
+    /// The unknown-id bucket, in `UNKNOWN_TOKEN`ths of an id, and when it was last filled.
+    unknown_tokens: u64,
+    unknown_last_us: u64,
     pub refused_rate: u64,
     pub refused_handshakes: u64,
+    pub refused_unknown_ids: u64,
 }
 
 impl Admission {
@@ -78,8 +96,11 @@ impl Admission {
             refused_now: 0,
             refused_before: 0,
             rng: seed | 1,
+            unknown_tokens: 0,
+            unknown_last_us: 0,
             refused_rate: 0,
             refused_handshakes: 0,
+            refused_unknown_ids: 0,
         };
         a.set_budget(budget);
         a
@@ -97,6 +118,7 @@ impl Admission {
             ..budget
         };
         self.tokens_u = self.budget.burst as u64 * US;
+        self.unknown_tokens = self.budget.unknown_per_min as u64 * UNKNOWN_TOKEN;
     }
 
     pub fn budget(&self) -> Budget {
@@ -138,12 +160,42 @@ impl Admission {
                 match why {
                     Refusal::Rate => self.refused_rate += 1,
                     Refusal::Handshakes => self.refused_handshakes += 1,
+                    Refusal::UnknownIds => self.refused_unknown_ids += 1,
                 }
                 Verdict::Refuse {
                     retry_after: self.retry_after(),
                     why,
                 }
             }
+        }
+    }
+
+    /// The handshake table found the connection's charger id unknown (and the policy would let it in), at
+    /// `now_us`: may one more unknown id in? Refusals are counted and spread like the connection rate's.
+    pub fn admit_unknown(&mut self, now_us: u64) -> Verdict {
+        self.roll_window(now_us);
+        let per_min = self.budget.unknown_per_min as u64;
+        if per_min == 0 {
+            return Verdict::Admit;
+        }
+        let elapsed = now_us.saturating_sub(self.unknown_last_us);
+        self.unknown_tokens =
+            (self.unknown_tokens + elapsed.saturating_mul(per_min)).min(per_min * UNKNOWN_TOKEN);
+        self.unknown_last_us = now_us;
+        if self.unknown_tokens >= UNKNOWN_TOKEN {
+            self.unknown_tokens -= UNKNOWN_TOKEN;
+            return Verdict::Admit;
+        }
+        self.refused_now += 1;
+        self.refused_unknown_ids += 1;
+        // The refused come back over the time the bucket needs for them: demand / (per_min / 60) seconds.
+        let demand = self.refused_now.max(self.refused_before) as u64;
+        let spread = (demand * 60)
+            .div_ceil(per_min)
+            .clamp(1, self.budget.retry_max as u64);
+        Verdict::Refuse {
+            retry_after: 1 + (self.next_rand() % spread) as u32,
+            why: Refusal::UnknownIds,
         }
     }
 
@@ -197,7 +249,67 @@ mod tests {
             burst,
             handshakes,
             retry_max: 30,
+            unknown_per_min: 0,
         }
+    }
+
+    #[test]
+    fn unknown_ids_get_a_minute_of_burst_then_their_rate_per_minute() {
+        let mut a = Admission::new(
+            Budget {
+                unknown_per_min: 6,
+                ..budget(0, 0, 0)
+            },
+            3,
+        );
+        let t = 100 * US;
+        let n = (0..20)
+            .filter(|_| a.admit_unknown(t) == Verdict::Admit)
+            .count();
+        assert_eq!(n, 6, "a full bucket holds one minute's worth");
+        assert_eq!(a.refused_unknown_ids, 14);
+        // 6 a minute: one more every 10 s, not before.
+        assert!(matches!(
+            a.admit_unknown(t + 9_999_999),
+            Verdict::Refuse {
+                why: Refusal::UnknownIds,
+                ..
+            }
+        ));
+        assert_eq!(a.admit_unknown(t + 10 * US), Verdict::Admit);
+        // The connection budget is untouched by unknown ids (and unlimited here).
+        assert_eq!(a.admit(t), Verdict::Admit);
+        assert_eq!(a.refused_rate, 0);
+    }
+
+    #[test]
+    fn unknown_id_refusals_ask_for_the_time_the_bucket_needs() {
+        let mut a = Admission::new(
+            Budget {
+                unknown_per_min: 60,
+                ..budget(0, 0, 0)
+            },
+            5,
+        );
+        let t = 10 * US;
+        let retries: Vec<u32> = (0..200)
+            .filter_map(|_| match a.admit_unknown(t) {
+                Verdict::Refuse { retry_after, .. } => Some(retry_after),
+                Verdict::Admit => None,
+            })
+            .collect();
+        assert_eq!(retries.len(), 140);
+        // 60 a minute is one a second: 140 refused come back over up to 30 s (retry_max), at least 1 s.
+        assert!(retries.iter().all(|&r| (1..=30).contains(&r)));
+        assert!(retries[..5].iter().all(|&r| r <= 5));
+        assert!(retries.iter().any(|&r| r > 20));
+    }
+
+    #[test]
+    fn no_unknown_limit_admits_every_unknown_id() {
+        let mut a = Admission::new(Budget::UNLIMITED, 1);
+        assert!((0..10_000).all(|i| a.admit_unknown(i) == Verdict::Admit));
+        assert_eq!(a.refused_unknown_ids, 0);
     }
 
     #[test]

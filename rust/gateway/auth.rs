@@ -12,16 +12,18 @@ use super::throttle::{Throttle, ThrottleConfig};
 /// What the handshake should answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// A charger the table knows, with the right credentials if it has a password.
     Accept,
+    /// A charger the table does not know, and unknown chargers are admitted: the handshake goes on if the
+    /// node's rate of new unknown ids allows (`super::admission`).
+    AcceptUnknown,
     /// 401: credentials missing or wrong for a charger that has a password.
     BadCredentials,
     /// 404: not a known charger and unknown chargers are not admitted.
     Unknown,
     /// Too many failed attempts for this charger id lately: refused for `retry_after` more seconds whatever
     /// the credentials, without checking them.
-    Throttled {
-        retry_after: u32,
-    },
+    Throttled { retry_after: u32 },
 }
 
 /// A stored credential: `sha256$<salt hex>$<digest hex>` parsed once when it arrives.
@@ -142,7 +144,7 @@ impl AuthTable {
                     return Decision::BadCredentials;
                 }
                 return match known {
-                    None if self.accept_unknown => Decision::Accept,
+                    None if self.accept_unknown => Decision::AcceptUnknown,
                     None => Decision::Unknown,
                     Some(_) => Decision::Accept,
                 };
@@ -211,7 +213,8 @@ mod tests {
         assert_eq!(t.decide("CP009", None, 0), Decision::Accept);
         assert_eq!(t.decide("NOPE", None, 0), Decision::Unknown);
         t.set_accept_unknown(true);
-        assert_eq!(t.decide("NOPE", None, 0), Decision::Accept);
+        assert_eq!(t.decide("NOPE", None, 0), Decision::AcceptUnknown);
+        assert_eq!(t.decide("CP009", None, 0), Decision::Accept);
         t.delete("CP009");
         t.set_accept_unknown(false);
         assert_eq!(t.decide("CP009", None, 0), Decision::Unknown);

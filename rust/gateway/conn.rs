@@ -14,6 +14,9 @@
 //! through a callback, as the codec's do, so a text message goes from the read buffer to the link uncopied.
 //! Time is whole seconds of the driver's clock (0 means "never"), which keeps an idle connection small.
 
+use std::cell::RefCell;
+
+use super::admission::{Admission, Verdict};
 use super::auth::{AuthTable, Decision};
 use super::config::WorkerConfig;
 use crate::codec::{self, Decoder, Event, OpCode, Role, UpgradeRequest};
@@ -71,6 +74,7 @@ const NO_PONG: &str = "no answer to ping";
 const WRITE_QUEUE_FULL: &str = "write queue full: the charger is not reading";
 const SHUTTING_DOWN: &str = "server shutting down";
 const BUSY: &str = "too many new connections: retry later";
+const UNKNOWN_BUSY: &str = "too many new unknown charge points: retry later";
 const THROTTLED: &str = "too many failed authentications for this charge point: retry later";
 /// Never reported (the control plane does not know a connection in its handshake or closing).
 const TIMED_OUT: &str = "handshake or close timed out";
@@ -83,6 +87,9 @@ pub struct Ctx<'a> {
     pub now_us: u64,
     pub cfg: &'a WorkerConfig,
     pub auth: &'a AuthTable,
+    /// The worker's admission control: a handshake whose charger the table does not know is charged to its
+    /// bucket of new unknown ids.
+    pub admission: &'a RefCell<Admission>,
 }
 
 enum State {
@@ -258,6 +265,15 @@ impl Connection {
             .map(|(u, p)| (u.as_str(), p.as_slice()));
         match ctx.auth.decide(&charger, basic, ctx.now_us) {
             Decision::Accept => {}
+            // Over the node's rate of new unknown ids: the same answer as admission control's, for the same
+            // reason (the node protecting itself), decided before anything of the charger reaches Python.
+            Decision::AcceptUnknown => {
+                let verdict = ctx.admission.borrow_mut().admit_unknown(ctx.now_us);
+                if let Verdict::Refuse { retry_after, .. } = verdict {
+                    let retry = retry_after.to_string();
+                    return self.reject(503, UNKNOWN_BUSY, &[("Retry-After", &retry)], ctx);
+                }
+            }
             // 429 with Retry-After rather than another 401: the same answer whatever the credentials (so a
             // guesser learns nothing from it), and one a charger and its operator can tell from a wrong key
             // ("wait", not "fix your key"), with the time a well-behaved charger should wait. Not 503: that

@@ -94,6 +94,9 @@ pub struct Counts {
     pub refused_other: u64,
     /// Upgrades refused 429: the charger id failed authentication too often lately (`gateway::throttle`).
     pub refused_throttled: u64,
+    /// Upgrades answered 503 by admission control because the node's rate of new unknown charger ids was
+    /// spent.
+    pub refused_unknown_ids: u64,
 }
 
 /// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
@@ -103,6 +106,8 @@ pub struct AdmissionShare {
     pub burst: u32,
     pub handshakes: u32,
     pub retry_max: u32,
+    /// New unknown charger ids per minute.
+    pub unknown_per_min: u32,
 }
 
 /// A record from the control plane to a worker.
@@ -289,6 +294,7 @@ impl LinkWriter {
                     counts.refused_unknown,
                     counts.refused_other,
                     counts.refused_throttled,
+                    counts.refused_unknown_ids,
                 ] {
                     self.u64(v);
                 }
@@ -371,7 +377,13 @@ impl LinkWriter {
             }
             Down::Admission(a) => {
                 self.begin(kind::ADMISSION);
-                for v in [a.rate, a.burst, a.handshakes, a.retry_max] {
+                for v in [
+                    a.rate,
+                    a.burst,
+                    a.handshakes,
+                    a.retry_max,
+                    a.unknown_per_min,
+                ] {
                     self.u32(v);
                 }
             }
@@ -619,6 +631,7 @@ impl<'a> Batch<'a> {
                 burst: self.u32()?,
                 handshakes: self.u32()?,
                 retry_max: self.u32()?,
+                unknown_per_min: self.u32()?,
             }),
             _ => {
                 return Err(LinkError::Corrupt(
@@ -665,6 +678,7 @@ impl<'a> Batch<'a> {
                     refused_unknown: self.u64()?,
                     refused_other: self.u64()?,
                     refused_throttled: self.u64()?,
+                    refused_unknown_ids: self.u64()?,
                 },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
@@ -789,6 +803,7 @@ mod tests {
                 burst: 250,
                 handshakes: u32::MAX,
                 retry_max: 60,
+                unknown_per_min: 600,
             }),
         ];
         assert_eq!(roundtrip_down(&recs), recs);
@@ -827,6 +842,7 @@ mod tests {
                     refused_unknown: 5,
                     refused_other: u64::MAX,
                     refused_throttled: 6,
+                    refused_unknown_ids: 7,
                 },
             },
             Up::Ack { seq: 3 },

@@ -2,8 +2,10 @@
 //! the test plays the clock, and asserts what comes out (bytes on the wire, events for the control plane,
 //! deadlines, "shut / drop the socket").
 
+use std::cell::RefCell;
 use std::time::Duration;
 
+use super::admission::{Admission, Budget};
 use super::auth::AuthTable;
 use super::config::WorkerConfig;
 use super::conn::{ConnEvent, Connection, Ctx, Lost, CLOSE_LINGER_SECS};
@@ -34,6 +36,7 @@ enum Wire {
 struct Charger {
     cfg: WorkerConfig,
     auth: AuthTable,
+    admission: RefCell<Admission>,
     now: u32,
     /// Microseconds past `now`'s second, for ping round trips.
     frac_us: u64,
@@ -54,16 +57,19 @@ impl Charger {
 
     fn with(cfg: WorkerConfig, make: impl FnOnce(&Ctx<'_>) -> Connection) -> Self {
         let auth = AuthTable::new(true);
+        let admission = RefCell::new(Admission::new(Budget::UNLIMITED, 1));
         let ctx = Ctx {
             now: 1,
             now_us: 1_000_000,
             cfg: &cfg,
             auth: &auth,
+            admission: &admission,
         };
         let conn = make(&ctx);
         Self {
             cfg,
             auth,
+            admission,
             now: 1,
             frac_us: 0,
             conn,
@@ -82,6 +88,7 @@ impl Charger {
             now_us: self.now as u64 * 1_000_000 + self.frac_us,
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         let events = &mut self.events;
         let mut emit = |ev: ConnEvent<'_>| {
@@ -441,6 +448,7 @@ fn any_bytes_answer_a_ping_and_a_paused_reader_forgets_its_ping() {
             now_us: 40_000_000,
             cfg: &c.cfg,
             auth: &c.auth,
+            admission: &c.admission,
         };
         (c.conn.is_due(false, &ctx), c.conn.is_due(true, &ctx))
     };
@@ -619,4 +627,49 @@ fn a_throttled_charger_gets_429_even_with_the_right_key() {
         assert!(c.events.is_empty());
         auth = std::mem::take(&mut c.auth);
     }
+}
+
+#[test]
+fn unknown_ids_over_their_rate_get_503_while_known_chargers_connect() {
+    // One worker's bucket of 2 new unknown ids a minute, shared by its connections (as the worker shares it).
+    let admission = RefCell::new(Admission::new(
+        Budget {
+            unknown_per_min: 2,
+            ..Budget::UNLIMITED
+        },
+        1,
+    ));
+    let mut auth = AuthTable::new(true);
+    auth.set("KNOWN", "");
+    let mut results = Vec::new();
+    for id in ["U1", "U2", "KNOWN", "U3", "KNOWN", "U1"] {
+        let mut c = Charger::new(WorkerConfig::default());
+        c.auth = std::mem::take(&mut auth);
+        std::mem::swap(c.admission.get_mut(), &mut *admission.borrow_mut());
+        c.upgrade(&format!("/ocpp/{id}"), &["ocpp1.6"], None);
+        let head = String::from_utf8_lossy(&c.rx).to_string();
+        let Wire::Status(got, _) = c.wire()[0].clone() else {
+            panic!()
+        };
+        if got == 503 {
+            assert!(head.contains("\r\nRetry-After: "), "{head}");
+            assert!(c.events.is_empty(), "the control plane never hears of it");
+            assert_eq!(c.conn.refused_status(), Some(503));
+        }
+        results.push((id, got));
+        auth = std::mem::take(&mut c.auth);
+        std::mem::swap(c.admission.get_mut(), &mut *admission.borrow_mut());
+    }
+    assert_eq!(
+        results,
+        [
+            ("U1", 101),
+            ("U2", 101),
+            ("KNOWN", 101),
+            ("U3", 503),
+            ("KNOWN", 101),
+            ("U1", 503)
+        ]
+    );
+    assert_eq!(admission.borrow().refused_unknown_ids, 2);
 }

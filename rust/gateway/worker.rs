@@ -6,6 +6,7 @@
 //! text messages to the control plane over the worker link in batches, holding them back (and, past a bound,
 //! not reading) while the link is full. Nothing here calls Python.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -88,7 +89,9 @@ pub struct Worker {
     start: Instant,
     shutdown_at: Option<Instant>,
     link_dead: bool,
-    admission: Admission,
+    /// Shared with the connections' `Ctx` (the unknown-id bucket is charged inside a handshake); borrowed
+    /// only for a call at a time, on the worker's one thread.
+    admission: RefCell<Admission>,
     counts: link::Counts,
 }
 
@@ -162,10 +165,10 @@ impl Worker {
             shutdown_at: None,
             link_dead: false,
             // No limit until the control plane shares its budget out.
-            admission: Admission::new(
+            admission: RefCell::new(Admission::new(
                 Budget::UNLIMITED,
                 monotonic_us() ^ ((std::process::id() as u64) << 32),
-            ),
+            )),
             counts: link::Counts::default(),
         };
         w.link_out.up(&link::Up::Hello {
@@ -318,13 +321,15 @@ impl Worker {
         }
         self.seq += 1;
         let now_us = monotonic_us();
+        let verdict = self.admission.get_mut().admit(now_us);
         let ctx = Ctx {
             now: now_secs(self.start),
             now_us,
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
-        let (conn, counted) = match self.admission.admit(now_us) {
+        let (conn, counted) = match verdict {
             Verdict::Admit => (Connection::new(&ctx), true),
             Verdict::Refuse { retry_after, .. } => (Connection::refusing(&ctx, retry_after), false),
         };
@@ -353,6 +358,7 @@ impl Worker {
             now_us: monotonic_us(),
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         let Some(Slot {
             sock,
@@ -388,7 +394,7 @@ impl Worker {
         }
         if *counted && !conn.is_handshaking() {
             *counted = false;
-            self.admission.handshake_done();
+            self.admission.get_mut().handshake_done();
         }
         let done = conn.is_done();
         if !was_parked && !up.parked.is_empty() {
@@ -405,7 +411,7 @@ impl Worker {
         }
         let mut s = self.conns.remove(idx);
         if s.counted {
-            self.admission.handshake_done();
+            self.admission.get_mut().handshake_done();
         }
         match s.conn.refused_status() {
             None | Some(503) => {} // 503: counted by the admission control.
@@ -557,11 +563,12 @@ impl Worker {
             }
             DownRef::Barrier { seq } => self.link_out.up(&link::Up::Ack { seq }),
             DownRef::Shutdown { code } => self.begin_shutdown(code),
-            DownRef::Admission(a) => self.admission.set_budget(Budget {
+            DownRef::Admission(a) => self.admission.get_mut().set_budget(Budget {
                 rate: a.rate,
                 burst: a.burst,
                 handshakes: a.handshakes,
                 retry_max: a.retry_max,
+                unknown_per_min: a.unknown_per_min,
             }),
         }
     }
@@ -612,6 +619,7 @@ impl Worker {
             now_us: monotonic_us(),
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         let mut due = Vec::new();
         let mut heap = 0u64;
@@ -630,10 +638,14 @@ impl Worker {
                 connections: open,
                 paused: self.paused,
                 heap_bytes: heap,
-                counts: link::Counts {
-                    refused_rate: self.admission.refused_rate,
-                    refused_handshakes: self.admission.refused_handshakes,
-                    ..self.counts
+                counts: {
+                    let a = self.admission.borrow();
+                    link::Counts {
+                        refused_rate: a.refused_rate,
+                        refused_handshakes: a.refused_handshakes,
+                        refused_unknown_ids: a.refused_unknown_ids,
+                        ..self.counts
+                    }
                 },
             });
         }

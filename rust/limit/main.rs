@@ -14,6 +14,9 @@ use std::net::Shutdown;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
+
+use ampgate_native::gateway::admission::{Admission, Budget};
 use ampgate_native::gateway::auth::AuthTable;
 use ampgate_native::gateway::conn::{ConnEvent, Connection, Ctx, Lost};
 use ampgate_native::gateway::listen::Listener;
@@ -36,6 +39,8 @@ struct Limit {
     /// The worker's defaults: the same timeouts and bounds as a gateway worker; every charger is admitted.
     cfg: WorkerConfig,
     auth: AuthTable,
+    /// No budget: the limit server measures connections, not admission.
+    admission: RefCell<Admission>,
     conns: Slab<(TcpStream, Connection)>,
     /// Connections whose read budget ran out with bytes left (edge-triggered: come back by ourselves).
     backlog: Vec<usize>,
@@ -53,6 +58,7 @@ impl Limit {
             cap,
             cfg: WorkerConfig::default(),
             auth: AuthTable::new(true),
+            admission: RefCell::new(Admission::new(Budget::UNLIMITED, 1)),
             conns: Slab::new(),
             backlog: Vec::new(),
             scratch: vec![0; SCRATCH],
@@ -142,6 +148,7 @@ impl Limit {
             now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         entry.insert((sock, Connection::new(&ctx)));
         let _ = self.update_listener();
@@ -159,6 +166,7 @@ impl Limit {
             now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         let Some((sock, conn)) = self.conns.get_mut(idx) else {
             return;
@@ -224,6 +232,7 @@ impl Limit {
             now_us: 0,
             cfg: &self.cfg,
             auth: &self.auth,
+            admission: &self.admission,
         };
         let due: Vec<usize> = self
             .conns

@@ -112,6 +112,7 @@ impl PyHub {
                         c.refused_unknown,
                         c.refused_other,
                         c.refused_throttled,
+                        c.refused_unknown_ids,
                     ),
                 )
                     .into_pyobject(py)?
@@ -192,8 +193,9 @@ impl PyHub {
             .control(worker, &Down::AuthPolicy { accept_unknown });
     }
 
-    /// A worker's share of the admission budget (0 = no limit for `rate` and `handshakes`).
-    #[pyo3(signature = (rate, burst, handshakes, retry_max, worker = None))]
+    /// A worker's share of the admission budget (0 = no limit for `rate`, `handshakes` and
+    /// `unknown_per_min`).
+    #[pyo3(signature = (rate, burst, handshakes, retry_max, worker = None, unknown_per_min = 0))]
     fn set_admission(
         &self,
         rate: u32,
@@ -201,12 +203,14 @@ impl PyHub {
         handshakes: u32,
         retry_max: u32,
         worker: Option<u8>,
+        unknown_per_min: u32,
     ) {
         let share = AdmissionShare {
             rate,
             burst,
             handshakes,
             retry_max,
+            unknown_per_min,
         };
         self.hub.control(worker, &Down::Admission(share));
     }

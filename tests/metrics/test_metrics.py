@@ -68,6 +68,9 @@ class Sources:
     def ping_rtt(self):
         return Histogram([(0.01, 2), (float("inf"), 3)], 0.5)
 
+    def presence_records(self):
+        return 4
+
 
 def test_each_node_has_its_own_registry() -> None:
     a, b = NodeMetrics(EventBus(), Sources()), NodeMetrics(EventBus(), Sources())
@@ -93,3 +96,4 @@ def test_spread_boots_are_counted_and_the_waiting_chargers_shown() -> None:
     assert 'ampgate_boots_total{status="Pending"} 2.0' in text
     assert "ampgate_boots_spread_total 1.0" in text
     assert "ampgate_boot_spread_pending 2.0" in text
+    assert "ampgate_presence_records 4.0" in text

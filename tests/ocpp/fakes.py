@@ -75,6 +75,7 @@ class Seen:
 
     last_seen_at: float | None = None
     last_heartbeat_at: float | None = None
+    recorded: bool = False
 
 
 class Wire:

@@ -315,10 +315,12 @@ class ProtocolCounts(msgspec.Struct, kw_only=True):
 
 class Rejections(msgspec.Struct, kw_only=True):
     """Refused WebSocket upgrades by reason: `busy` is admission control's HTTP 503 (over the node's rate of new
-    connections or its cap on handshakes at once); 401, 404 and 400 are the handshake table's and the request's;
+    connections, its cap on handshakes at once or its rate of new unknown charger ids, the last also counted
+    alone in `unknown_ids_busy`); 401, 404 and 400 are the handshake table's and the request's;
     `auth_throttled` is HTTP 429, a charger id refused after too many failed authentications."""
 
     busy: int
+    unknown_ids_busy: int = 0
     bad_credentials: int
     unknown_charger: int
     bad_request: int

@@ -4,6 +4,13 @@ heartbeat health, connection history, flapping and queued commands (docs/archite
 
 from ampgate.connectivity.links import ChargerSender, LinkTracker
 from ampgate.connectivity.presence import Presence, PresenceRegistry
-from ampgate.connectivity.registration import ChargerRegistration
+from ampgate.connectivity.registration import ChargerRegistration, KnownChargers
 
-__all__ = ["ChargerRegistration", "ChargerSender", "LinkTracker", "Presence", "PresenceRegistry"]
+__all__ = [
+    "ChargerRegistration",
+    "ChargerSender",
+    "KnownChargers",
+    "LinkTracker",
+    "Presence",
+    "PresenceRegistry",
+]

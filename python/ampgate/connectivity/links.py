@@ -8,6 +8,11 @@ old socket half-open), the newer one wins: the old one is closed with REPLACED_C
 with that reason, and its own later close from the worker changes nothing (presence is keyed by connection). A
 Connected that arrives late for a connection older than the live one (by the workers' monotonic handshake
 times) is that connection's end instead: it is closed, and the charger stays on the newer one.
+
+A charger id the node does not know (not registered, never recorded at a boot: `Known` says) gets no charger
+row when it connects; its BootNotification records it (`ampgate.ocpp.boot`). Until then its presence is
+forgotten when its connection ends, so ids that connect and never boot leave no state behind (their
+connectivity history is kept, as for every charger, and pruned with it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import bisect
 import collections
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -107,6 +113,10 @@ class HistoryRecords(Protocol):
     def record(self, change: Change, /) -> None: ...
 
 
+Known = Callable[[str], bool]
+"""Whether the store has charger `id` (registered, or recorded at a boot): O(1) or one indexed read."""
+
+
 class MinuteCounts:
     """Connects and disconnects per minute over the last RATE_MINUTES (for the connectivity summary)."""
 
@@ -149,8 +159,11 @@ class LinkTracker:
         history: HistoryRecords | None = None,
         settings: rules.Settings | None = None,
         sites: SiteOf | None = None,
+        known: Known | None = None,
     ) -> None:
         self._presence = presence
+        # None: every charger counts as recorded (tests of the tracker alone).
+        self._known = known
         self._sessions = sessions
         self._link = link
         self._records = records
@@ -222,8 +235,12 @@ class LinkTracker:
                 )
             )
         self._presence.set_state(presence, rules.ONLINE, wall)
+        if not presence.recorded:
+            presence.recorded = self._known is None or self._known(charger_id)
         self._sessions.open(conn_id, charger_id, protocol, presence)
-        if known_protocol != protocol:
+        # A charger without a row gets none here: only its boot records it (an id that connects and never
+        # boots costs the store nothing).
+        if presence.recorded and known_protocol != protocol:
             self._records.record_connection(charger_id, protocol=protocol, at=now)
         self._record(
             charger_id,
@@ -294,6 +311,12 @@ class LinkTracker:
                         at=now, charger_id=presence.charger_id, flapping=True, drops=len(presence.drops)
                     )
                 )
+        if not presence.recorded:
+            if self._known is None or self._known(presence.charger_id):
+                presence.recorded = True  # registered by an admin while connected: kept
+            else:
+                # Never booted, never registered: its record goes with its connection.
+                self._presence.forget(presence.charger_id)
 
     def pong(self, conn_id: int, rtt: float, worker_at: float | None) -> None:
         """The charger on `conn_id` answered the gateway's ping after `rtt` seconds."""

@@ -9,6 +9,11 @@ of an older connection that comes late (another worker, a backlog) never replace
 
 Beside the link, each record keeps what the connectivity rules (`rules.py`) need: the state (online, stale,
 offline) and since when, the last heartbeat, today's connects, recent drops and whether the charger flaps.
+
+Only chargers the node records keep a record once offline: a charger id that is neither registered nor
+recorded at a boot (`recorded` False) is forgotten as soon as its connection ends (`forget`), so a stream of
+made-up ids that connect and never boot leaves nothing behind (the gateway's rate of new unknown ids bounds how
+many are connected at once).
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class Presence(msgspec.Struct, gc=False):
     # Pongs prove the link, not the charger's software: they never refresh `last_seen_at` (staleness).
     ping_rtt: float | None = None
     last_pong_at: float | None = None
+    # The store has (or is about to have) a row of this charger: registered, or recorded at a boot. A presence
+    # without one is forgotten when its connection ends.
+    recorded: bool = False
 
     @property
     def connected_since(self) -> datetime | None:
@@ -131,6 +139,14 @@ class PresenceRegistry:
         p.last_seen_at = now
         return p
 
+    def forget(self, charger_id: str) -> bool:
+        """Drop the record of `charger_id` if it is offline (a live one stays); whether it was dropped."""
+        p = self._by_charger.get(charger_id)
+        if p is None or p.online:
+            return False
+        del self._by_charger[charger_id]
+        return True
+
     def set_state(self, p: Presence, state: str, now: float) -> bool:
         """Move `p` to `state` (online, stale, offline); False when it was there already."""
         if p.state == state:
@@ -147,11 +163,15 @@ class PresenceRegistry:
         return list(self._by_conn.values())
 
     def values(self) -> list[Presence]:
-        """Every charger seen since the node started."""
+        """Every charger seen since the node started, but unrecorded ones that went offline."""
         return list(self._by_charger.values())
 
     def online_count(self) -> int:
         return len(self._by_conn)
+
+    def __len__(self) -> int:
+        """Chargers with a record (online, or offline and recorded)."""
+        return len(self._by_charger)
 
 
 __all__ = ["ONLINE", "Presence", "PresenceRegistry"]

@@ -1,6 +1,10 @@
 """Registering a charger: the operator's act that lets it connect with its credentials and makes it accepted.
 The row is committed, the boot policy accepts it, and every gateway worker knows the credentials before this
-returns (so the charger's very next handshake is checked against them)."""
+returns (so the charger's very next handshake is checked against them).
+
+Also which charger ids the node knows (`KnownChargers`): registered, or recorded at a boot. An unknown id
+gets no row until it boots; its first boot makes it known to the gateway workers too, so its later
+connections are no longer charged to the rate of new unknown ids."""
 
 from __future__ import annotations
 
@@ -75,3 +79,41 @@ def _changed(before: str | None, password: str | None, keep_password: bool) -> b
     if password is None:
         return before is not None
     return before is None or not verify_password(password, before)
+
+
+class AcceptedIds(Protocol):
+    """The boot policy's accepted chargers (`ampgate.ocpp.boot_policy.BootPolicy`)."""
+
+    def is_accepted(self, charger_id: str, /) -> bool: ...
+
+
+class ChargerRows(Protocol):
+    """The charger repository's indexed existence check."""
+
+    def exists(self, cp_id: str, /) -> bool: ...
+
+
+AuthSet = Callable[[list[tuple[str, str]]], object]
+"""Adds `(charger_id, password hash or "")` to every gateway worker's handshake table, without waiting."""
+
+
+class KnownChargers:
+    """Whether the node knows a charger id (registered, or recorded at a boot), and what an unknown charger's
+    first boot changes. `known` is the accepted set (O(1)), else one indexed read of the committed rows."""
+
+    def __init__(self, accepted: AcceptedIds, rows: ChargerRows, auth_set: AuthSet) -> None:
+        self._accepted = accepted
+        self._rows = rows
+        self._auth_set = auth_set
+
+    def known(self, charger_id: str) -> bool:
+        return self._accepted.is_accepted(charger_id) or self._rows.exists(charger_id)
+
+    def first_boot(self, charger_id: str) -> None:
+        """Charger `charger_id`, connected as unknown, boots and is about to be recorded (call before its boot
+        record is queued, so the check below sees only committed rows of others' doing): from now on the
+        workers know it, without a password, so its reconnects are not charged to the rate of new unknown ids.
+        A charger registered meanwhile is left alone: its registration pushed its credentials already, and
+        an empty entry must never replace a password."""
+        if not self.known(charger_id):
+            self._auth_set([(charger_id, "")])

@@ -42,11 +42,13 @@ def _dt(ts: float | None) -> datetime | None:
 
 
 def _refusals(counts: dict[str, int]) -> dict[str, int]:
-    """Refused upgrades by reason: admission control's 503s (`busy`: over the rate or the handshake cap) and
-    the handshake table's 401 / 404, and malformed or protocol-less upgrades (400), and charger ids refused
-    429 after too many failed authentications."""
+    """Refused upgrades by reason: admission control's 503s (`busy`: over the rate, the handshake cap or the
+    rate of new unknown ids, the last also as `unknown_ids_busy`) and the handshake table's 401 / 404, and
+    malformed or protocol-less upgrades (400), and charger ids refused 429 after too many failed
+    authentications."""
     return {
-        "busy": counts["refused_rate"] + counts["refused_handshakes"],
+        "busy": counts["refused_rate"] + counts["refused_handshakes"] + counts["refused_unknown_ids"],
+        "unknown_ids_busy": counts["refused_unknown_ids"],
         "bad_credentials": counts["refused_auth"],
         "unknown_charger": counts["refused_unknown"],
         "bad_request": counts["refused_other"],

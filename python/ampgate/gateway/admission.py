@@ -2,8 +2,9 @@
 workers' handshake counters turned into node totals and per-minute figures.
 
 The decisions themselves are the workers' (rust/gateway/admission.rs): a token bucket of new connections per
-second and a cap on handshakes in progress, each worker with its share; an upgrade over it is answered HTTP
-503 with a randomized `Retry-After` without involving Python.
+second, a cap on handshakes in progress and a bucket of new unknown charger ids per minute (charged only for
+ids the handshake table does not know), each worker with its share; an upgrade over it is answered HTTP 503
+with a randomized `Retry-After` without involving Python.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ COUNTERS = (
     "refused_unknown",
     "refused_other",
     "refused_throttled",
+    "refused_unknown_ids",
 )
 # Why an upgrade was refused, as the metrics and the summary name it, per counter.
 REFUSAL_REASONS = {
@@ -31,6 +33,7 @@ REFUSAL_REASONS = {
     "refused_unknown": "unknown_charger",
     "refused_other": "bad_request",
     "refused_throttled": "auth_throttled",
+    "refused_unknown_ids": "admission_unknown_ids",
 }
 MINUTES = 60
 
@@ -42,17 +45,28 @@ class Share(msgspec.Struct, frozen=True):
     burst: int
     handshakes: int
     retry_max: int
+    unknown_per_min: int = 0
 
 
-def share(rate: int, burst: int, handshakes: int, retry_max: int, workers: int) -> Share:
+def share(
+    rate: int, burst: int, handshakes: int, retry_max: int, workers: int, unknown_per_min: int = 0
+) -> Share:
     """Each of `workers` workers' part of the node-wide budget: an even split, rounded up, so the node admits
-    at least its budget (a limit of 0 stays 0, no limit; a limit never shares down to 0)."""
+    at least its budget (a limit of 0 stays 0, no limit; a limit never shares down to 0). An unknown id's
+    connection lands on any worker, so with K workers the node admits up to K - 1 more unknown ids a minute
+    than `unknown_per_min` (each worker's part rounded up), never fewer."""
     n = max(1, workers)
 
     def part(total: int) -> int:
         return 0 if total == 0 else max(1, math.ceil(total / n))
 
-    return Share(rate=part(rate), burst=part(burst), handshakes=part(handshakes), retry_max=retry_max)
+    return Share(
+        rate=part(rate),
+        burst=part(burst),
+        handshakes=part(handshakes),
+        retry_max=retry_max,
+        unknown_per_min=part(unknown_per_min),
+    )
 
 
 def auth_fail_share(limit: int, workers: int) -> int:

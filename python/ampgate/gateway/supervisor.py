@@ -182,6 +182,7 @@ class Gateway:
             config.admit_handshakes,
             config.admit_retry_max,
             config.worker_count(),
+            config.unknown_ids_per_minute,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -465,7 +466,9 @@ class Gateway:
         """Send the admission budget's share, the whole credential table and the unknown-charger policy, and
         wait until applied."""
         a = self.admission
-        self.hub.set_admission(a.rate, a.burst, a.handshakes, a.retry_max, worker=worker)
+        self.hub.set_admission(
+            a.rate, a.burst, a.handshakes, a.retry_max, worker=worker, unknown_per_min=a.unknown_per_min
+        )
         # In pages, yielding between them: the pump and the API run meanwhile. The worker does not accept until
         # the barrier below, so it never sees half a table; a charger registered meanwhile is pushed by its
         # registration too, after its row is committed, so it is in a later page or in that push.

@@ -90,6 +90,7 @@ class Sources(Protocol):
     def workers(self) -> list[dict[str, Any]]: ...
     def charger_states(self) -> tuple[dict[str, int], int]: ...  # by state, and how many flap
     def boot_spread_pending(self) -> int: ...
+    def presence_records(self) -> int: ...
     def bus(self) -> tuple[int, int, int]: ...  # published, lost, subscribers
     def commands_queued(self) -> int: ...
     def store(self) -> tuple[int, int, int, int]: ...  # write queue, commits, ops, failed ops
@@ -133,6 +134,12 @@ class _ScrapeCollector(Collector):
             "Connected chargers told Pending to spread a boot storm, not yet Accepted",
             value=s.boot_spread_pending(),
         )
+        yield GaugeMetricFamily(
+            "ampgate_presence_records",
+            "Chargers whose link state the node keeps: every connected charger, and offline ones it records "
+            "(unknown ids that never booted are forgotten when they leave)",
+            value=s.presence_records(),
+        )
         published, lost, subscribers = s.bus()
         yield CounterMetricFamily(
             "ampgate_bus_events_published", "Events published on the bus", value=published
@@ -169,7 +176,8 @@ class _ScrapeCollector(Collector):
         )
         refused = CounterMetricFamily(
             "ampgate_upgrades_refused",
-            "WebSocket upgrades refused, by reason (admission_rate and admission_handshakes are HTTP 503)",
+            "WebSocket upgrades refused, by reason (admission_rate, admission_handshakes and "
+            "admission_unknown_ids are HTTP 503)",
             labels=["reason"],
         )
         for reason, n in sorted(s.refused_upgrades().items()):

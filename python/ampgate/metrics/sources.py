@@ -72,8 +72,10 @@ class MetricSources:
         rtt: RoundTrips,
         *,
         boot_spread_pending: Callable[[], int] | None = None,
+        presence_records: Callable[[], int] | None = None,
     ) -> None:
         self._rtt = rtt
+        self._presence_records = presence_records
         self._spread_pending = boot_spread_pending
         self._gateway = gateway
         self._connectivity = connectivity
@@ -91,6 +93,9 @@ class MetricSources:
 
     def boot_spread_pending(self) -> int:
         return self._spread_pending() if self._spread_pending is not None else 0
+
+    def presence_records(self) -> int:
+        return self._presence_records() if self._presence_records is not None else 0
 
     def bus(self) -> tuple[int, int, int]:
         return self._bus.published, self._bus.lost, self._bus.subscribers()

@@ -3,11 +3,14 @@ never waits for the disk to record what it reported), answered as the boot polic
 policy accepts during a boot storm, as boot spreading decides: `ampgate.ocpp.boot_spread`), and published as
 `charger.booted`. One write is waited for: a charger the policy accepts for the first time is told Accepted
 only once its acceptance is committed (durably), since a charger told Accepted need not boot again [B01] and a
-node that forgot it would answer SecurityError to everything it sends."""
+node that forgot it would answer SecurityError to everything it sends.
+
+A charger id the node did not know when it connected is recorded by its first boot (not by its connection):
+`first_boot` is told first, so the gateway knows it from then on (`ampgate.connectivity.KnownChargers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ampgate.bus import Publisher
@@ -51,8 +54,10 @@ class BootHandlers:
         clock: Clock,
         time: BatchTime,
         spread: BootSpreader | None = None,
+        first_boot: Callable[[str], None] | None = None,
     ) -> None:
         self._policy = policy
+        self._first_boot = first_boot
         self._spread = spread
         self._records = records
         self._bus = bus
@@ -79,6 +84,11 @@ class BootHandlers:
     ) -> dict[str, Any] | Coroutine[Any, Any, dict[str, Any]]:
         at = self._clock.now()
         cid = session.charger_id
+        if not session.presence.recorded:
+            # Connected as an unknown id: this boot records it.
+            if self._first_boot is not None:
+                self._first_boot(cid)
+            session.presence.recorded = True
         # The boot record is queued before the decision, which may mark the charger accepted: its row exists.
         self._records.record_boot(
             BootReport(

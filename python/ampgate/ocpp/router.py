@@ -62,10 +62,11 @@ class Link(Protocol):
 
 class Liveness(Protocol):
     """A charger's presence record: every message it sends refreshes `last_seen_at` (epoch seconds), every
-    Heartbeat `last_heartbeat_at`."""
+    Heartbeat `last_heartbeat_at`; a BootNotification sets `recorded` (the charger has a row from then on)."""
 
     last_seen_at: float | None
     last_heartbeat_at: float | None
+    recorded: bool
 
 
 class BootPolicyView(Protocol):

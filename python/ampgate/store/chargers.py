@@ -224,7 +224,7 @@ def update_firmware_status(
 ) -> None:
     """Set the charger's last firmware status, request id (None: the notification had none) and the time it
     was received. The latest notification received wins: the writer runs ops in the order they were queued.
-    An unknown charger is left alone (a connected charger has a row: its connection was queued first)."""
+    An unknown charger is left alone (a charger that may send one is Accepted: its boot was queued first)."""
     db.execute(
         "UPDATE chargers SET firmware_status = ?, firmware_request_id = ?, firmware_status_at = ?"
         " WHERE id = ?",
@@ -273,9 +273,10 @@ class ChargerRepository:
         self._store.submit(functools.partial(upsert_boot, boot=boot, at=iso_utc(boot.at)))
 
     def record_connection(self, cp_id: str, *, protocol: str | None, at: datetime) -> None:
-        """Record, fire-and-forget, that charger `cp_id` connected with `protocol`: creates it if unknown (not
-        accepted, no password, registered_at = `at`), so a charger admitted as unknown is listed before it
-        boots; for a known one only its protocol is kept current. Raises ValueError for a naive `at`,
+        """Record, fire-and-forget, that charger `cp_id` connected with `protocol`: for a known one only its
+        protocol is kept current; an unknown id would be created (not accepted, no password, registered_at =
+        `at`), which is why the link tracker calls this only for chargers the store knows (an unknown charger is
+        recorded by its boot, `record_boot`). Raises ValueError for a naive `at`,
         StoreClosedError after shutdown; write failures are logged."""
         self._store.submit(
             functools.partial(upsert_connection, cp_id=cp_id, protocol=protocol, at=iso_utc(at))
