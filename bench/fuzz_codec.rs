@@ -117,6 +117,7 @@ fn main() {
     let mut out = report.to_json();
     // The corpus replay goes in as its own key, before the final brace.
     out.truncate(out.trim_end().len() - 1);
+    out.truncate(out.trim_end().len());
     out.push_str(&format!(
         ",\n  \"corpus_replay\": {{\"runs\": {}, \"failures\": {}}},\n  \"command\": \"make fuzz\"\n}}\n",
         corpus_report.inputs,
