@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deps-stamp
 NATIVE_STAMP := $(VENV)/.native-stamp
 RUST_SRC := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: run test venv native lint rust-test py-test bench clean test-openadr
+.PHONY: run test venv native lint rust-test py-test bench clean test-openadr fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ test: native rust-test lint py-test
 
 bench: native
 	$(PY) bench/connections.py --connections 10000
+
+# Opt-in, not part of `make test`: 10^8 seeded fuzz inputs against the WebSocket frame codec and the upgrade
+# parsers (bench/fuzz_codec.rs; `cargo test` runs a 10^5 slice). Bounded by count and by FUZZ_SECONDS; holds
+# /tmp/bench.lock so it never overlaps a benchmark. Writes bench/results/fuzz-codec.json; failing inputs go to
+# bench/fuzz/crashes/. See docs/benchmarks.md "Fuzzing".
+FUZZ_INPUTS ?= 100000000
+FUZZ_SECONDS ?= 3600
+fuzz:
+	flock /tmp/bench.lock cargo bench --profile fuzz --bench fuzz_codec -- \
+		--inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS) --json bench/results/fuzz-codec.json
 
 # Opt-in, not part of `make test`: the OpenADR VEN against a real VTN (the openleadr-vtn crate, built with cargo,
 # on a throwaway PostgreSQL from Debian's package). See docs/openadr.md.

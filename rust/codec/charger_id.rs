@@ -1,5 +1,7 @@
 //! The charge point id in an OCPP-J request target (OCPP-J §3.1.1: the last path segment).
 
+use unicode_normalization::is_nfc;
+
 use super::error::HandshakeError;
 
 /// OCPP's chargeBoxIdentity / identity is a CiString48.
@@ -15,7 +17,10 @@ const BAD_ID: HandshakeError = HandshakeError::new(404, "bad charge point id");
 /// ids at the root). Errors are 404: `"unknown path"` when the target is not exactly one segment
 /// below `prefix` (trailing `/` or extra segments included), `"bad charge point id"` when the
 /// segment has an invalid `%XX`, is not UTF-8, is not 1..=48 characters, or contains a control
-/// character, `/` or `:` once decoded (`:` would break Basic credentials, whose user is the id).
+/// character, `/` or `:` once decoded (`:` would break Basic credentials, whose user is the id), or
+/// is not in Unicode normalization form C (ids are stored in NFC, so "Cafe\u{301}" would name a
+/// second charger that reads like "Café"; the control plane applies the same rule, see
+/// `ampgate.store.chargers.validate_charger_id`, but only after the 101).
 pub fn charger_id_from_path(path: &str, prefix: &str) -> Result<String, HandshakeError> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let segment = path
@@ -28,6 +33,7 @@ pub fn charger_id_from_path(path: &str, prefix: &str) -> Result<String, Handshak
     if chars == 0
         || chars > MAX_CHARGER_ID_CHARS
         || id.chars().any(|c| c.is_control() || c == '/' || c == ':')
+        || !is_nfc(&id)
     {
         return Err(BAD_ID);
     }
@@ -75,6 +81,9 @@ mod tests {
             id(&format!("/ocpp/{}", "%C3%A9".repeat(48))).unwrap(),
             "é".repeat(48)
         );
+        // Already NFC, composed or not decomposable: accepted as sent.
+        assert_eq!(id("/ocpp/Caf%C3%A9").unwrap(), "Café");
+        assert_eq!(id("/ocpp/%C3%85%ED%95%9C").unwrap(), "Å한");
         assert_eq!(charger_id_from_path("/ocpp/CP1", "/ocpp/").unwrap(), "CP1");
         assert_eq!(charger_id_from_path("/CP1", "").unwrap(), "CP1");
         for path in [
@@ -101,6 +110,10 @@ mod tests {
             "/ocpp/a%4",
             "/ocpp/a%",
             "/ocpp/%FF",
+            // Not NFC: "e" + U+0301 COMBINING ACUTE ACCENT (NFC is U+00E9), and U+212B ANGSTROM SIGN
+            // (a singleton NFC maps to U+00C5).
+            "/ocpp/Cafe%CC%81",
+            "/ocpp/%E2%84%AB",
             &long,
         ] {
             assert_eq!(id(path), Err(BAD_ID), "{path}");

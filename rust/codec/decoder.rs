@@ -166,9 +166,10 @@ impl Decoder {
         self.check_header(&header)?;
         let total = hlen + header.payload_len as usize;
         // Grow with the bytes actually received rather than reserving `total` up front: a peer
-        // announcing a large frame and then stalling must not pin max_message bytes per connection.
+        // announcing a large frame and then stalling must not pin max_message bytes per connection;
+        // but never past `total`, which doubling alone would overshoot by up to 2x.
         let take = (total - self.partial.len()).min(data.len() - used);
-        self.partial.extend_from_slice(&data[used..used + take]);
+        extend_capped(&mut self.partial, &data[used..used + take], total);
         used += take;
         if self.partial.len() == total {
             // Taken out so the payload can be lent to the sink while `self` changes; freed after.
@@ -218,11 +219,11 @@ impl Decoder {
                     deliver(kind, payload, sink)?;
                 } else {
                     self.kind = Some(kind);
-                    self.message.extend_from_slice(payload);
+                    extend_capped(&mut self.message, payload, self.max_message);
                 }
             }
             OpCode::Continuation => {
-                self.message.extend_from_slice(payload);
+                extend_capped(&mut self.message, payload, self.max_message);
                 if header.fin {
                     // Taken, so the buffer is freed once delivered.
                     let message = mem::take(&mut self.message);
@@ -241,6 +242,23 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Append `bytes` to `buf`, doubling its capacity as `Vec` does (amortised O(1) per byte however
+/// the peer cuts its frames) but never beyond `limit`, the most the buffer can ever hold (a frame's
+/// total length, or max_message for a reassembled message, both checked in `check_header` before
+/// any byte is buffered). Plain doubling would let a message just over half the limit hold twice
+/// the limit: 2 MiB for a 1 MiB maximum, per connection.
+fn extend_capped(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
+    let need = buf.len() + bytes.len();
+    if need > buf.capacity() {
+        let target = buf
+            .capacity()
+            .saturating_mul(2)
+            .clamp(need, limit.max(need));
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(bytes);
 }
 
 fn deliver(
@@ -453,6 +471,42 @@ pub(super) mod tests {
                 "{code}"
             );
         }
+    }
+
+    /// Found by the fuzzer (bench/fuzz/corpus/server/regress-server-max4096-doubling.bin): fed a byte
+    /// at a time, a 5 KB stream held 12 KiB with max_message 4096, as `Vec` doubling overshot the
+    /// frame and the message. The buffers now never grow past what they can hold.
+    #[test]
+    fn buffers_never_grow_past_the_frame_or_max_message() {
+        const MAX: usize = 4096;
+        let mut bytes = Vec::new();
+        for (i, n) in [1000, 1000, 1000, 1096].into_iter().enumerate() {
+            let op = if i == 0 {
+                OpCode::Text
+            } else {
+                OpCode::Continuation
+            };
+            encode_frame(&mut bytes, op, &vec![b'a'; n], i == 3, Some(KEY));
+        }
+        let mut dec = Decoder::new(Role::Server, MAX);
+        let mut delivered = 0;
+        for chunk in bytes.chunks_mut(1) {
+            dec.feed(chunk, &mut |e| {
+                let Event::Text(t) = e else { panic!("{e:?}") };
+                delivered += t.len();
+            })
+            .unwrap();
+            // The message reassembled so far (at most MAX) and the frame cut by the read (its
+            // header and at most 1096 bytes).
+            assert!(
+                dec.heap_bytes() <= MAX + 1096 + 8,
+                "{} bytes held for {} buffered",
+                dec.heap_bytes(),
+                dec.buffered_bytes()
+            );
+        }
+        assert_eq!(delivered, MAX);
+        assert_eq!(dec.heap_bytes(), 0);
     }
 
     #[test]

@@ -51,8 +51,8 @@ CREDENTIALS_CHANGED_CODE = 1008
 CREDENTIALS_CHANGED_REASON = "credentials changed"
 # A charger whose id (its URL path) breaks the id rule (ampgate.store.chargers.validate_charger_id: invisible,
 # direction-changing or look-alike characters, not NFC). The gateway's own check (rust/codec/charger_id.rs)
-# refuses control characters, '/' and ':' before the upgrade; this one runs on Connected, before anything of
-# the charger is recorded.
+# refuses control characters, '/', ':' and ids not in NFC before the upgrade; this one runs on Connected, before
+# anything of the charger is recorded.
 INVALID_ID_CODE = 1008
 INVALID_ID_REASON = "invalid charger id"
 # The reason of a charger's own close that gave none.
