@@ -94,6 +94,11 @@ pub struct Counts {
     pub refused_other: u64,
     /// Upgrades refused 429: the charger id failed authentication too often lately (`gateway::throttle`).
     pub refused_throttled: u64,
+    /// Open connections the worker closed for its bounds: its buffer budget (1013), too many pipelined
+    /// CALLs and over the message rate (both 1008).
+    pub closed_budget: u64,
+    pub closed_pending_calls: u64,
+    pub closed_msg_rate: u64,
 }
 
 /// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
@@ -289,6 +294,9 @@ impl LinkWriter {
                     counts.refused_unknown,
                     counts.refused_other,
                     counts.refused_throttled,
+                    counts.closed_budget,
+                    counts.closed_pending_calls,
+                    counts.closed_msg_rate,
                 ] {
                     self.u64(v);
                 }
@@ -665,6 +673,9 @@ impl<'a> Batch<'a> {
                     refused_unknown: self.u64()?,
                     refused_other: self.u64()?,
                     refused_throttled: self.u64()?,
+                    closed_budget: self.u64()?,
+                    closed_pending_calls: self.u64()?,
+                    closed_msg_rate: self.u64()?,
                 },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
@@ -827,6 +838,9 @@ mod tests {
                     refused_unknown: 5,
                     refused_other: u64::MAX,
                     refused_throttled: 6,
+                    closed_budget: 7,
+                    closed_pending_calls: 8,
+                    closed_msg_rate: 9,
                 },
             },
             Up::Ack { seq: 3 },

@@ -112,6 +112,9 @@ impl PyHub {
                         c.refused_unknown,
                         c.refused_other,
                         c.refused_throttled,
+                        c.closed_budget,
+                        c.closed_pending_calls,
+                        c.closed_msg_rate,
                     ),
                 )
                     .into_pyobject(py)?
