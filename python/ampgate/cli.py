@@ -14,7 +14,9 @@ from typing import Any
 import trio
 
 from ampgate.config import (
+    DEFAULT_MAX_WRITE_QUEUE,
     NodeConfig,
+    check_bounds,
     check_max_message,
     check_worker_heartbeat,
     connections_per_worker,
@@ -308,6 +310,34 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=_positive,
         default=d.auth_backoff_s,
         help="seconds a charger id is refused after too many failures (default %(default)s)",
+    )
+    p.add_argument(
+        "--worker-buffer-budget-mb",
+        type=_non_negative_int,
+        default=d.worker_buffer_budget_mb,
+        help="MiB of buffers a gateway worker may hold over all its connections (partial messages, parked and "
+        "held messages, write queues); past it the connections holding the most are closed (1013); "
+        "0 = no budget (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-pending-calls",
+        type=_non_negative_int,
+        default=d.max_pending_calls,
+        help="CALLs a charger may send before its previous one is answered: they wait and go on in order; one "
+        "more closes the connection (1008) (default %(default)s)",
+    )
+    p.add_argument(
+        "--charger-msg-rate",
+        type=_non_negative,
+        default=d.charger_msg_rate,
+        help="messages per second a charger may send; past it (and --charger-msg-burst) its connection is "
+        "closed (1008); 0 = no limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--charger-msg-burst",
+        type=_positive_int,
+        default=d.charger_msg_burst,
+        help="messages a charger may send at once above --charger-msg-rate (default %(default)s)",
     )
     p.add_argument(
         "--worker-max-connections", type=int, default=0, help="per-worker cap (default: the open-file limit)"
@@ -619,6 +649,17 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit(
             f"ampgate: --auth-fail-window-s and --auth-backoff-s are at most {AUTH_SECONDS_MAX:g} s"
         )
+    problem = check_bounds(
+        a.worker_buffer_budget_mb,
+        a.max_pending_calls,
+        a.charger_msg_rate,
+        a.charger_msg_burst,
+        a.max_message + DEFAULT_MAX_WRITE_QUEUE,
+    )
+    if problem is not None:
+        # The problem names the setting first; say it as the flag.
+        flag = "--" + problem.split(" ", 1)[0].replace("_", "-")
+        raise SystemExit(f"ampgate: {flag}: {problem.split(' ', 1)[1]}")
     if a.ocpi_rate_limit < 1:
         raise SystemExit("ampgate: --ocpi-rate-limit is at least 1 request a second")
     if a.ocpi_name is not None and not 1 <= len(a.ocpi_name) <= 100:
@@ -674,6 +715,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         auth_backoff_s=a.auth_backoff_s,
         worker_max_connections=a.worker_max_connections,
         worker_heartbeat_s=a.worker_heartbeat_s,
+        worker_buffer_budget_mb=a.worker_buffer_budget_mb,
+        max_pending_calls=a.max_pending_calls,
+        charger_msg_rate=a.charger_msg_rate,
+        charger_msg_burst=a.charger_msg_burst,
         ready_file=a.ready_file,
         listen_mode=a.listen_mode,
         call_timeout=a.call_timeout,

@@ -27,6 +27,38 @@ MAX_MESSAGE_LIMIT = HUB_MAX_SEND
 MIN_MESSAGE = 1024
 
 
+# Bytes a connection may have queued for sending before its worker closes it (the charger is not reading).
+DEFAULT_MAX_WRITE_QUEUE = 4 << 20
+# The most CALLs a charger may pipeline: each is held in its worker (up to max_message bytes) until answered.
+MAX_PENDING_CALLS_MAX = 1000
+MIB = 1 << 20
+
+
+def check_bounds(budget_mb: int, pending: int, rate: float, burst: int, one_connection: int) -> str | None:
+    """What is wrong with the per-worker and per-charger bounds, naming the setting (None: nothing).
+    `one_connection` is the most one connection may hold by its own limits (max_message + max_write_queue):
+    a budget below it would close a charger that keeps within them."""
+    if budget_mb < 0:
+        return f"worker_buffer_budget_mb must be >= 0 (0 = no budget), got {budget_mb}"
+    if budget_mb != 0 and budget_mb * MIB < one_connection:
+        need = -(-one_connection // MIB)
+        return (
+            f"worker_buffer_budget_mb must be 0 or at least {need} (one connection's max message and write "
+            f"queue), got {budget_mb}"
+        )
+    if budget_mb * MIB >= 1 << 63:
+        return f"worker_buffer_budget_mb is too large, got {budget_mb}"
+    if not 0 <= pending <= MAX_PENDING_CALLS_MAX:
+        return f"max_pending_calls must be 0 to {MAX_PENDING_CALLS_MAX}, got {pending}"
+    if not (0 <= rate <= 1e9):
+        return f"charger_msg_rate must be 0 (no limit) to 1e9 messages a second, got {rate}"
+    if rate > 0 and not 1 <= burst < 1 << 32:
+        return f"charger_msg_burst must be 1 to 2**32 - 1 when charger_msg_rate is set, got {burst}"
+    if not 0 <= burst < 1 << 32:
+        return f"charger_msg_burst must be 0 to 2**32 - 1, got {burst}"
+    return None
+
+
 def check_max_message(value: int) -> str | None:
     """Why `value` cannot be the largest message a charger may send, or None when it can."""
     if value < MIN_MESSAGE:
@@ -156,7 +188,7 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     events_days: float = 7.0
     handshake_timeout: float = 10.0
     max_message: int = 1 << 20
-    max_write_queue: int = 4 << 20
+    max_write_queue: int = DEFAULT_MAX_WRITE_QUEUE
     # Admission control (node-wide, shared out evenly over the workers): new connections per second with a
     # burst, and handshakes in progress at once; 0 = no limit. Beyond it an upgrade is answered HTTP 503 with a
     # randomized Retry-After of at most admit_retry_max s, by the worker. Sized from a measured storm on the
@@ -181,6 +213,23 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     auth_fail_limit: int = 10
     auth_fail_window_s: float = 60.0
     auth_backoff_s: float = 300.0
+    # Bounds per worker and per charger, applied by the gateway workers (rust/gateway/flow.rs, worker.rs):
+    # - worker_buffer_budget_mb: MiB of buffers a worker may hold over all its connections (partial incoming
+    #   messages, messages parked while the control plane lags, CALLs held, write queues); past it the
+    #   connections holding the most are closed with 1013 until it is under again. A worker holds up to
+    #   ~20,000 connections (the open-file limit) whose own bounds (max_message, max_write_queue) add up to
+    #   ~100 GB, while an idle charger holds no buffer and a busy one a few KB: 512 MiB is thousands of times a
+    #   healthy fleet's use, and four workers stay within 2 GB whatever the chargers do. 0 = no budget.
+    # - max_pending_calls: CALLs a charger may send before its previous one is answered; they wait in the
+    #   worker and go on in order, one more closes the connection with 1008 (OCPP-J: one CALL at a time; 4
+    #   forgives a charger that pipelines a little, e.g. its offline queue).
+    # - charger_msg_rate / charger_msg_burst: messages per second per connection (a token bucket); past it
+    #   1008. A charger sends a few a minute and a few dozen at boot; the simulator's saturation load and the
+    #   benches stay well under 200/s per charger. 0 = no limit.
+    worker_buffer_budget_mb: int = 512
+    max_pending_calls: int = 4
+    charger_msg_rate: float = 200.0
+    charger_msg_burst: int = 2000
     # How workers share the OCPP port: "shared" = one listening socket inherited by every worker, polled with
     # EPOLLEXCLUSIVE (the default: a worker at its cap simply stops polling and queued connections wait for
     # another worker); "reuseport" = a SO_REUSEPORT socket per worker (the kernel spreads connections evenly,
@@ -259,6 +308,15 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         problem = check_worker_heartbeat(self.worker_heartbeat_s)
         if problem is not None:
             raise ValueError(f"worker_heartbeat_s {problem}")
+        problem = check_bounds(
+            self.worker_buffer_budget_mb,
+            self.max_pending_calls,
+            self.charger_msg_rate,
+            self.charger_msg_burst,
+            self.max_message + self.max_write_queue,
+        )
+        if problem is not None:
+            raise ValueError(problem)
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

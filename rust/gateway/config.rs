@@ -4,6 +4,18 @@ use std::time::Duration;
 
 use super::throttle::ThrottleConfig;
 
+/// 512 MiB per worker: a worker holds up to ~20,000 connections (the open-file limit), whose own bounds
+/// (a 1 MiB partial message, a 4 MiB write queue) add up to ~100 GB; an idle charger holds no buffer at all
+/// and a busy one a few KB, so 512 MiB is thousands of times what a healthy fleet uses, yet four workers stay
+/// within 2 GB whatever the chargers do.
+pub const DEFAULT_BUFFER_BUDGET: usize = 512 << 20;
+/// 200 messages a second with a burst of 2,000: a charger sends a few a minute, a few dozen at boot (a
+/// StatusNotification per connector) and its offline queue one CALL per round trip after a reconnect; the
+/// simulator's saturation load and the benches send well under it per charger (they spread over 10+
+/// chargers), while one connection can no longer feed the control plane at wire speed.
+pub const DEFAULT_MSG_RATE: f64 = 200.0;
+pub const DEFAULT_MSG_BURST: u32 = 2000;
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Slot number of this worker (0..K); goes into every conn_id.
@@ -24,6 +36,20 @@ pub struct WorkerConfig {
     pub handshake_timeout: Duration,
     /// Bytes a connection may have queued for sending before it is closed with 1008.
     pub max_write_queue: usize,
+    /// Bytes this worker may hold in buffers over all its connections (partial incoming messages, messages
+    /// parked while the link is full, CALLs held behind an unanswered one, outgoing write queues): past it
+    /// the largest connections are closed with 1013 until it is under again. 0: no budget.
+    pub buffer_budget: usize,
+    /// CALLs a charger may send before the control plane answered its previous one: they wait in the worker
+    /// and go on in order; one more closes the connection with 1008 (see `gateway::flow`).
+    pub max_pending_calls: usize,
+    /// How long the worker waits for the control plane's answer to a charger's CALL before letting the next
+    /// held CALL go on regardless (a control plane that never answers must not wedge a charger).
+    pub pending_call_timeout: Duration,
+    /// Messages per second a charger may send (a token bucket per connection, `msg_burst` deep); past it the
+    /// connection is closed with 1008. 0: no limit.
+    pub msg_rate: f64,
+    pub msg_burst: u32,
     /// Connections this worker holds at most; 0 means "as many as the open-file limit allows".
     pub max_connections: usize,
     /// Link back-pressure: above `link_high` bytes queued to the control plane, stop reading chargers;
@@ -60,6 +86,11 @@ impl Default for WorkerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_write_queue: 4 << 20,
             max_connections: 0,
+            buffer_budget: DEFAULT_BUFFER_BUDGET,
+            max_pending_calls: 4,
+            pending_call_timeout: Duration::from_secs(60),
+            msg_rate: DEFAULT_MSG_RATE,
+            msg_burst: DEFAULT_MSG_BURST,
             link_high: 16 << 20,
             link_low: 4 << 20,
             accept_unknown: true,

@@ -19,11 +19,16 @@ use std::cell::RefCell;
 use super::admission::{Admission, Verdict};
 use super::auth::{AuthTable, Decision};
 use super::config::WorkerConfig;
+use super::flow::{Bucket, CallGate, Incoming};
 use crate::codec::{self, Decoder, Event, OpCode, Role, UpgradeRequest};
 
 /// How long (seconds) a closing connection may linger for the peer's close frame or EOF: the server closes
 /// TCP first, after the close handshake (RFC 6455 §7.1.1), but a peer that never answers must not hold a file.
 pub const CLOSE_LINGER_SECS: u32 = 3;
+
+/// RFC 6455 §7.4.1 / IANA: "Try Again Later", the server is overloaded (not in the codec: only the gateway
+/// sends it, for its buffer budget).
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 /// What the connection tells the control plane, in order. `Connected` comes once, when the upgrade succeeds
 /// with an agreed subprotocol; `Disconnected` comes once after it, whatever ends the connection.
@@ -76,6 +81,10 @@ const SHUTTING_DOWN: &str = "server shutting down";
 const BUSY: &str = "too many new connections: retry later";
 const UNKNOWN_BUSY: &str = "too many new unknown charge points: retry later";
 const THROTTLED: &str = "too many failed authentications for this charge point: retry later";
+const TOO_MANY_CALLS: &str =
+    "too many CALLs sent before the previous one was answered (OCPP-J: one at a time)";
+const MSG_RATE: &str = "too many messages: over the per-charger message rate";
+const BUFFER_BUDGET: &str = "worker buffer budget exceeded: this connection held the most";
 /// Never reported (the control plane does not know a connection in its handshake or closing).
 const TIMED_OUT: &str = "handshake or close timed out";
 
@@ -106,6 +115,17 @@ enum State {
     Done,
 }
 
+/// Why the gateway itself closed an open connection for its bounds (the worker counts them by reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// The worker's buffer budget was exceeded and this connection held the most.
+    BufferBudget,
+    /// More CALLs pipelined than `max_pending_calls`.
+    PendingCalls,
+    /// Over `msg_rate`.
+    MsgRate,
+}
+
 /// How a decoded frame ends the connection (decided while the decoder is borrowed, applied after).
 enum Ending {
     Fail(u16, &'static str),
@@ -131,6 +151,12 @@ pub struct Connection {
     refused: u16,
     /// Handshake or closing deadline, in seconds.
     deadline: u32,
+    /// The charger's CALLs waiting for the control plane's answers (see `gateway::flow`).
+    gate: CallGate,
+    /// The charger's message rate.
+    bucket: Bucket,
+    /// Why the gateway closed the connection for its bounds, if it did.
+    shed: Option<Shed>,
     /// The control plane was told `Connected` and has not yet been told `Disconnected`.
     announced: bool,
     /// The write side was (or is to be) shut; `take_shutdown_write` says so once.
@@ -156,6 +182,9 @@ impl Connection {
             busy_retry: 0,
             refused: 0,
             deadline: ctx.now + ctx.cfg.handshake_timeout.as_secs().max(1) as u32,
+            gate: CallGate::default(),
+            bucket: Bucket::new(ctx.cfg.msg_burst, ctx.now_us),
+            shed: None,
             announced: false,
             shut: false,
         }
@@ -201,13 +230,35 @@ impl Connection {
             State::Open { decoder } => {
                 let out = &mut self.out;
                 let ping_us = &mut self.ping_us;
+                let gate = &mut self.gate;
+                let bucket = &mut self.bucket;
+                let mut shed = None;
                 let mut ending = None;
                 let res = decoder.feed(data, &mut |ev| {
                     if ending.is_some() {
                         return; // The connection is ending: nothing after it counts.
                     }
                     match ev {
-                        Event::Text(t) => emit(ConnEvent::Message(t)),
+                        Event::Text(t) => {
+                            let cfg = ctx.cfg;
+                            if !bucket.take(cfg.msg_rate, cfg.msg_burst, ctx.now_us) {
+                                shed = Some(Shed::MsgRate);
+                                ending =
+                                    Some(Ending::Fail(codec::CLOSE_POLICY_VIOLATION, MSG_RATE));
+                                return;
+                            }
+                            match gate.incoming(t, ctx.now, cfg.max_pending_calls) {
+                                Incoming::Pass => emit(ConnEvent::Message(t)),
+                                Incoming::Held => {}
+                                Incoming::Overflow => {
+                                    shed = Some(Shed::PendingCalls);
+                                    ending = Some(Ending::Fail(
+                                        codec::CLOSE_POLICY_VIOLATION,
+                                        TOO_MANY_CALLS,
+                                    ));
+                                }
+                            }
+                        }
                         Event::Binary(_) => {
                             ending = Some(Ending::Fail(codec::CLOSE_UNSUPPORTED_DATA, BINARY))
                         }
@@ -225,6 +276,9 @@ impl Connection {
                         }
                     }
                 });
+                if shed.is_some() {
+                    self.shed = shed;
+                }
                 match (ending, res) {
                     (Some(Ending::Fail(code, reason)), _) => {
                         self.close_with((code, reason), Some((code, reason)), ctx, emit)
@@ -338,6 +392,7 @@ impl Connection {
         }
         self.report(report.0, report.1, emit);
         self.state = State::Closing;
+        self.gate = CallGate::default();
         self.deadline = ctx.now + CLOSE_LINGER_SECS;
         if let Some((code, reason)) = frame {
             codec::encode_close(&mut self.out, code, reason, None);
@@ -356,6 +411,7 @@ impl Connection {
         self.report(code, reason, emit);
         self.state = State::Done;
         self.out = Vec::new();
+        self.gate = CallGate::default();
     }
 
     /// The control plane (or the driver) closes the connection with `code` and `reason`, which are reported
@@ -384,13 +440,49 @@ impl Connection {
         self.finish(codec::CLOSE_ABNORMAL, why.reason(), emit);
     }
 
-    /// Queue a text message to the charger; dropped unless the connection is open.
-    pub fn send_text(&mut self, payload: &[u8]) -> bool {
+    /// Queue a text message to the charger; dropped unless the connection is open. When it answers the
+    /// charger's outstanding CALL, the next CALL the charger pipelined goes to the control plane now.
+    pub fn send_text(
+        &mut self,
+        payload: &[u8],
+        ctx: &Ctx<'_>,
+        emit: &mut dyn FnMut(ConnEvent<'_>),
+    ) -> bool {
         if !self.is_open() {
             return false;
         }
         codec::encode_frame(&mut self.out, OpCode::Text, payload, true, None);
+        if let Some(next) = self.gate.outgoing(payload, ctx.now) {
+            emit(ConnEvent::Message(&next));
+        }
         true
+    }
+
+    /// The worker's buffer budget is exceeded and this connection is the one to go: free its buffers now
+    /// and close it with 1013 (Try Again Later: the server is the one short of memory, not the charger at
+    /// fault). The close frame goes out only when nothing is queued before it (a half-written frame cannot be
+    /// cut short); otherwise the socket is dropped at once.
+    pub fn shed_for_budget(&mut self, ctx: &Ctx<'_>, emit: &mut dyn FnMut(ConnEvent<'_>)) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        self.shed = Some(Shed::BufferBudget);
+        if self.is_open() && self.out.is_empty() {
+            self.close(CLOSE_TRY_AGAIN_LATER, BUFFER_BUDGET, ctx, emit);
+        } else {
+            self.finish(CLOSE_TRY_AGAIN_LATER, BUFFER_BUDGET, emit);
+        }
+        self.out.shrink_to_fit();
+    }
+
+    /// Why the gateway closed this connection for its bounds, if it did.
+    pub fn shed_reason(&self) -> Option<Shed> {
+        self.shed
+    }
+
+    /// Bytes of buffers this connection holds now (capacity, what they cost), for the worker's budget: O(1).
+    pub fn buffered_bytes(&self) -> usize {
+        self.heap_bytes() + self.gate.bytes()
     }
 
     /// Bytes waiting for the socket.
@@ -431,6 +523,13 @@ impl Connection {
             }
             State::Done => {}
             State::Open { .. } => {
+                if reading {
+                    // Only while the control plane is read: a lagging one is slow, not silent.
+                    let timeout = pending_timeout(ctx.cfg);
+                    if let Some(next) = self.gate.expire(now, timeout) {
+                        emit(ConnEvent::Message(&next));
+                    }
+                }
                 let ping_every = ctx.cfg.ping_interval.as_secs() as u32;
                 if ping_every == 0 || !reading {
                     self.ping_sent = 0;
@@ -463,12 +562,17 @@ impl Connection {
             State::Done => None,
             State::Open { .. } => {
                 let ping_every = cfg.ping_interval.as_secs() as u32;
-                if ping_every == 0 {
+                let ping = if ping_every == 0 {
                     None
                 } else if self.ping_sent != 0 {
                     Some(self.ping_sent + ping_timeout(cfg))
                 } else {
                     Some(self.last_rx + ping_every)
+                };
+                let gate = self.gate.deadline(pending_timeout(cfg));
+                match (ping, gate) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 }
             }
         }
@@ -505,6 +609,10 @@ impl Connection {
                 State::Closing | State::Done => 0,
             }
     }
+}
+
+fn pending_timeout(cfg: &WorkerConfig) -> u32 {
+    cfg.pending_call_timeout.as_secs().max(1) as u32
 }
 
 fn ping_timeout(cfg: &WorkerConfig) -> u32 {

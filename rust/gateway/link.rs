@@ -97,6 +97,11 @@ pub struct Counts {
     /// Upgrades answered 503 by admission control because the node's rate of new unknown charger ids was
     /// spent.
     pub refused_unknown_ids: u64,
+    /// Open connections the worker closed for its bounds: its buffer budget (1013), too many pipelined
+    /// CALLs and over the message rate (both 1008).
+    pub closed_budget: u64,
+    pub closed_pending_calls: u64,
+    pub closed_msg_rate: u64,
 }
 
 /// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
@@ -295,6 +300,9 @@ impl LinkWriter {
                     counts.refused_other,
                     counts.refused_throttled,
                     counts.refused_unknown_ids,
+                    counts.closed_budget,
+                    counts.closed_pending_calls,
+                    counts.closed_msg_rate,
                 ] {
                     self.u64(v);
                 }
@@ -679,6 +687,9 @@ impl<'a> Batch<'a> {
                     refused_other: self.u64()?,
                     refused_throttled: self.u64()?,
                     refused_unknown_ids: self.u64()?,
+                    closed_budget: self.u64()?,
+                    closed_pending_calls: self.u64()?,
+                    closed_msg_rate: self.u64()?,
                 },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
@@ -843,6 +854,9 @@ mod tests {
                     refused_other: u64::MAX,
                     refused_throttled: 6,
                     refused_unknown_ids: 7,
+                    closed_budget: 7,
+                    closed_pending_calls: 8,
+                    closed_msg_rate: 9,
                 },
             },
             Up::Ack { seq: 3 },

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod flow;
 pub mod hub;
 pub mod link;
 pub mod listen;

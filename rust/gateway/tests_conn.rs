@@ -111,6 +111,13 @@ impl Charger {
         self.conn.wrote(n, &ctx, &mut emit);
     }
 
+    /// The control plane sends `payload` to the charger.
+    fn send(&mut self, payload: &[u8]) -> bool {
+        let mut sent = false;
+        self.drive(|c, ctx, emit| sent = c.send_text(payload, ctx, emit));
+        sent
+    }
+
     fn send_bytes(&mut self, bytes: &[u8]) {
         let mut data = bytes.to_vec();
         self.drive(|c, ctx, emit| c.receive(&mut data, ctx, emit));
@@ -294,7 +301,7 @@ fn messages_go_up_pings_are_answered_and_text_goes_down() {
         vec![Ev::Message("[2,\"1\",\"Heartbeat\",{}]".into())]
     );
     assert_eq!(c.wire(), vec![Wire::Pong(b"still-there".to_vec())]);
-    assert!(c.conn.send_text(b"[3,\"1\",{}]"));
+    assert!(c.send(b"[3,\"1\",{}]"));
     c.drive(|_, _, _| {});
     assert_eq!(c.wire(), vec![Wire::Text("[3,\"1\",{}]".into())]);
 }
@@ -311,7 +318,7 @@ fn charger_close_is_echoed_and_reported_with_its_code() {
     // The server closes TCP first, once the close frame is out; it then lingers for the charger's EOF.
     assert!(c.conn.take_shutdown_write());
     assert!(!c.conn.take_shutdown_write(), "once");
-    assert!(!c.conn.send_text(b"late"));
+    assert!(!c.send(b"late"));
     c.drive(|c, _, emit| c.lost(Lost::Eof, emit));
     assert!(c.conn.is_done());
     assert_eq!(c.events.len(), 1, "reported once: {:?}", c.events);
@@ -380,10 +387,10 @@ fn a_charger_that_does_not_read_is_dropped_1008_at_its_write_bound() {
         ..WorkerConfig::default()
     });
     c.reading = false;
-    c.conn.send_text(&[b'x'; 600]);
+    c.send(&[b'x'; 600]);
     c.drive(|_, _, _| {});
     assert!(c.conn.is_open(), "under the bound");
-    c.conn.send_text(&[b'x'; 600]);
+    c.send(&[b'x'; 600]);
     c.drive(|_, _, _| {});
     assert!(c.conn.is_done());
     assert_eq!(
@@ -672,4 +679,152 @@ fn unknown_ids_over_their_rate_get_503_while_known_chargers_connect() {
         ]
     );
     assert_eq!(admission.borrow().refused_unknown_ids, 2);
+fn call(id: &str) -> String {
+    format!("[2,\"{id}\",\"Heartbeat\",{{}}]")
+}
+
+#[test]
+fn pipelined_calls_wait_for_the_answer_before_them_and_go_on_in_order() {
+    let mut c = Charger::open(WorkerConfig::default());
+    for id in ["1", "2", "3"] {
+        c.frame(OpCode::Text, call(id).as_bytes());
+    }
+    // A reply to the control plane's own CALL never waits behind the charger's.
+    c.frame(OpCode::Text, b"[3,\"cs-1\",{}]");
+    assert_eq!(
+        c.events,
+        vec![
+            Ev::Message(call("1")),
+            Ev::Message("[3,\"cs-1\",{}]".into())
+        ]
+    );
+    c.events.clear();
+    assert!(c.send(b"[3,\"1\",{\"currentTime\":\"x\"}]"));
+    assert_eq!(c.events, vec![Ev::Message(call("2"))]);
+    c.events.clear();
+    // Our own CALL to the charger releases nothing; the answer to "2" releases "3".
+    assert!(c.send(b"[2,\"cs-2\",\"Reset\",{}]"));
+    assert!(c.events.is_empty());
+    assert!(c.send(b"[4,\"2\",\"InternalError\",\"\",{}]"));
+    assert_eq!(c.events, vec![Ev::Message(call("3"))]);
+    assert!(c.conn.is_open());
+}
+
+#[test]
+fn one_call_past_the_bound_closes_1008_with_a_reason() {
+    let cfg = WorkerConfig {
+        max_pending_calls: 2,
+        ..WorkerConfig::default()
+    };
+    let mut c = Charger::open(cfg);
+    for id in ["1", "2", "3"] {
+        c.frame(OpCode::Text, call(id).as_bytes());
+    }
+    assert!(c.conn.is_open());
+    c.frame(OpCode::Text, call("4").as_bytes());
+    assert!(c.conn.is_closing());
+    assert_eq!(c.conn.shed_reason(), Some(super::conn::Shed::PendingCalls));
+    match &c.events[..] {
+        [Ev::Message(m), Ev::Disconnected(1008, reason)] => {
+            assert_eq!(m, &call("1"));
+            assert!(reason.contains("too many CALLs"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let wire = c.wire();
+    assert_eq!(wire.last(), Some(&Wire::Close(Some(1008))), "{wire:?}");
+    // The held CALLs are gone with the connection (nothing to release them to).
+    assert_eq!(c.conn.buffered_bytes(), 0);
+}
+
+#[test]
+fn an_unanswered_call_stops_holding_the_next_after_the_timeout() {
+    let cfg = WorkerConfig {
+        pending_call_timeout: Duration::from_secs(30),
+        ping_interval: Duration::ZERO,
+        ..WorkerConfig::default()
+    };
+    let mut c = Charger::open(cfg);
+    c.frame(OpCode::Text, call("1").as_bytes());
+    c.frame(OpCode::Text, call("2").as_bytes());
+    assert_eq!(c.events, vec![Ev::Message(call("1"))]);
+    c.events.clear();
+    assert_eq!(c.conn.next_deadline(&c.cfg), Some(31));
+    c.tick(30);
+    assert!(c.events.is_empty());
+    c.tick(31);
+    assert_eq!(c.events, vec![Ev::Message(call("2"))]);
+    assert_eq!(c.conn.next_deadline(&c.cfg), Some(61));
+    // The late answer to "1" releases nothing; the answer to "2" ends the wait.
+    c.events.clear();
+    c.send(b"[3,\"1\",{}]");
+    c.send(b"[3,\"2\",{}]");
+    assert!(c.events.is_empty());
+    assert_eq!(c.conn.next_deadline(&c.cfg), None);
+}
+
+#[test]
+fn a_charger_over_its_message_rate_is_closed_1008() {
+    let cfg = WorkerConfig {
+        msg_rate: 1.0,
+        msg_burst: 3,
+        ..WorkerConfig::default()
+    };
+    let mut c = Charger::open(cfg);
+    for i in 0..3 {
+        c.frame(OpCode::Text, format!("[3,\"{i}\",{{}}]").as_bytes());
+    }
+    assert!(c.conn.is_open());
+    c.now += 1; // one more token
+    c.frame(OpCode::Text, b"[3,\"x\",{}]");
+    assert!(c.conn.is_open());
+    c.frame(OpCode::Text, b"[3,\"y\",{}]");
+    assert!(c.conn.is_closing());
+    assert_eq!(c.conn.shed_reason(), Some(super::conn::Shed::MsgRate));
+    match c.events.last() {
+        Some(Ev::Disconnected(1008, reason)) => {
+            assert!(reason.contains("message rate"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.events.len(),
+        5,
+        "4 messages, then the close: {:?}",
+        c.events
+    );
+}
+
+#[test]
+fn shedding_for_the_budget_frees_the_buffers_and_closes_1013() {
+    let mut c = Charger::open(WorkerConfig::default());
+    // Half of a 100 KB message.
+    let mut frame = Vec::new();
+    codec::encode_frame(&mut frame, OpCode::Text, &[b'x'; 100_000], true, Some(MASK));
+    c.send_bytes(&frame[..50_000]);
+    assert!(c.conn.buffered_bytes() >= 50_000);
+    c.drive(|c, ctx, emit| c.shed_for_budget(ctx, emit));
+    assert_eq!(c.conn.shed_reason(), Some(super::conn::Shed::BufferBudget));
+    assert_eq!(
+        c.events,
+        vec![Ev::Disconnected(
+            1013,
+            "worker buffer budget exceeded: this connection held the most".into()
+        )]
+    );
+    assert_eq!(c.wire(), vec![Wire::Close(Some(1013))]);
+    assert_eq!(c.conn.buffered_bytes(), 0);
+    // A connection with bytes still queued is dropped at once (its close frame cannot cut in).
+    let mut c = Charger::open(WorkerConfig::default());
+    c.reading = false;
+    c.send(&[b'y'; 1000]);
+    c.drive(|c, ctx, emit| c.shed_for_budget(ctx, emit));
+    assert!(c.conn.is_done());
+    assert_eq!(
+        c.events,
+        vec![Ev::Disconnected(
+            1013,
+            "worker buffer budget exceeded: this connection held the most".into()
+        )]
+    );
 }

@@ -25,6 +25,8 @@ struct Harness {
     reader: LinkReader,
     /// The worker's monotonic time of every Connected and Disconnected seen, in order.
     times: Vec<u64>,
+    /// The latest Stats: heap bytes and counts.
+    stats: Option<(u64, super::link::Counts)>,
 }
 
 /// What the test saw on the link, owned.
@@ -66,6 +68,7 @@ impl Harness {
             link: ours,
             reader: LinkReader::new(),
             times: Vec::new(),
+            stats: None,
         };
         h.down(&[
             Down::AuthPolicy {
@@ -124,6 +127,9 @@ impl Harness {
                             self.times.push(at_us);
                             seen.push(Seen::Disconnected(conn_id, code))
                         }
+                        UpRef::Stats {
+                            heap_bytes, counts, ..
+                        } => self.stats = Some((heap_bytes, counts)),
                         _ => {}
                     }
                 }
@@ -392,6 +398,8 @@ fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
     let cfg = WorkerConfig {
         link_high: 16 << 10,
         link_low: 8 << 10,
+        // Thousands of messages at wire speed: no message rate here (tested on its own).
+        msg_rate: 0.0,
         ..WorkerConfig::default()
     };
     let mut h = Harness::start(cfg);
@@ -399,9 +407,9 @@ fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
     let mut quiet = h.client("QUIET", "ocpp1.6");
     flooder.get_mut().set_nonblocking(true).unwrap();
     // Flood until TCP pushes back: the link socket fills, the worker pauses, parks up to its limit, then
-    // stops reading the flooder.
+    // stops reading the flooder. CALLRESULTs: pipelined CALLs would wait in the worker (gateway::flow).
     let body = format!(
-        r#"[2,"{{}}","DataTransfer",{{"vendorId":"x","data":"{}"}}]"#,
+        r#"[3,"{{}}",{{"vendorId":"x","data":"{}"}}]"#,
         "y".repeat(1000)
     );
     let mut sent = 0usize;
@@ -438,7 +446,7 @@ fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
         let _ = flooder.flush();
         for s in h.wait_for(|_| false, Duration::from_millis(100)) {
             if let Seen::Message(_, text) = s {
-                let id: usize = text[4..text.find("\",\"Data").unwrap()].parse().unwrap();
+                let id: usize = text[4..text.find("\",{").unwrap()].parse().unwrap();
                 ids.push(id);
             }
         }
@@ -448,4 +456,64 @@ fn a_lagging_control_plane_holds_messages_back_but_pings_are_still_answered() {
     }
     assert_eq!(ids, (0..ids.len()).collect::<Vec<_>>(), "in order, no gaps");
     assert!(ids.len() >= sent, "got {} of {sent}", ids.len());
+}
+
+#[test]
+fn over_its_buffer_budget_a_worker_closes_the_connection_holding_the_most() {
+    let cfg = WorkerConfig {
+        buffer_budget: 300_000,
+        ..WorkerConfig::default()
+    };
+    let mut h = Harness::start(cfg);
+    let mut small = h.client("SMALL", "ocpp1.6");
+    let mut big = h.client("BIG", "ocpp1.6");
+    let mut other = h.client("OTHER", "ocpp1.6");
+    h.wait_for(|s| s.len() >= 3, Duration::from_secs(5));
+    // BIG sends 200 KB of a 250 KB message and stops; wait until the worker holds it.
+    let mut frame = Vec::new();
+    codec::encode_frame(
+        &mut frame,
+        codec::OpCode::Text,
+        &[b'x'; 250_000],
+        true,
+        Some([9, 8, 7, 6]),
+    );
+    big.get_mut().write_all(&frame[..200_000]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.stats.is_none_or(|(heap, _)| heap < 200_000) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never held BIG's bytes: {:?}",
+            h.stats
+        );
+        h.wait_for(|_| false, Duration::from_millis(100));
+    }
+    // OTHER's 150 KB puts the worker over its budget: BIG (the most) goes, OTHER and SMALL stay.
+    other.get_mut().write_all(&frame[..150_000]).unwrap();
+    assert_eq!(close_code(&mut big), Some(1013));
+    let seen = h.wait_for(
+        |s| s.iter().any(|e| matches!(e, Seen::Disconnected(..))),
+        Duration::from_secs(10),
+    );
+    let gone: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, Seen::Disconnected(..)))
+        .collect();
+    assert_eq!(gone.len(), 1, "{seen:?}");
+    small.send(Message::text("[3,\"a\",{}]")).unwrap();
+    let seen = h.wait_for(
+        |s| s.iter().any(|e| matches!(e, Seen::Message(..))),
+        Duration::from_secs(10),
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Seen::Message(_, t) if t == "[3,\"a\",{}]")),
+        "{seen:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.stats.is_none_or(|(_, c)| c.closed_budget == 0) {
+        assert!(Instant::now() < deadline, "not counted: {:?}", h.stats);
+        h.wait_for(|_| false, Duration::from_millis(100));
+    }
+    assert_eq!(h.stats.unwrap().1.closed_budget, 1);
 }

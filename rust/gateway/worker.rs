@@ -20,8 +20,9 @@ use slab::Slab;
 use super::admission::{Admission, Budget, Verdict};
 use super::auth::AuthTable;
 use super::config::WorkerConfig;
-use super::conn::{ConnEvent, Connection, Ctx, Lost};
+use super::conn::{ConnEvent, Connection, Ctx, Lost, Shed};
 use super::error::GatewayError;
+use super::flow::shed_order;
 use super::link::{self, conn_id, DownRef, LinkReader, LinkWriter};
 use super::listen::Listener;
 use super::sys::{monotonic_us, now_secs, write_some};
@@ -61,6 +62,8 @@ struct Slot {
     parked: Vec<u8>,
     /// An admitted handshake still counted against the admission budget.
     counted: bool,
+    /// This connection's share of the worker's `buffered` as last accounted.
+    accounted: usize,
 }
 
 pub struct Worker {
@@ -93,6 +96,10 @@ pub struct Worker {
     /// only for a call at a time, on the worker's one thread.
     admission: RefCell<Admission>,
     counts: link::Counts,
+    /// Bytes of buffers over all connections (the sum of their `accounted`), against `cfg.buffer_budget`.
+    buffered: usize,
+    /// A shed is under way (closing a victim drives it, which must not start another shed).
+    shedding: bool,
 }
 
 impl Worker {
@@ -170,6 +177,8 @@ impl Worker {
                 monotonic_us() ^ ((std::process::id() as u64) << 32),
             )),
             counts: link::Counts::default(),
+            buffered: 0,
+            shedding: false,
         };
         w.link_out.up(&link::Up::Hello {
             pid: std::process::id(),
@@ -340,6 +349,7 @@ impl Worker {
             backlog: false,
             parked: Vec::new(),
             counted,
+            accounted: 0,
         });
         if self.conns.len() >= self.cap {
             let _ = self.update_listener();
@@ -400,9 +410,37 @@ impl Worker {
         if !was_parked && !up.parked.is_empty() {
             self.parked.push(idx);
         }
+        self.account(idx);
         if done {
             self.remove_conn(idx);
         }
+        if self.buffered > self.cfg.buffer_budget && self.cfg.buffer_budget != 0 && !self.shedding {
+            self.shed();
+        }
+    }
+
+    /// Bring connection `idx`'s share of the worker's buffered bytes up to date: O(1) (buffer sizes only).
+    fn account(&mut self, idx: usize) {
+        if let Some(s) = self.conns.get_mut(idx) {
+            let now = s.conn.buffered_bytes() + s.parked.capacity();
+            self.buffered = self.buffered - s.accounted + now;
+            s.accounted = now;
+        }
+    }
+
+    /// Over the buffer budget: close the connections holding the most until the worker is under it again.
+    /// Scans every connection, but only when over budget (see `flow::shed_order`).
+    fn shed(&mut self) {
+        self.shedding = true;
+        let sizes = self.conns.iter().map(|(idx, s)| (idx, s.accounted));
+        let victims = shed_order(sizes, self.buffered, self.cfg.buffer_budget);
+        for idx in victims {
+            self.drive(idx, |c, ctx, emit| c.shed_for_budget(ctx, emit));
+            if self.buffered <= self.cfg.buffer_budget {
+                break;
+            }
+        }
+        self.shedding = false;
     }
 
     fn remove_conn(&mut self, idx: usize) {
@@ -410,8 +448,15 @@ impl Worker {
             return;
         }
         let mut s = self.conns.remove(idx);
+        self.buffered -= s.accounted;
         if s.counted {
             self.admission.get_mut().handshake_done();
+        }
+        match s.conn.shed_reason() {
+            None => {}
+            Some(Shed::BufferBudget) => self.counts.closed_budget += 1,
+            Some(Shed::PendingCalls) => self.counts.closed_pending_calls += 1,
+            Some(Shed::MsgRate) => self.counts.closed_msg_rate += 1,
         }
         match s.conn.refused_status() {
             None | Some(503) => {} // 503: counted by the admission control.
@@ -431,6 +476,7 @@ impl Worker {
         if let Some(s) = self.conns.get_mut(idx) {
             unpark_into(&mut self.link_out, s.id, &mut s.parked);
         }
+        self.account(idx);
     }
 
     /// The link has room again: deliver parked messages, oldest connection first, until it fills up again.
@@ -536,8 +582,8 @@ impl Worker {
             DownRef::Send { conn_id, data } => {
                 // An id we no longer hold: the charger is gone; the control plane learns from Disconnected.
                 if let Some(&idx) = self.by_id.get(&conn_id) {
-                    self.drive(idx, |c, _, _| {
-                        c.send_text(data);
+                    self.drive(idx, |c, ctx, emit| {
+                        c.send_text(data, ctx, emit);
                     });
                 }
             }

@@ -56,7 +56,11 @@ impl Limit {
             listener: Listener::shared(listen_fd)?,
             armed: false,
             cap,
-            cfg: WorkerConfig::default(),
+            // The physical limit: no per-charger message rate (a bench drives few connections hard).
+            cfg: WorkerConfig {
+                msg_rate: 0.0,
+                ..WorkerConfig::default()
+            },
             auth: AuthTable::new(true),
             admission: RefCell::new(Admission::new(Budget::UNLIMITED, 1)),
             conns: Slab::new(),
@@ -177,8 +181,14 @@ impl Limit {
                 replies.extend(canned::canned_reply(call));
             }
         });
-        for r in replies {
-            conn.send_text(r.as_bytes());
+        // A reply may release a CALL the charger pipelined (see `gateway::flow`): answer it too, in order.
+        let mut replies = std::collections::VecDeque::from(replies);
+        while let Some(r) = replies.pop_front() {
+            conn.send_text(r.as_bytes(), &ctx, &mut |ev| {
+                if let ConnEvent::Message(call) = ev {
+                    replies.extend(canned::canned_reply(call));
+                }
+            });
         }
         if !conn.output().is_empty() {
             match write_some(sock, conn.output()) {

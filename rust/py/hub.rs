@@ -113,6 +113,9 @@ impl PyHub {
                         c.refused_other,
                         c.refused_throttled,
                         c.refused_unknown_ids,
+                        c.closed_budget,
+                        c.closed_pending_calls,
+                        c.closed_msg_rate,
                     ),
                 )
                     .into_pyobject(py)?

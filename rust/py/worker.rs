@@ -40,6 +40,19 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
         handshake_timeout: secs("handshake_timeout", dflt.handshake_timeout)?,
         max_write_queue: get(d, "max_write_queue", dflt.max_write_queue)?,
         max_connections: get(d, "max_connections", dflt.max_connections)?,
+        buffer_budget: get(d, "buffer_budget", dflt.buffer_budget)?,
+        max_pending_calls: get(d, "max_pending_calls", dflt.max_pending_calls)?,
+        pending_call_timeout: secs("pending_call_timeout", dflt.pending_call_timeout)?,
+        msg_rate: {
+            let v: f64 = get(d, "msg_rate", dflt.msg_rate)?;
+            if !(0.0..=1e9).contains(&v) {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "worker setting msg_rate: out of range",
+                ));
+            }
+            v
+        },
+        msg_burst: get(d, "msg_burst", dflt.msg_burst)?,
         link_high: get(d, "link_high", dflt.link_high)?,
         link_low: get(d, "link_low", dflt.link_low)?,
         accept_unknown: get(d, "accept_unknown", dflt.accept_unknown)?,

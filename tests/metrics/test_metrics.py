@@ -22,6 +22,13 @@ def test_disconnect_reasons_become_few_labels() -> None:
     assert disconnect_kind("node shutdown") == "node_shutdown"
     assert disconnect_kind("closed by the charger") == "charger_closed"
     assert disconnect_kind("whatever a charger writes in its close frame") == "other"
+    # The gateway workers' bounds (rust/gateway/conn.rs), word for word.
+    assert disconnect_kind("worker buffer budget exceeded: this connection held the most") == "buffer_budget"
+    assert (
+        disconnect_kind("too many CALLs sent before the previous one was answered (OCPP-J: one at a time)")
+        == "pending_calls"
+    )
+    assert disconnect_kind("too many messages: over the per-charger message rate") == "msg_rate"
 
 
 def test_pump_buckets_are_cumulative() -> None:
@@ -65,6 +72,9 @@ class Sources:
     def refused_upgrades(self):
         return {"admission_rate": 7, "bad_credentials": 1}
 
+    def shed_connections(self):
+        return {"buffer_budget": 2, "pending_calls": 0, "msg_rate": 1}
+
     def ping_rtt(self):
         return Histogram([(0.01, 2), (float("inf"), 3)], 0.5)
 
@@ -82,6 +92,8 @@ def test_each_node_has_its_own_registry() -> None:
     assert "ampgate_handshakes_total{" not in text_b
     assert 'ampgate_worker_connections{worker="0"} 3.0' in text_b
     assert 'ampgate_upgrades_refused_total{reason="admission_rate"} 7.0' in text_b
+    assert 'ampgate_connections_shed_total{reason="buffer_budget"} 2.0' in text_b
+    assert 'ampgate_connections_shed_total{reason="msg_rate"} 1.0' in text_b
     assert 'ampgate_ping_rtt_seconds_bucket{le="0.01"} 2.0' in text_b
     assert "ampgate_ping_rtt_seconds_count 3.0" in text_b
 

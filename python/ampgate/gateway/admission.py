@@ -24,6 +24,9 @@ COUNTERS = (
     "refused_other",
     "refused_throttled",
     "refused_unknown_ids",
+    "closed_budget",
+    "closed_pending_calls",
+    "closed_msg_rate",
 )
 # Why an upgrade was refused, as the metrics and the summary name it, per counter.
 REFUSAL_REASONS = {
@@ -34,6 +37,13 @@ REFUSAL_REASONS = {
     "refused_other": "bad_request",
     "refused_throttled": "auth_throttled",
     "refused_unknown_ids": "admission_unknown_ids",
+}
+# Why a worker closed an open connection for its bounds, as the metrics name it, per counter: its buffer budget
+# (1013), too many pipelined CALLs and over the message rate (both 1008).
+SHED_REASONS = {
+    "closed_budget": "buffer_budget",
+    "closed_pending_calls": "pending_calls",
+    "closed_msg_rate": "msg_rate",
 }
 MINUTES = 60
 

@@ -52,6 +52,10 @@ def disconnect_kind(reason: str) -> str:
     """A bounded label for a disconnect reason (reasons are free text from chargers and workers)."""
     r = reason.lower()
     for needle, kind in (
+        # The gateway's own bounds first ("worker buffer budget" is no lost worker).
+        ("buffer budget", "buffer_budget"),
+        ("too many calls", "pending_calls"),
+        ("message rate", "msg_rate"),
         ("ping", "ping_timeout"),
         ("replaced", "replaced"),
         ("older connection", "replaced"),
@@ -97,6 +101,7 @@ class Sources(Protocol):
     def pump(self) -> PumpFigures: ...
     def event_streams(self) -> int: ...
     def refused_upgrades(self) -> dict[str, int]: ...  # running totals by reason
+    def shed_connections(self) -> dict[str, int]: ...  # running totals by reason
     def ping_rtt(self) -> Histogram: ...
 
 
@@ -183,6 +188,15 @@ class _ScrapeCollector(Collector):
         for reason, n in sorted(s.refused_upgrades().items()):
             refused.add_metric([reason], n)
         yield refused
+        shed = CounterMetricFamily(
+            "ampgate_connections_shed",
+            "Open connections a gateway worker closed for its bounds, by reason (buffer_budget: 1013; "
+            "pending_calls, msg_rate: 1008)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.shed_connections().items()):
+            shed.add_metric([reason], n)
+        yield shed
         rtt = s.ping_rtt()
         yield HistogramMetricFamily(
             "ampgate_ping_rtt_seconds",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ampgate.gateway.admission import REFUSAL_REASONS, HandshakeCounts
+from ampgate.gateway.admission import REFUSAL_REASONS, SHED_REASONS, HandshakeCounts
 from ampgate.gateway.pump_stats import SECONDS_BOUNDS, SIZE_BOUNDS, PumpStats
 from ampgate.metrics.collector import Histogram, PumpFigures
 
@@ -119,6 +119,10 @@ class MetricSources:
     def refused_upgrades(self) -> dict[str, int]:
         totals = self._gateway.handshakes.totals
         return {reason: totals[name] for name, reason in REFUSAL_REASONS.items()}
+
+    def shed_connections(self) -> dict[str, int]:
+        totals = self._gateway.handshakes.totals
+        return {reason: totals[name] for name, reason in SHED_REASONS.items()}
 
     def ping_rtt(self) -> Histogram:
         return Histogram(self._rtt.cumulative(), self._rtt.sum)
