@@ -13,7 +13,10 @@ router already knows (and that have nothing of their own waiting) are handled fi
 connection events and everything ordered behind them go to a backlog handled in order, at most BACKLOG_SLICE
 seconds per turn of the pump. A charger's own events keep their order: once one of its events waits in the
 backlog, the ones after it wait there too. Past BACKLOG_MAX events waiting, the pump takes nothing new from the
-hub until the backlog is worked down: the hub's bound then makes the workers stop reading, as before.
+hub until the backlog is worked down: the hub's bound then makes the workers stop reading, as before. Likewise,
+while the store's write queue (or the replies awaiting commits) is full (`room`, ampgate.gateway.backpressure),
+the pump takes no batch until there is room: a slow or locked disk pushes back on the chargers' TCP windows
+instead of growing the control plane's memory.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import trio.lowlevel
 from ampgate import _native
 from ampgate.config import NodeConfig
 from ampgate.gateway import admission
+from ampgate.gateway.backpressure import Room
 from ampgate.gateway.conn_ids import generation_of, worker_of
 from ampgate.gateway.outgoing import Outgoing
 from ampgate.gateway.pump_stats import PumpStats
@@ -112,8 +116,13 @@ class Gateway:
         links: LinkListener,
         messages: MessageSink,
         credentials: Credentials,
+        *,
+        room: Room | None = None,
     ) -> None:
         self._cfg = config
+        self._room = room
+        # Times the pump waited for the store (or the late replies) before taking a batch.
+        self.held = 0
         self.hub = hub
         # Replies go through this: a message too large for the hub closes its connection instead of raising.
         self.outgoing = Outgoing(hub)
@@ -349,6 +358,12 @@ class Gateway:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fd)
+            room = self._room
+            if room is not None and room.full():
+                # Take nothing until the store has room: what arrives meanwhile waits in the hub and then in the
+                # workers, which stop reading. The API and timers keep running on the loop.
+                self.held += 1
+                await room.wait_room()
             self.dispatch(self.hub.drain() if len(self._backlog) < BACKLOG_MAX else [], BACKLOG_SLICE)
 
     @property
