@@ -339,7 +339,8 @@ class Writer:
                             exc.error,
                         )
                         return [outcome.Error(exc.error) for _ in group]
-                log.warning("store writer: store %s (%s); retrying in %.2f s", exc.reason, exc.error, delay)
+                # The change of condition is logged once (_report); each attempt only at debug level.
+                log.debug("store writer: store %s (%s); retrying in %.2f s", exc.reason, exc.error, delay)
                 # A plain sleep: new writes must not make a failing store spin, and a stop() waits at most one
                 # delay (RETRY_MAX_S) to be noticed.
                 time.sleep(delay)
