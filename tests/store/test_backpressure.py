@@ -269,3 +269,49 @@ def test_an_ops_own_failure_is_not_retried(db_path: str) -> None:
         assert s.condition.status == "ok"
 
     run_store(db_path, body)
+
+
+def test_connection_history_in_a_group_that_is_rolled_back_is_written_on_the_rerun(db_path: str) -> None:
+    """The history's batched op takes the changes recorded so far when it first runs; when a later op of its
+    group meets a full database the group is rolled back and rerun, and the op inserts the same changes again
+    (not the empty list it left behind)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ampgate.connectivity.history import Change, HistoryRepository
+
+    store = Store(db_path)
+    history = HistoryRepository(store)
+    at = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    room = False
+
+    def blob(db: sqlite_utils.Database) -> None:
+        if room:
+            db.execute("PRAGMA max_page_count = 1073741823")
+        db.execute("INSERT INTO b (data) VALUES (zeroblob(200000))")
+
+    def cap(db: sqlite_utils.Database) -> None:
+        db.execute("CREATE TABLE b (data BLOB)")
+        # Room for the history's rows, none for the blob.
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + 4}")
+
+    async def body(s: Store) -> None:
+        nonlocal room
+        await s.write(cap)
+        async with writer_held(s):
+            for i in range(3):
+                history.record(
+                    Change(charger_id="CP1", at=at + timedelta(seconds=i), state="online", reason="r")
+                )
+            s.submit(blob)
+        await until(lambda: s.condition.reason == "full", "the store reported full")
+        room = True
+        await until(lambda: s.condition.status == "ok", "the store writes again")
+        await s.write(lambda db: None)  # after every write queued before it
+
+    run_store(db_path, body, store)
+    conn = sqlite3.connect(db_path)
+    try:
+        states = [r[0] for r in conn.execute("SELECT state FROM connectivity_history ORDER BY at")]
+    finally:
+        conn.close()
+    assert states == ["online", "online", "online"]
