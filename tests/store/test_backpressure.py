@@ -315,3 +315,40 @@ def test_connection_history_in_a_group_that_is_rolled_back_is_written_on_the_rer
     finally:
         conn.close()
     assert states == ["online", "online", "online"]
+
+
+def test_a_flush_at_shutdown_gives_up_on_a_store_still_locked(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping while the file stays locked: the retries end after STOP_RETRY_S (one deadline for the whole
+    flush) and the writes still waiting fail to their callers, none claimed committed."""
+    monkeypatch.setattr(writer_mod, "STOP_RETRY_S", 0.3)
+    store = Store(db_path)
+    outcomes: list[object] = []
+    other = sqlite3.connect(db_path, isolation_level=None)
+
+    async def main() -> None:
+        async with trio.open_nursery() as writers, trio.open_nursery() as running:
+            await running.start(store.run)
+            await store.write(make_table)
+            other.execute("BEGIN EXCLUSIVE")
+
+            async def write(v: int) -> None:
+                try:
+                    outcomes.append(await store.write(insert(v)))
+                except sqlite3.OperationalError as exc:
+                    outcomes.append(str(exc))
+
+            writers.start_soon(write, 1)
+            await until(lambda: store.condition.status == "degraded", "the store reported degraded")
+            writers.start_soon(write, 2)  # a second group, behind the one retrying
+            await until(lambda: store.queued() == 1, "the second write queued")
+            running.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert outcomes == ["database is locked", "database is locked"]
+    assert values(db_path) == []

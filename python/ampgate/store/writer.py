@@ -196,6 +196,9 @@ class Writer:
         conn.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_TIMEOUT_MS}")
         # Writer thread only: the condition last reported (so each change is reported once).
         self._degraded: str | None = None
+        # Writer thread only: when a flush at shutdown stops retrying an unavailable store (set at its first
+        # failure after stop()).
+        self._give_up_at: float | None = None
         # Trio thread only: what waits for room, set (and replaced) once the queue is below queue_max again;
         # `_want_room` (under the lock) tells the thread someone waits.
         self._room: trio.Event | None = None
@@ -318,7 +321,6 @@ class Writer:
     def _commit(self, group: list[_Job]) -> list[outcome.Outcome[Any]]:
         """Run and commit `group`, again and again while the store is unavailable (see the module docstring)."""
         delay = RETRY_FIRST_S
-        give_up_at: float | None = None
         while True:
             try:
                 self._set_level(group)
@@ -330,8 +332,11 @@ class Writer:
                     stopping = self._stopping
                 now = time.monotonic()
                 if stopping:
-                    give_up_at = give_up_at or now + STOP_RETRY_S
-                    if now >= give_up_at:
+                    # One deadline for the whole flush, not one per group: a long queue behind a locked file
+                    # must not make shutdown take STOP_RETRY_S per group.
+                    if self._give_up_at is None:
+                        self._give_up_at = now + STOP_RETRY_S
+                    if now >= self._give_up_at:
                         log.error(
                             "store writer: %d writes failed at shutdown, the store still %s: %s",
                             len(group),
