@@ -18,6 +18,7 @@ from ampgate.config import (
     NodeConfig,
     check_bounds,
     check_max_message,
+    check_store_queue_max,
     check_worker_heartbeat,
     connections_per_worker,
     default_workers,
@@ -48,6 +49,18 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return v
+
+
+def _store_queue_max(text: str) -> int:
+    """An argparse type: --store-queue-max, a whole number within the store's bounds."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    problem = check_store_queue_max(v)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return v
 
 
@@ -140,6 +153,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=d.store_sync,
         help="which commits are fsynced: 'durable' those of transaction messages and first acceptances, "
         "'full' all, 'normal' none (a power cut may lose acknowledged messages; default %(default)s)",
+    )
+    p.add_argument(
+        "--store-queue-max",
+        type=_store_queue_max,
+        default=d.store_queue_max,
+        help="writes queued (and replies awaiting their commits) before the store counts as full: the gateway "
+        "then takes no more charger messages until there is room, so a slow, locked or full disk pushes back on "
+        "the chargers instead of growing memory (default %(default)s)",
     )
     p.add_argument(
         "--upload-dir",
@@ -682,6 +703,7 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         public_max_transfers=a.public_max_transfers,
         db_path=a.db,
         store_sync=a.store_sync,
+        store_queue_max=a.store_queue_max,
         upload_dir=a.upload_dir,
         max_upload_bytes=a.max_upload_bytes,
         firmware_dir=a.firmware_dir,
@@ -772,7 +794,7 @@ def _banner(node: object) -> str:
         f"  public surface        {c.public_host}:{node.public_port}{' (TLS)' if c.public_tls else ''}, reached at "
         f"{node.public_routes.base_url if node.public_routes else '?'}",
         f"  gateway workers       {len(node.gateway.workers)} (pids {pids}), up to {connections_per_worker()} connections each",
-        f"  database              {c.db_path}   (fsync: {c.store_sync})",
+        f"  database              {c.db_path}   (fsync: {c.store_sync}, queue max {c.store_queue_max})",
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
         f"  firmware images       {c.firmware_path}   (files up to {c.max_firmware_bytes} bytes)",
     ]

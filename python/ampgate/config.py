@@ -59,6 +59,22 @@ def check_bounds(budget_mb: int, pending: int, rate: float, burst: int, one_conn
     return None
 
 
+# The store's write-queue bound (ampgate.store.writer.QUEUE_MAX says why the default), mirrored here like the
+# gateway's limits; tests/store/test_backpressure.py pins it. The ceiling keeps the bound a bound: a million queued
+# writes of a few KB each is already gigabytes held while a disk is locked or full.
+STORE_QUEUE_MAX = 20_000
+STORE_QUEUE_MAX_LIMIT = 1_000_000
+
+
+def check_store_queue_max(value: int) -> str | None:
+    """Why `value` cannot bound the store's write queue, or None when it can."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number, got {value!r}"
+    if not 1 <= value <= STORE_QUEUE_MAX_LIMIT:
+        return f"must be between 1 and {STORE_QUEUE_MAX_LIMIT} writes, got {value}"
+    return None
+
+
 def check_max_message(value: int) -> str | None:
     """Why `value` cannot be the largest message a charger may send, or None when it can."""
     if value < MIN_MESSAGE:
@@ -127,6 +143,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # (a process crash loses nothing committed, a power cut may lose the last commits: only on a disk whose
     # write cache survives power loss, or to measure what durability costs, bench/durability.py).
     store_sync: Literal["durable", "full", "normal"] = "durable"
+    # Writes queued (and replies awaiting their commits) before the store counts as full and the gateway pump
+    # stops taking batches until there is room (ampgate.store.writer.QUEUE_MAX says why this value).
+    store_queue_max: int = STORE_QUEUE_MAX
     # Where files chargers upload to the node (logs, diagnostics) are kept; None: `uploads` next to the database.
     upload_dir: str | None = None
     # The largest file a charger may upload (bytes): diagnostics archives are a few MB, full logs tens of MB.
@@ -317,6 +336,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         )
         if problem is not None:
             raise ValueError(problem)
+        problem = check_store_queue_max(self.store_queue_max)
+        if problem is not None:
+            raise ValueError(f"store_queue_max {problem}")
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

@@ -84,6 +84,8 @@ __all__ = [
     "SiteMaintenanceWindowsChanged",
     "SitePriceSignalsChanged",
     "SiteUpdated",
+    "StoreDegraded",
+    "StoreRecovered",
     "TariffAssigned",
     "TariffChanged",
     "TransactionEnded",
@@ -114,6 +116,26 @@ def event_type(event: Event) -> str:
         assert isinstance(tag, str), f"{cls.__name__} has no event type"
         name = _TYPES[cls] = tag
     return name
+
+
+# -- the node's own store ------------------------------------------------------------------------------------------
+
+
+class StoreDegraded(Event, frozen=True, kw_only=True, tag="store.degraded"):
+    """The store cannot write: `reason` "locked" (another process holds the database's write lock past the busy
+    timeout), "full" (the disk or the database is full) or "io_error"; `detail` is SQLite's message. Writes wait
+    and are retried (nothing acknowledged is lost, nothing waiting for a commit is acknowledged meanwhile); what
+    needs no write is still served. Published again if the reason changes."""
+
+    reason: str
+    detail: str | None = None
+
+
+class StoreRecovered(Event, frozen=True, kw_only=True, tag="store.recovered"):
+    """The store writes again after being degraded for `reason` since `since`; the writes that waited commit."""
+
+    reason: str
+    since: datetime | None = None
 
 
 # -- connectivity -------------------------------------------------------------------------------------------------
@@ -1014,4 +1036,6 @@ AnyEvent = (
     | LoadProfileRejected
     | LoadOverdraw
     | GatewayWorkerDown
+    | StoreDegraded
+    | StoreRecovered
 )

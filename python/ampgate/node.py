@@ -73,8 +73,9 @@ from ampgate.firmware_images import FirmwareImages, ImageFiles, ImageRepository
 from ampgate.firmware_publish import FirmwarePublications, PublicationRepository, PublishStatusHandlers
 from ampgate.fleet import Fleet, FleetRepository
 from ampgate.gateway import Gateway
+from ampgate.gateway.backpressure import LateReplies, WriteRoom
 from ampgate.gateway.outgoing import Outgoing
-from ampgate.health import NodeHealth
+from ampgate.health import NodeHealth, StoreWatch, store_report
 from ampgate.httpserver import bind, serve
 from ampgate.load import Sites, TopologyRepository
 from ampgate.loadctl import LoadHistoryRepository, LoadTicker
@@ -82,6 +83,7 @@ from ampgate.loadctl import Settings as LoadSettings
 from ampgate.logs import LogRepository, LogService, LogStatusHandlers, UploadReceiver
 from ampgate.metrics import NodeMetrics
 from ampgate.metrics.sources import MetricSources
+from ampgate.metrics.store import StoreCollector
 from ampgate.monitoring import Monitoring, MonitoringHandlers, MonitoringRepository
 from ampgate.ocpp import payloads
 from ampgate.ocpp.authorization import Authorizer
@@ -147,7 +149,11 @@ class Node:
         self.config = config
         clock = self.clock = clock or Clock()
         self.bus = EventBus()
-        self.store = Store(config.db_path, now=clock.now, sync=config.store_sync)
+        self.store = Store(
+            config.db_path, now=clock.now, sync=config.store_sync, queue_max=config.store_queue_max
+        )
+        # A locked or full database: store.degraded / store.recovered on the bus (and in the health report).
+        self.store.watch(StoreWatch(self.bus, clock).changed)
         chargers = ChargerRepository(self.store)
         self.api_tokens = ApiTokenRepository(self.store)
         id_tokens = IdTokenRepository(self.store)
@@ -190,7 +196,7 @@ class Node:
             publish=self.bus.publish,
             now=clock.now,
         )
-        self.router = OcppRouter(self.policy, self.outgoing, outbox, clock)
+        self.router = OcppRouter(self.policy, self.outgoing, outbox, clock, late_max=config.store_queue_max)
         # Connectivity: state (online / stale / offline), flapping and history; the monitor sweeps.
         connectivity_settings = rules.Settings(
             heartbeat_interval=config.heartbeat_interval,
@@ -499,6 +505,7 @@ class Node:
         # Every bus event numbered, kept and streamed (GET /api/v1/events, …/stream).
         self.event_log = EventLog(self.bus, EventRepository(self.store), clock, days=config.events_days)
 
+        # The pump takes no batch while the store's queue, or the replies awaiting commits, are full.
         self.gateway = Gateway(
             config,
             self.hub,
@@ -507,6 +514,7 @@ class Node:
             chargers.credentials,
             publish=self.bus.publish,
             now=clock.now,
+            room=WriteRoom(self.store, LateReplies(self.router)),
         )
         self.api_connectivity = ConnectivityView(
             self.presence,
@@ -519,7 +527,12 @@ class Node:
             boot_spread_pending=self.boot_spread.pending,
             sites=self.site_index,
         )
-        self.health = NodeHealth(self.gateway.health, self.presence.online_count, clock)
+        self.health = NodeHealth(
+            self.gateway.health,
+            self.presence.online_count,
+            clock,
+            store=functools.partial(store_report, self.store),
+        )
         self.metrics = NodeMetrics(
             self.bus,
             MetricSources(
@@ -535,6 +548,7 @@ class Node:
             ),
         )
         self.metrics.registry.register(CountsCollector(self.cost_display.counts))
+        self.metrics.registry.register(StoreCollector(self.store))
         # Firmware campaigns: every dispatch through the durable command queue (see campaigns.runner); images,
         # the selection and maintenance windows from the parts that own them (a test may pass its own).
         sources = campaign_sources or wire_sources(self.firmware_images, self.fleet, self.sites)

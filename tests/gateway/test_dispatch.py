@@ -184,3 +184,62 @@ def test_a_full_backlog_stops_taking_events_from_the_hub(monkeypatch: pytest.Mon
     assert drains[0] == 0 and drains[1] < 100, drains
     assert len([n for n in drains if n > 0]) <= 2, drains
     assert [c[1] for c in rec.calls if c[0] == "connected"] == [GEN2 | i for i in range(300)]
+
+
+def test_a_full_store_stops_the_pump_taking_batches_until_it_has_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the store's write queue (or the replies awaiting commits) is full the pump drains nothing: what
+    arrives stays in the hub, whose bound makes the workers stop reading. With room again, it drains."""
+    import trio
+
+    rec = Recorder()
+    drains: list[bool] = []
+
+    class Room:
+        def __init__(self) -> None:
+            self.is_full = True
+            self.room = trio.Event()
+
+        def full(self) -> bool:
+            return self.is_full
+
+        async def wait_room(self) -> None:
+            await self.room.wait()
+
+    room = Room()
+    gw = Gateway(NodeConfig(), Hub(), rec, rec, lambda limit, after: [], room=room)  # type: ignore[arg-type]
+    gw.workers[0] = WorkerInfo(worker=0, generation=2, alive=True)
+
+    class Source:
+        def wake_fd(self) -> int:
+            return -1
+
+        def drain(self) -> list:
+            drains.append(room.is_full)
+            return [(_native.CONNECTED, GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0)] if len(drains) == 1 else []
+
+        def send(self, batch: list) -> None:
+            pass
+
+    gw.hub = Source()  # type: ignore[assignment]
+
+    async def no_wait(fd: int) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        monkeypatch.setattr(trio.lowlevel, "wait_readable", no_wait)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gw._pump)
+            for _ in range(50):
+                await trio.lowlevel.checkpoint()
+            assert drains == [] and gw.held == 1 and rec.calls == []
+            room.is_full = False
+            room.room.set()
+            for _ in range(50):
+                await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert drains and not any(drains)
+    assert ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0) in rec.calls

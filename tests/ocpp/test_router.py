@@ -162,6 +162,51 @@ def test_a_reply_that_waits_is_sent_later_to_the_same_connection_only() -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+def test_replies_awaiting_commits_are_counted_and_bounded() -> None:
+    """Past `late_max` late replies outstanding (over all chargers) the router is full, and a waiter (the
+    gateway pump) is let go once they are sent."""
+
+    async def main() -> None:
+        h = Harness(accepted=["CP1", "CP2"])
+        h.router.late_max = 3
+        gate = trio.Event()
+
+        async def later() -> dict:
+            await gate.wait()
+            return {}
+
+        h.router.register("ocpp1.6", "MeterValues", lambda session, req: later())
+        sample = {"timestamp": "2026-11-30T08:00:00Z", "sampledValue": [{"value": "1"}]}
+        meter = msgspec.json.encode([2, "a", "MeterValues", {"connectorId": 1, "meterValue": [sample]}])
+        room: list[bool] = []
+
+        async def pump() -> None:
+            await h.router.wait_late_room()
+            room.append(True)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.router.run)
+            h.open("CP1", conn_id=1)
+            h.open("CP2", conn_id=2)
+            out: list[tuple[int, bytes]] = []
+            h.router.on_message(1, meter, out)
+            h.router.on_message(1, meter, out)
+            assert not h.router.late_full()
+            h.router.on_message(2, meter, out)
+            assert h.router.late_full() and h.router.late_pending == 3
+            nursery.start_soon(pump)
+            await trio.testing.wait_all_tasks_blocked()
+            assert room == []
+            gate.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert room == [True]
+            assert h.router.late_pending == 0 and not h.router.late_full()
+            assert len(h.link.sent) == 3
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 def test_replies_to_our_calls_settle_them_and_others_are_dropped() -> None:
     async def main() -> None:
         h = Harness(accepted=["CP1"])

@@ -142,13 +142,12 @@ class HistoryRepository:
             if self._queued:
                 return
             self._queued = True
-        self._store.submit(self._write_pending)
+        self._store.submit(_PendingChanges(self))
 
-    def _write_pending(self, db: sqlite_utils.Database) -> None:
-        """On the writer thread: insert every change recorded so far."""
+    def _take_pending(self) -> list[tuple[Any, ...]]:
         with self._lock:
             rows, self._pending, self._queued = self._pending, [], False
-        insert_many(db, rows)
+        return rows
 
     def page(
         self, charger_id: str, limit: int, before: int | None, since: datetime | None
@@ -162,3 +161,20 @@ class HistoryRepository:
 
     async def prune(self, before: datetime) -> int:
         return await self._store.write(functools.partial(prune, before=iso_utc(before)))
+
+
+class _PendingChanges:
+    """The op that writes the changes recorded until it first runs. It keeps what it took: the writer runs an op
+    again when its transaction was rolled back (a locked or full database, ampgate.store.writer), and a rerun
+    must insert the same rows, not the (empty) list left behind."""
+
+    __slots__ = ("_history", "_rows")
+
+    def __init__(self, history: HistoryRepository) -> None:
+        self._history = history
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def __call__(self, db: sqlite_utils.Database) -> None:
+        if self._rows is None:
+            self._rows = self._history._take_pending()
+        insert_many(db, self._rows)

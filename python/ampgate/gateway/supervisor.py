@@ -21,6 +21,10 @@ doubling to RESTART_DELAY_MAX, reset once a generation served RESTART_STABLE sec
 serving meanwhile and health shows the slot `down` with its last error. A worker that is alive but does not
 answer the link heartbeat (a barrier its Rust loop acknowledges, every `worker_heartbeat_s`) for
 HEARTBEAT_MISSES intervals is killed and replaced the same way.
+
+Back-pressure: while the store's write queue (or the replies awaiting commits) is full (`room`,
+ampgate.gateway.backpressure), the pump takes no batch until there is room: a slow or locked disk pushes back on
+the chargers' TCP windows instead of growing the control plane's memory.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ampgate import _native
 from ampgate.config import NodeConfig
 from ampgate.events import Event, GatewayWorkerDown
 from ampgate.gateway import admission
+from ampgate.gateway.backpressure import Room
 from ampgate.gateway.conn_ids import generation_of, worker_of
 from ampgate.gateway.outgoing import Outgoing
 from ampgate.gateway.pump_stats import PumpStats
@@ -154,10 +159,14 @@ class Gateway:
         *,
         publish: Callable[[Event], None] | None = None,
         now: Callable[[], datetime] | None = None,
+        room: Room | None = None,
     ) -> None:
         self._cfg = config
         self._publish = publish
         self._now = now or (lambda: datetime.now(UTC))
+        self._room = room
+        # Times the pump waited for the store (or the late replies) before taking a batch.
+        self.held = 0
         self.hub = hub
         # Replies go through this: a message too large for the hub closes its connection instead of raising.
         self.outgoing = Outgoing(hub)
@@ -535,6 +544,12 @@ class Gateway:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fd)
+            room = self._room
+            if room is not None and room.full():
+                # Take nothing until the store has room: what arrives meanwhile waits in the hub and then in the
+                # workers, which stop reading. The API and timers keep running on the loop.
+                self.held += 1
+                await room.wait_room()
             self.dispatch(self.hub.drain() if len(self._backlog) < BACKLOG_MAX else [], BACKLOG_SLICE)
 
     @property

@@ -8,6 +8,9 @@ messages of a charger in one batch (a charger emptying its offline queue, or a r
 are written, committed and answered in the order the charger sent them; trio runs newly started tasks in no
 set order, and a handler may first await something else (an eMSP's authorization), so separate tasks would not.
 
+Late replies are bounded: past `late_max` of them outstanding (over all chargers) `late_full()` is true, and the
+gateway pump waits (`wait_late_room()`) before it takes another batch, so a slow disk cannot grow them without end.
+
 The gate in front of the handlers is the boot policy's table (`ampgate.ocpp.boot_policy`): a charger not
 accepted gets SecurityError for what its boot state does not allow.
 """
@@ -118,11 +121,26 @@ class BatchTime:
         self.iso = iso_utc(now)
 
 
+# Late replies (each a handler waiting for its commit) outstanding over the whole node before the gateway pump
+# waits for some to finish: the store's write-queue bound (ampgate.store.writer.QUEUE_MAX), as each holds a
+# queued write; the node passes --store-queue-max.
+LATE_MAX = 20_000
+
+
 class OcppRouter:
     """OCPP message handling for every connected charger: its sessions, the handlers by protocol and action,
-    and the replies to our own CALLs (handed to the outbox)."""
+    and the replies to our own CALLs (handed to the outbox). `late_max`: late replies outstanding before
+    `late_full()` (see the module docstring)."""
 
-    def __init__(self, policy: BootPolicyView, link: Link, outbox: CallManager, clock: Clock) -> None:
+    def __init__(
+        self,
+        policy: BootPolicyView,
+        link: Link,
+        outbox: CallManager,
+        clock: Clock,
+        *,
+        late_max: int = LATE_MAX,
+    ) -> None:
         self._policy = policy
         self._link = link
         self._outbox = outbox
@@ -138,6 +156,11 @@ class OcppRouter:
         # Per charger, the late replies not yet sent, oldest first; the charger's reply task drains it and
         # removes it when empty. A charger is here only while it has one outstanding.
         self._late: dict[str, collections.deque[_LateReply]] = {}
+        # Late replies queued or being awaited, over all chargers; what waits for there to be fewer than
+        # late_max (set and dropped when one finishes below it).
+        self.late_max = late_max
+        self.late_pending = 0
+        self._late_room: trio.Event | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the handlers' late replies until cancelled (they are cancelled with it)."""
@@ -246,7 +269,25 @@ class OcppRouter:
             unique_id, RpcFault(Fault.UNKNOWN_MESSAGE_TYPE, f"unknown message type {kind!r}"), protocol
         )
 
+    def late_full(self) -> bool:
+        """Whether `late_max` late replies or more are outstanding."""
+        return self.late_pending >= self.late_max
+
+    async def wait_late_room(self) -> None:
+        """Return once fewer than `late_max` late replies are outstanding (without a checkpoint if so now)."""
+        while self.late_pending >= self.late_max:
+            if self._late_room is None:
+                self._late_room = trio.Event()
+            await self._late_room.wait()
+
+    def _late_done(self, n: int = 1) -> None:
+        self.late_pending -= n
+        if self._late_room is not None and self.late_pending < self.late_max:
+            self._late_room.set()
+            self._late_room = None
+
     def _queue_late(self, late: _LateReply) -> None:
+        self.late_pending += 1
         cid = late.session.charger_id
         queue = self._late.get(cid)
         if queue is not None:
@@ -263,12 +304,16 @@ class OcppRouter:
         try:
             while queue:
                 late = queue.popleft()
-                await self._reply_later(late.session, late.unique_id, late.action, late.pending)
+                try:
+                    await self._reply_later(late.session, late.unique_id, late.action, late.pending)
+                finally:
+                    self._late_done()
         finally:
             if self._late.get(charger_id) is queue:
                 del self._late[charger_id]
             for late in queue:  # cancelled (shutdown): these never ran
                 late.pending.close()
+            self._late_done(len(queue))
 
     async def _reply_later(
         self, session: Session, unique_id: str, action: str, pending: Coroutine[Any, Any, Any]

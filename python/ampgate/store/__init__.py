@@ -19,7 +19,7 @@ from ampgate.store.chargers import (
 from ampgate.store.connector_status import ConnectorStatusRepository, ConnectorStatusRow, StatusReport
 from ampgate.store.hashing import hash_password, verify_password
 from ampgate.store.id_tokens import IdTokenRepository, IdTokenRow
-from ampgate.store.store import PendingWrite, Store
+from ampgate.store.store import PendingWrite, Store, StoreCondition
 from ampgate.store.transactions import (
     Sample,
     SampleKey,
@@ -51,6 +51,7 @@ __all__ = [
     "StatusReport",
     "Store",
     "StoreClosedError",
+    "StoreCondition",
     "SyncMode",
     "TransactionChange",
     "TransactionRepository",

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import outcome
 import sqlite_utils
 import trio
 
 from ampgate.store.schema import connect, migrate
-from ampgate.store.writer import StoreClosedError, SyncMode, Waiter, Writer, WriterStats
+from ampgate.store.writer import (
+    QUEUE_MAX,
+    Condition,
+    StoreClosedError,
+    SyncMode,
+    Waiter,
+    Writer,
+    WriterStats,
+)
 
 T = TypeVar("T")
 
@@ -54,18 +63,36 @@ class PendingWrite(Generic[T]):
         return self._waiter.done.is_set()
 
 
+@dataclass(frozen=True)
+class StoreCondition:
+    """Whether the store can write: `status` "ok", or "degraded" with the `reason` ("locked": another process
+    holds the write lock past the busy timeout; "full": the disk or the database is full; "io_error") and
+    SQLite's `detail`, `since` when it began. Writes meanwhile wait and are retried, none is lost."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    reason: str | None = None
+    detail: str | None = None
+    since: datetime | None = None
+
+
 class Store:
     """The node's database at `path` (a file: the writer and the reader are separate connections).
 
     Opening creates or migrates the schema synchronously. Writes queue until `run()` is started in a nursery
     (`await nursery.start(store.run)`); cancelling `run()` flushes them. `now` supplies timestamps for rows this
     store creates (registration, tokens); pass the node's clock so tests can fix it. `sync` says which commits
-    are fsynced (`ampgate.store.writer.SyncMode`: by default those holding a durable write). Raises ValueError
-    for an unknown `sync`.
+    are fsynced (`ampgate.store.writer.SyncMode`: by default those holding a durable write). `queue_max`: writes
+    queued before the store counts as full (`full()`, `wait_room()`). Raises ValueError for an unknown `sync` or
+    a `queue_max` below 1.
     """
 
     def __init__(
-        self, path: str, *, now: Callable[[], datetime] | None = None, sync: SyncMode = "durable"
+        self,
+        path: str,
+        *,
+        now: Callable[[], datetime] | None = None,
+        sync: SyncMode = "durable",
+        queue_max: int = QUEUE_MAX,
     ) -> None:
         self.path = path
         self._now = now or _utc_now
@@ -77,12 +104,14 @@ class Store:
             write_conn.close()
             raise
         try:
-            self._writer = Writer(write_conn, sync=sync)
+            self._writer = Writer(write_conn, sync=sync, queue_max=queue_max, on_condition=self._changed)
         except BaseException:
             write_conn.close()
             self._read.close()
             raise
         self._state = "new"  # -> "running" -> "closed"
+        self.condition = StoreCondition()
+        self._watchers: list[Callable[[StoreCondition, StoreCondition], None]] = []
 
     @property
     def stats(self) -> WriterStats:
@@ -92,6 +121,32 @@ class Store:
     def queued(self) -> int:
         """Writes waiting for the writer thread now."""
         return self._writer.queued()
+
+    @property
+    def queue_max(self) -> int:
+        """Writes queued before the store counts as full."""
+        return self._writer.queue_max
+
+    def full(self) -> bool:
+        """Whether `queue_max` writes or more are queued: a producer that can wait should (`wait_room`)."""
+        return self._writer.full()
+
+    async def wait_room(self) -> None:
+        """Return once fewer than `queue_max` writes are queued (at once, without a checkpoint, if so now)."""
+        await self._writer.wait_room()
+
+    def watch(self, callback: Callable[[StoreCondition, StoreCondition], None]) -> None:
+        """Call `callback(old, new)` on the trio thread whenever the condition changes (ok ⇄ degraded, or the
+        reason of a degraded store)."""
+        self._watchers.append(callback)
+
+    def _changed(self, condition: Condition) -> None:
+        status, reason, detail = condition
+        old = self.condition
+        since = old.since if old.status == status and status == "degraded" else self._now()
+        self.condition = StoreCondition(status, reason, detail, since)
+        for callback in self._watchers:
+            callback(old, self.condition)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -142,7 +197,10 @@ class Store:
         made the commit fail. `durable`: the commit is fsynced before this returns (what a charger is told it
         never has to send again); otherwise it survives a crash of the process but maybe not a power cut. If the
         caller is cancelled while waiting, the op may still commit.
+        While the queue is full (`full()`) this waits for room before queueing.
         Raises StoreClosedError after shutdown. Before `run()` starts this waits for it."""
+        if self._writer.full():
+            await self._writer.wait_room()
         return await self.write_now(op, durable=durable)
 
     def write_now(
@@ -169,4 +227,4 @@ class Store:
         return self._now()
 
 
-__all__ = ["PendingWrite", "Store", "StoreClosedError"]
+__all__ = ["PendingWrite", "Store", "StoreClosedError", "StoreCondition"]
