@@ -74,7 +74,7 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
             (_native.MESSAGE, GEN2 | 1, b"one"),
             (_native.MESSAGE, GEN2 | 1, b"boom"),
             (_native.MESSAGE, GEN2 | 1, b"two"),
-            (_native.STATS, 0, 17, False, 4096, (5, 2, 1, 0, 0, 0, 0, 0)),
+            (_native.STATS, 0, 17, False, 4096, (5, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0)),
             (_native.PONG, GEN2 | 1, 0.004, 2.5),
             (_native.DISCONNECTED, GEN2 | 1, 1000, "bye", 3.0),
         ]
