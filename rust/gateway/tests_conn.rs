@@ -679,6 +679,8 @@ fn unknown_ids_over_their_rate_get_503_while_known_chargers_connect() {
         ]
     );
     assert_eq!(admission.borrow().refused_unknown_ids, 2);
+}
+
 fn call(id: &str) -> String {
     format!("[2,\"{id}\",\"Heartbeat\",{{}}]")
 }
