@@ -37,6 +37,7 @@ from typing import Any
 
 import jsonschema
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
 from ampgate.ocpp import generate, v16, v201
 from tests.ocpp import test_conformance as conformance
@@ -52,6 +53,9 @@ WINDOW = 4
 # The longest string put in a field: far over every maxLength (the largest is 5500) and well under the 1 MiB
 # message limit, so the answer is a CALLERROR, not a close.
 LONG_STRING = 200_000
+# The node's --max-message default (1 MiB): a larger message closes the connection with 1009. The generator
+# reaches it seldom (many items, each with a long string of escaped characters).
+MAX_MESSAGE = 1_048_576
 # Deeper than msgspec (and Python's json) will read: such a message is answered as unreadable.
 TOO_DEEP = 1_200
 
@@ -457,6 +461,7 @@ class Stats:
     errors: int = 0
     results: int = 0
     silent: int = 0
+    closed: int = 0  # messages over the size limit, answered by closing the connection (1009)
     codes: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -531,6 +536,9 @@ class FuzzCharger:
 
     def _send_all(self, texts: list[str]) -> None:
         for text in texts:
+            if len(text.encode()) > MAX_MESSAGE:
+                self._too_big(text)
+                continue
             owed = expect(text, self.protocol)
             # A repeated unique id goes out once the earlier message with it was answered: two answers to one id
             # on the wire at once could not be told apart (the node answers each; which is which is guesswork).
@@ -545,6 +553,25 @@ class FuzzCharger:
             while len(self._waiting) >= WINDOW:
                 self._match(self._recv())
         self.flush()
+
+    def _too_big(self, text: str) -> None:
+        """A message over the node's --max-message: the connection is closed with 1009 (docs/operations.md,
+        "Message size limits"); the charger reconnects and goes on."""
+        self.flush()
+        self.ws.send(text)
+        self.stats.sent += 1
+        try:
+            reply = self._recv()
+        except ConnectionClosed as e:
+            if e.rcvd is None or e.rcvd.code != 1009:
+                raise Mismatch(
+                    f"{self.charger_id}: a {len(text)}-byte message closed with {e.rcvd}"
+                ) from None
+        else:
+            raise Mismatch(f"{self.charger_id}: a {len(text)}-byte message was answered {str(reply)[:200]}")
+        self.stats.closed += 1
+        self.close()
+        self.open()
 
     def flush(self) -> None:
         """Wait for every owed reply, then prove nothing else is on its way: a Heartbeat's answer must be the next
