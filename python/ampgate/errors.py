@@ -154,9 +154,11 @@ class ChargerTimeoutError(AmpgateError):
 # offending value ("... - at `$.idTagInfo.status`") and names a missing or unknown field only in the message
 # ("Object missing required field `status`"); its wording says what kind of rule was broken.
 _MSGSPEC_AT = re.compile(r" - at `(\$[^`]*)`$")
+# A field's name is whatever the sender wrote: empty, or with backticks or newlines in it (the router fuzz sent
+# `{"": 1}` and got TypeConstraintViolation for what is a FormationViolation).
 _MSGSPEC_FIELD = (
-    (re.compile(r"^Object missing required field `([^`]+)`$"), "missing required field"),
-    (re.compile(r"^Object contains unknown field `([^`]+)`$"), "unknown field"),
+    (re.compile(r"^Object missing required field `(.*)`$", re.DOTALL), "missing required field"),
+    (re.compile(r"^Object contains unknown field `(.*)`$", re.DOTALL), "unknown field"),
 )
 # A number outside its bounds, e.g. "Expected `int` >= 0", "Expected `float` that's a multiple of 0.1".
 _MSGSPEC_RANGE = re.compile(r"Expected `(int|float|number)` ([<>]=? |that's a multiple of )")

@@ -42,6 +42,12 @@ CASES = [
     ("ocpp2.0.1", json.dumps([2, "u8", "BootNotification", {**BOOT_201, "reason": "Bored"}]), "u8",
      "PropertyConstraintViolation"),
     ("ocpp1.6", json.dumps([2, "u8", "Heartbeat", {"extra": 1}]), "u8", "FormationViolation"),
+    # Beyond 64 bits (DECISIONS["integer_int64"]): refused before the handler, not acknowledged and then lost
+    # in a failed store write (found by the router fuzz).
+    ("ocpp1.6", json.dumps([2, "u9", "StatusNotification", {"connectorId": 2**63, "errorCode": "NoError",
+     "status": "Available"}]), "u9", "PropertyConstraintViolation"),
+    ("ocpp2.0.1", json.dumps([2, "u9", "StatusNotification", {"timestamp": "2024-01-01T00:00:00Z",
+     "connectorStatus": "Available", "evseId": 1, "connectorId": -(2**63) - 1}]), "u9", "PropertyConstraintViolation"),
 ]  # fmt: skip
 
 

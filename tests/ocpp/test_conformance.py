@@ -102,8 +102,12 @@ def _decimal_multiple_of(validator: Any, step: float, instance: Any, schema: Any
 
 
 def _strict_integer(checker: Any, instance: Any) -> bool:
-    # DECISIONS["integer_not_float"]
-    return isinstance(instance, int) and not isinstance(instance, bool)
+    # DECISIONS["integer_not_float"], DECISIONS["integer_int64"]
+    return (
+        isinstance(instance, int)
+        and not isinstance(instance, bool)
+        and generate.INT64_MIN <= instance <= generate.INT64_MAX
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)  # hashed by identity: one per schema file
@@ -536,8 +540,22 @@ def test_integer_not_float():
     }
     assert signed.raw.is_valid({"requestId": 1.0, "firmware": firmware})
     assert refused(signed.typ, {"requestId": 1.0, "firmware": firmware}).fault is Fault.TYPE
-    # No 64-bit limit on either side: msgspec keeps Python's integers.
-    assert accepted(draft6, {**boot, "interval": 2**70}).interval == 2**70
+
+
+@decision("integer_int64")
+def test_integer_int64():
+    # The schemas bound no integer; ours hold a signed 64-bit value, and refuse beyond it as out of range.
+    status = {"connectorId": 2**63, "errorCode": "NoError", "status": "Available"}
+    case = by_id["v16-StatusNotificationRequest"]
+    assert case.raw.is_valid(status) and not case.oracle.is_valid(status)
+    fault = refused(case.typ, status)
+    assert (fault.fault, fault.details["field"]) == (Fault.VALUE, "$.connectorId")
+    assert accepted(case, {**status, "connectorId": 2**63 - 1}).connector_id == 2**63 - 1
+    assert refused(case.typ, {**status, "connectorId": -(2**63) - 1}).fault is Fault.VALUE
+    # A lower bound the schema gives keeps its upper end at 64 bits.
+    boot = {"status": "Accepted", "currentTime": "2024-01-01T00:00:00Z", "interval": 2**70}
+    fault = refused(by_id["v201-BootNotificationResponse"].typ, boot)
+    assert (fault.fault, fault.details["field"]) == (Fault.VALUE, "$.interval")
 
 
 @decision("datetime_needs_offset")

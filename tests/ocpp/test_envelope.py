@@ -63,6 +63,16 @@ def test_unknown_field_is_format():
     assert f.fault is Fault.FORMAT
 
 
+# (A name that itself ends in " - at `$.y`" still reads as FORMAT, with msgspec's text no longer telling where.)
+@pytest.mark.parametrize("name", ["", "a`b", "line\nbreak"])
+def test_an_unknown_field_of_any_name_is_format(name: str) -> None:
+    # Found by the router fuzz: an empty name ({"": 1}) was read as a wrong type (TypeConstraintViolation).
+    with pytest.raises(msgspec.ValidationError) as e:
+        msgspec.json.decode(msgspec.json.encode({name: 1}), type=v16.HeartbeatRequest)
+    fault = fault_from_validation(e.value)
+    assert (fault.fault, fault.details["field"]) == (Fault.FORMAT, "$")
+
+
 def test_bad_enum_is_property_constraint():
     payload = {"reason": "Bored", "chargingStation": {"model": "M", "vendorName": "V"}}
     f = classify(payload, v201.BootNotificationRequest)

@@ -165,7 +165,9 @@ def _same_shape(root: dict[str, Any], node: dict[str, Any], info: mi.Type, where
         assert isinstance(info, mi.StrType) and info.max_length == node.get("maxLength"), where
     elif kind == "integer":
         assert isinstance(info, mi.IntType), where
-        assert (info.ge, info.le) == (node.get("minimum"), node.get("maximum")), where
+        # DECISIONS["integer_int64"]: a bound the schema leaves open is the 64-bit one.
+        low, high = node.get("minimum", generate.INT64_MIN), node.get("maximum", generate.INT64_MAX)
+        assert (info.ge, info.le) == (low, high), where
     elif kind == "number":
         assert isinstance(info, mi.FloatType) and info.multiple_of is None, where  # see multiple_of_decimal
         assert (info.ge, info.le) == (node.get("minimum"), node.get("maximum")), where

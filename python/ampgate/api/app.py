@@ -34,6 +34,7 @@ from ampgate.api.firmware_publications import FirmwarePublicationController
 from ampgate.api.health import HealthController
 from ampgate.api.id_tokens import IdTokenController
 from ampgate.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from ampgate.api.ids import ids_in_range
 from ampgate.api.load import SiteLoadController
 from ampgate.api.logs import ChargerLogController
 from ampgate.api.maintenance_windows import MaintenanceWindowController
@@ -137,6 +138,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             DefineMiddleware(IdempotencyMiddleware, store=IdempotencyStore(), max_body=MAX_BODY_BYTES),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=ids_in_range,
         # Money (Decimal) as JSON numbers.
         response_class=NumberResponse,
         openapi_config=OpenAPIConfig(

@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from ampgate.api.auth import requires_viewer
 from ampgate.api.deps import ChargerReads, SecurityEventReads
 from ampgate.api.paging import (
+    CHARGER_ERRORS,
     COMMON_ERRORS,
     DEFAULT_LIMIT,
     Cursor,
@@ -97,7 +98,7 @@ class ChargerSecurityEventController(Controller):
         "/",
         operation_id="list_charger_security_events",
         guards=[requires_viewer],
-        responses=COMMON_ERRORS,
+        responses=CHARGER_ERRORS,
         summary="A charger's security events (role: viewer)",
     )
     async def list_charger_security_events(

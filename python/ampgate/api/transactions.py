@@ -16,6 +16,7 @@ from ampgate.api.auth import requires_viewer
 from ampgate.api.costs import cost_read
 from ampgate.api.deps import ChargerReads, SessionCostReads, TransactionReads
 from ampgate.api.paging import (
+    CHARGER_ERRORS,
     COMMON_ERRORS,
     DEFAULT_LIMIT,
     Cursor,
@@ -204,7 +205,7 @@ class ChargerTransactionController(Controller):
         "/",
         operation_id="list_charger_transactions",
         guards=[requires_viewer],
-        responses=_ERRORS,
+        responses=CHARGER_ERRORS,
         summary="A charger's transactions (role: viewer)",
     )
     async def list_charger_transactions(

@@ -52,6 +52,29 @@ _decode = msgspec.json.Decoder().decode
 _envelope = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
+class _Unreadable:
+    """An envelope element that is JSON but no Python value: a number beyond a double's range (1e400). It is
+    no string and equals no message type, so the checks below answer it as they would any wrong value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<number out of range>"
+
+
+UNREADABLE = _Unreadable()
+
+
+def _element(raw: msgspec.Raw) -> Any:
+    """One element of the envelope as a Python value. The envelope's own decode already read it as JSON (its
+    nesting within the decoder's depth), so the one failure left is a number msgspec cannot hold; raising here
+    would drop the message unanswered (found by tests/fuzz/test_ocpp_router_fuzz.py)."""
+    try:
+        return _decode(raw)
+    except msgspec.ValidationError:
+        return UNREADABLE
+
+
 def _decoder(typ: type) -> Callable[[msgspec.Raw], Any]:
     """A decoder straight from raw JSON into `typ` (one per type, built once)."""
     return msgspec.json.Decoder(typ).decode
@@ -230,16 +253,16 @@ class OcppRouter:
         except (msgspec.DecodeError, RecursionError):
             # RecursionError: JSON nested deeper than the decoder's recursion limit (a few KB of "[[[[").
             return call_error(UNKNOWN_ID, RpcFault(Fault.NOT_RPC, "message is not a JSON array"), protocol)
-        unique_id = _decode(parts[1]) if len(parts) >= 3 else None
+        unique_id = _element(parts[1]) if len(parts) >= 3 else None
         if not isinstance(unique_id, str):
             return call_error(
                 UNKNOWN_ID,
                 RpcFault(Fault.NOT_RPC, "message is not an OCPP-J array with a unique id"),
                 protocol,
             )
-        kind = _decode(parts[0])
+        kind = _element(parts[0])
         if kind == CALL:
-            action = _decode(parts[2]) if len(parts) == 4 else None
+            action = _element(parts[2]) if len(parts) == 4 else None
             if not isinstance(action, str):
                 return call_error(
                     unique_id, RpcFault(Fault.NOT_RPC, "a CALL is [2, id, action, payload]"), protocol
@@ -260,7 +283,7 @@ class OcppRouter:
                     unique_id, RpcFault(Fault.INTERNAL, "the node failed handling it"), protocol
                 )
         if kind in (CALLRESULT, CALLERROR):
-            if not self._on_reply(session, [_decode(p) for p in parts]):
+            if not self._on_reply(session, [_element(p) for p in parts]):
                 log.info(
                     "dropping reply %r from %s: no CALL pending with that id", unique_id, session.charger_id
                 )
@@ -339,7 +362,7 @@ class OcppRouter:
         if msg[0] == CALLERROR:
             code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
             description = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
-            details = msg[4] if len(msg) > 4 else None
+            details = msg[4] if len(msg) > 4 and msg[4] is not UNREADABLE else None
             return self._outbox.answered(cid, unique_id, None, outbox_call_error(code, description, details))
         payload = msg[2] if len(msg) > 2 else None
         try:

@@ -27,6 +27,10 @@ ampgate.ocpp.generate; each is tested in tests/ocpp/test_conformance.py):
   does not check it either without an optional package, and the spec leaves the scheme to the charger.
 - array_occurrence: minItems / maxItems are checked (msgspec.Meta on the list) and fail as a constraint on how
   often a field occurs (OccurrenceConstraintViolation), not as a wrong type.
+- integer_int64: An integer field holds a signed 64-bit value (-2^63 .. 2^63-1), what chargers' firmware and
+  SQLite INTEGER hold; the schemas set no bound. A larger one is refused as PropertyConstraintViolation before
+  any handler sees it: accepted, it would be acknowledged and then fail to store (found by the router fuzz,
+  tests/fuzz/test_ocpp_router_fuzz.py).
 - schema_defaults: Schema defaults (a few 2.0.1 fields) are not filled in: an absent field is None, as
   jsonschema leaves it; the generated line says the default in a comment.
 """
@@ -50,6 +54,7 @@ Str512 = Annotated[str, msgspec.Meta(max_length=512)]
 Str800 = Annotated[str, msgspec.Meta(max_length=800)]
 Str5500 = Annotated[str, msgspec.Meta(max_length=5500)]
 Str10000 = Annotated[str, msgspec.Meta(max_length=10000)]
+Int64 = Annotated[int, msgspec.Meta(ge=-9223372036854775808, le=9223372036854775807)]
 DateTime = Annotated[datetime.datetime, msgspec.Meta(tz=True)]
 MinItems1 = msgspec.Meta(min_length=1)
 
@@ -379,13 +384,13 @@ class BootNotificationResponse(_Struct, kw_only=True):
 
     status: BootNotificationResponseStatus
     current_time: DateTime
-    interval: int
+    interval: Int64
 
 
 class CancelReservationRequest(_Struct, kw_only=True):
     """`CancelReservation` request payload, sent by the CSMS."""
 
-    reservation_id: int
+    reservation_id: Int64
 
 
 class CancelReservationResponse(_Struct, kw_only=True):
@@ -409,7 +414,7 @@ class CertificateSignedResponse(_Struct, kw_only=True):
 class ChangeAvailabilityRequest(_Struct, kw_only=True):
     """`ChangeAvailability` request payload, sent by the CSMS."""
 
-    connector_id: int
+    connector_id: Int64
     type: ChangeAvailabilityRequestType
 
 
@@ -445,10 +450,10 @@ class ClearCacheResponse(_Struct, kw_only=True):
 class ClearChargingProfileRequest(_Struct, kw_only=True):
     """`ClearChargingProfile` request payload, sent by the CSMS."""
 
-    id: int | None = None
-    connector_id: int | None = None
+    id: Int64 | None = None
+    connector_id: Int64 | None = None
     charging_profile_purpose: ClearChargingProfileRequestChargingProfilePurpose | None = None
-    stack_level: int | None = None
+    stack_level: Int64 | None = None
 
 
 class ClearChargingProfileResponse(_Struct, kw_only=True):
@@ -505,7 +510,7 @@ class ExtendedTriggerMessageRequest(_Struct, kw_only=True):
     """`ExtendedTriggerMessage` request payload, sent by the CSMS."""
 
     requested_message: MessageTriggerEnumType
-    connector_id: int | None = None
+    connector_id: Int64 | None = None
 
 
 class ExtendedTriggerMessageResponse(_Struct, kw_only=True):
@@ -527,22 +532,22 @@ class FirmwareStatusNotificationResponse(_Struct, kw_only=True):
 class GetCompositeScheduleRequest(_Struct, kw_only=True):
     """`GetCompositeSchedule` request payload, sent by the CSMS."""
 
-    connector_id: int
-    duration: int
+    connector_id: Int64
+    duration: Int64
     charging_rate_unit: GetCompositeScheduleRequestChargingRateUnit | None = None
 
 
 class ChargingSchedulePeriod(_Struct, kw_only=True):
-    start_period: int
+    start_period: Int64
     limit: float
-    number_phases: int | None = None
+    number_phases: Int64 | None = None
 
     def __post_init__(self) -> None:
         _multiple_of(self.limit, _STEP_0_1, "limit")
 
 
 class ChargingSchedule(_Struct, kw_only=True, gc=True):
-    duration: int | None = None
+    duration: Int64 | None = None
     start_schedule: DateTime | None = None
     charging_rate_unit: ChargingScheduleChargingRateUnit
     charging_schedule_period: list[ChargingSchedulePeriod]
@@ -556,7 +561,7 @@ class GetCompositeScheduleResponse(_Struct, kw_only=True):
     """`GetCompositeSchedule` response payload, sent by the charger."""
 
     status: GetCompositeScheduleResponseStatus
-    connector_id: int | None = None
+    connector_id: Int64 | None = None
     schedule_start: DateTime | None = None
     charging_schedule: ChargingSchedule | None = None
 
@@ -584,8 +589,8 @@ class GetDiagnosticsRequest(_Struct, kw_only=True):
     """`GetDiagnostics` request payload, sent by the CSMS."""
 
     location: str
-    retries: int | None = None
-    retry_interval: int | None = None
+    retries: Int64 | None = None
+    retry_interval: Int64 | None = None
     start_time: DateTime | None = None
     stop_time: DateTime | None = None
 
@@ -616,7 +621,7 @@ class GetLocalListVersionRequest(_Struct, kw_only=True):
 class GetLocalListVersionResponse(_Struct, kw_only=True):
     """`GetLocalListVersion` response payload, sent by the charger."""
 
-    list_version: int
+    list_version: Int64
 
 
 class LogParametersType(_Struct, kw_only=True):
@@ -630,9 +635,9 @@ class GetLogRequest(_Struct, kw_only=True):
 
     log: LogParametersType
     log_type: LogEnumType
-    request_id: int
-    retries: int | None = None
-    retry_interval: int | None = None
+    request_id: Int64
+    retries: Int64 | None = None
+    retry_interval: Int64 | None = None
 
 
 class GetLogResponse(_Struct, kw_only=True):
@@ -669,7 +674,7 @@ class LogStatusNotificationRequest(_Struct, kw_only=True):
     """`LogStatusNotification` request payload, sent by the charger."""
 
     status: UploadLogStatusEnumType
-    request_id: int | None = None
+    request_id: Int64 | None = None
 
 
 class LogStatusNotificationResponse(_Struct, kw_only=True):
@@ -694,8 +699,8 @@ class MeterValue(_Struct, kw_only=True, gc=True):
 class MeterValuesRequest(_Struct, kw_only=True, gc=True):
     """`MeterValues` request payload, sent by the charger."""
 
-    connector_id: int
-    transaction_id: int | None = None
+    connector_id: Int64
+    transaction_id: Int64 | None = None
     meter_value: Annotated[list[MeterValue], MinItems1]
 
 
@@ -704,9 +709,9 @@ class MeterValuesResponse(_Struct, kw_only=True):
 
 
 class ChargingProfile(_Struct, kw_only=True):
-    charging_profile_id: int
-    transaction_id: int | None = None
-    stack_level: int
+    charging_profile_id: Int64
+    transaction_id: Int64 | None = None
+    stack_level: Int64
     charging_profile_purpose: ChargingProfilePurpose
     charging_profile_kind: ChargingProfileKind
     recurrency_kind: ChargingProfileRecurrencyKind | None = None
@@ -718,7 +723,7 @@ class ChargingProfile(_Struct, kw_only=True):
 class RemoteStartTransactionRequest(_Struct, kw_only=True):
     """`RemoteStartTransaction` request payload, sent by the CSMS."""
 
-    connector_id: int | None = None
+    connector_id: Int64 | None = None
     id_tag: Str20
     charging_profile: ChargingProfile | None = None
 
@@ -732,7 +737,7 @@ class RemoteStartTransactionResponse(_Struct, kw_only=True):
 class RemoteStopTransactionRequest(_Struct, kw_only=True):
     """`RemoteStopTransaction` request payload, sent by the CSMS."""
 
-    transaction_id: int
+    transaction_id: Int64
 
 
 class RemoteStopTransactionResponse(_Struct, kw_only=True):
@@ -744,11 +749,11 @@ class RemoteStopTransactionResponse(_Struct, kw_only=True):
 class ReserveNowRequest(_Struct, kw_only=True):
     """`ReserveNow` request payload, sent by the CSMS."""
 
-    connector_id: int
+    connector_id: Int64
     expiry_date: DateTime
     id_tag: Str20
     parent_id_tag: Str20 | None = None
-    reservation_id: int
+    reservation_id: Int64
 
 
 class ReserveNowResponse(_Struct, kw_only=True):
@@ -789,7 +794,7 @@ class AuthorizationData(_Struct, kw_only=True):
 class SendLocalListRequest(_Struct, kw_only=True, gc=True):
     """`SendLocalList` request payload, sent by the CSMS."""
 
-    list_version: int
+    list_version: Int64
     local_authorization_list: list[AuthorizationData] | None = None
     update_type: SendLocalListRequestUpdateType
 
@@ -803,7 +808,7 @@ class SendLocalListResponse(_Struct, kw_only=True):
 class SetChargingProfileRequest(_Struct, kw_only=True):
     """`SetChargingProfile` request payload, sent by the CSMS."""
 
-    connector_id: int
+    connector_id: Int64
     cs_charging_profiles: ChargingProfile
 
 
@@ -829,7 +834,7 @@ class SignedFirmwareStatusNotificationRequest(_Struct, kw_only=True):
     """`SignedFirmwareStatusNotification` request payload, sent by the charger."""
 
     status: FirmwareStatusEnumType
-    request_id: int | None = None
+    request_id: Int64 | None = None
 
 
 class SignedFirmwareStatusNotificationResponse(_Struct, kw_only=True):
@@ -847,9 +852,9 @@ class FirmwareType(_Struct, kw_only=True):
 class SignedUpdateFirmwareRequest(_Struct, kw_only=True):
     """`SignedUpdateFirmware` request payload, sent by the CSMS."""
 
-    retries: int | None = None
-    retry_interval: int | None = None
-    request_id: int
+    retries: Int64 | None = None
+    retry_interval: Int64 | None = None
+    request_id: Int64
     firmware: FirmwareType
 
 
@@ -862,10 +867,10 @@ class SignedUpdateFirmwareResponse(_Struct, kw_only=True):
 class StartTransactionRequest(_Struct, kw_only=True):
     """`StartTransaction` request payload, sent by the charger."""
 
-    connector_id: int
+    connector_id: Int64
     id_tag: Str20
-    meter_start: int
-    reservation_id: int | None = None
+    meter_start: Int64
+    reservation_id: Int64 | None = None
     timestamp: DateTime
 
 
@@ -873,13 +878,13 @@ class StartTransactionResponse(_Struct, kw_only=True):
     """`StartTransaction` response payload, sent by the CSMS."""
 
     id_tag_info: IdTagInfo
-    transaction_id: int
+    transaction_id: Int64
 
 
 class StatusNotificationRequest(_Struct, kw_only=True):
     """`StatusNotification` request payload, sent by the charger."""
 
-    connector_id: int
+    connector_id: Int64
     error_code: StatusNotificationRequestErrorCode
     info: Str50 | None = None
     status: StatusNotificationRequestStatus
@@ -911,9 +916,9 @@ class StopTransactionRequest(_Struct, kw_only=True, gc=True):
     """`StopTransaction` request payload, sent by the charger."""
 
     id_tag: Str20 | None = None
-    meter_stop: int
+    meter_stop: Int64
     timestamp: DateTime
-    transaction_id: int
+    transaction_id: Int64
     reason: StopTransactionRequestReason | None = None
     transaction_data: list[TransactionData] | None = None
 
@@ -928,7 +933,7 @@ class TriggerMessageRequest(_Struct, kw_only=True):
     """`TriggerMessage` request payload, sent by the CSMS."""
 
     requested_message: TriggerMessageRequestRequestedMessage
-    connector_id: int | None = None
+    connector_id: Int64 | None = None
 
 
 class TriggerMessageResponse(_Struct, kw_only=True):
@@ -940,7 +945,7 @@ class TriggerMessageResponse(_Struct, kw_only=True):
 class UnlockConnectorRequest(_Struct, kw_only=True):
     """`UnlockConnector` request payload, sent by the CSMS."""
 
-    connector_id: int
+    connector_id: Int64
 
 
 class UnlockConnectorResponse(_Struct, kw_only=True):
@@ -953,9 +958,9 @@ class UpdateFirmwareRequest(_Struct, kw_only=True):
     """`UpdateFirmware` request payload, sent by the CSMS."""
 
     location: str
-    retries: int | None = None
+    retries: Int64 | None = None
     retrieve_date: DateTime
-    retry_interval: int | None = None
+    retry_interval: Int64 | None = None
 
 
 class UpdateFirmwareResponse(_Struct, kw_only=True):

@@ -27,6 +27,10 @@ ampgate.ocpp.generate; each is tested in tests/ocpp/test_conformance.py):
   does not check it either without an optional package, and the spec leaves the scheme to the charger.
 - array_occurrence: minItems / maxItems are checked (msgspec.Meta on the list) and fail as a constraint on how
   often a field occurs (OccurrenceConstraintViolation), not as a wrong type.
+- integer_int64: An integer field holds a signed 64-bit value (-2^63 .. 2^63-1), what chargers' firmware and
+  SQLite INTEGER hold; the schemas set no bound. A larger one is refused as PropertyConstraintViolation before
+  any handler sees it: accepted, it would be acknowledged and then fail to store (found by the router fuzz,
+  tests/fuzz/test_ocpp_router_fuzz.py).
 - schema_defaults: Schema defaults (a few 2.0.1 fields) are not filled in: an absent field is None, as
   jsonschema leaves it; the generated line says the default in a comment.
 """
@@ -60,7 +64,8 @@ Str5600 = Annotated[str, msgspec.Meta(max_length=5600)]
 Str7500 = Annotated[str, msgspec.Meta(max_length=7500)]
 Str10000 = Annotated[str, msgspec.Meta(max_length=10000)]
 Int0To100 = Annotated[int, msgspec.Meta(ge=0, le=100)]
-IntAtLeast0 = Annotated[int, msgspec.Meta(ge=0)]
+IntAtLeast0 = Annotated[int, msgspec.Meta(ge=0, le=9223372036854775807)]
+Int64 = Annotated[int, msgspec.Meta(ge=-9223372036854775808, le=9223372036854775807)]
 DateTime = Annotated[datetime.datetime, msgspec.Meta(tz=True)]
 Items1To1024 = msgspec.Meta(min_length=1, max_length=1024)
 Items1To3 = msgspec.Meta(min_length=1, max_length=3)
@@ -492,9 +497,9 @@ class IdTokenInfoType(_Struct, kw_only=True, gc=True):
     custom_data: CustomDataType | None = None
     status: AuthorizationStatusEnumType
     cache_expiry_date_time: DateTime | None = None
-    charging_priority: int | None = None
+    charging_priority: Int64 | None = None
     language1: Str8 | None = None
-    evse_id: Annotated[list[int], MinItems1] | None = None
+    evse_id: Annotated[list[Int64], MinItems1] | None = None
     group_id_token: IdTokenType | None = None
     language2: Str8 | None = None
     personal_message: MessageContentType | None = None
@@ -548,7 +553,7 @@ class BootNotificationResponse(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     current_time: DateTime
-    interval: int
+    interval: Int64
     status: RegistrationStatusEnumType
     status_info: StatusInfoType | None = None
 
@@ -557,7 +562,7 @@ class CancelReservationRequest(_Struct, kw_only=True):
     """`CancelReservation` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    reservation_id: int
+    reservation_id: Int64
 
 
 class CancelReservationResponse(_Struct, kw_only=True):
@@ -590,8 +595,8 @@ class EVSEType(_Struct, kw_only=True):
     """
 
     custom_data: CustomDataType | None = None
-    id: int
-    connector_id: int | None = None
+    id: Int64
+    connector_id: Int64 | None = None
 
 
 class ChangeAvailabilityRequest(_Struct, kw_only=True):
@@ -628,16 +633,16 @@ class ClearChargingProfileType(_Struct, kw_only=True):
     """A ChargingProfile consists of a ChargingSchedule, describing the amount of power or current that can be delivered per time interval."""
 
     custom_data: CustomDataType | None = None
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
     charging_profile_purpose: ChargingProfilePurposeEnumType | None = None
-    stack_level: int | None = None
+    stack_level: Int64 | None = None
 
 
 class ClearChargingProfileRequest(_Struct, kw_only=True):
     """`ClearChargingProfile` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    charging_profile_id: int | None = None
+    charging_profile_id: Int64 | None = None
     charging_profile_criteria: ClearChargingProfileType | None = None
 
 
@@ -653,7 +658,7 @@ class ClearDisplayMessageRequest(_Struct, kw_only=True):
     """`ClearDisplayMessage` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    id: int
+    id: Int64
 
 
 class ClearDisplayMessageResponse(_Struct, kw_only=True):
@@ -668,13 +673,13 @@ class ClearVariableMonitoringRequest(_Struct, kw_only=True, gc=True):
     """`ClearVariableMonitoring` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    id: Annotated[list[int], MinItems1]
+    id: Annotated[list[Int64], MinItems1]
 
 
 class ClearMonitoringResultType(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     status: ClearMonitoringStatusEnumType
-    id: int
+    id: Int64
     status_info: StatusInfoType | None = None
 
 
@@ -690,7 +695,7 @@ class ClearedChargingLimitRequest(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     charging_limit_source: ChargingLimitSourceEnumType
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
 
 
 class ClearedChargingLimitResponse(_Struct, kw_only=True):
@@ -727,7 +732,7 @@ class CustomerInformationRequest(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     customer_certificate: CertificateHashDataType | None = None
     id_token: IdTokenType | None = None
-    request_id: int
+    request_id: Int64
     report: bool
     clear: bool
     customer_identifier: Str64 | None = None
@@ -779,7 +784,7 @@ class FirmwareStatusNotificationRequest(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     status: FirmwareStatusEnumType
-    request_id: int | None = None
+    request_id: Int64 | None = None
 
 
 class FirmwareStatusNotificationResponse(_Struct, kw_only=True):
@@ -810,7 +815,7 @@ class GetBaseReportRequest(_Struct, kw_only=True):
     """`GetBaseReport` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    request_id: int
+    request_id: Int64
     report_base: ReportBaseEnumType
 
 
@@ -843,8 +848,8 @@ class ChargingProfileCriterionType(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     charging_profile_purpose: ChargingProfilePurposeEnumType | None = None
-    stack_level: int | None = None
-    charging_profile_id: Annotated[list[int], MinItems1] | None = None
+    stack_level: Int64 | None = None
+    charging_profile_id: Annotated[list[Int64], MinItems1] | None = None
     charging_limit_source: Annotated[list[ChargingLimitSourceEnumType], Items1To4] | None = None
 
 
@@ -852,8 +857,8 @@ class GetChargingProfilesRequest(_Struct, kw_only=True):
     """`GetChargingProfiles` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    request_id: int
-    evse_id: int | None = None
+    request_id: Int64
+    evse_id: Int64 | None = None
     charging_profile: ChargingProfileCriterionType
 
 
@@ -869,26 +874,26 @@ class GetCompositeScheduleRequest(_Struct, kw_only=True):
     """`GetCompositeSchedule` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    duration: int
+    duration: Int64
     charging_rate_unit: ChargingRateUnitEnumType | None = None
-    evse_id: int
+    evse_id: Int64
 
 
 class ChargingSchedulePeriodType(_Struct, kw_only=True):
     """Charging schedule period structure defines a time period in a charging schedule."""
 
     custom_data: CustomDataType | None = None
-    start_period: int
+    start_period: Int64
     limit: float
-    number_phases: int | None = None
-    phase_to_use: int | None = None
+    number_phases: Int64 | None = None
+    phase_to_use: Int64 | None = None
 
 
 class CompositeScheduleType(_Struct, kw_only=True, gc=True):
     custom_data: CustomDataType | None = None
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], MinItems1]
-    evse_id: int
-    duration: int
+    evse_id: Int64
+    duration: Int64
     schedule_start: DateTime
     charging_rate_unit: ChargingRateUnitEnumType
 
@@ -906,8 +911,8 @@ class GetDisplayMessagesRequest(_Struct, kw_only=True, gc=True):
     """`GetDisplayMessages` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    id: Annotated[list[int], MinItems1] | None = None
-    request_id: int
+    id: Annotated[list[Int64], MinItems1] | None = None
+    request_id: Int64
     priority: MessagePriorityEnumType | None = None
     state: MessageStateEnumType | None = None
 
@@ -953,7 +958,7 @@ class GetLocalListVersionResponse(_Struct, kw_only=True):
     """`GetLocalListVersion` response payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    version_number: int
+    version_number: Int64
 
 
 class LogParametersType(_Struct, kw_only=True):
@@ -974,9 +979,9 @@ class GetLogRequest(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     log: LogParametersType
     log_type: LogEnumType
-    request_id: int
-    retries: int | None = None
-    retry_interval: int | None = None
+    request_id: Int64
+    retries: Int64 | None = None
+    retry_interval: Int64 | None = None
 
 
 class GetLogResponse(_Struct, kw_only=True):
@@ -1018,7 +1023,7 @@ class GetMonitoringReportRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     component_variable: Annotated[list[ComponentVariableType], MinItems1] | None = None
-    request_id: int
+    request_id: Int64
     monitoring_criteria: Annotated[list[MonitoringCriterionEnumType], Items1To3] | None = None
 
 
@@ -1035,7 +1040,7 @@ class GetReportRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     component_variable: Annotated[list[ComponentVariableType], MinItems1] | None = None
-    request_id: int
+    request_id: Int64
     component_criteria: Annotated[list[ComponentCriterionEnumType], Items1To4] | None = None
 
 
@@ -1131,7 +1136,7 @@ class LogStatusNotificationRequest(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     status: UploadLogStatusEnumType
-    request_id: int | None = None
+    request_id: Int64 | None = None
 
 
 class LogStatusNotificationResponse(_Struct, kw_only=True):
@@ -1155,7 +1160,7 @@ class UnitOfMeasureType(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     unit: Str20 | None = None  # schema default: "Wh"
-    multiplier: int | None = None  # schema default: 0
+    multiplier: Int64 | None = None  # schema default: 0
 
 
 class SampledValueType(_Struct, kw_only=True):
@@ -1185,7 +1190,7 @@ class MeterValuesRequest(_Struct, kw_only=True, gc=True):
     """`MeterValues` request payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    evse_id: int
+    evse_id: Int64
     meter_value: Annotated[list[MeterValueType], MinItems1]
 
 
@@ -1197,8 +1202,8 @@ class MeterValuesResponse(_Struct, kw_only=True):
 
 class RelativeTimeIntervalType(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
-    start: int
-    duration: int | None = None
+    start: Int64
+    duration: Int64 | None = None
 
 
 class CostType(_Struct, kw_only=True):
@@ -1206,8 +1211,8 @@ class CostType(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     cost_kind: CostKindEnumType
-    amount: int
-    amount_multiplier: int | None = None
+    amount: Int64
+    amount_multiplier: Int64 | None = None
 
 
 class ConsumptionCostType(_Struct, kw_only=True, gc=True):
@@ -1227,9 +1232,9 @@ class SalesTariffType(_Struct, kw_only=True, gc=True):
     """NOTE: This dataType is based on dataTypes from &lt;&lt;ref-ISOIEC15118-2,ISO 15118-2&gt;&gt;."""
 
     custom_data: CustomDataType | None = None
-    id: int
+    id: Int64
     sales_tariff_description: Str32 | None = None
-    num_e_price_levels: int | None = None
+    num_e_price_levels: Int64 | None = None
     sales_tariff_entry: Annotated[list[SalesTariffEntryType], Items1To1024]
 
 
@@ -1237,9 +1242,9 @@ class ChargingScheduleType(_Struct, kw_only=True, gc=True):
     """Charging schedule structure defines a list of charging periods, as used in: GetCompositeSchedule.conf and ChargingProfile."""
 
     custom_data: CustomDataType | None = None
-    id: int
+    id: Int64
     start_schedule: DateTime | None = None
-    duration: int | None = None
+    duration: Int64 | None = None
     charging_rate_unit: ChargingRateUnitEnumType
     charging_schedule_period: Annotated[list[ChargingSchedulePeriodType], Items1To1024]
     min_charging_rate: float | None = None
@@ -1259,7 +1264,7 @@ class NotifyChargingLimitRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     charging_schedule: Annotated[list[ChargingScheduleType], MinItems1] | None = None
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
     charging_limit: ChargingLimitType
 
 
@@ -1275,9 +1280,9 @@ class NotifyCustomerInformationRequest(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     data: Str512
     tbc: bool | None = None  # schema default: false
-    seq_no: int
+    seq_no: Int64
     generated_at: DateTime
-    request_id: int
+    request_id: Int64
 
 
 class NotifyCustomerInformationResponse(_Struct, kw_only=True):
@@ -1293,7 +1298,7 @@ class MessageInfoType(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     display: ComponentType | None = None
-    id: int
+    id: Int64
     priority: MessagePriorityEnumType
     state: MessageStateEnumType | None = None
     start_date_time: DateTime | None = None
@@ -1307,7 +1312,7 @@ class NotifyDisplayMessagesRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     message_info: Annotated[list[MessageInfoType], MinItems1] | None = None
-    request_id: int
+    request_id: Int64
     tbc: bool | None = None  # schema default: false
 
 
@@ -1321,22 +1326,22 @@ class ACChargingParametersType(_Struct, kw_only=True):
     """EV AC charging parameters."""
 
     custom_data: CustomDataType | None = None
-    energy_amount: int
-    ev_min_current: int
-    ev_max_current: int
-    ev_max_voltage: int
+    energy_amount: Int64
+    ev_min_current: Int64
+    ev_max_current: Int64
+    ev_max_voltage: Int64
 
 
 class DCChargingParametersType(_Struct, kw_only=True):
     """EV DC charging parameters"""
 
     custom_data: CustomDataType | None = None
-    ev_max_current: int
-    ev_max_voltage: int
-    energy_amount: int | None = None
-    ev_max_power: int | None = None
+    ev_max_current: Int64
+    ev_max_voltage: Int64
+    energy_amount: Int64 | None = None
+    ev_max_power: Int64 | None = None
     state_of_charge: Int0To100 | None = None
-    ev_energy_capacity: int | None = None
+    ev_energy_capacity: Int64 | None = None
     full_so_c: Int0To100 | None = None
     bulk_so_c: Int0To100 | None = None
 
@@ -1353,9 +1358,9 @@ class NotifyEVChargingNeedsRequest(_Struct, kw_only=True):
     """`NotifyEVChargingNeeds` request payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    max_schedule_tuples: int | None = None
+    max_schedule_tuples: Int64 | None = None
     charging_needs: ChargingNeedsType
-    evse_id: int
+    evse_id: Int64
 
 
 class NotifyEVChargingNeedsResponse(_Struct, kw_only=True):
@@ -1372,7 +1377,7 @@ class NotifyEVChargingScheduleRequest(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     time_base: DateTime
     charging_schedule: ChargingScheduleType
-    evse_id: int
+    evse_id: Int64
 
 
 class NotifyEVChargingScheduleResponse(_Struct, kw_only=True):
@@ -1387,17 +1392,17 @@ class EventDataType(_Struct, kw_only=True):
     """Class to report an event notification for a component-variable."""
 
     custom_data: CustomDataType | None = None
-    event_id: int
+    event_id: Int64
     timestamp: DateTime
     trigger: EventTriggerEnumType
-    cause: int | None = None
+    cause: Int64 | None = None
     actual_value: Str2500
     tech_code: Str50 | None = None
     tech_info: Str500 | None = None
     cleared: bool | None = None
     transaction_id: Str36 | None = None
     component: ComponentType
-    variable_monitoring_id: int | None = None
+    variable_monitoring_id: Int64 | None = None
     event_notification_type: EventNotificationEnumType
     variable: VariableType
 
@@ -1408,7 +1413,7 @@ class NotifyEventRequest(_Struct, kw_only=True, gc=True):
     custom_data: CustomDataType | None = None
     generated_at: DateTime
     tbc: bool | None = None  # schema default: false
-    seq_no: int
+    seq_no: Int64
     event_data: Annotated[list[EventDataType], MinItems1]
 
 
@@ -1422,11 +1427,11 @@ class VariableMonitoringType(_Struct, kw_only=True):
     """A monitoring setting for a variable."""
 
     custom_data: CustomDataType | None = None
-    id: int
+    id: Int64
     transaction: bool
     value: float
     type: MonitorEnumType
-    severity: int
+    severity: Int64
 
 
 class MonitoringDataType(_Struct, kw_only=True, gc=True):
@@ -1443,9 +1448,9 @@ class NotifyMonitoringReportRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     monitor: Annotated[list[MonitoringDataType], MinItems1] | None = None
-    request_id: int
+    request_id: Int64
     tbc: bool | None = None  # schema default: false
-    seq_no: int
+    seq_no: Int64
     generated_at: DateTime
 
 
@@ -1492,11 +1497,11 @@ class NotifyReportRequest(_Struct, kw_only=True, gc=True):
     """`NotifyReport` request payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    request_id: int
+    request_id: Int64
     generated_at: DateTime
     report_data: Annotated[list[ReportDataType], MinItems1] | None = None
     tbc: bool | None = None  # schema default: false
-    seq_no: int
+    seq_no: Int64
 
 
 class NotifyReportResponse(_Struct, kw_only=True):
@@ -1510,10 +1515,10 @@ class PublishFirmwareRequest(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     location: Str512
-    retries: int | None = None
+    retries: Int64 | None = None
     checksum: Str32
-    request_id: int
-    retry_interval: int | None = None
+    request_id: Int64
+    retry_interval: Int64 | None = None
 
 
 class PublishFirmwareResponse(_Struct, kw_only=True):
@@ -1530,7 +1535,7 @@ class PublishFirmwareStatusNotificationRequest(_Struct, kw_only=True, gc=True):
     custom_data: CustomDataType | None = None
     status: PublishFirmwareStatusEnumType
     location: Annotated[list[Str512], MinItems1] | None = None
-    request_id: int | None = None
+    request_id: Int64 | None = None
 
 
 class PublishFirmwareStatusNotificationResponse(_Struct, kw_only=True):
@@ -1543,8 +1548,8 @@ class ChargingProfileType(_Struct, kw_only=True, gc=True):
     """A ChargingProfile consists of ChargingSchedule, describing the amount of power or current that can be delivered per time interval."""
 
     custom_data: CustomDataType | None = None
-    id: int
-    stack_level: int
+    id: Int64
+    stack_level: Int64
     charging_profile_purpose: ChargingProfilePurposeEnumType
     charging_profile_kind: ChargingProfileKindEnumType
     recurrency_kind: RecurrencyKindEnumType | None = None
@@ -1558,11 +1563,11 @@ class ReportChargingProfilesRequest(_Struct, kw_only=True, gc=True):
     """`ReportChargingProfiles` request payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    request_id: int
+    request_id: Int64
     charging_limit_source: ChargingLimitSourceEnumType
     charging_profile: Annotated[list[ChargingProfileType], MinItems1]
     tbc: bool | None = None  # schema default: false
-    evse_id: int
+    evse_id: Int64
 
 
 class ReportChargingProfilesResponse(_Struct, kw_only=True):
@@ -1575,10 +1580,10 @@ class RequestStartTransactionRequest(_Struct, kw_only=True):
     """`RequestStartTransaction` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
     group_id_token: IdTokenType | None = None
     id_token: IdTokenType
-    remote_start_id: int
+    remote_start_id: Int64
     charging_profile: ChargingProfileType | None = None
 
 
@@ -1610,7 +1615,7 @@ class ReservationStatusUpdateRequest(_Struct, kw_only=True):
     """`ReservationStatusUpdate` request payload, sent by the charger."""
 
     custom_data: CustomDataType | None = None
-    reservation_id: int
+    reservation_id: Int64
     reservation_update_status: ReservationUpdateStatusEnumType
 
 
@@ -1624,11 +1629,11 @@ class ReserveNowRequest(_Struct, kw_only=True):
     """`ReserveNow` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    id: int
+    id: Int64
     expiry_date_time: DateTime
     connector_type: ConnectorEnumType | None = None
     id_token: IdTokenType
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
     group_id_token: IdTokenType | None = None
 
 
@@ -1645,7 +1650,7 @@ class ResetRequest(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     type: ResetEnumType
-    evse_id: int | None = None
+    evse_id: Int64 | None = None
 
 
 class ResetResponse(_Struct, kw_only=True):
@@ -1684,7 +1689,7 @@ class SendLocalListRequest(_Struct, kw_only=True, gc=True):
 
     custom_data: CustomDataType | None = None
     local_authorization_list: Annotated[list[AuthorizationData], MinItems1] | None = None
-    version_number: int
+    version_number: Int64
     update_type: UpdateEnumType
 
 
@@ -1700,7 +1705,7 @@ class SetChargingProfileRequest(_Struct, kw_only=True):
     """`SetChargingProfile` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    evse_id: int
+    evse_id: Int64
     charging_profile: ChargingProfileType
 
 
@@ -1746,7 +1751,7 @@ class SetMonitoringLevelRequest(_Struct, kw_only=True):
     """`SetMonitoringLevel` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    severity: int
+    severity: Int64
 
 
 class SetMonitoringLevelResponse(_Struct, kw_only=True):
@@ -1767,7 +1772,7 @@ class APNType(_Struct, kw_only=True):
     apn: Str512
     apn_user_name: Str20 | None = None
     apn_password: Str20 | None = None
-    sim_pin: int | None = None
+    sim_pin: Int64 | None = None
     preferred_network: Str6 | None = None
     use_only_preferred_network: bool | None = None  # schema default: false
     apn_authentication: APNAuthenticationEnumType
@@ -1795,8 +1800,8 @@ class NetworkConnectionProfileType(_Struct, kw_only=True):
     ocpp_version: OCPPVersionEnumType
     ocpp_transport: OCPPTransportEnumType
     ocpp_csms_url: Str512
-    message_timeout: int
-    security_profile: int
+    message_timeout: Int64
+    security_profile: Int64
     ocpp_interface: OCPPInterfaceEnumType
     vpn: VPNType | None = None
 
@@ -1805,7 +1810,7 @@ class SetNetworkProfileRequest(_Struct, kw_only=True):
     """`SetNetworkProfile` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    configuration_slot: int
+    configuration_slot: Int64
     connection_data: NetworkConnectionProfileType
 
 
@@ -1821,11 +1826,11 @@ class SetMonitoringDataType(_Struct, kw_only=True):
     """Class to hold parameters of SetVariableMonitoring request."""
 
     custom_data: CustomDataType | None = None
-    id: int | None = None
+    id: Int64 | None = None
     transaction: bool | None = None  # schema default: false
     value: float
     type: MonitorEnumType
-    severity: int
+    severity: Int64
     component: ComponentType
     variable: VariableType
 
@@ -1841,13 +1846,13 @@ class SetMonitoringResultType(_Struct, kw_only=True):
     """Class to hold result of SetVariableMonitoring request."""
 
     custom_data: CustomDataType | None = None
-    id: int | None = None
+    id: Int64 | None = None
     status_info: StatusInfoType | None = None
     status: SetMonitoringStatusEnumType
     type: MonitorEnumType
     component: ComponentType
     variable: VariableType
-    severity: int
+    severity: Int64
 
 
 class SetVariableMonitoringResponse(_Struct, kw_only=True, gc=True):
@@ -1910,8 +1915,8 @@ class StatusNotificationRequest(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     timestamp: DateTime
     connector_status: ConnectorStatusEnumType
-    evse_id: int
-    connector_id: int
+    evse_id: Int64
+    connector_id: Int64
 
 
 class StatusNotificationResponse(_Struct, kw_only=True):
@@ -1926,9 +1931,9 @@ class TransactionType(_Struct, kw_only=True):
     custom_data: CustomDataType | None = None
     transaction_id: Str36
     charging_state: ChargingStateEnumType | None = None
-    time_spent_charging: int | None = None
+    time_spent_charging: Int64 | None = None
     stopped_reason: ReasonEnumType | None = None
-    remote_start_id: int | None = None
+    remote_start_id: Int64 | None = None
 
 
 class TransactionEventRequest(_Struct, kw_only=True, gc=True):
@@ -1939,11 +1944,11 @@ class TransactionEventRequest(_Struct, kw_only=True, gc=True):
     meter_value: Annotated[list[MeterValueType], MinItems1] | None = None
     timestamp: DateTime
     trigger_reason: TriggerReasonEnumType
-    seq_no: int
+    seq_no: Int64
     offline: bool | None = None  # schema default: false
-    number_of_phases_used: int | None = None
-    cable_max_current: int | None = None
-    reservation_id: int | None = None
+    number_of_phases_used: Int64 | None = None
+    cable_max_current: Int64 | None = None
+    reservation_id: Int64 | None = None
     transaction_info: TransactionType
     evse: EVSEType | None = None
     id_token: IdTokenType | None = None
@@ -1954,7 +1959,7 @@ class TransactionEventResponse(_Struct, kw_only=True):
 
     custom_data: CustomDataType | None = None
     total_cost: float | None = None
-    charging_priority: int | None = None
+    charging_priority: Int64 | None = None
     id_token_info: IdTokenInfoType | None = None
     updated_personal_message: MessageContentType | None = None
 
@@ -1979,8 +1984,8 @@ class UnlockConnectorRequest(_Struct, kw_only=True):
     """`UnlockConnector` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    evse_id: int
-    connector_id: int
+    evse_id: Int64
+    connector_id: Int64
 
 
 class UnlockConnectorResponse(_Struct, kw_only=True):
@@ -2023,9 +2028,9 @@ class UpdateFirmwareRequest(_Struct, kw_only=True):
     """`UpdateFirmware` request payload, sent by the CSMS."""
 
     custom_data: CustomDataType | None = None
-    retries: int | None = None
-    retry_interval: int | None = None
-    request_id: int
+    retries: Int64 | None = None
+    retry_interval: Int64 | None = None
+    request_id: Int64
     firmware: FirmwareType
 
 
