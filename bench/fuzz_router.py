@@ -85,7 +85,7 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="fuzz-router-"))
-    node = start_node(workdir)
+    node = start_node(workdir, "--charger-msg-rate", "0")  # the router under fuzz, not the rate limit
     bystander = Bystander(node.ocpp_url + "/BZ-BYSTANDER")
     bystander.start()
     started = time.monotonic()

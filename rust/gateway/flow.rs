@@ -94,6 +94,11 @@ impl CallGate {
         let text = std::str::from_utf8(text).ok()?;
         match message_head(text) {
             Some((CALLRESULT | CALLERROR, id)) if *id == **want => self.release(now),
+            // The router answers "-1" to a message whose envelope it cannot read (OCPP-J: unknown id), e.g. one
+            // nested deeper than its decoder's limit that this gate's (non-recursive) skip still read as a CALL.
+            // Nothing else will answer the outstanding CALL then: release it rather than wait for the timeout.
+            // (A "-1" for some other unreadable message releases it early: the control plane then holds two.)
+            Some((CALLERROR, id)) if id == "-1" => self.release(now),
             _ => None,
         }
     }
@@ -250,6 +255,28 @@ mod tests {
         assert_eq!(message_head(r#"[2,"a1","X",{}"#), None);
         assert_eq!(message_head(r#"{"a":1}"#), None);
         assert_eq!(message_head("not json"), None);
+    }
+
+    #[test]
+    fn a_callerror_for_an_unreadable_message_releases_the_outstanding_call() {
+        // 2,000 levels of nesting: the gate's skip reads the head, the router's decoder gives up and answers
+        // with the unknown id "-1" (found by tests/fuzz/test_ocpp_router_fuzz.py: the next CALL waited 60 s).
+        let deep = format!(
+            "[2,\"d1\",\"DataTransfer\",{}1{}]",
+            "[".repeat(2000),
+            "]".repeat(2000)
+        );
+        let mut gate = CallGate::default();
+        assert_eq!(gate.incoming(&deep, 0, 4), Incoming::Pass);
+        assert_eq!(
+            gate.incoming(r#"[2,"n1","Heartbeat",{}]"#, 0, 4),
+            Incoming::Held
+        );
+        let next = gate.outgoing(
+            br#"[4,"-1","RpcFrameworkError","message is not a JSON array",{}]"#,
+            1,
+        );
+        assert_eq!(next.as_deref(), Some(r#"[2,"n1","Heartbeat",{}]"#));
     }
 
     fn call(id: &str) -> String {

@@ -23,9 +23,10 @@ from tests.conftest import RunningNode, start_node
 # Examples per operation: every operation x this many requests takes about 45 s here (the budget is two minutes).
 EXAMPLES_PER_OPERATION = int(__import__("os").environ.get("ST_EX", "8"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
-# Operations that would make further testing impossible, by label. None today: generated requests cannot name
-# the admin token's id to revoke it (ids are random), and the node has no shutdown route.
-EXCLUDED: frozenset[str] = frozenset()
+# Operations that would make further testing impossible, by label. Revoking a token: token ids are small integers,
+# so a generated id can name the admin token this run uses and every later request is 401 (revocation has its own
+# tests in tests/api). The node has no shutdown route.
+EXCLUDED: frozenset[str] = frozenset({"POST /api/v1/tokens/{id}/revoke"})
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,9 @@ def run_fuzz(node: Any, examples: dict[str, int], seed_label: str = "") -> dict[
 
 @pytest.mark.timeout(240, func_only=True)
 def test_every_malformed_message_gets_its_answer_and_the_node_keeps_serving(node_factory) -> None:
-    node = node_factory()
+    # The per-charger message rate (200/s by default) is left out: this fuzzes the router, and a fast box's
+    # generator could outrun it; the rate's own closes are tested in tests/integration/test_gateway_bounds.py.
+    node = node_factory("--charger-msg-rate", "0")
     bystander = Bystander(node.ocpp_url + "/FZ-BYSTANDER")
     bystander.start()
     started = time.monotonic()
