@@ -23,44 +23,16 @@ use ampgate_native::codec::{encode_frame, Decoder, Event, OpCode, Role};
 use tungstenite::protocol::{Role as TRole, WebSocket, WebSocketConfig};
 use tungstenite::Message;
 
+#[path = "ocpp_samples.rs"]
+mod ocpp_samples;
+use ocpp_samples::{heartbeat, meter_values};
+
 /// Bytes per simulated socket read: a typical `recv` buffer for a busy connection.
 const READ_SIZE: usize = 64 * 1024;
 /// Timed repetitions per side; the best is reported (least disturbed by other tenants).
 const RUNS: usize = 5;
 /// OCPP 1.6 limits nothing, but gateways commonly cap messages around 1 MiB.
 const MAX_MESSAGE: usize = 1 << 20;
-
-/// A Heartbeat CALL as chargers send it (UUID message id): ~60 bytes, most of an idle fleet's load.
-fn heartbeat() -> String {
-    r#"[2,"b1f5a0e2-7c1d-4a8e-9f3b-2d6c8e4a1b7f","Heartbeat",{}]"#.to_owned()
-}
-
-/// A MeterValues CALL with thirteen sampled values: ~1.5 KB, most of a charging fleet's bytes.
-fn meter_values() -> String {
-    let measurands = [
-        ("Energy.Active.Import.Register", "Wh", "15234.7"),
-        ("Power.Active.Import", "W", "11040.2"),
-        ("Current.Import", "A", "16.01"),
-        ("Voltage", "V", "229.8"),
-    ];
-    let mut sampled = Vec::new();
-    for phase in ["L1", "L2", "L3"] {
-        for (m, unit, v) in measurands {
-            sampled.push(format!(
-                r#"{{"value":"{v}","context":"Sample.Periodic","measurand":"{m}","phase":"{phase}","unit":"{unit}"}}"#
-            ));
-        }
-    }
-    // State of charge is per vehicle, not per phase.
-    sampled.push(
-        r#"{"value":"54","context":"Sample.Periodic","measurand":"SoC","location":"EV","unit":"Percent"}"#
-            .to_owned(),
-    );
-    format!(
-        r#"[2,"6f1d2c3b-9a8e-4f7d-8c6b-5a4e3d2c1b0a","MeterValues",{{"connectorId":1,"transactionId":982341,"meterValue":[{{"timestamp":"2025-11-27T07:40:00.000Z","sampledValue":[{}]}}]}}]"#,
-        sampled.join(",")
-    )
-}
 
 /// `n` copies of `text` as masked client frames, each with its own key as a real client draws them.
 fn client_stream(text: &str, n: usize) -> Vec<u8> {
