@@ -206,32 +206,26 @@ def read_sample_page(
     """Up to `limit` samples of the transaction in time order (at, measurand, phase), after the key `after`
     (keyset pagination), of one `measurand` if given. Reads only the page's rows of the primary key (plus the
     skipped ones of other measurands when filtering)."""
-    where, args = ["transaction_id = ?"], list[object]([tx_id])
-    if after is not None:
-        where.append("(at, measurand, phase) > (?, ?, ?)")
-        args.extend(after)
-    if measurand is not None:
-        where.append("measurand = ?")
-        args.append(measurand)
-    cur = conn.execute(
-        "SELECT at, measurand, phase, value, unit, context FROM meter_samples"
-        f" WHERE {' AND '.join(where)} ORDER BY at, measurand, phase LIMIT ?",
-        (*args, limit),
-    )
-    return [Sample(*v) for v in cur.fetchall()]
+    return read_samples_of(conn, tx_id, None if measurand is None else (measurand,), limit, after)
 
 
 def read_samples_of(
-    conn: sqlite3.Connection, tx_id: int, measurands: Sequence[str], limit: int, after: SampleKey | None
+    conn: sqlite3.Connection,
+    tx_id: int,
+    measurands: Sequence[str] | None,
+    limit: int,
+    after: SampleKey | None,
 ) -> list[Sample]:
-    """Up to `limit` samples of the transaction of the given `measurands` (at least one) in time order (at,
-    measurand, phase), after the key `after`: one range read of the primary key that returns only those."""
+    """Up to `limit` samples of the transaction of the given `measurands` (at least one; None: every one) in
+    time order (at, measurand, phase), after the key `after`: one range read of the primary key that returns
+    only those."""
     where, args = ["transaction_id = ?"], list[object]([tx_id])
     if after is not None:
         where.append("(at, measurand, phase) > (?, ?, ?)")
         args.extend(after)
-    where.append(f"measurand IN ({', '.join('?' * len(measurands))})")
-    args.extend(measurands)
+    if measurands is not None:
+        where.append(f"measurand IN ({', '.join('?' * len(measurands))})")
+        args.extend(measurands)
     cur = conn.execute(
         "SELECT at, measurand, phase, value, unit, context FROM meter_samples"
         f" WHERE {' AND '.join(where)} ORDER BY at, measurand, phase LIMIT ?",
