@@ -8,8 +8,9 @@ import logging
 import re
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -52,41 +53,34 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _store_queue_max(text: str) -> int:
-    """An argparse type: --store-queue-max, a whole number within the store's bounds."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    problem = check_store_queue_max(v)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return v
+_Number = TypeVar("_Number", int, float)
 
 
-def _max_message(text: str) -> int:
-    """An argparse type: --max-message, within what the worker link and the hub carry (the error names the
-    limit; argparse adds the option and exits 2)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of bytes, got {text!r}") from None
-    problem = check_max_message(v)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return v
+def _checked(
+    parse: Callable[[str], _Number], what: str, check: Callable[[_Number], str | None]
+) -> Callable[[str], _Number]:
+    """An argparse type: `text` parsed by `parse` (else "expected {what}"), then refused with what `check` says
+    is wrong with it (the settings' own check, so the flag and NodeConfig agree; argparse adds the option and
+    exits 2)."""
+
+    def convert(text: str) -> _Number:
+        try:
+            v = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        problem = check(v)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return v
+
+    return convert
 
 
-def _worker_heartbeat(text: str) -> float:
-    """An argparse type: --worker-heartbeat-s, 0 (off) or within the bounds the settings check."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    problem = check_worker_heartbeat(v)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return v
+# --store-queue-max, --max-message (within what the worker link and the hub carry) and --worker-heartbeat-s
+# (0: off).
+_store_queue_max = _checked(int, "a whole number", check_store_queue_max)
+_max_message = _checked(int, "a whole number of bytes", check_max_message)
+_worker_heartbeat = _checked(float, "a number of seconds", check_worker_heartbeat)
 
 
 def _non_negative(text: str) -> float:
