@@ -73,6 +73,8 @@ def start_node(workdir: Path, db: Path, *args: str, ocpp_port: int = 0) -> NodeP
         "--api-host", "127.0.0.1", "--api-port", "0",
         "--public-host", "127.0.0.1", "--public-port", "0",
         "--db", str(db), "--ready-file", str(ready), "--workers", "1",
+        # The bench fleets are made-up ids: unmetered, as in bench/connections.py.
+        "--unknown-ids-per-minute", "0",
         *args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
