@@ -1,5 +1,6 @@
 //! The charge point id in an OCPP-J request target (OCPP-J §3.1.1: the last path segment).
 
+use unicode_general_category::{get_general_category, GeneralCategory};
 use unicode_normalization::is_nfc;
 
 use super::error::HandshakeError;
@@ -19,8 +20,12 @@ const BAD_ID: HandshakeError = HandshakeError::new(404, "bad charge point id");
 /// segment has an invalid `%XX`, is not UTF-8, is not 1..=48 characters, or contains a control
 /// character, `/` or `:` once decoded (`:` would break Basic credentials, whose user is the id), or
 /// is not in Unicode normalization form C (ids are stored in NFC, so "Cafe\u{301}" would name a
-/// second charger that reads like "Café"; the control plane applies the same rule, see
-/// `ampgate.store.chargers.validate_charger_id`, but only after the 101).
+/// second charger that reads like "Café"), or holds a character an operator could not read as sent:
+/// format characters (invisible or direction-changing, U+200B, U+202E), line and paragraph
+/// separators, private-use and unassigned code points, and any space but U+0020. The same rule as
+/// the control plane's `ampgate.store.chargers.validate_charger_id`, checked here before the 101 so a
+/// refused id costs no upgrade. (This crate's Unicode tables can be newer than Python's: a character
+/// assigned only in the newer version passes here and is refused by the control plane after the 101.)
 pub fn charger_id_from_path(path: &str, prefix: &str) -> Result<String, HandshakeError> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let segment = path
@@ -32,12 +37,24 @@ pub fn charger_id_from_path(path: &str, prefix: &str) -> Result<String, Handshak
     let chars = id.chars().count();
     if chars == 0
         || chars > MAX_CHARGER_ID_CHARS
-        || id.chars().any(|c| c.is_control() || c == '/' || c == ':')
+        || id
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == ':' || unreadable(c))
         || !is_nfc(&id)
     {
         return Err(BAD_ID);
     }
     Ok(id)
+}
+
+/// A character that would make an id read as something else: see `charger_id_from_path`.
+fn unreadable(c: char) -> bool {
+    use GeneralCategory::*;
+    match get_general_category(c) {
+        Format | LineSeparator | ParagraphSeparator | PrivateUse | Unassigned | Surrogate => true,
+        SpaceSeparator => c != ' ',
+        _ => false,
+    }
 }
 
 /// `%XX` decoding (RFC 3986 §2.1); `None` on a `%` not followed by two hex digits. `+` stays `+`:
@@ -114,6 +131,17 @@ mod tests {
             // (a singleton NFC maps to U+00C5).
             "/ocpp/Cafe%CC%81",
             "/ocpp/%E2%84%AB",
+            // Format characters: U+200B ZERO WIDTH SPACE, U+202E RIGHT-TO-LEFT OVERRIDE, U+FEFF.
+            "/ocpp/CP%E2%80%8B1",
+            "/ocpp/CP%E2%80%AE1",
+            "/ocpp/%EF%BB%BFCP1",
+            // Separators: U+00A0 NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE, U+2028 LINE SEPARATOR.
+            "/ocpp/CP%C2%A01",
+            "/ocpp/CP%E3%80%801",
+            "/ocpp/CP%E2%80%A81",
+            // Private use U+E000, unassigned U+0378.
+            "/ocpp/CP%EE%80%80",
+            "/ocpp/CP%CD%B8",
             &long,
         ] {
             assert_eq!(id(path), Err(BAD_ID), "{path}");
