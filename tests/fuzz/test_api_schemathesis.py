@@ -3,8 +3,7 @@ generated valid and invalid requests under the admin token; no response is a 500
 document lists, and every response body matches the schema the document gives for it. Seeded, a bounded number
 of examples per operation.
 
-The public listener serves no OpenAPI document (its routes each have their own authentication and are
-documented in docs/api.md), so only the operator API is checked here."""
+The public listener has its own document and its own run (tests/fuzz/test_public_schemathesis.py)."""
 
 from __future__ import annotations
 

@@ -43,13 +43,22 @@ from ampgate.store import Store
         ("bytes=5-1", None),  # malformed: ignored
         ("bytes=-", None),
         ("bytes=a-b", None),
+        # Positions of any length (int() refuses more than 4,300 digits: these were 500s); leading zeros too.
+        ("bytes=0-" + "9" * 5000, (0, 999)),
+        ("bytes=-" + "9" * 5000, (0, 999)),
+        ("bytes=" + "9" * 5001 + "-" + "9" * 5000, None),  # last before first: ignored
+        ("bytes=" + "0" * 5000 + "7-0009", (7, 9)),
+        ("bytes=\u0661-\u0662", None),  # Arabic-Indic digits are not digits here
     ],
 )
 def test_range_headers(header: str | None, wanted: tuple[int, int] | None) -> None:
     assert parse_range(header, 1000) == wanted
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=1000-2000", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=1000-", "bytes=1000-2000", "bytes=-0", "bytes=" + "9" * 5000 + "-", "bytes=-" + "0" * 5000],
+)
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(RangeNotSatisfiableError) as e:
         parse_range(header, 1000)

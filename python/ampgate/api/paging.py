@@ -68,7 +68,8 @@ def decode_cursor(cursor: str, validate: Callable[[str], object]) -> str:
             raise ValueError("not URL-safe base64")
         key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
         validate(key)
-    except (ValueError, binascii.Error, ValidationError):
+    except (ValueError, binascii.Error, ValidationError, RecursionError):
+        # RecursionError: a key of JSON nested thousands deep (json.loads recurses), which no cursor of ours is.
         raise ValidationError("cursor is not one this API returned", field="cursor") from None
     return key
 

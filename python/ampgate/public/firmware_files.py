@@ -26,18 +26,20 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 import trio
-from litestar import Request, Response, get, head
+from litestar import Response, get, head
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
 
 from ampgate.errors import AmpgateError, NotFoundError
 from ampgate.firmware_images.model import ImageRow
 from ampgate.firmware_images.service import FILES_PATH
-from ampgate.public.app import rate_limit
+from ampgate.public.app import PublicOperation, error_responses, rate_limit
 from ampgate.public.transfers import FILE_TRANSFER
 
 # Requests per second from one address. Chargers behind one carrier NAT may share an address, and a resuming
@@ -46,7 +48,25 @@ DOWNLOAD_RATE_PER_S = 50
 # Bytes read per hop to a worker thread: large enough that the hop costs nothing next to the read and the send,
 # small enough that hundreds of downloads at once hold little memory (512 × 256 KiB = 128 MiB worst).
 CHUNK_BYTES = 256 << 10
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# A byte position of more digits than this is past the end of any file: it is not converted (int() refuses more
+# than 4,300 digits, and a header may carry more) but stands for FAR.
+_MAX_DIGITS = 18
+_FAR = 10**_MAX_DIGITS
+
+
+def _position(text: str) -> int:
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else _FAR
+
+
+def _below(a: str, b: str) -> bool:
+    """Whether the decimal number `a` is less than `b`, of any length."""
+    a, b = a.lstrip("0") or "0", b.lstrip("0") or "0"
+    return (len(a), a) < (len(b), b)
+
+
+_NOT_SERVED = "No image is served at this token and file name (`not_found`, `field`: token)"
 
 
 class RangeNotSatisfiableError(AmpgateError):
@@ -74,16 +94,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first_text:
         if not last_text:
             return None
-        suffix = int(last_text)
+        suffix = _position(last_text)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiableError(size)
         return max(0, size - suffix), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    if last_text and _below(last_text, first_text):
         return None  # malformed (RFC 9110: ignored)
+    first = _position(first_text)
     if first >= size:
         raise RangeNotSatisfiableError(size)
-    last = int(last_text) if last_text else size - 1
+    last = _position(last_text) if last_text else size - 1
     return first, min(last, size - 1)
 
 
@@ -165,16 +185,51 @@ def _headers(row: ImageRow, length: int) -> dict[str, str]:
 @get(
     f"{FILES_PATH}/{{token:str}}/{{name:str}}",
     operation_id="download_firmware",
+    operation_class=PublicOperation,
     opt={FILE_TRANSFER: True},
     middleware=[rate_limit("firmware", DOWNLOAD_RATE_PER_S)],
     media_type="application/octet-stream",
     summary="Download an uploaded firmware image (random token in the path; Range requests; rate-limited)",
+    responses={
+        206: ResponseSpec(
+            bytes,
+            media_type="application/octet-stream",
+            generate_examples=False,
+            description="The one range asked for (`Content-Range: bytes first-last/size`)",
+        ),
+        **error_responses(
+            {
+                404: _NOT_SERVED,
+                416: None,
+                503: None,
+                429: "Too many requests from this address (`RateLimit-*`)",
+            }
+        ),
+    },
 )
 async def download_firmware(
-    request: Request[Any, Any, Any],
     images: NamedDependency[ImageFileSource],
     token: Annotated[str, Parameter(description="The image's random token")],
     name: Annotated[str, Parameter(description="The file name the image is served under")],
+    range_header: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Range",
+            description="One byte range: `bytes=first-last`, `bytes=first-` or `bytes=-suffix` (206); any other "
+            "value is ignored (the whole file)",
+            schema_extra={
+                "one_of": None,
+                "type": OpenAPIType.STRING,
+                "pattern": r"^bytes=([0-9]+-[0-9]*|-[0-9]+)$",
+            },
+        ),
+    ] = None,
+    if_range: Annotated[
+        str | None,
+        HeaderParameter(
+            name="If-Range", description="The ETag the client's partial copy has; another: the whole file"
+        ),
+    ] = None,
 ) -> Stream:
     """The image's bytes: 200 whole, or 206 for one range with Content-Range; ETag (its SHA-256) and
     Accept-Ranges on both. 404 `not_found` for an unknown token or another file name, 416
@@ -186,8 +241,7 @@ async def download_firmware(
     except FileNotFoundError:
         raise NotFoundError("no firmware image is served at this URL", field="token") from None
     try:
-        wanted = parse_range(request.headers.get("range"), size)
-        if_range = request.headers.get("if-range")
+        wanted = parse_range(range_header, size)
         if wanted is not None and if_range is not None and if_range.strip() != etag(row):
             wanted = None  # the client's partial copy is of another file: send this one whole
     except BaseException:
@@ -212,8 +266,10 @@ async def download_firmware(
 @head(
     f"{FILES_PATH}/{{token:str}}/{{name:str}}",
     operation_id="probe_firmware",
+    operation_class=PublicOperation,
     middleware=[rate_limit("firmware", DOWNLOAD_RATE_PER_S)],
     summary="The headers of a firmware download without its body (size, Accept-Ranges, ETag; rate-limited)",
+    responses=error_responses({404: _NOT_SERVED, 429: "Too many requests from this address (`RateLimit-*`)"}),
 )
 async def probe_firmware(
     images: NamedDependency[ImageFileSource],

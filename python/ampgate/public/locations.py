@@ -24,6 +24,7 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter
 
 from ampgate.api.paging import decode_cursor, encode_cursor
@@ -31,6 +32,7 @@ from ampgate.api.responses import NumberResponse
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.pricing import Price, Tariff, summary
 from ampgate.pricing.current import Conditions, CurrentComponent, CurrentPrices
+from ampgate.public.app import PublicOperation, error_responses, number_query
 from ampgate.public.locations_service import Key, PricedEvse, SiteListing
 from ampgate.public.recommendations import DEFAULT_RADIUS_KM, MAX_RADIUS_KM, PublicLocation, query_number
 from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType
@@ -356,6 +358,10 @@ def _address(request: Request[Any, Any, Any]) -> str:
 @get(
     PATH,
     operation_id="public_locations",
+    operation_class=PublicOperation,
+    responses=error_responses(
+        {422: "A bad query value; `field` names lat, lon, radius_km, available, limit or cursor"}
+    ),
     response_class=NumberResponse,
     summary="Sites shown to the public with their EVSEs' live status and current prices (no authentication; "
     "rate-limited per client address)",
@@ -364,19 +370,30 @@ async def list_public_locations(
     request: Request[Any, Any, Any],
     public_locations: NamedDependency[Locations],
     lat: Annotated[
-        str | None, Parameter(description="Latitude, WGS 84 degrees (-90 to 90); with lon")
+        str | None, number_query("Latitude, WGS 84 degrees (-90 to 90); with lon", -90, 90)
     ] = None,
     lon: Annotated[
-        str | None, Parameter(description="Longitude, WGS 84 degrees (-180 to 180); with lat")
+        str | None, number_query("Longitude, WGS 84 degrees (-180 to 180); with lat", -180, 180)
     ] = None,
     radius_km: Annotated[
-        str | None, Parameter(description="With lat and lon: the radius in km (default 10, at most 300)")
+        str | None,
+        number_query(
+            "With lat and lon: the radius in km (default 10, more than 0, at most 300)",
+            0,
+            MAX_RADIUS_KM,
+            above=True,
+        ),
     ] = None,
     available: Annotated[
         str | None,
-        Parameter(description="true: only sites with an AVAILABLE EVSE; false: only sites without"),
+        Parameter(
+            description="true: only sites with an AVAILABLE EVSE; false: only sites without (any case)",
+            schema_extra={"one_of": None, "type": OpenAPIType.STRING, "enum": ["true", "false"]},
+        ),
     ] = None,
-    limit: Annotated[str | None, Parameter(description="Sites per page, 1 to 100 (default 20)")] = None,
+    limit: Annotated[
+        str | None, number_query("Sites per page, 1 to 100 (default 20)", 1, MAX_LIMIT, integer=True)
+    ] = None,
     cursor: Annotated[
         str | None, Parameter(description="`next_cursor` of the previous page; omit for the first")
     ] = None,
@@ -416,6 +433,10 @@ async def list_public_locations(
 @get(
     PATH + "/{site_id:str}",
     operation_id="public_location",
+    operation_class=PublicOperation,
+    responses=error_responses(
+        {404: "The site is not shown to the public, or there is none (`field`: site_id)"}
+    ),
     response_class=NumberResponse,
     summary="One site shown to the public, with its EVSEs' live status and current prices (no authentication; "
     "rate-limited per client address)",

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
 
 from ampgate.availability.service import Recommendation
 from ampgate.errors import ValidationError
+from ampgate.public.app import PublicOperation, error_responses, number_query
 
 PATH = "/public/v1/recommendations"
 # Search radius when none is named (a few minutes' drive in town), and the most: a detour on a long trip; past
@@ -128,20 +128,33 @@ def _view(r: Recommendation) -> RecommendedSite:
 @get(
     PATH,
     operation_id="public_recommendations",
+    operation_class=PublicOperation,
+    responses=error_responses(
+        {422: "A bad or missing query value; `field` names lat, lon, radius_km, min_kw or limit"}
+    ),
     summary="Nearby charging sites ranked for EV owners' apps (no authentication; rate-limited per client address)",
 )
 async def recommendations(
     request: Request[Any, Any, Any],
     recommender: NamedDependency[Recommender],
-    lat: Annotated[str | None, Parameter(description="Latitude, WGS 84 degrees (-90 to 90)")] = None,
-    lon: Annotated[str | None, Parameter(description="Longitude, WGS 84 degrees (-180 to 180)")] = None,
+    lat: Annotated[
+        str | None, number_query("Latitude, WGS 84 degrees (-90 to 90)", -90, 90, required=True)
+    ] = None,
+    lon: Annotated[
+        str | None, number_query("Longitude, WGS 84 degrees (-180 to 180)", -180, 180, required=True)
+    ] = None,
     radius_km: Annotated[
-        str | None, Parameter(description="Search radius in km (default 10, at most 300)")
+        str | None,
+        number_query(
+            "Search radius in km (default 10, more than 0, at most 300)", 0, MAX_RADIUS_KM, above=True
+        ),
     ] = None,
     min_kw: Annotated[
-        str | None, Parameter(description="Only sites with at least this headroom (kW)")
+        str | None, number_query("Only sites with at least this headroom (kW)", 0, MAX_MIN_KW)
     ] = None,
-    limit: Annotated[str | None, Parameter(description="Sites in the answer, 1 to 100 (default 20)")] = None,
+    limit: Annotated[
+        str | None, number_query("Sites in the answer, 1 to 100 (default 20)", 1, MAX_LIMIT, integer=True)
+    ] = None,
 ) -> RecommendationList:
     """The opted-in sites within radius_km of (lat, lon), best score first. 422 naming lat, lon, radius_km,
     min_kw or limit; 429 `too_many_requests` with Retry-After."""

@@ -20,12 +20,16 @@ import msgspec
 import multipart
 from litestar import HttpMethod, Request, route
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
+from litestar.types import Method
+from litestar.types.internal_types import PathParameterDefinition
 
 from ampgate.errors import AmpgateError, PayloadTooLargeError
 from ampgate.logs.repository import LogRow
 from ampgate.logs.uploads import UPLOAD_PATH
-from ampgate.public.app import rate_limit
+from ampgate.public.app import error_responses, operation_with_body, rate_limit
 from ampgate.public.transfers import FILE_TRANSFER
 from ampgate.uploading import stream_body
 
@@ -35,6 +39,21 @@ UPLOAD_RATE_PER_S = 20
 # Bytes a multipart body may carry besides its file: boundaries, part headers, a few small form fields.
 MULTIPART_SLACK = 1 << 20
 MULTIPART = "multipart/form-data"
+_FILE = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+UploadOperation = operation_with_body(
+    "UploadOperation",
+    RequestBody(
+        description="The file: the raw body (any content type but multipart), or the file part of "
+        "multipart/form-data (the first part with a file name, else the first part)",
+        required=True,
+        content={
+            "application/octet-stream": OpenAPIMediaType(schema=_FILE),
+            MULTIPART: OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.OBJECT, properties={"file": _FILE}, required=["file"])
+            ),
+        },
+    ),
+)
 
 
 class Sink(Protocol):
@@ -118,10 +137,21 @@ class _MultipartFile:
         return self.filename
 
 
+def upload_operation_id(
+    handler: HTTPRouteHandler, method: Method, path: list[str | PathParameterDefinition]
+) -> str:
+    """`upload_log_put`, `upload_log_post`, and `…_named` for the paths with a file name."""
+    named = any(isinstance(p, PathParameterDefinition) and p.name == "name" for p in path)
+    return f"upload_log{'_named' if named else ''}_{method.lower()}"
+
+
 @route(
     [f"{UPLOAD_PATH}/{{token:str}}", f"{UPLOAD_PATH}/{{token:str}}/{{name:path}}"],
     http_method=[HttpMethod.PUT, HttpMethod.POST],
-    operation_id="upload_log",
+    # One handler, two paths, two methods: four operations, each with its own id (one id for all four made the
+    # OpenAPI document fail to build).
+    operation_id=upload_operation_id,
+    operation_class=UploadOperation,
     opt={FILE_TRANSFER: True},
     # The size is checked here, on the file, against --max-upload-bytes (the app's small default would refuse
     # every real upload).
@@ -129,6 +159,16 @@ class _MultipartFile:
     middleware=[rate_limit("uploads", UPLOAD_RATE_PER_S)],
     status_code=200,
     summary="Upload a log file the node asked for (one-time token in the path; rate-limited per address)",
+    responses=error_responses(
+        {
+            400: "A malformed multipart/form-data body (`invalid_multipart`)",
+            404: "An unknown or void token (`upload_not_found`) or an expired one (`upload_expired`)",
+            409: "The token took its upload already (`upload_used`) or one is under way (`upload_in_progress`)",
+            413: "The file is larger than --max-upload-bytes (`upload_too_large`); the token stays usable",
+            429: "Too many requests from this address (`RateLimit-*`)",
+            503: None,
+        }
+    ),
 )
 async def upload_log(
     request: Request[Any, Any, Any],
