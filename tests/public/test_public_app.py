@@ -18,6 +18,7 @@ from litestar.response import Stream
 from ampgate.errors import ValidationError
 from ampgate.public import FILE_TRANSFER, PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.app import HEALTH_RATE_PER_S
+from ampgate.roaming.server import router as ocpi_router
 
 BASE = "http://public.test"
 
@@ -132,3 +133,21 @@ def test_public_urls_come_from_the_base_url() -> None:
         assert info.value.field == "public_base_url"
     with pytest.raises(ValueError):
         TransferLimiter(0)
+
+
+def test_the_openapi_document_lists_the_public_routes_and_not_ocpi() -> None:
+    async def main() -> None:
+        app = create_public_app(Health(), TransferLimiter(2), [small, ocpi_router([])], {"ocpi": object()})
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+            r = await client.get("/public/v1/schema/openapi.json")
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert r.headers["ratelimit-limit"] == "5"
+        assert set(doc["paths"]) == {"/public/v1/health", "/public/v1/test-small"}, doc["paths"]
+        health = doc["paths"]["/public/v1/health"]["get"]
+        assert set(health["responses"]) == {"200", "429"}
+        assert health["responses"]["429"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+
+    trio.run(main)
