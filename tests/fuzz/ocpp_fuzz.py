@@ -30,6 +30,8 @@ the node must answer per OCPP-J 1.6 §4.2.3 / 2.0.1 part 4 §4.2.3 and the node'
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -224,8 +226,11 @@ def _expect_readable(msg: Any, protocol: str) -> Expect:
     case = conformance.by_id[f"{VERSION[protocol]}-{action}Request"]
     if not isinstance(payload, dict):
         return _error(unique_id, "format", protocol)
-    errors = list(case.oracle.iter_errors(_drop_nulls(case, payload)))
+    readable = _drop_nulls(case, payload)
+    errors = list(case.oracle.iter_errors(readable))
     kinds = {_kind_of(e) for e in errors}
+    if any(e.validator == "format" for e in _utc_range(case).iter_errors(readable)):
+        kinds.add("property")  # DECISIONS["datetime_utc_range"]
     if _has_out_of_range(payload):
         kinds.add("type")  # msgspec: "Number out of range", read as the wrong type wherever it sits
     if not kinds:
@@ -248,9 +253,36 @@ def _kind_of(error: jsonschema.ValidationError) -> str:
 
 def _drop_nulls(case: conformance.Case, payload: dict[str, Any]) -> dict[str, Any]:
     """DECISIONS["null_is_absent"]: null for an optional field reads as absent (top level only: the generator
-    puts nulls nowhere deeper)."""
+    puts nulls nowhere deeper). A key the schema has no property for is no optional field: its null stays."""
     required = set(case.schema.get("required", ()))
-    return {k: v for k, v in payload.items() if v is not None or k in required}
+    optional = set(case.schema.get("properties", {})) - required
+    return {k: v for k, v in payload.items() if v is not None or k not in optional}
+
+
+def _in_utc_range(value: object) -> bool:
+    """False for a date-time msgspec reads whose UTC instant is outside the years 1..9999; True otherwise
+    (whether it is a date-time at all is the oracle's format check)."""
+    if not isinstance(value, str) or not conformance.is_msgspec_datetime(value):
+        return True
+    m = conformance._LENIENT.fullmatch(value)
+    assert m is not None
+    wall = datetime.datetime(*(int(g) for g in m.groups()[:6]))  # type: ignore[misc]
+    sign = -1 if m.group(8) is not None and "-" in value[19:] else 1
+    offset = datetime.timedelta(hours=int(m.group(8) or 0), minutes=int(m.group(9) or 0)) * sign
+    try:
+        wall - offset
+    except OverflowError:
+        return False
+    return True
+
+
+_UTC_RANGE = jsonschema.FormatChecker(formats=())
+_UTC_RANGE.checks("date-time")(_in_utc_range)
+
+
+@functools.cache
+def _utc_range(case: conformance.Case) -> Any:
+    return jsonschema.validators.validator_for(case.schema)(case.schema, format_checker=_UTC_RANGE)
 
 
 def check_result(protocol: str, action: str, payload: Any) -> str | None:

@@ -158,3 +158,46 @@ def test_every_malformed_message_gets_its_answer_and_the_node_keeps_serving(node
     log = node.log()
     assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
     assert " ERROR " not in log, [line for line in log.splitlines() if " ERROR " in line][:5]
+
+
+# What the 10^6-message run (bench/fuzz_router.py, results/fuzz-router-1000000.json) found, each with the answer it
+# is owed, checked both by the oracle and as written here.
+FOUND_IN_THE_LONG_RUN = [
+    # A time whose UTC instant is in year 0: it decoded, then failed the handler (InternalError and a traceback).
+    (OCPP16, '[2, "f1", "StartTransaction", {"connectorId": 1, "meterStart": 0, "idTag": "A", '
+             '"timestamp": "0001-01-01T00:07:00+05:00"}]', "PropertyConstraintViolation"),
+    (OCPP201, '[2, "f2", "StatusNotification", {"timestamp": "9999-12-31T23:59:00-00:01", '
+              '"connectorStatus": "Available", "evseId": 1, "connectorId": 1}]', "PropertyConstraintViolation"),
+    (OCPP201, '[2, "f3", "Heartbeat", {"customData": {"vendorId": "\\u0030001-01-01T00:00:00+01:00"}}]', None),
+    # A space for the 'T' (DECISIONS["datetime_syntax"]): the node reads it; the oracle had not applied that.
+    (OCPP16, '[2, "f4", "StartTransaction", {"connectorId": 1, "meterStart": 0, "idTag": "A", '
+             '"timestamp": "2026-04-30 17:05:15.6306z"}]', None),
+    # A null under a key the schema does not have: not an absent optional field, an unknown one.
+    (OCPP201, '[2, "f5", "DataTransfer", {"": null}]', "FormatViolation"),
+]  # fmt: skip
+
+
+def test_what_the_long_run_found(node_factory) -> None:
+    node = node_factory("--charger-msg-rate", "0")
+    for n, (protocol, text, code) in enumerate(FOUND_IN_THE_LONG_RUN):
+        owed = ocpp_fuzz.expect(text, protocol)
+        assert owed.kind == ("error" if code else "result")
+        assert code is None or code in owed.codes
+        charger = FuzzCharger(connector(f"{node.ocpp_url}/FZ-FOUND-{n}", protocol), protocol, f"FZ-FOUND-{n}")
+        charger.open()
+        try:
+            charger.ws.send(text)
+            reply = charger._recv()
+            assert reply[1] == json.loads(text)[1]
+            if code is None:
+                assert reply[0] == 3, reply
+            else:
+                assert reply[:3] == [4, reply[1], code], reply
+                if code == "PropertyConstraintViolation":
+                    assert reply[4] == {"field": "$.timestamp"}, reply
+            charger._waiting.append((owed, text))
+            charger._match(reply)  # and the oracle agrees
+        finally:
+            charger.close()
+    log = node.log()
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ampgate.ocpp import generate, v16, v201
+from ampgate.ocpp import envelope
 from ampgate.ocpp.envelope import Fault, fault_from_validation
 
 # Sized for CI (2 cores): 206 schemas x this many drawn payloads, each also mutated once.
@@ -94,6 +95,26 @@ def is_rfc3339(value: object) -> bool:
 FORMATS = jsonschema.FormatChecker(formats=())
 FORMATS.checks("date-time")(is_rfc3339)
 
+# DECISIONS["datetime_syntax"] as the oracle reads it: a space for the 'T', an offset without its colon, and
+# neither second 60 nor year 0000.
+_LENIENT = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:[Zz]|[+-](\d\d):?(\d\d))")
+
+
+def is_msgspec_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    m = _LENIENT.fullmatch(value)
+    if m is None:
+        return False
+    strict = f"{value[:10]}T{value[11:]}"
+    if m.group(8) is not None and value[-3] != ":":
+        strict = f"{strict[:-2]}:{strict[-2:]}"
+    return is_rfc3339(strict) and int(m.group(1)) >= 1 and int(m.group(6)) <= 59
+
+
+ORACLE_FORMATS = jsonschema.FormatChecker(formats=())
+ORACLE_FORMATS.checks("date-time")(is_msgspec_datetime)
+
 
 def _decimal_multiple_of(validator: Any, step: float, instance: Any, schema: Any) -> Iterator[Exception]:
     # DECISIONS["multiple_of_decimal"]
@@ -144,7 +165,7 @@ def _validators(case: Case) -> tuple[Any, Any]:
         validators={"multipleOf": _decimal_multiple_of},
         type_checker=cls.TYPE_CHECKER.redefine("integer", _strict_integer),
     )
-    return cls(case.schema, format_checker=FORMATS), oracle_cls(case.schema, format_checker=FORMATS)
+    return cls(case.schema, format_checker=FORMATS), oracle_cls(case.schema, format_checker=ORACLE_FORMATS)
 
 
 def _cases() -> list[Case]:
@@ -577,8 +598,11 @@ def test_datetime_syntax():
         assert not case.raw.is_valid({"currentTime": lenient})
         obj = accepted(case, {"currentTime": lenient})
         assert case.raw.is_valid(msgspec.to_builtins(obj))  # what we send is strict
+    for lenient in ("2024-01-01 12:00:00Z", "2024-01-01T12:00:00+0100"):
+        assert case.oracle.is_valid({"currentTime": lenient})
     for strict in ("2016-12-31T23:59:60Z", "0000-01-01T00:00:00Z"):
         assert case.raw.is_valid({"currentTime": strict})
+        assert not case.oracle.is_valid({"currentTime": strict})
         assert refused(case.typ, {"currentTime": strict}).fault is Fault.TYPE
     fine = accepted(case, {"currentTime": "2024-01-01T12:00:00.1234567Z"})
     assert fine.current_time.microsecond == 123457
@@ -586,6 +610,36 @@ def test_datetime_syntax():
         msgspec.json.encode(v16.HeartbeatResponse(current_time=fine.current_time))
         == b'{"currentTime":"2024-01-01T12:00:00.123457Z"}'
     )
+
+
+@decision("datetime_utc_range")
+def test_datetime_utc_range():
+    case = by_id["v16-StatusNotificationRequest"]
+    status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    for outside in ("0001-01-01T00:07:00+05:00", "9999-12-31T23:00:00-01:00"):
+        assert case.raw.is_valid({**status, "timestamp": outside})
+        req = accepted(case, {**status, "timestamp": outside})  # the type holds it ...
+        fault = envelope.utc_range_fault(req)  # ... and the router refuses it, naming the field
+        assert fault is not None
+        assert (fault.fault, fault.details["field"]) == (Fault.VALUE, "$.timestamp")
+        assert envelope.may_leave_utc_range(
+            json.dumps([2, "1", "StatusNotification", req_json(req)]).encode()
+        )
+    for inside in ("0001-01-01T00:00:00Z", "0001-01-01T05:00:00+05:00", "9999-12-31T23:59:59.999999Z"):
+        assert envelope.utc_range_fault(accepted(case, {**status, "timestamp": inside})) is None
+    deep = by_id["v201-TransactionEventRequest"]
+    draw = _Draw(deep.schema)
+    event = maximal(draw, deep.schema)
+    event["meterValue"] = [
+        event["meterValue"][0],
+        {**event["meterValue"][0], "timestamp": "0001-01-01T00:00:00+00:01"},
+    ]
+    fault = envelope.utc_range_fault(accepted(deep, event))
+    assert fault is not None and fault.details["field"] == "$.meterValue[1].timestamp"
+
+
+def req_json(req: msgspec.Struct) -> Any:
+    return msgspec.to_builtins(req)
 
 
 @decision("null_is_absent")

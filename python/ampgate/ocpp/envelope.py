@@ -7,6 +7,7 @@ CALLERROR `[4, uniqueId, errorCode, errorDescription, errorDetails]` (OCPP-J 1.6
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -122,3 +123,36 @@ def fault_from_validation(err: msgspec.ValidationError) -> RpcFault:
     if problem.kind is MsgspecKind.NOT_OBJECT and problem.json_path == "$":
         fault = Fault.FORMAT
     return RpcFault(fault, str(err), {"field": problem.json_path})
+
+
+# DECISIONS["datetime_utc_range"]: a date-time whose UTC instant falls outside the years 1..9999
+# ("0001-01-01T00:07:00+05:00" is 0000-12-31T19:07Z) decodes, but no handler can turn it into UTC: it is refused.
+_UTC_MIN = datetime.min.replace(tzinfo=UTC)
+_UTC_MAX = datetime.max.replace(tzinfo=UTC)
+# Only a text with one of these can hold such a time (the year is 0001 or 9999, or a digit is escaped), so the
+# walk below runs on almost no message: a substring search is all the hot path pays.
+_EDGE_MARKS = (b"0001-", b"9999-", b"\\u")
+
+
+def may_leave_utc_range(data: bytes) -> bool:
+    """Whether the message text could hold a date-time outside UTC's range (see `utc_range_fault`)."""
+    return any(mark in data for mark in _EDGE_MARKS)
+
+
+def utc_range_fault(value: Any, path: str = "$") -> RpcFault | None:
+    """A PropertyConstraintViolation naming the first date-time in a decoded payload whose UTC instant is
+    outside the years 1..9999, or None."""
+    stack = [(value, path)]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, datetime):
+            if not _UTC_MIN <= v <= _UTC_MAX:
+                return RpcFault(
+                    Fault.VALUE, f"{where} is outside the years 1 to 9999 in UTC", {"field": where}
+                )
+        elif isinstance(v, msgspec.Struct):
+            names = zip(v.__struct_fields__, v.__struct_encode_fields__, strict=True)
+            stack.extend((getattr(v, name), f"{where}.{wire}") for name, wire in reversed(list(names)))
+        elif isinstance(v, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(v))))
+    return None

@@ -42,6 +42,8 @@ from ampgate.ocpp.envelope import (
     call_error,
     call_result,
     fault_from_validation,
+    may_leave_utc_range,
+    utc_range_fault,
 )
 from ampgate.ocpp.outbox import CallManager
 from ampgate.ocpp.outbox import call_error as outbox_call_error
@@ -268,7 +270,7 @@ class OcppRouter:
                     unique_id, RpcFault(Fault.NOT_RPC, "a CALL is [2, id, action, payload]"), protocol
                 )
             try:
-                result = self._call(session, action, parts[3])
+                result = self._call(session, action, parts[3], may_leave_utc_range(data))
                 if inspect.iscoroutine(result):
                     # A handler that must await (e.g. commit a transaction before answering) replies later,
                     # from its charger's reply task, after the late replies the charger is owed already.
@@ -377,7 +379,7 @@ class OcppRouter:
             return self._outbox.answered(cid, unique_id, None, err)
         return self._outbox.answered(cid, unique_id, payload, None)
 
-    def _call(self, session: Session, action: str, payload: msgspec.Raw) -> Any:
+    def _call(self, session: Session, action: str, payload: msgspec.Raw, check_times: bool) -> Any:
         # A charger not accepted gets SecurityError for what its boot state does not allow, whatever the
         # payload holds [B03].
         state = session.boot_state
@@ -397,4 +399,6 @@ class OcppRouter:
             req = decode(payload)
         except msgspec.ValidationError as err:
             raise fault_from_validation(err) from None
+        if check_times and (fault := utc_range_fault(req)) is not None:
+            raise fault
         return handler(session, req)

@@ -16,6 +16,10 @@ ampgate.ocpp.generate; each is tested in tests/ocpp/test_conformance.py):
 - datetime_syntax: date-time syntax is msgspec's RFC 3339 parser: it also accepts a space for the 'T' and an
   offset without a colon (+0100), rejects leap second 60 and year 0000 (datetime holds neither), and rounds
   fractions finer than a microsecond. Encoding always writes strict RFC 3339.
+- datetime_utc_range: A date-time whose UTC instant falls outside the years 1..9999
+  (0001-01-01T00:07:00+05:00) decodes, as datetime holds it, but is refused by the router as
+  PropertyConstraintViolation naming the field: no handler could convert it to UTC (found by the router fuzz
+  at 10^6 messages).
 - null_is_absent: null for an optional field is accepted and read as absent (None); the schemas reject it, but
   chargers in the field send it. null for a required field is rejected. None is never encoded (omit_defaults).
 - custom_data_open: 2.0.1 customData allows vendor properties besides vendorId: they are accepted, as the
