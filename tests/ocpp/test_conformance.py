@@ -33,8 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ampgate.ocpp import generate, v16, v201
-from ampgate.ocpp import envelope
+from ampgate.ocpp import envelope, generate, v16, v201
 from ampgate.ocpp.envelope import Fault, fault_from_validation
 
 # Sized for CI (2 cores): 206 schemas x this many drawn payloads, each also mutated once.
