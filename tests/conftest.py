@@ -58,10 +58,15 @@ class RunningNode:
     worker_pids: list[int]
     log_path: Path
     extra: dict = field(default_factory=dict)
+    ocpp_tls_port: int | None = None
 
     @property
     def ocpp_url(self) -> str:
         return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def ocpp_tls_url(self) -> str:
+        return f"wss://127.0.0.1:{self.ocpp_tls_port}/ocpp"
 
     @property
     def api_url(self) -> str:
@@ -145,6 +150,7 @@ def start_node(tmp_path: Path, *args: str, db: Path | None = None) -> RunningNod
         info["admin_token"],
         info["workers"],
         log_path,
+        ocpp_tls_port=info.get("ocpp_tls_port"),
     )
 
 

@@ -22,7 +22,7 @@ FD_RESERVE: Final[int]
 
 # Event tuples returned by Hub.drain(), by their first item. `at` is the worker's CLOCK_MONOTONIC in seconds
 # (comparable with time.monotonic() on this host) when the handshake completed / the connection ended.
-CONNECTED: Final = 0  # (0, conn_id, charger_id, protocol, peer, at)
+CONNECTED: Final = 0  # (0, conn_id, charger_id, protocol, peer, at, security_profile)
 MESSAGE: Final = 1  # (1, conn_id, data: bytes)
 DISCONNECTED: Final = 2  # (2, conn_id, code, reason, at)
 WORKER_UP: Final = 3  # (3, worker, generation, pid)
@@ -54,11 +54,15 @@ class Hub:
     def close(self, batch: list[tuple[int, int, str]]) -> None:
         """Queue closes `(conn_id, code, reason)`."""
     def auth_set(
-        self, entries: list[tuple[str, str]], clear: bool = False, worker: int | None = None
+        self, entries: list[tuple[str, str, int]], clear: bool = False, worker: int | None = None
     ) -> None:
-        """Add or replace credentials `(charger_id, hash)` (hash "" = known, no password); `clear` first
+        """Add or replace credentials `(charger_id, hash, security_profile)` (hash "" = known, no password;
+        the profile, 1-3, is the lowest the charger may connect with); `clear` first
         forgets every credential."""
     def auth_delete(self, chargers: list[str], worker: int | None = None) -> None: ...
+    def tls_reload(self) -> None:
+        """Every worker reads its TLS certificate, key and client CA files again: new connections use them,
+        live ones keep theirs."""
     def set_policy(self, accept_unknown: bool, worker: int | None = None) -> None: ...
     def set_admission(
         self,

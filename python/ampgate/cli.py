@@ -117,6 +117,32 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ocpp-path", default=d.ocpp_path, help="URL prefix before the charge point id (default %(default)s)"
     )
+    p.add_argument(
+        "--ocpp-tls-port",
+        type=int,
+        default=None,
+        help="serve OCPP over wss on this port too (security profiles 2 and 3); needs --tls-cert and --tls-key",
+    )
+    p.add_argument(
+        "--no-ocpp-plain",
+        action="store_true",
+        help="no plain ws port: chargers connect over wss only (needs --ocpp-tls-port)",
+    )
+    p.add_argument(
+        "--tls-cert",
+        action="append",
+        default=[],
+        help="PEM server certificate (chain) for wss; give it twice, each with its --tls-key, for one RSA and one "
+        "ECDSA certificate (OCPP's four cipher suites need both). Reloaded on SIGHUP",
+    )
+    p.add_argument(
+        "--tls-key", action="append", default=[], help="PEM private key of the --tls-cert before it"
+    )
+    p.add_argument(
+        "--tls-client-ca",
+        default=None,
+        help="PEM CA certificates client certificates must chain to: security profile 3 (CN = charge point id)",
+    )
     p.add_argument("--api-host", default=d.api_host, help="HTTP API address (default %(default)s)")
     p.add_argument("--api-port", type=int, default=d.api_port, help="HTTP API port (default %(default)s)")
     p.add_argument(
@@ -620,6 +646,18 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         )
     if (a.public_tls_cert is None) != (a.public_tls_key is None):
         raise SystemExit("ampgate: --public-tls-cert and --public-tls-key go together")
+    if len(a.tls_cert) != len(a.tls_key):
+        raise SystemExit("ampgate: each --tls-cert needs its --tls-key")
+    if a.ocpp_tls_port is not None and not a.tls_cert:
+        raise SystemExit("ampgate: --ocpp-tls-port needs --tls-cert and --tls-key")
+    if a.tls_cert and a.ocpp_tls_port is None:
+        raise SystemExit("ampgate: --tls-cert needs --ocpp-tls-port")
+    if len(a.tls_cert) > 2:
+        raise SystemExit("ampgate: --tls-cert at most twice (one RSA and one ECDSA certificate)")
+    if a.tls_client_ca is not None and a.ocpp_tls_port is None:
+        raise SystemExit("ampgate: --tls-client-ca needs --ocpp-tls-port")
+    if a.no_ocpp_plain and a.ocpp_tls_port is None:
+        raise SystemExit("ampgate: --no-ocpp-plain needs --ocpp-tls-port")
     if a.public_max_transfers < 1:
         raise SystemExit("ampgate: --public-max-transfers must be at least 1")
     if a.max_upload_bytes < 1:
@@ -687,6 +725,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         ocpp_host=a.ocpp_host,
         ocpp_port=a.ocpp_port,
         ocpp_path=a.ocpp_path,
+        ocpp_plain=not a.no_ocpp_plain,
+        ocpp_tls_port=a.ocpp_tls_port,
+        tls_certs=tuple(zip(a.tls_cert, a.tls_key, strict=True)),
+        tls_client_ca=a.tls_client_ca,
         api_host=a.api_host,
         api_port=a.api_port,
         public_host=a.public_host,
@@ -780,9 +822,16 @@ def _banner(node: object) -> str:
     c = node.config
     host = "localhost" if c.ocpp_host in ("0.0.0.0", "::") else c.ocpp_host
     pids = ", ".join(str(w.pid) for w in node.gateway.workers.values())
+    path = f"{c.ocpp_path.rstrip('/')}/{{chargePointId}}"
+    urls = []
+    if c.ocpp_plain:
+        urls.append(f"ws://{host}:{node.gateway.ocpp_port}{path}")
+    if node.gateway.tls_port is not None:
+        profiles = "2 and 3" if c.tls_client_ca is not None else "2"
+        urls.append(f"wss://{host}:{node.gateway.tls_port}{path} (security profile {profiles})")
     lines = [
         f"ampgate {node.health.report()['version']}: central system ready",
-        f"  chargers connect to   ws://{host}:{node.gateway.ocpp_port}{c.ocpp_path.rstrip('/')}/{{chargePointId}}"
+        f"  chargers connect to   {'  and  '.join(urls)}"
         f"   ({', '.join(c.protocols)}; unknown chargers: {c.unknown_chargers})",
         f"  HTTP API              http://{c.api_host}:{node.api_port}/api/v1   (OpenAPI: /api/v1/schema)",
         f"  public surface        {c.public_host}:{node.public_port}{' (TLS)' if c.public_tls else ''}, reached at "
@@ -813,9 +862,11 @@ async def _serve(cfg: NodeConfig) -> None:
     # store's flush, losing the writes still queued. The receiver restores the handlers it found when it closes:
     # ignoring, so that a signal while the process exits after a finished flush does not turn exit 0 into a death
     # by signal (interpreter teardown takes a moment).
+    # SIGHUP reloads the TLS files (a certificate renewed in place), without dropping a connection.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
 
             async def run(*, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
@@ -827,7 +878,14 @@ async def _serve(cfg: NodeConfig) -> None:
             await nursery.start(run)
             print(_banner(node), flush=True)
             node.write_ready_file()
-            async for _sig in signals:
+            async for sig in signals:
+                if sig == signal.SIGHUP:
+                    try:
+                        node.gateway.reload_tls()
+                        print("ampgate: TLS certificate and key reloaded", flush=True)
+                    except ValueError as e:
+                        print(f"ampgate: TLS reload refused, keeping the files in use: {e}", flush=True)
+                    continue
                 if node.stopping:
                     print("ampgate: already shutting down; finishing the flush", flush=True)
                     continue

@@ -124,6 +124,15 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_host: str = "0.0.0.0"
     ocpp_port: int = 9000
     ocpp_path: str = "/ocpp"
+    # Plain ws on ocpp_port (security profile 1); off leaves wss only.
+    ocpp_plain: bool = True
+    # wss (security profiles 2 and 3) on this port, terminated in the gateway workers; None: no TLS.
+    ocpp_tls_port: int | None = None
+    # (certificate chain PEM, private key PEM) pairs, at most one RSA and one ECDSA: OCPP's four cipher suites
+    # need both (two use ECDSA keys, two static RSA); one pair serves the suites of its key type.
+    tls_certs: tuple[tuple[str, str], ...] = ()
+    # CA certificates (PEM) client certificates must chain to: security profile 3. None: no client certificates.
+    tls_client_ca: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     # The public surface (shared/API-CONVENTIONS.md): what chargers and outside parties call. Listens on every
@@ -339,6 +348,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         problem = check_store_queue_max(self.store_queue_max)
         if problem is not None:
             raise ValueError(f"store_queue_max {problem}")
+        if not self.ocpp_plain and self.ocpp_tls_port is None:
+            raise ValueError("ocpp_plain off needs ocpp_tls_port: chargers would have no port to connect to")
+        if self.ocpp_tls_port is not None and not self.tls_certs:
+            raise ValueError("ocpp_tls_port needs tls_certs (a certificate and its key)")
+        if self.tls_client_ca is not None and self.ocpp_tls_port is None:
+            raise ValueError("tls_client_ca needs ocpp_tls_port")
+        if len(self.tls_certs) > 2:
+            raise ValueError("tls_certs: at most two (one RSA and one ECDSA key)")
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else default_workers(self.max_chargers)

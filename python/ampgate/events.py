@@ -149,6 +149,9 @@ class ChargerConnected(Event, frozen=True, kw_only=True, tag="charger.connected"
     protocol: str
     remote_address: str
     worker_at: float | None = None
+    # The OCPP security profile the connection gave: 1 plain ws with Basic auth, 2 TLS with Basic auth, 3 TLS
+    # with a client certificate.
+    security_profile: int = 1
 
 
 class ChargerDisconnected(Event, frozen=True, kw_only=True, tag="charger.disconnected"):

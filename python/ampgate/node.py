@@ -643,6 +643,7 @@ class Node:
                 functools.partial(
                     self.links.drop, code=CREDENTIALS_CHANGED_CODE, reason=CREDENTIALS_CHANGED_REASON
                 ),
+                self._connection_profile,
             ),
             commands=self.commands,
             events=self.event_log,
@@ -780,6 +781,11 @@ class Node:
         """Whether a shutdown was requested."""
         return self._stop.is_set()
 
+    def _connection_profile(self, charger_id: str) -> int | None:
+        """The security profile of the charger's live connection, None when it is offline."""
+        p = self.presence.get(charger_id)
+        return p.security_profile if p is not None and p.online else None
+
     def _public_url(self, path: str) -> str:
         assert self.public_routes is not None, "public URLs exist once the public port is bound"
         return self.public_routes.url_for(path)
@@ -799,7 +805,8 @@ class Node:
             return
         info = {
             "pid": os.getpid(),
-            "ocpp_port": self.gateway.ocpp_port,
+            "ocpp_port": self.gateway.ocpp_port if self.config.ocpp_plain else None,
+            "ocpp_tls_port": self.gateway.tls_port,
             "api_port": self.api_port,
             "public_port": self.public_port,
             "public_base_url": self.public_routes.base_url if self.public_routes else None,

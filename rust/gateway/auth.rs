@@ -24,6 +24,34 @@ pub enum Decision {
     /// Too many failed attempts for this charger id lately: refused for `retry_after` more seconds whatever
     /// the credentials, without checking them.
     Throttled { retry_after: u32 },
+    /// 403: the charger is registered for security profile `required` and connected with a lower one (plain
+    /// ws for profile 2, no client certificate for profile 3).
+    ProfileTooLow { required: u8 },
+    /// 403: the client certificate's common name is not the charger id in the URL.
+    CertificateMismatch,
+}
+
+/// How a connection reached the worker: what it proves about the charger besides Basic credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel<'a> {
+    /// Plain ws: security profile 1 at most.
+    Plain,
+    /// TLS without a client certificate: profile 2.
+    Tls,
+    /// TLS with a client certificate that chains to the operator's CA, with this subject common name:
+    /// profile 3.
+    TlsClient(&'a str),
+}
+
+impl Channel<'_> {
+    /// The OCPP security profile this channel provides.
+    pub fn profile(&self) -> u8 {
+        match self {
+            Channel::Plain => 1,
+            Channel::Tls => 2,
+            Channel::TlsClient(_) => 3,
+        }
+    }
 }
 
 /// A stored credential: `sha256$<salt hex>$<digest hex>` parsed once when it arrives.
@@ -32,9 +60,15 @@ struct Credential {
     digest: [u8; 32],
 }
 
+/// A known charger: its password (if it has one) and the lowest security profile it may connect with.
+struct Known {
+    cred: Option<Credential>,
+    min_profile: u8,
+}
+
 #[derive(Default)]
 pub struct AuthTable {
-    chargers: HashMap<Box<str>, Option<Credential>>,
+    chargers: HashMap<Box<str>, Known>,
     accept_unknown: bool,
     /// The one part a decision changes. Every connection reads the table through its shared `Ctx`, and a
     /// worker is one thread, so a `RefCell` (borrowed only inside `decide`) rather than `&mut` through every
@@ -97,8 +131,9 @@ impl AuthTable {
     }
 
     /// Record a known charger. An empty `hash` means known without a password; a hash that does not parse
-    /// locks the charger out (401) rather than letting it in without a check.
-    pub fn set(&mut self, charger: &str, hash: &str) {
+    /// locks the charger out (401) rather than letting it in without a check. `min_profile` (1–3) is the
+    /// lowest security profile it may connect with.
+    pub fn set(&mut self, charger: &str, hash: &str, min_profile: u8) {
         let cred = if hash.is_empty() {
             None
         } else {
@@ -107,7 +142,13 @@ impl AuthTable {
                 digest: [0xff; 32],
             }))
         };
-        self.chargers.insert(charger.into(), cred);
+        self.chargers.insert(
+            charger.into(),
+            Known {
+                cred,
+                min_profile: min_profile.clamp(1, 3),
+            },
+        );
     }
 
     pub fn delete(&mut self, charger: &str) {
@@ -126,8 +167,13 @@ impl AuthTable {
         self.chargers.is_empty()
     }
 
-    /// Decide a handshake for `charger` presenting optional Basic credentials (user, password), at `now_us`
-    /// (microseconds of the worker's monotonic clock).
+    /// Decide a handshake for `charger` presenting optional Basic credentials (user, password) over `channel`,
+    /// at `now_us` (microseconds of the worker's monotonic clock).
+    ///
+    /// Security profile 3: a verified client certificate whose common name is the charger id stands for the
+    /// charger, no password needed (any Basic credentials are not looked at); one with another name is
+    /// refused. A known charger registered for a higher profile than its channel gives is refused before its
+    /// credentials are checked (a password sent over plain ws for a profile-2 charger is not even compared).
     ///
     /// Basic credentials whose user is not the charger id are refused whatever the table says: OCPP security
     /// profile 1 requires the id in the URL to match the credentials.
@@ -136,8 +182,30 @@ impl AuthTable {
     /// compute, and counting other ids would let anyone fill the throttle's map with made-up ids. Such a
     /// charger with too many recent failures is `Throttled` before anything is checked, the right password
     /// included; a success clears its failures.
-    pub fn decide(&self, charger: &str, basic: Option<(&str, &[u8])>, now_us: u64) -> Decision {
-        let cred = match self.chargers.get(charger) {
+    pub fn decide(
+        &self,
+        charger: &str,
+        basic: Option<(&str, &[u8])>,
+        channel: Channel<'_>,
+        now_us: u64,
+    ) -> Decision {
+        let known = self.chargers.get(charger);
+        if let Channel::TlsClient(cn) = channel {
+            return match known {
+                _ if cn != charger => Decision::CertificateMismatch,
+                Some(_) => Decision::Accept,
+                None if self.accept_unknown => Decision::AcceptUnknown,
+                None => Decision::Unknown,
+            };
+        }
+        if let Some(k) = known {
+            if k.min_profile > channel.profile() {
+                return Decision::ProfileTooLow {
+                    required: k.min_profile,
+                };
+            }
+        }
+        let cred = match known.map(|k| &k.cred) {
             Some(Some(cred)) => cred,
             known => {
                 if basic.is_some_and(|(user, _)| user != charger) {
@@ -190,18 +258,36 @@ mod tests {
     #[test]
     fn password_checked_against_salted_hash() {
         let mut t = AuthTable::new(false);
-        t.set("CP001", &hash(b"0123456789abcdef", "averylongsecretkey"));
+        t.set("CP001", &hash(b"0123456789abcdef", "averylongsecretkey"), 1);
         assert_eq!(
-            t.decide("CP001", Some(("CP001", b"averylongsecretkey")), 0),
+            t.decide(
+                "CP001",
+                Some(("CP001", b"averylongsecretkey")),
+                Channel::Plain,
+                0
+            ),
             Decision::Accept
         );
         assert_eq!(
-            t.decide("CP001", Some(("CP001", b"wrongwrongwrongwrong")), 0),
+            t.decide(
+                "CP001",
+                Some(("CP001", b"wrongwrongwrongwrong")),
+                Channel::Plain,
+                0
+            ),
             Decision::BadCredentials
         );
-        assert_eq!(t.decide("CP001", None, 0), Decision::BadCredentials);
         assert_eq!(
-            t.decide("CP001", Some(("CP002", b"averylongsecretkey")), 0),
+            t.decide("CP001", None, Channel::Plain, 0),
+            Decision::BadCredentials
+        );
+        assert_eq!(
+            t.decide(
+                "CP001",
+                Some(("CP002", b"averylongsecretkey")),
+                Channel::Plain,
+                0
+            ),
             Decision::BadCredentials
         );
     }
@@ -209,23 +295,29 @@ mod tests {
     #[test]
     fn unknown_policy_and_known_without_password() {
         let mut t = AuthTable::new(false);
-        t.set("CP009", "");
-        assert_eq!(t.decide("CP009", None, 0), Decision::Accept);
-        assert_eq!(t.decide("NOPE", None, 0), Decision::Unknown);
+        t.set("CP009", "", 1);
+        assert_eq!(t.decide("CP009", None, Channel::Plain, 0), Decision::Accept);
+        assert_eq!(t.decide("NOPE", None, Channel::Plain, 0), Decision::Unknown);
         t.set_accept_unknown(true);
-        assert_eq!(t.decide("NOPE", None, 0), Decision::AcceptUnknown);
-        assert_eq!(t.decide("CP009", None, 0), Decision::Accept);
+        assert_eq!(
+            t.decide("NOPE", None, Channel::Plain, 0),
+            Decision::AcceptUnknown
+        );
+        assert_eq!(t.decide("CP009", None, Channel::Plain, 0), Decision::Accept);
         t.delete("CP009");
         t.set_accept_unknown(false);
-        assert_eq!(t.decide("CP009", None, 0), Decision::Unknown);
+        assert_eq!(
+            t.decide("CP009", None, Channel::Plain, 0),
+            Decision::Unknown
+        );
     }
 
     #[test]
     fn unparsable_hash_locks_out() {
         let mut t = AuthTable::new(true);
-        t.set("CP1", "md5$zz");
+        t.set("CP1", "md5$zz", 1);
         assert_eq!(
-            t.decide("CP1", Some(("CP1", b"")), 0),
+            t.decide("CP1", Some(("CP1", b"")), Channel::Plain, 0),
             Decision::BadCredentials
         );
     }
@@ -240,8 +332,8 @@ mod tests {
                 max_ids: 100,
             },
         );
-        t.set("CP1", &hash(b"salt", "the-right-key"));
-        t.set("OPEN", "");
+        t.set("CP1", &hash(b"salt", "the-right-key"), 1);
+        t.set("OPEN", "", 1);
         t
     }
 
@@ -253,36 +345,55 @@ mod tests {
         let right = Some(("CP1", &b"the-right-key"[..]));
         let wrong = Some(("CP1", &b"a-wrong-guess"[..]));
         for i in 0..3 {
-            assert_eq!(t.decide("CP1", wrong, S + i), Decision::BadCredentials);
+            assert_eq!(
+                t.decide("CP1", wrong, Channel::Plain, S + i),
+                Decision::BadCredentials
+            );
         }
         // Within the back-off: refused, right or wrong, with the seconds left rounded up.
         assert_eq!(
-            t.decide("CP1", right, S + 2),
+            t.decide("CP1", right, Channel::Plain, S + 2),
             Decision::Throttled { retry_after: 2 }
         );
         assert_eq!(
-            t.decide("CP1", wrong, 2 * S + 500_000),
+            t.decide("CP1", wrong, Channel::Plain, 2 * S + 500_000),
             Decision::Throttled { retry_after: 1 }
         );
         assert_eq!(
-            t.decide("CP1", None, 2 * S + 500_000),
+            t.decide("CP1", None, Channel::Plain, 2 * S + 500_000),
             Decision::Throttled { retry_after: 1 }
         );
         // Over: the right password gets in, and that clears the id.
-        assert_eq!(t.decide("CP1", right, 3 * S + 2), Decision::Accept);
+        assert_eq!(
+            t.decide("CP1", right, Channel::Plain, 3 * S + 2),
+            Decision::Accept
+        );
         assert_eq!(t.throttled_ids(), 0);
     }
 
     #[test]
     fn missing_or_mismatched_credentials_count_as_failures() {
         let t = keyed(2);
-        assert_eq!(t.decide("CP1", None, S), Decision::BadCredentials);
         assert_eq!(
-            t.decide("CP1", Some(("CP2", &b"the-right-key"[..])), S),
+            t.decide("CP1", None, Channel::Plain, S),
+            Decision::BadCredentials
+        );
+        assert_eq!(
+            t.decide(
+                "CP1",
+                Some(("CP2", &b"the-right-key"[..])),
+                Channel::Plain,
+                S
+            ),
             Decision::BadCredentials
         );
         assert!(matches!(
-            t.decide("CP1", Some(("CP1", &b"the-right-key"[..])), S),
+            t.decide(
+                "CP1",
+                Some(("CP1", &b"the-right-key"[..])),
+                Channel::Plain,
+                S
+            ),
             Decision::Throttled { .. }
         ));
     }
@@ -293,13 +404,19 @@ mod tests {
         let right = Some(("CP1", &b"the-right-key"[..]));
         let wrong = Some(("CP1", &b"a-wrong-guess"[..]));
         for _ in 0..2 {
-            assert_eq!(t.decide("CP1", wrong, S), Decision::BadCredentials);
+            assert_eq!(
+                t.decide("CP1", wrong, Channel::Plain, S),
+                Decision::BadCredentials
+            );
         }
-        assert_eq!(t.decide("CP1", right, S), Decision::Accept);
+        assert_eq!(t.decide("CP1", right, Channel::Plain, S), Decision::Accept);
         for _ in 0..2 {
-            assert_eq!(t.decide("CP1", wrong, S), Decision::BadCredentials);
+            assert_eq!(
+                t.decide("CP1", wrong, Channel::Plain, S),
+                Decision::BadCredentials
+            );
         }
-        assert_eq!(t.decide("CP1", right, S), Decision::Accept);
+        assert_eq!(t.decide("CP1", right, Channel::Plain, S), Decision::Accept);
     }
 
     #[test]
@@ -307,16 +424,93 @@ mod tests {
         let t = keyed(1);
         for _ in 0..10 {
             assert_eq!(
-                t.decide("OPEN", Some(("SOMEONE", &b"x"[..])), S),
+                t.decide("OPEN", Some(("SOMEONE", &b"x"[..])), Channel::Plain, S),
                 Decision::BadCredentials
             );
             assert_eq!(
-                t.decide("MADE-UP", Some(("OTHER", &b"x"[..])), S),
+                t.decide("MADE-UP", Some(("OTHER", &b"x"[..])), Channel::Plain, S),
                 Decision::BadCredentials
             );
-            assert_eq!(t.decide("MADE-UP", None, S), Decision::Unknown);
+            assert_eq!(
+                t.decide("MADE-UP", None, Channel::Plain, S),
+                Decision::Unknown
+            );
         }
         assert_eq!(t.throttled_ids(), 0);
-        assert_eq!(t.decide("OPEN", None, S), Decision::Accept);
+        assert_eq!(t.decide("OPEN", None, Channel::Plain, S), Decision::Accept);
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    #[test]
+    fn registered_profile_is_the_floor() {
+        let mut t = AuthTable::new(false);
+        t.set("P2", "", 2);
+        t.set("P3", "", 3);
+        t.set("P1", "", 1);
+        assert_eq!(
+            t.decide("P2", None, Channel::Plain, 0),
+            Decision::ProfileTooLow { required: 2 }
+        );
+        assert_eq!(t.decide("P2", None, Channel::Tls, 0), Decision::Accept);
+        assert_eq!(
+            t.decide("P3", None, Channel::Tls, 0),
+            Decision::ProfileTooLow { required: 3 }
+        );
+        assert_eq!(
+            t.decide("P3", None, Channel::TlsClient("P3"), 0),
+            Decision::Accept
+        );
+        // A higher profile than registered is always fine.
+        assert_eq!(
+            t.decide("P1", None, Channel::TlsClient("P1"), 0),
+            Decision::Accept
+        );
+        assert_eq!(t.decide("P1", None, Channel::Tls, 0), Decision::Accept);
+    }
+
+    #[test]
+    fn client_certificate_must_name_the_charger() {
+        let mut t = AuthTable::new(true);
+        t.set("CP1", "sha256$00$00", 3);
+        assert_eq!(
+            t.decide("CP1", None, Channel::TlsClient("CP2"), 0),
+            Decision::CertificateMismatch
+        );
+        // Profile 3 needs no password: the certificate is the credential (even with a password on file).
+        assert_eq!(
+            t.decide("CP1", None, Channel::TlsClient("CP1"), 0),
+            Decision::Accept
+        );
+        assert_eq!(
+            t.decide("NEW", None, Channel::TlsClient("NEW"), 0),
+            Decision::AcceptUnknown
+        );
+        t.set_accept_unknown(false);
+        assert_eq!(
+            t.decide("NEW", None, Channel::TlsClient("NEW"), 0),
+            Decision::Unknown
+        );
+    }
+
+    #[test]
+    fn profile_floor_is_checked_before_the_password_and_not_throttled() {
+        let mut t = AuthTable::new(false);
+        t.set("P2", "sha256$00$00", 2);
+        for _ in 0..50 {
+            assert_eq!(
+                t.decide(
+                    "P2",
+                    Some(("P2", &b"whatever-password"[..])),
+                    Channel::Plain,
+                    0
+                ),
+                Decision::ProfileTooLow { required: 2 }
+            );
+        }
+        assert_eq!(t.throttled_ids(), 0);
     }
 }

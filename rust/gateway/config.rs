@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::throttle::ThrottleConfig;
+use super::tls::TlsFiles;
 
 /// 512 MiB per worker: a worker holds up to ~20,000 connections (the open-file limit), whose own bounds
 /// (a 1 MiB partial message, a 4 MiB write queue) add up to ~100 GB; an idle charger holds no buffer at all
@@ -69,6 +70,12 @@ pub struct WorkerConfig {
     /// Reuseport mode: bind our own SO_REUSEPORT listener on this address ("host:port") instead of using an
     /// inherited listening socket.
     pub reuseport_addr: Option<String>,
+    /// The wss listener (security profiles 2 and 3): an inherited listening socket, or (reuseport mode) the
+    /// address to bind; either needs `tls`.
+    pub tls_listen_fd: Option<i32>,
+    pub tls_reuseport_addr: Option<String>,
+    /// Server certificates and the client CA, read at start and on `Down::TlsReload`.
+    pub tls: Option<TlsFiles>,
     /// The pid of the control plane, to notice if it died before we set PR_SET_PDEATHSIG.
     pub parent_pid: u32,
 }
@@ -97,6 +104,9 @@ impl Default for WorkerConfig {
             auth_throttle: ThrottleConfig::default(),
             upgrade_without_protocol: false,
             reuseport_addr: None,
+            tls_listen_fd: None,
+            tls_reuseport_addr: None,
+            tls: None,
             parent_pid: 0,
         }
     }

@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 
 use super::admission::{Admission, Verdict};
-use super::auth::{AuthTable, Decision};
+use super::auth::{AuthTable, Channel, Decision};
 use super::config::WorkerConfig;
 use super::flow::{Bucket, CallGate, Incoming};
 use crate::codec::{self, Decoder, Event, OpCode, Role, UpgradeRequest};
@@ -38,6 +38,8 @@ pub enum ConnEvent<'a> {
         charger: &'a str,
         /// One of the configured subprotocols.
         protocol: &'a str,
+        /// The OCPP security profile the connection gave (1 plain, 2 TLS, 3 TLS with a client certificate).
+        profile: u8,
     },
     /// A whole text message from the charger.
     Message(&'a str),
@@ -101,6 +103,26 @@ pub struct Ctx<'a> {
     pub admission: &'a RefCell<Admission>,
 }
 
+/// What the socket under the connection proved before the upgrade (set by the driver once TLS is up).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    Plain,
+    Tls,
+    /// TLS with a verified client certificate with this subject common name.
+    TlsClient(Box<str>),
+}
+
+impl Transport {
+    fn channel(&self) -> Channel<'_> {
+        match self {
+            Transport::Plain => Channel::Plain,
+            Transport::Tls => Channel::Tls,
+            Transport::TlsClient(cn) => Channel::TlsClient(cn),
+        }
+    }
+}
+
 enum State {
     /// Reading the HTTP upgrade request; `buf` holds what arrived so far.
     Handshake {
@@ -161,6 +183,8 @@ pub struct Connection {
     announced: bool,
     /// The write side was (or is to be) shut; `take_shutdown_write` says so once.
     shut: bool,
+    /// Plain, or TLS with or without a client certificate: decides the security profile.
+    transport: Transport,
 }
 
 /// Pick the subprotocol: the first of ours (in our order) that the charger offered.
@@ -187,7 +211,13 @@ impl Connection {
             shed: None,
             announced: false,
             shut: false,
+            transport: Transport::Plain,
         }
+    }
+
+    /// The driver finished the TLS handshake under this connection (before any byte of the upgrade).
+    pub fn set_transport(&mut self, transport: Transport) {
+        self.transport = transport;
     }
 
     /// A connection over the admission budget: its upgrade is read, then answered 503 with `Retry-After:
@@ -317,7 +347,9 @@ impl Connection {
             .basic_auth
             .as_ref()
             .map(|(u, p)| (u.as_str(), p.as_slice()));
-        match ctx.auth.decide(&charger, basic, ctx.now_us) {
+        let channel = self.transport.channel();
+        let profile = channel.profile();
+        match ctx.auth.decide(&charger, basic, channel, ctx.now_us) {
             Decision::Accept => {}
             // Over the node's rate of new unknown ids: the same answer as admission control's, for the same
             // reason (the node protecting itself), decided before anything of the charger reaches Python.
@@ -345,6 +377,21 @@ impl Connection {
                 )
             }
             Decision::Unknown => return self.reject(404, "unknown charge point", &[], ctx),
+            Decision::ProfileTooLow { required } => {
+                let why = match required {
+                    2 => "this charge point must connect over TLS (security profile 2 or 3)",
+                    _ => "this charge point must connect with a client certificate (security profile 3)",
+                };
+                return self.reject(403, why, &[], ctx);
+            }
+            Decision::CertificateMismatch => {
+                return self.reject(
+                    403,
+                    "the client certificate's common name is not this charge point's id",
+                    &[],
+                    ctx,
+                )
+            }
         }
         let protocol = choose_protocol(&cfg.protocols, &req.protocols);
         if protocol.is_none() && !cfg.upgrade_without_protocol {
@@ -366,6 +413,7 @@ impl Connection {
                 emit(ConnEvent::Connected {
                     charger: &charger,
                     protocol,
+                    profile,
                 });
             }
         }

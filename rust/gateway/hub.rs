@@ -29,6 +29,8 @@ pub enum HubEvent {
     Connected {
         conn_id: u64,
         protocol: u8,
+        /// OCPP security profile of the connection (1–3).
+        profile: u8,
         charger: String,
         peer: String,
         at_us: u64,
@@ -502,12 +504,14 @@ fn read_link(slot: u8, l: &mut LinkState, out: &mut Vec<HubEvent>) -> Result<(),
                 UpRef::Connected {
                     conn_id,
                     protocol,
+                    profile,
                     charger,
                     peer,
                     at_us,
                 } => HubEvent::Connected {
                     conn_id,
                     protocol,
+                    profile,
                     charger: charger.into(),
                     peer: peer.into(),
                     at_us,

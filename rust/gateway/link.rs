@@ -49,6 +49,8 @@ pub enum Up {
     Connected {
         conn_id: u64,
         protocol: u8,
+        /// OCPP security profile of the connection (1–3).
+        profile: u8,
         charger: String,
         peer: String,
         at_us: u64,
@@ -102,6 +104,13 @@ pub struct Counts {
     pub closed_budget: u64,
     pub closed_pending_calls: u64,
     pub closed_msg_rate: u64,
+    /// Upgrades refused 403: below the charger's security profile, or a client certificate naming another
+    /// charger.
+    pub refused_profile: u64,
+    /// TLS handshakes that failed (a client certificate of another CA, no shared cipher, not TLS).
+    pub tls_failed: u64,
+    /// TLS files read again on the control plane's request.
+    pub tls_reloads: u64,
 }
 
 /// A worker's share of the node's admission budget (see `gateway::admission`); 0 = no limit.
@@ -128,8 +137,13 @@ pub enum Down {
     },
     /// Forget every credential (the start of a full table push).
     AuthClear,
-    /// A known charger; an empty hash means "known, no password".
-    AuthSet { charger: String, hash: String },
+    /// A known charger; an empty hash means "known, no password"; `profile` is the lowest security profile
+    /// it may connect with.
+    AuthSet {
+        charger: String,
+        hash: String,
+        profile: u8,
+    },
     /// The charger is no longer known.
     AuthDelete { charger: String },
     /// Whether chargers absent from the table are admitted.
@@ -142,6 +156,9 @@ pub enum Down {
     Shutdown { code: u16 },
     /// This worker's share of the admission budget.
     Admission(AdmissionShare),
+    /// Read the TLS certificate, key and client CA files again; new connections use them, live ones keep
+    /// theirs.
+    TlsReload,
 }
 
 mod kind {
@@ -162,6 +179,7 @@ mod kind {
     pub const BARRIER: u8 = 17;
     pub const SHUTDOWN: u8 = 18;
     pub const ADMISSION: u8 = 19;
+    pub const TLS_RELOAD: u8 = 20;
 }
 
 /// Appends records into length-prefixed batches. The buffer is what goes on the socket: call
@@ -268,11 +286,12 @@ impl LinkWriter {
             Up::Connected {
                 conn_id,
                 protocol,
+                profile,
                 charger,
                 peer,
                 at_us,
             } => {
-                self.connected(*conn_id, *protocol, charger, peer, *at_us);
+                self.connected(*conn_id, *protocol, *profile, charger, peer, *at_us);
             }
             Up::Message { conn_id, data } => self.message(*conn_id, data),
             Up::Disconnected {
@@ -303,6 +322,9 @@ impl LinkWriter {
                     counts.closed_budget,
                     counts.closed_pending_calls,
                     counts.closed_msg_rate,
+                    counts.refused_profile,
+                    counts.tls_failed,
+                    counts.tls_reloads,
                 ] {
                     self.u64(v);
                 }
@@ -319,10 +341,19 @@ impl LinkWriter {
         }
     }
 
-    pub fn connected(&mut self, conn_id: u64, protocol: u8, charger: &str, peer: &str, at_us: u64) {
+    pub fn connected(
+        &mut self,
+        conn_id: u64,
+        protocol: u8,
+        profile: u8,
+        charger: &str,
+        peer: &str,
+        at_us: u64,
+    ) {
         self.begin(kind::CONNECTED);
         self.u64(conn_id);
         self.buf.push(protocol);
+        self.buf.push(profile);
         self.short(charger);
         self.short(peer);
         self.u64(at_us);
@@ -358,11 +389,17 @@ impl LinkWriter {
                 reason,
             } => self.close(*conn_id, *code, reason),
             Down::AuthClear => self.begin(kind::AUTH_CLEAR),
-            Down::AuthSet { charger, hash } => {
+            Down::AuthSet {
+                charger,
+                hash,
+                profile,
+            } => {
                 self.begin(kind::AUTH_SET);
                 self.short(charger);
                 self.short(hash);
+                self.buf.push(*profile);
             }
+            Down::TlsReload => self.begin(kind::TLS_RELOAD),
             Down::AuthDelete { charger } => {
                 self.begin(kind::AUTH_DELETE);
                 self.short(charger);
@@ -512,6 +549,7 @@ pub enum DownRef<'a> {
     AuthSet {
         charger: &'a str,
         hash: &'a str,
+        profile: u8,
     },
     AuthDelete {
         charger: &'a str,
@@ -529,6 +567,7 @@ pub enum DownRef<'a> {
         code: u16,
     },
     Admission(AdmissionShare),
+    TlsReload,
 }
 
 /// A record from a worker, borrowing its bytes.
@@ -540,6 +579,7 @@ pub enum UpRef<'a> {
     Connected {
         conn_id: u64,
         protocol: u8,
+        profile: u8,
         charger: &'a str,
         peer: &'a str,
         at_us: u64,
@@ -622,7 +662,9 @@ impl<'a> Batch<'a> {
             kind::AUTH_SET => DownRef::AuthSet {
                 charger: self.text()?,
                 hash: self.text()?,
+                profile: self.u8()?,
             },
+            kind::TLS_RELOAD => DownRef::TlsReload,
             kind::AUTH_DELETE => DownRef::AuthDelete {
                 charger: self.text()?,
             },
@@ -660,6 +702,7 @@ impl<'a> Batch<'a> {
             kind::CONNECTED => UpRef::Connected {
                 conn_id: self.u64()?,
                 protocol: self.u8()?,
+                profile: self.u8()?,
                 charger: self.text()?,
                 peer: self.text()?,
                 at_us: self.u64()?,
@@ -690,6 +733,9 @@ impl<'a> Batch<'a> {
                     closed_budget: self.u64()?,
                     closed_pending_calls: self.u64()?,
                     closed_msg_rate: self.u64()?,
+                    refused_profile: self.u64()?,
+                    tls_failed: self.u64()?,
+                    tls_reloads: self.u64()?,
                 },
             },
             kind::ACK => UpRef::Ack { seq: self.u64()? },
@@ -760,10 +806,16 @@ mod tests {
                             reason: reason.into(),
                         },
                         DownRef::AuthClear => Down::AuthClear,
-                        DownRef::AuthSet { charger, hash } => Down::AuthSet {
+                        DownRef::AuthSet {
+                            charger,
+                            hash,
+                            profile,
+                        } => Down::AuthSet {
                             charger: charger.into(),
                             hash: hash.into(),
+                            profile,
                         },
+                        DownRef::TlsReload => Down::TlsReload,
                         DownRef::AuthDelete { charger } => Down::AuthDelete {
                             charger: charger.into(),
                         },
@@ -797,7 +849,9 @@ mod tests {
             Down::AuthSet {
                 charger: "CP001".into(),
                 hash: "sha256$00$ff".into(),
+                profile: 3,
             },
+            Down::TlsReload,
             Down::AuthDelete {
                 charger: "CP002".into(),
             },
@@ -827,6 +881,7 @@ mod tests {
             Up::Connected {
                 conn_id: 1,
                 protocol: PROTO_OCPP201,
+                profile: 2,
                 charger: "CP/é".into(),
                 peer: "127.0.0.1:5".into(),
                 at_us: u64::MAX - 1,
@@ -857,6 +912,9 @@ mod tests {
                     closed_budget: 7,
                     closed_pending_calls: 8,
                     closed_msg_rate: 9,
+                    refused_profile: 10,
+                    tls_failed: 11,
+                    tls_reloads: 12,
                 },
             },
             Up::Ack { seq: 3 },
@@ -883,12 +941,14 @@ mod tests {
                     UpRef::Connected {
                         conn_id,
                         protocol,
+                        profile,
                         charger,
                         peer,
                         at_us,
                     } => Up::Connected {
                         conn_id,
                         protocol,
+                        profile,
                         charger: charger.into(),
                         peer: peer.into(),
                         at_us,

@@ -9,8 +9,10 @@ pub mod flow;
 pub mod hub;
 pub mod link;
 pub mod listen;
+pub mod stream;
 pub mod sys;
 pub mod throttle;
+pub mod tls;
 mod uplink;
 pub mod worker;
 

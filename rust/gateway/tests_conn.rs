@@ -93,9 +93,9 @@ impl Charger {
         let events = &mut self.events;
         let mut emit = |ev: ConnEvent<'_>| {
             events.push(match ev {
-                ConnEvent::Connected { charger, protocol } => {
-                    Ev::Connected(charger.into(), protocol.into())
-                }
+                ConnEvent::Connected {
+                    charger, protocol, ..
+                } => Ev::Connected(charger.into(), protocol.into()),
                 ConnEvent::Message(t) => Ev::Message(t.into()),
                 ConnEvent::Disconnected { code, reason } => Ev::Disconnected(code, reason.into()),
                 ConnEvent::Pong { rtt_us } => Ev::Pong(rtt_us),
@@ -264,7 +264,7 @@ fn the_auth_table_decides_401_and_404() {
     ] {
         let mut c = Charger::new(WorkerConfig::default());
         c.auth = AuthTable::new(false);
-        c.auth.set("KEYED", &format!("sha256$0011${hex}"));
+        c.auth.set("KEYED", &format!("sha256$0011${hex}"), 1);
         c.upgrade(&format!("/ocpp/{id}"), &["ocpp1.6"], cred);
         let Wire::Status(got, _) = c.wire()[0].clone() else {
             panic!()
@@ -616,7 +616,7 @@ fn a_throttled_charger_gets_429_even_with_the_right_key() {
             max_ids: 10,
         },
     );
-    auth.set("KEYED", &format!("sha256$0011${hex}"));
+    auth.set("KEYED", &format!("sha256$0011${hex}"), 1);
     // One connection per attempt, sharing the worker's table; all at the same instant.
     for (cred, status) in [
         (("KEYED", "not-the-right-key"), 401),
@@ -647,7 +647,7 @@ fn unknown_ids_over_their_rate_get_503_while_known_chargers_connect() {
         1,
     ));
     let mut auth = AuthTable::new(true);
-    auth.set("KNOWN", "");
+    auth.set("KNOWN", "", 1);
     let mut results = Vec::new();
     for id in ["U1", "U2", "KNOWN", "U3", "KNOWN", "U1"] {
         let mut c = Charger::new(WorkerConfig::default());

@@ -308,6 +308,7 @@ fn registered_password_is_enforced_and_unknown_rejected() {
         Down::AuthSet {
             charger: "KEYED".into(),
             hash: format!("sha256$0011${hex}"),
+            profile: 1,
         },
         Down::AuthPolicy {
             accept_unknown: false,

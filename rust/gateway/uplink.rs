@@ -3,15 +3,11 @@
 
 use std::collections::HashMap;
 
-use mio::net::TcpStream;
+use std::net::SocketAddr;
 
 use super::conn::ConnEvent;
 use super::link::{self, LinkWriter};
 use super::sys::monotonic_us;
-
-fn peer_string(sock: &TcpStream) -> String {
-    sock.peer_addr().map(|a| a.to_string()).unwrap_or_default()
-}
 
 /// Move a connection's parked messages onto the link (in order), ahead of anything it sends later.
 pub fn unpark_into(link: &mut LinkWriter, id: u64, parked: &mut Vec<u8>) {
@@ -28,7 +24,8 @@ pub fn unpark_into(link: &mut LinkWriter, id: u64, parked: &mut Vec<u8>) {
 pub struct Uplink<'a> {
     pub link: &'a mut LinkWriter,
     pub by_id: &'a mut HashMap<u64, usize>,
-    pub sock: &'a TcpStream,
+    /// The charger's address, as accepted.
+    pub peer: Option<SocketAddr>,
     pub parked: &'a mut Vec<u8>,
     pub id: u64,
     pub idx: usize,
@@ -40,13 +37,17 @@ pub struct Uplink<'a> {
 impl Uplink<'_> {
     pub fn event(&mut self, ev: ConnEvent<'_>) {
         match ev {
-            ConnEvent::Connected { charger, protocol } => {
+            ConnEvent::Connected {
+                charger,
+                protocol,
+                profile,
+            } => {
                 self.by_id.insert(self.id, self.idx);
                 *self.upgrades += 1;
                 let pnum = link::protocol_number(protocol).unwrap_or(link::PROTO_NONE);
-                let peer = peer_string(self.sock);
+                let peer = self.peer.map(|a| a.to_string()).unwrap_or_default();
                 self.link
-                    .connected(self.id, pnum, charger, &peer, monotonic_us());
+                    .connected(self.id, pnum, profile, charger, &peer, monotonic_us());
             }
             ConnEvent::Message(t) => {
                 if self.paused || !self.parked.is_empty() {

@@ -9,12 +9,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
+use openssl::ssl::SslContext;
 use slab::Slab;
 
 use super::admission::{Admission, Budget, Verdict};
@@ -25,16 +26,19 @@ use super::error::GatewayError;
 use super::flow::shed_order;
 use super::link::{self, conn_id, DownRef, LinkReader, LinkWriter};
 use super::listen::Listener;
-use super::sys::{monotonic_us, now_secs, write_some};
+use super::stream::{Handshake, Stream};
+use super::sys::{monotonic_us, now_secs};
+use super::tls;
 use super::uplink::{unpark_into, Uplink};
 use crate::codec;
 // Re-exported: the simulator (rust/sim/) and the bindings reach it by this path.
 pub use crate::limits::raise_nofile_limit;
 use crate::limits::FD_RESERVE;
 
-const LISTENER: Token = Token(0);
-const LINK: Token = Token(1);
-const FIRST_CONN: usize = 2;
+const LINK: Token = Token(0);
+/// Listeners take tokens 1 (plain ws) and 2 (wss): `Token(LISTENERS + i)`.
+const LISTENERS: usize = 1;
+const FIRST_CONN: usize = 3;
 
 /// One read buffer for the whole worker: an idle connection holds no read buffer of its own.
 pub const SCRATCH: usize = 64 << 10;
@@ -52,7 +56,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A connection's socket and state machine, and what the loop keeps beside them.
 struct Slot {
-    sock: TcpStream,
+    sock: Stream,
+    /// The charger's address, as accepted.
+    peer: Option<SocketAddr>,
     id: u64,
     conn: Connection,
     /// Unread bytes may be waiting (edge-triggered readiness we did not drain).
@@ -66,13 +72,22 @@ struct Slot {
     accounted: usize,
 }
 
+/// A listening socket: plain ws or wss.
+struct Door {
+    listener: Listener,
+    tls: bool,
+    armed: bool,
+    /// An edge-triggered listener still had connections queued when the accept batch ran out.
+    pending: bool,
+}
+
 pub struct Worker {
     cfg: WorkerConfig,
     poll: Poll,
-    listener: Listener,
-    listener_armed: bool,
-    /// An edge-triggered listener still had connections queued when the accept batch ran out.
-    accept_pending: bool,
+    /// Plain ws at index 0 and wss at index 1, each if configured.
+    doors: [Option<Door>; 2],
+    /// The TLS server context new wss connections get (replaced on reload; live connections keep theirs).
+    tls_ctx: Option<SslContext>,
     /// After EMFILE/ENFILE, accepting pauses until this worker second.
     accept_paused_until: u32,
     accepting: bool,
@@ -120,19 +135,47 @@ impl Worker {
             cfg.max_connections.min(by_fd)
         };
         let poll = Poll::new()?;
-        let listener = match (&cfg.reuseport_addr, listen_fd) {
-            (Some(addr), _) => Listener::reuseport(
-                addr.parse()
-                    .map_err(|e| GatewayError::Config("reuseport_addr", format!("{addr}: {e}")))?,
-            ),
-            (None, Some(fd)) => Listener::shared(fd)?,
-            (None, None) => {
+        let door = |addr: &Option<String>, fd: Option<RawFd>, what: &'static str, tls: bool| {
+            let listener = match (addr, fd) {
+                (Some(addr), _) => Listener::reuseport(
+                    addr.parse()
+                        .map_err(|e| GatewayError::Config(what, format!("{addr}: {e}")))?,
+                ),
+                (None, Some(fd)) => Listener::shared(fd)?,
+                (None, None) => return Ok::<_, GatewayError>(None),
+            };
+            Ok(Some(Door {
+                listener,
+                tls,
+                armed: false,
+                pending: false,
+            }))
+        };
+        let plain = door(&cfg.reuseport_addr, listen_fd, "reuseport_addr", false)?;
+        let secure = door(
+            &cfg.tls_reuseport_addr,
+            cfg.tls_listen_fd,
+            "tls_reuseport_addr",
+            true,
+        )?;
+        let tls_ctx = match (&secure, &cfg.tls) {
+            (None, _) => None,
+            (Some(_), None) => {
                 return Err(GatewayError::Config(
-                    "listen_fd",
-                    "either a listening socket or reuseport_addr is needed".into(),
+                    "tls",
+                    "a TLS listener needs a certificate and key".into(),
                 ))
             }
+            (Some(_), Some(files)) => {
+                Some(tls::context(files).map_err(|e| GatewayError::Config("tls", e.to_string()))?)
+            }
         };
+        if plain.is_none() && secure.is_none() {
+            return Err(GatewayError::Config(
+                "listen_fd",
+                "a listening socket or a reuseport address (plain or TLS) is needed".into(),
+            ));
+        }
         let link = match link_fd {
             Some(fd) => {
                 // SAFETY: the caller hands us ownership of this descriptor.
@@ -150,9 +193,8 @@ impl Worker {
         let mut w = Self {
             cfg,
             poll,
-            listener,
-            listener_armed: false,
-            accept_pending: false,
+            doors: [plain, secure],
+            tls_ctx,
             accept_paused_until: 0,
             // A linked worker waits for the control plane's auth table and `Accept { on: true }`.
             accepting: false,
@@ -194,12 +236,20 @@ impl Worker {
             && self.shutdown_at.is_none()
             && self.conns.len() < self.cap
             && now_secs(self.start) >= self.accept_paused_until;
-        if want == self.listener_armed {
-            return Ok(());
+        for (i, door) in self.doors.iter_mut().enumerate() {
+            let Some(d) = door else { continue };
+            if want == d.armed {
+                continue;
+            }
+            d.listener.arm(&self.poll, Token(LISTENERS + i), want)?;
+            d.armed = want;
         }
-        self.listener.arm(&self.poll, LISTENER, want)?;
-        self.listener_armed = want;
         Ok(())
+    }
+
+    /// Whether a listener still had connections queued when its accept batch ran out.
+    fn accept_pending(&self) -> bool {
+        self.doors.iter().flatten().any(|d| d.pending)
     }
 
     /// Run until the control plane asks us to shut down or goes away. Blocks; call with the GIL released.
@@ -208,7 +258,7 @@ impl Worker {
         let mut last_tick = Instant::now();
         loop {
             let more = !self.backlog.is_empty() || !self.parked.is_empty();
-            let timeout = if (more && !self.paused) || self.accept_pending {
+            let timeout = if (more && !self.paused) || self.accept_pending() {
                 Duration::ZERO
             } else {
                 TICK
@@ -218,21 +268,29 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
-            if self.accept_pending {
-                self.accept_some();
+            for i in 0..self.doors.len() {
+                if self.doors[i].as_ref().is_some_and(|d| d.pending) {
+                    self.accept_some(i);
+                }
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept_some(),
                     LINK => {
                         if ev.is_readable() || ev.is_read_closed() {
                             self.read_link()?;
                         }
                     }
+                    Token(t) if t < FIRST_CONN => self.accept_some(t - LISTENERS),
                     Token(t) => {
                         let idx = t - FIRST_CONN;
                         if ev.is_writable() {
                             self.drive(idx, |_, _, _| {});
+                            // TLS: the handshake, or a read that had to write first (a key update), may be
+                            // waiting for this.
+                            let tls = self.conns.get(idx).is_some_and(|s| s.sock.is_tls());
+                            if tls && !ev.is_readable() {
+                                self.on_readable(idx);
+                            }
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(idx);
@@ -271,21 +329,28 @@ impl Worker {
         }
     }
 
-    fn accept_some(&mut self) {
+    fn accept_some(&mut self, door: usize) {
+        let Some(d) = self.doors.get_mut(door).and_then(|d| d.as_mut()) else {
+            return;
+        };
         // Edge-triggered (reuseport) listeners report readiness once: remember to come back if the batch
         // runs out before the queue does. The shared listener is level-triggered and reports again anyway.
-        self.accept_pending = self.listener.is_edge_triggered();
+        d.pending = d.listener.is_edge_triggered();
+        let tls = d.tls;
         for _ in 0..ACCEPT_BATCH {
-            if !self.listener_armed {
+            let Some(d) = self.doors[door].as_mut() else {
+                return;
+            };
+            if !d.armed {
                 // Re-arming re-registers (reuseport) or re-adds (shared) the listener, which reports a ready
                 // queue by itself: nothing to come back for.
-                self.accept_pending = false;
+                d.pending = false;
                 return;
             }
-            match self.listener.accept() {
-                Ok((sock, _)) => self.add_conn(sock),
+            match d.listener.accept() {
+                Ok((sock, peer)) => self.add_conn(sock, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_pending = false;
+                    d.pending = false;
                     return;
                 }
                 Err(e)
@@ -296,7 +361,7 @@ impl Worker {
                     // a moment rather than spin on it; the other workers take the load meanwhile, and the next
                     // tick after the pause tries again.
                     self.accept_paused_until = now_secs(self.start) + 1;
-                    self.accept_pending = false;
+                    d.pending = false;
                     let _ = self.update_listener();
                     return;
                 }
@@ -312,7 +377,7 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, mut sock: TcpStream) {
+    fn add_conn(&mut self, mut sock: TcpStream, peer: SocketAddr, tls: bool) {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let idx = entry.key();
@@ -328,6 +393,14 @@ impl Worker {
         {
             return;
         }
+        let sock = match (tls, &self.tls_ctx) {
+            (false, _) => Stream::Plain(sock),
+            (true, Some(ctx)) => match Stream::accept_tls(ctx, sock) {
+                Some(s) => s,
+                None => return, // Dropping the socket deregisters it.
+            },
+            (true, None) => return,
+        };
         self.seq += 1;
         let now_us = monotonic_us();
         let verdict = self.admission.get_mut().admit(now_us);
@@ -344,6 +417,7 @@ impl Worker {
         };
         entry.insert(Slot {
             sock,
+            peer: Some(peer),
             id: conn_id::make(self.cfg.worker, self.cfg.generation, self.seq),
             conn,
             backlog: false,
@@ -372,6 +446,7 @@ impl Worker {
         };
         let Some(Slot {
             sock,
+            peer,
             id,
             conn,
             parked,
@@ -385,7 +460,7 @@ impl Worker {
         let mut up = Uplink {
             link: &mut self.link_out,
             by_id: &mut self.by_id,
-            sock,
+            peer: *peer,
             parked,
             id: *id,
             idx,
@@ -394,13 +469,13 @@ impl Worker {
         };
         f(conn, &ctx, &mut |ev| up.event(ev));
         if !conn.output().is_empty() {
-            match write_some(up.sock, conn.output()) {
+            match sock.write_some(conn.output()) {
                 Ok(n) => conn.wrote(n, &ctx, &mut |ev| up.event(ev)),
                 Err(_) => conn.lost(Lost::WriteError, &mut |ev| up.event(ev)),
             }
         }
         if conn.take_shutdown_write() {
-            let _ = up.sock.shutdown(Shutdown::Write);
+            sock.shutdown_write();
         }
         if *counted && !conn.is_handshaking() {
             *counted = false;
@@ -462,11 +537,14 @@ impl Worker {
             None | Some(503) => {} // 503: counted by the admission control.
             Some(401) => self.counts.refused_auth += 1,
             Some(429) => self.counts.refused_throttled += 1,
+            Some(403) => self.counts.refused_profile += 1,
             Some(404) => self.counts.refused_unknown += 1,
             Some(_) => self.counts.refused_other += 1,
         }
         unpark_into(&mut self.link_out, s.id, &mut s.parked);
-        let _ = self.poll.registry().deregister(&mut s.sock);
+        if let Some(sock) = s.sock.tcp_mut() {
+            let _ = self.poll.registry().deregister(sock);
+        }
         self.by_id.remove(&s.id);
         let _ = self.update_listener();
     }
@@ -504,6 +582,18 @@ impl Worker {
                 self.backlog.push(idx);
             }
             return;
+        }
+        if s.sock.is_handshaking() {
+            match s.sock.handshake() {
+                Handshake::Pending => return,
+                Handshake::Failed => {
+                    self.counts.tls_failed += 1;
+                    self.drive(idx, |c, _, emit| c.lost(Lost::ReadError, emit));
+                    return;
+                }
+                // The upgrade may already be in the kernel (edge-triggered: no new event for it), so read on.
+                Handshake::Done(transport) => s.conn.set_transport(transport),
+            }
         }
         let mut budget = READ_BUDGET;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -597,7 +687,12 @@ impl Worker {
                 }
             }
             DownRef::AuthClear => self.auth.clear(),
-            DownRef::AuthSet { charger, hash } => self.auth.set(charger, hash),
+            DownRef::AuthSet {
+                charger,
+                hash,
+                profile,
+            } => self.auth.set(charger, hash, profile),
+            DownRef::TlsReload => self.reload_tls(),
             DownRef::AuthDelete { charger } => self.auth.delete(charger),
             DownRef::AuthPolicy { accept_unknown } => self.auth.set_accept_unknown(accept_unknown),
             DownRef::Accept { on } => {
@@ -616,6 +711,24 @@ impl Worker {
                 retry_max: a.retry_max,
                 unknown_per_min: a.unknown_per_min,
             }),
+        }
+    }
+
+    /// Read the TLS files again. A file that does not load keeps the context in use (the control plane
+    /// checks the files before it asks, so this is a race with an operator editing them).
+    fn reload_tls(&mut self) {
+        let (Some(files), Some(_)) = (&self.cfg.tls, &self.tls_ctx) else {
+            return;
+        };
+        match tls::context(files) {
+            Ok(ctx) => {
+                self.tls_ctx = Some(ctx);
+                self.counts.tls_reloads += 1;
+            }
+            Err(e) => eprintln!(
+                "ampgate worker {}: TLS reload failed, keeping the certificate in use: {e}",
+                self.cfg.worker
+            ),
         }
     }
 

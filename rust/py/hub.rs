@@ -1,7 +1,7 @@
 //! `Hub`: Python's handle on the worker links (see `gateway::hub`).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::codec;
 use crate::gateway::link::{protocol_name, AdmissionShare, Down};
@@ -54,6 +54,7 @@ impl PyHub {
                 HubEvent::Connected {
                     conn_id,
                     protocol,
+                    profile,
                     charger,
                     peer,
                     at_us,
@@ -64,6 +65,7 @@ impl PyHub {
                     protocol_name(protocol),
                     peer,
                     seconds(at_us),
+                    profile,
                 )
                     .into_pyobject(py)?
                     .into_any(),
@@ -104,19 +106,25 @@ impl PyHub {
                     connections,
                     paused,
                     heap_bytes,
-                    (
-                        c.upgrades,
-                        c.refused_rate,
-                        c.refused_handshakes,
-                        c.refused_auth,
-                        c.refused_unknown,
-                        c.refused_other,
-                        c.refused_throttled,
-                        c.refused_unknown_ids,
-                        c.closed_budget,
-                        c.closed_pending_calls,
-                        c.closed_msg_rate,
-                    ),
+                    PyTuple::new(
+                        py,
+                        [
+                            c.upgrades,
+                            c.refused_rate,
+                            c.refused_handshakes,
+                            c.refused_auth,
+                            c.refused_unknown,
+                            c.refused_other,
+                            c.refused_throttled,
+                            c.refused_unknown_ids,
+                            c.closed_budget,
+                            c.closed_pending_calls,
+                            c.closed_msg_rate,
+                            c.refused_profile,
+                            c.tls_failed,
+                            c.tls_reloads,
+                        ],
+                    )?,
                 )
                     .into_pyobject(py)?
                     .into_any(),
@@ -162,9 +170,10 @@ impl PyHub {
             .close(batch.iter().map(|(id, code, r)| (*id, *code, r.as_str())));
     }
 
-    /// Replace (clear=True) or update the credential table: `(charger_id, hash)`; hash "" = no password.
+    /// Replace (clear=True) or update the credential table: `(charger_id, hash, security_profile)`; hash "" =
+    /// no password; the profile (1–3) is the lowest the charger may connect with.
     #[pyo3(signature = (entries, clear = false, worker = None))]
-    fn auth_set(&self, entries: Vec<(String, String)>, clear: bool, worker: Option<u8>) {
+    fn auth_set(&self, entries: Vec<(String, String, u8)>, clear: bool, worker: Option<u8>) {
         self.hub.with_writers(|w| {
             for (slot, lw) in w.iter_mut() {
                 if worker.is_some_and(|x| x != *slot) {
@@ -173,10 +182,11 @@ impl PyHub {
                 if clear {
                     lw.down(&Down::AuthClear);
                 }
-                for (charger, hash) in &entries {
+                for (charger, hash, profile) in &entries {
                     lw.down(&Down::AuthSet {
                         charger: charger.clone(),
                         hash: hash.clone(),
+                        profile: *profile,
                     });
                 }
             }
@@ -188,6 +198,11 @@ impl PyHub {
         for charger in chargers {
             self.hub.control(worker, &Down::AuthDelete { charger });
         }
+    }
+
+    /// Every worker reads its TLS files again (new connections use them; live ones keep theirs).
+    fn tls_reload(&self) {
+        self.hub.control(None, &Down::TlsReload);
     }
 
     #[pyo3(signature = (accept_unknown, worker = None))]

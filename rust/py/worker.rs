@@ -7,6 +7,7 @@ use pyo3::types::PyDict;
 
 use crate::gateway::sys::bind_to_parent;
 use crate::gateway::throttle::ThrottleConfig;
+use crate::gateway::tls::TlsFiles;
 use crate::gateway::{Worker, WorkerConfig};
 use crate::limits::raise_nofile_limit as raise;
 
@@ -68,6 +69,23 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
             dflt.upgrade_without_protocol,
         )?,
         reuseport_addr: get(d, "reuseport_addr", dflt.reuseport_addr.clone())?,
+        tls_listen_fd: get(d, "tls_listen_fd", dflt.tls_listen_fd)?,
+        tls_reuseport_addr: get(d, "tls_reuseport_addr", dflt.tls_reuseport_addr.clone())?,
+        tls: {
+            // [[certificate, key], ...]: lists, as JSON has them.
+            let pairs: Vec<Vec<String>> = get(d, "tls_certs", Vec::new())?;
+            let mut certs = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                let [cert, key]: [String; 2] = pair.try_into().map_err(|_| {
+                    pyo3::exceptions::PyValueError::new_err(
+                        "worker setting tls_certs: each entry is [certificate, key]",
+                    )
+                })?;
+                certs.push((cert, key));
+            }
+            let client_ca: Option<String> = get(d, "tls_client_ca", None)?;
+            (!certs.is_empty()).then_some(TlsFiles { certs, client_ca })
+        },
         parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
     })
 }

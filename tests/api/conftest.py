@@ -83,6 +83,7 @@ class FakePresence:
     protocol: str | None
     connected_since: datetime | None
     last_seen: datetime | None
+    security_profile: int = 1
 
 
 class StandInHealth:
@@ -268,6 +269,9 @@ class StandInNode:
         result = await self.chargers.register(charger_id, password, keep_password=keep_password)
         self.registered.append((charger_id, password))
         return result
+
+    async def set_security_profile(self, charger_id: str, profile: int) -> ChargerRow:
+        return await self.chargers.set_security_profile(charger_id, profile)
 
     def ready(self, charger_id: str, action: str) -> str:
         if charger_id in self.protocols:

@@ -62,10 +62,13 @@ def test_one_charger_merges_store_and_presence(api: Scenario) -> None:
             "last_seen": "2026-03-04T06:00:00Z",
             "registered_at": "2026-03-04T05:06:07.890000Z",
             "last_boot_at": "2026-03-04T05:06:07.890000Z",
+            "security_profile": 1,  # the floor it may connect with
+            "connection_security_profile": 1,  # what the live connection gave
             "tags": [],
         }
         off = (await a.client.get(f"{CHARGERS}/CP-OFF", headers=a.auth("viewer"))).json()
         assert off["online"] is False and off["protocol"] == "ocpp1.6"  # stored, not the stale live one
+        assert off["connection_security_profile"] is None
         assert off["connected_since"] is None and off["last_seen"] == "2026-03-04T06:00:00Z"
         never = (await a.client.get(f"{CHARGERS}/CP-NEVER", headers=a.auth("viewer"))).json()
         assert never["online"] is False and never["last_seen"] is None and never["protocol"] == "ocpp1.6"

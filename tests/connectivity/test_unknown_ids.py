@@ -78,10 +78,10 @@ def test_a_boot_records_an_unknown_charger_and_tells_the_workers_once() -> None:
     session = h.router.sessions[W0 | 1]
     assert h.call(session, "BootNotification", BOOT16)[2]["status"] == "Accepted"
     assert [b.charger_id for b in h.chargers.boots] == ["NEWBIE"]
-    assert pushed == [[("NEWBIE", "")]]
+    assert pushed == [[("NEWBIE", "", 1)]]
     # Booted: it stays when it leaves, and a second boot tells the workers nothing more.
     assert h.call(session, "BootNotification", BOOT16, "m2")[2]["status"] == "Accepted"
-    assert pushed == [[("NEWBIE", "")]]
+    assert pushed == [[("NEWBIE", "", 1)]]
     links.disconnected(W0 | 1, 1000, "", None)
     p = presence.get("NEWBIE")
     assert p is not None and p.recorded and not p.online
@@ -98,7 +98,7 @@ def test_a_pending_policy_still_records_the_booted_charger() -> None:
     )
     links.connected(W0 | 1, "WAITING", "ocpp1.6", "p", None)
     assert h.call(h.router.sessions[W0 | 1], "BootNotification", BOOT16)[2]["status"] == "Pending"
-    assert [b.charger_id for b in h.chargers.boots] == ["WAITING"] and pushed == [[("WAITING", "")]]
+    assert [b.charger_id for b in h.chargers.boots] == ["WAITING"] and pushed == [[("WAITING", "", 1)]]
     links.disconnected(W0 | 1, 1000, "", None)
     assert presence.get("WAITING") is not None
 

@@ -39,7 +39,7 @@ def counts(
     throttled: int = 0,
     unknown_ids: int = 0,
 ) -> tuple[int, ...]:
-    return (upgrades, rate, handshakes, auth, 0, 0, throttled, unknown_ids, 0, 0, 0)
+    return (upgrades, rate, handshakes, auth, 0, 0, throttled, unknown_ids, 0, 0, 0, 0, 0, 0)
 
 
 def test_running_totals_become_node_totals_and_minutes() -> None:
@@ -50,14 +50,16 @@ def test_running_totals_become_node_totals_and_minutes() -> None:
     h.update(
         0, 1, counts(upgrades=7, rate=2, auth=1, throttled=2, unknown_ids=4), minute + 30
     )  # +2 upgrades, +1 auth, +2 429, +4 unknown ids over their rate
-    assert h.totals == dict(zip(COUNTERS, (10, 2, 0, 1, 0, 0, 2, 4, 0, 0, 0), strict=True))
+    assert h.totals == dict(zip(COUNTERS, (10, 2, 0, 1, 0, 0, 2, 4, 0, 0, 0, 0, 0, 0), strict=True))
     assert h.this_minute(minute + 59)["upgrades"] == 10
     assert h.last_minute(minute + 59)["upgrades"] == 0
     # Next minute: the worker in slot 0 restarted (generation 2) and counts from zero; nothing is lost or
     # subtracted.
     h.update(0, 2, counts(upgrades=4, handshakes=3), minute + 61)
     assert h.totals["upgrades"] == 14 and h.totals["refused_handshakes"] == 3
-    assert h.this_minute(minute + 62) == dict(zip(COUNTERS, (4, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0), strict=True))
+    assert h.this_minute(minute + 62) == dict(
+        zip(COUNTERS, (4, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), strict=True)
+    )
     assert h.last_minute(minute + 62)["upgrades"] == 10
     # Long after, both minutes are empty.
     assert h.last_minute(minute + 3600)["upgrades"] == 0

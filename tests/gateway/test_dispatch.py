@@ -69,12 +69,12 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
     gw, hub, rec = gateway()
     gw.dispatch(
         [
-            (_native.CONNECTED, GEN1 | 1, "OLD", "ocpp1.6", "p", 1.0),  # the dead generation: ignored
-            (_native.CONNECTED, GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0),
+            (_native.CONNECTED, GEN1 | 1, "OLD", "ocpp1.6", "p", 1.0, 1),  # the dead generation: ignored
+            (_native.CONNECTED, GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0, 1),
             (_native.MESSAGE, GEN2 | 1, b"one"),
             (_native.MESSAGE, GEN2 | 1, b"boom"),
             (_native.MESSAGE, GEN2 | 1, b"two"),
-            (_native.STATS, 0, 17, False, 4096, (5, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0)),
+            (_native.STATS, 0, 17, False, 4096, (5, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
             (_native.PONG, GEN2 | 1, 0.004, 2.5),
             (_native.DISCONNECTED, GEN2 | 1, 1000, "bye", 3.0),
         ]
@@ -84,7 +84,7 @@ def test_a_batch_is_handed_on_in_order_and_replies_go_back_in_one_batch(
     assert rec.calls == [
         ("begin",),
         ("pong", GEN2 | 1, 0.004, 2.5),
-        ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0),
+        ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 2.0, 1),
         ("message", GEN2 | 1, b"one"),
         ("message", GEN2 | 1, b"two"),
         ("disconnected", GEN2 | 1, 1000, "bye", 3.0),
@@ -104,10 +104,10 @@ def test_a_batch_without_replies_sends_nothing() -> None:
 def test_a_connected_chargers_messages_go_before_a_storms_backlog_and_are_answered_at_once() -> None:
     gw, hub, rec = gateway()
     known = GEN2 | 1
-    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0)])
+    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0, 1)])
     rec.calls.clear()
     storm = [(_native.DISCONNECTED, GEN2 | i, 1006, "gone", 2.0) for i in range(100, 600)]
-    storm += [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 3.0) for i in range(700, 1200)]
+    storm += [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 3.0, 1) for i in range(700, 1200)]
     # The known charger's heartbeat arrives behind 1,000 connection events; a new charger's first message
     # behind its own Connected.
     storm += [(_native.MESSAGE, known, b"hb"), (_native.MESSAGE, GEN2 | 700, b"boot")]
@@ -118,7 +118,7 @@ def test_a_connected_chargers_messages_go_before_a_storms_backlog_and_are_answer
     assert names.count("disconnected") == 500 and names.count("connected") == 500
     # The new charger's message waited for its Connected.
     assert rec.calls.index(("message", GEN2 | 700, b"boot")) > rec.calls.index(
-        ("connected", GEN2 | 700, "CP700", "ocpp1.6", "p", 3.0)
+        ("connected", GEN2 | 700, "CP700", "ocpp1.6", "p", 3.0, 1)
     )
     assert hub.sent[1] == [(GEN2 | 700, b"reply:boot")]
     assert gw.backlog == 0
@@ -127,9 +127,9 @@ def test_a_connected_chargers_messages_go_before_a_storms_backlog_and_are_answer
 def test_the_backlog_is_handled_in_slices_and_a_charger_with_events_waiting_keeps_its_order() -> None:
     gw, _hub, rec = gateway()
     known = GEN2 | 1
-    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0)])
+    gw.dispatch([(_native.CONNECTED, known, "CP1", "ocpp1.6", "p", 1.0, 1)])
     rec.calls.clear()
-    events = [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 2.0) for i in range(10, 300)]
+    events = [(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 2.0, 1) for i in range(10, 300)]
     events += [(_native.DISCONNECTED, known, 1000, "", 3.0)]
     gw.dispatch(events, slice_s=0.0)
     # Time ran out after the first 64 events: the rest wait, in order.
@@ -155,7 +155,7 @@ def test_a_full_backlog_stops_taking_events_from_the_hub(monkeypatch: pytest.Mon
     monkeypatch.setattr(supervisor, "BACKLOG_SLICE", 0.0)
     gw, hub, rec = gateway()
     drains: list[int] = []
-    batches = [[(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 1.0) for i in range(300)]]
+    batches = [[(_native.CONNECTED, GEN2 | i, f"CP{i}", "ocpp1.6", "p", 1.0, 1) for i in range(300)]]
 
     class Source:
         def wake_fd(self) -> int:
@@ -217,7 +217,7 @@ def test_a_full_store_stops_the_pump_taking_batches_until_it_has_room(
 
         def drain(self) -> list:
             drains.append(room.is_full)
-            return [(_native.CONNECTED, GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0)] if len(drains) == 1 else []
+            return [(_native.CONNECTED, GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0, 1)] if len(drains) == 1 else []
 
         def send(self, batch: list) -> None:
             pass
@@ -242,4 +242,4 @@ def test_a_full_store_stops_the_pump_taking_batches_until_it_has_room(
 
     trio.run(main)
     assert drains and not any(drains)
-    assert ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0) in rec.calls
+    assert ("connected", GEN2 | 1, "CP1", "ocpp1.6", "p", 1.0, 1) in rec.calls

@@ -72,10 +72,10 @@ def test_failed_restarts_back_off_and_leave_the_other_worker_serving(monkeypatch
     real_popen = subprocess.Popen
     fail = {"table": False, "spawn": False}
 
-    def credentials(limit: int, after: str | None) -> list[tuple[str, str | None]]:
+    def credentials(limit: int, after: str | None) -> list[tuple[str, str | None, int]]:
         if fail["table"]:
             raise sqlite3.OperationalError("database is locked")
-        return [("CP1", None)] if after is None else []
+        return [("CP1", None, 1)] if after is None else []
 
     def popen(*args: Any, **kw: Any) -> Any:
         if fail["spawn"]:

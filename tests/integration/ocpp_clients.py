@@ -142,16 +142,19 @@ async def trio_ws_rejected_status(port: int, resource: str, protocols: list[str]
 
 
 @contextlib.asynccontextmanager
-async def ocpp_charge_point(cp_class, url: str, charger_id: str, protocol: str, *, boot: bool = False):
+async def ocpp_charge_point(
+    cp_class, url: str, charger_id: str, protocol: str, *, boot: bool = False, **connect: Any
+):
     """Run a charge point written with the `ocpp` package (its ChargePoint subclass `cp_class`) on a
-    `websockets` connection to `url/charger_id`; with `boot`, send a BootNotification first."""
+    `websockets` connection to `url/charger_id` (`connect`: more arguments of websockets.connect, e.g. `ssl`
+    and `additional_headers`); with `boot`, send a BootNotification first."""
     import asyncio
 
     import websockets
     from ocpp.v16 import call as call16
     from ocpp.v201 import call as call201
 
-    async with websockets.connect(f"{url}/{charger_id}", subprotocols=[protocol]) as ws:
+    async with websockets.connect(f"{url}/{charger_id}", subprotocols=[protocol], **connect) as ws:
         cp = cp_class(charger_id, ws)
         task = asyncio.create_task(cp.start())
         try:

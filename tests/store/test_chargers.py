@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ampgate.errors import ValidationError
+from ampgate.errors import NotFoundError, ValidationError
 from ampgate.store import (
     BootReport,
     ChargerRepository,
@@ -327,15 +327,36 @@ def test_credentials_cover_every_known_charger(running: Runner) -> None:
         await repo(store).register("A-with-pw", GOOD_PW)
         await repo(store).register("C-no-pw", None)
         creds = repo(store).credentials(100)
-        assert [cid for cid, _ in creds] == ["A-with-pw", "B-booted", "C-no-pw"]
+        assert [cid for cid, _, _ in creds] == ["A-with-pw", "B-booted", "C-no-pw"]
         # Keyset pages: each after the last id of the one before, none lost or repeated.
-        assert [c for c, _ in repo(store).credentials(2)] == ["A-with-pw", "B-booted"]
-        assert [c for c, _ in repo(store).credentials(2, "B-booted")] == ["C-no-pw"]
+        assert [c for c, _, _ in repo(store).credentials(2)] == ["A-with-pw", "B-booted"]
+        assert [c for c, _, _ in repo(store).credentials(2, "B-booted")] == ["C-no-pw"]
         assert repo(store).credentials(2, "C-no-pw") == []
-        hashes = dict(creds)
+        # Every charger starts at security profile 1 (plain ws allowed).
+        assert {p for _, _, p in creds} == {1}
+        hashes = {cid: h for cid, h, _ in creds}
         assert hashes["B-booted"] is None and hashes["C-no-pw"] is None
         assert hashes["A-with-pw"] is not None and verify_password(GOOD_PW, hashes["A-with-pw"])
         assert repo(store).credential("nobody") is None
+
+    running(body)
+
+
+def test_security_profile_is_kept_and_checked(running: Runner) -> None:
+    async def body(store: Store) -> None:
+        await repo(store).register("CP-TLS", GOOD_PW)
+        row = await repo(store).set_security_profile("CP-TLS", 3)
+        assert row.security_profile == 3 and repo(store).security_profile("CP-TLS") == 3
+        assert repo(store).credentials(10)[0][2] == 3
+        for bad in (0, 4, True):
+            with pytest.raises(ValidationError) as e:
+                await repo(store).set_security_profile("CP-TLS", bad)
+            assert e.value.field == "security_profile"
+        assert repo(store).security_profile("CP-TLS") == 3
+        with pytest.raises(NotFoundError) as nf:
+            await repo(store).set_security_profile("nobody", 2)
+        assert nf.value.field == "id"
+        assert repo(store).security_profile("nobody") == 1
 
     running(body)
 

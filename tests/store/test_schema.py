@@ -48,6 +48,7 @@ def test_new_file_gets_every_table_and_wal(db_path: str) -> None:
             "firmware_status",
             "firmware_request_id",
             "firmware_status_at",
+            "security_profile",
         ]
         assert columns(conn, "api_tokens") == [
             "id",

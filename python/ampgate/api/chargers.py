@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, get_args
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
@@ -29,7 +29,14 @@ from ampgate.api.paging import (
     encode_cursor,
     instant,
 )
-from ampgate.api.schemas import ChargerCreate, ChargerPage, ChargerRead, ConnectorRead, ErrorBody
+from ampgate.api.schemas import (
+    ChargerCreate,
+    ChargerPage,
+    ChargerRead,
+    ChargerUpdate,
+    ConnectorRead,
+    ErrorBody,
+)
 from ampgate.connectivity.rules import STATES as CONNECTIVITY_STATES
 from ampgate.errors import NotFoundError, ValidationError
 from ampgate.ocpp.v201 import FirmwareStatusEnumType
@@ -80,6 +87,8 @@ def charger_read(presence_lookup: PresenceLookup, row: ChargerRow) -> ChargerRea
         last_seen=presence.last_seen if presence is not None else None,
         registered_at=row.registered_at,
         last_boot_at=row.last_boot_at,
+        security_profile=row.security_profile,
+        connection_security_profile=presence.security_profile if presence is not None and online else None,
     )
 
 
@@ -187,6 +196,31 @@ class ChargerController(Controller):
                 for c in statuses
             ]
         return read
+
+    @patch(
+        "/{id:str}",
+        operation_id="update_charger",
+        guards=[requires_admin],
+        responses={**_ERRORS, 404: ResponseSpec(ErrorBody, description="No such charger")},
+        summary="Change a charger's security profile (role: admin)",
+    )
+    async def update_charger(
+        self,
+        registration: NamedDependency[ChargerRegistrar],
+        presence: NamedDependency[PresenceLookup],
+        id: Annotated[str, Parameter(description="The charge point id")],
+        data: JSONBody[ChargerUpdate],
+    ) -> ChargerRead:
+        """Set the charger's `security_profile`, the lowest it may connect with: every gateway worker refuses
+        a lower one (403) when this returns, and a live connection below it is closed so the charger
+        reconnects with it. An admin's act: it can lock a charger out. Raises 404 not_found (field "id") and
+        422 (field "security_profile")."""
+        row = None
+        if not isinstance(data.security_profile, msgspec.UnsetType):
+            row = await registration.set_security_profile(id, data.security_profile)
+        if row is None:
+            raise ValidationError("nothing to change: give security_profile", field="security_profile")
+        return charger_read(presence, row)
 
     @post(
         "/",

@@ -105,6 +105,8 @@ class PresenceView(Protocol):
     def connected_since(self) -> datetime | None: ...
     @property
     def last_seen(self) -> datetime | None: ...
+    @property
+    def security_profile(self) -> int: ...
 
 
 @runtime_checkable
@@ -126,6 +128,7 @@ class ChargerRegistrar(Protocol):
     async def register(
         self, charger_id: str, password: str | None, /, *, keep_password: bool = False
     ) -> tuple[ChargerRow, bool]: ...
+    async def set_security_profile(self, charger_id: str, profile: int, /) -> ChargerRow: ...
 
 
 @runtime_checkable

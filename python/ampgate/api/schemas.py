@@ -56,10 +56,33 @@ class ChargerRead(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen: datetime | None
     registered_at: datetime
     last_boot_at: datetime | None
+    # The lowest OCPP security profile it may connect with (1 plain ws + Basic auth, 2 TLS + Basic auth, 3 TLS
+    # with a client certificate); PATCH /chargers/{id} sets it.
+    security_profile: int
+    # The security profile of the live connection; null when offline.
+    connection_security_profile: int | None
     # Each connector's last status; only on GET /chargers/{id}, and only once the charger reported one.
     connectors: list[ConnectorRead] | None = None
     # Its tags, sorted; only on GET /chargers/{id} (PUT /chargers/{id}/tags sets them).
     tags: list[str] | None = None
+
+
+class ChargerUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Change a registered charger's settings: only the keys given change."""
+
+    security_profile: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=3,
+                description="The lowest OCPP security profile the charger may connect with: 1 plain ws with Basic "
+                "auth, 2 TLS with Basic auth, 3 TLS with a client certificate whose common name is its id. A live "
+                "connection below it is closed.",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class ChargerPage(msgspec.Struct, kw_only=True):

@@ -178,9 +178,16 @@ class LinkTracker:
         self._drops: collections.deque[tuple[float, str | None]] = collections.deque()
 
     def connected(
-        self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None
+        self,
+        conn_id: int,
+        charger_id: str,
+        protocol: str,
+        peer: str,
+        worker_at: float | None,
+        security_profile: int = 1,
     ) -> None:
-        """A worker completed the handshake of `conn_id` for `charger_id`."""
+        """A worker completed the handshake of `conn_id` for `charger_id`, with `security_profile` (1 plain
+        ws, 2 TLS, 3 TLS with a client certificate)."""
         if not charger_id_allowed(charger_id):
             # Closed before presence, sessions, history or the store hear of it: such an id never exists.
             self._link.close([(conn_id, INVALID_ID_CODE, INVALID_ID_REASON)])
@@ -220,6 +227,7 @@ class LinkTracker:
             log.info("charger %s reconnected; closed its previous connection", charger_id)
         presence = self._presence.get(charger_id)
         assert presence is not None
+        presence.security_profile = security_profile
         if presence.alerted:
             presence.alerted = False
             self._bus.publish(
@@ -259,6 +267,7 @@ class LinkTracker:
                 protocol=protocol,
                 remote_address=peer,
                 worker_at=worker_at,
+                security_profile=security_profile,
             )
         )
 

@@ -57,6 +57,9 @@ class Presence(msgspec.Struct, gc=False):
     # Pongs prove the link, not the charger's software: they never refresh `last_seen_at` (staleness).
     ping_rtt: float | None = None
     last_pong_at: float | None = None
+    # The OCPP security profile of the live (or last) connection: 1 plain ws, 2 TLS, 3 TLS with a client
+    # certificate.
+    security_profile: int = 1
     # The store has (or is about to have) a row of this charger: registered, or recorded at a boot. A presence
     # without one is forgotten when its connection ends.
     recorded: bool = False

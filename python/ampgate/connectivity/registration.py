@@ -22,6 +22,8 @@ class ChargerTable(Protocol):
         self, cp_id: str, password: str | None, /, *, keep_password: bool = False
     ) -> tuple[ChargerRow, bool]: ...
     def credential(self, cp_id: str, /) -> str | None: ...
+    def security_profile(self, cp_id: str, /) -> int: ...
+    async def set_security_profile(self, cp_id: str, profile: int, /) -> ChargerRow: ...
 
 
 class Acceptor(Protocol):
@@ -31,8 +33,12 @@ class Acceptor(Protocol):
 DropConnection = Callable[[str], object]
 """Closes the charger's live connection, if it has one (`LinkTracker.drop` with the credentials-changed reason)."""
 
-PushCredentials = Callable[[list[tuple[str, str]]], Awaitable[None]]
-"""Adds or replaces `(charger_id, password hash or "")` on every gateway worker; returns once they applied it."""
+PushCredentials = Callable[[list[tuple[str, str, int]]], Awaitable[None]]
+"""Adds or replaces `(charger_id, password hash or "", lowest security profile)` on every gateway worker;
+returns once they applied it."""
+
+ConnectionProfile = Callable[[str], "int | None"]
+"""The security profile of the charger's live connection, None when it is not connected."""
 
 
 class ChargerRegistration:
@@ -44,11 +50,13 @@ class ChargerRegistration:
         policy: Acceptor,
         push_credentials: PushCredentials,
         drop_connection: DropConnection | None = None,
+        connection_profile: ConnectionProfile | None = None,
     ) -> None:
         self._table = table
         self._policy = policy
         self._push = push_credentials
         self._drop = drop_connection
+        self._connection_profile = connection_profile
 
     async def register(
         self, charger_id: str, password: str | None, *, keep_password: bool = False
@@ -65,10 +73,27 @@ class ChargerRegistration:
         before = self._table.credential(charger_id)
         row, created = await self._table.register(charger_id, password, keep_password=keep_password)
         self._policy.accept([charger_id])
-        await self._push([(charger_id, self._table.credential(charger_id) or "")])
+        await self._push(self._entry(charger_id))
         if self._drop is not None and _changed(before, password, keep_password):
             self._drop(charger_id)
         return row, created
+
+    async def set_security_profile(self, charger_id: str, profile: int) -> ChargerRow:
+        """Set the lowest OCPP security profile registered charger `charger_id` may connect with (1 plain ws,
+        2 TLS, 3 TLS with a client certificate) and make every gateway worker enforce it before returning. A
+        live connection below the new profile is closed: its next handshake must meet it. Raises
+        ValidationError(field="security_profile") and NotFoundError(field="id")."""
+        charger_id = normalize_charger_id(charger_id)
+        row = await self._table.set_security_profile(charger_id, profile)
+        await self._push(self._entry(charger_id))
+        live = None if self._connection_profile is None else self._connection_profile(charger_id)
+        if self._drop is not None and live is not None and live < profile:
+            self._drop(charger_id)
+        return row
+
+    def _entry(self, charger_id: str) -> list[tuple[str, str, int]]:
+        table = self._table
+        return [(charger_id, table.credential(charger_id) or "", table.security_profile(charger_id))]
 
 
 def _changed(before: str | None, password: str | None, keep_password: bool) -> bool:
@@ -93,8 +118,9 @@ class ChargerRows(Protocol):
     def exists(self, cp_id: str, /) -> bool: ...
 
 
-AuthSet = Callable[[list[tuple[str, str]]], object]
-"""Adds `(charger_id, password hash or "")` to every gateway worker's handshake table, without waiting."""
+AuthSet = Callable[[list[tuple[str, str, int]]], object]
+"""Adds `(charger_id, password hash or "", lowest security profile)` to every gateway worker's handshake
+table, without waiting."""
 
 
 class KnownChargers:
@@ -116,4 +142,4 @@ class KnownChargers:
         A charger registered meanwhile is left alone: its registration pushed its credentials already, and
         an empty entry must never replace a password."""
         if not self.known(charger_id):
-            self._auth_set([(charger_id, "")])
+            self._auth_set([(charger_id, "", 1)])

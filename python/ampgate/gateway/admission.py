@@ -27,6 +27,9 @@ COUNTERS = (
     "closed_budget",
     "closed_pending_calls",
     "closed_msg_rate",
+    "refused_profile",
+    "tls_failed",
+    "tls_reloads",
 )
 # Why an upgrade was refused, as the metrics and the summary name it, per counter.
 REFUSAL_REASONS = {
@@ -37,6 +40,8 @@ REFUSAL_REASONS = {
     "refused_other": "bad_request",
     "refused_throttled": "auth_throttled",
     "refused_unknown_ids": "admission_unknown_ids",
+    "refused_profile": "security_profile",
+    "tls_failed": "tls_handshake",
 }
 # Why a worker closed an open connection for its bounds, as the metrics name it, per counter: its buffer budget
 # (1013), too many pipelined CALLs and over the message rate (both 1008).

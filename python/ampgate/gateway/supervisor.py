@@ -53,6 +53,7 @@ from ampgate.gateway.backpressure import Room
 from ampgate.gateway.conn_ids import generation_of, worker_of
 from ampgate.gateway.outgoing import Outgoing
 from ampgate.gateway.pump_stats import PumpStats
+from ampgate.gateway.tls import check_tls_files
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,14 @@ class LinkListener(Protocol):
     every connection of a worker process lost at once."""
 
     def connected(
-        self, conn_id: int, charger_id: str, protocol: str, peer: str, worker_at: float | None, /
+        self,
+        conn_id: int,
+        charger_id: str,
+        protocol: str,
+        peer: str,
+        worker_at: float | None,
+        security_profile: int = 1,
+        /,
     ) -> None: ...
     def disconnected(self, conn_id: int, code: int, reason: str, worker_at: float | None, /) -> None: ...
     def worker_lost(self, worker: int, generation: int, /) -> None: ...
@@ -138,9 +146,9 @@ class MessageSink(Protocol):
     def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]], /) -> None: ...
 
 
-Credentials = Callable[[int, str | None], list[tuple[str, str | None]]]
+Credentials = Callable[[int, str | None], list[tuple[str, str | None, int]]]
 """A page of the handshake table: up to `limit` known charger ids after `after` (None: from the first), in id
-order, each with its password hash (None: no password)."""
+order, each with its password hash (None: no password) and lowest allowed security profile."""
 
 # Chargers per page of the handshake table pushed to a worker: a few milliseconds of the trio thread each.
 CREDENTIAL_PAGE = 5000
@@ -176,6 +184,8 @@ class Gateway:
         self.workers: dict[int, WorkerInfo] = {}
         self._generation = 0
         self._listener: socket.socket | None = None
+        self._tls_listener: socket.socket | None = None
+        self.tls_port: int | None = None
         self._acks: dict[int, tuple[set[int], trio.Event]] = {}
         self._stopping = False
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -196,7 +206,7 @@ class Gateway:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
-    def _listen(self) -> socket.socket:
+    def _listen(self, port: int) -> socket.socket:
         """The shared listening socket; in reuseport mode a socket that is bound but never listens, which
         holds the port (and learns it, for port 0) while each worker binds and listens on its own."""
         family = socket.AF_INET6 if ":" in self._cfg.ocpp_host else socket.AF_INET
@@ -204,7 +214,7 @@ class Gateway:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self._cfg.listen_mode == "reuseport":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((self._cfg.ocpp_host, self._cfg.ocpp_port))
+        sock.bind((self._cfg.ocpp_host, port))
         if self._cfg.listen_mode == "shared":
             sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -214,8 +224,15 @@ class Gateway:
         """Bind, start the workers, push the handshake table, start accepting; report started once every
         worker listens; then supervise until cancelled. Raises OSError when the OCPP port cannot be bound and
         trio.TooSlowError when the workers are not all ready within STARTUP_TIMEOUT."""
-        self._listener = self._listen()
-        self.ocpp_port = self._listener.getsockname()[1]
+        cfg = self._cfg
+        if cfg.ocpp_tls_port is not None:
+            check_tls_files(cfg)  # a clear error at start rather than workers that cannot start
+        if cfg.ocpp_plain:
+            self._listener = self._listen(cfg.ocpp_port)
+            self.ocpp_port = self._listener.getsockname()[1]
+        if cfg.ocpp_tls_port is not None:
+            self._tls_listener = self._listen(cfg.ocpp_tls_port)
+            self.tls_port = self._tls_listener.getsockname()[1]
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump)
@@ -227,7 +244,19 @@ class Gateway:
                         await event.wait()
                 task_status.started()
         finally:
-            self._listener.close()
+            for sock in (self._listener, self._tls_listener):
+                if sock is not None:
+                    sock.close()
+
+    def reload_tls(self) -> None:
+        """Read the TLS certificate, key and client CA files again (SIGHUP): checked here first, so a bad file
+        raises ValueError naming it and changes nothing; then every worker loads them for its new connections
+        (live ones keep the certificate they were accepted with)."""
+        if self._cfg.ocpp_tls_port is None:
+            raise ValueError("TLS is not configured (--ocpp-tls-port)")
+        check_tls_files(self._cfg)
+        self.hub.tls_reload()
+        log.info("TLS certificate and key reloaded on every gateway worker")
 
     async def _supervise(self, slot: int, ready: trio.Event) -> None:
         """Keep a worker running in `slot`: start it, arm it, and when it exits for any reason (even while
@@ -374,7 +403,6 @@ class Gateway:
                 self._acks.pop(seq, None)
 
     async def _spawn(self, slot: int) -> tuple[subprocess.Popen[bytes], WorkerInfo]:
-        assert self._listener is not None
         self._generation = (self._generation + 1) & 0xFFFF
         gen = self._generation
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -401,14 +429,24 @@ class Gateway:
             "upgrade_without_protocol": cfg.no_subprotocol == "close",
             "parent_pid": os.getpid(),
         }
-        pass_fds: tuple[int, ...]
+        pass_fds: tuple[int, ...] = (theirs.fileno(),)
+        lfd = -1
+        host = f"[{cfg.ocpp_host}]" if ":" in cfg.ocpp_host else cfg.ocpp_host
         if cfg.listen_mode == "reuseport":
-            host = f"[{cfg.ocpp_host}]" if ":" in cfg.ocpp_host else cfg.ocpp_host
-            wcfg["reuseport_addr"] = f"{host}:{self.ocpp_port}"
-            lfd, pass_fds = -1, (theirs.fileno(),)
+            if self._listener is not None:
+                wcfg["reuseport_addr"] = f"{host}:{self.ocpp_port}"
+            if self._tls_listener is not None:
+                wcfg["tls_reuseport_addr"] = f"{host}:{self.tls_port}"
         else:
-            lfd = self._listener.fileno()
-            pass_fds = (lfd, theirs.fileno())
+            if self._listener is not None:
+                lfd = self._listener.fileno()
+                pass_fds += (lfd,)
+            if self._tls_listener is not None:
+                wcfg["tls_listen_fd"] = self._tls_listener.fileno()
+                pass_fds += (self._tls_listener.fileno(),)
+        if self._tls_listener is not None:
+            wcfg["tls_certs"] = [list(pair) for pair in cfg.tls_certs]
+            wcfg["tls_client_ca"] = cfg.tls_client_ca
         args = [
             sys.executable,
             "-m",
@@ -490,7 +528,8 @@ class Gateway:
         while True:
             page = self._credentials(CREDENTIAL_PAGE, after)
             if page or clear:
-                self.hub.auth_set([(cid, h or "") for cid, h in page], clear=clear, worker=worker)
+                entries = [(cid, h or "", profile) for cid, h, profile in page]
+                self.hub.auth_set(entries, clear=clear, worker=worker)
             clear = False
             if len(page) < CREDENTIAL_PAGE:
                 break
@@ -499,7 +538,7 @@ class Gateway:
         self.hub.set_policy(self._cfg.unknown_chargers == "accept", worker=worker)
         await self.barrier(worker)
 
-    async def push_credentials(self, entries: list[tuple[str, str]]) -> None:
+    async def push_credentials(self, entries: list[tuple[str, str, int]]) -> None:
         """Add or replace credentials on every worker; returns once every live worker applied them."""
         self.hub.auth_set(entries)
         await self.barrier(None)
@@ -603,7 +642,7 @@ class Gateway:
                 # A connection announced by a worker generation that has since died (its events were still
                 # queued when the death was handled) no longer exists.
                 if self.is_current(ev[1]):
-                    self._links.connected(ev[1], ev[2], ev[3], ev[4], ev[5])
+                    self._links.connected(ev[1], ev[2], ev[3], ev[4], ev[5], ev[6])
             elif kind == _native.DISCONNECTED:
                 self._links.disconnected(ev[1], ev[2], ev[3], ev[4])
             elif kind == _native.PONG:

@@ -21,6 +21,8 @@ def main(argv: list[str]) -> int:
     # that must go at once takes SIGKILL, and dies with its control plane either way (PR_SET_PDEATHSIG).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A terminal hang-up reaches the whole group too; the control plane turns SIGHUP into a TLS reload.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _native.run_worker(None if listen_fd < 0 else listen_fd, link_fd, config)
     return 0
 

@@ -182,7 +182,8 @@ class _ScrapeCollector(Collector):
         refused = CounterMetricFamily(
             "ampgate_upgrades_refused",
             "WebSocket upgrades refused, by reason (admission_rate, admission_handshakes and "
-            "admission_unknown_ids are HTTP 503)",
+            "admission_unknown_ids are HTTP 503; security_profile is HTTP 403: below the charger's security "
+            "profile, or a client certificate naming another charger; tls_handshake: failed TLS handshakes)",
             labels=["reason"],
         )
         for reason, n in sorted(s.refused_upgrades().items()):

@@ -15,7 +15,7 @@ import msgspec
 import sqlite_utils
 
 from ampgate.clock import iso_utc, parse_iso
-from ampgate.errors import ValidationError
+from ampgate.errors import NotFoundError, ValidationError
 from ampgate.store.hashing import hash_password
 from ampgate.store.store import PendingWrite, Store
 
@@ -43,8 +43,11 @@ ID_NORMAL_FORM: Final = "NFC"
 
 _COLUMNS = (
     "id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at,"
-    " password_hash IS NOT NULL, accepted, firmware_status, firmware_request_id, firmware_status_at"
+    " password_hash IS NOT NULL, accepted, firmware_status, firmware_request_id, firmware_status_at,"
+    " security_profile"
 )
+# OCPP security profiles: 1 plain ws + Basic auth, 2 TLS + Basic auth, 3 TLS with a client certificate.
+SECURITY_PROFILES = (1, 2, 3)
 
 
 class BootReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +80,8 @@ class ChargerRow(msgspec.Struct, frozen=True, kw_only=True):
     firmware_status: str | None
     firmware_request_id: int | None
     firmware_status_at: datetime | None
+    # The lowest OCPP security profile the charger may connect with (the gateway refuses a lower one).
+    security_profile: int = 1
 
 
 def validate_charger_id(cp_id: str) -> str:
@@ -137,7 +142,7 @@ def validate_password(password: str) -> str:
 
 def _row(values: tuple[Any, ...]) -> ChargerRow:
     cp_id, vendor, model, serial, firmware, protocol, registered_at, last_boot_at = values[:8]
-    has_pw, accepted, fw_status, fw_request_id, fw_status_at = values[8:]
+    has_pw, accepted, fw_status, fw_request_id, fw_status_at, profile = values[8:]
     registered = parse_iso(registered_at)
     assert registered is not None  # NOT NULL in the schema
     return ChargerRow(
@@ -154,6 +159,7 @@ def _row(values: tuple[Any, ...]) -> ChargerRow:
         firmware_status=fw_status,
         firmware_request_id=fw_request_id,
         firmware_status_at=parse_iso(fw_status_at),
+        security_profile=profile,
     )
 
 
@@ -259,6 +265,12 @@ def upsert_registration(
     return row, not existed
 
 
+def update_security_profile(db: sqlite_utils.Database, cp_id: str, profile: int) -> ChargerRow | None:
+    """Set the charger's lowest allowed security profile; None if there is no such charger."""
+    db.conn.execute("UPDATE chargers SET security_profile = ? WHERE id = ?", (profile, cp_id))
+    return read_charger(db.conn, cp_id)
+
+
 class ChargerRepository:
     """The chargers table. Reads are synchronous (the trio thread, indexed); boot, connection and firmware
     records are fire-and-forget writes (a reply never waits for the disk); registration waits for its commit."""
@@ -348,19 +360,41 @@ class ChargerRepository:
             raise ValidationError("limit must be at least 1", field="limit")
         return read_page(self._store.reader, limit, after, firmware, firmware_status)
 
-    def credentials(self, limit: int, after: str | None = None) -> list[tuple[str, str | None]]:
-        """Up to `limit` known charger ids with their password hashes (None: no password), in id order, those
-        after `after` (keyset pages: the gateway's handshake table is pushed a page at a time, so a worker
-        restart at 100k chargers never holds the trio thread for the whole table)."""
+    def credentials(self, limit: int, after: str | None = None) -> list[tuple[str, str | None, int]]:
+        """Up to `limit` known charger ids with their password hashes (None: no password) and lowest allowed
+        security profiles, in id order, those after `after` (keyset pages: the gateway's handshake table is
+        pushed a page at a time, so a worker restart at 100k chargers never holds the trio thread for the
+        whole table)."""
         if after is None:
             rows = self._store.reader.execute(
-                "SELECT id, password_hash FROM chargers ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, password_hash, security_profile FROM chargers ORDER BY id LIMIT ?", (limit,)
             )
         else:
             rows = self._store.reader.execute(
-                "SELECT id, password_hash FROM chargers WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+                "SELECT id, password_hash, security_profile FROM chargers WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
             )
         return list(rows.fetchall())
+
+    def security_profile(self, cp_id: str) -> int:
+        """The lowest security profile charger `cp_id` may connect with (1 for an unknown id)."""
+        row = self._store.reader.execute(
+            "SELECT security_profile FROM chargers WHERE id = ?", (cp_id,)
+        ).fetchone()
+        return 1 if row is None else int(row[0])
+
+    async def set_security_profile(self, cp_id: str, profile: int) -> ChargerRow:
+        """Set the lowest security profile charger `cp_id` may connect with; returns the committed row.
+        Raises ValidationError(field="security_profile") for a value other than 1, 2 or 3 and
+        NotFoundError(field="id") for an unknown charger."""
+        if isinstance(profile, bool) or profile not in SECURITY_PROFILES:
+            raise ValidationError("security_profile must be 1, 2 or 3", field="security_profile")
+        row = await self._store.write(
+            functools.partial(update_security_profile, cp_id=cp_id, profile=profile), durable=True
+        )
+        if row is None:
+            raise NotFoundError(f"charger {cp_id!r} is not registered", field="id")
+        return row
 
     def credential(self, cp_id: str) -> str | None:
         """The password hash of charger `cp_id`, or None if it has none or is unknown."""

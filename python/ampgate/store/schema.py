@@ -997,6 +997,12 @@ MIGRATIONS: tuple[str, ...] = (
         coalesce((SELECT max(transaction_id) FROM ocpi_cdrs), 0)
     );
     """,
+    # Security profiles (issue 16): the lowest OCPP security profile a charger may connect with (1 plain ws with
+    # Basic auth, 2 TLS with Basic auth, 3 TLS with a client certificate); the gateway refuses a lower one.
+    """
+    ALTER TABLE chargers ADD COLUMN security_profile INTEGER NOT NULL DEFAULT 1
+        CHECK (security_profile BETWEEN 1 AND 3);
+    """,
 )
 
 

@@ -1,0 +1,317 @@
+"""OCPP security profiles 2 and 3 on a real node: wss terminated in the gateway workers, driven by clients
+nobody on the team wrote (`websockets`, the `ocpp` package's charge points, Python's ssl module).
+
+- Profile 2: the server's certificate and Basic auth; a wrong password is 401; a charger registered for
+  profile 2 is refused (403) on plain ws even with the right password.
+- Profile 3: a client certificate from the operator's CA whose common name is the charger id, no password; a
+  certificate of another CA fails the TLS handshake; one naming another charger is 403; no certificate at all
+  is profile 2, which a profile-3 charger may not use (403).
+- Raising a connected charger's profile closes its connection below it.
+- The four cipher suites OCPP requires are offered (with an RSA and an ECDSA certificate), TLS 1.1 is not.
+- SIGHUP reloads certificate and key: new connections get the new certificate, a live one stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import ssl
+import time
+import warnings
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+
+from tests.integration.ocpp_clients import basic, call, ocpp_charge_point
+from tests.integration.test_metrics import scrape
+
+PASSWORD = "correct-horse-battery"
+
+
+class Pki:
+    """A server CA (the node's certificates), the operator's client CA and a stranger's CA, written to files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server_ca = trustme.CA()
+        self.client_ca = trustme.CA(organization_name="Operator CA")
+        self.other_ca = trustme.CA(organization_name="Someone else")
+        self.server_ca.cert_pem.write_to_path(str(root / "server-ca.pem"))
+        self.client_ca.cert_pem.write_to_path(str(root / "client-ca.pem"))
+        self.rsa = self.server_cert("rsa", trustme.KeyType.RSA)
+        self.ecdsa = self.server_cert("ecdsa", trustme.KeyType.ECDSA)
+
+    def server_cert(
+        self, name: str, key_type: trustme.KeyType, ca: trustme.CA | None = None
+    ) -> tuple[str, str]:
+        leaf = (ca or self.server_ca).issue_cert("127.0.0.1", "localhost", key_type=key_type)
+        cert, key = self.root / f"{name}.pem", self.root / f"{name}.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        for extra in leaf.cert_chain_pems[1:]:
+            extra.write_to_path(str(cert), append=True)
+        leaf.private_key_pem.write_to_path(str(key))
+        return str(cert), str(key)
+
+    def client(self, common_name: str, ca: trustme.CA | None = None) -> ssl.SSLContext:
+        """A client context trusting the server CA, presenting a certificate with `common_name` from `ca`
+        (default: the operator's client CA)."""
+        ctx = self.server_ca_context()
+        leaf = (ca or self.client_ca).issue_cert(common_name, common_name=common_name)
+        leaf.configure_cert(ctx)
+        return ctx
+
+    def server_ca_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.server_ca.configure_trust(ctx)
+        return ctx
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+def tls_args(pki: Pki, *more: str, client_ca: bool = False) -> list[str]:
+    args = ["--ocpp-tls-port", "0", "--tls-cert", pki.rsa[0], "--tls-key", pki.rsa[1], *more]
+    if client_ca:
+        args += ["--tls-client-ca", str(pki.root / "client-ca.pem")]
+    return args
+
+
+def admin(node) -> httpx.Client:
+    return httpx.Client(
+        base_url=node.api_url, headers={"Authorization": f"Bearer {node.admin_token}"}, timeout=30
+    )
+
+
+def register(node, charger_id: str, password: str | None, profile: int) -> dict:
+    with admin(node) as api:
+        assert api.post("/chargers", json={"id": charger_id, "password": password}).status_code == 201
+        r = api.patch(f"/chargers/{charger_id}", json={"security_profile": profile})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+async def heartbeat(ws) -> None:
+    uid, msg = call("Heartbeat", {})
+    await ws.send(msg)
+    assert json.loads(await ws.recv())[1] == uid
+
+
+async def refused_status(url: str, **connect) -> int:
+    """The HTTP status an upgrade is refused with (fails the test if it is accepted)."""
+    try:
+        async with websockets.connect(url, subprotocols=["ocpp1.6"], open_timeout=10, **connect):
+            pass
+    except websockets.exceptions.InvalidStatus as e:
+        return e.response.status_code
+    raise AssertionError(f"{url}: the upgrade was accepted")
+
+
+def header(charger_id: str, password: str) -> dict:
+    return {"additional_headers": [("Authorization", basic(charger_id, password))]}
+
+
+class Cp16(ChargePoint16):
+    pass
+
+
+class Cp201(ChargePoint201):
+    @on("Reset")
+    def on_reset(self, **_kw):
+        return {"status": "Accepted"}
+
+
+def test_profile_2_is_tls_with_basic_auth_and_a_profile_2_charger_is_refused_on_plain_ws(node_factory, pki):
+    node = node_factory(*tls_args(pki))
+    read = register(node, "TLS-P2", PASSWORD, 2)
+    assert read["security_profile"] == 2 and read["connection_security_profile"] is None
+    tls = pki.server_ca_context()
+
+    async def scenario() -> None:
+        async with ocpp_charge_point(
+            Cp16, node.ocpp_tls_url, "TLS-P2", "ocpp1.6", ssl=tls, **header("TLS-P2", PASSWORD)
+        ) as cp:
+            boot = await cp.call(
+                call16.BootNotification(charge_point_model="M", charge_point_vendor="V"), suppress=False
+            )
+            assert boot.status == "Accepted"
+            with admin(node) as api:
+                got = api.get("/chargers/TLS-P2").json()
+            assert got["online"] and got["connection_security_profile"] == 2
+        wrong = header("TLS-P2", "not-the-password-at-all")
+        assert await refused_status(f"{node.ocpp_tls_url}/TLS-P2", ssl=tls, **wrong) == 401
+        # The right password over plain ws: refused before the password is looked at.
+        assert await refused_status(f"{node.ocpp_url}/TLS-P2", **header("TLS-P2", PASSWORD)) == 403
+
+    asyncio.run(scenario())
+    with admin(node) as api:
+        # Only 1, 2 or 3; only registered chargers.
+        bad = api.patch("/chargers/TLS-P2", json={"security_profile": 4})
+        assert bad.status_code == 422 and bad.json()["field"] == "security_profile"
+        assert api.patch("/chargers/NOBODY", json={"security_profile": 2}).status_code == 404
+        assert api.patch("/chargers/TLS-P2", json={"colour": "red"}).status_code in (400, 422)
+        assert api.get("/chargers/TLS-P2").json()["security_profile"] == 2
+
+
+def test_profile_3_is_a_client_certificate_naming_the_charger(node_factory, pki):
+    node = node_factory(*tls_args(pki, client_ca=True))
+    register(node, "TLS-P3", None, 3)
+    url = f"{node.ocpp_tls_url}/TLS-P3"
+
+    async def scenario() -> None:
+        async with ocpp_charge_point(
+            Cp201, node.ocpp_tls_url, "TLS-P3", "ocpp2.0.1", ssl=pki.client("TLS-P3")
+        ) as cp:
+            station = {"model": "M", "vendor_name": "V"}
+            boot = await cp.call(
+                call201.BootNotification(charging_station=station, reason="PowerUp"), suppress=False
+            )
+            assert boot.status == "Accepted"
+            with admin(node) as api:
+                assert api.get("/chargers/TLS-P3").json()["connection_security_profile"] == 3
+        # A certificate naming another charger.
+        assert await refused_status(url, ssl=pki.client("TLS-P4")) == 403
+        # No certificate: profile 2, below what the charger is registered for.
+        assert await refused_status(url, ssl=pki.server_ca_context()) == 403
+        # A certificate of another CA: the TLS handshake fails (TLS 1.3 reports it after the client's
+        # Finished, so the client may see it as an error reading the upgrade's answer).
+        with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake, EOFError)):
+            async with websockets.connect(
+                url, subprotocols=["ocpp1.6"], ssl=pki.client("TLS-P3", pki.other_ca), open_timeout=10
+            ):
+                pass
+        # An unknown charger with a certificate of the operator's CA is admitted as unknown chargers are.
+        async with websockets.connect(
+            f"{node.ocpp_tls_url}/TLS-NEW", subprotocols=["ocpp1.6"], ssl=pki.client("TLS-NEW")
+        ) as ws:
+            await heartbeat(ws)
+
+    asyncio.run(scenario())
+    # The refusals are counted by reason (the workers report every 250 ms).
+    refused = ("ampgate_upgrades_refused_total", (("reason", "security_profile"),))
+    failed = ("ampgate_upgrades_refused_total", (("reason", "tls_handshake"),))
+    deadline = time.monotonic() + 10
+    while (m := scrape(node)).get(refused, 0) < 2 or m.get(failed, 0) < 1:
+        assert time.monotonic() < deadline, " ".join(
+            f"{k[1][0][1]}={v:g}" for k, v in m.items() if k[0] == refused[0]
+        )
+        time.sleep(0.25)
+
+
+def test_raising_the_profile_closes_a_connection_below_it(node_factory, pki):
+    node = node_factory(*tls_args(pki))
+    register(node, "TLS-UP", PASSWORD, 1)
+
+    async def scenario() -> None:
+        plain = header("TLS-UP", PASSWORD)
+        async with websockets.connect(f"{node.ocpp_url}/TLS-UP", subprotocols=["ocpp1.6"], **plain) as ws:
+            await heartbeat(ws)
+            with admin(node) as api:
+                assert api.patch("/chargers/TLS-UP", json={"security_profile": 2}).status_code == 200
+            async with asyncio.timeout(5):
+                await ws.wait_closed()
+            assert ws.close_code == 1008
+        # Over TLS it connects again, and lowering the profile leaves that connection alone.
+        tls = pki.server_ca_context()
+        async with websockets.connect(
+            f"{node.ocpp_tls_url}/TLS-UP", subprotocols=["ocpp1.6"], ssl=tls, **plain
+        ) as ws:
+            with admin(node) as api:
+                assert api.patch("/chargers/TLS-UP", json={"security_profile": 1}).status_code == 200
+            await asyncio.sleep(0.5)
+            await heartbeat(ws)
+
+    asyncio.run(scenario())
+
+
+# OpenSSL's names of the suites OCPP requires the central system to offer (TLS 1.2).
+OCPP_SUITES = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+)
+
+
+def negotiate(port: int, pki: Pki, *, cipher: str | None = None, version=ssl.TLSVersion.TLSv1_2) -> str:
+    ctx = pki.server_ca_context()
+    ctx.minimum_version = ctx.maximum_version = version
+    if cipher is not None:
+        ctx.set_ciphers(cipher)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s,
+    ):
+        got = s.cipher()
+        assert got is not None
+        return got[0]
+
+
+def test_the_four_ocpp_cipher_suites_are_offered_and_old_tls_is_not(node_factory, pki):
+    node = node_factory(
+        "--ocpp-tls-port", "0", "--no-ocpp-plain",
+        "--tls-cert", pki.rsa[0], "--tls-key", pki.rsa[1],
+        "--tls-cert", pki.ecdsa[0], "--tls-key", pki.ecdsa[1],
+    )  # fmt: skip
+    port = node.ocpp_tls_port
+    for suite in OCPP_SUITES:
+        assert negotiate(port, pki, cipher=suite) == suite
+    assert negotiate(port, pki, version=ssl.TLSVersion.TLSv1_3).startswith("TLS_")
+    # A client that would take TLS 1.1 (security level 0 lets this side offer it) finds no server for it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(ssl.SSLError):
+            negotiate(port, pki, cipher="DEFAULT:@SECLEVEL=0", version=ssl.TLSVersion.TLSv1_1)
+    # ws is off: nothing listens for plain connections.
+    assert node.ocpp_port is None
+
+
+def served_certificate(port: int, pki: Pki) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as s:
+        der = s.getpeercert(binary_form=True)
+        assert der is not None
+        return der
+
+
+def test_sighup_reloads_the_certificate_and_keeps_live_connections(node_factory, pki):
+    node = node_factory(*tls_args(pki))
+    port = node.ocpp_tls_port
+    first = served_certificate(port, pki)
+
+    async def scenario() -> None:
+        async with websockets.connect(
+            f"{node.ocpp_tls_url}/TLS-HUP", subprotocols=["ocpp1.6"], ssl=pki.server_ca_context()
+        ) as ws:
+            await heartbeat(ws)
+            # A broken file first: refused, the certificate in use stays.
+            Path(pki.rsa[0]).write_text("not a certificate")  # noqa: ASYNC240 - a few bytes, test set-up
+            node.proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(1)
+            assert served_certificate(port, pki) == first
+            await heartbeat(ws)
+            # Then a new certificate in place of the old one.
+            pki.server_cert("rsa", trustme.KeyType.RSA)
+            node.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while served_certificate(port, pki) == first:
+                assert time.monotonic() < deadline, "the new certificate was never served"
+                await asyncio.sleep(0.2)
+            await heartbeat(ws)  # the connection accepted with the old certificate is still served
+
+    asyncio.run(scenario())
+    log = node.log_path.read_text()
+    assert "TLS reload refused" in log and "TLS certificate and key reloaded" in log
