@@ -596,6 +596,7 @@ class NoCostDisplay:
         raise ConflictError("this node shows chargers no cost", code="not_supported")
 
 
+@runtime_checkable
 class ChargerCertificateService(Protocol):
     """`ampgate.certauthority.ChargerCertificates`: a charger's certificates, and asking it to renew."""
 
