@@ -223,7 +223,7 @@ class CertificateRepository:
         cur = self._read.execute(
             f"SELECT {_ISSUED} FROM charger_certificates AS c WHERE expiry_warned_at IS NULL AND not_after < ?"
             " AND NOT EXISTS (SELECT 1 FROM charger_certificates AS n WHERE n.charger_id = c.charger_id"
-            " AND n.not_after > c.not_after AND n.delivery != 'failed')",
+            " AND n.not_after > c.not_after AND n.delivery NOT IN ('failed', 'Rejected'))",
             (iso_utc(before),),
         )
         return [_issued(v) for v in cur.fetchall()]
@@ -235,7 +235,7 @@ class CertificateRepository:
             f"SELECT {_ISSUED} FROM charger_certificates AS c WHERE expiry_warned_at IS NOT NULL AND not_after < ?"
             " AND (renewal_requested_at IS NULL OR renewal_requested_at < ?)"
             " AND NOT EXISTS (SELECT 1 FROM charger_certificates AS n WHERE n.charger_id = c.charger_id"
-            " AND n.not_after > c.not_after AND n.delivery != 'failed')",
+            " AND n.not_after > c.not_after AND n.delivery NOT IN ('failed', 'Rejected'))",
             (iso_utc(before), iso_utc(asked_before)),
         )
         return [_issued(v) for v in cur.fetchall()]
