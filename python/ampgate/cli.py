@@ -501,6 +501,65 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="an upgrade offering no OCPP version we serve: refuse with HTTP 400 (default, what the OCA test"
         " tool expects) or upgrade without the header and close with 1002 (the OCPP-J 1.6 text)",
     )
+    ca = p.add_argument_group("Charging-station certificates (docs/certificates.md)")
+    ca.add_argument(
+        "--charger-ca-dir",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="sign chargers' CSRs with the node's own CA in DIR (ca.pem + ca.key, made at first start when"
+        " absent); without DIR: charger-ca beside the database. Off by default (SignCertificate is Rejected)",
+    )
+    ca.add_argument(
+        "--charger-ca-signer",
+        default=None,
+        metavar="CMD",
+        help="sign chargers' CSRs with this command instead: CSR PEM on stdin (AMPGATE_CHARGER_ID and"
+        " AMPGATE_CERT_DAYS in its environment), the chain PEM on stdout, the charger's certificate first",
+    )
+    ca.add_argument(
+        "--charger-ca-signer-timeout",
+        type=_positive,
+        default=d.charger_ca_signer_timeout,
+        help="seconds the signer command may take per CSR (default %(default)s)",
+    )
+    ca.add_argument(
+        "--charger-ca-key-type",
+        choices=["ec", "rsa"],
+        default=d.charger_ca_key_type,
+        help="the key of a CA the node makes: ec = P-256, rsa = 3072 bits (default %(default)s)",
+    )
+    ca.add_argument(
+        "--charger-cert-days",
+        type=_positive,
+        default=d.charger_cert_days,
+        help="validity of an issued charger certificate in days (default %(default)s)",
+    )
+    ca.add_argument(
+        "--charger-cert-organization",
+        default=None,
+        help="the O (CPO name) a 2.0.1 CSR must carry (default: any)",
+    )
+    ca.add_argument(
+        "--charger-cert-warn-days",
+        type=_non_negative,
+        default=d.charger_cert_warn_days,
+        help="days before a charger certificate ends that certificate.expiring is published (default %(default)s)",
+    )
+    ca.add_argument(
+        "--charger-cert-check-interval",
+        type=_positive,
+        default=d.charger_cert_check_interval,
+        help="seconds between expiry checks (default %(default)s)",
+    )
+    ca.add_argument(
+        "--charger-cert-auto-renew",
+        action=argparse.BooleanOptionalAction,
+        default=d.charger_cert_auto_renew,
+        help="ask an online charger to renew its expiring certificate (TriggerMessage / ExtendedTriggerMessage)"
+        " (default: on)",
+    )
     oadr = p.add_argument_group("OpenADR 3.0.1 VEN (runs only with --openadr-vtn)")
     oadr.add_argument(
         "--openadr-vtn", default=None, help="the VTN's base URL, e.g. https://vtn.example/openadr3/3.0.1"
@@ -658,6 +717,10 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         raise SystemExit("ampgate: --tls-client-ca needs --ocpp-tls-port")
     if a.no_ocpp_plain and a.ocpp_tls_port is None:
         raise SystemExit("ampgate: --no-ocpp-plain needs --ocpp-tls-port")
+    if a.charger_ca_dir is not None and a.charger_ca_signer is not None:
+        raise SystemExit("ampgate: --charger-ca-dir and --charger-ca-signer are alternatives: give one")
+    if a.charger_ca_signer is not None and not a.charger_ca_signer.strip():
+        raise SystemExit("ampgate: --charger-ca-signer is empty")
     if a.public_max_transfers < 1:
         raise SystemExit("ampgate: --public-max-transfers must be at least 1")
     if a.max_upload_bytes < 1:
@@ -812,6 +875,15 @@ def _config(a: argparse.Namespace) -> NodeConfig:
         load_min_hold=a.load_min_hold,
         cost_update_interval=a.cost_update_interval,
         cdr_max_parking_s=a.cdr_max_parking_s,
+        charger_ca_dir=a.charger_ca_dir,
+        charger_ca_signer=a.charger_ca_signer,
+        charger_ca_signer_timeout=a.charger_ca_signer_timeout,
+        charger_ca_key_type=a.charger_ca_key_type,
+        charger_cert_days=a.charger_cert_days,
+        charger_cert_organization=a.charger_cert_organization,
+        charger_cert_warn_days=a.charger_cert_warn_days,
+        charger_cert_check_interval=a.charger_cert_check_interval,
+        charger_cert_auto_renew=a.charger_cert_auto_renew,
     )
 
 
@@ -841,6 +913,10 @@ def _banner(node: object) -> str:
         f"  uploads               {c.uploads_path}   (files up to {c.max_upload_bytes} bytes)",
         f"  firmware images       {c.firmware_path}   (files up to {c.max_firmware_bytes} bytes)",
     ]
+    if c.charger_ca_certificate_path is not None:
+        lines.append(f"  charger CA            {c.charger_ca_certificate_path}")
+    elif c.charger_ca_signer is not None:
+        lines.append(f"  charger CA            signer command {c.charger_ca_signer}")
     if node.openadr is not None:
         lines.append(f"  OpenADR VEN           {node.openadr.settings.ven_name} of {c.openadr_vtn}")
     if node.roaming is not None:
@@ -855,7 +931,13 @@ def _banner(node: object) -> str:
 async def _serve(cfg: NodeConfig) -> None:
     from ampgate.node import Node
 
-    node = Node(cfg)
+    try:
+        node = Node(cfg)
+    except ValueError as e:
+        # A setting the node cannot start with that only shows on disk (the charger CA's files).
+        if str(e).startswith("charger CA"):
+            raise SystemExit(f"ampgate: {e}") from None
+        raise
     # The signals stay ours until the node has finished, flush included: a second Ctrl-C or SIGTERM during the
     # shutdown is noted and changes nothing. Were the receiver closed at the first signal, the second would get
     # the default action (SIGTERM ends the process, SIGINT raises KeyboardInterrupt) in the middle of the

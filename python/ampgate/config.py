@@ -327,6 +327,25 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # then: an hour, longer than a driver's coffee, short enough that a lost status does not bill a day.
     cdr_max_parking_s: float = 3600.0
 
+    # Charging-station certificates (ampgate.certauthority, docs/certificates.md). charger_ca_dir: the node's own
+    # CA (ca.pem + ca.key there, made at first start when absent; "" means `charger-ca` beside the database);
+    # charger_ca_signer: the operator's signer command instead (CSR PEM on stdin, chain PEM on stdout). Neither:
+    # SignCertificate is Rejected / NotEnabled, as before. The CA key a new CA gets ("ec": P-256, "rsa": 3072).
+    charger_ca_dir: str | None = None
+    charger_ca_signer: str | None = None
+    charger_ca_signer_timeout: float = 30.0
+    charger_ca_key_type: Literal["ec", "rsa"] = "ec"
+    # Validity of an issued certificate (days; a fraction for tests), cut to the CA's own end. A year: chargers
+    # renew on the expiry warning, so a short life limits a stolen key without burdening anyone.
+    charger_cert_days: float = 365.0
+    # The O a 2.0.1 CSR must carry (the CPO name, the charger's OrganizationName); None accepts any.
+    charger_cert_organization: str | None = None
+    # certificate.expiring this many days before a charger's certificate ends (and the renewal asked, with
+    # charger_cert_auto_renew); checked every charger_cert_check_interval seconds.
+    charger_cert_warn_days: float = 30.0
+    charger_cert_check_interval: float = 3600.0
+    charger_cert_auto_renew: bool = True
+
     def __post_init__(self) -> None:
         """Raises ValueError naming max_message when it does not fit the gateway's own limits (the CLI refuses
         it earlier, naming --max-message)."""
@@ -373,6 +392,23 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.firmware_dir is not None:
             return self.firmware_dir
         return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "firmware")
+
+    @property
+    def charger_ca_path(self) -> str | None:
+        """The node CA's directory: `charger_ca_dir`, `charger-ca` beside the database when it is "", None when
+        the node has no CA of its own."""
+        if self.charger_ca_dir is None:
+            return None
+        if self.charger_ca_dir:
+            return self.charger_ca_dir
+        return os.path.join(os.path.dirname(os.path.abspath(self.db_path)), "charger-ca")
+
+    @property
+    def charger_ca_certificate_path(self) -> str | None:
+        """The node CA's certificate (PEM), what a TLS listener trusts for chargers' client certificates
+        (security profile 3); None without a node CA. The file exists once the node has started."""
+        path = self.charger_ca_path
+        return None if path is None else os.path.join(path, "ca.pem")
 
     @property
     def public_tls(self) -> bool:

@@ -24,7 +24,11 @@ __all__ = [
     "CapacityNodeDeleted",
     "CapacityNodeUpdated",
     "CdrCreated",
+    "CertificateExpiring",
+    "CertificateIssued",
+    "CertificateRenewalRequested",
     "CertificateRequested",
+    "CertificateSigningFailed",
     "ChargerAlert",
     "ChargerBooted",
     "ChargerConnected",
@@ -62,6 +66,7 @@ __all__ = [
     "GatewayWorkerDown",
     "IncidentEnded",
     "IncidentOpened",
+    "InstalledCertificatesChanged",
     "LogStatusReported",
     "LogUploaded",
     "OcpiCdrDelivered",
@@ -319,6 +324,58 @@ class CertificateRequested(Event, frozen=True, kw_only=True, tag="certificate.re
     certificate_type: str | None
     status: str
     reason_code: str | None
+
+
+class CertificateIssued(Event, frozen=True, kw_only=True, tag="certificate.issued"):
+    """The node signed a charger's certificate (`serial` in hex) and sent it with CertificateSigned:
+    `delivery` is the charger's answer (Accepted, Rejected) or "failed" (`error` says why: offline, a CALLERROR,
+    no answer)."""
+
+    serial: str
+    certificate_type: str
+    not_after: datetime
+    fingerprint_sha256: str
+    delivery: str
+    error: str | None = None
+
+
+class CertificateSigningFailed(Event, frozen=True, kw_only=True, tag="certificate.signing_failed"):
+    """A charger's accepted CSR could not be signed: the operator's signer failed or printed no usable chain,
+    or the node's CA has expired (`reason`). The charger got no certificate and keeps its old one."""
+
+    certificate_type: str
+    reason: str
+
+
+class CertificateExpiring(Event, frozen=True, kw_only=True, tag="certificate.expiring"):
+    """A charger's certificate ends within the warning lead time (`--charger-cert-warn-days`), announced once
+    per certificate: `kind` "issued" (its own, from the node's CA; renewal follows when automatic) or
+    "installed" (one we installed on it, e.g. a root)."""
+
+    kind: str
+    certificate_type: str
+    serial_number: str
+    not_after: datetime
+
+
+class CertificateRenewalRequested(Event, frozen=True, kw_only=True, tag="certificate.renewal_requested"):
+    """The node asked a charger to renew its certificate (2.0.1 TriggerMessage SignChargingStationCertificate,
+    1.6 ExtendedTriggerMessage SignChargePointCertificate): `status` is its answer; `automatic` when the expiry
+    check asked rather than an admin."""
+
+    action: str
+    status: str | None
+    automatic: bool
+
+
+class InstalledCertificatesChanged(Event, frozen=True, kw_only=True, tag="certificate.installed_changed"):
+    """What the node knows a charger has installed changed after `action` (InstallCertificate,
+    DeleteCertificate, GetInstalledCertificateIds) was answered with `status`; `count` is how many it now
+    holds as far as the node knows."""
+
+    action: str
+    status: str | None
+    count: int
 
 
 class LogStatusReported(Event, frozen=True, kw_only=True, tag="log.status"):
@@ -978,6 +1035,11 @@ AnyEvent = (
     | SecurityEventReported
     | SecurityAlert
     | CertificateRequested
+    | CertificateIssued
+    | CertificateSigningFailed
+    | CertificateExpiring
+    | CertificateRenewalRequested
+    | InstalledCertificatesChanged
     | ChargingLimitSet
     | DeviceEventReported
     | ChargingLimitCleared

@@ -40,6 +40,14 @@ from ampgate.bus import EventBus
 from ampgate.campaigns import CampaignRepository, CampaignRunner
 from ampgate.campaigns.ports import CampaignSources, DeviceModelSigned
 from ampgate.campaigns.sources import wire as wire_sources
+from ampgate.certauthority import (
+    CertificateRepository,
+    ChargerCertificates,
+    LocalAuthority,
+    Signer,
+    SignerCommand,
+)
+from ampgate.certauthority import Settings as CertificateSettings
 from ampgate.certificates import CertificateHandlers
 from ampgate.clock import Clock
 from ampgate.commands import CommandQueue, CommandRepository
@@ -254,6 +262,35 @@ class Node:
             timeout=config.call_timeout,
             max_message=config.max_message,
         )
+        # Charging-station certificates: the node's own CA (--charger-ca-dir) or the operator's signer
+        # (--charger-ca-signer) signs chargers' CSRs; with neither, SignCertificate gets the spec's NotEnabled.
+        # What chargers have installed is followed either way (the observers below).
+        self.charger_ca: LocalAuthority | None = None
+        signer: Signer | None = None
+        if config.charger_ca_path is not None:
+            signer = self.charger_ca = LocalAuthority.open(
+                config.charger_ca_path,
+                key_type=config.charger_ca_key_type,
+                organization=config.charger_cert_organization,
+                now=clock.now,
+            )
+        elif config.charger_ca_signer is not None:
+            signer = SignerCommand(config.charger_ca_signer, timeout=config.charger_ca_signer_timeout)
+        self.certificates = ChargerCertificates(
+            CertificateRepository(self.store),
+            signer,
+            self.commander,
+            self.bus,
+            clock,
+            CertificateSettings(
+                cert_days=config.charger_cert_days,
+                organization=config.charger_cert_organization,
+                warn_days=config.charger_cert_warn_days,
+                check_interval_s=config.charger_cert_check_interval,
+                auto_renew=config.charger_cert_auto_renew,
+            ),
+            ca_certificate=self.charger_ca.certificate if self.charger_ca is not None else None,
+        )
         # Cost on the charger: the tariff text and the final cost in the replies below, the running cost at an
         # interval. Prices come from the billing service built below (bound there), or from `tariffs` /
         # `session_costs` when a test passes its own.
@@ -289,9 +326,9 @@ class Node:
             monitoring_handlers,
             FirmwareHandlers(chargers, self.bus, clock),
             SecurityEventHandlers(security_events, self.bus, clock),
-            # No certificate authority, contract-certificate provider or OCSP responder yet: each request
-            # gets the spec's explicit "not enabled" answer.
-            CertificateHandlers(self.bus, clock),
+            # No contract-certificate provider or OCSP responder yet: those requests get the spec's explicit
+            # "not enabled" answer, as SignCertificate does without a certificate authority.
+            CertificateHandlers(self.bus, clock, authority=self.certificates if signer is not None else None),
             DeviceModelHandlers(variables, reports, clock),
             SmartChargingHandlers(
                 charging_notes,
@@ -335,6 +372,10 @@ class Node:
         )
         commands.observe("SetVariableMonitoring", monitoring.learn_set)
         commands.observe("ClearVariableMonitoring", monitoring.learn_clear)
+        # The certificates a charger has installed, as its answers to the admin's commands tell.
+        commands.observe("InstallCertificate", self.certificates.learn_install)
+        commands.observe("DeleteCertificate", self.certificates.learn_delete)
+        commands.observe("GetInstalledCertificateIds", self.certificates.learn_installed_ids)
         # Logs: requests go out through the Commander; chargers upload to the public surface, whose URLs exist
         # once its port is bound (`_public_url` is only called after that).
         self.logs = LogService(log_requests, self.commander, self.bus, clock, self._public_url)
@@ -672,6 +713,7 @@ class Node:
             openadr=self.openadr if self.openadr is not None else OpenAdrNotConfigured(),
             equipment=self.equipment,
             cost_display=self.cost_display,
+            certificates=self.certificates,
             tariffs=self.tariffs,
             costs=self.billing,
             cdrs=self.cdrs,
@@ -702,6 +744,7 @@ class Node:
                     # Before the gateway: the first charger message must meet the reservations reloaded.
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
+                    await inner.start(self.certificates.run)
                     await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)

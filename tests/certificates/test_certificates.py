@@ -14,7 +14,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from ampgate.certificates import CertificateHandlers
+from ampgate.certificates import CertificateHandlers, Refusal
 from ampgate.events import CertificateRequested
 from tests.ocpp.fakes import Harness
 
@@ -93,9 +93,9 @@ class Authority:
         self.accept = accept
         self.asked: list[tuple[str, str, str | None]] = []
 
-    def submit(self, charger_id: str, csr: str, certificate_type: str | None) -> bool:
+    def submit(self, charger_id: str, csr: str, certificate_type: str | None) -> Refusal | None:
         self.asked.append((charger_id, csr, certificate_type))
-        return self.accept
+        return None if self.accept else Refusal("Unspecified", "refused")
 
 
 class Contracts:

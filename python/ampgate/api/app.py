@@ -16,6 +16,7 @@ from ampgate.api.auth import EXCLUDE_FROM_AUTH, BearerTokenMiddleware
 from ampgate.api.availability import AvailabilityController
 from ampgate.api.campaigns import CampaignController
 from ampgate.api.cdrs import CdrController, SiteUsageController
+from ampgate.api.certificates import ChargerCertificateController
 from ampgate.api.charger_connectors import ChargerConnectorsController
 from ampgate.api.chargers import ChargerController
 from ampgate.api.command_records import ChargerCommandController, CommandRecordController
@@ -96,6 +97,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             ChargerTransactionController,
             SecurityEventController,
             ChargerSecurityEventController,
+            ChargerCertificateController,
             DeviceModelController,
             SmartChargingController,
             MonitoringController,

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from ampgate.api.campaigns import CampaignService
 from ampgate.availability import OccupancyRow, SiteAvailability
 from ampgate.billing import Assignment, Cdr, Scope, SignalWindow, SiteSignals, TariffRow, UsageReport
+from ampgate.certauthority import CertificateView, RenewalResult
 from ampgate.commands import CommandRow
 from ampgate.connectivity.history import HistoryRow
 from ampgate.connectivity.incidents import IncidentRow
@@ -599,6 +600,24 @@ class NoCostDisplay:
 
 
 @runtime_checkable
+class ChargerCertificateService(Protocol):
+    """`ampgate.certauthority.ChargerCertificates`: a charger's certificates, and asking it to renew."""
+
+    def listing(self, charger_id: str, /) -> list[CertificateView]: ...
+    async def renew(self, charger_id: str, /) -> RenewalResult: ...
+
+
+class NoCertificates:
+    """A node that keeps no certificates (API tests that do not use them)."""
+
+    def listing(self, charger_id: str, /) -> list[CertificateView]:
+        return []
+
+    async def renew(self, charger_id: str, /) -> RenewalResult:
+        raise ConflictError("no certificate authority is configured", code="charger_ca_not_configured")
+
+
+@runtime_checkable
 class TariffService(Protocol):
     """`ampgate.billing.Tariffs`."""
 
@@ -730,3 +749,4 @@ class ApiServices:
     cdr_deliveries: CdrDeliveries = field(default_factory=CdrDeliveriesNotConfigured)
     published: PublishedEvses = field(default_factory=NotPublished)
     cost_display: CostDisplaySettings = field(default_factory=NoCostDisplay)
+    certificates: ChargerCertificateService = field(default_factory=NoCertificates)

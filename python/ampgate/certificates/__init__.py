@@ -6,6 +6,7 @@ from ampgate.certificates.handlers import (
     ChargerCertificateAuthority,
     ContractCertificateProvider,
     OcspResponder,
+    Refusal,
 )
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "ChargerCertificateAuthority",
     "ContractCertificateProvider",
     "OcspResponder",
+    "Refusal",
 ]

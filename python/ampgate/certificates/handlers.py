@@ -9,14 +9,15 @@
   "NotEnabled", and an empty `exiResponse` (the field is required; nothing is made up).
 - GetCertificateStatus (2.0.1 [M06]): with no OCSP responder, Failed and "NotEnabled".
 
-Each request is published as `certificate.requested` with the answer given. The TLS issue plugs a certificate
-authority in through `ChargerCertificateAuthority`; until then a node never issues a certificate.
+Each request is published as `certificate.requested` with the answer given. A certificate authority
+(ampgate.certauthority, with `--charger-ca-dir` or `--charger-ca-signer`) plugs in through
+`ChargerCertificateAuthority`; without one a node never issues a certificate.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ampgate.bus import Publisher
 from ampgate.clock import Clock
@@ -33,11 +34,19 @@ _CSR_BEGIN = "-----BEGIN CERTIFICATE REQUEST-----"
 _CSR_END = "-----END CERTIFICATE REQUEST-----"
 
 
-class ChargerCertificateAuthority(Protocol):
-    """Signs charging-station (and V2G) certificates: `submit` takes the CSR and returns whether it will be
-    signed (the certificate then goes to the charger with CertificateSigned)."""
+class Refusal(NamedTuple):
+    """Why a CSR will not be signed: the 2.0.1 `statusInfo` (1.6 has only the Rejected status)."""
 
-    def submit(self, charger_id: str, csr: str, certificate_type: str | None, /) -> bool: ...
+    reason_code: str
+    additional_info: str
+
+
+class ChargerCertificateAuthority(Protocol):
+    """Signs charging-station certificates (ampgate.certauthority): `submit` takes the CSR and returns None
+    when it will be signed (the certificate then goes to the charger with CertificateSigned), else why not. It
+    answers on the request path, so it must not wait."""
+
+    def submit(self, charger_id: str, csr: str, certificate_type: str | None, /) -> Refusal | None: ...
 
 
 class ContractCertificateProvider(Protocol):
@@ -100,8 +109,9 @@ class CertificateHandlers:
         if self._authority is None:
             log.info("%s asked for a certificate: no certificate authority is configured", session.charger_id)
             return "Rejected", NOT_ENABLED, "no certificate authority is configured on this central system"
-        if not self._authority.submit(session.charger_id, csr, kind):
-            return "Rejected", "Unspecified", "the certificate authority refused the request"
+        refusal = self._authority.submit(session.charger_id, csr, kind)
+        if refusal is not None:
+            return "Rejected", refusal.reason_code, refusal.additional_info
         return "Accepted", None, None
 
     def _sign16(self, session: Session, req: v16.SignCertificateRequest) -> dict[str, Any]:

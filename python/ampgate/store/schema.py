@@ -997,7 +997,49 @@ MIGRATIONS: tuple[str, ...] = (
         coalesce((SELECT max(transaction_id) FROM ocpi_cdrs), 0)
     );
     """,
-    # Security profiles (issue 16): the lowest OCPP security profile a charger may connect with (1 plain ws with
+    # 30: charging-station certificates (ampgate.certauthority). charger_certificates: each certificate the
+    # node's CA (or the operator's signer) issued, by serial (hex), with its delivery (pending until the
+    # charger answers CertificateSigned: Accepted, Rejected, or failed), when its expiry was announced
+    # (certificate.expiring, once) and when a renewal was last asked. charger_installed_certificates: what a
+    # charger holds as it told us (GetInstalledCertificateIds) or as we installed it (InstallCertificate,
+    # with the certificate's subject and end), keyed by its CertificateHashData.
+    """
+    CREATE TABLE charger_certificates (
+        serial TEXT PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        certificate_type TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        fingerprint_sha256 TEXT NOT NULL,
+        pem TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        delivery TEXT NOT NULL,
+        delivery_error TEXT NULL,
+        expiry_warned_at TEXT NULL,
+        renewal_requested_at TEXT NULL
+    );
+    CREATE INDEX charger_certificates_charger ON charger_certificates (charger_id, not_after);
+    CREATE INDEX charger_certificates_unwarned ON charger_certificates (not_after) WHERE expiry_warned_at IS NULL;
+    CREATE TABLE charger_installed_certificates (
+        charger_id TEXT NOT NULL,
+        certificate_type TEXT NOT NULL,
+        hash_algorithm TEXT NOT NULL,
+        issuer_name_hash TEXT NOT NULL,
+        issuer_key_hash TEXT NOT NULL,
+        serial_number TEXT NOT NULL,
+        subject TEXT NULL,
+        not_after TEXT NULL,
+        fingerprint_sha256 TEXT NULL,
+        source TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        expiry_warned_at TEXT NULL,
+        PRIMARY KEY (charger_id, hash_algorithm, issuer_name_hash, serial_number)
+    );
+    CREATE INDEX charger_installed_certificates_unwarned ON charger_installed_certificates (not_after)
+        WHERE expiry_warned_at IS NULL AND not_after IS NOT NULL;
+    """,
+    # 31: security profiles: the lowest OCPP security profile a charger may connect with (1 plain ws with
     # Basic auth, 2 TLS with Basic auth, 3 TLS with a client certificate); the gateway refuses a lower one.
     """
     ALTER TABLE chargers ADD COLUMN security_profile INTEGER NOT NULL DEFAULT 1
