@@ -83,6 +83,7 @@ __all__ = [
     "ReservationEnded",
     "SecurityAlert",
     "SecurityEventReported",
+    "SecurityProfileUpgradeChanged",
     "SiteAvailabilityChanged",
     "SiteCreated",
     "SiteDeleted",
@@ -356,6 +357,22 @@ class CertificateExpiring(Event, frozen=True, kw_only=True, tag="certificate.exp
     certificate_type: str
     serial_number: str
     not_after: datetime
+
+
+class SecurityProfileUpgradeChanged(Event, frozen=True, kw_only=True, tag="charger.security_profile_upgrade"):
+    """An upgrade of a charger's OCPP security profile moved (ampgate.profileupgrade): `state` configuring →
+    awaiting_reconnect → completed, or failed (`reason`: refused, command_failed, timed_out, fell_back,
+    node_restarted) or cancelled; `step` is the command under way; `fallbacks` counts reconnects with a lower
+    profile while it waited. On completed, the charger's lowest allowed profile is `to_profile`."""
+
+    upgrade_id: int
+    state: str
+    from_profile: int
+    to_profile: int
+    step: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    fallbacks: int = 0
 
 
 class CertificateRenewalRequested(Event, frozen=True, kw_only=True, tag="certificate.renewal_requested"):
@@ -1019,7 +1036,8 @@ class GatewayWorkerDown(Event, frozen=True, kw_only=True, tag="gateway.worker_do
 
 # Every event type the node publishes (the events API lists and filters by these tags).
 AnyEvent = (
-    ChargerConnected
+    SecurityProfileUpgradeChanged
+    | ChargerConnected
     | ChargerDisconnected
     | ChargerBooted
     | ChargerStale

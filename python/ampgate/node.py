@@ -109,6 +109,8 @@ from ampgate.ocpp.outbox import CallManager
 from ampgate.ocpp.router import OcppRouter
 from ampgate.ocpp.status import StatusHandlers
 from ampgate.ocpp.transactions import TransactionHandlers
+from ampgate.profileupgrade import ProfileUpgrades, UpgradeRepository
+from ampgate.profileupgrade import Settings as ProfileUpgradeSettings
 from ampgate.public import PublicRoutes, TransferLimiter, create_public_app
 from ampgate.public.firmware_files import download_firmware, probe_firmware
 from ampgate.public.locations import get_public_location, list_public_locations
@@ -672,20 +674,34 @@ class Node:
                 "published": self.roaming,
                 "cdr_deliveries": self.roaming.cdr_delivery,
             }
+        self.registration = ChargerRegistration(
+            chargers,
+            self.policy,
+            self.gateway.push_credentials,
+            functools.partial(
+                self.links.drop, code=CREDENTIALS_CHANGED_CODE, reason=CREDENTIALS_CHANGED_REASON
+            ),
+            self._connection_profile,
+        )
+        # Security-profile upgrades: accepted on the new profile only once the charger connects with it.
+        self.profile_upgrades = ProfileUpgrades(
+            UpgradeRepository(self.store),
+            self.commander,
+            chargers,
+            self.presence,
+            self.registration.set_security_profile,
+            self.bus,
+            clock,
+            ProfileUpgradeSettings(
+                tls=config.ocpp_tls_port is not None, client_ca=config.tls_client_ca is not None
+            ),
+        )
         self.api_services = ApiServices(
             api_tokens=self.api_tokens,
             chargers=chargers,
             presence=self.presence,
             connectors=connectors,
-            registration=ChargerRegistration(
-                chargers,
-                self.policy,
-                self.gateway.push_credentials,
-                functools.partial(
-                    self.links.drop, code=CREDENTIALS_CHANGED_CODE, reason=CREDENTIALS_CHANGED_REASON
-                ),
-                self._connection_profile,
-            ),
+            registration=self.registration,
             commands=self.commands,
             events=self.event_log,
             connectivity=self.api_connectivity,
@@ -714,6 +730,7 @@ class Node:
             equipment=self.equipment,
             cost_display=self.cost_display,
             certificates=self.certificates,
+            profile_upgrades=self.profile_upgrades,
             tariffs=self.tariffs,
             costs=self.billing,
             cdrs=self.cdrs,
@@ -745,6 +762,7 @@ class Node:
                     await inner.start(self.reservations.run)
                     await inner.start(self.commands.run)
                     await inner.start(self.certificates.run)
+                    await inner.start(self.profile_upgrades.run)
                     await inner.start(self.campaigns.run)
                     await inner.start(self.boot_spread_triggers.run)
                     await inner.start(self.site_index.run)

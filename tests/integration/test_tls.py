@@ -26,7 +26,6 @@ import httpx
 import pytest
 import trustme
 import websockets
-from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v201 import ChargePoint as ChargePoint201
@@ -127,9 +126,7 @@ class Cp16(ChargePoint16):
 
 
 class Cp201(ChargePoint201):
-    @on("Reset")
-    def on_reset(self, **_kw):
-        return {"status": "Accepted"}
+    pass
 
 
 def test_profile_2_is_tls_with_basic_auth_and_a_profile_2_charger_is_refused_on_plain_ws(node_factory, pki):

@@ -45,6 +45,7 @@ from ampgate.api.ocpi import OcpiPartyController
 from ampgate.api.ocpi_deliveries import CdrDeliveryController
 from ampgate.api.openadr import OpenAdrController
 from ampgate.api.placements import PlacementController
+from ampgate.api.profile_upgrades import ProfileUpgradeController
 from ampgate.api.reservations import ReservationController
 from ampgate.api.responses import NumberResponse
 from ampgate.api.security_events import ChargerSecurityEventController, SecurityEventController
@@ -98,6 +99,7 @@ def create_app(services: ApiServices, *, metrics: MetricsExposition | None = Non
             SecurityEventController,
             ChargerSecurityEventController,
             ChargerCertificateController,
+            ProfileUpgradeController,
             DeviceModelController,
             SmartChargingController,
             MonitoringController,

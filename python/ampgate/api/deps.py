@@ -44,6 +44,8 @@ from ampgate.load import (
 from ampgate.logs import LogRow, LogSpec
 from ampgate.monitoring import DeviceEventRow, MonitorRow
 from ampgate.pricing import Cost, Tariff
+from ampgate.profileupgrade.repository import UpgradeRow
+from ampgate.profileupgrade.service import DEFAULT_RECONNECT_S
 from ampgate.reservations import ReservationRow
 from ampgate.roaming.billing_rows import Delivery
 from ampgate.roaming.equipment import Equipment, EvseSpec
@@ -618,6 +620,41 @@ class NoCertificates:
 
 
 @runtime_checkable
+class ProfileUpgradeService(Protocol):
+    """`ampgate.profileupgrade.ProfileUpgrades`."""
+
+    async def start(
+        self,
+        charger_id: str,
+        security_profile: int,
+        /,
+        *,
+        csms_url: str | None = None,
+        configuration_slot: int = 1,
+        reconnect_s: float = DEFAULT_RECONNECT_S,
+    ) -> UpgradeRow: ...
+    async def cancel(self, charger_id: str, upgrade_id: int, /) -> UpgradeRow: ...
+    def get(self, charger_id: str, upgrade_id: int, /) -> UpgradeRow: ...
+    def page(self, charger_id: str, limit: int, before: int | None, /) -> list[UpgradeRow]: ...
+
+
+class NoProfileUpgrades:
+    """A node without the upgrade service (API tests that do not use it)."""
+
+    async def start(self, charger_id: str, security_profile: int, /, **_: object) -> UpgradeRow:
+        raise ConflictError("this node upgrades no security profiles", code="not_supported")
+
+    async def cancel(self, charger_id: str, upgrade_id: int, /) -> UpgradeRow:
+        raise ConflictError("this node upgrades no security profiles", code="not_supported")
+
+    def get(self, charger_id: str, upgrade_id: int, /) -> UpgradeRow:
+        raise ConflictError("this node upgrades no security profiles", code="not_supported")
+
+    def page(self, charger_id: str, limit: int, before: int | None, /) -> list[UpgradeRow]:
+        return []
+
+
+@runtime_checkable
 class TariffService(Protocol):
     """`ampgate.billing.Tariffs`."""
 
@@ -750,3 +787,4 @@ class ApiServices:
     published: PublishedEvses = field(default_factory=NotPublished)
     cost_display: CostDisplaySettings = field(default_factory=NoCostDisplay)
     certificates: ChargerCertificateService = field(default_factory=NoCertificates)
+    profile_upgrades: ProfileUpgradeService = field(default_factory=NoProfileUpgrades)

@@ -1045,6 +1045,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE chargers ADD COLUMN security_profile INTEGER NOT NULL DEFAULT 1
         CHECK (security_profile BETWEEN 1 AND 3);
     """,
+    # 32: security-profile upgrades (ampgate.profileupgrade): one row per upgrade, its state machine's record
+    # as JSON in `body`, with the columns lists and restarts select by.
+    """
+    CREATE TABLE security_profile_upgrades (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX security_profile_upgrades_charger ON security_profile_upgrades (charger_id, id);
+    CREATE INDEX security_profile_upgrades_open ON security_profile_upgrades (id)
+        WHERE state IN ('configuring', 'awaiting_reconnect');
+    """,
 )
 
 
