@@ -32,6 +32,7 @@ class NodeProc:
     api_port: int
     log_path: Path
     admin_token: str | None = None  # only the first start of a database writes one
+    ocpp_tls_port: int | None = None  # with --ocpp-tls-port
 
     @property
     def url(self) -> str:
@@ -62,7 +63,8 @@ class NodeProc:
 
 
 def start_node(workdir: Path, db: Path, *args: str, ocpp_port: int = 0) -> NodeProc:
-    """Start a node with one worker on `db`; return once it is ready. RuntimeError if it exits or hangs."""
+    """Start a node on `db` (one worker unless `args` say --workers); return once it is ready. RuntimeError
+    if it exits or hangs."""
     workdir.mkdir(parents=True, exist_ok=True)
     stamp = time.monotonic_ns()
     ready = workdir / f"ready-{stamp}.json"
@@ -72,7 +74,8 @@ def start_node(workdir: Path, db: Path, *args: str, ocpp_port: int = 0) -> NodeP
         "--ocpp-host", "127.0.0.1", "--ocpp-port", str(ocpp_port),
         "--api-host", "127.0.0.1", "--api-port", "0",
         "--public-host", "127.0.0.1", "--public-port", "0",
-        "--db", str(db), "--ready-file", str(ready), "--workers", "1",
+        "--db", str(db), "--ready-file", str(ready),
+        *(() if "--workers" in args else ("--workers", "1")),
         # The bench fleets are made-up ids: unmetered, as in bench/connections.py.
         "--unknown-ids-per-minute", "0",
         *args,
@@ -95,7 +98,14 @@ def start_node(workdir: Path, db: Path, *args: str, ocpp_port: int = 0) -> NodeP
             raise RuntimeError(f"node not ready after {START_TIMEOUT:g} s:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.05)
     info = json.loads(ready.read_text())
-    return NodeProc(proc, int(info["ocpp_port"]), int(info["api_port"]), log_path, info.get("admin_token"))
+    return NodeProc(
+        proc,
+        int(info["ocpp_port"]) if info["ocpp_port"] is not None else 0,
+        int(info["api_port"]),
+        log_path,
+        info.get("admin_token"),
+        info.get("ocpp_tls_port"),
+    )
 
 
 def sim_command() -> list[str]:

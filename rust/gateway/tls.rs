@@ -37,7 +37,16 @@ pub struct TlsFiles {
     /// CA certificates (PEM) that client certificates must chain to; none: no client certificates (profile 3
     /// off).
     pub client_ca: Option<String>,
+    /// Session-ticket keys (name, HMAC and AES keys: 80 bytes) the control plane makes at start and gives
+    /// every worker, so a charger's session resumes on whichever worker its reconnect lands; None: each
+    /// worker's own random keys.
+    pub ticket_keys: Option<[u8; TICKET_KEYS_LEN]>,
 }
+
+/// OpenSSL's ticket key block: 16 bytes of key name, 32 of HMAC key, 32 of AES key.
+pub const TICKET_KEYS_LEN: usize = 80;
+/// `SSL_CTRL_SET_TLSEXT_TICKET_KEYS` (ssl.h; a macro, not in openssl-sys).
+const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: libc::c_int = 59;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -72,6 +81,25 @@ pub fn context(files: &TlsFiles) -> Result<SslContext, TlsError> {
     // Resumption by session id (TLS 1.2) and by ticket (1.2 and 1.3), within a worker.
     b.set_session_cache_mode(SslSessionCacheMode::SERVER);
     b.set_session_id_context(b"ampgate-ocpp")?;
+    // TLS 1.3: one ticket per full handshake (OpenSSL sends two by default); a charger resumes one session.
+    b.set_num_tickets(1)?;
+    if let Some(keys) = &files.ticket_keys {
+        let mut keys = *keys;
+        // SAFETY: the context is valid; OpenSSL copies the 80 bytes during the call.
+        let rc = unsafe {
+            openssl_sys::SSL_CTX_ctrl(
+                b.as_ptr(),
+                SSL_CTRL_SET_TLSEXT_TICKET_KEYS,
+                TICKET_KEYS_LEN as libc::c_long,
+                keys.as_mut_ptr().cast(),
+            )
+        };
+        if rc != 1 {
+            return Err(TlsError::Config(
+                "OpenSSL refused the session-ticket keys".into(),
+            ));
+        }
+    }
     let mut kinds = Vec::new();
     for (cert, key) in &files.certs {
         let chain = X509::stack_from_pem(&read(cert)?)

@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 
 use crate::gateway::sys::bind_to_parent;
 use crate::gateway::throttle::ThrottleConfig;
-use crate::gateway::tls::TlsFiles;
+use crate::gateway::tls::{TlsFiles, TICKET_KEYS_LEN};
 use crate::gateway::{Worker, WorkerConfig};
 use crate::limits::raise_nofile_limit as raise;
 
@@ -84,11 +84,37 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<WorkerConfig> {
                 certs.push((cert, key));
             }
             let client_ca: Option<String> = get(d, "tls_client_ca", None)?;
-            (!certs.is_empty()).then_some(TlsFiles { certs, client_ca })
+            (!certs.is_empty()).then_some(TlsFiles {
+                certs,
+                client_ca,
+                ticket_keys: ticket_keys_from_env()?,
+            })
         },
         parent_pid: get(d, "parent_pid", dflt.parent_pid)?,
     })
 }
+
+/// The session-ticket keys the control plane shares with its workers: hex in the environment (readable by the
+/// node's user only, unlike the command line with the rest of the settings). None when not set.
+fn ticket_keys_from_env() -> PyResult<Option<[u8; TICKET_KEYS_LEN]>> {
+    let Ok(hex) = std::env::var(TICKET_KEYS_ENV) else {
+        return Ok(None);
+    };
+    let bad = || {
+        pyo3::exceptions::PyValueError::new_err(format!("{TICKET_KEYS_ENV}: not 80 bytes in hex"))
+    };
+    if hex.len() != 2 * TICKET_KEYS_LEN || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut keys = [0u8; TICKET_KEYS_LEN];
+    for (i, b) in keys.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(Some(keys))
+}
+
+/// Where `ticket_keys_from_env` reads the keys.
+const TICKET_KEYS_ENV: &str = "AMPGATE_TLS_TICKET_KEYS";
 
 /// Run a gateway worker on an inherited listening socket until the control plane says stop or goes away.
 /// Blocks with the GIL released. `link_fd` is required (None is a ValueError): the bench's canned-reply

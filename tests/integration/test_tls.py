@@ -312,3 +312,38 @@ def test_sighup_reloads_the_certificate_and_keeps_live_connections(node_factory,
     asyncio.run(scenario())
     log = node.log_path.read_text()
     assert "TLS reload refused" in log and "TLS certificate and key reloaded" in log
+
+
+def test_sessions_resume_on_whichever_worker_a_reconnect_lands(node_factory, pki):
+    # reuseport: the kernel hashes each connection (its source port) to one of the two workers' sockets.
+    node = node_factory(*tls_args(pki, "--workers", "2", "--listen-mode", "reuseport"))
+    ctx = pki.server_ca_context()
+
+    def connect(session: ssl.SSLSession | None) -> tuple[ssl.SSLSession | None, bool]:
+        with (
+            socket.create_connection(("127.0.0.1", node.ocpp_tls_port), timeout=10) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s,
+        ):
+            key = "dGhlIHNhbXBsZSBub25jZQ=="
+            s.sendall(
+                f"GET /ocpp/TLS-RESUME HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101"), head
+            return s.session, s.session_reused
+
+    session, reused = connect(None)
+    assert not reused
+    resumed = []
+    for _ in range(8):
+        session, reused = connect(session)
+        resumed.append(reused)
+    # Each reconnect lands on a worker by the kernel's hash of its source port: over 8, both workers take
+    # some but with probability 2^-7. Every one resumed: the workers encrypt session tickets with the same
+    # keys (with a worker's own keys, those landing on the other worker would make full handshakes).
+    assert all(resumed), resumed

@@ -33,6 +33,7 @@ import collections
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -146,6 +147,9 @@ class MessageSink(Protocol):
     def on_message(self, conn_id: int, data: bytes, out: list[tuple[int, bytes]], /) -> None: ...
 
 
+# The environment variable a worker reads its TLS session-ticket keys from (rust/py/worker.rs).
+TICKET_KEYS_ENV = "AMPGATE_TLS_TICKET_KEYS"
+
 Credentials = Callable[[int, str | None], list[tuple[str, str | None, int]]]
 """A page of the handshake table: up to `limit` known charger ids after `after` (None: from the first), in id
 order, each with its password hash (None: no password) and lowest allowed security profile."""
@@ -186,6 +190,10 @@ class Gateway:
         self._listener: socket.socket | None = None
         self._tls_listener: socket.socket | None = None
         self.tls_port: int | None = None
+        # Session-ticket keys every worker encrypts its TLS session tickets with, new at every start: a
+        # charger's reconnect resumes its session on whichever worker it lands. Given in the workers'
+        # environment (readable by the node's user only), not on their command line (readable by anyone).
+        self._worker_env = {**os.environ, TICKET_KEYS_ENV: secrets.token_hex(80)}
         self._acks: dict[int, tuple[set[int], trio.Event]] = {}
         self._stopping = False
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -460,7 +468,7 @@ class Gateway:
             # when the *thread* that forked the worker exits, and trio's spawner thread exits when idle (the
             # workers were SIGKILLed ten seconds after start). The fork+exec costs a few milliseconds, once per
             # worker start.
-            proc = subprocess.Popen(args, pass_fds=pass_fds)  # noqa: ASYNC220 - see above
+            proc = subprocess.Popen(args, pass_fds=pass_fds, env=self._worker_env)  # noqa: ASYNC220 - see above
         except BaseException:
             ours.close()
             raise
