@@ -44,12 +44,23 @@ class Pki:
         leaf.configure_cert(ctx)
         return ctx
 
-    def client_ca_files(self) -> tuple[str, str]:
-        """The operator's client CA as (certificate, private key) files: what issues certificates to many
-        chargers (the simulator's --client-ca-cert and --client-ca-key)."""
-        key = self.root / "client-ca.key"
-        self.client_ca.private_key_pem.write_to_path(str(key))
-        return str(self.root / "client-ca.pem"), str(key)
+    def client_ca_files(self, ca: trustme.CA | None = None) -> tuple[str, str]:
+        """A CA (default: the operator's client CA) as (certificate, private key) files: what issues
+        certificates to many chargers (the simulator's --client-ca-cert and --client-ca-key)."""
+        ca = ca or self.client_ca
+        name = "client-ca" if ca is self.client_ca else f"ca-{id(ca)}"
+        cert, key = self.root / f"{name}.pem", self.root / f"{name}.key"
+        ca.cert_pem.write_to_path(str(cert))
+        ca.private_key_pem.write_to_path(str(key))
+        return str(cert), str(key)
+
+    def client_cert_files(self, common_name: str) -> tuple[str, str]:
+        """A client certificate of the operator's CA naming `common_name`, as (certificate, key) files."""
+        leaf = self.client_ca.issue_cert(common_name, common_name=common_name)
+        cert, key = self.root / f"client-{common_name}.pem", self.root / f"client-{common_name}.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        return str(cert), str(key)
 
     def server_ca_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context()

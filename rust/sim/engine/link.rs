@@ -243,16 +243,7 @@ impl Sim {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // A TLS 1.3 server refuses a client certificate after the client's handshake is through:
-                    // the alert comes with the first read, while the upgrade waits for its answer.
-                    let (kind, detail) = match tls_io_reason(&e) {
-                        Some(why) if matches!(self.ch[idx].conn.link, Link::Upgrading { .. }) => {
-                            (E_TLS, why)
-                        }
-                        Some(why) => (E_CLOSE, why),
-                        None => (E_CLOSE, format!("read: {}", e.kind())),
-                    };
-                    self.fail_link(idx, kind, &detail);
+                    self.socket_failed(idx, "read", &e);
                     break;
                 }
             }
@@ -287,6 +278,10 @@ impl Sim {
     pub(super) fn on_eof(&mut self, idx: usize) {
         match self.ch[idx].conn.link {
             Link::Closing { .. } => self.closed(idx),
+            // See `read`: how a TLS 1.3 server's refusal of the client's certificate can look.
+            Link::Upgrading { .. } if self.tls.is_some() => {
+                self.fail_link(idx, E_TLS, "tls: closed before the upgrade's answer")
+            }
             _ => self.fail_link(idx, E_CLOSE, "connection closed without a close frame"),
         }
     }
@@ -455,7 +450,7 @@ impl Sim {
             return;
         };
         if let Err(e) = net::write_or_queue(sock, &mut c.conn.wbuf, bytes) {
-            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+            self.socket_failed(idx, "write", &e);
         }
     }
 
@@ -465,11 +460,30 @@ impl Sim {
             return;
         };
         if let Err(e) = net::flush_queue(sock, &mut c.conn.wbuf) {
-            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+            self.socket_failed(idx, "write", &e);
         }
     }
 
     // -- losing a link ---------------------------------------------------------------------------------------
+
+    /// A read or write failed. On wss:// while the upgrade waits for its answer, that is how a TLS 1.3 server
+    /// refuses the client's certificate: its alert comes after the client's side of the handshake is through,
+    /// with the first read (or, when the server's close caught our upgrade request unread, a reset in its
+    /// place, on a read or a write): a `tls_failed`.
+    fn socket_failed(&mut self, idx: usize, op: &str, e: &io::Error) {
+        let upgrading =
+            self.tls.is_some() && matches!(self.ch[idx].conn.link, Link::Upgrading { .. });
+        let (kind, detail) = match tls_io_reason(e) {
+            Some(why) if upgrading => (E_TLS, why),
+            Some(why) => (E_CLOSE, why),
+            None if upgrading => (
+                E_TLS,
+                format!("tls: {} before the upgrade's answer", e.kind()),
+            ),
+            None => (E_CLOSE, format!("{op}: {}", e.kind())),
+        };
+        self.fail_link(idx, kind, &detail);
+    }
 
     pub(super) fn set_link_down_counts(&mut self, idx: usize) {
         let c = &self.ch[idx];
