@@ -60,6 +60,8 @@ mod tests_profiles;
 mod tests_protocol;
 #[cfg(test)]
 mod tests_socket;
+#[cfg(test)]
+mod tests_tls;
 mod timers;
 
 use outbox::Outbox;
