@@ -18,6 +18,7 @@ import json
 import signal
 import socket
 import ssl
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -163,6 +164,48 @@ def test_profile_3_is_a_client_certificate_naming_the_charger(node_factory, pki)
             f"{k[1][0][1]}={v:g}" for k, v in m.items() if k[0] == refused[0]
         )
         time.sleep(0.25)
+
+
+def upgrade_status(s: ssl.SSLSocket, charger_id: str) -> bytes:
+    """The status line of the answer to a WebSocket upgrade sent on `s` (raw HTTP, no client library)."""
+    s.sendall(
+        f"GET /ocpp/{charger_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n".encode()
+    )
+    return s.recv(4096).split(b"\r\n", 1)[0]
+
+
+def test_profile_3_chargers_resuming_their_tls_sessions_are_still_profile_3(node_factory, pki):
+    """A resumed session carries the client certificate, so a charger that resumes is not refused for a lower
+    profile. (A resumed TLS 1.3 handshake can be through at the server's first step, which once left the
+    connection counted as plain: 403, for some of the reconnects of a few chargers at once.)"""
+    node = node_factory(*tls_args(pki, client_ca=True))
+    ids = [f"TLS-RES{i}" for i in range(6)]
+    for cid in ids:
+        register(node, cid, None, 3)
+    results: dict[str, list[tuple[bytes, bool]]] = {cid: [] for cid in ids}
+
+    def charger(cid: str) -> None:
+        ctx, session = pki.client(cid), None
+        for _ in range(6):
+            with (
+                socket.create_connection(("127.0.0.1", node.ocpp_tls_port), timeout=10) as raw,
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s,
+            ):
+                results[cid].append((upgrade_status(s, cid), s.session_reused))
+                session = s.session
+                time.sleep(0.2)
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=charger, args=(cid,)) for cid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for cid, got in results.items():
+        assert [status for status, _ in got] == [b"HTTP/1.1 101 Switching Protocols"] * 6, cid
+        assert [reused for _, reused in got] == [False] + [True] * 5, cid
 
 
 def test_raising_the_profile_closes_a_connection_below_it(node_factory, pki):
