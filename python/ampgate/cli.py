@@ -656,7 +656,9 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
         "a bad option or scenario, 1 when the simulation could not run.",
     )
     p.add_argument(
-        "--url", required=True, help="the central system, ws://host:port/path (the charger id is appended)"
+        "--url",
+        required=True,
+        help="the central system, ws://host:port/path or wss:// (TLS) (the charger id is appended)",
     )
     p.add_argument("--chargers", type=int, required=True, help="chargers to simulate")
     p.add_argument(
@@ -682,6 +684,21 @@ def _sim_parser(sub: argparse._SubParsersAction) -> None:
         "--id-prefix", default="SIM", help="charger ids are PREFIX0, PREFIX1, ... (default %(default)s)"
     )
     p.add_argument("--password", default=None, help="Basic auth password of every charger (default: none)")
+    tls = p.add_argument_group("TLS (wss:// URLs)")
+    tls.add_argument(
+        "--ca",
+        default=None,
+        help="PEM CA certificate(s) the server's certificate must chain to (default: the system's roots)",
+    )
+    tls.add_argument("--client-cert", default=None, help="PEM client certificate every charger presents")
+    tls.add_argument("--client-key", default=None, help="its private key (PEM)")
+    tls.add_argument(
+        "--client-ca-cert",
+        default=None,
+        help="PEM CA certificate that issues each charger a client certificate of its own (CN = its id; an EC "
+        "P-256 key, valid a day), instead of --client-cert",
+    )
+    tls.add_argument("--client-ca-key", default=None, help="that CA's private key (PEM)")
     p.add_argument("--id-tag", default="SIMTAG", help="id token for transactions (default %(default)s)")
     p.add_argument(
         "--seed", type=int, default=0, help="picks the chargers of each fraction and the timings (default 0)"

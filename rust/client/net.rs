@@ -164,7 +164,7 @@ pub(crate) fn feed_upgrade(
 
 /// Write straight to the socket when nothing is queued; queue only what the socket did not take.
 pub(crate) fn write_or_queue(
-    sock: &mut TcpStream,
+    sock: &mut impl Write,
     wbuf: &mut Vec<u8>,
     bytes: &[u8],
 ) -> io::Result<()> {
@@ -185,7 +185,7 @@ pub(crate) fn write_or_queue(
 }
 
 /// Write what is queued, as far as the socket takes it; the queue's memory is freed once it is empty.
-pub(crate) fn flush_queue(sock: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn flush_queue(sock: &mut impl Write, wbuf: &mut Vec<u8>) -> io::Result<()> {
     let mut done = 0;
     let mut result = Ok(());
     while done < wbuf.len() {

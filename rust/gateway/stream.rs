@@ -57,6 +57,19 @@ impl Stream {
         }
     }
 
+    /// What an established TLS stream proved (`None`: plain, or its handshake is under way). A TLS 1.3
+    /// resumption can be through at the first step ([`Stream::accept_tls`]), not only in
+    /// [`Stream::handshake`].
+    pub fn transport(&self) -> Option<Transport> {
+        let Stream::Tls(s) = self else {
+            return None;
+        };
+        Some(match client_common_name(s.ssl()) {
+            Some(cn) => Transport::TlsClient(cn),
+            None => Transport::Tls,
+        })
+    }
+
     pub fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }
@@ -75,12 +88,8 @@ impl Stream {
         };
         match m.handshake() {
             Ok(s) => {
-                let transport = match client_common_name(s.ssl()) {
-                    Some(cn) => Transport::TlsClient(cn),
-                    None => Transport::Tls,
-                };
                 *self = Stream::Tls(s);
-                Handshake::Done(transport)
+                Handshake::Done(self.transport().unwrap_or(Transport::Tls))
             }
             Err(HandshakeError::WouldBlock(m)) => {
                 *mid = Some(m);

@@ -411,10 +411,15 @@ impl Worker {
             auth: &self.auth,
             admission: &self.admission,
         };
-        let (conn, counted) = match verdict {
+        let (mut conn, counted) = match verdict {
             Verdict::Admit => (Connection::new(&ctx), true),
             Verdict::Refuse { retry_after, .. } => (Connection::refusing(&ctx, retry_after), false),
         };
+        // A TLS handshake already through at accept (a resumed TLS 1.3 session can be): no later
+        // `Handshake::Done` will say what it proved.
+        if let Some(transport) = sock.transport() {
+            conn.set_transport(transport);
+        }
         entry.insert(Slot {
             sock,
             peer: Some(peer),

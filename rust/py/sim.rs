@@ -6,6 +6,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::client::tls::TlsSettings;
 use crate::sim::ev::{EvProfile, Phases};
 use crate::sim::{FailStep, LoadMessage, Sim, SimConfig};
 
@@ -56,6 +57,12 @@ const KEYS: &[&str] = &[
     "ev_charging_needs",
     "check_replies",
     "honour_retry_after",
+    "tls_server_name",
+    "tls_ca",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_client_ca_cert",
+    "tls_client_ca_key",
 ];
 
 /// An EV profile as Python passes it: a dict of `weight`, `phases` ("L1" / "L2" / "L3" / "3"),
@@ -171,8 +178,42 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<SimConfig> {
     c.ev_charging_needs = get(d, "ev_charging_needs", c.ev_charging_needs)?;
     c.check_replies = get(d, "check_replies", c.check_replies)?;
     c.honour_retry_after = get(d, "honour_retry_after", c.honour_retry_after)?;
+    c.tls = tls_from(d)?;
     c.check().map_err(|(k, why)| bad(k, why))?;
     Ok(c)
+}
+
+/// wss://: `tls_server_name` (the URL's host) turns TLS on; the rest are PEM files, the certificate settings
+/// in pairs with their keys.
+fn tls_from(d: &Bound<'_, PyDict>) -> PyResult<Option<TlsSettings>> {
+    let file = |k: &str| -> PyResult<Option<String>> { get(d, k, None) };
+    let pair = |cert: &str, key: &str| -> PyResult<Option<(String, String)>> {
+        match (file(cert)?, file(key)?) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            _ => Err(bad(cert, format!("{cert} and {key} go together"))),
+        }
+    };
+    let Some(server_name) = file("tls_server_name")? else {
+        for k in [
+            "tls_ca",
+            "tls_client_cert",
+            "tls_client_key",
+            "tls_client_ca_cert",
+            "tls_client_ca_key",
+        ] {
+            if file(k)?.is_some() {
+                return Err(bad(k, "needs TLS (tls_server_name)"));
+            }
+        }
+        return Ok(None);
+    };
+    Ok(Some(TlsSettings {
+        server_name,
+        ca: file("tls_ca")?,
+        client_cert: pair("tls_client_cert", "tls_client_key")?,
+        client_ca: pair("tls_client_ca_cert", "tls_client_ca_key")?,
+    }))
 }
 
 /// A fleet of simulated chargers in this process.

@@ -4,6 +4,7 @@
 use crate::sim::ev::EvProfile;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::client::tls::TlsSettings;
 use crate::client::Protocol;
 
 /// Per-charger traits, one byte each, chosen by Python from the seed so a fraction is an exact count.
@@ -100,6 +101,8 @@ pub struct SimConfig {
     /// A refused upgrade's `Retry-After` sets when the charger tries again (else: the reconnect back-off, as
     /// chargers that ignore it do).
     pub honour_retry_after: bool,
+    /// wss://: TLS on every connection (the server's name and CA, the chargers' client certificates).
+    pub tls: Option<TlsSettings>,
 }
 
 impl SimConfig {
@@ -150,6 +153,7 @@ impl SimConfig {
             ev_charging_needs: false,
             check_replies: true,
             honour_retry_after: true,
+            tls: None,
         }
     }
 

@@ -31,7 +31,6 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -61,6 +60,8 @@ mod tests_profiles;
 mod tests_protocol;
 #[cfg(test)]
 mod tests_socket;
+#[cfg(test)]
+mod tests_tls;
 mod timers;
 
 use outbox::Outbox;
@@ -68,6 +69,8 @@ use report::Counters;
 use timers::{Due, RunTimer, Timer};
 
 use crate::client::net::{self, connect, connect_failure, XorShift};
+use crate::client::stream::Stream;
+use crate::client::tls::{ClientTls, Identity};
 use crate::client::{ClientError, Histogram, Protocol};
 use crate::codec::{self, Decoder, Event, OpCode, Role};
 use crate::limits::{raise_nofile_limit, FD_RESERVE};
@@ -85,6 +88,8 @@ const MAX_CHECKS: usize = 1 << 20;
 /// Error kinds of the report: what a real charger would log as a fault.
 pub const E_CONNECT: &str = "connect_failed";
 pub const E_HANDSHAKE: &str = "handshake_failed";
+/// The TLS handshake failed (the server's certificate did not verify, the server refused ours, ...).
+pub const E_TLS: &str = "tls_failed";
 pub const E_TIMEOUT: &str = "timeout";
 pub const E_CALL_ERROR: &str = "call_error";
 pub const E_CLOSE: &str = "unexpected_close";
@@ -93,6 +98,8 @@ pub const E_PROTOCOL: &str = "protocol_error";
 enum Link {
     Down,
     Connecting,
+    /// wss://: the TLS handshake, between the TCP connect and the upgrade.
+    Securing,
     Upgrading {
         key: Box<str>,
         buf: Vec<u8>,
@@ -179,7 +186,7 @@ struct Fw {
 /// frame decoder and what waits to be written. Bumping `epoch` kills every timer set on the link before, and
 /// every output emitted on it that the shell has not written yet.
 struct Conn {
-    sock: Option<TcpStream>,
+    sock: Option<Stream>,
     link: Link,
     decoder: Decoder,
     wbuf: Vec<u8>,
@@ -313,6 +320,11 @@ pub struct Sim {
     /// Names this run in the 2.0.1 transaction ids a MeterValues load picks (the start time, in hex ms).
     run_tag: String,
     checks: Vec<Check>,
+    /// wss://: the TLS client context, and per charger (empty for ws://) its certificate when the run issues
+    /// one to each, and the session it offers on its next connect.
+    tls: Option<ClientTls>,
+    identities: Vec<Option<Identity>>,
+    sessions: Vec<Option<openssl::ssl::SslSession>>,
     // Report counters.
     r: Counters,
 }
@@ -378,12 +390,31 @@ impl Sim {
                 plugged: false,
             })
             .collect();
+        let tls = cfg.tls.as_ref().map(ClientTls::new).transpose()?;
+        let (identities, sessions) = match &tls {
+            None => (Vec::new(), Vec::new()),
+            Some(t) => {
+                let ids = if t.issues_identities() {
+                    (0..cfg.count).map(|_| None).collect()
+                } else {
+                    Vec::new()
+                };
+                (ids, (0..cfg.count).map(|_| None).collect())
+            }
+        };
+        let host_header = match &cfg.tls {
+            // The URL's host name, as a browser sends it; an IP address as the target.
+            Some(t) if t.server_name.parse::<std::net::IpAddr>().is_err() => {
+                format!("{}:{}", t.server_name, cfg.target.port())
+            }
+            _ => cfg.target.to_string(),
+        };
         let seed = cfg
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(cfg.first_index.wrapping_mul(0xD1B5_4A32_D192_ED03));
         Ok(Self {
-            host_header: cfg.target.to_string(),
+            host_header,
             poll: Poll::new()?,
             events: Events::with_capacity(EVENTS),
             ch,
@@ -407,6 +438,9 @@ impl Sim {
             load_busy: 0,
             run_tag: String::new(),
             checks: Vec::new(),
+            tls,
+            identities,
+            sessions,
             r: Counters {
                 latency: (0..ACTIONS).map(|_| Histogram::new()).collect(),
                 ..Counters::default()
@@ -528,7 +562,7 @@ impl Sim {
                     self.ch[idx].load.close_when_answered = true
                 }
                 Link::Open => self.close_at_end(idx),
-                Link::Connecting | Link::Upgrading { .. } => self.drop_link(idx),
+                Link::Connecting | Link::Securing | Link::Upgrading { .. } => self.drop_link(idx),
                 Link::Closing { .. } => {
                     self.ch[idx].conn.link = Link::Closing {
                         reconnect_after: None,

@@ -18,7 +18,8 @@ KEYS = {
     "power_w", "load_message", "load_rate", "load_start", "storm_at", "storm_backoff", "rolling_period",
     "rolling_fraction", "reboot_delay", "flap_period", "flap_down", "slow_pause", "firmware_step",
     "firmware_fail_step", "reconnect_backoff", "max_message", "ev_mix", "ev_charging_needs", "load_inflight",
-    "check_replies", "honour_retry_after",
+    "check_replies", "honour_retry_after", "tls_server_name", "tls_ca", "tls_client_cert", "tls_client_key",
+    "tls_client_ca_cert", "tls_client_ca_key",
 }  # fmt: skip
 NOW = "2024-05-01T12:00:00Z"
 

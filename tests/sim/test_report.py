@@ -205,6 +205,18 @@ def test_summary_shows_the_figures_errors_and_calls():
         merge_reports([process_report(checks_dropped=4), process_report(checks_dropped=3)])
     )
     assert "7 messages from the central system were not schema-checked" in render(render_summary(dropped))
+    # wss:// runs: the TLS handshakes of the processes, summed.
+    tls = finish_report(
+        merge_reports(
+            [
+                process_report(tls={"handshakes": 5, "full": 3, "resumed": 2}),
+                process_report(tls={"handshakes": 4, "full": 1, "resumed": 3}),
+            ]
+        )
+    )
+    assert tls["tls"] == {"handshakes": 9, "full": 4, "resumed": 5}
+    assert "TLS handshakes full / resumed" in render(render_summary(tls))
+    assert "TLS handshakes" not in render(render_summary(clean))
 
 
 def test_progress_line():

@@ -37,15 +37,16 @@ def field_of(**kwargs) -> str | None:
 
 
 def test_parse_url():
-    assert parse_url("ws://127.0.0.1:9000/ocpp/") == ("127.0.0.1", 9000, "/ocpp")
+    assert parse_url("ws://127.0.0.1:9000/ocpp/") == ("127.0.0.1", 9000, "/ocpp", False)
     assert parse_url("ws://localhost/steve/websocket/CentralSystemService") == (
         "localhost",
         80,
         "/steve/websocket/CentralSystemService",
+        False,
     )
-    assert parse_url("ws://[::1]:9000") == ("::1", 9000, "")
-    with pytest.raises(ScenarioError, match=r"wss:// .* not supported yet"):
-        parse_url("wss://example.com/ocpp")
+    assert parse_url("ws://[::1]:9000") == ("::1", 9000, "", False)
+    assert parse_url("wss://example.com/ocpp") == ("example.com", 443, "/ocpp", True)
+    assert parse_url("wss://127.0.0.1:9443/ocpp/").tls
 
 
 def test_bad_options_name_the_option():
@@ -55,7 +56,7 @@ def test_bad_options_name_the_option():
     assert field_of(id_prefix="") == "--id-prefix"
     assert field_of(processes=-1) == "--processes"
     assert field_of(url="http://127.0.0.1:9/ocpp") == "--url"
-    assert field_of(url="wss://127.0.0.1:9/ocpp") == "--url"
+    assert field_of(url="https://127.0.0.1:9/ocpp") == "--url"
     assert field_of(url="ws://127.0.0.1:9/ocpp?x=1") == "--url"
     assert field_of(url="ws://127.0.0.1:notaport/ocpp") == "--url"
     assert field_of(url="ws://no-such-host.invalid/ocpp") == "--url"
@@ -63,6 +64,25 @@ def test_bad_options_name_the_option():
     assert field_of(connectors=0) == "--connectors"
     assert field_of(scenario="nope") == "--scenario"
     assert field_of(no_backoff=True) == "--no-backoff"
+
+
+def test_tls_options_need_wss_come_in_pairs_and_name_existing_files(tmp_path):
+    pem = tmp_path / "x.pem"
+    pem.write_text("-")
+    wss = "wss://127.0.0.1:9/ocpp"
+    assert field_of(ca=pem) == "--ca"  # on a ws:// URL
+    assert field_of(url=wss, ca=tmp_path / "missing.pem") == "--ca"
+    assert field_of(url=wss, client_cert=pem) == "--client-key"
+    assert field_of(url=wss, client_ca_key=pem) == "--client-ca-cert"
+    both = {"client_cert": pem, "client_key": pem, "client_ca_cert": pem, "client_ca_key": pem}
+    assert field_of(url=wss, **both) == "--client-ca-cert"
+    plan = make_plan(wss, 4, processes=2, file_limit=20_000, ca=pem, client_ca_cert=pem, client_ca_key=pem)
+    for settings, _ in plan.jobs:
+        assert settings["tls_server_name"] == "127.0.0.1" and settings["tls_ca"] == str(pem)
+        assert settings["tls_client_ca_cert"] == settings["tls_client_ca_key"] == str(pem)
+        assert settings["tls_client_cert"] is None
+    # ws:// settings carry no TLS keys at all.
+    assert not any(k.startswith("tls_") for k in make_plan(URL, 4, file_limit=20_000).jobs[0][0])
 
 
 def test_the_plan_resolves_the_host_and_spreads_the_fleet_by_the_file_limit():
@@ -169,8 +189,8 @@ def sim(*args: str) -> int:
 def test_cli_option_errors_exit_2_naming_the_field(capsys, tmp_path):
     assert sim("--chargers", "0") == 2
     assert "--chargers: expected >= 1" in capsys.readouterr().err
-    assert main(["sim", "--url", "wss://x/ocpp", "--chargers", "1"]) == 2
-    assert "--url: wss:// (TLS) is not supported yet" in capsys.readouterr().err
+    assert main(["sim", "--url", "wss://127.0.0.1/ocpp", "--chargers", "1", "--client-cert", "c.pem"]) == 2
+    assert "--client-key: --client-cert and --client-key go together" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text("[flapping]\nfraction = 1.5\n")
     assert sim("--chargers", "5", "--scenario-file", str(bad)) == 2

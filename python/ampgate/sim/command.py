@@ -80,6 +80,11 @@ def run_command(a: argparse.Namespace) -> int:
             id_tag=a.id_tag,
             seed=a.seed,
             processes=a.processes,
+            ca=a.ca,
+            client_cert=a.client_cert,
+            client_key=a.client_key,
+            client_ca_cert=a.client_ca_cert,
+            client_ca_key=a.client_ca_key,
         )
     except ScenarioError as e:
         is_option = (e.field or "").startswith("-")

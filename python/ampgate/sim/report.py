@@ -208,6 +208,15 @@ def _load_table(load: Mapping[str, Any]) -> Table:
     return _kv_table("bench load", rows)
 
 
+def _tls_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """wss:// runs: the TLS handshakes, full and resumed (a resumed one skips the certificates and the key
+    exchange's signatures, so a reconnect storm's cost depends on how many the central system resumes)."""
+    tls = r.get("tls")
+    if not tls:
+        return []
+    return [("TLS handshakes full / resumed", f"{tls.get('full', 0)} / {tls.get('resumed', 0)}")]
+
+
 def render_summary(report: Mapping[str, Any]) -> RenderableType:
     """The end-of-run summary: the fleet, rates, latency per action, the bench load, errors by kind (with their
     most frequent details), CALLs the central system sent, the statuses it answered, transactions, firmware and
@@ -240,6 +249,7 @@ def render_summary(report: Mapping[str, Any]) -> RenderableType:
                     "refused 503 (with Retry-After)",
                     f"{r.get('refused_busy', 0)} ({r.get('retry_after_given', 0)})",
                 ),
+                *_tls_rows(r),
             ],
         )
     )

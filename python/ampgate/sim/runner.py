@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ampgate.errors import AmpgateError
@@ -35,13 +35,14 @@ from ampgate.sim.scenario import (
     FleetOptions,
     Scenario,
     ScenarioError,
+    TlsOptions,
     apply_overrides,
     compile,
     load_scenario,
     source_ips,
 )
 
-__all__ = ["SimError", "SimPlan", "execute", "limit_hints", "make_plan", "parse_url", "run_sim"]
+__all__ = ["SimError", "SimPlan", "Target", "execute", "limit_hints", "make_plan", "parse_url", "run_sim"]
 
 # A run ends `duration` s after it starts, then closes its links; this is how long closing (and the slowest
 # process's start) may take before the children count as hung and are stopped.
@@ -80,27 +81,80 @@ class SimPlan:
         return self.scenario.run.duration
 
 
-def parse_url(url: str) -> tuple[str, int, str]:
-    """(host, port, path prefix) of a ws:// URL. Raises ScenarioError (field "--url") for anything else."""
+class Target(NamedTuple):
+    """Where the simulated chargers connect, from the --url."""
+
+    host: str
+    port: int
+    path: str
+    tls: bool
+
+
+def parse_url(url: str) -> Target:
+    """The target of a ws:// or wss:// URL. Raises ScenarioError (field "--url") for anything else."""
     parts = urlsplit(url)
-    if parts.scheme == "wss":
-        raise ScenarioError(
-            "wss:// (TLS) is not supported yet; point the simulator at the central system's plain ws:// port",
-            field="--url",
-        )
-    if parts.scheme != "ws":
-        raise ScenarioError(f"expected a ws:// URL, got {url!r}", field="--url")
+    if parts.scheme not in ("ws", "wss"):
+        raise ScenarioError(f"expected a ws:// or wss:// URL, got {url!r}", field="--url")
     if parts.query or parts.fragment:
         raise ScenarioError(
             "expected no query or fragment: the charger id is appended to the path", field="--url"
         )
+    tls = parts.scheme == "wss"
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if tls else 80)
     except ValueError:
         raise ScenarioError(f"bad port in {url!r}", field="--url") from None
     if not parts.hostname:
         raise ScenarioError(f"no host in {url!r}", field="--url")
-    return parts.hostname, port, parts.path.rstrip("/")
+    return Target(parts.hostname, port, parts.path.rstrip("/"), tls)
+
+
+def tls_options(
+    target: Target,
+    *,
+    ca: str | Path | None,
+    client_cert: str | Path | None,
+    client_key: str | Path | None,
+    client_ca_cert: str | Path | None,
+    client_ca_key: str | Path | None,
+) -> TlsOptions | None:
+    """The TLS part of the options (None for ws://), the files checked to exist (the engine reads them)."""
+    files = {
+        "--ca": ca,
+        "--client-cert": client_cert,
+        "--client-key": client_key,
+        "--client-ca-cert": client_ca_cert,
+        "--client-ca-key": client_ca_key,
+    }
+    given = {k: v for k, v in files.items() if v is not None}
+    if not target.tls:
+        if given:
+            raise ScenarioError("needs a wss:// URL", field=next(iter(given)))
+        return None
+    for cert, key in (("--client-cert", "--client-key"), ("--client-ca-cert", "--client-ca-key")):
+        if (cert in given) != (key in given):
+            raise ScenarioError(f"{cert} and {key} go together", field=cert if cert not in given else key)
+    if "--client-cert" in given and "--client-ca-cert" in given:
+        raise ScenarioError(
+            "one certificate for every charger (--client-cert) or one per charger issued by a CA "
+            "(--client-ca-cert), not both",
+            field="--client-ca-cert",
+        )
+    for flag, path in given.items():
+        if not Path(path).is_file():
+            raise ScenarioError(f"no such file: {path}", field=flag)
+
+    def absolute(p: str | Path | None) -> str | None:
+        return None if p is None else str(Path(p).resolve())
+
+    return TlsOptions(
+        server_name=target.host,
+        ca=absolute(ca),
+        client_cert=absolute(client_cert),
+        client_key=absolute(client_key),
+        client_ca_cert=absolute(client_ca_cert),
+        client_ca_key=absolute(client_ca_key),
+    )
 
 
 def resolve(host: str, port: int) -> str:
@@ -145,9 +199,16 @@ def make_plan(
     seed: int = 0,
     processes: int = 0,
     file_limit: int | None = None,
+    ca: str | Path | None = None,
+    client_cert: str | Path | None = None,
+    client_key: str | Path | None = None,
+    client_ca_cert: str | Path | None = None,
+    client_ca_key: str | Path | None = None,
 ) -> SimPlan:
     """Check the options and compile the scenario into one job per process. `processes` 0 means as few as the
     open-file limit allows (`file_limit`, default: this process's limit after raising it to the hard limit).
+    A wss:// URL verifies the server against `ca` (PEM; default the system's roots); the chargers present
+    `client_cert`/`client_key`, or each its own certificate issued by `client_ca_cert`/`client_ca_key`.
 
     Raises ScenarioError naming the option or scenario field at fault, SimError for a limit the run would hit
     (too few files per process, too few local ports), with the fix in the message."""
@@ -169,7 +230,16 @@ def make_plan(
         sc = load_scenario(scenario)
         name = scenario or "steady"
     sc = apply_overrides(sc, duration=duration, connectors=connectors, no_backoff=no_backoff)
-    host, port, path = parse_url(url)
+    target = parse_url(url)
+    host, port, path = target.host, target.port, target.path
+    tls = tls_options(
+        target,
+        ca=ca,
+        client_cert=client_cert,
+        client_key=client_key,
+        client_ca_cert=client_ca_cert,
+        client_ca_key=client_ca_key,
+    )
     ip = resolve(host, port)
 
     limit = file_limit if file_limit is not None else raise_file_limit()
@@ -211,6 +281,7 @@ def make_plan(
         id_tag=id_tag,
         seed=seed,
         processes=processes,
+        tls=tls,
     )
     return SimPlan(url, options, sc, name, compile(sc, options))
 

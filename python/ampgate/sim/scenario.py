@@ -44,6 +44,7 @@ __all__ = [
     "FleetOptions",
     "Scenario",
     "ScenarioError",
+    "TlsOptions",
     "apply_overrides",
     "compile",
     "load_scenario",
@@ -353,6 +354,19 @@ def apply_overrides(
 # -- compiling ------------------------------------------------------------------------------------------
 
 
+class TlsOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """wss://: the server's name (SNI and the certificate check) and the PEM files of the CA it is verified
+    against (None: the system's roots) and of the chargers' client certificates: one shared pair, or a CA
+    that issues each charger its own (CN = its id)."""
+
+    server_name: str
+    ca: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    client_ca_cert: str | None = None
+    client_ca_key: str | None = None
+
+
 class FleetOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Who the fleet is and where it connects: the command line's part of each process's settings."""
 
@@ -366,6 +380,7 @@ class FleetOptions(msgspec.Struct, frozen=True, kw_only=True):
     id_tag: str = "SIMTAG"
     seed: int = 0
     processes: int = 1
+    tls: TlsOptions | None = None
 
 
 def pick_traits(s: Scenario, chargers: int, seed: int, id_prefix: str = "SIM") -> bytes:
@@ -505,5 +520,15 @@ def compile(s: Scenario, options: FleetOptions) -> list[tuple[dict[str, Any], by
             # NotifyEVChargingNeeds exists in 2.0.1 only: a 1.6 fleet's EVs draw the same and report nothing.
             "ev_charging_needs": s.evs.charging_needs and options.protocol == "ocpp2.0.1",
         }
+        if options.tls is not None:
+            t = options.tls
+            settings |= {
+                "tls_server_name": t.server_name,
+                "tls_ca": t.ca,
+                "tls_client_cert": t.client_cert,
+                "tls_client_key": t.client_key,
+                "tls_client_ca_cert": t.client_ca_cert,
+                "tls_client_ca_key": t.client_ca_key,
+            }
         out.append((settings, traits[first : first + count]))
     return out

@@ -3,6 +3,8 @@
 
 use super::outbox::Output;
 use super::*;
+use crate::client::stream::{tls_io_reason, Handshake};
+use openssl::ssl::ShutdownState;
 
 impl Sim {
     // -- connecting ----------------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ impl Sim {
                     return;
                 }
                 let c = &mut self.ch[idx];
-                c.conn.sock = Some(sock);
+                c.conn.sock = Some(Stream::Plain(sock));
                 c.conn.link = Link::Connecting;
                 let e = c.conn.epoch;
                 self.inflight += 1;
@@ -61,7 +63,7 @@ impl Sim {
     }
 
     pub(super) fn finish_connect(&mut self, idx: usize) {
-        let Some(sock) = self.ch[idx].conn.sock.as_ref() else {
+        let Some(Stream::Plain(sock)) = self.ch[idx].conn.sock.as_ref() else {
             return;
         };
         match net::connected(sock) {
@@ -69,6 +71,78 @@ impl Sim {
             Ok(false) => return, // Not yet: wait for the next event.
             Err(e) => return self.fail_link(idx, E_CONNECT, &connect_failure(&e)),
         }
+        if self.tls.is_some() {
+            return self.start_tls(idx);
+        }
+        self.send_upgrade(idx);
+    }
+
+    /// wss://: begin the TLS handshake on the connected socket, with the charger's own certificate (issued
+    /// at its first connect when the run gives each charger one) and offering its last session.
+    fn start_tls(&mut self, idx: usize) {
+        let Some(tls) = self.tls.as_ref() else {
+            return;
+        };
+        if tls.issues_identities() && self.identities[idx].is_none() {
+            match tls.issue(&self.cfg.charger_id(idx)) {
+                Some(Ok(id)) => self.identities[idx] = Some(id),
+                Some(Err(e)) => {
+                    return self.fail_link(idx, E_TLS, &format!("issuing a certificate: {e}"))
+                }
+                None => {}
+            }
+        }
+        let Some(Ok(sock)) = self.ch[idx].conn.sock.take().map(Stream::into_plain) else {
+            return;
+        };
+        let identity = self.identities.get(idx).and_then(Option::as_ref);
+        let session = self.sessions[idx].as_deref();
+        match tls.start(sock, identity, session) {
+            Ok(stream) => {
+                let c = &mut self.ch[idx];
+                c.conn.sock = Some(stream);
+                c.conn.link = Link::Securing;
+                self.tls_step(idx);
+            }
+            Err(why) => {
+                // The socket is gone (closed, so out of the poll): a stand-in keeps fail_link's accounting.
+                self.ch[idx].conn.sock = Some(Stream::Handshaking(None));
+                self.ch[idx].conn.link = Link::Securing;
+                self.fail_link(idx, E_TLS, &why);
+            }
+        }
+    }
+
+    /// Drive the TLS handshake; once it is through, the upgrade request goes out as on ws://.
+    pub(super) fn tls_step(&mut self, idx: usize) {
+        let Some(sock) = self.ch[idx].conn.sock.as_mut() else {
+            return;
+        };
+        match sock.handshake() {
+            Handshake::Pending => {}
+            Handshake::Done { resumed } => {
+                if resumed {
+                    self.r.tls_resumed += 1;
+                } else {
+                    self.r.tls_full += 1;
+                }
+                self.send_upgrade(idx);
+            }
+            Handshake::Failed(why) => self.fail_link(idx, E_TLS, &why),
+        }
+    }
+
+    /// The TLS session the server gave this link, kept for the charger's next connect. Taken when the
+    /// upgrade's answer arrives: a TLS 1.3 server's session tickets come before it.
+    fn keep_session(&mut self, idx: usize) {
+        let ssl = self.ch[idx].conn.sock.as_ref().and_then(Stream::ssl);
+        if let (Some(ssl), Some(slot)) = (ssl, self.sessions.get_mut(idx)) {
+            *slot = ssl.session().map(|s| s.to_owned());
+        }
+    }
+
+    /// The upgrade request (the TCP connect, and on wss:// the TLS handshake, are through).
+    fn send_upgrade(&mut self, idx: usize) {
         let id = self.cfg.charger_id(idx);
         let mut req = std::mem::take(&mut self.frame);
         let key = net::upgrade_request(
@@ -127,6 +201,10 @@ impl Sim {
                 }
                 continue;
             }
+            if matches!(self.ch[idx].conn.link, Link::Securing) {
+                self.tls_step(idx);
+                continue;
+            }
             if ev.is_writable() {
                 self.flush(idx);
             }
@@ -143,6 +221,9 @@ impl Sim {
     pub(super) fn read(&mut self, idx: usize, to_eof: bool, resumed: bool) {
         let slow = self.ch[idx].traits & TRAIT_SLOW_READ != 0
             && matches!(self.ch[idx].conn.link, Link::Open);
+        // A short read drains a plain socket; TLS reads a record at a time, and what OpenSSL left in the socket
+        // gets no new edge from the poll: read on to WouldBlock.
+        let tls = self.tls.is_some();
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(sock) = self.ch[idx].conn.sock.as_mut() {
             match sock.read(&mut scratch) {
@@ -155,15 +236,14 @@ impl Sim {
                     if slow {
                         break;
                     }
-                    if n < scratch.len() && !to_eof {
+                    if n < scratch.len() && !to_eof && !tls {
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let detail = format!("read: {}", e.kind());
-                    self.fail_link(idx, E_CLOSE, &detail);
+                    self.socket_failed(idx, "read", &e);
                     break;
                 }
             }
@@ -172,7 +252,7 @@ impl Sim {
         // A slow reader takes one read, then stops reading for a while (TCP pushes back on the CSMS).
         let _ = resumed;
         if slow && matches!(self.ch[idx].conn.link, Link::Open) {
-            if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
+            if let Some(sock) = self.ch[idx].conn.sock.as_mut().and_then(Stream::tcp_mut) {
                 let _ = self
                     .poll
                     .registry()
@@ -185,7 +265,7 @@ impl Sim {
 
     /// A slow reader's pause is over: it reads again.
     pub(super) fn slow_resume(&mut self, idx: usize) {
-        if let Some(sock) = self.ch[idx].conn.sock.as_mut() {
+        if let Some(sock) = self.ch[idx].conn.sock.as_mut().and_then(Stream::tcp_mut) {
             let _ = self.poll.registry().reregister(
                 sock,
                 Token(idx),
@@ -198,6 +278,10 @@ impl Sim {
     pub(super) fn on_eof(&mut self, idx: usize) {
         match self.ch[idx].conn.link {
             Link::Closing { .. } => self.closed(idx),
+            // See `read`: how a TLS 1.3 server's refusal of the client's certificate can look.
+            Link::Upgrading { .. } if self.tls.is_some() => {
+                self.fail_link(idx, E_TLS, "tls: closed before the upgrade's answer")
+            }
             _ => self.fail_link(idx, E_CLOSE, "connection closed without a close frame"),
         }
     }
@@ -206,7 +290,7 @@ impl Sim {
         match self.ch[idx].conn.link {
             Link::Upgrading { .. } => self.on_upgrade_bytes(idx, data),
             Link::Open | Link::Closing { .. } => self.on_frames(idx, data),
-            Link::Down | Link::Connecting => {}
+            Link::Down | Link::Connecting | Link::Securing => {}
         }
     }
 
@@ -217,6 +301,9 @@ impl Sim {
         match net::feed_upgrade(buf, data, key) {
             Ok(None) => {}
             Ok(Some((resp, mut rest))) => {
+                if self.tls.is_some() {
+                    self.keep_session(idx);
+                }
                 if resp.status == 503 {
                     return self.refused_busy(idx, resp.retry_after);
                 }
@@ -363,7 +450,7 @@ impl Sim {
             return;
         };
         if let Err(e) = net::write_or_queue(sock, &mut c.conn.wbuf, bytes) {
-            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+            self.socket_failed(idx, "write", &e);
         }
     }
 
@@ -373,16 +460,35 @@ impl Sim {
             return;
         };
         if let Err(e) = net::flush_queue(sock, &mut c.conn.wbuf) {
-            self.fail_link(idx, E_CLOSE, &format!("write: {}", e.kind()));
+            self.socket_failed(idx, "write", &e);
         }
     }
 
     // -- losing a link ---------------------------------------------------------------------------------------
 
+    /// A read or write failed. On wss:// while the upgrade waits for its answer, that is how a TLS 1.3 server
+    /// refuses the client's certificate: its alert comes after the client's side of the handshake is through,
+    /// with the first read (or, when the server's close caught our upgrade request unread, a reset in its
+    /// place, on a read or a write): a `tls_failed`.
+    fn socket_failed(&mut self, idx: usize, op: &str, e: &io::Error) {
+        let upgrading =
+            self.tls.is_some() && matches!(self.ch[idx].conn.link, Link::Upgrading { .. });
+        let (kind, detail) = match tls_io_reason(e) {
+            Some(why) if upgrading => (E_TLS, why),
+            Some(why) => (E_CLOSE, why),
+            None if upgrading => (
+                E_TLS,
+                format!("tls: {} before the upgrade's answer", e.kind()),
+            ),
+            None => (E_CLOSE, format!("{op}: {}", e.kind())),
+        };
+        self.fail_link(idx, kind, &detail);
+    }
+
     pub(super) fn set_link_down_counts(&mut self, idx: usize) {
         let c = &self.ch[idx];
         match c.conn.link {
-            Link::Connecting | Link::Upgrading { .. } => self.inflight -= 1,
+            Link::Connecting | Link::Securing | Link::Upgrading { .. } => self.inflight -= 1,
             Link::Open => {
                 self.open -= 1;
                 if c.boot == Boot::Accepted {
@@ -404,7 +510,14 @@ impl Sim {
         c.conn.wbuf = Vec::new();
         c.conn.decoder = Decoder::new(Role::Client, 0);
         if let Some(mut sock) = c.conn.sock.take() {
-            let _ = self.poll.registry().deregister(&mut sock);
+            if let Stream::Tls(s) = &mut sock {
+                // Dropped without a close_notify, OpenSSL would mark the session not resumable; a charger
+                // that lost its link offers its session again all the same.
+                s.set_shutdown(ShutdownState::SENT);
+            }
+            if let Some(tcp) = sock.tcp_mut() {
+                let _ = self.poll.registry().deregister(tcp);
+            }
         }
         c.link_lost();
     }

@@ -45,6 +45,9 @@ pub(super) struct Counters {
     pub(super) end_booted: u64,
     pub(super) closed_clean: u64,
     pub(super) elapsed_end_s: f64,
+    /// wss://: TLS handshakes completed, with the session offered taken (resumed) or not (full).
+    pub(super) tls_full: u64,
+    pub(super) tls_resumed: u64,
 }
 
 impl Sim {
@@ -125,6 +128,13 @@ impl Sim {
             "checked": self.cfg.check_replies,
             "closed_clean": self.r.closed_clean,
         });
+        if self.tls.is_some() {
+            report["tls"] = serde_json::json!({
+                "handshakes": self.r.tls_full + self.r.tls_resumed,
+                "full": self.r.tls_full,
+                "resumed": self.r.tls_resumed,
+            });
+        }
         if let Some(load) = self.load_report() {
             report["load"] = load;
         }

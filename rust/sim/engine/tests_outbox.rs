@@ -5,6 +5,7 @@
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream as StdStream};
 
+use mio::net::TcpStream;
 use serde_json::json;
 
 use super::outbox::Output;
@@ -17,7 +18,7 @@ fn plug(sim: &mut Sim, idx: usize) -> StdStream {
     let near = StdStream::connect(listener.local_addr().unwrap()).unwrap();
     let (far, _) = listener.accept().unwrap();
     near.set_nonblocking(true).unwrap();
-    sim.ch[idx].conn.sock = Some(TcpStream::from_std(near));
+    sim.ch[idx].conn.sock = Some(Stream::Plain(TcpStream::from_std(near)));
     far
 }
 

@@ -203,7 +203,11 @@ impl Sim {
             }
             Timer::Reboot if c.reboot_pending.is_some() => self.do_reboot(idx),
             Timer::Handshake { .. }
-                if on_link && matches!(c.conn.link, Link::Connecting | Link::Upgrading { .. }) =>
+                if on_link
+                    && matches!(
+                        c.conn.link,
+                        Link::Connecting | Link::Securing | Link::Upgrading { .. }
+                    ) =>
             {
                 self.fail_link(idx, E_TIMEOUT, "connect and upgrade")
             }
