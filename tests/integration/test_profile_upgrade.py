@@ -26,7 +26,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from tests.integration.ocpp_clients import ocpp_charge_point
-from tests.integration.test_tls import Pki, tls_args
+from tests.integration.pki import Pki, tls_args
 
 UPGRADES = "/chargers/{}/security-profile-upgrades"
 
