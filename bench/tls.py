@@ -54,13 +54,15 @@ def node_processes(node: NodeProc) -> list[psutil.Process]:
 
 
 def pss_kb(procs: list[psutil.Process]) -> int:
-    total = 0
-    for p in procs:
-        with open(f"/proc/{p.pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-    return total
+    return sum(pss_one(p) for p in procs)
+
+
+def pss_one(p: psutil.Process) -> int:
+    with open(f"/proc/{p.pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no Pss for {p.pid}")
 
 
 def cpu_s(procs: list[psutil.Process]) -> float:
@@ -97,6 +99,7 @@ def run_load(
     node_procs = node_processes(node)
     time.sleep(IDLE_SETTLE)
     idle = pss_kb(node_procs)
+    idle_control = pss_one(node_procs[0])
     cpu0 = cpu_s(node_procs)
     loads = []
     per = total // procs
@@ -111,6 +114,7 @@ def run_load(
         cpu1 = cpu_s(node_procs)
         time.sleep(HOLD)
         held = pss_kb(node_procs)
+        held_control = pss_one(node_procs[0])
         connected = sum(int(c["connected"]) for c in connect)
         out: dict[str, Any] = {
             "connections": connected,
@@ -118,6 +122,8 @@ def run_load(
             "node_pss_idle_kb": idle,
             "node_pss_held_kb": held,
             "kb_per_conn": round((held - idle) / max(1, connected), 2),
+            # Of which the control plane (the rest: the gateway workers).
+            "control_plane_kb_per_conn": round((held_control - idle_control) / max(1, connected), 2),
             "handshakes_per_s": round(connected / max(float(c["seconds"]) for c in connect)),
             "node_cpu_us_per_handshake": round((cpu1 - cpu0) / max(1, connected) * 1e6, 1),
         }

@@ -78,8 +78,10 @@ pub fn context(files: &TlsFiles) -> Result<SslContext, TlsError> {
             | SslOptions::SINGLE_ECDH_USE,
     );
     b.set_mode(SslMode::RELEASE_BUFFERS);
-    // Resumption by session id (TLS 1.2) and by ticket (1.2 and 1.3), within a worker.
-    b.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    // Resumption by ticket only (TLS 1.2 and 1.3, stateless: the keys are shared by the workers). No server
+    // session cache: it would keep every session of the last 20,480 handshakes in each worker (~1.5 KB each,
+    // more with a client certificate), useless to a reconnect that lands on another worker.
+    b.set_session_cache_mode(SslSessionCacheMode::OFF);
     b.set_session_id_context(b"ampgate-ocpp")?;
     // TLS 1.3: one ticket per full handshake (OpenSSL sends two by default); a charger resumes one session.
     b.set_num_tickets(1)?;
