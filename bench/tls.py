@@ -161,42 +161,55 @@ def run_load(
                 p.wait()
 
 
-def openssl_limit(cert: trustme.LeafCert, ca: trustme.CA, seconds: float = 2.0) -> dict[str, float]:
-    """Handshakes a second with both ends in this process on memory BIOs (TLS 1.3, ECDSA P-256): full, then
-    resumed. The physical limit of one core doing the node's and the charger's side."""
+def memory_contexts(cert: trustme.LeafCert, ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for handshakes on memory BIOs: `cert` served, `ca` trusted."""
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(server)
     client = ssl.create_default_context()
     ca.configure_trust(client)
     client.check_hostname = False
+    return server, client
+
+
+def memory_handshake(
+    server: ssl.SSLContext, client: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """Both ends of one handshake in this process on memory BIOs (offering `session`), then one byte from the
+    server so a TLS 1.3 ticket reaches the client. Returns (server side, client side)."""
+    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    c = client.wrap_bio(cin, cout, server_hostname="127.0.0.1", session=session)
+    s = server.wrap_bio(sin, sout, server_side=True)
+    c_done = s_done = False
+    for _ in range(20):
+        if not c_done:
+            try:
+                c.do_handshake()
+                c_done = True
+            except ssl.SSLWantReadError:
+                pass
+        sin.write(cout.read())
+        if not s_done:
+            try:
+                s.do_handshake()
+                s_done = True
+            except ssl.SSLWantReadError:
+                pass
+        cin.write(sout.read())
+        if c_done and s_done:
+            break
+    s.write(b"x")
+    cin.write(sout.read())
+    c.read(1)
+    return s, c
+
+
+def openssl_limit(cert: trustme.LeafCert, ca: trustme.CA, seconds: float = 2.0) -> dict[str, float]:
+    """Handshakes a second with both ends in this process on memory BIOs (TLS 1.3, ECDSA P-256): full, then
+    resumed. The physical limit of one core doing the node's and the charger's side."""
+    server, client = memory_contexts(cert, ca)
 
     def one(session: ssl.SSLSession | None) -> ssl.SSLSession | None:
-        cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-        c = client.wrap_bio(cin, cout, server_hostname="127.0.0.1", session=session)
-        s = server.wrap_bio(sin, sout, server_side=True)
-        c_done = s_done = False
-        for _ in range(20):
-            if not c_done:
-                try:
-                    c.do_handshake()
-                    c_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            sin.write(cout.read())
-            if not s_done:
-                try:
-                    s.do_handshake()
-                    s_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            cin.write(sout.read())
-            if c_done and s_done:
-                break
-        # The server's ticket (TLS 1.3, after the handshake) reaches the client with the first read.
-        s.write(b"x")
-        cin.write(sout.read())
-        c.read(1)
-        return c.session
+        return memory_handshake(server, client, session)[1].session
 
     out = {}
     for name, resume in (("full_per_s", False), ("resumed_per_s", True)):

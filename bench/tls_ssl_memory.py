@@ -12,6 +12,8 @@ import ssl
 
 import trustme
 
+from tls import memory_contexts, memory_handshake
+
 
 def pss_kb() -> int:
     with open(f"/proc/{os.getpid()}/smaps_rollup") as f:
@@ -24,11 +26,7 @@ def pss_kb() -> int:
 def main() -> None:
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    leaf.configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    client.check_hostname = False
+    server, client = memory_contexts(leaf, ca)
     n = 5000
     base = pss_kb()
     keep = [server.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True) for _ in range(n)]
@@ -36,35 +34,8 @@ def main() -> None:
     del keep
     gc.collect()
 
-    def pair() -> ssl.SSLObject:
-        cin, cout, sin, sout = (ssl.MemoryBIO() for _ in range(4))
-        c = client.wrap_bio(cin, cout, server_hostname="127.0.0.1")
-        s = server.wrap_bio(sin, sout, server_side=True)
-        c_done = s_done = False
-        for _ in range(20):
-            if not c_done:
-                try:
-                    c.do_handshake()
-                    c_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            sin.write(cout.read())
-            if not s_done:
-                try:
-                    s.do_handshake()
-                    s_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            cin.write(sout.read())
-            if c_done and s_done:
-                break
-        s.write(b"x")
-        cin.write(sout.read())
-        c.read(1)
-        return s
-
     base = pss_kb()
-    servers = [pair() for _ in range(n)]
+    servers = [memory_handshake(server, client)[0] for _ in range(n)]
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     print(f"server side after a TLS 1.3 handshake: {(pss_kb() - base) / n:.2f} KB ({len(servers)} held)")
     print(f"OpenSSL {ssl.OPENSSL_VERSION}")
