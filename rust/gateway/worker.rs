@@ -397,7 +397,10 @@ impl Worker {
             (false, _) => Stream::Plain(sock),
             (true, Some(ctx)) => match Stream::accept_tls(ctx, sock) {
                 Some(s) => s,
-                None => return, // Dropping the socket deregisters it.
+                None => {
+                    self.counts.tls_failed += 1;
+                    return; // Dropping the socket deregisters it.
+                }
             },
             (true, None) => return,
         };
@@ -529,6 +532,11 @@ impl Worker {
         }
         let mut s = self.conns.remove(idx);
         self.buffered -= s.accounted;
+        if s.sock.is_handshaking() {
+            // Gone before its TLS handshake finished, however: a failed verification, a timeout, a peer
+            // that gave up or closed. One place, so no path escapes the count.
+            self.counts.tls_failed += 1;
+        }
         if s.counted {
             self.admission.get_mut().handshake_done();
         }
@@ -592,7 +600,7 @@ impl Worker {
             match s.sock.handshake() {
                 Handshake::Pending => return,
                 Handshake::Failed => {
-                    self.counts.tls_failed += 1;
+                    // Counted as `tls_failed` when the connection is removed (still handshaking).
                     self.drive(idx, |c, _, emit| c.lost(Lost::ReadError, emit));
                     return;
                 }

@@ -20,9 +20,11 @@ from websockets.sync.client import connect
 from tests.fuzz import ocpp_fuzz
 from tests.fuzz.ocpp_fuzz import OCPP16, OCPP201, FuzzCharger
 
-# Examples of 20-30 messages, about 10^4 messages in all (the test checks the count it reached). Fewer for 2.0.1:
-# its payloads are larger, and drawing them costs hypothesis about 6 ms a message against 1.5 ms for 1.6.
-EXAMPLES = {OCPP16: 250, OCPP201: 180}
+# Examples of 20-30 messages, over 10^4 messages in all (the test checks the count it reached). Fewer for 2.0.1:
+# its payloads are larger, and drawing them costs hypothesis about 6 ms a message against 1.5 ms for 1.6. The
+# count drawn differs between boxes even derandomized (250 + 180 examples gave 10,150 here and 9,897 on CI), so
+# these leave a margin of about 15% above MIN_MESSAGES.
+EXAMPLES = {OCPP16: 300, OCPP201: 210}
 MESSAGES_PER_EXAMPLE = (20, 30)
 MIN_MESSAGES = 10_000
 # A heartbeat of the bystander charger must be answered within this, however busy the router is with the fuzz:

@@ -122,6 +122,7 @@ def test_profile_3_is_a_client_certificate_naming_the_charger(node_factory, pki)
     node = node_factory(*tls_args(pki, client_ca=True))
     register(node, "TLS-P3", None, 3)
     url = f"{node.ocpp_tls_url}/TLS-P3"
+    client_saw: list[BaseException] = []
 
     async def scenario() -> None:
         async with ocpp_charge_point(
@@ -140,11 +141,12 @@ def test_profile_3_is_a_client_certificate_naming_the_charger(node_factory, pki)
         assert await refused_status(url, ssl=pki.server_ca_context()) == 403
         # A certificate of another CA: the TLS handshake fails (TLS 1.3 reports it after the client's
         # Finished, so the client may see it as an error reading the upgrade's answer).
-        with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake, EOFError)):
+        with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake, EOFError)) as seen:
             async with websockets.connect(
                 url, subprotocols=["ocpp1.6"], ssl=pki.client("TLS-P3", pki.other_ca), open_timeout=10
             ):
                 pass
+        client_saw.append(seen.value)
         # An unknown charger with a certificate of the operator's CA is admitted as unknown chargers are.
         async with websockets.connect(
             f"{node.ocpp_tls_url}/TLS-NEW", subprotocols=["ocpp1.6"], ssl=pki.client("TLS-NEW")
@@ -157,8 +159,9 @@ def test_profile_3_is_a_client_certificate_naming_the_charger(node_factory, pki)
     failed = ("ampgate_upgrades_refused_total", (("reason", "tls_handshake"),))
     deadline = time.monotonic() + 10
     while (m := scrape(node)).get(refused, 0) < 2 or m.get(failed, 0) < 1:
-        assert time.monotonic() < deadline, " ".join(
-            f"{k[1][0][1]}={v:g}" for k, v in m.items() if k[0] == refused[0]
+        assert time.monotonic() < deadline, (
+            " ".join(f"{k[1][0][1]}={v:g}" for k, v in m.items() if k[0] == refused[0])
+            + f"; the other CA's client saw {client_saw!r}"
         )
         time.sleep(0.25)
 
