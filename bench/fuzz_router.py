@@ -2,22 +2,25 @@
 real node, from a 1.6 and a 2.0.1 charger, with a bystander charger's heartbeats
 timed throughout. The generator, the oracle and the client are tests/fuzz/ocpp_fuzz.py's (the same checks as
 tests/fuzz/test_ocpp_router_fuzz.py, which runs ~10^4 in `make test`); the client runs hypothesis in
-chunks of --chunk examples, chunk k seeded with seed * 1000 + k, so a run is reproducible from its seed.
+chunks of --chunk examples, chunk k seeded with seed * 1000 + k, so a run is reproducible from its seed and
+--clients (client i of --clients N runs as seed + i, in its own process).
 
 Stops at --messages or --max-seconds, whichever comes first, and reports the exact count. Prints a table and
 writes JSON (--json): messages sent, answers by kind and code, mismatches (must be 0), the node alive, tracebacks
 and ERROR lines in its log (must be 0), heartbeats of the bystander and the slowest.
 
-    flock /tmp/bench.lock .venv/bin/python bench/fuzz_router.py --messages 1000000 --json bench/results/fuzz-router.json
+    flock /tmp/bench.lock .venv/bin/python bench/fuzz_router.py --messages 1000000 --clients 2 --json bench/results/fuzz-router.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--chunk", type=int, default=200, help="hypothesis examples per chunk")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=1, help="client processes, each its own two chargers")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -90,9 +94,19 @@ def main() -> int:
     bystander.start()
     started = time.monotonic()
     until = started + args.max_seconds
-    # One client, in this process: the generator is what costs (hypothesis draws, ~1.5 ms a 1.6 message and
-    # ~6 ms a 2.0.1 one); the node answers far faster than one client generates.
-    parts = [client(node.ocpp_url, 0, args.seed, args.chunk, until, args.messages)]
+    # The generator is what costs (hypothesis draws, ~1.5 ms a 1.6 message and ~6 ms a 2.0.1 one); the node
+    # answers far faster than one client generates, so --clients 2 on two cores nearly doubles the rate. Client i
+    # seeds its chunks from seed + i (chunk k of client i: (seed + i) * 1000 + k) and takes an equal share.
+    if args.clients == 1:
+        parts = [client(node.ocpp_url, 0, args.seed, args.chunk, until, args.messages)]
+    else:
+        share = -(-args.messages // args.clients)
+        with ProcessPoolExecutor(args.clients, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [
+                pool.submit(client, node.ocpp_url, i, args.seed + i, args.chunk, until, share)
+                for i in range(args.clients)
+            ]
+            parts = [f.result() for f in futures]
     elapsed = time.monotonic() - started
     bystander.stop.set()
     bystander.join(10)
@@ -110,6 +124,7 @@ def main() -> int:
         "seconds": round(elapsed, 1),
         "messages_per_s": round(sum(p["sent"] for p in parts) / elapsed, 1),
         "seed": args.seed,
+        "clients": args.clients,
         "callerrors": sum(p["errors"] for p in parts),
         "callresults": sum(p["results"] for p in parts),
         "no_reply_owed": sum(p["silent"] for p in parts),
