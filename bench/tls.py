@@ -93,7 +93,7 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 
 
 def run_load(
-    node: NodeProc, port: int, total: int, procs: int, *, tls: bool, ca: str, prefix: str
+    node: NodeProc, port: int, total: int, procs: int, *, tls: bool, ca: str, prefix: str, inflight: int = 256
 ) -> dict[str, Any]:
     """Connect `total` chargers from `procs` processes; hold; for TLS reconnect with resumption."""
     node_procs = node_processes(node)
@@ -106,6 +106,7 @@ def run_load(
     for i in range(procs):
         cmd = [sys.executable, str(CLIENT), "127.0.0.1", str(port), str(per), "--source", f"127.0.0.{2 + i}"]
         cmd += ["--prefix", f"{prefix}{i}", "--phase-timeout", str(PHASE_TIMEOUT)]
+        cmd += ["--inflight", str(inflight)]
         if tls:
             cmd += ["--tls", "--ca", ca]
         loads.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
@@ -229,6 +230,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=10_000)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--inflight", type=int, default=256, help="handshakes in flight per load process")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     ca = trustme.CA()
@@ -252,8 +254,9 @@ def main() -> int:
                 port = node.ocpp_tls_port if mode == "tls" else node.ocpp_port
                 assert port is not None
                 results[mode] = run_load(
-                    node, port, args.connections, args.procs, tls=mode == "tls", ca=str(ca_pem), prefix=mode
-                )
+                    node, port, args.connections, args.procs, tls=mode == "tls", ca=str(ca_pem), prefix=mode,
+                    inflight=args.inflight,
+                )  # fmt: skip
             finally:
                 node.stop()
         results["openssl_both_ends_one_core"] = openssl_limit(leaf, ca)
