@@ -667,6 +667,8 @@ class Node:
             )
             # Tokens our id-token table does not know: the eMSPs' (pushed, or asked in real time).
             authorizer.external = self.roaming.authority
+            # What let a roaming session in (the eMSP's authorization_reference) goes on its CDR.
+            self.billing.authorizations = self.roaming.authority
         ocpi_services: dict[str, Any] = {}
         if self.roaming is not None:
             ocpi_services = {

@@ -40,6 +40,7 @@ from ampgate.events import (
     TransactionUpdated,
 )
 from ampgate.load import SiteSpec, TopologyRepository
+from ampgate.openadr import PriceRepository as OpenAdrPrices
 from ampgate.store import (
     ChargerRepository,
     ConnectorStatusRepository,
@@ -100,10 +101,12 @@ class Harness:
             bus=self.bus,
             clock=self.clock,
         )
+        # The VEN's table of PRICE intervals, which a test fills as the VEN would.
+        self.openadr_prices = OpenAdrPrices(store)
         self.signals = PriceSignals(
             PriceSignalRepository(store),
             site_exists=lambda s: self.topology.site(s) is not None,
-            openadr=None,
+            openadr=self.openadr_prices,
             bus=self.bus,
             clock=self.clock,
         )

@@ -5,18 +5,22 @@ with; restarts between the stop and the EVSE free still give exactly one CDR."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 import trio
 
 from ampgate.billing.signals import SignalWindow
 from ampgate.errors import ConflictError
 from ampgate.events import CdrCreated, TariffAssigned, TariffChanged
+from ampgate.openadr import Price
 from ampgate.pricing import ChargingChange, MeterSample, PriceSignal, SessionUsage, Tariff, price
 from ampgate.store import SignedValue
+from ampgate.store.transactions import TransactionRow
 from tests.pricing.builders import comp, element, tariff
 
 from .conftest import Harness, minutes
@@ -429,6 +433,75 @@ def test_signed_meter_values_go_on_the_cdr_and_credits_negate_once(billing) -> N
     billing(body)
 
 
+class Granted(msgspec.Struct, frozen=True):
+    authorization_reference: str | None
+
+
+class Authorizations:
+    """OCPI's token authority as billing sees it: what let each transaction in, by the charger's id token."""
+
+    def __init__(self, **by_token: str | None) -> None:
+        self.by_token = by_token
+        self.asked: list[int] = []
+
+    async def authorization_for(self, tx: TransactionRow) -> Granted | None:
+        self.asked.append(tx.id)
+        if tx.id_token not in self.by_token:
+            return None
+        return Granted(self.by_token[tx.id_token])
+
+
+def test_a_cdr_carries_the_authorization_reference_of_what_let_its_transaction_in(billing) -> None:
+    async def body(h: Harness) -> None:
+        # Before any authority is wired (a node without OCPI): none.
+        tx0 = await h.start16("CP0", minutes(0), token="LOCAL")
+        await h.stop16("CP0", tx0, minutes(1), 100)
+        h.status("CP0", "Available", minutes(2))
+        await h.settle()
+        assert (await h.cdr_of(tx0)).authorization_reference is None
+        auths = Authorizations(**{"EMSP-1": "REF-1", "EMSP-2": None})
+        h.billing.authorizations = auths
+        ids = {}
+        for n, token in enumerate(("EMSP-1", "EMSP-2", "LOCAL"), start=1):
+            charger = f"CP{n}"
+            ids[token] = tx = await h.start16(charger, minutes(0), token=token)
+            await h.stop16(charger, tx, minutes(10), 1000)
+            h.status(charger, "Available", minutes(11))
+        await h.settle()
+        # The eMSP's reference; an eMSP token let in without one (the whitelist); our own token: none.
+        got = {token: (await h.cdr_of(tx)).authorization_reference for token, tx in ids.items()}
+        assert got == {"EMSP-1": "REF-1", "EMSP-2": None, "LOCAL": None}
+        assert sorted(auths.asked) == sorted(ids.values())
+
+    billing(body)
+
+
+def test_a_cdr_whose_authorization_cannot_be_read_is_made_later_not_without_it(billing) -> None:
+    async def body(h: Harness) -> None:
+        auths = Authorizations(**{"EMSP-1": "REF-1"})
+        failing = [True]
+
+        async def authorization_for(tx: TransactionRow) -> Granted | None:
+            if failing[0]:
+                raise sqlite3.OperationalError("database is locked")
+            return await Authorizations.authorization_for(auths, tx)
+
+        auths.authorization_for = authorization_for  # type: ignore[method-assign]
+        h.billing.authorizations = auths
+        tx = await h.start16("CP1", minutes(0), token="EMSP-1")
+        await h.stop16("CP1", tx, minutes(10), 1000)
+        h.status("CP1", "Available", minutes(11))
+        await h.settle()
+        assert h.cdr_rows.of_transaction(tx) is None
+        failing[0] = False
+        # The next reconcile finds the connector free in the stored statuses and ends the session then.
+        await h.billing.reconcile()
+        cdr = await h.cdr_of(tx)
+        assert cdr.authorization_reference == "REF-1" and cdr.ended_at == minutes(11)
+
+    billing(body)
+
+
 def test_site_price_signals_in_the_tariffs_currency_price_the_energy(billing) -> None:
     async def body(h: Harness) -> None:
         await h.tariffs.create(TARIFF)
@@ -450,6 +523,56 @@ def test_site_price_signals_in_the_tariffs_currency_price_the_energy(billing) ->
         signal = PriceSignal(start=minutes(0), end=minutes(15), energy_price=Decimal("0.05"))
         expected = price(TARIFF, usage16(ended=40), until=minutes(40), tz=UTC_ZONE, signals=[signal])
         assert cdr is not None and cdr.cost == expected
+        assert expected != price(TARIFF, usage16(ended=40), until=minutes(40), tz=UTC_ZONE)
+
+    billing(body)
+
+
+def test_openadr_price_intervals_in_the_tariffs_currency_price_the_running_cost_and_the_cdr(billing) -> None:
+    def interval(i: int, start: float, end: float, value: float, currency: str, units: str | None) -> Price:
+        return Price(
+            site_id="S1",
+            event_id="EV-1",
+            program_id="DAY-AHEAD",
+            interval_id=i,
+            start=minutes(start),
+            end=minutes(end),
+            price=value,
+            currency=currency,
+            units=units,
+        )
+
+    async def body(h: Harness) -> None:
+        await h.tariffs.create(TARIFF)
+        await h.tariffs.assign("default", None, "STD")
+        await h.site("S1")
+        h.placed["CP1"] = "S1"
+        # 50.00 EUR/MWh until minute 15, then 0.2 EUR/kWh (no units: per kWh); a USD interval is not the tariff's.
+        await h.openadr_prices.replace_event(
+            "EV-1",
+            [
+                interval(0, 0, 15, 50.0, "EUR", "MWH"),
+                interval(1, 15, 60, 0.2, "EUR", None),
+                interval(2, 0, 60, 9.0, "USD", "KWH"),
+            ],
+        )
+        signals = [
+            PriceSignal(start=minutes(0), end=minutes(15), energy_price=Decimal("0.05")),
+            PriceSignal(start=minutes(15), end=minutes(60), energy_price=Decimal("0.2")),
+        ]
+        tx = await drive16(h, check_running=False)
+        h.clock.t = minutes(35)
+        running = h.billing.running_cost(tx)
+        expected_running = price(TARIFF, usage16(), until=minutes(35), tz=UTC_ZONE, signals=signals)
+        assert running is not None and running.total_cost == expected_running.total_cost
+        h.status("CP1", "Available", minutes(40))
+        await h.settle()
+        cdr = await h.cdr_of(tx)
+        expected = price(TARIFF, usage16(ended=40), until=minutes(40), tz=UTC_ZONE, signals=signals)
+        assert cdr.cost == expected
+        # 3000 Wh until minute 15 (2000 at 10, 4000 at 20, spread linearly) at 0.05, the other 2000 at 0.20: the
+        # tariff's 0.30 nowhere.
+        assert cdr.cost is not None and cdr.cost.energy_cost.excl_vat == Decimal("0.55")
         assert expected != price(TARIFF, usage16(ended=40), until=minutes(40), tz=UTC_ZONE)
 
     billing(body)

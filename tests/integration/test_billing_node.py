@@ -223,6 +223,8 @@ def test_16_tariff_running_cost_cdr_csv_credit_and_usage(node) -> None:
                 "ALICE",
             )
             assert parse(cdr["ended_at"]) == t_free and cdr["end_reason"] == "evse_free"
+            # Not an eMSP's token (no OCPI here): OCPP itself gives no authorization reference.
+            assert cdr["authorization_reference"] is None
             assert parse(cdr["stopped_at"]) == t_stop and parse(cdr["started_at"]) == t0
             usage = SessionUsage(
                 started_at=t0,
@@ -258,6 +260,7 @@ def test_16_tariff_running_cost_cdr_csv_credit_and_usage(node) -> None:
             assert len(rows) == 1 and rows[0]["id"] == str(cdr["id"])
             assert Decimal(rows[0]["total_cost"]) == expected.total_cost.incl_vat
             assert Decimal(rows[0]["parking_after_cost"]) == expected.parking_after_cost.incl_vat
+            assert rows[0]["authorization_reference"] == ""
 
             day = t0.replace(hour=0, minute=0, second=0, microsecond=0)
             window = {"since": iso(day), "until": iso(day + timedelta(days=1)), "step": 86400}
@@ -411,5 +414,58 @@ def test_a_session_nobody_unplugs_ends_after_the_longest_wait(node_factory) -> N
             assert cdr["end_reason"] == "max_parking"
             assert parse(cdr["ended_at"]) == t_stop + timedelta(seconds=1)
             assert cdr["parking_after_s"] == 1 and cdr["energy_wh"] == 500
+
+    asyncio.run(scenario())
+
+
+def test_the_usage_reports_occupancy_is_the_share_of_in_service_time_a_connector_was_in_use(node) -> None:
+    # Free, in use, free again, each this long: a third of the connector's in-service time in use. Long enough
+    # that the node taking a status a few tens of ms after its reply moves the share by about a point.
+    stretch_s = 2.0
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        async with api(node) as http:
+            r = await http.post("/sites", json={"id": "OCC", "phase_limits_a": [63, 63, 63]})
+            assert r.status_code == 201, r.text
+            assert (await http.post("/chargers", json={"id": "OCC16"})).status_code in (200, 201)
+            r = await http.put(
+                "/chargers/OCC16/placement", json={"node_id": "OCC", "phases": "L1L2L3", "max_a": 32}
+            )
+            assert r.status_code == 200, r.text
+            async with ocpp_charge_point(ChargePoint16, node.ocpp_url, "OCC16", "ocpp1.6", boot=True) as cp:
+
+                async def status(value: str) -> float:
+                    """When the node took the status: the middle of its round trip."""
+                    sent = loop.time()
+                    await cp.call(
+                        call16.StatusNotification(connector_id=1, error_code="NoError", status=value),
+                        suppress=False,
+                    )
+                    return (sent + loop.time()) / 2
+
+                free = await status("Available")
+                await asyncio.sleep(stretch_s)
+                busy = await status("Charging")
+                await asyncio.sleep(stretch_s)
+                freed = await status("Available")
+                await asyncio.sleep(stretch_s)
+                today = now().replace(hour=0, minute=0, second=0, microsecond=0)
+                window = {
+                    "since": iso(today - timedelta(days=1)),
+                    "until": iso(today + timedelta(days=1)),
+                    "step": 86400,
+                }
+                asked = loop.time()
+                r = await http.get("/sites/OCC/usage", params=window)
+                asked = (asked + loop.time()) / 2
+            assert r.status_code == 200, r.text
+            yesterday, point = r.json()["points"]
+            # No connector time yesterday: unknown, not 0.
+            assert yesterday["occupancy_pct"] is None and parse(point["at"]) == today
+            expected = 100 * (freed - busy) / (asked - free)
+            assert 0 < point["occupancy_pct"] <= 100
+            assert abs(point["occupancy_pct"] - expected) < 5, (point["occupancy_pct"], expected)
+            assert (point["sessions"], point["energy_kwh"]) == (0, 0)
 
     asyncio.run(scenario())

@@ -11,6 +11,8 @@ and CDRs and our Tariffs, paginated. A node restarted with a CDR delivery pendin
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import itertools
 import json
 import subprocess
@@ -324,6 +326,12 @@ def test_201_session_pushes_the_cdr_equal_to_the_chargers_total_and_a_failed_del
         and cdr["tariffs"][0]["elements"] == emsp.tariffs["FAST"]["elements"]
     )
     assert cdr["charging_periods"] == periods
+    # Billing's own CDR carries the same token and authorization reference (the API, its CSV export).
+    ours = api(node, "GET", f"/cdrs/{cdr['id']}").json()
+    assert (ours["id_token"], ours["authorization_reference"]) == ("APP-201", "REF-APP-201")
+    assert ours["total_cost"] == out["total_cost"]
+    (row,) = csv.DictReader(io.StringIO(api(node, "GET", "/cdrs", headers={"Accept": "text/csv"}).text))
+    assert (row["id"], row["authorization_reference"]) == (cdr["id"], "REF-APP-201")
     posts = emsp.cdr_posts()
     assert len(posts) == 3 and all(p.body == cdr for p in posts), "the same CDR every attempt"
     assert out["pending"]["last_error"] and "500" in out["pending"]["last_error"]
@@ -434,6 +442,7 @@ def test_16_session_cdr_equals_the_final_cost_and_a_pending_delivery_survives_a_
     sid = str(out["tx"])
     assert emsp.sessions[sid]["status"] == "COMPLETED" and emsp.sessions[sid]["kwh"] == 5.0
     (ours,) = api(node, "GET", "/cdrs").json()["items"]
+    assert ours["authorization_reference"] == "REF-APP-16"
     (pending,) = api(node, "GET", "/ocpi/cdr-deliveries").json()["items"]
     assert pending["state"] == "pending" and pending["attempts"] >= 2 and pending["cdr_id"] == ours["id"]
     assert emsp.cdrs == []

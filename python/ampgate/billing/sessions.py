@@ -14,7 +14,9 @@ A session ends when the EVSE is free again after the transaction's stop: its con
 Reserved), or the charger goes offline (disconnected and not back within OFFLINE_GRACE_S; the session ends when
 it disconnected), or `max_parking_s` after the stop passed without either (the parking is billed up to then). Until then the cost grows by the parking after the transaction (PARKING_TIME), which the
 CDR shows separately (`parking_after_cost`). A 2.0.1 transaction usually lasts until the cable is unplugged;
-a 1.6 charger often stops it first.
+a 1.6 charger often stops it first. The CDR's authorization reference is the one that let the transaction in,
+asked of `Authorizations` (OCPI's token authority: an eMSP's reference) as the CDR is built; a session our own
+id-token table authorized has none (OCPP gives no such reference).
 
 State: each open session's meter samples, charging timeline and tariff, in memory, from the bus
 (`transaction.*`, `connector.status`, `charger.disconnected`). Events are hints: at start, after a loss and every
@@ -137,6 +139,19 @@ class StatusSource(Protocol):
     def statuses(self, charger_id: str, /) -> list[ConnectorStatusRow]: ...
 
 
+class HasReference(Protocol):
+    @property
+    def authorization_reference(self) -> str | None: ...
+
+
+class Authorizations(Protocol):
+    """What let a transaction in when someone other than our id-token table decided it
+    (`ampgate.roaming.authority.TokenAuthority`: an eMSP's token, by a command, a real-time answer or the
+    whitelist): its authorization, or None (ours decided, or it was nobody's)."""
+
+    async def authorization_for(self, tx: TransactionRow, /) -> HasReference | None: ...
+
+
 class HasZone(Protocol):
     @property
     def time_zone(self) -> str: ...
@@ -230,7 +245,9 @@ class _Session:
 
 
 class BillingSessions:
-    """Session costs and CDRs (see the module docstring). Start `run` in the node's nursery before the gateway."""
+    """Session costs and CDRs (see the module docstring). Start `run` in the node's nursery before the gateway.
+    `authorizations` (settable later: OCPI is built after billing, and prices with it) gives a CDR its
+    authorization reference; without it every CDR's is None."""
 
     def __init__(
         self,
@@ -246,7 +263,9 @@ class BillingSessions:
         clock: Clock,
         *,
         max_parking_s: float = DEFAULT_MAX_PARKING_S,
+        authorizations: Authorizations | None = None,
     ) -> None:
+        self.authorizations = authorizations
         self._rows = rows
         self._cdrs = cdrs
         self._tariffs = tariffs
@@ -460,7 +479,10 @@ class BillingSessions:
             self._reload(s)
             if s.stopped_at is None:
                 return None
-            cdr = self._cdr(s, max(ended_at, s.stopped_at), reason)
+            # Asked before the CDR is built: it is never changed, so a reference that cannot be read now (the
+            # store failing) is retried with the whole CDR at the next sweep, never written as missing.
+            reference = await self._authorization_reference(s.tx)
+            cdr = self._cdr(s, max(ended_at, s.stopped_at), reason, reference)
             saved, created = await self._cdrs.create(cdr)
         except Exception:
             log.exception("transaction %d: the CDR could not be written; retrying at the next sweep", s.tx_id)
@@ -486,7 +508,13 @@ class BillingSessions:
             )
         return saved
 
-    def _cdr(self, s: _Session, ended_at: datetime, reason: str) -> Cdr:
+    async def _authorization_reference(self, tx: TransactionRow) -> str | None:
+        if self.authorizations is None:
+            return None
+        found = await self.authorizations.authorization_for(tx)
+        return None if found is None else found.authorization_reference
+
+    def _cdr(self, s: _Session, ended_at: datetime, reason: str, authorization_reference: str | None) -> Cdr:
         assert s.stopped_at is not None
         usage = s.usage(ended_at)
         cost: Cost | None = None
@@ -505,7 +533,7 @@ class BillingSessions:
             connector_id=tx.connector_id,
             id_token=tx.id_token,
             group_id=row.group_id,
-            authorization_reference=None,
+            authorization_reference=authorization_reference,
             started_at=tx.started_at,
             stopped_at=s.stopped_at,
             ended_at=ended_at,

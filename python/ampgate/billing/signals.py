@@ -2,8 +2,8 @@
 
 Two sources: windows an operator sets over the API (`PUT /api/v1/sites/{id}/price-signals`, kept in
 `site_price_signals`, replaced as a whole), and the PRICE intervals an OpenADR VTN sent (stored by the VEN in
-`openadr_prices`, converted here: per kWh from the payload's units, KWH or none, MWH, WH; an interval without
-a currency, or in other units, is not used). A session is priced with the signals in its tariff's currency; the
+`openadr_prices`, converted here: per kWh from the payload's units, KWH or none, MWH, WH, any case, rounded
+half-up to 4 decimals; an interval without a currency, in other units, or not a finite number, is not used). A session is priced with the signals in its tariff's currency; the
 operator's windows come first, so where both cover an instant the operator's price wins (the engine takes the
 first signal covering it).
 
@@ -18,7 +18,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 import msgspec
@@ -161,7 +161,8 @@ def from_openadr(row: Any) -> tuple[str, PriceSignal] | None:
     factor = _PER_KWH.get(None if row.units is None else str(row.units).upper())
     if factor is None or not row.currency or not math.isfinite(row.price):
         return None
-    price = (Decimal(repr(float(row.price))) * factor).quantize(_PLACES)
+    # Half-up, as the engine rounds a signal: Decimal's own default (half-even) would price 123.45/MWh at 0.1234.
+    price = (Decimal(repr(float(row.price))) * factor).quantize(_PLACES, ROUND_HALF_UP)
     return str(row.currency).upper(), PriceSignal(start=row.start, end=row.end, energy_price=price)
 
 
