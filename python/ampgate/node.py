@@ -626,6 +626,8 @@ class Node:
             clock,
             country_code=config.ocpi_country_code or "",
             party_id=config.ocpi_party_id or "",
+            # Each connector names the tariff an ad-hoc or roaming session there gets, by billing's resolution.
+            tariffs=self.tariffs,
         )
         self.public_locations = PublicLocations(
             self.availability,

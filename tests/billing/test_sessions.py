@@ -375,6 +375,31 @@ def test_the_id_token_group_tariff_wins_over_the_charger_and_the_site(billing) -
         )
         assert h.tariffs.tariff_for("CP1", "FLEET-1") == CHEAP
         assert h.tariffs.tariff_for("CP1", None) == TARIFF
+        # What OCPI's connectors name: the resolution without a group (never the group's tariff).
+        assert h.tariffs.ad_hoc_tariff_id("CP1", "S1", minutes(1)) == "STD"
+        assert h.tariffs.ad_hoc_tariff_id("CP2", "S1", minutes(1)) == "SITE"
+        assert h.tariffs.ad_hoc_tariff_id("CP2", None, minutes(1)) is None
+
+    billing(body)
+
+
+def test_the_ad_hoc_tariff_follows_validity_and_says_when_it_may_next_change(billing) -> None:
+    async def body(h: Harness) -> None:
+        start, end = minutes(60), minutes(120)
+        await h.tariffs.create(
+            tariff(element(comp("ENERGY", "0.50")), id="PROMO", start_date_time=start, end_date_time=end)
+        )
+        await h.tariffs.create(CHEAP)
+        await h.site("S1")
+        await h.chargers.register("CP1", None)
+        await h.tariffs.assign("site", "S1", "PROMO")
+        await h.tariffs.assign("default", None, "CHEAP")
+        assert h.tariffs.ad_hoc_tariff_id("CP1", "S1", minutes(0)) == "CHEAP"
+        assert h.tariffs.ad_hoc_tariff_id("CP1", "S1", start) == "PROMO"
+        assert h.tariffs.ad_hoc_tariff_id("CP1", "S1", end) == "CHEAP"
+        assert h.tariffs.next_validity_edge(minutes(0)) == start
+        assert h.tariffs.next_validity_edge(start) == end
+        assert h.tariffs.next_validity_edge(end) is None
 
     billing(body)
 

@@ -1,6 +1,7 @@
 """The locations book alone, over in-memory stand-ins for the tables and presence: what a site publishes (EVSEs
 from descriptions or from statuses, 1.6 one EVSE per connector, 2.0.1 connectors per EVSE, device-model
-defaults), how bus events change statuses and `last_updated`, what it tells the pusher, and the paging filter."""
+defaults), how bus events change statuses and `last_updated`, what it tells the pusher, the paging filter, and
+the tariff each connector names (billing's assignments resolved by billing's own `resolve`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import msgspec
 import trio
 import trio.lowlevel
+import trio.testing
 
+from ampgate.billing.tariffs import resolve
 from ampgate.bus import EventBus
 from ampgate.clock import Clock
 from ampgate.devicemodel.repository import VariableRow
@@ -21,13 +24,17 @@ from ampgate.events import (
     ChargerUnplaced,
     ConnectorStatusChanged,
     SiteUpdated,
+    TariffAssigned,
+    TariffChanged,
 )
 from ampgate.load.model import Location as SiteLocation
 from ampgate.load.model import PlacementRow, SiteRow
+from ampgate.pricing import Tariff
 from ampgate.roaming.equipment import ConnectorSpec, Equipment, EvseSpec
-from ampgate.roaming.locations import RELOAD_SLICE, LocationBook
+from ampgate.roaming.locations import RECONCILE_INTERVAL_S, RELOAD_SLICE, LocationBook
 from ampgate.roaming.types import ConnectorFormat, ConnectorType, EvseStatus, PowerType
 from ampgate.store.connector_status import ConnectorStatusRow
+from tests.pricing.builders import comp, element, tariff
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -130,6 +137,33 @@ class World:
     def evse_removed(self, location_id: str, uid: str, at: datetime) -> None:
         self.told.append(("removed", location_id, uid))
 
+    def tariffs_changed(self, location_id: str, uid: str) -> None:
+        self.told.append(("tariffs", location_id, uid))
+
+
+@dataclass
+class Assignments:
+    """Billing's tariffs and assignments (scope, subject) → tariff id, resolved as `Tariffs` does: by billing's
+    `resolve` without a group."""
+
+    tariffs: dict[str, Tariff] = field(default_factory=dict)
+    assigned: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def ad_hoc_tariff_id(self, charger_id: str, site_id: str | None, at: datetime) -> str | None:
+        found = resolve(
+            self.assigned, self.tariffs, group=None, charger_id=charger_id, site_id=site_id, at=at
+        )
+        return None if found is None else found[0]
+
+    def next_validity_edge(self, after: datetime) -> datetime | None:
+        edges = [
+            e
+            for t in self.tariffs.values()
+            for e in (t.start_date_time, t.end_date_time)
+            if e is not None and e > after
+        ]
+        return min(edges, default=None)
+
 
 class Sites:
     def __init__(self, w: World) -> None:
@@ -166,18 +200,21 @@ class Variables:
         return [r for r in self.w.variables if r.component == component and r.variable == variable]
 
 
-def book(w: World, clock: StepClock) -> LocationBook:
+def book(
+    w: World, clock: StepClock, tariffs: Assignments | None = None, bus: EventBus | None = None
+) -> LocationBook:
     b = LocationBook(
         Sites(w),
         w,
         w,
         Presence(w),
         Variables(w),
-        EventBus(),
+        bus or EventBus(),
         clock,
         country_code="NL",
         party_id="AMP",
         changes=w,
+        tariffs=tariffs,
     )
     b.reload(announce=False)
     return b
@@ -591,3 +628,191 @@ def test_a_private_site_is_in_no_answer_and_no_push() -> None:
     assert ("location", "HOME") in w.told  # the whole Location goes out (a PUT)
     assert b.evse_state("HOME", "CPHOME-1") == (EvseStatus.CHARGING, clock.now())
     assert [loc.id for loc in b.page(None, None, 0, 10)[1]] == ["HOME", "PUB"]
+
+
+# -- tariffs ------------------------------------------------------------------------------------------------------
+
+
+def _priced(*ids: str, **kw: Any) -> dict[str, Tariff]:
+    return {i: tariff(element(comp("ENERGY", "0.30")), id=i, **kw) for i in ids}
+
+
+def _assigned(clock: StepClock, scope: str, subject: str | None, tariff_id: str | None) -> TariffAssigned:
+    return TariffAssigned(
+        at=clock.now(),
+        charger_id=subject if scope == "charger" else None,
+        scope=scope,
+        subject=subject,
+        tariff_id=tariff_id,
+        previous_tariff_id=None,
+    )
+
+
+def _tariffed_world() -> tuple[World, StepClock, Assignments]:
+    """Site S1 with chargers A (two EVSEs) and B, site S2 with charger C; tariffs C, S, D, G."""
+    w, clock = World(), StepClock()
+    for s, chargers in (("S1", ("A", "B")), ("S2", ("C",))):
+        w.sites[s] = site(s)
+        for cid in chargers:
+            w.placements[cid] = placement(cid, s)
+            evses = (t2(1), t2(2)) if cid == "A" else (t2(1),)
+            w.equipment[cid] = Equipment(charger_id=cid, evses=evses, updated_at=T0 - timedelta(hours=1))
+    return w, clock, Assignments(tariffs=_priced("C", "S", "D", "G"))
+
+
+def _tariff_ids(b: LocationBook, location_id: str) -> dict[str, list[str] | None]:
+    loc = b.location(location_id)
+    assert loc is not None and loc.evses is not None
+    return {f"{e.uid}/{c.id}": c.tariff_ids for e in loc.evses for c in e.connectors}
+
+
+def test_each_connector_names_the_charger_else_the_site_else_the_default_tariff() -> None:
+    w, clock, tariffs = _tariffed_world()
+    tariffs.assigned = {
+        ("charger", "A"): "C",
+        ("site", "S1"): "S",
+        ("default", ""): "D",
+        ("id_token_group", "FLEET"): "G",  # a private price for some drivers: never on a connector
+    }
+    b = book(w, clock, tariffs)
+    assert _tariff_ids(b, "S1") == {"A-1/1": ["C"], "A-2/2": ["C"], "B-1/1": ["S"]}
+    assert _tariff_ids(b, "S2") == {"C-1/1": ["D"]}
+    connector = b.connector("S1", "B-1", "1")
+    assert connector is not None and connector.tariff_ids == ["S"]
+
+
+def test_a_connector_no_tariff_applies_to_names_none_and_the_field_is_left_out() -> None:
+    w, clock, tariffs = _tariffed_world()
+    tariffs.assigned = {("id_token_group", "FLEET"): "G"}
+    b = book(w, clock, tariffs)
+    assert _tariff_ids(b, "S1") == {"A-1/1": None, "A-2/2": None, "B-1/1": None}
+    # OCPI: an optional field left out (not null) when none applies.
+    assert b"tariff_ids" not in msgspec.json.encode(b.location("S1"))
+    # Without billing (a book built with no tariffs) the same.
+    assert _tariff_ids(book(w, clock), "S2") == {"C-1/1": None}
+
+
+def test_an_assignment_changes_the_connectors_it_decides_and_their_last_updated() -> None:
+    w, clock, tariffs = _tariffed_world()
+    tariffs.assigned = {("charger", "A"): "C"}
+    b = book(w, clock, tariffs)
+    before = b.location("S1")
+    assert before is not None and before.last_updated == T0 - timedelta(hours=1)  # the descriptions'
+
+    # A site's assignment: the connectors of its chargers that have none of their own.
+    clock.at = T0 + timedelta(minutes=1)
+    tariffs.assigned[("site", "S1")] = "S"
+    b.apply(_assigned(clock, "site", "S1", "S"))
+    assert w.told == [("tariffs", "S1", "B-1")]
+    assert _tariff_ids(b, "S1") == {"A-1/1": ["C"], "A-2/2": ["C"], "B-1/1": ["S"]}
+    evse = b.evse("S1", "B-1")
+    assert evse is not None and evse.connectors[0].last_updated == clock.now()
+    assert evse.last_updated == clock.now()  # carried up to the EVSE
+    loc = b.location("S1")
+    assert loc is not None and loc.last_updated == clock.now()  # and the Location
+    untouched = b.evse("S1", "A-1")
+    assert untouched is not None and untouched.last_updated == T0 - timedelta(hours=1)
+
+    # A charger's: that charger only; removed, its site's applies again.
+    clock.at = T0 + timedelta(minutes=2)
+    del tariffs.assigned[("charger", "A")]
+    b.apply(_assigned(clock, "charger", "A", None))
+    assert w.told[1:] == [("tariffs", "S1", "A-1"), ("tariffs", "S1", "A-2")]
+    assert _tariff_ids(b, "S1")["A-2/2"] == ["S"]
+
+    # An id-token group's: no connector's. The same assignment again: nothing changed, nothing told.
+    w.told.clear()
+    tariffs.assigned[("id_token_group", "FLEET")] = "G"
+    b.apply(_assigned(clock, "id_token_group", "FLEET", "G"))
+    b.apply(_assigned(clock, "site", "S1", "S"))
+    assert w.told == []
+
+
+def test_the_default_and_changed_tariffs_are_resolved_again_in_slices() -> None:
+    w, clock, tariffs = _tariffed_world()
+    b = book(w, clock, tariffs)
+    clock.at = T0 + timedelta(minutes=1)
+    tariffs.assigned[("default", "")] = "D"
+    b.apply(_assigned(clock, "default", None, "D"))
+    assert w.told == []  # left to `retariff`, which lets other tasks run
+
+    trio.run(b.retariff)
+    assert sorted(w.told) == [
+        ("tariffs", "S1", "A-1"),
+        ("tariffs", "S1", "A-2"),
+        ("tariffs", "S1", "B-1"),
+        ("tariffs", "S2", "C-1"),
+    ]
+    assert _tariff_ids(b, "S2") == {"C-1/1": ["D"]}
+
+    # A tariff replaced so that it is not valid now: the next level (none here) decides.
+    w.told.clear()
+    tariffs.tariffs.update(_priced("D", start_date_time=T0 + timedelta(days=1)))
+    b.apply(TariffChanged(at=clock.now(), tariff_id="D", change="updated", currency="EUR"))
+    trio.run(b.retariff)
+    assert len(w.told) == 4 and _tariff_ids(b, "S2") == {"C-1/1": None}
+
+
+def test_a_reload_resolves_tariffs_again_after_lost_events() -> None:
+    w, clock, tariffs = _tariffed_world()
+    b = book(w, clock, tariffs)
+    tariffs.assigned[("site", "S2")] = "S"  # no event reached the book
+    clock.at = T0 + timedelta(minutes=5)
+    b.reload(announce=True)
+    assert w.told == [("tariffs", "S2", "C-1")]
+    assert _tariff_ids(b, "S2") == {"C-1/1": ["S"]}
+
+
+def test_the_book_wakes_when_a_tariffs_validity_ends() -> None:
+    """No event says that a tariff stopped being valid: the book wakes at the edge and resolves again (before
+    its next reconcile, which would find it too)."""
+    w, clock, tariffs = _tariffed_world()
+    end = T0 + timedelta(minutes=2)
+    assert (end - T0).total_seconds() < RECONCILE_INTERVAL_S / 2
+    tariffs.tariffs.update(_priced("S", end_date_time=end))
+    tariffs.assigned = {("site", "S2"): "S", ("default", ""): "D"}
+    bus = EventBus()
+    b = LocationBook(
+        Sites(w),
+        w,
+        w,
+        Presence(w),
+        Variables(w),
+        bus,
+        clock,
+        country_code="NL",
+        party_id="AMP",
+        changes=w,
+        tariffs=tariffs,
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.run)
+            assert _tariff_ids(b, "S2") == {"C-1/1": ["S"]}
+            await trio.sleep(60)
+            assert w.told == []
+            clock.at = end + timedelta(seconds=1)  # the wall clock passes the edge
+            await trio.sleep(62)
+            assert b.reconciles == 1  # the start's only
+            assert w.told == [("tariffs", "S2", "C-1")]
+            assert _tariff_ids(b, "S2") == {"C-1/1": ["D"]}
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_deleted_tariff_is_named_by_no_connector() -> None:
+    """Billing refuses to delete an assigned tariff; should a connector still name one (a lost event), the
+    deletion has it resolved again at once. A tariff created changes no connector."""
+    w, clock, tariffs = _tariffed_world()
+    tariffs.assigned = {("charger", "A"): "C", ("site", "S1"): "S"}
+    b = book(w, clock, tariffs)
+    clock.at = T0 + timedelta(minutes=1)
+    tariffs.tariffs.update(_priced("NEW"))
+    b.apply(TariffChanged(at=clock.now(), tariff_id="NEW", change="created", currency="EUR"))
+    assert w.told == []
+    del tariffs.tariffs["C"]
+    b.apply(TariffChanged(at=clock.now(), tariff_id="C", change="deleted", currency="EUR"))
+    assert w.told == [("tariffs", "S1", "A-1"), ("tariffs", "S1", "A-2")]
+    assert _tariff_ids(b, "S1") == {"A-1/1": ["S"], "A-2/2": ["S"], "B-1/1": ["S"]}

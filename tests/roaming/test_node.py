@@ -8,6 +8,8 @@ with suppress=False) changing connector statuses.
 - We register with the eMSP (admin verb), then a StatusNotification becomes a PATCH at the eMSP within seconds
   with the mapped status, a charger going offline becomes UNKNOWN, and a burst of status changes reaches a slow
   eMSP as a few coalesced pushes ending on the last status.
+- Assigning a tariff (site, default; a charger's own wins) becomes a PATCH of each connector it applies to with
+  the new `tariff_ids`, and the Location the eMSP GETs names it; removing it clears them.
 """
 
 from __future__ import annotations
@@ -390,3 +392,76 @@ def test_ocpi_is_rate_limited_per_address_with_an_envelope(node_factory, emsp: E
     assert {r.status_code for r in answers} <= {401, 429}  # no token: 401 until the limit
     assert limited[0].json()["status_code"] == 2000 and "ratelimit-limit" in limited[0].headers
     assert limited[0].headers["X-Request-ID"]
+
+
+# -- tariffs on connectors -----------------------------------------------------------------------------------------
+
+
+def tariff_patches(emsp: Emsp, suffix: str) -> list[Any]:
+    """The connector PATCHes carrying tariff_ids the eMSP received at a URL ending in `suffix` (`/CPA-1/1`)."""
+    return [r.body for r in emsp.pushes("PATCH", suffix) if "tariff_ids" in r.body]
+
+
+def test_a_tariff_assigned_to_a_site_is_pushed_onto_its_connectors_and_in_the_location(
+    node_factory, emsp: Emsp
+):
+    node = ocpi_node(node_factory)
+    plain = {"currency": "EUR", "elements": [{"price_components": [{"type": "ENERGY", "price": 0.30}]}]}
+    with node.api() as api:
+        add_site(api, "S1")
+        add_charger(api, "CPA", "S1", [t2(1), t2(2)])
+        add_charger(api, "CPB", "S1", [t2(1)])
+        for tariff_id in ("SITE", "OWN", "DEF"):
+            assert api.post("/tariffs", json={"id": tariff_id, **plain}).status_code == 201
+        assert api.put("/chargers/CPB/tariff", json={"tariff_id": "OWN"}).status_code == 200
+    register_node_with(node, emsp)
+    emsp.cpo_token = next(r for r in emsp.received if r.method == "POST").body["token"]
+    url = f"{node.ocpi}/2.2.1/locations/S1"
+
+    def connectors() -> dict[str, Any]:
+        loc = get(emsp, url).json()["data"]
+        return {f"{e['uid']}/{c['id']}": c for e in loc["evses"] for c in e["connectors"]}
+
+    assert emsp.wait_for(lambda: get(emsp, url).status_code == 200)
+    before = connectors()
+    assert "tariff_ids" not in before["CPA-1/1"] and before["CPB-1/1"]["tariff_ids"] == ["OWN"]
+
+    with node.api() as api:
+        assert api.put("/sites/S1/tariff", json={"tariff_id": "SITE"}).status_code == 200
+    assert emsp.wait_for(
+        lambda: tariff_patches(emsp, "/CPA-1/1") and tariff_patches(emsp, "/CPA-2/2"), PUSH_WITHIN_S
+    )
+    (patch,) = emsp.pushes("PATCH", "/CPA-1/1")
+    assert patch.path == "/emsp/2.2.1/locations/NL/AMP/S1/CPA-1/1"
+    assert patch.body["tariff_ids"] == ["SITE"] and set(patch.body) == {"tariff_ids", "last_updated"}
+    assert patch.headers["ocpi-to-party-id"] == PARTY
+    assert tariff_patches(emsp, "/CPB-1/1") == []  # its own tariff still decides
+
+    # The Location the eMSP GETs names it, and the connector's last_updated is carried up.
+    loc = get(emsp, url).json()["data"]
+    now = connectors()
+    assert now["CPA-1/1"]["tariff_ids"] == ["SITE"] and now["CPA-2/2"]["tariff_ids"] == ["SITE"]
+    assert now["CPB-1/1"]["tariff_ids"] == ["OWN"]
+    assert now["CPA-1/1"]["last_updated"] == patch.body["last_updated"]
+    cpa1 = next(e for e in loc["evses"] if e["uid"] == "CPA-1")
+    assert cpa1["last_updated"] >= patch.body["last_updated"] and loc["last_updated"] >= cpa1["last_updated"]
+    assert get(emsp, f"{url}/CPA-2/2").json()["data"]["tariff_ids"] == ["SITE"]
+    # Only tariffs the eMSP can fetch from our Tariffs module.
+    listed = {t["id"] for t in get(emsp, f"{node.ocpi}/2.2.1/tariffs").json()["data"]}
+    assert {t for c in now.values() for t in c.get("tariff_ids", [])} <= listed
+
+    # The site's assignment removed: an empty list (the field would otherwise stay at the eMSP); then the default.
+    with node.api() as api:
+        assert api.put("/sites/S1/tariff", json={"tariff_id": None}).status_code == 200
+    assert emsp.wait_for(lambda: tariff_patches(emsp, "/CPA-2/2")[-1]["tariff_ids"] == [], PUSH_WITHIN_S)
+    assert "tariff_ids" not in connectors()["CPA-2/2"]
+    with node.api() as api:
+        assert api.put("/settings/default-tariff", json={"tariff_id": "DEF"}).status_code == 200
+    assert emsp.wait_for(lambda: tariff_patches(emsp, "/CPA-1/1")[-1]["tariff_ids"] == ["DEF"], PUSH_WITHIN_S)
+    now = connectors()
+    assert [now[k].get("tariff_ids") for k in ("CPA-1/1", "CPA-2/2", "CPB-1/1")] == [
+        ["DEF"],
+        ["DEF"],
+        ["OWN"],
+    ]
+    assert tariff_patches(emsp, "/CPB-1/1") == []

@@ -1,6 +1,7 @@
 """The pusher alone, against a fake client and a fake book, on trio's MockClock: changes of one EVSE coalesce
 while a push is on the way (latest wins, never two of one key at once), a refused PATCH becomes a PUT of the
-Location, and a party that keeps failing is marked failing, left alone for the back-off, and recovers."""
+Location, a change of tariff is a PATCH of each connector, and a party that keeps failing is marked failing,
+left alone for the back-off, and recovers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import trio
 import trio.testing
 
@@ -16,7 +18,20 @@ from ampgate.events import Event, OcpiPushFailing
 from ampgate.roaming.client import PartyRefused, PartyUnreachable
 from ampgate.roaming.parties import Party
 from ampgate.roaming.push import FAILING_AFTER, FAILING_BACKOFF_S, LocationPusher
-from ampgate.roaming.types import Endpoint, EvseStatus, EvseStatusPatch, GeoLocation, InterfaceRole, Location
+from ampgate.roaming.types import (
+    Connector,
+    ConnectorFormat,
+    ConnectorTariffsPatch,
+    ConnectorType,
+    Endpoint,
+    Evse,
+    EvseStatus,
+    EvseStatusPatch,
+    GeoLocation,
+    InterfaceRole,
+    Location,
+    PowerType,
+)
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -31,6 +46,7 @@ class Book:
     country_code: str = "NL"
     party_id: str = "AMP"
     status: EvseStatus = EvseStatus.AVAILABLE
+    tariff_ids: list[str] | None = None
 
     def location(self, location_id: str) -> Location | None:
         if location_id == "GONE":
@@ -50,6 +66,25 @@ class Book:
 
     def evse_state(self, location_id: str, uid: str) -> tuple[EvseStatus, datetime] | None:
         return self.status, T0
+
+    def evse(self, location_id: str, uid: str) -> Evse | None:
+        """Two connectors, both naming `tariff_ids`."""
+        if location_id == "GONE":
+            return None
+        connectors = [
+            Connector(
+                id=str(c),
+                standard=ConnectorType.IEC_62196_T2,
+                format=ConnectorFormat.SOCKET,
+                power_type=PowerType.AC_3_PHASE,
+                max_voltage=230,
+                max_amperage=32,
+                tariff_ids=self.tariff_ids,
+                last_updated=T0,
+            )
+            for c in (1, 2)
+        ]
+        return Evse(uid=uid, status=self.status, connectors=connectors, last_updated=T0)
 
 
 @dataclass
@@ -207,5 +242,51 @@ def test_a_party_that_unregisters_is_pushed_nothing_more() -> None:
         pusher.evse_changed("S1", "CP-1")
         await trio.sleep(2)
         assert client.calls == [] and pusher.stats(1) is None
+
+    run(scenario)
+
+
+def test_a_change_of_tariff_is_a_patch_of_each_connector_with_its_tariff_ids() -> None:
+    async def scenario(pusher, book, client, published) -> None:
+        book.tariff_ids = ["OLD"]
+        pusher.tariffs_changed("S1", "CP-1")
+        await trio.sleep(0.1)  # on the way
+        book.tariff_ids = ["NEW"]
+        pusher.tariffs_changed("S1", "CP-1")
+        pusher.tariffs_changed("S1", "CP-1")
+        assert pusher.pending() == 1
+        await trio.sleep(10)
+        url = "http://emsp/loc/NL/AMP/S1/CP-1"
+        assert [(m, u) for m, u, _ in client.calls] == [("PATCH", f"{url}/1"), ("PATCH", f"{url}/2")] * 2
+        assert client.calls[-1][2] == ConnectorTariffsPatch(tariff_ids=["NEW"], last_updated=T0)
+        # None applies any more: an empty list, written (a PATCH without the field would change nothing).
+        client.calls.clear()
+        book.tariff_ids = None
+        pusher.tariffs_changed("S1", "CP-1")
+        await trio.sleep(5)
+        assert client.calls[0][2] == ConnectorTariffsPatch(tariff_ids=[], last_updated=T0)
+        assert msgspec.json.decode(msgspec.json.encode(client.calls[0][2])) == {
+            "tariff_ids": [],
+            "last_updated": "2026-11-30T08:00:00Z",
+        }
+        # An EVSE no longer published: nothing.
+        client.calls.clear()
+        pusher.tariffs_changed("GONE", "CP-1")
+        await trio.sleep(5)
+        assert client.calls == []
+
+    run(scenario)
+
+
+def test_a_refused_connector_patch_is_followed_by_a_put_of_the_location() -> None:
+    async def scenario(pusher, book, client, published) -> None:
+        client.refuse_patch = True
+        pusher.tariffs_changed("S1", "CP-1")
+        await trio.sleep(5)
+        assert [(m, u) for m, u, _ in client.calls] == [
+            ("PATCH", "http://emsp/loc/NL/AMP/S1/CP-1/1"),
+            ("PUT", "http://emsp/loc/NL/AMP/S1"),
+        ]
+        assert pusher.stats(1).sent == 1
 
     run(scenario)

@@ -9,10 +9,11 @@ Resolution, most specific first: the id token's group tariff, then the charger's
 default. A tariff outside its own `start_date_time` / `end_date_time` at the instant asked about is skipped, and
 the next level decides (`resolve`).
 
-Changes publish `tariff.changed` (created, updated, deleted) and `tariff.assigned`. A tariff cannot be deleted
-while an assignment names it or an open session uses it (409 `tariff_in_use`): sessions keep the tariff they
-started with (a snapshot), so replacing a tariff never reprices one, but deleting the one a session will be
-billed by would leave its CDR pointing at nothing.
+Changes publish `tariff.changed` (created, updated, deleted) and `tariff.assigned`; the OCPI locations book
+follows them, since what a session without a group gets (`ad_hoc_tariff_id`) is what OCPI's connectors name. A
+tariff cannot be deleted while an assignment names it or an open session uses it (409 `tariff_in_use`):
+sessions keep the tariff they started with (a snapshot), so replacing a tariff never reprices one, but deleting
+the one a session will be billed by would leave its CDR pointing at nothing.
 """
 
 from __future__ import annotations
@@ -457,6 +458,27 @@ class Tariffs:
         compiled = self.compiled(tariff_id)
         assert compiled is not None
         return Resolution(tariff=self._tariffs[tariff_id].tariff, compiled=compiled, scope=scope)
+
+    def ad_hoc_tariff_id(self, charger_id: str, site_id: str | None, at: datetime, /) -> str | None:
+        """The id of the tariff a session starting at `at` at `charger_id` (placed at `site_id`) gets when its id
+        token is in no group: an ad-hoc driver, or an eMSP's driver (their tokens are not in our id-token table):
+        `resolve` without a group, so the charger's, else the site's, else the default, each only while valid.
+        What OCPI's connectors name (`tariff_ids`); None: no tariff applies."""
+        found = resolve(
+            self._assigned, self._bodies, group=None, charger_id=charger_id, site_id=site_id, at=at
+        )
+        return None if found is None else found[0]
+
+    def next_validity_edge(self, after: datetime, /) -> datetime | None:
+        """The earliest `start_date_time` or `end_date_time` of any tariff later than `after`: when `resolve`'s
+        answer may next change with no assignment changing. None: never."""
+        edges = [
+            edge
+            for t in self._bodies.values()
+            for edge in (t.start_date_time, t.end_date_time)
+            if edge is not None and edge > after
+        ]
+        return min(edges, default=None)
 
     def tariff_for(self, charger_id: str, id_token: str | None, /) -> Tariff | None:
         """`TariffLookup`: the tariff a session of `id_token` at `charger_id` starting now would get."""

@@ -9,20 +9,31 @@ the bus (`connector.status`, `charger.connected` / `disconnected` / `booted`, `c
 anyway, it reads sites, placements, descriptions and statuses again from their owners' tables and tells what
 changed meanwhile.
 
+Each connector names the tariff a session starting there now gets when its driver's token is in no id-token group
+(an ad-hoc driver, or an eMSP's: their tokens are not in our table), by billing's own resolution (`TariffSource`:
+the charger's assignment, else its site's, else the default, each only while the tariff is valid); every
+connector of a charger names the same one. Tariffs assigned to id-token groups stay off the Location: they are a
+private price for some drivers, not what the connector costs. The book follows `tariff.assigned` and
+`tariff.changed`, and wakes when a tariff's validity begins or ends (`TariffSource.next_validity_edge`); the
+ids it names are always of tariffs billing holds, which are the ones the OCPI Tariffs module lists.
+
 Whoever must hear of changes implements `Changes` (the pusher): an EVSE's status changed (a PATCH), a Location's
-shape changed (a PUT), an EVSE went away (a PATCH to REMOVED: OCPI never deletes an EVSE).
+shape changed (a PUT), an EVSE went away (a PATCH to REMOVED: OCPI never deletes an EVSE), the tariff of an
+EVSE's connectors changed (a PATCH of each connector).
 
 A site is published when the operator lets it be (`ocpi_publish`, on unless turned off: OCPI says a private
 location must not be published), has coordinates, an address, a city and a country (OCPI requires them; sites
 take them through the sites API) and at least one EVSE ("Locations with valid EVSEs"). What is not published is
 in no answer and no push. Times are the node's clock
-cut to whole seconds (`types.ocpi_time`); a Location's `last_updated` is the latest of its site's, its EVSEs'
-and its connectors', and of the last time an EVSE left it.
+cut to whole seconds (`types.ocpi_time`); a connector's `last_updated` is the later of its description and its
+last change of tariff, an EVSE's the latest of those and its last change of status, a Location's the latest of
+its site's, its EVSEs' and of the last time an EVSE left it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
@@ -46,6 +57,8 @@ from ampgate.events import (
     SiteCreated,
     SiteDeleted,
     SiteUpdated,
+    TariffAssigned,
+    TariffChanged,
 )
 from ampgate.load.model import PlacementRow, SiteRow
 from ampgate.roaming import mapping
@@ -89,6 +102,9 @@ DEFAULT_STANDARD = ConnectorType.IEC_62196_T2
 DEFAULT_FORMAT = ConnectorFormat.SOCKET
 # A placement's single-phase wirings; the others are three-phase.
 _ONE_PHASE = frozenset({"L1", "L2", "L3"})
+# How long after a tariff's validity edge the book wakes to resolve tariffs again: trio's clock and the wall
+# clock may disagree by a little, and resolving a moment before the wall reaches the edge would change nothing.
+_EDGE_LATE_S = 1.0
 
 _TYPES = [
     "connector.status",
@@ -101,6 +117,8 @@ _TYPES = [
     "site.created",
     "site.updated",
     "site.deleted",
+    "tariff.assigned",
+    "tariff.changed",
 ]
 
 
@@ -110,6 +128,7 @@ class Changes(Protocol):
     def evse_changed(self, location_id: str, uid: str, /) -> None: ...
     def location_changed(self, location_id: str, /) -> None: ...
     def evse_removed(self, location_id: str, uid: str, at: datetime, /) -> None: ...
+    def tariffs_changed(self, location_id: str, uid: str, /) -> None: ...
 
 
 class NoChanges:
@@ -121,6 +140,16 @@ class NoChanges:
 
     def evse_removed(self, location_id: str, uid: str, at: datetime, /) -> None:
         pass
+
+    def tariffs_changed(self, location_id: str, uid: str, /) -> None:
+        pass
+
+
+class TariffSource(Protocol):
+    """`ampgate.billing.Tariffs`: which tariff a session gets, as billing decides it."""
+
+    def ad_hoc_tariff_id(self, charger_id: str, site_id: str | None, at: datetime, /) -> str | None: ...
+    def next_validity_edge(self, after: datetime, /) -> datetime | None: ...
 
 
 class SiteSource(Protocol):
@@ -244,6 +273,7 @@ class _Evse:
         "status",
         "status_at",
         "statuses",
+        "tariff_at",
         "uid",
     )
 
@@ -260,21 +290,33 @@ class _Evse:
         self.described_at = described_at
         self.status = EvseStatus.UNKNOWN
         self.status_at = described_at
+        # When its charger's tariff last changed while the book held it; None: not since its description.
+        self.tariff_at: datetime | None = None
+
+    @property
+    def connectors_at(self) -> datetime:
+        """Its connectors' `last_updated`: their description, or a later change of their tariff."""
+        at = self.tariff_at
+        return self.described_at if at is None or at < self.described_at else at
 
     @property
     def last_updated(self) -> datetime:
-        return max(self.described_at, self.status_at)
+        return max(self.connectors_at, self.status_at)
 
 
 class _Charger:
-    __slots__ = ("described", "evses", "site_id", "stamp")
+    __slots__ = ("described", "evses", "site_id", "stamp", "tariff_id")
 
-    def __init__(self, site_id: str, described: bool, stamp: str | None = None) -> None:
+    def __init__(
+        self, site_id: str, described: bool, stamp: str | None = None, tariff_id: str | None = None
+    ) -> None:
         self.site_id = site_id
         self.described = described
         self.evses: dict[int, _Evse] = {}
         # Its description's version (`EquipmentSource.stamps`) when it was built from one; None otherwise.
         self.stamp = stamp
+        # The tariff its connectors name (`TariffSource.ad_hoc_tariff_id`), None when none applies.
+        self.tariff_id = tariff_id
 
 
 def _status_key(row_evse: int | None, connector_id: int) -> tuple[int, int]:
@@ -298,6 +340,7 @@ class LocationBook:
         country_code: str,
         party_id: str,
         changes: Changes | None = None,
+        tariffs: TariffSource | None = None,
     ) -> None:
         self._site_rows = sites
         self._status_rows = statuses
@@ -309,6 +352,12 @@ class LocationBook:
         self.country_code = country_code
         self.party_id = party_id
         self.changes: Changes = changes or NoChanges()
+        self._tariffs = tariffs
+        # Every charger's tariff to be resolved again (a default assignment, a tariff changed): done by `_follow`
+        # in slices, since the whole fleet is a few hundred ms of resolving.
+        self._retariff_pending = False
+        # The next instant a tariff's validity begins or ends (`TariffSource.next_validity_edge`).
+        self._edge: datetime | None = None
         self._sites: dict[str, SiteRow] = {}
         self._chargers: dict[str, _Charger] = {}
         self._by_site: dict[str, set[str]] = {}
@@ -330,12 +379,28 @@ class LocationBook:
         p = self._presence.get(charger_id)
         return p is not None and p.online
 
+    def _tariff_of(self, charger_id: str, site_id: str) -> str | None:
+        if self._tariffs is None:
+            return None
+        return self._tariffs.ad_hoc_tariff_id(charger_id, site_id, self._clock.now())
+
+    def _next_edge(self) -> datetime | None:
+        return None if self._tariffs is None else self._tariffs.next_validity_edge(self._clock.now())
+
+    def _edge_deadline(self) -> float:
+        """trio's time at which to resolve tariffs again for the next validity edge (inf: none)."""
+        if self._edge is None:
+            return math.inf
+        wait = (self._edge - self._clock.now()).total_seconds()
+        return trio.current_time() + max(wait, 0.0) + _EDGE_LATE_S
+
     # -- running -------------------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Load everything, then follow the bus, reconciling after a loss and every RECONCILE_INTERVAL_S."""
         with self._bus.subscribe(_TYPES, capacity=SUBSCRIPTION_CAPACITY) as sub:
             self.reload(announce=False)
+            self._edge = self._next_edge()
             task_status.started()
             while True:
                 with trio.move_on_after(RECONCILE_INTERVAL_S):
@@ -347,7 +412,12 @@ class LocationBook:
         per turn of the loop, the book fell behind a pump that publishes a batch of messages' events per turn
         (at 1,000 status changes a second it lost events every few seconds, and each loss cost a reload)."""
         while True:
-            item: Event | EventsLost | None = await sub.receive()
+            item: Event | EventsLost | None = None
+            with trio.move_on_at(self._edge_deadline()):
+                item = await sub.receive()
+            if item is None:
+                # A tariff's validity began or ended: the tariff that applies may have changed with no event.
+                self._retariff_pending = True
             applied = 0
             while item is not None:
                 if isinstance(item, EventsLost):
@@ -358,6 +428,21 @@ class LocationBook:
                 if applied >= BATCH:
                     break
                 item = sub.receive_nowait()
+            if self._retariff_pending:
+                await self.retariff()
+
+    async def retariff(self) -> None:
+        """Resolve every charger's tariff again, RELOAD_SLICE chargers at a time with the loop free between
+        them, telling `changes` of each EVSE whose connectors now name another; then find the next validity
+        edge. For what may change every charger's: a default assignment, a tariff changed, an edge."""
+        self._retariff_pending = False
+        for i, cid in enumerate(list(self._chargers)):
+            charger = self._chargers.get(cid)
+            if charger is not None:
+                self._retariff(cid, charger, True)
+            if i % RELOAD_SLICE == RELOAD_SLICE - 1:
+                await trio.lowlevel.checkpoint()
+        self._edge = self._next_edge()
 
     # -- loading -------------------------------------------------------------------------------------------------
 
@@ -426,6 +511,7 @@ class LocationBook:
                 before = old_sites.get(site_id)
                 if before is None or before.updated_at != row.updated_at:
                     self.changes.location_changed(site_id)
+        self._edge = self._next_edge()
 
     def _unchanged(self, cid: str, site_id: str, stamp: str | None) -> bool:
         """Whether the charger is held as built from this very description at this site."""
@@ -450,6 +536,20 @@ class LocationBook:
                 self._touch(charger.site_id, evse)
                 if announce:
                     self.changes.evse_changed(charger.site_id, evse.uid)
+        self._retariff(cid, charger, announce)
+
+    def _retariff(self, cid: str, charger: _Charger, announce: bool) -> None:
+        """Resolve the charger's tariff again; when it changed, so did its connectors (`last_updated`)."""
+        tariff_id = self._tariff_of(cid, charger.site_id)
+        if tariff_id == charger.tariff_id:
+            return
+        charger.tariff_id = tariff_id
+        now = self._now()
+        for evse in charger.evses.values():
+            evse.tariff_at = now
+            self._touch(charger.site_id, evse)
+            if announce:
+                self.changes.tariffs_changed(charger.site_id, evse.uid)
 
     def _load_charger(
         self,
@@ -469,7 +569,12 @@ class LocationBook:
         if old is not None and old.site_id != site_id:
             self._drop_charger(cid, announce)
             old = None
-        charger = _Charger(site_id, described is not None, stamp if described is not None else None)
+        charger = _Charger(
+            site_id,
+            described is not None,
+            stamp if described is not None else None,
+            self._tariff_of(cid, site_id),
+        )
         rows = list(rows)
         if described is not None:
             at = ocpi_time(described.updated_at)
@@ -522,6 +627,8 @@ class LocationBook:
                 evse.status_at = prior.status_at
             else:
                 evse.status_at = now
+            if old is not None and prior is not None:
+                evse.tariff_at = prior.tariff_at if old.tariff_id == charger.tariff_id else now
         self._install(cid, charger, old, announce)
 
     def _install(self, cid: str, charger: _Charger, old: _Charger | None, announce: bool) -> None:
@@ -545,10 +652,13 @@ class LocationBook:
         if shape_changed:
             self.changes.location_changed(site_id)
             return
+        retariffed = old is not None and old.tariff_id != charger.tariff_id
         for e, evse in charger.evses.items():
             prior = old.evses.get(e) if old is not None else None
             if prior is None or prior.status != evse.status:
                 self.changes.evse_changed(site_id, evse.uid)
+            if retariffed:
+                self.changes.tariffs_changed(site_id, evse.uid)
 
     def _drop_charger(self, cid: str, announce: bool) -> None:
         charger = self._chargers.pop(cid, None)
@@ -610,6 +720,37 @@ class LocationBook:
         elif isinstance(event, SiteDeleted):
             self._sites.pop(event.site_id, None)
             self._drop_site(event.site_id, True)
+        elif isinstance(event, TariffAssigned):
+            self._on_assigned(event)
+        elif isinstance(event, TariffChanged):
+            self._on_tariff_changed(event)
+
+    def _on_tariff_changed(self, ev: TariffChanged) -> None:
+        """A tariff replaced may have moved its validity, so any charger's tariff may change (every charger
+        again, in slices: `retariff`). One created is named by no assignment yet (billing assigns only tariffs it
+        holds) and one deleted by none any more (billing refuses to delete an assigned one): only the next
+        validity edge may have moved, and the chargers that still name a deleted one are resolved again."""
+        if ev.change == "updated":
+            self._retariff_pending = True
+            return
+        if ev.change == "deleted":
+            for cid, charger in list(self._chargers.items()):
+                if charger.tariff_id == ev.tariff_id:
+                    self._retariff(cid, charger, True)
+        self._edge = self._next_edge()
+
+    def _on_assigned(self, ev: TariffAssigned) -> None:
+        """A charger's assignment changes that charger's tariff, a site's those of its chargers, the default's
+        anyone's (in slices, `retariff`); an id-token group's no connector's (it stays off the Location)."""
+        if ev.scope == "charger" and ev.subject is not None:
+            charger = self._chargers.get(ev.subject)
+            if charger is not None:
+                self._retariff(ev.subject, charger, True)
+        elif ev.scope == "site" and ev.subject is not None:
+            for cid in sorted(self._by_site.get(ev.subject, ())):
+                self._retariff(cid, self._chargers[cid], True)
+        elif ev.scope == "default":
+            self._retariff_pending = True
 
     def reload_charger(self, cid: str, *, announce_shape: bool = True) -> None:
         """Read one charger's placement, description and statuses again."""
@@ -755,7 +896,9 @@ class LocationBook:
         if found is None or not connector_id.isdigit():
             return None
         spec = found[1].connectors.get(int(connector_id))
-        return None if spec is None else _connector(spec, found[1].described_at)
+        if spec is None:
+            return None
+        return _connector(spec, found[1].connectors_at, self._chargers[found[0]].tariff_id)
 
     def published_evses(self, charger_id: str) -> list[tuple[str, Evse]] | None:
         """The charger's EVSEs as published, each with its Location's id (whether or not the site is complete
@@ -844,16 +987,17 @@ class LocationBook:
         )
 
     def _evse_object(self, cid: str, evse: _Evse) -> Evse:
+        tariff_id, at = self._chargers[cid].tariff_id, evse.connectors_at
         return Evse(
             uid=evse.uid,
             evse_id=evse.emi3,
             status=evse.status,
-            connectors=[_connector(evse.connectors[c], evse.described_at) for c in sorted(evse.connectors)],
+            connectors=[_connector(evse.connectors[c], at, tariff_id) for c in sorted(evse.connectors)],
             last_updated=evse.last_updated,
         )
 
 
-def _connector(spec: ConnectorSpec, at: datetime) -> Connector:
+def _connector(spec: ConnectorSpec, at: datetime, tariff_id: str | None) -> Connector:
     return Connector(
         id=str(spec.connector_id),
         standard=spec.standard,
@@ -862,6 +1006,7 @@ def _connector(spec: ConnectorSpec, at: datetime) -> Connector:
         max_voltage=spec.max_voltage,
         max_amperage=spec.max_amperage,
         max_electric_power=spec.max_electric_power,
+        tariff_ids=None if tariff_id is None else [tariff_id],
         last_updated=at,
     )
 

@@ -9,8 +9,11 @@ being sent is not sent twice at once (an older PATCH must not overtake a newer o
 
 What a key becomes: an EVSE status is `PATCH …/locations/{cc}/{pid}/{location}/{uid}` `{"status",
 "last_updated"}`; a Location is `PUT …/locations/{cc}/{pid}/{location}` with the whole object; a removed EVSE is a
-PATCH to REMOVED. A PATCH the party refuses (it does not know the object) is followed by a PUT of the Location,
-as transport_and_format says ("if the object doesn't exist, the client should do a PUT").
+PATCH to REMOVED; an EVSE whose connectors' tariff changed is a `PATCH …/{location}/{uid}/{connector id}`
+`{"tariff_ids", "last_updated"}` of each of its connectors (mod_locations' "set tariff update"; the party carries
+the connector's last_updated up to the EVSE and Location). A PATCH the party refuses (it does not know the
+object) is followed by a PUT of the Location, as transport_and_format says ("if the object doesn't exist, the
+client should do a PUT").
 
 A failed push is logged, counted and dropped: OCPI says pushes are not queued and the receiver re-syncs by GET.
 After FAILING_AFTER failures in a row the party is marked failing (`ocpi.push.failing`), its dirty keys are
@@ -34,7 +37,15 @@ from ampgate.clock import Clock
 from ampgate.events import OcpiPushFailing
 from ampgate.roaming.client import OcpiClient, PartyRefused, PartyUnreachable
 from ampgate.roaming.parties import Party
-from ampgate.roaming.types import EvseStatus, EvseStatusPatch, Location, ModuleId, ocpi_time
+from ampgate.roaming.types import (
+    ConnectorTariffsPatch,
+    Evse,
+    EvseStatus,
+    EvseStatusPatch,
+    Location,
+    ModuleId,
+    ocpi_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,7 @@ FAILING_BACKOFF_S = 30.0
 EVSE = "evse"
 LOCATION = "location"
 REMOVED = "removed"
+TARIFFS = "tariffs"
 Key = tuple[str, str, str]  # (kind, location id, evse uid or "")
 
 
@@ -58,6 +70,7 @@ class LocationSource(Protocol):
     party_id: str
 
     def location(self, location_id: str, /) -> Location | None: ...
+    def evse(self, location_id: str, uid: str, /) -> Evse | None: ...
     def evse_state(self, location_id: str, uid: str, /) -> tuple[EvseStatus, datetime] | None: ...
 
 
@@ -141,6 +154,10 @@ class LocationPusher:
     def evse_removed(self, location_id: str, uid: str, at: datetime, /) -> None:
         for t in self._targets.values():
             t.mark((REMOVED, location_id, uid), at)
+
+    def tariffs_changed(self, location_id: str, uid: str, /) -> None:
+        for t in self._targets.values():
+            t.mark((TARIFFS, location_id, uid))
 
     # -- who receives -------------------------------------------------------------------------------------------------
 
@@ -227,6 +244,9 @@ class LocationPusher:
                 if loc is None:
                     return
                 await self._client.push("PUT", base, token, body=loc, to=to)
+            elif kind == TARIFFS:
+                if not await self._push_tariffs(base, location_id, uid, token, to):
+                    return
             else:
                 if kind == EVSE:
                     state = self._book.evse_state(location_id, uid)
@@ -256,6 +276,28 @@ class LocationPusher:
         if t.stats.failing:
             t.stats.failing = False
             self._announce(t, failing=False, error=None)
+
+    async def _push_tariffs(
+        self, base: str, location_id: str, uid: str, token: str, to: tuple[str, str]
+    ) -> bool:
+        """PATCH each connector of the EVSE with its tariff_ids as the book says now (a PUT of the Location
+        instead once the party does not know one); False when the EVSE is no longer published."""
+        evse = self._book.evse(location_id, uid)
+        if evse is None:
+            return False
+        for c in evse.connectors:
+            body = ConnectorTariffsPatch(tariff_ids=c.tariff_ids or [], last_updated=c.last_updated)
+            try:
+                await self._client.push(
+                    "PATCH", f"{base}/{_segment(uid)}/{_segment(c.id)}", token, body=body, to=to
+                )
+            except PartyRefused as e:
+                loc = self._book.location(location_id) if _unknown_object(e) else None
+                if loc is None:
+                    raise
+                await self._client.push("PUT", base, token, body=loc, to=to)
+                return True
+        return True
 
     def _failed(self, t: _Target, key: Key, error: str) -> None:
         t.stats.failed += 1

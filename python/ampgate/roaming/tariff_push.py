@@ -9,7 +9,8 @@ is on the way is sent twice at most. Failures are logged, not retried: the recei
 deletion missed then is only seen by the party's next GET).
 
 Every tariff is published, those assigned to id-token groups too (OCPI has no private tariffs; a party's GET
-would list them anyway). Connectors do not name their tariff yet (`tariff_ids`): docs/ocpi.md says why.
+would list them anyway). Connectors name the tariff that applies there (`tariff_ids`, `ampgate.roaming.locations`),
+always one of these.
 """
 
 from __future__ import annotations

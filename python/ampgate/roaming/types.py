@@ -43,6 +43,7 @@ __all__ = [
     "CommandType",
     "Connector",
     "ConnectorFormat",
+    "ConnectorTariffsPatch",
     "ConnectorType",
     "Credentials",
     "CredentialsRole",
@@ -313,7 +314,9 @@ class Connector(_Object):
     max_amperage: int
     last_updated: datetime
     max_electric_power: int | None = None
-    tariff_ids: list[str] | None = None
+    # The tariff an ad-hoc or roaming session starting now gets (`ampgate.roaming.locations`); left out when
+    # none applies (OCPI: optional, any number).
+    tariff_ids: list[CiString36] | None = None
     terms_and_conditions: Url | None = None
 
 
@@ -352,6 +355,15 @@ class EvseStatusPatch(_Object):
     """The body of the most common push: an EVSE's new status (mod_locations, PATCH)."""
 
     status: EvseStatus
+    last_updated: datetime
+
+
+class ConnectorTariffsPatch(_Object):
+    """A connector's tariffs changed (mod_locations, PATCH of a Connector: the spec's "set tariff update"
+    example). `tariff_ids` is always written, empty when no tariff applies any more: a PATCH without the field
+    would leave the party's old ones in place."""
+
+    tariff_ids: list[CiString36]
     last_updated: datetime
 
 
