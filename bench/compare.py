@@ -6,6 +6,9 @@ Systems, one at a time on this machine, each started fresh and stopped before th
   ampgate     a node (`ampgate serve`, its own temporary database), as bench/connections.py starts it;
   websockets  peer 1: the `ocpp` package's ChargePoint on a `websockets` server (bench/peers/ocpp_websockets.py);
   picows      peer 2: the same ChargePoint classes on `picows` (bench/peers/ocpp_picows.py);
+  ocpp-rpc    peer 3: the Node.js `ocpp-rpc` package's RPCServer in strict mode (bench/peers/ocpp_rpc/server.js;
+              `make bench-peers` installs Node.js and the package's locked dependencies; without them the
+              default run skips it and says why);
   limit       the canned-reply Rust server of bench/connections.py (every CALL answered in Rust, no Python).
 Against each, the same `ampgate sim` runs (a subprocess each, `--quiet --report R`):
   boot storm   N chargers connect and boot as fast as the server takes them (2,048 in flight, --storm-inflight),
@@ -22,8 +25,8 @@ Against each, the same `ampgate sim` runs (a subprocess each, `--quiet --report 
   50% rate     the same message at half the saturation rate: p99 round-trip latency.
 The systems do not do the same work per message (PER_MESSAGE, in the JSON as `per_message` and under the
 table): ampgate validates every message and commits every transaction message (its meter values included) to
-SQLite before it replies; the peers validate with jsonschema and answer from memory, storing nothing; the limit
-answers with a canned reply and validates nothing.
+SQLite before it replies; the Python peers validate with jsonschema, the Node.js one with ajv, and they answer
+from memory, storing nothing; the limit answers with a canned reply and validates nothing.
 The peers are single processes under the per-process open-file limit: they are compared at sizes all systems
 hold (N, or the file limit less some room), each peer's ceiling is shown by a boot storm above the limit, and
 ampgate (and the limit server) alone run the size beyond it, on a fresh server. Ratios ampgate/peer are the
@@ -43,6 +46,7 @@ import importlib.metadata
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,12 +69,19 @@ from connections import (
 )
 
 HERE = Path(__file__).resolve().parent
-PEERS = {"websockets": HERE / "peers" / "ocpp_websockets.py", "picows": HERE / "peers" / "ocpp_picows.py"}
-SYSTEMS = ("ampgate", "websockets", "picows", "limit")
+PEERS = {
+    "websockets": HERE / "peers" / "ocpp_websockets.py",
+    "picows": HERE / "peers" / "ocpp_picows.py",
+    "ocpp-rpc": HERE / "peers" / "ocpp_rpc" / "server.js",
+}
+# The peers that run on Node.js (`node <script>`) rather than this Python.
+NODE_PEERS = frozenset({"ocpp-rpc"})
+SYSTEMS = ("ampgate", "websockets", "picows", "ocpp-rpc", "limit")
 LABELS = {
     "ampgate": "ampgate",
     "websockets": "ocpp+websockets",
     "picows": "ocpp+picows",
+    "ocpp-rpc": "ocpp-rpc (Node.js)",
     "limit": "limit (canned Rust)",
 }
 # What each system does with a message before it replies: the figures compare systems doing this, not equal
@@ -87,6 +98,11 @@ PER_MESSAGE = {
     ),
     "websockets": _PEER_WORK,
     "picows": _PEER_WORK,
+    "ocpp-rpc": (
+        "the ocpp-rpc package in strict mode validates every message and its reply against the OCPP JSON "
+        "schemas (ajv) and answers from memory: it stores nothing (its 1.6 StartTransaction ids come from a "
+        "counter)"
+    ),
     "limit": (
         "a canned reply per action from the gateway's Rust connection state machine (ampgate-limit): no "
         "validation, no Python, nothing stored"
@@ -110,7 +126,13 @@ PEER_HEADROOM = 1000
 CEILING_EXTRA = 1000
 # Boot rates (per s) assumed for a system's first boot storm, before its own is measured: low on purpose (the
 # peers measured ~1,000/s here, ampgate ~15,000/s), since a storm cut short by its duration measures nothing.
-ASSUMED_BOOT_RATE = {"ampgate": 2000.0, "limit": 2000.0, "websockets": 300.0, "picows": 300.0}
+ASSUMED_BOOT_RATE = {
+    "ampgate": 2000.0,
+    "limit": 2000.0,
+    "websockets": 300.0,
+    "picows": 300.0,
+    "ocpp-rpc": 500.0,
+}
 # Later runs give the boot this many times the measured boot window (plus BOOT_SLACK s) before the load starts.
 BOOT_MARGIN = 1.5
 # Round trips each charger makes after its boot to start the meter-value load's transaction (its connector's
@@ -237,12 +259,31 @@ class AmpgateSystem(System):
         self.node.stop()
 
 
+def peer_unavailable(name: str) -> str | None:
+    """Why a peer cannot run on this machine (None: it can). Only the Node.js peers need more than this
+    Python: Node.js, and their packages installed from the committed lockfile."""
+    if name not in NODE_PEERS:
+        return None
+    if shutil.which("node") is None:
+        return "Node.js (`node`) is not installed; `make bench-peers` installs it"
+    modules = PEERS[name].parent / "node_modules"
+    if not (modules / "ocpp-rpc").is_dir():
+        return f"{modules} is missing; `make bench-peers` installs it"
+    return None
+
+
+def peer_command(name: str) -> list[str]:
+    if name in NODE_PEERS:
+        return [shutil.which("node") or "node", str(PEERS[name])]
+    return [sys.executable, str(PEERS[name])]
+
+
 class PeerSystem(System):
     def __init__(self, workdir: Path, name: str) -> None:
         self.name = name
         super().__init__(workdir)
         ready = workdir / f"{name}.ready"
-        cmd = [sys.executable, str(PEERS[name]), "--host", "127.0.0.1", "--port", "0"]
+        cmd = [*peer_command(name), "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--ready-file", str(ready)]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         # Its own session: a Ctrl-C at the terminal reaches us, and we stop the peer in order.
@@ -743,6 +784,9 @@ def smoke_failures(result: dict[str, Any]) -> list[str]:
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     _soft, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Our soft limit up to the hard one, for the children to inherit: the Python peers raise their own, but
+    # Node.js has no setrlimit, so the Node.js peer runs under the limit it is started with.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     plan = make_plan(a, nofile)
     result: dict[str, Any] = {
         "chargers": plan.chargers,
@@ -759,6 +803,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cores": os.cpu_count(), "open_file_limit": nofile},
         "versions": versions(),
         "per_message": {name: PER_MESSAGE[name] for name in a.systems},
+        # Peers left out of a default run because they cannot run here, and why.
+        "skipped": dict(a.skipped),
         "systems": {},
     }
     with tempfile.TemporaryDirectory(prefix="ampgate-compare-") as tmp:
@@ -787,6 +833,17 @@ def versions() -> dict[str, str]:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             out[dist] = "not installed"
+    node = shutil.which("node")
+    out["node"] = "not installed"
+    if node:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out["node"] = subprocess.run(
+                [node, "--version"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+    out["ocpp-rpc"] = "not installed"
+    package = PEERS["ocpp-rpc"].parent / "node_modules" / "ocpp-rpc" / "package.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        out["ocpp-rpc"] = json.loads(package.read_text())["version"]
     return out
 
 
@@ -849,6 +906,8 @@ def table(r: dict[str, Any]) -> str:
     lines.append("what each system does with a message before it replies (JSON `per_message`):")
     for n in names:
         lines.append(f"  {LABELS[n]}: {r.get('per_message', {}).get(n, 'n/a')}")
+    for n, why in r.get("skipped", {}).items():
+        lines.append(f"skipped: {LABELS[n]}: {why}")
     for n, s in r["systems"].items():
         for run_name, run in s.get("runs", {}).items():
             asked, got = run.get("rate_asked"), run.get("per_s")
@@ -923,8 +982,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help="comma-separated subset of %(default)s (headline ratios need ampgate)",
+        default=None,
+        help=f"comma-separated subset of {','.join(SYSTEMS)} (the default: all that can run here; headline "
+        "ratios need ampgate)",
     )
     p.add_argument(
         "--storm-inflight",
@@ -945,10 +1005,23 @@ def main(argv: list[str] | None = None) -> int:
     a.chargers = a.chargers or (SMOKE_CHARGERS if a.smoke else FULL_CHARGERS if a.full else DEFAULT_CHARGERS)
     if a.chargers < 1 or (a.smoke and a.chargers > SMOKE_MAX):
         p.error(f"--chargers must be at least 1 (and at most {SMOKE_MAX:,} with --smoke)")
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    chosen = a.systems is not None
+    a.systems = [s.strip() for s in (a.systems or ",".join(SYSTEMS)).split(",") if s.strip()]
     unknown = set(a.systems) - set(SYSTEMS)
     if unknown or not a.systems:
         p.error(f"--systems: pick from {', '.join(SYSTEMS)}")
+    # A peer that cannot run here (the Node.js one without Node.js or its packages) is left out of a default
+    # run with its reason printed and kept in the JSON; named in --systems, it is an error.
+    a.skipped = {}
+    for name in list(a.systems):
+        why = peer_unavailable(name)
+        if why is None:
+            continue
+        if chosen:
+            p.error(f"--systems {name}: {why}")
+        a.systems.remove(name)
+        a.skipped[name] = why
+        print(f"-- skipping {LABELS[name]}: {why}", file=sys.stderr, flush=True)
     # SIGTERM ends the run like Ctrl-C: through the `finally`s that stop every child.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -65,6 +65,27 @@ def test_meter_figures_come_from_the_load_series(compare: ModuleType, action: st
 def test_every_system_says_what_it_does_with_a_message(compare: ModuleType) -> None:
     assert set(compare.PER_MESSAGE) == set(compare.SYSTEMS)
     assert "SQLite before it replies" in compare.PER_MESSAGE["ampgate"]
-    for peer in ("websockets", "picows"):
+    for peer in ("websockets", "picows", "ocpp-rpc"):
         assert "stores nothing" in compare.PER_MESSAGE[peer]
     assert "no validation" in compare.PER_MESSAGE["limit"]
+
+
+def test_the_node_peer_says_why_it_cannot_run(
+    compare: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without Node.js, or without the peer's packages, the default run leaves the peer out with a reason that
+    names the make target; the Python peers need nothing more than this Python."""
+    server = tmp_path / "ocpp_rpc" / "server.js"
+    server.parent.mkdir()
+    server.write_text("")
+    monkeypatch.setitem(compare.PEERS, "ocpp-rpc", server)
+    monkeypatch.setattr(compare.shutil, "which", lambda _name: "/usr/bin/node")
+    assert "node_modules" in compare.peer_unavailable("ocpp-rpc")
+    assert "make bench-peers" in compare.peer_unavailable("ocpp-rpc")
+    (server.parent / "node_modules" / "ocpp-rpc").mkdir(parents=True)
+    assert compare.peer_unavailable("ocpp-rpc") is None
+    assert compare.peer_command("ocpp-rpc") == ["/usr/bin/node", str(server)]
+    monkeypatch.setattr(compare.shutil, "which", lambda _name: None)
+    assert "Node.js" in compare.peer_unavailable("ocpp-rpc")
+    for peer in ("websockets", "picows"):
+        assert compare.peer_unavailable(peer) is None

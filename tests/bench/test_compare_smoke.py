@@ -3,13 +3,15 @@
 The peers are checked with the `ocpp` package's own client ChargePoint (so what they answer is what a charger
 built on the same library would accept), both OCPP versions. The smoke run asserts correctness only: every system
 boots every simulated charger in every run, starts every charger's load transaction and answers the load, and
-nothing fails; no timing is asserted.
+nothing fails; no timing is asserted. The Node.js peer (ocpp-rpc) is optional: where Node.js or its packages
+(`make bench-peers`) are missing its own tests skip and the smoke run leaves it out, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -24,9 +26,13 @@ from ocpp.v201 import ChargePoint as Client201
 from ocpp.v201 import call as call201
 
 ROOT = Path(__file__).resolve().parents[2]
-PEERS = ("ocpp_websockets", "ocpp_picows")
+PEERS = ("ocpp_websockets", "ocpp_picows", "ocpp_rpc")
 SMOKE_CHARGERS = 300
-SYSTEMS = ("ampgate", "websockets", "picows", "limit")
+SYSTEMS = ("ampgate", "websockets", "picows", "ocpp-rpc", "limit")
+NODE_PEER = ROOT / "bench" / "peers" / "ocpp_rpc"
+NODE = shutil.which("node")
+# Where the Node.js peer can run, the smoke run must include it.
+NODE_PEER_READY = NODE is not None and (NODE_PEER / "node_modules" / "ocpp-rpc").is_dir()
 RUNS = (
     "boot_storm",
     "heartbeat_saturation",
@@ -47,11 +53,18 @@ T0 = "2024-01-01T00:00:00Z"
 T1 = "2024-01-01T00:01:00Z"
 
 
+def peer_command(peer: str) -> list[str]:
+    if peer == "ocpp_rpc":
+        if not NODE_PEER_READY:
+            pytest.skip("the Node.js peer needs Node.js and its packages (`make bench-peers`)")
+        return [str(NODE), str(NODE_PEER / "server.js")]
+    return [sys.executable, str(ROOT / "bench" / "peers" / f"{peer}.py")]
+
+
 @pytest.fixture(params=PEERS)
 def peer_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     ready = tmp_path / "ready.json"
-    script = ROOT / "bench" / "peers" / f"{request.param}.py"
-    cmd = [sys.executable, str(script), "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready)]
+    cmd = [*peer_command(request.param), "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready)]
     proc = subprocess.Popen(cmd)
     try:
         deadline = time.monotonic() + 20
@@ -148,7 +161,7 @@ def test_peer_refuses_a_client_without_an_ocpp_subprotocol(peer_url: str) -> Non
         async with websockets.connect(f"{peer_url}/CPX", subprotocols=["ocpp9"]) as ws:
             await ws.recv()
 
-    # websockets accepts without a subprotocol and the handler closes; picows answers 400.
+    # websockets accepts without a subprotocol and the handler closes; picows and ocpp-rpc answer 400.
     with pytest.raises((websockets.exceptions.ConnectionClosed, websockets.exceptions.InvalidStatus)):
         asyncio.run(connect())
 
@@ -170,8 +183,12 @@ def test_smoke_run_every_system_boots_and_answers_everything(tmp_path: Path) -> 
     assert r["mode"] == "smoke"
     assert r["compare_size"] == SMOKE_CHARGERS
     assert r["smoke_ok"] is True, r["smoke_failures"]
-    assert set(r["systems"]) == set(SYSTEMS)
-    for name in SYSTEMS:
+    ran = set(SYSTEMS) - ({"ocpp-rpc"} if not NODE_PEER_READY else set())
+    assert set(r["systems"]) == ran
+    assert set(r["skipped"]) == set(SYSTEMS) - ran
+    for name in r["skipped"]:
+        assert f"skipped: {name}" in proc.stdout
+    for name in ran:
         runs = r["systems"][name]["runs"]
         assert set(runs) == set(RUNS), name
         assert runs["boot_storm"]["connections_held"] == SMOKE_CHARGERS, name
@@ -184,8 +201,8 @@ def test_smoke_run_every_system_boots_and_answers_everything(tmp_path: Path) -> 
             # Meter values in a transaction of the load's own, one per charger, its start not counted.
             assert runs[run]["sent_as"] == "MeterValues", (name, run)
             assert runs[run]["load_transactions"]["started"] == SMOKE_CHARGERS, (name, run)
-    for peer in ("websockets", "picows", "limit"):
+    for peer in ran - {"ampgate"}:
         assert r["headline"][peer]["heartbeats_per_s"]["ampgate_over_other"] > 0
-    assert set(r["per_message"]) == set(SYSTEMS)
+    assert set(r["per_message"]) == ran
     assert "meter values in a transaction per s" in proc.stdout
     assert "what each system does with a message" in proc.stdout
