@@ -97,6 +97,8 @@ def main() -> int:
                 "boot_p50_ms": boot.get("p50"),
                 "boot_p99_ms": boot.get("p99"),
                 "errors": report.get("errors", {}),
+                "error_details": report.get("error_details", {}),
+                "refused_busy": report.get("refused_busy"),
                 "tls": report.get("tls"),
                 "node_cpu_ms_per_charger": round((cpu1 - cpu0) / args.chargers * 1000, 3),
                 "run_s": round(wall, 1),
