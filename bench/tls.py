@@ -48,6 +48,25 @@ HOLD = 3.0
 PHASE_TIMEOUT = 300.0
 
 
+def server_files(ca: trustme.CA, work: Path) -> tuple[trustme.LeafCert, Path, Path, Path]:
+    """The node's wss certificate for every TLS bench: ECDSA P-256 for 127.0.0.1 issued by `ca`, its chain, key
+    and the CA written to `work`. Returns (leaf, cert, key, ca_pem)."""
+    leaf = ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
+    cert, key, ca_pem = work / "cert.pem", work / "key.pem", work / "ca.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return leaf, cert, key, ca_pem
+
+
+def emit(results: dict[str, Any], path: Path | None) -> int:
+    """Print the bench's JSON, write it to `path` if given; the exit status."""
+    print(json.dumps(results, indent=2))
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def node_processes(node: NodeProc) -> list[psutil.Process]:
     root = psutil.Process(node.pid)
     return [root, *root.children(recursive=True)]
@@ -234,14 +253,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
     results: dict[str, Any] = {"connections": args.connections, "procs": args.procs, "workers": args.workers}
     with tempfile.TemporaryDirectory(prefix="ampgate-tls-bench-") as tmp:
         work = Path(tmp)
-        cert, key, ca_pem = work / "cert.pem", work / "key.pem", work / "ca.pem"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        ca.cert_pem.write_to_path(str(ca_pem))
+        leaf, cert, key, ca_pem = server_files(ca, work)
         for mode in ("plain", "tls"):
             node = start_node(
                 work / mode,
@@ -279,10 +294,7 @@ def main() -> int:
     print(
         f"OpenSSL both ends, one core: {limit['full_per_s']:,} full/s, {limit['resumed_per_s']:,} resumed/s"
     )
-    print(json.dumps(results, indent=2))
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return emit(results, args.json)
 
 
 if __name__ == "__main__":

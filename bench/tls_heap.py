@@ -20,7 +20,6 @@ Prints a table and JSON (--json writes it). The target it explains (issue 16): <
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ import trustme
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from nodeproc import start_node  # noqa: E402
-from tls import CLIENT, node_processes, pss_one, read_line  # noqa: E402
+from tls import CLIENT, emit, node_processes, pss_one, read_line, server_files  # noqa: E402
 
 ATTACH_WAIT = 5.0
 HOLD = 3.0
@@ -104,14 +103,9 @@ def main() -> int:
     if not (shutil.which("heaptrack") and shutil.which("heaptrack_print")):
         print("needs heaptrack and heaptrack_print on PATH (Debian: apt install heaptrack)", file=sys.stderr)
         return 2
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
     with tempfile.TemporaryDirectory(prefix="ampgate-tls-heap-") as tmp:
         work = Path(tmp)
-        cert, key, ca_pem = work / "cert.pem", work / "key.pem", work / "ca.pem"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        ca.cert_pem.write_to_path(str(ca_pem))
+        _, cert, key, ca_pem = server_files(trustme.CA(), work)
         node = start_node(
             work / "node", work / "node" / "ampgate.db",
             "--workers", "1", "--ocpp-tls-port", "0", "--tls-cert", str(cert), "--tls-key", str(key),
@@ -175,10 +169,7 @@ def main() -> int:
     print("by the function that allocated (>= 16 B per connection):")
     for row in result["by_owner_bytes_per_conn"]:
         print(f"  {row['origin'][:36]:38}{row['owner'][:40]:42}{row['bytes_per_conn']:>8,} B")
-    print(json.dumps(result, indent=2))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,23 @@ import trustme
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from nodeproc import start_node  # noqa: E402
-from tls import cpu_s, node_processes, openssl_limit  # noqa: E402
+from tls import cpu_s, emit, node_processes, openssl_limit, server_files  # noqa: E402
 
 SIM_TIMEOUT = 600.0
 
 
 def run_sim(url: str, chargers: int, duration: float, report: Path, extra: list[str]) -> dict[str, Any]:
     cmd = [str(Path(sys.executable).with_name("ampgate")), "sim", "--url", url, "--chargers", str(chargers)]
-    cmd += ["--scenario", "boot-storm", "--duration", str(duration), "--report", str(report), "--quiet", *extra]
+    cmd += [
+        "--scenario",
+        "boot-storm",
+        "--duration",
+        str(duration),
+        "--report",
+        str(report),
+        "--quiet",
+        *extra,
+    ]
     subprocess.run(cmd, check=True, timeout=SIM_TIMEOUT, stdout=subprocess.DEVNULL)
     return dict(json.loads(report.read_text()))
 
@@ -50,7 +59,6 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     server_ca, client_ca = trustme.CA(), trustme.CA()
-    leaf = server_ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "chargers": args.chargers,
@@ -58,17 +66,21 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="ampgate-tls-storm-") as tmp:
         work = Path(tmp)
-        cert, key, ca_pem = work / "cert.pem", work / "key.pem", work / "ca.pem"
+        leaf, cert, key, ca_pem = server_files(server_ca, work)
         ccert, ckey = work / "client-ca.pem", work / "client-ca.key"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        server_ca.cert_pem.write_to_path(str(ca_pem))
         client_ca.cert_pem.write_to_path(str(ccert))
         client_ca.private_key_pem.write_to_path(str(ckey))
         modes = {
             "ws": [],
             "wss": ["--ca", str(ca_pem)],
-            "wss_client_cert": ["--ca", str(ca_pem), "--client-ca-cert", str(ccert), "--client-ca-key", str(ckey)],
+            "wss_client_cert": [
+                "--ca",
+                str(ca_pem),
+                "--client-ca-cert",
+                str(ccert),
+                "--client-ca-key",
+                str(ckey),
+            ],
         }
         for mode, extra in modes.items():
             node = start_node(
@@ -107,14 +119,18 @@ def main() -> int:
     limit = results["openssl_both_ends_one_core"]
     cols = list(modes)
     print(f"{args.chargers:,} chargers, boot storm{'':16}" + "".join(f"{c:>18}" for c in cols))
-    for field in ("booted", "connects_per_s", "boots_per_s", "boot_p50_ms", "boot_p99_ms", "node_cpu_ms_per_charger"):
+    for field in (
+        "booted",
+        "connects_per_s",
+        "boots_per_s",
+        "boot_p50_ms",
+        "boot_p99_ms",
+        "node_cpu_ms_per_charger",
+    ):
         print(f"{field:42}" + "".join(f"{results[c][field]!s:>18}" for c in cols))
     print(f"{'errors':42}" + "".join(f"{sum(results[c]['errors'].values())!s:>18}" for c in cols))
     print(f"OpenSSL both ends, one core: {limit['full_per_s']:,} full handshakes/s")
-    print(json.dumps(results, indent=2))
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return emit(results, args.json)
 
 
 if __name__ == "__main__":
