@@ -258,15 +258,10 @@ class LocationPusher:
                         status=EvseStatus.REMOVED, last_updated=ocpi_time(at or self._clock.now())
                     )
                 url = f"{base}/{_segment(uid)}"
-                try:
+                if kind == EVSE:
+                    await self._patch_or_put(url, body, base, location_id, token, to)
+                else:
                     await self._client.push("PATCH", url, token, body=body, to=to)
-                except PartyRefused as e:
-                    if kind != EVSE or not _unknown_object(e):
-                        raise
-                    loc = self._book.location(location_id)
-                    if loc is None:
-                        raise
-                    await self._client.push("PUT", base, token, body=loc, to=to)
         except (PartyUnreachable, PartyRefused) as e:
             self._failed(t, key, str(e))
             return
@@ -287,17 +282,25 @@ class LocationPusher:
             return False
         for c in evse.connectors:
             body = ConnectorTariffsPatch(tariff_ids=c.tariff_ids or [], last_updated=c.last_updated)
-            try:
-                await self._client.push(
-                    "PATCH", f"{base}/{_segment(uid)}/{_segment(c.id)}", token, body=body, to=to
-                )
-            except PartyRefused as e:
-                loc = self._book.location(location_id) if _unknown_object(e) else None
-                if loc is None:
-                    raise
-                await self._client.push("PUT", base, token, body=loc, to=to)
-                return True
+            url = f"{base}/{_segment(uid)}/{_segment(c.id)}"
+            if await self._patch_or_put(url, body, base, location_id, token, to):
+                return True  # the whole Location went, its connectors with it
         return True
+
+    async def _patch_or_put(
+        self, url: str, body: object, base: str, location_id: str, token: str, to: tuple[str, str]
+    ) -> bool:
+        """PATCH `url`; when the party does not know the object, PUT the whole Location at `base` instead, as
+        transport_and_format says. True when it was the PUT."""
+        try:
+            await self._client.push("PATCH", url, token, body=body, to=to)
+            return False
+        except PartyRefused as e:
+            loc = self._book.location(location_id) if _unknown_object(e) else None
+            if loc is None:
+                raise
+            await self._client.push("PUT", base, token, body=loc, to=to)
+            return True
 
     def _failed(self, t: _Target, key: Key, error: str) -> None:
         t.stats.failed += 1
